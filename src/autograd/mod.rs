@@ -1,0 +1,163 @@
+//! Reverse-mode automatic differentiation over a dynamic graph.
+//!
+//! Each op that has an input requiring grad records a [`Node`]: its inputs and a
+//! closure that maps the output's gradient to the inputs' gradients. The closures
+//! are written with ordinary tensor ops, so backward runs on whatever device the
+//! tensors live on. `backward` walks the graph in reverse topological order and
+//! accumulates into the `.grad` of every leaf it reaches, like PyTorch.
+
+mod gradcheck;
+
+pub use gradcheck::{gradcheck, GradcheckOpts};
+
+use crate::tensor::TensorId;
+use crate::{Error, Result, Tensor};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+
+/// Maps (output, gradient of the output) to one optional gradient per input.
+pub(crate) type BackwardFn =
+    Box<dyn Fn(&Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+/// One recorded op of the graph.
+pub(crate) struct Node {
+    pub(crate) name: &'static str,
+    pub(crate) inputs: Vec<Tensor>,
+    pub(crate) backward: BackwardFn,
+}
+
+thread_local! {
+    static NO_GRAD_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// While a guard lives, ops on this thread record no graph. Returned by [`no_grad`].
+#[must_use = "gradients are disabled only while the guard lives"]
+pub struct NoGradGuard {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// Disables graph recording on this thread until the returned guard is dropped.
+pub fn no_grad() -> NoGradGuard {
+    NO_GRAD_DEPTH.with(|d| d.set(d.get() + 1));
+    NoGradGuard {
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        NO_GRAD_DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// True unless a [`NoGradGuard`] is alive on this thread.
+pub fn is_grad_enabled() -> bool {
+    NO_GRAD_DEPTH.with(|d| d.get() == 0)
+}
+
+/// Records `out = op(inputs)` in the graph when grad is enabled and an input needs it.
+pub(crate) fn record(
+    out: Tensor,
+    name: &'static str,
+    inputs: &[&Tensor],
+    backward: impl Fn(&Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+) -> Tensor {
+    if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad_flag()) {
+        return out;
+    }
+    let inputs = inputs.iter().map(|&t| t.clone()).collect();
+    out.with_grad_fn(Node {
+        name,
+        inputs,
+        backward: Box::new(backward),
+    })
+}
+
+/// Computes the gradient of the scalar `root` and accumulates it into every leaf.
+pub(crate) fn backward(root: &Tensor) -> Result<()> {
+    if root.numel() != 1 {
+        return Err(Error::NotScalar {
+            op: "backward",
+            shape: root.shape().to_vec(),
+        });
+    }
+    if !root.requires_grad_flag() {
+        return Err(Error::NoGraph);
+    }
+    let _guard = no_grad();
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    grads.insert(
+        root.id(),
+        Tensor::ones(root.shape(), root.dtype(), &root.device())?,
+    );
+    for t in reverse_topological_order(root) {
+        let Some(grad) = grads.remove(&t.id()) else {
+            continue;
+        };
+        let Some(node) = t.grad_fn() else {
+            accumulate_leaf(&t, grad)?;
+            continue;
+        };
+        let input_grads = (node.backward)(&t.detach(), &grad)?;
+        for (input, g) in node.inputs.iter().zip(input_grads) {
+            let Some(g) = g else { continue };
+            if !input.requires_grad_flag() {
+                continue;
+            }
+            if g.shape() != input.shape() {
+                return Err(Error::shape(
+                    "backward",
+                    format!(
+                        "{} produced a gradient of shape {:?} for an input of shape {:?}",
+                        node.name,
+                        g.shape(),
+                        input.shape()
+                    ),
+                ));
+            }
+            let sum = match grads.remove(&input.id()) {
+                Some(prev) => prev.add(&g)?,
+                None => g,
+            };
+            grads.insert(input.id(), sum);
+        }
+    }
+    Ok(())
+}
+
+fn accumulate_leaf(leaf: &Tensor, grad: Tensor) -> Result<()> {
+    let total = match leaf.grad() {
+        Some(prev) => prev.add(&grad)?,
+        None => grad.contiguous()?,
+    };
+    leaf.set_grad(Some(total.detach()));
+    Ok(())
+}
+
+/// Every tensor that `root` depends on through the graph (leaves included), each
+/// after all the tensors that use it.
+fn reverse_topological_order(root: &Tensor) -> Vec<Tensor> {
+    let mut order = Vec::new();
+    let mut visited = HashSet::new();
+    // Iterative post-order DFS: (tensor, children already pushed).
+    let mut stack = vec![(root.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            order.push(t);
+            continue;
+        }
+        if !visited.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        if let Some(node) = t.grad_fn() {
+            for input in node.inputs.iter().filter(|i| i.requires_grad_flag()) {
+                if !visited.contains(&input.id()) {
+                    stack.push((input.clone(), false));
+                }
+            }
+        }
+    }
+    order.reverse();
+    order
+}

@@ -1,0 +1,290 @@
+//! Elementwise kernels over strided, broadcast operands.
+//!
+//! A [`Plan`] merges the dimensions that every operand walks contiguously, so most
+//! calls become one tight loop over rows; rows are spread over threads when the
+//! tensor is large.
+
+use super::{Num, PARALLEL_THRESHOLD};
+use crate::backend::{BinaryOp, CmpOp, CpuStorage, UnaryOp};
+use crate::shape::Layout;
+use rayon::prelude::*;
+
+/// Operand walk for `N` layouts of the same (broadcast) shape.
+struct Plan<const N: usize> {
+    outer_shape: Vec<usize>,
+    outer_strides: [Vec<usize>; N],
+    offsets: [usize; N],
+    inner: usize,
+    inner_strides: [usize; N],
+}
+
+impl<const N: usize> Plan<N> {
+    fn new(layouts: [&Layout; N]) -> Self {
+        let shape = &layouts[0].shape;
+        // Merge dims from the right: dim d joins the run on its right when every operand
+        // steps over that run contiguously. Size-1 dims are dropped.
+        let mut dims: Vec<(usize, [usize; N])> = Vec::new();
+        for d in (0..shape.len()).rev() {
+            if shape[d] == 1 {
+                continue;
+            }
+            let strides: [usize; N] = std::array::from_fn(|k| layouts[k].strides[d]);
+            match dims.last_mut() {
+                Some((size, st)) if (0..N).all(|k| strides[k] == st[k] * *size) => {
+                    *size *= shape[d]
+                }
+                _ => dims.push((shape[d], strides)),
+            }
+        }
+        dims.reverse();
+        let (inner, inner_strides) = dims.pop().unwrap_or((1, [0; N]));
+        Plan {
+            outer_shape: dims.iter().map(|d| d.0).collect(),
+            outer_strides: std::array::from_fn(|k| dims.iter().map(|d| d.1[k]).collect()),
+            offsets: std::array::from_fn(|k| layouts[k].offset),
+            inner,
+            inner_strides,
+        }
+    }
+
+    /// Storage offset of each operand at the start of row `row`.
+    fn row_base(&self, mut row: usize) -> [usize; N] {
+        let mut base = self.offsets;
+        for d in (0..self.outer_shape.len()).rev() {
+            let i = row % self.outer_shape[d];
+            row /= self.outer_shape[d];
+            for (k, b) in base.iter_mut().enumerate() {
+                *b += i * self.outer_strides[k][d];
+            }
+        }
+        base
+    }
+
+    /// Calls `fill(out_row, bases)` for each row of a fresh output of `numel` elements.
+    fn run<U: Copy + Send + Default>(
+        &self,
+        numel: usize,
+        fill: impl Fn(&mut [U], [usize; N]) + Sync,
+    ) -> Vec<U> {
+        let mut out = vec![U::default(); numel];
+        if numel == 0 {
+            return out;
+        }
+        let inner = self.inner;
+        let rows_per_task = (PARALLEL_THRESHOLD / 4 / inner).max(1);
+        let task = |(t, chunk): (usize, &mut [U])| {
+            for (r, row) in chunk.chunks_mut(inner).enumerate() {
+                fill(row, self.row_base(t * rows_per_task + r));
+            }
+        };
+        if numel >= PARALLEL_THRESHOLD {
+            out.par_chunks_mut(inner * rows_per_task)
+                .enumerate()
+                .for_each(task);
+        } else {
+            out.chunks_mut(inner * rows_per_task)
+                .enumerate()
+                .for_each(task);
+        }
+        out
+    }
+}
+
+/// `f` on each element of `a` (at `al`), into a contiguous vector.
+pub(crate) fn map1<T: Copy + Sync, U: Copy + Send + Default>(
+    a: &[T],
+    al: &Layout,
+    f: impl Fn(T) -> U + Sync,
+) -> Vec<U> {
+    let plan = Plan::new([al]);
+    let [sa] = plan.inner_strides;
+    plan.run(al.numel(), |row, [oa]| {
+        if sa == 1 {
+            let n = row.len();
+            row.iter_mut()
+                .zip(&a[oa..oa + n])
+                .for_each(|(o, &x)| *o = f(x));
+        } else {
+            row.iter_mut()
+                .enumerate()
+                .for_each(|(j, o)| *o = f(a[oa + j * sa]));
+        }
+    })
+}
+
+/// `f` on pairs of elements of `a` and `b` (layouts broadcast to one shape).
+pub(crate) fn map2<T: Copy + Sync, U: Copy + Send + Default>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    f: impl Fn(T, T) -> U + Sync,
+) -> Vec<U> {
+    let plan = Plan::new([al, bl]);
+    let [sa, sb] = plan.inner_strides;
+    plan.run(al.numel(), |row, [oa, ob]| {
+        let n = row.len();
+        match (sa, sb) {
+            (1, 1) => {
+                let (x, y) = (&a[oa..oa + n], &b[ob..ob + n]);
+                row.iter_mut()
+                    .zip(x.iter().zip(y))
+                    .for_each(|(o, (&x, &y))| *o = f(x, y));
+            }
+            (1, 0) => row
+                .iter_mut()
+                .zip(&a[oa..oa + n])
+                .for_each(|(o, &x)| *o = f(x, b[ob])),
+            (0, 1) => row
+                .iter_mut()
+                .zip(&b[ob..ob + n])
+                .for_each(|(o, &y)| *o = f(a[oa], y)),
+            _ => row
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, o)| *o = f(a[oa + j * sa], b[ob + j * sb])),
+        }
+    })
+}
+
+/// Float element types with the math the unary ops need.
+pub(crate) trait Float:
+    Num
+    + std::ops::Neg<Output = Self>
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn tanh(self) -> Self;
+    fn abs(self) -> Self;
+    fn powf(self, e: Self) -> Self;
+}
+
+macro_rules! float_impl {
+    ($t:ty) => {
+        impl Float for $t {
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+        }
+    };
+}
+float_impl!(f32);
+float_impl!(f64);
+
+pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
+    let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
+    match op {
+        UnaryOp::Neg => map1(v, l, |x| -x),
+        UnaryOp::Exp => map1(v, l, T::exp),
+        UnaryOp::Log => map1(v, l, T::ln),
+        UnaryOp::Sqrt => map1(v, l, T::sqrt),
+        // `x <= 0` is false for NaN, so NaN passes through as in PyTorch.
+        UnaryOp::Relu => map1(v, l, |x| if x <= zero { zero } else { x }),
+        UnaryOp::Sigmoid => map1(v, l, |x| one / (one + (-x).exp())),
+        UnaryOp::Tanh => map1(v, l, T::tanh),
+        UnaryOp::Abs => map1(v, l, T::abs),
+        UnaryOp::AddScalar(s) => scalar_map(v, l, s, |x, s| x + s),
+        UnaryOp::MulScalar(s) => scalar_map(v, l, s, |x, s| x * s),
+        UnaryOp::DivScalar(s) => scalar_map(v, l, s, |x, s| x / s),
+        UnaryOp::PowScalar(s) => scalar_map(v, l, s, T::powf),
+    }
+}
+
+fn scalar_map<T: Float>(v: &[T], l: &Layout, s: f64, f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let s = T::from_f64(s);
+    map1(v, l, |x| f(x, s))
+}
+
+pub(crate) fn unary_int<T: Num>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
+    let zero = T::default();
+    match op {
+        UnaryOp::Neg => map1(v, l, |x| zero.sub(x)),
+        UnaryOp::Relu => map1(v, l, |x| if x < zero { zero } else { x }),
+        UnaryOp::Abs => map1(v, l, |x| if x < zero { zero.sub(x) } else { x }),
+        UnaryOp::AddScalar(s) => map1(v, l, |x| x.add(T::from_f64(s))),
+        UnaryOp::MulScalar(s) => map1(v, l, |x| x.mul(T::from_f64(s))),
+        _ => unreachable!("refused by UnaryOp::allows_integers"),
+    }
+}
+
+pub(crate) fn binary<T: Num>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: BinaryOp,
+) -> CpuStorage {
+    let out = match op {
+        BinaryOp::Add => map2(a, al, b, bl, T::add),
+        BinaryOp::Sub => map2(a, al, b, bl, T::sub),
+        BinaryOp::Mul => map2(a, al, b, bl, T::mul),
+        BinaryOp::Div => map2(a, al, b, bl, T::div),
+        BinaryOp::Maximum => map2(a, al, b, bl, |x, y| if x.is_nan() || x > y { x } else { y }),
+        BinaryOp::Minimum => map2(a, al, b, bl, |x, y| if x.is_nan() || x < y { x } else { y }),
+    };
+    T::wrap(out)
+}
+
+pub(crate) fn compare<T: Num>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: CmpOp) -> Vec<u8> {
+    match op {
+        CmpOp::Eq => map2(a, al, b, bl, |x, y| u8::from(x == y)),
+        CmpOp::Ne => map2(a, al, b, bl, |x, y| u8::from(x != y)),
+        CmpOp::Lt => map2(a, al, b, bl, |x, y| u8::from(x < y)),
+        CmpOp::Le => map2(a, al, b, bl, |x, y| u8::from(x <= y)),
+        CmpOp::Gt => map2(a, al, b, bl, |x, y| u8::from(x > y)),
+        CmpOp::Ge => map2(a, al, b, bl, |x, y| u8::from(x >= y)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_merges_contiguous_dims_and_keeps_broadcast() {
+        let a = Layout::contiguous(&[4, 3, 5]);
+        let b = Layout {
+            shape: vec![4, 3, 5],
+            strides: vec![0, 5, 1],
+            offset: 0,
+        };
+        let plan = Plan::new([&a, &b]);
+        assert_eq!(plan.inner, 15);
+        assert_eq!(plan.outer_shape, vec![4]);
+        assert_eq!(plan.row_base(2), [30, 0]);
+    }
+
+    #[test]
+    fn map2_handles_transposed_operand() {
+        let a: Vec<f32> = (0..6).map(|x| x as f32).collect();
+        let al = Layout::contiguous(&[2, 3]);
+        let bl = Layout {
+            shape: vec![2, 3],
+            strides: vec![1, 2],
+            offset: 0,
+        };
+        assert_eq!(
+            map2(&a, &al, &a, &bl, |x, y| x * 10.0 + y),
+            vec![0., 12., 24., 31., 43., 55.]
+        );
+    }
+}

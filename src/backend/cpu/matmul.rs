@@ -1,0 +1,78 @@
+//! Batched matrix multiplication through the `gemm` crate (a BLAS-class GEMM in
+//! pure Rust that reads strided operands, so transposed views need no copy).
+
+use crate::backend::MatmulDims;
+use crate::shape::Layout;
+use rayon::prelude::*;
+
+/// Below this many multiply-adds per product, parallelise over the batch instead.
+const SMALL_PRODUCT: usize = 64 * 64 * 64;
+
+/// `out[b] = lhs[b] · rhs[b]` for 3-D layouts (batch, rows, cols); out is contiguous.
+pub(crate) fn matmul<T: Copy + Default + Send + Sync + 'static>(
+    lhs: &[T],
+    ll: &Layout,
+    rhs: &[T],
+    rl: &Layout,
+    dims: MatmulDims,
+) -> Vec<T>
+where
+    T: crate::dtype::WithDType,
+{
+    let MatmulDims { batch, m, n, k } = dims;
+    let mut out = vec![T::default(); batch * m * n];
+    if out.is_empty() {
+        return out;
+    }
+    let small = m * n * k < SMALL_PRODUCT && batch > 1;
+    let product = |b: usize, dst: &mut [T]| {
+        let parallelism = if small || m * n * k < SMALL_PRODUCT {
+            gemm::Parallelism::None
+        } else {
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        };
+        let (lo, ro) = (ll.offset + b * ll.strides[0], rl.offset + b * rl.strides[0]);
+        let (one, zero) = (T::from_f64(1.0), T::from_f64(0.0));
+        // k == 0 gives a zero matrix, already in `dst`.
+        if k == 0 {
+            return;
+        }
+        // SAFETY: `dst` holds m*n elements written with row stride n, column stride 1.
+        // The operand pointers start at in-bounds offsets, and every element they reach,
+        // offset + i*row_stride + j*col_stride for i < rows, j < cols, lies inside the
+        // storage because the layouts come from valid tensor views of these slices.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                lhs.as_ptr().add(lo),
+                ll.strides[2] as isize,
+                ll.strides[1] as isize,
+                rhs.as_ptr().add(ro),
+                rl.strides[2] as isize,
+                rl.strides[1] as isize,
+                zero,
+                one,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    };
+    if small {
+        out.par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(b, dst)| product(b, dst));
+    } else {
+        out.chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(b, dst)| product(b, dst));
+    }
+    out
+}

@@ -1,0 +1,49 @@
+//! # kiln
+//!
+//! A deep-learning framework for NVIDIA GPUs, with a CPU backend that is both the
+//! correctness reference and the default where there is no GPU.
+//!
+//! ```
+//! use kiln::{DType, Device, Tensor};
+//! # fn main() -> kiln::Result<()> {
+//! kiln::manual_seed(0);
+//! let dev = Device::cuda_if_available(0);
+//! let w = Tensor::randn(&[3, 4], DType::F32, &dev)?.requires_grad();
+//! let x = Tensor::randn(&[5, 4], DType::F32, &dev)?;
+//! let loss = x.matmul(&w.transpose(0, 1)?)?.relu()?.sum_all()?;
+//! loss.backward()?;
+//! assert_eq!(w.grad().unwrap().shape(), &[3, 4]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layers, bottom to top: `backend` (CPU, CUDA) → [`Tensor`] → [`autograd`].
+
+pub mod autograd;
+pub mod backend;
+mod device;
+mod dtype;
+mod error;
+pub mod rng;
+pub mod shape;
+mod tensor;
+
+pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
+pub use device::Device;
+pub use dtype::{DType, WithDType};
+pub use error::{Error, Result};
+pub use rng::manual_seed;
+pub use tensor::{Tensor, TensorId};
+
+/// The names most programs need: `use kiln::prelude::*;`.
+pub mod prelude {
+    pub use crate::{DType, Device, Result, Tensor};
+}
+
+impl Tensor {
+    /// Computes the gradient of this one-element tensor with respect to every leaf
+    /// it depends on and adds it to each leaf's [`Tensor::grad`].
+    pub fn backward(&self) -> Result<()> {
+        autograd::backward(self)
+    }
+}

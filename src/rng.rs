@@ -1,0 +1,161 @@
+//! Random numbers: Philox4x32-10, counter based, identical on the CPU and in
+//! `kernels/common.cuh`, so that a seed gives the same numbers on every device.
+//!
+//! The global generator is a (seed, offset) pair, like PyTorch's Philox state: each
+//! random op reserves a range of counters and advances the offset past it, so later
+//! ops never reuse numbers. Element `i` of an op uses the 32-bit word `i % 4` of the
+//! Philox block for counter `offset + i / 4` (counter words: low and high 32 bits of
+//! that number, then 0, 0) under key (low, high 32 bits of the seed). The mapping does
+//! not depend on how the work is split, so a GPU launch reproduces the CPU's numbers.
+
+use parking_lot::Mutex;
+use rayon::prelude::*;
+
+const M0: u32 = 0xD251_1F53;
+const M1: u32 = 0xCD9E_8D57;
+const W0: u32 = 0x9E37_79B9;
+const W1: u32 = 0xBB67_AE85;
+
+/// PyTorch's default seed, so an unseeded program is reproducible too.
+const DEFAULT_SEED: u64 = 67_280_421_310_721;
+
+/// The Philox4x32 block function with 10 rounds (Salmon et al., Random123).
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let (mut c, mut k) = (counter, key);
+    for round in 0..10 {
+        if round > 0 {
+            k = [k[0].wrapping_add(W0), k[1].wrapping_add(W1)];
+        }
+        let p0 = u64::from(M0) * u64::from(c[0]);
+        let p1 = u64::from(M1) * u64::from(c[2]);
+        let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+        let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+    }
+    c
+}
+
+/// A reserved stream of random words: element `i` reads [`PhiloxStream::word`]`(i)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhiloxStream {
+    /// The generator's key.
+    pub seed: u64,
+    /// The first counter of the stream.
+    pub offset: u64,
+}
+
+impl PhiloxStream {
+    /// The random word for element `i`.
+    pub fn word(&self, i: usize) -> u32 {
+        self.block(i / 4)[i % 4]
+    }
+
+    /// The four words for elements `4*b .. 4*b+4`.
+    pub fn block(&self, b: usize) -> [u32; 4] {
+        let n = self.offset.wrapping_add(b as u64);
+        philox4x32_10(
+            [n as u32, (n >> 32) as u32, 0, 0],
+            [self.seed as u32, (self.seed >> 32) as u32],
+        )
+    }
+
+    /// `n` words, computed in parallel blocks of four.
+    pub fn words(&self, n: usize) -> Vec<u32> {
+        let mut out = vec![0u32; n];
+        out.par_chunks_mut(4 * 1024)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (j, quad) in chunk.chunks_mut(4).enumerate() {
+                    let block = self.block(c * 1024 + j);
+                    quad.copy_from_slice(&block[..quad.len()]);
+                }
+            });
+        out
+    }
+}
+
+struct Generator {
+    seed: u64,
+    offset: u64,
+}
+
+static GENERATOR: Mutex<Generator> = Mutex::new(Generator {
+    seed: DEFAULT_SEED,
+    offset: 0,
+});
+
+/// Seeds every generator of kiln (CPU and CUDA share one Philox state).
+pub fn manual_seed(seed: u64) {
+    *GENERATOR.lock() = Generator { seed, offset: 0 };
+}
+
+/// Reserves the counters for `n` random words and returns their stream.
+pub fn reserve(n: usize) -> PhiloxStream {
+    let mut g = GENERATOR.lock();
+    let stream = PhiloxStream {
+        seed: g.seed,
+        offset: g.offset,
+    };
+    g.offset = g.offset.wrapping_add(n.div_ceil(4) as u64);
+    stream
+}
+
+/// A word as a uniform number in [0, 1) with 24 random bits (exact in f32).
+pub fn uniform(word: u32) -> f64 {
+    f64::from(word >> 8) * (1.0 / 16_777_216.0)
+}
+
+/// `n` uniform numbers in [0, 1).
+pub fn uniform_vec(n: usize) -> Vec<f64> {
+    reserve(n).words(n).into_par_iter().map(uniform).collect()
+}
+
+/// `n` standard normal numbers: Box-Muller on the word pairs (2j, 2j+1).
+pub fn normal_vec(n: usize) -> Vec<f64> {
+    let words = reserve(n + n % 2).words(n + n % 2);
+    let mut out: Vec<f64> = words
+        .par_chunks(2)
+        .flat_map_iter(|pair| {
+            let u1 = (f64::from(pair[0]) + 1.0) / 4_294_967_296.0; // (0, 1]: ln is finite
+            let u2 = f64::from(pair[1]) / 4_294_967_296.0;
+            let r = (-2.0 * u1.ln()).sqrt();
+            let theta = 2.0 * std::f64::consts::PI * u2;
+            [r * theta.cos(), r * theta.sin()]
+        })
+        .collect();
+    out.truncate(n);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known-answer vectors from Random123's `kat_vectors` (philox4x32, 10 rounds).
+    #[test]
+    fn philox_matches_random123() {
+        assert_eq!(
+            philox4x32_10([0; 4], [0; 2]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
+        assert_eq!(
+            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        assert_eq!(
+            philox4x32_10(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+        );
+    }
+
+    #[test]
+    fn stream_words_do_not_depend_on_chunking() {
+        let s = PhiloxStream { seed: 7, offset: 3 };
+        let all = s.words(10_001);
+        assert_eq!(all[9_999], s.word(9_999));
+        assert_eq!(all[5], s.block(1)[1]);
+    }
+}

@@ -1,0 +1,276 @@
+//! Elementwise arithmetic, activations and comparisons, with their gradients.
+//!
+//! Binary ops broadcast like PyTorch; the gradient of a broadcast operand is summed
+//! back to its shape ([`Tensor::sum_to_shape`]).
+
+use super::Tensor;
+use crate::autograd::record;
+use crate::backend::{BinaryOp, CmpOp, UnaryOp};
+use crate::shape::{broadcast_shape, Layout};
+use crate::Result;
+
+impl Tensor {
+    /// The primitive of every binary op: checks, broadcasting, one backend call.
+    fn binary_raw(&self, op: BinaryOp, rhs: &Tensor, name: &'static str) -> Result<Tensor> {
+        let (shape, ll, rl) = self.broadcast_layouts(rhs, name)?;
+        let out = self.storage().binary(op, &ll, &rhs.storage(), &rl)?;
+        Ok(Tensor::from_storage(out, &shape))
+    }
+
+    fn broadcast_layouts(
+        &self,
+        rhs: &Tensor,
+        name: &'static str,
+    ) -> Result<(Vec<usize>, Layout, Layout)> {
+        self.check_same_device(name, rhs)?;
+        self.check_same_dtype(name, rhs)?;
+        let shape = broadcast_shape(name, self.shape(), rhs.shape())?;
+        let ll = self.layout().broadcast_to(name, &shape)?;
+        let rl = rhs.layout().broadcast_to(name, &shape)?;
+        Ok((shape, ll, rl))
+    }
+
+    /// `self + rhs`, broadcasting.
+    pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        let out = self.binary_raw(BinaryOp::Add, rhs, "add")?;
+        let (ls, rs) = (self.shape().to_vec(), rhs.shape().to_vec());
+        Ok(record(out, "add", &[self, rhs], move |_, g| {
+            Ok(vec![Some(g.sum_to_shape(&ls)?), Some(g.sum_to_shape(&rs)?)])
+        }))
+    }
+
+    /// `self - rhs`, broadcasting.
+    pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        let out = self.binary_raw(BinaryOp::Sub, rhs, "sub")?;
+        let (ls, rs) = (self.shape().to_vec(), rhs.shape().to_vec());
+        Ok(record(out, "sub", &[self, rhs], move |_, g| {
+            Ok(vec![
+                Some(g.sum_to_shape(&ls)?),
+                Some(g.neg()?.sum_to_shape(&rs)?),
+            ])
+        }))
+    }
+
+    /// `self * rhs`, broadcasting.
+    pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        let out = self.binary_raw(BinaryOp::Mul, rhs, "mul")?;
+        let (a, b) = (self.detach(), rhs.detach());
+        Ok(record(out, "mul", &[self, rhs], move |_, g| {
+            Ok(vec![
+                Some(g.mul(&b)?.sum_to_shape(a.shape())?),
+                Some(g.mul(&a)?.sum_to_shape(b.shape())?),
+            ])
+        }))
+    }
+
+    /// `self / rhs`, broadcasting (float dtypes).
+    pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
+        let out = self.binary_raw(BinaryOp::Div, rhs, "div")?;
+        let (a, b) = (self.detach(), rhs.detach());
+        Ok(record(out, "div", &[self, rhs], move |out, g| {
+            let ga = g.div(&b)?.sum_to_shape(a.shape())?;
+            let gb = g.mul(out)?.div(&b)?.neg()?.sum_to_shape(b.shape())?;
+            Ok(vec![Some(ga), Some(gb)])
+        }))
+    }
+
+    /// Elementwise maximum, broadcasting; the gradient goes to the larger operand
+    /// (split evenly on ties, as PyTorch does).
+    pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.pairwise_extremum(rhs, BinaryOp::Maximum, CmpOp::Gt, "maximum")
+    }
+
+    /// Elementwise minimum, broadcasting; the gradient goes to the smaller operand.
+    pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.pairwise_extremum(rhs, BinaryOp::Minimum, CmpOp::Lt, "minimum")
+    }
+
+    fn pairwise_extremum(
+        &self,
+        rhs: &Tensor,
+        op: BinaryOp,
+        wins: CmpOp,
+        name: &'static str,
+    ) -> Result<Tensor> {
+        let out = self.binary_raw(op, rhs, name)?;
+        let (a, b) = (self.detach(), rhs.detach());
+        Ok(record(out, name, &[self, rhs], move |_, g| {
+            let dtype = g.dtype();
+            let a_wins = a.compare(&b, wins)?.to_dtype(dtype)?;
+            let tie = a.eq(&b)?.to_dtype(dtype)?.mul_scalar(0.5)?;
+            let wa = a_wins.add(&tie)?;
+            let wb = wa.neg()?.add_scalar(1.0)?;
+            Ok(vec![
+                Some(g.mul(&wa)?.sum_to_shape(a.shape())?),
+                Some(g.mul(&wb)?.sum_to_shape(b.shape())?),
+            ])
+        }))
+    }
+
+    /// The primitive of every unary op.
+    fn unary_raw(&self, op: UnaryOp) -> Result<Tensor> {
+        let out = self.storage().unary(op, self.layout())?;
+        Ok(Tensor::from_storage(out, self.shape()))
+    }
+
+    /// A unary op whose gradient is `g * local(x, out)`.
+    fn unary_with(
+        &self,
+        op: UnaryOp,
+        name: &'static str,
+        local: fn(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let out = self.unary_raw(op)?;
+        let x = self.detach();
+        Ok(record(out, name, &[self], move |out, g| {
+            Ok(vec![Some(g.mul(&local(&x, out)?)?)])
+        }))
+    }
+
+    /// `-self`.
+    pub fn neg(&self) -> Result<Tensor> {
+        let out = self.unary_raw(UnaryOp::Neg)?;
+        Ok(record(out, "neg", &[self], |_, g| Ok(vec![Some(g.neg()?)])))
+    }
+
+    /// `e^self`.
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Exp, "exp", |_, out| Ok(out.clone()))
+    }
+
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Log, "log", |x, _| x.powf(-1.0))
+    }
+
+    /// Square root.
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Sqrt, "sqrt", |_, out| {
+            out.mul_scalar(2.0)?.powf(-1.0)
+        })
+    }
+
+    /// `max(self, 0)`; the gradient at 0 is 0, as in PyTorch.
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Relu, "relu", |_, out| {
+            out.gt_scalar(0.0)?.to_dtype(out.dtype())
+        })
+    }
+
+    /// The logistic function.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Sigmoid, "sigmoid", |_, out| {
+            out.mul(&out.neg()?.add_scalar(1.0)?)
+        })
+    }
+
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Tanh, "tanh", |_, out| {
+            out.mul(out)?.neg()?.add_scalar(1.0)
+        })
+    }
+
+    /// `|self|`; the gradient at 0 is 0, as in PyTorch.
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Abs, "abs", |x, _| {
+            let dtype = x.dtype();
+            x.gt_scalar(0.0)?
+                .to_dtype(dtype)?
+                .sub(&x.lt_scalar(0.0)?.to_dtype(dtype)?)
+        })
+    }
+
+    /// `self ^ e` for a scalar exponent.
+    pub fn powf(&self, e: f64) -> Result<Tensor> {
+        let out = self.unary_raw(UnaryOp::PowScalar(e))?;
+        let x = self.detach();
+        Ok(record(out, "powf", &[self], move |_, g| {
+            Ok(vec![Some(g.mul(&x.powf(e - 1.0)?.mul_scalar(e)?)?)])
+        }))
+    }
+
+    /// `self + s`.
+    pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
+        let out = self.unary_raw(UnaryOp::AddScalar(s))?;
+        Ok(record(out, "add_scalar", &[self], |_, g| {
+            Ok(vec![Some(g.clone())])
+        }))
+    }
+
+    /// `self - s`.
+    pub fn sub_scalar(&self, s: f64) -> Result<Tensor> {
+        self.add_scalar(-s)
+    }
+
+    /// `self * s`.
+    pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
+        let out = self.unary_raw(UnaryOp::MulScalar(s))?;
+        Ok(record(out, "mul_scalar", &[self], move |_, g| {
+            Ok(vec![Some(g.mul_scalar(s)?)])
+        }))
+    }
+
+    /// `self / s`.
+    pub fn div_scalar(&self, s: f64) -> Result<Tensor> {
+        let out = self.unary_raw(UnaryOp::DivScalar(s))?;
+        Ok(record(out, "div_scalar", &[self], move |_, g| {
+            Ok(vec![Some(g.div_scalar(s)?)])
+        }))
+    }
+
+    fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
+        let (shape, ll, rl) = self.broadcast_layouts(rhs, "compare")?;
+        let out = self.storage().compare(op, &ll, &rhs.storage(), &rl)?;
+        Ok(Tensor::from_storage(out, &shape))
+    }
+
+    fn compare_scalar(&self, s: f64, op: CmpOp) -> Result<Tensor> {
+        self.compare(&Tensor::full(&[], s, self.dtype(), &self.device())?, op)
+    }
+
+    /// `self == rhs` as a U8 tensor of 0/1, broadcasting.
+    pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Eq)
+    }
+
+    /// `self != rhs` as U8.
+    pub fn ne(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Ne)
+    }
+
+    /// `self < rhs` as U8.
+    pub fn lt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Lt)
+    }
+
+    /// `self <= rhs` as U8.
+    pub fn le(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Le)
+    }
+
+    /// `self > rhs` as U8.
+    pub fn gt(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Gt)
+    }
+
+    /// `self >= rhs` as U8.
+    pub fn ge(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.compare(rhs, CmpOp::Ge)
+    }
+
+    /// `self > s` as U8.
+    pub fn gt_scalar(&self, s: f64) -> Result<Tensor> {
+        self.compare_scalar(s, CmpOp::Gt)
+    }
+
+    /// `self < s` as U8.
+    pub fn lt_scalar(&self, s: f64) -> Result<Tensor> {
+        self.compare_scalar(s, CmpOp::Lt)
+    }
+
+    /// `self == s` as U8.
+    pub fn eq_scalar(&self, s: f64) -> Result<Tensor> {
+        self.compare_scalar(s, CmpOp::Eq)
+    }
+}

@@ -1,0 +1,88 @@
+//! Moving data: to the host, between dtypes, between devices, in place.
+
+use super::Tensor;
+use crate::autograd::record;
+use crate::backend::Storage;
+use crate::dtype::WithDType;
+use crate::{DType, Device, Error, Result};
+
+impl Tensor {
+    /// The elements in row-major order, copied to the host. `T` must match the dtype.
+    pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                expected: self.dtype(),
+                got: T::DTYPE,
+            });
+        }
+        let host = self.storage().to_cpu(self.layout())?;
+        Ok(host.as_slice::<T>().expect("dtype checked above").to_vec())
+    }
+
+    /// The value of a one-element tensor. `T` must match the dtype.
+    pub fn item<T: WithDType>(&self) -> Result<T> {
+        if self.numel() != 1 {
+            return Err(Error::NotScalar {
+                op: "item",
+                shape: self.shape().to_vec(),
+            });
+        }
+        Ok(self.to_vec::<T>()?[0])
+    }
+
+    /// A copy converted to `dtype` (this tensor itself when it already has it).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let source = self.dtype();
+        let out = Tensor::from_storage(self.storage().copy_as(self.layout(), dtype)?, self.shape());
+        if !dtype.is_float() {
+            return Ok(out); // integer results carry no gradient
+        }
+        Ok(record(out, "to_dtype", &[self], move |_, g| {
+            Ok(vec![Some(g.to_dtype(source)?)])
+        }))
+    }
+
+    /// A copy on `device` (this tensor itself when it is already there).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if *device == self.device() {
+            return Ok(self.clone());
+        }
+        match device {
+            Device::Cpu => {
+                let host = self.storage().to_cpu(self.layout())?;
+                let source = self.device();
+                let out = Tensor::from_storage(Storage::Cpu(host), self.shape());
+                Ok(record(out, "to_device", &[self], move |_, g| {
+                    Ok(vec![Some(g.to_device(&source)?)])
+                }))
+            }
+            Device::Cuda(n) => Err(Device::cuda(*n).err().unwrap_or(Error::KernelsNotBuilt)),
+        }
+    }
+
+    /// Overwrites this tensor's elements with `src`'s (PyTorch's `copy_`): same shape,
+    /// dtype converted. Every view of the storage sees the change. Not recorded by
+    /// autograd: meant for parameter updates and loading weights.
+    pub fn copy_(&self, src: &Tensor) -> Result<()> {
+        if src.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "copy_",
+                lhs: self.shape().to_vec(),
+                rhs: src.shape().to_vec(),
+            });
+        }
+        self.check_same_device("copy_", src)?;
+        if self.same_storage(src) {
+            let copy = src.contiguous_copy()?;
+            return self
+                .storage_mut()
+                .copy_from(self.layout(), &copy.storage(), copy.layout());
+        }
+        self.storage_mut()
+            .copy_from(self.layout(), &src.storage(), src.layout())
+    }
+}

@@ -1,0 +1,99 @@
+//! Creating tensors: constants, host data, random numbers.
+
+use super::Tensor;
+use crate::backend::{CpuStorage, Storage};
+use crate::dtype::WithDType;
+use crate::shape::numel;
+use crate::{rng, DType, Device, Error, Result};
+
+impl Tensor {
+    /// A tensor of `shape` filled with `value` (converted to `dtype`).
+    pub fn full(shape: &[usize], value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::from_cpu(CpuStorage::full(numel(shape), value, dtype), shape, device)
+    }
+
+    /// Zeros.
+    pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full(shape, 0.0, dtype, device)
+    }
+
+    /// Ones.
+    pub fn ones(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full(shape, 1.0, dtype, device)
+    }
+
+    /// Zeros with this tensor's shape, dtype and device.
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Tensor::zeros(self.shape(), self.dtype(), &self.device())
+    }
+
+    /// Ones with this tensor's shape, dtype and device.
+    pub fn ones_like(&self) -> Result<Tensor> {
+        Tensor::ones(self.shape(), self.dtype(), &self.device())
+    }
+
+    /// A tensor holding `data` in row-major order; its length must match `shape`.
+    pub fn from_vec<T: WithDType>(
+        data: Vec<T>,
+        shape: &[usize],
+        device: &Device,
+    ) -> Result<Tensor> {
+        let expected = numel(shape);
+        if data.len() != expected {
+            return Err(Error::ElementCount {
+                op: "from_vec",
+                shape: shape.to_vec(),
+                expected,
+                got: data.len(),
+            });
+        }
+        Tensor::from_cpu(CpuStorage::from_vec(data), shape, device)
+    }
+
+    /// A rank-0 tensor holding `value`.
+    pub fn scalar<T: WithDType>(value: T, device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(vec![value], &[], device)
+    }
+
+    /// `[0, 1, .., n-1]` as a 1-D tensor of `dtype`.
+    pub fn arange(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        let values = CpuStorage::F64((0..n).map(|i| i as f64).collect()).convert(dtype);
+        Tensor::from_cpu(values, &[n], device)
+    }
+
+    /// Uniform samples in [0, 1) from kiln's seeded Philox generator.
+    pub fn rand(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::random(shape, dtype, device, "rand", rng::uniform_vec)
+    }
+
+    /// Standard normal samples from kiln's seeded Philox generator.
+    pub fn randn(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::random(shape, dtype, device, "randn", rng::normal_vec)
+    }
+
+    fn random(
+        shape: &[usize],
+        dtype: DType,
+        device: &Device,
+        op: &'static str,
+        sample: fn(usize) -> Vec<f64>,
+    ) -> Result<Tensor> {
+        if !dtype.is_float() {
+            return Err(Error::UnsupportedDType { op, dtype });
+        }
+        Tensor::from_cpu(
+            CpuStorage::F64(sample(numel(shape))).convert(dtype),
+            shape,
+            device,
+        )
+    }
+
+    /// Host data placed on `device`.
+    pub(crate) fn from_cpu(
+        storage: CpuStorage,
+        shape: &[usize],
+        device: &Device,
+    ) -> Result<Tensor> {
+        Tensor::from_storage(Storage::Cpu(storage), shape).to_device(device)
+    }
+}

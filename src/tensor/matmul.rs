@@ -1,0 +1,129 @@
+//! Matrix products with PyTorch's `matmul` rules: 1-D operands are promoted to
+//! matrices and the added dimension removed again; batch dimensions broadcast.
+
+use super::Tensor;
+use crate::autograd::record;
+use crate::backend::MatmulDims;
+use crate::shape::{broadcast_shape, Layout};
+use crate::{Error, Result};
+
+impl Tensor {
+    /// Matrix product, batched and broadcast over leading dimensions like `torch.matmul`.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.check_same_device("matmul", rhs)?;
+        self.check_same_dtype("matmul", rhs)?;
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::shape(
+                "matmul",
+                "both operands need at least one dimension",
+            ));
+        }
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if rhs.rank() == 1 {
+            rhs.unsqueeze(1)?
+        } else {
+            rhs.clone()
+        };
+        let mut out = a.matmul_nd(&b)?;
+        if rhs.rank() == 1 {
+            out = out.squeeze(out.rank() - 1)?;
+        }
+        if self.rank() == 1 {
+            out = out.squeeze(out.rank() - if rhs.rank() == 1 { 1 } else { 2 })?;
+        }
+        Ok(out)
+    }
+
+    /// Both operands have rank ≥ 2.
+    fn matmul_nd(&self, rhs: &Tensor) -> Result<Tensor> {
+        let (ra, rb) = (self.rank(), rhs.rank());
+        let (m, k) = (self.shape()[ra - 2], self.shape()[ra - 1]);
+        let (k2, n) = (rhs.shape()[rb - 2], rhs.shape()[rb - 1]);
+        if k != k2 {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().to_vec(),
+                rhs: rhs.shape().to_vec(),
+            });
+        }
+        let batch_shape =
+            broadcast_shape("matmul", &self.shape()[..ra - 2], &rhs.shape()[..rb - 2])?;
+        let batch: usize = batch_shape.iter().product();
+        let (a_src, al) = self.batched_layout(&batch_shape, m, k)?;
+        let (b_src, bl) = rhs.batched_layout(&batch_shape, k, n)?;
+        let out =
+            a_src
+                .storage()
+                .matmul(&al, &b_src.storage(), &bl, MatmulDims { batch, m, n, k })?;
+        let mut shape = batch_shape;
+        shape.extend([m, n]);
+        let out = Tensor::from_storage(out, &shape);
+        let (a, b) = (self.detach(), rhs.detach());
+        Ok(record(out, "matmul", &[self, rhs], move |_, g| {
+            let ga = g.matmul(&b.transpose_last()?)?.sum_to_shape(a.shape())?;
+            let gb = a.transpose_last()?.matmul(g)?.sum_to_shape(b.shape())?;
+            Ok(vec![Some(ga), Some(gb)])
+        }))
+    }
+
+    /// A tensor and a 3-D layout (batch, rows, cols) of its storage that walk this
+    /// tensor broadcast to `batch_shape`; a contiguous copy is made only when the
+    /// batch dims cannot be merged into one stride.
+    fn batched_layout(
+        &self,
+        batch_shape: &[usize],
+        rows: usize,
+        cols: usize,
+    ) -> Result<(Tensor, Layout)> {
+        let mut full = batch_shape.to_vec();
+        full.extend([rows, cols]);
+        let view = self.detach().broadcast_as(&full)?;
+        let r = view.rank();
+        let l = view.layout();
+        let batch = batch_shape.iter().product::<usize>();
+        // The batch dims must collapse into one stride: true when broadcast (all 0) or
+        // laid out regularly; otherwise copy to contiguous.
+        let collapsed = collapse_batch(&l.shape[..r - 2], &l.strides[..r - 2]);
+        Ok(match collapsed {
+            Some(stride) => {
+                let layout = Layout {
+                    shape: vec![batch, rows, cols],
+                    strides: vec![stride, l.strides[r - 2], l.strides[r - 1]],
+                    offset: l.offset,
+                };
+                (view, layout)
+            }
+            None => (
+                view.contiguous_copy()?,
+                Layout::contiguous(&[batch, rows, cols]),
+            ),
+        })
+    }
+
+    fn transpose_last(&self) -> Result<Tensor> {
+        self.transpose(self.rank() - 2, self.rank() - 1)
+    }
+}
+
+/// One stride that walks all batch dims, if there is one.
+fn collapse_batch(shape: &[usize], strides: &[usize]) -> Option<usize> {
+    let dims: Vec<(usize, usize)> = shape
+        .iter()
+        .copied()
+        .zip(strides.iter().copied())
+        .filter(|&(d, _)| d != 1)
+        .collect();
+    if dims.iter().all(|&(_, s)| s == 0) {
+        return Some(0);
+    }
+    for w in dims.windows(2) {
+        if w[0].1 != w[1].1 * w[1].0 {
+            return None;
+        }
+    }
+    dims.last().map(|&(_, s)| s)
+}

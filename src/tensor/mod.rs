@@ -1,0 +1,246 @@
+//! The [`Tensor`]: a cheap-to-clone handle to a view of device memory, with an
+//! optional place in the autograd graph.
+//!
+//! Cloning a tensor clones a pointer; views (`transpose`, `narrow`, `reshape` of a
+//! contiguous tensor, ...) share the storage and differ only in their [`Layout`].
+
+mod arith;
+mod convert;
+mod create;
+mod matmul;
+mod reduce;
+mod view;
+
+use crate::autograd::Node;
+use crate::backend::Storage;
+use crate::shape::Layout;
+use crate::{DType, Device, Error, Result};
+use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A unique id per tensor handle (views get their own), used by autograd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(u64);
+
+impl TensorId {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// An n-dimensional array on a device. See the crate docs for an overview.
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorInner>);
+
+pub(crate) struct TensorInner {
+    id: TensorId,
+    storage: Arc<RwLock<Storage>>,
+    layout: Layout,
+    dtype: DType,
+    device: Device,
+    /// Set on leaves created with [`Tensor::requires_grad`].
+    requires_grad: bool,
+    /// The op that made this tensor, when it was recorded for autograd.
+    grad_fn: Option<Arc<Node>>,
+    /// Accumulated gradient of a leaf.
+    grad: Mutex<Option<Tensor>>,
+}
+
+impl Tensor {
+    /// A contiguous tensor owning `storage`.
+    pub(crate) fn from_storage(storage: Storage, shape: &[usize]) -> Tensor {
+        let (dtype, device) = (storage.dtype(), storage.device());
+        Tensor(Arc::new(TensorInner {
+            id: TensorId::new(),
+            storage: Arc::new(RwLock::new(storage)),
+            layout: Layout::contiguous(shape),
+            dtype,
+            device,
+            requires_grad: false,
+            grad_fn: None,
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// A new handle on the same storage with another layout and autograd state.
+    fn rebuild(&self, layout: Layout, requires_grad: bool, grad_fn: Option<Arc<Node>>) -> Tensor {
+        Tensor(Arc::new(TensorInner {
+            id: TensorId::new(),
+            storage: self.0.storage.clone(),
+            layout,
+            dtype: self.0.dtype,
+            device: self.0.device,
+            requires_grad,
+            grad_fn,
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// A view of the same storage with `layout`, outside the graph.
+    pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
+        self.rebuild(layout, false, None)
+    }
+
+    /// This tensor as the output of `node` in the autograd graph.
+    pub(crate) fn with_grad_fn(self, node: Node) -> Tensor {
+        self.rebuild(self.0.layout.clone(), false, Some(Arc::new(node)))
+    }
+
+    /// The unique id of this handle.
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+
+    /// The extent of each dimension.
+    pub fn shape(&self) -> &[usize] {
+        &self.0.layout.shape
+    }
+
+    /// The storage step of each dimension, in elements.
+    pub fn strides(&self) -> &[usize] {
+        &self.0.layout.strides
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.0.layout.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// The device the memory is on.
+    pub fn device(&self) -> Device {
+        self.0.device
+    }
+
+    /// Where the elements live in the storage.
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// True when the elements are row-major without gaps.
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+
+    /// Read access to the storage.
+    pub(crate) fn storage(&self) -> parking_lot::RwLockReadGuard<'_, Storage> {
+        self.0.storage.read()
+    }
+
+    /// Write access to the storage (in-place updates, under no-grad).
+    pub(crate) fn storage_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Storage> {
+        self.0.storage.write()
+    }
+
+    /// True when two handles share one storage.
+    pub(crate) fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
+    /// The same data as a leaf that accumulates gradients in [`Tensor::grad`].
+    pub fn requires_grad(self) -> Tensor {
+        self.rebuild(self.0.layout.clone(), true, None)
+    }
+
+    /// True when gradients flow to this tensor: a leaf created with
+    /// [`Tensor::requires_grad`] or the result of a recorded op.
+    pub fn requires_grad_flag(&self) -> bool {
+        self.0.requires_grad || self.0.grad_fn.is_some()
+    }
+
+    /// True for a tensor that was not produced by a recorded op.
+    pub fn is_leaf(&self) -> bool {
+        self.0.grad_fn.is_none()
+    }
+
+    /// The same data, cut from the graph (shares the storage).
+    pub fn detach(&self) -> Tensor {
+        self.rebuild(self.0.layout.clone(), false, None)
+    }
+
+    /// The gradient accumulated by `backward` on this leaf, if any.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0.grad.lock().clone()
+    }
+
+    /// Clears the accumulated gradient (PyTorch's `set_to_none`).
+    pub fn zero_grad(&self) {
+        *self.0.grad.lock() = None;
+    }
+
+    /// Replaces the accumulated gradient (used by autograd and optimizers).
+    pub(crate) fn set_grad(&self, grad: Option<Tensor>) {
+        *self.0.grad.lock() = grad;
+    }
+
+    pub(crate) fn grad_fn(&self) -> Option<&Arc<Node>> {
+        self.0.grad_fn.as_ref()
+    }
+
+    /// Err unless `other` is on the same device.
+    pub(crate) fn check_same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        if self.device() == other.device() {
+            Ok(())
+        } else {
+            Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device(),
+                rhs: other.device(),
+            })
+        }
+    }
+
+    /// Err unless `other` has the same dtype.
+    pub(crate) fn check_same_dtype(&self, op: &'static str, other: &Tensor) -> Result<()> {
+        if self.dtype() == other.dtype() {
+            Ok(())
+        } else {
+            Err(Error::DTypeMismatch {
+                op,
+                expected: self.dtype(),
+                got: other.dtype(),
+            })
+        }
+    }
+
+    /// Err unless the dtype is a float dtype.
+    pub(crate) fn check_float(&self, op: &'static str) -> Result<()> {
+        if self.dtype().is_float() {
+            Ok(())
+        } else {
+            Err(Error::UnsupportedDType {
+                op,
+                dtype: self.dtype(),
+            })
+        }
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tensor[{:?}, {:?}, {}]",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )?;
+        if self.numel() <= 16 {
+            if let Ok(v) = self.to_dtype(DType::F64).and_then(|t| t.to_vec::<f64>()) {
+                write!(f, " {v:?}")?;
+            }
+        }
+        Ok(())
+    }
+}
