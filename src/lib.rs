@@ -24,6 +24,7 @@ pub mod backend;
 mod device;
 mod dtype;
 mod error;
+pub mod nn;
 pub mod rng;
 pub mod shape;
 mod tensor;
@@ -37,6 +38,7 @@ pub use tensor::{Tensor, TensorId};
 
 /// The names most programs need: `use kiln::prelude::*;`.
 pub mod prelude {
+    pub use crate::nn::{self, functional as F};
     pub use crate::{DType, Device, Result, Tensor};
 }
 

@@ -1,0 +1,22 @@
+//! Parameter-free ops: `use kiln::nn::functional as F;`.
+//!
+//! Each op lives in one file with its validation, forward and backward; its CPU
+//! kernel is in `backend/cpu/` and its CUDA kernel in `kernels/`.
+
+mod activation;
+mod conv;
+mod dropout;
+mod linear;
+mod loss;
+mod norm;
+mod pool;
+mod softmax;
+
+pub use activation::*;
+pub use conv::*;
+pub use dropout::*;
+pub use linear::*;
+pub use loss::*;
+pub use norm::*;
+pub use pool::*;
+pub use softmax::*;
