@@ -18,9 +18,11 @@
 //! ```
 //!
 //! Layers, bottom to top: `backend` (CPU, CUDA) → [`Tensor`] → [`autograd`].
+//! [`cuda`] manages CUDA devices (memory statistics, the allocator cache).
 
 pub mod autograd;
 pub mod backend;
+pub mod cuda;
 mod device;
 mod dtype;
 mod error;

@@ -6,10 +6,12 @@
 //! with these primitives, so a backend that implements them runs all of kiln.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::shape::Layout;
 use crate::{DType, Device, Result};
 pub use cpu::CpuStorage;
+pub use cuda::CudaStorage;
 
 /// Elementwise ops of one operand. Scalar parameters are given as f64.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,6 +110,8 @@ pub enum ReduceOp {
 pub enum Storage {
     /// Host memory.
     Cpu(CpuStorage),
+    /// Memory of a CUDA device.
+    Cuda(CudaStorage),
 }
 
 /// Problem sizes of a batched matmul: `batch` products of (m×k)·(k×n).
@@ -128,6 +132,7 @@ impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(s) => Device::Cuda(s.ordinal()),
         }
     }
 
@@ -135,6 +140,7 @@ impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Cuda(s) => s.dtype(),
         }
     }
 
@@ -142,6 +148,7 @@ impl Storage {
     pub fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.unary(op, layout)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.unary(op, layout)?)),
         }
     }
 
@@ -157,6 +164,10 @@ impl Storage {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
                 Ok(Storage::Cpu(a.binary(op, lhs, b, rhs_layout)?))
             }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                Ok(Storage::Cuda(a.binary(op, lhs, b, rhs_layout)?))
+            }
+            (a, b) => Err(a.device_mismatch("binary", b)),
         }
     }
 
@@ -172,6 +183,10 @@ impl Storage {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
                 Ok(Storage::Cpu(a.compare(op, lhs, b, rhs_layout)?))
             }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                Ok(Storage::Cuda(a.compare(op, lhs, b, rhs_layout)?))
+            }
+            (a, b) => Err(a.device_mismatch("compare", b)),
         }
     }
 
@@ -179,6 +194,7 @@ impl Storage {
     pub fn reduce(&self, op: ReduceOp, layout: &Layout, dim: usize) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.reduce(op, layout, dim)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.reduce(op, layout, dim)?)),
         }
     }
 
@@ -194,6 +210,10 @@ impl Storage {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
                 Ok(Storage::Cpu(a.matmul(lhs, b, rhs_layout, dims)?))
             }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                Ok(Storage::Cuda(a.matmul(lhs, b, rhs_layout, dims)?))
+            }
+            (a, b) => Err(a.device_mismatch("matmul", b)),
         }
     }
 
@@ -201,6 +221,7 @@ impl Storage {
     pub fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.copy_as(layout, dtype))),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.copy_as(layout, dtype)?)),
         }
     }
 
@@ -213,6 +234,8 @@ impl Storage {
     ) -> Result<()> {
         match (self, src) {
             (Storage::Cpu(d), Storage::Cpu(s)) => d.copy_from(dst_layout, s, src_layout),
+            (Storage::Cuda(d), Storage::Cuda(s)) => d.copy_from(dst_layout, s, src_layout),
+            (d, s) => Err(d.device_mismatch("copy_from", s)),
         }
     }
 
@@ -220,6 +243,27 @@ impl Storage {
     pub fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
         match self {
             Storage::Cpu(s) => Ok(s.copy_as(layout, s.dtype())),
+            Storage::Cuda(s) => s.to_cpu(layout),
+        }
+    }
+
+    /// A copy of host storage on `device`.
+    pub fn from_cpu(host: CpuStorage, device: &Device) -> Result<Storage> {
+        match device {
+            Device::Cpu => Ok(Storage::Cpu(host)),
+            Device::Cuda(n) => Ok(Storage::Cuda(CudaStorage::from_cpu(
+                &cuda::device(*n)?,
+                &host,
+            )?)),
+        }
+    }
+
+    /// The error for an op whose operands live on different devices.
+    fn device_mismatch(&self, op: &'static str, other: &Storage) -> crate::Error {
+        crate::Error::DeviceMismatch {
+            op,
+            lhs: self.device(),
+            rhs: other.device(),
         }
     }
 }
