@@ -25,6 +25,7 @@ mod device;
 mod dtype;
 mod error;
 pub mod nn;
+pub mod optim;
 pub mod rng;
 pub mod shape;
 mod tensor;
