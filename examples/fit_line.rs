@@ -11,7 +11,9 @@ fn main() -> Result<()> {
     println!("device: {dev}");
 
     // 256 points on y = 3x + 2 with a little noise.
-    let x = Tensor::rand(&[256, 1], DType::F32, &dev)?.mul_scalar(4.0)?.sub_scalar(2.0)?;
+    let x = Tensor::rand(&[256, 1], DType::F32, &dev)?
+        .mul_scalar(4.0)?
+        .sub_scalar(2.0)?;
     let noise = Tensor::randn(&[256, 1], DType::F32, &dev)?.mul_scalar(0.1)?;
     let y = x.mul_scalar(3.0)?.add_scalar(2.0)?.add(&noise)?;
 

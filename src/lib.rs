@@ -21,10 +21,12 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod data;
 mod device;
 mod dtype;
 mod error;
 pub mod nn;
+pub mod optim;
 pub mod rng;
 pub mod shape;
 mod tensor;

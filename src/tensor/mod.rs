@@ -46,6 +46,8 @@ pub(crate) struct TensorInner {
     grad_fn: Option<Arc<Node>>,
     /// Accumulated gradient of a leaf.
     grad: Mutex<Option<Tensor>>,
+    /// Set on the leaves of `nn::Parameter`s, so optimizers can tell them apart.
+    is_parameter: bool,
 }
 
 impl Tensor {
@@ -61,6 +63,7 @@ impl Tensor {
             requires_grad: false,
             grad_fn: None,
             grad: Mutex::new(None),
+            is_parameter: false,
         }))
     }
 
@@ -75,6 +78,7 @@ impl Tensor {
             requires_grad,
             grad_fn,
             grad: Mutex::new(None),
+            is_parameter: false,
         }))
     }
 
@@ -151,6 +155,21 @@ impl Tensor {
     /// The same data as a leaf that accumulates gradients in [`Tensor::grad`].
     pub fn requires_grad(self) -> Tensor {
         self.rebuild(self.0.layout.clone(), true, None)
+    }
+
+    /// The same data as a parameter leaf: requires grad, and optimizers know it as a
+    /// parameter when checking which tensors a backward pass reached.
+    pub(crate) fn into_parameter(self) -> Tensor {
+        let mut inner = self.rebuild(self.0.layout.clone(), true, None);
+        Arc::get_mut(&mut inner.0)
+            .expect("fresh handle")
+            .is_parameter = true;
+        inner
+    }
+
+    /// True for the leaf of an `nn::Parameter`.
+    pub fn is_parameter(&self) -> bool {
+        self.0.is_parameter
     }
 
     /// True when gradients flow to this tensor: a leaf created with
