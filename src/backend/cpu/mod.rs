@@ -7,6 +7,7 @@
 mod elementwise;
 mod matmul;
 mod reduce;
+mod softmax;
 
 use crate::backend::{BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
 use crate::dtype::WithDType;
@@ -249,6 +250,25 @@ impl CpuStorage {
         })
     }
 
+    pub(crate) fn softmax_last_dim(&self, layout: &Layout, log: bool) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        let op = if log { "log_softmax" } else { "softmax" };
+        if !dtype.is_float() {
+            return Err(Error::UnsupportedDType { op, dtype });
+        }
+        let len = *layout
+            .shape
+            .last()
+            .ok_or_else(|| Error::shape(op, "the fused kernel needs a tensor of rank >= 1"))?;
+        let (s, l) = self.widened(layout);
+        let out = match s.as_ref() {
+            CpuStorage::F32(v) => CpuStorage::F32(softmax::softmax_rows(&gather(v, &l), len, log)),
+            CpuStorage::F64(v) => CpuStorage::F64(softmax::softmax_rows(&gather(v, &l), len, log)),
+            _ => unreachable!("float dtypes checked above, f16/bf16 widened"),
+        };
+        Ok(out.convert(dtype))
+    }
+
     pub(crate) fn matmul(
         &self,
         ll: &Layout,
@@ -358,6 +378,10 @@ fn unary_name(op: UnaryOp) -> &'static str {
         UnaryOp::MulScalar(_) => "mul_scalar",
         UnaryOp::DivScalar(_) => "div_scalar",
         UnaryOp::PowScalar(_) => "pow_scalar",
+        UnaryOp::Gelu => "gelu",
+        UnaryOp::GeluGrad => "gelu_backward",
+        UnaryOp::GeluTanh => "gelu_tanh",
+        UnaryOp::GeluTanhGrad => "gelu_tanh_backward",
     }
 }
 
