@@ -224,12 +224,12 @@ impl Storage {
         }
     }
 
-    /// Softmax (or log-softmax when `log`) over the last dimension of `layout`
-    /// (rank ≥ 1), computed stably (the row maximum is subtracted first). The result
-    /// is contiguous with `layout`'s shape.
-    pub fn softmax_last_dim(&self, layout: &Layout, log: bool) -> Result<Storage> {
+    /// Softmax (or log-softmax when `log`) of the elements of `layout` along `dim`
+    /// (`dim < rank`, checked by the caller), computed stably: each slice's maximum is
+    /// subtracted before `exp`. The result is contiguous with `layout`'s shape.
+    pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<Storage> {
         match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.softmax_last_dim(layout, log)?)),
+            Storage::Cpu(s) => Ok(Storage::Cpu(s.softmax(layout, dim, log)?)),
         }
     }
 

@@ -1,13 +1,12 @@
 //! `softmax` and `log_softmax` over any dimension.
 //!
-//! The forward pass is one fused backend primitive over the last dimension
-//! ([`crate::backend::Storage::softmax_last_dim`]), which subtracts each row's
-//! maximum before `exp` so large logits do not overflow. Another dimension is moved
-//! last by a strided view (no copy before the kernel) and the result is moved back
-//! into a contiguous tensor. The backward passes are written with tensor ops.
+//! The forward pass is one fused backend primitive ([`crate::backend::Storage::softmax`]),
+//! which subtracts each slice's maximum before `exp` so large logits do not
+//! overflow, and handles any dimension without a transpose. The backward passes are
+//! written with tensor ops.
 
 use crate::autograd::record;
-use crate::shape::{check_dim, Layout};
+use crate::shape::check_dim;
 use crate::{Result, Tensor};
 
 /// `exp(x) / sum(exp(x))` along `dim` (PyTorch's `F.softmax(x, dim)`). Float dtypes.
@@ -48,16 +47,8 @@ pub(super) fn softmax_forward(
         return softmax_forward(&row, 0, log, name)?.reshape(&[]);
     }
     check_dim(name, dim, x.rank())?;
-    let last = x.rank() - 1;
-    let moved = swap_dims(x.layout(), dim, last);
-    let out = Tensor::from_storage(x.storage().softmax_last_dim(&moved, log)?, &moved.shape);
-    if dim == last {
-        return Ok(out);
-    }
-    // The kernel wrote rows along `dim`; view them back in `x`'s order, then copy
-    // so the result is contiguous like every other op's.
-    out.with_layout(swap_dims(out.layout(), dim, last))
-        .contiguous_copy()
+    let out = x.storage().softmax(x.layout(), dim, log)?;
+    Ok(Tensor::from_storage(out, x.shape()))
 }
 
 /// Sum over `dim` kept as size 1; a rank-0 tensor is its own sum (one element).
@@ -67,12 +58,4 @@ fn sum_keepdim(t: &Tensor, dim: usize) -> Result<Tensor> {
     } else {
         t.sum(dim, true)
     }
-}
-
-/// `layout` with dimensions `a` and `b` exchanged (a strided view, no copy).
-fn swap_dims(layout: &Layout, a: usize, b: usize) -> Layout {
-    let mut l = layout.clone();
-    l.shape.swap(a, b);
-    l.strides.swap(a, b);
-    l
 }
