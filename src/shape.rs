@@ -33,10 +33,10 @@ pub fn check_dim(op: &'static str, dim: usize, rank: usize) -> Result<usize> {
 pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<Vec<usize>> {
     let rank = lhs.len().max(rhs.len());
     let mut out = vec![0; rank];
-    for i in 0..rank {
+    for (i, o) in out.iter_mut().enumerate() {
         let l = dim_from_right(lhs, rank - 1 - i);
         let r = dim_from_right(rhs, rank - 1 - i);
-        out[i] = match (l, r) {
+        *o = match (l, r) {
             (a, b) if a == b => a,
             (1, b) => b,
             (a, 1) => a,

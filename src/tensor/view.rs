@@ -39,7 +39,7 @@ impl Tensor {
             [] => {}
             [i] => {
                 let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
-                if known == 0 || self.numel() % known != 0 {
+                if known == 0 || !self.numel().is_multiple_of(known) {
                     return Err(Error::ElementCount {
                         op: "reshape",
                         shape: shape.to_vec(),
