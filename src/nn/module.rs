@@ -200,8 +200,8 @@ forward_through_pointer!(Box<M>, Arc<M>, &M);
 /// module's own flag), every [`Module`] (a child, including `Box<dyn Layer>`),
 /// `Vec<T>` and `[T; N]` (elements named `name.0`, `name.1`, …), `Option<T>`
 /// (`name` when `Some`, nothing when `None`), and plain configuration values
-/// (integers, floats, `bool`, `String`, `Device`, `DType`, `PhantomData`), which hold
-/// nothing. Mark other fields `#[module(skip)]`.
+/// (integers, floats, `bool`, `String`, `(usize, usize)`, `Device`, `DType`,
+/// `PhantomData`), which hold nothing. Mark other fields `#[module(skip)]`.
 ///
 /// A plain tensor field is rejected, since it is unclear whether it should be
 /// learned, saved or neither:
@@ -316,7 +316,8 @@ holds_nothing!(
     f64,
     String,
     crate::Device,
-    crate::DType
+    crate::DType,
+    (usize, usize)
 );
 
 impl<T: ?Sized> ModuleField for std::marker::PhantomData<T> {
