@@ -179,3 +179,35 @@ fn unused_parameter_is_named_and_nothing_changes() {
     opt.step().unwrap();
     assert_eq!(used.to_vec::<f64>().unwrap(), vec![0.9, 0.9]);
 }
+
+#[test]
+fn gradients_reaching_parameters_the_optimizer_does_not_hold_are_caught() {
+    use kiln::nn::Parameter;
+    let dev = Device::Cpu;
+    let held = Parameter::new(Tensor::ones(&[2], DType::F64, &dev).unwrap()).unwrap();
+    let mut opt = Sgd::new([("held".to_string(), held.clone())], 0.1).unwrap();
+    // What a layer built inside `forward` does: a fresh parameter on every call.
+    let fresh = Parameter::new(Tensor::ones(&[3, 2], DType::F64, &dev).unwrap()).unwrap();
+    fresh
+        .matmul(&held)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let err = opt.step().unwrap_err();
+    assert!(
+        matches!(&err, Error::UnregisteredParameters { shapes } if shapes == &vec![vec![3, 2]])
+    );
+    assert!(err.to_string().contains("inside `forward`"), "{err}");
+    assert_eq!(
+        held.to_vec::<f64>().unwrap(),
+        vec![1.0, 1.0],
+        "a failing step changes nothing"
+    );
+    let mut opt = Sgd::new(vec![held.clone()], 0.1)
+        .unwrap()
+        .allow_unregistered(true);
+    opt.step().unwrap();
+    assert_eq!(held.to_vec::<f64>().unwrap(), vec![0.7, 0.7]);
+}

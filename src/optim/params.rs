@@ -26,6 +26,21 @@ impl From<&Tensor> for OptimParam {
     }
 }
 
+impl From<crate::nn::Parameter> for OptimParam {
+    fn from(p: crate::nn::Parameter) -> Self {
+        p.tensor().into()
+    }
+}
+
+impl From<(String, crate::nn::Parameter)> for OptimParam {
+    fn from((name, p): (String, crate::nn::Parameter)) -> Self {
+        OptimParam {
+            name,
+            tensor: p.tensor().clone(),
+        }
+    }
+}
+
 impl From<(String, Tensor)> for OptimParam {
     fn from((name, tensor): (String, Tensor)) -> Self {
         OptimParam { name, tensor }
