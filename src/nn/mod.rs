@@ -59,6 +59,6 @@ pub use checkpoint::{load, save};
 pub use functional::{Conv2dOpts, Padding};
 /// `#[derive(nn::Module)]`: implements [`Module`] from a struct's fields.
 pub use kiln_derive::Module;
-pub use layers::{Flatten, ReLU, Sequential};
+pub use layers::{BatchNorm2d, Flatten, ReLU, Sequential, GELU};
 pub use module::{Forward, Layer, Member, Module, ModuleField};
 pub use parameter::{Buffer, Mode, Parameter};

@@ -1,6 +1,6 @@
 //! Parameter-free activation modules.
 
-use crate::nn::{self, Forward};
+use crate::nn::{self, functional as F, Forward};
 use crate::{Result, Tensor};
 
 /// `max(x, 0)` element-wise, like `nn.ReLU()`: `let act = nn::ReLU;`.
@@ -12,6 +12,16 @@ pub struct ReLU;
 
 impl Forward for ReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.relu()
+        F::relu(x)
+    }
+}
+
+/// The Gaussian error linear unit (exact erf form), like `nn.GELU()`.
+#[derive(Debug, Clone, Copy, Default, nn::Module)]
+pub struct GELU;
+
+impl Forward for GELU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        F::gelu(x)
     }
 }

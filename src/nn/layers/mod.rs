@@ -4,8 +4,10 @@
 
 mod activation;
 mod flatten;
+mod norm;
 mod sequential;
 
-pub use activation::ReLU;
+pub use activation::{ReLU, GELU};
 pub use flatten::Flatten;
+pub use norm::BatchNorm2d;
 pub use sequential::Sequential;
