@@ -335,3 +335,65 @@ fn cuda_device_that_is_not_usable() {
     assert!(f64s(&[2]).to_device(&Device::Cuda(0)).is_err());
     assert!(Tensor::zeros(&[2], DType::F32, &Device::Cuda(3)).is_err());
 }
+
+#[test]
+fn extremum_over_an_empty_dimension() {
+    // PyTorch refuses these too: there is no element to pick.
+    let e = f64s(&[0, 3]);
+    assert_err!(e.max(0, false), Error::Shape { op: "max", .. });
+    assert_err!(e.min(0, true), Error::Shape { op: "min", .. });
+    assert_err!(e.argmax(0, false), Error::Shape { op: "argmax", .. });
+    assert_err!(e.argmin(0, false), Error::Shape { op: "argmin", .. });
+    // A sum over nothing is 0; reducing a non-empty dim of an empty tensor is fine.
+    assert_eq!(
+        e.sum(0, false).unwrap().to_vec::<f64>().unwrap(),
+        vec![0.0; 3]
+    );
+    assert_eq!(e.max(1, false).unwrap().shape(), &[0]);
+}
+
+#[test]
+fn shapes_too_large_to_exist() {
+    let huge = [usize::MAX, 2];
+    assert_err!(
+        Tensor::from_vec(vec![1f64], &huge, &CPU),
+        Error::Shape { .. }
+    );
+    assert_err!(Tensor::zeros(&huge, DType::F32, &CPU), Error::Shape { .. });
+    // The count fits in usize, its bytes do not.
+    assert_err!(
+        Tensor::ones(&[1 << 62], DType::F64, &CPU),
+        Error::Shape { .. }
+    );
+    assert_err!(Tensor::randn(&huge, DType::F32, &CPU), Error::Shape { .. });
+    assert_err!(
+        Tensor::rand(&[1 << 61], DType::F32, &CPU),
+        Error::Shape { .. }
+    );
+    let x = f64s(&[2, 3]);
+    assert_err!(x.reshape(&[usize::MAX - 1, 3]), Error::Shape { .. });
+    assert_err!(
+        x.reshape(&[usize::MAX / 2, 4, usize::MAX]),
+        Error::Shape { .. }
+    );
+}
+
+#[test]
+fn flatten_of_a_scalar() {
+    let s = Tensor::scalar(2.0f64, &CPU).unwrap();
+    assert_eq!(s.flatten(0, 0).unwrap().shape(), &[1]);
+    assert_err!(s.flatten(0, 1), Error::DimOutOfRange { op: "flatten", .. });
+    assert_err!(s.flatten(3, 5), Error::DimOutOfRange { .. });
+}
+
+#[test]
+fn copy_into_a_broadcast_view() {
+    // Several elements of the destination are one memory location (PyTorch refuses too).
+    let x = f64s(&[1]);
+    let view = x.broadcast_as(&[3]).unwrap();
+    assert_err!(
+        view.copy_(&f64s(&[3])),
+        Error::InvalidArgument { name: "self", .. }
+    );
+    assert_eq!(x.to_vec::<f64>().unwrap(), vec![1.0], "nothing was written");
+}

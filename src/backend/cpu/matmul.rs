@@ -9,15 +9,9 @@ use rayon::prelude::*;
 const SMALL_PRODUCT: usize = 64 * 64 * 64;
 
 /// `out[b] = lhs[b] · rhs[b]` for 3-D layouts (batch, rows, cols); out is contiguous.
-pub(crate) fn matmul<T: Copy + Default + Send + Sync + 'static>(
-    lhs: &[T],
-    ll: &Layout,
-    rhs: &[T],
-    rl: &Layout,
-    dims: MatmulDims,
-) -> Vec<T>
+pub(crate) fn matmul<T>(lhs: &[T], ll: &Layout, rhs: &[T], rl: &Layout, dims: MatmulDims) -> Vec<T>
 where
-    T: crate::dtype::WithDType,
+    T: crate::dtype::WithDType + Default,
 {
     let MatmulDims { batch, m, n, k } = dims;
     let mut out = vec![T::default(); batch * m * n];
