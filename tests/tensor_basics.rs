@@ -496,6 +496,13 @@ fn comparisons_return_u8() {
     );
     let i = Tensor::from_vec(vec![3i64, -1, 0, 7, 7, 2], &[2, 3], &CPU).unwrap();
     check(i.gt_scalar(0.0).unwrap(), &[1, 0, 0, 1, 1, 1]);
+    // A fractional scalar is not rounded to the integer dtype first: in PyTorch,
+    // torch.tensor([3, -1, 0, 7, 7, 2]) < 2.5 -> [F, T, T, F, F, T] and > -0.5 -> [T, F, T, T, T, T].
+    check(i.lt_scalar(2.5).unwrap(), &[0, 1, 1, 0, 0, 1]);
+    check(i.gt_scalar(-0.5).unwrap(), &[1, 0, 1, 1, 1, 1]);
+    check(i.eq_scalar(7.5).unwrap(), &[0, 0, 0, 0, 0, 0]);
+    let u = i.abs().unwrap().to_dtype(DType::U8).unwrap();
+    check(u.lt_scalar(1.5).unwrap(), &[0, 1, 1, 0, 0, 0]);
     // NaN compares unequal to everything, itself included.
     let nan = Tensor::from_vec(vec![f64::NAN], &[1], &CPU).unwrap();
     assert_eq!(nan.eq(&nan).unwrap().to_vec::<u8>().unwrap(), vec![0]);
