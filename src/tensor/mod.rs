@@ -42,12 +42,13 @@ pub(crate) struct TensorInner {
     device: Device,
     /// Set on leaves created with [`Tensor::requires_grad`].
     requires_grad: bool,
+    /// Set on the handle held by an `nn::Parameter`, so optimizers can tell the
+    /// weights of a module from other leaves. Views and detached copies drop it.
+    is_parameter: bool,
     /// The op that made this tensor, when it was recorded for autograd.
     grad_fn: Option<Arc<Node>>,
     /// Accumulated gradient of a leaf.
     grad: Mutex<Option<Tensor>>,
-    /// Set on the leaves of `nn::Parameter`s, so optimizers can tell them apart.
-    is_parameter: bool,
 }
 
 impl Tensor {
@@ -61,9 +62,9 @@ impl Tensor {
             dtype,
             device,
             requires_grad: false,
+            is_parameter: false,
             grad_fn: None,
             grad: Mutex::new(None),
-            is_parameter: false,
         }))
     }
 
@@ -76,9 +77,25 @@ impl Tensor {
             dtype: self.0.dtype,
             device: self.0.device,
             requires_grad,
+            is_parameter: false,
             grad_fn,
             grad: Mutex::new(None),
-            is_parameter: false,
+        }))
+    }
+
+    /// A new leaf handle on the same storage that requires grad and is marked as a
+    /// module parameter (see [`Tensor::is_parameter`]). Used by `nn::Parameter`.
+    pub(crate) fn to_parameter_leaf(&self) -> Tensor {
+        Tensor(Arc::new(TensorInner {
+            id: TensorId::new(),
+            storage: self.0.storage.clone(),
+            layout: self.0.layout.clone(),
+            dtype: self.0.dtype,
+            device: self.0.device,
+            requires_grad: true,
+            is_parameter: true,
+            grad_fn: None,
+            grad: Mutex::new(None),
         }))
     }
 
@@ -157,25 +174,16 @@ impl Tensor {
         self.rebuild(self.0.layout.clone(), true, None)
     }
 
-    /// The same data as a parameter leaf: requires grad, and optimizers know it as a
-    /// parameter when checking which tensors a backward pass reached.
-    pub(crate) fn into_parameter(self) -> Tensor {
-        let mut inner = self.rebuild(self.0.layout.clone(), true, None);
-        Arc::get_mut(&mut inner.0)
-            .expect("fresh handle")
-            .is_parameter = true;
-        inner
-    }
-
-    /// True for the leaf of an `nn::Parameter`.
-    pub fn is_parameter(&self) -> bool {
-        self.0.is_parameter
-    }
-
     /// True when gradients flow to this tensor: a leaf created with
     /// [`Tensor::requires_grad`] or the result of a recorded op.
     pub fn requires_grad_flag(&self) -> bool {
         self.0.requires_grad || self.0.grad_fn.is_some()
+    }
+
+    /// True for the handle held by an `nn::Parameter` (and its clones, which share
+    /// it). Views, `detach()` and the results of ops are not parameters.
+    pub fn is_parameter(&self) -> bool {
+        self.0.is_parameter
     }
 
     /// True for a tensor that was not produced by a recorded op.

@@ -1,0 +1,11 @@
+//! Built-in layer modules. Each holds its parameters (created with PyTorch's default
+//! initialisation, see [`nn::init`](super::init)) and calls the matching
+//! `nn::functional` op in `forward`.
+
+mod activation;
+mod flatten;
+mod sequential;
+
+pub use activation::ReLU;
+pub use flatten::Flatten;
+pub use sequential::Sequential;
