@@ -95,7 +95,7 @@ impl Dataset {
 fn shuffle(order: &mut [usize], seed: u64) {
     let stream = crate::rng::PhiloxStream { seed, offset: 0 };
     for i in (1..order.len()).rev() {
-        let j = (u64::from(stream.word(i)) * (i as u64 + 1) >> 32) as usize;
+        let j = ((u64::from(stream.word(i)) * (i as u64 + 1)) >> 32) as usize;
         order.swap(i, j);
     }
 }
