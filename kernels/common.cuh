@@ -122,7 +122,11 @@ __device__ __forceinline__ double to_f64(uint8_t x) { return x; }
 template <typename D> __device__ __forceinline__ D from_f64(double v);
 template <> __device__ __forceinline__ float from_f64<float>(double v) { return (float)v; }
 template <> __device__ __forceinline__ double from_f64<double>(double v) { return v; }
-template <> __device__ __forceinline__ f16 from_f64<f16>(double v) { return __double2half(v); }
+// Through f32, as the CPU's `half::f16::from_f64` does on x86 (f16c) and as PyTorch
+// does: the double rounding must match the reference, not be "more exact" than it.
+template <> __device__ __forceinline__ f16 from_f64<f16>(double v) {
+    return __float2half_rn((float)v);
+}
 template <> __device__ __forceinline__ bf16 from_f64<bf16>(double v) {
     return __double2bfloat16(v);
 }

@@ -10,6 +10,7 @@
 enum UnaryCode {
     U_NEG = 0, U_EXP, U_LOG, U_SQRT, U_RELU, U_SIGMOID, U_TANH, U_ABS,
     U_ADD_SCALAR, U_MUL_SCALAR, U_DIV_SCALAR, U_POW_SCALAR,
+    U_GELU, U_GELU_GRAD, U_GELU_TANH, U_GELU_TANH_GRAD,
 };
 enum BinaryCode { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM };
 enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
@@ -26,6 +27,33 @@ __device__ __forceinline__ float k_abs(float x) { return fabsf(x); }
 __device__ __forceinline__ double k_abs(double x) { return fabs(x); }
 __device__ __forceinline__ float k_pow(float x, float e) { return powf(x, e); }
 __device__ __forceinline__ double k_pow(double x, double e) { return pow(x, e); }
+__device__ __forceinline__ float k_erf(float x) { return erff(x); }
+__device__ __forceinline__ double k_erf(double x) { return erf(x); }
+
+// GELU and its derivatives, term by term as the CPU backend writes them.
+#define KILN_FRAC_1_SQRT_2 0.7071067811865476
+#define KILN_INV_SQRT_2PI 0.3989422804014327
+#define KILN_SQRT_2_OVER_PI 0.7978845608028654
+#define KILN_GELU_CUBIC 0.044715
+
+template <typename C> __device__ __forceinline__ C gelu(C x) {
+    return (C)0.5 * x * ((C)1 + k_erf(x * (C)KILN_FRAC_1_SQRT_2));
+}
+template <typename C> __device__ __forceinline__ C gelu_grad(C x) {
+    C cdf = (C)0.5 * ((C)1 + k_erf(x * (C)KILN_FRAC_1_SQRT_2));
+    C pdf = (C)KILN_INV_SQRT_2PI * k_exp(-((C)0.5 * x * x));
+    return cdf + x * pdf;
+}
+template <typename C> __device__ __forceinline__ C gelu_tanh(C x) {
+    C u = (C)KILN_SQRT_2_OVER_PI * (x + (C)KILN_GELU_CUBIC * x * x * x);
+    return (C)0.5 * x * ((C)1 + k_tanh(u));
+}
+template <typename C> __device__ __forceinline__ C gelu_tanh_grad(C x) {
+    C k = (C)KILN_SQRT_2_OVER_PI, a = (C)KILN_GELU_CUBIC;
+    C t = k_tanh(k * (x + a * x * x * x));
+    C du = k * ((C)1 + (C)3 * a * x * x);
+    return (C)0.5 * ((C)1 + t) + (C)0.5 * x * ((C)1 - t * t) * du;
+}
 
 template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x, C s) {
     switch (op) {
@@ -40,7 +68,11 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
     case U_ADD_SCALAR: return x + s;
     case U_MUL_SCALAR: return x * s;
     case U_DIV_SCALAR: return x / s;
-    default: return k_pow(x, s);
+    case U_POW_SCALAR: return k_pow(x, s);
+    case U_GELU: return gelu(x);
+    case U_GELU_GRAD: return gelu_grad(x);
+    case U_GELU_TANH: return gelu_tanh(x);
+    default: return gelu_tanh_grad(x);
     }
 }
 

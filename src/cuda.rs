@@ -63,3 +63,14 @@ pub fn empty_cache(ordinal: usize) -> Result<()> {
 pub fn synchronize(ordinal: usize) -> Result<()> {
     cuda::device(ordinal)?.synchronize()
 }
+
+/// `n` words of the Philox stream `stream`, computed by a kernel on device `ordinal`:
+/// the same words as [`crate::rng::PhiloxStream::words`] computes on the CPU (the check
+/// that `kernels/common.cuh` and `src/rng.rs` implement one generator).
+pub fn philox_words(
+    ordinal: usize,
+    stream: crate::rng::PhiloxStream,
+    n: usize,
+) -> Result<Vec<u32>> {
+    cuda::philox_words(&cuda::device(ordinal)?, stream, n)
+}

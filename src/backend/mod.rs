@@ -40,6 +40,14 @@ pub enum UnaryOp {
     DivScalar(f64),
     /// `x ^ s`
     PowScalar(f64),
+    /// GELU, exact form: `x·Φ(x) = x/2·(1 + erf(x/√2))`
+    Gelu,
+    /// derivative of [`UnaryOp::Gelu`]: `Φ(x) + x·φ(x)`
+    GeluGrad,
+    /// GELU, tanh approximation: `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+    GeluTanh,
+    /// derivative of [`UnaryOp::GeluTanh`]
+    GeluTanhGrad,
 }
 
 impl UnaryOp {
@@ -236,6 +244,16 @@ impl Storage {
             (Storage::Cpu(d), Storage::Cpu(s)) => d.copy_from(dst_layout, s, src_layout),
             (Storage::Cuda(d), Storage::Cuda(s)) => d.copy_from(dst_layout, s, src_layout),
             (d, s) => Err(d.device_mismatch("copy_from", s)),
+        }
+    }
+
+    /// Softmax (or log-softmax when `log`) of the elements of `layout` along `dim`
+    /// (`dim < rank`, checked by the caller), computed stably: each slice's maximum is
+    /// subtracted before `exp`. The result is contiguous with `layout`'s shape.
+    pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<Storage> {
+        match self {
+            Storage::Cpu(s) => Ok(Storage::Cpu(s.softmax(layout, dim, log)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.softmax(layout, dim, log)?)),
         }
     }
 

@@ -23,6 +23,10 @@ fn unary_code(op: UnaryOp) -> (u32, f64) {
         UnaryOp::MulScalar(s) => (9, s),
         UnaryOp::DivScalar(s) => (10, s),
         UnaryOp::PowScalar(s) => (11, s),
+        UnaryOp::Gelu => (12, 0.0),
+        UnaryOp::GeluGrad => (13, 0.0),
+        UnaryOp::GeluTanh => (14, 0.0),
+        UnaryOp::GeluTanhGrad => (15, 0.0),
     }
 }
 

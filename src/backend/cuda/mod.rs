@@ -7,9 +7,12 @@
 //! copy) and [`allocator::RawAllocator`] (all device memory). `driver.rs` implements
 //! both with the CUDA driver API (cudarc, loaded at run time).
 //!
-//! The op modules (`elementwise`, `reduce`, `matmul`, and the copy kernel in `storage`)
+//! The op modules (`elementwise`, `reduce`, `matmul`, `softmax`, and the copy kernel in
+//! `storage`)
 //! implement the primitives of [`crate::backend::Storage`] for [`CudaStorage`]; each
-//! mirrors the CPU backend's semantics, which the GPU tests compare against.
+//! mirrors the CPU backend's semantics, which the GPU tests compare against. A
+//! primitive without a kernel yet can use [`CudaStorage::via_host`] (a correct but slow
+//! round trip through the CPU backend).
 
 pub mod allocator;
 mod device;
@@ -18,7 +21,9 @@ mod elementwise;
 pub mod kernels;
 pub mod launch;
 mod matmul;
+mod random;
 mod reduce;
+mod softmax;
 mod storage;
 
 pub use device::CudaDevice;
@@ -26,3 +31,4 @@ pub use storage::CudaStorage;
 
 pub(crate) use device::{device, device_count};
 pub(crate) use kernels::kernels_built;
+pub(crate) use random::philox_words;

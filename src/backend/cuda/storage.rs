@@ -118,6 +118,19 @@ impl CudaStorage {
         Ok(host)
     }
 
+    /// Runs a CPU-backend op on a host copy of the elements of `layout` and brings the
+    /// result back: a correct (slow) way to give a new primitive a CUDA arm before it
+    /// has a kernel. `f` gets the host storage and its contiguous layout.
+    pub fn via_host(
+        &self,
+        layout: &Layout,
+        f: impl FnOnce(&CpuStorage, &Layout) -> Result<CpuStorage>,
+    ) -> Result<CudaStorage> {
+        let host = self.to_cpu(layout)?;
+        let result = f(&host, &Layout::contiguous(&layout.shape))?;
+        CudaStorage::from_cpu(self.device(), &result)
+    }
+
     /// A contiguous copy of the elements of `layout`, converted to `dtype`.
     pub(crate) fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<CudaStorage> {
         let n = layout.numel();

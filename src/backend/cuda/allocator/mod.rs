@@ -114,7 +114,7 @@ impl<R: RawAllocator + ?Sized> RawAllocator for Box<R> {
 
 /// `size` rounded up to a multiple of 512 (at least 512).
 pub fn round_size(size: usize) -> Option<usize> {
-    Some(size.max(1).checked_next_multiple_of(MIN_BLOCK_SIZE)?)
+    size.max(1).checked_next_multiple_of(MIN_BLOCK_SIZE)
 }
 
 /// The segment size fetched from the driver for a rounded request of `size`.

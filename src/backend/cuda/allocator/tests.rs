@@ -146,7 +146,7 @@ fn small_split_keeps_remainders_of_at_least_512_bytes() {
 #[test]
 fn best_fit_takes_the_smallest_block_that_fits() {
     let mut a = caching(HostRawAllocator::new());
-    let blocks: Vec<u64> = [4 * KIB, 1 * KIB, 8 * KIB, 2 * KIB, 16 * KIB]
+    let blocks: Vec<u64> = [4 * KIB, KIB, 8 * KIB, 2 * KIB, 16 * KIB]
         .iter()
         .map(|&n| a.alloc(n, S0).unwrap())
         .collect();
@@ -358,7 +358,7 @@ fn steady_state_needs_no_raw_allocations() {
         64,
         12 * MIB + 5,
         256 * KIB,
-        1 * MIB + 1,
+        MIB + 1,
         40,
         9 * MIB,
     ];
