@@ -3,7 +3,9 @@
 # has no Rust toolchain): the CUDA test binary (tests/cuda.rs) and the CUDA timing
 # binary (benches/cuda_ops.rs), release mode, kernels required and embedded, stripped,
 # plus the PyTorch counterpart of the timings. Everything goes to .gpu/ (git-ignored);
-# then, on the device: `bash scripts/gpu-check.sh` with `.gpu` carried along.
+# then, on the device: `bash .gpu/gpu-check.sh` with `.gpu` carried along. (A device
+# call sends the checkout its session started in: copy .gpu/ into that checkout's
+# git-ignored .gpu/ when working from another worktree.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ mkdir -p .gpu
 cp "$tests" .gpu/cuda-tests
 cp "$bench" .gpu/cuda-bench
 strip .gpu/cuda-tests .gpu/cuda-bench
-cp scripts/gpu_torch_bench.py .gpu/
+cp scripts/gpu_torch_bench.py scripts/gpu-check.sh .gpu/
 git rev-parse --short HEAD > .gpu/commit.txt 2>/dev/null || true
 du -sh .gpu
 ls -la .gpu

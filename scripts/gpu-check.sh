@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs on a GPU machine, from the repository root, with the .gpu/ folder that
-# scripts/gpu-bundle.sh built (no Rust needed):
+# Runs on a GPU machine with the folder scripts/gpu-bundle.sh built (.gpu/, which also
+# holds a copy of this script; no Rust needed): `bash scripts/gpu-check.sh` or
+# `bash .gpu/gpu-check.sh`.
 #   1. the CUDA tests, required (KILN_REQUIRE_CUDA_TESTS=1: a skip is a failure);
 #   2. kiln's CUDA timings and PyTorch's for the same cases;
 #   3. the CUDA tests again with the cache bypassed (KILN_CUDA_NO_CACHE=1);
@@ -8,8 +9,10 @@
 # Logs, JSON timings and summary.md (device, test counts, kiln vs PyTorch table) go to
 # $OUT (default .gpu/out). Exits non-zero if any step failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-B=.gpu
+# The bundle is the folder this script sits in when gpu-bundle.sh copied it there,
+# else .gpu/ of the repository.
+here="$(cd "$(dirname "$0")" && pwd)"
+if [[ -x "$here/cuda-tests" ]]; then B="$here"; else B="$(cd "$here/.." && pwd)/.gpu"; fi
 OUT="${OUT:-$B/out}"
 mkdir -p "$OUT"
 fail=0
