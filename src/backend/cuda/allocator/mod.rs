@@ -22,6 +22,7 @@
 //! `KILN_CUDA_NO_CACHE=1` bypasses the cache (every allocation and free goes to the
 //! raw allocator), which tools like compute-sanitizer need to see each buffer.
 
+mod blocks;
 mod host;
 mod stats;
 #[cfg(test)]
@@ -31,8 +32,7 @@ pub use host::HostRawAllocator;
 pub use stats::{MemoryStats, Stat};
 
 use crate::{Error, Result};
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasher, Hasher};
+use blocks::{Block, Blocks, Idx, Pool};
 
 /// Allocation granularity: every block size is a multiple of this.
 pub const MIN_BLOCK_SIZE: usize = 512;
@@ -128,77 +128,15 @@ pub fn segment_size(size: usize) -> Option<usize> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pool {
-    Small,
-    Large,
-}
-
-/// A piece of a segment: free (cached in a pool), allocated, or freed but waiting for
-/// events. Blocks of one segment form a list through `prev`/`next` (by address).
-#[derive(Debug)]
-struct Block {
-    size: usize,
-    requested: usize,
-    stream: StreamId,
-    pool: Pool,
-    allocated: bool,
-    prev: Option<u64>,
-    next: Option<u64>,
-    /// Other streams that used the block (see `record_stream`).
-    stream_uses: Vec<StreamId>,
-    /// Events still pending before the freed block may be reused.
-    event_count: usize,
-}
-
-impl Block {
-    fn is_split(&self) -> bool {
-        self.prev.is_some() || self.next.is_some()
-    }
-}
-
-/// Pool order: stream, then size, then address (best fit = first at or after the request).
-type PoolKey = (StreamId, usize, u64);
-
-/// A cheap hash for block addresses (multiples of 512): a multiply spreads them.
-#[derive(Debug, Default, Clone, Copy)]
-struct AddrHash;
-
-#[derive(Debug, Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v >> 9 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl BuildHasher for AddrHash {
-    type Hasher = AddrHasher;
-    fn build_hasher(&self) -> AddrHasher {
-        AddrHasher(0)
-    }
-}
-
 /// The caching allocator of one device, over a raw allocator `R`. Not thread-safe by
 /// itself: the device keeps it behind a mutex.
 pub struct CachingAllocator<R: RawAllocator> {
     raw: R,
     ordinal: usize,
     caching: bool,
-    blocks: HashMap<u64, Block, AddrHash>,
-    small: BTreeSet<PoolKey>,
-    large: BTreeSet<PoolKey>,
+    blocks: Blocks,
     /// Freed blocks waiting for events recorded on the streams that used them.
-    pending: Vec<(EventId, u64)>,
+    pending: Vec<(EventId, Idx)>,
     stats: MemoryStats,
 }
 
@@ -207,7 +145,7 @@ impl<R: RawAllocator> std::fmt::Debug for CachingAllocator<R> {
         f.debug_struct("CachingAllocator")
             .field("ordinal", &self.ordinal)
             .field("caching", &self.caching)
-            .field("blocks", &self.blocks.len())
+            .field("stats", &self.stats())
             .finish()
     }
 }
@@ -226,9 +164,7 @@ impl<R: RawAllocator> CachingAllocator<R> {
             raw,
             ordinal,
             caching,
-            blocks: HashMap::with_hasher(AddrHash),
-            small: BTreeSet::new(),
-            large: BTreeSet::new(),
+            blocks: Blocks::default(),
             pending: Vec::new(),
             stats: MemoryStats::default(),
         }
@@ -251,20 +187,23 @@ impl<R: RawAllocator> CachingAllocator<R> {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> MemoryStats {
-        self.stats
+        let mut s = self.stats;
+        s.inactive_split = self.blocks.inactive_split;
+        s.inactive_split_bytes = self.blocks.inactive_split_bytes;
+        s
     }
 
     /// Sets every peak statistic to its current value.
     pub fn reset_peak_stats(&mut self) {
         self.stats.reset_peaks();
+        self.blocks.reset_peaks();
     }
 
     /// The (rounded) size of the live allocation at `ptr`.
     pub fn allocation_size(&self, ptr: u64) -> Option<usize> {
-        self.blocks
-            .get(&ptr)
-            .filter(|b| b.allocated)
-            .map(|b| b.size)
+        let i = self.blocks.live(ptr)?;
+        let b = self.blocks.get(i);
+        b.allocated.then_some(b.size)
     }
 
     /// Memory for `bytes` bytes, to be used on `stream`; the address is 512-aligned.
@@ -276,8 +215,13 @@ impl<R: RawAllocator> CachingAllocator<R> {
         } else {
             Pool::Large
         };
-        let ptr = match self.take_free_block(pool, stream, size) {
-            Some(ptr) => ptr,
+        let cached = if self.caching {
+            self.blocks.take_best_fit(pool, stream, size)
+        } else {
+            None
+        };
+        let i = match cached {
+            Some(i) => i,
             None => {
                 let segment = if self.caching {
                     segment_size(size).ok_or_else(|| self.oom(bytes))?
@@ -287,13 +231,14 @@ impl<R: RawAllocator> CachingAllocator<R> {
                 self.new_segment(segment, bytes, pool, stream)?
             }
         };
-        if self.caching && self.should_split(ptr, size) {
-            self.split(ptr, size);
+        if self.caching && self.should_split(i, size) {
+            self.blocks.split(i, size);
         }
-        let block = self.blocks.get_mut(&ptr).expect("block taken above");
+        let block = self.blocks.get_mut(i);
         block.allocated = true;
         block.requested = bytes;
-        let size = block.size as u64;
+        let (ptr, size) = (block.ptr, block.size as u64);
+        self.blocks.set_live(i);
         self.stats.allocated_bytes.increase(size);
         self.stats.active_bytes.increase(size);
         self.stats.requested_bytes.increase(bytes as u64);
@@ -304,18 +249,8 @@ impl<R: RawAllocator> CachingAllocator<R> {
 
     /// Returns the allocation at `ptr` (from [`CachingAllocator::alloc`]) to the cache.
     pub fn free(&mut self, ptr: u64) -> Result<()> {
-        let block = match self.blocks.get_mut(&ptr) {
-            Some(b) if b.allocated => b,
-            _ => {
-                return Err(Error::arg(
-                    "ptr",
-                    format!(
-                        "{ptr:#x} is not a live allocation of CUDA device {}",
-                        self.ordinal
-                    ),
-                ))
-            }
-        };
+        let i = self.live_allocation(ptr)?;
+        let block = self.blocks.get_mut(i);
         block.allocated = false;
         let (size, requested) = (block.size as u64, block.requested as u64);
         let uses = std::mem::take(&mut block.stream_uses);
@@ -323,17 +258,22 @@ impl<R: RawAllocator> CachingAllocator<R> {
         self.stats.requested_bytes.decrease(requested);
         self.stats.allocation.decrease(1);
         if !self.caching {
-            return self.release_unused(ptr);
+            // Nothing tracks stream order without the cache: wait before freeing.
+            self.raw.synchronize()?;
+            self.stats.active_bytes.decrease(size);
+            self.stats.active.decrease(1);
+            self.blocks.drop_segment(i);
+            return self.raw_free(ptr, size as usize);
         }
         if uses.is_empty() {
-            self.free_block(ptr);
+            self.free_block(i);
             return Ok(());
         }
         // Reuse must wait until the other streams are done with the block.
         for stream in uses {
             let event = self.raw.record_event(stream)?;
-            self.pending.push((event, ptr));
-            self.blocks.get_mut(&ptr).expect("live block").event_count += 1;
+            self.pending.push((event, i));
+            self.blocks.get_mut(i).event_count += 1;
         }
         Ok(())
     }
@@ -341,21 +281,12 @@ impl<R: RawAllocator> CachingAllocator<R> {
     /// Marks the allocation at `ptr` as used by `stream` too, so that after it is freed
     /// it is not reused before `stream`'s work queued until then has finished.
     pub fn record_stream(&mut self, ptr: u64, stream: StreamId) -> Result<()> {
-        match self.blocks.get_mut(&ptr) {
-            Some(b) if b.allocated => {
-                if b.stream != stream && !b.stream_uses.contains(&stream) {
-                    b.stream_uses.push(stream);
-                }
-                Ok(())
-            }
-            _ => Err(Error::arg(
-                "ptr",
-                format!(
-                    "{ptr:#x} is not a live allocation of CUDA device {}",
-                    self.ordinal
-                ),
-            )),
+        let i = self.live_allocation(ptr)?;
+        let b = self.blocks.get_mut(i);
+        if b.stream != stream && !b.stream_uses.contains(&stream) {
+            b.stream_uses.push(stream);
         }
+        Ok(())
     }
 
     /// Returns every cached segment that holds no live allocation to the driver
@@ -364,47 +295,54 @@ impl<R: RawAllocator> CachingAllocator<R> {
         self.release_cached_segments()
     }
 
+    fn live_allocation(&self, ptr: u64) -> Result<Idx> {
+        self.blocks
+            .live(ptr)
+            .filter(|&i| self.blocks.get(i).allocated)
+            .ok_or_else(|| {
+                Error::arg(
+                    "ptr",
+                    format!(
+                        "{ptr:#x} is not a live allocation of CUDA device {}",
+                        self.ordinal
+                    ),
+                )
+            })
+    }
+
     /// Frees blocks whose pending events have completed.
     fn process_events(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let mut still_pending = Vec::new();
-        for (event, ptr) in std::mem::take(&mut self.pending) {
+        for (event, i) in std::mem::take(&mut self.pending) {
             if self.raw.event_done(event)? {
                 self.raw.destroy_event(event);
-                self.event_finished(ptr);
+                self.event_finished(i);
             } else {
-                still_pending.push((event, ptr));
+                still_pending.push((event, i));
             }
         }
         self.pending = still_pending;
         Ok(())
     }
 
-    fn event_finished(&mut self, ptr: u64) {
-        let block = self.blocks.get_mut(&ptr).expect("pending block exists");
+    fn event_finished(&mut self, i: Idx) {
+        let block = self.blocks.get_mut(i);
         block.event_count -= 1;
         if block.event_count == 0 {
-            self.free_block(ptr);
+            self.free_block(i);
         }
     }
 
-    /// Removes and returns the best-fitting free block of `pool` on `stream`.
-    fn take_free_block(&mut self, pool: Pool, stream: StreamId, size: usize) -> Option<u64> {
-        if !self.caching {
-            return None;
-        }
-        let set = match pool {
-            Pool::Small => &self.small,
-            Pool::Large => &self.large,
-        };
-        let &(s, _, ptr) = set.range((stream, size, 0)..).next()?;
-        if s != stream {
-            return None;
-        }
-        self.pool_remove(ptr);
-        Some(ptr)
+    /// Returns the freed block `i` to its pool, merged with free neighbours.
+    fn free_block(&mut self, i: Idx) {
+        let size = self.blocks.get(i).size as u64;
+        self.stats.active_bytes.decrease(size);
+        self.stats.active.decrease(1);
+        self.blocks.unset_live(i);
+        self.blocks.release(i);
     }
 
     /// A fresh segment from the raw allocator; on out-of-memory, frees the cache and
@@ -415,7 +353,7 @@ impl<R: RawAllocator> CachingAllocator<R> {
         requested: usize,
         pool: Pool,
         stream: StreamId,
-    ) -> Result<u64> {
+    ) -> Result<Idx> {
         let ptr = match self.raw.alloc(size) {
             Ok(ptr) => ptr,
             Err(RawAllocError::Failed(e)) => return Err(e),
@@ -435,25 +373,22 @@ impl<R: RawAllocator> CachingAllocator<R> {
         self.stats.num_device_alloc += 1;
         self.stats.reserved_bytes.increase(size as u64);
         self.stats.segment.increase(1);
-        self.blocks.insert(
+        Ok(self.blocks.add(Block {
             ptr,
-            Block {
-                size,
-                requested: 0,
-                stream,
-                pool,
-                allocated: false,
-                prev: None,
-                next: None,
-                stream_uses: Vec::new(),
-                event_count: 0,
-            },
-        );
-        Ok(ptr)
+            size,
+            requested: 0,
+            stream,
+            pool,
+            allocated: false,
+            prev: None,
+            next: None,
+            stream_uses: Vec::new(),
+            event_count: 0,
+        }))
     }
 
-    fn should_split(&self, ptr: u64, size: usize) -> bool {
-        let block = &self.blocks[&ptr];
+    fn should_split(&self, i: Idx, size: usize) -> bool {
+        let block = self.blocks.get(i);
         let remaining = block.size - size;
         match block.pool {
             Pool::Small => remaining >= MIN_BLOCK_SIZE,
@@ -461,124 +396,25 @@ impl<R: RawAllocator> CachingAllocator<R> {
         }
     }
 
-    /// Cuts the free block at `ptr` to `size` and caches the rest as a new free block.
-    fn split(&mut self, ptr: u64, size: usize) {
-        let block = self.blocks.get_mut(&ptr).expect("block to split");
-        let rest_ptr = ptr + size as u64;
-        let rest = Block {
-            size: block.size - size,
-            requested: 0,
-            stream: block.stream,
-            pool: block.pool,
-            allocated: false,
-            prev: Some(ptr),
-            next: block.next,
-            stream_uses: Vec::new(),
-            event_count: 0,
-        };
-        block.size = size;
-        block.next = Some(rest_ptr);
-        if let Some(next) = rest.next {
-            self.blocks.get_mut(&next).expect("segment neighbour").prev = Some(rest_ptr);
-        }
-        self.blocks.insert(rest_ptr, rest);
-        self.pool_insert(rest_ptr);
-    }
-
-    /// Merges the freed block at `ptr` with free neighbours and caches the result.
-    fn free_block(&mut self, ptr: u64) {
-        let size = self.blocks[&ptr].size as u64;
-        self.stats.active_bytes.decrease(size);
-        self.stats.active.decrease(1);
-        let mut ptr = ptr;
-        if let Some(prev) = self.blocks[&ptr].prev.filter(|p| self.is_free(*p)) {
-            self.pool_remove(prev);
-            self.merge_into(prev, ptr);
-            ptr = prev;
-        }
-        if let Some(next) = self.blocks[&ptr].next.filter(|n| self.is_free(*n)) {
-            self.pool_remove(next);
-            self.merge_into(ptr, next);
-        }
-        self.pool_insert(ptr);
-    }
-
-    fn is_free(&self, ptr: u64) -> bool {
-        let b = &self.blocks[&ptr];
-        !b.allocated && b.event_count == 0
-    }
-
-    /// Absorbs block `second` (which follows `first` in its segment) into `first`.
-    fn merge_into(&mut self, first: u64, second: u64) {
-        let gone = self.blocks.remove(&second).expect("neighbour exists");
-        let block = self.blocks.get_mut(&first).expect("block exists");
-        block.size += gone.size;
-        block.next = gone.next;
-        if let Some(next) = gone.next {
-            self.blocks.get_mut(&next).expect("segment neighbour").prev = Some(first);
-        }
-    }
-
-    fn pool_insert(&mut self, ptr: u64) {
-        let b = &self.blocks[&ptr];
-        let key = (b.stream, b.size, ptr);
-        if b.is_split() {
-            self.stats.inactive_split.increase(1);
-            self.stats.inactive_split_bytes.increase(b.size as u64);
-        }
-        match b.pool {
-            Pool::Small => self.small.insert(key),
-            Pool::Large => self.large.insert(key),
-        };
-    }
-
-    fn pool_remove(&mut self, ptr: u64) {
-        let b = &self.blocks[&ptr];
-        let key = (b.stream, b.size, ptr);
-        if b.is_split() {
-            self.stats.inactive_split.decrease(1);
-            self.stats.inactive_split_bytes.decrease(b.size as u64);
-        }
-        match b.pool {
-            Pool::Small => self.small.remove(&key),
-            Pool::Large => self.large.remove(&key),
-        };
-    }
-
     /// Waits for pending events, then gives every free whole segment back to the driver.
     fn release_cached_segments(&mut self) -> Result<()> {
         self.raw.synchronize()?;
-        for (event, ptr) in std::mem::take(&mut self.pending) {
+        for (event, i) in std::mem::take(&mut self.pending) {
             self.raw.wait_event(event)?;
             self.raw.destroy_event(event);
-            self.event_finished(ptr);
+            self.event_finished(i);
         }
-        let whole: Vec<u64> = self
-            .small
-            .iter()
-            .chain(&self.large)
-            .map(|&(_, _, ptr)| ptr)
-            .filter(|ptr| !self.blocks[ptr].is_split())
-            .collect();
-        for ptr in whole {
-            self.pool_remove(ptr);
-            self.release_unused(ptr)?;
+        for (ptr, size) in self.blocks.take_whole_segments() {
+            self.raw_free(ptr, size)?;
         }
         Ok(())
     }
 
-    /// Gives the whole, unused segment at `ptr` back to the raw allocator.
-    fn release_unused(&mut self, ptr: u64) -> Result<()> {
-        let block = self.blocks.remove(&ptr).expect("segment exists");
-        if !self.caching {
-            // Nothing tracks stream order without the cache: wait before freeing.
-            self.raw.synchronize()?;
-            self.stats.active_bytes.decrease(block.size as u64);
-            self.stats.active.decrease(1);
-        }
-        self.raw.free(ptr, block.size)?;
+    /// Gives a whole, unused segment back to the raw allocator.
+    fn raw_free(&mut self, ptr: u64, size: usize) -> Result<()> {
+        self.raw.free(ptr, size)?;
         self.stats.num_device_free += 1;
-        self.stats.reserved_bytes.decrease(block.size as u64);
+        self.stats.reserved_bytes.decrease(size as u64);
         self.stats.segment.decrease(1);
         Ok(())
     }

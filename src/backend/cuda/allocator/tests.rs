@@ -18,38 +18,44 @@ fn caching(raw: HostRawAllocator) -> CachingAllocator<HostRawAllocator> {
 fn check_invariants(a: &CachingAllocator<HostRawAllocator>) {
     let (mut reserved, mut allocated, mut segments) = (0u64, 0u64, 0u64);
     let (mut split_free, mut split_free_bytes) = (0u64, 0u64);
-    for (&ptr, b) in &a.blocks {
+    let blocks = &a.blocks;
+    for i in blocks.all() {
+        let b = blocks.get(i);
         if b.allocated {
             allocated += b.size as u64;
+            assert_eq!(
+                blocks.live(b.ptr),
+                Some(i),
+                "allocated blocks are found by address"
+            );
         }
-        if let Some(next) = b.next {
-            assert_eq!(ptr + b.size as u64, next, "segment blocks are contiguous");
-            assert_eq!(a.blocks[&next].prev, Some(ptr));
+        if let Some(n) = b.next {
+            assert_eq!(
+                b.ptr + b.size as u64,
+                blocks.get(n).ptr,
+                "segment blocks are contiguous"
+            );
+            assert_eq!(blocks.get(n).prev, Some(i));
             assert!(
-                !(a.is_free(ptr) && a.is_free(next)),
+                !(blocks.is_free(i) && blocks.is_free(n)),
                 "free neighbours merged"
             );
         }
-        let in_pool = a.small.contains(&(b.stream, b.size, ptr))
-            || a.large.contains(&(b.stream, b.size, ptr));
         assert_eq!(
-            in_pool,
-            a.is_free(ptr),
+            blocks.in_pool(i),
+            blocks.is_free(i),
             "pool holds exactly the free blocks"
         );
-        if a.is_free(ptr) && b.is_split() {
+        if blocks.is_free(i) && b.is_split() {
             split_free += 1;
             split_free_bytes += b.size as u64;
         }
         if b.prev.is_none() {
             segments += 1;
-            let mut at = ptr;
-            loop {
-                reserved += a.blocks[&at].size as u64;
-                match a.blocks[&at].next {
-                    Some(n) => at = n,
-                    None => break,
-                }
+            let mut at = Some(i);
+            while let Some(j) = at {
+                reserved += blocks.get(j).size as u64;
+                at = blocks.get(j).next;
             }
         }
     }
@@ -188,7 +194,7 @@ fn freed_neighbours_coalesce() {
         s.inactive_split.current, 0,
         "the whole segment is one block again"
     );
-    assert_eq!(a.small.len(), 1);
+    assert_eq!(a.blocks.small_len(), 1);
     a.empty_cache().unwrap();
     assert_eq!(a.raw().free_count(), 1);
     assert_eq!(a.stats().reserved_bytes.current, 0);
