@@ -32,8 +32,9 @@ fn main() {
     let require = std::env::var("KILN_REQUIRE_KERNELS").is_ok_and(|v| v == "1");
 
     let modules = registry::scan("kernels").unwrap_or_else(|e| fail(&e));
+    let cap = nvcc::compute_cap().unwrap_or_else(|e| fail(&e));
     let built = nvcc::find()
-        .and_then(|nvcc| nvcc::compile_all(&nvcc, &modules, &out_dir, nvcc::compute_cap()?))
+        .and_then(|nvcc| nvcc::compile_all(&nvcc, &modules, &out_dir, cap))
         .and_then(|ptx| registry::check_entries(&modules, &ptx).map(|()| ptx));
     let ptx = match built {
         Ok(ptx) => Some(ptx),
@@ -50,7 +51,7 @@ fn main() {
             None
         }
     };
-    let code = registry::generate(&modules, ptx.as_deref());
+    let code = registry::generate(&modules, ptx.as_deref(), cap);
     std::fs::write(out_dir.join("kernels.rs"), code)
         .unwrap_or_else(|e| fail(&format!("cannot write the kernel registry: {e}")));
 }

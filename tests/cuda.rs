@@ -403,8 +403,9 @@ fn matmul_matches_the_cpu_for_odd_batched_and_transposed_operands() {
             DType::F16 => (5e-2, 1e-2),
             _ => (2e-1, 2e-2),
         };
-        let cases: [(&[usize], &[usize]); 5] = [
+        let cases: [(&[usize], &[usize]); 6] = [
             (&[65, 33], &[33, 70]),
+            (&[2, 300, 257], &[257, 140]),
             (&[3, 1, 17, 129], &[5, 129, 9]),
             (&[2, 64, 64], &[64, 64]),
             (&[1, 7], &[7, 1]),
@@ -442,6 +443,26 @@ fn matmul_matches_the_cpu_for_odd_batched_and_transposed_operands() {
         &got,
         &big_a.matmul(&big_b).unwrap(),
         1e-3,
+        1e-4,
+    );
+    // Enough 128x128 tiles (150) for the large f32 kernel on any current GPU; k = 77 is
+    // not a multiple of its k-slice. Contiguous and transposed operands.
+    let (a_cpu, a_gpu) = pair_t(&[1200, 77], DType::F32, 32, &dev);
+    let (b_cpu, b_gpu) = pair_t(&[77, 1900], DType::F32, 33, &dev);
+    let want = a_cpu.matmul(&b_cpu).unwrap();
+    assert_close(
+        "big matmul, transposed",
+        &a_gpu.matmul(&b_gpu).unwrap(),
+        &want,
+        1e-4,
+        1e-4,
+    );
+    let (a_c, b_c) = (a_gpu.contiguous().unwrap(), b_gpu.contiguous().unwrap());
+    assert_close(
+        "big matmul, contiguous",
+        &a_c.matmul(&b_c).unwrap(),
+        &want,
+        1e-4,
         1e-4,
     );
     let ints = Tensor::zeros(&[2, 2], DType::I64, &dev).unwrap();

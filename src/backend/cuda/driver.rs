@@ -7,7 +7,7 @@
 //! ([`driver_present`]): cudarc panics when asked for a symbol of a missing library.
 
 use super::allocator::{EventId, RawAllocError, RawAllocator, StreamId};
-use super::kernels::{module_ptx, KernelId, MODULE_NAMES};
+use super::kernels::{module_ptx, KernelId, COMPUTE_CAP, MODULE_NAMES};
 use super::launch::{Executor, KernelArg, LaunchConfig};
 use crate::{Error, Result};
 use cudarc::driver::result::{self as cu, DriverError};
@@ -99,6 +99,25 @@ impl Handles {
 /// has checked that the ordinal exists.
 pub(crate) fn open(ordinal: usize) -> Result<(DriverExecutor, DriverRaw)> {
     let dev = cu::device::get(ordinal as i32).map_err(driver_err("cuDeviceGet"))?;
+    let attr = |a| {
+        // SAFETY: `dev` is a valid device handle; the attribute is a plain integer query.
+        unsafe { cu::device::get_attribute(dev, a) }.map_err(driver_err("cuDeviceGetAttribute"))
+    };
+    use sys::CUdevice_attribute::*;
+    let major = attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor = attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    let cap = (major * 10 + minor) as u32;
+    if cap < COMPUTE_CAP {
+        return Err(Error::CudaUnavailable {
+            ordinal,
+            reason: format!(
+                "its compute capability {major}.{minor} is below {}.{}, the target kiln's \
+                 kernels were built for; rebuild with CUDA_COMPUTE_CAP={cap}",
+                COMPUTE_CAP / 10,
+                COMPUTE_CAP % 10
+            ),
+        });
+    }
     // SAFETY: `dev` is a valid device handle from cuDeviceGet.
     let ctx =
         unsafe { cu::primary_ctx::retain(dev) }.map_err(driver_err("cuDevicePrimaryCtxRetain"))?;
@@ -106,14 +125,8 @@ pub(crate) fn open(ordinal: usize) -> Result<(DriverExecutor, DriverRaw)> {
     unsafe { cu::ctx::set_current(ctx) }.map_err(driver_err("cuCtxSetCurrent"))?;
     let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
         .map_err(driver_err("cuStreamCreate"))?;
-    // SAFETY: `dev` is valid; the attribute is a plain integer query.
-    let sm_count = unsafe {
-        cu::device::get_attribute(
-            dev,
-            sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-        )
-    }
-    .map_err(driver_err("cuDeviceGetAttribute"))?;
+    let sm_count = attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+
     let name = cu::device::get_name(dev).unwrap_or_else(|_| format!("CUDA device {ordinal}"));
     let executor = DriverExecutor {
         handles: Handles { ctx, stream },
