@@ -4,8 +4,12 @@
 //! they are widened to f32, computed, and narrowed back (as PyTorch does for many
 //! CPU ops), so each kernel exists once.
 
+mod conv;
+mod dropout;
 mod elementwise;
+pub(crate) mod gemm_util;
 mod matmul;
+mod pool;
 mod reduce;
 
 use crate::backend::{BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
