@@ -38,6 +38,14 @@ pub enum UnaryOp {
     DivScalar(f64),
     /// `x ^ s`
     PowScalar(f64),
+    /// GELU, exact form: `x·Φ(x) = x/2·(1 + erf(x/√2))`
+    Gelu,
+    /// derivative of [`UnaryOp::Gelu`]: `Φ(x) + x·φ(x)`
+    GeluGrad,
+    /// GELU, tanh approximation: `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+    GeluTanh,
+    /// derivative of [`UnaryOp::GeluTanh`]
+    GeluTanhGrad,
 }
 
 impl UnaryOp {
@@ -213,6 +221,15 @@ impl Storage {
     ) -> Result<()> {
         match (self, src) {
             (Storage::Cpu(d), Storage::Cpu(s)) => d.copy_from(dst_layout, s, src_layout),
+        }
+    }
+
+    /// Softmax (or log-softmax when `log`) of the elements of `layout` along `dim`
+    /// (`dim < rank`, checked by the caller), computed stably: each slice's maximum is
+    /// subtracted before `exp`. The result is contiguous with `layout`'s shape.
+    pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<Storage> {
+        match self {
+            Storage::Cpu(s) => Ok(Storage::Cpu(s.softmax(layout, dim, log)?)),
         }
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod gemm_util;
 mod matmul;
 mod pool;
 mod reduce;
+mod softmax;
 
 use crate::backend::{BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
 use crate::dtype::WithDType;
@@ -253,6 +254,44 @@ impl CpuStorage {
         })
     }
 
+    pub(crate) fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        let op = if log { "log_softmax" } else { "softmax" };
+        if !dtype.is_float() {
+            return Err(Error::UnsupportedDType { op, dtype });
+        }
+        let shape = &layout.shape;
+        if dim >= shape.len() {
+            return Err(Error::DimOutOfRange {
+                op,
+                dim,
+                rank: shape.len(),
+            });
+        }
+        let outer: usize = shape[..dim].iter().product();
+        let inner: usize = shape[dim + 1..].iter().product();
+        let (s, l) = self.widened(layout);
+        fn run<T: elementwise::Float>(
+            v: &[T],
+            l: &Layout,
+            sizes: (usize, usize, usize),
+            log: bool,
+        ) -> Vec<T> {
+            let (outer, len, inner) = sizes;
+            match l.contiguous_range() {
+                Some(r) => softmax::softmax(&v[r], outer, len, inner, log),
+                None => softmax::softmax(&gather(v, l), outer, len, inner, log),
+            }
+        }
+        let sizes = (outer, shape[dim], inner);
+        let out = match s.as_ref() {
+            CpuStorage::F32(v) => CpuStorage::F32(run(v, &l, sizes, log)),
+            CpuStorage::F64(v) => CpuStorage::F64(run(v, &l, sizes, log)),
+            _ => unreachable!("float dtypes checked above, f16/bf16 widened"),
+        };
+        Ok(out.convert(dtype))
+    }
+
     pub(crate) fn matmul(
         &self,
         ll: &Layout,
@@ -362,6 +401,10 @@ fn unary_name(op: UnaryOp) -> &'static str {
         UnaryOp::MulScalar(_) => "mul_scalar",
         UnaryOp::DivScalar(_) => "div_scalar",
         UnaryOp::PowScalar(_) => "pow_scalar",
+        UnaryOp::Gelu => "gelu",
+        UnaryOp::GeluGrad => "gelu_backward",
+        UnaryOp::GeluTanh => "gelu_tanh",
+        UnaryOp::GeluTanhGrad => "gelu_tanh_backward",
     }
 }
 
