@@ -45,10 +45,14 @@ impl CpuStorage {
 fn apply<T: Float>(x: &[T], stream: PhiloxStream, threshold: u64, scale: T) -> Vec<T> {
     let mut out = vec![T::default(); x.len()];
     let task = |c: usize, dst: &mut [T], src: &[T]| {
-        pulp::Arch::new().dispatch(
-            #[inline(always)]
-            || apply_chunk(dst, src, stream, (c * CHUNK / 4) as u64, threshold, scale),
-        )
+        pulp::Arch::new().dispatch(Chunk {
+            dst,
+            src,
+            stream,
+            first_block: (c * CHUNK / 4) as u64,
+            threshold,
+            scale,
+        })
     };
     if x.len() > CHUNK {
         out.par_chunks_mut(CHUNK)
@@ -61,26 +65,39 @@ fn apply<T: Float>(x: &[T], stream: PhiloxStream, threshold: u64, scale: T) -> V
     out
 }
 
-#[inline(always)]
-fn apply_chunk<T: Float>(
-    dst: &mut [T],
-    src: &[T],
+/// One task's elements; `pulp` runs `with_simd` with the machine's SIMD features
+/// enabled, and everything it calls is inlined into that context.
+struct Chunk<'a, T> {
+    dst: &'a mut [T],
+    src: &'a [T],
     stream: PhiloxStream,
     first_block: u64,
     threshold: u64,
     scale: T,
-) {
-    let zero = T::default();
-    let mut words = [0u32; BATCH];
-    for (j, (d, s)) in dst.chunks_mut(BATCH).zip(src.chunks(BATCH)).enumerate() {
-        philox_batch(stream, first_block + (j * LANES) as u64, &mut words);
-        for ((o, &v), &w) in d.iter_mut().zip(s).zip(&words) {
-            let factor = if u64::from(w) < threshold {
-                scale
-            } else {
-                zero
-            };
-            *o = v.mul(factor);
+}
+
+impl<T: Float> pulp::WithSimd for Chunk<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let zero = T::default();
+        let mut words = [0u32; BATCH];
+        let blocks = self.dst.chunks_mut(BATCH).zip(self.src.chunks(BATCH));
+        for (j, (d, s)) in blocks.enumerate() {
+            philox_batch(
+                self.stream,
+                self.first_block + (j * LANES) as u64,
+                &mut words,
+            );
+            for ((o, &v), &w) in d.iter_mut().zip(s).zip(&words) {
+                let factor = if u64::from(w) < self.threshold {
+                    self.scale
+                } else {
+                    zero
+                };
+                *o = v.mul(factor);
+            }
         }
     }
 }
