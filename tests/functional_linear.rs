@@ -111,6 +111,16 @@ fn non_contiguous_input() {
     assert_eq!(x.grad().unwrap().shape(), &[4, 3]);
 }
 
+#[test]
+fn zero_in_features_give_the_bias() {
+    // PyTorch: F.linear(torch.randn(5, 0), torch.randn(3, 0), b) == b.expand(5, 3)
+    let x = Tensor::zeros(&[5, 0], DType::F64, &Device::Cpu).unwrap();
+    let w = Tensor::zeros(&[3, 0], DType::F64, &Device::Cpu).unwrap();
+    let b = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3], &Device::Cpu).unwrap();
+    let y = F::linear(&x, &w, Some(&b)).unwrap();
+    assert_close(&y, &b.broadcast_as(&[5, 3]).unwrap(), 0.0, 0.0);
+}
+
 fn arg_name(e: Error) -> &'static str {
     match e {
         Error::InvalidArgument { name, .. } => name,

@@ -45,7 +45,7 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
             ));
         }
     }
-    let rows = input.numel() / in_f.max(1);
+    let rows: usize = input.shape()[..input.rank() - 1].iter().product();
     let mut out_shape = input.shape().to_vec();
     *out_shape.last_mut().expect("rank checked ≥ 1") = out_f;
     let (x2, w) = (
