@@ -56,9 +56,11 @@ mod module;
 mod parameter;
 
 pub use checkpoint::{load, save};
-pub use functional::{Conv2dOpts, Padding};
+pub use functional::{Conv2dOpts, Padding, Size2d};
 /// `#[derive(nn::Module)]`: implements [`Module`] from a struct's fields.
 pub use kiln_derive::Module;
-pub use layers::{BatchNorm2d, Flatten, ReLU, Sequential, GELU};
+pub use layers::{
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential, GELU,
+};
 pub use module::{Forward, Layer, Member, Module, ModuleField};
 pub use parameter::{Buffer, Mode, Parameter};
