@@ -664,6 +664,53 @@ fn backward_matches_the_cpu() {
     }
 }
 
+/// Dropout masks are bit-identical on both devices for the same seed (the Philox
+/// mapping of DESIGN.md); conv2d and the pools (host round trips on CUDA for now) give
+/// the CPU's values and gradients.
+#[test]
+fn spatial_ops_and_dropout_match_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("spatial_ops_and_dropout_match_the_cpu");
+    use kiln::nn::Conv2dOpts;
+    for dtype in FLOATS {
+        let (cpu, gpu) = pair_t(&[3, 37, 5, 2], dtype, 80, &dev);
+        let drop = |t: &Tensor| -> Result<(Tensor, Tensor)> {
+            kiln::manual_seed(1234);
+            let leaf = t.to_dtype(dtype)?.contiguous()?.requires_grad();
+            let y = F::dropout(&leaf.permute(&[1, 0, 3, 2])?, 0.3, true)?;
+            y.mul(&y.detach())?.sum_all()?.backward()?;
+            Ok((y, leaf.grad().expect("grad")))
+        };
+        let ((yc, gc), (yg, gg)) = (drop(&cpu).unwrap(), drop(&gpu).unwrap());
+        assert_exact(&format!("dropout {dtype:?}"), &yg, &yc);
+        let (atol, rtol) = tol(dtype);
+        assert_close(&format!("dropout grad {dtype:?}"), &gg, &gc, atol, rtol);
+    }
+    let run = |d: &Device| -> Result<Vec<Tensor>> {
+        let x = values(&[2, 4, 9, 11], DType::F64, 81)
+            .to_device(d)?
+            .requires_grad();
+        let w = values(&[6, 2, 3, 3], DType::F64, 82)
+            .to_device(d)?
+            .requires_grad();
+        let b = values(&[6], DType::F64, 83).to_device(d)?.requires_grad();
+        let opts = Conv2dOpts::new().stride(2).padding(1).groups(2);
+        let y = F::conv2d(&x, &w, Some(&b), opts)?;
+        let y = F::max_pool2d(&y, 2, 1, 0)?.add(&F::avg_pool2d(&y, 2, 1, 0)?)?;
+        let y = F::adaptive_avg_pool2d(&y, (2, 3))?;
+        y.mul(&y)?.sum_all()?.backward()?;
+        Ok(vec![
+            y,
+            x.grad().unwrap(),
+            w.grad().unwrap(),
+            b.grad().unwrap(),
+        ])
+    };
+    let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+    for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+        assert_close(&format!("conv/pool value/grad {i}"), g, c, 1e-12, 1e-12);
+    }
+}
+
 #[test]
 fn mixing_devices_is_an_error() {
     let (dev, _gpu) = gpu_or_skip!("mixing_devices_is_an_error");

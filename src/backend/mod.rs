@@ -298,9 +298,11 @@ impl Storage {
     ) -> Result<Storage> {
         match (self, weight) {
             (Storage::Cpu(x), Storage::Cpu(w)) => {
-                let bias = bias.map(|(b, bl)| match b {
-                    Storage::Cpu(b) => (b, bl),
-                });
+                let bias = match bias {
+                    None => None,
+                    Some((Storage::Cpu(b), bl)) => Some((b, bl)),
+                    Some((b, _)) => return Err(self.device_mismatch("conv2d", b)),
+                };
                 Ok(Storage::Cpu(x.conv2d(
                     x_layout,
                     w,
@@ -309,6 +311,21 @@ impl Storage {
                     params,
                 )?))
             }
+            (Storage::Cuda(x), Storage::Cuda(w)) => {
+                let bias = match bias {
+                    None => None,
+                    Some((Storage::Cuda(b), bl)) => Some((b, bl)),
+                    Some((b, _)) => return Err(self.device_mismatch("conv2d", b)),
+                };
+                Ok(Storage::Cuda(x.conv2d(
+                    x_layout,
+                    w,
+                    weight_layout,
+                    bias,
+                    params,
+                )?))
+            }
+            (x, w) => Err(x.device_mismatch("conv2d", w)),
         }
     }
 
@@ -328,6 +345,13 @@ impl Storage {
                 weight_layout,
                 params,
             )?)),
+            (Storage::Cuda(g), Storage::Cuda(w)) => Ok(Storage::Cuda(g.conv2d_backward_input(
+                grad_layout,
+                w,
+                weight_layout,
+                params,
+            )?)),
+            (g, w) => Err(g.device_mismatch("conv2d_backward_input", w)),
         }
     }
 
@@ -348,6 +372,13 @@ impl Storage {
                 grad_layout,
                 params,
             )?)),
+            (Storage::Cuda(x), Storage::Cuda(g)) => Ok(Storage::Cuda(x.conv2d_backward_weight(
+                x_layout,
+                g,
+                grad_layout,
+                params,
+            )?)),
+            (x, g) => Err(x.device_mismatch("conv2d_backward_weight", g)),
         }
     }
 
@@ -358,6 +389,10 @@ impl Storage {
             Storage::Cpu(s) => {
                 let (values, indices) = s.max_pool2d(layout, params)?;
                 Ok((Storage::Cpu(values), Storage::Cpu(indices)))
+            }
+            Storage::Cuda(s) => {
+                let (values, indices) = s.max_pool2d(layout, params)?;
+                Ok((Storage::Cuda(values), Storage::Cuda(indices)))
             }
         }
     }
@@ -378,6 +413,13 @@ impl Storage {
                 indices_layout,
                 params,
             )?)),
+            (Storage::Cuda(g), Storage::Cuda(i)) => Ok(Storage::Cuda(g.max_pool2d_backward(
+                grad_layout,
+                i,
+                indices_layout,
+                params,
+            )?)),
+            (g, i) => Err(g.device_mismatch("max_pool2d_backward", i)),
         }
     }
 
@@ -385,6 +427,7 @@ impl Storage {
     pub fn avg_pool2d(&self, layout: &Layout, params: &Pool2dParams) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.avg_pool2d(layout, params)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.avg_pool2d(layout, params)?)),
         }
     }
 
@@ -396,6 +439,7 @@ impl Storage {
     ) -> Result<Storage> {
         match self {
             Storage::Cpu(g) => Ok(Storage::Cpu(g.avg_pool2d_backward(grad_layout, params)?)),
+            Storage::Cuda(g) => Ok(Storage::Cuda(g.avg_pool2d_backward(grad_layout, params)?)),
         }
     }
 
@@ -407,6 +451,7 @@ impl Storage {
     ) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.adaptive_avg_pool2d(layout, params)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.adaptive_avg_pool2d(layout, params)?)),
         }
     }
 
@@ -420,6 +465,9 @@ impl Storage {
             Storage::Cpu(g) => Ok(Storage::Cpu(
                 g.adaptive_avg_pool2d_backward(grad_layout, params)?,
             )),
+            Storage::Cuda(g) => Ok(Storage::Cuda(
+                g.adaptive_avg_pool2d_backward(grad_layout, params)?,
+            )),
         }
     }
 
@@ -430,6 +478,7 @@ impl Storage {
     pub fn dropout(&self, layout: &Layout, stream: PhiloxStream, p: f64) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.dropout(layout, stream, p)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.dropout(layout, stream, p)?)),
         }
     }
 }

@@ -24,6 +24,7 @@ mod matmul;
 mod random;
 mod reduce;
 mod softmax;
+mod spatial;
 mod storage;
 
 pub use device::CudaDevice;
