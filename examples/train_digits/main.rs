@@ -13,7 +13,7 @@ mod model;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln::nn::Module;
-use kiln::optim::{AdamW, Optimizer};
+use kiln::optim::AdamW;
 use kiln::{data, Device, Result};
 use model::{evaluate, train_epoch, DigitsNet};
 
@@ -24,15 +24,25 @@ struct Args {
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
-    let mut args = Args { data: None, epochs: 20, batch_size: 32 };
+    let mut args = Args {
+        data: None,
+        epochs: 20,
+        batch_size: 32,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--data" => args.data = Some(value()?),
             "--epochs" => args.epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?,
-            "--batch-size" => args.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?,
-            other => return Err(format!("unknown argument {other}; use --data DIR, --epochs N, --batch-size N")),
+            "--batch-size" => {
+                args.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; use --data DIR, --epochs N, --batch-size N"
+                ))
+            }
         }
     }
     Ok(args)
@@ -50,9 +60,17 @@ fn main() -> Result<()> {
     let dev = Device::cuda_if_available(0);
     let (train, test) = match &args.data {
         Some(dir) => data::load_mnist(dir)?,
-        None => data::load_digits(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits/digits.csv.gz"))?.split_every(5)?,
+        None => data::load_digits(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/digits/digits.csv.gz"
+        ))?
+        .split_every(5)?,
     };
-    println!("device: {dev}; {} training and {} test images", train.len(), test.len());
+    println!(
+        "device: {dev}; {} training and {} test images",
+        train.len(),
+        test.len()
+    );
 
     let net = DigitsNet::new(&dev)?;
     let mut opt = AdamW::new(net.parameters(), 2e-3)?.weight_decay(1e-4);
@@ -87,9 +105,16 @@ fn main() -> Result<()> {
     let reloaded = DigitsNet::new(&dev)?;
     reloaded.load(&path)?;
     let again = evaluate(&reloaded, &test_batches)?;
-    println!("checkpoint {}: reloaded model scores {:.2}%", path.display(), 100.0 * again.accuracy);
+    println!(
+        "checkpoint {}: reloaded model scores {:.2}%",
+        path.display(),
+        100.0 * again.accuracy
+    );
     if again.accuracy != score.accuracy {
-        eprintln!("the reloaded model scores differently: {} vs {}", again.accuracy, score.accuracy);
+        eprintln!(
+            "the reloaded model scores differently: {} vs {}",
+            again.accuracy, score.accuracy
+        );
         std::process::exit(1);
     }
     println!("test accuracy: {:.2}%", 100.0 * score.accuracy);
