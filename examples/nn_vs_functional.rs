@@ -49,7 +49,11 @@ fn show_dropout(name: &str, model: &(impl Module + Forward), x: &Tensor) -> Resu
     model.eval();
     let eval = zeroed(&model.forward(x)?)?;
     model.train();
-    println!("{name}: zeroed {:.0}% in train mode, {:.0}% after eval()", 100.0 * train, 100.0 * eval);
+    println!(
+        "{name}: zeroed {:.0}% in train mode, {:.0}% after eval()",
+        100.0 * train,
+        100.0 * eval
+    );
     Ok(())
 }
 
@@ -61,7 +65,8 @@ struct LayerInForward {
 impl Forward for LayerInForward {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let conv = nn::Conv2d::new(1, 4, 3, Conv2dOpts::new().padding(1), &x.device())?;
-        self.head.forward(&F::relu(&conv.forward(x)?)?.flatten(1, 3)?)
+        self.head
+            .forward(&F::relu(&conv.forward(x)?)?.flatten(1, 3)?)
     }
 }
 
@@ -73,7 +78,8 @@ struct LayerInConstructor {
 }
 impl Forward for LayerInConstructor {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.head.forward(&F::relu(&self.conv.forward(x)?)?.flatten(1, 3)?)
+        self.head
+            .forward(&F::relu(&self.conv.forward(x)?)?.flatten(1, 3)?)
     }
 }
 
@@ -81,15 +87,26 @@ fn main() -> Result<()> {
     kiln::manual_seed(0);
     let dev = Device::cuda_if_available(0);
     let x = Tensor::ones(&[4, 1000], DType::F32, &dev)?;
-    show_dropout("Model1 (nn::Dropout)         ", &Model1 { dropout: nn::Dropout::new(0.5)? }, &x)?;
+    show_dropout(
+        "Model1 (nn::Dropout)         ",
+        &Model1 {
+            dropout: nn::Dropout::new(0.5)?,
+        },
+        &x,
+    )?;
     show_dropout("Model3 (F::dropout with mode)", &Model3::default(), &x)?;
 
-    let digits = data::load_digits(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits/digits.csv.gz"))?;
+    let digits = data::load_digits(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/digits/digits.csv.gz"
+    ))?;
     let batches = digits.batches(64, Some(0), &dev)?;
     let (xb, yb) = &batches[0];
 
     println!("\nA layer built inside forward:");
-    let wrong = LayerInForward { head: nn::Linear::new(4 * 8 * 8, 10, &dev)? };
+    let wrong = LayerInForward {
+        head: nn::Linear::new(4 * 8 * 8, 10, &dev)?,
+    };
     let mut opt = Sgd::new(wrong.parameters(), 0.1)?;
     opt.zero_grad();
     F::cross_entropy(&wrong.forward(xb)?, yb)?.backward()?;
@@ -113,7 +130,10 @@ fn main() -> Result<()> {
             opt.step()?;
             total += f64::from(loss.item::<f32>()?);
         }
-        println!("  epoch {epoch}: mean loss {:.4}", total / batches.len() as f64);
+        println!(
+            "  epoch {epoch}: mean loss {:.4}",
+            total / batches.len() as f64
+        );
     }
     Ok(())
 }

@@ -13,7 +13,11 @@ use model::{evaluate, train_epoch, DigitsNet};
 fn a_few_hundred_steps_learn_the_digits() {
     kiln::manual_seed(1);
     let dev = Device::Cpu;
-    let digits = data::load_digits(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits/digits.csv.gz")).unwrap();
+    let digits = data::load_digits(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/digits/digits.csv.gz"
+    ))
+    .unwrap();
     let (train, test) = digits.split_every(5).unwrap();
     let net = DigitsNet::new(&dev).unwrap();
     let mut opt = AdamW::new(net.parameters(), 2e-3).unwrap();
@@ -26,8 +30,20 @@ fn a_few_hundred_steps_learn_the_digits() {
         losses.push(train_epoch(&net, &mut opt, &batches, |_| {}).unwrap().loss);
     }
     let after = evaluate(&net, &test_batches).unwrap();
-    assert!(losses[4] < 0.5 * losses[0], "training loss should fall: {losses:?}");
-    assert!(after.loss < before.loss, "test loss {} -> {}", before.loss, after.loss);
-    assert!(after.accuracy > 0.85, "test accuracy {} is not far above chance", after.accuracy);
+    assert!(
+        losses[4] < 0.5 * losses[0],
+        "training loss should fall: {losses:?}"
+    );
+    assert!(
+        after.loss < before.loss,
+        "test loss {} -> {}",
+        before.loss,
+        after.loss
+    );
+    assert!(
+        after.accuracy > 0.85,
+        "test accuracy {} is not far above chance",
+        after.accuracy
+    );
     assert!(net.is_training(), "evaluate switches back to training mode");
 }

@@ -24,15 +24,25 @@ struct Args {
 }
 
 fn parse_args() -> std::result::Result<Args, String> {
-    let mut args = Args { data: None, epochs: 20, batch_size: 32 };
+    let mut args = Args {
+        data: None,
+        epochs: 15,
+        batch_size: 32,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--data" => args.data = Some(value()?),
             "--epochs" => args.epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?,
-            "--batch-size" => args.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?,
-            other => return Err(format!("unknown argument {other}; use --data DIR, --epochs N, --batch-size N")),
+            "--batch-size" => {
+                args.batch_size = value()?.parse().map_err(|e| format!("--batch-size: {e}"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; use --data DIR, --epochs N, --batch-size N"
+                ))
+            }
         }
     }
     Ok(args)
@@ -50,15 +60,26 @@ fn main() -> Result<()> {
     let dev = Device::cuda_if_available(0);
     let (train, test) = match &args.data {
         Some(dir) => data::load_mnist(dir)?,
-        None => data::load_digits(concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits/digits.csv.gz"))?.split_every(5)?,
+        None => data::load_digits(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/digits/digits.csv.gz"
+        ))?
+        .split_every(5)?,
     };
-    println!("device: {dev}; {} training and {} test images", train.len(), test.len());
+    println!(
+        "device: {dev}; {} training and {} test images",
+        train.len(),
+        test.len()
+    );
 
     let net = DigitsNet::new(&dev)?;
-    let mut opt = AdamW::new(net.parameters(), 2e-3)?.weight_decay(1e-4);
+    let base_lr = 2e-3;
+    let mut opt = AdamW::new(net.parameters(), base_lr)?.weight_decay(1e-4);
     let test_batches = test.batches(256, None, &dev)?;
     let started = std::time::Instant::now();
     for epoch in 1..=args.epochs {
+        // Linear decay to zero over the run: the late epochs settle instead of bouncing.
+        opt.set_lr(base_lr * (1.0 - (epoch - 1) as f64 / args.epochs as f64));
         let batches = train.batches(args.batch_size, Some(epoch as u64), &dev)?;
         let bar = ProgressBar::new(batches.len() as u64).with_style(
             ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos}/{len} loss {msg}")
@@ -87,9 +108,16 @@ fn main() -> Result<()> {
     let reloaded = DigitsNet::new(&dev)?;
     reloaded.load(&path)?;
     let again = evaluate(&reloaded, &test_batches)?;
-    println!("checkpoint {}: reloaded model scores {:.2}%", path.display(), 100.0 * again.accuracy);
+    println!(
+        "checkpoint {}: reloaded model scores {:.2}%",
+        path.display(),
+        100.0 * again.accuracy
+    );
     if again.accuracy != score.accuracy {
-        eprintln!("the reloaded model scores differently: {} vs {}", again.accuracy, score.accuracy);
+        eprintln!(
+            "the reloaded model scores differently: {} vs {}",
+            again.accuracy, score.accuracy
+        );
         std::process::exit(1);
     }
     println!("test accuracy: {:.2}%", 100.0 * score.accuracy);

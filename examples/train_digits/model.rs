@@ -16,11 +16,23 @@ impl DigitsNet {
     /// Layers are built here, once: the optimizer is given their parameters.
     pub fn new(dev: &Device) -> Result<Self> {
         let features = nn::Sequential::new()
-            .add(nn::Conv2d::new(1, 16, 3, Conv2dOpts::new().padding(1), dev)?)
+            .add(nn::Conv2d::new(
+                1,
+                16,
+                3,
+                Conv2dOpts::new().padding(1),
+                dev,
+            )?)
             .add(nn::BatchNorm2d::new(16, dev)?)
             .add(nn::ReLU)
             .add(nn::MaxPool2d::new(2, 2))
-            .add(nn::Conv2d::new(16, 32, 3, Conv2dOpts::new().padding(1), dev)?)
+            .add(nn::Conv2d::new(
+                16,
+                32,
+                3,
+                Conv2dOpts::new().padding(1),
+                dev,
+            )?)
             .add(nn::BatchNorm2d::new(32, dev)?)
             .add(nn::ReLU)
             .add(nn::AdaptiveAvgPool2d::new((4, 4)));
@@ -30,7 +42,10 @@ impl DigitsNet {
             .add(nn::Linear::new(32 * 4 * 4, 64, dev)?)
             .add(nn::ReLU)
             .add(nn::Linear::new(64, 10, dev)?);
-        Ok(DigitsNet { features, classifier })
+        Ok(DigitsNet {
+            features,
+            classifier,
+        })
     }
 }
 
@@ -51,7 +66,11 @@ pub struct Score {
 
 /// Number of correct predictions in a batch.
 fn correct(logits: &Tensor, labels: &Tensor) -> Result<usize> {
-    let hits = logits.argmax(1, false)?.eq(labels)?.to_dtype(kiln::DType::I64)?.sum_all()?;
+    let hits = logits
+        .argmax(1, false)?
+        .eq(labels)?
+        .to_dtype(kiln::DType::I64)?
+        .sum_all()?;
     Ok(hits.item::<i64>()? as usize)
 }
 
@@ -76,7 +95,10 @@ pub fn train_epoch(
         seen += y.numel();
         on_batch(l);
     }
-    Ok(Score { loss: loss_sum / seen as f64, accuracy: hits as f64 / seen as f64 })
+    Ok(Score {
+        loss: loss_sum / seen as f64,
+        accuracy: hits as f64 / seen as f64,
+    })
 }
 
 /// Loss and accuracy in eval mode (dropout off, BatchNorm's running statistics),
@@ -92,5 +114,8 @@ pub fn evaluate(net: &DigitsNet, batches: &[(Tensor, Tensor)]) -> Result<Score> 
         seen += y.numel();
     }
     net.train();
-    Ok(Score { loss: loss_sum / seen as f64, accuracy: hits as f64 / seen as f64 })
+    Ok(Score {
+        loss: loss_sum / seen as f64,
+        accuracy: hits as f64 / seen as f64,
+    })
 }

@@ -19,31 +19,68 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// `nn.Conv2d(in_channels, out_channels, kernel, ...)` with a bias.
-    pub fn new(in_channels: usize, out_channels: usize, kernel: impl Into<Size2d>, opts: Conv2dOpts, device: &Device) -> Result<Conv2d> {
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: impl Into<Size2d>,
+        opts: Conv2dOpts,
+        device: &Device,
+    ) -> Result<Conv2d> {
         Conv2d::build(in_channels, out_channels, kernel.into(), opts, true, device)
     }
 
     /// The same layer without a bias (`bias=False`).
-    pub fn no_bias(in_channels: usize, out_channels: usize, kernel: impl Into<Size2d>, opts: Conv2dOpts, device: &Device) -> Result<Conv2d> {
-        Conv2d::build(in_channels, out_channels, kernel.into(), opts, false, device)
+    pub fn no_bias(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: impl Into<Size2d>,
+        opts: Conv2dOpts,
+        device: &Device,
+    ) -> Result<Conv2d> {
+        Conv2d::build(
+            in_channels,
+            out_channels,
+            kernel.into(),
+            opts,
+            false,
+            device,
+        )
     }
 
-    fn build(in_channels: usize, out_channels: usize, kernel: Size2d, opts: Conv2dOpts, bias: bool, device: &Device) -> Result<Conv2d> {
+    fn build(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: Size2d,
+        opts: Conv2dOpts,
+        bias: bool,
+        device: &Device,
+    ) -> Result<Conv2d> {
         let groups = opts.groups;
         if groups == 0 {
             return Err(Error::arg("groups", "must be at least 1"));
         }
         for (name, channels) in [("in_channels", in_channels), ("out_channels", out_channels)] {
             if channels == 0 || channels % groups != 0 {
-                return Err(Error::arg(name, format!("{channels} must be a positive multiple of groups ({groups})")));
+                return Err(Error::arg(
+                    name,
+                    format!("{channels} must be a positive multiple of groups ({groups})"),
+                ));
             }
         }
         if kernel.h == 0 || kernel.w == 0 {
-            return Err(Error::arg("kernel_size", "must be at least 1 in each dimension"));
+            return Err(Error::arg(
+                "kernel_size",
+                "must be at least 1 in each dimension",
+            ));
         }
         let shape = [out_channels, in_channels / groups, kernel.h, kernel.w];
         let (weight, bias) = init::default_weight_and_bias(&shape, bias, device)?;
-        Ok(Conv2d { weight, bias, opts, mode: Mode::default() })
+        Ok(Conv2d {
+            weight,
+            bias,
+            opts,
+            mode: Mode::default(),
+        })
     }
 
     /// The layer's stride, padding, dilation and groups.

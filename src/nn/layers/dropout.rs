@@ -16,9 +16,15 @@ impl Dropout {
     /// Err unless `0 <= p <= 1`.
     pub fn new(p: f64) -> Result<Dropout> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::arg("p", format!("dropout probability must be in [0, 1], got {p}")));
+            return Err(Error::arg(
+                "p",
+                format!("dropout probability must be in [0, 1], got {p}"),
+            ));
         }
-        Ok(Dropout { p, mode: Mode::default() })
+        Ok(Dropout {
+            p,
+            mode: Mode::default(),
+        })
     }
 
     /// The drop probability.

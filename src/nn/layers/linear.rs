@@ -25,12 +25,25 @@ impl Linear {
         Linear::build(in_features, out_features, false, device)
     }
 
-    fn build(in_features: usize, out_features: usize, bias: bool, device: &Device) -> Result<Linear> {
+    fn build(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        device: &Device,
+    ) -> Result<Linear> {
         if in_features == 0 || out_features == 0 {
-            return Err(Error::arg("in_features", "in_features and out_features must be at least 1"));
+            return Err(Error::arg(
+                "in_features",
+                "in_features and out_features must be at least 1",
+            ));
         }
-        let (weight, bias) = init::default_weight_and_bias(&[out_features, in_features], bias, device)?;
-        Ok(Linear { weight, bias, mode: Mode::default() })
+        let (weight, bias) =
+            init::default_weight_and_bias(&[out_features, in_features], bias, device)?;
+        Ok(Linear {
+            weight,
+            bias,
+            mode: Mode::default(),
+        })
     }
 }
 

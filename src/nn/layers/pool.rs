@@ -14,7 +14,11 @@ struct Window {
 
 impl Window {
     fn new(kernel: impl Into<Size2d>, stride: impl Into<Size2d>) -> Window {
-        Window { kernel: kernel.into(), stride: stride.into(), padding: Size2d::from(0) }
+        Window {
+            kernel: kernel.into(),
+            stride: stride.into(),
+            padding: Size2d::from(0),
+        }
     }
 }
 
@@ -28,7 +32,9 @@ pub struct MaxPool2d {
 impl MaxPool2d {
     /// Windows of `kernel` moved by `stride` (each a number or `(h, w)`).
     pub fn new(kernel: impl Into<Size2d>, stride: impl Into<Size2d>) -> MaxPool2d {
-        MaxPool2d { window: Window::new(kernel, stride) }
+        MaxPool2d {
+            window: Window::new(kernel, stride),
+        }
     }
 
     /// Implicit −∞ padding on each side.
@@ -55,7 +61,9 @@ pub struct AvgPool2d {
 impl AvgPool2d {
     /// Windows of `kernel` moved by `stride` (each a number or `(h, w)`).
     pub fn new(kernel: impl Into<Size2d>, stride: impl Into<Size2d>) -> AvgPool2d {
-        AvgPool2d { window: Window::new(kernel, stride) }
+        AvgPool2d {
+            window: Window::new(kernel, stride),
+        }
     }
 
     /// Implicit zero padding on each side.
@@ -82,7 +90,9 @@ pub struct AdaptiveAvgPool2d {
 impl AdaptiveAvgPool2d {
     /// Pools any input to `output` (a number or `(h, w)`).
     pub fn new(output: impl Into<Size2d>) -> AdaptiveAvgPool2d {
-        AdaptiveAvgPool2d { output: output.into() }
+        AdaptiveAvgPool2d {
+            output: output.into(),
+        }
     }
 }
 
