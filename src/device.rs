@@ -1,6 +1,6 @@
 //! Devices: where a tensor's memory lives and where its ops run.
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// A compute device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,12 +18,12 @@ impl Device {
         Device::cuda(ordinal).unwrap_or(Device::Cpu)
     }
 
-    /// `Device::Cuda(ordinal)`, or an error that says why the GPU cannot be used.
+    /// `Device::Cuda(ordinal)`, or an error that says why the GPU cannot be used:
+    /// [`crate::Error::CudaDriverNotFound`], [`crate::Error::NoCudaDevice`],
+    /// [`crate::Error::CudaOrdinalOutOfRange`], [`crate::Error::KernelsNotBuilt`] (or a driver error
+    /// while opening the device). The device is opened on the first call.
     pub fn cuda(ordinal: usize) -> Result<Device> {
-        Err(Error::CudaUnavailable {
-            ordinal,
-            reason: "this build of kiln has no CUDA backend yet".into(),
-        })
+        crate::backend::cuda::device(ordinal).map(|_| Device::Cuda(ordinal))
     }
 
     /// True for [`Device::Cpu`].

@@ -126,9 +126,48 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
         /// Why, and how to fix it.
         reason: String,
     },
-    /// The crate was built without CUDA kernels (no nvcc at build time).
-    #[error("kiln was built without CUDA kernels: nvcc was not found at build time. Install the CUDA toolkit or run scripts/install-cuda-toolchain.sh, put nvcc on PATH (or set NVCC / CUDA_HOME), then rebuild")]
+    /// The crate was built without CUDA kernels (no nvcc at build time, or a kernel
+    /// failed to compile; the build printed a warning saying which).
+    #[error("kiln was built without CUDA kernels: nvcc was not found at build time or a kernel failed to compile (see the build's warnings). Install the CUDA toolkit or run scripts/install-cuda-toolchain.sh, put nvcc on PATH (or set NVCC / CUDA_HOME), then rebuild; KILN_REQUIRE_KERNELS=1 makes a missing nvcc a build error")]
     KernelsNotBuilt,
+    /// The CUDA driver library (`libcuda.so`) could not be loaded.
+    #[error("CUDA device {ordinal} is not usable: the CUDA driver library (libcuda.so) was not found. Install the NVIDIA driver (and make libcuda.so.1 visible to the dynamic loader), or use Device::cuda_if_available to fall back to the CPU")]
+    CudaDriverNotFound {
+        /// The device ordinal asked for.
+        ordinal: usize,
+    },
+    /// The driver is present but reports no CUDA device.
+    #[error("CUDA device {ordinal} is not usable: the driver reports no CUDA device ({reason}). Check nvidia-smi and CUDA_VISIBLE_DEVICES")]
+    NoCudaDevice {
+        /// The device ordinal asked for.
+        ordinal: usize,
+        /// What the driver said.
+        reason: String,
+    },
+    /// The device ordinal is not below the number of devices.
+    #[error("CUDA device {ordinal} does not exist: there {} {count} device{} (ordinals 0..{count})", if *count == 1 { "is" } else { "are" }, if *count == 1 { "" } else { "s" })]
+    CudaOrdinalOutOfRange {
+        /// The device ordinal asked for.
+        ordinal: usize,
+        /// How many devices the driver reports.
+        count: usize,
+    },
+    /// The device has no memory left for an allocation, even after kiln's cache was freed.
+    #[error("CUDA out of memory on device {ordinal}: tried to allocate {} ({} free of {} total; {} allocated by tensors, {} reserved by kiln's cache). Free tensors or use smaller batches; kiln::cuda::memory_stats shows the details", mib(*requested), mib(*free), mib(*total), mib(*allocated), mib(*reserved))]
+    CudaOutOfMemory {
+        /// The device ordinal.
+        ordinal: usize,
+        /// Bytes requested.
+        requested: usize,
+        /// Bytes held by live tensors.
+        allocated: usize,
+        /// Bytes obtained from the driver by kiln's caching allocator.
+        reserved: usize,
+        /// Free device memory reported by the driver (0 when unknown).
+        free: usize,
+        /// Total device memory (0 when unknown).
+        total: usize,
+    },
     /// An error reported by the CUDA driver.
     #[error("CUDA driver error in {op}: {msg}")]
     CudaDriver {
@@ -154,6 +193,11 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
         /// What is wrong: missing, unexpected or mis-shaped keys, or a corrupt file.
         msg: String,
     },
+}
+
+/// A byte count in MiB for messages.
+fn mib(bytes: usize) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// `std::result::Result` with [`Error`].

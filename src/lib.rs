@@ -18,6 +18,7 @@
 //! ```
 //!
 //! Layers, bottom to top: `backend` (CPU, CUDA) → [`Tensor`] → [`autograd`].
+//! [`cuda`] manages CUDA devices (memory statistics, the allocator cache).
 
 // `#[derive(nn::Module)]` expands to `::kiln::...` paths; this makes them resolve
 // inside kiln too.
@@ -25,6 +26,7 @@ extern crate self as kiln;
 
 pub mod autograd;
 pub mod backend;
+pub mod cuda;
 pub mod data;
 mod device;
 mod dtype;

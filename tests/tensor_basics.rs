@@ -532,7 +532,11 @@ fn devices_without_a_gpu() {
             assert!(
                 matches!(
                     e,
-                    kiln::Error::CudaUnavailable { ordinal: 0, .. } | kiln::Error::KernelsNotBuilt
+                    kiln::Error::CudaUnavailable { ordinal: 0, .. }
+                        | kiln::Error::CudaDriverNotFound { ordinal: 0 }
+                        | kiln::Error::NoCudaDevice { ordinal: 0, .. }
+                        | kiln::Error::CudaOrdinalOutOfRange { ordinal: 0, .. }
+                        | kiln::Error::KernelsNotBuilt
                 ),
                 "{e:?}"
             );

@@ -6,10 +6,12 @@
 //! with these primitives, so a backend that implements them runs all of kiln.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::shape::Layout;
 use crate::{DType, Device, Result};
 pub use cpu::CpuStorage;
+pub use cuda::CudaStorage;
 
 /// Elementwise ops of one operand. Scalar parameters are given as f64.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,6 +118,8 @@ pub enum ReduceOp {
 pub enum Storage {
     /// Host memory.
     Cpu(CpuStorage),
+    /// Memory of a CUDA device.
+    Cuda(CudaStorage),
 }
 
 /// Problem sizes of a batched matmul: `batch` products of (m×k)·(k×n).
@@ -136,6 +140,7 @@ impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(s) => Device::Cuda(s.ordinal()),
         }
     }
 
@@ -143,6 +148,7 @@ impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Cuda(s) => s.dtype(),
         }
     }
 
@@ -150,6 +156,7 @@ impl Storage {
     pub fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.unary(op, layout)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.unary(op, layout)?)),
         }
     }
 
@@ -165,6 +172,10 @@ impl Storage {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
                 Ok(Storage::Cpu(a.binary(op, lhs, b, rhs_layout)?))
             }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                Ok(Storage::Cuda(a.binary(op, lhs, b, rhs_layout)?))
+            }
+            (a, b) => Err(a.device_mismatch("binary", b)),
         }
     }
 
@@ -180,6 +191,10 @@ impl Storage {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
                 Ok(Storage::Cpu(a.compare(op, lhs, b, rhs_layout)?))
             }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                Ok(Storage::Cuda(a.compare(op, lhs, b, rhs_layout)?))
+            }
+            (a, b) => Err(a.device_mismatch("compare", b)),
         }
     }
 
@@ -187,6 +202,7 @@ impl Storage {
     pub fn reduce(&self, op: ReduceOp, layout: &Layout, dim: usize) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.reduce(op, layout, dim)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.reduce(op, layout, dim)?)),
         }
     }
 
@@ -202,6 +218,10 @@ impl Storage {
             (Storage::Cpu(a), Storage::Cpu(b)) => {
                 Ok(Storage::Cpu(a.matmul(lhs, b, rhs_layout, dims)?))
             }
+            (Storage::Cuda(a), Storage::Cuda(b)) => {
+                Ok(Storage::Cuda(a.matmul(lhs, b, rhs_layout, dims)?))
+            }
+            (a, b) => Err(a.device_mismatch("matmul", b)),
         }
     }
 
@@ -209,6 +229,7 @@ impl Storage {
     pub fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.copy_as(layout, dtype))),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.copy_as(layout, dtype)?)),
         }
     }
 
@@ -221,6 +242,8 @@ impl Storage {
     ) -> Result<()> {
         match (self, src) {
             (Storage::Cpu(d), Storage::Cpu(s)) => d.copy_from(dst_layout, s, src_layout),
+            (Storage::Cuda(d), Storage::Cuda(s)) => d.copy_from(dst_layout, s, src_layout),
+            (d, s) => Err(d.device_mismatch("copy_from", s)),
         }
     }
 
@@ -230,6 +253,7 @@ impl Storage {
     pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.softmax(layout, dim, log)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.softmax(layout, dim, log)?)),
         }
     }
 
@@ -237,6 +261,27 @@ impl Storage {
     pub fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
         match self {
             Storage::Cpu(s) => Ok(s.copy_as(layout, s.dtype())),
+            Storage::Cuda(s) => s.to_cpu(layout),
+        }
+    }
+
+    /// A copy of host storage on `device`.
+    pub fn from_cpu(host: CpuStorage, device: &Device) -> Result<Storage> {
+        match device {
+            Device::Cpu => Ok(Storage::Cpu(host)),
+            Device::Cuda(n) => Ok(Storage::Cuda(CudaStorage::from_cpu(
+                &cuda::device(*n)?,
+                &host,
+            )?)),
+        }
+    }
+
+    /// The error for an op whose operands live on different devices.
+    fn device_mismatch(&self, op: &'static str, other: &Storage) -> crate::Error {
+        crate::Error::DeviceMismatch {
+            op,
+            lhs: self.device(),
+            rhs: other.device(),
         }
     }
 
@@ -253,9 +298,11 @@ impl Storage {
     ) -> Result<Storage> {
         match (self, weight) {
             (Storage::Cpu(x), Storage::Cpu(w)) => {
-                let bias = bias.map(|(b, bl)| match b {
-                    Storage::Cpu(b) => (b, bl),
-                });
+                let bias = match bias {
+                    None => None,
+                    Some((Storage::Cpu(b), bl)) => Some((b, bl)),
+                    Some((b, _)) => return Err(self.device_mismatch("conv2d", b)),
+                };
                 Ok(Storage::Cpu(x.conv2d(
                     x_layout,
                     w,
@@ -264,6 +311,21 @@ impl Storage {
                     params,
                 )?))
             }
+            (Storage::Cuda(x), Storage::Cuda(w)) => {
+                let bias = match bias {
+                    None => None,
+                    Some((Storage::Cuda(b), bl)) => Some((b, bl)),
+                    Some((b, _)) => return Err(self.device_mismatch("conv2d", b)),
+                };
+                Ok(Storage::Cuda(x.conv2d(
+                    x_layout,
+                    w,
+                    weight_layout,
+                    bias,
+                    params,
+                )?))
+            }
+            (x, w) => Err(x.device_mismatch("conv2d", w)),
         }
     }
 
@@ -283,6 +345,13 @@ impl Storage {
                 weight_layout,
                 params,
             )?)),
+            (Storage::Cuda(g), Storage::Cuda(w)) => Ok(Storage::Cuda(g.conv2d_backward_input(
+                grad_layout,
+                w,
+                weight_layout,
+                params,
+            )?)),
+            (g, w) => Err(g.device_mismatch("conv2d_backward_input", w)),
         }
     }
 
@@ -303,6 +372,13 @@ impl Storage {
                 grad_layout,
                 params,
             )?)),
+            (Storage::Cuda(x), Storage::Cuda(g)) => Ok(Storage::Cuda(x.conv2d_backward_weight(
+                x_layout,
+                g,
+                grad_layout,
+                params,
+            )?)),
+            (x, g) => Err(x.device_mismatch("conv2d_backward_weight", g)),
         }
     }
 
@@ -313,6 +389,10 @@ impl Storage {
             Storage::Cpu(s) => {
                 let (values, indices) = s.max_pool2d(layout, params)?;
                 Ok((Storage::Cpu(values), Storage::Cpu(indices)))
+            }
+            Storage::Cuda(s) => {
+                let (values, indices) = s.max_pool2d(layout, params)?;
+                Ok((Storage::Cuda(values), Storage::Cuda(indices)))
             }
         }
     }
@@ -333,6 +413,13 @@ impl Storage {
                 indices_layout,
                 params,
             )?)),
+            (Storage::Cuda(g), Storage::Cuda(i)) => Ok(Storage::Cuda(g.max_pool2d_backward(
+                grad_layout,
+                i,
+                indices_layout,
+                params,
+            )?)),
+            (g, i) => Err(g.device_mismatch("max_pool2d_backward", i)),
         }
     }
 
@@ -340,6 +427,7 @@ impl Storage {
     pub fn avg_pool2d(&self, layout: &Layout, params: &Pool2dParams) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.avg_pool2d(layout, params)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.avg_pool2d(layout, params)?)),
         }
     }
 
@@ -351,6 +439,7 @@ impl Storage {
     ) -> Result<Storage> {
         match self {
             Storage::Cpu(g) => Ok(Storage::Cpu(g.avg_pool2d_backward(grad_layout, params)?)),
+            Storage::Cuda(g) => Ok(Storage::Cuda(g.avg_pool2d_backward(grad_layout, params)?)),
         }
     }
 
@@ -362,6 +451,7 @@ impl Storage {
     ) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.adaptive_avg_pool2d(layout, params)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.adaptive_avg_pool2d(layout, params)?)),
         }
     }
 
@@ -375,6 +465,9 @@ impl Storage {
             Storage::Cpu(g) => Ok(Storage::Cpu(
                 g.adaptive_avg_pool2d_backward(grad_layout, params)?,
             )),
+            Storage::Cuda(g) => Ok(Storage::Cuda(
+                g.adaptive_avg_pool2d_backward(grad_layout, params)?,
+            )),
         }
     }
 
@@ -385,6 +478,7 @@ impl Storage {
     pub fn dropout(&self, layout: &Layout, stream: PhiloxStream, p: f64) -> Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.dropout(layout, stream, p)?)),
+            Storage::Cuda(s) => Ok(Storage::Cuda(s.dropout(layout, stream, p)?)),
         }
     }
 }

@@ -51,17 +51,12 @@ impl Tensor {
         if *device == self.device() {
             return Ok(self.clone());
         }
-        match device {
-            Device::Cpu => {
-                let host = self.storage().to_cpu(self.layout())?;
-                let source = self.device();
-                let out = Tensor::from_storage(Storage::Cpu(host), self.shape());
-                Ok(record(out, "to_device", &[self], move |_, g| {
-                    Ok(vec![Some(g.to_device(&source)?)])
-                }))
-            }
-            Device::Cuda(n) => Err(Device::cuda(*n).err().unwrap_or(Error::KernelsNotBuilt)),
-        }
+        let host = self.storage().to_cpu(self.layout())?;
+        let source = self.device();
+        let out = Tensor::from_storage(Storage::from_cpu(host, device)?, self.shape());
+        Ok(record(out, "to_device", &[self], move |_, g| {
+            Ok(vec![Some(g.to_device(&source)?)])
+        }))
     }
 
     /// Overwrites this tensor's elements with `src`'s (PyTorch's `copy_`): same shape,

@@ -387,7 +387,7 @@ impl CpuStorage {
     }
 }
 
-fn unary_name(op: UnaryOp) -> &'static str {
+pub(crate) fn unary_name(op: UnaryOp) -> &'static str {
     match op {
         UnaryOp::Neg => "neg",
         UnaryOp::Exp => "exp",

@@ -1,0 +1,198 @@
+// Elementwise ops over strided, broadcast operands; the output is contiguous.
+//
+// One kernel per dtype and family; the op is a launch argument (a uniform branch, so
+// it costs nothing next to the memory traffic) to keep the PTX small. The op codes
+// match `UnaryCode`/`BinaryCode`/`CmpCode` in src/backend/cuda/elementwise.rs.
+// f16/bf16 compute in f32, like the CPU backend, so results agree bit for bit where
+// the math is IEEE-exact (add, sub, mul, div, comparisons).
+#include "common.cuh"
+
+enum UnaryCode {
+    U_NEG = 0, U_EXP, U_LOG, U_SQRT, U_RELU, U_SIGMOID, U_TANH, U_ABS,
+    U_ADD_SCALAR, U_MUL_SCALAR, U_DIV_SCALAR, U_POW_SCALAR,
+    U_GELU, U_GELU_GRAD, U_GELU_TANH, U_GELU_TANH_GRAD,
+};
+enum BinaryCode { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM };
+enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
+
+__device__ __forceinline__ float k_exp(float x) { return expf(x); }
+__device__ __forceinline__ double k_exp(double x) { return exp(x); }
+__device__ __forceinline__ float k_log(float x) { return logf(x); }
+__device__ __forceinline__ double k_log(double x) { return log(x); }
+__device__ __forceinline__ float k_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double k_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float k_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double k_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float k_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double k_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float k_pow(float x, float e) { return powf(x, e); }
+__device__ __forceinline__ double k_pow(double x, double e) { return pow(x, e); }
+__device__ __forceinline__ float k_erf(float x) { return erff(x); }
+__device__ __forceinline__ double k_erf(double x) { return erf(x); }
+
+// GELU and its derivatives, term by term as the CPU backend writes them.
+#define KILN_FRAC_1_SQRT_2 0.7071067811865476
+#define KILN_INV_SQRT_2PI 0.3989422804014327
+#define KILN_SQRT_2_OVER_PI 0.7978845608028654
+#define KILN_GELU_CUBIC 0.044715
+
+template <typename C> __device__ __forceinline__ C gelu(C x) {
+    return (C)0.5 * x * ((C)1 + k_erf(x * (C)KILN_FRAC_1_SQRT_2));
+}
+template <typename C> __device__ __forceinline__ C gelu_grad(C x) {
+    C cdf = (C)0.5 * ((C)1 + k_erf(x * (C)KILN_FRAC_1_SQRT_2));
+    C pdf = (C)KILN_INV_SQRT_2PI * k_exp(-((C)0.5 * x * x));
+    return cdf + x * pdf;
+}
+template <typename C> __device__ __forceinline__ C gelu_tanh(C x) {
+    C u = (C)KILN_SQRT_2_OVER_PI * (x + (C)KILN_GELU_CUBIC * x * x * x);
+    return (C)0.5 * x * ((C)1 + k_tanh(u));
+}
+template <typename C> __device__ __forceinline__ C gelu_tanh_grad(C x) {
+    C k = (C)KILN_SQRT_2_OVER_PI, a = (C)KILN_GELU_CUBIC;
+    C t = k_tanh(k * (x + a * x * x * x));
+    C du = k * ((C)1 + (C)3 * a * x * x);
+    return (C)0.5 * ((C)1 + t) + (C)0.5 * x * ((C)1 - t * t) * du;
+}
+
+template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x, C s) {
+    switch (op) {
+    case U_NEG: return -x;
+    case U_EXP: return k_exp(x);
+    case U_LOG: return k_log(x);
+    case U_SQRT: return k_sqrt(x);
+    case U_RELU: return x <= (C)0 ? (C)0 : x; // NaN passes through, as on the CPU
+    case U_SIGMOID: return (C)1 / ((C)1 + k_exp(-x));
+    case U_TANH: return k_tanh(x);
+    case U_ABS: return k_abs(x);
+    case U_ADD_SCALAR: return x + s;
+    case U_MUL_SCALAR: return x * s;
+    case U_DIV_SCALAR: return x / s;
+    case U_POW_SCALAR: return k_pow(x, s);
+    case U_GELU: return gelu(x);
+    case U_GELU_GRAD: return gelu_grad(x);
+    case U_GELU_TANH: return gelu_tanh(x);
+    default: return gelu_tanh_grad(x);
+    }
+}
+
+// Integer ops wrap like Rust's wrapping_*; the arithmetic is done unsigned because
+// signed overflow is undefined in C++. `s` is the scalar already converted to T.
+__device__ __forceinline__ bool is_negative(int64_t x) { return x < 0; }
+__device__ __forceinline__ bool is_negative(uint8_t) { return false; }
+
+template <typename T> __device__ __forceinline__ T unary_int(uint32_t op, T x, int64_t s) {
+    typedef unsigned long long U;
+    switch (op) {
+    case U_NEG: return (T)(0ull - (U)x);
+    case U_RELU: return is_negative(x) ? (T)0 : x;
+    case U_ABS: return is_negative(x) ? (T)(0ull - (U)x) : x;
+    case U_ADD_SCALAR: return (T)((U)x + (U)s);
+    default: return (T)((U)x * (U)s); // U_MUL_SCALAR; others are refused on the host
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void unary_float_impl(uint64_t n, int rank, const Dims &dims,
+                                                 const T *x, const Strides &xs, T *out,
+                                                 uint32_t op, double s) {
+    typedef typename ComputeOf<T>::type C;
+    C sc = (C)s;
+    KILN_FOR_EACH(i, n) {
+        out[i] = narrow<T>(unary_float<C>(op, widen(x[offset1(i, n, rank, dims, xs)]), sc));
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void unary_int_impl(uint64_t n, int rank, const Dims &dims,
+                                               const T *x, const Strides &xs, T *out,
+                                               uint32_t op, int64_t s) {
+    KILN_FOR_EACH(i, n) { out[i] = unary_int<T>(op, x[offset1(i, n, rank, dims, xs)], s); }
+}
+
+extern "C" __global__ void unary_f32(uint64_t n, int rank, Dims dims, const float *x, Strides xs, float *out, uint32_t op, double s, int64_t si) { unary_float_impl(n, rank, dims, x, xs, out, op, s); }
+extern "C" __global__ void unary_f64(uint64_t n, int rank, Dims dims, const double *x, Strides xs, double *out, uint32_t op, double s, int64_t si) { unary_float_impl(n, rank, dims, x, xs, out, op, s); }
+extern "C" __global__ void unary_f16(uint64_t n, int rank, Dims dims, const f16 *x, Strides xs, f16 *out, uint32_t op, double s, int64_t si) { unary_float_impl(n, rank, dims, x, xs, out, op, s); }
+extern "C" __global__ void unary_bf16(uint64_t n, int rank, Dims dims, const bf16 *x, Strides xs, bf16 *out, uint32_t op, double s, int64_t si) { unary_float_impl(n, rank, dims, x, xs, out, op, s); }
+extern "C" __global__ void unary_i64(uint64_t n, int rank, Dims dims, const int64_t *x, Strides xs, int64_t *out, uint32_t op, double s, int64_t si) { unary_int_impl(n, rank, dims, x, xs, out, op, si); }
+extern "C" __global__ void unary_u8(uint64_t n, int rank, Dims dims, const uint8_t *x, Strides xs, uint8_t *out, uint32_t op, double s, int64_t si) { unary_int_impl(n, rank, dims, x, xs, out, op, si); }
+
+template <typename C> __device__ __forceinline__ C binary_float(uint32_t op, C a, C b) {
+    switch (op) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return a * b;
+    case B_DIV: return a / b;
+    case B_MAXIMUM: return (a != a || a > b) ? a : b; // NaN propagates from either side
+    default: return (a != a || a < b) ? a : b;
+    }
+}
+
+template <typename T> __device__ __forceinline__ T binary_int(uint32_t op, T a, T b) {
+    typedef unsigned long long U;
+    switch (op) {
+    case B_ADD: return (T)((U)a + (U)b);
+    case B_SUB: return (T)((U)a - (U)b);
+    case B_MUL: return (T)((U)a * (U)b);
+    case B_MAXIMUM: return a > b ? a : b;
+    default: return a < b ? a : b; // B_MINIMUM; integer division is refused on the host
+    }
+}
+
+template <typename T> __device__ __forceinline__ T binary_apply(uint32_t op, T a, T b) {
+    typedef typename ComputeOf<T>::type C;
+    return narrow<T>(binary_float<C>(op, widen(a), widen(b)));
+}
+template <> __device__ __forceinline__ int64_t binary_apply(uint32_t op, int64_t a, int64_t b) {
+    return binary_int(op, a, b);
+}
+template <> __device__ __forceinline__ uint8_t binary_apply(uint32_t op, uint8_t a, uint8_t b) {
+    return binary_int(op, a, b);
+}
+
+template <typename T>
+__device__ __forceinline__ void binary_impl(uint64_t n, int rank, const Dims &dims, const T *a,
+                                            const Strides &as, const T *b, const Strides &bs,
+                                            T *out, uint32_t op) {
+    KILN_FOR_EACH(i, n) {
+        int64_t oa, ob;
+        offsets2(i, n, rank, dims, as, bs, oa, ob);
+        out[i] = binary_apply<T>(op, a[oa], b[ob]);
+    }
+}
+
+extern "C" __global__ void binary_f32(uint64_t n, int rank, Dims dims, const float *a, Strides as, const float *b, Strides bs, float *out, uint32_t op) { binary_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void binary_f64(uint64_t n, int rank, Dims dims, const double *a, Strides as, const double *b, Strides bs, double *out, uint32_t op) { binary_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void binary_f16(uint64_t n, int rank, Dims dims, const f16 *a, Strides as, const f16 *b, Strides bs, f16 *out, uint32_t op) { binary_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void binary_bf16(uint64_t n, int rank, Dims dims, const bf16 *a, Strides as, const bf16 *b, Strides bs, bf16 *out, uint32_t op) { binary_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void binary_i64(uint64_t n, int rank, Dims dims, const int64_t *a, Strides as, const int64_t *b, Strides bs, int64_t *out, uint32_t op) { binary_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void binary_u8(uint64_t n, int rank, Dims dims, const uint8_t *a, Strides as, const uint8_t *b, Strides bs, uint8_t *out, uint32_t op) { binary_impl(n, rank, dims, a, as, b, bs, out, op); }
+
+template <typename C> __device__ __forceinline__ uint8_t compare_apply(uint32_t op, C a, C b) {
+    switch (op) {
+    case C_EQ: return a == b;
+    case C_NE: return a != b;
+    case C_LT: return a < b;
+    case C_LE: return a <= b;
+    case C_GT: return a > b;
+    default: return a >= b;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void compare_impl(uint64_t n, int rank, const Dims &dims, const T *a,
+                                             const Strides &as, const T *b, const Strides &bs,
+                                             uint8_t *out, uint32_t op) {
+    KILN_FOR_EACH(i, n) {
+        int64_t oa, ob;
+        offsets2(i, n, rank, dims, as, bs, oa, ob);
+        out[i] = compare_apply(op, widen(a[oa]), widen(b[ob]));
+    }
+}
+
+extern "C" __global__ void compare_f32(uint64_t n, int rank, Dims dims, const float *a, Strides as, const float *b, Strides bs, uint8_t *out, uint32_t op) { compare_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void compare_f64(uint64_t n, int rank, Dims dims, const double *a, Strides as, const double *b, Strides bs, uint8_t *out, uint32_t op) { compare_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void compare_f16(uint64_t n, int rank, Dims dims, const f16 *a, Strides as, const f16 *b, Strides bs, uint8_t *out, uint32_t op) { compare_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void compare_bf16(uint64_t n, int rank, Dims dims, const bf16 *a, Strides as, const bf16 *b, Strides bs, uint8_t *out, uint32_t op) { compare_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void compare_i64(uint64_t n, int rank, Dims dims, const int64_t *a, Strides as, const int64_t *b, Strides bs, uint8_t *out, uint32_t op) { compare_impl(n, rank, dims, a, as, b, bs, out, op); }
+extern "C" __global__ void compare_u8(uint64_t n, int rank, Dims dims, const uint8_t *a, Strides as, const uint8_t *b, Strides bs, uint8_t *out, uint32_t op) { compare_impl(n, rank, dims, a, as, b, bs, out, op); }

@@ -1,0 +1,160 @@
+//! A CUDA device as the backend uses it: an [`Executor`] (launches, copies, one
+//! stream) and a caching allocator over a [`RawAllocator`]. Devices are opened once
+//! and live for the rest of the process.
+
+use super::allocator::{CachingAllocator, MemoryStats, RawAllocator};
+use super::driver;
+use super::kernels::{kernels_built, KernelId};
+use super::launch::{Executor, KernelArg, LaunchConfig};
+use crate::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// One CUDA device (real, or anything else that implements the two seams).
+pub struct CudaDevice {
+    ordinal: usize,
+    exec: Box<dyn Executor>,
+    alloc: Mutex<CachingAllocator<Box<dyn RawAllocator>>>,
+}
+
+impl std::fmt::Debug for CudaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaDevice({}, {})", self.ordinal, self.exec.name())
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<usize, Arc<CudaDevice>>> {
+    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<CudaDevice>>>> = OnceLock::new();
+    DEVICES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Device `ordinal`, opened on first use. The errors say what is missing, in the order
+/// a user fixes them: driver library, any device, this ordinal, kiln's kernels.
+pub(crate) fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
+    let mut devices = registry().lock();
+    if let Some(dev) = devices.get(&ordinal) {
+        return Ok(dev.clone());
+    }
+    let count = driver::device_count(ordinal)?;
+    if ordinal >= count {
+        return Err(Error::CudaOrdinalOutOfRange { ordinal, count });
+    }
+    if !kernels_built() {
+        return Err(Error::KernelsNotBuilt);
+    }
+    let (exec, raw) = driver::open(ordinal)?;
+    let dev = Arc::new(CudaDevice::new(ordinal, Box::new(exec), Box::new(raw)));
+    devices.insert(ordinal, dev.clone());
+    Ok(dev)
+}
+
+/// Number of CUDA devices the driver reports (0 without a driver or device).
+pub(crate) fn device_count() -> usize {
+    driver::device_count(0).unwrap_or(0)
+}
+
+impl CudaDevice {
+    /// A device over the given seams (the GPU's, or an emulator's).
+    pub(crate) fn new(ordinal: usize, exec: Box<dyn Executor>, raw: Box<dyn RawAllocator>) -> Self {
+        CudaDevice {
+            ordinal,
+            exec,
+            alloc: Mutex::new(CachingAllocator::new(raw, ordinal)),
+        }
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> String {
+        self.exec.name()
+    }
+
+    /// Number of multiprocessors.
+    pub(crate) fn sm_count(&self) -> u32 {
+        self.exec.sm_count()
+    }
+
+    /// `bytes` of device memory from the caching allocator, freed when dropped.
+    pub(crate) fn alloc(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuffer> {
+        let ptr = if bytes == 0 {
+            0
+        } else {
+            self.alloc.lock().alloc(bytes, self.exec.stream())?
+        };
+        Ok(DeviceBuffer {
+            ptr,
+            bytes,
+            device: self.clone(),
+        })
+    }
+
+    /// Queues a kernel: the one place where the backend launches anything.
+    pub(crate) fn launch(
+        &self,
+        kernel: KernelId,
+        cfg: LaunchConfig,
+        args: &[KernelArg],
+    ) -> Result<()> {
+        self.exec.launch(kernel, cfg, args)
+    }
+
+    /// The executor (copies, synchronization).
+    pub(crate) fn exec(&self) -> &dyn Executor {
+        self.exec.as_ref()
+    }
+
+    /// The allocator's statistics.
+    pub(crate) fn memory_stats(&self) -> MemoryStats {
+        self.alloc.lock().stats()
+    }
+
+    /// Sets every peak statistic to its current value.
+    pub(crate) fn reset_peak_memory_stats(&self) {
+        self.alloc.lock().reset_peak_stats()
+    }
+
+    /// Returns cached, unused segments to the driver.
+    pub(crate) fn empty_cache(&self) -> Result<()> {
+        self.alloc.lock().empty_cache()
+    }
+
+    /// Waits for all queued work.
+    pub(crate) fn synchronize(&self) -> Result<()> {
+        self.exec.synchronize()
+    }
+}
+
+/// A device allocation; returned to the caching allocator on drop. Work queued on the
+/// device's stream before the drop still sees valid memory: a later allocation reuses
+/// the block only for work queued after it on the same stream.
+pub(crate) struct DeviceBuffer {
+    ptr: u64,
+    bytes: usize,
+    device: Arc<CudaDevice>,
+}
+
+impl DeviceBuffer {
+    /// The device address (0 for an empty buffer).
+    pub(crate) fn ptr(&self) -> u64 {
+        self.ptr
+    }
+
+    /// The device the memory is on.
+    pub(crate) fn device(&self) -> &Arc<CudaDevice> {
+        &self.device
+    }
+}
+
+impl Drop for DeviceBuffer {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            // A failure here means allocator state is corrupt; nothing a drop can fix.
+            let _ = self.device.alloc.lock().free(self.ptr);
+        }
+    }
+}

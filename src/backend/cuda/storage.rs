@@ -1,0 +1,282 @@
+//! [`CudaStorage`]: the elements of a tensor in device memory, the transfers to and
+//! from the host, and the strided copy / dtype conversion kernel.
+
+use super::device::{CudaDevice, DeviceBuffer};
+use super::kernels::KernelId;
+use super::launch::{plan, KernelArg, LaunchConfig};
+use crate::backend::CpuStorage;
+use crate::shape::Layout;
+use crate::{DType, Error, Result};
+use half::{bf16, f16};
+use std::sync::Arc;
+
+/// Threads per block of the elementwise-style kernels.
+pub(crate) const THREADS: u32 = 256;
+
+/// Device memory holding `len` elements of one dtype.
+pub struct CudaStorage {
+    buf: DeviceBuffer,
+    len: usize,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for CudaStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CudaStorage({:?} x {}, cuda:{})",
+            self.dtype,
+            self.len,
+            self.buf.device().ordinal()
+        )
+    }
+}
+
+impl CudaStorage {
+    /// Uninitialized storage for `len` elements of `dtype` on `device`.
+    pub(crate) fn alloc(device: &Arc<CudaDevice>, len: usize, dtype: DType) -> Result<Self> {
+        let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| {
+            Error::arg("len", format!("{len} elements of {dtype:?} overflow usize"))
+        })?;
+        Ok(CudaStorage {
+            buf: device.alloc(bytes)?,
+            len,
+            dtype,
+        })
+    }
+
+    /// A copy of host storage on `device`.
+    pub fn from_cpu(device: &Arc<CudaDevice>, host: &CpuStorage) -> Result<Self> {
+        let out = Self::alloc(device, host.len(), host.dtype())?;
+        if out.len > 0 {
+            device.exec().copy_htod(out.buf.ptr(), host_bytes(host))?;
+        }
+        Ok(out)
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no element is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The device ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.buf.device().ordinal()
+    }
+
+    pub(crate) fn device(&self) -> &Arc<CudaDevice> {
+        self.buf.device()
+    }
+
+    /// Device address of element `index`.
+    pub(crate) fn ptr_at(&self, index: usize) -> u64 {
+        self.buf.ptr() + (index * self.dtype.size_in_bytes()) as u64
+    }
+
+    /// Device address of the first element.
+    pub(crate) fn ptr(&self) -> u64 {
+        self.buf.ptr()
+    }
+
+    /// Err unless `other` is on the same device.
+    pub(crate) fn check_same_device(&self, op: &'static str, other: &CudaStorage) -> Result<()> {
+        if self.ordinal() == other.ordinal() {
+            Ok(())
+        } else {
+            Err(Error::DeviceMismatch {
+                op,
+                lhs: crate::Device::Cuda(self.ordinal()),
+                rhs: crate::Device::Cuda(other.ordinal()),
+            })
+        }
+    }
+
+    /// The elements of `layout`, copied to the host.
+    pub(crate) fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
+        if !layout.is_contiguous() {
+            return self
+                .copy_as(layout, self.dtype)?
+                .to_cpu(&Layout::contiguous(&layout.shape));
+        }
+        let n = layout.numel();
+        let mut host = CpuStorage::full(n, 0.0, self.dtype);
+        if n > 0 {
+            self.device()
+                .exec()
+                .copy_dtoh(host_bytes_mut(&mut host), self.ptr_at(layout.offset))?;
+        }
+        Ok(host)
+    }
+
+    /// Runs a CPU-backend op on a host copy of the elements of `layout` and brings the
+    /// result back: a correct (slow) way to give a new primitive a CUDA arm before it
+    /// has a kernel. `f` gets the host storage and its contiguous layout.
+    pub fn via_host(
+        &self,
+        layout: &Layout,
+        f: impl FnOnce(&CpuStorage, &Layout) -> Result<CpuStorage>,
+    ) -> Result<CudaStorage> {
+        let host = self.to_cpu(layout)?;
+        let result = f(&host, &Layout::contiguous(&layout.shape))?;
+        CudaStorage::from_cpu(self.device(), &result)
+    }
+
+    /// A contiguous copy of the elements of `layout`, converted to `dtype`.
+    pub(crate) fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<CudaStorage> {
+        let n = layout.numel();
+        let out = Self::alloc(self.device(), n, dtype)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if dtype == self.dtype && layout.is_contiguous() {
+            let bytes = n * dtype.size_in_bytes();
+            self.device()
+                .exec()
+                .copy_dtod(out.ptr(), self.ptr_at(layout.offset), bytes)?;
+            return Ok(out);
+        }
+        let dst = Layout::contiguous(&layout.shape);
+        copy_strided(self, layout, &out, &dst)?;
+        Ok(out)
+    }
+
+    /// Writes `src` at `src_layout` into `self` at `dst_layout` (same shape), converting.
+    pub(crate) fn copy_from(
+        &mut self,
+        dst_layout: &Layout,
+        src: &CudaStorage,
+        src_layout: &Layout,
+    ) -> Result<()> {
+        self.check_same_device("copy_from", src)?;
+        if dst_layout.shape != src_layout.shape {
+            return Err(Error::ShapeMismatch {
+                op: "copy_from",
+                lhs: dst_layout.shape.clone(),
+                rhs: src_layout.shape.clone(),
+            });
+        }
+        if dst_layout.numel() == 0 {
+            return Ok(());
+        }
+        copy_strided(src, src_layout, self, dst_layout)
+    }
+}
+
+/// `dst[dl] = convert(src[sl])` with the copy kernel (layouts of one shape).
+fn copy_strided(src: &CudaStorage, sl: &Layout, dst: &CudaStorage, dl: &Layout) -> Result<()> {
+    let n = sl.numel() as u64;
+    let p = plan("copy", &sl.shape, [&sl.strides, &dl.strides])?;
+    let dev = src.device();
+    let [rank, dims] = p.shape_args();
+    dev.launch(
+        copy_kernel(src.dtype, dst.dtype),
+        LaunchConfig::grid_stride(n, THREADS, dev.sm_count() * 16),
+        &[
+            KernelArg::U64(n),
+            rank,
+            dims,
+            KernelArg::Ptr(src.ptr_at(sl.offset)),
+            p.strides_arg(0),
+            KernelArg::Ptr(dst.ptr_at(dl.offset)),
+            p.strides_arg(1),
+        ],
+    )
+}
+
+/// `copy_<src>_<dst>`.
+fn copy_kernel(src: DType, dst: DType) -> KernelId {
+    use DType::*;
+    use KernelId::*;
+    match (src, dst) {
+        (F32, F32) => CopyF32F32,
+        (F32, F64) => CopyF32F64,
+        (F32, F16) => CopyF32F16,
+        (F32, BF16) => CopyF32Bf16,
+        (F32, I64) => CopyF32I64,
+        (F32, U8) => CopyF32U8,
+        (F64, F32) => CopyF64F32,
+        (F64, F64) => CopyF64F64,
+        (F64, F16) => CopyF64F16,
+        (F64, BF16) => CopyF64Bf16,
+        (F64, I64) => CopyF64I64,
+        (F64, U8) => CopyF64U8,
+        (F16, F32) => CopyF16F32,
+        (F16, F64) => CopyF16F64,
+        (F16, F16) => CopyF16F16,
+        (F16, BF16) => CopyF16Bf16,
+        (F16, I64) => CopyF16I64,
+        (F16, U8) => CopyF16U8,
+        (BF16, F32) => CopyBf16F32,
+        (BF16, F64) => CopyBf16F64,
+        (BF16, F16) => CopyBf16F16,
+        (BF16, BF16) => CopyBf16Bf16,
+        (BF16, I64) => CopyBf16I64,
+        (BF16, U8) => CopyBf16U8,
+        (I64, F32) => CopyI64F32,
+        (I64, F64) => CopyI64F64,
+        (I64, F16) => CopyI64F16,
+        (I64, BF16) => CopyI64Bf16,
+        (I64, I64) => CopyI64I64,
+        (I64, U8) => CopyI64U8,
+        (U8, F32) => CopyU8F32,
+        (U8, F64) => CopyU8F64,
+        (U8, F16) => CopyU8F16,
+        (U8, BF16) => CopyU8Bf16,
+        (U8, I64) => CopyU8I64,
+        (U8, U8) => CopyU8U8,
+    }
+}
+
+/// The bytes of host storage.
+fn host_bytes(s: &CpuStorage) -> &[u8] {
+    match s {
+        CpuStorage::F32(v) => pod_bytes(v),
+        CpuStorage::F64(v) => pod_bytes(v),
+        CpuStorage::F16(v) => pod_bytes(v),
+        CpuStorage::BF16(v) => pod_bytes(v),
+        CpuStorage::I64(v) => pod_bytes(v),
+        CpuStorage::U8(v) => v,
+    }
+}
+
+/// The bytes of host storage, writable.
+fn host_bytes_mut(s: &mut CpuStorage) -> &mut [u8] {
+    match s {
+        CpuStorage::F32(v) => pod_bytes_mut(v),
+        CpuStorage::F64(v) => pod_bytes_mut(v),
+        CpuStorage::F16(v) => pod_bytes_mut(v),
+        CpuStorage::BF16(v) => pod_bytes_mut(v),
+        CpuStorage::I64(v) => pod_bytes_mut(v),
+        CpuStorage::U8(v) => v,
+    }
+}
+
+/// Element types whose every byte is data and every bit pattern a valid value.
+trait Pod: Copy {}
+impl Pod for f32 {}
+impl Pod for f64 {}
+impl Pod for f16 {}
+impl Pod for bf16 {}
+impl Pod for i64 {}
+
+fn pod_bytes<T: Pod>(v: &[T]) -> &[u8] {
+    // SAFETY: `Pod` types have no padding, so their memory is initialized bytes; the
+    // byte slice covers exactly the same allocation and borrows it immutably.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
+}
+
+fn pod_bytes_mut<T: Pod>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: as in `pod_bytes`; moreover every bit pattern is a valid `Pod` value, so
+    // any bytes written through the slice leave valid elements behind.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
+}

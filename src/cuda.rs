@@ -1,0 +1,76 @@
+//! CUDA devices: availability, memory statistics and the allocator's cache, like
+//! `torch.cuda`.
+//!
+//! Device memory comes from a caching allocator (see
+//! [`crate::backend::cuda::allocator`]); freed tensors return their blocks to it, not
+//! to the driver. [`memory_stats`] reports its statistics under PyTorch's names and
+//! [`empty_cache`] gives unused cached memory back to the driver.
+//!
+//! ```
+//! # fn main() -> kiln::Result<()> {
+//! if kiln::cuda::is_available() {
+//!     let stats = kiln::cuda::memory_stats(0)?;
+//!     println!("{} bytes allocated", stats.allocated_bytes.current);
+//!     kiln::cuda::empty_cache(0)?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub use crate::backend::cuda::allocator::{MemoryStats, Stat};
+
+use crate::backend::cuda;
+use crate::Result;
+
+/// True when [`crate::Device::cuda`]`(0)` would succeed: a driver, a device and kiln's
+/// kernels are all present. Never fails and never panics.
+pub fn is_available() -> bool {
+    cuda::kernels_built() && device_count() > 0
+}
+
+/// Number of CUDA devices the driver reports (0 without a driver).
+pub fn device_count() -> usize {
+    cuda::device_count()
+}
+
+/// True when this build embeds the CUDA kernels (nvcc was found at build time).
+pub fn kernels_built() -> bool {
+    cuda::kernels_built()
+}
+
+/// The name of device `ordinal` (opens the device).
+pub fn device_name(ordinal: usize) -> Result<String> {
+    Ok(cuda::device(ordinal)?.name())
+}
+
+/// The caching allocator's statistics for device `ordinal`.
+pub fn memory_stats(ordinal: usize) -> Result<MemoryStats> {
+    Ok(cuda::device(ordinal)?.memory_stats())
+}
+
+/// Sets every peak statistic of device `ordinal` to its current value.
+pub fn reset_peak_memory_stats(ordinal: usize) -> Result<()> {
+    cuda::device(ordinal)?.reset_peak_memory_stats();
+    Ok(())
+}
+
+/// Gives the cached memory of device `ordinal` that no tensor uses back to the driver.
+pub fn empty_cache(ordinal: usize) -> Result<()> {
+    cuda::device(ordinal)?.empty_cache()
+}
+
+/// Waits until all work queued on device `ordinal` has finished.
+pub fn synchronize(ordinal: usize) -> Result<()> {
+    cuda::device(ordinal)?.synchronize()
+}
+
+/// `n` words of the Philox stream `stream`, computed by a kernel on device `ordinal`:
+/// the same words as [`crate::rng::PhiloxStream::words`] computes on the CPU (the check
+/// that `kernels/common.cuh` and `src/rng.rs` implement one generator).
+pub fn philox_words(
+    ordinal: usize,
+    stream: crate::rng::PhiloxStream,
+    n: usize,
+) -> Result<Vec<u32>> {
+    cuda::philox_words(&cuda::device(ordinal)?, stream, n)
+}
