@@ -4,10 +4,14 @@
 //! calls become one tight loop over rows; rows are spread over threads when the
 //! tensor is large.
 
-use super::{Num, PARALLEL_THRESHOLD};
+use super::{vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{BinaryOp, CmpOp, CpuStorage, UnaryOp};
 use crate::shape::Layout;
 use rayon::prelude::*;
+
+/// Output elements per parallel task (64 KiB of f32): large enough that rayon's
+/// per-task cost vanishes, small enough to balance the threads.
+const TASK_LEN: usize = 1 << 14;
 
 /// Operand walk for `N` layouts of the same (broadcast) shape.
 struct Plan<const N: usize> {
@@ -60,7 +64,12 @@ impl<const N: usize> Plan<N> {
         base
     }
 
-    /// Calls `fill(out_row, bases)` for each row of a fresh output of `numel` elements.
+    /// Fills a fresh output of `numel` elements: calls `fill(piece, bases)` for
+    /// consecutive pieces of rows, `bases` being each operand's storage offset at the
+    /// piece's first element.
+    ///
+    /// Work is cut into ranges of [`TASK_LEN`] output elements, not into rows: a
+    /// contiguous tensor merges into a single row, which must still spread over threads.
     fn run<U: Copy + Send + Default>(
         &self,
         numel: usize,
@@ -71,20 +80,25 @@ impl<const N: usize> Plan<N> {
             return out;
         }
         let inner = self.inner;
-        let rows_per_task = (PARALLEL_THRESHOLD / 4 / inner).max(1);
         let task = |(t, chunk): (usize, &mut [U])| {
-            for (r, row) in chunk.chunks_mut(inner).enumerate() {
-                fill(row, self.row_base(t * rows_per_task + r));
+            let start = t * TASK_LEN;
+            let mut done = 0;
+            while done < chunk.len() {
+                let (row, col) = ((start + done) / inner, (start + done) % inner);
+                let len = (inner - col).min(chunk.len() - done);
+                let mut bases = self.row_base(row);
+                for (b, s) in bases.iter_mut().zip(self.inner_strides) {
+                    *b += col * s;
+                }
+                fill(&mut chunk[done..done + len], bases);
+                done += len;
             }
         };
         if numel >= PARALLEL_THRESHOLD {
-            out.par_chunks_mut(inner * rows_per_task)
-                .enumerate()
-                .for_each(task);
+            out.par_chunks_mut(TASK_LEN).enumerate().for_each(task);
         } else {
-            out.chunks_mut(inner * rows_per_task)
-                .enumerate()
-                .for_each(task);
+            // One task: `start` is 0 and the chunk is the whole output.
+            task((0, &mut out));
         }
         out
     }
@@ -97,19 +111,50 @@ pub(crate) fn map1<T: Copy + Sync, U: Copy + Send + Default>(
     f: impl Fn(T) -> U + Sync,
 ) -> Vec<U> {
     let plan = Plan::new([al]);
-    let [sa] = plan.inner_strides;
-    plan.run(al.numel(), |row, [oa]| {
-        if sa == 1 {
-            let n = row.len();
-            row.iter_mut()
-                .zip(&a[oa..oa + n])
+    let [stride] = plan.inner_strides;
+    plan.run(al.numel(), |out, [offset]| {
+        vectorized(Map1Row {
+            out,
+            a,
+            offset,
+            stride,
+            f: &f,
+        })
+    })
+}
+
+/// One piece of a row of [`map1`]: `out[j] = f(a[offset + j * stride])`.
+struct Map1Row<'a, T, U, F> {
+    out: &'a mut [U],
+    a: &'a [T],
+    offset: usize,
+    stride: usize,
+    f: &'a F,
+}
+
+impl<T: Copy, U, F: Fn(T) -> U> pulp::WithSimd for Map1Row<'_, T, U, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Map1Row {
+            out,
+            a,
+            offset,
+            stride,
+            f,
+        } = self;
+        if stride == 1 {
+            let n = out.len();
+            out.iter_mut()
+                .zip(&a[offset..offset + n])
                 .for_each(|(o, &x)| *o = f(x));
         } else {
-            row.iter_mut()
+            out.iter_mut()
                 .enumerate()
-                .for_each(|(j, o)| *o = f(a[oa + j * sa]));
+                .for_each(|(j, o)| *o = f(a[offset + j * stride]));
         }
-    })
+    }
 }
 
 /// `f` on pairs of elements of `a` and `b` (layouts broadcast to one shape).
@@ -121,30 +166,64 @@ pub(crate) fn map2<T: Copy + Sync, U: Copy + Send + Default>(
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     let plan = Plan::new([al, bl]);
-    let [sa, sb] = plan.inner_strides;
-    plan.run(al.numel(), |row, [oa, ob]| {
-        let n = row.len();
-        match (sa, sb) {
-            (1, 1) => {
-                let (x, y) = (&a[oa..oa + n], &b[ob..ob + n]);
-                row.iter_mut()
-                    .zip(x.iter().zip(y))
-                    .for_each(|(o, (&x, &y))| *o = f(x, y));
-            }
-            (1, 0) => row
+    let strides = plan.inner_strides;
+    plan.run(al.numel(), |out, offsets| {
+        vectorized(Map2Row {
+            out,
+            a,
+            b,
+            offsets,
+            strides,
+            f: &f,
+        })
+    })
+}
+
+/// One piece of a row of [`map2`]:
+/// `out[j] = f(a[offsets[0] + j * strides[0]], b[offsets[1] + j * strides[1]])`.
+struct Map2Row<'a, T, U, F> {
+    out: &'a mut [U],
+    a: &'a [T],
+    b: &'a [T],
+    offsets: [usize; 2],
+    strides: [usize; 2],
+    f: &'a F,
+}
+
+impl<T: Copy, U, F: Fn(T, T) -> U> pulp::WithSimd for Map2Row<'_, T, U, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Map2Row {
+            out,
+            a,
+            b,
+            offsets: [oa, ob],
+            strides,
+            f,
+        } = self;
+        let n = out.len();
+        // The common stride patterns get loops the compiler can vectorize.
+        match strides {
+            [1, 1] => out
+                .iter_mut()
+                .zip(a[oa..oa + n].iter().zip(&b[ob..ob + n]))
+                .for_each(|(o, (&x, &y))| *o = f(x, y)),
+            [1, 0] => out
                 .iter_mut()
                 .zip(&a[oa..oa + n])
                 .for_each(|(o, &x)| *o = f(x, b[ob])),
-            (0, 1) => row
+            [0, 1] => out
                 .iter_mut()
                 .zip(&b[ob..ob + n])
                 .for_each(|(o, &y)| *o = f(a[oa], y)),
-            _ => row
+            [sa, sb] => out
                 .iter_mut()
                 .enumerate()
                 .for_each(|(j, o)| *o = f(a[oa + j * sa], b[ob + j * sb])),
         }
-    })
+    }
 }
 
 /// Float element types with the math the unary ops need.
@@ -164,10 +243,11 @@ pub(crate) trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty) => {
+    ($t:ty, $exp:path) => {
         impl Float for $t {
+            #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             fn ln(self) -> Self {
                 <$t>::ln(self)
@@ -187,8 +267,10 @@ macro_rules! float_impl {
         }
     };
 }
-float_impl!(f32);
-float_impl!(f64);
+// f32 exp is computed inline so that exp and sigmoid loops vectorize (see `math`);
+// f64 keeps libm's.
+float_impl!(f32, super::math::exp_f32);
+float_impl!(f64, f64::exp);
 
 pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
     let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
@@ -271,6 +353,34 @@ mod tests {
         assert_eq!(plan.inner, 15);
         assert_eq!(plan.outer_shape, vec![4]);
         assert_eq!(plan.row_base(2), [30, 0]);
+    }
+
+    #[test]
+    fn parallel_pieces_that_start_mid_row_see_the_right_operands() {
+        // 40 rows of 1000 (over PARALLEL_THRESHOLD, so split into TASK_LEN pieces that
+        // do not line up with rows); b is a broadcast row, c a transposed view.
+        let (rows, cols) = (40, 1000);
+        let a: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
+        let al = Layout::contiguous(&[rows, cols]);
+        let bl = Layout {
+            shape: vec![rows, cols],
+            strides: vec![0, 1],
+            offset: 0,
+        };
+        let got = map2(&a, &al, &a, &bl, |x, y| x - y);
+        let want: Vec<f32> = (0..rows * cols).map(|i| (i - i % cols) as f32).collect();
+        assert_eq!(got, want);
+
+        let cl = Layout {
+            shape: vec![cols, rows],
+            strides: vec![1, cols],
+            offset: 0,
+        };
+        let got = map1(&a, &cl, |x| x);
+        let want: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i % rows) * cols + i / rows) as f32)
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! CPU ops), so each kernel exists once.
 
 mod elementwise;
+mod math;
 mod matmul;
 mod reduce;
 
@@ -112,6 +113,16 @@ num_int!(u8, U8);
 
 /// Work below this many elements stays on one thread (rayon's overhead dominates).
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// Runs `op` compiled for the widest SIMD instruction set this CPU has (AVX2 or
+/// AVX-512 on x86-64), picked at run time. The crate itself targets baseline x86-64,
+/// whose SSE2 loops move a half or a quarter of the data per instruction. Kernels put
+/// their inner loops in a [`pulp::WithSimd`] whose `with_simd` is `#[inline(always)]`,
+/// so the loops are inlined into (and auto-vectorized for) each instruction set.
+#[inline(always)]
+pub(crate) fn vectorized<Op: pulp::WithSimd>(op: Op) -> Op::Output {
+    pulp::Arch::new().dispatch(op)
+}
 
 impl CpuStorage {
     /// The element type.
@@ -362,10 +373,22 @@ fn unary_name(op: UnaryOp) -> &'static str {
 }
 
 /// The elements of `layout`, in row-major order.
-pub(crate) fn gather<T: Copy + Send + Sync>(v: &[T], layout: &Layout) -> Vec<T> {
+pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) -> Vec<T> {
     match layout.contiguous_range() {
         Some(r) => v[r].to_vec(),
-        None => layout.indices().map(|i| v[i]).collect(),
+        // The elementwise walk merges runs and uses the threads on large views.
+        None => elementwise::map1(v, layout, |x| x),
+    }
+}
+
+/// The elements of `layout` in row-major order, borrowed when they already are.
+pub(crate) fn contiguous_elements<'a, T: Copy + Send + Sync + Default>(
+    v: &'a [T],
+    layout: &Layout,
+) -> std::borrow::Cow<'a, [T]> {
+    match layout.contiguous_range() {
+        Some(r) => std::borrow::Cow::Borrowed(&v[r]),
+        None => std::borrow::Cow::Owned(gather(v, layout)),
     }
 }
 

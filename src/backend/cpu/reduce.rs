@@ -4,13 +4,13 @@
 //! Float sums accumulate in f64 (close to PyTorch's cascade summation in accuracy);
 //! integer sums accumulate in i64 and give I64, like PyTorch.
 
-use super::{gather, Num, PARALLEL_THRESHOLD};
+use super::{contiguous_elements, vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{CpuStorage, ReduceOp};
 use crate::shape::Layout;
 use rayon::prelude::*;
 
 pub(crate) fn reduce<T: Num>(v: &[T], layout: &Layout, dim: usize, op: ReduceOp) -> CpuStorage {
-    let data = gather(v, layout);
+    let data = contiguous_elements(v, layout);
     let shape = &layout.shape;
     let len = shape[dim];
     let outer: usize = shape[..dim].iter().product();
@@ -79,18 +79,16 @@ fn sum<T: Num>(data: &[T], outer: usize, len: usize, inner: usize) -> Vec<f64> {
             vec![sum_slice(data)]
         } else {
             per_output(outer, 1, |o, _| {
-                data[o * len..(o + 1) * len]
-                    .iter()
-                    .map(|x| x.to_f64())
-                    .sum()
+                vectorized(LaneSum(&data[o * len..(o + 1) * len]))
             })
         };
     }
     let block = |o: usize| {
         let mut acc = vec![0f64; inner];
-        for row in data[o * len * inner..(o + 1) * len * inner].chunks(inner) {
-            acc.iter_mut().zip(row).for_each(|(a, x)| *a += x.to_f64());
-        }
+        vectorized(ColumnSums {
+            acc: &mut acc,
+            rows: &data[o * len * inner..(o + 1) * len * inner],
+        });
         acc
     };
     if outer * len * inner >= PARALLEL_THRESHOLD && outer > 1 {
@@ -103,9 +101,89 @@ fn sum<T: Num>(data: &[T], outer: usize, len: usize, inner: usize) -> Vec<f64> {
 fn sum_slice<T: Num>(v: &[T]) -> f64 {
     if v.len() >= PARALLEL_THRESHOLD {
         v.par_chunks(PARALLEL_THRESHOLD)
-            .map(|c| c.iter().map(|x| x.to_f64()).sum::<f64>())
+            .map(|c| vectorized(LaneSum(c)))
             .sum()
     } else {
-        v.iter().map(|x| x.to_f64()).sum()
+        vectorized(LaneSum(v))
+    }
+}
+
+/// Independent f64 accumulators in [`sum_serial`]: one running sum would be a chain
+/// of dependent adds the compiler may not reorder; separate lanes vectorize.
+const SUM_LANES: usize = 16;
+
+/// Sum of `v` in f64, accumulated in [`SUM_LANES`] interleaved partial sums.
+#[inline(always)]
+fn sum_serial<T: Num>(v: &[T]) -> f64 {
+    let mut acc = [0f64; SUM_LANES];
+    let chunks = v.chunks_exact(SUM_LANES);
+    let tail: f64 = chunks.remainder().iter().map(|x| x.to_f64()).sum();
+    for chunk in chunks {
+        for (a, x) in acc.iter_mut().zip(chunk) {
+            *a += x.to_f64();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// [`sum_serial`] of a slice, for [`vectorized`].
+struct LaneSum<'a, T>(&'a [T]);
+
+impl<T: Num> pulp::WithSimd for LaneSum<'_, T> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> f64 {
+        sum_serial(self.0)
+    }
+}
+
+/// Adds each row of `rows` (rows of `acc.len()` elements) into `acc`: every column
+/// accumulates in its own lane, so the loop vectorizes as it is.
+struct ColumnSums<'a, T> {
+    acc: &'a mut [f64],
+    rows: &'a [T],
+}
+
+impl<T: Num> pulp::WithSimd for ColumnSums<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        for row in self.rows.chunks(self.acc.len()) {
+            self.acc
+                .iter_mut()
+                .zip(row)
+                .for_each(|(a, x)| *a += x.to_f64());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_sum_matches_a_plain_sum_for_every_tail_length() {
+        for n in [0, 1, 15, 16, 17, 100, 1000] {
+            let v: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 2.5).collect();
+            let plain: f64 = v.iter().map(|&x| x as f64).sum();
+            assert_eq!(sum_serial(&v), plain, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn sums_of_a_transposed_view_match_the_copied_tensor() {
+        // x = [[0, 1, 2], [3, 4, 5]] stored transposed: shape [2, 3], strides [1, 2].
+        let storage = [0f32, 3., 1., 4., 2., 5.];
+        let layout = Layout {
+            shape: vec![2, 3],
+            strides: vec![1, 2],
+            offset: 0,
+        };
+        let rows = reduce(&storage, &layout, 1, ReduceOp::Sum);
+        let cols = reduce(&storage, &layout, 0, ReduceOp::Sum);
+        assert_eq!(rows, CpuStorage::F32(vec![3., 12.]));
+        assert_eq!(cols, CpuStorage::F32(vec![3., 5., 7.]));
     }
 }
