@@ -8,6 +8,7 @@ use super::{vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{BinaryOp, CmpOp, CpuStorage, UnaryOp};
 use crate::shape::Layout;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Output elements per parallel task (64 KiB of f32): large enough that rayon's
 /// per-task cost vanishes, small enough to balance the threads.
@@ -66,21 +67,20 @@ impl<const N: usize> Plan<N> {
 
     /// Fills a fresh output of `numel` elements: calls `fill(piece, bases)` for
     /// consecutive pieces of rows, `bases` being each operand's storage offset at the
-    /// piece's first element.
+    /// piece's first element. `fill` must write every element of its piece.
     ///
     /// Work is cut into ranges of [`TASK_LEN`] output elements, not into rows: a
     /// contiguous tensor merges into a single row, which must still spread over threads.
-    fn run<U: Copy + Send + Default>(
+    /// The output is not zeroed first: that would be one more pass over memory, on
+    /// one thread, for ops that are bound by memory traffic.
+    fn run<U: Copy + Send>(
         &self,
         numel: usize,
-        fill: impl Fn(&mut [U], [usize; N]) + Sync,
+        fill: impl Fn(&mut [MaybeUninit<U>], [usize; N]) + Sync,
     ) -> Vec<U> {
-        let mut out = vec![U::default(); numel];
-        if numel == 0 {
-            return out;
-        }
+        let mut out = Vec::with_capacity(numel);
         let inner = self.inner;
-        let task = |(t, chunk): (usize, &mut [U])| {
+        let task = |(t, chunk): (usize, &mut [MaybeUninit<U>])| {
             let start = t * TASK_LEN;
             let mut done = 0;
             while done < chunk.len() {
@@ -94,18 +94,24 @@ impl<const N: usize> Plan<N> {
                 done += len;
             }
         };
+        let slots = &mut out.spare_capacity_mut()[..numel];
         if numel >= PARALLEL_THRESHOLD {
-            out.par_chunks_mut(TASK_LEN).enumerate().for_each(task);
+            slots.par_chunks_mut(TASK_LEN).enumerate().for_each(task);
         } else {
             // One task: `start` is 0 and the chunk is the whole output.
-            task((0, &mut out));
+            task((0, slots));
         }
+        // SAFETY: the capacity is at least `numel`, and the tasks above cover
+        // slots[0..numel] exactly (chunks of one slice, each walked to its end in
+        // pieces), with `fill` writing every element of every piece (Map1Row and
+        // Map2Row write each slot of `out` once); U is Copy, so nothing needs dropping.
+        unsafe { out.set_len(numel) };
         out
     }
 }
 
 /// `f` on each element of `a` (at `al`), into a contiguous vector.
-pub(crate) fn map1<T: Copy + Sync, U: Copy + Send + Default>(
+pub(crate) fn map1<T: Copy + Sync, U: Copy + Send>(
     a: &[T],
     al: &Layout,
     f: impl Fn(T) -> U + Sync,
@@ -125,7 +131,7 @@ pub(crate) fn map1<T: Copy + Sync, U: Copy + Send + Default>(
 
 /// One piece of a row of [`map1`]: `out[j] = f(a[offset + j * stride])`.
 struct Map1Row<'a, T, U, F> {
-    out: &'a mut [U],
+    out: &'a mut [MaybeUninit<U>],
     a: &'a [T],
     offset: usize,
     stride: usize,
@@ -148,17 +154,19 @@ impl<T: Copy, U, F: Fn(T) -> U> pulp::WithSimd for Map1Row<'_, T, U, F> {
             let n = out.len();
             out.iter_mut()
                 .zip(&a[offset..offset + n])
-                .for_each(|(o, &x)| *o = f(x));
+                .for_each(|(o, &x)| {
+                    o.write(f(x));
+                });
         } else {
-            out.iter_mut()
-                .enumerate()
-                .for_each(|(j, o)| *o = f(a[offset + j * stride]));
+            out.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(f(a[offset + j * stride]));
+            });
         }
     }
 }
 
 /// `f` on pairs of elements of `a` and `b` (layouts broadcast to one shape).
-pub(crate) fn map2<T: Copy + Sync, U: Copy + Send + Default>(
+pub(crate) fn map2<T: Copy + Sync, U: Copy + Send>(
     a: &[T],
     al: &Layout,
     b: &[T],
@@ -182,7 +190,7 @@ pub(crate) fn map2<T: Copy + Sync, U: Copy + Send + Default>(
 /// One piece of a row of [`map2`]:
 /// `out[j] = f(a[offsets[0] + j * strides[0]], b[offsets[1] + j * strides[1]])`.
 struct Map2Row<'a, T, U, F> {
-    out: &'a mut [U],
+    out: &'a mut [MaybeUninit<U>],
     a: &'a [T],
     b: &'a [T],
     offsets: [usize; 2],
@@ -209,19 +217,18 @@ impl<T: Copy, U, F: Fn(T, T) -> U> pulp::WithSimd for Map2Row<'_, T, U, F> {
             [1, 1] => out
                 .iter_mut()
                 .zip(a[oa..oa + n].iter().zip(&b[ob..ob + n]))
-                .for_each(|(o, (&x, &y))| *o = f(x, y)),
-            [1, 0] => out
-                .iter_mut()
-                .zip(&a[oa..oa + n])
-                .for_each(|(o, &x)| *o = f(x, b[ob])),
-            [0, 1] => out
-                .iter_mut()
-                .zip(&b[ob..ob + n])
-                .for_each(|(o, &y)| *o = f(a[oa], y)),
-            [sa, sb] => out
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, o)| *o = f(a[oa + j * sa], b[ob + j * sb])),
+                .for_each(|(o, (&x, &y))| {
+                    o.write(f(x, y));
+                }),
+            [1, 0] => out.iter_mut().zip(&a[oa..oa + n]).for_each(|(o, &x)| {
+                o.write(f(x, b[ob]));
+            }),
+            [0, 1] => out.iter_mut().zip(&b[ob..ob + n]).for_each(|(o, &y)| {
+                o.write(f(a[oa], y));
+            }),
+            [sa, sb] => out.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(f(a[oa + j * sa], b[ob + j * sb]));
+            }),
         }
     }
 }

@@ -373,7 +373,7 @@ fn unary_name(op: UnaryOp) -> &'static str {
 }
 
 /// The elements of `layout`, in row-major order.
-pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) -> Vec<T> {
+pub(crate) fn gather<T: Copy + Send + Sync>(v: &[T], layout: &Layout) -> Vec<T> {
     match layout.contiguous_range() {
         Some(r) => v[r].to_vec(),
         // The elementwise walk merges runs and uses the threads on large views.
@@ -382,7 +382,7 @@ pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) 
 }
 
 /// The elements of `layout` in row-major order, borrowed when they already are.
-pub(crate) fn contiguous_elements<'a, T: Copy + Send + Sync + Default>(
+pub(crate) fn contiguous_elements<'a, T: Copy + Send + Sync>(
     v: &'a [T],
     layout: &Layout,
 ) -> std::borrow::Cow<'a, [T]> {
