@@ -161,6 +161,14 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("torch_bench.py: --device cuda but torch.cuda.is_available() is False")
     torch.set_num_threads(args.threads)
+    # Time true f32 math on CUDA: no TF32 tensor-core shortcut (PyTorch's default for
+    # matmul, pinned here so results stay comparable with kiln's f32 kernels).
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
