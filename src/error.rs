@@ -102,6 +102,22 @@ pub enum Error {
         /// Which input and element, and both values.
         msg: String,
     },
+    /// Gradients reached parameters that the optimizer does not hold.
+    #[error("optimizer step: the last backward reached {} parameter(s) this optimizer does not hold (shapes {shapes:?}). \
+The usual cause is a layer built inside `forward`: it gets fresh random weights on every call and never learns. \
+Build layers once, in the model's constructor. If this is intended (e.g. a GAN's generator step that also reaches the \
+discriminator), use `.allow_unregistered(true)`", shapes.len())]
+    UnregisteredParameters {
+        /// The shape of each such parameter.
+        shapes: Vec<Vec<usize>>,
+    },
+    /// Parameters held by the optimizer got no gradient since the last `zero_grad`.
+    #[error("optimizer step: {} parameter(s) got no gradient since the last zero_grad: {}. \
+Check that forward uses them (or that backward was called); to allow it, use `.allow_unused(true)`", names.len(), names.join(", "))]
+    UnusedParameters {
+        /// The names of the parameters without a gradient.
+        names: Vec<String>,
+    },
     /// The CUDA device cannot be used.
     #[error("CUDA device {ordinal} is not usable: {reason}")]
     CudaUnavailable {

@@ -19,12 +19,18 @@
 //!
 //! Layers, bottom to top: `backend` (CPU, CUDA) → [`Tensor`] → [`autograd`].
 
+// `#[derive(nn::Module)]` expands to `::kiln::...` paths; this makes them resolve
+// inside kiln too.
+extern crate self as kiln;
+
 pub mod autograd;
 pub mod backend;
+pub mod data;
 mod device;
 mod dtype;
 mod error;
 pub mod nn;
+pub mod optim;
 pub mod rng;
 pub mod shape;
 mod tensor;
@@ -38,7 +44,7 @@ pub use tensor::{Tensor, TensorId};
 
 /// The names most programs need: `use kiln::prelude::*;`.
 pub mod prelude {
-    pub use crate::nn::{self, functional as F};
+    pub use crate::nn::{self, functional as F, Forward, Module};
     pub use crate::{DType, Device, Result, Tensor};
 }
 

@@ -127,6 +127,13 @@ pub fn normal_vec(n: usize) -> Vec<f64> {
     out
 }
 
+/// The dropout threshold for drop probability `p` (clamped to [0, 1]): an element
+/// whose Philox word `r` satisfies `r < floor((1 - p) * 2^32)` is kept. Compared as
+/// integers (u64, since p = 0 gives 2^32), identically on every device.
+pub fn keep_threshold(p: f64) -> u64 {
+    ((1.0 - p.clamp(0.0, 1.0)) * 4_294_967_296.0).floor() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

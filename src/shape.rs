@@ -11,6 +11,15 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// Number of elements of `shape`, or an error naming `op` when the count does not
+/// fit in `usize` (a shape no memory could hold).
+pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::shape(op, format!("shape {shape:?} has too many elements")))
+}
+
 /// Row-major (C-contiguous) strides for `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
@@ -33,10 +42,10 @@ pub fn check_dim(op: &'static str, dim: usize, rank: usize) -> Result<usize> {
 pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<Vec<usize>> {
     let rank = lhs.len().max(rhs.len());
     let mut out = vec![0; rank];
-    for i in 0..rank {
+    for (i, o) in out.iter_mut().enumerate() {
         let l = dim_from_right(lhs, rank - 1 - i);
         let r = dim_from_right(rhs, rank - 1 - i);
-        out[i] = match (l, r) {
+        *o = match (l, r) {
             (a, b) if a == b => a,
             (1, b) => b,
             (a, 1) => a,

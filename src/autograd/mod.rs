@@ -12,6 +12,7 @@ pub use gradcheck::{gradcheck, GradcheckOpts};
 
 use crate::tensor::TensorId;
 use crate::{Error, Result, Tensor};
+use parking_lot::Mutex;
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
@@ -73,6 +74,25 @@ pub(crate) fn record(
     })
 }
 
+/// Id and shape of every parameter leaf the last `backward` reached (any thread).
+static LAST_BACKWARD_PARAMETERS: Mutex<Vec<(TensorId, Vec<usize>)>> = Mutex::new(Vec::new());
+
+/// Err when the last `backward` reached parameters that are not in `held`.
+pub(crate) fn check_unregistered_parameters(held: &[crate::optim::OptimParam]) -> Result<()> {
+    let held: HashSet<TensorId> = held.iter().map(|p| p.tensor.id()).collect();
+    let shapes: Vec<Vec<usize>> = LAST_BACKWARD_PARAMETERS
+        .lock()
+        .iter()
+        .filter(|(id, _)| !held.contains(id))
+        .map(|(_, shape)| shape.clone())
+        .collect();
+    if shapes.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnregisteredParameters { shapes })
+    }
+}
+
 /// Computes the gradient of the scalar `root` and accumulates it into every leaf.
 pub(crate) fn backward(root: &Tensor) -> Result<()> {
     if root.numel() != 1 {
@@ -85,6 +105,7 @@ pub(crate) fn backward(root: &Tensor) -> Result<()> {
         return Err(Error::NoGraph);
     }
     let _guard = no_grad();
+    let mut reached_parameters = Vec::new();
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     grads.insert(
         root.id(),
@@ -96,6 +117,9 @@ pub(crate) fn backward(root: &Tensor) -> Result<()> {
         };
         let Some(node) = t.grad_fn() else {
             accumulate_leaf(&t, grad)?;
+            if t.is_parameter() {
+                reached_parameters.push((t.id(), t.shape().to_vec()));
+            }
             continue;
         };
         let input_grads = (node.backward)(&t.detach(), &grad)?;
@@ -122,6 +146,7 @@ pub(crate) fn backward(root: &Tensor) -> Result<()> {
             grads.insert(input.id(), sum);
         }
     }
+    *LAST_BACKWARD_PARAMETERS.lock() = reached_parameters;
     Ok(())
 }
 

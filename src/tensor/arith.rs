@@ -226,6 +226,11 @@ impl Tensor {
     }
 
     fn compare_scalar(&self, s: f64, op: CmpOp) -> Result<Tensor> {
+        // An integer tensor against a fractional scalar compares as floats, as in
+        // PyTorch (`1 < 1.5` is true); converting 1.5 to the integer dtype would not.
+        if !self.dtype().is_float() && s.fract() != 0.0 {
+            return self.to_dtype(crate::DType::F64)?.compare_scalar(s, op);
+        }
         self.compare(&Tensor::full(&[], s, self.dtype(), &self.device())?, op)
     }
 

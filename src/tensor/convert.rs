@@ -76,6 +76,17 @@ impl Tensor {
             });
         }
         self.check_same_device("copy_", src)?;
+        let l = self.layout();
+        if l.shape
+            .iter()
+            .zip(&l.strides)
+            .any(|(&d, &s)| d > 1 && s == 0)
+        {
+            return Err(Error::arg(
+                "self",
+                "copy_ into a broadcast view: several of its elements share one memory location",
+            ));
+        }
         if self.same_storage(src) {
             let copy = src.contiguous_copy()?;
             return self

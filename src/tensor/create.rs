@@ -3,13 +3,14 @@
 use super::Tensor;
 use crate::backend::{CpuStorage, Storage};
 use crate::dtype::WithDType;
-use crate::shape::numel;
+use crate::shape::checked_numel;
 use crate::{rng, DType, Device, Error, Result};
 
 impl Tensor {
     /// A tensor of `shape` filled with `value` (converted to `dtype`).
     pub fn full(shape: &[usize], value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
-        Tensor::from_cpu(CpuStorage::full(numel(shape), value, dtype), shape, device)
+        let n = alloc_len("full", shape, dtype)?;
+        Tensor::from_cpu(CpuStorage::full(n, value, dtype), shape, device)
     }
 
     /// Zeros.
@@ -38,7 +39,7 @@ impl Tensor {
         shape: &[usize],
         device: &Device,
     ) -> Result<Tensor> {
-        let expected = numel(shape);
+        let expected = checked_numel("from_vec", shape)?;
         if data.len() != expected {
             return Err(Error::ElementCount {
                 op: "from_vec",
@@ -81,11 +82,9 @@ impl Tensor {
         if !dtype.is_float() {
             return Err(Error::UnsupportedDType { op, dtype });
         }
-        Tensor::from_cpu(
-            CpuStorage::F64(sample(numel(shape))).convert(dtype),
-            shape,
-            device,
-        )
+        // Samples are drawn in f64 and then converted.
+        let n = alloc_len(op, shape, DType::F64)?;
+        Tensor::from_cpu(CpuStorage::F64(sample(n)).convert(dtype), shape, device)
     }
 
     /// Host data placed on `device`.
@@ -95,5 +94,18 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         Tensor::from_storage(Storage::Cpu(storage), shape).to_device(device)
+    }
+}
+
+/// The element count of a new tensor of `shape`, or an error when the count or its
+/// size in bytes overflows (such a request would otherwise abort the process).
+fn alloc_len(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
+    let n = checked_numel(op, shape)?;
+    match n.checked_mul(dtype.size_in_bytes()) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(n),
+        _ => Err(Error::shape(
+            op,
+            format!("shape {shape:?} of {dtype:?} needs more bytes than can be addressed"),
+        )),
     }
 }

@@ -42,6 +42,9 @@ pub(crate) struct TensorInner {
     device: Device,
     /// Set on leaves created with [`Tensor::requires_grad`].
     requires_grad: bool,
+    /// Set on the handle held by an `nn::Parameter`, so optimizers can tell the
+    /// weights of a module from other leaves. Views and detached copies drop it.
+    is_parameter: bool,
     /// The op that made this tensor, when it was recorded for autograd.
     grad_fn: Option<Arc<Node>>,
     /// Accumulated gradient of a leaf.
@@ -59,6 +62,7 @@ impl Tensor {
             dtype,
             device,
             requires_grad: false,
+            is_parameter: false,
             grad_fn: None,
             grad: Mutex::new(None),
         }))
@@ -73,7 +77,24 @@ impl Tensor {
             dtype: self.0.dtype,
             device: self.0.device,
             requires_grad,
+            is_parameter: false,
             grad_fn,
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// A new leaf handle on the same storage that requires grad and is marked as a
+    /// module parameter (see [`Tensor::is_parameter`]). Used by `nn::Parameter`.
+    pub(crate) fn to_parameter_leaf(&self) -> Tensor {
+        Tensor(Arc::new(TensorInner {
+            id: TensorId::new(),
+            storage: self.0.storage.clone(),
+            layout: self.0.layout.clone(),
+            dtype: self.0.dtype,
+            device: self.0.device,
+            requires_grad: true,
+            is_parameter: true,
+            grad_fn: None,
             grad: Mutex::new(None),
         }))
     }
@@ -157,6 +178,12 @@ impl Tensor {
     /// [`Tensor::requires_grad`] or the result of a recorded op.
     pub fn requires_grad_flag(&self) -> bool {
         self.0.requires_grad || self.0.grad_fn.is_some()
+    }
+
+    /// True for the handle held by an `nn::Parameter` (and its clones, which share
+    /// it). Views, `detach()` and the results of ops are not parameters.
+    pub fn is_parameter(&self) -> bool {
+        self.0.is_parameter
     }
 
     /// True for a tensor that was not produced by a recorded op.

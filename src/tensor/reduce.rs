@@ -16,6 +16,16 @@ impl Tensor {
         name: &'static str,
     ) -> Result<Tensor> {
         check_dim(name, dim, self.rank())?;
+        // A sum over nothing is 0; max, min and their indices have no answer.
+        if self.shape()[dim] == 0 && op != ReduceOp::Sum {
+            return Err(Error::shape(
+                name,
+                format!(
+                    "dimension {dim} of shape {:?} is empty; {name} needs at least one element",
+                    self.shape()
+                ),
+            ));
+        }
         let out = self.storage().reduce(op, self.layout(), dim)?;
         let mut shape = self.shape().to_vec();
         if keepdim {

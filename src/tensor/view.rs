@@ -6,7 +6,7 @@
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::shape::{check_dim, contiguous_strides, numel, Layout};
+use crate::shape::{check_dim, checked_numel, contiguous_strides, Layout};
 use crate::{Error, Result};
 
 impl Tensor {
@@ -38,8 +38,10 @@ impl Tensor {
         match inferred.as_slice() {
             [] => {}
             [i] => {
-                let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
-                if known == 0 || self.numel() % known != 0 {
+                let mut known_dims = shape.to_vec();
+                known_dims.remove(*i);
+                let known = checked_numel("reshape", &known_dims)?;
+                if known == 0 || !self.numel().is_multiple_of(known) {
                     return Err(Error::ElementCount {
                         op: "reshape",
                         shape: shape.to_vec(),
@@ -56,11 +58,12 @@ impl Tensor {
                 ))
             }
         }
-        if numel(&out) != self.numel() {
+        let expected = checked_numel("reshape", &out)?;
+        if expected != self.numel() {
             return Err(Error::ElementCount {
                 op: "reshape",
                 shape: out.clone(),
-                expected: numel(&out),
+                expected,
                 got: self.numel(),
             });
         }
@@ -70,6 +73,8 @@ impl Tensor {
     /// Merges dimensions `start..=end` into one.
     pub fn flatten(&self, start: usize, end: usize) -> Result<Tensor> {
         if self.rank() == 0 {
+            // A scalar flattens like a 1-D tensor of one element: only dim 0 exists.
+            check_dim("flatten", start.max(end), 1)?;
             return self.reshape(&[1]);
         }
         check_dim("flatten", end, self.rank())?;

@@ -17,16 +17,27 @@ pub struct Golden {
 impl Golden {
     /// Loads `tests/data/<area>.safetensors`.
     pub fn load(area: &str) -> Golden {
-        let file = format!("{}/tests/data/{area}.safetensors", env!("CARGO_MANIFEST_DIR"));
-        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{file}: {e}; run scripts/golden/{area}.py"));
+        let file = format!(
+            "{}/tests/data/{area}.safetensors",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&file)
+            .unwrap_or_else(|e| panic!("{file}: {e}; run scripts/golden/{area}.py"));
         let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid safetensors");
-        let tensors = st.tensors().into_iter().map(|(name, view)| (name, to_tensor(&view))).collect();
+        let tensors = st
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| (name, to_tensor(&view)))
+            .collect();
         Golden { tensors, file }
     }
 
     /// The tensor stored under `key` (on the CPU).
     pub fn get(&self, key: &str) -> Tensor {
-        self.tensors.get(key).unwrap_or_else(|| panic!("{}: no key {key}", self.file)).clone()
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("{}: no key {key}", self.file))
+            .clone()
     }
 
     /// The tensor stored under `key`, on `device`.
@@ -50,7 +61,9 @@ fn to_tensor(view: &safetensors::tensor::TensorView<'_>) -> Tensor {
 }
 
 fn decode<T, const N: usize>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-    data.chunks_exact(N).map(|c| f(c.try_into().expect("chunk size"))).collect()
+    data.chunks_exact(N)
+        .map(|c| f(c.try_into().expect("chunk size")))
+        .collect()
 }
 
 /// Asserts that `got` and `want` have one shape and agree within `atol + rtol*|want|`.
@@ -61,6 +74,9 @@ pub fn assert_close(got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
     let w = want.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
         let ok = (a - b).abs() <= atol + rtol * b.abs() || (a.is_nan() && b.is_nan());
-        assert!(ok, "element {i}: got {a}, want {b} (atol {atol}, rtol {rtol})");
+        assert!(
+            ok,
+            "element {i}: got {a}, want {b} (atol {atol}, rtol {rtol})"
+        );
     }
 }

@@ -238,6 +238,7 @@ pub(crate) trait Float:
     Num
     + std::ops::Neg<Output = Self>
     + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::Div<Output = Self>
 {
@@ -247,10 +248,11 @@ pub(crate) trait Float:
     fn tanh(self) -> Self;
     fn abs(self) -> Self;
     fn powf(self, e: Self) -> Self;
+    fn erf(self) -> Self;
 }
 
 macro_rules! float_impl {
-    ($t:ty, $exp:path) => {
+    ($t:ty, $exp:path, $erf:path) => {
         impl Float for $t {
             #[inline(always)]
             fn exp(self) -> Self {
@@ -271,13 +273,16 @@ macro_rules! float_impl {
             fn powf(self, e: Self) -> Self {
                 <$t>::powf(self, e)
             }
+            fn erf(self) -> Self {
+                $erf(self)
+            }
         }
     };
 }
 // f32 exp is computed inline so that exp and sigmoid loops vectorize (see `math`);
 // f64 keeps libm's.
-float_impl!(f32, super::math::exp_f32);
-float_impl!(f64, f64::exp);
+float_impl!(f32, super::math::exp_f32, libm::erff);
+float_impl!(f64, f64::exp, libm::erf);
 
 pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
     let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
@@ -295,7 +300,49 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> 
         UnaryOp::MulScalar(s) => scalar_map(v, l, s, |x, s| x * s),
         UnaryOp::DivScalar(s) => scalar_map(v, l, s, |x, s| x / s),
         UnaryOp::PowScalar(s) => scalar_map(v, l, s, T::powf),
+        UnaryOp::Gelu => map1(v, l, gelu),
+        UnaryOp::GeluGrad => map1(v, l, gelu_grad),
+        UnaryOp::GeluTanh => map1(v, l, gelu_tanh),
+        UnaryOp::GeluTanhGrad => map1(v, l, gelu_tanh_grad),
     }
+}
+
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+/// `1/√(2π)`, the standard normal density at 0.
+const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+/// `√(2/π)`, the slope of the tanh approximation's argument.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of the tanh approximation (Hendrycks & Gimpel).
+const GELU_CUBIC: f64 = 0.044_715;
+
+/// `x·Φ(x)` with Φ the standard normal CDF.
+fn gelu<T: Float>(x: T) -> T {
+    let half = T::from_f64(0.5);
+    half * x * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf())
+}
+
+/// `d/dx x·Φ(x) = Φ(x) + x·φ(x)`.
+fn gelu_grad<T: Float>(x: T) -> T {
+    let half = T::from_f64(0.5);
+    let cdf = half * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
+    let pdf = T::from_f64(INV_SQRT_2PI) * (-(half * x * x)).exp();
+    cdf + x * pdf
+}
+
+/// `x/2·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
+fn gelu_tanh<T: Float>(x: T) -> T {
+    let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_CUBIC) * x * x * x);
+    T::from_f64(0.5) * x * (T::from_f64(1.0) + u.tanh())
+}
+
+/// `(1 + t)/2 + x/2·(1 - t²)·du/dx` with `t = tanh(u)`.
+fn gelu_tanh_grad<T: Float>(x: T) -> T {
+    let (half, one) = (T::from_f64(0.5), T::from_f64(1.0));
+    let k = T::from_f64(SQRT_2_OVER_PI);
+    let a = T::from_f64(GELU_CUBIC);
+    let t = (k * (x + a * x * x * x)).tanh();
+    let du = k * (one + T::from_f64(3.0) * a * x * x);
+    half * (one + t) + half * x * (one - t * t) * du
 }
 
 fn scalar_map<T: Float>(v: &[T], l: &Layout, s: f64, f: impl Fn(T, T) -> T + Sync) -> Vec<T> {

@@ -9,16 +9,13 @@ use rayon::prelude::*;
 const SMALL_PRODUCT: usize = 64 * 64 * 64;
 
 /// `out[b] = lhs[b] · rhs[b]` for 3-D layouts (batch, rows, cols); out is contiguous.
-pub(crate) fn matmul<T: Copy + Default + Send + Sync + 'static>(
+pub(crate) fn matmul<T: crate::dtype::WithDType + Default>(
     lhs: &[T],
     ll: &Layout,
     rhs: &[T],
     rl: &Layout,
     dims: MatmulDims,
-) -> Vec<T>
-where
-    T: crate::dtype::WithDType,
-{
+) -> Vec<T> {
     let MatmulDims { batch, m, n, k } = dims;
     let mut out = vec![T::default(); batch * m * n];
     if out.is_empty() {

@@ -4,10 +4,15 @@
 //! they are widened to f32, computed, and narrowed back (as PyTorch does for many
 //! CPU ops), so each kernel exists once.
 
+mod conv;
+mod dropout;
 mod elementwise;
+pub(crate) mod gemm_util;
 mod math;
 mod matmul;
+mod pool;
 mod reduce;
+mod softmax;
 
 use crate::backend::{BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
 use crate::dtype::WithDType;
@@ -260,6 +265,44 @@ impl CpuStorage {
         })
     }
 
+    pub(crate) fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        let op = if log { "log_softmax" } else { "softmax" };
+        if !dtype.is_float() {
+            return Err(Error::UnsupportedDType { op, dtype });
+        }
+        let shape = &layout.shape;
+        if dim >= shape.len() {
+            return Err(Error::DimOutOfRange {
+                op,
+                dim,
+                rank: shape.len(),
+            });
+        }
+        let outer: usize = shape[..dim].iter().product();
+        let inner: usize = shape[dim + 1..].iter().product();
+        let (s, l) = self.widened(layout);
+        fn run<T: elementwise::Float>(
+            v: &[T],
+            l: &Layout,
+            sizes: (usize, usize, usize),
+            log: bool,
+        ) -> Vec<T> {
+            let (outer, len, inner) = sizes;
+            match l.contiguous_range() {
+                Some(r) => softmax::softmax(&v[r], outer, len, inner, log),
+                None => softmax::softmax(&gather(v, l), outer, len, inner, log),
+            }
+        }
+        let sizes = (outer, shape[dim], inner);
+        let out = match s.as_ref() {
+            CpuStorage::F32(v) => CpuStorage::F32(run(v, &l, sizes, log)),
+            CpuStorage::F64(v) => CpuStorage::F64(run(v, &l, sizes, log)),
+            _ => unreachable!("float dtypes checked above, f16/bf16 widened"),
+        };
+        Ok(out.convert(dtype))
+    }
+
     pub(crate) fn matmul(
         &self,
         ll: &Layout,
@@ -369,27 +412,66 @@ fn unary_name(op: UnaryOp) -> &'static str {
         UnaryOp::MulScalar(_) => "mul_scalar",
         UnaryOp::DivScalar(_) => "div_scalar",
         UnaryOp::PowScalar(_) => "pow_scalar",
+        UnaryOp::Gelu => "gelu",
+        UnaryOp::GeluGrad => "gelu_backward",
+        UnaryOp::GeluTanh => "gelu_tanh",
+        UnaryOp::GeluTanhGrad => "gelu_tanh_backward",
     }
 }
 
 /// The elements of `layout`, in row-major order.
-pub(crate) fn gather<T: Copy + Send + Sync>(v: &[T], layout: &Layout) -> Vec<T> {
-    match layout.contiguous_range() {
-        Some(r) => v[r].to_vec(),
-        // The elementwise walk merges runs and uses the threads on large views.
-        None => elementwise::map1(v, layout, |x| x),
+///
+/// Rows of the last dimension are copied with a tight loop (a fill for a broadcast
+/// row, a slice copy for unit stride), in parallel for large tensors: a strided or
+/// broadcast view costs about what a contiguous copy does.
+pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) -> Vec<T> {
+    if let Some(r) = layout.contiguous_range() {
+        return v[r].to_vec();
     }
-}
-
-/// The elements of `layout` in row-major order, borrowed when they already are.
-pub(crate) fn contiguous_elements<'a, T: Copy + Send + Sync>(
-    v: &'a [T],
-    layout: &Layout,
-) -> std::borrow::Cow<'a, [T]> {
-    match layout.contiguous_range() {
-        Some(r) => std::borrow::Cow::Borrowed(&v[r]),
-        None => std::borrow::Cow::Owned(gather(v, layout)),
+    if layout.numel() == 0 {
+        return Vec::new();
     }
+    // Not contiguous and not empty, so rank ≥ 1 and every dimension is non-zero.
+    let (shape, strides) = (&layout.shape, &layout.strides);
+    let rank = shape.len();
+    let (inner, stride) = (shape[rank - 1], strides[rank - 1]);
+    let row_start = |row: usize| {
+        let (mut r, mut at) = (row, layout.offset);
+        for d in (0..rank - 1).rev() {
+            at += (r % shape[d]) * strides[d];
+            r /= shape[d];
+        }
+        at
+    };
+    let copy_run = |start: usize, dst: &mut [T]| match stride {
+        0 => dst.fill(v[start]),
+        1 => dst.copy_from_slice(&v[start..start + dst.len()]),
+        s => dst
+            .iter_mut()
+            .enumerate()
+            .for_each(|(j, d)| *d = v[start + j * s]),
+    };
+    let mut out = vec![T::default(); layout.numel()];
+    if out.len() < PARALLEL_THRESHOLD {
+        for (row, dst) in out.chunks_mut(inner).enumerate() {
+            copy_run(row_start(row), dst);
+        }
+        return out;
+    }
+    out.par_chunks_mut(inner)
+        .with_min_len(PARALLEL_THRESHOLD / inner.max(1))
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let start = row_start(row);
+            if inner >= 2 * PARALLEL_THRESHOLD {
+                dst.par_chunks_mut(PARALLEL_THRESHOLD)
+                    .enumerate()
+                    .for_each(|(k, d)| copy_run(start + k * PARALLEL_THRESHOLD * stride, d));
+            } else {
+                copy_run(start, dst);
+            }
+        });
+    out
 }
 
 fn with_same_type<T: WithDType>(v: Vec<T>) -> CpuStorage {
@@ -416,5 +498,58 @@ fn convert_slice<T: WithDType>(v: &[T], dtype: DType) -> CpuStorage {
         DType::BF16 => CpuStorage::BF16(map(v)),
         DType::I64 => CpuStorage::I64(map(v)),
         DType::U8 => CpuStorage::U8(map(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `gather` agrees with the plain strided walk on transposed, broadcast and
+    /// narrowed views, small (sequential) and large (parallel, split rows).
+    #[test]
+    fn gather_matches_the_strided_walk() {
+        let v: Vec<u32> = (0..200_000).collect();
+        let layouts = [
+            Layout {
+                shape: vec![3, 4, 5],
+                strides: vec![1, 3, 12],
+                offset: 2,
+            },
+            Layout {
+                shape: vec![4, 6],
+                strides: vec![0, 1],
+                offset: 7,
+            },
+            Layout {
+                shape: vec![100_000],
+                strides: vec![0],
+                offset: 5,
+            },
+            Layout {
+                shape: vec![2, 70_000],
+                strides: vec![1, 2],
+                offset: 0,
+            },
+            Layout {
+                shape: vec![300, 200],
+                strides: vec![1, 300],
+                offset: 11,
+            },
+            Layout {
+                shape: vec![40_000, 1],
+                strides: vec![3, 1],
+                offset: 1,
+            },
+            Layout {
+                shape: vec![5, 9_000],
+                strides: vec![20_000, 2],
+                offset: 3,
+            },
+        ];
+        for l in &layouts {
+            let want: Vec<u32> = l.indices().map(|i| v[i]).collect();
+            assert_eq!(gather(&v, l), want, "{l:?}");
+        }
     }
 }

@@ -5,13 +5,17 @@
 //! accurate as PyTorch's cascade summation);
 //! integer sums accumulate in i64 and give I64, like PyTorch.
 
-use super::{contiguous_elements, vectorized, Num, PARALLEL_THRESHOLD};
+use super::{gather, vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{CpuStorage, ReduceOp};
 use crate::shape::Layout;
 use rayon::prelude::*;
 
 pub(crate) fn reduce<T: Num>(v: &[T], layout: &Layout, dim: usize, op: ReduceOp) -> CpuStorage {
-    let data = contiguous_elements(v, layout);
+    // Contiguous inputs are read in place; only strided views are gathered first.
+    let data: std::borrow::Cow<'_, [T]> = match layout.contiguous_range() {
+        Some(r) => std::borrow::Cow::Borrowed(&v[r]),
+        None => std::borrow::Cow::Owned(gather(v, layout)),
+    };
     let shape = &layout.shape;
     let len = shape[dim];
     let outer: usize = shape[..dim].iter().product();

@@ -1,12 +1,334 @@
-//! (being written)
+//! `conv2d` and its options: validation, the output size, and the backward pass.
+//!
+//! The CPU kernel is in `backend/cpu/conv.rs` (im2col + GEMM); the backward closure
+//! calls the backend's `conv2d_backward_input` / `conv2d_backward_weight`
+//! primitives, so it runs wherever the tensors live.
 
-/// Padding of a convolution (placeholder until conv2d lands).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Padding {
-    /// Zero rows and columns added on each side: (height, width).
-    Explicit(usize, usize),
+use crate::autograd::record;
+use crate::backend::Conv2dParams;
+use crate::{Error, Result, Tensor};
+
+/// A size along height and width. Converts from a `usize` (both the same) or an
+/// `(h, w)` pair, so options accept either: `.stride(2)`, `.stride((2, 1))`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Size2d {
+    /// Along the height (rows).
+    pub h: usize,
+    /// Along the width (columns).
+    pub w: usize,
 }
 
-/// Options of a 2-D convolution (placeholder until conv2d lands).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Conv2dOpts;
+impl From<usize> for Size2d {
+    fn from(v: usize) -> Self {
+        Size2d { h: v, w: v }
+    }
+}
+
+impl From<(usize, usize)> for Size2d {
+    fn from((h, w): (usize, usize)) -> Self {
+        Size2d { h, w }
+    }
+}
+
+/// Padding of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// Zero rows and columns added on each side: (height, width). A number or a pair
+    /// converts to this.
+    Explicit(usize, usize),
+    /// Output as large as the input (stride 1 only, like PyTorch's `padding="same"`);
+    /// when the total padding `dilation·(kernel-1)` is odd, the extra row/column goes
+    /// at the bottom/right, as PyTorch does.
+    Same,
+    /// No padding (PyTorch's `padding="valid"`).
+    Valid,
+}
+
+impl Default for Padding {
+    fn default() -> Self {
+        Padding::Explicit(0, 0)
+    }
+}
+
+impl From<usize> for Padding {
+    fn from(v: usize) -> Self {
+        Padding::Explicit(v, v)
+    }
+}
+
+impl From<(usize, usize)> for Padding {
+    fn from((h, w): (usize, usize)) -> Self {
+        Padding::Explicit(h, w)
+    }
+}
+
+/// Options of a 2-D convolution, built like
+/// `Conv2dOpts::new().stride(2).padding(1).dilation((1, 2)).groups(2)`.
+/// The defaults are PyTorch's: stride 1, no padding, dilation 1, one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conv2dOpts {
+    /// Step between output positions.
+    pub stride: Size2d,
+    /// Padding of the input.
+    pub padding: Padding,
+    /// Spacing between kernel taps.
+    pub dilation: Size2d,
+    /// Channel groups: input and output channels split into this many independent
+    /// convolutions (`groups == in_channels` is a depthwise convolution).
+    pub groups: usize,
+}
+
+impl Default for Conv2dOpts {
+    fn default() -> Self {
+        Conv2dOpts {
+            stride: Size2d::from(1),
+            padding: Padding::default(),
+            dilation: Size2d::from(1),
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dOpts {
+    /// The defaults: stride 1, padding 0, dilation 1, groups 1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the stride (a number or `(h, w)`).
+    pub fn stride(mut self, stride: impl Into<Size2d>) -> Self {
+        self.stride = stride.into();
+        self
+    }
+
+    /// Sets the padding: a number, `(h, w)`, [`Padding::Same`] or [`Padding::Valid`].
+    pub fn padding(mut self, padding: impl Into<Padding>) -> Self {
+        self.padding = padding.into();
+        self
+    }
+
+    /// Sets the dilation (a number or `(h, w)`).
+    pub fn dilation(mut self, dilation: impl Into<Size2d>) -> Self {
+        self.dilation = dilation.into();
+        self
+    }
+
+    /// Sets the number of channel groups.
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+}
+
+/// 2-D convolution of `input` (N, C_in, H, W) — or unbatched (C_in, H, W) — with
+/// `weight` (C_out, C_in/groups, kH, kW) and an optional `bias` (C_out), like
+/// `torch.nn.functional.conv2d`. Gradients flow to all three.
+///
+/// Errors name the argument: ranks, channel counts that do not match the weight or
+/// are not divisible by `groups`, zero stride/dilation/groups, [`Padding::Same`] with
+/// a stride above 1, a kernel larger than the padded input, and dtype or device
+/// mismatches between input, weight and bias.
+pub fn conv2d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    opts: Conv2dOpts,
+) -> Result<Tensor> {
+    match input.rank() {
+        4 => conv2d_batched(input, weight, bias, opts),
+        3 => conv2d_batched(&input.unsqueeze(0)?, weight, bias, opts)?.squeeze(0),
+        r => Err(Error::arg(
+            "input",
+            format!(
+                "conv2d expects (N, C, H, W) or (C, H, W), got rank {r} shape {:?}",
+                input.shape()
+            ),
+        )),
+    }
+}
+
+fn conv2d_batched(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    opts: Conv2dOpts,
+) -> Result<Tensor> {
+    check_operands(x, weight, bias)?;
+    let p = conv2d_params(x.shape(), weight.shape(), opts)?;
+    if let Some(b) = bias {
+        if b.shape() != [p.c_out] {
+            return Err(Error::arg(
+                "bias",
+                format!("expected shape [{}], got {:?}", p.c_out, b.shape()),
+            ));
+        }
+    }
+    let xc = x.detach().contiguous()?;
+    let wc = weight.detach().contiguous()?;
+    let bc = bias.map(|b| b.detach().contiguous()).transpose()?;
+    let out = {
+        let (xs, ws) = (xc.storage(), wc.storage());
+        let bs = bc.as_ref().map(|b| b.storage());
+        let bias_arg = match (&bs, &bc) {
+            (Some(s), Some(b)) => Some((&**s, b.layout())),
+            _ => None,
+        };
+        xs.conv2d(xc.layout(), &ws, wc.layout(), bias_arg, &p)?
+    };
+    let out = Tensor::from_storage(out, &[p.n, p.c_out, p.out_h, p.out_w]);
+    let need = [
+        x.requires_grad_flag(),
+        weight.requires_grad_flag(),
+        bias.is_some_and(|b| b.requires_grad_flag()),
+    ];
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    Ok(record(out, "conv2d", &inputs, move |_, g| {
+        let g = g.contiguous()?;
+        let mut grads = Vec::with_capacity(3);
+        grads.push(if need[0] {
+            let gx =
+                g.storage()
+                    .conv2d_backward_input(g.layout(), &wc.storage(), wc.layout(), &p)?;
+            Some(Tensor::from_storage(gx, &[p.n, p.c_in, p.h, p.w]))
+        } else {
+            None
+        });
+        grads.push(if need[1] {
+            let gw =
+                xc.storage()
+                    .conv2d_backward_weight(xc.layout(), &g.storage(), g.layout(), &p)?;
+            Some(Tensor::from_storage(gw, wc.shape()))
+        } else {
+            None
+        });
+        if need[2] {
+            let gb = g
+                .reshape(&[p.n, p.c_out, p.out_plane()])?
+                .sum(2, false)?
+                .sum(0, false)?;
+            grads.push(Some(gb));
+        }
+        Ok(grads)
+    }))
+}
+
+/// Float dtype, one dtype and one device for all operands.
+fn check_operands(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<()> {
+    x.check_float("conv2d")?;
+    x.check_same_dtype("conv2d weight", weight)?;
+    x.check_same_device("conv2d weight", weight)?;
+    if let Some(b) = bias {
+        x.check_same_dtype("conv2d bias", b)?;
+        x.check_same_device("conv2d bias", b)?;
+    }
+    Ok(())
+}
+
+/// Validates shapes and options and computes the output size.
+fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dParams> {
+    let [n, c_in, h, wd] = x[..] else {
+        return Err(Error::arg(
+            "input",
+            format!("expected (N, C, H, W), got shape {x:?}"),
+        ));
+    };
+    let [c_out, c_in_g, kh, kw] = w[..] else {
+        return Err(Error::arg(
+            "weight",
+            format!("expected (C_out, C_in/groups, kH, kW), got shape {w:?}"),
+        ));
+    };
+    let Conv2dOpts {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = opts;
+    if groups == 0 {
+        return Err(Error::arg("groups", "must be at least 1"));
+    }
+    if stride.h == 0 || stride.w == 0 {
+        return Err(Error::arg(
+            "stride",
+            format!("must be at least 1, got {stride:?}"),
+        ));
+    }
+    if dilation.h == 0 || dilation.w == 0 {
+        return Err(Error::arg(
+            "dilation",
+            format!("must be at least 1, got {dilation:?}"),
+        ));
+    }
+    if kh == 0 || kw == 0 {
+        return Err(Error::arg(
+            "weight",
+            format!("kernel size must be at least 1, got shape {w:?}"),
+        ));
+    }
+    if c_in % groups != 0 {
+        return Err(Error::arg(
+            "groups",
+            format!("input channels ({c_in}) are not divisible by groups ({groups})"),
+        ));
+    }
+    if c_out % groups != 0 {
+        return Err(Error::arg(
+            "groups",
+            format!("output channels (weight.shape[0] = {c_out}) are not divisible by groups ({groups})"),
+        ));
+    }
+    if c_in_g * groups != c_in {
+        return Err(Error::arg(
+            "weight",
+            format!(
+                "weight {w:?} expects {} input channels (shape[1] = {c_in_g} × groups = {groups}), but the input has {c_in}",
+                c_in_g * groups
+            ),
+        ));
+    }
+    let (ext_h, ext_w) = (dilation.h * (kh - 1) + 1, dilation.w * (kw - 1) + 1);
+    // (top, bottom) and (left, right) padding.
+    let ((pt, pb), (pl, pr)) = match padding {
+        Padding::Explicit(ph, pw) => ((ph, ph), (pw, pw)),
+        Padding::Valid => ((0, 0), (0, 0)),
+        Padding::Same => {
+            if stride.h != 1 || stride.w != 1 {
+                return Err(Error::arg(
+                    "padding",
+                    format!("Padding::Same needs stride 1 (as in PyTorch), got stride {stride:?}"),
+                ));
+            }
+            let (th, tw) = (ext_h - 1, ext_w - 1);
+            ((th / 2, th - th / 2), (tw / 2, tw - tw / 2))
+        }
+    };
+    let (padded_h, padded_w) = (h + pt + pb, wd + pl + pr);
+    if ext_h > padded_h || ext_w > padded_w {
+        return Err(Error::arg(
+            "weight",
+            format!(
+                "kernel extent {ext_h}×{ext_w} (kernel {kh}×{kw}, dilation {}×{}) is larger than the padded input {padded_h}×{padded_w}",
+                dilation.h, dilation.w
+            ),
+        ));
+    }
+    Ok(Conv2dParams {
+        n,
+        c_in,
+        h,
+        w: wd,
+        c_out,
+        kh,
+        kw,
+        stride_h: stride.h,
+        stride_w: stride.w,
+        pad_top: pt,
+        pad_left: pl,
+        dilation_h: dilation.h,
+        dilation_w: dilation.w,
+        groups,
+        out_h: (padded_h - ext_h) / stride.h + 1,
+        out_w: (padded_w - ext_w) / stride.w + 1,
+    })
+}

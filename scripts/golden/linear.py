@@ -1,0 +1,55 @@
+"""Golden values for kiln's linear (tests/functional_linear.rs): forward output and
+the gradient of every input.
+
+Run: /work/.torchvenv/bin/python scripts/golden/linear.py  → tests/data/linear.safetensors
+
+Each case stores <case>.x, .w, (.b), .gy (the upstream gradient), .out, .grad_x,
+.grad_w, (.grad_b), all float64. The gradients are those of (out * gy).sum().
+Every case is F.linear(x, w, b) (b = None where there is no .b).
+"""
+import os
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+torch.manual_seed(20261128)
+out = {}
+
+
+def record(name, x, w, b, fn):
+    x = x.clone().requires_grad_(True)
+    w = w.clone().requires_grad_(True)
+    if b is not None:
+        b = b.clone().requires_grad_(True)
+    y = fn(x, w, b)
+    gy = torch.randn_like(y)
+    (y * gy).sum().backward()
+    out[f"{name}.x"] = x.detach()
+    out[f"{name}.w"] = w.detach()
+    out[f"{name}.gy"] = gy
+    out[f"{name}.out"] = y.detach()
+    out[f"{name}.grad_x"] = x.grad
+    out[f"{name}.grad_w"] = w.grad
+    if b is not None:
+        out[f"{name}.b"] = b.detach()
+        out[f"{name}.grad_b"] = b.grad
+
+
+def r(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+# name, x shape, w shape, bias?   — F.linear(x, w, b)
+LINEAR = [
+    ("linear_2d", (5, 7), (3, 7), True),
+    ("linear_3d", (2, 3, 7), (4, 7), True),
+    ("linear_1d", (7,), (3, 7), True),
+    ("linear_nobias", (4, 6), (5, 6), False),
+]
+for name, xs, ws, has_b in LINEAR:
+    b = r(ws[0]) if has_b else None
+    record(name, r(*xs), r(*ws), b, lambda x, w, b: F.linear(x, w, b))
+
+path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "linear.safetensors")
+save_file({k: v.contiguous() for k, v in out.items()}, path)
+print(f"wrote {len(out)} tensors to {os.path.normpath(path)}")

@@ -1,0 +1,66 @@
+"""Golden values for kiln's max_pool2d, avg_pool2d and adaptive_avg_pool2d
+(tests/functional_pool.rs): forward output and the input's gradient.
+
+Run: /work/.torchvenv/bin/python scripts/golden/pool.py  → tests/data/pool.safetensors
+
+Each case stores <case>.x, .gy (the upstream gradient), .out, .grad_x (float64);
+the gradient is that of (out * gy).sum(). The PyTorch call is in the case lists.
+"""
+import os
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+torch.manual_seed(20261127)
+out = {}
+
+
+def record(name, x, fn):
+    x = x.clone().requires_grad_(True)
+    y = fn(x)
+    gy = torch.randn_like(y)
+    (y * gy).sum().backward()
+    out[f"{name}.x"] = x.detach()
+    out[f"{name}.gy"] = gy
+    out[f"{name}.out"] = y.detach()
+    out[f"{name}.grad_x"] = x.grad
+
+
+def r(*shape):
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+# name, x shape, kernel, stride, padding — F.max_pool2d(x, k, s, p) and F.avg_pool2d(x, k, s, p)
+WINDOWS = [
+    ("k2s2", (2, 3, 8, 9), 2, 2, 0),
+    ("k3x2_s2x1_p1x0", (2, 2, 7, 8), (3, 2), (2, 1), (1, 0)),
+    ("k3s2p1", (1, 3, 9, 9), 3, 2, 1),
+    ("k2x3_s3x2_p1", (2, 2, 8, 9), (2, 3), (3, 2), 1),
+    ("k5s1p2", (1, 2, 6, 5), 5, 1, 2),
+    ("unbatched_k2s1", (3, 5, 7), 2, 1, 0),
+]
+for name, xs, k, s, p in WINDOWS:
+    x = r(*xs)
+    record(f"max_{name}", x, lambda x, k=k, s=s, p=p: F.max_pool2d(x, k, s, p))
+    record(f"avg_{name}", x, lambda x, k=k, s=s, p=p: F.avg_pool2d(x, k, s, p))
+
+# Ties: small integers, so windows hold equal maxima; PyTorch routes the gradient to
+# the first one. F.max_pool2d(x, 3, 2, 1)
+ties = torch.randint(0, 3, (2, 2, 7, 8)).double()
+record("max_ties", ties, lambda x: F.max_pool2d(x, 3, 2, 1))
+
+# name, x shape, output size — F.adaptive_avg_pool2d(x, size)
+ADAPTIVE = [
+    ("adaptive_3x4", (2, 3, 7, 9), (3, 4)),
+    ("adaptive_1x1", (2, 3, 8, 8), (1, 1)),
+    ("adaptive_identity", (1, 2, 5, 7), (5, 7)),
+    ("adaptive_4x3", (2, 2, 10, 7), (4, 3)),
+    ("adaptive_upsample", (1, 2, 3, 2), (5, 4)),
+    ("adaptive_unbatched", (3, 6, 5), (4, 2)),
+]
+for name, xs, size in ADAPTIVE:
+    record(name, r(*xs), lambda x, size=size: F.adaptive_avg_pool2d(x, size))
+
+path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "pool.safetensors")
+save_file({k: v.contiguous() for k, v in out.items()}, path)
+print(f"wrote {len(out)} tensors to {os.path.normpath(path)}")

@@ -1,0 +1,265 @@
+//! 2-D pooling on the CPU (max with argmax indices, average, adaptive average),
+//! parallel over (image, channel) planes. Windows follow PyTorch's kernels exactly:
+//! the max keeps the first largest value (a NaN wins), the average divides by the
+//! window's size including padding (`count_include_pad=True`).
+
+use super::gemm_util::{contiguous_as, float_kernel, Float};
+use super::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::{AdaptivePool2dParams, Pool2dParams};
+use crate::shape::Layout;
+use crate::{DType, Result};
+use rayon::prelude::*;
+
+impl CpuStorage {
+    /// Max pooling; see [`crate::backend::Storage::max_pool2d`].
+    pub(crate) fn max_pool2d(
+        &self,
+        layout: &Layout,
+        p: &Pool2dParams,
+    ) -> Result<(CpuStorage, CpuStorage)> {
+        let mut indices = vec![0i64; p.output_len()];
+        let values = float_kernel!("max_pool2d", self.dtype(), |T| {
+            let x = contiguous_as::<T>(self, layout);
+            max_forward(p, &x, &mut indices)
+        });
+        Ok((values, CpuStorage::I64(indices)))
+    }
+
+    /// Gradient of max pooling; see [`crate::backend::Storage::max_pool2d_backward`].
+    pub(crate) fn max_pool2d_backward(
+        &self,
+        gl: &Layout,
+        indices: &CpuStorage,
+        il: &Layout,
+        p: &Pool2dParams,
+    ) -> Result<CpuStorage> {
+        super::gemm_util::same_dtype("max_pool2d_backward", DType::I64, indices.dtype())?;
+        let idx = contiguous_as::<i64>(indices, il);
+        Ok(float_kernel!("max_pool2d_backward", self.dtype(), |T| {
+            let g = contiguous_as::<T>(self, gl);
+            max_backward(p, &g, &idx)
+        }))
+    }
+
+    /// Average pooling; see [`crate::backend::Storage::avg_pool2d`].
+    pub(crate) fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
+        Ok(float_kernel!("avg_pool2d", self.dtype(), |T| {
+            let x = contiguous_as::<T>(self, layout);
+            avg_forward(p, &x)
+        }))
+    }
+
+    /// Gradient of average pooling; see [`crate::backend::Storage::avg_pool2d_backward`].
+    pub(crate) fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
+        Ok(float_kernel!("avg_pool2d_backward", self.dtype(), |T| {
+            let g = contiguous_as::<T>(self, gl);
+            avg_backward(p, &g)
+        }))
+    }
+
+    /// Adaptive average pooling; see [`crate::backend::Storage::adaptive_avg_pool2d`].
+    pub(crate) fn adaptive_avg_pool2d(
+        &self,
+        layout: &Layout,
+        p: &AdaptivePool2dParams,
+    ) -> Result<CpuStorage> {
+        Ok(float_kernel!("adaptive_avg_pool2d", self.dtype(), |T| {
+            let x = contiguous_as::<T>(self, layout);
+            adaptive_forward(p, &x)
+        }))
+    }
+
+    /// Gradient of adaptive average pooling.
+    pub(crate) fn adaptive_avg_pool2d_backward(
+        &self,
+        gl: &Layout,
+        p: &AdaptivePool2dParams,
+    ) -> Result<CpuStorage> {
+        Ok(float_kernel!(
+            "adaptive_avg_pool2d_backward",
+            self.dtype(),
+            |T| {
+                let g = contiguous_as::<T>(self, gl);
+                adaptive_backward(p, &g)
+            }
+        ))
+    }
+}
+
+/// Runs `f(plane index, plane of out)` over every plane, in parallel when the work
+/// (elements read or written) is large.
+fn per_plane<A: Send>(
+    out: &mut [A],
+    plane_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [A]) + Sync,
+) {
+    if plane_len == 0 || out.is_empty() {
+        return;
+    }
+    if work >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    }
+}
+
+/// Start (clipped to 0) and end (clipped to `size`) of window `o`.
+fn window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (usize, usize) {
+    let start = (o * stride) as isize - pad as isize;
+    let end = (start + k as isize).min(size as isize);
+    (start.max(0) as usize, end.max(0) as usize)
+}
+
+fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Vec<T> {
+    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
+    let neg_inf = T::from_f64(f64::NEG_INFINITY);
+    let mut pairs = vec![(T::default(), 0i64); p.output_len()];
+    per_plane(&mut pairs, oh * ow, p.input_len(), |plane, o| {
+        let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
+        for oy in 0..oh {
+            let (y0, y1) = window(oy, p.stride_h, p.pad_h, p.kh, ih);
+            for ox in 0..ow {
+                let (x0, x1) = window(ox, p.stride_w, p.pad_w, p.kw, iw);
+                let (mut best, mut at) = (neg_inf, y0 * iw + x0);
+                for y in y0..y1 {
+                    for (xx, &v) in src[y * iw + x0..y * iw + x1].iter().enumerate() {
+                        if v > best || v.is_nan() {
+                            best = v;
+                            at = y * iw + x0 + xx;
+                        }
+                    }
+                }
+                o[oy * ow + ox] = (best, at as i64);
+            }
+        }
+    });
+    indices
+        .iter_mut()
+        .zip(&pairs)
+        .for_each(|(i, &(_, at))| *i = at);
+    pairs.into_iter().map(|(v, _)| v).collect()
+}
+
+fn max_backward<T: Float>(p: &Pool2dParams, g: &[T], idx: &[i64]) -> Vec<T> {
+    let (ihw, ohw) = (p.h * p.w, p.out_h * p.out_w);
+    let mut gx = vec![T::default(); p.input_len()];
+    per_plane(&mut gx, ihw, p.input_len(), |plane, dst| {
+        let gs = &g[plane * ohw..(plane + 1) * ohw];
+        let is = &idx[plane * ohw..(plane + 1) * ohw];
+        for (&v, &i) in gs.iter().zip(is) {
+            // Indices come from `max_forward` over this plane, so they are in range;
+            // a foreign index tensor is ignored where it points outside the plane.
+            if let Some(slot) = usize::try_from(i).ok().and_then(|i| dst.get_mut(i)) {
+                *slot = slot.add(v);
+            }
+        }
+    });
+    gx
+}
+
+/// Window bounds of average pooling and its divisor (PyTorch's `pool_size`, which
+/// counts padding but not the part of a window beyond the padded input).
+fn avg_window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (usize, usize, usize) {
+    let start = (o * stride) as isize - pad as isize;
+    let end = (start + k as isize).min((size + pad) as isize);
+    let count = (end - start).max(0) as usize;
+    let (s, e) = (start.max(0) as usize, end.clamp(0, size as isize) as usize);
+    (s, e.max(s), count)
+}
+
+fn avg_forward<T: Float>(p: &Pool2dParams, x: &[T]) -> Vec<T> {
+    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
+    let mut out = vec![T::default(); p.output_len()];
+    per_plane(&mut out, oh * ow, p.input_len(), |plane, o| {
+        let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
+        for oy in 0..oh {
+            let (y0, y1, ch) = avg_window(oy, p.stride_h, p.pad_h, p.kh, ih);
+            for ox in 0..ow {
+                let (x0, x1, cw) = avg_window(ox, p.stride_w, p.pad_w, p.kw, iw);
+                let mut sum = T::default();
+                for y in y0..y1 {
+                    for &v in &src[y * iw + x0..y * iw + x1] {
+                        sum = sum.add(v);
+                    }
+                }
+                o[oy * ow + ox] = if y0 < y1 && x0 < x1 {
+                    sum.div(T::from_f64((ch * cw) as f64))
+                } else {
+                    T::default()
+                };
+            }
+        }
+    });
+    out
+}
+
+fn avg_backward<T: Float>(p: &Pool2dParams, g: &[T]) -> Vec<T> {
+    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
+    let mut gx = vec![T::default(); p.input_len()];
+    per_plane(&mut gx, ih * iw, p.input_len(), |plane, dst| {
+        let gs = &g[plane * oh * ow..(plane + 1) * oh * ow];
+        for oy in 0..oh {
+            let (y0, y1, ch) = avg_window(oy, p.stride_h, p.pad_h, p.kh, ih);
+            for ox in 0..ow {
+                let (x0, x1, cw) = avg_window(ox, p.stride_w, p.pad_w, p.kw, iw);
+                let share = gs[oy * ow + ox].div(T::from_f64((ch * cw) as f64));
+                for y in y0..y1 {
+                    for a in &mut dst[y * iw + x0..y * iw + x1] {
+                        *a = a.add(share);
+                    }
+                }
+            }
+        }
+    });
+    gx
+}
+
+fn adaptive_forward<T: Float>(p: &AdaptivePool2dParams, x: &[T]) -> Vec<T> {
+    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
+    let mut out = vec![T::default(); p.planes() * oh * ow];
+    let work = p.planes() * ih * iw;
+    per_plane(&mut out, oh * ow, work, |plane, o| {
+        let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
+        for oy in 0..oh {
+            let (y0, y1) = AdaptivePool2dParams::window(oy, ih, oh);
+            for ox in 0..ow {
+                let (x0, x1) = AdaptivePool2dParams::window(ox, iw, ow);
+                let mut sum = T::default();
+                for y in y0..y1 {
+                    for &v in &src[y * iw + x0..y * iw + x1] {
+                        sum = sum.add(v);
+                    }
+                }
+                o[oy * ow + ox] = sum.div(T::from_f64(((y1 - y0) * (x1 - x0)) as f64));
+            }
+        }
+    });
+    out
+}
+
+fn adaptive_backward<T: Float>(p: &AdaptivePool2dParams, g: &[T]) -> Vec<T> {
+    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
+    let mut gx = vec![T::default(); p.planes() * ih * iw];
+    let work = p.planes() * ih * iw;
+    per_plane(&mut gx, ih * iw, work, |plane, dst| {
+        let gs = &g[plane * oh * ow..(plane + 1) * oh * ow];
+        for oy in 0..oh {
+            let (y0, y1) = AdaptivePool2dParams::window(oy, ih, oh);
+            for ox in 0..ow {
+                let (x0, x1) = AdaptivePool2dParams::window(ox, iw, ow);
+                let share = gs[oy * ow + ox].div(T::from_f64(((y1 - y0) * (x1 - x0)) as f64));
+                for y in y0..y1 {
+                    for a in &mut dst[y * iw + x0..y * iw + x1] {
+                        *a = a.add(share);
+                    }
+                }
+            }
+        }
+    });
+    gx
+}

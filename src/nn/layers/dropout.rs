@@ -1,0 +1,40 @@
+//! `nn::Dropout`: dropout that follows its module's train/eval mode.
+
+use crate::nn::{self, functional as F, Forward, Mode};
+use crate::{Error, Result, Tensor};
+
+/// `nn.Dropout(p)`: zeroes elements with probability `p` and scales the rest by
+/// `1/(1-p)` in training mode; the identity in eval mode.
+#[derive(Debug, nn::Module)]
+pub struct Dropout {
+    #[module(skip)]
+    p: f64,
+    mode: Mode,
+}
+
+impl Dropout {
+    /// Err unless `0 <= p <= 1`.
+    pub fn new(p: f64) -> Result<Dropout> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::arg(
+                "p",
+                format!("dropout probability must be in [0, 1], got {p}"),
+            ));
+        }
+        Ok(Dropout {
+            p,
+            mode: Mode::default(),
+        })
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+}
+
+impl Forward for Dropout {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        F::dropout(x, self.p, self.mode.is_training())
+    }
+}

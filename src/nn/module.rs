@@ -1,0 +1,375 @@
+//! The module traits: [`Module`] (structure: parameters, buffers, children, mode,
+//! checkpoints) and [`Forward`] (computation), and [`ModuleField`], which lets
+//! `#[derive(Module)]` learn a struct's structure from its field types.
+
+use super::checkpoint;
+use super::parameter::{Buffer, Mode, Parameter};
+use crate::{Result, Tensor, TensorId};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One direct member of a module, as reported by [`Module::visit`].
+#[derive(Clone, Copy)]
+pub enum Member<'a> {
+    /// A learnable parameter; its name is part of the checkpoint key.
+    Parameter(&'a Parameter),
+    /// A non-learnable tensor saved in checkpoints (running statistics).
+    Buffer(&'a Buffer),
+    /// A submodule; its name prefixes its members' names (`body.0.weight`).
+    Child(&'a dyn Module),
+    /// The module's own train/eval flag (its name is not used).
+    Mode(&'a Mode),
+}
+
+/// The structure of a neural-network module: PyTorch's `nn.Module` minus `forward`.
+///
+/// An implementation only lists its direct members in [`Module::visit`];
+/// `#[derive(nn::Module)]` writes that method from the struct's fields. Everything
+/// else — names, parameter lists, train/eval, checkpoints — is derived from it.
+///
+/// Names are PyTorch's: a member's name, prefixed by the names of the children that
+/// lead to it, joined with dots (`heads.1.fc.bias`).
+///
+/// Mode: [`Module::train`] / [`Module::eval`] set the module's own [`Mode`] (if it
+/// has one) and that of every descendant. [`Module::is_training`] reports the
+/// module's own `Mode` when it has one; otherwise the mode of its first child (in
+/// declaration order) that reports one, recursively; and `true` when no module in
+/// the tree has a `Mode` (such modules behave the same in both modes).
+///
+/// The trait is object-safe: `Box<dyn Module>`, `&dyn Module` and [`Layer`] objects
+/// work. `save` and `load` take a generic path and so need a sized receiver; call
+/// them on a `Box<dyn Module>` or a `&dyn Module` (both implement `Module`) or use
+/// [`save`](super::save) / [`load`](super::load).
+pub trait Module {
+    /// Calls `visitor` once per direct member (parameters, buffers, children, the
+    /// mode flag) with the member's name, in a fixed order (declaration order).
+    fn visit<'a>(&'a self, visitor: &mut dyn FnMut(&str, Member<'a>));
+
+    /// Every parameter of this module and its descendants with its dotted name. A
+    /// parameter reachable twice (shared weights) is listed once, under its first name.
+    fn named_parameters(&self) -> Vec<(String, Parameter)> {
+        let mut seen = HashSet::<TensorId>::new();
+        collect_entries(self)
+            .into_iter()
+            .filter_map(|(name, entry)| match entry {
+                Entry::Parameter(p) if seen.insert(p.id()) => Some((name, p)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every parameter of this module and its descendants, each once: what an
+    /// optimizer is built from.
+    fn parameters(&self) -> Vec<Parameter> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// Every buffer of this module and its descendants with its dotted name, each once.
+    fn named_buffers(&self) -> Vec<(String, Buffer)> {
+        let mut seen = HashSet::<TensorId>::new();
+        collect_entries(self)
+            .into_iter()
+            .filter_map(|(name, entry)| match entry {
+                Entry::Buffer(b) if seen.insert(b.id()) => Some((name, b)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every buffer of this module and its descendants, each once.
+    fn buffers(&self) -> Vec<Buffer> {
+        self.named_buffers().into_iter().map(|(_, b)| b).collect()
+    }
+
+    /// The direct children with their names (a `Vec` field `heads` gives `heads.0`, …).
+    fn named_children(&self) -> Vec<(String, &dyn Module)> {
+        let mut out = Vec::new();
+        self.visit(&mut |name, member| {
+            if let Member::Child(child) = member {
+                out.push((name.to_owned(), child));
+            }
+        });
+        out
+    }
+
+    /// Sets training mode on this module and every descendant.
+    fn train(&self) {
+        self.set_training(true);
+    }
+
+    /// Sets eval mode on this module and every descendant.
+    fn eval(&self) {
+        self.set_training(false);
+    }
+
+    /// Sets training (`true`) or eval (`false`) mode on this module and every descendant.
+    fn set_training(&self, training: bool) {
+        self.visit(&mut |_, member| match member {
+            Member::Mode(mode) => mode.set_training(training),
+            Member::Child(child) => child.set_training(training),
+            Member::Parameter(_) | Member::Buffer(_) => {}
+        });
+    }
+
+    /// True in training mode: the rule is in the [trait docs](Module).
+    fn is_training(&self) -> bool {
+        mode_flag(self).unwrap_or(true)
+    }
+
+    /// Clears the gradient of every parameter (PyTorch's `zero_grad(set_to_none=True)`).
+    fn zero_grad(&self) {
+        for p in self.parameters() {
+            p.zero_grad();
+        }
+    }
+
+    /// Every parameter and buffer under its checkpoint name, in declaration order,
+    /// as detached tensors that share the module's storage. Shared tensors appear
+    /// under each of their names, as in PyTorch.
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        collect_entries(self)
+            .into_iter()
+            .map(|(name, entry)| (name, entry.tensor().detach()))
+            .collect()
+    }
+
+    /// Copies `state` into this module's parameters and buffers, strictly and
+    /// atomically: any missing, unexpected, mis-shaped or wrong-dtype entry returns
+    /// [`Error::Checkpoint`](crate::Error::Checkpoint) naming each of them, and then
+    /// nothing has changed. Tensors may be on any device.
+    fn load_state_dict(&self, state: &[(String, Tensor)]) -> Result<()> {
+        checkpoint::load_entries(self, "state_dict", state)
+    }
+
+    /// Writes [`Module::state_dict`] to `path` as safetensors (the temporary file is
+    /// renamed into place, so an existing file is never left half-written).
+    fn save<P: AsRef<Path>>(&self, path: P) -> Result<()>
+    where
+        Self: Sized,
+    {
+        checkpoint::save(self, path.as_ref())
+    }
+
+    /// Reads a safetensors checkpoint (kiln's or PyTorch's `save_file(state_dict)`)
+    /// into this module, strictly and atomically like [`Module::load_state_dict`]; an
+    /// unreadable or corrupt file is an `Err` too, and leaves the module unchanged.
+    fn load<P: AsRef<Path>>(&self, path: P) -> Result<()>
+    where
+        Self: Sized,
+    {
+        checkpoint::load(self, path.as_ref())
+    }
+}
+
+/// The computation of a module: `y = module.forward(&x)?`.
+pub trait Forward {
+    /// Applies the module to `x`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+}
+
+/// A module that can run forward: what [`Sequential`](super::Sequential) holds as
+/// `Box<dyn Layer>`. Implemented for every `Module + Forward + Send + Sync` type; a
+/// `&dyn Layer` converts to `&dyn Module` and `&dyn Forward`.
+pub trait Layer: Module + Forward + Send + Sync {}
+
+impl<T: Module + Forward + Send + Sync + ?Sized> Layer for T {}
+
+macro_rules! forward_through_pointer {
+    ($($ptr:ty),*) => {$(
+        impl<M: Module + ?Sized> Module for $ptr {
+            fn visit<'a>(&'a self, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+                (**self).visit(visitor)
+            }
+        }
+        impl<M: Forward + ?Sized> Forward for $ptr {
+            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+                (**self).forward(x)
+            }
+        }
+    )*};
+}
+forward_through_pointer!(Box<M>, Arc<M>, &M);
+
+/// How a field of a `#[derive(Module)]` struct reports what it holds.
+///
+/// Implemented for [`Parameter`] (a parameter), [`Buffer`] (a buffer), [`Mode`] (the
+/// module's own flag), every [`Module`] (a child, including `Box<dyn Layer>`),
+/// `Vec<T>` and `[T; N]` (elements named `name.0`, `name.1`, …), `Option<T>`
+/// (`name` when `Some`, nothing when `None`), and plain configuration values
+/// (integers, floats, `bool`, `String`, `(usize, usize)`, `Device`, `DType`,
+/// `PhantomData`), which hold nothing. Mark other fields `#[module(skip)]`.
+///
+/// A plain tensor field is rejected, since it is unclear whether it should be
+/// learned, saved or neither:
+///
+/// ```compile_fail
+/// use kiln::{nn, Tensor};
+/// #[derive(nn::Module)]
+/// struct Bad { table: Tensor }
+/// ```
+///
+/// ```
+/// use kiln::{nn, Tensor};
+/// #[derive(nn::Module)]
+/// struct Good { table: nn::Buffer, #[module(skip)] scratch: Tensor }
+/// ```
+///
+/// The derive accepts only `#[module(skip)]`, and only structs:
+///
+/// ```compile_fail
+/// use kiln::nn;
+/// #[derive(nn::Module)]
+/// struct Bad { #[module(rename = "x")] act: nn::ReLU }
+/// ```
+///
+/// ```compile_fail
+/// use kiln::nn;
+/// #[derive(nn::Module)]
+/// enum Bad { A(nn::ReLU) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a module, Parameter, Buffer or Mode, so #[derive(Module)] cannot visit it",
+    label = "a field of this type",
+    note = "mark the field #[module(skip)] to leave it out, wrap learnable tensors in nn::Parameter and saved state in nn::Buffer, or implement nn::Module for the type"
+)]
+pub trait ModuleField {
+    /// Calls `visitor` for what this field holds, named `name`.
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>));
+}
+
+impl<M: Module> ModuleField for M {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        visitor(name, Member::Child(self));
+    }
+}
+
+impl ModuleField for Parameter {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        visitor(name, Member::Parameter(self));
+    }
+}
+
+impl ModuleField for Buffer {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        visitor(name, Member::Buffer(self));
+    }
+}
+
+impl ModuleField for Mode {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        visitor(name, Member::Mode(self));
+    }
+}
+
+impl<T: ModuleField> ModuleField for Vec<T> {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        self.as_slice().visit_field(name, visitor);
+    }
+}
+
+impl<T: ModuleField, const N: usize> ModuleField for [T; N] {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        self.as_slice().visit_field(name, visitor);
+    }
+}
+
+impl<T: ModuleField> ModuleField for [T] {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        for (i, item) in self.iter().enumerate() {
+            item.visit_field(&format!("{name}.{i}"), visitor);
+        }
+    }
+}
+
+impl<T: ModuleField> ModuleField for Option<T> {
+    fn visit_field<'a>(&'a self, name: &str, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        if let Some(inner) = self {
+            inner.visit_field(name, visitor);
+        }
+    }
+}
+
+macro_rules! holds_nothing {
+    ($($t:ty),*) => {$(
+        impl ModuleField for $t {
+            fn visit_field<'a>(&'a self, _: &str, _: &mut dyn FnMut(&str, Member<'a>)) {}
+        }
+    )*};
+}
+holds_nothing!(
+    bool,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    f32,
+    f64,
+    String,
+    crate::Device,
+    crate::DType,
+    (usize, usize)
+);
+
+impl<T: ?Sized> ModuleField for std::marker::PhantomData<T> {
+    fn visit_field<'a>(&'a self, _: &str, _: &mut dyn FnMut(&str, Member<'a>)) {}
+}
+
+/// A parameter or buffer found while walking a module tree.
+pub(crate) enum Entry {
+    Parameter(Parameter),
+    Buffer(Buffer),
+}
+
+impl Entry {
+    pub(crate) fn tensor(&self) -> &Tensor {
+        match self {
+            Entry::Parameter(p) => p,
+            Entry::Buffer(b) => b,
+        }
+    }
+}
+
+/// Every parameter and buffer of `module` and its descendants with its dotted name,
+/// in visiting order, duplicates (shared tensors) included.
+pub(crate) fn collect_entries<M: Module + ?Sized>(module: &M) -> Vec<(String, Entry)> {
+    let mut out = Vec::new();
+    collect_into(module, "", &mut out);
+    out
+}
+
+fn collect_into<M: Module + ?Sized>(module: &M, prefix: &str, out: &mut Vec<(String, Entry)>) {
+    module.visit(&mut |name, member| {
+        let full = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match member {
+            Member::Parameter(p) => out.push((full, Entry::Parameter(p.clone()))),
+            Member::Buffer(b) => out.push((full, Entry::Buffer(b.clone()))),
+            Member::Child(child) => collect_into(child, &full, out),
+            Member::Mode(_) => {}
+        }
+    });
+}
+
+/// The module's own mode, else its first child's that has one, else `None`.
+fn mode_flag<M: Module + ?Sized>(module: &M) -> Option<bool> {
+    let (mut own, mut from_child) = (None, None);
+    module.visit(&mut |_, member| match member {
+        Member::Mode(mode) if own.is_none() => own = Some(mode.is_training()),
+        Member::Child(child) if from_child.is_none() => from_child = mode_flag(child),
+        _ => {}
+    });
+    own.or(from_child)
+}

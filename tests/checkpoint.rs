@@ -1,0 +1,358 @@
+//! Checkpoints: save/load round trips, strict and atomic loading, corrupt files, and
+//! a state_dict saved by PyTorch (scripts/golden/state_dict.py) loading into the
+//! equivalent kiln model with the same outputs.
+
+mod common;
+mod standin;
+
+use kiln::nn::{self, Forward, Module};
+use kiln::{DType, Device, Error, Tensor};
+use standin::{BatchNorm1d, Linear};
+use std::path::PathBuf;
+
+/// A fresh scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("checkpoint-{test}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn data_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+#[derive(nn::Module)]
+struct Head {
+    fc: Linear,
+}
+
+/// The kiln twin of scripts/golden/state_dict.py's `Net`.
+#[derive(nn::Module)]
+struct Net {
+    body: nn::Sequential,
+    heads: Vec<Head>,
+}
+
+impl Net {
+    fn new(dev: &Device) -> kiln::Result<Net> {
+        Ok(Net {
+            body: nn::Sequential::new()
+                .add(Linear::new(5, 7, dev)?)
+                .add(BatchNorm1d::new(7, dev)?)
+                .add(nn::ReLU),
+            heads: vec![
+                Head {
+                    fc: Linear::new(7, 3, dev)?,
+                },
+                Head {
+                    fc: Linear::new(7, 3, dev)?,
+                },
+            ],
+        })
+    }
+}
+
+impl Forward for Net {
+    fn forward(&self, x: &Tensor) -> kiln::Result<Tensor> {
+        let h = self.body.forward(x)?;
+        self.heads[0]
+            .fc
+            .forward(&h)?
+            .sub(&self.heads[1].fc.forward(&h)?.mul_scalar(2.0)?)
+    }
+}
+
+/// Every state_dict entry as (name, shape, dtype, values as f64).
+fn snapshot(m: &dyn Module) -> Vec<(String, Vec<usize>, DType, Vec<f64>)> {
+    m.state_dict()
+        .into_iter()
+        .map(|(name, t)| {
+            let values = t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+            (name, t.shape().to_vec(), t.dtype(), values)
+        })
+        .collect()
+}
+
+#[track_caller]
+fn expect_checkpoint_err(result: kiln::Result<()>, needles: &[&str]) {
+    match result {
+        Err(Error::Checkpoint { msg, .. }) => {
+            for needle in needles {
+                assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
+            }
+        }
+        other => panic!("expected Error::Checkpoint, got {other:?}"),
+    }
+}
+
+#[test]
+fn pytorch_state_dict_loads_and_gives_pytorch_outputs() {
+    let dev = Device::Cpu;
+    kiln::manual_seed(3);
+    let net = Net::new(&dev).unwrap();
+    net.load(data_file("state_dict_torch.safetensors")).unwrap();
+    let bn_steps = net
+        .state_dict()
+        .into_iter()
+        .find(|(n, _)| n == "body.1.num_batches_tracked");
+    let (_, steps) = bn_steps.expect("num_batches_tracked is in the state_dict");
+    assert_eq!(steps.dtype(), DType::I64);
+    assert_eq!(steps.item::<i64>().unwrap(), 3);
+    net.eval();
+    let golden = common::Golden::load("state_dict");
+    let out = net.forward(&golden.get("net.x")).unwrap();
+    common::assert_close(&out, &golden.get("net.out"), 1e-5, 1e-5);
+}
+
+#[test]
+fn names_match_pytorch_file_exactly() {
+    let bytes = std::fs::read(data_file("state_dict_torch.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut torch_names: Vec<&str> = file.names();
+    torch_names.sort_unstable();
+    let net = Net::new(&Device::Cpu).unwrap();
+    let mut ours: Vec<String> = net.state_dict().into_iter().map(|(n, _)| n).collect();
+    ours.sort_unstable();
+    assert_eq!(ours, torch_names);
+}
+
+#[test]
+fn save_then_load_round_trips_every_dtype() {
+    #[derive(nn::Module)]
+    struct Mixed {
+        half: nn::Parameter,
+        brain: nn::Parameter,
+        double: nn::Parameter,
+        count: nn::Buffer,
+        mask: nn::Buffer,
+        lin: Linear,
+    }
+    let dev = Device::Cpu;
+    let make = |seed: u64| {
+        kiln::manual_seed(seed);
+        let p = |dtype| nn::Parameter::new(Tensor::randn(&[2, 3], dtype, &dev).unwrap()).unwrap();
+        Mixed {
+            half: p(DType::F16),
+            brain: p(DType::BF16),
+            double: p(DType::F64),
+            count: nn::Buffer::new(Tensor::from_vec(vec![seed as i64, -5], &[2], &dev).unwrap()),
+            mask: nn::Buffer::new(Tensor::from_vec(vec![seed as u8, 255], &[2], &dev).unwrap()),
+            lin: Linear::new(4, 3, &dev).unwrap(),
+        }
+    };
+    let dir = scratch("round_trip");
+    let path = dir.join("mixed.safetensors");
+    let a = make(1);
+    a.save(&path).unwrap();
+    let b = make(2);
+    assert_ne!(snapshot(&a), snapshot(&b));
+    b.load(&path).unwrap();
+    assert_eq!(snapshot(&a), snapshot(&b));
+    // Loading writes into the existing parameters: they stay parameters, with grad.
+    assert!(b
+        .parameters()
+        .iter()
+        .all(|p| p.is_parameter() && p.requires_grad_flag()));
+    // Only the final file is left behind.
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["mixed.safetensors"]);
+    // Saving again over an existing file replaces it.
+    make(5).save(&path).unwrap();
+    b.load(&path).unwrap();
+    assert_eq!(snapshot(&b), snapshot(&make(5)));
+}
+
+#[test]
+fn kiln_file_is_a_standard_safetensors_file() {
+    let net = Net::new(&Device::Cpu).unwrap();
+    let dir = scratch("standard");
+    let path = dir.join("net.safetensors");
+    net.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let format = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format").cloned());
+    assert_eq!(format.as_deref(), Some("pt"));
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let w = file.tensor("heads.1.fc.weight").unwrap();
+    assert_eq!(w.shape(), &[3, 7]);
+    assert_eq!(w.dtype(), safetensors::Dtype::F32);
+    let want = net.heads[1].fc.weight.to_vec::<f32>().unwrap();
+    let got: Vec<f32> = w
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// Builds a safetensors file from (name, dtype, shape, bytes).
+fn write_raw(path: &std::path::Path, entries: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) {
+    let views: Vec<_> = entries
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.to_string(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn load_rejects_mismatches_and_changes_nothing() {
+    let dev = Device::Cpu;
+    let dir = scratch("mismatch");
+    kiln::manual_seed(11);
+    let target = Net::new(&dev).unwrap();
+    let before = snapshot(&target);
+    let good = dir.join("good.safetensors");
+    Net::new(&dev).unwrap().save(&good).unwrap();
+    let state = Net::new(&dev).unwrap().state_dict();
+
+    // Missing: a checkpoint without one head.
+    let without: Vec<_> = state
+        .iter()
+        .filter(|(n, _)| !n.starts_with("heads.1."))
+        .cloned()
+        .collect();
+    expect_checkpoint_err(
+        target.load_state_dict(&without),
+        &["missing keys", "`heads.1.fc.weight`", "`heads.1.fc.bias`"],
+    );
+    // Unexpected: an extra key (e.g. from another architecture).
+    let mut extra = state.clone();
+    extra.push((
+        "body.9.weight".into(),
+        Tensor::ones(&[2], DType::F32, &dev).unwrap(),
+    ));
+    expect_checkpoint_err(
+        target.load_state_dict(&extra),
+        &["unexpected keys", "`body.9.weight`"],
+    );
+    // Mis-shaped, and wrong dtype (the checkpoint must match, not be converted).
+    let mut reshaped = state.clone();
+    reshaped[0].1 = Tensor::ones(&[5, 7], DType::F32, &dev).unwrap();
+    let idx = reshaped
+        .iter()
+        .position(|(n, _)| n == "body.1.num_batches_tracked")
+        .unwrap();
+    reshaped[idx].1 = Tensor::ones(&[], DType::F32, &dev).unwrap();
+    expect_checkpoint_err(
+        target.load_state_dict(&reshaped),
+        &[
+            "`body.0.weight` has shape [5, 7]",
+            "[7, 5] in the model",
+            "`body.1.num_batches_tracked` has dtype F32",
+        ],
+    );
+    // The same through files, with the path in the error.
+    let path = dir.join("partial.safetensors");
+    let subset = Head {
+        fc: Linear::new(7, 3, &dev).unwrap(),
+    };
+    subset.save(&path).unwrap();
+    match target.load(&path) {
+        Err(Error::Checkpoint { path: p, msg }) => {
+            assert!(p.ends_with("partial.safetensors"));
+            assert!(
+                msg.contains("`body.0.weight`")
+                    && msg.contains("unexpected keys: `fc.bias`, `fc.weight`")
+            );
+        }
+        other => panic!("expected Error::Checkpoint, got {other:?}"),
+    }
+    // A dtype kiln does not have is named too.
+    let odd = dir.join("odd.safetensors");
+    write_raw(
+        &odd,
+        &[("body.0.bias", safetensors::Dtype::I32, vec![7], vec![0; 28])],
+    );
+    expect_checkpoint_err(target.load(&odd), &["`body.0.bias`", "I32"]);
+    assert_eq!(
+        snapshot(&target),
+        before,
+        "a failed load must change nothing"
+    );
+    // And the good file still loads.
+    target.load(&good).unwrap();
+    assert_ne!(snapshot(&target), before);
+}
+
+#[test]
+fn corrupt_or_missing_files_are_errors_not_panics() {
+    let dev = Device::Cpu;
+    let dir = scratch("corrupt");
+    let net = Net::new(&dev).unwrap();
+    let before = snapshot(&net);
+    let good = dir.join("good.safetensors");
+    Net::new(&dev).unwrap().save(&good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("short", vec![1, 2, 3]),
+        (
+            "garbage",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
+        (
+            "huge_header",
+            u64::MAX.to_le_bytes().into_iter().chain(*b"{}").collect(),
+        ),
+        ("truncated_data", bytes[..bytes.len() - 10].to_vec()),
+        ("truncated_header", bytes[..8 + header_len / 2].to_vec()),
+    ];
+    let mut flipped = bytes.clone();
+    flipped[8] = b'['; // the JSON header no longer parses as an object
+    cases.push(("bad_json", flipped));
+    for (name, contents) in cases {
+        let path = dir.join(format!("{name}.safetensors"));
+        std::fs::write(&path, contents).unwrap();
+        expect_checkpoint_err(net.load(&path), &["not a valid safetensors file"]);
+    }
+    match net.load(dir.join("does-not-exist.safetensors")) {
+        Err(Error::Io { path, .. }) => assert!(path.ends_with("does-not-exist.safetensors")),
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    assert_eq!(snapshot(&net), before);
+}
+
+#[test]
+fn save_into_missing_directory_fails_cleanly() {
+    let dir = scratch("missing_dir");
+    let net = Net::new(&Device::Cpu).unwrap();
+    let path = dir.join("no/such/dir/net.safetensors");
+    assert!(matches!(net.save(&path), Err(Error::Io { .. })));
+    assert!(
+        matches!(net.save(&dir), Err(Error::Io { .. })),
+        "a directory is not a file"
+    );
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(files.is_empty(), "no temporary file is left behind");
+}
+
+#[test]
+fn dyn_modules_save_and_load() {
+    let dev = Device::Cpu;
+    let dir = scratch("dyn");
+    let path = dir.join("seq.safetensors");
+    let a: Box<dyn nn::Layer> =
+        Box::new(nn::Sequential::new().add(Linear::new(2, 2, &dev).unwrap()));
+    a.save(&path).unwrap();
+    let b: Box<dyn Module> = Box::new(nn::Sequential::new().add(Linear::new(2, 2, &dev).unwrap()));
+    nn::load(&*b, &path).unwrap();
+    assert_eq!(snapshot(&*a), snapshot(&*b));
+    nn::save(&*b, dir.join("again.safetensors")).unwrap();
+}

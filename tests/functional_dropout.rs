@@ -1,0 +1,174 @@
+//! `F::dropout`: the Philox mask of DESIGN.md, its statistics, reproducibility,
+//! backward regenerating the same mask, the special cases and argument errors.
+
+mod common;
+
+use common::assert_close;
+use kiln::autograd::{gradcheck, GradcheckOpts};
+use kiln::nn::functional as F;
+use kiln::rng::{keep_threshold, PhiloxStream};
+use kiln::{DType, Device, Error, Tensor};
+use std::sync::Mutex;
+
+/// The generator is global and tests run on several threads: seeded sections hold this.
+static SEEDED: Mutex<()> = Mutex::new(());
+
+fn seeded<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    let _lock = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    kiln::manual_seed(seed);
+    f()
+}
+
+fn ones(n: usize, dtype: DType) -> Tensor {
+    Tensor::ones(&[n], dtype, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn kept_fraction_within_four_sigma_and_kept_values_scaled() {
+    let n = 1_000_000;
+    for p in [0.1, 0.5, 0.8] {
+        let y: Vec<f32> = seeded(42, || F::dropout(&ones(n, DType::F32), p, true))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let kept = y.iter().filter(|&&v| v != 0.0).count() as f64;
+        assert!(
+            y.iter().all(|&v| v == 0.0 || v == scale),
+            "p={p}: values other than 0 and {scale}"
+        );
+        let (mean, sigma) = (n as f64 * (1.0 - p), (n as f64 * p * (1.0 - p)).sqrt());
+        assert!(
+            (kept - mean).abs() < 4.0 * sigma,
+            "p={p}: kept {kept}, expected {mean} ± 4·{sigma}"
+        );
+    }
+}
+
+#[test]
+fn mask_is_the_philox_mapping_of_design_md() {
+    let (seed, n, p) = (1234, 4099, 0.3);
+    let (first, second) = seeded(seed, || {
+        let a = F::dropout(&ones(n, DType::F64), p, true).unwrap();
+        let b = F::dropout(&ones(n, DType::F64), p, true).unwrap();
+        (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap())
+    });
+    let threshold = keep_threshold(p);
+    assert_eq!(threshold, 3_006_477_107); // floor(0.7 · 2^32)
+                                          // The first call uses counters from offset 0; the second starts past ceil(n/4).
+    for (values, offset) in [(&first, 0), (&second, n.div_ceil(4) as u64)] {
+        let stream = PhiloxStream { seed, offset };
+        for (i, &v) in values.iter().enumerate() {
+            let keep = u64::from(stream.word(i)) < threshold;
+            assert_eq!(v != 0.0, keep, "element {i} at offset {offset}");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_mask_other_seed_other_mask() {
+    let x = Tensor::arange(10_000, DType::F32, &Device::Cpu)
+        .unwrap()
+        .add_scalar(1.0)
+        .unwrap();
+    let run = |seed| {
+        seeded(seed, || {
+            F::dropout(&x, 0.5, true).unwrap().to_vec::<f32>().unwrap()
+        })
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+}
+
+#[test]
+fn backward_regenerates_the_forward_mask() {
+    let x = ones(10_001, DType::F32).requires_grad();
+    let y = seeded(99, || F::dropout(&x, 0.4, true)).unwrap();
+    // Other random ops between forward and backward must not change the mask.
+    let _noise = Tensor::randn(&[1000], DType::F32, &Device::Cpu).unwrap();
+    y.sum_all().unwrap().backward().unwrap();
+    // d(sum y)/dx = mask·scale = y, since x is all ones.
+    assert_eq!(
+        x.grad().unwrap().to_vec::<f32>().unwrap(),
+        y.to_vec::<f32>().unwrap()
+    );
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    kiln::manual_seed(0);
+    let x = [Tensor::randn(&[3, 5], DType::F64, &Device::Cpu).unwrap()];
+    // Reseeding inside f makes every evaluation use one mask.
+    let f = |t: &[Tensor]| seeded(17, || F::dropout(&t[0], 0.3, true));
+    gradcheck(f, &x, GradcheckOpts::default()).unwrap();
+}
+
+#[test]
+fn non_contiguous_input_uses_the_logical_order() {
+    let x = Tensor::randn(&[6, 7], DType::F32, &Device::Cpu).unwrap();
+    let t = x.transpose(0, 1).unwrap();
+    let a = seeded(5, || F::dropout(&t, 0.5, true)).unwrap();
+    let b = seeded(5, || F::dropout(&t.contiguous().unwrap(), 0.5, true)).unwrap();
+    assert_close(&a, &b, 0.0, 0.0);
+}
+
+#[test]
+fn p_zero_and_eval_return_the_input() {
+    let x = Tensor::randn(&[4, 5], DType::F32, &Device::Cpu)
+        .unwrap()
+        .requires_grad();
+    for y in [
+        F::dropout(&x, 0.0, true).unwrap(),
+        F::dropout(&x, 0.7, false).unwrap(),
+    ] {
+        assert_eq!(y.id(), x.id());
+        assert_eq!(y.to_vec::<f32>().unwrap(), x.to_vec::<f32>().unwrap());
+    }
+}
+
+#[test]
+fn p_one_gives_zeros_and_zero_gradient() {
+    let x = Tensor::randn(&[4, 5], DType::F32, &Device::Cpu)
+        .unwrap()
+        .requires_grad();
+    let y = F::dropout(&x, 1.0, true).unwrap();
+    assert!(y.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0));
+    y.sum_all().unwrap().backward().unwrap();
+    assert!(x
+        .grad()
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0.0));
+}
+
+#[test]
+fn half_precision_is_masked_and_scaled() {
+    for dtype in [DType::F16, DType::BF16] {
+        let y = seeded(3, || F::dropout(&ones(4096, dtype), 0.5, true)).unwrap();
+        assert_eq!(y.dtype(), dtype);
+        let v = y.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        assert!(v.iter().all(|&v| v == 0.0 || v == 2.0));
+        let f32_mask = seeded(3, || F::dropout(&ones(4096, DType::F32), 0.5, true)).unwrap();
+        assert_eq!(v, f32_mask.to_vec::<f32>().unwrap());
+    }
+}
+
+#[test]
+fn p_outside_unit_interval_is_an_error_naming_p() {
+    let x = ones(4, DType::F32);
+    for p in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+        match F::dropout(&x, p, true) {
+            Err(Error::InvalidArgument { name: "p", .. }) => {}
+            other => panic!("p={p}: expected an error naming p, got {other:?}"),
+        }
+        // Checked in eval mode too: a bad p is a bug whatever the mode.
+        assert!(F::dropout(&x, p, false).is_err());
+    }
+    let xi = Tensor::zeros(&[4], DType::I64, &Device::Cpu).unwrap();
+    assert!(matches!(
+        F::dropout(&xi, 0.5, true),
+        Err(Error::UnsupportedDType { .. })
+    ));
+}

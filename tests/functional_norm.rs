@@ -1,0 +1,294 @@
+//! batch_norm in training and eval, 2-D, 3-D and 4-D, with and without affine
+//! parameters, against PyTorch (scripts/golden/functional.py holds each case's
+//! snippet): outputs, the in-place running-statistics update, and the gradients of
+//! x, weight and bias. Also gradcheck in f64 and bad input.
+
+mod common;
+
+use common::{assert_close, Golden};
+use kiln::autograd::{gradcheck, GradcheckOpts};
+use kiln::nn::functional as F;
+use kiln::{DType, Device, Error, Result, Tensor};
+
+const CPU: Device = Device::Cpu;
+const TOL: (f64, f64) = (1e-13, 1e-11);
+
+fn randn64(shape: &[usize], seed: u64) -> Tensor {
+    kiln::manual_seed(seed);
+    Tensor::randn(shape, DType::F64, &CPU).unwrap()
+}
+
+fn assert_invalid_arg<T: std::fmt::Debug>(r: Result<T>, expected: &str) {
+    match r {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, expected),
+        other => panic!("expected an invalid `{expected}`, got {other:?}"),
+    }
+}
+
+/// Runs one golden case: output, updated running statistics and every gradient.
+fn check_case(case: &str, training: bool, has_weight: bool, has_bias: bool) {
+    let golden = Golden::load("functional");
+    let key = |name: &str| format!("{case}.{name}");
+    let x = golden.get(&key("x")).requires_grad();
+    // Fresh copies: the update must land in these tensors' storage.
+    let running_mean = golden.get(&key("running_mean")).contiguous().unwrap();
+    let running_var = golden.get(&key("running_var")).contiguous().unwrap();
+    let weight = has_weight.then(|| golden.get(&key("weight")).requires_grad());
+    let bias = has_bias.then(|| golden.get(&key("bias")).requires_grad());
+    let momentum = golden.get(&key("momentum")).item::<f64>().unwrap();
+    let eps = golden.get(&key("eps")).item::<f64>().unwrap();
+
+    let y = F::batch_norm(
+        &x,
+        &running_mean,
+        &running_var,
+        weight.as_ref(),
+        bias.as_ref(),
+        training,
+        momentum,
+        eps,
+    )
+    .unwrap();
+    let (atol, rtol) = TOL;
+    assert_close(&y, &golden.get(&key("out")), atol, rtol);
+    assert_close(
+        &running_mean,
+        &golden.get(&key("new_running_mean")),
+        atol,
+        rtol,
+    );
+    assert_close(
+        &running_var,
+        &golden.get(&key("new_running_var")),
+        atol,
+        rtol,
+    );
+
+    y.mul(&golden.get(&key("gout")))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_close(&x.grad().unwrap(), &golden.get(&key("grad_x")), atol, rtol);
+    if let Some(w) = &weight {
+        assert_close(
+            &w.grad().unwrap(),
+            &golden.get(&key("grad_weight")),
+            atol,
+            rtol,
+        );
+    }
+    if let Some(b) = &bias {
+        assert_close(
+            &b.grad().unwrap(),
+            &golden.get(&key("grad_bias")),
+            atol,
+            rtol,
+        );
+    }
+}
+
+#[test]
+fn batch_norm_2d_training_matches_pytorch() {
+    check_case("bn2d_train", true, true, true);
+}
+
+#[test]
+fn batch_norm_2d_eval_matches_pytorch() {
+    check_case("bn2d_eval", false, true, true);
+}
+
+#[test]
+fn batch_norm_4d_training_matches_pytorch() {
+    check_case("bn4d_train", true, true, true);
+}
+
+#[test]
+fn batch_norm_4d_eval_matches_pytorch() {
+    check_case("bn4d_eval", false, true, true);
+}
+
+#[test]
+fn batch_norm_without_affine_parameters_matches_pytorch() {
+    check_case("bn4d_train_noaffine", true, false, false);
+    check_case("bn3d_train_weight_only", true, true, false);
+    check_case("bn4d_eval_bias_only", false, false, true);
+}
+
+#[test]
+fn training_updates_running_stats_even_without_grad() {
+    let x = randn64(&[4, 2, 3, 3], 41);
+    let rm = Tensor::zeros(&[2], DType::F64, &CPU).unwrap();
+    let rv = Tensor::ones(&[2], DType::F64, &CPU).unwrap();
+    {
+        let _guard = kiln::no_grad();
+        F::batch_norm(&x, &rm, &rv, None, None, true, 1.0, 1e-5).unwrap();
+    }
+    // momentum 1: the running stats become the batch stats (unbiased variance).
+    let x3 = x.transpose(0, 1).unwrap().reshape(&[2, 36]).unwrap();
+    let mean = x3.mean(1, false).unwrap();
+    assert_close(&rm, &mean, 1e-14, 1e-12);
+    let centred = x3.sub(&mean.unsqueeze(1).unwrap()).unwrap();
+    let unbiased = centred
+        .mul(&centred)
+        .unwrap()
+        .sum(1, false)
+        .unwrap()
+        .div_scalar(35.0)
+        .unwrap();
+    assert_close(&rv, &unbiased, 1e-14, 1e-12);
+}
+
+#[test]
+fn running_stats_views_are_updated_in_place() {
+    // The stats live in a (2, 3) buffer; the op gets row 1 as a view.
+    let buffer = Tensor::zeros(&[2, 3], DType::F64, &CPU).unwrap();
+    let rm = buffer.narrow(0, 1, 1).unwrap().squeeze(0).unwrap();
+    let rv = Tensor::ones(&[3], DType::F64, &CPU).unwrap();
+    let x = randn64(&[5, 3], 42);
+    F::batch_norm(&x, &rm, &rv, None, None, true, 0.5, 1e-5).unwrap();
+    let want = x.mean(0, false).unwrap().mul_scalar(0.5).unwrap();
+    assert_close(
+        &buffer.narrow(0, 1, 1).unwrap().squeeze(0).unwrap(),
+        &want,
+        1e-14,
+        1e-12,
+    );
+    assert_eq!(
+        buffer.narrow(0, 0, 1).unwrap().to_vec::<f64>().unwrap(),
+        vec![0.0; 3]
+    );
+}
+
+/// Fresh running statistics for `c` channels: constants, not differentiated (each
+/// call gets its own, since training updates them in place).
+fn stats(c: usize) -> Result<(Tensor, Tensor)> {
+    Ok((
+        Tensor::full(&[c], 0.3, DType::F64, &CPU)?,
+        Tensor::full(&[c], 1.7, DType::F64, &CPU)?,
+    ))
+}
+
+#[test]
+fn gradcheck_batch_norm_f64() {
+    let opts = GradcheckOpts::default();
+    let x4 = randn64(&[3, 2, 2, 3], 43);
+    let x2 = randn64(&[5, 3], 44);
+    let (w, b) = (randn64(&[2], 45), randn64(&[2], 46));
+    for training in [true, false] {
+        gradcheck(
+            |t| {
+                let (rm, rv) = stats(2)?;
+                F::batch_norm(
+                    &t[0],
+                    &rm,
+                    &rv,
+                    Some(&t[1]),
+                    Some(&t[2]),
+                    training,
+                    0.1,
+                    1e-5,
+                )
+            },
+            &[x4.clone(), w.clone(), b.clone()],
+            opts,
+        )
+        .unwrap_or_else(|e| panic!("4-D, training {training}: {e}"));
+        gradcheck(
+            |t| {
+                let (rm, rv) = stats(3)?;
+                F::batch_norm(&t[0], &rm, &rv, None, None, training, 0.1, 1e-5)
+            },
+            std::slice::from_ref(&x2),
+            opts,
+        )
+        .unwrap_or_else(|e| panic!("2-D, training {training}: {e}"));
+        // A non-contiguous input.
+        gradcheck(
+            |t| {
+                let (rm, rv) = stats(2)?;
+                let x = t[0].transpose(2, 3)?;
+                F::batch_norm(&x, &rm, &rv, Some(&t[1]), None, training, 0.1, 1e-5)
+            },
+            &[x4.clone(), w.clone()],
+            opts,
+        )
+        .unwrap_or_else(|e| panic!("transposed, training {training}: {e}"));
+    }
+}
+
+#[test]
+fn bad_arguments_name_themselves_and_leave_stats_untouched() {
+    let x = randn64(&[4, 3, 2, 2], 47);
+    let rm = Tensor::zeros(&[3], DType::F64, &CPU).unwrap();
+    let rv = Tensor::ones(&[3], DType::F64, &CPU).unwrap();
+    let wrong = Tensor::ones(&[4], DType::F64, &CPU).unwrap();
+    let bn = |x: &Tensor,
+              rm: &Tensor,
+              rv: &Tensor,
+              w: Option<&Tensor>,
+              b: Option<&Tensor>,
+              training: bool,
+              momentum: f64,
+              eps: f64| F::batch_norm(x, rm, rv, w, b, training, momentum, eps);
+    assert_invalid_arg(
+        bn(&x, &wrong, &rv, None, None, true, 0.1, 1e-5),
+        "running_mean",
+    );
+    assert_invalid_arg(
+        bn(&x, &rm, &wrong, None, None, true, 0.1, 1e-5),
+        "running_var",
+    );
+    assert_invalid_arg(
+        bn(&x, &rm, &rv, Some(&wrong), None, true, 0.1, 1e-5),
+        "weight",
+    );
+    assert_invalid_arg(
+        bn(&x, &rm, &rv, None, Some(&wrong), false, 0.1, 1e-5),
+        "bias",
+    );
+    for m in [-0.1, 1.5, f64::NAN] {
+        assert_invalid_arg(bn(&x, &rm, &rv, None, None, true, m, 1e-5), "momentum");
+    }
+    for e in [-1e-5, f64::NAN, f64::INFINITY] {
+        assert_invalid_arg(bn(&x, &rm, &rv, None, None, true, 0.1, e), "eps");
+    }
+    let one_per_channel = randn64(&[1, 3], 48);
+    assert_invalid_arg(
+        bn(&one_per_channel, &rm, &rv, None, None, true, 0.1, 1e-5),
+        "input",
+    );
+    // ...which is fine in eval, where batch statistics are not needed.
+    assert!(bn(&one_per_channel, &rm, &rv, None, None, false, 0.1, 1e-5).is_ok());
+    let rank1 = randn64(&[3], 49);
+    assert_invalid_arg(bn(&rank1, &rm, &rv, None, None, false, 0.1, 1e-5), "input");
+    // dtype mismatches say which argument.
+    let rm32 = rm.to_dtype(DType::F32).unwrap();
+    match bn(&x, &rm32, &rv, None, None, true, 0.1, 1e-5) {
+        Err(e @ Error::DTypeMismatch { .. }) => {
+            assert!(e.to_string().contains("running_mean"), "{e}")
+        }
+        other => panic!("expected a dtype mismatch, got {other:?}"),
+    }
+    let ints = Tensor::zeros(&[4, 3], DType::I64, &CPU).unwrap();
+    assert!(matches!(
+        bn(&ints, &rm, &rv, None, None, true, 0.1, 1e-5),
+        Err(Error::UnsupportedDType { .. })
+    ));
+    // None of the failed calls touched the running statistics.
+    assert_eq!(rm.to_vec::<f64>().unwrap(), vec![0.0; 3]);
+    assert_eq!(rv.to_vec::<f64>().unwrap(), vec![1.0; 3]);
+}
+
+#[test]
+fn eval_uses_running_stats_exactly() {
+    // By hand: (x - 1) / sqrt(4 + 0) * 3 + 0.5 for one channel.
+    let x = Tensor::from_vec(vec![1.0f64, 3.0, -1.0, 5.0], &[4, 1], &CPU).unwrap();
+    let rm = Tensor::full(&[1], 1.0, DType::F64, &CPU).unwrap();
+    let rv = Tensor::full(&[1], 4.0, DType::F64, &CPU).unwrap();
+    let w = Tensor::full(&[1], 3.0, DType::F64, &CPU).unwrap();
+    let b = Tensor::full(&[1], 0.5, DType::F64, &CPU).unwrap();
+    let y = F::batch_norm(&x, &rm, &rv, Some(&w), Some(&b), false, 0.1, 0.0).unwrap();
+    assert_eq!(y.to_vec::<f64>().unwrap(), vec![0.5, 3.5, -2.5, 6.5]);
+}

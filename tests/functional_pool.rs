@@ -1,0 +1,190 @@
+//! Pooling against PyTorch (tests/data/pool.safetensors, written by
+//! scripts/golden/pool.py), finite differences, and argument errors.
+
+mod common;
+
+use common::{assert_close, Golden};
+use kiln::autograd::{gradcheck, GradcheckOpts};
+use kiln::nn::functional as F;
+use kiln::{DType, Device, Error, Tensor};
+
+/// Runs `f` on case `name` in `dtype`; compares output and input gradient.
+fn check_case(name: &str, dtype: DType, tol: f64, f: impl Fn(&Tensor) -> kiln::Result<Tensor>) {
+    let g = Golden::load("pool");
+    let get = |k: &str| g.get(&format!("{name}.{k}"));
+    let x = get("x").to_dtype(dtype).unwrap().requires_grad();
+    let y = f(&x).unwrap();
+    assert_eq!(y.dtype(), dtype);
+    assert_close(&y, &get("out"), tol, tol);
+    let gy = get("gy").to_dtype(dtype).unwrap();
+    y.mul(&gy).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_close(&x.grad().unwrap(), &get("grad_x"), tol, tol);
+}
+
+/// For each window case: max and avg, each in f64 and f32.
+macro_rules! windows {
+    ($($test:ident: $name:literal, $k:expr, $s:expr, $p:expr;)*) => {
+        mod max_pool {
+            use super::*;
+            $(#[test] fn $test() {
+                for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+                    check_case(concat!("max_", $name), dtype, tol, |x| F::max_pool2d(x, $k, $s, $p));
+                }
+            })*
+        }
+        mod avg_pool {
+            use super::*;
+            $(#[test] fn $test() {
+                for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+                    check_case(concat!("avg_", $name), dtype, tol, |x| F::avg_pool2d(x, $k, $s, $p));
+                }
+            })*
+        }
+    };
+}
+
+windows! {
+    // F.max_pool2d(x[2,3,8,9], 2, 2, 0) / F.avg_pool2d(...)
+    k2s2: "k2s2", 2, 2, 0;
+    // F.max_pool2d(x[2,2,7,8], (3,2), (2,1), (1,0))
+    k3x2_s2x1_p1x0: "k3x2_s2x1_p1x0", (3, 2), (2, 1), (1, 0);
+    // F.max_pool2d(x[1,3,9,9], 3, 2, 1)
+    k3s2p1: "k3s2p1", 3, 2, 1;
+    // F.max_pool2d(x[2,2,8,9], (2,3), (3,2), 1)
+    k2x3_s3x2_p1: "k2x3_s3x2_p1", (2, 3), (3, 2), 1;
+    // F.max_pool2d(x[1,2,6,5], 5, 1, 2)
+    k5s1p2: "k5s1p2", 5, 1, 2;
+    // F.max_pool2d(x[3,5,7], 2, 1, 0)   (unbatched)
+    unbatched_k2s1: "unbatched_k2s1", 2, 1, 0;
+}
+
+#[test]
+fn max_pool_ties_route_the_gradient_like_pytorch() {
+    // x = randint(0, 3, (2,2,7,8)); F.max_pool2d(x, 3, 2, 1)
+    check_case("max_ties", DType::F64, 1e-12, |x| F::max_pool2d(x, 3, 2, 1));
+}
+
+macro_rules! adaptive {
+    ($($test:ident: $name:literal, $size:expr;)*) => {
+        mod adaptive_avg_pool {
+            use super::*;
+            $(#[test] fn $test() {
+                for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+                    check_case($name, dtype, tol, |x| F::adaptive_avg_pool2d(x, $size));
+                }
+            })*
+        }
+    };
+}
+
+adaptive! {
+    // F.adaptive_avg_pool2d(x[2,3,7,9], (3,4))
+    to_3x4: "adaptive_3x4", (3, 4);
+    // F.adaptive_avg_pool2d(x[2,3,8,8], (1,1))
+    to_1x1: "adaptive_1x1", 1;
+    // F.adaptive_avg_pool2d(x[1,2,5,7], (5,7))
+    identity: "adaptive_identity", (5, 7);
+    // F.adaptive_avg_pool2d(x[2,2,10,7], (4,3))
+    to_4x3: "adaptive_4x3", (4, 3);
+    // F.adaptive_avg_pool2d(x[1,2,3,2], (5,4))   (output larger than input)
+    upsample: "adaptive_upsample", (5, 4);
+    // F.adaptive_avg_pool2d(x[3,6,5], (4,2))   (unbatched)
+    unbatched: "adaptive_unbatched", (4, 2);
+}
+
+#[test]
+fn half_precision_pools() {
+    for dtype in [DType::F16, DType::BF16] {
+        check_case("avg_k3s2p1", dtype, 0.05, |x| F::avg_pool2d(x, 3, 2, 1));
+        check_case("adaptive_3x4", dtype, 0.05, |x| {
+            F::adaptive_avg_pool2d(x, (3, 4))
+        });
+    }
+}
+
+fn randn(shape: &[usize]) -> Tensor {
+    Tensor::randn(shape, DType::F64, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn gradcheck_pools() {
+    kiln::manual_seed(9);
+    let x = [randn(&[2, 2, 5, 6])];
+    let opts = GradcheckOpts::default();
+    // Random inputs have no ties, so max pooling is differentiable at x.
+    gradcheck(|t| F::max_pool2d(&t[0], (3, 2), (2, 1), (1, 0)), &x, opts).unwrap();
+    gradcheck(|t| F::avg_pool2d(&t[0], (3, 2), (2, 1), (1, 1)), &x, opts).unwrap();
+    gradcheck(|t| F::adaptive_avg_pool2d(&t[0], (3, 4)), &x, opts).unwrap();
+    gradcheck(|t| F::adaptive_avg_pool2d(&t[0], (7, 8)), &x, opts).unwrap();
+}
+
+#[test]
+fn large_inputs_take_the_parallel_path_and_agree() {
+    kiln::manual_seed(10);
+    // 2·8·48·48 elements: past the parallel threshold; compare with per-plane runs.
+    let x = randn(&[2, 8, 48, 48]);
+    let whole = F::max_pool2d(&x, 3, 2, 1).unwrap();
+    let first = F::max_pool2d(
+        &x.narrow(0, 0, 1).unwrap().narrow(1, 0, 1).unwrap(),
+        3,
+        2,
+        1,
+    )
+    .unwrap();
+    assert_close(
+        &whole.narrow(0, 0, 1).unwrap().narrow(1, 0, 1).unwrap(),
+        &first,
+        0.0,
+        0.0,
+    );
+    let avg = F::avg_pool2d(&x, 2, 2, 0).unwrap();
+    let manual = x
+        .reshape(&[2, 8, 24, 2, 24, 2])
+        .unwrap()
+        .sum(5, false)
+        .unwrap()
+        .sum(3, false)
+        .unwrap()
+        .div_scalar(4.0)
+        .unwrap();
+    assert_close(&avg, &manual, 1e-12, 1e-12);
+}
+
+fn arg_name(e: Error) -> &'static str {
+    match e {
+        Error::InvalidArgument { name, .. } => name,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+}
+
+#[test]
+fn argument_errors() {
+    let x = randn(&[1, 2, 5, 5]);
+    assert_eq!(arg_name(F::max_pool2d(&x, 0, 1, 0).unwrap_err()), "kernel");
+    assert_eq!(
+        arg_name(F::max_pool2d(&x, 2, (1, 0), 0).unwrap_err()),
+        "stride"
+    );
+    // A 6x6 window does not fit the 5x5 input (padding 0).
+    assert_eq!(arg_name(F::avg_pool2d(&x, 6, 1, 0).unwrap_err()), "kernel");
+    // Padding 1 gives 7x7, still smaller than an 8x8 window.
+    assert_eq!(arg_name(F::max_pool2d(&x, 8, 1, 1).unwrap_err()), "kernel");
+    assert_eq!(arg_name(F::avg_pool2d(&x, 3, 1, 2).unwrap_err()), "padding");
+    assert_eq!(
+        arg_name(F::max_pool2d(&randn(&[5, 5]), 2, 2, 0).unwrap_err()),
+        "input"
+    );
+    assert_eq!(
+        arg_name(F::adaptive_avg_pool2d(&x, (0, 1)).unwrap_err()),
+        "output_size"
+    );
+    assert_eq!(
+        arg_name(F::adaptive_avg_pool2d(&randn(&[1, 1, 2, 5, 5]), 1).unwrap_err()),
+        "input"
+    );
+    let xi = Tensor::zeros(&[1, 1, 4, 4], DType::I64, &Device::Cpu).unwrap();
+    assert!(matches!(
+        F::max_pool2d(&xi, 2, 2, 0).unwrap_err(),
+        Error::UnsupportedDType { .. }
+    ));
+}

@@ -1,0 +1,482 @@
+//! The module layer: `#[derive(nn::Module)]`, names, train/eval propagation,
+//! `Sequential`, `Vec`/`Option`/boxed children, `#[module(skip)]`, parameters.
+//!
+//! The seed's `MyModel` and `Model1` need `nn::Conv2d` / `nn::Dropout`, which land
+//! on other branches; here they use the stand-ins of `tests/standin` (same structure
+//! and names), and `FunctionalModel` uses `matmul` in place of `F::conv2d`.
+
+mod standin;
+
+use kiln::nn::{self, Forward, Module};
+use kiln::{DType, Device, Result, Tensor};
+use standin::{BatchNorm1d, Dropout, Linear};
+
+fn names<T>(list: Vec<(String, T)>) -> Vec<String> {
+    list.into_iter().map(|(name, _)| name).collect()
+}
+
+fn ones(shape: &[usize]) -> Tensor {
+    Tensor::ones(shape, DType::F32, &Device::Cpu).unwrap()
+}
+
+// --- The seed's examples (API.md "User-defined modules"), with stand-in layers ---
+
+#[derive(nn::Module)]
+struct MyModel {
+    conv1: Linear,
+    act: nn::ReLU,
+}
+
+impl MyModel {
+    fn new(dev: &Device) -> Result<Self> {
+        Ok(Self {
+            conv1: Linear::new(3, 6, dev)?,
+            act: nn::ReLU,
+        })
+    }
+}
+
+impl Forward for MyModel {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.act.forward(&self.conv1.forward(x)?)
+    }
+}
+
+#[derive(nn::Module)]
+struct FunctionalModel {
+    weight: nn::Parameter,
+    bias: nn::Parameter,
+}
+
+impl Forward for FunctionalModel {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // `&self.weight` passes as `&Tensor` through Deref.
+        let w: &Tensor = &self.weight;
+        x.matmul(&w.transpose(0, 1)?)?.add(&self.bias)?.relu()
+    }
+}
+
+#[derive(nn::Module)]
+struct Model1 {
+    dropout: Dropout,
+}
+
+impl Forward for Model1 {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.dropout.forward(x)
+    }
+}
+
+#[derive(nn::Module, Default)]
+struct Model3 {
+    mode: nn::Mode,
+}
+
+impl Forward for Model3 {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // Stand-in for F::dropout(x, 0.5, self.is_training()).
+        if self.is_training() {
+            x.mul_scalar(0.0)
+        } else {
+            Ok(x.clone())
+        }
+    }
+}
+
+#[test]
+fn seed_my_model_has_its_layers_parameters() {
+    let model = MyModel::new(&Device::Cpu).unwrap();
+    assert_eq!(
+        names(model.named_parameters()),
+        ["conv1.weight", "conv1.bias"]
+    );
+    assert_eq!(names(model.named_children()), ["conv1", "act"]);
+    let y = model.forward(&ones(&[2, 3])).unwrap();
+    assert_eq!(y.shape(), &[2, 6]);
+    // ReLU output: every element is >= 0.
+    assert!(y.to_vec::<f32>().unwrap().iter().all(|&v| v >= 0.0));
+}
+
+#[test]
+fn seed_functional_model_parameters_get_gradients() {
+    let dev = Device::Cpu;
+    let model = FunctionalModel {
+        weight: nn::Parameter::new(
+            Tensor::from_vec(vec![1f32, -1., 2., 0.5], &[2, 2], &dev).unwrap(),
+        )
+        .unwrap(),
+        bias: nn::Parameter::new(Tensor::from_vec(vec![0.5f32, -3.0], &[2], &dev).unwrap())
+            .unwrap(),
+    };
+    assert_eq!(names(model.named_parameters()), ["weight", "bias"]);
+    let x = Tensor::from_vec(vec![1f32, 2.], &[1, 2], &dev).unwrap();
+    let y = model.forward(&x).unwrap();
+    // By hand: x·Wᵀ + b = [1-2+0.5, 2+1-3] = [-0.5, 0] → relu → [0, 0].
+    assert_eq!(y.to_vec::<f32>().unwrap(), [0.0, 0.0]);
+    let x = Tensor::from_vec(vec![3f32, 1.], &[1, 2], &dev).unwrap();
+    let loss = model.forward(&x).unwrap().sum_all().unwrap();
+    // [3-1+0.5, 6+0.5-3] = [2.5, 3.5], both active: d/dW = x per row, d/db = 1.
+    loss.backward().unwrap();
+    let gw = model.weight.grad().expect("weight grad");
+    assert_eq!(gw.to_vec::<f32>().unwrap(), [3.0, 1.0, 3.0, 1.0]);
+    assert_eq!(
+        model.bias.grad().unwrap().to_vec::<f32>().unwrap(),
+        [1.0, 1.0]
+    );
+    // parameters() hands out the same tensors: their grads are the module's.
+    for p in model.parameters() {
+        assert!(p.is_parameter() && p.grad().is_some());
+    }
+    model.zero_grad();
+    assert!(model.weight.grad().is_none() && model.bias.grad().is_none());
+}
+
+#[test]
+fn seed_model1_dropout_follows_eval() {
+    let model = Model1 {
+        dropout: Dropout::default(),
+    };
+    let x = ones(&[3]);
+    assert!(model.is_training());
+    assert_eq!(
+        model.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        [2.0; 3]
+    );
+    model.eval();
+    assert!(!model.is_training() && !model.dropout.is_training());
+    assert_eq!(
+        model.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        [1.0; 3]
+    );
+}
+
+#[test]
+fn seed_model3_keeps_its_own_mode() {
+    let model = Model3::default();
+    assert!(model.is_training());
+    assert!(model.named_parameters().is_empty() && model.named_children().is_empty());
+    let x = ones(&[4]);
+    assert_eq!(
+        model.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        [0.0; 4]
+    );
+    model.eval(); // through `&self`: the binding is not `mut`
+    assert!(!model.is_training());
+    assert_eq!(
+        model.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        [1.0; 4]
+    );
+    model.train();
+    assert!(model.is_training());
+}
+
+// --- Nested structure: names and mode propagation ---
+
+#[derive(nn::Module)]
+struct Head {
+    fc: Linear,
+    drop: Dropout,
+}
+
+fn head(dev: &Device) -> Head {
+    Head {
+        fc: Linear::new(4, 2, dev).unwrap(),
+        drop: Dropout::default(),
+    }
+}
+
+#[derive(nn::Module)]
+struct Net {
+    body: nn::Sequential,
+    heads: Vec<Head>,
+    aux: Option<Head>,
+    missing: Option<Head>,
+    #[module(skip)]
+    frozen: Head,
+    boxed: Box<dyn nn::Layer>,
+    tuple: Pair,
+    hidden: usize,
+    scale: f64,
+}
+
+#[derive(nn::Module)]
+struct Pair(Linear, Dropout);
+
+fn net(dev: &Device) -> Net {
+    Net {
+        body: nn::Sequential::new()
+            .add(Linear::new(3, 4, dev).unwrap())
+            .add(nn::ReLU)
+            .add(Dropout::default())
+            .add(Linear::no_bias(4, 4, dev).unwrap()),
+        heads: vec![head(dev), head(dev)],
+        aux: Some(head(dev)),
+        missing: None,
+        frozen: head(dev),
+        boxed: Box::new(Dropout::default()),
+        tuple: Pair(Linear::new(2, 2, dev).unwrap(), Dropout::default()),
+        hidden: 4,
+        scale: 0.5,
+    }
+}
+
+/// Every Mode in `net`, including the skipped field's (which must not follow).
+fn modes(net: &Net) -> Vec<bool> {
+    vec![
+        net.body.is_training(),
+        net.body.get(2).unwrap().is_training(),
+        net.heads[0].drop.is_training(),
+        net.heads[1].drop.is_training(),
+        net.aux.as_ref().unwrap().drop.is_training(),
+        net.boxed.is_training(),
+        net.tuple.1.is_training(),
+    ]
+}
+
+#[test]
+fn nested_names_follow_pytorch() {
+    let net = net(&Device::Cpu);
+    assert_eq!(
+        names(net.named_parameters()),
+        [
+            "body.0.weight",
+            "body.0.bias",
+            "body.3.weight",
+            "heads.0.fc.weight",
+            "heads.0.fc.bias",
+            "heads.1.fc.weight",
+            "heads.1.fc.bias",
+            "aux.fc.weight",
+            "aux.fc.bias",
+            "tuple.0.weight",
+            "tuple.0.bias",
+        ]
+    );
+    assert_eq!(
+        names(net.named_children()),
+        ["body", "heads.0", "heads.1", "aux", "boxed", "tuple"]
+    );
+    assert_eq!(names(net.body.named_children()), ["0", "1", "2", "3"]);
+    assert_eq!(net.parameters().len(), 11);
+    let count: usize = net.parameters().iter().map(|p| p.numel()).sum();
+    // 3·4+4 + 4·4 + 2·(4·2+2) + (4·2+2) + 2·2+2
+    assert_eq!(count, 16 + 16 + 20 + 10 + 6);
+}
+
+#[test]
+fn eval_and_train_reach_every_descendant_but_skipped_fields() {
+    let net = net(&Device::Cpu);
+    assert!(modes(&net).iter().all(|&m| m) && net.is_training());
+    net.eval();
+    assert_eq!(modes(&net), [false; 7]);
+    // Net has no Mode of its own: it reports its first child's (body's).
+    assert!(!net.is_training());
+    assert!(
+        net.frozen.drop.is_training(),
+        "#[module(skip)] leaves the field alone"
+    );
+    net.train();
+    assert_eq!(modes(&net), [true; 7]);
+    assert!(net.is_training());
+    // Setting a subtree changes only that subtree.
+    net.heads[1].eval();
+    assert_eq!(modes(&net), [true, true, true, false, true, true, true]);
+}
+
+#[test]
+fn module_without_mode_reports_children_or_training() {
+    // No Mode anywhere: always "training" (such modules act the same in both modes).
+    #[derive(nn::Module)]
+    struct Stateless {
+        act: nn::ReLU,
+    }
+    let m = Stateless { act: nn::ReLU };
+    m.eval();
+    assert!(m.is_training());
+    // Own Mode wins over children, whatever the declaration order.
+    #[derive(nn::Module)]
+    struct OwnMode {
+        child: Dropout,
+        mode: nn::Mode,
+    }
+    let m = OwnMode {
+        child: Dropout::default(),
+        mode: nn::Mode::default(),
+    };
+    m.child.eval();
+    assert!(m.is_training());
+    m.eval();
+    assert!(!m.is_training() && !m.child.is_training());
+}
+
+#[test]
+fn sequential_chains_forward_and_names_children_by_position() {
+    let dev = Device::Cpu;
+    let lin = Linear::new(3, 2, &dev).unwrap();
+    let (w, b) = (lin.weight.clone(), lin.bias.clone().unwrap());
+    let seq = nn::Sequential::new()
+        .add(lin)
+        .add(nn::ReLU)
+        .add(Dropout::default());
+    assert_eq!(seq.len(), 3);
+    assert_eq!(names(seq.named_parameters()), ["0.weight", "0.bias"]);
+    let x = Tensor::from_vec(vec![1f32, -2., 0.5, 3., 0., -1.], &[2, 3], &dev).unwrap();
+    let want = x
+        .matmul(&w.transpose(0, 1).unwrap())
+        .unwrap()
+        .add(&b)
+        .unwrap()
+        .relu()
+        .unwrap()
+        .mul_scalar(2.0)
+        .unwrap();
+    assert_eq!(
+        seq.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        want.to_vec::<f32>().unwrap()
+    );
+    seq.eval();
+    assert!(!seq.is_training() && !seq.get(2).unwrap().is_training());
+    let want_eval = want.mul_scalar(0.5).unwrap();
+    assert_eq!(
+        seq.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        want_eval.to_vec::<f32>().unwrap()
+    );
+    // An empty Sequential is the identity; a Sequential of mode-less layers still
+    // remembers eval() through its own Mode.
+    let empty = nn::Sequential::new();
+    assert!(empty.is_empty());
+    assert_eq!(
+        empty.forward(&x).unwrap().to_vec::<f32>().unwrap(),
+        x.to_vec::<f32>().unwrap()
+    );
+    let acts = nn::Sequential::new().add(nn::ReLU).add(nn::Flatten::new());
+    acts.eval();
+    assert!(!acts.is_training());
+}
+
+#[test]
+fn sequential_nests_and_is_send_sync() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    let dev = Device::Cpu;
+    let inner = nn::Sequential::new().add(Linear::new(2, 2, &dev).unwrap());
+    let outer = nn::Sequential::new().add(inner).add(nn::ReLU).add(
+        nn::Sequential::new()
+            .add(nn::ReLU)
+            .add(Linear::new(2, 1, &dev).unwrap()),
+    );
+    assert_send_sync(&outer);
+    assert_eq!(
+        names(outer.named_parameters()),
+        ["0.0.weight", "0.0.bias", "2.1.weight", "2.1.bias"]
+    );
+    assert_eq!(outer.forward(&ones(&[5, 2])).unwrap().shape(), &[5, 1]);
+}
+
+#[test]
+fn flatten_keeps_the_batch_dimension() {
+    let flat = nn::Flatten::new();
+    assert_eq!(
+        flat.forward(&ones(&[2, 3, 4, 5])).unwrap().shape(),
+        &[2, 60]
+    );
+    assert_eq!(flat.forward(&ones(&[2, 3])).unwrap().shape(), &[2, 3]);
+    assert_eq!(flat.forward(&ones(&[7])).unwrap().shape(), &[7]);
+    let scalar = Tensor::scalar(1f32, &Device::Cpu).unwrap();
+    assert!(matches!(
+        flat.forward(&scalar),
+        Err(kiln::Error::InvalidArgument { name: "x", .. })
+    ));
+}
+
+#[test]
+fn generic_and_boxed_dyn_modules() {
+    #[derive(nn::Module)]
+    struct Wrap<M> {
+        inner: M,
+        list: Vec<M>,
+    }
+    let dev = Device::Cpu;
+    let wrap = Wrap {
+        inner: Linear::new(2, 2, &dev).unwrap(),
+        list: vec![Linear::no_bias(2, 2, &dev).unwrap()],
+    };
+    assert_eq!(
+        names(wrap.named_parameters()),
+        ["inner.weight", "inner.bias", "list.0.weight"]
+    );
+    let boxed: Box<dyn Module> = Box::new(wrap);
+    assert_eq!(boxed.parameters().len(), 3);
+    let as_ref: &dyn Module = &*boxed;
+    assert_eq!(as_ref.state_dict().len(), 3);
+}
+
+#[test]
+fn shared_parameters_are_listed_once_but_saved_under_each_name() {
+    #[derive(nn::Module)]
+    struct Tied {
+        encoder: nn::Parameter,
+        decoder: nn::Parameter,
+    }
+    let p = nn::Parameter::new(ones(&[2, 2])).unwrap();
+    let tied = Tied {
+        encoder: p.clone(),
+        decoder: p,
+    };
+    assert_eq!(names(tied.named_parameters()), ["encoder"]);
+    assert_eq!(names(tied.state_dict()), ["encoder", "decoder"]);
+}
+
+#[test]
+fn buffers_are_saved_but_not_learnable() {
+    let bn = BatchNorm1d::new(3, &Device::Cpu).unwrap();
+    assert_eq!(names(bn.named_parameters()), ["weight", "bias"]);
+    assert_eq!(
+        names(bn.named_buffers()),
+        ["running_mean", "running_var", "num_batches_tracked"]
+    );
+    assert_eq!(
+        names(bn.state_dict()),
+        [
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "num_batches_tracked"
+        ]
+    );
+    for b in bn.buffers() {
+        assert!(!b.requires_grad_flag() && !b.is_parameter());
+    }
+    assert_eq!(bn.num_batches_tracked.dtype(), DType::I64);
+    // state_dict tensors are detached views of the module's storage.
+    let sd = bn.state_dict();
+    assert!(sd
+        .iter()
+        .all(|(_, t)| !t.requires_grad_flag() && !t.is_parameter()));
+    sd[2].1.copy_(&ones(&[3])).unwrap();
+    assert_eq!(bn.running_mean.to_vec::<f32>().unwrap(), [1.0; 3]);
+}
+
+#[test]
+fn parameter_is_a_leaf_that_requires_grad() {
+    let dev = Device::Cpu;
+    let base = Tensor::ones(&[2], DType::F32, &dev)
+        .unwrap()
+        .requires_grad();
+    let derived = base.mul_scalar(3.0).unwrap();
+    let p = nn::Parameter::new(derived).unwrap();
+    assert!(p.is_leaf() && p.requires_grad_flag() && p.is_parameter());
+    assert_eq!(p.to_vec::<f32>().unwrap(), [3.0, 3.0]);
+    // Views and ops on a parameter are not parameters.
+    assert!(!p.detach().is_parameter() && !p.mul_scalar(1.0).unwrap().is_parameter());
+    let ints = Tensor::from_vec(vec![1i64, 2], &[2], &dev).unwrap();
+    assert!(matches!(
+        nn::Parameter::new(ints),
+        Err(kiln::Error::InvalidArgument { name: "tensor", .. })
+    ));
+    let mode = nn::Mode::default();
+    assert!(mode.is_training());
+    let copy = mode.clone();
+    mode.set_training(false);
+    assert!(copy.is_training() && !mode.is_training());
+}
