@@ -1,1 +1,158 @@
-fn main() {}
+//! Criterion benchmarks of kiln's tensor ops, one row per case in [`CASES`].
+//!
+//! Benchmark ids are `<device>/<case>` (for example `cpu/matmul_f32_1024x1024x1024`);
+//! `scripts/torch_bench.py` times the same cases in PyTorch under the same ids, and
+//! `scripts/compare_torch.sh` joins the two into one table. To add a row, add a case
+//! here and one with the same name to the registry in `scripts/torch_bench.py`.
+//!
+//! Run: `cargo bench --bench tensor_ops` (an id filter may follow `--`).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kiln::{DType, Device, Result, Tensor};
+use std::hint::black_box;
+use std::time::Duration;
+
+/// One timed step: runs the op once and returns a tensor to keep alive past timing.
+type Step = Box<dyn FnMut() -> Result<Tensor>>;
+
+/// A benchmark case: its name (shared with the PyTorch script) and a builder that
+/// makes the inputs on a device and returns the step to time.
+struct Case {
+    name: &'static str,
+    build: fn(&Device) -> Result<Step>,
+}
+
+/// Elementwise and reduction shape: 1024 x 4096 = 4M f32 elements (16 MiB).
+const ROWS: usize = 1024;
+const COLS: usize = 4096;
+
+fn randn(shape: &[usize], device: &Device) -> Result<Tensor> {
+    Tensor::randn(shape, DType::F32, device)
+}
+
+/// Every case, in table order. Names must match `scripts/torch_bench.py`.
+const CASES: &[Case] = &[
+    Case {
+        name: "matmul_f32_1024x1024x1024",
+        build: |d| {
+            let (a, b) = (randn(&[1024, 1024], d)?, randn(&[1024, 1024], d)?);
+            Ok(Box::new(move || a.matmul(&b)))
+        },
+    },
+    Case {
+        name: "bmm_f32_8x256x256x256",
+        build: |d| {
+            let (a, b) = (randn(&[8, 256, 256], d)?, randn(&[8, 256, 256], d)?);
+            Ok(Box::new(move || a.matmul(&b)))
+        },
+    },
+    Case {
+        name: "add_f32_1024x4096",
+        build: |d| {
+            let (a, b) = (randn(&[ROWS, COLS], d)?, randn(&[ROWS, COLS], d)?);
+            Ok(Box::new(move || a.add(&b)))
+        },
+    },
+    Case {
+        name: "add_bcast_row_f32_1024x4096",
+        build: |d| {
+            let (a, b) = (randn(&[ROWS, COLS], d)?, randn(&[COLS], d)?);
+            Ok(Box::new(move || a.add(&b)))
+        },
+    },
+    Case {
+        name: "mul_f32_1024x4096",
+        build: |d| {
+            let (a, b) = (randn(&[ROWS, COLS], d)?, randn(&[ROWS, COLS], d)?);
+            Ok(Box::new(move || a.mul(&b)))
+        },
+    },
+    Case {
+        name: "relu_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || a.relu()))
+        },
+    },
+    Case {
+        name: "exp_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || a.exp()))
+        },
+    },
+    Case {
+        name: "sum_all_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || a.sum_all()))
+        },
+    },
+    Case {
+        name: "sum_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || a.sum(1, false)))
+        },
+    },
+    Case {
+        // A two-layer MLP step without biases: loss = sum(relu(x·w1)·w2), then
+        // backward into w1 and w2 (grads cleared each step, like set_to_none).
+        name: "mlp_fwd_bwd_f32_256x512x1024x256",
+        build: |d| {
+            let x = randn(&[256, 512], d)?;
+            let w1 = randn(&[512, 1024], d)?.requires_grad();
+            let w2 = randn(&[1024, 256], d)?.requires_grad();
+            Ok(Box::new(move || {
+                w1.zero_grad();
+                w2.zero_grad();
+                let loss = x.matmul(&w1)?.relu()?.matmul(&w2)?.sum_all()?;
+                loss.backward()?;
+                Ok(loss)
+            }))
+        },
+    },
+];
+
+/// The devices to benchmark on: the CPU always (a CUDA device joins once the CUDA
+/// backend exists; its steps must then synchronize before returning).
+fn devices() -> Vec<(&'static str, Device)> {
+    vec![("cpu", Device::Cpu)]
+}
+
+fn bench_tensor_ops(c: &mut Criterion) {
+    for (device_name, device) in devices() {
+        let mut group = c.benchmark_group(device_name);
+        for case in CASES {
+            let mut step = match (case.build)(&device) {
+                Ok(step) => step,
+                Err(e) => {
+                    eprintln!("skipping {device_name}/{}: {e}", case.name);
+                    continue;
+                }
+            };
+            group.bench_function(case.name, |b| {
+                b.iter(|| match step() {
+                    Ok(out) => black_box(out),
+                    Err(e) => panic!("{device_name}/{} failed: {e}", case.name),
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+/// Short runs: the bench must stay cheap on a 2-core machine shared with builds.
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_tensor_ops
+}
+criterion_main!(benches);

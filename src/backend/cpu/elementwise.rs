@@ -4,10 +4,15 @@
 //! calls become one tight loop over rows; rows are spread over threads when the
 //! tensor is large.
 
-use super::{Num, PARALLEL_THRESHOLD};
+use super::{vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{BinaryOp, CmpOp, CpuStorage, UnaryOp};
 use crate::shape::Layout;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Output elements per parallel task (64 KiB of f32): large enough that rayon's
+/// per-task cost vanishes, small enough to balance the threads.
+const TASK_LEN: usize = 1 << 14;
 
 /// Operand walk for `N` layouts of the same (broadcast) shape.
 struct Plan<const N: usize> {
@@ -60,60 +65,108 @@ impl<const N: usize> Plan<N> {
         base
     }
 
-    /// Calls `fill(out_row, bases)` for each row of a fresh output of `numel` elements.
-    fn run<U: Copy + Send + Default>(
+    /// Fills a fresh output of `numel` elements: calls `fill(piece, bases)` for
+    /// consecutive pieces of rows, `bases` being each operand's storage offset at the
+    /// piece's first element. `fill` must write every element of its piece.
+    ///
+    /// Work is cut into ranges of [`TASK_LEN`] output elements, not into rows: a
+    /// contiguous tensor merges into a single row, which must still spread over threads.
+    /// The output is not zeroed first: that would be one more pass over memory, on
+    /// one thread, for ops that are bound by memory traffic.
+    fn run<U: Copy + Send>(
         &self,
         numel: usize,
-        fill: impl Fn(&mut [U], [usize; N]) + Sync,
+        fill: impl Fn(&mut [MaybeUninit<U>], [usize; N]) + Sync,
     ) -> Vec<U> {
-        let mut out = vec![U::default(); numel];
-        if numel == 0 {
-            return out;
-        }
+        let mut out = Vec::with_capacity(numel);
         let inner = self.inner;
-        let rows_per_task = (PARALLEL_THRESHOLD / 4 / inner).max(1);
-        let task = |(t, chunk): (usize, &mut [U])| {
-            for (r, row) in chunk.chunks_mut(inner).enumerate() {
-                fill(row, self.row_base(t * rows_per_task + r));
+        let task = |(t, chunk): (usize, &mut [MaybeUninit<U>])| {
+            let start = t * TASK_LEN;
+            let mut done = 0;
+            while done < chunk.len() {
+                let (row, col) = ((start + done) / inner, (start + done) % inner);
+                let len = (inner - col).min(chunk.len() - done);
+                let mut bases = self.row_base(row);
+                for (b, s) in bases.iter_mut().zip(self.inner_strides) {
+                    *b += col * s;
+                }
+                fill(&mut chunk[done..done + len], bases);
+                done += len;
             }
         };
+        let slots = &mut out.spare_capacity_mut()[..numel];
         if numel >= PARALLEL_THRESHOLD {
-            out.par_chunks_mut(inner * rows_per_task)
-                .enumerate()
-                .for_each(task);
+            slots.par_chunks_mut(TASK_LEN).enumerate().for_each(task);
         } else {
-            out.chunks_mut(inner * rows_per_task)
-                .enumerate()
-                .for_each(task);
+            // One task: `start` is 0 and the chunk is the whole output.
+            task((0, slots));
         }
+        // SAFETY: the capacity is at least `numel`, and the tasks above cover
+        // slots[0..numel] exactly (chunks of one slice, each walked to its end in
+        // pieces), with `fill` writing every element of every piece (Map1Row and
+        // Map2Row write each slot of `out` once); U is Copy, so nothing needs dropping.
+        unsafe { out.set_len(numel) };
         out
     }
 }
 
 /// `f` on each element of `a` (at `al`), into a contiguous vector.
-pub(crate) fn map1<T: Copy + Sync, U: Copy + Send + Default>(
+pub(crate) fn map1<T: Copy + Sync, U: Copy + Send>(
     a: &[T],
     al: &Layout,
     f: impl Fn(T) -> U + Sync,
 ) -> Vec<U> {
     let plan = Plan::new([al]);
-    let [sa] = plan.inner_strides;
-    plan.run(al.numel(), |row, [oa]| {
-        if sa == 1 {
-            let n = row.len();
-            row.iter_mut()
-                .zip(&a[oa..oa + n])
-                .for_each(|(o, &x)| *o = f(x));
-        } else {
-            row.iter_mut()
-                .enumerate()
-                .for_each(|(j, o)| *o = f(a[oa + j * sa]));
-        }
+    let [stride] = plan.inner_strides;
+    plan.run(al.numel(), |out, [offset]| {
+        vectorized(Map1Row {
+            out,
+            a,
+            offset,
+            stride,
+            f: &f,
+        })
     })
 }
 
+/// One piece of a row of [`map1`]: `out[j] = f(a[offset + j * stride])`.
+struct Map1Row<'a, T, U, F> {
+    out: &'a mut [MaybeUninit<U>],
+    a: &'a [T],
+    offset: usize,
+    stride: usize,
+    f: &'a F,
+}
+
+impl<T: Copy, U, F: Fn(T) -> U> pulp::WithSimd for Map1Row<'_, T, U, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Map1Row {
+            out,
+            a,
+            offset,
+            stride,
+            f,
+        } = self;
+        if stride == 1 {
+            let n = out.len();
+            out.iter_mut()
+                .zip(&a[offset..offset + n])
+                .for_each(|(o, &x)| {
+                    o.write(f(x));
+                });
+        } else {
+            out.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(f(a[offset + j * stride]));
+            });
+        }
+    }
+}
+
 /// `f` on pairs of elements of `a` and `b` (layouts broadcast to one shape).
-pub(crate) fn map2<T: Copy + Sync, U: Copy + Send + Default>(
+pub(crate) fn map2<T: Copy + Sync, U: Copy + Send>(
     a: &[T],
     al: &Layout,
     b: &[T],
@@ -121,30 +174,63 @@ pub(crate) fn map2<T: Copy + Sync, U: Copy + Send + Default>(
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     let plan = Plan::new([al, bl]);
-    let [sa, sb] = plan.inner_strides;
-    plan.run(al.numel(), |row, [oa, ob]| {
-        let n = row.len();
-        match (sa, sb) {
-            (1, 1) => {
-                let (x, y) = (&a[oa..oa + n], &b[ob..ob + n]);
-                row.iter_mut()
-                    .zip(x.iter().zip(y))
-                    .for_each(|(o, (&x, &y))| *o = f(x, y));
-            }
-            (1, 0) => row
-                .iter_mut()
-                .zip(&a[oa..oa + n])
-                .for_each(|(o, &x)| *o = f(x, b[ob])),
-            (0, 1) => row
-                .iter_mut()
-                .zip(&b[ob..ob + n])
-                .for_each(|(o, &y)| *o = f(a[oa], y)),
-            _ => row
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, o)| *o = f(a[oa + j * sa], b[ob + j * sb])),
-        }
+    let strides = plan.inner_strides;
+    plan.run(al.numel(), |out, offsets| {
+        vectorized(Map2Row {
+            out,
+            a,
+            b,
+            offsets,
+            strides,
+            f: &f,
+        })
     })
+}
+
+/// One piece of a row of [`map2`]:
+/// `out[j] = f(a[offsets[0] + j * strides[0]], b[offsets[1] + j * strides[1]])`.
+struct Map2Row<'a, T, U, F> {
+    out: &'a mut [MaybeUninit<U>],
+    a: &'a [T],
+    b: &'a [T],
+    offsets: [usize; 2],
+    strides: [usize; 2],
+    f: &'a F,
+}
+
+impl<T: Copy, U, F: Fn(T, T) -> U> pulp::WithSimd for Map2Row<'_, T, U, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Map2Row {
+            out,
+            a,
+            b,
+            offsets: [oa, ob],
+            strides,
+            f,
+        } = self;
+        let n = out.len();
+        // The common stride patterns get loops the compiler can vectorize.
+        match strides {
+            [1, 1] => out
+                .iter_mut()
+                .zip(a[oa..oa + n].iter().zip(&b[ob..ob + n]))
+                .for_each(|(o, (&x, &y))| {
+                    o.write(f(x, y));
+                }),
+            [1, 0] => out.iter_mut().zip(&a[oa..oa + n]).for_each(|(o, &x)| {
+                o.write(f(x, b[ob]));
+            }),
+            [0, 1] => out.iter_mut().zip(&b[ob..ob + n]).for_each(|(o, &y)| {
+                o.write(f(a[oa], y));
+            }),
+            [sa, sb] => out.iter_mut().enumerate().for_each(|(j, o)| {
+                o.write(f(a[oa + j * sa], b[ob + j * sb]));
+            }),
+        }
+    }
 }
 
 /// Float element types with the math the unary ops need.
@@ -166,10 +252,11 @@ pub(crate) trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $erf:path) => {
+    ($t:ty, $exp:path, $erf:path) => {
         impl Float for $t {
+            #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             fn ln(self) -> Self {
                 <$t>::ln(self)
@@ -192,8 +279,10 @@ macro_rules! float_impl {
         }
     };
 }
-float_impl!(f32, libm::erff);
-float_impl!(f64, libm::erf);
+// f32 exp is computed inline so that exp and sigmoid loops vectorize (see `math`);
+// f64 keeps libm's.
+float_impl!(f32, super::math::exp_f32, libm::erff);
+float_impl!(f64, f64::exp, libm::erf);
 
 pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
     let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
@@ -318,6 +407,34 @@ mod tests {
         assert_eq!(plan.inner, 15);
         assert_eq!(plan.outer_shape, vec![4]);
         assert_eq!(plan.row_base(2), [30, 0]);
+    }
+
+    #[test]
+    fn parallel_pieces_that_start_mid_row_see_the_right_operands() {
+        // 40 rows of 1000 (over PARALLEL_THRESHOLD, so split into TASK_LEN pieces that
+        // do not line up with rows); b is a broadcast row, c a transposed view.
+        let (rows, cols) = (40, 1000);
+        let a: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
+        let al = Layout::contiguous(&[rows, cols]);
+        let bl = Layout {
+            shape: vec![rows, cols],
+            strides: vec![0, 1],
+            offset: 0,
+        };
+        let got = map2(&a, &al, &a, &bl, |x, y| x - y);
+        let want: Vec<f32> = (0..rows * cols).map(|i| (i - i % cols) as f32).collect();
+        assert_eq!(got, want);
+
+        let cl = Layout {
+            shape: vec![cols, rows],
+            strides: vec![1, cols],
+            offset: 0,
+        };
+        let got = map1(&a, &cl, |x| x);
+        let want: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i % rows) * cols + i / rows) as f32)
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod conv;
 mod dropout;
 mod elementwise;
 pub(crate) mod gemm_util;
+mod math;
 mod matmul;
 mod pool;
 mod reduce;
@@ -117,6 +118,16 @@ num_int!(u8, U8);
 
 /// Work below this many elements stays on one thread (rayon's overhead dominates).
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
+
+/// Runs `op` compiled for the widest SIMD instruction set this CPU has (AVX2 or
+/// AVX-512 on x86-64), picked at run time. The crate itself targets baseline x86-64,
+/// whose SSE2 loops move a half or a quarter of the data per instruction. Kernels put
+/// their inner loops in a [`pulp::WithSimd`] whose `with_simd` is `#[inline(always)]`,
+/// so the loops are inlined into (and auto-vectorized for) each instruction set.
+#[inline(always)]
+pub(crate) fn vectorized<Op: pulp::WithSimd>(op: Op) -> Op::Output {
+    pulp::Arch::new().dispatch(op)
+}
 
 impl CpuStorage {
     /// The element type.

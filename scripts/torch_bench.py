@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Times kiln's benchmark cases in PyTorch and prints JSON {"<device>/<case>": mean_ms}.
+
+The cases mirror benches/tensor_ops.rs (same names, shapes and dtypes); ids carry the
+device as kiln's criterion ids do (``cpu/matmul_f32_1024x1024x1024``).
+scripts/compare_torch.sh joins this output with criterion's.
+
+To add a row: write a builder ``def build(device) -> step`` that makes the inputs and
+returns a zero-argument function running the op once, and register it with
+``@case("name")`` under the same name as the criterion case.
+
+Usage: torch_bench.py [--device cpu|cuda] [--threads N] [--filter REGEX]
+                      [--time SECONDS] [--list]
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+try:
+    import torch
+except ImportError:
+    sys.exit("torch_bench.py: PyTorch is not installed for " + sys.executable)
+
+ROWS, COLS = 1024, 4096  # elementwise/reduction shape: 4M f32 elements
+
+# name -> builder(device) -> step(); insertion order is table order.
+CASES = {}
+
+
+def case(name):
+    """Registers a builder under `name` (must equal the criterion case name)."""
+
+    def register(build):
+        if name in CASES:
+            raise ValueError(f"duplicate case {name}")
+        CASES[name] = build
+        return build
+
+    return register
+
+
+def randn(*shape, device, requires_grad=False):
+    return torch.randn(*shape, dtype=torch.float32, device=device, requires_grad=requires_grad)
+
+
+@case("matmul_f32_1024x1024x1024")
+def _(d):
+    a, b = randn(1024, 1024, device=d), randn(1024, 1024, device=d)
+    return lambda: torch.matmul(a, b)
+
+
+@case("bmm_f32_8x256x256x256")
+def _(d):
+    a, b = randn(8, 256, 256, device=d), randn(8, 256, 256, device=d)
+    return lambda: torch.matmul(a, b)
+
+
+@case("add_f32_1024x4096")
+def _(d):
+    a, b = randn(ROWS, COLS, device=d), randn(ROWS, COLS, device=d)
+    return lambda: a + b
+
+
+@case("add_bcast_row_f32_1024x4096")
+def _(d):
+    a, b = randn(ROWS, COLS, device=d), randn(COLS, device=d)
+    return lambda: a + b
+
+
+@case("mul_f32_1024x4096")
+def _(d):
+    a, b = randn(ROWS, COLS, device=d), randn(ROWS, COLS, device=d)
+    return lambda: a * b
+
+
+@case("relu_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.relu(a)
+
+
+@case("exp_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.exp(a)
+
+
+@case("sum_all_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: a.sum()
+
+
+@case("sum_dim1_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: a.sum(dim=1)
+
+
+@case("mlp_fwd_bwd_f32_256x512x1024x256")
+def _(d):
+    # loss = sum(relu(x @ w1) @ w2); backward into w1, w2; grads set to None each step.
+    x = randn(256, 512, device=d)
+    w1 = randn(512, 1024, device=d, requires_grad=True)
+    w2 = randn(1024, 256, device=d, requires_grad=True)
+
+    def step():
+        w1.grad = None
+        w2.grad = None
+        loss = (torch.relu(x @ w1) @ w2).sum()
+        loss.backward()
+        return loss
+
+    return step
+
+
+def time_step(step, sync, seconds):
+    """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
+    # Warm-up: first calls allocate, pick kernels and spin up threads.
+    warm_end = time.perf_counter() + min(0.5, seconds / 4)
+    step()
+    sync()
+    while time.perf_counter() < warm_end:
+        step()
+    sync()
+    # Estimate a batch size that takes ~1/10 of the budget, then measure batches.
+    t0 = time.perf_counter()
+    step()
+    sync()
+    one = max(time.perf_counter() - t0, 1e-6)
+    batch = max(1, int(seconds / 10 / one))
+    total_time, total_calls = 0.0, 0
+    deadline = time.perf_counter() + seconds
+    while total_calls == 0 or time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        for _ in range(batch):
+            step()
+        sync()
+        total_time += time.perf_counter() - t0
+        total_calls += batch
+    return total_time / total_calls * 1e3
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all CPUs)")
+    p.add_argument("--filter", default="", help="keep cases whose id matches this regex (as criterion's filter)")
+    p.add_argument("--time", type=float, default=2.0, help="measurement seconds per case")
+    p.add_argument("--list", action="store_true", help="print the case ids and exit")
+    args = p.parse_args()
+
+    ids = {name: f"{args.device}/{name}" for name in CASES}
+    if args.list:
+        print("\n".join(ids.values()))
+        return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("torch_bench.py: --device cuda but torch.cuda.is_available() is False")
+    torch.set_num_threads(args.threads)
+    # Time true f32 math on CUDA: no TF32 tensor-core shortcut (PyTorch's default for
+    # matmul, pinned here so results stay comparable with kiln's f32 kernels).
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+
+    results = {}
+    for name, build in CASES.items():
+        bench_id = ids[name]
+        if args.filter and not re.search(args.filter, bench_id):
+            continue
+        step = build(args.device)
+        results[bench_id] = time_step(step, sync, args.time)
+        print(f"{bench_id}: {results[bench_id]:.4f} ms", file=sys.stderr)
+        del step
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
