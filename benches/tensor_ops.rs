@@ -8,6 +8,7 @@
 //! Run: `cargo bench --bench tensor_ops` (an id filter may follow `--`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use kiln::nn::{self, functional as F, Conv2dOpts, Forward, Module};
 use kiln::{DType, Device, Result, Tensor};
 use std::hint::black_box;
 use std::time::Duration;
@@ -112,7 +113,96 @@ const CASES: &[Case] = &[
             }))
         },
     },
+    // fwd+bwd of the seed's three layers, each as a module and as a function with the
+    // same weights: the two forms must cost the same (they run the same code).
+    Case {
+        name: "conv2d_module_fwd_bwd_f32_32x64x32x32_k3",
+        build: |d| {
+            let conv = nn::Conv2d::new(64, 64, 3, Conv2dOpts::new().padding(1), d)?;
+            let x = randn(&[32, 64, 32, 32], d)?.requires_grad();
+            Ok(fwd_bwd(
+                x,
+                conv.parameters()
+                    .into_iter()
+                    .map(|p| p.tensor().clone())
+                    .collect(),
+                move |x| conv.forward(x),
+            ))
+        },
+    },
+    Case {
+        name: "conv2d_functional_fwd_bwd_f32_32x64x32x32_k3",
+        build: |d| {
+            let (w, b) = (
+                randn(&[64, 64, 3, 3], d)?.requires_grad(),
+                randn(&[64], d)?.requires_grad(),
+            );
+            let x = randn(&[32, 64, 32, 32], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![w.clone(), b.clone()], move |x| {
+                F::conv2d(x, &w, Some(&b), Conv2dOpts::new().padding(1))
+            }))
+        },
+    },
+    Case {
+        name: "linear_module_fwd_bwd_f32_1024x1024x1024",
+        build: |d| {
+            let fc = nn::Linear::new(1024, 1024, d)?;
+            let x = randn(&[1024, 1024], d)?.requires_grad();
+            Ok(fwd_bwd(
+                x,
+                fc.parameters()
+                    .into_iter()
+                    .map(|p| p.tensor().clone())
+                    .collect(),
+                move |x| fc.forward(x),
+            ))
+        },
+    },
+    Case {
+        name: "linear_functional_fwd_bwd_f32_1024x1024x1024",
+        build: |d| {
+            let (w, b) = (
+                randn(&[1024, 1024], d)?.requires_grad(),
+                randn(&[1024], d)?.requires_grad(),
+            );
+            let x = randn(&[1024, 1024], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![w.clone(), b.clone()], move |x| {
+                F::linear(x, &w, Some(&b))
+            }))
+        },
+    },
+    Case {
+        name: "dropout_module_fwd_bwd_f32_16M",
+        build: |d| {
+            let drop = nn::Dropout::new(0.5)?;
+            let x = randn(&[16 << 20], d)?.requires_grad();
+            Ok(fwd_bwd(x, Vec::new(), move |x| drop.forward(x)))
+        },
+    },
+    Case {
+        name: "dropout_functional_fwd_bwd_f32_16M",
+        build: |d| {
+            let x = randn(&[16 << 20], d)?.requires_grad();
+            Ok(fwd_bwd(x, Vec::new(), |x| F::dropout(x, 0.5, true)))
+        },
+    },
 ];
+
+/// A step that runs `forward` on `x` and back-propagates `sum(out)` into `x` and
+/// `params`, clearing their gradients first (like `set_to_none`).
+fn fwd_bwd(
+    x: Tensor,
+    params: Vec<Tensor>,
+    forward: impl Fn(&Tensor) -> Result<Tensor> + 'static,
+) -> Step {
+    Box::new(move || {
+        x.zero_grad();
+        params.iter().for_each(Tensor::zero_grad);
+        let loss = forward(&x)?.sum_all()?;
+        loss.backward()?;
+        Ok(loss)
+    })
+}
 
 /// The devices to benchmark on: the CPU always (a CUDA device joins once the CUDA
 /// backend exists; its steps must then synchronize before returning).

@@ -118,6 +118,57 @@ def _(d):
     return step
 
 
+def fwd_bwd(x, params, forward):
+    """sum(forward(x)).backward() into x and params, grads set to None first."""
+
+    def step():
+        for t in [x, *params]:
+            t.grad = None
+        loss = forward(x).sum()
+        loss.backward()
+        return loss
+
+    return step
+
+
+@case("conv2d_module_fwd_bwd_f32_32x64x32x32_k3")
+def _(d):
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, device=d)
+    return fwd_bwd(randn(32, 64, 32, 32, device=d, requires_grad=True), list(conv.parameters()), conv)
+
+
+@case("conv2d_functional_fwd_bwd_f32_32x64x32x32_k3")
+def _(d):
+    w, b = randn(64, 64, 3, 3, device=d, requires_grad=True), randn(64, device=d, requires_grad=True)
+    x = randn(32, 64, 32, 32, device=d, requires_grad=True)
+    return fwd_bwd(x, [w, b], lambda x: torch.nn.functional.conv2d(x, w, b, padding=1))
+
+
+@case("linear_module_fwd_bwd_f32_1024x1024x1024")
+def _(d):
+    fc = torch.nn.Linear(1024, 1024, device=d)
+    return fwd_bwd(randn(1024, 1024, device=d, requires_grad=True), list(fc.parameters()), fc)
+
+
+@case("linear_functional_fwd_bwd_f32_1024x1024x1024")
+def _(d):
+    w, b = randn(1024, 1024, device=d, requires_grad=True), randn(1024, device=d, requires_grad=True)
+    x = randn(1024, 1024, device=d, requires_grad=True)
+    return fwd_bwd(x, [w, b], lambda x: torch.nn.functional.linear(x, w, b))
+
+
+@case("dropout_module_fwd_bwd_f32_16M")
+def _(d):
+    drop = torch.nn.Dropout(0.5)
+    return fwd_bwd(randn(16 << 20, device=d, requires_grad=True), [], drop)
+
+
+@case("dropout_functional_fwd_bwd_f32_16M")
+def _(d):
+    x = randn(16 << 20, device=d, requires_grad=True)
+    return fwd_bwd(x, [], lambda x: torch.nn.functional.dropout(x, 0.5, training=True))
+
+
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
     # Warm-up: first calls allocate, pick kernels and spin up threads.
