@@ -112,34 +112,44 @@ impl<const D: usize> BatchNorm<D> {
         self.eps
     }
 
-    /// Err unless `x` has one of the ranks this layer accepts: `(N, C)` or
-    /// `(N, C, L)` for one spatial dimension, `(N, C, *D)` otherwise (PyTorch's
-    /// `_check_input_dim`).
-    fn check_input(x: &Tensor) -> Result<()> {
+    /// Err (naming `input`) unless `x` has one of the ranks this layer accepts —
+    /// `(N, C)` or `(N, C, L)` for one spatial dimension, `(N, C, *D)` otherwise
+    /// (PyTorch's `_check_input_dim`) — and this layer's number of channels.
+    fn check_input(&self, x: &Tensor) -> Result<()> {
         let rank = x.rank();
-        let ok = rank == D + 2 || (D == 1 && rank == 2);
-        if ok {
-            return Ok(());
+        if !(rank == D + 2 || (D == 1 && rank == 2)) {
+            let expected = match D {
+                1 => "a 2-D (N, C) or 3-D (N, C, L) input".to_string(),
+                2 => "a 4-D (N, C, H, W) input".to_string(),
+                _ => format!("a {}-D input", D + 2),
+            };
+            return Err(Error::arg(
+                "input",
+                format!(
+                    "{} expects {expected}, got shape {:?}",
+                    Self::NAME,
+                    x.shape()
+                ),
+            ));
         }
-        let expected = match D {
-            1 => "a 2-D (N, C) or 3-D (N, C, L) input".to_string(),
-            2 => "a 4-D (N, C, H, W) input".to_string(),
-            _ => format!("a {}-D input", D + 2),
-        };
-        Err(Error::arg(
-            "input",
-            format!(
-                "{} expects {expected}, got shape {:?}",
-                Self::NAME,
-                x.shape()
-            ),
-        ))
+        let channels = self.weight.shape()[0];
+        if x.shape()[1] != channels {
+            return Err(Error::arg(
+                "input",
+                format!(
+                    "{}({channels}) expects {channels} channels in dim 1, got shape {:?}",
+                    Self::NAME,
+                    x.shape()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl<const D: usize> Forward for BatchNorm<D> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Self::check_input(x)?;
+        self.check_input(x)?;
         let training = self.mode.is_training();
         let y = F::batch_norm(
             x,
