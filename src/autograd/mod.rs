@@ -1,6 +1,6 @@
 //! Reverse-mode automatic differentiation over a dynamic graph.
 //!
-//! Each op that has an input requiring grad records a [`Node`]: its inputs and a
+//! Each op that has an input requiring grad records a `Node`: its inputs and a
 //! closure that maps the output's gradient to the inputs' gradients. The closures
 //! are written with ordinary tensor ops, so backward runs on whatever device the
 //! tensors live on. `backward` walks the graph in reverse topological order and
