@@ -3,11 +3,9 @@
 //! equivalent kiln model with the same outputs.
 
 mod common;
-mod standin;
 
-use kiln::nn::{self, Forward, Module};
+use kiln::nn::{self, BatchNorm1d, Forward, Linear, Module};
 use kiln::{DType, Device, Error, Tensor};
-use standin::{BatchNorm1d, Linear};
 use std::path::PathBuf;
 
 /// A fresh scratch directory for one test.

@@ -211,3 +211,22 @@ fn gradients_reaching_parameters_the_optimizer_does_not_hold_are_caught() {
     opt.step().unwrap();
     assert_eq!(held.to_vec::<f64>().unwrap(), vec![0.7, 0.7]);
 }
+
+#[test]
+fn another_threads_backward_does_not_count_as_this_threads() {
+    use kiln::nn::Parameter;
+    let dev = Device::Cpu;
+    let held = Parameter::new(Tensor::ones(&[2], DType::F64, &dev).unwrap()).unwrap();
+    let mut opt = Sgd::new([("held".to_string(), held.clone())], 0.1).unwrap();
+    held.sum_all().unwrap().backward().unwrap();
+    // Meanwhile another thread trains something else: its backward reaches a
+    // parameter this optimizer does not hold. That is not this loop's mistake.
+    std::thread::spawn(move || {
+        let other = Parameter::new(Tensor::ones(&[3], DType::F64, &Device::Cpu).unwrap()).unwrap();
+        other.sum_all().unwrap().backward().unwrap();
+    })
+    .join()
+    .unwrap();
+    opt.step().unwrap();
+    assert_eq!(held.to_vec::<f64>().unwrap(), vec![0.9, 0.9]);
+}

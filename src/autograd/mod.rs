@@ -1,6 +1,6 @@
 //! Reverse-mode automatic differentiation over a dynamic graph.
 //!
-//! Each op that has an input requiring grad records a [`Node`]: its inputs and a
+//! Each op that has an input requiring grad records a `Node`: its inputs and a
 //! closure that maps the output's gradient to the inputs' gradients. The closures
 //! are written with ordinary tensor ops, so backward runs on whatever device the
 //! tensors live on. `backward` walks the graph in reverse topological order and
@@ -12,8 +12,7 @@ pub use gradcheck::{gradcheck, GradcheckOpts};
 
 use crate::tensor::TensorId;
 use crate::{Error, Result, Tensor};
-use parking_lot::Mutex;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
 /// Maps (output, gradient of the output) to one optional gradient per input.
@@ -74,18 +73,26 @@ pub(crate) fn record(
     })
 }
 
-/// Id and shape of every parameter leaf the last `backward` reached (any thread).
-static LAST_BACKWARD_PARAMETERS: Mutex<Vec<(TensorId, Vec<usize>)>> = Mutex::new(Vec::new());
+thread_local! {
+    /// Id and shape of every parameter leaf the last `backward` on this thread reached.
+    /// Per thread, because a training loop calls `backward` and `step` on one thread:
+    /// a process-wide record let another thread's backward (parallel tests, several
+    /// models trained at once) replace it between the two, hiding a real unregistered
+    /// parameter or reporting another model's as one.
+    static LAST_BACKWARD_PARAMETERS: RefCell<Vec<(TensorId, Vec<usize>)>> =
+        const { RefCell::new(Vec::new()) };
+}
 
 /// Err when the last `backward` reached parameters that are not in `held`.
 pub(crate) fn check_unregistered_parameters(held: &[crate::optim::OptimParam]) -> Result<()> {
     let held: HashSet<TensorId> = held.iter().map(|p| p.tensor.id()).collect();
-    let shapes: Vec<Vec<usize>> = LAST_BACKWARD_PARAMETERS
-        .lock()
-        .iter()
-        .filter(|(id, _)| !held.contains(id))
-        .map(|(_, shape)| shape.clone())
-        .collect();
+    let shapes: Vec<Vec<usize>> = LAST_BACKWARD_PARAMETERS.with_borrow(|reached| {
+        reached
+            .iter()
+            .filter(|(id, _)| !held.contains(id))
+            .map(|(_, shape)| shape.clone())
+            .collect()
+    });
     if shapes.is_empty() {
         Ok(())
     } else {
@@ -146,7 +153,7 @@ pub(crate) fn backward(root: &Tensor) -> Result<()> {
             grads.insert(input.id(), sum);
         }
     }
-    *LAST_BACKWARD_PARAMETERS.lock() = reached_parameters;
+    LAST_BACKWARD_PARAMETERS.set(reached_parameters);
     Ok(())
 }
 

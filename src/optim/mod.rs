@@ -2,9 +2,11 @@
 //!
 //! An optimizer holds the parameters it updates. Before changing anything, `step`
 //! checks the seed's pitfalls (see [`ParamSet::check`]): a parameter it holds that got
-//! no gradient since `zero_grad` ([`Error::UnusedParameters`]) and gradients that
-//! reached parameters it does not hold ([`Error::UnregisteredParameters`], the mark of
-//! a layer built inside `forward`). When `step` returns an error nothing has changed.
+//! no gradient since `zero_grad` ([`Error::UnusedParameters`](crate::Error::UnusedParameters)) and gradients that
+//! reached parameters it does not hold ([`Error::UnregisteredParameters`](crate::Error::UnregisteredParameters), the mark of
+//! a layer built inside `forward`). The latter looks at the last `backward` run on the
+//! calling thread, so call `backward` and `step` on one thread (as a training loop
+//! does). When `step` returns an error nothing has changed.
 
 mod adam;
 mod params;

@@ -31,11 +31,10 @@ impl Linear {
         bias: bool,
         device: &Device,
     ) -> Result<Linear> {
-        if in_features == 0 || out_features == 0 {
-            return Err(Error::arg(
-                "in_features",
-                "in_features and out_features must be at least 1",
-            ));
+        for (name, features) in [("in_features", in_features), ("out_features", out_features)] {
+            if features == 0 {
+                return Err(Error::arg(name, "must be at least 1"));
+            }
         }
         let (weight, bias) =
             init::default_weight_and_bias(&[out_features, in_features], bias, device)?;

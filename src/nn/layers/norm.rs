@@ -1,20 +1,52 @@
-//! Batch normalisation over the channels of NCHW images.
+//! Batch normalisation layers: [`BatchNorm1d`] over `(N, C)` / `(N, C, L)` and
+//! [`BatchNorm2d`] over `(N, C, H, W)`.
+//!
+//! Like PyTorch's `_BatchNorm`, both are one type, `BatchNorm<D>` (`D` spatial
+//! dimensions), that differs only in the input ranks it accepts; the public names
+//! are aliases of it, so the two layers cannot drift apart.
 
 use crate::nn::{self, functional as F, Buffer, Forward, Mode, Parameter};
 use crate::{DType, Device, Error, Result, Tensor};
 
-/// `nn.BatchNorm2d(num_features)`: normalises each channel with the batch's
-/// statistics in training mode (and updates the running statistics), with the
-/// running statistics in eval mode. Weight 1, bias 0, running mean 0, running var 1.
+/// `nn.BatchNorm1d(num_features)`: normalises each channel of an `(N, C)` or
+/// `(N, C, L)` input with the batch's statistics in training mode (and updates the
+/// running statistics), with the running statistics in eval mode. Weight 1, bias 0,
+/// running mean 0, running var 1, momentum 0.1, eps 1e-5. Its parameters (`weight`,
+/// `bias`) and buffers (`running_mean`, `running_var`, `num_batches_tracked`) have
+/// PyTorch's names, shapes and dtypes.
+///
+/// ```
+/// use kiln::nn::{self, Forward, Module};
+/// use kiln::{DType, Device, Tensor};
+/// # fn main() -> kiln::Result<()> {
+/// let bn = nn::BatchNorm1d::new(3, &Device::Cpu)?;
+/// let x = Tensor::randn(&[8, 3], DType::F32, &Device::Cpu)?;
+/// assert_eq!(bn.forward(&x)?.shape(), &[8, 3]);
+/// assert_eq!(bn.num_batches_tracked.item::<i64>()?, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub type BatchNorm1d = BatchNorm<1>;
+
+/// `nn.BatchNorm2d(num_features)`: normalises each channel of an `(N, C, H, W)` input
+/// with the batch's statistics in training mode (and updates the running
+/// statistics), with the running statistics in eval mode. Weight 1, bias 0, running
+/// mean 0, running var 1, momentum 0.1, eps 1e-5. Same parameters and buffers as
+/// [`BatchNorm1d`].
+pub type BatchNorm2d = BatchNorm<2>;
+
+/// Batch normalisation over `D` spatial dimensions: the type behind [`BatchNorm1d`]
+/// and [`BatchNorm2d`] (not exported; users name the aliases). Parameters and buffers have PyTorch's names, shapes and dtypes,
+/// so checkpoints are interchangeable.
 #[derive(Debug, nn::Module)]
-pub struct BatchNorm2d {
-    /// Per-channel scale (γ).
+pub struct BatchNorm<const D: usize> {
+    /// Per-channel scale (γ), `(C)`.
     pub weight: Parameter,
-    /// Per-channel shift (β).
+    /// Per-channel shift (β), `(C)`.
     pub bias: Parameter,
-    /// Running mean, updated in training mode.
+    /// Running mean, `(C)`, updated in training mode.
     pub running_mean: Buffer,
-    /// Running (unbiased) variance, updated in training mode.
+    /// Running (unbiased) variance, `(C)`, updated in training mode.
     pub running_var: Buffer,
     /// Number of training batches seen (I64 scalar, as PyTorch saves it).
     pub num_batches_tracked: Buffer,
@@ -25,19 +57,26 @@ pub struct BatchNorm2d {
     mode: Mode,
 }
 
-impl BatchNorm2d {
+impl<const D: usize> BatchNorm<D> {
+    /// The layer's PyTorch name, for error messages.
+    const NAME: &'static str = match D {
+        1 => "BatchNorm1d",
+        2 => "BatchNorm2d",
+        _ => "BatchNorm",
+    };
+
     /// A layer for `num_features` channels with PyTorch's defaults (momentum 0.1, eps 1e-5).
-    pub fn new(num_features: usize, device: &Device) -> Result<BatchNorm2d> {
-        BatchNorm2d::with_options(num_features, 0.1, 1e-5, device)
+    pub fn new(num_features: usize, device: &Device) -> Result<BatchNorm<D>> {
+        BatchNorm::with_options(num_features, 0.1, 1e-5, device)
     }
 
-    /// A layer with the given running-average `momentum` and `eps`.
+    /// A layer with the given running-average `momentum` (in `[0, 1]`) and `eps` (> 0).
     pub fn with_options(
         num_features: usize,
         momentum: f64,
         eps: f64,
         device: &Device,
-    ) -> Result<BatchNorm2d> {
+    ) -> Result<BatchNorm<D>> {
         if num_features == 0 {
             return Err(Error::arg("num_features", "must be at least 1"));
         }
@@ -51,7 +90,7 @@ impl BatchNorm2d {
             return Err(Error::arg("eps", format!("must be > 0, got {eps}")));
         }
         let c = [num_features];
-        Ok(BatchNorm2d {
+        Ok(BatchNorm {
             weight: Parameter::new(Tensor::ones(&c, DType::F32, device)?)?,
             bias: Parameter::new(Tensor::zeros(&c, DType::F32, device)?)?,
             running_mean: Buffer::new(Tensor::zeros(&c, DType::F32, device)?),
@@ -62,19 +101,55 @@ impl BatchNorm2d {
             mode: Mode::default(),
         })
     }
-}
 
-impl Forward for BatchNorm2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.rank() != 4 {
-            return Err(Error::shape(
-                "BatchNorm2d",
+    /// The running-average momentum.
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+
+    /// The value added to the variance before its square root.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// Err (naming `input`) unless `x` has one of the ranks this layer accepts —
+    /// `(N, C)` or `(N, C, L)` for one spatial dimension, `(N, C, *D)` otherwise
+    /// (PyTorch's `_check_input_dim`) — and this layer's number of channels.
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        let rank = x.rank();
+        if !(rank == D + 2 || (D == 1 && rank == 2)) {
+            let expected = match D {
+                1 => "a 2-D (N, C) or 3-D (N, C, L) input".to_string(),
+                2 => "a 4-D (N, C, H, W) input".to_string(),
+                _ => format!("a {}-D input", D + 2),
+            };
+            return Err(Error::arg(
+                "input",
                 format!(
-                    "expected a 4-D (N, C, H, W) input, got shape {:?}",
+                    "{} expects {expected}, got shape {:?}",
+                    Self::NAME,
                     x.shape()
                 ),
             ));
         }
+        let channels = self.weight.shape()[0];
+        if x.shape()[1] != channels {
+            return Err(Error::arg(
+                "input",
+                format!(
+                    "{}({channels}) expects {channels} channels in dim 1, got shape {:?}",
+                    Self::NAME,
+                    x.shape()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<const D: usize> Forward for BatchNorm<D> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x)?;
         let training = self.mode.is_training();
         let y = F::batch_norm(
             x,
@@ -92,5 +167,37 @@ impl Forward for BatchNorm2d {
                 .copy_(&self.num_batches_tracked.add_scalar(1.0)?)?;
         }
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(shape: &[usize]) -> Tensor {
+        crate::manual_seed(5);
+        Tensor::randn(shape, DType::F32, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn ranks_follow_pytorch() {
+        let dev = Device::Cpu;
+        let bn1 = BatchNorm1d::new(3, &dev).unwrap();
+        let bn2 = BatchNorm2d::new(3, &dev).unwrap();
+        for shape in [&[4, 3][..], &[4, 3, 5]] {
+            assert_eq!(bn1.forward(&input(shape)).unwrap().shape(), shape);
+            assert!(bn2.forward(&input(shape)).is_err());
+        }
+        assert!(bn1.forward(&input(&[4, 3, 2, 2])).is_err());
+        assert!(bn2.forward(&input(&[4, 3, 2, 2])).is_ok());
+        for bad in [&[3][..], &[4, 3, 2, 2, 2]] {
+            let err = bn1.forward(&input(bad)).unwrap_err().to_string();
+            assert!(err.contains("BatchNorm1d"), "{err}");
+            let err = bn2.forward(&input(bad)).unwrap_err().to_string();
+            assert!(err.contains("BatchNorm2d"), "{err}");
+        }
+        // Only the accepted inputs counted as training batches.
+        assert_eq!(bn1.num_batches_tracked.item::<i64>().unwrap(), 2);
+        assert_eq!(bn2.num_batches_tracked.item::<i64>().unwrap(), 1);
     }
 }
