@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, Golden};
+use common::assert_close;
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional as F;
 use kiln::nn::{Conv2dOpts, Padding};
@@ -12,40 +12,9 @@ use kiln::{DType, Device, Error, Tensor};
 /// Runs case `name` in `dtype` and compares the output and every gradient with
 /// PyTorch's (computed in f64) within `tol` (absolute and relative).
 fn check_case(name: &str, has_bias: bool, opts: Conv2dOpts, dtype: DType, tol: f64) {
-    let g = Golden::load("conv");
-    let get = |k: &str| g.get(&format!("{name}.{k}")).to_dtype(dtype).unwrap();
-    let x = get("x").requires_grad();
-    let w = get("w").requires_grad();
-    let b = has_bias.then(|| get("b").requires_grad());
-    let y = F::conv2d(&x, &w, b.as_ref(), opts).unwrap();
-    assert_eq!(y.dtype(), dtype);
-    assert_close(&y, &g.get(&format!("{name}.out")), tol, tol);
-    y.mul(&get("gy"))
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    assert_close(
-        &x.grad().unwrap(),
-        &g.get(&format!("{name}.grad_x")),
-        tol,
-        tol,
-    );
-    assert_close(
-        &w.grad().unwrap(),
-        &g.get(&format!("{name}.grad_w")),
-        tol,
-        tol,
-    );
-    if let Some(b) = b {
-        assert_close(
-            &b.grad().unwrap(),
-            &g.get(&format!("{name}.grad_b")),
-            tol,
-            tol,
-        );
-    }
+    common::check_weighted_case("conv", name, has_bias, dtype, tol, |x, w, b| {
+        F::conv2d(x, w, b, opts)
+    });
 }
 
 /// One test per golden case, in f64 (tight) and f32 (the training dtype).

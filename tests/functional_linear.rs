@@ -3,46 +3,16 @@
 
 mod common;
 
-use common::{assert_close, Golden};
+use common::assert_close;
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional as F;
 use kiln::{DType, Device, Error, Tensor};
 
 /// Every case is `F.linear(x, w, b)`; see the script for the shapes.
 fn check_case(name: &str, has_bias: bool, dtype: DType, tol: f64) {
-    let g = Golden::load("linear");
-    let get = |k: &str| g.get(&format!("{name}.{k}")).to_dtype(dtype).unwrap();
-    let x = get("x").requires_grad();
-    let w = get("w").requires_grad();
-    let b = has_bias.then(|| get("b").requires_grad());
-    let y = F::linear(&x, &w, b.as_ref()).unwrap();
-    assert_close(&y, &g.get(&format!("{name}.out")), tol, tol);
-    y.mul(&get("gy"))
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    assert_close(
-        &x.grad().unwrap(),
-        &g.get(&format!("{name}.grad_x")),
-        tol,
-        tol,
-    );
-    assert_close(
-        &w.grad().unwrap(),
-        &g.get(&format!("{name}.grad_w")),
-        tol,
-        tol,
-    );
-    if let Some(b) = b {
-        assert_close(
-            &b.grad().unwrap(),
-            &g.get(&format!("{name}.grad_b")),
-            tol,
-            tol,
-        );
-    }
+    common::check_weighted_case("linear", name, has_bias, dtype, tol, |x, w, b| {
+        F::linear(x, w, b)
+    });
 }
 
 #[test]

@@ -80,3 +80,37 @@ pub fn assert_close(got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
         );
     }
 }
+
+/// Checks an op of an input, a weight and an optional bias (conv2d, linear) against
+/// golden case `name` of fixture `area`: the output, then the gradients of `x`, `w`
+/// and `b` under PyTorch's upstream gradient `gy`. Inputs are converted to `dtype`;
+/// `tol` is both the absolute and the relative tolerance.
+pub fn check_weighted_case(
+    area: &str,
+    name: &str,
+    has_bias: bool,
+    dtype: DType,
+    tol: f64,
+    op: impl Fn(&Tensor, &Tensor, Option<&Tensor>) -> kiln::Result<Tensor>,
+) {
+    let g = Golden::load(area);
+    let key = |k: &str| format!("{name}.{k}");
+    let get = |k: &str| g.get(&key(k)).to_dtype(dtype).unwrap();
+    let x = get("x").requires_grad();
+    let w = get("w").requires_grad();
+    let b = has_bias.then(|| get("b").requires_grad());
+    let y = op(&x, &w, b.as_ref()).unwrap();
+    assert_eq!(y.dtype(), dtype);
+    assert_close(&y, &g.get(&key("out")), tol, tol);
+    y.mul(&get("gy"))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_close(&x.grad().unwrap(), &g.get(&key("grad_x")), tol, tol);
+    assert_close(&w.grad().unwrap(), &g.get(&key("grad_w")), tol, tol);
+    if let Some(b) = b {
+        assert_close(&b.grad().unwrap(), &g.get(&key("grad_b")), tol, tol);
+    }
+}
