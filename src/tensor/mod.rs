@@ -86,17 +86,11 @@ impl Tensor {
     /// A new leaf handle on the same storage that requires grad and is marked as a
     /// module parameter (see [`Tensor::is_parameter`]). Used by `nn::Parameter`.
     pub(crate) fn to_parameter_leaf(&self) -> Tensor {
-        Tensor(Arc::new(TensorInner {
-            id: TensorId::new(),
-            storage: self.0.storage.clone(),
-            layout: self.0.layout.clone(),
-            dtype: self.0.dtype,
-            device: self.0.device,
-            requires_grad: true,
-            is_parameter: true,
-            grad_fn: None,
-            grad: Mutex::new(None),
-        }))
+        let mut leaf = self.rebuild(self.0.layout.clone(), true, None);
+        if let Some(inner) = Arc::get_mut(&mut leaf.0) {
+            inner.is_parameter = true; // always taken: `leaf` is the only handle yet
+        }
+        leaf
     }
 
     /// A view of the same storage with `layout`, outside the graph.
@@ -264,7 +258,11 @@ impl std::fmt::Debug for Tensor {
             self.device()
         )?;
         if self.numel() <= 16 {
-            if let Ok(v) = self.to_dtype(DType::F64).and_then(|t| t.to_vec::<f64>()) {
+            if let Ok(v) = self
+                .detach()
+                .to_dtype(DType::F64)
+                .and_then(|t| t.to_vec::<f64>())
+            {
                 write!(f, " {v:?}")?;
             }
         }
