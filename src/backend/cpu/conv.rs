@@ -86,17 +86,28 @@ fn images_per_task(n: usize) -> usize {
     n.div_ceil(2 * rayon::current_num_threads()).max(1)
 }
 
-fn forward<T: Float>(p: &Conv2dParams, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
-    let mut out = vec![T::default(); p.output_len()];
-    let (x_img, out_img) = (p.c_in * p.h * p.w, p.c_out * p.out_plane());
+/// Runs `image(src, dst, col, parallel_gemm)` for every image, where `src` is the
+/// image's slice of `input` (`in_img` elements each) and `dst` its slice of a fresh
+/// zeroed output of `out_len` elements. With enough images they run in parallel,
+/// each task reusing one im2col buffer; otherwise one at a time with a parallel GEMM.
+fn per_image<T: Float>(
+    p: &Conv2dParams,
+    input: &[T],
+    in_img: usize,
+    out_len: usize,
+    image: impl Fn(&[T], &mut [T], &mut [T], bool) + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::default(); out_len];
     if out.is_empty() {
         return out;
     }
+    let out_img = out_len / p.n;
     let col_len = if p.is_pointwise() {
         0
     } else {
         p.col_rows() * p.out_plane()
     };
+    let src = |img: usize| &input[img * in_img..(img + 1) * in_img];
     if images_in_parallel(p.n) {
         let per = images_per_task(p.n);
         out.par_chunks_mut(out_img * per)
@@ -104,19 +115,26 @@ fn forward<T: Float>(p: &Conv2dParams, x: &[T], w: &[T], bias: Option<&[T]>) -> 
             .for_each(|(t, dst)| {
                 let mut col = vec![T::default(); col_len];
                 for (i, dst) in dst.chunks_mut(out_img).enumerate() {
-                    let img = t * per + i;
-                    let src = &x[img * x_img..(img + 1) * x_img];
-                    forward_image(p, src, w, bias, dst, &mut col, false);
+                    image(src(t * per + i), dst, &mut col, false);
                 }
             });
     } else {
         let mut col = vec![T::default(); col_len];
         for (img, dst) in out.chunks_mut(out_img).enumerate() {
-            let src = &x[img * x_img..(img + 1) * x_img];
-            forward_image(p, src, w, bias, dst, &mut col, true);
+            image(src(img), dst, &mut col, true);
         }
     }
     out
+}
+
+fn forward<T: Float>(p: &Conv2dParams, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    per_image(
+        p,
+        x,
+        p.c_in * p.h * p.w,
+        p.output_len(),
+        |src, dst, col, par| forward_image(p, src, w, bias, dst, col, par),
+    )
 }
 
 fn forward_image<T: Float>(
@@ -162,36 +180,13 @@ fn forward_image<T: Float>(
 }
 
 fn backward_input<T: Float>(p: &Conv2dParams, g: &[T], w: &[T]) -> Vec<T> {
-    let mut gx = vec![T::default(); p.input_len()];
-    let (x_img, g_img) = (p.c_in * p.h * p.w, p.c_out * p.out_plane());
-    if gx.is_empty() {
-        return gx;
-    }
-    let col_len = if p.is_pointwise() {
-        0
-    } else {
-        p.col_rows() * p.out_plane()
-    };
-    if images_in_parallel(p.n) {
-        let per = images_per_task(p.n);
-        gx.par_chunks_mut(x_img * per)
-            .enumerate()
-            .for_each(|(t, dst)| {
-                let mut col = vec![T::default(); col_len];
-                for (i, dst) in dst.chunks_mut(x_img).enumerate() {
-                    let img = t * per + i;
-                    let src = &g[img * g_img..(img + 1) * g_img];
-                    backward_input_image(p, src, w, dst, &mut col, false);
-                }
-            });
-    } else {
-        let mut col = vec![T::default(); col_len];
-        for (img, dst) in gx.chunks_mut(x_img).enumerate() {
-            let src = &g[img * g_img..(img + 1) * g_img];
-            backward_input_image(p, src, w, dst, &mut col, true);
-        }
-    }
-    gx
+    per_image(
+        p,
+        g,
+        p.c_out * p.out_plane(),
+        p.input_len(),
+        |src, dst, col, par| backward_input_image(p, src, w, dst, col, par),
+    )
 }
 
 /// `gx` arrives zeroed.
