@@ -11,32 +11,10 @@ import os
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from weighted_op import r, record
 
 torch.manual_seed(20261126)
 out = {}
-
-
-def record(name, x, w, b, fn):
-    x = x.clone().requires_grad_(True)
-    w = w.clone().requires_grad_(True)
-    if b is not None:
-        b = b.clone().requires_grad_(True)
-    y = fn(x, w, b)
-    gy = torch.randn_like(y)
-    (y * gy).sum().backward()
-    out[f"{name}.x"] = x.detach()
-    out[f"{name}.w"] = w.detach()
-    out[f"{name}.gy"] = gy
-    out[f"{name}.out"] = y.detach()
-    out[f"{name}.grad_x"] = x.grad
-    out[f"{name}.grad_w"] = w.grad
-    if b is not None:
-        out[f"{name}.b"] = b.detach()
-        out[f"{name}.grad_b"] = b.grad
-
-
-def r(*shape):
-    return torch.randn(*shape, dtype=torch.float64)
 
 
 # name, x shape, w shape, bias?, conv2d keyword arguments
@@ -82,7 +60,7 @@ CASES = [
 
 for name, xs, ws, has_b, kw in CASES:
     b = r(ws[0]) if has_b else None
-    record(name, r(*xs), r(*ws), b, lambda x, w, b, kw=kw: F.conv2d(x, w, b, **kw))
+    record(out, name, r(*xs), r(*ws), b, lambda x, w, b, kw=kw: F.conv2d(x, w, b, **kw))
 
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "conv.safetensors")
 save_file({k: v.contiguous() for k, v in out.items()}, path)

@@ -11,32 +11,10 @@ import os
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from weighted_op import r, record
 
 torch.manual_seed(20261128)
 out = {}
-
-
-def record(name, x, w, b, fn):
-    x = x.clone().requires_grad_(True)
-    w = w.clone().requires_grad_(True)
-    if b is not None:
-        b = b.clone().requires_grad_(True)
-    y = fn(x, w, b)
-    gy = torch.randn_like(y)
-    (y * gy).sum().backward()
-    out[f"{name}.x"] = x.detach()
-    out[f"{name}.w"] = w.detach()
-    out[f"{name}.gy"] = gy
-    out[f"{name}.out"] = y.detach()
-    out[f"{name}.grad_x"] = x.grad
-    out[f"{name}.grad_w"] = w.grad
-    if b is not None:
-        out[f"{name}.b"] = b.detach()
-        out[f"{name}.grad_b"] = b.grad
-
-
-def r(*shape):
-    return torch.randn(*shape, dtype=torch.float64)
 
 
 # name, x shape, w shape, bias?   — F.linear(x, w, b)
@@ -48,7 +26,7 @@ LINEAR = [
 ]
 for name, xs, ws, has_b in LINEAR:
     b = r(ws[0]) if has_b else None
-    record(name, r(*xs), r(*ws), b, lambda x, w, b: F.linear(x, w, b))
+    record(out, name, r(*xs), r(*ws), b, lambda x, w, b: F.linear(x, w, b))
 
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "linear.safetensors")
 save_file({k: v.contiguous() for k, v in out.items()}, path)

@@ -137,6 +137,24 @@ fn forward<T: Float>(p: &Conv2dParams, x: &[T], w: &[T], bias: Option<&[T]>) -> 
     )
 }
 
+/// The im2col matrix (col_rows × out_plane) of group `g` of one image: the input
+/// itself for a pointwise (1×1, stride 1) conv, else written into `col`.
+fn group_columns<'a, T: Float>(
+    p: &Conv2dParams,
+    x: &'a [T],
+    g: usize,
+    col: &'a mut [T],
+) -> &'a [T] {
+    let len = p.c_in_per_group() * p.h * p.w;
+    let xg = &x[g * len..(g + 1) * len];
+    if p.is_pointwise() {
+        xg
+    } else {
+        im2col(p, xg, col);
+        col
+    }
+}
+
 fn forward_image<T: Float>(
     p: &Conv2dParams,
     x: &[T],
@@ -146,21 +164,9 @@ fn forward_image<T: Float>(
     col: &mut [T],
     parallel: bool,
 ) {
-    let (cig, cog, k, ohw) = (
-        p.c_in_per_group(),
-        p.c_out_per_group(),
-        p.col_rows(),
-        p.out_plane(),
-    );
-    let plane = p.h * p.w;
+    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_plane());
     for g in 0..p.groups {
-        let xg = &x[g * cig * plane..(g + 1) * cig * plane];
-        let cols = if p.is_pointwise() {
-            xg
-        } else {
-            im2col(p, xg, col);
-            &col[..]
-        };
+        let cols = group_columns(p, x, g, col);
         let dst = &mut out[g * cog * ohw..(g + 1) * cog * ohw];
         if let Some(b) = bias {
             for (r, row) in dst.chunks_mut(ohw).enumerate() {
@@ -198,17 +204,12 @@ fn backward_input_image<T: Float>(
     col: &mut [T],
     parallel: bool,
 ) {
-    let (cig, cog, k, ohw) = (
-        p.c_in_per_group(),
-        p.c_out_per_group(),
-        p.col_rows(),
-        p.out_plane(),
-    );
-    let plane = p.h * p.w;
+    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_plane());
+    let group_len = p.c_in_per_group() * p.h * p.w;
     for grp in 0..p.groups {
         let gg = Mat::rows(&g[grp * cog * ohw..(grp + 1) * cog * ohw], cog, ohw);
         let wt = Mat::rows(&w[grp * cog * k..(grp + 1) * cog * k], cog, k).t();
-        let gxg = &mut gx[grp * cig * plane..(grp + 1) * cig * plane];
+        let gxg = &mut gx[grp * group_len..(grp + 1) * group_len];
         if p.is_pointwise() {
             gemm(gxg, ohw, false, wt, gg, parallel);
         } else {
@@ -265,21 +266,9 @@ fn backward_weight_image<T: Float>(
     col: &mut [T],
     parallel: bool,
 ) {
-    let (cig, cog, k, ohw) = (
-        p.c_in_per_group(),
-        p.c_out_per_group(),
-        p.col_rows(),
-        p.out_plane(),
-    );
-    let plane = p.h * p.w;
+    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_plane());
     for grp in 0..p.groups {
-        let xg = &x[grp * cig * plane..(grp + 1) * cig * plane];
-        let cols = if p.is_pointwise() {
-            xg
-        } else {
-            im2col(p, xg, col);
-            &col[..]
-        };
+        let cols = group_columns(p, x, grp, col);
         let gg = Mat::rows(&g[grp * cog * ohw..(grp + 1) * cog * ohw], cog, ohw);
         let dst = &mut gw[grp * cog * k..(grp + 1) * cog * k];
         gemm(dst, k, true, gg, Mat::rows(cols, k, ohw).t(), parallel);
