@@ -20,7 +20,8 @@
 //! The driver is reached only through [`RawAllocator`], so the same logic is tested on
 //! the host ([`HostRawAllocator`]) and, in the emulated device, runs without a GPU.
 //! `KILN_CUDA_NO_CACHE=1` bypasses the cache (every allocation and free goes to the
-//! raw allocator), which tools like compute-sanitizer need to see each buffer.
+//! raw allocator, with the exact size requested), which tools like compute-sanitizer
+//! and the emulated device's guard pages need to see each buffer's bounds.
 
 mod blocks;
 mod host;
@@ -67,7 +68,10 @@ pub enum RawAllocError {
 /// Where device memory really comes from: `cuMemAlloc`/`cuMemFree` and stream events
 /// on a GPU, host memory in tests. Everything the caching logic needs from a device.
 pub trait RawAllocator: Send {
-    /// A new segment of exactly `bytes` bytes (a multiple of 512), aligned to 512.
+    /// A new segment of exactly `bytes` bytes: a multiple of 512, aligned to 512, when
+    /// caching; any size without the cache (aligned as the implementation can: the
+    /// driver to 512, the emulator only to the size's own power-of-two factor, as it
+    /// ends each allocation at a guard page).
     fn alloc(&mut self, bytes: usize) -> std::result::Result<u64, RawAllocError>;
     /// Returns a segment obtained from [`RawAllocator::alloc`].
     fn free(&mut self, ptr: u64, bytes: usize) -> Result<()>;
@@ -223,10 +227,12 @@ impl<R: RawAllocator> CachingAllocator<R> {
         let i = match cached {
             Some(i) => i,
             None => {
+                // Without the cache, each tensor gets exactly its own size, so that a
+                // checker (compute-sanitizer, the emulator's guard pages) sees its bounds.
                 let segment = if self.caching {
                     segment_size(size).ok_or_else(|| self.oom(bytes))?
                 } else {
-                    size
+                    bytes
                 };
                 self.new_segment(segment, bytes, pool, stream)?
             }

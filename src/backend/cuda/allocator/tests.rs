@@ -313,8 +313,8 @@ fn no_cache_mode_goes_to_the_raw_allocator_every_time() {
         let p = a.alloc(1000, S0).unwrap();
         assert_eq!(
             a.allocation_size(p),
-            Some(1024),
-            "no segment: just the rounded size"
+            Some(1000),
+            "no segment: exactly the requested size"
         );
         a.free(p).unwrap();
     }
