@@ -5,6 +5,9 @@
 //! but without PTX: the CUDA device then reports `Error::KernelsNotBuilt`.
 //! `KILN_REQUIRE_KERNELS=1` turns a missing nvcc or a failing kernel into a build error.
 
+#[cfg(feature = "cuda-emulator")]
+#[path = "build/emulator.rs"]
+mod emulator;
 #[path = "build/nvcc.rs"]
 mod nvcc;
 #[path = "build/registry.rs"]
@@ -51,7 +54,11 @@ fn main() {
             None
         }
     };
-    let code = registry::generate(&modules, ptx.as_deref(), cap);
+    let ptx_modules = modules.len();
+    let emulated = cfg!(feature = "cuda-emulator");
+    #[cfg(feature = "cuda-emulator")]
+    let modules = emulator::build(modules, &out_dir).unwrap_or_else(|e| fail(&e));
+    let code = registry::generate(&modules, ptx_modules, ptx.as_deref(), cap, emulated);
     std::fs::write(out_dir.join("kernels.rs"), code)
         .unwrap_or_else(|e| fail(&format!("cannot write the kernel registry: {e}")));
 }

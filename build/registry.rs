@@ -10,7 +10,19 @@ const MARKER: &str = "extern \"C\" __global__";
 pub struct Module {
     pub name: String,
     pub source: PathBuf,
-    pub kernels: Vec<String>,
+    pub kernels: Vec<Kernel>,
+}
+
+/// One `extern "C" __global__` function and its parameters.
+pub struct Kernel {
+    pub name: String,
+    pub params: Vec<Param>,
+}
+
+/// One kernel parameter: its C type and the `ParamKind` (launch.rs) that passes it.
+pub struct Param {
+    pub c_type: String,
+    pub kind: &'static str,
 }
 
 /// Every `*.cu` in `dir`, sorted by name, with its `extern "C" __global__` kernels.
@@ -30,7 +42,7 @@ pub fn scan(dir: &str) -> Result<Vec<Module>, String> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let kernels = kernel_names(&text).map_err(|e| format!("{}: {e}", source.display()))?;
+        let kernels = parse_kernels(&text).map_err(|e| format!("{}: {e}", source.display()))?;
         modules.push(Module {
             name,
             source,
@@ -40,10 +52,22 @@ pub fn scan(dir: &str) -> Result<Vec<Module>, String> {
     Ok(modules)
 }
 
-/// Names declared as `extern "C" __global__ void [__launch_bounds__(..)] NAME(`.
-fn kernel_names(text: &str) -> Result<Vec<String>, String> {
-    let mut names = Vec::new();
-    for (lineno, line) in text.lines().enumerate() {
+/// Kernels declared as `extern "C" __global__ void [__launch_bounds__(..)] NAME(PARAMS)`.
+fn parse_kernels(text: &str) -> Result<Vec<Kernel>, String> {
+    let mut kernels: Vec<Kernel> = Vec::new();
+    let mut offset = 0;
+    for (lineno, line) in text.split_inclusive('\n').enumerate() {
+        let line_start = offset;
+        offset += line.len();
+        let at_line = |msg: String| format!("line {}: {msg}", lineno + 1);
+        let code = line.split("//").next().unwrap_or_default();
+        if code.contains("extern __shared__") {
+            return Err(at_line(
+                "declare dynamic shared memory with KILN_DYNAMIC_SHARED(T, name) from \
+                 common.cuh, so the kernel also runs on the emulated device"
+                    .into(),
+            ));
+        }
         let Some(at) = line.find(MARKER) else {
             continue;
         };
@@ -52,36 +76,80 @@ fn kernel_names(text: &str) -> Result<Vec<String>, String> {
             continue;
         }
         if before.starts_with("#define") {
-            return Err(format!(
-                "line {}: kernels defined by macros cannot be registered; write the \
-                 `extern \"C\" __global__` line out",
-                lineno + 1
+            return Err(at_line(
+                "kernels defined by macros cannot be registered; write the \
+                 `extern \"C\" __global__` line out"
+                    .into(),
             ));
         }
-        let mut rest = line[at + MARKER.len()..].trim_start();
-        rest = rest.strip_prefix("void").unwrap_or(rest).trim_start();
-        if let Some(bounds) = rest.strip_prefix("__launch_bounds__") {
-            let close = bounds
-                .find(')')
-                .ok_or(format!("line {}: unclosed __launch_bounds__", lineno + 1))?;
-            rest = bounds[close + 1..].trim_start();
+        let kernel = parse_signature(&text[line_start + at + MARKER.len()..]).map_err(at_line)?;
+        if kernels.iter().any(|k| k.name == kernel.name) {
+            return Err(at_line(format!("kernel {} defined twice", kernel.name)));
         }
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if name.is_empty() {
-            return Err(format!(
-                "line {}: no kernel name after {MARKER}",
-                lineno + 1
-            ));
-        }
-        if names.contains(&name) {
-            return Err(format!("line {}: kernel {name} defined twice", lineno + 1));
-        }
-        names.push(name);
+        kernels.push(kernel);
     }
-    Ok(names)
+    Ok(kernels)
+}
+
+/// The name and parameters of a kernel, from the text after the `extern "C" __global__`.
+fn parse_signature(rest: &str) -> Result<Kernel, String> {
+    let mut rest = rest.trim_start();
+    rest = rest.strip_prefix("void").unwrap_or(rest).trim_start();
+    if let Some(bounds) = rest.strip_prefix("__launch_bounds__") {
+        let close = bounds.find(')').ok_or("unclosed __launch_bounds__")?;
+        rest = bounds[close + 1..].trim_start();
+    }
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if name.is_empty() {
+        return Err(format!("no kernel name after {MARKER}"));
+    }
+    let list = rest[name.len()..]
+        .trim_start()
+        .strip_prefix('(')
+        .and_then(|r| r.split_once(')'))
+        .ok_or(format!("kernel {name}: no parameter list"))?
+        .0;
+    let params = list
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != "void")
+        .map(|p| parse_param(p).map_err(|e| format!("kernel {name}: parameter `{p}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok(Kernel { name, params })
+}
+
+/// `const float *x` → (`const float *`, Ptr); `Dims dims` → (`Dims`, Dims).
+fn parse_param(param: &str) -> Result<Param, String> {
+    let name_len = param
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .count();
+    let c_type = param[..param.len() - name_len].trim().to_string();
+    let base = c_type.strip_prefix("const ").unwrap_or(&c_type).trim();
+    let kind = if base.ends_with('*') {
+        "Ptr"
+    } else {
+        match base {
+            "int" => "I32",
+            "uint32_t" | "unsigned" | "unsigned int" => "U32",
+            "uint64_t" => "U64",
+            "int64_t" => "I64",
+            "double" => "F64",
+            "Dims" => "Dims",
+            "Strides" => "Strides",
+            _ => {
+                return Err(format!(
+                    "type `{c_type}` has no KernelArg variant (pointers, int, uint32_t, \
+                     uint64_t, int64_t, double, Dims, Strides); add one in launch.rs"
+                ))
+            }
+        }
+    };
+    Ok(Param { c_type, kind })
 }
 
 /// Err unless each module's PTX has an `.entry` for each scanned kernel.
@@ -90,10 +158,10 @@ pub fn check_entries(modules: &[Module], ptx: &[PathBuf]) -> Result<(), String> 
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         for kernel in &module.kernels {
-            if !text.contains(&format!(".entry {kernel}(")) {
+            if !text.contains(&format!(".entry {}(", kernel.name)) {
                 return Err(format!(
-                    "{}.ptx has no entry for kernel {kernel}",
-                    module.name
+                    "{}.ptx has no entry for kernel {}",
+                    module.name, kernel.name
                 ));
             }
         }
@@ -101,69 +169,68 @@ pub fn check_entries(modules: &[Module], ptx: &[PathBuf]) -> Result<(), String> 
     Ok(())
 }
 
-/// The Rust source of the registry; `ptx` is `None` when the kernels were not built;
-/// `cap` is the PTX target.
-pub fn generate(modules: &[Module], ptx: Option<&[PathBuf]>, cap: u32) -> String {
+/// The Rust source of the registry. `modules` are the PTX modules (`kernels/*.cu`)
+/// followed by emulator-only ones; `ptx` is `None` when the kernels were not built for
+/// the GPU; `cap` is the PTX target; `emulated` adds the table of host-compiled entry
+/// points (see emulator.rs).
+pub fn generate(
+    modules: &[Module],
+    ptx_modules: usize,
+    ptx: Option<&[PathBuf]>,
+    cap: u32,
+    emulated: bool,
+) -> String {
     let mut s = String::from("// @generated by build.rs from kernels/*.cu; do not edit.\n\n");
     let _ = writeln!(
         s,
-        "/// The compute capability the PTX targets (`CUDA_COMPUTE_CAP`, e.g. 80)."
+        "/// The compute capability the PTX targets (`CUDA_COMPUTE_CAP`, e.g. 80).\n\
+         pub(crate) const COMPUTE_CAP: u32 = {cap};\n"
     );
-    let _ = writeln!(s, "pub(crate) const COMPUTE_CAP: u32 = {cap};\n");
-    let n = modules.len();
     let names: Vec<String> = modules.iter().map(|m| format!("{:?}", m.name)).collect();
     let _ = writeln!(
         s,
-        "/// Kernel modules, one per `kernels/*.cu`, in `KernelId::module` order."
-    );
-    let _ = writeln!(
-        s,
-        "pub(crate) const MODULE_NAMES: [&str; {n}] = [{}];\n",
+        "/// Kernel modules, one per `kernels/*.cu` (then emulator-only ones), in\n\
+         /// `KernelId::module` order.\n\
+         pub(crate) const MODULE_NAMES: [&str; {}] = [{}];\n",
+        modules.len(),
         names.join(", ")
     );
+    let ptx_texts = ptx.map(|paths| {
+        paths
+            .iter()
+            .map(|p| {
+                format!(
+                    "concat!(include_str!({:?}), \"\\0\")",
+                    p.display().to_string()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",\n    ")
+    });
     let _ = writeln!(
         s,
-        "/// NUL-terminated PTX of each module; `None` when nvcc was not available."
+        "/// NUL-terminated PTX of each `kernels/*.cu` module; `None` when nvcc was not\n\
+         /// available.\n\
+         pub(crate) const MODULE_PTX: Option<[&str; {ptx_modules}]> = {};\n",
+        ptx_texts.map_or("None".into(), |t| format!("Some([\n    {t},\n])"))
     );
-    match ptx {
-        Some(paths) => {
-            let texts: Vec<String> = paths
-                .iter()
-                .map(|p| {
-                    format!(
-                        "concat!(include_str!({:?}), \"\\0\")",
-                        p.display().to_string()
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "pub(crate) const MODULE_PTX: Option<[&str; {n}]> = Some([\n    {},\n]);\n",
-                texts.join(",\n    ")
-            );
-        }
-        None => {
-            let _ = writeln!(
-                s,
-                "pub(crate) const MODULE_PTX: Option<[&str; {n}]> = None;\n"
-            );
-        }
-    }
-    let all: Vec<(usize, &String)> = modules
+    let all: Vec<(usize, &Kernel)> = modules
         .iter()
         .enumerate()
         .flat_map(|(i, m)| m.kernels.iter().map(move |k| (i, k)))
         .collect();
     s.push_str("/// One id per `extern \"C\" __global__` kernel in `kernels/*.cu`.\n");
-    s.push_str(
-        "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]\n#[repr(u16)]\npub enum KernelId {\n",
-    );
+    s.push_str("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]\n#[repr(u16)]\n");
+    s.push_str("pub enum KernelId {\n");
     for &(m, k) in &all {
+        let types: Vec<&str> = k.params.iter().map(|p| p.c_type.as_str()).collect();
         let _ = writeln!(
             s,
-            "    /// `{k}` in `kernels/{}.cu`.\n    {},",
-            modules[m].name,
-            camel(k)
+            "    /// `{}({})` in `{}`.\n    {},",
+            k.name,
+            types.join(", "),
+            modules[m].source.display(),
+            camel(&k.name)
         );
     }
     s.push_str("}\n\nimpl KernelId {\n");
@@ -173,19 +240,92 @@ pub fn generate(modules: &[Module], ptx: Option<&[PathBuf]>, cap: u32) -> String
         all.len()
     );
     for &(_, k) in &all {
-        let _ = writeln!(s, "        KernelId::{},", camel(k));
+        let _ = writeln!(s, "        KernelId::{},", camel(&k.name));
     }
-    s.push_str("    ];\n\n    /// The kernel's name in the PTX.\n    pub const fn name(self) -> &'static str {\n        match self {\n");
-    for &(_, k) in &all {
-        let _ = writeln!(s, "            KernelId::{} => {k:?},", camel(k));
+    s.push_str("    ];\n\n");
+    match_fn(
+        &mut s,
+        "The kernel's name in the PTX.",
+        "name",
+        "&'static str",
+        &all,
+        |_, k| format!("{:?}", k.name),
+    );
+    match_fn(
+        &mut s,
+        "Index of the module (in `MODULE_NAMES`) that defines the kernel.",
+        "module",
+        "usize",
+        &all,
+        |m, _| m.to_string(),
+    );
+    match_fn(
+        &mut s,
+        "The kernel's parameters, in order.",
+        "params",
+        "&'static [ParamKind]",
+        &all,
+        |_, k| {
+            let kinds: Vec<String> = k
+                .params
+                .iter()
+                .map(|p| format!("ParamKind::{}", p.kind))
+                .collect();
+            format!("&[{}]", kinds.join(", "))
+        },
+    );
+    s.push_str("}\n");
+    if emulated {
+        emulator_table(&mut s, &all);
     }
-    s.push_str("        }\n    }\n\n    /// Index of the module (in `MODULE_NAMES`) that defines the kernel.\n");
-    s.push_str("    pub const fn module(self) -> usize {\n        match self {\n");
-    for &(m, k) in &all {
-        let _ = writeln!(s, "            KernelId::{} => {m},", camel(k));
-    }
-    s.push_str("        }\n    }\n}\n");
     s
+}
+
+/// `pub const fn NAME(self) -> RET` matching every kernel to `value(module, kernel)`.
+fn match_fn(
+    s: &mut String,
+    doc: &str,
+    name: &str,
+    ret: &str,
+    all: &[(usize, &Kernel)],
+    value: impl Fn(usize, &Kernel) -> String,
+) {
+    let _ = writeln!(
+        s,
+        "    /// {doc}\n    pub const fn {name}(self) -> {ret} {{\n        match self {{"
+    );
+    for &(m, k) in all {
+        let _ = writeln!(
+            s,
+            "            KernelId::{} => {},",
+            camel(&k.name),
+            value(m, k)
+        );
+    }
+    s.push_str("        }\n    }\n\n");
+}
+
+/// `EMULATED_ENTRIES`: the host-compiled entry point of each kernel, in id order.
+fn emulator_table(s: &mut String, all: &[(usize, &Kernel)]) {
+    s.push_str("\nextern \"C\" {\n");
+    for &(_, k) in all {
+        let _ = writeln!(
+            s,
+            "    fn kiln_emu_run_{}(args: *const *const core::ffi::c_void);",
+            k.name
+        );
+    }
+    let _ = writeln!(
+        s,
+        "}}\n\n/// Host-compiled kernels (`cuda-emulator`), in id order: each takes one pointer\n\
+         /// per parameter, to a value of the parameter's type.\n\
+         pub(crate) const EMULATED_ENTRIES: [unsafe extern \"C\" fn(*const *const core::ffi::c_void); {}] = [",
+        all.len()
+    );
+    for &(_, k) in all {
+        let _ = writeln!(s, "    kiln_emu_run_{},", k.name);
+    }
+    s.push_str("];\n");
 }
 
 /// `copy_f32_f16` → `CopyF32F16`.

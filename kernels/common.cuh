@@ -7,8 +7,13 @@
 // index math has no division at all.
 #pragma once
 
+#ifndef KILN_HOST_EMU // the emulated device supplies these (kernels/emu/host_emu.h)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+// Dynamic shared memory, `KILN_DYNAMIC_SHARED(float, tile);` in a kernel: the one
+// spelling that also compiles for the emulated device (`extern __shared__` is refused).
+#define KILN_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
+#endif
 #include <stdint.h>
 
 #define KILN_MAX_DIMS 8

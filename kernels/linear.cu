@@ -17,7 +17,9 @@
 // 32; operands are staged through shared memory as row-major half tiles (so any
 // strides work) and results through a per-warp f32 tile (so edges are masked).
 #include "common.cuh"
+#ifndef KILN_HOST_EMU
 #include <mma.h>
+#endif
 
 #define GEMM_BM 64
 #define GEMM_BN 64

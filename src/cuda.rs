@@ -74,3 +74,16 @@ pub fn philox_words(
 ) -> Result<Vec<u32>> {
     cuda::philox_words(&cuda::device(ordinal)?, stream, n)
 }
+
+/// True when CUDA devices are the emulated device: `KILN_CUDA_EMULATE=1` in a build with
+/// the `cuda-emulator` feature. Kernels then run on the CPU (see DEVELOPERS.md).
+pub fn is_emulated() -> bool {
+    cfg!(feature = "cuda-emulator") && cuda::emulation_requested()
+}
+
+/// How often each kernel has run on the emulated device (`KILN_CUDA_EMULATE=1`) in this
+/// process, for every kernel in registry order: what a test suite exercised.
+#[cfg(feature = "cuda-emulator")]
+pub fn emulated_launch_counts() -> Vec<(&'static str, u64)> {
+    crate::backend::cuda::emulator::launch_counts()
+}

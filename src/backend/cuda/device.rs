@@ -5,7 +5,7 @@
 use super::allocator::{CachingAllocator, MemoryStats, RawAllocator};
 use super::driver;
 use super::kernels::{kernels_built, KernelId};
-use super::launch::{Executor, KernelArg, LaunchConfig};
+use super::launch::{check_args, Executor, KernelArg, LaunchConfig};
 use crate::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -29,6 +29,13 @@ fn registry() -> &'static Mutex<HashMap<usize, Arc<CudaDevice>>> {
     DEVICES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// True when `KILN_CUDA_EMULATE=1`: CUDA devices are then the emulated device (one,
+/// ordinal 0), which needs kiln built with the `cuda-emulator` feature.
+pub(crate) fn emulation_requested() -> bool {
+    static REQUESTED: OnceLock<bool> = OnceLock::new();
+    *REQUESTED.get_or_init(|| std::env::var("KILN_CUDA_EMULATE").is_ok_and(|v| v == "1"))
+}
+
 /// Device `ordinal`, opened on first use. The errors say what is missing, in the order
 /// a user fixes them: driver library, any device, this ordinal, kiln's kernels.
 pub(crate) fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
@@ -36,22 +43,50 @@ pub(crate) fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
     if let Some(dev) = devices.get(&ordinal) {
         return Ok(dev.clone());
     }
-    let count = driver::device_count(ordinal)?;
+    let count = count_devices(ordinal)?;
     if ordinal >= count {
         return Err(Error::CudaOrdinalOutOfRange { ordinal, count });
     }
     if !kernels_built() {
         return Err(Error::KernelsNotBuilt);
     }
-    let (exec, raw) = driver::open(ordinal)?;
-    let dev = Arc::new(CudaDevice::new(ordinal, Box::new(exec), Box::new(raw)));
+    let (exec, raw) = open(ordinal)?;
+    let dev = Arc::new(CudaDevice::new(ordinal, exec, raw));
     devices.insert(ordinal, dev.clone());
     Ok(dev)
 }
 
-/// Number of CUDA devices the driver reports (0 without a driver or device).
+/// Number of CUDA devices (0 without a driver or device).
 pub(crate) fn device_count() -> usize {
-    driver::device_count(0).unwrap_or(0)
+    count_devices(0).unwrap_or(0)
+}
+
+/// The devices there are, or why none can be used (for `ordinal`).
+fn count_devices(ordinal: usize) -> Result<usize> {
+    if !emulation_requested() {
+        return driver::device_count(ordinal);
+    }
+    if cfg!(feature = "cuda-emulator") {
+        Ok(1)
+    } else {
+        Err(Error::CudaUnavailable {
+            ordinal,
+            reason: "KILN_CUDA_EMULATE=1, but kiln was built without its `cuda-emulator` \
+                     feature"
+                .into(),
+        })
+    }
+}
+
+/// The two seams of device `ordinal`: the emulator's or the driver's.
+fn open(ordinal: usize) -> Result<(Box<dyn Executor>, Box<dyn RawAllocator>)> {
+    #[cfg(feature = "cuda-emulator")]
+    if emulation_requested() {
+        let (exec, raw) = super::emulator::open();
+        return Ok((Box::new(exec), Box::new(raw)));
+    }
+    let (exec, raw) = driver::open(ordinal)?;
+    Ok((Box::new(exec), Box::new(raw)))
 }
 
 impl CudaDevice {
@@ -100,6 +135,7 @@ impl CudaDevice {
         cfg: LaunchConfig,
         args: &[KernelArg],
     ) -> Result<()> {
+        check_args(kernel, args)?;
         self.exec.launch(kernel, cfg, args)
     }
 

@@ -212,7 +212,7 @@ impl Executor for DriverExecutor {
     fn launch(&self, kernel: KernelId, cfg: LaunchConfig, args: &[KernelArg]) -> Result<()> {
         self.handles.bind()?;
         let f = self.function(kernel)?;
-        let mut params: Vec<*mut c_void> = args.iter().map(arg_ptr).collect();
+        let mut params: Vec<*mut c_void> = args.iter().map(|a| a.as_ptr() as *mut c_void).collect();
         // SAFETY: `f` is a function of a loaded module; `params` points at one value per
         // kernel parameter, typed as the kernel declares (the launch code in this
         // backend builds them from the signatures in kernels/*.cu), alive for the call
@@ -275,19 +275,6 @@ impl Executor for DriverExecutor {
 
     fn name(&self) -> String {
         self.name.clone()
-    }
-}
-
-/// The address of an argument's value, as `cuLaunchKernel` wants it.
-fn arg_ptr(arg: &KernelArg) -> *mut c_void {
-    match arg {
-        KernelArg::Ptr(v) | KernelArg::U64(v) => v as *const u64 as *mut c_void,
-        KernelArg::I32(v) => v as *const i32 as *mut c_void,
-        KernelArg::U32(v) => v as *const u32 as *mut c_void,
-        KernelArg::I64(v) => v as *const i64 as *mut c_void,
-        KernelArg::F64(v) => v as *const f64 as *mut c_void,
-        KernelArg::Dims(v) => v.as_ptr() as *mut c_void,
-        KernelArg::Strides(v) => v.as_ptr() as *mut c_void,
     }
 }
 

@@ -2,16 +2,21 @@
 //! `extern "C" __global__` function in `kernels/*.cu`), the module each belongs to, and
 //! the embedded PTX (absent when the crate was built without nvcc).
 
+use super::launch::ParamKind;
+
 include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
-/// True when build.rs compiled and embedded the kernels.
+/// True when the kernels can run: build.rs embedded their PTX, or the emulated device
+/// (which runs them compiled for the host) is selected.
 pub(crate) fn kernels_built() -> bool {
     MODULE_PTX.is_some()
+        || (cfg!(feature = "cuda-emulator") && super::device::emulation_requested())
 }
 
-/// The NUL-terminated PTX text of module `index`, when built.
+/// The NUL-terminated PTX text of module `index`, when built (the emulator's self-test
+/// modules have none).
 pub(crate) fn module_ptx(index: usize) -> Option<&'static str> {
-    MODULE_PTX.map(|all| all[index])
+    MODULE_PTX.and_then(|all| all.get(index).copied())
 }
 
 #[cfg(test)]

@@ -35,6 +35,77 @@ pub enum KernelArg {
     Strides([i64; MAX_DIMS]),
 }
 
+/// The C type of a kernel parameter, as build.rs reads it from the kernel's signature
+/// (`KernelId::params`): each takes the [`KernelArg`] variant of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// `T *`.
+    Ptr,
+    /// `int`.
+    I32,
+    /// `uint32_t`.
+    U32,
+    /// `uint64_t`.
+    U64,
+    /// `int64_t`.
+    I64,
+    /// `double`.
+    F64,
+    /// `struct Dims`.
+    Dims,
+    /// `struct Strides`.
+    Strides,
+}
+
+impl KernelArg {
+    /// The parameter kind this argument passes.
+    pub fn kind(&self) -> ParamKind {
+        match self {
+            KernelArg::Ptr(_) => ParamKind::Ptr,
+            KernelArg::I32(_) => ParamKind::I32,
+            KernelArg::U32(_) => ParamKind::U32,
+            KernelArg::U64(_) => ParamKind::U64,
+            KernelArg::I64(_) => ParamKind::I64,
+            KernelArg::F64(_) => ParamKind::F64,
+            KernelArg::Dims(_) => ParamKind::Dims,
+            KernelArg::Strides(_) => ParamKind::Strides,
+        }
+    }
+
+    /// The address of the argument's value, laid out as the kernel's C type (what
+    /// `cuLaunchKernel` and the emulator's entry points read).
+    pub fn as_ptr(&self) -> *const std::ffi::c_void {
+        match self {
+            KernelArg::Ptr(v) | KernelArg::U64(v) => v as *const u64 as *const _,
+            KernelArg::I32(v) => v as *const i32 as *const _,
+            KernelArg::U32(v) => v as *const u32 as *const _,
+            KernelArg::I64(v) => v as *const i64 as *const _,
+            KernelArg::F64(v) => v as *const f64 as *const _,
+            KernelArg::Dims(v) => v.as_ptr() as *const _,
+            KernelArg::Strides(v) => v.as_ptr() as *const _,
+        }
+    }
+}
+
+/// Err unless `args` match the kernel's signature one for one: a mismatch would make
+/// the kernel read garbage (the driver cannot tell), so it is refused before launch.
+pub fn check_args(kernel: KernelId, args: &[KernelArg]) -> Result<()> {
+    let want = kernel.params();
+    let got: Vec<ParamKind> = args.iter().map(KernelArg::kind).collect();
+    if got == want {
+        return Ok(());
+    }
+    Err(Error::CudaDriver {
+        op: "kernel launch",
+        msg: format!(
+            "{} takes {} parameters {want:?}, but the launch passes {} {got:?}",
+            kernel.name(),
+            want.len(),
+            got.len()
+        ),
+    })
+}
+
 /// Grid and block shape of a launch, and its dynamic shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaunchConfig {
@@ -197,6 +268,27 @@ mod tests {
         let shape = [2usize; 9];
         let strides: Vec<usize> = (0..9).map(|d| 3usize.pow(9 - d as u32)).collect();
         assert!(plan("t", &shape, [&strides]).is_err());
+    }
+
+    #[test]
+    fn launch_arguments_must_match_the_kernel_signature() {
+        let n = KernelArg::U64(4);
+        let p = KernelArg::Ptr(0);
+        assert!(check_args(KernelId::PhiloxWords, &[n, n, n, p]).is_ok());
+        assert_eq!(
+            KernelId::PhiloxWords.params(),
+            &[
+                ParamKind::U64,
+                ParamKind::U64,
+                ParamKind::U64,
+                ParamKind::Ptr
+            ]
+        );
+        let msg = check_args(KernelId::PhiloxWords, &[n, n, p])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("philox_words takes 4 parameters"), "{msg}");
+        assert!(check_args(KernelId::PhiloxWords, &[n, n, KernelArg::I64(0), p]).is_err());
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod allocator;
 mod device;
 mod driver;
 mod elementwise;
+#[cfg(feature = "cuda-emulator")]
+pub mod emulator;
 pub mod kernels;
 pub mod launch;
 mod matmul;
@@ -30,6 +32,6 @@ mod storage;
 pub use device::CudaDevice;
 pub use storage::CudaStorage;
 
-pub(crate) use device::{device, device_count};
+pub(crate) use device::{device, device_count, emulation_requested};
 pub(crate) use kernels::kernels_built;
 pub(crate) use random::philox_words;
