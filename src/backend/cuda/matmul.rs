@@ -25,6 +25,19 @@ impl CudaStorage {
         rl: &Layout,
         dims: MatmulDims,
     ) -> Result<CudaStorage> {
+        // Tensor cores (WMMA) for halves when the PTX targets compute capability >= 8.0.
+        self.gemm(ll, rhs, rl, dims, COMPUTE_CAP >= 80)
+    }
+
+    /// The product on the GPU, with or without the tensor-core kernels for halves.
+    fn gemm(
+        &self,
+        ll: &Layout,
+        rhs: &CudaStorage,
+        rl: &Layout,
+        dims: MatmulDims,
+        tensor_cores: bool,
+    ) -> Result<CudaStorage> {
         self.check_same_device("matmul", rhs)?;
         let dtype = self.dtype();
         if dtype != rhs.dtype() {
@@ -36,8 +49,6 @@ impl CudaStorage {
         }
         let MatmulDims { batch, m, n, k } = dims;
         let sm = self.device().sm_count() as usize;
-        // Tensor cores (WMMA) for halves when the PTX targets compute capability >= 8.0.
-        let tensor_cores = COMPUTE_CAP >= 80;
         let (kernel, tile) = match dtype {
             // 128x128 tiles when they still give every multiprocessor a block.
             DType::F32 if m.div_ceil(BIG_TILE) * n.div_ceil(BIG_TILE) * batch >= sm => {
@@ -104,5 +115,73 @@ impl CudaStorage {
             ],
         )?;
         Ok(out)
+    }
+}
+
+/// The tiled f16/bf16 kernels serve GPUs below compute capability 8.0, so a build for
+/// 8.0 never launches them: run them here on the emulated device, against the CPU.
+#[cfg(all(test, feature = "cuda-emulator"))]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuStorage;
+    use crate::backend::cuda::{emulator, CudaDevice};
+    use half::{bf16, f16};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_non_tensor_core_half_kernels_match_the_cpu() {
+        let (exec, mem) = emulator::open();
+        let dev = Arc::new(CudaDevice::new(0, Box::new(exec), Box::new(mem)));
+        // (batch 2, 70 x 33) · (33 x 65): partial tiles; B transposed (strided).
+        let dims = MatmulDims {
+            batch: 2,
+            m: 70,
+            n: 65,
+            k: 33,
+        };
+        let al = Layout::contiguous(&[2, 70, 33]);
+        let bl = Layout {
+            shape: vec![2, 33, 65],
+            strides: vec![65 * 33, 1, 33],
+            offset: 0,
+        };
+        let value = |i: usize| ((i * 37 % 101) as f32 - 50.0) / 25.0;
+        let a: Vec<f32> = (0..al.numel()).map(value).collect();
+        let b: Vec<f32> = (0..2 * 65 * 33).map(|i| value(i + 7)).collect();
+        let halves = |v: &[f32], bf: bool| {
+            if bf {
+                CpuStorage::BF16(v.iter().map(|&x| bf16::from_f32(x)).collect())
+            } else {
+                CpuStorage::F16(v.iter().map(|&x| f16::from_f32(x)).collect())
+            }
+        };
+        for bf in [false, true] {
+            let (ca, cb) = (halves(&a, bf), halves(&b, bf));
+            let want = ca.matmul(&al, &cb, &bl, dims).unwrap().convert(DType::F32);
+            let ga = CudaStorage::from_cpu(&dev, &ca).unwrap();
+            let gb = CudaStorage::from_cpu(&dev, &cb).unwrap();
+            let got = ga.gemm(&al, &gb, &bl, dims, false).unwrap();
+            let got = got
+                .to_cpu(&Layout::contiguous(&[2, 70, 65]))
+                .unwrap()
+                .convert(DType::F32);
+            let (CpuStorage::F32(got), CpuStorage::F32(want)) = (got, want) else {
+                unreachable!("converted to f32")
+            };
+            let tol = if bf { 3e-2 } else { 4e-3 };
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= tol * (1.0 + w.abs()),
+                    "bf16 {bf}, element {i}: {g} vs {w}"
+                );
+            }
+        }
+        let counts = emulator::launch_counts();
+        for name in ["gemm_f16", "gemm_bf16"] {
+            assert!(
+                counts.iter().any(|&(k, n)| k == name && n > 0),
+                "{name} ran"
+            );
+        }
     }
 }
