@@ -139,6 +139,15 @@ struct Launch {
 
 std::mutex g_launch_mutex;
 
+// What a faulting address inside a kernel is.
+std::string describe_fault(uintptr_t addr) {
+    for (char *stack : g_launch.stacks)
+        if (addr < (uintptr_t)stack && addr >= (uintptr_t)stack - page_size())
+            return "in a fiber's stack guard page: the kernel's locals overflow the "
+                   "emulator's 256 KiB stack per thread";
+    return describe_address(addr);
+}
+
 std::string where() {
     char buf[160];
     snprintf(buf, sizeof buf, "block (%u, %u, %u), thread (%u, %u, %u)", g_block_idx.x,
@@ -414,7 +423,7 @@ extern "C" int kiln_emu_launch(Entry entry, void *const *args, const char *name,
                            snprintf(b, sizeof b, "%zx", (size_t)t_fault_address);
                            return std::string(b);
                        }() +
-                       " is " + describe_address(t_fault_address) + ", at " + where(),
+                       " is " + describe_fault(t_fault_address) + ", at " + where(),
                    err, err_len);
         g_thread = nullptr;
         return 1;
