@@ -88,31 +88,20 @@ inline void __threadfence_block() {}
 inline void __trap() { kiln_emu::fail("__trap() was called"); }
 
 // ---- Atomics. Fibers switch only at barriers, so a read-modify-write is atomic.
-template <typename T> inline T atomicAdd(T *p, T v) {
-    T old = *p;
-    *p = old + v;
-    return old;
-}
-template <typename T> inline T atomicSub(T *p, T v) {
-    T old = *p;
-    *p = old - v;
-    return old;
-}
-template <typename T> inline T atomicMax(T *p, T v) {
-    T old = *p;
-    *p = old < v ? v : old;
-    return old;
-}
-template <typename T> inline T atomicMin(T *p, T v) {
-    T old = *p;
-    *p = v < old ? v : old;
-    return old;
-}
-template <typename T> inline T atomicExch(T *p, T v) {
-    T old = *p;
-    *p = v;
-    return old;
-}
+#define KILN_EMU_ATOMIC(name, update)                                                   \
+    template <typename T> inline T name(T *p, T v) {                                    \
+        T old = *p;                                                                     \
+        *p = (update);                                                                  \
+        return old;                                                                     \
+    }
+KILN_EMU_ATOMIC(atomicAdd, old + v)
+KILN_EMU_ATOMIC(atomicSub, old - v)
+KILN_EMU_ATOMIC(atomicMax, old < v ? v : old)
+KILN_EMU_ATOMIC(atomicMin, v < old ? v : old)
+KILN_EMU_ATOMIC(atomicExch, v)
+KILN_EMU_ATOMIC(atomicAnd, old & v)
+KILN_EMU_ATOMIC(atomicOr, old | v)
+KILN_EMU_ATOMIC(atomicXor, old ^ v)
 template <typename T> inline T atomicCAS(T *p, T compare, T v) {
     T old = *p;
     if (old == compare) *p = v;

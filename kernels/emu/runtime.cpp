@@ -238,12 +238,17 @@ bool release_warps(unsigned int threads, bool &released) {
     return true;
 }
 
-// Runs one block to completion; false with `error` set when it fails.
-bool run_block(unsigned int threads) {
+// Runs one block to completion; false with `error` set when it fails. Between two
+// barriers the threads run one after another, in index order or in reverse order
+// (alternating between neighbouring blocks, and between launches): a thread that
+// reads shared memory another thread writes without a barrier between them then sees
+// the slot unwritten in one of the two orders, whichever thread comes first.
+bool run_block(unsigned int threads, bool reverse) {
     start_block(threads);
     for (;;) {
         bool alive = false;
-        for (unsigned int t = 0; t < threads; ++t) {
+        for (unsigned int i = 0; i < threads; ++i) {
+            unsigned int t = reverse ? threads - 1 - i : i;
             Fiber &f = g_launch.fibers[t];
             if (f.wait != Wait::Runnable) continue;
             g_launch.current = &f;
@@ -429,12 +434,14 @@ extern "C" int kiln_emu_launch(Entry entry, void *const *args, const char *name,
         return 1;
     }
     t_fault_jump = &jump;
+    static uint64_t serial;
+    uint64_t block_serial = ++serial;
     bool ok = true;
     for (uint32_t z = 0; ok && z < grid[2]; ++z)
         for (uint32_t y = 0; ok && y < grid[1]; ++y)
             for (uint32_t x = 0; ok && x < grid[0]; ++x) {
                 g_block_idx = {x, y, z};
-                ok = run_block(threads);
+                ok = run_block(threads, (block_serial++ & 1) != 0);
             }
     t_fault_jump = nullptr;
     g_thread = nullptr;

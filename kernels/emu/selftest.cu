@@ -9,18 +9,19 @@ extern "C" __global__ void selftest_read_past_end(const float *x, float *out, ui
     if (i < n) out[i] = x[i + 1];
 }
 
-// Reverses each block of x through shared memory; with `synced` 0 the __syncthreads()
-// between the writes and the reads is missing, so threads read slots not yet written.
-extern "C" __global__ void selftest_reverse(const float *x, float *out, uint32_t synced) {
+// Rotates each block of x through shared memory: out[t] = x[(t + shift) % blockDim.x]
+// within the block. With `synced` 0 the __syncthreads() between the writes and the
+// reads is missing, so a thread may read a slot before its owner has written it.
+extern "C" __global__ void selftest_rotate(const float *x, float *out, uint32_t shift, uint32_t synced) {
     __shared__ float tile[256];
     unsigned int t = threadIdx.x, base = blockIdx.x * blockDim.x;
     tile[t] = x[base + t];
     if (synced) __syncthreads();
-    out[base + t] = tile[blockDim.x - 1 - t];
+    out[base + t] = tile[(t + shift) % blockDim.x];
 }
 
-// The same through dynamic shared memory (`shared_bytes` of the launch); `overrun` 1
-// reads one element past its end.
+// Reverses each block of x through dynamic shared memory (`shared_bytes` of the
+// launch); `overrun` 1 reads one element past its end.
 extern "C" __global__ void selftest_reverse_dynamic(const float *x, float *out, uint32_t overrun) {
     KILN_DYNAMIC_SHARED(float, tile);
     unsigned int t = threadIdx.x, base = blockIdx.x * blockDim.x;

@@ -2,12 +2,12 @@
 //! `KILN_CUDA_EMULATE=1`): the same backend code, allocator included, over the two
 //! seams implemented on the host.
 //!
-//! * [`EmulatedExecutor`] runs each launch on the CPU: the kernel, compiled from the
+//! * `EmulatedExecutor` runs each launch on the CPU: the kernel, compiled from the
 //!   unchanged `kernels/*.cu` as C++ against `kernels/emu/host_emu.h`, is called once per
 //!   CUDA thread by the fiber scheduler in `kernels/emu/runtime.cpp` (blocks in order,
 //!   threads switching only at barriers and warp-collective calls). Copies are
 //!   `memcpy`s, checked against the live allocations.
-//! * [`EmulatedMemory`] gives the caching allocator segments of host memory, each ending
+//! * `EmulatedMemory` gives the caching allocator segments of host memory, each ending
 //!   at a guard page and filled with 0xFF bytes; a kernel that touches memory outside
 //!   them fails its launch with an error naming the allocation, block and thread.
 //!

@@ -126,31 +126,26 @@ fn a_planted_missing_syncthreads_gives_wrong_results() {
     let mut emu = Emu::new();
     let x = ramp(512);
     let (dx, dout) = (emu.f32s(&x), emu.alloc(2048));
-    let want: Vec<f32> = x
-        .chunks(256)
-        .flat_map(|c| c.iter().rev().copied())
-        .collect();
-    let run = |synced: u32| {
-        let args = [
-            KernelArg::Ptr(dx),
-            KernelArg::Ptr(dout),
-            KernelArg::U32(synced),
-        ];
-        emu.launch(KernelId::SelftestReverse, 2, 256, 0, &args)
-            .unwrap();
-        emu.read_f32(dout, 512)
-    };
-    assert_eq!(run(1), want, "with the barrier");
-    // Without it, threads run up to the end before later threads have written their
-    // slots; shared memory is poisoned per block, so the values of the correct run just
-    // before cannot hide the race.
-    let broken = run(0);
-    let wrong = broken.iter().zip(&want).filter(|(g, w)| g != w).count();
-    assert!(wrong >= 256, "only {wrong} of 512 wrong");
-    assert!(
-        broken.iter().any(|v| v.is_nan()),
-        "unwritten slots read as poison"
-    );
+    // Each thread reads the slot of its next (shift 1) or previous (shift 255) neighbour.
+    for shift in [1u32, 255] {
+        let want: Vec<f32> = (0..512)
+            .map(|i| x[i / 256 * 256 + (i % 256 + shift as usize) % 256])
+            .collect();
+        let run = |synced: u32| {
+            let args = [dx, dout].map(KernelArg::Ptr);
+            let args = [args[0], args[1], KernelArg::U32(shift), KernelArg::U32(synced)];
+            emu.launch(KernelId::SelftestRotate, 2, 256, 0, &args).unwrap();
+            emu.read_f32(dout, 512)
+        };
+        assert_eq!(run(1), want, "shift {shift}, with the barrier");
+        // Without it, the two blocks run their threads in opposite orders, so in one of
+        // them each reader comes before the neighbour it reads; shared memory is
+        // poisoned per block, so the correct run just before cannot hide the race.
+        let broken = run(0);
+        let wrong = broken.iter().zip(&want).filter(|(g, w)| g != w).count();
+        assert!(wrong >= 255, "shift {shift}: only {wrong} of 512 wrong");
+        assert!(broken.iter().any(|v| v.is_nan()), "unwritten slots read as poison");
+    }
 }
 
 #[test]
