@@ -7,6 +7,7 @@
 // reported as an out-of-bounds access naming the allocation, the kernel, the block and
 // the thread, instead of being silently read.
 #include "runtime.h"
+#include "fiber.h"
 
 #include <map>
 #include <mutex>
@@ -16,7 +17,6 @@
 #include <string.h>
 #include <string>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 #include <vector>
 
@@ -112,7 +112,7 @@ enum class Wait { Runnable, Block, Warp, Done };
 
 struct Fiber {
     ThreadState state;
-    ucontext_t ctx;
+    Context ctx;
     Wait wait;
     unsigned int mask;   // of the warp barrier it waits at
     const void *publish; // all-gather: this lane's data, or null for a plain barrier
@@ -130,7 +130,7 @@ struct Launch {
     const char *name;
     std::vector<Fiber> fibers;
     std::vector<char *> stacks;
-    ucontext_t scheduler;
+    Context scheduler;
     Fiber *current;
     char *dynamic_shared;
     uint32_t dynamic_bytes;
@@ -159,7 +159,7 @@ std::string where() {
 void fiber_main() {
     g_launch.entry(g_launch.args);
     g_launch.current->wait = Wait::Done;
-    swapcontext(&g_launch.current->ctx, &g_launch.scheduler);
+    context_switch(g_launch.current->ctx, g_launch.scheduler);
 }
 
 bool ensure_stacks(size_t n) {
@@ -185,11 +185,7 @@ void start_block(unsigned int threads) {
         f.state.lane = t % 32;
         f.state.warp = t / 32;
         f.wait = Wait::Runnable;
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = g_launch.stacks[t];
-        f.ctx.uc_stack.ss_size = kStackBytes;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_main, 0);
+        context_start(f.ctx, g_launch.stacks[t], kStackBytes, fiber_main);
     }
 }
 
@@ -217,20 +213,24 @@ bool release_warps(unsigned int threads, bool &released) {
             if (o.wait != Wait::Warp || o.mask != f.mask) complete = false;
         }
         if (!complete) continue;
+        // Stage every published part once, then hand each gathering lane the whole set.
+        unsigned char staged[32 * kMaxExchange];
+        int bytes = f.publish ? f.bytes : 0;
         for (unsigned int l = 0; l < 32; ++l) {
             if (!((group >> l) & 1u)) continue;
             Fiber &o = g_launch.fibers[base + l];
-            if (o.gather) {
-                for (unsigned int s = 0; s < 32; ++s) {
-                    if (!((group >> s) & 1u)) continue;
-                    Fiber &src = g_launch.fibers[base + s];
-                    if (src.bytes != o.bytes || !src.publish) {
-                        g_launch.error = "lanes of one warp exchange different data at " + where();
-                        return false;
-                    }
-                    memcpy((char *)o.gather + s * o.bytes, src.publish, o.bytes);
-                }
+            if ((o.publish != nullptr) != (bytes > 0) || (o.publish && o.bytes != bytes)) {
+                g_thread = &o.state;
+                g_launch.error = "lanes of one warp meet at different warp-synchronous calls, at " +
+                                 where();
+                return false;
             }
+            if (bytes) memcpy(staged + l * bytes, o.publish, bytes);
+        }
+        for (unsigned int l = 0; l < 32; ++l) {
+            if (!((group >> l) & 1u)) continue;
+            Fiber &o = g_launch.fibers[base + l];
+            if (bytes) memcpy(o.gather, staged, 32 * (size_t)bytes);
             o.wait = Wait::Runnable;
         }
         released = true;
@@ -253,7 +253,7 @@ bool run_block(unsigned int threads, bool reverse) {
             if (f.wait != Wait::Runnable) continue;
             g_launch.current = &f;
             g_thread = &f.state;
-            swapcontext(&g_launch.scheduler, &f.ctx);
+            context_switch(g_launch.scheduler, f.ctx);
             if (!g_launch.error.empty()) return false;
         }
         unsigned int at_block = 0, done = 0;
@@ -286,7 +286,7 @@ bool run_block(unsigned int threads, bool reverse) {
 void suspend(Wait wait) {
     Fiber *f = g_launch.current;
     f->wait = wait;
-    swapcontext(&f->ctx, &g_launch.scheduler);
+    context_switch(f->ctx, g_launch.scheduler);
 }
 
 // ---- Faults inside kernels.
@@ -384,7 +384,7 @@ unsigned int warp_all_gather(unsigned int mask, const void *mine, int bytes, voi
 
 void fail(const char *what) {
     g_launch.error = std::string(what) + ", at " + where();
-    swapcontext(&g_launch.current->ctx, &g_launch.scheduler);
+    context_switch(g_launch.current->ctx, g_launch.scheduler);
     abort(); // never resumed
 }
 

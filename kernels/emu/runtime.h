@@ -37,9 +37,9 @@ void sync_block();
 void sync_warp(unsigned int mask);
 
 // Warp all-gather: publishes `bytes` (at most kMaxExchange) of this lane's data and,
-// once every lane of `mask` has published, copies lane i's data to all + i * bytes for
-// each lane i that published. Returns the mask of those lanes: `mask` without the lanes
-// past the end of a partial warp.
+// once every lane of `mask` has published, fills all[0 .. 32 * bytes) with lane i's data
+// at all + i * bytes for each lane i that published (the rest is unspecified). Returns
+// the mask of those lanes: `mask` without the lanes past the end of a partial warp.
 const int kMaxExchange = 64;
 unsigned int warp_all_gather(unsigned int mask, const void *mine, int bytes, void *all);
 
