@@ -8,7 +8,13 @@
 //! `KILN_CUDA_EMULATE=1`: the same kernels compiled for the CPU), where
 //! `the_parity_tests_launch_every_kernel` also checks that every kernel ran.
 
+#[path = "../examples/train_digits/model.rs"]
+#[allow(dead_code)] // the training loop is used here, not every helper of the example
+mod model;
+
 use kiln::nn::functional as F;
+use kiln::nn::Module;
+use kiln::optim::AdamW;
 use kiln::{DType, Device, Error, Result, Tensor};
 use std::sync::{Mutex, MutexGuard};
 
@@ -789,6 +795,39 @@ fn device_allocator_reaches_a_steady_state() {
     println!("{}", kiln::cuda::device_name(0).unwrap());
 }
 
+/// The whole of a training step on the device: the digits CNN (conv, batch norm, ReLU,
+/// pooling, dropout, linear, cross-entropy, AdamW) follows, step by step, the same
+/// training on the CPU from the same seed. (Evaluation is not compared: the gradient of
+/// a conv bias feeding batch norm is rounding noise, which AdamW turns into full steps,
+/// so the biases and running means drift apart harmlessly; train-mode losses cancel it.)
+#[test]
+fn training_steps_on_the_device_follow_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("training_steps_on_the_device_follow_the_cpu");
+    let digits = kiln::data::load_digits(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/digits/digits.csv.gz"
+    ))
+    .unwrap();
+    let (train, _) = digits.split_every(5).unwrap();
+    let run = |d: &Device| {
+        kiln::manual_seed(3);
+        let net = model::DigitsNet::new(d).unwrap();
+        let mut opt = AdamW::new(net.parameters(), 2e-3).unwrap();
+        let batches = train.batches(32, Some(0), d).unwrap();
+        let mut losses = Vec::new();
+        model::train_epoch(&net, &mut opt, &batches[..12], |l| losses.push(l)).unwrap();
+        losses
+    };
+    let (cpu, gpu) = (run(&Device::Cpu), run(&dev));
+    assert!(cpu[11] < cpu[0], "the CPU run learns: {cpu:?}");
+    for (step, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+        assert!(
+            (g - c).abs() <= 1e-4 * (1.0 + c.abs()),
+            "step {step}: device loss {g} vs cpu {c}"
+        );
+    }
+}
+
 /// On the emulated device: the parity tests above, run one after another, launch every
 /// kernel in `kernels/`. (The tiled f16/bf16 GEMMs serve only PTX built for compute
 /// capability < 8.0; an emulator unit test in src/backend/cuda/matmul.rs runs them.)
@@ -799,7 +838,7 @@ fn the_parity_tests_launch_every_kernel() {
         eprintln!("skipped: launch counts exist only on the emulated device");
         return;
     }
-    let suite: [fn(); 13] = [
+    let suite: [fn(); 14] = [
         transfers_round_trip_every_dtype,
         unary_ops_match_the_cpu,
         binary_ops_and_comparisons_broadcast_like_the_cpu,
@@ -813,6 +852,7 @@ fn the_parity_tests_launch_every_kernel() {
         spatial_ops_and_dropout_match_the_cpu,
         philox_on_the_device_matches_the_cpu_bit_for_bit,
         device_allocator_reaches_a_steady_state,
+        training_steps_on_the_device_follow_the_cpu,
     ];
     for test in suite {
         test();

@@ -133,8 +133,14 @@ fn a_planted_missing_syncthreads_gives_wrong_results() {
             .collect();
         let run = |synced: u32| {
             let args = [dx, dout].map(KernelArg::Ptr);
-            let args = [args[0], args[1], KernelArg::U32(shift), KernelArg::U32(synced)];
-            emu.launch(KernelId::SelftestRotate, 2, 256, 0, &args).unwrap();
+            let args = [
+                args[0],
+                args[1],
+                KernelArg::U32(shift),
+                KernelArg::U32(synced),
+            ];
+            emu.launch(KernelId::SelftestRotate, 2, 256, 0, &args)
+                .unwrap();
             emu.read_f32(dout, 512)
         };
         assert_eq!(run(1), want, "shift {shift}, with the barrier");
@@ -144,7 +150,10 @@ fn a_planted_missing_syncthreads_gives_wrong_results() {
         let broken = run(0);
         let wrong = broken.iter().zip(&want).filter(|(g, w)| g != w).count();
         assert!(wrong >= 255, "shift {shift}: only {wrong} of 512 wrong");
-        assert!(broken.iter().any(|v| v.is_nan()), "unwritten slots read as poison");
+        assert!(
+            broken.iter().any(|v| v.is_nan()),
+            "unwritten slots read as poison"
+        );
     }
 }
 
