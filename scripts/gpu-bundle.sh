@@ -31,5 +31,6 @@ cp "$bench" .gpu/cuda-bench
 strip .gpu/cuda-tests .gpu/cuda-bench
 cp scripts/gpu_torch_bench.py scripts/gpu-check.sh .gpu/
 git rev-parse --short HEAD > .gpu/commit.txt 2>/dev/null || true
+pwd > .gpu/built-in.txt # tests/cuda.rs reads data/digits at this path (CARGO_MANIFEST_DIR)
 du -sh .gpu
 ls -la .gpu

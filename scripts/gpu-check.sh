@@ -18,6 +18,14 @@ mkdir -p "$OUT"
 fail=0
 step() { echo; echo "== $*"; }
 
+# The test binary reads data/digits/ at the absolute path it was built in; where the
+# checkout sits elsewhere on this machine, make that path lead to it.
+built_in="$(cat "$B/built-in.txt" 2>/dev/null || true)"
+checkout="$(cd "$B/.." && pwd)"
+if [[ -n "$built_in" && ! -e "$built_in/data/digits" && -d "$checkout/data/digits" ]]; then
+    mkdir -p "$(dirname "$built_in")" && ln -sfn "$checkout" "$built_in"
+fi
+
 step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee "$OUT/device.txt"
 echo "bundle built from commit $(cat $B/commit.txt 2>/dev/null || echo '?')" | tee -a "$OUT/device.txt"
