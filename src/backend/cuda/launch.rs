@@ -91,10 +91,11 @@ impl KernelArg {
 /// the kernel read garbage (the driver cannot tell), so it is refused before launch.
 pub fn check_args(kernel: KernelId, args: &[KernelArg]) -> Result<()> {
     let want = kernel.params();
-    let got: Vec<ParamKind> = args.iter().map(KernelArg::kind).collect();
-    if got == want {
-        return Ok(());
+    let matches = args.len() == want.len() && args.iter().zip(want).all(|(a, k)| a.kind() == *k);
+    if matches {
+        return Ok(()); // the launch path: no allocation
     }
+    let got: Vec<ParamKind> = args.iter().map(KernelArg::kind).collect();
     Err(Error::CudaDriver {
         op: "kernel launch",
         msg: format!(
