@@ -2,7 +2,7 @@
 //! alloc+free pair must stay far below a driver call (issue target: <= 200 ns).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kiln::backend::cuda::allocator::{CachingAllocator, HostRawAllocator, StreamId};
+use kiln::internals::{CachingAllocator, HostRawAllocator, StreamId};
 use std::hint::black_box;
 
 fn cached_pairs(c: &mut Criterion) {

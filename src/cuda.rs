@@ -1,8 +1,7 @@
 //! CUDA devices: availability, memory statistics and the allocator's cache, like
 //! `torch.cuda`.
 //!
-//! Device memory comes from a caching allocator (see
-//! [`crate::backend::cuda::allocator`]); freed tensors return their blocks to it, not
+//! Device memory comes from a caching allocator in the style of PyTorch's; freed tensors return their blocks to it, not
 //! to the driver. [`memory_stats`] reports its statistics under PyTorch's names and
 //! [`empty_cache`] gives unused cached memory back to the driver.
 //!
@@ -65,8 +64,9 @@ pub fn synchronize(ordinal: usize) -> Result<()> {
 }
 
 /// `n` words of the Philox stream `stream`, computed by a kernel on device `ordinal`:
-/// the same words as [`crate::rng::PhiloxStream::words`] computes on the CPU (the check
-/// that `kernels/common.cuh` and `src/rng.rs` implement one generator).
+/// the same words as `PhiloxStream::words` computes on the CPU (the check that
+/// `kernels/common.cuh` and `src/rng.rs` implement one generator). For kiln's tests.
+#[doc(hidden)]
 pub fn philox_words(
     ordinal: usize,
     stream: crate::rng::PhiloxStream,

@@ -17,15 +17,18 @@
 //! # }
 //! ```
 //!
-//! Layers, bottom to top: `backend` (CPU, CUDA) → [`Tensor`] → [`autograd`].
-//! [`cuda`] manages CUDA devices (memory statistics, the allocator cache).
+//! Layers, bottom to top: the backends (CPU, CUDA; internal) → [`Tensor`] →
+//! [`autograd`] → [`nn::functional`] → [`nn`] modules → [`optim`]. [`cuda`] manages
+//! CUDA devices (memory statistics, the allocator cache). `docs/ARCHITECTURE.md` in
+//! the repository says where each op's code lives and how to add one.
+#![warn(missing_docs)]
 
 // `#[derive(nn::Module)]` expands to `::kiln::...` paths; this makes them resolve
 // inside kiln too.
 extern crate self as kiln;
 
 pub mod autograd;
-pub mod backend;
+pub(crate) mod backend;
 pub mod cuda;
 pub mod data;
 mod device;
@@ -33,8 +36,8 @@ mod dtype;
 mod error;
 pub mod nn;
 pub mod optim;
-pub mod rng;
-pub mod shape;
+mod rng;
+mod shape;
 mod tensor;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
@@ -56,4 +59,15 @@ impl Tensor {
     pub fn backward(&self) -> Result<()> {
         autograd::backward(self)
     }
+}
+
+/// Pieces of kiln's internals that its own benchmarks and tests reach into (the
+/// caching allocator over a host raw allocator, the Philox stream dropout uses).
+/// Not part of the API: anything here may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::backend::cuda::allocator::{
+        CachingAllocator, HostRawAllocator, RawAllocator, StreamId,
+    };
+    pub use crate::rng::{keep_threshold, PhiloxStream};
 }

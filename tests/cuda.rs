@@ -741,7 +741,7 @@ fn philox_on_the_device_matches_the_cpu_bit_for_bit() {
         (42, 7, 4099),
         (u64::MAX, u64::MAX - 1, 1000),
     ] {
-        let stream = kiln::rng::PhiloxStream { seed, offset };
+        let stream = kiln::internals::PhiloxStream { seed, offset };
         assert_eq!(
             kiln::cuda::philox_words(0, stream, n).unwrap(),
             stream.words(n)

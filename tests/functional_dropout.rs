@@ -5,8 +5,8 @@ mod common;
 
 use common::assert_close;
 use kiln::autograd::{gradcheck, GradcheckOpts};
+use kiln::internals::{keep_threshold, PhiloxStream};
 use kiln::nn::functional as F;
-use kiln::rng::{keep_threshold, PhiloxStream};
 use kiln::{DType, Device, Error, Tensor};
 use std::sync::Mutex;
 

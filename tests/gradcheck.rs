@@ -63,7 +63,7 @@ fn strided(shape: &[usize], seed: u64) -> Tensor {
         v = v.transpose(r - 2, r - 1).unwrap();
     }
     assert_eq!(v.shape(), shape);
-    assert!(v.layout().offset > 0);
+    assert!(v.storage_offset() > 0);
     if r >= 2 && shape[r - 1] > 1 && shape[r - 2] > 1 {
         assert!(!v.is_contiguous());
     }

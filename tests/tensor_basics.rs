@@ -317,7 +317,7 @@ fn view_ops_do_not_copy() {
     assert_eq!((p.shape(), p.strides()), (&[3, 4, 2][..], &[4, 1, 12][..]));
     let n = base.narrow(2, 1, 2).unwrap();
     assert_eq!(
-        (n.shape(), n.strides(), n.layout().offset),
+        (n.shape(), n.strides(), n.storage_offset()),
         (&[2, 3, 2][..], &[12, 4, 1][..], 1)
     );
     assert_eq!(

@@ -1,272 +1,304 @@
 //! Backends: where tensor memory lives and the primitive ops that run on it.
 //!
-//! [`Storage`] is the memory of one tensor (or of several views). The tensor layer
-//! calls the primitives below; each dispatches to the CPU backend (the reference) or,
-//! when built, the CUDA backend. Every higher op — autograd included — is written
-//! with these primitives, so a backend that implements them runs all of kiln.
+//! [`Storage`] is the memory of one tensor (or of several views): host memory
+//! ([`CpuStorage`], the reference) or device memory ([`CudaStorage`]). Every higher
+//! op — autograd included — is written with the primitives declared here, so a
+//! backend that implements them runs all of kiln.
+//!
+//! Each op family declares its primitives once, as a trait in its own file
+//! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
+//! `dropout.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
+//! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
+//! operands are checked to share one device once, then the family's trait method
+//! runs on that backend.
 
-pub mod cpu;
-pub mod cuda;
+pub(crate) mod cpu;
+pub(crate) mod cuda;
+
+mod conv;
+mod dropout;
+mod elementwise;
+mod matmul;
+mod pool;
+mod reduce;
+mod softmax;
+
+pub(crate) use conv::{Conv2dParams, ConvOps};
+pub(crate) use cpu::CpuStorage;
+pub(crate) use cuda::CudaStorage;
+pub(crate) use dropout::DropoutOps;
+pub(crate) use elementwise::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+pub(crate) use matmul::{MatmulDims, MatmulOps};
+pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
+pub(crate) use reduce::{ReduceOp, ReduceOps};
+pub(crate) use softmax::SoftmaxOps;
 
 use crate::shape::Layout;
-use crate::{DType, Device, Result};
-pub use cpu::CpuStorage;
-pub use cuda::CudaStorage;
+use crate::{DType, Device, Error, Result};
 
-/// Elementwise ops of one operand. Scalar parameters are given as f64.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum UnaryOp {
-    /// `-x`
-    Neg,
-    /// `e^x`
-    Exp,
-    /// natural logarithm
-    Log,
-    /// square root
-    Sqrt,
-    /// `max(x, 0)`
-    Relu,
-    /// `1 / (1 + e^-x)`
-    Sigmoid,
-    /// hyperbolic tangent
-    Tanh,
-    /// `|x|`
-    Abs,
-    /// `x + s`
-    AddScalar(f64),
-    /// `x * s`
-    MulScalar(f64),
-    /// `x / s`
-    DivScalar(f64),
-    /// `x ^ s`
-    PowScalar(f64),
-    /// GELU, exact form: `x·Φ(x) = x/2·(1 + erf(x/√2))`
-    Gelu,
-    /// derivative of [`UnaryOp::Gelu`]: `Φ(x) + x·φ(x)`
-    GeluGrad,
-    /// GELU, tanh approximation: `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
-    GeluTanh,
-    /// derivative of [`UnaryOp::GeluTanh`]
-    GeluTanhGrad,
-}
+/// What every backend's storage implements: the memory primitives below and every op
+/// family's trait.
+pub(crate) trait BackendStorage:
+    Sized + ElementwiseOps + ReduceOps + SoftmaxOps + MatmulOps + ConvOps + PoolOps + DropoutOps
+{
+    /// The element type.
+    fn dtype(&self) -> DType;
 
-impl UnaryOp {
-    /// True when the op is defined for integer dtypes too.
-    pub fn allows_integers(self) -> bool {
-        matches!(
-            self,
-            UnaryOp::Neg
-                | UnaryOp::Relu
-                | UnaryOp::Abs
-                | UnaryOp::AddScalar(_)
-                | UnaryOp::MulScalar(_)
-        )
-    }
-}
+    /// The device the memory is on.
+    fn device(&self) -> Device;
 
-/// Elementwise ops of two operands of one dtype.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// `a + b`
-    Add,
-    /// `a - b`
-    Sub,
-    /// `a * b`
-    Mul,
-    /// `a / b`
-    Div,
-    /// elementwise maximum (NaN propagates)
-    Maximum,
-    /// elementwise minimum (NaN propagates)
-    Minimum,
-}
+    /// A contiguous copy of the elements of `layout`, converted to `dtype`.
+    fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<Self>;
 
-/// Elementwise comparisons; the result is a U8 tensor of 0 and 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
-    /// `a == b`
-    Eq,
-    /// `a != b`
-    Ne,
-    /// `a < b`
-    Lt,
-    /// `a <= b`
-    Le,
-    /// `a > b`
-    Gt,
-    /// `a >= b`
-    Ge,
-}
+    /// Writes the elements of `src` (at `src_layout`) into `self` at `dst_layout`
+    /// (one shape), converting the dtype.
+    fn copy_from(&mut self, dst_layout: &Layout, src: &Self, src_layout: &Layout) -> Result<()>;
 
-/// Reductions over one dimension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// Sum (integers sum to I64).
-    Sum,
-    /// Maximum (NaN propagates).
-    Max,
-    /// Minimum (NaN propagates).
-    Min,
-    /// Index of the first maximum, as I64.
-    ArgMax,
-    /// Index of the first minimum, as I64.
-    ArgMin,
+    /// The elements of `layout` on the host, contiguous.
+    fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage>;
 }
 
 /// The memory of a tensor on one device.
 #[derive(Debug)]
-pub enum Storage {
+pub(crate) enum Storage {
     /// Host memory.
     Cpu(CpuStorage),
     /// Memory of a CUDA device.
     Cuda(CudaStorage),
 }
 
-/// Problem sizes of a batched matmul: `batch` products of (m×k)·(k×n).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MatmulDims {
-    /// Number of matrix products.
-    pub batch: usize,
-    /// Rows of the left operand and of the result.
-    pub m: usize,
-    /// Columns of the right operand and of the result.
-    pub n: usize,
-    /// The contracted dimension.
-    pub k: usize,
+/// The operands of one primitive, unwrapped to the backend they all live on.
+pub(crate) enum OnBackend<C, G> {
+    /// Every operand is host memory.
+    Cpu(C),
+    /// Every operand is on one CUDA device.
+    Cuda(G),
 }
+
+/// One storage operand of a primitive: `&Storage`, `&mut Storage`, or
+/// `Option<&Storage>` for an optional one (a bias), which matches any device when
+/// absent.
+pub(crate) trait Operand {
+    /// The operand on the CPU backend.
+    type Cpu;
+    /// The operand on the CUDA backend.
+    type Cuda;
+    /// The device, or `None` for an absent optional operand.
+    fn device(&self) -> Option<Device>;
+    /// The CPU operand; `None` when it lives elsewhere.
+    fn cpu(self) -> Option<Self::Cpu>;
+    /// The CUDA operand; `None` when it lives elsewhere.
+    fn cuda(self) -> Option<Self::Cuda>;
+}
+
+impl<'a> Operand for &'a Storage {
+    type Cpu = &'a CpuStorage;
+    type Cuda = &'a CudaStorage;
+    fn device(&self) -> Option<Device> {
+        Some(Storage::device(self))
+    }
+    fn cpu(self) -> Option<Self::Cpu> {
+        match self {
+            Storage::Cpu(s) => Some(s),
+            Storage::Cuda(_) => None,
+        }
+    }
+    fn cuda(self) -> Option<Self::Cuda> {
+        match self {
+            Storage::Cuda(s) => Some(s),
+            Storage::Cpu(_) => None,
+        }
+    }
+}
+
+impl<'a> Operand for &'a mut Storage {
+    type Cpu = &'a mut CpuStorage;
+    type Cuda = &'a mut CudaStorage;
+    fn device(&self) -> Option<Device> {
+        Some(Storage::device(self))
+    }
+    fn cpu(self) -> Option<Self::Cpu> {
+        match self {
+            Storage::Cpu(s) => Some(s),
+            Storage::Cuda(_) => None,
+        }
+    }
+    fn cuda(self) -> Option<Self::Cuda> {
+        match self {
+            Storage::Cuda(s) => Some(s),
+            Storage::Cpu(_) => None,
+        }
+    }
+}
+
+impl<T: Operand> Operand for Option<T> {
+    type Cpu = Option<T::Cpu>;
+    type Cuda = Option<T::Cuda>;
+    fn device(&self) -> Option<Device> {
+        self.as_ref().and_then(Operand::device)
+    }
+    fn cpu(self) -> Option<Self::Cpu> {
+        match self {
+            None => Some(None),
+            Some(s) => s.cpu().map(Some),
+        }
+    }
+    fn cuda(self) -> Option<Self::Cuda> {
+        match self {
+            None => Some(None),
+            Some(s) => s.cuda().map(Some),
+        }
+    }
+}
+
+/// A tuple of [`Operand`]s that must share one device.
+pub(crate) trait Operands {
+    /// The operands on the CPU backend.
+    type Cpu;
+    /// The operands on the CUDA backend.
+    type Cuda;
+    /// The operands on their common backend, or `Error::DeviceMismatch` naming `op`
+    /// and the first two devices that differ.
+    fn on_one_backend(self, op: &'static str) -> Result<OnBackend<Self::Cpu, Self::Cuda>>;
+}
+
+/// The device all of `devices` (absent optional operands aside) share.
+fn common_device(op: &'static str, devices: &[Option<Device>]) -> Result<Device> {
+    let mut present = devices.iter().flatten();
+    let first = *present.next().unwrap_or(&Device::Cpu);
+    match present.find(|d| **d != first) {
+        Some(&other) => Err(Error::DeviceMismatch {
+            op,
+            lhs: first,
+            rhs: other,
+        }),
+        None => Ok(first),
+    }
+}
+
+/// The error for an operand that is not where [`common_device`] found them all; it
+/// cannot happen, but a wrong answer here must not become a panic.
+fn lost_operand(op: &'static str) -> Error {
+    Error::Shape {
+        op,
+        msg: "internal error: an operand changed device during dispatch".into(),
+    }
+}
+
+macro_rules! operands_tuple {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: Operand),+> Operands for ($($t,)+) {
+            type Cpu = ($($t::Cpu,)+);
+            type Cuda = ($($t::Cuda,)+);
+            fn on_one_backend(self, op: &'static str) -> Result<OnBackend<Self::Cpu, Self::Cuda>> {
+                Ok(match common_device(op, &[$(self.$i.device()),+])? {
+                    Device::Cpu => OnBackend::Cpu(($(self.$i.cpu().ok_or_else(|| lost_operand(op))?,)+)),
+                    Device::Cuda(_) => OnBackend::Cuda(($(self.$i.cuda().ok_or_else(|| lost_operand(op))?,)+)),
+                })
+            }
+        }
+    };
+}
+operands_tuple!(A 0);
+operands_tuple!(A 0, B 1);
+operands_tuple!(A 0, B 1, C 2);
+
+/// A primitive's result on one backend, wrapped back into [`Storage`].
+pub(crate) trait IntoStorage {
+    /// The backend-independent result.
+    type Out;
+    /// Wraps the result.
+    fn into_storage(self) -> Self::Out;
+}
+
+impl IntoStorage for CpuStorage {
+    type Out = Storage;
+    fn into_storage(self) -> Storage {
+        Storage::Cpu(self)
+    }
+}
+
+impl IntoStorage for CudaStorage {
+    type Out = Storage;
+    fn into_storage(self) -> Storage {
+        Storage::Cuda(self)
+    }
+}
+
+impl<A: IntoStorage, B: IntoStorage> IntoStorage for (A, B) {
+    type Out = (A::Out, B::Out);
+    fn into_storage(self) -> Self::Out {
+        (self.0.into_storage(), self.1.into_storage())
+    }
+}
+
+impl IntoStorage for () {
+    type Out = ();
+    fn into_storage(self) {}
+}
+
+/// `dispatch!(op_name, (operands..), |(bindings..)| call)`: checks that the storage
+/// operands share one device (else `Err(DeviceMismatch)` naming `op_name`), binds
+/// each to its backend's storage and evaluates `call` — a trait method, so both
+/// expansions have one signature — wrapping the result back into [`Storage`].
+macro_rules! dispatch {
+    ($op:expr, ($($operand:expr),+ $(,)?), |($($bind:pat),+)| $call:expr) => {
+        match $crate::backend::Operands::on_one_backend(($($operand,)+), $op)? {
+            $crate::backend::OnBackend::Cpu(($($bind,)+)) => {
+                Ok($crate::backend::IntoStorage::into_storage($call?))
+            }
+            $crate::backend::OnBackend::Cuda(($($bind,)+)) => {
+                Ok($crate::backend::IntoStorage::into_storage($call?))
+            }
+        }
+    };
+}
+pub(crate) use dispatch;
 
 impl Storage {
     /// The device this memory is on.
-    pub fn device(&self) -> Device {
+    pub(crate) fn device(&self) -> Device {
         match self {
-            Storage::Cpu(_) => Device::Cpu,
-            Storage::Cuda(s) => Device::Cuda(s.ordinal()),
+            Storage::Cpu(s) => s.device(),
+            Storage::Cuda(s) => s.device(),
         }
     }
 
     /// The element type.
-    pub fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         match self {
-            Storage::Cpu(s) => s.dtype(),
-            Storage::Cuda(s) => s.dtype(),
-        }
-    }
-
-    /// `op` on every element of `layout`; the result is contiguous.
-    pub fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<Storage> {
-        match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.unary(op, layout)?)),
-            Storage::Cuda(s) => Ok(Storage::Cuda(s.unary(op, layout)?)),
-        }
-    }
-
-    /// `op` elementwise; both layouts are already broadcast to the output shape.
-    pub fn binary(
-        &self,
-        op: BinaryOp,
-        lhs: &Layout,
-        rhs: &Storage,
-        rhs_layout: &Layout,
-    ) -> Result<Storage> {
-        match (self, rhs) {
-            (Storage::Cpu(a), Storage::Cpu(b)) => {
-                Ok(Storage::Cpu(a.binary(op, lhs, b, rhs_layout)?))
-            }
-            (Storage::Cuda(a), Storage::Cuda(b)) => {
-                Ok(Storage::Cuda(a.binary(op, lhs, b, rhs_layout)?))
-            }
-            (a, b) => Err(a.device_mismatch("binary", b)),
-        }
-    }
-
-    /// Comparison elementwise, giving U8; layouts already broadcast.
-    pub fn compare(
-        &self,
-        op: CmpOp,
-        lhs: &Layout,
-        rhs: &Storage,
-        rhs_layout: &Layout,
-    ) -> Result<Storage> {
-        match (self, rhs) {
-            (Storage::Cpu(a), Storage::Cpu(b)) => {
-                Ok(Storage::Cpu(a.compare(op, lhs, b, rhs_layout)?))
-            }
-            (Storage::Cuda(a), Storage::Cuda(b)) => {
-                Ok(Storage::Cuda(a.compare(op, lhs, b, rhs_layout)?))
-            }
-            (a, b) => Err(a.device_mismatch("compare", b)),
-        }
-    }
-
-    /// Reduces dimension `dim` away (the result has the shape without `dim`).
-    pub fn reduce(&self, op: ReduceOp, layout: &Layout, dim: usize) -> Result<Storage> {
-        match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.reduce(op, layout, dim)?)),
-            Storage::Cuda(s) => Ok(Storage::Cuda(s.reduce(op, layout, dim)?)),
-        }
-    }
-
-    /// Batched matmul; each layout is 3-D (batch, rows, cols), batch stride may be 0.
-    pub fn matmul(
-        &self,
-        lhs: &Layout,
-        rhs: &Storage,
-        rhs_layout: &Layout,
-        dims: MatmulDims,
-    ) -> Result<Storage> {
-        match (self, rhs) {
-            (Storage::Cpu(a), Storage::Cpu(b)) => {
-                Ok(Storage::Cpu(a.matmul(lhs, b, rhs_layout, dims)?))
-            }
-            (Storage::Cuda(a), Storage::Cuda(b)) => {
-                Ok(Storage::Cuda(a.matmul(lhs, b, rhs_layout, dims)?))
-            }
-            (a, b) => Err(a.device_mismatch("matmul", b)),
+            Storage::Cpu(s) => BackendStorage::dtype(s),
+            Storage::Cuda(s) => BackendStorage::dtype(s),
         }
     }
 
     /// A contiguous copy of the elements of `layout`, converted to `dtype`.
-    pub fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<Storage> {
-        match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.copy_as(layout, dtype))),
-            Storage::Cuda(s) => Ok(Storage::Cuda(s.copy_as(layout, dtype)?)),
-        }
+    pub(crate) fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<Storage> {
+        dispatch!("copy_as", (self), |(s)| s.copy_as(layout, dtype))
     }
 
     /// Writes the elements of `src` (at `src_layout`) into `self` at `dst_layout`.
-    pub fn copy_from(
+    pub(crate) fn copy_from(
         &mut self,
         dst_layout: &Layout,
         src: &Storage,
         src_layout: &Layout,
     ) -> Result<()> {
-        match (self, src) {
-            (Storage::Cpu(d), Storage::Cpu(s)) => d.copy_from(dst_layout, s, src_layout),
-            (Storage::Cuda(d), Storage::Cuda(s)) => d.copy_from(dst_layout, s, src_layout),
-            (d, s) => Err(d.device_mismatch("copy_from", s)),
-        }
-    }
-
-    /// Softmax (or log-softmax when `log`) of the elements of `layout` along `dim`
-    /// (`dim < rank`, checked by the caller), computed stably: each slice's maximum is
-    /// subtracted before `exp`. The result is contiguous with `layout`'s shape.
-    pub fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<Storage> {
-        match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.softmax(layout, dim, log)?)),
-            Storage::Cuda(s) => Ok(Storage::Cuda(s.softmax(layout, dim, log)?)),
-        }
+        dispatch!("copy_from", (self, src), |(d, s)| d
+            .copy_from(dst_layout, s, src_layout))
     }
 
     /// The elements of `layout` on the host, as a CPU storage.
-    pub fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
+    pub(crate) fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
         match self {
-            Storage::Cpu(s) => Ok(s.copy_as(layout, s.dtype())),
+            Storage::Cpu(s) => s.to_cpu(layout),
             Storage::Cuda(s) => s.to_cpu(layout),
         }
     }
 
     /// A copy of host storage on `device`.
-    pub fn from_cpu(host: CpuStorage, device: &Device) -> Result<Storage> {
+    pub(crate) fn from_cpu(host: CpuStorage, device: &Device) -> Result<Storage> {
         match device {
             Device::Cpu => Ok(Storage::Cpu(host)),
             Device::Cuda(n) => Ok(Storage::Cuda(CudaStorage::from_cpu(
@@ -275,214 +307,33 @@ impl Storage {
             )?)),
         }
     }
-
-    /// The error for an op whose operands live on different devices.
-    fn device_mismatch(&self, op: &'static str, other: &Storage) -> crate::Error {
-        crate::Error::DeviceMismatch {
-            op,
-            lhs: self.device(),
-            rhs: other.device(),
-        }
-    }
-
-    /// 2-D convolution (see [`Conv2dParams`]): input `x` (n, c_in, h, w), `weight`
-    /// (c_out, c_in/groups, kh, kw), optional `bias` (c_out); the result is the
-    /// contiguous output (n, c_out, out_h, out_w). All operands share one float dtype.
-    pub fn conv2d(
-        &self,
-        x_layout: &Layout,
-        weight: &Storage,
-        weight_layout: &Layout,
-        bias: Option<(&Storage, &Layout)>,
-        params: &Conv2dParams,
-    ) -> Result<Storage> {
-        match (self, weight) {
-            (Storage::Cpu(x), Storage::Cpu(w)) => {
-                let bias = match bias {
-                    None => None,
-                    Some((Storage::Cpu(b), bl)) => Some((b, bl)),
-                    Some((b, _)) => return Err(self.device_mismatch("conv2d", b)),
-                };
-                Ok(Storage::Cpu(x.conv2d(
-                    x_layout,
-                    w,
-                    weight_layout,
-                    bias,
-                    params,
-                )?))
-            }
-            (Storage::Cuda(x), Storage::Cuda(w)) => {
-                let bias = match bias {
-                    None => None,
-                    Some((Storage::Cuda(b), bl)) => Some((b, bl)),
-                    Some((b, _)) => return Err(self.device_mismatch("conv2d", b)),
-                };
-                Ok(Storage::Cuda(x.conv2d(
-                    x_layout,
-                    w,
-                    weight_layout,
-                    bias,
-                    params,
-                )?))
-            }
-            (x, w) => Err(x.device_mismatch("conv2d", w)),
-        }
-    }
-
-    /// Gradient of [`Storage::conv2d`] with respect to its input, from the output's
-    /// gradient (`self`, shaped like the output) and the weight. Contiguous (n, c_in, h, w).
-    pub fn conv2d_backward_input(
-        &self,
-        grad_layout: &Layout,
-        weight: &Storage,
-        weight_layout: &Layout,
-        params: &Conv2dParams,
-    ) -> Result<Storage> {
-        match (self, weight) {
-            (Storage::Cpu(g), Storage::Cpu(w)) => Ok(Storage::Cpu(g.conv2d_backward_input(
-                grad_layout,
-                w,
-                weight_layout,
-                params,
-            )?)),
-            (Storage::Cuda(g), Storage::Cuda(w)) => Ok(Storage::Cuda(g.conv2d_backward_input(
-                grad_layout,
-                w,
-                weight_layout,
-                params,
-            )?)),
-            (g, w) => Err(g.device_mismatch("conv2d_backward_input", w)),
-        }
-    }
-
-    /// Gradient of [`Storage::conv2d`] with respect to its weight, from the input
-    /// (`self`) and the output's gradient, summed over the batch. Contiguous
-    /// (c_out, c_in/groups, kh, kw).
-    pub fn conv2d_backward_weight(
-        &self,
-        x_layout: &Layout,
-        grad_out: &Storage,
-        grad_layout: &Layout,
-        params: &Conv2dParams,
-    ) -> Result<Storage> {
-        match (self, grad_out) {
-            (Storage::Cpu(x), Storage::Cpu(g)) => Ok(Storage::Cpu(x.conv2d_backward_weight(
-                x_layout,
-                g,
-                grad_layout,
-                params,
-            )?)),
-            (Storage::Cuda(x), Storage::Cuda(g)) => Ok(Storage::Cuda(x.conv2d_backward_weight(
-                x_layout,
-                g,
-                grad_layout,
-                params,
-            )?)),
-            (x, g) => Err(x.device_mismatch("conv2d_backward_weight", g)),
-        }
-    }
-
-    /// Max pooling (see [`Pool2dParams`]): the output (n, c, out_h, out_w) and, as I64,
-    /// the index within its (h·w) input plane of the element each output took.
-    pub fn max_pool2d(&self, layout: &Layout, params: &Pool2dParams) -> Result<(Storage, Storage)> {
-        match self {
-            Storage::Cpu(s) => {
-                let (values, indices) = s.max_pool2d(layout, params)?;
-                Ok((Storage::Cpu(values), Storage::Cpu(indices)))
-            }
-            Storage::Cuda(s) => {
-                let (values, indices) = s.max_pool2d(layout, params)?;
-                Ok((Storage::Cuda(values), Storage::Cuda(indices)))
-            }
-        }
-    }
-
-    /// Gradient of [`Storage::max_pool2d`]: the output's gradient (`self`) added at the
-    /// recorded `indices`. Contiguous (n, c, h, w).
-    pub fn max_pool2d_backward(
-        &self,
-        grad_layout: &Layout,
-        indices: &Storage,
-        indices_layout: &Layout,
-        params: &Pool2dParams,
-    ) -> Result<Storage> {
-        match (self, indices) {
-            (Storage::Cpu(g), Storage::Cpu(i)) => Ok(Storage::Cpu(g.max_pool2d_backward(
-                grad_layout,
-                i,
-                indices_layout,
-                params,
-            )?)),
-            (Storage::Cuda(g), Storage::Cuda(i)) => Ok(Storage::Cuda(g.max_pool2d_backward(
-                grad_layout,
-                i,
-                indices_layout,
-                params,
-            )?)),
-            (g, i) => Err(g.device_mismatch("max_pool2d_backward", i)),
-        }
-    }
-
-    /// Average pooling with padding counted in the divisor (PyTorch's default).
-    pub fn avg_pool2d(&self, layout: &Layout, params: &Pool2dParams) -> Result<Storage> {
-        match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.avg_pool2d(layout, params)?)),
-            Storage::Cuda(s) => Ok(Storage::Cuda(s.avg_pool2d(layout, params)?)),
-        }
-    }
-
-    /// Gradient of [`Storage::avg_pool2d`] from the output's gradient (`self`).
-    pub fn avg_pool2d_backward(
-        &self,
-        grad_layout: &Layout,
-        params: &Pool2dParams,
-    ) -> Result<Storage> {
-        match self {
-            Storage::Cpu(g) => Ok(Storage::Cpu(g.avg_pool2d_backward(grad_layout, params)?)),
-            Storage::Cuda(g) => Ok(Storage::Cuda(g.avg_pool2d_backward(grad_layout, params)?)),
-        }
-    }
-
-    /// Adaptive average pooling to (out_h, out_w) (see [`AdaptivePool2dParams`]).
-    pub fn adaptive_avg_pool2d(
-        &self,
-        layout: &Layout,
-        params: &AdaptivePool2dParams,
-    ) -> Result<Storage> {
-        match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.adaptive_avg_pool2d(layout, params)?)),
-            Storage::Cuda(s) => Ok(Storage::Cuda(s.adaptive_avg_pool2d(layout, params)?)),
-        }
-    }
-
-    /// Gradient of [`Storage::adaptive_avg_pool2d`] from the output's gradient (`self`).
-    pub fn adaptive_avg_pool2d_backward(
-        &self,
-        grad_layout: &Layout,
-        params: &AdaptivePool2dParams,
-    ) -> Result<Storage> {
-        match self {
-            Storage::Cpu(g) => Ok(Storage::Cpu(
-                g.adaptive_avg_pool2d_backward(grad_layout, params)?,
-            )),
-            Storage::Cuda(g) => Ok(Storage::Cuda(
-                g.adaptive_avg_pool2d_backward(grad_layout, params)?,
-            )),
-        }
-    }
-
-    /// Dropout with drop probability `p` in (0, 1): element `i` (row-major in
-    /// `layout`) is kept and scaled by `1/(1-p)` iff `stream.word(i) <
-    /// rng::keep_threshold(p)`, else zeroed. The same call on the output's gradient
-    /// gives the input's gradient. Contiguous result.
-    pub fn dropout(&self, layout: &Layout, stream: PhiloxStream, p: f64) -> Result<Storage> {
-        match self {
-            Storage::Cpu(s) => Ok(Storage::Cpu(s.dropout(layout, stream, p)?)),
-            Storage::Cuda(s) => Ok(Storage::Cuda(s.dropout(layout, stream, p)?)),
-        }
-    }
 }
 
-mod spatial;
-use crate::rng::PhiloxStream;
-pub use spatial::{AdaptivePool2dParams, Conv2dParams, Pool2dParams};
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mixed devices are refused by name, an absent optional operand matches any
+    /// device, and present operands are unwrapped in order.
+    #[test]
+    fn operands_share_one_device_or_the_op_is_named() {
+        let a = Storage::Cpu(CpuStorage::F32(vec![1.0]));
+        let b = Storage::Cpu(CpuStorage::F32(vec![2.0]));
+        let none: Option<&Storage> = None;
+        match (&a, &b, none).on_one_backend("op").unwrap() {
+            OnBackend::Cpu((x, y, z)) => {
+                assert_eq!((x.len(), y.len(), z.is_none()), (1, 1, true))
+            }
+            OnBackend::Cuda(_) => panic!("cpu operands went to cuda"),
+        }
+        let devices = [Some(Device::Cpu), None, Some(Device::Cuda(1))];
+        match common_device("conv2d", &devices) {
+            Err(Error::DeviceMismatch { op, lhs, rhs }) => {
+                assert_eq!((op, lhs, rhs), ("conv2d", Device::Cpu, Device::Cuda(1)))
+            }
+            other => panic!("expected a device mismatch, got {other:?}"),
+        }
+        let cudas = [Some(Device::Cuda(0)), Some(Device::Cuda(1))];
+        assert!(common_device("add", &cudas).is_err());
+    }
+}

@@ -59,9 +59,6 @@ pub use checkpoint::{load, save};
 pub use functional::{Conv2dOpts, Padding, Size2d};
 /// `#[derive(nn::Module)]`: implements [`Module`] from a struct's fields.
 pub use kiln_derive::Module;
-pub use layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
-    MaxPool2d, ReLU, Sequential, GELU,
-};
+pub use layers::*;
 pub use module::{Forward, Layer, Member, Module, ModuleField};
 pub use parameter::{Buffer, Mode, Parameter};

@@ -138,8 +138,14 @@ impl Tensor {
         self.0.device
     }
 
+    /// The index of the first element in the storage (PyTorch's `storage_offset()`):
+    /// non-zero for views such as `narrow`.
+    pub fn storage_offset(&self) -> usize {
+        self.0.layout.offset
+    }
+
     /// Where the elements live in the storage.
-    pub fn layout(&self) -> &Layout {
+    pub(crate) fn layout(&self) -> &Layout {
         &self.0.layout
     }
 

@@ -11,16 +11,17 @@
 //! a single-threaded GEMM (no synchronisation inside an image); with fewer images
 //! the GEMM itself is parallel.
 
-use super::gemm_util::{contiguous_as, float_kernel, gemm, same_dtype, Float, Mat};
+use super::dtype::{contiguous_as, float_kernel, same_dtype};
+use super::gemm_util::{gemm, Float, Mat};
 use super::CpuStorage;
-use crate::backend::Conv2dParams;
+use crate::backend::{Conv2dParams, ConvOps};
 use crate::shape::Layout;
 use crate::Result;
 use rayon::prelude::*;
 
-impl CpuStorage {
-    /// Forward convolution; see [`crate::backend::Storage::conv2d`].
-    pub(crate) fn conv2d(
+impl ConvOps for CpuStorage {
+    /// Forward convolution; see [`crate::backend::ConvOps::conv2d`].
+    fn conv2d(
         &self,
         xl: &Layout,
         weight: &CpuStorage,
@@ -40,8 +41,8 @@ impl CpuStorage {
         }))
     }
 
-    /// Gradient of the input; see [`crate::backend::Storage::conv2d_backward_input`].
-    pub(crate) fn conv2d_backward_input(
+    /// Gradient of the input; see [`crate::backend::ConvOps::conv2d_backward_input`].
+    fn conv2d_backward_input(
         &self,
         gl: &Layout,
         weight: &CpuStorage,
@@ -56,8 +57,8 @@ impl CpuStorage {
         }))
     }
 
-    /// Gradient of the weight; see [`crate::backend::Storage::conv2d_backward_weight`].
-    pub(crate) fn conv2d_backward_weight(
+    /// Gradient of the weight; see [`crate::backend::ConvOps::conv2d_backward_weight`].
+    fn conv2d_backward_weight(
         &self,
         xl: &Layout,
         grad_out: &CpuStorage,

@@ -1,5 +1,5 @@
 //! Dropout on the CPU: element `i` is kept, and scaled by `1/(1-p)`, iff its Philox
-//! word is below `rng::keep_threshold(p)` — the mapping of DESIGN.md, so the mask
+//! word is below `rng::keep_threshold(p)` — the mapping in docs/ARCHITECTURE.md, so the mask
 //! depends only on (seed, offset, i) and the CUDA kernel reproduces it bit for bit.
 //! Applying the same primitive to the output's gradient gives the input's gradient,
 //! so the mask is never stored.
@@ -8,8 +8,10 @@
 //! `pulp`'s runtime CPU dispatch, so the compiler vectorises the rounds with the
 //! widest SIMD the machine has (AVX2 or AVX-512 on x86) without `unsafe` here.
 
-use super::gemm_util::{contiguous_as, float_kernel, Float};
+use super::dtype::{contiguous_as, float_kernel};
+use super::gemm_util::Float;
 use super::CpuStorage;
+use crate::backend::DropoutOps;
 use crate::dtype::WithDType;
 use crate::rng::{keep_threshold, PhiloxStream};
 use crate::shape::Layout;
@@ -24,14 +26,9 @@ const BATCH: usize = 4 * LANES;
 /// Elements per parallel task (a multiple of `BATCH`).
 const CHUNK: usize = 1 << 14;
 
-impl CpuStorage {
-    /// Dropout with drop probability `p`; see [`crate::backend::Storage::dropout`].
-    pub(crate) fn dropout(
-        &self,
-        layout: &Layout,
-        stream: PhiloxStream,
-        p: f64,
-    ) -> Result<CpuStorage> {
+impl DropoutOps for CpuStorage {
+    /// Dropout with drop probability `p`; see [`crate::backend::DropoutOps::dropout`].
+    fn dropout(&self, layout: &Layout, stream: PhiloxStream, p: f64) -> Result<CpuStorage> {
         let threshold = keep_threshold(p);
         let scale = 1.0 / (1.0 - p);
         Ok(float_kernel!("dropout", self.dtype(), |T| {

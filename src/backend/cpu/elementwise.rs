@@ -5,10 +5,78 @@
 //! tensor is large.
 
 use super::{vectorized, Num, PARALLEL_THRESHOLD};
-use crate::backend::{BinaryOp, CmpOp, CpuStorage, UnaryOp};
+use crate::backend::{BinaryOp, CmpOp, CpuStorage, ElementwiseOps, UnaryOp};
 use crate::shape::Layout;
+use crate::{Error, Result};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+
+impl ElementwiseOps for CpuStorage {
+    fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        if !dtype.is_float() && !op.allows_integers() {
+            return Err(Error::UnsupportedDType {
+                op: op.name(),
+                dtype,
+            });
+        }
+        let (s, l) = self.widened(layout);
+        let out = match s.as_ref() {
+            CpuStorage::F32(v) => CpuStorage::F32(unary_float(v, &l, op)),
+            CpuStorage::F64(v) => CpuStorage::F64(unary_float(v, &l, op)),
+            CpuStorage::I64(v) => CpuStorage::I64(unary_int(v, &l, op)),
+            CpuStorage::U8(v) => CpuStorage::U8(unary_int(v, &l, op)),
+            CpuStorage::F16(_) | CpuStorage::BF16(_) => unreachable!("widened to f32"),
+        };
+        Ok(out.convert(dtype))
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        ll: &Layout,
+        rhs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        if op == BinaryOp::Div && !dtype.is_float() {
+            return Err(Error::UnsupportedDType { op: "div", dtype });
+        }
+        let ((a, al), (b, bl)) = (self.widened(ll), rhs.widened(rl));
+        let out = match (a.as_ref(), b.as_ref()) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => binary(x, &al, y, &bl, op),
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => binary(x, &al, y, &bl, op),
+            (CpuStorage::I64(x), CpuStorage::I64(y)) => binary(x, &al, y, &bl, op),
+            (CpuStorage::U8(x), CpuStorage::U8(y)) => binary(x, &al, y, &bl, op),
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "binary",
+                    expected: dtype,
+                    got: rhs.dtype(),
+                })
+            }
+        };
+        Ok(out.convert(dtype))
+    }
+
+    fn compare(&self, op: CmpOp, ll: &Layout, rhs: &CpuStorage, rl: &Layout) -> Result<CpuStorage> {
+        let ((a, al), (b, bl)) = (self.widened(ll), rhs.widened(rl));
+        let out = match (a.as_ref(), b.as_ref()) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => compare(x, &al, y, &bl, op),
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => compare(x, &al, y, &bl, op),
+            (CpuStorage::I64(x), CpuStorage::I64(y)) => compare(x, &al, y, &bl, op),
+            (CpuStorage::U8(x), CpuStorage::U8(y)) => compare(x, &al, y, &bl, op),
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "compare",
+                    expected: self.dtype(),
+                    got: rhs.dtype(),
+                })
+            }
+        };
+        Ok(CpuStorage::U8(out))
+    }
+}
 
 /// Output elements per parallel task (64 KiB of f32): large enough that rayon's
 /// per-task cost vanishes, small enough to balance the threads.

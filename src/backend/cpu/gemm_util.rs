@@ -1,11 +1,6 @@
-//! Shared pieces of the CPU neural-network kernels: a safe strided GEMM wrapper,
-//! contiguous views of storages, and dispatch over the float dtypes.
+//! A safe strided GEMM wrapper for the CPU neural-network kernels (conv, linear).
 
-use super::{CpuStorage, Num};
-use crate::dtype::WithDType;
-use crate::shape::Layout;
-use crate::{DType, Error, Result};
-use std::borrow::Cow;
+use super::dtype::Num;
 
 /// The float types the kernels compute in (f16/bf16 are widened to f32 first).
 pub(crate) trait Float: Num {}
@@ -110,53 +105,3 @@ pub(crate) fn gemm<T: Float>(
         );
     }
 }
-
-/// The elements of `layout` as a contiguous slice of `T`: borrowed when the storage
-/// already holds `T` contiguously, else converted (f16/bf16 widen) and copied.
-pub(crate) fn contiguous_as<'a, T: WithDType>(s: &'a CpuStorage, layout: &Layout) -> Cow<'a, [T]> {
-    if let (Some(range), Some(all)) = (layout.contiguous_range(), s.as_slice::<T>()) {
-        return Cow::Borrowed(&all[range]);
-    }
-    let copy = s.copy_as(layout, T::DTYPE);
-    match copy.as_slice::<T>() {
-        Some(v) => Cow::Owned(v.to_vec()),
-        None => unreachable!("copy_as converts to the requested dtype"),
-    }
-}
-
-/// The dtype a float storage computes in: f32 for f32/f16/bf16, f64 for f64.
-pub(crate) fn compute_dtype(op: &'static str, dtype: DType) -> Result<DType> {
-    match dtype {
-        DType::F64 => Ok(DType::F64),
-        DType::F32 | DType::F16 | DType::BF16 => Ok(DType::F32),
-        _ => Err(Error::UnsupportedDType { op, dtype }),
-    }
-}
-
-/// Err unless `got` equals `expected` (the tensor layer checks first; this guards
-/// backends called directly).
-pub(crate) fn same_dtype(op: &'static str, expected: DType, got: DType) -> Result<()> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(Error::DTypeMismatch { op, expected, got })
-    }
-}
-
-/// Runs a float kernel in the compute type of `dtype` and converts the result back.
-macro_rules! float_kernel {
-    ($op:expr, $dtype:expr, |$t:ident| $body:expr) => {{
-        let dtype: $crate::DType = $dtype;
-        match $crate::backend::cpu::gemm_util::compute_dtype($op, dtype)? {
-            $crate::DType::F64 => {
-                type $t = f64;
-                $crate::backend::CpuStorage::F64($body)
-            }
-            _ => {
-                type $t = f32;
-                $crate::backend::CpuStorage::F32($body).convert(dtype)
-            }
-        }
-    }};
-}
-pub(crate) use float_kernel;

@@ -1,9 +1,45 @@
 //! Batched matrix multiplication through the `gemm` crate (a BLAS-class GEMM in
 //! pure Rust that reads strided operands, so transposed views need no copy).
 
-use crate::backend::MatmulDims;
+use crate::backend::{CpuStorage, MatmulDims, MatmulOps};
 use crate::shape::Layout;
+use crate::{Error, Result};
 use rayon::prelude::*;
+
+impl MatmulOps for CpuStorage {
+    fn matmul(
+        &self,
+        ll: &Layout,
+        rhs: &CpuStorage,
+        rl: &Layout,
+        dims: MatmulDims,
+    ) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        let ((a, al), (b, bl)) = (self.widened(ll), rhs.widened(rl));
+        let out = match (a.as_ref(), b.as_ref()) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => {
+                CpuStorage::F32(matmul(x, &al, y, &bl, dims))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => {
+                CpuStorage::F64(matmul(x, &al, y, &bl, dims))
+            }
+            _ if dtype != rhs.dtype() => {
+                return Err(Error::DTypeMismatch {
+                    op: "matmul",
+                    expected: dtype,
+                    got: rhs.dtype(),
+                })
+            }
+            _ => {
+                return Err(Error::UnsupportedDType {
+                    op: "matmul",
+                    dtype,
+                })
+            }
+        };
+        Ok(out.convert(dtype))
+    }
+}
 
 /// Below this many multiply-adds per product, parallelise over the batch instead.
 const SMALL_PRODUCT: usize = 64 * 64 * 64;

@@ -3,20 +3,17 @@
 //! the max keeps the first largest value (a NaN wins), the average divides by the
 //! window's size including padding (`count_include_pad=True`).
 
-use super::gemm_util::{contiguous_as, float_kernel, Float};
+use super::dtype::{contiguous_as, float_kernel};
+use super::gemm_util::Float;
 use super::{CpuStorage, PARALLEL_THRESHOLD};
-use crate::backend::{AdaptivePool2dParams, Pool2dParams};
+use crate::backend::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 use crate::shape::Layout;
 use crate::{DType, Result};
 use rayon::prelude::*;
 
-impl CpuStorage {
-    /// Max pooling; see [`crate::backend::Storage::max_pool2d`].
-    pub(crate) fn max_pool2d(
-        &self,
-        layout: &Layout,
-        p: &Pool2dParams,
-    ) -> Result<(CpuStorage, CpuStorage)> {
+impl PoolOps for CpuStorage {
+    /// Max pooling; see [`crate::backend::PoolOps::max_pool2d`].
+    fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CpuStorage, CpuStorage)> {
         let mut indices = vec![0i64; p.output_len()];
         let values = float_kernel!("max_pool2d", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout);
@@ -25,15 +22,15 @@ impl CpuStorage {
         Ok((values, CpuStorage::I64(indices)))
     }
 
-    /// Gradient of max pooling; see [`crate::backend::Storage::max_pool2d_backward`].
-    pub(crate) fn max_pool2d_backward(
+    /// Gradient of max pooling; see [`crate::backend::PoolOps::max_pool2d_backward`].
+    fn max_pool2d_backward(
         &self,
         gl: &Layout,
         indices: &CpuStorage,
         il: &Layout,
         p: &Pool2dParams,
     ) -> Result<CpuStorage> {
-        super::gemm_util::same_dtype("max_pool2d_backward", DType::I64, indices.dtype())?;
+        super::dtype::same_dtype("max_pool2d_backward", DType::I64, indices.dtype())?;
         let idx = contiguous_as::<i64>(indices, il);
         Ok(float_kernel!("max_pool2d_backward", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl);
@@ -41,28 +38,24 @@ impl CpuStorage {
         }))
     }
 
-    /// Average pooling; see [`crate::backend::Storage::avg_pool2d`].
-    pub(crate) fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
+    /// Average pooling; see [`crate::backend::PoolOps::avg_pool2d`].
+    fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("avg_pool2d", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout);
             avg_forward(p, &x)
         }))
     }
 
-    /// Gradient of average pooling; see [`crate::backend::Storage::avg_pool2d_backward`].
-    pub(crate) fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
+    /// Gradient of average pooling; see [`crate::backend::PoolOps::avg_pool2d_backward`].
+    fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("avg_pool2d_backward", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl);
             avg_backward(p, &g)
         }))
     }
 
-    /// Adaptive average pooling; see [`crate::backend::Storage::adaptive_avg_pool2d`].
-    pub(crate) fn adaptive_avg_pool2d(
-        &self,
-        layout: &Layout,
-        p: &AdaptivePool2dParams,
-    ) -> Result<CpuStorage> {
+    /// Adaptive average pooling; see [`crate::backend::PoolOps::adaptive_avg_pool2d`].
+    fn adaptive_avg_pool2d(&self, layout: &Layout, p: &AdaptivePool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("adaptive_avg_pool2d", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout);
             adaptive_forward(p, &x)
@@ -70,7 +63,7 @@ impl CpuStorage {
     }
 
     /// Gradient of adaptive average pooling.
-    pub(crate) fn adaptive_avg_pool2d_backward(
+    fn adaptive_avg_pool2d_backward(
         &self,
         gl: &Layout,
         p: &AdaptivePool2dParams,

@@ -6,9 +6,30 @@
 //! integer sums accumulate in i64 and give I64, like PyTorch.
 
 use super::{gather, vectorized, Num, PARALLEL_THRESHOLD};
-use crate::backend::{CpuStorage, ReduceOp};
+use crate::backend::{CpuStorage, ReduceOp, ReduceOps};
 use crate::shape::Layout;
+use crate::{DType, Result};
 use rayon::prelude::*;
+
+impl ReduceOps for CpuStorage {
+    fn reduce(&self, op: ReduceOp, layout: &Layout, dim: usize) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        let (s, l) = self.widened(layout);
+        let out = match s.as_ref() {
+            CpuStorage::F32(v) => reduce(v, &l, dim, op),
+            CpuStorage::F64(v) => reduce(v, &l, dim, op),
+            CpuStorage::I64(v) => reduce(v, &l, dim, op),
+            CpuStorage::U8(v) => reduce(v, &l, dim, op),
+            CpuStorage::F16(_) | CpuStorage::BF16(_) => unreachable!("widened to f32"),
+        };
+        Ok(match (op, dtype) {
+            (ReduceOp::Sum | ReduceOp::Max | ReduceOp::Min, DType::F16 | DType::BF16) => {
+                out.convert(dtype)
+            }
+            _ => out,
+        })
+    }
+}
 
 pub(crate) fn reduce<T: Num>(v: &[T], layout: &Layout, dim: usize, op: ReduceOp) -> CpuStorage {
     // Contiguous inputs are read in place; only strided views are gathered first.

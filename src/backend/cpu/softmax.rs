@@ -7,8 +7,51 @@
 //! column's maximum is subtracted before `exp`, so large logits do not overflow.
 
 use super::elementwise::Float;
-use super::PARALLEL_THRESHOLD;
+use super::{gather, PARALLEL_THRESHOLD};
+use crate::backend::{CpuStorage, SoftmaxOps};
+use crate::shape::Layout;
+use crate::{Error, Result};
 use rayon::prelude::*;
+
+impl SoftmaxOps for CpuStorage {
+    fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        let op = if log { "log_softmax" } else { "softmax" };
+        if !dtype.is_float() {
+            return Err(Error::UnsupportedDType { op, dtype });
+        }
+        let shape = &layout.shape;
+        if dim >= shape.len() {
+            return Err(Error::DimOutOfRange {
+                op,
+                dim,
+                rank: shape.len(),
+            });
+        }
+        let outer: usize = shape[..dim].iter().product();
+        let inner: usize = shape[dim + 1..].iter().product();
+        let (s, l) = self.widened(layout);
+        fn run<T: super::elementwise::Float>(
+            v: &[T],
+            l: &Layout,
+            sizes: (usize, usize, usize),
+            log: bool,
+        ) -> Vec<T> {
+            let (outer, len, inner) = sizes;
+            match l.contiguous_range() {
+                Some(r) => softmax(&v[r], outer, len, inner, log),
+                None => softmax(&gather(v, l), outer, len, inner, log),
+            }
+        }
+        let sizes = (outer, shape[dim], inner);
+        let out = match s.as_ref() {
+            CpuStorage::F32(v) => CpuStorage::F32(run(v, &l, sizes, log)),
+            CpuStorage::F64(v) => CpuStorage::F64(run(v, &l, sizes, log)),
+            _ => unreachable!("float dtypes checked above, f16/bf16 widened"),
+        };
+        Ok(out.convert(dtype))
+    }
+}
 
 /// Columns handled together in the column-wise path (one strip per task).
 const STRIP: usize = 256;

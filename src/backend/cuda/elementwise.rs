@@ -3,30 +3,30 @@
 
 use super::kernels::KernelId;
 use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::{CudaStorage, THREADS};
-use crate::backend::{BinaryOp, CmpOp, UnaryOp};
+use super::storage::CudaStorage;
+use crate::backend::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
 /// `UnaryCode` in elementwise.cu.
-fn unary_code(op: UnaryOp) -> (u32, f64) {
+fn unary_code(op: UnaryOp) -> u32 {
     match op {
-        UnaryOp::Neg => (0, 0.0),
-        UnaryOp::Exp => (1, 0.0),
-        UnaryOp::Log => (2, 0.0),
-        UnaryOp::Sqrt => (3, 0.0),
-        UnaryOp::Relu => (4, 0.0),
-        UnaryOp::Sigmoid => (5, 0.0),
-        UnaryOp::Tanh => (6, 0.0),
-        UnaryOp::Abs => (7, 0.0),
-        UnaryOp::AddScalar(s) => (8, s),
-        UnaryOp::MulScalar(s) => (9, s),
-        UnaryOp::DivScalar(s) => (10, s),
-        UnaryOp::PowScalar(s) => (11, s),
-        UnaryOp::Gelu => (12, 0.0),
-        UnaryOp::GeluGrad => (13, 0.0),
-        UnaryOp::GeluTanh => (14, 0.0),
-        UnaryOp::GeluTanhGrad => (15, 0.0),
+        UnaryOp::Neg => 0,
+        UnaryOp::Exp => 1,
+        UnaryOp::Log => 2,
+        UnaryOp::Sqrt => 3,
+        UnaryOp::Relu => 4,
+        UnaryOp::Sigmoid => 5,
+        UnaryOp::Tanh => 6,
+        UnaryOp::Abs => 7,
+        UnaryOp::AddScalar(_) => 8,
+        UnaryOp::MulScalar(_) => 9,
+        UnaryOp::DivScalar(_) => 10,
+        UnaryOp::PowScalar(_) => 11,
+        UnaryOp::Gelu => 12,
+        UnaryOp::GeluGrad => 13,
+        UnaryOp::GeluTanh => 14,
+        UnaryOp::GeluTanhGrad => 15,
     }
 }
 
@@ -65,21 +65,21 @@ fn per_dtype(dtype: DType, ids: [KernelId; 6]) -> KernelId {
     }
 }
 
-impl CudaStorage {
-    pub(crate) fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<CudaStorage> {
+impl ElementwiseOps for CudaStorage {
+    fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<CudaStorage> {
         let dtype = self.dtype();
         if !dtype.is_float() && !op.allows_integers() {
             return Err(Error::UnsupportedDType {
-                op: crate::backend::cpu::unary_name(op),
+                op: op.name(),
                 dtype,
             });
         }
         let n = layout.numel();
-        let out = CudaStorage::alloc(self.device(), n, dtype)?;
+        let out = CudaStorage::alloc(self.cuda_device(), n, dtype)?;
         if n == 0 {
             return Ok(out);
         }
-        let (code, scalar) = unary_code(op);
+        let (code, scalar) = (unary_code(op), op.scalar());
         // Integer kernels take the scalar already converted as the CPU converts it.
         let scalar_int = match dtype {
             DType::U8 => i64::from(scalar as u8),
@@ -92,10 +92,10 @@ impl CudaStorage {
             dtype,
             [UnaryF32, UnaryF64, UnaryF16, UnaryBf16, UnaryI64, UnaryU8],
         );
-        let dev = self.device();
+        let dev = self.cuda_device();
         dev.launch(
             kernel,
-            LaunchConfig::grid_stride(n as u64, THREADS, dev.sm_count() * 16),
+            LaunchConfig::elementwise(n as u64, dev.sm_count()),
             &[
                 KernelArg::U64(n as u64),
                 rank,
@@ -111,7 +111,7 @@ impl CudaStorage {
         Ok(out)
     }
 
-    pub(crate) fn binary(
+    fn binary(
         &self,
         op: BinaryOp,
         ll: &Layout,
@@ -132,7 +132,7 @@ impl CudaStorage {
         self.pairwise("binary", kernel, binary_code(op), ll, rhs, rl, dtype)
     }
 
-    pub(crate) fn compare(
+    fn compare(
         &self,
         op: CmpOp,
         ll: &Layout,
@@ -153,7 +153,9 @@ impl CudaStorage {
         );
         self.pairwise("compare", kernel, cmp_code(op), ll, rhs, rl, DType::U8)
     }
+}
 
+impl CudaStorage {
     /// The shared launch of binary ops and comparisons.
     #[allow(clippy::too_many_arguments)]
     fn pairwise(
@@ -166,7 +168,6 @@ impl CudaStorage {
         rl: &Layout,
         out_dtype: DType,
     ) -> Result<CudaStorage> {
-        self.check_same_device(name, rhs)?;
         if self.dtype() != rhs.dtype() {
             return Err(Error::DTypeMismatch {
                 op: name,
@@ -182,16 +183,16 @@ impl CudaStorage {
             });
         }
         let n = ll.numel();
-        let out = CudaStorage::alloc(self.device(), n, out_dtype)?;
+        let out = CudaStorage::alloc(self.cuda_device(), n, out_dtype)?;
         if n == 0 {
             return Ok(out);
         }
         let p = plan(name, &ll.shape, [&ll.strides, &rl.strides])?;
         let [rank, dims] = p.shape_args();
-        let dev = self.device();
+        let dev = self.cuda_device();
         dev.launch(
             kernel,
-            LaunchConfig::grid_stride(n as u64, THREADS, dev.sm_count() * 16),
+            LaunchConfig::elementwise(n as u64, dev.sm_count()),
             &[
                 KernelArg::U64(n as u64),
                 rank,

@@ -118,7 +118,17 @@ pub struct LaunchConfig {
     pub shared_bytes: u32,
 }
 
+/// Threads per block of the elementwise-style kernels.
+pub(crate) const THREADS: u32 = 256;
+
 impl LaunchConfig {
+    /// The launch of every grid-stride elementwise-style kernel over `items` items:
+    /// [`THREADS`] per block, at most 16 blocks per multiprocessor (enough resident
+    /// warps to hide memory latency; the kernels loop over the rest).
+    pub(crate) fn elementwise(items: u64, sm_count: u32) -> Self {
+        Self::grid_stride(items, THREADS, sm_count * 16)
+    }
+
     /// A 1-D grid-stride launch over `n` items: `threads` per block, at most
     /// `max_blocks` blocks (the kernels loop over the rest).
     pub fn grid_stride(n: u64, threads: u32, max_blocks: u32) -> Self {

@@ -4,7 +4,7 @@
 use super::kernels::{KernelId, COMPUTE_CAP};
 use super::launch::{KernelArg, LaunchConfig};
 use super::storage::CudaStorage;
-use crate::backend::MatmulDims;
+use crate::backend::{MatmulDims, MatmulOps};
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
@@ -17,8 +17,8 @@ const BIG_TILE: usize = 128;
 /// Most blocks in grid y and z.
 const MAX_GRID_YZ: usize = 65_535;
 
-impl CudaStorage {
-    pub(crate) fn matmul(
+impl MatmulOps for CudaStorage {
+    fn matmul(
         &self,
         ll: &Layout,
         rhs: &CudaStorage,
@@ -28,9 +28,11 @@ impl CudaStorage {
         // Tensor cores (WMMA) for halves when the PTX targets compute capability >= 8.0.
         self.gemm(ll, rhs, rl, dims, COMPUTE_CAP >= 80)
     }
+}
 
+impl CudaStorage {
     /// The product on the GPU, with or without the tensor-core kernels for halves.
-    fn gemm(
+    pub(crate) fn gemm(
         &self,
         ll: &Layout,
         rhs: &CudaStorage,
@@ -38,7 +40,6 @@ impl CudaStorage {
         dims: MatmulDims,
         tensor_cores: bool,
     ) -> Result<CudaStorage> {
-        self.check_same_device("matmul", rhs)?;
         let dtype = self.dtype();
         if dtype != rhs.dtype() {
             return Err(Error::DTypeMismatch {
@@ -48,7 +49,7 @@ impl CudaStorage {
             });
         }
         let MatmulDims { batch, m, n, k } = dims;
-        let sm = self.device().sm_count() as usize;
+        let sm = self.cuda_device().sm_count() as usize;
         let (kernel, tile) = match dtype {
             // 128x128 tiles when they still give every multiprocessor a block.
             DType::F32 if m.div_ceil(BIG_TILE) * n.div_ceil(BIG_TILE) * batch >= sm => {
@@ -73,8 +74,8 @@ impl CudaStorage {
                 "the backend takes 3-D (batch, rows, cols) layouts",
             ));
         }
-        let out = CudaStorage::alloc(self.device(), batch * m * n, dtype)?;
-        if out.is_empty() {
+        let out = CudaStorage::alloc(self.cuda_device(), batch * m * n, dtype)?;
+        if batch * m * n == 0 {
             return Ok(out);
         }
         let fits = |v: usize| u32::try_from(v).is_ok();
@@ -84,7 +85,7 @@ impl CudaStorage {
                 format!("problem (batch {batch}, {m}x{k} · {k}x{n}) exceeds the CUDA GEMM's grid limits"),
             ));
         }
-        let dev = self.device();
+        let dev = self.cuda_device();
         let cfg = LaunchConfig {
             grid: (
                 n.div_ceil(tile) as u32,
@@ -124,7 +125,9 @@ impl CudaStorage {
 mod tests {
     use super::*;
     use crate::backend::cpu::CpuStorage;
-    use crate::backend::cuda::{emulator, CudaDevice};
+    use crate::backend::cuda::device::CudaDevice;
+    use crate::backend::cuda::emulator;
+    use crate::backend::BackendStorage;
     use half::{bf16, f16};
     use std::sync::Arc;
 

@@ -15,22 +15,23 @@
 //! round trip through the CPU backend).
 
 pub mod allocator;
-mod device;
+mod conv;
+pub(crate) mod device;
 mod driver;
+mod dropout;
 mod elementwise;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
 pub mod kernels;
 pub mod launch;
 mod matmul;
+mod pool;
 mod random;
 mod reduce;
 mod softmax;
-mod spatial;
 mod storage;
 
-pub use device::CudaDevice;
-pub use storage::CudaStorage;
+pub(crate) use storage::CudaStorage;
 
 pub(crate) use device::{device, device_count, emulation_requested};
 pub(crate) use kernels::kernels_built;

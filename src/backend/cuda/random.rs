@@ -3,7 +3,6 @@
 use super::device::CudaDevice;
 use super::kernels::KernelId;
 use super::launch::{KernelArg, LaunchConfig};
-use super::storage::THREADS;
 use crate::rng::PhiloxStream;
 use crate::Result;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ pub(crate) fn philox_words(
     let blocks = n.div_ceil(4) as u64;
     dev.launch(
         KernelId::PhiloxWords,
-        LaunchConfig::grid_stride(blocks, THREADS, dev.sm_count() * 16),
+        LaunchConfig::elementwise(blocks, dev.sm_count()),
         &[
             KernelArg::U64(n as u64),
             KernelArg::U64(stream.seed),

@@ -5,9 +5,10 @@
 //! are too few outputs to fill the GPU.
 
 use super::kernels::KernelId;
+use super::launch::THREADS;
 use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::{CudaStorage, THREADS};
-use crate::backend::ReduceOp;
+use super::storage::CudaStorage;
+use crate::backend::{ReduceOp, ReduceOps};
 use crate::shape::{check_dim, Layout};
 use crate::{DType, Error, Result};
 
@@ -19,25 +20,6 @@ fn code(op: ReduceOp) -> u32 {
         ReduceOp::Min => 2,
         ReduceOp::ArgMax => 3,
         ReduceOp::ArgMin => 4,
-    }
-}
-
-fn name(op: ReduceOp) -> &'static str {
-    match op {
-        ReduceOp::Sum => "sum",
-        ReduceOp::Max => "max",
-        ReduceOp::Min => "min",
-        ReduceOp::ArgMax => "argmax",
-        ReduceOp::ArgMin => "argmin",
-    }
-}
-
-/// The dtype of the result, as on the CPU: I64 for indices and integer sums.
-pub(crate) fn output_dtype(op: ReduceOp, dtype: DType) -> DType {
-    match op {
-        ReduceOp::ArgMax | ReduceOp::ArgMin => DType::I64,
-        ReduceOp::Sum if !dtype.is_float() => DType::I64,
-        _ => dtype,
     }
 }
 
@@ -109,9 +91,9 @@ pub(crate) fn split(n_out: usize, len: usize, rstride: usize, sm: usize) -> Spli
     }
 }
 
-impl CudaStorage {
-    pub(crate) fn reduce(&self, op: ReduceOp, layout: &Layout, dim: usize) -> Result<CudaStorage> {
-        check_dim(name(op), dim, layout.shape.len())?;
+impl ReduceOps for CudaStorage {
+    fn reduce(&self, op: ReduceOp, layout: &Layout, dim: usize) -> Result<CudaStorage> {
+        check_dim(op.name(), dim, layout.shape.len())?;
         let dtype = self.dtype();
         let (len, rstride) = (layout.shape[dim], layout.strides[dim]);
         let mut kept_shape = layout.shape.clone();
@@ -119,15 +101,15 @@ impl CudaStorage {
         kept_shape.remove(dim);
         kept_strides.remove(dim);
         let n_out: usize = kept_shape.iter().product();
-        let out_dtype = output_dtype(op, dtype);
-        let out = CudaStorage::alloc(self.device(), n_out, out_dtype)?;
+        let out_dtype = op.output_dtype(dtype);
+        let out = CudaStorage::alloc(self.cuda_device(), n_out, out_dtype)?;
         if n_out == 0 {
             return Ok(out);
         }
         if len == 0 {
             if op != ReduceOp::Sum {
                 return Err(Error::shape(
-                    name(op),
+                    op.name(),
                     format!(
                         "cannot reduce dimension {dim} of size 0 of shape {:?}",
                         layout.shape
@@ -135,10 +117,10 @@ impl CudaStorage {
                 ));
             }
             let zeros = crate::backend::CpuStorage::full(n_out, 0.0, out_dtype);
-            return CudaStorage::from_cpu(self.device(), &zeros);
+            return CudaStorage::from_cpu(self.cuda_device(), &zeros);
         }
-        let p = plan(name(op), &kept_shape, [&kept_strides])?;
-        let dev = self.device().clone();
+        let p = plan(op.name(), &kept_shape, [&kept_strides])?;
+        let dev = self.cuda_device().clone();
         let sm = dev.sm_count() as usize;
         let s = split(n_out, len, rstride, sm);
         let (by_block, by_thread, partials) = kernels(dtype);
@@ -228,9 +210,9 @@ mod tests {
 
     #[test]
     fn result_dtypes_follow_the_cpu() {
-        assert_eq!(output_dtype(ReduceOp::Sum, DType::U8), DType::I64);
-        assert_eq!(output_dtype(ReduceOp::Sum, DType::F16), DType::F16);
-        assert_eq!(output_dtype(ReduceOp::Max, DType::U8), DType::U8);
-        assert_eq!(output_dtype(ReduceOp::ArgMin, DType::F32), DType::I64);
+        assert_eq!(ReduceOp::Sum.output_dtype(DType::U8), DType::I64);
+        assert_eq!(ReduceOp::Sum.output_dtype(DType::F16), DType::F16);
+        assert_eq!(ReduceOp::Max.output_dtype(DType::U8), DType::U8);
+        assert_eq!(ReduceOp::ArgMin.output_dtype(DType::F32), DType::I64);
     }
 }

@@ -1,13 +1,15 @@
 //! Launch of `kernels/softmax.cu`: softmax / log-softmax along one dimension.
 
 use super::kernels::KernelId;
+use super::launch::THREADS;
 use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::{CudaStorage, THREADS};
+use super::storage::CudaStorage;
+use crate::backend::SoftmaxOps;
 use crate::shape::{check_dim, Layout};
 use crate::{DType, Error, Result};
 
-impl CudaStorage {
-    pub(crate) fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<CudaStorage> {
+impl SoftmaxOps for CudaStorage {
+    fn softmax(&self, layout: &Layout, dim: usize, log: bool) -> Result<CudaStorage> {
         let op = if log { "log_softmax" } else { "softmax" };
         let dtype = self.dtype();
         use KernelId::*;
@@ -20,7 +22,7 @@ impl CudaStorage {
         };
         check_dim(op, dim, layout.shape.len())?;
         let n = layout.numel();
-        let out = CudaStorage::alloc(self.device(), n, dtype)?;
+        let out = CudaStorage::alloc(self.cuda_device(), n, dtype)?;
         if n == 0 {
             return Ok(out);
         }
@@ -33,7 +35,7 @@ impl CudaStorage {
         let n_rows = n / len;
         let p = plan(op, &kept_shape, [&kept_strides])?;
         let [rank, dims] = p.shape_args();
-        let dev = self.device();
+        let dev = self.cuda_device();
         let sm = dev.sm_count();
         let args = [
             KernelArg::Ptr(self.ptr_at(layout.offset)),
@@ -56,7 +58,7 @@ impl CudaStorage {
             };
             dev.launch(by_block, cfg, &args)?;
         } else {
-            let cfg = LaunchConfig::grid_stride(n_rows as u64, THREADS, sm * 16);
+            let cfg = LaunchConfig::elementwise(n_rows as u64, sm);
             dev.launch(by_thread, cfg, &args)?;
         }
         Ok(out)

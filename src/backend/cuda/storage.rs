@@ -4,17 +4,14 @@
 use super::device::{CudaDevice, DeviceBuffer};
 use super::kernels::KernelId;
 use super::launch::{plan, KernelArg, LaunchConfig};
-use crate::backend::CpuStorage;
+use crate::backend::{BackendStorage, CpuStorage};
 use crate::shape::Layout;
-use crate::{DType, Error, Result};
+use crate::{DType, Device, Error, Result};
 use half::{bf16, f16};
 use std::sync::Arc;
 
-/// Threads per block of the elementwise-style kernels.
-pub(crate) const THREADS: u32 = 256;
-
 /// Device memory holding `len` elements of one dtype.
-pub struct CudaStorage {
+pub(crate) struct CudaStorage {
     buf: DeviceBuffer,
     len: usize,
     dtype: DType,
@@ -46,7 +43,7 @@ impl CudaStorage {
     }
 
     /// A copy of host storage on `device`.
-    pub fn from_cpu(device: &Arc<CudaDevice>, host: &CpuStorage) -> Result<Self> {
+    pub(crate) fn from_cpu(device: &Arc<CudaDevice>, host: &CpuStorage) -> Result<Self> {
         let out = Self::alloc(device, host.len(), host.dtype())?;
         if out.len > 0 {
             device.exec().copy_htod(out.buf.ptr(), host_bytes(host))?;
@@ -55,26 +52,16 @@ impl CudaStorage {
     }
 
     /// The element type.
-    pub fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         self.dtype
     }
 
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when no element is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The device ordinal.
-    pub fn ordinal(&self) -> usize {
+    pub(crate) fn ordinal(&self) -> usize {
         self.buf.device().ordinal()
     }
 
-    pub(crate) fn device(&self) -> &Arc<CudaDevice> {
+    pub(crate) fn cuda_device(&self) -> &Arc<CudaDevice> {
         self.buf.device()
     }
 
@@ -88,21 +75,35 @@ impl CudaStorage {
         self.buf.ptr()
     }
 
-    /// Err unless `other` is on the same device.
-    pub(crate) fn check_same_device(&self, op: &'static str, other: &CudaStorage) -> Result<()> {
-        if self.ordinal() == other.ordinal() {
-            Ok(())
-        } else {
-            Err(Error::DeviceMismatch {
-                op,
-                lhs: crate::Device::Cuda(self.ordinal()),
-                rhs: crate::Device::Cuda(other.ordinal()),
-            })
-        }
+    /// A host copy of the elements of `layout`, with its (contiguous) layout.
+    pub(crate) fn host_copy(&self, layout: &Layout) -> Result<(CpuStorage, Layout)> {
+        Ok((self.to_cpu(layout)?, Layout::contiguous(&layout.shape)))
     }
 
-    /// The elements of `layout`, copied to the host.
-    pub(crate) fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
+    /// Runs a CPU-backend op on a host copy of the elements of `layout` and brings the
+    /// result back: a correct (slow) way to give a new primitive a CUDA arm before it
+    /// has a kernel. `f` gets the host storage and its contiguous layout.
+    pub(crate) fn via_host(
+        &self,
+        layout: &Layout,
+        f: impl FnOnce(&CpuStorage, &Layout) -> Result<CpuStorage>,
+    ) -> Result<CudaStorage> {
+        let host = self.to_cpu(layout)?;
+        let result = f(&host, &Layout::contiguous(&layout.shape))?;
+        CudaStorage::from_cpu(self.cuda_device(), &result)
+    }
+}
+
+impl BackendStorage for CudaStorage {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn device(&self) -> Device {
+        Device::Cuda(self.ordinal())
+    }
+
+    fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
         if !layout.is_contiguous() {
             return self
                 .copy_as(layout, self.dtype)?
@@ -111,36 +112,22 @@ impl CudaStorage {
         let n = layout.numel();
         let mut host = CpuStorage::full(n, 0.0, self.dtype);
         if n > 0 {
-            self.device()
+            self.cuda_device()
                 .exec()
                 .copy_dtoh(host_bytes_mut(&mut host), self.ptr_at(layout.offset))?;
         }
         Ok(host)
     }
 
-    /// Runs a CPU-backend op on a host copy of the elements of `layout` and brings the
-    /// result back: a correct (slow) way to give a new primitive a CUDA arm before it
-    /// has a kernel. `f` gets the host storage and its contiguous layout.
-    pub fn via_host(
-        &self,
-        layout: &Layout,
-        f: impl FnOnce(&CpuStorage, &Layout) -> Result<CpuStorage>,
-    ) -> Result<CudaStorage> {
-        let host = self.to_cpu(layout)?;
-        let result = f(&host, &Layout::contiguous(&layout.shape))?;
-        CudaStorage::from_cpu(self.device(), &result)
-    }
-
-    /// A contiguous copy of the elements of `layout`, converted to `dtype`.
-    pub(crate) fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<CudaStorage> {
+    fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<CudaStorage> {
         let n = layout.numel();
-        let out = Self::alloc(self.device(), n, dtype)?;
+        let out = Self::alloc(self.cuda_device(), n, dtype)?;
         if n == 0 {
             return Ok(out);
         }
         if dtype == self.dtype && layout.is_contiguous() {
             let bytes = n * dtype.size_in_bytes();
-            self.device()
+            self.cuda_device()
                 .exec()
                 .copy_dtod(out.ptr(), self.ptr_at(layout.offset), bytes)?;
             return Ok(out);
@@ -150,14 +137,12 @@ impl CudaStorage {
         Ok(out)
     }
 
-    /// Writes `src` at `src_layout` into `self` at `dst_layout` (same shape), converting.
-    pub(crate) fn copy_from(
+    fn copy_from(
         &mut self,
         dst_layout: &Layout,
         src: &CudaStorage,
         src_layout: &Layout,
     ) -> Result<()> {
-        self.check_same_device("copy_from", src)?;
         if dst_layout.shape != src_layout.shape {
             return Err(Error::ShapeMismatch {
                 op: "copy_from",
@@ -176,11 +161,11 @@ impl CudaStorage {
 fn copy_strided(src: &CudaStorage, sl: &Layout, dst: &CudaStorage, dl: &Layout) -> Result<()> {
     let n = sl.numel() as u64;
     let p = plan("copy", &sl.shape, [&sl.strides, &dl.strides])?;
-    let dev = src.device();
+    let dev = src.cuda_device();
     let [rank, dims] = p.shape_args();
     dev.launch(
         copy_kernel(src.dtype, dst.dtype),
-        LaunchConfig::grid_stride(n, THREADS, dev.sm_count() * 16),
+        LaunchConfig::elementwise(n, dev.sm_count()),
         &[
             KernelArg::U64(n),
             rank,

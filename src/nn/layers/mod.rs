@@ -11,11 +11,13 @@ mod norm;
 mod pool;
 mod sequential;
 
-pub use activation::{ReLU, GELU};
-pub use conv::Conv2d;
-pub use dropout::Dropout;
-pub use flatten::Flatten;
-pub use linear::Linear;
-pub use norm::{BatchNorm1d, BatchNorm2d};
-pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-pub use sequential::Sequential;
+// Glob re-exports, as in `nn::functional`: a new layer is written in its family's
+// file and nowhere else.
+pub use activation::*;
+pub use conv::*;
+pub use dropout::*;
+pub use flatten::*;
+pub use linear::*;
+pub use norm::*;
+pub use pool::*;
+pub use sequential::*;

@@ -1,0 +1,263 @@
+//! Elementwise primitives: ops of one operand (activations, scalar arithmetic), of
+//! two operands (arithmetic, extrema) and comparisons, over strided and broadcast
+//! operands into a contiguous result.
+//!
+//! An op's identity lives on its enum: [`UnaryOp::name`] (and friends) is the name
+//! errors show and the name the CUDA registry finds the op's code by, in
+//! `kernels/elementwise.cu`'s `UnaryCode`/`BinaryCode`/`CmpCode` enums.
+
+use super::{dispatch, Storage};
+use crate::shape::Layout;
+use crate::Result;
+
+/// Elementwise ops of one operand. Scalar parameters are given as f64.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `e^x`
+    Exp,
+    /// natural logarithm
+    Log,
+    /// square root
+    Sqrt,
+    /// `max(x, 0)`
+    Relu,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// hyperbolic tangent
+    Tanh,
+    /// `|x|`
+    Abs,
+    /// `x + s`
+    AddScalar(f64),
+    /// `x * s`
+    MulScalar(f64),
+    /// `x / s`
+    DivScalar(f64),
+    /// `x ^ s`
+    PowScalar(f64),
+    /// GELU, exact form: `x·Φ(x) = x/2·(1 + erf(x/√2))`
+    Gelu,
+    /// derivative of [`UnaryOp::Gelu`]: `Φ(x) + x·φ(x)`
+    GeluGrad,
+    /// GELU, tanh approximation: `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+    GeluTanh,
+    /// derivative of [`UnaryOp::GeluTanh`]
+    GeluTanhGrad,
+}
+
+impl UnaryOp {
+    /// Every op (scalar ops with a placeholder scalar), for tests that check each one
+    /// has a kernel case.
+    #[cfg(test)]
+    pub(crate) const ALL: [UnaryOp; 16] = [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Relu,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::Abs,
+        UnaryOp::AddScalar(0.0),
+        UnaryOp::MulScalar(0.0),
+        UnaryOp::DivScalar(0.0),
+        UnaryOp::PowScalar(0.0),
+        UnaryOp::Gelu,
+        UnaryOp::GeluGrad,
+        UnaryOp::GeluTanh,
+        UnaryOp::GeluTanhGrad,
+    ];
+
+    /// The op's name: in errors, and the key of its code in the CUDA kernels.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Abs => "abs",
+            UnaryOp::AddScalar(_) => "add_scalar",
+            UnaryOp::MulScalar(_) => "mul_scalar",
+            UnaryOp::DivScalar(_) => "div_scalar",
+            UnaryOp::PowScalar(_) => "pow_scalar",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::GeluGrad => "gelu_grad",
+            UnaryOp::GeluTanh => "gelu_tanh",
+            UnaryOp::GeluTanhGrad => "gelu_tanh_grad",
+        }
+    }
+
+    /// The op's scalar parameter (0 for ops without one).
+    pub(crate) fn scalar(self) -> f64 {
+        match self {
+            UnaryOp::AddScalar(s)
+            | UnaryOp::MulScalar(s)
+            | UnaryOp::DivScalar(s)
+            | UnaryOp::PowScalar(s) => s,
+            _ => 0.0,
+        }
+    }
+
+    /// True when the op is defined for integer dtypes too.
+    pub(crate) fn allows_integers(self) -> bool {
+        matches!(
+            self,
+            UnaryOp::Neg
+                | UnaryOp::Relu
+                | UnaryOp::Abs
+                | UnaryOp::AddScalar(_)
+                | UnaryOp::MulScalar(_)
+        )
+    }
+}
+
+/// Elementwise ops of two operands of one dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// elementwise maximum (NaN propagates)
+    Maximum,
+    /// elementwise minimum (NaN propagates)
+    Minimum,
+}
+
+impl BinaryOp {
+    /// Every op, for tests that check each one has a kernel case.
+    #[cfg(test)]
+    pub(crate) const ALL: [BinaryOp; 6] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+    ];
+
+    /// The op's name: in errors, and the key of its code in the CUDA kernels.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+        }
+    }
+}
+
+/// Elementwise comparisons; the result is a U8 tensor of 0 and 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    /// `a == b`
+    Eq,
+    /// `a != b`
+    Ne,
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+}
+
+impl CmpOp {
+    /// Every op, for tests that check each one has a kernel case.
+    #[cfg(test)]
+    pub(crate) const ALL: [CmpOp; 6] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
+
+    /// The op's name: in errors, and the key of its code in the CUDA kernels.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+        }
+    }
+}
+
+/// The elementwise primitives of a backend.
+pub(crate) trait ElementwiseOps: Sized {
+    /// `op` on every element of `layout`; the result is contiguous.
+    fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<Self>;
+
+    /// `op` elementwise; both layouts are already broadcast to the output shape and
+    /// both operands have one dtype.
+    fn binary(&self, op: BinaryOp, lhs: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self>;
+
+    /// Comparison elementwise, giving U8; layouts already broadcast.
+    fn compare(&self, op: CmpOp, lhs: &Layout, rhs: &Self, rhs_layout: &Layout) -> Result<Self>;
+}
+
+impl Storage {
+    /// See [`ElementwiseOps::unary`].
+    pub(crate) fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<Storage> {
+        dispatch!(op.name(), (self), |(s)| s.unary(op, layout))
+    }
+
+    /// See [`ElementwiseOps::binary`].
+    pub(crate) fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &Layout,
+        rhs: &Storage,
+        rhs_layout: &Layout,
+    ) -> Result<Storage> {
+        dispatch!(op.name(), (self, rhs), |(a, b)| a
+            .binary(op, lhs, b, rhs_layout))
+    }
+
+    /// See [`ElementwiseOps::compare`].
+    pub(crate) fn compare(
+        &self,
+        op: CmpOp,
+        lhs: &Layout,
+        rhs: &Storage,
+        rhs_layout: &Layout,
+    ) -> Result<Storage> {
+        dispatch!(op.name(), (self, rhs), |(a, b)| a
+            .compare(op, lhs, b, rhs_layout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Names key the kernels' op codes, so two ops with one name would run one kernel
+    /// case.
+    #[test]
+    fn every_op_has_its_own_name() {
+        let unary: HashSet<_> = UnaryOp::ALL.iter().map(|o| o.name()).collect();
+        let binary: HashSet<_> = BinaryOp::ALL.iter().map(|o| o.name()).collect();
+        let cmp: HashSet<_> = CmpOp::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(unary.len(), UnaryOp::ALL.len());
+        assert_eq!(binary.len(), BinaryOp::ALL.len());
+        assert_eq!(cmp.len(), CmpOp::ALL.len());
+    }
+}
