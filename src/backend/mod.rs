@@ -92,45 +92,32 @@ pub(crate) trait Operand {
     fn cuda(self) -> Option<Self::Cuda>;
 }
 
-impl<'a> Operand for &'a Storage {
-    type Cpu = &'a CpuStorage;
-    type Cuda = &'a CudaStorage;
-    fn device(&self) -> Option<Device> {
-        Some(Storage::device(self))
-    }
-    fn cpu(self) -> Option<Self::Cpu> {
-        match self {
-            Storage::Cpu(s) => Some(s),
-            Storage::Cuda(_) => None,
+/// `Operand` for a shared or a mutable reference to a [`Storage`].
+macro_rules! storage_operand {
+    ($storage:ty, $cpu:ty, $cuda:ty) => {
+        impl<'a> Operand for $storage {
+            type Cpu = $cpu;
+            type Cuda = $cuda;
+            fn device(&self) -> Option<Device> {
+                Some(Storage::device(self))
+            }
+            fn cpu(self) -> Option<Self::Cpu> {
+                match self {
+                    Storage::Cpu(s) => Some(s),
+                    Storage::Cuda(_) => None,
+                }
+            }
+            fn cuda(self) -> Option<Self::Cuda> {
+                match self {
+                    Storage::Cuda(s) => Some(s),
+                    Storage::Cpu(_) => None,
+                }
+            }
         }
-    }
-    fn cuda(self) -> Option<Self::Cuda> {
-        match self {
-            Storage::Cuda(s) => Some(s),
-            Storage::Cpu(_) => None,
-        }
-    }
+    };
 }
-
-impl<'a> Operand for &'a mut Storage {
-    type Cpu = &'a mut CpuStorage;
-    type Cuda = &'a mut CudaStorage;
-    fn device(&self) -> Option<Device> {
-        Some(Storage::device(self))
-    }
-    fn cpu(self) -> Option<Self::Cpu> {
-        match self {
-            Storage::Cpu(s) => Some(s),
-            Storage::Cuda(_) => None,
-        }
-    }
-    fn cuda(self) -> Option<Self::Cuda> {
-        match self {
-            Storage::Cuda(s) => Some(s),
-            Storage::Cpu(_) => None,
-        }
-    }
-}
+storage_operand!(&'a Storage, &'a CpuStorage, &'a CudaStorage);
+storage_operand!(&'a mut Storage, &'a mut CpuStorage, &'a mut CudaStorage);
 
 impl<T: Operand> Operand for Option<T> {
     type Cpu = Option<T::Cpu>;
