@@ -164,20 +164,21 @@ pub fn host(t: &Tensor) -> Vec<f64> {
 pub fn assert_close(got: &Tensor, want: &Tensor, dev: &Device, atol: f64, rtol: f64) {
     assert_eq!(got.device(), *dev, "result on the wrong device");
     let (datol, drtol) = device_tol(got.dtype(), dev);
-    assert_values(got, want, atol.max(datol), rtol.max(drtol));
+    assert_values("result", got, want, atol.max(datol), rtol.max(drtol));
 }
 
 /// Asserts that `got` and `want` (on any devices) have one shape and agree within
 /// exactly `atol + rtol·|want|`; NaN must meet NaN, an infinity the same infinity.
+/// `what` (may be empty) begins the failure message.
 #[track_caller]
-pub fn assert_values(got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
-    assert_eq!(got.shape(), want.shape(), "shapes differ");
+pub fn assert_values(what: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
     let (g, w) = (host(got), host(want));
     for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
         let ok = a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
         assert!(
             ok,
-            "element {i}: got {a}, want {b} (atol {atol}, rtol {rtol})"
+            "{what}: element {i}: got {a}, want {b} (atol {atol}, rtol {rtol})"
         );
     }
 }
