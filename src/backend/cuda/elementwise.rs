@@ -1,57 +1,66 @@
 //! Launches of `kernels/elementwise.cu`: unary (and scalar) ops, binary ops and
 //! comparisons over strided, broadcast operands, into a contiguous output.
 
-use super::kernels::KernelId;
+use super::kernels::{op_code, KernelId};
 use super::launch::{plan, KernelArg, LaunchConfig};
 use super::storage::{CudaStorage, THREADS};
 use crate::backend::{BinaryOp, CmpOp, UnaryOp};
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
-/// `UnaryCode` in elementwise.cu.
+/// `UnaryCode` in elementwise.cu, and the scalar operand.
 fn unary_code(op: UnaryOp) -> (u32, f64) {
-    match op {
-        UnaryOp::Neg => (0, 0.0),
-        UnaryOp::Exp => (1, 0.0),
-        UnaryOp::Log => (2, 0.0),
-        UnaryOp::Sqrt => (3, 0.0),
-        UnaryOp::Relu => (4, 0.0),
-        UnaryOp::Sigmoid => (5, 0.0),
-        UnaryOp::Tanh => (6, 0.0),
-        UnaryOp::Abs => (7, 0.0),
-        UnaryOp::AddScalar(s) => (8, s),
-        UnaryOp::MulScalar(s) => (9, s),
-        UnaryOp::DivScalar(s) => (10, s),
-        UnaryOp::PowScalar(s) => (11, s),
-        UnaryOp::Gelu => (12, 0.0),
-        UnaryOp::GeluGrad => (13, 0.0),
-        UnaryOp::GeluTanh => (14, 0.0),
-        UnaryOp::GeluTanhGrad => (15, 0.0),
-    }
+    let (name, scalar) = match op {
+        UnaryOp::Neg => ("neg", 0.0),
+        UnaryOp::Exp => ("exp", 0.0),
+        UnaryOp::Log => ("log", 0.0),
+        UnaryOp::Sqrt => ("sqrt", 0.0),
+        UnaryOp::Relu => ("relu", 0.0),
+        UnaryOp::Sigmoid => ("sigmoid", 0.0),
+        UnaryOp::Tanh => ("tanh", 0.0),
+        UnaryOp::Abs => ("abs", 0.0),
+        UnaryOp::AddScalar(s) => ("add_scalar", s),
+        UnaryOp::MulScalar(s) => ("mul_scalar", s),
+        UnaryOp::DivScalar(s) => ("div_scalar", s),
+        UnaryOp::PowScalar(s) => ("pow_scalar", s),
+        UnaryOp::Gelu => ("gelu", 0.0),
+        UnaryOp::GeluGrad => ("gelu_grad", 0.0),
+        UnaryOp::GeluTanh => ("gelu_tanh", 0.0),
+        UnaryOp::GeluTanhGrad => ("gelu_tanh_grad", 0.0),
+    };
+    (code("UnaryCode", name), scalar)
 }
 
 /// `BinaryCode` in elementwise.cu.
 fn binary_code(op: BinaryOp) -> u32 {
-    match op {
-        BinaryOp::Add => 0,
-        BinaryOp::Sub => 1,
-        BinaryOp::Mul => 2,
-        BinaryOp::Div => 3,
-        BinaryOp::Maximum => 4,
-        BinaryOp::Minimum => 5,
-    }
+    let name = match op {
+        BinaryOp::Add => "add",
+        BinaryOp::Sub => "sub",
+        BinaryOp::Mul => "mul",
+        BinaryOp::Div => "div",
+        BinaryOp::Maximum => "maximum",
+        BinaryOp::Minimum => "minimum",
+    };
+    code("BinaryCode", name)
 }
 
 /// `CmpCode` in elementwise.cu.
 fn cmp_code(op: CmpOp) -> u32 {
-    match op {
-        CmpOp::Eq => 0,
-        CmpOp::Ne => 1,
-        CmpOp::Lt => 2,
-        CmpOp::Le => 3,
-        CmpOp::Gt => 4,
-        CmpOp::Ge => 5,
-    }
+    let name = match op {
+        CmpOp::Eq => "eq",
+        CmpOp::Ne => "ne",
+        CmpOp::Lt => "lt",
+        CmpOp::Le => "le",
+        CmpOp::Gt => "gt",
+        CmpOp::Ge => "ge",
+    };
+    code("CmpCode", name)
+}
+
+/// The op code elementwise.cu declares for `op` in `table` (kernels.rs tests that every
+/// op has one).
+fn code(table: &str, op: &str) -> u32 {
+    op_code(table, op).expect("elementwise.cu declares a code for every op")
 }
 
 fn per_dtype(dtype: DType, ids: [KernelId; 6]) -> KernelId {

@@ -4,7 +4,7 @@
 //! outputs), with the reduced dimension split into chunks and a second pass when there
 //! are too few outputs to fill the GPU.
 
-use super::kernels::KernelId;
+use super::kernels::{op_code, KernelId};
 use super::launch::{plan, KernelArg, LaunchConfig};
 use super::storage::{CudaStorage, THREADS};
 use crate::backend::ReduceOp;
@@ -13,13 +13,7 @@ use crate::{DType, Error, Result};
 
 /// `ReduceCode` in reduce.cu.
 fn code(op: ReduceOp) -> u32 {
-    match op {
-        ReduceOp::Sum => 0,
-        ReduceOp::Max => 1,
-        ReduceOp::Min => 2,
-        ReduceOp::ArgMax => 3,
-        ReduceOp::ArgMin => 4,
-    }
+    op_code("ReduceCode", name(op)).expect("reduce.cu declares a code for every op")
 }
 
 fn name(op: ReduceOp) -> &'static str {
