@@ -437,10 +437,13 @@ pub fn generate(
             format!("&[{}]", kinds.join(", "))
         },
     );
+    // The emulator's self-test kernels stay out of the lookups by dtype and op: those
+    // are the same with and without the `cuda-emulator` feature.
+    let kiln_modules = &modules[..ptx_modules];
+    let kiln: Vec<&Kernel> = kiln_modules.iter().flat_map(|m| &m.kernels).collect();
+    dtype_lookups(&mut s, &kiln);
     s.push_str("}\n");
-    // The emulator's self-test modules stay out of the op codes: those are the same with
-    // and without the `cuda-emulator` feature.
-    op_code_fn(&mut s, &modules[..ptx_modules]);
+    op_code_fn(&mut s, kiln_modules);
     if emulated {
         emulator_table(&mut s, &all);
     }
@@ -469,6 +472,82 @@ fn match_fn(
         );
     }
     s.push_str("        }\n    }\n\n");
+}
+
+/// The dtype suffixes of per-dtype kernel names and the `DType` each stands for.
+const DTYPES: [(&str, &str); 6] = [
+    ("f32", "F32"),
+    ("f64", "F64"),
+    ("f16", "F16"),
+    ("bf16", "BF16"),
+    ("i64", "I64"),
+    ("u8", "U8"),
+];
+
+/// The `DType` variant of a kernel name's dtype suffix (`bf16` → `BF16`).
+fn dtype_of(suffix: &str) -> Option<&'static str> {
+    DTYPES.iter().find(|(s, _)| *s == suffix).map(|(_, d)| *d)
+}
+
+/// `copy_f32_f16` → (`F32`, `F16`).
+fn copy_dtypes(name: &str) -> Option<(&'static str, &'static str)> {
+    let (src, dst) = name.strip_prefix("copy_")?.split_once('_')?;
+    Some((dtype_of(src)?, dtype_of(dst)?))
+}
+
+/// `reduce_block_bf16` → (`reduce_block`, `BF16`); None for the copy kernels, which
+/// `KernelId::copy` finds by both dtypes.
+fn family_dtype(name: &str) -> Option<(&str, &'static str)> {
+    if copy_dtypes(name).is_some() {
+        return None;
+    }
+    let (family, suffix) = name.rsplit_once('_')?;
+    Some((family, dtype_of(suffix)?))
+}
+
+/// `KernelId::for_dtype` and `KernelId::copy`: the kernel of a per-dtype family, so
+/// host code names the family instead of keeping a table per dtype.
+fn dtype_lookups(s: &mut String, kernels: &[&Kernel]) {
+    s.push_str(
+        "    /// The kernel of family `family` for `dtype` (`unary_f32` for (\"unary\", F32)),\n\
+         \x20   /// or `Error::UnsupportedDType` when kernels/*.cu defines none.\n\
+         \x20   pub(crate) fn for_dtype(family: &'static str, dtype: crate::DType) -> crate::Result<KernelId> {\n\
+         \x20       match (family, dtype) {\n",
+    );
+    for k in kernels {
+        if let Some((family, dtype)) = family_dtype(&k.name) {
+            let _ = writeln!(
+                s,
+                "            ({family:?}, crate::DType::{dtype}) => Ok(KernelId::{}),",
+                camel(&k.name)
+            );
+        }
+    }
+    s.push_str(
+        "            _ => Err(crate::Error::UnsupportedDType { op: family, dtype }),\n\
+         \x20       }\n    }\n\n\
+         \x20   /// `copy_<src>_<dst>`: converts `src` elements to `dst`.\n\
+         \x20   pub(crate) fn copy(src: crate::DType, dst: crate::DType) -> crate::Result<KernelId> {\n\
+         \x20       match (src, dst) {\n",
+    );
+    let mut pairs = 0;
+    for k in kernels {
+        if let Some((src, dst)) = copy_dtypes(&k.name) {
+            pairs += 1;
+            let _ = writeln!(
+                s,
+                "            (crate::DType::{src}, crate::DType::{dst}) => Ok(KernelId::{}),",
+                camel(&k.name)
+            );
+        }
+    }
+    // With every pair defined, a catch-all arm would be unreachable (a warning).
+    if pairs < DTYPES.len() * DTYPES.len() {
+        s.push_str(
+            "            _ => Err(crate::Error::UnsupportedDType { op: \"copy\", dtype: dst }),\n",
+        );
+    }
+    s.push_str("        }\n    }\n");
 }
 
 /// `op_code`: the value of each op-code enumerator, by table and op name, so host code

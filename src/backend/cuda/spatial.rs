@@ -11,7 +11,7 @@ use super::storage::{CudaStorage, THREADS};
 use crate::backend::{AdaptivePool2dParams, Conv2dParams, CpuStorage, Pool2dParams};
 use crate::rng::{keep_threshold, PhiloxStream};
 use crate::shape::Layout;
-use crate::{DType, Error, Result};
+use crate::Result;
 
 /// A host copy of `s` at `l`, with its (contiguous) layout.
 fn host(s: &CudaStorage, l: &Layout) -> Result<(CpuStorage, Layout)> {
@@ -26,18 +26,7 @@ impl CudaStorage {
         p: f64,
     ) -> Result<CudaStorage> {
         let dtype = self.dtype();
-        let kernel = match dtype {
-            DType::F32 => KernelId::DropoutF32,
-            DType::F64 => KernelId::DropoutF64,
-            DType::F16 => KernelId::DropoutF16,
-            DType::BF16 => KernelId::DropoutBf16,
-            DType::I64 | DType::U8 => {
-                return Err(Error::UnsupportedDType {
-                    op: "dropout",
-                    dtype,
-                })
-            }
-        };
+        let kernel = KernelId::for_dtype("dropout", dtype)?;
         let n = layout.numel();
         let out = CudaStorage::alloc(self.device(), n, dtype)?;
         if n == 0 {
