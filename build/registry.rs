@@ -11,6 +11,8 @@ pub struct Module {
     pub name: String,
     pub source: PathBuf,
     pub kernels: Vec<Kernel>,
+    /// Its `enum <Name>Code` op-code tables.
+    pub codes: Vec<CodeTable>,
 }
 
 /// One `extern "C" __global__` function and its parameters.
@@ -25,7 +27,15 @@ pub struct Param {
     pub kind: &'static str,
 }
 
-/// Every `*.cu` in `dir`, sorted by name, with its `extern "C" __global__` kernels.
+/// One `enum <Name>Code { ... }` of a kernel source: op codes the host passes to kernels.
+pub struct CodeTable {
+    pub name: String,
+    /// (enumerator, value), in declaration order.
+    pub entries: Vec<(String, u32)>,
+}
+
+/// Every `*.cu` in `dir`, sorted by name, with its `extern "C" __global__` kernels and
+/// its op-code enums.
 pub fn scan(dir: &str) -> Result<Vec<Module>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {dir}/: {e}"))?;
     let mut sources: Vec<PathBuf> = entries
@@ -42,12 +52,26 @@ pub fn scan(dir: &str) -> Result<Vec<Module>, String> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let kernels = parse_kernels(&text).map_err(|e| format!("{}: {e}", source.display()))?;
+        let at_file = |e: String| format!("{}: {e}", source.display());
+        let kernels = parse_kernels(&text).map_err(at_file)?;
+        let codes = parse_code_tables(&text).map_err(at_file)?;
         modules.push(Module {
             name,
             source,
             kernels,
+            codes,
         });
+    }
+    let mut tables: Vec<&str> = modules
+        .iter()
+        .flat_map(|m| m.codes.iter().map(|t| t.name.as_str()))
+        .collect();
+    tables.sort_unstable();
+    if let Some(twice) = tables.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!(
+            "enum {} is declared in two files of {dir}/",
+            twice[0]
+        ));
     }
     Ok(modules)
 }
@@ -150,6 +174,145 @@ fn parse_param(param: &str) -> Result<Param, String> {
         }
     };
     Ok(Param { c_type, kind })
+}
+
+/// The source with every comment blanked out (newlines kept, so line numbers hold).
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (open, block) = match (rest.find("//"), rest.find("/*")) {
+            (Some(l), Some(b)) if b < l => (b, true),
+            (Some(l), _) => (l, false),
+            (None, Some(b)) => (b, true),
+            (None, None) => {
+                out.push_str(rest);
+                break;
+            }
+        };
+        out.push_str(&rest[..open]);
+        // A line comment ends before its newline (which stays), a block one after `*/`.
+        let end = if block {
+            rest[open + 2..]
+                .find("*/")
+                .map_or(rest.len(), |e| open + 4 + e)
+        } else {
+            rest[open..].find('\n').map_or(rest.len(), |e| open + e)
+        };
+        let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+        out.extend(rest[open..end].chars().map(blank));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Every `enum <Name>Code { ... }` in `text` (several lines, `= N` initialisers or
+/// implicit increments), checked: literal values only, one `PREFIX_` for all
+/// enumerators, no value twice.
+fn parse_code_tables(text: &str) -> Result<Vec<CodeTable>, String> {
+    let code = strip_comments(text);
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut tables: Vec<CodeTable> = Vec::new();
+    let mut from = 0;
+    while let Some(found) = code[from..].find("enum") {
+        let at = from + found;
+        from = at + 4;
+        let before_ok = !code[..at].ends_with(is_ident);
+        let after = &code[at + 4..];
+        if !before_ok || !after.starts_with(char::is_whitespace) {
+            continue; // part of a longer identifier
+        }
+        let lineno = code[..at].matches('\n').count() + 1;
+        let mut rest = after.trim_start();
+        for keyword in ["class ", "struct "] {
+            rest = rest.strip_prefix(keyword).unwrap_or(rest).trim_start();
+        }
+        let name: String = rest.chars().take_while(|&c| is_ident(c)).collect();
+        if !name.ends_with("Code") {
+            continue;
+        }
+        let at_line = |msg: String| format!("line {lineno}: enum {name}: {msg}");
+        let body = rest[name.len()..]
+            .find('{')
+            .filter(|&open| {
+                // Only an underlying type (`: uint32_t`) may stand before the `{`.
+                let head = rest[name.len()..name.len() + open].trim();
+                head.is_empty() || head.starts_with(':')
+            })
+            .and_then(|open| {
+                let body = &rest[name.len() + open + 1..];
+                body.find('}').map(|close| &body[..close])
+            })
+            .ok_or_else(|| at_line("expected `{ ENUMERATORS }`".into()))?;
+        let entries = parse_enumerators(body).map_err(at_line)?;
+        if tables.iter().any(|t| t.name == name) {
+            return Err(at_line("declared twice".into()));
+        }
+        tables.push(CodeTable { name, entries });
+    }
+    Ok(tables)
+}
+
+/// `U_NEG = 0, U_EXP, ...` → [("U_NEG", 0), ("U_EXP", 1), ...].
+fn parse_enumerators(body: &str) -> Result<Vec<(String, u32)>, String> {
+    let mut entries: Vec<(String, u32)> = Vec::new();
+    let mut next: u64 = 0;
+    let mut prefix: Option<&str> = None;
+    for item in body.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, value) = match item.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (item, None),
+        };
+        let well_formed = name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && name
+                .split_once('_')
+                .is_some_and(|(p, op)| !p.is_empty() && !op.is_empty());
+        if !well_formed {
+            return Err(format!(
+                "enumerator `{name}` is not PREFIX_OPNAME in upper case (the host finds it \
+                 by the op's name)"
+            ));
+        }
+        let this_prefix = name.split('_').next().unwrap_or_default();
+        if *prefix.get_or_insert(this_prefix) != this_prefix {
+            return Err(format!(
+                "enumerator `{name}` does not share the prefix `{}_` of the others",
+                prefix.unwrap_or_default()
+            ));
+        }
+        if let Some(v) = value {
+            next = parse_literal(v).ok_or(format!(
+                "`{item}`: the registry reads only unsigned integer literals as values"
+            ))?;
+        }
+        let value = u32::try_from(next).map_err(|_| format!("`{item}`: value out of range"))?;
+        if entries.iter().any(|(n, _)| n == name) {
+            return Err(format!("enumerator `{name}` declared twice"));
+        }
+        if let Some((other, _)) = entries.iter().find(|(_, v)| *v == value) {
+            return Err(format!(
+                "`{other}` and `{name}` both have the value {value}: each op needs a code \
+                 of its own"
+            ));
+        }
+        entries.push((name.to_string(), value));
+        next += 1;
+    }
+    if entries.is_empty() {
+        return Err("no enumerators".into());
+    }
+    Ok(entries)
+}
+
+/// `12`, `0x1f` (with an optional `u` suffix) as a number.
+fn parse_literal(v: &str) -> Option<u64> {
+    let v = v.trim_end_matches(['u', 'U']);
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
 }
 
 /// Err unless each module's PTX has an `.entry` for each scanned kernel.
@@ -274,7 +437,13 @@ pub fn generate(
             format!("&[{}]", kinds.join(", "))
         },
     );
+    // The emulator's self-test kernels stay out of the lookups by dtype and op: those
+    // are the same with and without the `cuda-emulator` feature.
+    let kiln_modules = &modules[..ptx_modules];
+    let kiln: Vec<&Kernel> = kiln_modules.iter().flat_map(|m| &m.kernels).collect();
+    dtype_lookups(&mut s, &kiln);
     s.push_str("}\n");
+    op_code_fn(&mut s, kiln_modules);
     if emulated {
         emulator_table(&mut s, &all);
     }
@@ -303,6 +472,103 @@ fn match_fn(
         );
     }
     s.push_str("        }\n    }\n\n");
+}
+
+/// The dtype suffixes of per-dtype kernel names and the `DType` each stands for.
+const DTYPES: [(&str, &str); 6] = [
+    ("f32", "F32"),
+    ("f64", "F64"),
+    ("f16", "F16"),
+    ("bf16", "BF16"),
+    ("i64", "I64"),
+    ("u8", "U8"),
+];
+
+/// The `DType` variant of a kernel name's dtype suffix (`bf16` → `BF16`).
+fn dtype_of(suffix: &str) -> Option<&'static str> {
+    DTYPES.iter().find(|(s, _)| *s == suffix).map(|(_, d)| *d)
+}
+
+/// `copy_f32_f16` → (`F32`, `F16`).
+fn copy_dtypes(name: &str) -> Option<(&'static str, &'static str)> {
+    let (src, dst) = name.strip_prefix("copy_")?.split_once('_')?;
+    Some((dtype_of(src)?, dtype_of(dst)?))
+}
+
+/// `reduce_block_bf16` → (`reduce_block`, `BF16`); None for the copy kernels, which
+/// `KernelId::copy` finds by both dtypes.
+fn family_dtype(name: &str) -> Option<(&str, &'static str)> {
+    if copy_dtypes(name).is_some() {
+        return None;
+    }
+    let (family, suffix) = name.rsplit_once('_')?;
+    Some((family, dtype_of(suffix)?))
+}
+
+/// `KernelId::for_dtype` and `KernelId::copy`: the kernel of a per-dtype family, so
+/// host code names the family instead of keeping a table per dtype.
+fn dtype_lookups(s: &mut String, kernels: &[&Kernel]) {
+    s.push_str(
+        "    /// The kernel of family `family` for `dtype` (`unary_f32` for (\"unary\", F32)),\n\
+         \x20   /// or `Error::UnsupportedDType` when kernels/*.cu defines none.\n\
+         \x20   pub(crate) fn for_dtype(family: &'static str, dtype: crate::DType) -> crate::Result<KernelId> {\n\
+         \x20       match (family, dtype) {\n",
+    );
+    for k in kernels {
+        if let Some((family, dtype)) = family_dtype(&k.name) {
+            let _ = writeln!(
+                s,
+                "            ({family:?}, crate::DType::{dtype}) => Ok(KernelId::{}),",
+                camel(&k.name)
+            );
+        }
+    }
+    s.push_str(
+        "            _ => Err(crate::Error::UnsupportedDType { op: family, dtype }),\n\
+         \x20       }\n    }\n\n\
+         \x20   /// `copy_<src>_<dst>`: converts `src` elements to `dst`.\n\
+         \x20   pub(crate) fn copy(src: crate::DType, dst: crate::DType) -> crate::Result<KernelId> {\n\
+         \x20       match (src, dst) {\n",
+    );
+    let mut pairs = 0;
+    for k in kernels {
+        if let Some((src, dst)) = copy_dtypes(&k.name) {
+            pairs += 1;
+            let _ = writeln!(
+                s,
+                "            (crate::DType::{src}, crate::DType::{dst}) => Ok(KernelId::{}),",
+                camel(&k.name)
+            );
+        }
+    }
+    // With every pair defined, a catch-all arm would be unreachable (a warning).
+    if pairs < DTYPES.len() * DTYPES.len() {
+        s.push_str(
+            "            _ => Err(crate::Error::UnsupportedDType { op: \"copy\", dtype: dst }),\n",
+        );
+    }
+    s.push_str("        }\n    }\n");
+}
+
+/// `op_code`: the value of each op-code enumerator, by table and op name, so host code
+/// never numbers the ops itself.
+fn op_code_fn(s: &mut String, modules: &[Module]) {
+    s.push_str(
+        "\n/// The value of the enumerator of `enum <table>` in kernels/*.cu whose name, after its\n\
+         /// prefix (`U_`, `B_`, ...), is `op` in upper case: `op_code(\"UnaryCode\", \"add_scalar\")`\n\
+         /// is `U_ADD_SCALAR`. None when there is no such table or enumerator.\n\
+         pub(crate) fn op_code(table: &str, op: &str) -> Option<u32> {\n    match (table, op) {\n",
+    );
+    for table in modules.iter().flat_map(|m| &m.codes) {
+        for (name, value) in &table.entries {
+            let op = name
+                .split_once('_')
+                .map_or("", |(_, op)| op)
+                .to_ascii_lowercase();
+            let _ = writeln!(s, "        ({:?}, {op:?}) => Some({value}),", table.name);
+        }
+    }
+    s.push_str("        _ => None,\n    }\n}\n");
 }
 
 /// `EMULATED_ENTRIES`: the host-compiled entry point of each kernel, in id order.

@@ -197,7 +197,8 @@ __device__ __forceinline__ uint32_t philox_word(uint64_t seed, uint64_t offset, 
     case 0: return w.x;
     case 1: return w.y;
     case 2: return w.z;
-    default: return w.w;
+    case 3: return w.w;
+    default: __trap(); return 0; // unreachable (i % 4 < 4): every switch lists its cases
     }
 }
 

@@ -1,8 +1,11 @@
 // Elementwise ops over strided, broadcast operands; the output is contiguous.
 //
 // One kernel per dtype and family; the op is a launch argument (a uniform branch, so
-// it costs nothing next to the memory traffic) to keep the PTX small. The op codes
-// match `UnaryCode`/`BinaryCode`/`CmpCode` in src/backend/cuda/elementwise.rs.
+// it costs nothing next to the memory traffic) to keep the PTX small. The host reads
+// the op codes from the enums below (build.rs generates `kernels::op_code`), so an
+// enumerator is named PREFIX_OPNAME after the Rust op. Every switch on an op code lists
+// its cases and traps on any other code: a code the kernel does not know fails the
+// launch instead of computing some other op.
 // f16/bf16 compute in f32, like the CPU backend, so results agree bit for bit where
 // the math is IEEE-exact (add, sub, mul, div, comparisons).
 #include "common.cuh"
@@ -72,7 +75,8 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
     case U_GELU: return gelu(x);
     case U_GELU_GRAD: return gelu_grad(x);
     case U_GELU_TANH: return gelu_tanh(x);
-    default: return gelu_tanh_grad(x);
+    case U_GELU_TANH_GRAD: return gelu_tanh_grad(x);
+    default: __trap(); return x;
     }
 }
 
@@ -88,7 +92,11 @@ template <typename T> __device__ __forceinline__ T unary_int(uint32_t op, T x, i
     case U_RELU: return is_negative(x) ? (T)0 : x;
     case U_ABS: return is_negative(x) ? (T)(0ull - (U)x) : x;
     case U_ADD_SCALAR: return (T)((U)x + (U)s);
-    default: return (T)((U)x * (U)s); // U_MUL_SCALAR; others are refused on the host
+    case U_MUL_SCALAR: return (T)((U)x * (U)s);
+    // Refused for integers on the host; reaching one here is a host bug.
+    case U_EXP: case U_LOG: case U_SQRT: case U_SIGMOID: case U_TANH: case U_DIV_SCALAR:
+    case U_POW_SCALAR: case U_GELU: case U_GELU_GRAD: case U_GELU_TANH: case U_GELU_TANH_GRAD:
+    default: __trap(); return x;
     }
 }
 
@@ -124,7 +132,8 @@ template <typename C> __device__ __forceinline__ C binary_float(uint32_t op, C a
     case B_MUL: return a * b;
     case B_DIV: return a / b;
     case B_MAXIMUM: return (a != a || a > b) ? a : b; // NaN propagates from either side
-    default: return (a != a || a < b) ? a : b;
+    case B_MINIMUM: return (a != a || a < b) ? a : b;
+    default: __trap(); return a;
     }
 }
 
@@ -135,7 +144,9 @@ template <typename T> __device__ __forceinline__ T binary_int(uint32_t op, T a, 
     case B_SUB: return (T)((U)a - (U)b);
     case B_MUL: return (T)((U)a * (U)b);
     case B_MAXIMUM: return a > b ? a : b;
-    default: return a < b ? a : b; // B_MINIMUM; integer division is refused on the host
+    case B_MINIMUM: return a < b ? a : b;
+    case B_DIV: // integer division is refused on the host; reaching it is a host bug
+    default: __trap(); return a;
     }
 }
 
@@ -175,7 +186,8 @@ template <typename C> __device__ __forceinline__ uint8_t compare_apply(uint32_t 
     case C_LT: return a < b;
     case C_LE: return a <= b;
     case C_GT: return a > b;
-    default: return a >= b;
+    case C_GE: return a >= b;
+    default: __trap(); return 0;
     }
 }
 

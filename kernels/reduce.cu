@@ -13,10 +13,20 @@
 //
 // Semantics follow the CPU backend: float sums accumulate in f32 (f64 for f64), integer
 // sums in i64 (the result is I64); max/min propagate NaN; arg* give the first index of
-// the extreme value, or of the first NaN.
+// the extreme value, or of the first NaN. The host reads the op codes from ReduceCode
+// (build.rs generates `kernels::op_code`); an enumerator is R_ and the Rust op's name.
 #include "common.cuh"
 
 enum ReduceCode { R_SUM = 0, R_MAX, R_MIN, R_ARGMAX, R_ARGMIN };
+
+// Traps unless `op` is a ReduceCode: the functions below test for sum and for the
+// maxima and take any other code for a minimum, which would give plausible wrong results.
+__device__ __forceinline__ void check_op(uint32_t op) {
+    switch (op) {
+    case R_SUM: case R_MAX: case R_MIN: case R_ARGMAX: case R_ARGMIN: return;
+    default: __trap();
+    }
+}
 
 // Accumulator type: f32 for f32/f16/bf16, f64 for f64, i64 for the integers.
 template <typename T> struct AccOf { typedef typename ComputeOf<T>::type type; };
@@ -150,6 +160,7 @@ __device__ __forceinline__ void reduce_block(const T *x, Dims odims, Strides ost
                                              void *out, typename AccOf<T>::type *pv,
                                              int64_t *pi) {
     typedef typename AccOf<T>::type A;
+    check_op(a.op);
     uint64_t items = a.n_out * a.chunks;
     for (uint64_t item = blockIdx.x; item < items; item += gridDim.x) {
         uint64_t j = item / a.chunks, c = item % a.chunks;
@@ -172,6 +183,7 @@ __device__ __forceinline__ void reduce_thread(const T *x, Dims odims, Strides os
                                               void *out, typename AccOf<T>::type *pv,
                                               int64_t *pi) {
     typedef typename AccOf<T>::type A;
+    check_op(a.op);
     KILN_FOR_EACH(item, a.n_out * a.chunks) {
         uint64_t c = item / a.n_out, j = item % a.n_out;
         const T *row = x + offset1(j, a.n_out, a.rank, odims, ostr);
@@ -192,6 +204,7 @@ __device__ __forceinline__ void reduce_partials(uint64_t n_out, uint64_t chunks,
                                                 const typename AccOf<T>::type *pv,
                                                 const int64_t *pi, void *out) {
     typedef typename AccOf<T>::type A;
+    check_op(op);
     for (uint64_t j = blockIdx.x; j < n_out; j += gridDim.x) {
         Partial<A> p = identity<A>(op);
         for (uint64_t c = threadIdx.x; c < chunks; c += blockDim.x) {

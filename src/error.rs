@@ -185,6 +185,16 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
         #[source]
         source: std::io::Error,
     },
+    /// The CUDA kernels this build embeds have no case for an op the host asks for
+    /// (kernels and Rust out of step): refused before launch, never computed as some
+    /// other op.
+    #[error("{op}: the CUDA kernels declare no case for it in `enum {table}` (kernels/*.cu); this build of kiln is inconsistent, please report it")]
+    MissingKernelCase {
+        /// The op the host asked for.
+        op: &'static str,
+        /// The kernel enum that lacks it.
+        table: &'static str,
+    },
     /// A checkpoint cannot be read or does not match the model.
     #[error("checkpoint {path}: {msg}")]
     Checkpoint {

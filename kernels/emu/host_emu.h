@@ -85,7 +85,9 @@ inline int __ffs(unsigned int x) { return __builtin_ffs((int)x); }
 template <typename T> inline T __ldg(const T *p) { return *p; }
 inline void __threadfence() {}
 inline void __threadfence_block() {}
-inline void __trap() { kiln_emu::fail("__trap() was called"); }
+// On the GPU the launch fails (an illegal-instruction or launch-failure error); here it
+// fails with an error naming the kernel and the trapping thread.
+[[noreturn]] inline void __trap() { kiln_emu::fail("the kernel trapped (__trap())"); }
 
 // ---- Atomics. Fibers switch only at barriers, so a read-modify-write is atomic.
 #define KILN_EMU_ATOMIC(name, update)                                                   \

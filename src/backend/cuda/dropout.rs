@@ -7,23 +7,12 @@ use super::storage::CudaStorage;
 use crate::backend::DropoutOps;
 use crate::rng::{keep_threshold, PhiloxStream};
 use crate::shape::Layout;
-use crate::{DType, Error, Result};
+use crate::Result;
 
 impl DropoutOps for CudaStorage {
     fn dropout(&self, layout: &Layout, stream: PhiloxStream, p: f64) -> Result<CudaStorage> {
         let dtype = self.dtype();
-        let kernel = match dtype {
-            DType::F32 => KernelId::DropoutF32,
-            DType::F64 => KernelId::DropoutF64,
-            DType::F16 => KernelId::DropoutF16,
-            DType::BF16 => KernelId::DropoutBf16,
-            DType::I64 | DType::U8 => {
-                return Err(Error::UnsupportedDType {
-                    op: "dropout",
-                    dtype,
-                })
-            }
-        };
+        let kernel = KernelId::for_dtype("dropout", dtype)?;
         let n = layout.numel();
         let out = CudaStorage::alloc(self.cuda_device(), n, dtype)?;
         if n == 0 {

@@ -4,37 +4,13 @@
 //! outputs), with the reduced dimension split into chunks and a second pass when there
 //! are too few outputs to fill the GPU.
 
-use super::kernels::KernelId;
+use super::kernels::{code_of, KernelId};
 use super::launch::THREADS;
 use super::launch::{plan, KernelArg, LaunchConfig};
 use super::storage::CudaStorage;
 use crate::backend::{ReduceOp, ReduceOps};
 use crate::shape::{check_dim, Layout};
 use crate::{DType, Error, Result};
-
-/// `ReduceCode` in reduce.cu.
-fn code(op: ReduceOp) -> u32 {
-    match op {
-        ReduceOp::Sum => 0,
-        ReduceOp::Max => 1,
-        ReduceOp::Min => 2,
-        ReduceOp::ArgMax => 3,
-        ReduceOp::ArgMin => 4,
-    }
-}
-
-/// Kernels for `dtype`: (block per item, thread per item, partials pass).
-fn kernels(dtype: DType) -> (KernelId, KernelId, KernelId) {
-    use KernelId::*;
-    match dtype {
-        DType::F32 => (ReduceBlockF32, ReduceThreadF32, ReducePartialsF32),
-        DType::F64 => (ReduceBlockF64, ReduceThreadF64, ReducePartialsF64),
-        DType::F16 => (ReduceBlockF16, ReduceThreadF16, ReducePartialsF16),
-        DType::BF16 => (ReduceBlockBf16, ReduceThreadBf16, ReducePartialsBf16),
-        DType::I64 => (ReduceBlockI64, ReduceThreadI64, ReducePartialsI64),
-        DType::U8 => (ReduceBlockU8, ReduceThreadU8, ReducePartialsU8),
-    }
-}
 
 /// Bytes of the accumulator type (f32 for f32/f16/bf16, else 8).
 fn acc_bytes(dtype: DType) -> usize {
@@ -123,7 +99,10 @@ impl ReduceOps for CudaStorage {
         let dev = self.cuda_device().clone();
         let sm = dev.sm_count() as usize;
         let s = split(n_out, len, rstride, sm);
-        let (by_block, by_thread, partials) = kernels(dtype);
+        let by_block = KernelId::for_dtype("reduce_block", dtype)?;
+        let by_thread = KernelId::for_dtype("reduce_thread", dtype)?;
+        let partials = KernelId::for_dtype("reduce_partials", dtype)?;
+        let code = code_of("ReduceCode", op.name())?;
         let items = n_out * s.chunks;
         let scratch = if s.chunks > 1 {
             Some((dev.alloc(items * acc_bytes(dtype))?, dev.alloc(items * 8)?))
@@ -142,7 +121,7 @@ impl ReduceOps for CudaStorage {
             KernelArg::I64(rstride as i64),
             KernelArg::U64(s.chunks as u64),
             KernelArg::U64(s.chunk_len as u64),
-            KernelArg::U32(code(op)),
+            KernelArg::U32(code),
             KernelArg::Ptr(out.ptr()),
             KernelArg::Ptr(pv),
             KernelArg::Ptr(pi),
@@ -170,7 +149,7 @@ impl ReduceOps for CudaStorage {
                 &[
                     KernelArg::U64(n_out as u64),
                     KernelArg::U64(s.chunks as u64),
-                    KernelArg::U32(code(op)),
+                    KernelArg::U32(code),
                     KernelArg::Ptr(pv),
                     KernelArg::Ptr(pi),
                     KernelArg::Ptr(out.ptr()),

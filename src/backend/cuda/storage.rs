@@ -164,7 +164,7 @@ fn copy_strided(src: &CudaStorage, sl: &Layout, dst: &CudaStorage, dl: &Layout) 
     let dev = src.cuda_device();
     let [rank, dims] = p.shape_args();
     dev.launch(
-        copy_kernel(src.dtype, dst.dtype),
+        KernelId::copy(src.dtype, dst.dtype)?,
         LaunchConfig::elementwise(n, dev.sm_count()),
         &[
             KernelArg::U64(n),
@@ -176,50 +176,6 @@ fn copy_strided(src: &CudaStorage, sl: &Layout, dst: &CudaStorage, dl: &Layout) 
             p.strides_arg(1),
         ],
     )
-}
-
-/// `copy_<src>_<dst>`.
-fn copy_kernel(src: DType, dst: DType) -> KernelId {
-    use DType::*;
-    use KernelId::*;
-    match (src, dst) {
-        (F32, F32) => CopyF32F32,
-        (F32, F64) => CopyF32F64,
-        (F32, F16) => CopyF32F16,
-        (F32, BF16) => CopyF32Bf16,
-        (F32, I64) => CopyF32I64,
-        (F32, U8) => CopyF32U8,
-        (F64, F32) => CopyF64F32,
-        (F64, F64) => CopyF64F64,
-        (F64, F16) => CopyF64F16,
-        (F64, BF16) => CopyF64Bf16,
-        (F64, I64) => CopyF64I64,
-        (F64, U8) => CopyF64U8,
-        (F16, F32) => CopyF16F32,
-        (F16, F64) => CopyF16F64,
-        (F16, F16) => CopyF16F16,
-        (F16, BF16) => CopyF16Bf16,
-        (F16, I64) => CopyF16I64,
-        (F16, U8) => CopyF16U8,
-        (BF16, F32) => CopyBf16F32,
-        (BF16, F64) => CopyBf16F64,
-        (BF16, F16) => CopyBf16F16,
-        (BF16, BF16) => CopyBf16Bf16,
-        (BF16, I64) => CopyBf16I64,
-        (BF16, U8) => CopyBf16U8,
-        (I64, F32) => CopyI64F32,
-        (I64, F64) => CopyI64F64,
-        (I64, F16) => CopyI64F16,
-        (I64, BF16) => CopyI64Bf16,
-        (I64, I64) => CopyI64I64,
-        (I64, U8) => CopyI64U8,
-        (U8, F32) => CopyU8F32,
-        (U8, F64) => CopyU8F64,
-        (U8, F16) => CopyU8F16,
-        (U8, BF16) => CopyU8Bf16,
-        (U8, I64) => CopyU8I64,
-        (U8, U8) => CopyU8U8,
-    }
 }
 
 /// The bytes of host storage.

@@ -368,3 +368,51 @@ fn launches_are_counted_per_kernel() {
     assert!(count() > before);
     assert_eq!(launch_counts().len(), KernelId::ALL.len());
 }
+
+#[test]
+fn an_unknown_op_code_traps_instead_of_computing_another_op() {
+    use super::super::kernels::op_code;
+    use super::super::launch::MAX_DIMS;
+    let mut emu = Emu::new();
+    // One element (thread 0 of the block computes it), contiguous, rank 1.
+    let mut dims = [0u64; MAX_DIMS];
+    dims[0] = 1;
+    let mut strides = [0i64; MAX_DIMS];
+    strides[0] = 1;
+    let x = emu.f32s(&[2.0]);
+    let out = emu.f32s(&[-1.0]);
+    let unary = |kernel, op: u32| {
+        let args = [
+            KernelArg::U64(1),
+            KernelArg::I32(1),
+            KernelArg::Dims(dims),
+            KernelArg::Ptr(x),
+            KernelArg::Strides(strides),
+            KernelArg::Ptr(out),
+            KernelArg::U32(op),
+            KernelArg::F64(0.0),
+            KernelArg::I64(0),
+        ];
+        emu.launch(kernel, 1, 32, 0, &args)
+    };
+    let neg = op_code("UnaryCode", "neg").unwrap();
+    unary(KernelId::UnaryF32, neg).unwrap();
+    assert_eq!(emu.read_f32(out, 1), [-2.0]);
+
+    let exp = op_code("UnaryCode", "exp").unwrap();
+    // 999 is no op; exp is one the host refuses for integers (x is read as an i64 there;
+    // its value does not matter).
+    for (kernel, op) in [(KernelId::UnaryF32, 999), (KernelId::UnaryI64, exp)] {
+        let err = unary(kernel, op).unwrap_err().to_string();
+        for part in [
+            kernel.name(),
+            "the kernel trapped (__trap())",
+            "block (0, 0, 0), thread (0, 0, 0)",
+        ] {
+            assert!(err.contains(part), "{part:?} missing from: {err}");
+        }
+    }
+    assert_eq!(emu.read_f32(out, 1), [-2.0], "nothing was written");
+    // The device is still usable after the trap.
+    unary(KernelId::UnaryF32, neg).unwrap();
+}
