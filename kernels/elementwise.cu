@@ -13,7 +13,7 @@
 enum UnaryCode {
     U_NEG = 0, U_EXP, U_LOG, U_SQRT, U_RELU, U_SIGMOID, U_TANH, U_ABS,
     U_ADD_SCALAR, U_MUL_SCALAR, U_DIV_SCALAR, U_POW_SCALAR,
-    U_GELU, U_GELU_GRAD, U_GELU_TANH, U_GELU_TANH_GRAD,
+    U_GELU, U_GELU_GRAD, U_GELU_TANH, U_GELU_TANH_GRAD, U_LEAKY_RELU, U_LEAKY_RELU_GRAD,
 };
 enum BinaryCode { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM };
 enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
@@ -76,6 +76,9 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
     case U_GELU_GRAD: return gelu_grad(x);
     case U_GELU_TANH: return gelu_tanh(x);
     case U_GELU_TANH_GRAD: return gelu_tanh_grad(x);
+    // `x > 0` is false for NaN, so NaN·s stays NaN, as on the CPU.
+    case U_LEAKY_RELU: return x > (C)0 ? x : x * s;
+    case U_LEAKY_RELU_GRAD: return x > (C)0 ? (C)1 : s;
     default: __trap(); return x;
     }
 }
@@ -96,6 +99,7 @@ template <typename T> __device__ __forceinline__ T unary_int(uint32_t op, T x, i
     // Refused for integers on the host; reaching one here is a host bug.
     case U_EXP: case U_LOG: case U_SQRT: case U_SIGMOID: case U_TANH: case U_DIV_SCALAR:
     case U_POW_SCALAR: case U_GELU: case U_GELU_GRAD: case U_GELU_TANH: case U_GELU_TANH_GRAD:
+    case U_LEAKY_RELU: case U_LEAKY_RELU_GRAD:
     default: __trap(); return x;
     }
 }

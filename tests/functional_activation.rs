@@ -69,6 +69,26 @@ device_test! {
         check_unary("gelu_tanh", dev, F::gelu_tanh, 1e-14, 1e-12);
     }
 
+    fn leaky_relu_matches_pytorch_for_positive_and_negative_slopes(dev) {
+        // Each case's x holds exact zeros, where the gradient is the slope.
+        let golden = Golden::load("functional");
+        for (case, tol) in [("leaky_relu", 0.0), ("leaky_relu_neg", 0.0), ("leaky_relu_f32", 0.0)] {
+            let slope: f64 = golden.get(&format!("{case}.negative_slope")).item().unwrap();
+            check_unary(case, dev, |x| F::leaky_relu(x, slope), tol, tol);
+        }
+    }
+
+    fn nn_leaky_relu_is_f_leaky_relu_with_pytorchs_default_slope(dev) {
+        use kiln::nn::Forward;
+        let x = Tensor::from_vec(vec![-2.0f32, -0.5, 0.0, 3.0], &[4], dev).unwrap();
+        let module = kiln::nn::LeakyReLU::new(0.2).unwrap();
+        assert_close(&module.forward(&x).unwrap(), &F::leaky_relu(&x, 0.2).unwrap(), dev, 0.0, 0.0);
+        let default = kiln::nn::LeakyReLU::default();
+        assert_eq!(default.negative_slope(), 0.01);
+        let want = Tensor::from_vec(vec![-0.02f32, -0.005, 0.0, 3.0], &[4], &CPU).unwrap();
+        assert_close(&default.forward(&x).unwrap(), &want, dev, 0.0, 0.0);
+    }
+
     fn sigmoid_and_tanh_match_pytorch(dev) {
         check_unary("sigmoid", dev, F::sigmoid, 1e-14, 1e-12);
         check_unary("tanh", dev, F::tanh, 1e-14, 1e-12);
@@ -162,8 +182,10 @@ fn gradcheck_activations_f64() {
     let opts = GradcheckOpts::default();
     let x = randn64(&[3, 4, 5], 11).mul_scalar(2.0).unwrap();
     type Op = fn(&Tensor) -> Result<Tensor>;
-    let ops: [(&str, Op); 5] = [
+    let ops: [(&str, Op); 7] = [
         ("relu", F::relu),
+        ("leaky_relu", |x| F::leaky_relu(x, 0.1)),
+        ("leaky_relu_negative_slope", |x| F::leaky_relu(x, -0.7)),
         ("gelu", F::gelu),
         ("gelu_tanh", F::gelu_tanh),
         ("sigmoid", F::sigmoid),
@@ -233,6 +255,13 @@ fn bad_input_is_an_error_not_a_panic() {
         F::sigmoid(&ints),
         Err(Error::UnsupportedDType { .. })
     ));
+    assert!(matches!(
+        F::leaky_relu(&ints, 0.1),
+        Err(Error::UnsupportedDType { .. })
+    ));
+    let floats = Tensor::from_vec(vec![1.0f32, -1.0], &[2], &CPU).unwrap();
+    assert_invalid_arg(F::leaky_relu(&floats, f64::NAN), "negative_slope");
+    assert_invalid_arg(kiln::nn::LeakyReLU::new(f64::INFINITY), "negative_slope");
     let x = randn64(&[2, 3], 14);
     assert!(matches!(
         F::softmax(&x, 2),

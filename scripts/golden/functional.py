@@ -1,6 +1,6 @@
 """Golden values for kiln's activations, softmax, losses and batch_norm.
 
-Run: /work/.torchvenv/bin/python scripts/golden/functional.py
+Run: .venv/bin/python scripts/golden/functional.py  (a venv with torch, safetensors)
 Writes tests/data/functional.safetensors with keys `<case>.<tensor>`.
 
 Every case draws its inputs from a fixed seed, runs the PyTorch snippet quoted in
@@ -163,6 +163,17 @@ for case, shape, training, momentum, eps, (has_w, has_b) in bn_cases:
     if has_b:
         tensors.update(bias=b, grad_bias=b.grad)
     put(case, **tensors)
+
+# y = F.leaky_relu(x, negative_slope); x holds exact zeros, whose gradient is the slope.
+# Added last so the cases above keep their random draws.
+for case, slope, dtype in [("leaky_relu", 0.01, torch.float64), ("leaky_relu_neg", -0.3, torch.float64),
+                           ("leaky_relu_f32", 0.2, torch.float32)]:
+    x = torch.randn(4, 9, dtype=dtype) * 2.0
+    x[0, :2] = 0.0
+    x.requires_grad_()
+    y = F.leaky_relu(x, negative_slope=slope)
+    g = backprop(y)
+    put(case, x=x, out=y, gout=g, grad_x=x.grad, negative_slope=torch.tensor(slope, dtype=torch.float64))
 
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "functional.safetensors")
 save_file(out, os.path.normpath(path))

@@ -45,13 +45,17 @@ pub(crate) enum UnaryOp {
     GeluTanh,
     /// derivative of [`UnaryOp::GeluTanh`]
     GeluTanhGrad,
+    /// `x` where `x > 0`, else `s·x` (PyTorch's `leaky_relu` with slope `s`)
+    LeakyRelu(f64),
+    /// derivative of [`UnaryOp::LeakyRelu`]: 1 where `x > 0`, else `s`
+    LeakyReluGrad(f64),
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 16] = [
+    pub(crate) const ALL: [UnaryOp; 18] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -68,6 +72,8 @@ impl UnaryOp {
         UnaryOp::GeluGrad,
         UnaryOp::GeluTanh,
         UnaryOp::GeluTanhGrad,
+        UnaryOp::LeakyRelu(0.0),
+        UnaryOp::LeakyReluGrad(0.0),
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -89,6 +95,8 @@ impl UnaryOp {
             UnaryOp::GeluGrad => "gelu_grad",
             UnaryOp::GeluTanh => "gelu_tanh",
             UnaryOp::GeluTanhGrad => "gelu_tanh_grad",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::LeakyReluGrad(_) => "leaky_relu_grad",
         }
     }
 
@@ -98,7 +106,9 @@ impl UnaryOp {
             UnaryOp::AddScalar(s)
             | UnaryOp::MulScalar(s)
             | UnaryOp::DivScalar(s)
-            | UnaryOp::PowScalar(s) => s,
+            | UnaryOp::PowScalar(s)
+            | UnaryOp::LeakyRelu(s)
+            | UnaryOp::LeakyReluGrad(s) => s,
             _ => 0.0,
         }
     }

@@ -372,6 +372,9 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> 
         UnaryOp::GeluGrad => map1(v, l, gelu_grad),
         UnaryOp::GeluTanh => map1(v, l, gelu_tanh),
         UnaryOp::GeluTanhGrad => map1(v, l, gelu_tanh_grad),
+        // `x > 0` is false for NaN, so NaN·s keeps it NaN, as in PyTorch.
+        UnaryOp::LeakyRelu(s) => scalar_map(v, l, s, |x, s| if x > zero { x } else { x * s }),
+        UnaryOp::LeakyReluGrad(s) => scalar_map(v, l, s, |x, s| if x > zero { one } else { s }),
     }
 }
 

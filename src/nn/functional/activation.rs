@@ -1,12 +1,14 @@
-//! Activations (`relu`, `gelu`, `gelu_tanh`, `sigmoid`, `tanh`) and `flatten`.
+//! Activations (`relu`, `leaky_relu`, `gelu`, `gelu_tanh`, `sigmoid`, `tanh`) and
+//! `flatten`.
 //!
 //! `relu`, `sigmoid` and `tanh` are the [`Tensor`] methods under their functional
-//! names. GELU is one fused elementwise primitive forward and one backward (its
-//! derivative), so it costs one pass each way rather than the five of a composition.
+//! names. GELU and leaky ReLU are one fused elementwise primitive forward and one
+//! backward (their derivative), so each costs one pass each way rather than the
+//! several of a composition.
 
 use crate::autograd::record;
 use crate::backend::UnaryOp;
-use crate::{Result, Tensor};
+use crate::{Error, Result, Tensor};
 
 /// `max(x, 0)` elementwise (PyTorch's `F.relu`); the gradient at 0 is 0.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
@@ -23,19 +25,40 @@ pub fn tanh(x: &Tensor) -> Result<Tensor> {
     x.tanh()
 }
 
+/// `x` where `x > 0`, else `negative_slope·x`, elementwise: PyTorch's
+/// `F.leaky_relu(x, negative_slope)` (whose default slope is 0.01; here it is
+/// required). The gradient at 0 is `negative_slope`, as in PyTorch. Float dtypes
+/// only; a non-finite slope is an error.
+pub fn leaky_relu(x: &Tensor, negative_slope: f64) -> Result<Tensor> {
+    if !negative_slope.is_finite() {
+        return Err(Error::arg(
+            "negative_slope",
+            format!("must be finite, got {negative_slope}"),
+        ));
+    }
+    pointwise_with(
+        x,
+        UnaryOp::LeakyRelu(negative_slope),
+        UnaryOp::LeakyReluGrad(negative_slope),
+        "leaky_relu",
+    )
+}
+
 /// GELU in its exact form, `x·Φ(x) = x/2·(1 + erf(x/√2))`: PyTorch's `F.gelu(x)`
 /// with the default `approximate="none"`. Float dtypes only.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    gelu_with(x, UnaryOp::Gelu, UnaryOp::GeluGrad, "gelu")
+    pointwise_with(x, UnaryOp::Gelu, UnaryOp::GeluGrad, "gelu")
 }
 
 /// GELU's tanh approximation, `x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`:
 /// PyTorch's `F.gelu(x, approximate="tanh")`. Float dtypes only.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
-    gelu_with(x, UnaryOp::GeluTanh, UnaryOp::GeluTanhGrad, "gelu_tanh")
+    pointwise_with(x, UnaryOp::GeluTanh, UnaryOp::GeluTanhGrad, "gelu_tanh")
 }
 
-fn gelu_with(x: &Tensor, op: UnaryOp, grad_op: UnaryOp, name: &'static str) -> Result<Tensor> {
+/// A float activation computed by the primitive `op`, whose backward multiplies the
+/// incoming gradient by `grad_op` of the input (the activation's derivative).
+fn pointwise_with(x: &Tensor, op: UnaryOp, grad_op: UnaryOp, name: &'static str) -> Result<Tensor> {
     x.check_float(name)?;
     let out = Tensor::from_storage(x.storage().unary(op, x.layout())?, x.shape());
     let input = x.detach();

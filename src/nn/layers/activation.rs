@@ -25,3 +25,43 @@ impl Forward for GELU {
         F::gelu(x)
     }
 }
+
+/// `x` where `x > 0`, else `negative_slope·x`, like `nn.LeakyReLU(negative_slope)`;
+/// `LeakyReLU::default()` has PyTorch's default slope, 0.01.
+#[derive(Debug, Clone, Copy, nn::Module)]
+pub struct LeakyReLU {
+    #[module(skip)]
+    negative_slope: f64,
+}
+
+impl LeakyReLU {
+    /// A leaky ReLU with the given slope for negative inputs (any finite value).
+    pub fn new(negative_slope: f64) -> Result<Self> {
+        if !negative_slope.is_finite() {
+            return Err(crate::Error::arg(
+                "negative_slope",
+                format!("must be finite, got {negative_slope}"),
+            ));
+        }
+        Ok(LeakyReLU { negative_slope })
+    }
+
+    /// The slope for negative inputs.
+    pub fn negative_slope(&self) -> f64 {
+        self.negative_slope
+    }
+}
+
+impl Default for LeakyReLU {
+    fn default() -> Self {
+        LeakyReLU {
+            negative_slope: 0.01,
+        }
+    }
+}
+
+impl Forward for LeakyReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        F::leaky_relu(x, self.negative_slope)
+    }
+}
