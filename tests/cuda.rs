@@ -602,7 +602,7 @@ fn softmax_and_log_softmax_match_the_cpu() {
 }
 
 /// Dropout masks are bit-identical on both devices for the same seed (the Philox
-/// mapping of DESIGN.md) in every float dtype, through a permuted view.
+/// mapping in docs/ARCHITECTURE.md) in every float dtype, through a permuted view.
 #[test]
 fn dropout_matches_the_cpu_in_every_float_dtype() {
     let (dev, _gpu) = gpu_or_skip!("dropout_matches_the_cpu_in_every_float_dtype");

@@ -1,4 +1,4 @@
-//! `F::dropout`: the Philox mask of DESIGN.md, its statistics, reproducibility,
+//! `F::dropout`: the Philox mask of docs/ARCHITECTURE.md, its statistics, reproducibility,
 //! backward regenerating the same mask, the special cases and argument errors.
 
 mod common;

@@ -1,6 +1,6 @@
 //! `softmax` and `log_softmax` over any dimension.
 //!
-//! The forward pass is one fused backend primitive ([`crate::backend::Storage::softmax`]),
+//! The forward pass is one fused backend primitive (`Storage::softmax`),
 //! which subtracts each slice's maximum before `exp` so large logits do not
 //! overflow, and handles any dimension without a transpose. The backward passes are
 //! written with tensor ops.
