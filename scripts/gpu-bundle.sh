@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds, on this machine, everything scripts/gpu-check.sh runs on a GPU machine (which
-# has no Rust toolchain): the CUDA test binary (tests/cuda.rs) and the CUDA timing
-# binary (benches/cuda_ops.rs), release mode, kernels required and embedded, stripped,
-# plus the PyTorch counterpart of the timings. Everything goes to .gpu/ (git-ignored);
+# has no Rust toolchain): the CUDA test binary (tests/cuda.rs), every golden test binary
+# with CUDA variants (the files that use `device_test!`), and the CUDA timing binary
+# (benches/cuda_ops.rs), release mode, kernels required and embedded, stripped and
+# gzipped (the device tool carries at most 64 MiB), plus the PyTorch counterpart of the
+# timings. Everything goes to .gpu/ (git-ignored);
 # then, on the device: `bash .gpu/gpu-check.sh` with `.gpu` carried along. (A device
 # call sends the checkout its session started in: copy .gpu/ into that checkout's
 # git-ignored .gpu/ when working from another worktree.)
@@ -25,12 +27,20 @@ tests="$(executable test --release --test cuda)"
 bench="$(executable bench --bench cuda_ops)"
 
 rm -rf .gpu
-mkdir -p .gpu
+mkdir -p .gpu/golden
 cp "$tests" .gpu/cuda-tests
 cp "$bench" .gpu/cuda-bench
 strip .gpu/cuda-tests .gpu/cuda-bench
+# The golden suites, each run on the GPU by its `::cuda` variants.
+for file in $(grep -l 'device_test!' tests/*.rs); do
+    name="$(basename "$file" .rs)"
+    [[ "$name" == cuda ]] && continue
+    cp "$(executable test --release --test "$name")" ".gpu/golden/$name"
+    strip ".gpu/golden/$name"
+    gzip -9 ".gpu/golden/$name"
+done
 cp scripts/gpu_torch_bench.py scripts/gpu-check.sh .gpu/
 git rev-parse --short HEAD > .gpu/commit.txt 2>/dev/null || true
-pwd > .gpu/built-in.txt # tests/cuda.rs reads data/digits at this path (CARGO_MANIFEST_DIR)
+pwd > .gpu/built-in.txt # the tests read data/ and tests/data/ at this path (CARGO_MANIFEST_DIR)
 du -sh .gpu
 ls -la .gpu

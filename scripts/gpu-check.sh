@@ -2,7 +2,8 @@
 # Runs on a GPU machine with the folder scripts/gpu-bundle.sh built (.gpu/, which also
 # holds a copy of this script; no Rust needed): `bash scripts/gpu-check.sh` or
 # `bash .gpu/gpu-check.sh`.
-#   1. the CUDA tests, required (KILN_REQUIRE_CUDA_TESTS=1: a skip is a failure);
+#   1. the CUDA tests, required (KILN_REQUIRE_CUDA_TESTS=1: a skip is a failure), then
+#      every golden suite's `::cuda` variants (PyTorch's values on the GPU);
 #   2. kiln's CUDA timings and PyTorch's for the same cases;
 #   3. the CUDA tests again with the cache bypassed (KILN_CUDA_NO_CACHE=1);
 #   4. if compute-sanitizer exists: memcheck over a subset of the tests.
@@ -18,8 +19,8 @@ mkdir -p "$OUT"
 fail=0
 step() { echo; echo "== $*"; }
 
-# The test binary reads data/digits/ at the absolute path it was built in; where the
-# checkout sits elsewhere on this machine, make that path lead to it.
+# The test binaries read data/digits/ and tests/data/ at the absolute path they were
+# built in; where the checkout sits elsewhere on this machine, make that path lead to it.
 built_in="$(cat "$B/built-in.txt" 2>/dev/null || true)"
 checkout="$(cd "$B/.." && pwd)"
 if [[ -n "$built_in" && ! -e "$built_in/data/digits" && -d "$checkout/data/digits" ]]; then
@@ -32,6 +33,16 @@ echo "bundle built from commit $(cat $B/commit.txt 2>/dev/null || echo '?')" | t
 
 step "CUDA tests (caching allocator)"
 KILN_REQUIRE_CUDA_TESTS=1 timeout 240 "$B/cuda-tests" 2>&1 | tee "$OUT/tests.log" || fail=1
+
+step "golden suites on the GPU (their ::cuda variants)"
+for gz in "$B"/golden/*.gz; do
+    [[ -e "$gz" ]] || continue
+    bin="$OUT/$(basename "$gz" .gz)"
+    gunzip -c "$gz" > "$bin" && chmod +x "$bin"
+    echo "-- $(basename "$bin")" | tee -a "$OUT/golden.log"
+    KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$bin" cuda 2>&1 | tee -a "$OUT/golden.log" || fail=1
+    rm -f "$bin"
+done
 
 step "timings: kiln"
 timeout 150 "$B/cuda-bench" > "$OUT/kiln.json" 2> >(tee "$OUT/kiln-bench.log" >&2) || fail=1
@@ -59,7 +70,7 @@ def read(name):
     except OSError:
         return ""
 print("device:", read("device.txt").strip().replace("\n", "; "))
-for log in ["tests.log", "tests-no-cache.log", "sanitizer.log"]:
+for log in ["tests.log", "golden.log", "tests-no-cache.log", "sanitizer.log"]:
     for line in read(log).splitlines():
         if line.startswith("test result:") or "ERROR SUMMARY" in line:
             print(f"{log}: {line.strip()}")
