@@ -674,8 +674,8 @@ fn backward_matches_the_cpu() {
 }
 
 /// Dropout masks are bit-identical on both devices for the same seed (the Philox
-/// mapping of DESIGN.md); conv2d and the pools (host round trips on CUDA for now) give
-/// the CPU's values and gradients.
+/// mapping of DESIGN.md); conv2d (a host round trip on CUDA for now) and the pools
+/// after it give the CPU's values and gradients.
 #[test]
 fn spatial_ops_and_dropout_match_the_cpu() {
     let (dev, _gpu) = gpu_or_skip!("spatial_ops_and_dropout_match_the_cpu");
@@ -717,6 +717,82 @@ fn spatial_ops_and_dropout_match_the_cpu() {
     let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
     for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
         assert_close(&format!("conv/pool value/grad {i}"), g, c, 1e-12, 1e-12);
+    }
+}
+
+/// One pooling of `pools_match_the_cpu`: its name, whether the CUDA result must equal
+/// the CPU's exactly (max only selects), and the op.
+type PoolCase = (&'static str, bool, fn(&Tensor) -> Result<Tensor>);
+
+/// Every pooling primitive, forward and backward, for every float dtype against the
+/// CPU: odd sizes, overlapping windows (kernel 3, stride 2), padding, unequal strides,
+/// adaptive windows that do not divide the input (or outnumber its rows); max pooling
+/// on ties and NaNs too, where the gradient shows which element each window took; and
+/// a plane larger than one grid, so the grid-stride loops wrap.
+#[test]
+fn pools_match_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("pools_match_the_cpu");
+    let pools: [PoolCase; 10] = [
+        ("max k2 s2", true, |x| F::max_pool2d(x, 2, 2, 0)),
+        ("max k3 s2 p1", true, |x| F::max_pool2d(x, 3, 2, 1)),
+        ("max k(3,2) s(1,2) p(1,1)", true, |x| {
+            F::max_pool2d(x, (3, 2), (1, 2), (1, 1))
+        }),
+        ("avg k2 s2", false, |x| F::avg_pool2d(x, 2, 2, 0)),
+        ("avg k3 s2 p1", false, |x| F::avg_pool2d(x, 3, 2, 1)),
+        ("avg k(3,2) s(1,2) p(1,1)", false, |x| {
+            F::avg_pool2d(x, (3, 2), (1, 2), (1, 1))
+        }),
+        ("adaptive (3,4)", false, |x| {
+            F::adaptive_avg_pool2d(x, (3, 4))
+        }),
+        ("adaptive (1,1)", false, |x| F::adaptive_avg_pool2d(x, 1)),
+        ("adaptive (10,5)", false, |x| {
+            F::adaptive_avg_pool2d(x, (10, 5))
+        }),
+        ("adaptive (7,9)", false, |x| {
+            F::adaptive_avg_pool2d(x, (7, 9))
+        }),
+    ];
+    let smooth = host(&values(&[2, 3, 7, 9], DType::F64, 90));
+    // Whole numbers in [-4, 4): most windows hold ties; and a NaN every 13 elements.
+    let ties: Vec<f64> = smooth
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i % 13 == 4 { f64::NAN } else { v.floor() })
+        .collect();
+    let run = |data: &[f64],
+               shape: &[usize],
+               dtype: DType,
+               pool: fn(&Tensor) -> Result<Tensor>,
+               d: &Device|
+     -> Result<(Tensor, Tensor)> {
+        let x = Tensor::from_vec(data.to_vec(), shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(d)?
+            .requires_grad();
+        let y = pool(&x)?;
+        let upstream = values(y.shape(), dtype, 91).to_device(d)?;
+        y.mul(&upstream)?.sum_all()?.backward()?;
+        Ok((y, x.grad().expect("grad")))
+    };
+    let big = host(&values(&[1, 2, 50, 91], DType::F64, 92));
+    let inputs: [(&str, &[f64], &[usize], &[DType]); 3] = [
+        ("smooth", &smooth, &[2, 3, 7, 9], &FLOATS),
+        ("ties and NaN", &ties, &[2, 3, 7, 9], &FLOATS),
+        ("larger than a grid", &big, &[1, 2, 50, 91], &[DType::F32]),
+    ];
+    for (input, data, shape, dtypes) in inputs {
+        for &dtype in dtypes {
+            for (name, exact, pool) in pools {
+                let what = format!("{name} {input} {dtype:?}");
+                let (yg, gg) = run(data, shape, dtype, pool, &dev).unwrap();
+                let (yc, gc) = run(data, shape, dtype, pool, &Device::Cpu).unwrap();
+                let (atol, rtol) = if exact { (0.0, 0.0) } else { tol(dtype) };
+                assert_close(&format!("{what} value"), &yg, &yc, atol, rtol);
+                assert_close(&format!("{what} grad"), &gg, &gc, atol, rtol);
+            }
+        }
     }
 }
 
@@ -838,7 +914,7 @@ fn the_parity_tests_launch_every_kernel() {
         eprintln!("skipped: launch counts exist only on the emulated device");
         return;
     }
-    let suite: [fn(); 14] = [
+    let suite: [fn(); 15] = [
         transfers_round_trip_every_dtype,
         unary_ops_match_the_cpu,
         binary_ops_and_comparisons_broadcast_like_the_cpu,
@@ -850,6 +926,7 @@ fn the_parity_tests_launch_every_kernel() {
         softmax_and_log_softmax_match_the_cpu,
         backward_matches_the_cpu,
         spatial_ops_and_dropout_match_the_cpu,
+        pools_match_the_cpu,
         philox_on_the_device_matches_the_cpu_bit_for_bit,
         device_allocator_reaches_a_steady_state,
         training_steps_on_the_device_follow_the_cpu,
