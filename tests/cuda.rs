@@ -724,6 +724,9 @@ fn spatial_ops_and_dropout_match_the_cpu() {
 /// the CPU's exactly (max only selects), and the op.
 type PoolCase = (&'static str, bool, fn(&Tensor) -> Result<Tensor>);
 
+/// One input of `pools_match_the_cpu`: its name, values, shape and the dtypes to try.
+type PoolInput<'a> = (&'a str, &'a [f64], [usize; 4], &'a [DType]);
+
 /// Every pooling primitive, forward and backward, for every float dtype against the
 /// CPU: odd sizes, overlapping windows (kernel 3, stride 2), padding, unequal strides,
 /// adaptive windows that do not divide the input (or outnumber its rows); max pooling
@@ -777,17 +780,17 @@ fn pools_match_the_cpu() {
         Ok((y, x.grad().expect("grad")))
     };
     let big = host(&values(&[1, 2, 50, 91], DType::F64, 92));
-    let inputs: [(&str, &[f64], &[usize], &[DType]); 3] = [
-        ("smooth", &smooth, &[2, 3, 7, 9], &FLOATS),
-        ("ties and NaN", &ties, &[2, 3, 7, 9], &FLOATS),
-        ("larger than a grid", &big, &[1, 2, 50, 91], &[DType::F32]),
+    let inputs: [PoolInput; 3] = [
+        ("smooth", &smooth, [2, 3, 7, 9], &FLOATS),
+        ("ties and NaN", &ties, [2, 3, 7, 9], &FLOATS),
+        ("larger than a grid", &big, [1, 2, 50, 91], &[DType::F32]),
     ];
     for (input, data, shape, dtypes) in inputs {
         for &dtype in dtypes {
             for (name, exact, pool) in pools {
                 let what = format!("{name} {input} {dtype:?}");
-                let (yg, gg) = run(data, shape, dtype, pool, &dev).unwrap();
-                let (yc, gc) = run(data, shape, dtype, pool, &Device::Cpu).unwrap();
+                let (yg, gg) = run(data, &shape, dtype, pool, &dev).unwrap();
+                let (yc, gc) = run(data, &shape, dtype, pool, &Device::Cpu).unwrap();
                 let (atol, rtol) = if exact { (0.0, 0.0) } else { tol(dtype) };
                 assert_close(&format!("{what} value"), &yg, &yc, atol, rtol);
                 assert_close(&format!("{what} grad"), &gg, &gc, atol, rtol);
