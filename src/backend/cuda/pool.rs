@@ -12,6 +12,7 @@ use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
 impl PoolOps for CudaStorage {
+    /// [`PoolOps::max_pool2d`]: `max_pool2d_<dtype>`, a thread per output.
     fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CudaStorage, CudaStorage)> {
         use KernelId::*;
         let op = "max_pool2d";
@@ -33,6 +34,8 @@ impl PoolOps for CudaStorage {
         Ok((out, indices))
     }
 
+    /// [`PoolOps::max_pool2d_backward`]: `max_pool2d_backward_<dtype>`, a thread per
+    /// input element.
     fn max_pool2d_backward(
         &self,
         gl: &Layout,
@@ -71,6 +74,7 @@ impl PoolOps for CudaStorage {
         Ok(gx)
     }
 
+    /// [`PoolOps::avg_pool2d`]: `avg_pool2d_<dtype>`, a thread per output.
     fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
         use KernelId::*;
         let op = "avg_pool2d";
@@ -90,6 +94,8 @@ impl PoolOps for CudaStorage {
         Ok(out)
     }
 
+    /// [`PoolOps::avg_pool2d_backward`]: `avg_pool2d_backward_<dtype>`, a thread per
+    /// input element.
     fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
         use KernelId::*;
         let op = "avg_pool2d_backward";
@@ -114,6 +120,8 @@ impl PoolOps for CudaStorage {
         Ok(gx)
     }
 
+    /// [`PoolOps::adaptive_avg_pool2d`]: `adaptive_avg_pool2d_<dtype>`, a thread per
+    /// output.
     fn adaptive_avg_pool2d(
         &self,
         layout: &Layout,
@@ -143,6 +151,8 @@ impl PoolOps for CudaStorage {
         Ok(out)
     }
 
+    /// [`PoolOps::adaptive_avg_pool2d_backward`]: `adaptive_avg_pool2d_backward_<dtype>`,
+    /// a thread per input element.
     fn adaptive_avg_pool2d_backward(
         &self,
         gl: &Layout,
@@ -175,12 +185,16 @@ impl PoolOps for CudaStorage {
 
 /// The kernel of `dtype` among a family's `[f32, f64, f16, bf16]` variants; integer
 /// dtypes have no pooling. (The generated `KernelId::for_dtype` replaces this lookup.)
-fn pick(op: &'static str, dtype: DType, [f32, f64, f16, bf16]: [KernelId; 4]) -> Result<KernelId> {
+fn pick(
+    op: &'static str,
+    dtype: DType,
+    [on_f32, on_f64, on_f16, on_bf16]: [KernelId; 4],
+) -> Result<KernelId> {
     match dtype {
-        DType::F32 => Ok(f32),
-        DType::F64 => Ok(f64),
-        DType::F16 => Ok(f16),
-        DType::BF16 => Ok(bf16),
+        DType::F32 => Ok(on_f32),
+        DType::F64 => Ok(on_f64),
+        DType::F16 => Ok(on_f16),
+        DType::BF16 => Ok(on_bf16),
         DType::I64 | DType::U8 => Err(Error::UnsupportedDType { op, dtype }),
     }
 }
