@@ -622,6 +622,85 @@ fn dropout_matches_the_cpu_in_every_float_dtype() {
     }
 }
 
+/// One pooling of `pools_match_the_cpu`: its name, whether the CUDA result must equal
+/// the CPU's exactly (max only selects), and the op.
+type PoolCase = (&'static str, bool, fn(&Tensor) -> Result<Tensor>);
+
+/// One input of `pools_match_the_cpu`: its name, values, shape and the dtypes to try.
+type PoolInput<'a> = (&'a str, &'a [f64], [usize; 4], &'a [DType]);
+
+/// Every pooling primitive, forward and backward, for every float dtype against the
+/// CPU: odd sizes, overlapping windows (kernel 3, stride 2), padding, unequal strides,
+/// adaptive windows that do not divide the input (or outnumber its rows); max pooling
+/// on ties and NaNs too, where the gradient shows which element each window took; and
+/// a plane larger than one grid, so the grid-stride loops wrap.
+#[test]
+fn pools_match_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("pools_match_the_cpu");
+    let pools: [PoolCase; 10] = [
+        ("max k2 s2", true, |x| F::max_pool2d(x, 2, 2, 0)),
+        ("max k3 s2 p1", true, |x| F::max_pool2d(x, 3, 2, 1)),
+        ("max k(3,2) s(1,2) p(1,1)", true, |x| {
+            F::max_pool2d(x, (3, 2), (1, 2), (1, 1))
+        }),
+        ("avg k2 s2", false, |x| F::avg_pool2d(x, 2, 2, 0)),
+        ("avg k3 s2 p1", false, |x| F::avg_pool2d(x, 3, 2, 1)),
+        ("avg k(3,2) s(1,2) p(1,1)", false, |x| {
+            F::avg_pool2d(x, (3, 2), (1, 2), (1, 1))
+        }),
+        ("adaptive (3,4)", false, |x| {
+            F::adaptive_avg_pool2d(x, (3, 4))
+        }),
+        ("adaptive (1,1)", false, |x| F::adaptive_avg_pool2d(x, 1)),
+        ("adaptive (10,5)", false, |x| {
+            F::adaptive_avg_pool2d(x, (10, 5))
+        }),
+        ("adaptive (7,9)", false, |x| {
+            F::adaptive_avg_pool2d(x, (7, 9))
+        }),
+    ];
+    let smooth = host(&values(&[2, 3, 7, 9], DType::F64, 90));
+    // Whole numbers in [-4, 4): most windows hold ties; and a NaN every 13 elements.
+    let ties: Vec<f64> = smooth
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i % 13 == 4 { f64::NAN } else { v.floor() })
+        .collect();
+    let run = |data: &[f64],
+               shape: &[usize],
+               dtype: DType,
+               pool: fn(&Tensor) -> Result<Tensor>,
+               d: &Device|
+     -> Result<(Tensor, Tensor)> {
+        let x = Tensor::from_vec(data.to_vec(), shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(d)?
+            .requires_grad();
+        let y = pool(&x)?;
+        let upstream = values(y.shape(), dtype, 91).to_device(d)?;
+        y.mul(&upstream)?.sum_all()?.backward()?;
+        Ok((y, x.grad().expect("grad")))
+    };
+    let big = host(&values(&[1, 2, 50, 91], DType::F64, 92));
+    let inputs: [PoolInput; 3] = [
+        ("smooth", &smooth, [2, 3, 7, 9], &FLOATS),
+        ("ties and NaN", &ties, [2, 3, 7, 9], &FLOATS),
+        ("larger than a grid", &big, [1, 2, 50, 91], &[DType::F32]),
+    ];
+    for (input, data, shape, dtypes) in inputs {
+        for &dtype in dtypes {
+            for (name, exact, pool) in pools {
+                let what = format!("{name} {input} {dtype:?}");
+                let (yg, gg) = run(data, &shape, dtype, pool, &dev).unwrap();
+                let (yc, gc) = run(data, &shape, dtype, pool, &Device::Cpu).unwrap();
+                let (atol, rtol) = if exact { (0.0, 0.0) } else { tol(dtype) };
+                assert_close(&format!("{what} value"), &yg, &yc, atol, rtol);
+                assert_close(&format!("{what} grad"), &gg, &gc, atol, rtol);
+            }
+        }
+    }
+}
+
 #[test]
 fn mixing_devices_is_an_error() {
     let (dev, _gpu) = gpu_or_skip!("mixing_devices_is_an_error");
@@ -740,7 +819,7 @@ fn the_parity_tests_launch_every_kernel() {
         eprintln!("skipped: launch counts exist only on the emulated device");
         return;
     }
-    let suite: [fn(); 13] = [
+    let suite: [fn(); 14] = [
         transfers_round_trip_every_dtype,
         unary_ops_match_the_cpu,
         binary_ops_and_comparisons_broadcast_like_the_cpu,
@@ -751,6 +830,7 @@ fn the_parity_tests_launch_every_kernel() {
         views_contiguous_cat_and_in_place_copies,
         softmax_and_log_softmax_match_the_cpu,
         dropout_matches_the_cpu_in_every_float_dtype,
+        pools_match_the_cpu,
         philox_on_the_device_matches_the_cpu_bit_for_bit,
         device_allocator_reaches_a_steady_state,
         training_steps_on_the_device_follow_the_cpu,

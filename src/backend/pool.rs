@@ -79,6 +79,16 @@ impl AdaptivePool2dParams {
         self.n * self.c
     }
 
+    /// Elements of the input tensor.
+    pub fn input_len(&self) -> usize {
+        self.planes() * self.h * self.w
+    }
+
+    /// Elements of the output tensor.
+    pub fn output_len(&self) -> usize {
+        self.planes() * self.out_h * self.out_w
+    }
+
     /// Input rows (or columns, with `w`/`out_w`) of output index `i`: `start..end`.
     pub fn window(i: usize, input: usize, output: usize) -> (usize, usize) {
         let start = i * input / output;

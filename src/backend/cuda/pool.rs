@@ -1,22 +1,41 @@
-//! Pooling on CUDA. There is no kernel yet: each primitive runs the CPU backend on a
-//! host copy and brings the result back ([`CudaStorage::via_host`]) — correct but
-//! slow (the GPU-training issue adds `kernels/pool.cu`).
+//! Launch of `kernels/pool.cu`: 2-D max pooling (with the index each output took),
+//! average and adaptive average pooling, and their gradients, on the device. Forward
+//! kernels run a thread per output; backward kernels a thread per input element that
+//! gathers from the outputs covering it, so gradients need no atomics and add in the
+//! CPU's order.
 
+use super::kernels::KernelId;
+use super::launch::{KernelArg, LaunchConfig};
 use super::storage::CudaStorage;
 use crate::backend::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 use crate::shape::Layout;
-use crate::Result;
+use crate::{DType, Error, Result};
 
 impl PoolOps for CudaStorage {
+    /// [`PoolOps::max_pool2d`]: `max_pool2d_<dtype>`, a thread per output.
     fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CudaStorage, CudaStorage)> {
-        let (x, l) = self.host_copy(layout)?;
-        let (values, indices) = x.max_pool2d(&l, p)?;
-        Ok((
-            CudaStorage::from_cpu(self.cuda_device(), &values)?,
-            CudaStorage::from_cpu(self.cuda_device(), &indices)?,
-        ))
+        use KernelId::*;
+        let op = "max_pool2d";
+        let kernel = pick(
+            op,
+            self.dtype(),
+            [MaxPool2dF32, MaxPool2dF64, MaxPool2dF16, MaxPool2dBf16],
+        )?;
+        let x = contiguous(op, self, layout, p.input_len())?;
+        let dev = self.cuda_device();
+        let out = CudaStorage::alloc(dev, p.output_len(), self.dtype())?;
+        let indices = CudaStorage::alloc(dev, p.output_len(), DType::I64)?;
+        let args = [
+            &[KernelArg::Ptr(x)][..],
+            &window_args(p),
+            &[KernelArg::Ptr(out.ptr()), KernelArg::Ptr(indices.ptr())],
+        ];
+        launch(self, kernel, p.output_len(), &args.concat())?;
+        Ok((out, indices))
     }
 
+    /// [`PoolOps::max_pool2d_backward`]: `max_pool2d_backward_<dtype>`, a thread per
+    /// input element.
     fn max_pool2d_backward(
         &self,
         gl: &Layout,
@@ -24,31 +43,212 @@ impl PoolOps for CudaStorage {
         il: &Layout,
         p: &Pool2dParams,
     ) -> Result<CudaStorage> {
-        let (i, il) = indices.host_copy(il)?;
-        self.via_host(gl, |g, gl| g.max_pool2d_backward(gl, &i, &il, p))
+        use KernelId::*;
+        let op = "max_pool2d_backward";
+        let kernel = pick(
+            op,
+            self.dtype(),
+            [
+                MaxPool2dBackwardF32,
+                MaxPool2dBackwardF64,
+                MaxPool2dBackwardF16,
+                MaxPool2dBackwardBf16,
+            ],
+        )?;
+        if indices.dtype() != DType::I64 {
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: DType::I64,
+                got: indices.dtype(),
+            });
+        }
+        let g = contiguous(op, self, gl, p.output_len())?;
+        let idx = contiguous(op, indices, il, p.output_len())?;
+        let gx = CudaStorage::alloc(self.cuda_device(), p.input_len(), self.dtype())?;
+        let args = [
+            &[KernelArg::Ptr(g), KernelArg::Ptr(idx)][..],
+            &window_args(p),
+            &[KernelArg::Ptr(gx.ptr())],
+        ];
+        launch(self, kernel, p.input_len(), &args.concat())?;
+        Ok(gx)
     }
 
+    /// [`PoolOps::avg_pool2d`]: `avg_pool2d_<dtype>`, a thread per output.
     fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
-        self.via_host(layout, |x, l| x.avg_pool2d(l, p))
+        use KernelId::*;
+        let op = "avg_pool2d";
+        let kernel = pick(
+            op,
+            self.dtype(),
+            [AvgPool2dF32, AvgPool2dF64, AvgPool2dF16, AvgPool2dBf16],
+        )?;
+        let x = contiguous(op, self, layout, p.input_len())?;
+        let out = CudaStorage::alloc(self.cuda_device(), p.output_len(), self.dtype())?;
+        let args = [
+            &[KernelArg::Ptr(x)][..],
+            &window_args(p),
+            &[KernelArg::Ptr(out.ptr())],
+        ];
+        launch(self, kernel, p.output_len(), &args.concat())?;
+        Ok(out)
     }
 
+    /// [`PoolOps::avg_pool2d_backward`]: `avg_pool2d_backward_<dtype>`, a thread per
+    /// input element.
     fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
-        self.via_host(gl, |g, gl| g.avg_pool2d_backward(gl, p))
+        use KernelId::*;
+        let op = "avg_pool2d_backward";
+        let kernel = pick(
+            op,
+            self.dtype(),
+            [
+                AvgPool2dBackwardF32,
+                AvgPool2dBackwardF64,
+                AvgPool2dBackwardF16,
+                AvgPool2dBackwardBf16,
+            ],
+        )?;
+        let g = contiguous(op, self, gl, p.output_len())?;
+        let gx = CudaStorage::alloc(self.cuda_device(), p.input_len(), self.dtype())?;
+        let args = [
+            &[KernelArg::Ptr(g)][..],
+            &window_args(p),
+            &[KernelArg::Ptr(gx.ptr())],
+        ];
+        launch(self, kernel, p.input_len(), &args.concat())?;
+        Ok(gx)
     }
 
+    /// [`PoolOps::adaptive_avg_pool2d`]: `adaptive_avg_pool2d_<dtype>`, a thread per
+    /// output.
     fn adaptive_avg_pool2d(
         &self,
         layout: &Layout,
         p: &AdaptivePool2dParams,
     ) -> Result<CudaStorage> {
-        self.via_host(layout, |x, l| x.adaptive_avg_pool2d(l, p))
+        use KernelId::*;
+        let op = "adaptive_avg_pool2d";
+        let kernel = pick(
+            op,
+            self.dtype(),
+            [
+                AdaptiveAvgPool2dF32,
+                AdaptiveAvgPool2dF64,
+                AdaptiveAvgPool2dF16,
+                AdaptiveAvgPool2dBf16,
+            ],
+        )?;
+        let (input_len, output_len) = (p.input_len(), p.output_len());
+        let x = contiguous(op, self, layout, input_len)?;
+        let out = CudaStorage::alloc(self.cuda_device(), output_len, self.dtype())?;
+        let args = [
+            &[KernelArg::Ptr(x)][..],
+            &adaptive_args(p),
+            &[KernelArg::Ptr(out.ptr())],
+        ];
+        launch(self, kernel, output_len, &args.concat())?;
+        Ok(out)
     }
 
+    /// [`PoolOps::adaptive_avg_pool2d_backward`]: `adaptive_avg_pool2d_backward_<dtype>`,
+    /// a thread per input element.
     fn adaptive_avg_pool2d_backward(
         &self,
         gl: &Layout,
         p: &AdaptivePool2dParams,
     ) -> Result<CudaStorage> {
-        self.via_host(gl, |g, gl| g.adaptive_avg_pool2d_backward(gl, p))
+        use KernelId::*;
+        let op = "adaptive_avg_pool2d_backward";
+        let kernel = pick(
+            op,
+            self.dtype(),
+            [
+                AdaptiveAvgPool2dBackwardF32,
+                AdaptiveAvgPool2dBackwardF64,
+                AdaptiveAvgPool2dBackwardF16,
+                AdaptiveAvgPool2dBackwardBf16,
+            ],
+        )?;
+        let (input_len, output_len) = (p.input_len(), p.output_len());
+        let g = contiguous(op, self, gl, output_len)?;
+        let gx = CudaStorage::alloc(self.cuda_device(), input_len, self.dtype())?;
+        let args = [
+            &[KernelArg::Ptr(g)][..],
+            &adaptive_args(p),
+            &[KernelArg::Ptr(gx.ptr())],
+        ];
+        launch(self, kernel, input_len, &args.concat())?;
+        Ok(gx)
     }
+}
+
+/// The kernel of `dtype` among a family's `[f32, f64, f16, bf16]` variants; integer
+/// dtypes have no pooling. (The generated `KernelId::for_dtype` replaces this lookup.)
+fn pick(
+    op: &'static str,
+    dtype: DType,
+    [on_f32, on_f64, on_f16, on_bf16]: [KernelId; 4],
+) -> Result<KernelId> {
+    match dtype {
+        DType::F32 => Ok(on_f32),
+        DType::F64 => Ok(on_f64),
+        DType::F16 => Ok(on_f16),
+        DType::BF16 => Ok(on_bf16),
+        DType::I64 | DType::U8 => Err(Error::UnsupportedDType { op, dtype }),
+    }
+}
+
+/// The device address of `s`'s elements under `layout`, which must be one contiguous
+/// run of `len` elements: the kernels index NCHW planes directly, and the functional
+/// layer makes every operand contiguous first. Anything else is an error rather than
+/// a read past the operand's memory.
+fn contiguous(op: &'static str, s: &CudaStorage, layout: &Layout, len: usize) -> Result<u64> {
+    if layout.numel() != len || !layout.is_contiguous() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "expected {len} contiguous elements, got shape {:?} strides {:?}",
+                layout.shape, layout.strides
+            ),
+        ));
+    }
+    Ok(s.ptr_at(layout.offset))
+}
+
+/// `Pool2dParams` as the windowed kernels take it (the order of `Pool2d` in pool.cu).
+fn window_args(p: &Pool2dParams) -> [KernelArg; 11] {
+    [
+        p.planes(),
+        p.h,
+        p.w,
+        p.out_h,
+        p.out_w,
+        p.kh,
+        p.kw,
+        p.stride_h,
+        p.stride_w,
+        p.pad_h,
+        p.pad_w,
+    ]
+    .map(|v| KernelArg::U64(v as u64))
+}
+
+/// `AdaptivePool2dParams` as the adaptive kernels take it.
+fn adaptive_args(p: &AdaptivePool2dParams) -> [KernelArg; 5] {
+    [p.planes(), p.h, p.w, p.out_h, p.out_w].map(|v| KernelArg::U64(v as u64))
+}
+
+/// Launches a grid-stride pooling kernel over `items` threads' worth of work (outputs
+/// forward, input elements backward); nothing to do for an empty tensor.
+fn launch(s: &CudaStorage, kernel: KernelId, items: usize, args: &[KernelArg]) -> Result<()> {
+    if items == 0 {
+        return Ok(());
+    }
+    let dev = s.cuda_device();
+    dev.launch(
+        kernel,
+        LaunchConfig::elementwise(items as u64, dev.sm_count()),
+        args,
+    )
 }

@@ -1,6 +1,6 @@
 //! Pooling: `max_pool2d`, `avg_pool2d` (padding counted in the divisor, PyTorch's
 //! default) and `adaptive_avg_pool2d`, on (N, C, H, W) or unbatched (C, H, W)
-//! inputs. Kernels are in `backend/cpu/pool.rs`.
+//! inputs. Kernels: `backend/cpu/pool.rs` (the reference) and `kernels/pool.cu`.
 
 use super::Size2d;
 use crate::autograd::record;
