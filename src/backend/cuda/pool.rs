@@ -14,13 +14,8 @@ use crate::{DType, Error, Result};
 impl PoolOps for CudaStorage {
     /// [`PoolOps::max_pool2d`]: `max_pool2d_<dtype>`, a thread per output.
     fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CudaStorage, CudaStorage)> {
-        use KernelId::*;
         let op = "max_pool2d";
-        let kernel = pick(
-            op,
-            self.dtype(),
-            [MaxPool2dF32, MaxPool2dF64, MaxPool2dF16, MaxPool2dBf16],
-        )?;
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
         let x = contiguous(op, self, layout, p.input_len())?;
         let dev = self.cuda_device();
         let out = CudaStorage::alloc(dev, p.output_len(), self.dtype())?;
@@ -43,18 +38,8 @@ impl PoolOps for CudaStorage {
         il: &Layout,
         p: &Pool2dParams,
     ) -> Result<CudaStorage> {
-        use KernelId::*;
         let op = "max_pool2d_backward";
-        let kernel = pick(
-            op,
-            self.dtype(),
-            [
-                MaxPool2dBackwardF32,
-                MaxPool2dBackwardF64,
-                MaxPool2dBackwardF16,
-                MaxPool2dBackwardBf16,
-            ],
-        )?;
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
         if indices.dtype() != DType::I64 {
             return Err(Error::DTypeMismatch {
                 op,
@@ -76,13 +61,8 @@ impl PoolOps for CudaStorage {
 
     /// [`PoolOps::avg_pool2d`]: `avg_pool2d_<dtype>`, a thread per output.
     fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
-        use KernelId::*;
         let op = "avg_pool2d";
-        let kernel = pick(
-            op,
-            self.dtype(),
-            [AvgPool2dF32, AvgPool2dF64, AvgPool2dF16, AvgPool2dBf16],
-        )?;
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
         let x = contiguous(op, self, layout, p.input_len())?;
         let out = CudaStorage::alloc(self.cuda_device(), p.output_len(), self.dtype())?;
         let args = [
@@ -97,18 +77,8 @@ impl PoolOps for CudaStorage {
     /// [`PoolOps::avg_pool2d_backward`]: `avg_pool2d_backward_<dtype>`, a thread per
     /// input element.
     fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
-        use KernelId::*;
         let op = "avg_pool2d_backward";
-        let kernel = pick(
-            op,
-            self.dtype(),
-            [
-                AvgPool2dBackwardF32,
-                AvgPool2dBackwardF64,
-                AvgPool2dBackwardF16,
-                AvgPool2dBackwardBf16,
-            ],
-        )?;
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
         let g = contiguous(op, self, gl, p.output_len())?;
         let gx = CudaStorage::alloc(self.cuda_device(), p.input_len(), self.dtype())?;
         let args = [
@@ -127,18 +97,8 @@ impl PoolOps for CudaStorage {
         layout: &Layout,
         p: &AdaptivePool2dParams,
     ) -> Result<CudaStorage> {
-        use KernelId::*;
         let op = "adaptive_avg_pool2d";
-        let kernel = pick(
-            op,
-            self.dtype(),
-            [
-                AdaptiveAvgPool2dF32,
-                AdaptiveAvgPool2dF64,
-                AdaptiveAvgPool2dF16,
-                AdaptiveAvgPool2dBf16,
-            ],
-        )?;
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
         let (input_len, output_len) = (p.input_len(), p.output_len());
         let x = contiguous(op, self, layout, input_len)?;
         let out = CudaStorage::alloc(self.cuda_device(), output_len, self.dtype())?;
@@ -158,18 +118,8 @@ impl PoolOps for CudaStorage {
         gl: &Layout,
         p: &AdaptivePool2dParams,
     ) -> Result<CudaStorage> {
-        use KernelId::*;
         let op = "adaptive_avg_pool2d_backward";
-        let kernel = pick(
-            op,
-            self.dtype(),
-            [
-                AdaptiveAvgPool2dBackwardF32,
-                AdaptiveAvgPool2dBackwardF64,
-                AdaptiveAvgPool2dBackwardF16,
-                AdaptiveAvgPool2dBackwardBf16,
-            ],
-        )?;
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
         let (input_len, output_len) = (p.input_len(), p.output_len());
         let g = contiguous(op, self, gl, output_len)?;
         let gx = CudaStorage::alloc(self.cuda_device(), input_len, self.dtype())?;
@@ -180,22 +130,6 @@ impl PoolOps for CudaStorage {
         ];
         launch(self, kernel, input_len, &args.concat())?;
         Ok(gx)
-    }
-}
-
-/// The kernel of `dtype` among a family's `[f32, f64, f16, bf16]` variants; integer
-/// dtypes have no pooling. (The generated `KernelId::for_dtype` replaces this lookup.)
-fn pick(
-    op: &'static str,
-    dtype: DType,
-    [on_f32, on_f64, on_f16, on_bf16]: [KernelId; 4],
-) -> Result<KernelId> {
-    match dtype {
-        DType::F32 => Ok(on_f32),
-        DType::F64 => Ok(on_f64),
-        DType::F16 => Ok(on_f16),
-        DType::BF16 => Ok(on_bf16),
-        DType::I64 | DType::U8 => Err(Error::UnsupportedDType { op, dtype }),
     }
 }
 
