@@ -56,6 +56,11 @@ impl CudaStorage {
         self.dtype
     }
 
+    /// Number of elements stored.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The device ordinal.
     pub(crate) fn ordinal(&self) -> usize {
         self.buf.device().ordinal()
