@@ -7,7 +7,7 @@
 //!
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`, `optim.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `dropout.rs`, `optim.rs`, `fill.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -19,6 +19,7 @@ pub(crate) mod cuda;
 mod conv;
 mod dropout;
 mod elementwise;
+mod fill;
 mod matmul;
 mod optim;
 mod pool;
@@ -30,6 +31,7 @@ pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+pub(crate) use fill::FillOps;
 pub(crate) use matmul::{MatmulDims, MatmulOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
@@ -51,6 +53,7 @@ pub(crate) trait BackendStorage:
     + PoolOps
     + DropoutOps
     + OptimOps
+    + FillOps
 {
     /// The element type.
     fn dtype(&self) -> DType;
@@ -242,7 +245,7 @@ impl IntoStorage for () {
 /// each to its backend's storage and evaluates `call` — a trait method, so both
 /// expansions have one signature — wrapping the result back into [`Storage`].
 macro_rules! dispatch {
-    ($op:expr, ($($operand:expr),+ $(,)?), |($($bind:pat),+)| $call:expr) => {
+    ($op:expr, ($($operand:expr),+ $(,)?), |($($bind:pat),+ $(,)?)| $call:expr) => {
         match $crate::backend::Operands::on_one_backend(($($operand,)+), $op)? {
             $crate::backend::OnBackend::Cpu(($($bind,)+)) => {
                 Ok($crate::backend::IntoStorage::into_storage($call?))

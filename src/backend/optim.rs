@@ -179,7 +179,13 @@ impl Storage {
         v_max: Option<&mut Storage>,
         step: &AdamStep,
     ) -> Result<()> {
-        dispatch!("adam_step", (self, grad, m, v, v_max), |(p, g, m, v, vm)| p
+        dispatch!("adam_step", (self, grad, m, v, v_max), |(
+            p,
+            g,
+            m,
+            v,
+            vm,
+        )| p
             .adam_step(layout, g, grad_layout, m, v, vm, step))
     }
 }

@@ -93,7 +93,9 @@ impl Tensor {
         {
             return Err(Error::arg(
                 "self",
-                format!("{op} into a broadcast view: several of its elements share one memory location"),
+                format!(
+                    "{op} into a broadcast view: several of its elements share one memory location"
+                ),
             ));
         }
         Ok(())

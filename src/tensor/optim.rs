@@ -38,18 +38,18 @@ impl Tensor {
     /// One fused SGD step on this parameter from `grad`, with the momentum buffer
     /// `buf` (a contiguous tensor of this shape and dtype created by the optimizer)
     /// when momentum is used.
-    pub(crate) fn sgd_step_(&self, grad: &Tensor, buf: Option<&Tensor>, step: &SgdStep) -> Result<()> {
+    pub(crate) fn sgd_step_(
+        &self,
+        grad: &Tensor,
+        buf: Option<&Tensor>,
+        step: &SgdStep,
+    ) -> Result<()> {
         self.check_step("sgd_step", grad)?;
         let grad = self.separate_grad(grad)?;
         let g = grad.storage();
         let mut buf = buf.map(|b| b.storage_mut());
-        self.storage_mut().sgd_step(
-            self.layout(),
-            &g,
-            grad.layout(),
-            buf.as_deref_mut(),
-            step,
-        )
+        self.storage_mut()
+            .sgd_step(self.layout(), &g, grad.layout(), buf.as_deref_mut(), step)
     }
 
     /// One fused Adam / AdamW step on this parameter from `grad`, with the moments

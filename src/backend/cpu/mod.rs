@@ -8,6 +8,7 @@ mod conv;
 mod dropout;
 pub(crate) mod dtype;
 mod elementwise;
+mod fill;
 pub(crate) mod gemm_util;
 mod math;
 mod matmul;

@@ -22,6 +22,7 @@ mod dropout;
 mod elementwise;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
+mod fill;
 pub mod kernels;
 pub mod launch;
 mod matmul;
