@@ -694,12 +694,12 @@ fn conv2d_and_its_gradients_match_the_cpu_for_every_option() {
             };
             let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
             assert_eq!(on_gpu.len(), on_cpu.len());
-            // Sums of up to a few hundred products of values up to 4: the tolerance
-            // grows with the reduction length, as reordered sums do.
+            // The weight gradient sums a few hundred products of values up to 4 in
+            // another order than the CPU (worst seen: 1.3x the plain f32 tolerance).
             let (atol, rtol) = tol(dtype);
             for (j, (g, cpu)) in on_gpu.iter().zip(&on_cpu).enumerate() {
                 let what = format!("conv case {i} {dtype:?}: value/grad x/w/b {j}");
-                assert_close(&what, g, cpu, atol * 64.0, rtol * 4.0);
+                assert_close(&what, g, cpu, atol * 4.0, rtol * 4.0);
             }
         }
     }
