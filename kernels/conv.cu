@@ -58,6 +58,7 @@ __device__ __forceinline__ ConvGeom conv_geom(const Dims &a, const Dims &b) {
 // stride, or past the last output.
 __device__ __forceinline__ int landing(int t, int stride, int out) {
     if (t < 0) return -1;
+    if (stride == 1) return t < out ? t : -1; // the common case needs no division
     int o = t / stride;
     return (o * stride == t && o < out) ? o : -1;
 }
@@ -69,12 +70,15 @@ __device__ __forceinline__ int landing(int t, int stride, int out) {
 // conflict-free shared-memory reads), stepping through K in slices of 16. A is loaded
 // with K fastest (every problem's A is contiguous, or nearly, along K) and B with the
 // columns fastest (the gathered images are contiguous along output / input columns),
-// so neighbouring threads read neighbouring addresses. Each thread loads B for one
-// fixed column, so the column's decomposition (image, row, column) is done once per
-// tile, not per element.
+// so neighbouring threads read neighbouring addresses. No load divides: each thread
+// loads B for one fixed column, whose decomposition (image, row, column) is done once
+// per tile, and the decomposition of the slice's 16 K indices (channel and tap, or
+// image and position) is done by 16 threads into a shared table, one slice ahead
+// (double-buffered, so it needs no barrier of its own).
 //
-// A problem `P` supplies: `a(m, k)` (in range), `col(n)` (the column's context, for
-// n < N), `b(k, ctx)` (in range), `store(m, n, acc)` (in range), and its C type.
+// A problem `P` supplies its C type and: `krow(k)` (the K index's context, k < K),
+// `a(m, krow)`, `col(n)` (the column's context, n < N), `b(krow, col)`, and
+// `store(m, n, acc)`, each called in range only.
 template <typename P>
 __device__ __forceinline__ void implicit_gemm(const P &p, int m_len, int n_len, int k_len,
                                               int row0, int col0) {
@@ -82,6 +86,7 @@ __device__ __forceinline__ void implicit_gemm(const P &p, int m_len, int n_len, 
     // +4 keeps rows 16-byte aligned and spreads the transposed stores over banks.
     __shared__ C as[CONV_BK][CONV_BM + 4];
     __shared__ C bs[CONV_BK][CONV_BN + 4];
+    __shared__ typename P::KRow krows[2][CONV_BK];
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     // This thread's B column (fixed: CONV_THREADS is a multiple of CONV_BN).
     const int b_n = threadIdx.x % CONV_BN;
@@ -94,21 +99,29 @@ __device__ __forceinline__ void implicit_gemm(const P &p, int m_len, int n_len, 
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[i][j] = (C)0;
 
-    for (int k0 = 0; k0 < k_len; k0 += CONV_BK) {
+    if ((int)threadIdx.x < CONV_BK && (int)threadIdx.x < k_len) {
+        krows[0][threadIdx.x] = p.krow(threadIdx.x);
+    }
+    __syncthreads();
+    for (int k0 = 0, buf = 0; k0 < k_len; k0 += CONV_BK, buf ^= 1) {
 #pragma unroll
         for (int r = 0; r < (CONV_BM * CONV_BK) / CONV_THREADS; ++r) {
             int e = threadIdx.x + CONV_THREADS * r;
             int mm = e / CONV_BK, kk = e % CONV_BK;
-            int gm = row0 + mm, gk = k0 + kk;
-            as[kk][mm] = (gm < m_len && gk < k_len) ? p.a(gm, gk) : (C)0;
+            int gm = row0 + mm;
+            as[kk][mm] = (gm < m_len && k0 + kk < k_len) ? p.a(gm, krows[buf][kk]) : (C)0;
         }
 #pragma unroll
         for (int r = 0; r < (CONV_BN * CONV_BK) / CONV_THREADS; ++r) {
             int kk = (threadIdx.x + CONV_THREADS * r) / CONV_BN;
-            int gk = k0 + kk;
-            bs[kk][b_n] = (b_col_ok && gk < k_len) ? p.b(gk, ctx) : (C)0;
+            bs[kk][b_n] = (b_col_ok && k0 + kk < k_len) ? p.b(krows[buf][kk], ctx) : (C)0;
         }
         __syncthreads();
+        // The next slice's table, into the buffer that no thread reads in this slice.
+        int k_next = k0 + CONV_BK + (int)threadIdx.x;
+        if ((int)threadIdx.x < CONV_BK && k_next < k_len) {
+            krows[buf ^ 1][threadIdx.x] = p.krow(k_next);
+        }
 #pragma unroll
         for (int kk = 0; kk < CONV_BK; ++kk) {
             C af[4], bf[4];
@@ -138,8 +151,14 @@ __device__ __forceinline__ void implicit_gemm(const P &p, int m_len, int n_len, 
 // ---- Forward: A = W of the group (cog x K, contiguous), B = the unfolded input ----
 template <typename T> struct ConvForward {
     typedef typename ComputeOf<T>::type C;
-    // Column = (image, oy, ox): the image's first channel of the group, and the input
-    // row and column that tap (0, 0) reads.
+    // K index = (ci, ky, kx): the tap's offset in the group's input from the input
+    // position of tap (0, 0), and its row and column offsets.
+    struct KRow {
+        int64_t off;
+        int k, dy, dx;
+    };
+    // Column = (image, oy, ox): the input element that tap (0, 0) reads (an offset that
+    // may lie in the padding), and its row and column.
     struct Col {
         int64_t base;
         int iy0, ix0;
@@ -149,24 +168,30 @@ template <typename T> struct ConvForward {
     ConvGeom g;
     int grp;
 
-    __device__ __forceinline__ C a(int m, int k) const {
-        return widen(w[(int64_t)(grp * g.cog() + m) * (g.cig() * g.taps()) + k]);
+    __device__ __forceinline__ KRow krow(int k) const {
+        int ci = k / g.taps(), tap = k - ci * g.taps();
+        int ky = tap / g.kw, kx = tap - ky * g.kw;
+        KRow r;
+        r.k = k, r.dy = ky * g.dil_h, r.dx = kx * g.dil_w;
+        r.off = (int64_t)ci * g.plane() + r.dy * g.w + r.dx;
+        return r;
+    }
+    __device__ __forceinline__ C a(int m, const KRow &r) const {
+        return widen(w[(int64_t)(grp * g.cog() + m) * (g.cig() * g.taps()) + r.k]);
     }
     __device__ __forceinline__ Col col(int n) const {
         int img = n / g.out_plane(), pos = n - img * g.out_plane();
         int oy = pos / g.out_w, ox = pos - oy * g.out_w;
         Col c;
-        c.base = ((int64_t)img * g.c_in + grp * g.cig()) * g.plane();
         c.iy0 = oy * g.stride_h - g.pad_top;
         c.ix0 = ox * g.stride_w - g.pad_left;
+        c.base = ((int64_t)img * g.c_in + grp * g.cig()) * g.plane() + (int64_t)c.iy0 * g.w + c.ix0;
         return c;
     }
-    __device__ __forceinline__ C b(int k, const Col &c) const {
-        int ci = k / g.taps(), tap = k - ci * g.taps();
-        int ky = tap / g.kw, kx = tap - ky * g.kw;
-        int iy = c.iy0 + ky * g.dil_h, ix = c.ix0 + kx * g.dil_w;
+    __device__ __forceinline__ C b(const KRow &r, const Col &c) const {
+        int iy = c.iy0 + r.dy, ix = c.ix0 + r.dx;
         if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return (C)0;
-        return widen(x[c.base + (int64_t)ci * g.plane() + iy * g.w + ix]);
+        return widen(x[c.base + r.off]);
     }
     __device__ __forceinline__ void store(int m, int n, C v) const {
         int img = n / g.out_plane(), pos = n - img * g.out_plane();
@@ -199,6 +224,12 @@ extern "C" __global__ void __launch_bounds__(256) conv2d_fwd_bf16(const bf16 *x,
 // gathered through the taps that land ----
 template <typename T> struct ConvBackwardInput {
     typedef typename ComputeOf<T>::type C;
+    // K index = (co, ky, kx): the weight's offset from W[group's first co, ci = 0],
+    // the gradient channel's offset, and the tap's row and column offsets.
+    struct KRow {
+        int64_t w_off, g_off;
+        int dy, dx;
+    };
     // Column = (image, iy, ix): the gradient's first channel of the group in the image,
     // and iy + pad_top, ix + pad_left.
     struct Col {
@@ -210,9 +241,17 @@ template <typename T> struct ConvBackwardInput {
     ConvGeom g;
     int grp;
 
-    __device__ __forceinline__ C a(int m, int k) const {
+    __device__ __forceinline__ KRow krow(int k) const {
         int co = k / g.taps(), tap = k - co * g.taps();
-        return widen(w[((int64_t)(grp * g.cog() + co) * g.cig() + m) * g.taps() + tap]);
+        int ky = tap / g.kw, kx = tap - ky * g.kw;
+        KRow r;
+        r.w_off = (int64_t)co * g.cig() * g.taps() + tap;
+        r.g_off = (int64_t)co * g.out_plane();
+        r.dy = ky * g.dil_h, r.dx = kx * g.dil_w;
+        return r;
+    }
+    __device__ __forceinline__ C a(int m, const KRow &r) const {
+        return widen(w[(int64_t)grp * g.cog() * g.cig() * g.taps() + (int64_t)m * g.taps() + r.w_off]);
     }
     __device__ __forceinline__ Col col(int n) const {
         int img = n / g.plane(), pos = n - img * g.plane();
@@ -223,13 +262,11 @@ template <typename T> struct ConvBackwardInput {
         c.tx0 = ix + g.pad_left;
         return c;
     }
-    __device__ __forceinline__ C b(int k, const Col &c) const {
-        int co = k / g.taps(), tap = k - co * g.taps();
-        int ky = tap / g.kw, kx = tap - ky * g.kw;
-        int oy = landing(c.ty0 - ky * g.dil_h, g.stride_h, g.out_h);
-        int ox = landing(c.tx0 - kx * g.dil_w, g.stride_w, g.out_w);
+    __device__ __forceinline__ C b(const KRow &r, const Col &c) const {
+        int oy = landing(c.ty0 - r.dy, g.stride_h, g.out_h);
+        int ox = landing(c.tx0 - r.dx, g.stride_w, g.out_w);
         if (oy < 0 || ox < 0) return (C)0;
-        return widen(gy[c.base + (int64_t)co * g.out_plane() + oy * g.out_w + ox]);
+        return widen(gy[c.base + r.g_off + oy * g.out_w + ox]);
     }
     __device__ __forceinline__ void store(int m, int n, C v) const {
         int img = n / g.plane(), pos = n - img * g.plane();
@@ -260,10 +297,17 @@ extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_input_bf16(const bf
 // the chunk's images), B = the unfolded input (positions x (ci, ky, kx)) ----
 template <typename T> struct ConvBackwardWeight {
     typedef typename ComputeOf<T>::type C;
-    // Column = (ci, ky, kx): the channel's offset in an image, and the input row and
-    // column that output (0, 0) reads through this tap.
+    // K index = (image of the chunk, oy, ox): the gradient's offset from channel 0 of
+    // image 0, the input's offset from the image's start to the element that tap (0, 0)
+    // of a pad-free input would read, and that element's row and column.
+    struct KRow {
+        int64_t g_off, x_off;
+        int sy, sx;
+    };
+    // Column = (ci, ky, kx): the offset of the tap's element from `x_off` (it includes
+    // the padding shift), and the shift's rows and columns.
     struct Col {
-        int64_t chan;
+        int64_t off;
         int iy0, ix0;
     };
     const T *x, *gy;
@@ -272,25 +316,32 @@ template <typename T> struct ConvBackwardWeight {
     int grp, img0;
     int64_t chunk_offset; // this chunk's partial gradient in `partial`
 
-    __device__ __forceinline__ C a(int m, int k) const {
-        int img = img0 + k / g.out_plane(), pos = k % g.out_plane();
-        return widen(gy[((int64_t)img * g.c_out + grp * g.cog() + m) * g.out_plane() + pos]);
+    __device__ __forceinline__ KRow krow(int k) const {
+        int i = k / g.out_plane(), pos = k - i * g.out_plane();
+        int oy = pos / g.out_w, ox = pos - oy * g.out_w;
+        int64_t img = img0 + i;
+        KRow r;
+        r.sy = oy * g.stride_h, r.sx = ox * g.stride_w;
+        r.g_off = img * g.c_out * g.out_plane() + pos;
+        r.x_off = img * g.c_in * g.plane() + (int64_t)r.sy * g.w + r.sx;
+        return r;
+    }
+    __device__ __forceinline__ C a(int m, const KRow &r) const {
+        return widen(gy[(int64_t)(grp * g.cog() + m) * g.out_plane() + r.g_off]);
     }
     __device__ __forceinline__ Col col(int n) const {
         int ci = n / g.taps(), tap = n - ci * g.taps();
         int ky = tap / g.kw, kx = tap - ky * g.kw;
         Col c;
-        c.chan = (int64_t)(grp * g.cig() + ci) * g.plane();
         c.iy0 = ky * g.dil_h - g.pad_top;
         c.ix0 = kx * g.dil_w - g.pad_left;
+        c.off = (int64_t)(grp * g.cig() + ci) * g.plane() + (int64_t)c.iy0 * g.w + c.ix0;
         return c;
     }
-    __device__ __forceinline__ C b(int k, const Col &c) const {
-        int img = img0 + k / g.out_plane(), pos = k % g.out_plane();
-        int oy = pos / g.out_w, ox = pos - oy * g.out_w;
-        int iy = c.iy0 + oy * g.stride_h, ix = c.ix0 + ox * g.stride_w;
+    __device__ __forceinline__ C b(const KRow &r, const Col &c) const {
+        int iy = c.iy0 + r.sy, ix = c.ix0 + r.sx;
         if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return (C)0;
-        return widen(x[(int64_t)img * g.c_in * g.plane() + c.chan + iy * g.w + ix]);
+        return widen(x[r.x_off + c.off]);
     }
     __device__ __forceinline__ void store(int m, int n, C v) const {
         partial[chunk_offset + (int64_t)(grp * g.cog() + m) * (g.cig() * g.taps()) + n] = v;
