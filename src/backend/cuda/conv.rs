@@ -1,14 +1,148 @@
-//! Convolution on CUDA. There is no kernel yet: each primitive runs the CPU backend
-//! on host copies and brings the result back ([`CudaStorage::via_host`]) — correct,
-//! so every op is usable on a CUDA tensor, but slow (the GPU-training issue adds
-//! `kernels/conv.cu`).
+//! Launch of `kernels/conv.cu`: 2-D convolution on the device — implicit GEMMs per
+//! channel group for the forward pass and both gradients (the weight gradient split over
+//! chunks of the batch into partial buffers, then summed in order: deterministic), and
+//! direct kernels for depthwise convolutions (groups == c_in == c_out).
 
+use super::device::CudaDevice;
+use super::kernels::KernelId;
+use super::launch::{KernelArg, LaunchConfig, THREADS};
 use super::storage::CudaStorage;
-use crate::backend::{Conv2dParams, ConvOps};
+use crate::backend::{BackendStorage, Conv2dParams, ConvOps};
 use crate::shape::Layout;
-use crate::Result;
+use crate::{DType, Error, Result};
+use std::sync::Arc;
+
+/// Output tile of one implicit-GEMM block (CONV_BM = CONV_BN in conv.cu).
+const TILE: usize = 64;
+/// Most blocks in grid y and z (the kernels loop over z beyond it).
+const MAX_GRID_YZ: usize = 65_535;
+/// Most batch chunks of the weight gradient: each costs a partial gradient in memory
+/// and a term in the final sum, so past the point where the GPU is full they only cost.
+const MAX_CHUNKS: usize = 32;
+
+/// `Err(DTypeMismatch)` unless `got` is the op's dtype.
+fn same_dtype(op: &'static str, expected: DType, got: DType) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::DTypeMismatch { op, expected, got })
+    }
+}
+
+/// True for a depthwise convolution (one input and one output channel per group),
+/// which the direct kernels serve: there is no channel reduction to tile.
+fn is_depthwise(p: &Conv2dParams) -> bool {
+    p.groups == p.c_in && p.groups == p.c_out
+}
+
+/// The geometry as the kernels' two `Dims` (`conv_geom` in conv.cu), after checking
+/// that every size, and every product the kernels index in 32 bits (tile rows and
+/// columns, input rows reached through padding, stride and dilation), fits an `int`.
+fn geometry(op: &'static str, p: &Conv2dParams) -> Result<[KernelArg; 2]> {
+    let reach = |out: usize, stride: usize, k: usize, dil: usize, pad: usize, size: usize| {
+        out.checked_mul(stride)
+            .zip(k.checked_mul(dil))
+            .and_then(|(a, b)| a.checked_add(b)?.checked_add(pad)?.checked_add(size))
+    };
+    // Sizes of existing tensors cannot overflow; the reach through padding can.
+    let checked = [
+        Some(p.n),
+        p.n.checked_mul(p.out_plane()),
+        p.n.checked_mul(p.h * p.w),
+        p.h.checked_mul(p.w),
+        p.col_rows().checked_mul(1),
+        p.c_out_per_group().checked_mul(p.kh * p.kw),
+        p.groups.checked_mul(MAX_CHUNKS),
+        reach(p.out_h, p.stride_h, p.kh, p.dilation_h, p.pad_top, p.h),
+        reach(p.out_w, p.stride_w, p.kw, p.dilation_w, p.pad_left, p.w),
+        Some(p.c_in.max(p.c_out)),
+    ];
+    if checked
+        .iter()
+        .any(|v| v.is_none_or(|v| i32::try_from(v).is_err()))
+    {
+        return Err(Error::shape(
+            op,
+            format!("{p:?} exceeds the CUDA conv kernels' 32-bit tile indices"),
+        ));
+    }
+    let dims = |v: [usize; 8]| KernelArg::Dims(v.map(|x| x as u64));
+    Ok([
+        dims([p.n, p.c_in, p.h, p.w, p.c_out, p.kh, p.kw, p.groups]),
+        dims([
+            p.stride_h,
+            p.stride_w,
+            p.pad_top,
+            p.pad_left,
+            p.dilation_h,
+            p.dilation_w,
+            p.out_h,
+            p.out_w,
+        ]),
+    ])
+}
+
+/// The launch of an implicit GEMM with `m` rows and `n` columns per group, over `z`
+/// groups (× batch chunks): 64×64 tiles of 256 threads.
+fn gemm_config(op: &'static str, m: usize, n: usize, z: usize) -> Result<LaunchConfig> {
+    let (gx, gy) = (n.div_ceil(TILE), m.div_ceil(TILE));
+    if gy > MAX_GRID_YZ || u32::try_from(gx).is_err() {
+        return Err(Error::shape(
+            op,
+            format!("a {m}x{n} tile grid exceeds the CUDA grid limits"),
+        ));
+    }
+    Ok(LaunchConfig {
+        grid: (gx as u32, gy as u32, z.clamp(1, MAX_GRID_YZ) as u32),
+        block: (THREADS, 1, 1),
+        shared_bytes: 0,
+    })
+}
+
+/// An operand in row-major order: the storage itself when its layout is contiguous,
+/// else a contiguous copy (the tensor layer passes contiguous operands; this keeps a
+/// strided one correct rather than misread).
+enum Dense<'a> {
+    /// Contiguous storage and the offset of its first element.
+    Borrowed(&'a CudaStorage, usize),
+    /// A contiguous copy.
+    Owned(CudaStorage),
+}
+
+impl<'a> Dense<'a> {
+    /// `s` viewed through `l`, copied only when not contiguous.
+    fn new(s: &'a CudaStorage, l: &Layout) -> Result<Self> {
+        Ok(if l.is_contiguous() {
+            Dense::Borrowed(s, l.offset)
+        } else {
+            Dense::Owned(s.copy_as(l, s.dtype())?)
+        })
+    }
+
+    /// The device address of the first element, as a kernel argument.
+    fn arg(&self) -> KernelArg {
+        KernelArg::Ptr(match self {
+            Dense::Borrowed(s, offset) => s.ptr_at(*offset),
+            Dense::Owned(s) => s.ptr(),
+        })
+    }
+}
+
+/// How the weight gradient splits the batch: `(images per chunk, chunks)`. Enough
+/// chunks to give every multiprocessor two blocks when the tile grid alone does not,
+/// at most [`MAX_CHUNKS`] and at most one per image; every chunk holds an image
+/// unless the batch is empty.
+fn batch_chunks(p: &Conv2dParams, sm_count: usize) -> (usize, usize) {
+    let tiles = p.c_out_per_group().div_ceil(TILE) * p.col_rows().div_ceil(TILE) * p.groups;
+    let wanted = (2 * sm_count)
+        .div_ceil(tiles.max(1))
+        .clamp(1, MAX_CHUNKS.min(p.n.max(1)));
+    let per = p.n.div_ceil(wanted).max(1);
+    (per, p.n.div_ceil(per).max(1))
+}
 
 impl ConvOps for CudaStorage {
+    /// Forward convolution; see [`crate::backend::ConvOps::conv2d`].
     fn conv2d(
         &self,
         xl: &Layout,
@@ -17,13 +151,36 @@ impl ConvOps for CudaStorage {
         bias: Option<(&CudaStorage, &Layout)>,
         p: &Conv2dParams,
     ) -> Result<CudaStorage> {
-        let (x, xl) = self.host_copy(xl)?;
-        let (w, wl) = w.host_copy(wl)?;
-        let bias = bias.map(|(b, bl)| b.host_copy(bl)).transpose()?;
-        let out = x.conv2d(&xl, &w, &wl, bias.as_ref().map(|(b, l)| (b, l)), p)?;
-        CudaStorage::from_cpu(self.cuda_device(), &out)
+        const OP: &str = "conv2d";
+        let dtype = self.dtype();
+        same_dtype(OP, dtype, w.dtype())?;
+        if let Some((b, _)) = bias {
+            same_dtype(OP, dtype, b.dtype())?;
+        }
+        // Found before anything is allocated, so an integer dtype fails first.
+        let kernel = |family| KernelId::for_dtype(family, dtype);
+        kernel("conv2d_fwd")?;
+        let dev = self.cuda_device();
+        let out = CudaStorage::alloc(dev, p.output_len(), dtype)?;
+        if p.output_len() == 0 {
+            return Ok(out);
+        }
+        let [ga, gb] = geometry(OP, p)?;
+        let (x, w) = (Dense::new(self, xl)?, Dense::new(w, wl)?);
+        let b = bias.map(|(b, bl)| Dense::new(b, bl)).transpose()?;
+        let b = b.map_or(KernelArg::Ptr(0), |b| b.arg());
+        let args = [x.arg(), w.arg(), b, KernelArg::Ptr(out.ptr()), ga, gb];
+        if is_depthwise(p) {
+            let cfg = LaunchConfig::elementwise(p.output_len() as u64, dev.sm_count());
+            dev.launch(kernel("conv2d_dw_fwd")?, cfg, &args)?;
+        } else {
+            let cfg = gemm_config(OP, p.c_out_per_group(), p.n * p.out_plane(), p.groups)?;
+            dev.launch(kernel("conv2d_fwd")?, cfg, &args)?;
+        }
+        Ok(out)
     }
 
+    /// Gradient of the input; see [`crate::backend::ConvOps::conv2d_backward_input`].
     fn conv2d_backward_input(
         &self,
         gl: &Layout,
@@ -31,10 +188,31 @@ impl ConvOps for CudaStorage {
         wl: &Layout,
         p: &Conv2dParams,
     ) -> Result<CudaStorage> {
-        let (w, wl) = w.host_copy(wl)?;
-        self.via_host(gl, |g, gl| g.conv2d_backward_input(gl, &w, &wl, p))
+        const OP: &str = "conv2d_backward_input";
+        let dtype = self.dtype();
+        same_dtype(OP, dtype, w.dtype())?;
+        // Found before anything is allocated, so an integer dtype fails first.
+        let kernel = |family| KernelId::for_dtype(family, dtype);
+        kernel("conv2d_fwd")?;
+        let dev = self.cuda_device();
+        let out = CudaStorage::alloc(dev, p.input_len(), dtype)?;
+        if p.input_len() == 0 {
+            return Ok(out);
+        }
+        let [ga, gb] = geometry(OP, p)?;
+        let (g, w) = (Dense::new(self, gl)?, Dense::new(w, wl)?);
+        let args = [g.arg(), w.arg(), KernelArg::Ptr(out.ptr()), ga, gb];
+        if is_depthwise(p) {
+            let cfg = LaunchConfig::elementwise(p.input_len() as u64, dev.sm_count());
+            dev.launch(kernel("conv2d_dw_bwd_input")?, cfg, &args)?;
+        } else {
+            let cfg = gemm_config(OP, p.c_in_per_group(), p.n * p.h * p.w, p.groups)?;
+            dev.launch(kernel("conv2d_bwd_input")?, cfg, &args)?;
+        }
+        Ok(out)
     }
 
+    /// Gradient of the weight; see [`crate::backend::ConvOps::conv2d_backward_weight`].
     fn conv2d_backward_weight(
         &self,
         xl: &Layout,
@@ -42,7 +220,70 @@ impl ConvOps for CudaStorage {
         gl: &Layout,
         p: &Conv2dParams,
     ) -> Result<CudaStorage> {
-        let (g, gl) = g.host_copy(gl)?;
-        self.via_host(xl, |x, xl| x.conv2d_backward_weight(xl, &g, &gl, p))
+        const OP: &str = "conv2d_backward_weight";
+        let dtype = self.dtype();
+        same_dtype(OP, dtype, g.dtype())?;
+        // Found before anything is allocated, so an integer dtype fails first.
+        let kernel = |family| KernelId::for_dtype(family, dtype);
+        kernel("conv2d_fwd")?;
+        let dev = self.cuda_device();
+        let out = CudaStorage::alloc(dev, p.weight_len(), dtype)?;
+        if p.weight_len() == 0 {
+            return Ok(out);
+        }
+        let [ga, gb] = geometry(OP, p)?;
+        let (x, g) = (Dense::new(self, xl)?, Dense::new(g, gl)?);
+        if is_depthwise(p) {
+            let cfg = LaunchConfig {
+                grid: (
+                    p.weight_len().min(dev.sm_count() as usize * 32) as u32,
+                    1,
+                    1,
+                ),
+                block: (THREADS, 1, 1),
+                shared_bytes: 0,
+            };
+            let args = [x.arg(), g.arg(), KernelArg::Ptr(out.ptr()), ga, gb];
+            dev.launch(kernel("conv2d_dw_bwd_weight")?, cfg, &args)?;
+            return Ok(out);
+        }
+        weight_gradient(dev, p, [x.arg(), g.arg()], [ga, gb], out)
     }
+}
+
+/// The general weight gradient into `out`: each batch chunk's gradient into a partial
+/// buffer (f32 for halves, like their accumulators), then the chunks summed in order.
+fn weight_gradient(
+    dev: &Arc<CudaDevice>,
+    p: &Conv2dParams,
+    [x, g]: [KernelArg; 2],
+    [ga, gb]: [KernelArg; 2],
+    out: CudaStorage,
+) -> Result<CudaStorage> {
+    const OP: &str = "conv2d_backward_weight";
+    let kernel = |family| KernelId::for_dtype(family, out.dtype());
+    let (per, chunks) = batch_chunks(p, dev.sm_count() as usize);
+    let acc = if out.dtype() == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
+    let partial = CudaStorage::alloc(dev, chunks * p.weight_len(), acc)?;
+    let cfg = gemm_config(OP, p.c_out_per_group(), p.col_rows(), p.groups * chunks)?;
+    let (per, n_chunks) = (KernelArg::I32(per as i32), KernelArg::I32(chunks as i32));
+    let args = [x, g, KernelArg::Ptr(partial.ptr()), ga, gb, per, n_chunks];
+    dev.launch(kernel("conv2d_bwd_weight")?, cfg, &args)?;
+    let len = p.weight_len() as u64;
+    let args = [
+        KernelArg::Ptr(partial.ptr()),
+        KernelArg::Ptr(out.ptr()),
+        KernelArg::U64(len),
+        n_chunks,
+    ];
+    dev.launch(
+        kernel("conv2d_wgrad_sum")?,
+        LaunchConfig::elementwise(len, dev.sm_count()),
+        &args,
+    )?;
+    Ok(out)
 }

@@ -7,12 +7,11 @@
 //! copy) and [`allocator::RawAllocator`] (all device memory). `driver.rs` implements
 //! both with the CUDA driver API (cudarc, loaded at run time).
 //!
-//! The op modules (`elementwise`, `reduce`, `matmul`, `softmax`, and the copy kernel in
-//! `storage`)
-//! implement the primitives of [`crate::backend::Storage`] for [`CudaStorage`]; each
-//! mirrors the CPU backend's semantics, which the GPU tests compare against. A
-//! primitive without a kernel yet can use [`CudaStorage::via_host`] (a correct but slow
-//! round trip through the CPU backend).
+//! One module per op family (`elementwise`, `reduce`, `softmax`, `matmul`, `conv`,
+//! `pool`, `dropout`, `optim`, `fill`, and the copy kernel in `storage`) implements that
+//! family's backend trait for [`CudaStorage`], launching `kernels/<family>.cu`; each
+//! mirrors the CPU backend's semantics, which the golden tests check on every device.
+//! Nothing runs through the host.
 
 pub mod allocator;
 mod conv;

@@ -79,24 +79,6 @@ impl CudaStorage {
     pub(crate) fn ptr(&self) -> u64 {
         self.buf.ptr()
     }
-
-    /// A host copy of the elements of `layout`, with its (contiguous) layout.
-    pub(crate) fn host_copy(&self, layout: &Layout) -> Result<(CpuStorage, Layout)> {
-        Ok((self.to_cpu(layout)?, Layout::contiguous(&layout.shape)))
-    }
-
-    /// Runs a CPU-backend op on a host copy of the elements of `layout` and brings the
-    /// result back: a correct (slow) way to give a new primitive a CUDA arm before it
-    /// has a kernel. `f` gets the host storage and its contiguous layout.
-    pub(crate) fn via_host(
-        &self,
-        layout: &Layout,
-        f: impl FnOnce(&CpuStorage, &Layout) -> Result<CpuStorage>,
-    ) -> Result<CudaStorage> {
-        let host = self.to_cpu(layout)?;
-        let result = f(&host, &Layout::contiguous(&layout.shape))?;
-        CudaStorage::from_cpu(self.cuda_device(), &result)
-    }
 }
 
 impl BackendStorage for CudaStorage {
