@@ -11,6 +11,7 @@ mod elementwise;
 pub(crate) mod gemm_util;
 mod math;
 mod matmul;
+mod norm;
 mod pool;
 mod reduce;
 mod softmax;

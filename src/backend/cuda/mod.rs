@@ -25,6 +25,7 @@ pub mod emulator;
 pub mod kernels;
 pub mod launch;
 mod matmul;
+mod norm;
 mod pool;
 mod random;
 mod reduce;
