@@ -86,11 +86,10 @@ fn expect_checkpoint_err(result: kiln::Result<()>, needles: &[&str]) {
     }
 }
 
-#[test]
-fn pytorch_state_dict_loads_and_gives_pytorch_outputs() {
-    let dev = Device::Cpu;
+common::device_test! {
+    fn pytorch_state_dict_loads_and_gives_pytorch_outputs(dev) {
     kiln::manual_seed(3);
-    let net = Net::new(&dev).unwrap();
+    let net = Net::new(dev).unwrap();
     net.load(data_file("state_dict_torch.safetensors")).unwrap();
     let bn_steps = net
         .state_dict()
@@ -101,8 +100,9 @@ fn pytorch_state_dict_loads_and_gives_pytorch_outputs() {
     assert_eq!(steps.item::<i64>().unwrap(), 3);
     net.eval();
     let golden = common::Golden::load("state_dict");
-    let out = net.forward(&golden.get("net.x")).unwrap();
-    common::assert_close(&out, &golden.get("net.out"), 1e-5, 1e-5);
+    let out = net.forward(&golden.on("net.x", dev)).unwrap();
+    common::assert_close(&out, &golden.get("net.out"), dev, 1e-5, 1e-5);
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, Golden};
+use common::{assert_close, device_test, Golden};
 use kiln::nn::{self, Conv2dOpts, Forward, Module};
 use kiln::{DType, Device, Tensor};
 use std::path::PathBuf;
@@ -54,44 +54,44 @@ fn names_shapes_and_dtypes_match_pytorch_file() {
     assert_eq!(ours.len(), 9, "conv 2, batch norm 5, linear 2");
 }
 
-#[test]
-fn pytorch_conv_checkpoint_gives_pytorch_eval_output() {
-    let net = conv_net(&Device::Cpu).unwrap();
-    net.load(torch_checkpoint()).unwrap();
-    let steps = state(&net, "1.num_batches_tracked");
-    assert_eq!(steps.dtype(), DType::I64);
-    assert_eq!(steps.item::<i64>().unwrap(), 2);
-    // Training moved the running statistics off their defaults.
-    let mean = state(&net, "1.running_mean").to_vec::<f32>().unwrap();
-    assert!(mean.iter().all(|&m| m != 0.0));
-    net.eval();
-    let golden = Golden::load("state_dict");
-    let out = net.forward(&golden.get("conv.x")).unwrap();
-    assert_close(&out, &golden.get("conv.out"), 1e-5, 1e-5);
-    // Eval mode leaves the buffers alone.
-    assert_eq!(
-        state(&net, "1.num_batches_tracked").item::<i64>().unwrap(),
-        2
-    );
-    assert_eq!(state(&net, "1.running_mean").to_vec::<f32>().unwrap(), mean);
-}
+device_test! {
+    fn pytorch_conv_checkpoint_gives_pytorch_eval_output(dev) {
+        let net = conv_net(dev).unwrap();
+        net.load(torch_checkpoint()).unwrap();
+        let steps = state(&net, "1.num_batches_tracked");
+        assert_eq!((steps.dtype(), steps.device()), (DType::I64, *dev));
+        assert_eq!(steps.item::<i64>().unwrap(), 2);
+        // Training moved the running statistics off their defaults.
+        let mean = state(&net, "1.running_mean").to_vec::<f32>().unwrap();
+        assert!(mean.iter().all(|&m| m != 0.0));
+        net.eval();
+        let golden = Golden::load("state_dict");
+        let out = net.forward(&golden.on("conv.x", dev)).unwrap();
+        assert_close(&out, &golden.get("conv.out"), dev, 1e-5, 1e-5);
+        // Eval mode leaves the buffers alone.
+        assert_eq!(
+            state(&net, "1.num_batches_tracked").item::<i64>().unwrap(),
+            2
+        );
+        assert_eq!(state(&net, "1.running_mean").to_vec::<f32>().unwrap(), mean);
+    }
 
-#[test]
-fn pytorch_conv_checkpoint_trains_like_pytorch() {
-    let net = conv_net(&Device::Cpu).unwrap();
-    net.load(torch_checkpoint()).unwrap();
-    assert!(net.is_training());
-    let golden = Golden::load("state_dict");
-    let out = net.forward(&golden.get("conv.train_x")).unwrap();
-    assert_close(&out, &golden.get("conv.train_out"), 1e-5, 1e-5);
-    let rm = state(&net, "1.running_mean");
-    let rv = state(&net, "1.running_var");
-    assert_close(&rm, &golden.get("conv.running_mean"), 1e-6, 1e-5);
-    assert_close(&rv, &golden.get("conv.running_var"), 1e-6, 1e-5);
-    assert_eq!(
-        state(&net, "1.num_batches_tracked").item::<i64>().unwrap(),
-        3
-    );
+    fn pytorch_conv_checkpoint_trains_like_pytorch(dev) {
+        let net = conv_net(dev).unwrap();
+        net.load(torch_checkpoint()).unwrap();
+        assert!(net.is_training());
+        let golden = Golden::load("state_dict");
+        let out = net.forward(&golden.on("conv.train_x", dev)).unwrap();
+        assert_close(&out, &golden.get("conv.train_out"), dev, 1e-5, 1e-5);
+        let rm = state(&net, "1.running_mean");
+        let rv = state(&net, "1.running_var");
+        assert_close(&rm, &golden.get("conv.running_mean"), dev, 1e-6, 1e-5);
+        assert_close(&rv, &golden.get("conv.running_var"), dev, 1e-6, 1e-5);
+        assert_eq!(
+            state(&net, "1.num_batches_tracked").item::<i64>().unwrap(),
+            3
+        );
+    }
 }
 
 /// Checks that `values` look like samples of U(-bound, bound): all within the bound,
@@ -128,26 +128,27 @@ fn sample_stats(t: &Tensor) -> (usize, f64, f64, f64) {
     (v.len(), mean, var, max_abs)
 }
 
-#[test]
-fn default_initialisation_matches_pytorch() {
-    let dev = Device::Cpu;
+device_test! {
+    /// Initialisation draws on the device it builds on: on every device the
+    /// distributions are PyTorch's.
+    fn default_initialisation_matches_pytorch(dev) {
     let golden = Golden::load("state_dict");
     let scalar = |key: &str| golden.get(key).item::<f64>().unwrap();
     // The same layers as the script's `init_stats`.
     let layers: Vec<(&str, Box<dyn nn::Layer>, Vec<usize>)> = vec![
         (
             "conv",
-            Box::new(nn::Conv2d::new(16, 32, (3, 5), Conv2dOpts::new(), &dev).unwrap()),
+            Box::new(nn::Conv2d::new(16, 32, (3, 5), Conv2dOpts::new(), dev).unwrap()),
             vec![32, 16, 3, 5],
         ),
         (
             "conv_grouped",
-            Box::new(nn::Conv2d::new(16, 32, 3, Conv2dOpts::new().groups(4), &dev).unwrap()),
+            Box::new(nn::Conv2d::new(16, 32, 3, Conv2dOpts::new().groups(4), dev).unwrap()),
             vec![32, 4, 3, 3],
         ),
         (
             "linear",
-            Box::new(nn::Linear::new(300, 64, &dev).unwrap()),
+            Box::new(nn::Linear::new(300, 64, dev).unwrap()),
             vec![64, 300],
         ),
     ];
@@ -176,22 +177,24 @@ fn default_initialisation_matches_pytorch() {
                 bound,
             );
             // ...and so do kiln's.
-            assert_eq!(p.dtype(), DType::F32);
+            assert_eq!((p.dtype(), p.device()), (DType::F32, *dev));
             assert!(p.requires_grad_flag() && p.is_parameter());
             let (n, mean, var, max_abs) = sample_stats(p);
             check_uniform(&format!("kiln {key}"), n, mean, var, max_abs, bound);
         }
     }
     // BatchNorm2d: weight 1, bias 0, running mean 0, var 1, num_batches_tracked 0 (I64).
-    let bn = nn::BatchNorm2d::new(32, &dev).unwrap();
+    let bn = nn::BatchNorm2d::new(32, dev).unwrap();
     let sd = bn.state_dict();
     assert_eq!(sd.len(), 5);
     for (name, t) in sd {
         let want = golden.get(&format!("init.bn.{name}"));
         assert_eq!(t.dtype(), want.dtype(), "{name}");
+        assert_eq!(t.device(), *dev, "{name}");
         assert_eq!(t.shape(), want.shape(), "{name}");
         let as_f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
         assert_eq!(as_f64(&t), as_f64(&want), "{name}");
     }
     assert!(bn.is_training(), "new modules train");
+}
 }

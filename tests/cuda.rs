@@ -1,12 +1,17 @@
-//! Every op on CUDA compared with the CPU reference on the same inputs, forward and
-//! backward, with odd sizes and non-contiguous views; the caching allocator on the
-//! device; device errors.
+//! What only CUDA has: transfers, device errors, the caching allocator, Philox on the
+//! device, a training run following the CPU's, and every kernel's dtype variants
+//! (each op family on every dtype, odd sizes, non-contiguous views) against the CPU
+//! reference. What an op computes is checked against PyTorch by the golden tests
+//! (`tests/functional_*.rs`, `tensor_golden.rs`, ...), which run on CUDA too
+//! (`common::device_test!`); the sweeps here make sure every kernel variant runs.
 //!
 //! Without a usable GPU each test prints why it skipped and passes;
 //! `KILN_REQUIRE_CUDA_TESTS=1` turns a skip into a failure (set on GPU machines).
 //! CI runs this suite on the emulated device (`--features cuda-emulator` with
 //! `KILN_CUDA_EMULATE=1`: the same kernels compiled for the CPU), where
 //! `the_parity_tests_launch_every_kernel` also checks that every kernel ran.
+
+mod common;
 
 #[path = "../examples/train_digits/model.rs"]
 #[allow(dead_code)] // the training loop is used here, not every helper of the example
@@ -23,16 +28,8 @@ static GPU: Mutex<()> = Mutex::new(());
 
 /// The GPU and its lock, or `None` (after printing why) when the test must skip.
 fn gpu(test: &str) -> Option<(Device, MutexGuard<'static, ()>)> {
-    match Device::cuda(0) {
-        Ok(d) => Some((d, GPU.lock().unwrap_or_else(|e| e.into_inner()))),
-        Err(e) => {
-            if std::env::var("KILN_REQUIRE_CUDA_TESTS").is_ok_and(|v| v == "1") {
-                panic!("{test}: KILN_REQUIRE_CUDA_TESTS=1 but CUDA is not usable: {e}");
-            }
-            eprintln!("skipped {test}: CUDA is not usable: {e}");
-            None
-        }
-    }
+    let dev = common::cuda_or_skip(test)?;
+    Some((dev, GPU.lock().unwrap_or_else(|e| e.into_inner())))
 }
 
 /// `let (dev, _guard) = gpu_or_skip!(name);` or return from the test.
@@ -55,48 +52,24 @@ const ALL: [DType; 6] = [
     DType::U8,
 ];
 
-/// `(atol, rtol)` for results that went through transcendental math or reordered sums.
+/// `(atol, rtol)` for results that went through transcendental math or reordered
+/// sums: the device tolerances every golden test uses.
 fn tol(dtype: DType) -> (f64, f64) {
-    match dtype {
-        DType::F64 => (1e-12, 1e-12),
-        DType::F32 => (1e-5, 1e-5),
-        DType::F16 => (2e-3, 2e-3),
-        DType::BF16 => (1.6e-2, 1.6e-2),
-        DType::I64 | DType::U8 => (0.0, 0.0),
-    }
+    common::device_tol(dtype, &Device::Cuda(0))
 }
 
-/// Values as f64 on the host (exact for every dtype but large i64).
-fn host(t: &Tensor) -> Vec<f64> {
-    t.to_device(&Device::Cpu)
-        .and_then(|t| t.to_dtype(DType::F64))
-        .and_then(|t| t.to_vec::<f64>())
-        .expect("readable tensor")
-}
+use common::host;
 
-/// Same shape, dtype and values within `atol + rtol·|want|`; NaN must meet NaN, and
-/// infinities must be equal.
+/// A CUDA result against the CPU's: same dtype, devices as named, and the values of
+/// [`common::assert_values`].
+#[track_caller]
 fn assert_close(what: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
     assert_eq!(got.dtype(), want.dtype(), "{what}: dtype");
     assert!(
         got.device().is_cuda() && want.device().is_cpu(),
         "{what}: devices"
     );
-    let (g, w) = (host(got), host(want));
-    for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
-        let ok = if b.is_nan() {
-            a.is_nan()
-        } else if b.is_infinite() {
-            a == b
-        } else {
-            (a - b).abs() <= atol + rtol * b.abs()
-        };
-        assert!(
-            ok,
-            "{what}: element {i}: cuda {a} vs cpu {b} (atol {atol}, rtol {rtol})"
-        );
-    }
+    common::assert_values(what, got, want, atol, rtol);
 }
 
 fn assert_exact(what: &str, got: &Tensor, want: &Tensor) {
@@ -628,58 +601,11 @@ fn softmax_and_log_softmax_match_the_cpu() {
     );
 }
 
-/// A small network's loss and every gradient, on both devices.
-#[test]
-fn backward_matches_the_cpu() {
-    let (dev, _gpu) = gpu_or_skip!("backward_matches_the_cpu");
-    let run = |d: &Device| -> Result<Vec<Tensor>> {
-        let x = values(&[17, 9], DType::F64, 70)
-            .to_device(d)?
-            .requires_grad();
-        let w1 = values(&[9, 33], DType::F64, 71)
-            .mul_scalar(0.3)?
-            .to_device(d)?
-            .requires_grad();
-        let b1 = values(&[33], DType::F64, 72).to_device(d)?.requires_grad();
-        let w2 = values(&[5, 33], DType::F64, 73)
-            .mul_scalar(0.2)?
-            .to_device(d)?
-            .requires_grad();
-        let target = Tensor::from_vec((0..17).map(|i| (i * 3 % 5) as i64).collect(), &[17], d)?;
-        let h = x.matmul(&w1)?.add(&b1)?;
-        let h = F::gelu(&h)?
-            .maximum(&h.sigmoid()?)?
-            .div(&h.abs()?.add_scalar(1.0)?)?;
-        let logits = h.matmul(&w2.transpose(0, 1)?)?;
-        let ce = F::cross_entropy(&logits, &target)?;
-        let extra = logits
-            .max(1, false)?
-            .mean_all()?
-            .add(&h.tanh()?.sum(0, false)?.exp()?.mean_all()?)?;
-        let loss = ce.add(&extra.mul_scalar(0.1)?)?;
-        loss.backward()?;
-        Ok(vec![
-            loss,
-            x.grad().unwrap(),
-            w1.grad().unwrap(),
-            b1.grad().unwrap(),
-            w2.grad().unwrap(),
-        ])
-    };
-    let on_gpu = run(&dev).unwrap();
-    let on_cpu = run(&Device::Cpu).unwrap();
-    for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
-        assert_close(&format!("loss/grad {i}"), g, c, 1e-10, 1e-9);
-    }
-}
-
 /// Dropout masks are bit-identical on both devices for the same seed (the Philox
-/// mapping of DESIGN.md); conv2d and the pools (host round trips on CUDA for now) give
-/// the CPU's values and gradients.
+/// mapping of DESIGN.md) in every float dtype, through a permuted view.
 #[test]
-fn spatial_ops_and_dropout_match_the_cpu() {
-    let (dev, _gpu) = gpu_or_skip!("spatial_ops_and_dropout_match_the_cpu");
-    use kiln::nn::Conv2dOpts;
+fn dropout_matches_the_cpu_in_every_float_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("dropout_matches_the_cpu_in_every_float_dtype");
     for dtype in FLOATS {
         let (cpu, gpu) = pair_t(&[3, 37, 5, 2], dtype, 80, &dev);
         let drop = |t: &Tensor| -> Result<(Tensor, Tensor)> {
@@ -693,30 +619,6 @@ fn spatial_ops_and_dropout_match_the_cpu() {
         assert_exact(&format!("dropout {dtype:?}"), &yg, &yc);
         let (atol, rtol) = tol(dtype);
         assert_close(&format!("dropout grad {dtype:?}"), &gg, &gc, atol, rtol);
-    }
-    let run = |d: &Device| -> Result<Vec<Tensor>> {
-        let x = values(&[2, 4, 9, 11], DType::F64, 81)
-            .to_device(d)?
-            .requires_grad();
-        let w = values(&[6, 2, 3, 3], DType::F64, 82)
-            .to_device(d)?
-            .requires_grad();
-        let b = values(&[6], DType::F64, 83).to_device(d)?.requires_grad();
-        let opts = Conv2dOpts::new().stride(2).padding(1).groups(2);
-        let y = F::conv2d(&x, &w, Some(&b), opts)?;
-        let y = F::max_pool2d(&y, 2, 1, 0)?.add(&F::avg_pool2d(&y, 2, 1, 0)?)?;
-        let y = F::adaptive_avg_pool2d(&y, (2, 3))?;
-        y.mul(&y)?.sum_all()?.backward()?;
-        Ok(vec![
-            y,
-            x.grad().unwrap(),
-            w.grad().unwrap(),
-            b.grad().unwrap(),
-        ])
-    };
-    let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
-    for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
-        assert_close(&format!("conv/pool value/grad {i}"), g, c, 1e-12, 1e-12);
     }
 }
 
@@ -838,7 +740,7 @@ fn the_parity_tests_launch_every_kernel() {
         eprintln!("skipped: launch counts exist only on the emulated device");
         return;
     }
-    let suite: [fn(); 14] = [
+    let suite: [fn(); 13] = [
         transfers_round_trip_every_dtype,
         unary_ops_match_the_cpu,
         binary_ops_and_comparisons_broadcast_like_the_cpu,
@@ -848,8 +750,7 @@ fn the_parity_tests_launch_every_kernel() {
         conversions_between_all_dtypes_match_the_cpu,
         views_contiguous_cat_and_in_place_copies,
         softmax_and_log_softmax_match_the_cpu,
-        backward_matches_the_cpu,
-        spatial_ops_and_dropout_match_the_cpu,
+        dropout_matches_the_cpu_in_every_float_dtype,
         philox_on_the_device_matches_the_cpu_bit_for_bit,
         device_allocator_reaches_a_steady_state,
         training_steps_on_the_device_follow_the_cpu,

@@ -3,30 +3,34 @@
 
 mod common;
 
-use common::assert_close;
+use common::{assert_close, device_test};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional as F;
 use kiln::nn::{Conv2dOpts, Padding};
 use kiln::{DType, Device, Error, Tensor};
 
-/// Runs case `name` in `dtype` and compares the output and every gradient with
-/// PyTorch's (computed in f64) within `tol` (absolute and relative).
-fn check_case(name: &str, has_bias: bool, opts: Conv2dOpts, dtype: DType, tol: f64) {
-    common::check_weighted_case("conv", name, has_bias, dtype, tol, |x, w, b| {
+/// Runs case `name` in `dtype` on `dev` and compares the output and every gradient
+/// with PyTorch's (computed in f64) within `tol` (absolute and relative).
+fn check_case(name: &str, has_bias: bool, opts: Conv2dOpts, dtype: DType, tol: f64, dev: &Device) {
+    common::check_weighted_case("conv", name, has_bias, dtype, tol, dev, |x, w, b| {
         F::conv2d(x, w, b, opts)
     });
 }
 
-/// One test per golden case, in f64 (tight) and f32 (the training dtype).
+/// One test per golden case and device, in f64 (tight) and f32 (the training dtype).
 macro_rules! golden {
     ($($test:ident: $name:literal, bias $bias:literal, $opts:expr;)*) => {
         mod golden_f64 {
             use super::*;
-            $(#[test] fn $test() { check_case($name, $bias, $opts, DType::F64, 1e-10); })*
+            device_test! {
+                $(fn $test(dev) { check_case($name, $bias, $opts, DType::F64, 1e-10, dev); })*
+            }
         }
         mod golden_f32 {
             use super::*;
-            $(#[test] fn $test() { check_case($name, $bias, $opts, DType::F32, 2e-4); })*
+            device_test! {
+                $(fn $test(dev) { check_case($name, $bias, $opts, DType::F32, 2e-4, dev); })*
+            }
         }
     };
 }
@@ -71,10 +75,11 @@ golden! {
     batch4: "batch4", bias true, Conv2dOpts::new().stride(2).padding(1);
 }
 
-#[test]
-fn half_precision_inputs_compute_in_f32() {
-    for dtype in [DType::F16, DType::BF16] {
-        check_case("basic", true, Conv2dOpts::new(), dtype, 0.1);
+device_test! {
+    fn half_precision_inputs_compute_in_f32(dev) {
+        for dtype in [DType::F16, DType::BF16] {
+            check_case("basic", true, Conv2dOpts::new(), dtype, 0.1, dev);
+        }
     }
 }
 
@@ -181,10 +186,11 @@ fn results_do_not_depend_on_the_thread_count() {
     let (y1, (gx1, gw1, gb1)) = run(1);
     for threads in [2, 3, 8] {
         let (y, (gx, gw, gb)) = run(threads);
-        assert_close(&y, &y1, 1e-12, 1e-12);
-        assert_close(&gx, &gx1, 1e-12, 1e-12);
-        assert_close(&gw, &gw1, 1e-10, 1e-10);
-        assert_close(&gb, &gb1, 1e-10, 1e-10);
+        let cpu = &Device::Cpu;
+        assert_close(&y, &y1, cpu, 1e-12, 1e-12);
+        assert_close(&gx, &gx1, cpu, 1e-12, 1e-12);
+        assert_close(&gw, &gw1, cpu, 1e-10, 1e-10);
+        assert_close(&gb, &gb1, cpu, 1e-10, 1e-10);
     }
 }
 

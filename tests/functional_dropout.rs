@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::assert_close;
+use common::{assert_close, device_test};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::internals::{keep_threshold, PhiloxStream};
 use kiln::nn::functional as F;
@@ -19,79 +19,133 @@ fn seeded<R>(seed: u64, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-fn ones(n: usize, dtype: DType) -> Tensor {
-    Tensor::ones(&[n], dtype, &Device::Cpu).unwrap()
+fn ones(n: usize, dtype: DType, dev: &Device) -> Tensor {
+    Tensor::ones(&[n], dtype, dev).unwrap()
 }
 
-#[test]
-fn kept_fraction_within_four_sigma_and_kept_values_scaled() {
-    let n = 1_000_000;
-    for p in [0.1, 0.5, 0.8] {
-        let y: Vec<f32> = seeded(42, || F::dropout(&ones(n, DType::F32), p, true))
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let scale = (1.0 / (1.0 - p)) as f32;
-        let kept = y.iter().filter(|&&v| v != 0.0).count() as f64;
-        assert!(
-            y.iter().all(|&v| v == 0.0 || v == scale),
-            "p={p}: values other than 0 and {scale}"
-        );
-        let (mean, sigma) = (n as f64 * (1.0 - p), (n as f64 * p * (1.0 - p)).sqrt());
-        assert!(
-            (kept - mean).abs() < 4.0 * sigma,
-            "p={p}: kept {kept}, expected {mean} ± 4·{sigma}"
-        );
-    }
-}
-
-#[test]
-fn mask_is_the_philox_mapping_of_design_md() {
-    let (seed, n, p) = (1234, 4099, 0.3);
-    let (first, second) = seeded(seed, || {
-        let a = F::dropout(&ones(n, DType::F64), p, true).unwrap();
-        let b = F::dropout(&ones(n, DType::F64), p, true).unwrap();
-        (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap())
-    });
-    let threshold = keep_threshold(p);
-    assert_eq!(threshold, 3_006_477_107); // floor(0.7 · 2^32)
-                                          // The first call uses counters from offset 0; the second starts past ceil(n/4).
-    for (values, offset) in [(&first, 0), (&second, n.div_ceil(4) as u64)] {
-        let stream = PhiloxStream { seed, offset };
-        for (i, &v) in values.iter().enumerate() {
-            let keep = u64::from(stream.word(i)) < threshold;
-            assert_eq!(v != 0.0, keep, "element {i} at offset {offset}");
+device_test! {
+    fn kept_fraction_within_four_sigma_and_kept_values_scaled(dev) {
+        let n = 1_000_000;
+        for p in [0.1, 0.5, 0.8] {
+            let y = seeded(42, || F::dropout(&ones(n, DType::F32, dev), p, true)).unwrap();
+            assert_eq!(y.device(), *dev);
+            let y = y.to_vec::<f32>().unwrap();
+            let scale = (1.0 / (1.0 - p)) as f32;
+            let kept = y.iter().filter(|&&v| v != 0.0).count() as f64;
+            assert!(
+                y.iter().all(|&v| v == 0.0 || v == scale),
+                "p={p}: values other than 0 and {scale}"
+            );
+            let (mean, sigma) = (n as f64 * (1.0 - p), (n as f64 * p * (1.0 - p)).sqrt());
+            assert!(
+                (kept - mean).abs() < 4.0 * sigma,
+                "p={p}: kept {kept}, expected {mean} ± 4·{sigma}"
+            );
         }
     }
-}
 
-#[test]
-fn same_seed_same_mask_other_seed_other_mask() {
-    let x = Tensor::arange(10_000, DType::F32, &Device::Cpu)
-        .unwrap()
-        .add_scalar(1.0)
-        .unwrap();
-    let run = |seed| {
-        seeded(seed, || {
-            F::dropout(&x, 0.5, true).unwrap().to_vec::<f32>().unwrap()
-        })
-    };
-    assert_eq!(run(7), run(7));
-    assert_ne!(run(7), run(8));
-}
+    fn mask_is_the_philox_mapping_of_design_md(dev) {
+        let (seed, n, p) = (1234, 4099, 0.3);
+        let (first, second) = seeded(seed, || {
+            let a = F::dropout(&ones(n, DType::F64, dev), p, true).unwrap();
+            let b = F::dropout(&ones(n, DType::F64, dev), p, true).unwrap();
+            assert_eq!((a.device(), b.device()), (*dev, *dev));
+            (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap())
+        });
+        let threshold = keep_threshold(p);
+        assert_eq!(threshold, 3_006_477_107); // floor(0.7 · 2^32)
+                                              // The first call uses counters from offset 0; the second starts past ceil(n/4).
+        for (values, offset) in [(&first, 0), (&second, n.div_ceil(4) as u64)] {
+            let stream = PhiloxStream { seed, offset };
+            for (i, &v) in values.iter().enumerate() {
+                let keep = u64::from(stream.word(i)) < threshold;
+                assert_eq!(v != 0.0, keep, "element {i} at offset {offset}");
+            }
+        }
+    }
 
-#[test]
-fn backward_regenerates_the_forward_mask() {
-    let x = ones(10_001, DType::F32).requires_grad();
-    let y = seeded(99, || F::dropout(&x, 0.4, true)).unwrap();
-    // Other random ops between forward and backward must not change the mask.
-    let _noise = Tensor::randn(&[1000], DType::F32, &Device::Cpu).unwrap();
-    y.sum_all().unwrap().backward().unwrap();
-    // d(sum y)/dx = mask·scale = y, since x is all ones.
-    assert_eq!(
-        x.grad().unwrap().to_vec::<f32>().unwrap(),
-        y.to_vec::<f32>().unwrap()
-    );
+    fn same_seed_same_mask_other_seed_other_mask(dev) {
+        let x = Tensor::arange(10_000, DType::F32, dev)
+            .unwrap()
+            .add_scalar(1.0)
+            .unwrap();
+        let run = |seed| {
+            seeded(seed, || {
+                F::dropout(&x, 0.5, true).unwrap().to_vec::<f32>().unwrap()
+            })
+        };
+        assert_eq!(run(7), run(7));
+        // The mask is the Philox mapping on every device: the CPU's is the reference.
+        if !dev.is_cpu() {
+            let cpu = x.to_device(&Device::Cpu).unwrap();
+            let on_cpu = seeded(7, || F::dropout(&cpu, 0.5, true)).unwrap();
+            assert_eq!(run(7), on_cpu.to_vec::<f32>().unwrap());
+        }
+        assert_ne!(run(7), run(8));
+    }
+
+    fn backward_regenerates_the_forward_mask(dev) {
+        let x = ones(10_001, DType::F32, dev).requires_grad();
+        let y = seeded(99, || F::dropout(&x, 0.4, true)).unwrap();
+        assert_eq!(y.device(), *dev);
+        // Other random ops between forward and backward must not change the mask.
+        let _noise = Tensor::randn(&[1000], DType::F32, dev).unwrap();
+        y.sum_all().unwrap().backward().unwrap();
+        // d(sum y)/dx = mask·scale = y, since x is all ones.
+        assert_eq!(
+            x.grad().unwrap().to_vec::<f32>().unwrap(),
+            y.to_vec::<f32>().unwrap()
+        );
+    }
+
+    fn non_contiguous_input_uses_the_logical_order(dev) {
+        let x = Tensor::randn(&[6, 7], DType::F32, dev).unwrap();
+        let t = x.transpose(0, 1).unwrap();
+        let a = seeded(5, || F::dropout(&t, 0.5, true)).unwrap();
+        let b = seeded(5, || F::dropout(&t.contiguous().unwrap(), 0.5, true)).unwrap();
+        assert_close(&a, &b, dev, 0.0, 0.0);
+    }
+
+    fn p_zero_and_eval_return_the_input(dev) {
+        let x = Tensor::randn(&[4, 5], DType::F32, dev)
+            .unwrap()
+            .requires_grad();
+        for y in [
+            F::dropout(&x, 0.0, true).unwrap(),
+            F::dropout(&x, 0.7, false).unwrap(),
+        ] {
+            assert_eq!(y.id(), x.id());
+            assert_eq!(y.to_vec::<f32>().unwrap(), x.to_vec::<f32>().unwrap());
+        }
+    }
+
+    fn p_one_gives_zeros_and_zero_gradient(dev) {
+        let x = Tensor::randn(&[4, 5], DType::F32, dev)
+            .unwrap()
+            .requires_grad();
+        let y = F::dropout(&x, 1.0, true).unwrap();
+        assert_eq!(y.device(), *dev);
+        assert!(y.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0));
+        y.sum_all().unwrap().backward().unwrap();
+        assert!(x
+            .grad()
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .all(|&v| v == 0.0));
+    }
+
+    fn half_precision_is_masked_and_scaled(dev) {
+        for dtype in [DType::F16, DType::BF16] {
+            let y = seeded(3, || F::dropout(&ones(4096, dtype, dev), 0.5, true)).unwrap();
+            assert_eq!((y.dtype(), y.device()), (dtype, *dev));
+            let v = y.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+            assert!(v.iter().all(|&v| v == 0.0 || v == 2.0));
+            let f32_mask = seeded(3, || F::dropout(&ones(4096, DType::F32, dev), 0.5, true)).unwrap();
+            assert_eq!(v, f32_mask.to_vec::<f32>().unwrap());
+        }
+    }
 }
 
 #[test]
@@ -104,60 +158,8 @@ fn gradient_matches_finite_differences() {
 }
 
 #[test]
-fn non_contiguous_input_uses_the_logical_order() {
-    let x = Tensor::randn(&[6, 7], DType::F32, &Device::Cpu).unwrap();
-    let t = x.transpose(0, 1).unwrap();
-    let a = seeded(5, || F::dropout(&t, 0.5, true)).unwrap();
-    let b = seeded(5, || F::dropout(&t.contiguous().unwrap(), 0.5, true)).unwrap();
-    assert_close(&a, &b, 0.0, 0.0);
-}
-
-#[test]
-fn p_zero_and_eval_return_the_input() {
-    let x = Tensor::randn(&[4, 5], DType::F32, &Device::Cpu)
-        .unwrap()
-        .requires_grad();
-    for y in [
-        F::dropout(&x, 0.0, true).unwrap(),
-        F::dropout(&x, 0.7, false).unwrap(),
-    ] {
-        assert_eq!(y.id(), x.id());
-        assert_eq!(y.to_vec::<f32>().unwrap(), x.to_vec::<f32>().unwrap());
-    }
-}
-
-#[test]
-fn p_one_gives_zeros_and_zero_gradient() {
-    let x = Tensor::randn(&[4, 5], DType::F32, &Device::Cpu)
-        .unwrap()
-        .requires_grad();
-    let y = F::dropout(&x, 1.0, true).unwrap();
-    assert!(y.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0));
-    y.sum_all().unwrap().backward().unwrap();
-    assert!(x
-        .grad()
-        .unwrap()
-        .to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .all(|&v| v == 0.0));
-}
-
-#[test]
-fn half_precision_is_masked_and_scaled() {
-    for dtype in [DType::F16, DType::BF16] {
-        let y = seeded(3, || F::dropout(&ones(4096, dtype), 0.5, true)).unwrap();
-        assert_eq!(y.dtype(), dtype);
-        let v = y.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
-        assert!(v.iter().all(|&v| v == 0.0 || v == 2.0));
-        let f32_mask = seeded(3, || F::dropout(&ones(4096, DType::F32), 0.5, true)).unwrap();
-        assert_eq!(v, f32_mask.to_vec::<f32>().unwrap());
-    }
-}
-
-#[test]
 fn p_outside_unit_interval_is_an_error_naming_p() {
-    let x = ones(4, DType::F32);
+    let x = ones(4, DType::F32, &Device::Cpu);
     for p in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
         match F::dropout(&x, p, true) {
             Err(Error::InvalidArgument { name: "p", .. }) => {}

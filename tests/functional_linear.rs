@@ -3,46 +3,48 @@
 
 mod common;
 
-use common::assert_close;
+use common::{assert_close, device_test};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional as F;
 use kiln::{DType, Device, Error, Tensor};
 
 /// Every case is `F.linear(x, w, b)`; see the script for the shapes.
-fn check_case(name: &str, has_bias: bool, dtype: DType, tol: f64) {
-    common::check_weighted_case("linear", name, has_bias, dtype, tol, |x, w, b| {
+fn check_case(name: &str, has_bias: bool, dtype: DType, tol: f64, dev: &Device) {
+    common::check_weighted_case("linear", name, has_bias, dtype, tol, dev, |x, w, b| {
         F::linear(x, w, b)
     });
 }
 
-#[test]
-fn golden_2d() {
-    // F.linear(x[5,7], w[3,7], b[3])
-    check_case("linear_2d", true, DType::F64, 1e-12);
-    check_case("linear_2d", true, DType::F32, 1e-5);
-}
+device_test! {
+    fn golden_2d(dev) {
+        // F.linear(x[5,7], w[3,7], b[3])
+        check_case("linear_2d", true, DType::F64, 1e-12, dev);
+        check_case("linear_2d", true, DType::F32, 1e-5, dev);
+    }
 
-#[test]
-fn golden_3d() {
-    // F.linear(x[2,3,7], w[4,7], b[4])
-    check_case("linear_3d", true, DType::F64, 1e-12);
-    check_case("linear_3d", true, DType::F32, 1e-5);
-}
+    fn golden_3d(dev) {
+        // F.linear(x[2,3,7], w[4,7], b[4])
+        check_case("linear_3d", true, DType::F64, 1e-12, dev);
+        check_case("linear_3d", true, DType::F32, 1e-5, dev);
+    }
 
-#[test]
-fn golden_1d() {
-    // F.linear(x[7], w[3,7], b[3])
-    check_case("linear_1d", true, DType::F64, 1e-12);
-}
+    fn golden_1d(dev) {
+        // F.linear(x[7], w[3,7], b[3])
+        check_case("linear_1d", true, DType::F64, 1e-12, dev);
+    }
 
-#[test]
-fn golden_no_bias() {
-    // F.linear(x[4,6], w[5,6])
-    check_case("linear_nobias", false, DType::F64, 1e-12);
+    fn golden_no_bias(dev) {
+        // F.linear(x[4,6], w[5,6])
+        check_case("linear_nobias", false, DType::F64, 1e-12, dev);
+    }
 }
 
 fn randn(shape: &[usize]) -> Tensor {
-    Tensor::randn(shape, DType::F64, &Device::Cpu).unwrap()
+    randn_on(shape, &Device::Cpu)
+}
+
+fn randn_on(shape: &[usize], dev: &Device) -> Tensor {
+    Tensor::randn(shape, DType::F64, dev).unwrap()
 }
 
 #[test]
@@ -65,30 +67,30 @@ fn gradcheck_ranks_1_to_3() {
     }
 }
 
-#[test]
-fn non_contiguous_input() {
-    kiln::manual_seed(6);
-    let x = randn(&[4, 3]).requires_grad();
-    let w = randn(&[2, 4]);
-    let y = F::linear(&x.transpose(0, 1).unwrap(), &w, None).unwrap();
-    let want = x
-        .transpose(0, 1)
-        .unwrap()
-        .matmul(&w.transpose(0, 1).unwrap())
-        .unwrap();
-    assert_close(&y, &want, 1e-12, 1e-12);
-    y.sum_all().unwrap().backward().unwrap();
-    assert_eq!(x.grad().unwrap().shape(), &[4, 3]);
-}
+device_test! {
+    fn non_contiguous_input(dev) {
+        kiln::manual_seed(6);
+        let x = randn_on(&[4, 3], dev).requires_grad();
+        let w = randn_on(&[2, 4], dev);
+        let y = F::linear(&x.transpose(0, 1).unwrap(), &w, None).unwrap();
+        let want = x
+            .transpose(0, 1)
+            .unwrap()
+            .matmul(&w.transpose(0, 1).unwrap())
+            .unwrap();
+        assert_close(&y, &want, dev, 1e-12, 1e-12);
+        y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(x.grad().unwrap().shape(), &[4, 3]);
+    }
 
-#[test]
-fn zero_in_features_give_the_bias() {
-    // PyTorch: F.linear(torch.randn(5, 0), torch.randn(3, 0), b) == b.expand(5, 3)
-    let x = Tensor::zeros(&[5, 0], DType::F64, &Device::Cpu).unwrap();
-    let w = Tensor::zeros(&[3, 0], DType::F64, &Device::Cpu).unwrap();
-    let b = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3], &Device::Cpu).unwrap();
-    let y = F::linear(&x, &w, Some(&b)).unwrap();
-    assert_close(&y, &b.broadcast_as(&[5, 3]).unwrap(), 0.0, 0.0);
+    fn zero_in_features_give_the_bias(dev) {
+        // PyTorch: F.linear(torch.randn(5, 0), torch.randn(3, 0), b) == b.expand(5, 3)
+        let x = Tensor::zeros(&[5, 0], DType::F64, dev).unwrap();
+        let w = Tensor::zeros(&[3, 0], DType::F64, dev).unwrap();
+        let b = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3], dev).unwrap();
+        let y = F::linear(&x, &w, Some(&b)).unwrap();
+        assert_close(&y, &b.broadcast_as(&[5, 3]).unwrap(), dev, 0.0, 0.0);
+    }
 }
 
 fn arg_name(e: Error) -> &'static str {

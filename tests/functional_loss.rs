@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, Golden};
+use common::{assert_close, device_test, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional as F;
 use kiln::{DType, Device, Error, Result, Tensor};
@@ -29,104 +29,92 @@ fn assert_invalid_arg<T: std::fmt::Debug>(r: Result<T>, expected: &str) {
 
 /// Backpropagates `loss * gout` (the scalar weight PyTorch's side used).
 fn backprop(loss: &Tensor, golden: &Golden, case: &str) {
-    loss.mul(&golden.get(&format!("{case}.gout")))
+    loss.mul(&golden.on(&format!("{case}.gout"), &loss.device()))
         .unwrap()
         .backward()
         .unwrap();
 }
 
-fn check_cross_entropy(case: &str, atol: f64, rtol: f64) {
+fn check_cross_entropy(case: &str, dev: &Device, atol: f64, rtol: f64) {
     let golden = Golden::load("functional");
-    let logits = golden.get(&format!("{case}.logits")).requires_grad();
-    let target = golden.get(&format!("{case}.target"));
+    let logits = golden.on(&format!("{case}.logits"), dev).requires_grad();
+    let target = golden.on(&format!("{case}.target"), dev);
     let smoothing = golden
         .get(&format!("{case}.smoothing"))
         .item::<f64>()
         .unwrap();
     let loss = F::cross_entropy_with(&logits, &target, smoothing).unwrap();
     assert_eq!(loss.shape(), &[] as &[usize]);
-    assert_close(&loss, &golden.get(&format!("{case}.out")), atol, rtol);
+    assert_close(&loss, &golden.get(&format!("{case}.out")), dev, atol, rtol);
     backprop(&loss, &golden, case);
     let want = golden.get(&format!("{case}.grad_logits"));
-    assert_close(&logits.grad().unwrap(), &want, atol, rtol);
+    assert_close(&logits.grad().unwrap(), &want, dev, atol, rtol);
 }
 
-#[test]
-fn cross_entropy_matches_pytorch_2d() {
-    check_cross_entropy("ce_2d", 1e-14, 1e-12);
-}
-
-#[test]
-fn cross_entropy_with_label_smoothing_matches_pytorch() {
-    check_cross_entropy("ce_2d_smooth", 1e-14, 1e-12);
-    check_cross_entropy("ce_2d_smooth_full", 1e-14, 1e-12);
-    check_cross_entropy("ce_4d_smooth", 1e-14, 1e-12);
-}
-
-#[test]
-fn cross_entropy_matches_pytorch_for_spatial_and_unbatched_inputs() {
-    check_cross_entropy("ce_4d", 1e-14, 1e-12);
-    check_cross_entropy("ce_1d", 1e-14, 1e-12);
-}
-
-#[test]
-fn cross_entropy_matches_pytorch_f32() {
-    let golden = Golden::load("functional");
-    let logits = golden.get("ce_f32.logits").requires_grad();
-    let loss = F::cross_entropy(&logits, &golden.get("ce_f32.target")).unwrap();
-    assert_eq!(loss.dtype(), DType::F32);
-    assert_close(&loss, &golden.get("ce_f32.out"), 1e-6, 1e-6);
-    backprop(&loss, &golden, "ce_f32");
-    assert_close(
-        &logits.grad().unwrap(),
-        &golden.get("ce_f32.grad_logits"),
-        1e-7,
-        1e-5,
-    );
-}
-
-#[test]
-fn cross_entropy_is_nll_of_log_softmax() {
-    let logits = randn64(&[5, 7], 21);
-    let target = labels(vec![0, 6, 3, 3, 1], &[5]);
-    let ce = F::cross_entropy(&logits, &target).unwrap();
-    let nll = F::nll_loss(&F::log_softmax(&logits, 1).unwrap(), &target).unwrap();
-    assert_close(&ce, &nll, 1e-14, 1e-14);
-}
-
-#[test]
-fn nll_loss_matches_pytorch() {
-    let golden = Golden::load("functional");
-    for case in ["nll_2d", "nll_3d"] {
-        let lp = golden.get(&format!("{case}.log_probs")).requires_grad();
-        let loss = F::nll_loss(&lp, &golden.get(&format!("{case}.target"))).unwrap();
-        assert_close(&loss, &golden.get(&format!("{case}.out")), 1e-14, 1e-12);
-        backprop(&loss, &golden, case);
-        let want = golden.get(&format!("{case}.grad_log_probs"));
-        assert_close(&lp.grad().unwrap(), &want, 1e-14, 1e-12);
+device_test! {
+    fn cross_entropy_matches_pytorch_2d(dev) {
+        check_cross_entropy("ce_2d", dev, 1e-14, 1e-12);
     }
-}
 
-#[test]
-fn mse_loss_matches_pytorch_with_both_gradients() {
-    let golden = Golden::load("functional");
-    let input = golden.get("mse.input").requires_grad();
-    let target = golden.get("mse.target").requires_grad();
-    let loss = F::mse_loss(&input, &target).unwrap();
-    assert_close(&loss, &golden.get("mse.out"), 1e-14, 1e-12);
-    backprop(&loss, &golden, "mse");
-    assert_close(
-        &input.grad().unwrap(),
-        &golden.get("mse.grad_input"),
-        1e-14,
-        1e-12,
-    );
-    assert_close(
-        &target.grad().unwrap(),
-        &golden.get("mse.grad_target"),
-        1e-14,
-        1e-12,
-    );
+    fn cross_entropy_with_label_smoothing_matches_pytorch(dev) {
+        check_cross_entropy("ce_2d_smooth", dev, 1e-14, 1e-12);
+        check_cross_entropy("ce_2d_smooth_full", dev, 1e-14, 1e-12);
+        check_cross_entropy("ce_4d_smooth", dev, 1e-14, 1e-12);
+    }
+
+    fn cross_entropy_matches_pytorch_for_spatial_and_unbatched_inputs(dev) {
+        check_cross_entropy("ce_4d", dev, 1e-14, 1e-12);
+        check_cross_entropy("ce_1d", dev, 1e-14, 1e-12);
+    }
+
+    fn cross_entropy_matches_pytorch_f32(dev) {
+        let golden = Golden::load("functional");
+        let logits = golden.on("ce_f32.logits", dev).requires_grad();
+        let loss = F::cross_entropy(&logits, &golden.on("ce_f32.target", dev)).unwrap();
+        assert_eq!(loss.dtype(), DType::F32);
+        assert_close(&loss, &golden.get("ce_f32.out"), dev, 1e-6, 1e-6);
+        backprop(&loss, &golden, "ce_f32");
+        assert_close(
+            &logits.grad().unwrap(),
+            &golden.get("ce_f32.grad_logits"),
+            dev,
+            1e-7,
+            1e-5,
+        );
+    }
+
+    fn cross_entropy_is_nll_of_log_softmax(dev) {
+        let logits = randn64(&[5, 7], 21).to_device(dev).unwrap();
+        let target = labels(vec![0, 6, 3, 3, 1], &[5]).to_device(dev).unwrap();
+        let ce = F::cross_entropy(&logits, &target).unwrap();
+        let nll = F::nll_loss(&F::log_softmax(&logits, 1).unwrap(), &target).unwrap();
+        assert_close(&ce, &nll, dev, 1e-14, 1e-14);
+    }
+
+    fn nll_loss_matches_pytorch(dev) {
+        let golden = Golden::load("functional");
+        for case in ["nll_2d", "nll_3d"] {
+            let lp = golden.on(&format!("{case}.log_probs"), dev).requires_grad();
+            let loss = F::nll_loss(&lp, &golden.on(&format!("{case}.target"), dev)).unwrap();
+            assert_close(&loss, &golden.get(&format!("{case}.out")), dev, 1e-14, 1e-12);
+            backprop(&loss, &golden, case);
+            let want = golden.get(&format!("{case}.grad_log_probs"));
+            assert_close(&lp.grad().unwrap(), &want, dev, 1e-14, 1e-12);
+        }
+    }
+
+    fn mse_loss_matches_pytorch_with_both_gradients(dev) {
+        let golden = Golden::load("functional");
+        let input = golden.on("mse.input", dev).requires_grad();
+        let target = golden.on("mse.target", dev).requires_grad();
+        let loss = F::mse_loss(&input, &target).unwrap();
+        assert_close(&loss, &golden.get("mse.out"), dev, 1e-14, 1e-12);
+        backprop(&loss, &golden, "mse");
+        let want = golden.get("mse.grad_input");
+        assert_close(&input.grad().unwrap(), &want, dev, 1e-14, 1e-12);
+        let want = golden.get("mse.grad_target");
+        assert_close(&target.grad().unwrap(), &want, dev, 1e-14, 1e-12);
+    }
 }
 
 #[test]
@@ -237,10 +225,20 @@ fn integer_logits_and_mismatched_mse_operands_are_errors() {
     ));
 }
 
-#[test]
-fn empty_batch_gives_nan_like_pytorch() {
-    let logits = Tensor::zeros(&[0, 3], DType::F32, &CPU).unwrap();
-    let target = labels(vec![], &[0]);
-    let loss = F::cross_entropy(&logits, &target).unwrap();
-    assert!(loss.item::<f32>().unwrap().is_nan());
+device_test! {
+    fn empty_batch_gives_nan_like_pytorch(dev) {
+        let logits = Tensor::zeros(&[0, 3], DType::F32, dev).unwrap();
+        let target = labels(vec![], &[0]).to_device(dev).unwrap();
+        let loss = F::cross_entropy(&logits, &target).unwrap();
+        assert_eq!(loss.device(), *dev);
+        assert!(loss.item::<f32>().unwrap().is_nan());
+    }
+
+    fn targets_out_of_range_are_errors_on_every_device(dev) {
+        // The range check reads the targets wherever they live.
+        let logits = randn64(&[3, 4], 26).to_device(dev).unwrap();
+        let target = labels(vec![0, 4, 1], &[3]).to_device(dev).unwrap();
+        assert_invalid_arg(F::cross_entropy(&logits, &target), "target");
+        assert_invalid_arg(F::nll_loss(&logits, &target), "target");
+    }
 }

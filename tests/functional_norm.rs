@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_close, Golden};
+use common::{assert_close, device_test, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional as F;
 use kiln::{DType, Device, Error, Result, Tensor};
@@ -25,16 +25,17 @@ fn assert_invalid_arg<T: std::fmt::Debug>(r: Result<T>, expected: &str) {
     }
 }
 
-/// Runs one golden case: output, updated running statistics and every gradient.
-fn check_case(case: &str, training: bool, has_weight: bool, has_bias: bool) {
+/// Runs one golden case on `dev`: output, updated running statistics and every
+/// gradient.
+fn check_case(case: &str, dev: &Device, training: bool, has_weight: bool, has_bias: bool) {
     let golden = Golden::load("functional");
     let key = |name: &str| format!("{case}.{name}");
-    let x = golden.get(&key("x")).requires_grad();
+    let x = golden.on(&key("x"), dev).requires_grad();
     // Fresh copies: the update must land in these tensors' storage.
-    let running_mean = golden.get(&key("running_mean")).contiguous().unwrap();
-    let running_var = golden.get(&key("running_var")).contiguous().unwrap();
-    let weight = has_weight.then(|| golden.get(&key("weight")).requires_grad());
-    let bias = has_bias.then(|| golden.get(&key("bias")).requires_grad());
+    let running_mean = golden.on(&key("running_mean"), dev).contiguous().unwrap();
+    let running_var = golden.on(&key("running_var"), dev).contiguous().unwrap();
+    let weight = has_weight.then(|| golden.on(&key("weight"), dev).requires_grad());
+    let bias = has_bias.then(|| golden.on(&key("bias"), dev).requires_grad());
     let momentum = golden.get(&key("momentum")).item::<f64>().unwrap();
     let eps = golden.get(&key("eps")).item::<f64>().unwrap();
 
@@ -50,31 +51,40 @@ fn check_case(case: &str, training: bool, has_weight: bool, has_bias: bool) {
     )
     .unwrap();
     let (atol, rtol) = TOL;
-    assert_close(&y, &golden.get(&key("out")), atol, rtol);
+    assert_close(&y, &golden.get(&key("out")), dev, atol, rtol);
     assert_close(
         &running_mean,
         &golden.get(&key("new_running_mean")),
+        dev,
         atol,
         rtol,
     );
     assert_close(
         &running_var,
         &golden.get(&key("new_running_var")),
+        dev,
         atol,
         rtol,
     );
 
-    y.mul(&golden.get(&key("gout")))
+    y.mul(&golden.on(&key("gout"), dev))
         .unwrap()
         .sum_all()
         .unwrap()
         .backward()
         .unwrap();
-    assert_close(&x.grad().unwrap(), &golden.get(&key("grad_x")), atol, rtol);
+    assert_close(
+        &x.grad().unwrap(),
+        &golden.get(&key("grad_x")),
+        dev,
+        atol,
+        rtol,
+    );
     if let Some(w) = &weight {
         assert_close(
             &w.grad().unwrap(),
             &golden.get(&key("grad_weight")),
+            dev,
             atol,
             rtol,
         );
@@ -83,82 +93,87 @@ fn check_case(case: &str, training: bool, has_weight: bool, has_bias: bool) {
         assert_close(
             &b.grad().unwrap(),
             &golden.get(&key("grad_bias")),
+            dev,
             atol,
             rtol,
         );
     }
 }
 
-#[test]
-fn batch_norm_2d_training_matches_pytorch() {
-    check_case("bn2d_train", true, true, true);
-}
-
-#[test]
-fn batch_norm_2d_eval_matches_pytorch() {
-    check_case("bn2d_eval", false, true, true);
-}
-
-#[test]
-fn batch_norm_4d_training_matches_pytorch() {
-    check_case("bn4d_train", true, true, true);
-}
-
-#[test]
-fn batch_norm_4d_eval_matches_pytorch() {
-    check_case("bn4d_eval", false, true, true);
-}
-
-#[test]
-fn batch_norm_without_affine_parameters_matches_pytorch() {
-    check_case("bn4d_train_noaffine", true, false, false);
-    check_case("bn3d_train_weight_only", true, true, false);
-    check_case("bn4d_eval_bias_only", false, false, true);
-}
-
-#[test]
-fn training_updates_running_stats_even_without_grad() {
-    let x = randn64(&[4, 2, 3, 3], 41);
-    let rm = Tensor::zeros(&[2], DType::F64, &CPU).unwrap();
-    let rv = Tensor::ones(&[2], DType::F64, &CPU).unwrap();
-    {
-        let _guard = kiln::no_grad();
-        F::batch_norm(&x, &rm, &rv, None, None, true, 1.0, 1e-5).unwrap();
+device_test! {
+    fn batch_norm_2d_training_matches_pytorch(dev) {
+        check_case("bn2d_train", dev, true, true, true);
     }
-    // momentum 1: the running stats become the batch stats (unbiased variance).
-    let x3 = x.transpose(0, 1).unwrap().reshape(&[2, 36]).unwrap();
-    let mean = x3.mean(1, false).unwrap();
-    assert_close(&rm, &mean, 1e-14, 1e-12);
-    let centred = x3.sub(&mean.unsqueeze(1).unwrap()).unwrap();
-    let unbiased = centred
-        .mul(&centred)
-        .unwrap()
-        .sum(1, false)
-        .unwrap()
-        .div_scalar(35.0)
-        .unwrap();
-    assert_close(&rv, &unbiased, 1e-14, 1e-12);
-}
 
-#[test]
-fn running_stats_views_are_updated_in_place() {
-    // The stats live in a (2, 3) buffer; the op gets row 1 as a view.
-    let buffer = Tensor::zeros(&[2, 3], DType::F64, &CPU).unwrap();
-    let rm = buffer.narrow(0, 1, 1).unwrap().squeeze(0).unwrap();
-    let rv = Tensor::ones(&[3], DType::F64, &CPU).unwrap();
-    let x = randn64(&[5, 3], 42);
-    F::batch_norm(&x, &rm, &rv, None, None, true, 0.5, 1e-5).unwrap();
-    let want = x.mean(0, false).unwrap().mul_scalar(0.5).unwrap();
-    assert_close(
-        &buffer.narrow(0, 1, 1).unwrap().squeeze(0).unwrap(),
-        &want,
-        1e-14,
-        1e-12,
-    );
-    assert_eq!(
-        buffer.narrow(0, 0, 1).unwrap().to_vec::<f64>().unwrap(),
-        vec![0.0; 3]
-    );
+    fn batch_norm_2d_eval_matches_pytorch(dev) {
+        check_case("bn2d_eval", dev, false, true, true);
+    }
+
+    fn batch_norm_4d_training_matches_pytorch(dev) {
+        check_case("bn4d_train", dev, true, true, true);
+    }
+
+    fn batch_norm_4d_eval_matches_pytorch(dev) {
+        check_case("bn4d_eval", dev, false, true, true);
+    }
+
+    fn batch_norm_without_affine_parameters_matches_pytorch(dev) {
+        check_case("bn4d_train_noaffine", dev, true, false, false);
+        check_case("bn3d_train_weight_only", dev, true, true, false);
+        check_case("bn4d_eval_bias_only", dev, false, false, true);
+    }
+
+    fn training_updates_running_stats_even_without_grad(dev) {
+        let x = randn64(&[4, 2, 3, 3], 41).to_device(dev).unwrap();
+        let rm = Tensor::zeros(&[2], DType::F64, dev).unwrap();
+        let rv = Tensor::ones(&[2], DType::F64, dev).unwrap();
+        {
+            let _guard = kiln::no_grad();
+            F::batch_norm(&x, &rm, &rv, None, None, true, 1.0, 1e-5).unwrap();
+        }
+        // momentum 1: the running stats become the batch stats (unbiased variance).
+        let x3 = x.transpose(0, 1).unwrap().reshape(&[2, 36]).unwrap();
+        let mean = x3.mean(1, false).unwrap();
+        assert_close(&rm, &mean, dev, 1e-14, 1e-12);
+        let centred = x3.sub(&mean.unsqueeze(1).unwrap()).unwrap();
+        let unbiased = centred
+            .mul(&centred)
+            .unwrap()
+            .sum(1, false)
+            .unwrap()
+            .div_scalar(35.0)
+            .unwrap();
+        assert_close(&rv, &unbiased, dev, 1e-14, 1e-12);
+    }
+
+    fn running_stats_views_are_updated_in_place(dev) {
+        // The stats live in a (2, 3) buffer; the op gets row 1 as a view.
+        let buffer = Tensor::zeros(&[2, 3], DType::F64, dev).unwrap();
+        let rm = buffer.narrow(0, 1, 1).unwrap().squeeze(0).unwrap();
+        let rv = Tensor::ones(&[3], DType::F64, dev).unwrap();
+        let x = randn64(&[5, 3], 42).to_device(dev).unwrap();
+        F::batch_norm(&x, &rm, &rv, None, None, true, 0.5, 1e-5).unwrap();
+        let want = x.mean(0, false).unwrap().mul_scalar(0.5).unwrap();
+        assert_close(
+            &buffer.narrow(0, 1, 1).unwrap().squeeze(0).unwrap(),
+            &want,
+            dev,
+            1e-14,
+            1e-12,
+        );
+        assert_eq!(common::host(&buffer.narrow(0, 0, 1).unwrap()), vec![0.0; 3]);
+    }
+
+    fn eval_uses_running_stats_exactly(dev) {
+        // By hand: (x - 1) / sqrt(4 + 0) * 3 + 0.5 for one channel.
+        let x = Tensor::from_vec(vec![1.0f64, 3.0, -1.0, 5.0], &[4, 1], dev).unwrap();
+        let rm = Tensor::full(&[1], 1.0, DType::F64, dev).unwrap();
+        let rv = Tensor::full(&[1], 4.0, DType::F64, dev).unwrap();
+        let w = Tensor::full(&[1], 3.0, DType::F64, dev).unwrap();
+        let b = Tensor::full(&[1], 0.5, DType::F64, dev).unwrap();
+        let y = F::batch_norm(&x, &rm, &rv, Some(&w), Some(&b), false, 0.1, 0.0).unwrap();
+        assert_close(&y, &Tensor::from_vec(vec![0.5f64, 3.5, -2.5, 6.5], &[4, 1], dev).unwrap(), dev, 0.0, 0.0);
+    }
 }
 
 /// Fresh running statistics for `c` channels: constants, not differentiated (each
@@ -279,16 +294,4 @@ fn bad_arguments_name_themselves_and_leave_stats_untouched() {
     // None of the failed calls touched the running statistics.
     assert_eq!(rm.to_vec::<f64>().unwrap(), vec![0.0; 3]);
     assert_eq!(rv.to_vec::<f64>().unwrap(), vec![1.0; 3]);
-}
-
-#[test]
-fn eval_uses_running_stats_exactly() {
-    // By hand: (x - 1) / sqrt(4 + 0) * 3 + 0.5 for one channel.
-    let x = Tensor::from_vec(vec![1.0f64, 3.0, -1.0, 5.0], &[4, 1], &CPU).unwrap();
-    let rm = Tensor::full(&[1], 1.0, DType::F64, &CPU).unwrap();
-    let rv = Tensor::full(&[1], 4.0, DType::F64, &CPU).unwrap();
-    let w = Tensor::full(&[1], 3.0, DType::F64, &CPU).unwrap();
-    let b = Tensor::full(&[1], 0.5, DType::F64, &CPU).unwrap();
-    let y = F::batch_norm(&x, &rm, &rv, Some(&w), Some(&b), false, 0.1, 0.0).unwrap();
-    assert_eq!(y.to_vec::<f64>().unwrap(), vec![0.5, 3.5, -2.5, 6.5]);
 }

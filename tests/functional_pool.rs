@@ -3,42 +3,59 @@
 
 mod common;
 
-use common::{assert_close, Golden};
+use common::{assert_close, device_test, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional as F;
 use kiln::{DType, Device, Error, Tensor};
 
-/// Runs `f` on case `name` in `dtype`; compares output and input gradient.
-fn check_case(name: &str, dtype: DType, tol: f64, f: impl Fn(&Tensor) -> kiln::Result<Tensor>) {
+/// Runs `f` on case `name` in `dtype` on `dev`; compares output and input gradient.
+fn check_case(
+    name: &str,
+    dtype: DType,
+    tol: f64,
+    dev: &Device,
+    f: impl Fn(&Tensor) -> kiln::Result<Tensor>,
+) {
     let g = Golden::load("pool");
-    let get = |k: &str| g.get(&format!("{name}.{k}"));
-    let x = get("x").to_dtype(dtype).unwrap().requires_grad();
+    let key = |k: &str| format!("{name}.{k}");
+    let x = g
+        .on(&key("x"), dev)
+        .to_dtype(dtype)
+        .unwrap()
+        .requires_grad();
     let y = f(&x).unwrap();
     assert_eq!(y.dtype(), dtype);
-    assert_close(&y, &get("out"), tol, tol);
-    let gy = get("gy").to_dtype(dtype).unwrap();
+    assert_close(&y, &g.get(&key("out")), dev, tol, tol);
+    let gy = g.on(&key("gy"), dev).to_dtype(dtype).unwrap();
     y.mul(&gy).unwrap().sum_all().unwrap().backward().unwrap();
-    assert_close(&x.grad().unwrap(), &get("grad_x"), tol, tol);
+    assert_close(&x.grad().unwrap(), &g.get(&key("grad_x")), dev, tol, tol);
 }
 
-/// For each window case: max and avg, each in f64 and f32.
+/// The dtypes every case runs in, with their tolerances on the CPU.
+const DTYPES: [(DType, f64); 2] = [(DType::F64, 1e-12), (DType::F32, 1e-5)];
+
+/// For each window case and device: max and avg, each in f64 and f32.
 macro_rules! windows {
     ($($test:ident: $name:literal, $k:expr, $s:expr, $p:expr;)*) => {
         mod max_pool {
             use super::*;
-            $(#[test] fn $test() {
-                for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
-                    check_case(concat!("max_", $name), dtype, tol, |x| F::max_pool2d(x, $k, $s, $p));
-                }
-            })*
+            device_test! {
+                $(fn $test(dev) {
+                    for (dtype, tol) in DTYPES {
+                        check_case(concat!("max_", $name), dtype, tol, dev, |x| F::max_pool2d(x, $k, $s, $p));
+                    }
+                })*
+            }
         }
         mod avg_pool {
             use super::*;
-            $(#[test] fn $test() {
-                for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
-                    check_case(concat!("avg_", $name), dtype, tol, |x| F::avg_pool2d(x, $k, $s, $p));
-                }
-            })*
+            device_test! {
+                $(fn $test(dev) {
+                    for (dtype, tol) in DTYPES {
+                        check_case(concat!("avg_", $name), dtype, tol, dev, |x| F::avg_pool2d(x, $k, $s, $p));
+                    }
+                })*
+            }
         }
     };
 }
@@ -58,21 +75,25 @@ windows! {
     unbatched_k2s1: "unbatched_k2s1", 2, 1, 0;
 }
 
-#[test]
-fn max_pool_ties_route_the_gradient_like_pytorch() {
-    // x = randint(0, 3, (2,2,7,8)); F.max_pool2d(x, 3, 2, 1)
-    check_case("max_ties", DType::F64, 1e-12, |x| F::max_pool2d(x, 3, 2, 1));
+device_test! {
+    fn max_pool_ties_route_the_gradient_like_pytorch(dev) {
+        // x = randint(0, 3, (2,2,7,8)); F.max_pool2d(x, 3, 2, 1)
+        check_case("max_ties", DType::F64, 1e-12, dev, |x| F::max_pool2d(x, 3, 2, 1));
+    }
 }
 
+/// For each adaptive case and device, in f64 and f32.
 macro_rules! adaptive {
     ($($test:ident: $name:literal, $size:expr;)*) => {
         mod adaptive_avg_pool {
             use super::*;
-            $(#[test] fn $test() {
-                for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
-                    check_case($name, dtype, tol, |x| F::adaptive_avg_pool2d(x, $size));
-                }
-            })*
+            device_test! {
+                $(fn $test(dev) {
+                    for (dtype, tol) in DTYPES {
+                        check_case($name, dtype, tol, dev, |x| F::adaptive_avg_pool2d(x, $size));
+                    }
+                })*
+            }
         }
     };
 }
@@ -92,13 +113,14 @@ adaptive! {
     unbatched: "adaptive_unbatched", (4, 2);
 }
 
-#[test]
-fn half_precision_pools() {
-    for dtype in [DType::F16, DType::BF16] {
-        check_case("avg_k3s2p1", dtype, 0.05, |x| F::avg_pool2d(x, 3, 2, 1));
-        check_case("adaptive_3x4", dtype, 0.05, |x| {
-            F::adaptive_avg_pool2d(x, (3, 4))
-        });
+device_test! {
+    fn half_precision_pools(dev) {
+        for dtype in [DType::F16, DType::BF16] {
+            check_case("avg_k3s2p1", dtype, 0.05, dev, |x| F::avg_pool2d(x, 3, 2, 1));
+            check_case("adaptive_3x4", dtype, 0.05, dev, |x| {
+                F::adaptive_avg_pool2d(x, (3, 4))
+            });
+        }
     }
 }
 
@@ -118,11 +140,11 @@ fn gradcheck_pools() {
     gradcheck(|t| F::adaptive_avg_pool2d(&t[0], (7, 8)), &x, opts).unwrap();
 }
 
-#[test]
-fn large_inputs_take_the_parallel_path_and_agree() {
+device_test! {
+    fn large_inputs_take_the_parallel_path_and_agree(dev) {
     kiln::manual_seed(10);
     // 2·8·48·48 elements: past the parallel threshold; compare with per-plane runs.
-    let x = randn(&[2, 8, 48, 48]);
+    let x = randn(&[2, 8, 48, 48]).to_device(dev).unwrap();
     let whole = F::max_pool2d(&x, 3, 2, 1).unwrap();
     let first = F::max_pool2d(
         &x.narrow(0, 0, 1).unwrap().narrow(1, 0, 1).unwrap(),
@@ -134,6 +156,7 @@ fn large_inputs_take_the_parallel_path_and_agree() {
     assert_close(
         &whole.narrow(0, 0, 1).unwrap().narrow(1, 0, 1).unwrap(),
         &first,
+        dev,
         0.0,
         0.0,
     );
@@ -147,7 +170,8 @@ fn large_inputs_take_the_parallel_path_and_agree() {
         .unwrap()
         .div_scalar(4.0)
         .unwrap();
-    assert_close(&avg, &manual, 1e-12, 1e-12);
+    assert_close(&avg, &manual, dev, 1e-12, 1e-12);
+    }
 }
 
 fn arg_name(e: Error) -> &'static str {

@@ -3,6 +3,9 @@
 //! buffers, with the built-in layers. The seed's examples are in
 //! tests/seed_examples.rs.
 
+mod common;
+
+use common::device_test;
 use kiln::nn::{self, BatchNorm1d, Forward, Linear, Module};
 use kiln::{DType, Device, Tensor};
 
@@ -16,7 +19,11 @@ fn names<T>(list: Vec<(String, T)>) -> Vec<String> {
 }
 
 fn ones(shape: &[usize]) -> Tensor {
-    Tensor::ones(shape, DType::F32, &Device::Cpu).unwrap()
+    ones_on(shape, &Device::Cpu)
+}
+
+fn ones_on(shape: &[usize], dev: &Device) -> Tensor {
+    Tensor::ones(shape, DType::F32, dev).unwrap()
 }
 
 // --- Nested structure: names and mode propagation ---
@@ -158,15 +165,15 @@ fn module_without_mode_reports_children_or_training() {
     assert!(!m.is_training() && !m.child.is_training());
 }
 
-#[test]
-fn sequential_chains_forward_and_names_children_by_position() {
-    let dev = Device::Cpu;
-    let lin = Linear::new(3, 2, &dev).unwrap();
+device_test! {
+    /// Values by hand, so the layers' forward is checked on every device.
+    fn sequential_chains_forward_and_names_children_by_position(dev) {
+    let lin = Linear::new(3, 2, dev).unwrap();
     let (w, b) = (lin.weight.clone(), lin.bias.clone().unwrap());
     // Known weights, so that some outputs are certainly active after the ReLU.
-    w.copy_(&Tensor::from_vec(vec![0.5f32, -0.25, 1.0, -1.0, 0.5, 0.75], &[2, 3], &dev).unwrap())
+    w.copy_(&Tensor::from_vec(vec![0.5f32, -0.25, 1.0, -1.0, 0.5, 0.75], &[2, 3], dev).unwrap())
         .unwrap();
-    b.copy_(&Tensor::from_vec(vec![0.1f32, -0.2], &[2], &dev).unwrap())
+    b.copy_(&Tensor::from_vec(vec![0.1f32, -0.2], &[2], dev).unwrap())
         .unwrap();
     // p = 1 makes dropout deterministic: all zeros in training, the identity in eval.
     let seq = nn::Sequential::new()
@@ -175,7 +182,7 @@ fn sequential_chains_forward_and_names_children_by_position() {
         .add(nn::Dropout::new(1.0).unwrap());
     assert_eq!(seq.len(), 3);
     assert_eq!(names(seq.named_parameters()), ["0.weight", "0.bias"]);
-    let x = Tensor::from_vec(vec![1f32, -2., 0.5, 3., 0., -1.], &[2, 3], &dev).unwrap();
+    let x = Tensor::from_vec(vec![1f32, -2., 0.5, 3., 0., -1.], &[2, 3], dev).unwrap();
     let want = x
         .matmul(&w.transpose(0, 1).unwrap())
         .unwrap()
@@ -188,7 +195,9 @@ fn sequential_chains_forward_and_names_children_by_position() {
     // By hand: rows [1, -2, 0.5] and [3, 0, -1] give [1.6, -1.825] and [0.6, -3.95].
     assert_eq!(want.len(), 4);
     assert!((want[0] - 1.6).abs() < 1e-6 && (want[2] - 0.6).abs() < 1e-6);
-    assert_eq!(seq.forward(&x).unwrap().to_vec::<f32>().unwrap(), [0.0; 4]);
+    let dropped = seq.forward(&x).unwrap();
+    assert_eq!(dropped.device(), *dev);
+    assert_eq!(dropped.to_vec::<f32>().unwrap(), [0.0; 4]);
     seq.eval();
     assert!(!seq.is_training() && !seq.get(2).unwrap().is_training());
     let got = seq.forward(&x).unwrap().to_vec::<f32>().unwrap();
@@ -209,6 +218,7 @@ fn sequential_chains_forward_and_names_children_by_position() {
     let acts = nn::Sequential::new().add(nn::ReLU).add(nn::Flatten::new());
     acts.eval();
     assert!(!acts.is_training());
+}
 }
 
 #[test]
@@ -283,9 +293,10 @@ fn shared_parameters_are_listed_once_but_saved_under_each_name() {
     assert_eq!(names(tied.state_dict()), ["encoder", "decoder"]);
 }
 
-#[test]
-fn buffers_are_saved_but_not_learnable() {
-    let bn = BatchNorm1d::new(3, &Device::Cpu).unwrap();
+device_test! {
+    /// The state_dict's views write into the module's storage on every device.
+    fn buffers_are_saved_but_not_learnable(dev) {
+    let bn = BatchNorm1d::new(3, dev).unwrap();
     assert_eq!(names(bn.named_parameters()), ["weight", "bias"]);
     assert_eq!(
         names(bn.named_buffers()),
@@ -310,8 +321,10 @@ fn buffers_are_saved_but_not_learnable() {
     assert!(sd
         .iter()
         .all(|(_, t)| !t.requires_grad_flag() && !t.is_parameter()));
-    sd[2].1.copy_(&ones(&[3])).unwrap();
+    assert!(sd.iter().all(|(_, t)| t.device() == *dev));
+    sd[2].1.copy_(&ones_on(&[3], dev)).unwrap();
     assert_eq!(bn.running_mean.to_vec::<f32>().unwrap(), [1.0; 3]);
+}
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, Golden};
+use common::{assert_close, device_test, Golden};
 use kiln::optim::{Adam, AdamW, Optimizer, Sgd};
 use kiln::{DType, Device, Error, Result, Tensor};
 
@@ -11,88 +11,86 @@ fn loss(x: &Tensor, y: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     x.matmul(w)?.add(b)?.sub(y)?.powf(2.0)?.mean_all()
 }
 
-/// Runs 5 steps of `make(params)` and compares every step with PyTorch.
-fn check_trajectory(case: &str, make: impl Fn(Vec<Tensor>) -> Result<Box<dyn Optimizer>>) {
+/// Runs 5 steps of `make(params)` on `dev` and compares every step with PyTorch.
+fn check_trajectory(
+    case: &str,
+    dev: &Device,
+    make: impl Fn(Vec<Tensor>) -> Result<Box<dyn Optimizer>>,
+) {
     let g = Golden::load("optim");
-    let (x, y) = (g.get("x"), g.get("y"));
-    let w = g.get("w0").requires_grad();
-    let b = g.get("b0").requires_grad();
+    let (x, y) = (g.on("x", dev), g.on("y", dev));
+    let w = g.on("w0", dev).requires_grad();
+    let b = g.on("b0", dev).requires_grad();
     let mut opt = make(vec![w.clone(), b.clone()]).unwrap();
     for k in 1..=5 {
         opt.zero_grad();
         loss(&x, &y, &w, &b).unwrap().backward().unwrap();
         opt.step().unwrap();
-        assert_close(&w, &g.get(&format!("{case}.w{k}")), 1e-10, 1e-8);
-        assert_close(&b, &g.get(&format!("{case}.b{k}")), 1e-10, 1e-8);
+        assert_close(&w, &g.get(&format!("{case}.w{k}")), dev, 1e-10, 1e-8);
+        assert_close(&b, &g.get(&format!("{case}.b{k}")), dev, 1e-10, 1e-8);
     }
 }
 
-#[test]
-fn sgd_matches_pytorch() {
-    check_trajectory("sgd", |p| Ok(Box::new(Sgd::new(p, 0.1)?)));
-}
+device_test! {
+    fn sgd_matches_pytorch(dev) {
+        check_trajectory("sgd", dev, |p| Ok(Box::new(Sgd::new(p, 0.1)?)));
+    }
 
-#[test]
-fn sgd_momentum_matches_pytorch() {
-    check_trajectory("sgd_momentum", |p| {
-        Ok(Box::new(Sgd::new(p, 0.1)?.momentum(0.9)))
-    });
-}
+    fn sgd_momentum_matches_pytorch(dev) {
+        check_trajectory("sgd_momentum", dev, |p| {
+            Ok(Box::new(Sgd::new(p, 0.1)?.momentum(0.9)))
+        });
+    }
 
-#[test]
-fn sgd_dampening_and_weight_decay_match_pytorch() {
-    check_trajectory("sgd_dampening", |p| {
-        Ok(Box::new(
-            Sgd::new(p, 0.1)?
-                .momentum(0.9)
-                .dampening(0.1)
-                .weight_decay(0.01),
-        ))
-    });
-}
+    fn sgd_dampening_and_weight_decay_match_pytorch(dev) {
+        check_trajectory("sgd_dampening", dev, |p| {
+            Ok(Box::new(
+                Sgd::new(p, 0.1)?
+                    .momentum(0.9)
+                    .dampening(0.1)
+                    .weight_decay(0.01),
+            ))
+        });
+    }
 
-#[test]
-fn sgd_nesterov_matches_pytorch() {
-    check_trajectory("sgd_nesterov", |p| {
-        Ok(Box::new(
-            Sgd::new(p, 0.05)?
-                .momentum(0.9)
-                .nesterov(true)
-                .weight_decay(5e-4),
-        ))
-    });
-}
+    fn sgd_nesterov_matches_pytorch(dev) {
+        check_trajectory("sgd_nesterov", dev, |p| {
+            Ok(Box::new(
+                Sgd::new(p, 0.05)?
+                    .momentum(0.9)
+                    .nesterov(true)
+                    .weight_decay(5e-4),
+            ))
+        });
+    }
 
-#[test]
-fn adam_matches_pytorch() {
-    check_trajectory("adam", |p| Ok(Box::new(Adam::new(p, 1e-2)?)));
-}
+    fn adam_matches_pytorch(dev) {
+        check_trajectory("adam", dev, |p| Ok(Box::new(Adam::new(p, 1e-2)?)));
+    }
 
-#[test]
-fn adam_weight_decay_amsgrad_matches_pytorch() {
-    check_trajectory("adam_wd_amsgrad", |p| {
-        Ok(Box::new(
-            Adam::new(p, 1e-2)?.weight_decay(0.1).amsgrad(true),
-        ))
-    });
-}
+    fn adam_weight_decay_amsgrad_matches_pytorch(dev) {
+        check_trajectory("adam_wd_amsgrad", dev, |p| {
+            Ok(Box::new(
+                Adam::new(p, 1e-2)?.weight_decay(0.1).amsgrad(true),
+            ))
+        });
+    }
 
-#[test]
-fn adamw_matches_pytorch() {
-    check_trajectory("adamw", |p| Ok(Box::new(AdamW::new(p, 1e-2)?)));
-}
+    fn adamw_matches_pytorch(dev) {
+        check_trajectory("adamw", dev, |p| Ok(Box::new(AdamW::new(p, 1e-2)?)));
+    }
 
-#[test]
-fn adamw_custom_matches_pytorch() {
-    check_trajectory("adamw_custom", |p| {
-        Ok(Box::new(
-            AdamW::new(p, 3e-2)?
-                .betas(0.8, 0.99)
-                .eps(1e-6)
-                .weight_decay(0.1)
-                .amsgrad(true),
-        ))
-    });
+    fn adamw_custom_matches_pytorch(dev) {
+        check_trajectory("adamw_custom", dev, |p| {
+            Ok(Box::new(
+                AdamW::new(p, 3e-2)?
+                    .betas(0.8, 0.99)
+                    .eps(1e-6)
+                    .weight_decay(0.1)
+                    .amsgrad(true),
+            ))
+        });
+    }
 }
 
 #[test]

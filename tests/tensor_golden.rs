@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::{assert_close, Golden};
-use kiln::{DType, Result, Tensor};
+use common::{assert_close, device_test, Golden};
+use kiln::{DType, Device, Result, Tensor};
 use std::sync::OnceLock;
 
 /// The `-1` of PyTorch's `reshape`.
@@ -21,8 +21,8 @@ fn golden() -> &'static Golden {
     GOLDEN.get_or_init(|| Golden::load("tensor"))
 }
 
-/// Tolerances for results of `dtype`: f64 cases differ from PyTorch only by the
-/// order of floating-point operations.
+/// Tolerances on the CPU for results of `dtype`: f64 cases differ from PyTorch only
+/// by the order of floating-point operations (other devices add `device_tol`).
 fn tolerance(dtype: DType) -> (f64, f64) {
     match dtype {
         DType::F64 => (1e-12, 1e-10),
@@ -31,22 +31,23 @@ fn tolerance(dtype: DType) -> (f64, f64) {
     }
 }
 
-/// Runs `op` on the case's inputs and checks the output and every input gradient.
-fn check(case: &str, n_inputs: usize, op: impl Fn(&[Tensor]) -> Result<Tensor>) {
+/// Runs `op` on the case's inputs on `dev` and checks the output and every input
+/// gradient.
+fn check(case: &str, n_inputs: usize, dev: &Device, op: impl Fn(&[Tensor]) -> Result<Tensor>) {
     let g = golden();
     let key = |k: &str| format!("{case}.{k}");
     let inputs: Vec<Tensor> = (0..n_inputs)
-        .map(|i| g.get(&key(&format!("in{i}"))).requires_grad())
+        .map(|i| g.on(&key(&format!("in{i}")), dev).requires_grad())
         .collect();
     let out = op(&inputs).unwrap_or_else(|e| panic!("{case}: forward failed: {e}"));
     let want = g.get(&key("out"));
     assert_eq!(out.dtype(), want.dtype(), "{case}: output dtype");
     let (atol, rtol) = tolerance(want.dtype());
-    assert_close(&out, &want, atol, rtol);
+    assert_close(&out, &want, dev, atol, rtol);
     if !out.dtype().is_float() {
         return; // argmax/argmin: nothing to differentiate
     }
-    let gout = g.get(&key("gout"));
+    let gout = g.on(&key("gout"), dev);
     out.mul(&gout)
         .and_then(|t| t.sum_all())
         .and_then(|loss| loss.backward())
@@ -57,19 +58,20 @@ fn check(case: &str, n_inputs: usize, op: impl Fn(&[Tensor]) -> Result<Tensor>) 
             .grad()
             .unwrap_or_else(|| panic!("{case}: input {i} received no gradient"));
         assert_eq!(got.dtype(), input.dtype(), "{case}: grad{i} dtype");
-        assert_close(&got, &want, atol, rtol);
+        assert_close(&got, &want, dev, atol, rtol);
     }
 }
 
-/// One `#[test]` per case, plus the list of case names for the coverage check.
+/// One test per case and device, plus the list of case names for the coverage check.
 macro_rules! golden_cases {
     ($($name:ident($n:expr) => |$x:ident| $body:expr;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                check(stringify!($name), $n, |$x: &[Tensor]| $body);
-            }
-        )*
+        device_test! {
+            $(
+                fn $name(dev) {
+                    check(stringify!($name), $n, dev, |$x: &[Tensor]| $body);
+                }
+            )*
+        }
         const CASES: &[&str] = &[$(stringify!($name)),*];
     };
 }

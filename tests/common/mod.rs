@@ -1,9 +1,11 @@
-//! Helpers shared by the integration tests: golden fixtures and closeness checks.
+//! Helpers shared by the integration tests: golden fixtures, closeness checks with
+//! tolerances per dtype and device, and [`device_test!`], which runs a test on the CPU
+//! and on CUDA.
 //!
 //! Golden fixtures are safetensors files under `tests/data/`, written by the
 //! committed scripts under `scripts/golden/` (PyTorch CPU). A key is
 //! `<case>.<tensor>`, e.g. `conv_stride2.x`, `conv_stride2.out`, `conv_stride2.grad_x`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
 
 use kiln::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -66,51 +68,152 @@ fn decode<T, const N: usize>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
         .collect()
 }
 
-/// Asserts that `got` and `want` have one shape and agree within `atol + rtol*|want|`.
+/// The CUDA device a test runs on, or `None` after printing why the test skips.
+///
+/// CUDA is usable with a GPU, its driver and the kernels built, or on the emulated
+/// device (`--features cuda-emulator`, `KILN_CUDA_EMULATE=1`). With
+/// `KILN_REQUIRE_CUDA_TESTS=1` (CI's emulated run, GPU machines) a skip is a failure
+/// instead, so a broken device cannot pass as a missing one.
+pub fn cuda_or_skip(test: &str) -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(dev) => Some(dev),
+        Err(e) => {
+            if std::env::var("KILN_REQUIRE_CUDA_TESTS").is_ok_and(|v| v == "1") {
+                panic!("{test}: KILN_REQUIRE_CUDA_TESTS=1 but CUDA is not usable: {e}");
+            }
+            eprintln!("skipped {test}: CUDA is not usable: {e}");
+            None
+        }
+    }
+}
+
+/// Runs each test body on every device: `device_test! { fn name(dev) { .. } }` becomes
+/// `mod name` with `#[test] fn cpu()` (`dev` is `&Device::Cpu`) and `#[test] fn cuda()`
+/// (`dev` is `&Device::cuda(0)`, or a skip by [`cuda_or_skip`]). Filter with
+/// `cargo test cpu` / `cargo test cuda`. Golden tests need no lock on the device:
+/// only tests that read allocator statistics (tests/cuda.rs) serialize.
+///
+/// Doc comments go before `fn`; `#[cuda_ignore = "why"]` after them marks only the
+/// CUDA variant `#[ignore]` (a known device bug, named in the reason).
+macro_rules! device_test {
+    ($(
+        $(#[doc = $doc:literal])*
+        $(#[cuda_ignore = $why:literal])?
+        fn $name:ident($dev:ident) $body:block
+    )*) => {$(
+        $(#[doc = $doc])*
+        mod $name {
+            use super::*;
+
+            fn body($dev: &::kiln::Device) $body
+
+            #[test]
+            fn cpu() {
+                body(&::kiln::Device::Cpu);
+            }
+
+            #[test]
+            $(#[ignore = $why])?
+            fn cuda() {
+                if let Some(dev) = $crate::common::cuda_or_skip(module_path!()) {
+                    body(&dev);
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use device_test;
+
+/// How much further than on the CPU a result on `dev` may stray, as `(atol, rtol)`
+/// for results of `dtype`; zero on the CPU, whose tolerances each test states.
+///
+/// On CUDA the kernels sum in another order than the CPU backend (block and warp
+/// trees, tiled GEMMs) and take transcendental functions from CUDA's libdevice (on a
+/// GPU) or the host's libm (on the emulator), which differ from the CPU backend's in
+/// the last ulps. Both are a few ulps of the result for the golden cases' sizes
+/// (tens to hundreds of terms): ~1e-12 relative in f64 (2^-52 ≈ 2.2e-16, with room
+/// for cancellation in gradients), ~1e-5 in f32 (2^-23 ≈ 1.2e-7, ditto). Halves
+/// compute in f32 and round once, so they may differ by a rounding of their own
+/// format: 2^-9 ≈ 2e-3 for f16, 2^-6 ≈ 1.6e-2 for bf16. Integers are exact.
+pub fn device_tol(dtype: DType, dev: &Device) -> (f64, f64) {
+    if dev.is_cpu() {
+        return (0.0, 0.0);
+    }
+    match dtype {
+        DType::F64 => (1e-12, 1e-12),
+        DType::F32 => (1e-5, 1e-5),
+        DType::F16 => (2e-3, 2e-3),
+        DType::BF16 => (1.6e-2, 1.6e-2),
+        DType::I64 | DType::U8 => (0.0, 0.0),
+    }
+}
+
+/// Values as f64 on the host (exact for every dtype but i64 beyond 2^53).
+pub fn host(t: &Tensor) -> Vec<f64> {
+    t.to_device(&Device::Cpu)
+        .and_then(|t| t.to_dtype(DType::F64))
+        .and_then(|t| t.to_vec::<f64>())
+        .expect("readable tensor")
+}
+
+/// Asserts that `got` lives on `dev` (a silent fallback to the CPU is a failure), has
+/// `want`'s shape and agrees with it within `atol + rtol·|want|`, widened on a device
+/// by [`device_tol`] for `got`'s dtype. `atol`/`rtol` are the CPU's tolerances. NaN
+/// must meet NaN, an infinity the same infinity. `want` may be on any device.
 #[track_caller]
-pub fn assert_close(got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
-    assert_eq!(got.shape(), want.shape(), "shapes differ");
-    let g = got.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
-    let w = want.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let ok = (a - b).abs() <= atol + rtol * b.abs() || (a.is_nan() && b.is_nan());
+pub fn assert_close(got: &Tensor, want: &Tensor, dev: &Device, atol: f64, rtol: f64) {
+    assert_eq!(got.device(), *dev, "result on the wrong device");
+    let (datol, drtol) = device_tol(got.dtype(), dev);
+    assert_values("result", got, want, atol.max(datol), rtol.max(drtol));
+}
+
+/// Asserts that `got` and `want` (on any devices) have one shape and agree within
+/// exactly `atol + rtol·|want|`; NaN must meet NaN, an infinity the same infinity.
+/// `what` (may be empty) begins the failure message.
+#[track_caller]
+pub fn assert_values(what: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f64) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
+    let (g, w) = (host(got), host(want));
+    for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
+        let ok = a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
         assert!(
             ok,
-            "element {i}: got {a}, want {b} (atol {atol}, rtol {rtol})"
+            "{what}: element {i}: got {a}, want {b} (atol {atol}, rtol {rtol})"
         );
     }
 }
 
 /// Checks an op of an input, a weight and an optional bias (conv2d, linear) against
-/// golden case `name` of fixture `area`: the output, then the gradients of `x`, `w`
-/// and `b` under PyTorch's upstream gradient `gy`. Inputs are converted to `dtype`;
-/// `tol` is both the absolute and the relative tolerance.
+/// golden case `name` of fixture `area` on `dev`: the output, then the gradients of
+/// `x`, `w` and `b` under PyTorch's upstream gradient `gy`. Inputs are converted to
+/// `dtype`; `tol` is both the absolute and the relative tolerance (on the CPU).
 pub fn check_weighted_case(
     area: &str,
     name: &str,
     has_bias: bool,
     dtype: DType,
     tol: f64,
+    dev: &Device,
     op: impl Fn(&Tensor, &Tensor, Option<&Tensor>) -> kiln::Result<Tensor>,
 ) {
     let g = Golden::load(area);
     let key = |k: &str| format!("{name}.{k}");
-    let get = |k: &str| g.get(&key(k)).to_dtype(dtype).unwrap();
+    let get = |k: &str| g.on(&key(k), dev).to_dtype(dtype).unwrap();
     let x = get("x").requires_grad();
     let w = get("w").requires_grad();
     let b = has_bias.then(|| get("b").requires_grad());
     let y = op(&x, &w, b.as_ref()).unwrap();
     assert_eq!(y.dtype(), dtype);
-    assert_close(&y, &g.get(&key("out")), tol, tol);
+    assert_close(&y, &g.get(&key("out")), dev, tol, tol);
     y.mul(&get("gy"))
         .unwrap()
         .sum_all()
         .unwrap()
         .backward()
         .unwrap();
-    assert_close(&x.grad().unwrap(), &g.get(&key("grad_x")), tol, tol);
-    assert_close(&w.grad().unwrap(), &g.get(&key("grad_w")), tol, tol);
+    assert_close(&x.grad().unwrap(), &g.get(&key("grad_x")), dev, tol, tol);
+    assert_close(&w.grad().unwrap(), &g.get(&key("grad_w")), dev, tol, tol);
     if let Some(b) = b {
-        assert_close(&b.grad().unwrap(), &g.get(&key("grad_b")), tol, tol);
+        assert_close(&b.grad().unwrap(), &g.get(&key("grad_b")), dev, tol, tol);
     }
 }
