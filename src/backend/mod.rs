@@ -19,6 +19,7 @@ pub(crate) mod cuda;
 mod conv;
 mod dropout;
 mod elementwise;
+mod loss;
 mod matmul;
 mod norm;
 mod pool;
@@ -30,6 +31,7 @@ pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
 pub(crate) use norm::{BatchNormParams, NormOps};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
@@ -51,6 +53,7 @@ pub(crate) trait BackendStorage:
     + PoolOps
     + DropoutOps
     + NormOps
+    + LossOps
 {
     /// The element type.
     fn dtype(&self) -> DType;

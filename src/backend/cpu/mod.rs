@@ -9,6 +9,7 @@ mod dropout;
 pub(crate) mod dtype;
 mod elementwise;
 pub(crate) mod gemm_util;
+mod loss;
 mod math;
 mod matmul;
 mod norm;

@@ -24,6 +24,7 @@ mod elementwise;
 pub mod emulator;
 pub mod kernels;
 pub mod launch;
+mod loss;
 mod matmul;
 mod norm;
 mod pool;
