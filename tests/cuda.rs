@@ -689,8 +689,9 @@ fn cross_entropy_and_nll_match_the_cpu_in_every_float_dtype() {
             d,
         )
     };
-    // (leaf shape, transposed dims (a no-op when equal), target shape, classes)
-    let cases: [(&[usize], (usize, usize), &[usize], usize); 3] = [
+    /// (leaf shape, transposed dims (a no-op when equal), target shape, classes)
+    type Case = (&'static [usize], (usize, usize), &'static [usize], usize);
+    let cases: [Case; 3] = [
         (&[300, 37], (0, 0), &[300], 37),
         (&[2, 5, 7, 3], (2, 3), &[2, 3, 7], 5),
         (&[45], (0, 0), &[], 45),
