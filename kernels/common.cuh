@@ -101,6 +101,37 @@ template <> __device__ __forceinline__ bf16 narrow<bf16>(float v) {
     return __float2bfloat16_rn(v);
 }
 
+// ---- Math and block reductions shared by the softmax, norm and loss kernels.
+
+__device__ __forceinline__ float k_exp(float x) { return expf(x); }
+__device__ __forceinline__ double k_exp(double x) { return exp(x); }
+__device__ __forceinline__ float k_log(float x) { return logf(x); }
+__device__ __forceinline__ double k_log(double x) { return log(x); }
+
+// Maximum that lets a NaN on either side win.
+template <typename C> __device__ __forceinline__ C nan_max(C a, C b) {
+    return (a != a || a > b) ? a : b;
+}
+
+// The block-wide maximum (is_max) or sum of `v`, returned to every thread, combined in
+// a fixed order (shuffle tree, then warps in index order) so results are deterministic.
+// blockDim.x is a multiple of 32, at most 1024; every thread of the block must call it.
+template <typename C> __device__ __forceinline__ C block_all(C v, bool is_max) {
+    __shared__ C partial[32];
+#pragma unroll
+    for (int d = 16; d > 0; d /= 2) {
+        C o = __shfl_xor_sync(0xffffffffu, v, d);
+        v = is_max ? nan_max(v, o) : v + o;
+    }
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    __syncthreads(); // `partial` may still be read from the previous call
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = partial[0];
+    for (int w = 1; w < warps; ++w) v = is_max ? nan_max(v, partial[w]) : v + partial[w];
+    return v;
+}
+
 // ---- Conversions with Rust's `as` semantics (the CPU backend converts through f64):
 // float to integer truncates toward zero, saturates at the bounds, and maps NaN to 0.
 

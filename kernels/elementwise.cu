@@ -18,10 +18,6 @@ enum UnaryCode {
 enum BinaryCode { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM };
 enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
 
-__device__ __forceinline__ float k_exp(float x) { return expf(x); }
-__device__ __forceinline__ double k_exp(double x) { return exp(x); }
-__device__ __forceinline__ float k_log(float x) { return logf(x); }
-__device__ __forceinline__ double k_log(double x) { return log(x); }
 __device__ __forceinline__ float k_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double k_sqrt(double x) { return sqrt(x); }
 __device__ __forceinline__ float k_tanh(float x) { return tanhf(x); }

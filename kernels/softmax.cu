@@ -10,34 +10,6 @@
 // (softmax over a leading dimension: neighbouring threads read neighbouring slices).
 #include "common.cuh"
 
-__device__ __forceinline__ float k_exp(float x) { return expf(x); }
-__device__ __forceinline__ double k_exp(double x) { return exp(x); }
-__device__ __forceinline__ float k_log(float x) { return logf(x); }
-__device__ __forceinline__ double k_log(double x) { return log(x); }
-
-// Maximum that lets a NaN on either side win.
-template <typename C> __device__ __forceinline__ C nan_max(C a, C b) {
-    return (a != a || a > b) ? a : b;
-}
-
-// The block-wide maximum (is_max) or sum of `v`, returned to every thread.
-// blockDim.x is a multiple of 32, at most 1024.
-template <typename C> __device__ __forceinline__ C block_all(C v, bool is_max) {
-    __shared__ C partial[32];
-#pragma unroll
-    for (int d = 16; d > 0; d /= 2) {
-        C o = __shfl_xor_sync(0xffffffffu, v, d);
-        v = is_max ? nan_max(v, o) : v + o;
-    }
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-    __syncthreads(); // `partial` may still be read from the previous call
-    if (lane == 0) partial[warp] = v;
-    __syncthreads();
-    v = partial[0];
-    for (int w = 1; w < warps; ++w) v = is_max ? nan_max(v, partial[w]) : v + partial[w];
-    return v;
-}
-
 __device__ __forceinline__ uint64_t out_index(uint64_t j, uint64_t k, uint64_t len,
                                               uint64_t inner) {
     return (j / inner) * len * inner + k * inner + j % inner;

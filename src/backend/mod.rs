@@ -7,7 +7,7 @@
 //!
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`, `optim.rs`, `fill.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -20,7 +20,9 @@ mod conv;
 mod dropout;
 mod elementwise;
 mod fill;
+mod loss;
 mod matmul;
+mod norm;
 mod optim;
 mod pool;
 mod reduce;
@@ -32,7 +34,9 @@ pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
+pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
+pub(crate) use norm::{BatchNormParams, NormOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 pub(crate) use reduce::{ReduceOp, ReduceOps};
@@ -54,6 +58,8 @@ pub(crate) trait BackendStorage:
     + DropoutOps
     + OptimOps
     + FillOps
+    + NormOps
+    + LossOps
 {
     /// The element type.
     fn dtype(&self) -> DType;
@@ -232,6 +238,17 @@ impl<A: IntoStorage, B: IntoStorage> IntoStorage for (A, B) {
     type Out = (A::Out, B::Out);
     fn into_storage(self) -> Self::Out {
         (self.0.into_storage(), self.1.into_storage())
+    }
+}
+
+impl<A: IntoStorage, B: IntoStorage, C: IntoStorage> IntoStorage for (A, B, C) {
+    type Out = (A::Out, B::Out, C::Out);
+    fn into_storage(self) -> Self::Out {
+        (
+            self.0.into_storage(),
+            self.1.into_storage(),
+            self.2.into_storage(),
+        )
     }
 }
 

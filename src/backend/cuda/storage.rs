@@ -79,6 +79,17 @@ impl CudaStorage {
     pub(crate) fn ptr(&self) -> u64 {
         self.buf.ptr()
     }
+
+    /// The device address of the elements of `layout` laid out contiguously, and the
+    /// contiguous copy that holds them when the storage does not (keep it alive until
+    /// the kernels reading the address have been launched).
+    pub(crate) fn contiguous_ptr(&self, layout: &Layout) -> Result<(u64, Option<CudaStorage>)> {
+        if layout.is_contiguous() {
+            return Ok((self.ptr_at(layout.offset), None));
+        }
+        let copy = self.copy_as(layout, self.dtype)?;
+        Ok((copy.ptr(), Some(copy)))
+    }
 }
 
 impl BackendStorage for CudaStorage {

@@ -4,11 +4,12 @@
 //! Class targets are I64 indices. The input is `(C)` with a rank-0 target, `(N, C)`
 //! with an `(N)` target, or `(N, C, d1, ..)` with an `(N, d1, ..)` target, the class
 //! dimension being 1 (0 for a 1-D input), as in PyTorch. The mean is over every
-//! target. PyTorch's `ignore_index` and class `weight` are not supported: a negative
-//! target is an error rather than a skipped sample.
+//! target. Cross entropy and nll run on the fused primitives of `backend::loss` (a
+//! per-row log-softmax, never a one-hot). PyTorch's `ignore_index` and class `weight`
+//! are not supported: a negative target is an error rather than a skipped sample.
 
-use super::softmax::softmax_forward;
 use crate::autograd::record;
+use crate::backend::CrossEntropyParams;
 use crate::{DType, Error, Result, Tensor};
 
 /// Cross entropy between `logits` (unnormalised scores) and class indices `target`,
@@ -30,48 +31,72 @@ pub fn cross_entropy_with(
     target: &Tensor,
     label_smoothing: f64,
 ) -> Result<Tensor> {
-    const NAME: &str = "cross_entropy";
     if !(0.0..=1.0).contains(&label_smoothing) {
         return Err(Error::arg(
             "label_smoothing",
             format!("must be in [0, 1], got {label_smoothing}"),
         ));
     }
-    let class_dim = check_class_target(logits, target, NAME)?;
-    let classes = logits.shape()[class_dim];
-    let count = target.numel() as f64;
-    let log_probs = softmax_forward(logits, class_dim, true, NAME)?;
-    let one_hot = log_probs.one_hot_along(class_dim, &target.unsqueeze(class_dim)?)?;
-    // The smoothed target distribution q; with no smoothing it is the one-hot itself.
-    let q = if label_smoothing > 0.0 {
-        one_hot
-            .mul_scalar(1.0 - label_smoothing)?
-            .add_scalar(label_smoothing / classes as f64)?
-    } else {
-        one_hot
-    };
-    let loss = q.mul(&log_probs)?.sum_all()?.div_scalar(-count)?;
-    Ok(record(loss, NAME, &[logits], move |_, g| {
-        // d/d logits of -sum(q * log_softmax) / count = (softmax - q) / count.
-        let scale = g.div_scalar(count)?;
-        Ok(vec![Some(log_probs.exp()?.sub(&q)?.mul(&scale)?)])
-    }))
+    class_loss(logits, target, label_smoothing, true)
 }
 
 /// Negative log-likelihood of class indices `target` under `log_probs` (for example
 /// the output of `log_softmax`), averaged over the targets: PyTorch's
 /// `F.nll_loss(log_probs, target)`. Errors as [`cross_entropy`].
 pub fn nll_loss(log_probs: &Tensor, target: &Tensor) -> Result<Tensor> {
-    const NAME: &str = "nll_loss";
-    let class_dim = check_class_target(log_probs, target, NAME)?;
+    class_loss(log_probs, target, 0.0, false)
+}
+
+/// [`cross_entropy_with`] (`from_logits`) or [`nll_loss`] on the fused primitives of
+/// `backend::loss`: per-row losses reduced to their mean here, and a backward that
+/// rebuilds the softmax from the saved per-row logsumexp.
+fn class_loss(
+    input: &Tensor,
+    target: &Tensor,
+    smoothing: f64,
+    from_logits: bool,
+) -> Result<Tensor> {
+    let op = if from_logits {
+        "cross_entropy"
+    } else {
+        "nll_loss"
+    };
+    let class_dim = check_class_target(input, target, op)?;
+    let shape = input.shape();
+    let p = CrossEntropyParams {
+        outer: shape[..class_dim].iter().product(),
+        classes: shape[class_dim],
+        inner: shape[class_dim + 1..].iter().product(),
+        smoothing,
+        from_logits,
+    };
+    // The backend checks the targets' range as it reads them (see `backend::loss`).
+    let (row_loss, lse) = input.storage().cross_entropy_forward(
+        input.layout(),
+        &target.storage(),
+        target.layout(),
+        &p,
+    )?;
+    let lse_len = if from_logits { p.rows() } else { 0 };
     let count = target.numel() as f64;
-    let one_hot = log_probs.one_hot_along(class_dim, &target.unsqueeze(class_dim)?)?;
-    let loss = one_hot
-        .mul(&log_probs.detach())?
+    let loss = Tensor::from_storage(row_loss, &[p.rows()])
         .sum_all()?
-        .div_scalar(-count)?;
-    Ok(record(loss, NAME, &[log_probs], move |_, g| {
-        Ok(vec![Some(one_hot.mul(&g.div_scalar(-count)?)?)])
+        .div_scalar(count)?
+        .to_dtype(input.dtype())?;
+    let lse = Tensor::from_storage(lse, &[lse_len]);
+    let (x, t) = (input.detach(), target.detach());
+    Ok(record(loss, op, &[input], move |_, g| {
+        let grad = x.storage().cross_entropy_backward(
+            x.layout(),
+            &t.storage(),
+            t.layout(),
+            &lse.storage(),
+            &g.storage(),
+            g.layout(),
+            1.0 / count,
+            &p,
+        )?;
+        Ok(vec![Some(Tensor::from_storage(grad, x.shape()))])
     }))
 }
 
@@ -96,7 +121,8 @@ pub fn mse_loss(input: &Tensor, target: &Tensor) -> Result<Tensor> {
     diff.mul(&diff)?.mean_all()
 }
 
-/// Validates a class-index target against `input` and returns the class dimension.
+/// Validates a class-index target's dtype and shape against `input` and returns the
+/// class dimension (the indices' range is checked by the loss primitive itself).
 fn check_class_target(input: &Tensor, target: &Tensor, op: &'static str) -> Result<usize> {
     input.check_float(op)?;
     input.check_same_device(op, target)?;
@@ -117,7 +143,7 @@ fn check_class_target(input: &Tensor, target: &Tensor, op: &'static str) -> Resu
     }
     let class_dim = usize::from(input.rank() >= 2);
     let mut expected = input.shape().to_vec();
-    let classes = expected.remove(class_dim);
+    expected.remove(class_dim);
     if target.shape() != expected.as_slice() {
         return Err(Error::arg(
             "target",
@@ -127,21 +153,6 @@ fn check_class_target(input: &Tensor, target: &Tensor, op: &'static str) -> Resu
                 target.shape()
             ),
         ));
-    }
-    if target.numel() > 0 {
-        let flat = target.reshape(&[target.numel()])?;
-        let low = flat.min(0, false)?.item::<i64>()?;
-        let high = flat.max(0, false)?.item::<i64>()?;
-        if low < 0 || high >= classes as i64 {
-            let bad = if low < 0 { low } else { high };
-            return Err(Error::arg(
-                "target",
-                format!(
-                    "{op}: class index {bad} is out of range for {classes} classes (valid: 0..={})",
-                    classes as i64 - 1
-                ),
-            ));
-        }
     }
     Ok(class_dim)
 }

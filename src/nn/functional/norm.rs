@@ -2,12 +2,15 @@
 //!
 //! The input is viewed as `(N, C, S)` with `S` the product of the spatial sizes, so
 //! the statistics of channel `c` are over its `N·S` values. Forward and backward are
-//! written with tensor ops (per-channel sums are two reductions), so they run on any
-//! device. The backward uses the closed form of the gradient rather than
-//! differentiating through the mean and variance, so it keeps only `x̂` and `1/σ`.
+//! the fused primitives of `backend::norm` (statistics, normalisation, and a backward
+//! that computes the per-channel sums and `grad_x` together); the running-statistics
+//! update is a handful of tensor ops on `(C)` vectors. The backward uses the closed
+//! form of the gradient rather than differentiating through the mean and variance, so
+//! it keeps only `x`, the mean and the variance.
 
 use crate::autograd::record;
-use crate::{Error, Result, Tensor};
+use crate::backend::BatchNormParams;
+use crate::{DType, Error, Result, Tensor};
 
 /// Batch normalisation, PyTorch's `F.batch_norm(x, running_mean, running_var, weight,
 /// bias, training, momentum, eps)`.
@@ -80,86 +83,86 @@ pub fn batch_norm(
         ));
     }
 
-    let per_channel = [1, c, 1];
-    let x3 = x.detach().reshape(&[n, c, s])?;
-    let (x_hat, inv_std) = if training {
-        let mean = channel_sum(&x3)?.div_scalar(count as f64)?;
-        let centred = x3.sub(&mean.reshape(&per_channel)?)?;
-        let var = channel_sum(&centred.mul(&centred)?)?.div_scalar(count as f64)?;
-        let inv_std = var.add_scalar(eps)?.powf(-0.5)?;
+    let p = BatchNormParams { n, c, s, eps };
+    // The statistics the output is normalised with, in the compute dtype (see
+    // `backend::norm`): the batch's, or fresh copies of the running ones (copies, so a
+    // later in-place update of the running statistics cannot change the backward pass).
+    let stat_dtype = if x.dtype() == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
+    let (mean, var) = if training {
+        let (mean, var) = x.storage().batch_norm_stats(x.layout(), &p)?;
+        let (mean, var) = (
+            Tensor::from_storage(mean, &[c]),
+            Tensor::from_storage(var, &[c]),
+        );
         update_running(running_mean, &mean, momentum)?;
         let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
         update_running(running_var, &unbiased, momentum)?;
-        (centred.mul(&inv_std.reshape(&per_channel)?)?, inv_std)
+        (mean, var)
     } else {
-        let inv_std = running_var.detach().add_scalar(eps)?.powf(-0.5)?;
-        let centred = x3.sub(&running_mean.detach().reshape(&per_channel)?)?;
-        (centred.mul(&inv_std.reshape(&per_channel)?)?, inv_std)
+        let copy = |t: &Tensor| -> Result<Tensor> {
+            Ok(Tensor::from_storage(
+                t.storage().copy_as(t.layout(), stat_dtype)?,
+                &[c],
+            ))
+        };
+        (copy(running_mean)?, copy(running_var)?)
     };
-    let mut y = x_hat.clone();
-    if let Some(w) = weight {
-        y = y.mul(&w.detach().reshape(&per_channel)?)?;
-    }
-    if let Some(b) = bias {
-        y = y.add(&b.detach().reshape(&per_channel)?)?;
-    }
-    let y = y.reshape(x.shape())?;
+    let y = {
+        let (w, b) = (weight.map(|t| t.storage()), bias.map(|t| t.storage()));
+        x.storage().batch_norm_apply(
+            x.layout(),
+            &mean.storage(),
+            &var.storage(),
+            w.as_deref().zip(weight.map(Tensor::layout)),
+            b.as_deref().zip(bias.map(Tensor::layout)),
+            &p,
+        )?
+    };
+    let y = Tensor::from_storage(y, x.shape());
 
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
-    let x_shape = x.shape().to_vec();
+    let x_saved = x.detach();
     let wants_x = x.requires_grad_flag();
     let gamma = weight.map(Tensor::detach);
     let has_bias = bias.is_some();
     Ok(record(y, "batch_norm", &inputs, move |_, g| {
-        let g3 = g.reshape(&[n, c, s])?;
-        let grad_bias = channel_sum(&g3)?;
-        let grad_weight = channel_sum(&g3.mul(&x_hat)?)?;
+        let w = gamma.as_ref().map(|t| t.storage());
+        let (dx, grad_weight, grad_bias) = g.storage().batch_norm_backward(
+            g.layout(),
+            &x_saved.storage(),
+            x_saved.layout(),
+            &mean.storage(),
+            &var.storage(),
+            w.as_deref().zip(gamma.as_ref().map(Tensor::layout)),
+            training,
+            &p,
+        )?;
         let mut grads = Vec::with_capacity(3);
-        grads.push(if wants_x {
-            // γ/σ per channel; without a weight, γ = 1.
-            let scale = match &gamma {
-                Some(w) => w.mul(&inv_std)?,
-                None => inv_std.clone(),
-            }
-            .reshape(&per_channel)?;
-            let dx = if training {
-                // The batch statistics depend on x too:
-                // dx = γ/σ · (g - mean(g) - x̂·mean(g·x̂)), means per channel.
-                let m = count as f64;
-                let mean_g = grad_bias.div_scalar(m)?.reshape(&per_channel)?;
-                let mean_gx = grad_weight.div_scalar(m)?.reshape(&per_channel)?;
-                g3.sub(&mean_g)?.sub(&x_hat.mul(&mean_gx)?)?.mul(&scale)?
-            } else {
-                g3.mul(&scale)?
-            };
-            Some(dx.reshape(&x_shape)?)
-        } else {
-            None
-        });
+        grads.push(wants_x.then(|| Tensor::from_storage(dx, x_saved.shape())));
         if gamma.is_some() {
-            grads.push(Some(grad_weight));
+            grads.push(Some(Tensor::from_storage(grad_weight, &[c])));
         }
         if has_bias {
-            grads.push(Some(grad_bias));
+            grads.push(Some(Tensor::from_storage(grad_bias, &[c])));
         }
         Ok(grads)
     }))
 }
 
-/// Sum of an `(N, C, S)` tensor over N and S, giving `(C)`.
-fn channel_sum(t: &Tensor) -> Result<Tensor> {
-    t.sum(2, false)?.sum(0, false)
-}
-
-/// `running = (1 - momentum)·running + momentum·batch`, written into `running`'s storage.
+/// `running = (1 - momentum)·running + momentum·batch`, written into `running`'s
+/// storage; `batch` (in the compute dtype) is converted to `running`'s dtype first.
 fn update_running(running: &Tensor, batch: &Tensor, momentum: f64) -> Result<()> {
     let _no_grad = crate::no_grad();
     let updated = running
         .detach()
         .mul_scalar(1.0 - momentum)?
-        .add(&batch.mul_scalar(momentum)?)?;
+        .add(&batch.to_dtype(running.dtype())?.mul_scalar(momentum)?)?;
     running.copy_(&updated)
 }
 

@@ -1,0 +1,122 @@
+// Batch normalisation, the CUDA side of src/backend/cpu/norm.rs.
+//
+// The input is contiguous and seen as (n, c, s): channel ch's values are the n rows of
+// s elements at (sample * c + ch) * s. Statistics are per channel over those n * s
+// values, in the compute type C (f32 for f32/f16/bf16, f64 for f64), and saved in C.
+//
+// Thread mappings, and why:
+//   * batch_norm_stats_* and batch_norm_backward_*: one block per channel (a grid-stride
+//     loop over channels). The block's threads stride over the channel's n * s values
+//     and `block_all` combines their partial sums in a fixed order, so every result is
+//     deterministic without atomics or a second merge kernel; a block owns its channel's
+//     sums, so the backward computes them and then, in the same launch, the elementwise
+//     grad_x of that channel (2 passes over g and x). One block per channel leaves SMs
+//     idle when c is below the SM count; the per-channel passes are then the bottleneck.
+//   * batch_norm_apply_*: grid-stride over all n * c * s outputs (an elementwise op that
+//     every SM shares whatever c is), the channel being (i / s) % c.
+#include "common.cuh"
+
+// Element k (0 <= k < n * s) of channel ch: sample k / s, position k % s.
+__device__ __forceinline__ uint64_t channel_at(uint64_t k, uint64_t ch, uint64_t c, uint64_t s) {
+    return ((k / s) * c + ch) * s + k % s;
+}
+
+// Per-channel mean and biased variance, two passes (mean, then squared deviations):
+// the one-pass E[x^2] - E[x]^2 cancels catastrophically when |mean| >> std.
+template <typename T>
+__device__ __forceinline__ void batch_norm_stats(const T *x, uint64_t n, uint64_t c, uint64_t s,
+                                                 typename ComputeOf<T>::type *mean,
+                                                 typename ComputeOf<T>::type *var) {
+    typedef typename ComputeOf<T>::type C;
+    uint64_t count = n * s;
+    for (uint64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+        C sum = 0;
+        for (uint64_t k = threadIdx.x; k < count; k += blockDim.x)
+            sum += widen(x[channel_at(k, ch, c, s)]);
+        C m = block_all(sum, false) / (C)count;
+        C sq = 0;
+        for (uint64_t k = threadIdx.x; k < count; k += blockDim.x) {
+            C d = widen(x[channel_at(k, ch, c, s)]) - m;
+            sq += d * d;
+        }
+        C v = block_all(sq, false) / (C)count;
+        if (threadIdx.x == 0) {
+            mean[ch] = m;
+            var[ch] = v;
+        }
+    }
+}
+
+// y = (x - mean) / sqrt(var + eps) * weight + bias; weight/bias may be null (1 and 0)
+// and are strided (C) vectors.
+template <typename T>
+__device__ __forceinline__ void batch_norm_apply(const T *x, uint64_t total, uint64_t c,
+                                                 uint64_t s, const typename ComputeOf<T>::type *mean,
+                                                 const typename ComputeOf<T>::type *var, double eps,
+                                                 const T *weight, int64_t wstride, const T *bias,
+                                                 int64_t bstride, T *y) {
+    typedef typename ComputeOf<T>::type C;
+    KILN_FOR_EACH(i, total) {
+        uint64_t ch = (i / s) % c;
+        C inv_std = (C)1 / sqrt(var[ch] + (C)eps);
+        C r = (widen(x[i]) - mean[ch]) * inv_std;
+        if (weight) r *= widen(weight[(int64_t)ch * wstride]);
+        if (bias) r += widen(bias[(int64_t)ch * bstride]);
+        y[i] = narrow<T>(r);
+    }
+}
+
+// Per channel: grad_bias = sum g, grad_weight = sum g * x_hat, then
+// grad_x = weight * inv_std * (g - grad_bias / count - x_hat * grad_weight / count) when
+// the statistics were the batch's (batch_stats), else weight * inv_std * g.
+template <typename T>
+__device__ __forceinline__ void batch_norm_backward(const T *g, const T *x, uint64_t n, uint64_t c,
+                                                    uint64_t s,
+                                                    const typename ComputeOf<T>::type *mean,
+                                                    const typename ComputeOf<T>::type *var,
+                                                    double eps, const T *weight, int64_t wstride,
+                                                    uint32_t batch_stats, T *dx, T *dweight,
+                                                    T *dbias) {
+    typedef typename ComputeOf<T>::type C;
+    uint64_t count = n * s;
+    for (uint64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+        C m = mean[ch], inv_std = (C)1 / sqrt(var[ch] + (C)eps);
+        C sum_g = 0, sum_gx = 0;
+        for (uint64_t k = threadIdx.x; k < count; k += blockDim.x) {
+            uint64_t i = channel_at(k, ch, c, s);
+            C gi = widen(g[i]);
+            sum_g += gi;
+            sum_gx += gi * ((widen(x[i]) - m) * inv_std);
+        }
+        sum_g = block_all(sum_g, false);
+        sum_gx = block_all(sum_gx, false);
+        if (threadIdx.x == 0) {
+            dbias[ch] = narrow<T>(sum_g);
+            dweight[ch] = narrow<T>(sum_gx);
+        }
+        C scale = weight ? widen(weight[(int64_t)ch * wstride]) * inv_std : inv_std;
+        C mean_g = sum_g / (C)count, mean_gx = sum_gx / (C)count;
+        for (uint64_t k = threadIdx.x; k < count; k += blockDim.x) {
+            uint64_t i = channel_at(k, ch, c, s);
+            C gi = widen(g[i]);
+            C r = batch_stats ? (gi - mean_g - (widen(x[i]) - m) * inv_std * mean_gx) * scale
+                              : gi * scale;
+            dx[i] = narrow<T>(r);
+        }
+    }
+}
+
+extern "C" __global__ void batch_norm_stats_f32(const float *x, uint64_t n, uint64_t c, uint64_t s, float *mean, float *var) { batch_norm_stats(x, n, c, s, mean, var); }
+extern "C" __global__ void batch_norm_stats_f64(const double *x, uint64_t n, uint64_t c, uint64_t s, double *mean, double *var) { batch_norm_stats(x, n, c, s, mean, var); }
+extern "C" __global__ void batch_norm_stats_f16(const f16 *x, uint64_t n, uint64_t c, uint64_t s, float *mean, float *var) { batch_norm_stats(x, n, c, s, mean, var); }
+extern "C" __global__ void batch_norm_stats_bf16(const bf16 *x, uint64_t n, uint64_t c, uint64_t s, float *mean, float *var) { batch_norm_stats(x, n, c, s, mean, var); }
+
+extern "C" __global__ void batch_norm_apply_f32(const float *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const float *weight, int64_t wstride, const float *bias, int64_t bstride, float *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
+extern "C" __global__ void batch_norm_apply_f64(const double *x, uint64_t total, uint64_t c, uint64_t s, const double *mean, const double *var, double eps, const double *weight, int64_t wstride, const double *bias, int64_t bstride, double *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
+extern "C" __global__ void batch_norm_apply_f16(const f16 *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const f16 *weight, int64_t wstride, const f16 *bias, int64_t bstride, f16 *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
+extern "C" __global__ void batch_norm_apply_bf16(const bf16 *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const bf16 *weight, int64_t wstride, const bf16 *bias, int64_t bstride, bf16 *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
+
+extern "C" __global__ void batch_norm_backward_f32(const float *g, const float *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const float *weight, int64_t wstride, uint32_t batch_stats, float *dx, float *dweight, float *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
+extern "C" __global__ void batch_norm_backward_f64(const double *g, const double *x, uint64_t n, uint64_t c, uint64_t s, const double *mean, const double *var, double eps, const double *weight, int64_t wstride, uint32_t batch_stats, double *dx, double *dweight, double *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
+extern "C" __global__ void batch_norm_backward_f16(const f16 *g, const f16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const f16 *weight, int64_t wstride, uint32_t batch_stats, f16 *dx, f16 *dweight, f16 *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
+extern "C" __global__ void batch_norm_backward_bf16(const bf16 *g, const bf16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const bf16 *weight, int64_t wstride, uint32_t batch_stats, bf16 *dx, bf16 *dweight, bf16 *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }

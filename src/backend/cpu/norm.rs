@@ -1,0 +1,210 @@
+//! Batch normalisation on the CPU (the reference for `kernels/norm.cu`).
+//!
+//! The input is read as a contiguous `(n, c, s)` slice of the compute type (f16/bf16
+//! widen to f32). Per-channel sums run in parallel over channels, each in a fixed
+//! order (sample by sample, then along `s`), so results do not depend on the thread
+//! count; the elementwise passes run in parallel over the `(sample, channel)` rows of
+//! `s` values.
+
+use super::dtype::{compute_dtype, contiguous_as, float_kernel};
+use super::elementwise::Float;
+use super::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::{BatchNormParams, NormOps};
+use crate::dtype::WithDType;
+use crate::shape::Layout;
+use crate::{DType, Result};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+impl NormOps for CpuStorage {
+    fn batch_norm_stats(
+        &self,
+        layout: &Layout,
+        p: &BatchNormParams,
+    ) -> Result<(CpuStorage, CpuStorage)> {
+        fn run<T: Float>(
+            s: &CpuStorage,
+            layout: &Layout,
+            p: &BatchNormParams,
+        ) -> (CpuStorage, CpuStorage) {
+            let x = contiguous_as::<T>(s, layout);
+            let count = T::from_f64((p.n * p.s) as f64);
+            let (mean, var): (Vec<T>, Vec<T>) = (0..p.c)
+                .into_par_iter()
+                .map(|c| {
+                    let mean = channel_sum(p, c, |i| x[i]) / count;
+                    let var = channel_sum(p, c, |i| (x[i] - mean) * (x[i] - mean)) / count;
+                    (mean, var)
+                })
+                .unzip();
+            (T::wrap(mean), T::wrap(var))
+        }
+        Ok(match compute_dtype("batch_norm", self.dtype())? {
+            DType::F64 => run::<f64>(self, layout, p),
+            _ => run::<f32>(self, layout, p),
+        })
+    }
+
+    fn batch_norm_apply(
+        &self,
+        layout: &Layout,
+        mean: &CpuStorage,
+        var: &CpuStorage,
+        weight: Option<(&CpuStorage, &Layout)>,
+        bias: Option<(&CpuStorage, &Layout)>,
+        p: &BatchNormParams,
+    ) -> Result<CpuStorage> {
+        Ok(float_kernel!("batch_norm", self.dtype(), |T| {
+            let x = contiguous_as::<T>(self, layout);
+            let (w, b) = (channel_vec::<T>(weight, p), channel_vec::<T>(bias, p));
+            let (mean, inv_std) = (stat::<T>(mean, p), inv_std::<T>(var, p));
+            let mut y = vec![T::default(); x.len()];
+            for_each_row(&mut y, p, |c, i, y| {
+                let x_hat = (x[i] - mean[c]) * inv_std[c];
+                *y = x_hat * w.as_ref().map_or(T::from_f64(1.0), |w| w[c])
+                    + b.as_ref().map_or(T::default(), |b| b[c]);
+            });
+            y
+        }))
+    }
+
+    fn batch_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        mean: &CpuStorage,
+        var: &CpuStorage,
+        weight: Option<(&CpuStorage, &Layout)>,
+        batch_stats: bool,
+        p: &BatchNormParams,
+    ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+        /// `(grad_x, grad_weight, grad_bias)` in the compute type `T`.
+        #[allow(clippy::too_many_arguments)] // the trait method's operands, unwrapped
+        fn run<T: Float>(
+            g: &CpuStorage,
+            grad_layout: &Layout,
+            x: &CpuStorage,
+            x_layout: &Layout,
+            stats: (&CpuStorage, &CpuStorage),
+            weight: Option<(&CpuStorage, &Layout)>,
+            batch_stats: bool,
+            p: &BatchNormParams,
+        ) -> [CpuStorage; 3] {
+            let g = contiguous_as::<T>(g, grad_layout);
+            let x = contiguous_as::<T>(x, x_layout);
+            let w = channel_vec::<T>(weight, p);
+            let (mean, inv_std) = (stat::<T>(stats.0, p), inv_std::<T>(stats.1, p));
+            let x_hat = |c: usize, i: usize| (x[i] - mean[c]) * inv_std[c];
+            let (sum_g, sum_gx): (Vec<T>, Vec<T>) = (0..p.c)
+                .into_par_iter()
+                .map(|c| {
+                    (
+                        channel_sum(p, c, |i| g[i]),
+                        channel_sum(p, c, |i| g[i] * x_hat(c, i)),
+                    )
+                })
+                .unzip();
+            let count = T::from_f64((p.n * p.s) as f64);
+            let mut dx = vec![T::default(); g.len()];
+            for_each_row(&mut dx, p, |c, i, dx| {
+                let scale = w.as_ref().map_or(inv_std[c], |w| w[c] * inv_std[c]);
+                *dx = if batch_stats {
+                    (g[i] - sum_g[c] / count - x_hat(c, i) * (sum_gx[c] / count)) * scale
+                } else {
+                    g[i] * scale
+                };
+            });
+            [T::wrap(dx), T::wrap(sum_gx), T::wrap(sum_g)]
+        }
+        let dtype = x.dtype();
+        let stats = (mean, var);
+        let grads = match compute_dtype("batch_norm_backward", dtype)? {
+            DType::F64 => run::<f64>(
+                self,
+                grad_layout,
+                x,
+                x_layout,
+                stats,
+                weight,
+                batch_stats,
+                p,
+            ),
+            _ => run::<f32>(
+                self,
+                grad_layout,
+                x,
+                x_layout,
+                stats,
+                weight,
+                batch_stats,
+                p,
+            ),
+        };
+        let [dx, grad_weight, grad_bias] = grads.map(|s| s.convert(dtype));
+        Ok((dx, grad_weight, grad_bias))
+    }
+}
+
+/// Σ of `f(i)` over the flat indices `i` of channel `c`'s `n·s` values, sample by
+/// sample: a fixed order, so the reference is deterministic (the CUDA kernel's block
+/// reduction has another fixed order; the two agree within rounding).
+fn channel_sum<T: Float>(p: &BatchNormParams, c: usize, f: impl Fn(usize) -> T) -> T {
+    let mut acc = T::default();
+    for sample in 0..p.n {
+        let start = (sample * p.c + c) * p.s;
+        for i in start..start + p.s {
+            acc = acc + f(i);
+        }
+    }
+    acc
+}
+
+/// Calls `f(channel, flat index, element)` for every element of `out`, a contiguous
+/// `(n, c, s)` buffer, in parallel over its rows of `s` when it is large.
+fn for_each_row<T: Float>(
+    out: &mut [T],
+    p: &BatchNormParams,
+    f: impl Fn(usize, usize, &mut T) + Sync,
+) {
+    let row = |(r, chunk): (usize, &mut [T])| {
+        for (k, o) in chunk.iter_mut().enumerate() {
+            f(r % p.c, r * p.s + k, o);
+        }
+    };
+    if out.len() >= PARALLEL_THRESHOLD {
+        let rows_per_task = (PARALLEL_THRESHOLD / 8 / p.s).max(1);
+        out.par_chunks_mut(p.s)
+            .with_min_len(rows_per_task)
+            .enumerate()
+            .for_each(row);
+    } else {
+        out.chunks_mut(p.s).enumerate().for_each(row);
+    }
+}
+
+/// A `(C)` operand (weight or bias) as a contiguous slice of the compute type.
+fn channel_vec<'a, T: Float>(
+    v: Option<(&'a CpuStorage, &Layout)>,
+    p: &BatchNormParams,
+) -> Option<Cow<'a, [T]>> {
+    v.map(|(s, l)| {
+        debug_assert_eq!(l.numel(), p.c);
+        contiguous_as::<T>(s, l)
+    })
+}
+
+/// A saved `(C)` statistic (already the compute type, contiguous).
+fn stat<'a, T: Float>(s: &'a CpuStorage, p: &BatchNormParams) -> Cow<'a, [T]> {
+    contiguous_as::<T>(s, &Layout::contiguous(&[p.c]))
+}
+
+/// `1 / √(var + eps)` per channel.
+fn inv_std<T: Float>(var: &CpuStorage, p: &BatchNormParams) -> Vec<T> {
+    let eps = T::from_f64(p.eps);
+    let one = T::from_f64(1.0);
+    stat::<T>(var, p)
+        .iter()
+        .map(|&v| one / (v + eps).sqrt())
+        .collect()
+}

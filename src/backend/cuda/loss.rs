@@ -1,0 +1,122 @@
+//! Launches of `kernels/loss.cu`: the per-row forward (a warp per row) and the
+//! elementwise backward of the class-index losses.
+//!
+//! Out-of-range targets: the forward kernel lowers a device word to the first bad row
+//! (atomicMin from `u64::MAX`), and the host reads that word back after the launch —
+//! one 8-byte device→host copy per call, which waits for the kernel. An `Err` must be
+//! returned by the call itself, so the host has to learn the outcome before returning;
+//! the copy replaces the former separate min/max reductions of the targets and their
+//! two reads. The bad index itself is fetched only on the error path.
+
+use super::kernels::KernelId;
+use super::launch::{KernelArg, LaunchConfig, THREADS};
+use super::storage::CudaStorage;
+use crate::backend::{CrossEntropyParams, FillOps, LossOps};
+use crate::shape::Layout;
+use crate::{DType, Result};
+
+/// Rows handled by one block of the forward kernel (a warp each).
+const ROWS_PER_BLOCK: usize = THREADS as usize / 32;
+
+impl LossOps for CudaStorage {
+    fn cross_entropy_forward(
+        &self,
+        layout: &Layout,
+        target: &CudaStorage,
+        target_layout: &Layout,
+        p: &CrossEntropyParams,
+    ) -> Result<(CudaStorage, CudaStorage)> {
+        let forward = KernelId::for_dtype("cross_entropy_forward", self.dtype())?;
+        let dev = self.cuda_device();
+        let stat = if self.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let rows = p.rows();
+        let loss = CudaStorage::alloc(dev, rows, stat)?;
+        let lse = CudaStorage::alloc(dev, if p.from_logits { rows } else { 0 }, stat)?;
+        if rows == 0 {
+            return Ok((loss, lse));
+        }
+        let (x, _x_copy) = self.contiguous_ptr(layout)?;
+        let (t, _t_copy) = target.contiguous_ptr(target_layout)?;
+        // "No bad row" is u64::MAX, i.e. the i64 -1, written by the fill kernel rather
+        // than uploaded: a training step copies nothing to the device but its batch.
+        let bad_row = CudaStorage::full(dev, 1, -1.0, DType::I64)?;
+        let (on_target, off_target) = p.target_weights();
+        let sm = dev.sm_count() as usize;
+        let cfg = LaunchConfig {
+            grid: (rows.div_ceil(ROWS_PER_BLOCK).min(sm * 32) as u32, 1, 1),
+            block: (THREADS, 1, 1),
+            shared_bytes: 0,
+        };
+        dev.launch(
+            forward,
+            cfg,
+            &[
+                KernelArg::Ptr(x),
+                KernelArg::Ptr(t),
+                KernelArg::U64(rows as u64),
+                KernelArg::U64(p.classes as u64),
+                KernelArg::U64(p.inner as u64),
+                KernelArg::F64(on_target),
+                KernelArg::F64(off_target),
+                KernelArg::U32(u32::from(p.from_logits)),
+                KernelArg::Ptr(loss.ptr()),
+                KernelArg::Ptr(lse.ptr()),
+                KernelArg::Ptr(bad_row.ptr()),
+            ],
+        )?;
+        let mut word = [0u8; 8];
+        dev.copy_dtoh(&mut word, bad_row.ptr())?;
+        let row = u64::from_ne_bytes(word);
+        if row != u64::MAX {
+            dev.copy_dtoh(&mut word, t + row * 8)?;
+            return Err(p.bad_target(i64::from_ne_bytes(word)));
+        }
+        Ok((loss, lse))
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        layout: &Layout,
+        target: &CudaStorage,
+        target_layout: &Layout,
+        lse: &CudaStorage,
+        grad: &CudaStorage,
+        grad_layout: &Layout,
+        scale: f64,
+        p: &CrossEntropyParams,
+    ) -> Result<CudaStorage> {
+        let backward = KernelId::for_dtype("cross_entropy_backward", self.dtype())?;
+        let dev = self.cuda_device();
+        let total = layout.numel();
+        let out = CudaStorage::alloc(dev, total, self.dtype())?;
+        if total == 0 {
+            return Ok(out);
+        }
+        let (x, _x_copy) = self.contiguous_ptr(layout)?;
+        let (t, _t_copy) = target.contiguous_ptr(target_layout)?;
+        let (on_target, off_target) = p.target_weights();
+        dev.launch(
+            backward,
+            LaunchConfig::elementwise(total as u64, dev.sm_count()),
+            &[
+                KernelArg::Ptr(x),
+                KernelArg::Ptr(t),
+                KernelArg::Ptr(lse.ptr()),
+                KernelArg::Ptr(grad.ptr_at(grad_layout.offset)),
+                KernelArg::U64(total as u64),
+                KernelArg::U64(p.classes as u64),
+                KernelArg::U64(p.inner as u64),
+                KernelArg::F64(scale),
+                KernelArg::F64(on_target),
+                KernelArg::F64(off_target),
+                KernelArg::U32(u32::from(p.from_logits)),
+                KernelArg::Ptr(out.ptr()),
+            ],
+        )?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,123 @@
+//! Batch normalisation: the per-channel statistics, the normalisation itself, and the
+//! fused backward pass.
+//!
+//! The tensor layer (`nn/functional/norm.rs`) validates the arguments, views the input
+//! as `(N, C, S)` and fills in [`BatchNormParams`]. The per-channel statistics (mean,
+//! biased variance) are in the *compute* dtype — f32 for f32/f16/bf16, f64 for f64 — as
+//! PyTorch keeps its saved statistics, so a half-precision batch does not lose the
+//! variance to rounding before the backward pass uses it.
+
+use super::{dispatch, Storage};
+use crate::shape::Layout;
+use crate::Result;
+
+/// One batch-norm problem: the input seen as `(n, c, s)`, contiguous or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BatchNormParams {
+    /// Batch size.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Values per channel and sample (the product of the spatial sizes; 1 for `(N, C)`).
+    pub s: usize,
+    /// Added to the variance before the square root (finite, ≥ 0).
+    pub eps: f64,
+}
+
+/// The batch-norm primitives of a backend. `mean` and `var` are contiguous `(C)`
+/// storages of the compute dtype; `weight` (γ) and `bias` (β) are optional `(C)`
+/// operands of the input's dtype, at any layout (γ = 1 and β = 0 when absent).
+pub(crate) trait NormOps: Sized {
+    /// Per-channel mean and biased variance of the input `self` (at `layout`, seen as
+    /// `(n, c, s)`) over its `n·s` values, computed in two passes (the mean, then the
+    /// squared deviations from it) so a large mean does not cancel the variance.
+    fn batch_norm_stats(&self, layout: &Layout, p: &BatchNormParams) -> Result<(Self, Self)>;
+
+    /// `(x - mean) / √(var + eps) · γ + β` per channel; contiguous, `x`'s dtype.
+    fn batch_norm_apply(
+        &self,
+        layout: &Layout,
+        mean: &Self,
+        var: &Self,
+        weight: Option<(&Self, &Layout)>,
+        bias: Option<(&Self, &Layout)>,
+        p: &BatchNormParams,
+    ) -> Result<Self>;
+
+    /// Gradients of [`NormOps::batch_norm_apply`] from the output's gradient `self`:
+    /// `(grad_x, grad_weight, grad_bias)`, the last two `(C)` sums `Σ g·x̂` and `Σ g`
+    /// (x̂ the normalised input) in `x`'s dtype. With `batch_stats` the mean and
+    /// variance were the batch's own, so `grad_x = γ/σ · (g - mean(g) - x̂·mean(g·x̂))`;
+    /// otherwise they were constants and `grad_x = γ/σ · g`.
+    #[allow(clippy::too_many_arguments)] // the saved forward state, operand by operand
+    fn batch_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &Self,
+        x_layout: &Layout,
+        mean: &Self,
+        var: &Self,
+        weight: Option<(&Self, &Layout)>,
+        batch_stats: bool,
+        p: &BatchNormParams,
+    ) -> Result<(Self, Self, Self)>;
+}
+
+impl Storage {
+    /// See [`NormOps::batch_norm_stats`].
+    pub(crate) fn batch_norm_stats(
+        &self,
+        layout: &Layout,
+        p: &BatchNormParams,
+    ) -> Result<(Storage, Storage)> {
+        dispatch!("batch_norm", (self), |(x)| x.batch_norm_stats(layout, p))
+    }
+
+    /// See [`NormOps::batch_norm_apply`].
+    pub(crate) fn batch_norm_apply(
+        &self,
+        layout: &Layout,
+        mean: &Storage,
+        var: &Storage,
+        weight: Option<(&Storage, &Layout)>,
+        bias: Option<(&Storage, &Layout)>,
+        p: &BatchNormParams,
+    ) -> Result<Storage> {
+        let ((w, wl), (b, bl)) = (weight.unzip(), bias.unzip());
+        dispatch!("batch_norm", (self, mean, var, w, b), |(x, m, v, w, b)| x
+            .batch_norm_apply(layout, m, v, w.zip(wl), b.zip(bl), p))
+    }
+
+    /// See [`NormOps::batch_norm_backward`].
+    #[allow(clippy::too_many_arguments)] // mirrors the trait method
+    pub(crate) fn batch_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &Storage,
+        x_layout: &Layout,
+        mean: &Storage,
+        var: &Storage,
+        weight: Option<(&Storage, &Layout)>,
+        batch_stats: bool,
+        p: &BatchNormParams,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let (w, wl) = weight.unzip();
+        dispatch!("batch_norm_backward", (self, x, mean, var, w), |(
+            g,
+            x,
+            m,
+            v,
+            w,
+        )| g
+            .batch_norm_backward(
+                grad_layout,
+                x,
+                x_layout,
+                m,
+                v,
+                w.zip(wl),
+                batch_stats,
+                p
+            ))
+    }
+}
