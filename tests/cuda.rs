@@ -1261,6 +1261,86 @@ fn cnn_training_steps_on_the_device_move_only_the_batch_and_the_loss() {
     assert_training_steps_move_only_the_batch_and_the_loss(&net, &mut opt, &batches, &dev);
 }
 
+/// On a real GPU: allocating 1 GiB tensors until the device is full ends in an
+/// `Err(CudaOutOfMemory)` naming the request — after the allocator freed its cache and
+/// retried — never an abort, and the device works normally afterwards. (Skipped on the
+/// emulated device, whose memory is this machine's.)
+#[test]
+fn running_out_of_device_memory_is_an_error_and_the_device_recovers() {
+    let (dev, _gpu) =
+        gpu_or_skip!("running_out_of_device_memory_is_an_error_and_the_device_recovers");
+    if kiln::cuda::is_emulated() {
+        eprintln!("skipped: the emulated device's memory is the host's");
+        return;
+    }
+    const GIB_OF_F32: usize = 1 << 28;
+    let before = kiln::cuda::memory_stats(0).unwrap();
+    let mut held = Vec::new();
+    let err = loop {
+        match Tensor::zeros(&[GIB_OF_F32], DType::F32, &dev) {
+            Ok(t) => held.push(t),
+            Err(e) => break e,
+        }
+        assert!(held.len() < 4096, "4 TiB allocated without running out");
+    };
+    assert!(matches!(err, Error::CudaOutOfMemory { .. }), "{err}");
+    assert!(err.to_string().contains("1024.00 MiB"), "{err}");
+    let after = kiln::cuda::memory_stats(0).unwrap();
+    assert!(after.num_ooms > before.num_ooms, "the OOM is counted");
+    drop(held);
+    kiln::cuda::empty_cache(0).unwrap();
+    let ones = Tensor::ones(&[GIB_OF_F32], DType::F32, &dev).unwrap();
+    let total = ones.sum_all().unwrap().item::<f32>().unwrap();
+    assert_eq!(total, GIB_OF_F32 as f32);
+    println!("ran out after {} GiB", after.allocated_bytes.peak >> 30);
+}
+
+/// On a real GPU (scripts/gpu-check.sh runs it): 10,000 training steps of the digits
+/// CNN at batch 128 after a warm-up, with the allocator's reserved bytes and driver
+/// allocations flat — nothing leaks and the cache reaches a steady state.
+#[test]
+#[ignore = "10,000 training steps: run on a real GPU by scripts/gpu-check.sh (--ignored soak)"]
+fn soak_ten_thousand_training_steps_keep_device_memory_flat() {
+    let (dev, _gpu) = gpu_or_skip!("soak_ten_thousand_training_steps_keep_device_memory_flat");
+    kiln::manual_seed(7);
+    let net = model::DigitsNet::new(&dev).unwrap();
+    let mut opt = AdamW::new(net.parameters(), 1e-3).unwrap();
+    let x = Tensor::randn(&[128, 1, 8, 8], DType::F32, &dev).unwrap();
+    let labels: Vec<i64> = (0..128).map(|i| i % 10).collect();
+    let y = Tensor::from_vec(labels, &[128], &dev).unwrap();
+    let mut step = || {
+        opt.zero_grad();
+        let loss = F::cross_entropy(&net.forward(&x).unwrap(), &y).unwrap();
+        loss.backward().unwrap();
+        opt.step().unwrap();
+        loss
+    };
+    for _ in 0..200 {
+        step();
+    }
+    kiln::cuda::synchronize(0).unwrap();
+    let before = kiln::cuda::memory_stats(0).unwrap();
+    let started = std::time::Instant::now();
+    let mut last = None;
+    for _ in 0..10_000 {
+        last = Some(step());
+    }
+    let loss = last.unwrap().item::<f32>().unwrap();
+    let after = kiln::cuda::memory_stats(0).unwrap();
+    println!(
+        "soak: 10,000 steps in {:.1} s, final loss {loss:.4}, reserved {} -> {} bytes, \
+         driver allocations {} -> {}",
+        started.elapsed().as_secs_f64(),
+        before.reserved_bytes.current,
+        after.reserved_bytes.current,
+        before.num_device_alloc,
+        after.num_device_alloc
+    );
+    assert!(loss.is_finite());
+    assert_eq!(after.reserved_bytes.current, before.reserved_bytes.current);
+    assert_eq!(after.num_device_alloc, before.num_device_alloc);
+}
+
 /// On the emulated device: the parity tests above, run one after another, launch every
 /// kernel in `kernels/`. (The tiled f16/bf16 GEMMs serve only PTX built for compute
 /// capability < 8.0; an emulator unit test in src/backend/cuda/matmul.rs runs them.)
