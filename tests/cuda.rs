@@ -601,6 +601,19 @@ fn softmax_and_log_softmax_match_the_cpu() {
     );
 }
 
+/// `cuda::time_ms` (the benchmarks' timer) returns the time of the work it ran, from
+/// events on the device (the wall clock on the emulated device), and passes the
+/// work's error on.
+#[test]
+fn time_ms_times_queued_work_and_passes_errors_on() {
+    let (dev, _gpu) = gpu_or_skip!("time_ms_times_queued_work_and_passes_errors_on");
+    let x = Tensor::ones(&[1 << 16], DType::F32, &dev).unwrap();
+    let ms = kiln::cuda::time_ms(0, || x.exp().map(drop)).unwrap();
+    assert!(ms.is_finite() && ms >= 0.0, "{ms} ms");
+    let err = kiln::cuda::time_ms(0, || x.reshape(&[3]).map(drop)).unwrap_err();
+    assert_eq!(err.to_string(), x.reshape(&[3]).unwrap_err().to_string());
+}
+
 /// One view of `dropout_matches_the_cpu_in_every_float_dtype`: its name, the leaf's
 /// shape and the view of the leaf that dropout runs on.
 type DropoutView = (
