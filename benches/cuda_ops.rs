@@ -1,120 +1,334 @@
-//! Timings of kiln's CUDA kernels, for `scripts/gpu-check.sh`: prints one JSON object
-//! `{"cuda/<case>": mean_ms, ...}` on stdout, the format of `scripts/gpu_torch_bench.py`
-//! (same case names, shapes and dtypes), so the two join into one table.
+//! Timings of kiln on a CUDA device, for `scripts/gpu-check.sh`: prints one JSON object
+//! on stdout, `{"meta": {..}, "cuda/<case>": {"median_ms": .., "min_ms": .., "max_ms":
+//! .., "reps": ..}, ..}`, the format of `scripts/gpu_torch_bench.py` (same case names,
+//! shapes, dtypes and method), so the two join into one table.
 //!
-//! A plain timer (harness = false): warm up, then time batches of calls, each batch
-//! ended by a device synchronize, and report the fastest batch's mean per call.
+//! Method (shared with the PyTorch script): build the case's inputs, warm up, then time
+//! [`REPS`] repetitions one by one with CUDA events around each
+//! (`kiln::cuda::time_ms`) and report the median and the range. Single-op rows write a
+//! buffer larger than the L2 cache ([`FLUSH_BYTES`]) before each repetition, outside the
+//! timed region, so every repetition reads its inputs from device memory. A "fwd_bwd"
+//! row seeds its backward pass through `.sum()` in both programs.
+//!
+//! `cuda_ops [FILTER..]` times the cases whose name contains any filter (gpu-check.sh
+//! alternates groups of cases between this and the PyTorch script).
+//! `KILN_BENCH_SMOKE=1` shrinks every shape and the repetitions, to check on the
+//! emulated device that every case runs (the timings then mean nothing).
 //! Without a GPU it prints `{}` and a note on stderr.
 
-use kiln::nn::functional as F;
-use kiln::{DType, Device, Result, Tensor};
-use std::time::Instant;
+#[path = "../examples/train_digits/model.rs"]
+#[allow(dead_code)] // the example's training and evaluation loops are not timed here
+mod model;
 
-type Step = Box<dyn FnMut() -> Result<Tensor>>;
+use kiln::nn::{functional as F, Conv2dOpts, Forward, Module};
+use kiln::optim::{AdamW, Optimizer};
+use kiln::{DType, Device, Result, Tensor};
+
+/// Timed repetitions per case.
+const REPS: usize = 25;
+/// Untimed calls before the first timed one.
+const WARMUP: usize = 3;
+/// Bytes written (as f32 zeros) between repetitions of single-op rows: more than any
+/// GPU's L2 (the H200 has 60 MB).
+const FLUSH_BYTES: usize = 256 << 20;
+
+/// One timed call: queues the case's work on the device.
+type Step = Box<dyn FnMut() -> Result<()>>;
+
+/// How a case is built: only the selected cases allocate their inputs.
+type Build = fn(&Device, &Sizes) -> Result<Step>;
+
+/// One case: its name (as in gpu_torch_bench.py), whether it is a single op (flush the
+/// L2 before each repetition) and how to build it.
+struct Case {
+    name: &'static str,
+    single_op: bool,
+    build: Build,
+}
+
+/// Full sizes on a GPU, tiny ones with `KILN_BENCH_SMOKE=1`.
+struct Sizes {
+    smoke: bool,
+}
+
+impl Sizes {
+    /// `full`, or `small` in a smoke run.
+    fn pick<T>(&self, full: T, small: T) -> T {
+        if self.smoke {
+            small
+        } else {
+            full
+        }
+    }
+}
 
 fn randn(shape: &[usize], dtype: DType, d: &Device) -> Result<Tensor> {
     Tensor::randn(shape, DType::F32, d)?.to_dtype(dtype)
 }
 
-fn cases(d: &Device) -> Result<Vec<(&'static str, Step)>> {
-    let (r, c) = (1024, 4096);
-    let a = randn(&[r, c], DType::F32, d)?;
-    let b = randn(&[r, c], DType::F32, d)?;
-    let row = randn(&[c], DType::F32, d)?;
-    let m1 = randn(&[1024, 1024], DType::F32, d)?;
-    let m2 = randn(&[1024, 1024], DType::F32, d)?;
-    let g1 = randn(&[4096, 4096], DType::F32, d)?;
-    let g2 = randn(&[4096, 4096], DType::F32, d)?;
-    let h1 = randn(&[4096, 4096], DType::F16, d)?;
-    let h2 = randn(&[4096, 4096], DType::F16, d)?;
-    let b1 = randn(&[8, 256, 256], DType::F32, d)?;
-    let b2 = randn(&[8, 256, 256], DType::F32, d)?;
-    let x = randn(&[256, 512], DType::F32, d)?;
-    let w1 = randn(&[512, 1024], DType::F32, d)?.requires_grad();
-    let w2 = randn(&[1024, 256], DType::F32, d)?.requires_grad();
-    let (a2, a3, a4, a5, a6, a7, a8, a9) = (
-        a.clone(),
-        a.clone(),
-        a.clone(),
-        a.clone(),
-        a.clone(),
-        a.clone(),
-        a.clone(),
-        a.clone(),
-    );
-    Ok(vec![
-        (
-            "matmul_f32_1024x1024x1024",
-            Box::new(move || m1.matmul(&m2)),
-        ),
-        (
-            "matmul_f32_4096x4096x4096",
-            Box::new(move || g1.matmul(&g2)),
-        ),
-        (
-            "matmul_f16_4096x4096x4096",
-            Box::new(move || h1.matmul(&h2)),
-        ),
-        ("bmm_f32_8x256x256x256", Box::new(move || b1.matmul(&b2))),
-        ("add_f32_1024x4096", Box::new(move || a.add(&b))),
-        (
-            "add_bcast_row_f32_1024x4096",
-            Box::new(move || a2.add(&row)),
-        ),
-        ("exp_f32_1024x4096", Box::new(move || a3.exp())),
-        ("sum_all_f32_1024x4096", Box::new(move || a4.sum_all())),
-        ("sum_dim1_f32_1024x4096", Box::new(move || a5.sum(1, false))),
-        ("sum_dim0_f32_1024x4096", Box::new(move || a6.sum(0, false))),
-        (
-            "softmax_dim1_f32_1024x4096",
-            Box::new(move || F::softmax(&a7, 1)),
-        ),
-        (
-            "transpose_contiguous_f32_1024x4096",
-            Box::new(move || a8.transpose(0, 1)?.contiguous()),
-        ),
-        (
-            "to_f16_f32_1024x4096",
-            Box::new(move || a9.to_dtype(DType::F16)),
-        ),
-        (
-            "mlp_fwd_bwd_f32_256x512x1024x256",
-            Box::new(move || {
-                w1.zero_grad();
-                w2.zero_grad();
-                let loss = x.matmul(&w1)?.relu()?.matmul(&w2)?.sum_all()?;
-                loss.backward()?;
-                Ok(loss)
-            }),
-        ),
-    ])
+/// A leaf of normal values that collects a gradient.
+fn param(shape: &[usize], d: &Device) -> Result<Tensor> {
+    Ok(randn(shape, DType::F32, d)?.requires_grad())
 }
 
-fn time(step: &mut Step) -> Result<f64> {
-    for _ in 0..3 {
+/// Class labels `0..classes` for `n` rows, as i64 on `d`.
+fn labels(n: usize, classes: usize, d: &Device) -> Result<Tensor> {
+    let v: Vec<i64> = (0..n).map(|i| ((i * 7919) % classes) as i64).collect();
+    Tensor::from_vec(v, &[n], &Device::Cpu)?.to_device(d)
+}
+
+/// The parameter shapes of torchvision's `resnet18()` (11,689,512 values), in its
+/// `parameters()` order: stem, four stages of two basic blocks (a 1×1 downsample
+/// with its batch norm in the first block of stages 2–4), classifier.
+fn resnet18_shapes() -> Vec<Vec<usize>> {
+    let mut shapes = vec![vec![64, 3, 7, 7], vec![64], vec![64]];
+    let mut cin = 64;
+    for (stage, cout) in [64, 128, 256, 512].into_iter().enumerate() {
+        for block in 0..2 {
+            let first_in = if block == 0 { cin } else { cout };
+            shapes.extend([vec![cout, first_in, 3, 3], vec![cout], vec![cout]]);
+            shapes.extend([vec![cout, cout, 3, 3], vec![cout], vec![cout]]);
+            if block == 0 && stage > 0 {
+                shapes.extend([vec![cout, cin, 1, 1], vec![cout], vec![cout]]);
+            }
+        }
+        cin = cout;
+    }
+    shapes.extend([vec![1000, 512], vec![1000]]);
+    shapes
+}
+
+/// A conv2d 3×3 (padding 1, no bias) forward and backward at one ResNet-18 stage:
+/// batch, channels in = out, and the plane's side.
+fn conv_case(d: &Device, s: &Sizes, c: usize, hw: usize) -> Result<Step> {
+    let (n, c) = (s.pick(64, 2), s.pick(c, 4));
+    let x = param(&[n, c, hw, hw], d)?;
+    let w = param(&[c, c, 3, 3], d)?;
+    Ok(Box::new(move || {
+        x.zero_grad();
+        w.zero_grad();
+        let y = F::conv2d(&x, &w, None, Conv2dOpts::new().padding(1))?;
+        y.sum_all()?.backward()
+    }))
+}
+
+/// Runs `f` on two tensors and drops the result (the matmul and elementwise rows).
+fn binary(a: Tensor, b: Tensor, f: fn(&Tensor, &Tensor) -> Result<Tensor>) -> Result<Step> {
+    Ok(Box::new(move || f(&a, &b).map(drop)))
+}
+
+/// Runs `f` on one tensor and drops the result.
+fn unary(a: Tensor, f: fn(&Tensor) -> Result<Tensor>) -> Result<Step> {
+    Ok(Box::new(move || f(&a).map(drop)))
+}
+
+/// Two square matrices of side `n` (`small` in a smoke run) multiplied.
+fn matmul_case(d: &Device, s: &Sizes, dtype: DType, n: usize) -> Result<Step> {
+    let n = s.pick(n, 16);
+    binary(
+        randn(&[n, n], dtype, d)?,
+        randn(&[n, n], dtype, d)?,
+        Tensor::matmul,
+    )
+}
+
+/// The 1024×4096 f32 matrix of the elementwise, reduction and layout rows.
+fn matrix(d: &Device, s: &Sizes) -> Result<Tensor> {
+    randn(&[s.pick(1024, 8), s.pick(4096, 40)], DType::F32, d)
+}
+
+/// The AdamW step over ResNet-18's parameters, gradients set once (kiln's step is
+/// one fused kernel per parameter, so it times both of PyTorch's AdamW rows).
+fn adamw_case(d: &Device, s: &Sizes) -> Result<Step> {
+    let mut params = Vec::new();
+    for shape in resnet18_shapes() {
+        let shape: Vec<usize> = s.pick(shape.clone(), shape.iter().map(|&k| k.min(3)).collect());
+        let p = param(&shape, d)?;
+        p.mul(&randn(&shape, DType::F32, d)?)?
+            .sum_all()?
+            .backward()?;
+        params.push(p);
+    }
+    let mut opt = AdamW::new(params, 1e-3)?;
+    Ok(Box::new(move || opt.step()))
+}
+
+/// A training step of the digits CNN (examples/train_digits) at batch 128 on 8×8
+/// images: forward, cross-entropy, backward, AdamW (the example's settings).
+fn digits_case(d: &Device, s: &Sizes) -> Result<Step> {
+    let net = model::DigitsNet::new(d)?;
+    let mut opt = AdamW::new(net.parameters(), 1e-3)?.weight_decay(1e-4);
+    let n = s.pick(128, 4);
+    let x = randn(&[n, 1, 8, 8], DType::F32, d)?;
+    let y = labels(n, 10, d)?;
+    Ok(Box::new(move || {
+        opt.zero_grad();
+        F::cross_entropy(&net.forward(&x)?, &y)?.backward()?;
+        opt.step()
+    }))
+}
+
+/// Every case, in the table's order.
+fn cases() -> Vec<Case> {
+    let case = |name, single_op, build| Case {
+        name,
+        single_op,
+        build,
+    };
+    vec![
+        case("matmul_f32_1024x1024x1024", true, |d, s| {
+            matmul_case(d, s, DType::F32, 1024)
+        }),
+        case("matmul_f32_4096x4096x4096", true, |d, s| {
+            matmul_case(d, s, DType::F32, 4096)
+        }),
+        case("matmul_f16_4096x4096x4096", true, |d, s| {
+            matmul_case(d, s, DType::F16, 4096)
+        }),
+        case("bmm_f32_8x256x256x256", true, |d, s| {
+            let n = s.pick(256, 8);
+            let a = randn(&[8, n, n], DType::F32, d)?;
+            binary(a, randn(&[8, n, n], DType::F32, d)?, Tensor::matmul)
+        }),
+        case("add_f32_1024x4096", true, |d, s| {
+            binary(matrix(d, s)?, matrix(d, s)?, Tensor::add)
+        }),
+        case("add_bcast_row_f32_1024x4096", true, |d, s| {
+            let row = randn(&[s.pick(4096, 40)], DType::F32, d)?;
+            binary(matrix(d, s)?, row, Tensor::add)
+        }),
+        case("exp_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, Tensor::exp)
+        }),
+        case("sum_all_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, Tensor::sum_all)
+        }),
+        case("sum_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.sum(1, false))
+        }),
+        case("sum_dim0_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.sum(0, false))
+        }),
+        case("softmax_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| F::softmax(a, 1))
+        }),
+        case("transpose_contiguous_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.transpose(0, 1)?.contiguous())
+        }),
+        case("to_f16_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.to_dtype(DType::F16))
+        }),
+        case("mlp_fwd_bwd_f32_256x512x1024x256", false, |d, s| {
+            let x = randn(&[s.pick(256, 4), 512], DType::F32, d)?;
+            let w1 = param(&[512, s.pick(1024, 8)], d)?;
+            let w2 = param(&[s.pick(1024, 8), 256], d)?;
+            Ok(Box::new(move || {
+                w1.zero_grad();
+                w2.zero_grad();
+                x.matmul(&w1)?.relu()?.matmul(&w2)?.sum_all()?.backward()
+            }))
+        }),
+        case(
+            "max_pool2d_k3s2p1_fwd_bwd_f32_64x64x112x112",
+            true,
+            |d, s| {
+                let side = s.pick(112, 9);
+                let x = param(&[s.pick(64, 2), s.pick(64, 3), side, side], d)?;
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::max_pool2d(&x, 3, 2, 1)?.sum_all()?.backward()
+                }))
+            },
+        ),
+        case("batch_norm_train_fwd_bwd_f32_64x256x28x28", true, |d, s| {
+            let (c, side) = (s.pick(256, 3), s.pick(28, 5));
+            let x = param(&[s.pick(64, 2), c, side, side], d)?;
+            let (w, b) = (param(&[c], d)?, param(&[c], d)?);
+            let mean = Tensor::zeros(&[c], DType::F32, d)?;
+            let var = Tensor::ones(&[c], DType::F32, d)?;
+            Ok(Box::new(move || {
+                for t in [&x, &w, &b] {
+                    t.zero_grad();
+                }
+                F::batch_norm(&x, &mean, &var, Some(&w), Some(&b), true, 0.1, 1e-5)?
+                    .sum_all()?
+                    .backward()
+            }))
+        }),
+        case("cross_entropy_fwd_bwd_f32_4096x1000", true, |d, s| {
+            let (n, k) = (s.pick(4096, 5), s.pick(1000, 7));
+            let (logits, target) = (param(&[n, k], d)?, labels(n, k, d)?);
+            Ok(Box::new(move || {
+                logits.zero_grad();
+                F::cross_entropy(&logits, &target)?.backward()
+            }))
+        }),
+        case("dropout_p0.5_fwd_bwd_f32_64M", true, |d, s| {
+            let x = param(&[s.pick(64 << 20, 1001)], d)?;
+            Ok(Box::new(move || {
+                x.zero_grad();
+                F::dropout(&x, 0.5, true)?.sum_all()?.backward()
+            }))
+        }),
+        case("adamw_step_resnet18_f32", false, adamw_case),
+        case("adamw_fused_step_resnet18_f32", false, adamw_case),
+        case("conv2d_3x3_fwd_bwd_f32_64x64x56x56", true, |d, s| {
+            conv_case(d, s, 64, s.pick(56, 6))
+        }),
+        case("conv2d_3x3_fwd_bwd_f32_64x128x28x28", true, |d, s| {
+            conv_case(d, s, 128, s.pick(28, 5))
+        }),
+        case("conv2d_3x3_fwd_bwd_f32_64x256x14x14", true, |d, s| {
+            conv_case(d, s, 256, s.pick(14, 4))
+        }),
+        case("conv2d_3x3_fwd_bwd_f32_64x512x7x7", true, |d, s| {
+            conv_case(d, s, 512, s.pick(7, 3))
+        }),
+        case("digits_cnn_train_step_f32_b128", false, digits_case),
+        case("copy_d2d_f32_1GiB", true, |d, s| {
+            let n = s.pick(1 << 28, 1000);
+            let src = randn(&[n], DType::F32, d)?;
+            let dst = Tensor::zeros(&[n], DType::F32, d)?;
+            Ok(Box::new(move || dst.copy_(&src)))
+        }),
+    ]
+}
+
+/// Median, fastest and slowest of a case's repetitions, in milliseconds.
+struct Timing {
+    median: f64,
+    min: f64,
+    max: f64,
+    reps: usize,
+}
+
+/// Warms `step` up, then times `reps` repetitions with events, each after an L2 flush
+/// when `flush` is given.
+fn time(step: &mut Step, flush: Option<&[usize]>, d: &Device, reps: usize) -> Result<Timing> {
+    for _ in 0..WARMUP {
         step()?;
     }
-    kiln::cuda::synchronize(0)?;
-    // Calls per batch: enough for ~20 ms, at least 3.
-    let t = Instant::now();
-    step()?;
-    kiln::cuda::synchronize(0)?;
-    let once = t.elapsed().as_secs_f64();
-    let calls = ((0.02 / once.max(1e-6)) as usize).clamp(3, 1000);
-    let mut best = f64::INFINITY;
-    for _ in 0..5 {
-        let t = Instant::now();
-        for _ in 0..calls {
-            step()?;
+    let mut ms = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        if let Some(shape) = flush {
+            drop(Tensor::zeros(shape, DType::F32, d)?);
         }
-        kiln::cuda::synchronize(0)?;
-        best = best.min(t.elapsed().as_secs_f64() / calls as f64);
+        ms.push(kiln::cuda::time_ms(0, &mut *step)?);
     }
-    Ok(best * 1e3)
+    ms.sort_by(f64::total_cmp);
+    Ok(Timing {
+        median: (ms[(reps - 1) / 2] + ms[reps / 2]) / 2.0,
+        min: ms[0],
+        max: ms[reps - 1],
+        reps,
+    })
 }
 
 fn main() {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let dev = match Device::cuda(0) {
         Ok(d) => d,
         Err(e) => {
@@ -123,23 +337,43 @@ fn main() {
             return;
         }
     };
-    let mut rows = Vec::new();
-    match cases(&dev) {
-        Ok(all) => {
-            for (name, mut step) in all {
-                if filter.as_deref().is_some_and(|f| !name.contains(f)) {
-                    continue;
-                }
-                match time(&mut step) {
-                    Ok(ms) => {
-                        eprintln!("cuda/{name}: {ms:.4} ms");
-                        rows.push(format!("\"cuda/{name}\": {ms:.6}"));
-                    }
-                    Err(e) => eprintln!("cuda/{name} failed: {e}"),
-                }
-            }
+    let sizes = Sizes {
+        smoke: std::env::var("KILN_BENCH_SMOKE").is_ok_and(|v| v == "1"),
+    };
+    let reps = sizes.pick(REPS, 3);
+    let flush = [sizes.pick(FLUSH_BYTES, 1 << 16) / 4];
+    let device = kiln::cuda::device_name(0).unwrap_or_default();
+    let mut rows = vec![format!(
+        "\"meta\": {{\"device\": {device:?}, \"emulated\": {}, \"smoke\": {}, \"timer\": \"CUDA events\", \"warmup\": {WARMUP}, \"reps\": {reps}, \"l2_flush_bytes\": {}}}",
+        kiln::cuda::is_emulated(),
+        sizes.smoke,
+        4 * flush[0],
+    )];
+    for case in cases() {
+        if !filters.is_empty() && !filters.iter().any(|f| case.name.contains(f.as_str())) {
+            continue;
         }
-        Err(e) => eprintln!("cuda_ops: building inputs failed: {e}"),
+        let name = case.name;
+        let flush = case.single_op.then_some(&flush[..]);
+        let timing =
+            (case.build)(&dev, &sizes).and_then(|mut step| time(&mut step, flush, &dev, reps));
+        match timing {
+            Ok(t) => {
+                eprintln!(
+                    "cuda/{name}: median {:.4} ms (min {:.4}, max {:.4}, {} reps)",
+                    t.median, t.min, t.max, t.reps
+                );
+                rows.push(format!(
+                    "\"cuda/{name}\": {{\"median_ms\": {:.6}, \"min_ms\": {:.6}, \"max_ms\": {:.6}, \"reps\": {}}}",
+                    t.median, t.min, t.max, t.reps
+                ));
+            }
+            Err(e) => eprintln!("cuda/{name} failed: {e}"),
+        }
+        // Free the case's inputs before the next one.
+        if let Err(e) = kiln::cuda::empty_cache(0) {
+            eprintln!("cuda_ops: empty_cache: {e}");
+        }
     }
     println!("{{{}}}", rows.join(", "));
 }

@@ -1,8 +1,18 @@
 // Dropout: out[i] = x[i] * (word(i) < threshold ? scale : 0), with word(i) from the
 // Philox stream (seed, offset) exactly as src/rng.rs and the CPU backend draw it, so
 // CPU and GPU masks are bit-identical. A product, not a select, so a dropped NaN or
-// infinity still gives NaN (as in PyTorch). Halves compute in f32, like the CPU.
-// Each thread computes one Philox block and handles its four elements.
+// infinity still gives NaN (as in PyTorch). Halves compute in f32, like the CPU (the
+// scale too: f32 for f32, f16 and bf16, as the CPU's `T::from_f64`).
+//
+// Thread mapping: each thread computes one Philox block b (one call gives four words)
+// and handles elements 4b .. 4b+3 with them. Two kernels:
+//   dropout_<dt>         any layout: each element's offset from its logical index;
+//   dropout_contig_<dt>  contiguous input: the four elements are adjacent, so where
+//                        both pointers are aligned to a pack (16 bytes for f32/f64,
+//                        8 for f16/bf16) they move as vector accesses (Pack4) and the
+//                        kernel runs at memory speed; the last, partial block and
+//                        misaligned views (a narrow() at an odd offset) go element by
+//                        element, with the same words.
 #include "common.cuh"
 
 template <typename T>
@@ -26,7 +36,63 @@ __device__ __forceinline__ void dropout_impl(uint64_t n, int rank, const Dims &d
     }
 }
 
+// The vector type that moves four consecutive elements of T (two of them for f64).
+template <typename T> struct VecOf;
+template <> struct VecOf<float> { typedef float4 V; };
+template <> struct VecOf<double> { typedef double2 V; };
+template <> struct VecOf<f16> { typedef uint2 V; };
+template <> struct VecOf<bf16> { typedef uint2 V; };
+
+// Four consecutive elements, aligned for the vector accesses of VecOf<T>.
+template <typename T> struct __align__(16) Pack4 {
+    T v[4];
+};
+
+template <typename T>
+__device__ __forceinline__ void dropout_contig_impl(uint64_t n, const T *x, T *out, uint64_t seed,
+                                                    uint64_t offset, uint64_t threshold,
+                                                    double scale) {
+    typedef typename ComputeOf<T>::type C;
+    typedef typename VecOf<T>::V V;
+    const int per_pack = 4 * sizeof(T) / sizeof(V);
+    const C keep = (C)scale, drop = (C)0;
+    // The same for every thread: whether x and out sit on pack boundaries.
+    const bool aligned = (((uintptr_t)x | (uintptr_t)out) % sizeof(V)) == 0;
+    uint64_t full = n / 4, blocks = (n + 3) / 4;
+    KILN_FOR_EACH(b, blocks) {
+        uint4 w = philox_block(seed, offset, b);
+        uint32_t words[4] = {w.x, w.y, w.z, w.w};
+        if (aligned && b < full) {
+            Pack4<T> p;
+            const V *src = reinterpret_cast<const V *>(x + 4 * b);
+#pragma unroll
+            for (int k = 0; k < per_pack; ++k)
+                reinterpret_cast<V *>(p.v)[k] = src[k];
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                p.v[j] = narrow<T>(widen(p.v[j]) * ((uint64_t)words[j] < threshold ? keep : drop));
+            V *dst = reinterpret_cast<V *>(out + 4 * b);
+#pragma unroll
+            for (int k = 0; k < per_pack; ++k)
+                dst[k] = reinterpret_cast<const V *>(p.v)[k];
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                uint64_t i = 4 * b + j;
+                if (i < n) {
+                    C factor = (uint64_t)words[j] < threshold ? keep : drop;
+                    out[i] = narrow<T>(widen(x[i]) * factor);
+                }
+            }
+        }
+    }
+}
+
 extern "C" __global__ void dropout_f32(uint64_t n, int rank, Dims dims, const float *x, Strides xs, float *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_impl(n, rank, dims, x, xs, out, seed, offset, threshold, scale); }
 extern "C" __global__ void dropout_f64(uint64_t n, int rank, Dims dims, const double *x, Strides xs, double *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_impl(n, rank, dims, x, xs, out, seed, offset, threshold, scale); }
 extern "C" __global__ void dropout_f16(uint64_t n, int rank, Dims dims, const f16 *x, Strides xs, f16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_impl(n, rank, dims, x, xs, out, seed, offset, threshold, scale); }
 extern "C" __global__ void dropout_bf16(uint64_t n, int rank, Dims dims, const bf16 *x, Strides xs, bf16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_impl(n, rank, dims, x, xs, out, seed, offset, threshold, scale); }
+extern "C" __global__ void dropout_contig_f32(uint64_t n, const float *x, float *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_contig_impl(n, x, out, seed, offset, threshold, scale); }
+extern "C" __global__ void dropout_contig_f64(uint64_t n, const double *x, double *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_contig_impl(n, x, out, seed, offset, threshold, scale); }
+extern "C" __global__ void dropout_contig_f16(uint64_t n, const f16 *x, f16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_contig_impl(n, x, out, seed, offset, threshold, scale); }
+extern "C" __global__ void dropout_contig_bf16(uint64_t n, const bf16 *x, bf16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_contig_impl(n, x, out, seed, offset, threshold, scale); }

@@ -1,79 +1,281 @@
 #!/usr/bin/env python3
 """PyTorch timings of the cases in benches/cuda_ops.rs (same names, shapes, dtypes).
 
-Prints one JSON object {"cuda/<case>": mean_ms}; the method matches cuda_ops.rs:
-3 warm-up calls, then 5 batches of calls (~20 ms each) ended by a synchronize, and the
-fastest batch's mean per call. FP32 matmuls use true FP32 (TF32 off, PyTorch's default).
+Prints one JSON object: {"meta": {...}, "cuda/<case>": {"median_ms", "min_ms",
+"max_ms", "reps"}}. The method matches cuda_ops.rs: build the case, 3 warm-up calls,
+then 25 repetitions timed one by one with CUDA events (torch.cuda.Event); single-op
+rows write a 256 MiB buffer before each repetition, outside the timed region, to
+flush the L2. A "fwd_bwd" row seeds its backward pass through .sum(), as kiln does.
+PyTorch runs at its defaults (AdamW: foreach; one row with fused=True), with TF32 off
+for matmuls and cuDNN convolutions so FP32 means FP32 in both programs.
+
+    gpu_torch_bench.py [FILTER ...]    cases whose name contains any filter
+    gpu_torch_bench.py --smoke --device cpu    tiny shapes on the CPU (wall clock):
+                                               checks that every case runs
 """
+import argparse
 import json
 import sys
 import time
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+WARMUP = 3
+REPS = 25
+FLUSH_BYTES = 256 << 20
 
 
-def cases(d):
+def resnet18_shapes():
+    """torchvision resnet18()'s parameter shapes, in parameters() order."""
+    shapes = [(64, 3, 7, 7), (64,), (64,)]
+    cin = 64
+    for stage, cout in enumerate([64, 128, 256, 512]):
+        for block in range(2):
+            first_in = cin if block == 0 else cout
+            shapes += [(cout, first_in, 3, 3), (cout,), (cout,)]
+            shapes += [(cout, cout, 3, 3), (cout,), (cout,)]
+            if block == 0 and stage > 0:
+                shapes += [(cout, cin, 1, 1), (cout,), (cout,)]
+        cin = cout
+    shapes += [(1000, 512), (1000,)]
+    return shapes
+
+
+def digits_net():
+    """examples/train_digits/model.rs's DigitsNet."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d((4, 4)),
+        nn.Flatten(),
+        nn.Dropout(0.25),
+        nn.Linear(32 * 4 * 4, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+def cases(d, smoke):
+    """{name: (single_op, build)}; build() makes the inputs and returns the step."""
     f32, f16 = torch.float32, torch.float16
+    pick = lambda full, small: small if smoke else full
     r = lambda *s, dt=f32: torch.randn(*s, device=d).to(dt)
-    a, b, row = r(1024, 4096), r(1024, 4096), r(4096)
-    m1, m2, g1, g2 = r(1024, 1024), r(1024, 1024), r(4096, 4096), r(4096, 4096)
-    h1, h2 = r(4096, 4096, dt=f16), r(4096, 4096, dt=f16)
-    b1, b2 = r(8, 256, 256), r(8, 256, 256)
-    x = r(256, 512)
-    w1, w2 = r(512, 1024).requires_grad_(), r(1024, 256).requires_grad_()
+    leaf = lambda *s: torch.randn(*s, device=d).requires_grad_()
+    labels = lambda n, k: (torch.arange(n, device=d) * 7919) % k
+    matrix = lambda: r(pick(1024, 8), pick(4096, 40))
+
+    def matmul(n, dt=f32):
+        n = pick(n, 16)
+        a, b = r(n, n, dt=dt), r(n, n, dt=dt)
+        return lambda: a @ b
+
+    def bmm():
+        n = pick(256, 8)
+        a, b = r(8, n, n), r(8, n, n)
+        return lambda: a @ b
+
+    def unary(f):
+        a = matrix()
+        return lambda: f(a)
+
+    def add():
+        a, b = matrix(), matrix()
+        return lambda: a + b
+
+    def add_row():
+        a, row = matrix(), r(pick(4096, 40))
+        return lambda: a + row
 
     def mlp():
-        w1.grad = None
-        w2.grad = None
-        loss = torch.relu(x @ w1).matmul(w2).sum()
-        loss.backward()
-        return loss
+        x = r(pick(256, 4), 512)
+        w1, w2 = leaf(512, pick(1024, 8)), leaf(pick(1024, 8), 256)
+
+        def step():
+            w1.grad = w2.grad = None
+            torch.relu(x @ w1).matmul(w2).sum().backward()
+
+        return step
+
+    def fwd_bwd(op, *leaves):
+        def step():
+            for t in leaves:
+                t.grad = None
+            op().sum().backward()
+
+        return step
+
+    def max_pool():
+        side = pick(112, 9)
+        x = leaf(pick(64, 2), pick(64, 3), side, side)
+        return fwd_bwd(lambda: F.max_pool2d(x, 3, 2, 1), x)
+
+    def batch_norm():
+        c, side = pick(256, 3), pick(28, 5)
+        x, w, b = leaf(pick(64, 2), c, side, side), leaf(c), leaf(c)
+        mean, var = torch.zeros(c, device=d), torch.ones(c, device=d)
+        return fwd_bwd(lambda: F.batch_norm(x, mean, var, w, b, True, 0.1, 1e-5), x, w, b)
+
+    def cross_entropy():
+        n, k = pick(4096, 5), pick(1000, 7)
+        logits, target = leaf(n, k), labels(n, k)
+        return fwd_bwd(lambda: F.cross_entropy(logits, target), logits)
+
+    def dropout():
+        x = leaf(pick(64 << 20, 1001))
+        return fwd_bwd(lambda: F.dropout(x, 0.5, True), x)
+
+    def adamw(**flags):
+        def build():
+            params = []
+            for shape in resnet18_shapes():
+                p = leaf(*(pick(shape, tuple(min(k, 3) for k in shape))))
+                p.grad = torch.randn_like(p)
+                params.append(p)
+            opt = torch.optim.AdamW(params, lr=1e-3, **flags)
+            return opt.step
+
+        return build
+
+    def conv(c, side):
+        n, c = pick(64, 2), pick(c, 4)
+        x, w = leaf(n, c, side, side), leaf(c, c, 3, 3)
+        return fwd_bwd(lambda: F.conv2d(x, w, None, padding=1), x, w)
+
+    def digits():
+        net = digits_net().to(d).train()
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+        n = pick(128, 4)
+        x, y = r(n, 1, 8, 8), labels(n, 10)
+
+        def step():
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+
+        return step
+
+    def copy():
+        n = pick(1 << 28, 1000)
+        src, dst = r(n), torch.zeros(n, device=d)
+        return lambda: dst.copy_(src)
 
     return {
-        "matmul_f32_1024x1024x1024": lambda: m1 @ m2,
-        "matmul_f32_4096x4096x4096": lambda: g1 @ g2,
-        "matmul_f16_4096x4096x4096": lambda: h1 @ h2,
-        "bmm_f32_8x256x256x256": lambda: b1 @ b2,
-        "add_f32_1024x4096": lambda: a + b,
-        "add_bcast_row_f32_1024x4096": lambda: a + row,
-        "exp_f32_1024x4096": lambda: torch.exp(a),
-        "sum_all_f32_1024x4096": lambda: a.sum(),
-        "sum_dim1_f32_1024x4096": lambda: a.sum(1),
-        "sum_dim0_f32_1024x4096": lambda: a.sum(0),
-        "softmax_dim1_f32_1024x4096": lambda: torch.softmax(a, 1),
-        "transpose_contiguous_f32_1024x4096": lambda: a.t().contiguous(),
-        "to_f16_f32_1024x4096": lambda: a.to(f16),
-        "mlp_fwd_bwd_f32_256x512x1024x256": mlp,
+        "matmul_f32_1024x1024x1024": (True, lambda: matmul(1024)),
+        "matmul_f32_4096x4096x4096": (True, lambda: matmul(4096)),
+        "matmul_f16_4096x4096x4096": (True, lambda: matmul(4096, f16)),
+        "bmm_f32_8x256x256x256": (True, bmm),
+        "add_f32_1024x4096": (True, add),
+        "add_bcast_row_f32_1024x4096": (True, add_row),
+        "exp_f32_1024x4096": (True, lambda: unary(torch.exp)),
+        "sum_all_f32_1024x4096": (True, lambda: unary(torch.sum)),
+        "sum_dim1_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(1))),
+        "sum_dim0_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(0))),
+        "softmax_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.softmax(a, 1))),
+        "transpose_contiguous_f32_1024x4096": (True, lambda: unary(lambda a: a.t().contiguous())),
+        "to_f16_f32_1024x4096": (True, lambda: unary(lambda a: a.to(f16))),
+        "mlp_fwd_bwd_f32_256x512x1024x256": (False, mlp),
+        "max_pool2d_k3s2p1_fwd_bwd_f32_64x64x112x112": (True, max_pool),
+        "batch_norm_train_fwd_bwd_f32_64x256x28x28": (True, batch_norm),
+        "cross_entropy_fwd_bwd_f32_4096x1000": (True, cross_entropy),
+        "dropout_p0.5_fwd_bwd_f32_64M": (True, dropout),
+        "adamw_step_resnet18_f32": (False, adamw()),
+        "adamw_fused_step_resnet18_f32": (False, adamw(fused=True)),
+        "conv2d_3x3_fwd_bwd_f32_64x64x56x56": (True, lambda: conv(64, pick(56, 6))),
+        "conv2d_3x3_fwd_bwd_f32_64x128x28x28": (True, lambda: conv(128, pick(28, 5))),
+        "conv2d_3x3_fwd_bwd_f32_64x256x14x14": (True, lambda: conv(256, pick(14, 4))),
+        "conv2d_3x3_fwd_bwd_f32_64x512x7x7": (True, lambda: conv(512, pick(7, 3))),
+        "digits_cnn_train_step_f32_b128": (False, digits),
+        "copy_d2d_f32_1GiB": (True, copy),
     }
 
 
-def time_step(step):
-    for _ in range(3):
-        step()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    step()
-    torch.cuda.synchronize()
-    once = time.perf_counter() - t
-    calls = min(max(int(0.02 / max(once, 1e-6)), 3), 1000)
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(calls):
+class Timer:
+    """Times one call of a step: CUDA events on a GPU, the wall clock on the CPU."""
+
+    def __init__(self, d):
+        self.cuda = d == "cuda"
+
+    def __call__(self, step):
+        if not self.cuda:
+            t = time.perf_counter()
             step()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - t) / calls)
-    return best * 1e3
+            return (time.perf_counter() - t) * 1e3
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+
+def time_case(step, flush, timer, reps):
+    for _ in range(WARMUP):
+        step()
+    ms = []
+    for _ in range(reps):
+        if flush is not None:
+            flush.zero_()
+        ms.append(timer(step))
+    ms.sort()
+    median = (ms[(reps - 1) // 2] + ms[reps // 2]) / 2
+    return {"median_ms": median, "min_ms": ms[0], "max_ms": ms[-1], "reps": reps}
 
 
 def main():
-    if not torch.cuda.is_available():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("filters", nargs="*", help="time the cases whose name contains one of these")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes and 3 repetitions")
+    args = ap.parse_args()
+    d = args.device
+    if d == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_torch_bench.py: torch.cuda.is_available() is False")
     torch.backends.cuda.matmul.allow_tf32 = False
-    out = {}
-    for name, step in cases("cuda").items():
-        out["cuda/" + name] = time_step(step)
-        print(f"cuda/{name}: {out['cuda/' + name]:.4f} ms", file=sys.stderr)
+    torch.backends.cudnn.allow_tf32 = False
+    reps = 3 if args.smoke else REPS
+    flush_bytes = (1 << 16) if args.smoke else FLUSH_BYTES
+    flush = torch.empty(flush_bytes, dtype=torch.int8, device=d)
+    out = {
+        "meta": {
+            "device": torch.cuda.get_device_name() if d == "cuda" else "cpu",
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if d == "cuda" else None,
+            "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+            "cudnn.benchmark": torch.backends.cudnn.benchmark,
+            "adamw": "foreach (default); adamw_fused_* rows fused=True",
+            "timer": "CUDA events" if d == "cuda" else "wall clock",
+            "warmup": WARMUP,
+            "reps": reps,
+            "l2_flush_bytes": flush_bytes,
+            "smoke": args.smoke,
+        }
+    }
+    timer = Timer(d)
+    for name, (single_op, build) in cases(d, args.smoke).items():
+        if args.filters and not any(f in name for f in args.filters):
+            continue
+        try:
+            t = time_case(build(), flush if single_op else None, timer, reps)
+        except Exception as e:  # one failing case must not lose the others' rows
+            print(f"cuda/{name} failed: {e!r}", file=sys.stderr)
+            continue
+        out["cuda/" + name] = t
+        print(
+            f"cuda/{name}: median {t['median_ms']:.4f} ms "
+            f"(min {t['min_ms']:.4f}, max {t['max_ms']:.4f}, {reps} reps)",
+            file=sys.stderr,
+        )
+        if d == "cuda":
+            torch.cuda.empty_cache()
     print(json.dumps(out))
 
 

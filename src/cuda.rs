@@ -75,6 +75,25 @@ pub fn philox_words(
     cuda::philox_words(&cuda::device(ordinal)?, stream, n)
 }
 
+/// Runs `work` and returns the milliseconds the device spent on what it queued, from
+/// events recorded on device `ordinal`'s stream before and after it (as
+/// `torch.cuda.Event(enable_timing=True)`; waits for the work). On the emulated device
+/// the wall clock stands in. For kiln's benchmarks.
+#[doc(hidden)]
+pub fn time_ms(ordinal: usize, work: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let dev = cuda::device(ordinal)?;
+    let exec = dev.exec();
+    let start = exec.record_timing_event()?;
+    let ms = work().and_then(|()| {
+        let end = exec.record_timing_event()?;
+        let ms = exec.elapsed_ms(start, end);
+        exec.destroy_timing_event(end);
+        ms
+    });
+    exec.destroy_timing_event(start);
+    ms
+}
+
 /// True when CUDA devices are the emulated device: `KILN_CUDA_EMULATE=1` in a build with
 /// the `cuda-emulator` feature. Kernels then run on the CPU (see DEVELOPERS.md).
 pub fn is_emulated() -> bool {

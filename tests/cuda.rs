@@ -601,24 +601,65 @@ fn softmax_and_log_softmax_match_the_cpu() {
     );
 }
 
+/// `cuda::time_ms` (the benchmarks' timer) returns the time of the work it ran, from
+/// events on the device (the wall clock on the emulated device), and passes the
+/// work's error on.
+#[test]
+fn time_ms_times_queued_work_and_passes_errors_on() {
+    let (dev, _gpu) = gpu_or_skip!("time_ms_times_queued_work_and_passes_errors_on");
+    let x = Tensor::ones(&[1 << 16], DType::F32, &dev).unwrap();
+    let ms = kiln::cuda::time_ms(0, || x.exp().map(drop)).unwrap();
+    assert!(ms.is_finite() && ms >= 0.0, "{ms} ms");
+    let err = kiln::cuda::time_ms(0, || x.reshape(&[3]).map(drop)).unwrap_err();
+    assert_eq!(err.to_string(), x.reshape(&[3]).unwrap_err().to_string());
+}
+
+/// One view of `dropout_matches_the_cpu_in_every_float_dtype`: its name, the leaf's
+/// shape and the view of the leaf that dropout runs on.
+type DropoutView = (
+    &'static str,
+    &'static [usize],
+    fn(&Tensor) -> Result<Tensor>,
+);
+
 /// Dropout masks are bit-identical on both devices for the same seed (the Philox
-/// mapping in docs/ARCHITECTURE.md) in every float dtype, through a permuted view.
+/// mapping in docs/ARCHITECTURE.md) in every float dtype, on both kernels: contiguous
+/// inputs (`dropout_contig_*`: vector accesses, a partial last block, views starting
+/// off a pack boundary) and a permuted view (`dropout_*`, the strided kernel). The
+/// gradients are contiguous, so the backward passes take the contiguous kernel.
 #[test]
 fn dropout_matches_the_cpu_in_every_float_dtype() {
     let (dev, _gpu) = gpu_or_skip!("dropout_matches_the_cpu_in_every_float_dtype");
+    let views: [DropoutView; 5] = [
+        ("contiguous, 4k elements", &[8, 64], |t| Ok(t.clone())),
+        ("contiguous, 4k+3 elements", &[4099], |t| Ok(t.clone())),
+        // Offset 1: no dtype's pack is aligned; offset 4: f32's and f16's are.
+        ("narrow at 1", &[4103], |t| t.narrow(0, 1, 4098)),
+        ("narrow at 4", &[4103], |t| t.narrow(0, 4, 4097)),
+        ("permuted", &[3, 37, 5, 2], |t| t.permute(&[1, 0, 3, 2])),
+    ];
     for dtype in FLOATS {
-        let (cpu, gpu) = pair_t(&[3, 37, 5, 2], dtype, 80, &dev);
-        let drop = |t: &Tensor| -> Result<(Tensor, Tensor)> {
-            kiln::manual_seed(1234);
-            let leaf = t.to_dtype(dtype)?.contiguous()?.requires_grad();
-            let y = F::dropout(&leaf.permute(&[1, 0, 3, 2])?, 0.3, true)?;
-            y.mul(&y.detach())?.sum_all()?.backward()?;
-            Ok((y, leaf.grad().expect("grad")))
-        };
-        let ((yc, gc), (yg, gg)) = (drop(&cpu).unwrap(), drop(&gpu).unwrap());
-        assert_exact(&format!("dropout {dtype:?}"), &yg, &yc);
-        let (atol, rtol) = tol(dtype);
-        assert_close(&format!("dropout grad {dtype:?}"), &gg, &gc, atol, rtol);
+        for (i, (what, shape, view)) in views.into_iter().enumerate() {
+            let cpu = values(shape, dtype, 80 + i as u64);
+            let gpu = cpu.to_device(&dev).unwrap();
+            let drop = |t: &Tensor| -> Result<(Tensor, Tensor)> {
+                kiln::manual_seed(1234);
+                let leaf = t.clone().requires_grad();
+                let y = F::dropout(&view(&leaf)?, 0.3, true)?;
+                y.mul(&y.detach())?.sum_all()?.backward()?;
+                Ok((y, leaf.grad().expect("grad")))
+            };
+            let ((yc, gc), (yg, gg)) = (drop(&cpu).unwrap(), drop(&gpu).unwrap());
+            assert_exact(&format!("dropout {what} {dtype:?}"), &yg, &yc);
+            let (atol, rtol) = tol(dtype);
+            assert_close(
+                &format!("dropout grad {what} {dtype:?}"),
+                &gg,
+                &gc,
+                atol,
+                rtol,
+            );
+        }
     }
 }
 

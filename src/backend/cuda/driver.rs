@@ -8,7 +8,7 @@
 
 use super::allocator::{EventId, RawAllocError, RawAllocator, StreamId};
 use super::kernels::{module_ptx, KernelId, COMPUTE_CAP, MODULE_NAMES};
-use super::launch::{Executor, KernelArg, LaunchConfig};
+use super::launch::{Executor, KernelArg, LaunchConfig, TimingEvent};
 use crate::{Error, Result};
 use cudarc::driver::result::{self as cu, DriverError};
 use cudarc::driver::sys;
@@ -275,6 +275,39 @@ impl Executor for DriverExecutor {
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn record_timing_event(&self) -> Result<TimingEvent> {
+        self.handles.bind()?;
+        let event = cu::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
+            .map_err(driver_err("cuEventCreate"))?;
+        // SAFETY: `event` was just created; the stream belongs to this context and is
+        // never destroyed.
+        if let Err(e) = unsafe { cu::event::record(event, self.handles.stream) } {
+            // SAFETY: created above and destroyed once, here.
+            let _ = unsafe { cu::event::destroy(event) };
+            return Err(driver_err("cuEventRecord")(e));
+        }
+        Ok(TimingEvent(event as u64))
+    }
+
+    fn elapsed_ms(&self, start: TimingEvent, end: TimingEvent) -> Result<f64> {
+        self.handles.bind()?;
+        let (start, end) = (start.0 as sys::CUevent, end.0 as sys::CUevent);
+        // SAFETY: `end` came from `record_timing_event` and is not destroyed yet.
+        unsafe { cu::event::synchronize(end) }.map_err(driver_err("cuEventSynchronize"))?;
+        // SAFETY: both came from `record_timing_event` (timing enabled, recorded on this
+        // context's stream) and are not destroyed yet.
+        unsafe { cu::event::elapsed(start, end) }
+            .map(f64::from)
+            .map_err(driver_err("cuEventElapsedTime"))
+    }
+
+    fn destroy_timing_event(&self, event: TimingEvent) {
+        if self.handles.bind().is_ok() {
+            // SAFETY: `event` came from `record_timing_event` and is destroyed once.
+            let _ = unsafe { cu::event::destroy(event.0 as sys::CUevent) };
+        }
     }
 }
 

@@ -162,7 +162,19 @@ pub trait Executor: Send + Sync {
     fn sm_count(&self) -> u32;
     /// The device's name.
     fn name(&self) -> String;
+    /// Records a timing event on the stream, after the work queued so far.
+    fn record_timing_event(&self) -> Result<TimingEvent>;
+    /// Milliseconds from `start` to `end` (both recorded here), waiting for `end`.
+    fn elapsed_ms(&self, start: TimingEvent, end: TimingEvent) -> Result<f64>;
+    /// Releases a timing event.
+    fn destroy_timing_event(&self, event: TimingEvent);
 }
+
+/// A point on the device's stream, for timing work on the device
+/// (`kiln::cuda::time_ms`): a `CUevent` with timing enabled on a GPU, the wall clock
+/// on the emulated device (whose work is done when a launch returns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimingEvent(pub u64);
 
 /// `N` strided operands of one shape, prepared for a kernel.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,10 +16,12 @@
 
 use super::allocator::{EventId, RawAllocError, RawAllocator, StreamId};
 use super::kernels::{KernelId, EMULATED_ENTRIES};
-use super::launch::{Executor, KernelArg, LaunchConfig};
+use super::launch::{Executor, KernelArg, LaunchConfig, TimingEvent};
 use crate::{Error, Result};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 #[cfg(test)]
 mod tests;
@@ -171,6 +173,21 @@ impl Executor for EmulatedExecutor {
     fn name(&self) -> String {
         "kiln emulated CUDA device (kernels compiled for the CPU)".into()
     }
+
+    /// The wall clock, in nanoseconds since the first event: work queued before it
+    /// has already run.
+    fn record_timing_event(&self) -> Result<TimingEvent> {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        Ok(TimingEvent(
+            EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64,
+        ))
+    }
+
+    fn elapsed_ms(&self, start: TimingEvent, end: TimingEvent) -> Result<f64> {
+        Ok(end.0.saturating_sub(start.0) as f64 / 1e6)
+    }
+
+    fn destroy_timing_event(&self, _event: TimingEvent) {}
 }
 
 /// Guarded host memory for the caching allocator.
