@@ -6,8 +6,9 @@
 #      every golden suite's `::cuda` variants (PyTorch's values on the GPU);
 #   2. kiln's CUDA timings and PyTorch's for the same cases, interleaved by group
 #      (CUDA events, median of 25 with the range, L2 flushed before single-op rows);
-#   3. the CUDA tests again with the cache bypassed (KILN_CUDA_NO_CACHE=1);
-#   4. if compute-sanitizer exists: memcheck over a subset of the tests.
+#   3. the CUDA tests again with the cache bypassed (KILN_CUDA_NO_CACHE=1), then the
+#      10,000-step training soak (device memory flat after warm-up);
+#   4. if compute-sanitizer exists: memcheck and racecheck over the kernels' tests.
 # Logs, JSON timings and summary.md (device, test counts, kiln vs PyTorch table) go to
 # $OUT (default .gpu/out). Exits non-zero if any step failed.
 set -uo pipefail
@@ -81,12 +82,23 @@ done
 step "CUDA tests (KILN_CUDA_NO_CACHE=1)"
 KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 150 "$B/cuda-tests" 2>&1 | tee "$OUT/tests-no-cache.log" || fail=1
 
+step "soak: 10,000 training steps, device memory flat"
+KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$B/cuda-tests" --ignored --nocapture soak 2>&1 | tee "$OUT/soak.log" || fail=1
+
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
 if [[ -n "$SAN" ]]; then
-    step "compute-sanitizer memcheck (subset)"
-    KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 150 "$SAN" --tool memcheck --error-exitcode 3 \
-        "$B/cuda-tests" --test-threads=1 conversions views softmax binary matmul_matches 2>&1 |
+    # Every kernel family's parity test, each tensor in its own allocation (exact bounds).
+    kernels=(conversions views softmax binary unary reductions matmul_matches dropout pools
+        conv2d batch_norm cross_entropy fused_optimizer creation)
+    step "compute-sanitizer memcheck"
+    KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 180 "$SAN" --tool memcheck --error-exitcode 3 \
+        "$B/cuda-tests" --test-threads=1 "${kernels[@]}" 2>&1 |
         tail -n 40 | tee "$OUT/sanitizer.log" || fail=1
+    # The kernels that share memory between threads: a missing barrier is a race.
+    step "compute-sanitizer racecheck"
+    KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 180 "$SAN" --tool racecheck --error-exitcode 3 \
+        "$B/cuda-tests" --test-threads=1 softmax reductions matmul_matches conv2d batch_norm 2>&1 |
+        tail -n 40 | tee "$OUT/racecheck.log" || fail=1
 fi
 
 step "summary"
@@ -99,9 +111,9 @@ def read(name):
     except OSError:
         return ""
 print("device:", read("device.txt").strip().replace("\n", "; "))
-for log in ["tests.log", "golden.log", "tests-no-cache.log", "sanitizer.log"]:
+for log in ["tests.log", "golden.log", "tests-no-cache.log", "soak.log", "sanitizer.log", "racecheck.log"]:
     for line in read(log).splitlines():
-        if line.startswith("test result:") or "ERROR SUMMARY" in line:
+        if line.startswith(("test result:", "soak:")) or "ERROR SUMMARY" in line:
             print(f"{log}: {line.strip()}")
 def load(name):
     """The rows and the meta of every JSON line of a timing log."""
