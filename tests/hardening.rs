@@ -208,3 +208,29 @@ device_test! {
         assert_eq!(u.sum_all().unwrap().item::<i64>().unwrap(), 255 * 300);
     }
 }
+
+/// Found by tests/properties.rs: an empty batch made the output's count 0, but the
+/// kernel still sized one output plane, `usize::MAX × 2`, unchecked.
+#[test]
+fn adaptive_pooling_an_empty_batch_to_a_huge_plane_is_an_error() {
+    let x = Tensor::zeros(&[0, 1, 2, 2], DType::F32, &CPU).unwrap();
+    assert!(F::adaptive_avg_pool2d(&x, (usize::MAX, 2)).is_err());
+    assert_eq!(
+        F::adaptive_avg_pool2d(&x, (3, 2)).unwrap().shape(),
+        &[0, 1, 3, 2]
+    );
+}
+
+/// Found by tests/properties.rs: a stride near `usize::MAX` overflowed the kernel's
+/// signed index arithmetic; any stride past the input gives one output position.
+#[test]
+fn conv2d_with_a_huge_stride_gives_one_position() {
+    let x = Tensor::ones(&[1, 1, 3, 3], DType::F32, &CPU).unwrap();
+    let w = Tensor::ones(&[1, 1, 2, 2], DType::F32, &CPU).unwrap();
+    for stride in [usize::MAX, usize::MAX / 2, 1 << 62] {
+        let opts = Conv2dOpts::new().stride(stride).padding(1);
+        let y = F::conv2d(&x.clone().requires_grad(), &w, None, opts).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 1, 1]);
+        assert_eq!(y.to_vec::<f32>().unwrap(), vec![1.0]);
+    }
+}

@@ -226,6 +226,9 @@ fn check_operands(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     Ok(())
 }
 
+/// The largest padded input side the kernels' signed index arithmetic allows.
+const MAX_PADDED: usize = isize::MAX as usize / 4;
+
 /// Validates shapes and options and computes the output size.
 fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dParams> {
     let [n, c_in, h, wd] = x[..] else {
@@ -315,15 +318,16 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
             ((th / 2, th - th / 2), (tw / 2, tw - tw / 2))
         }
     };
-    // The kernels index the padded input with signed offsets, so it must fit isize.
+    // The kernels index the padded input with signed offsets (sums of a padding, a
+    // stride and a kernel offset), so it is kept well inside isize.
     let padded = |size: usize, before: usize, after: usize| -> Result<usize> {
         checked_sum("conv2d", "the padded input", &[size, before, after])
             .ok()
-            .filter(|&p| isize::try_from(p).is_ok())
+            .filter(|&p| p <= MAX_PADDED)
             .ok_or_else(|| {
                 Error::arg(
                     "padding",
-                    format!("{padding:?} makes the padded input ({size} + {before} + {after}) larger than isize::MAX"),
+                    format!("{padding:?} makes the padded input ({size} + {before} + {after}) larger than {MAX_PADDED}"),
                 )
             })
     };
@@ -361,8 +365,10 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
         c_out,
         kh,
         kw,
-        stride_h: stride.h,
-        stride_w: stride.w,
+        // A stride beyond the padded input gives one output row (column) whatever its
+        // size; capping it there keeps the kernels' signed arithmetic in range.
+        stride_h: stride.h.min(padded_h),
+        stride_w: stride.w.min(padded_w),
         pad_top: pt,
         pad_left: pl,
         dilation_h: dilation.h,

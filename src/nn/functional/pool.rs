@@ -85,6 +85,8 @@ pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Size2d>) -> Re
         // are computed unchecked in the kernels.
         let op = "adaptive_avg_pool2d";
         checked_product(op, "the output's element count", &[n, c, size.h, size.w])?;
+        // The kernels size one output plane unchecked, even for an empty batch.
+        checked_product(op, "an output plane", &[size.h, size.w])?;
         for (out, input) in [(size.h, h), (size.w, w)] {
             let bound = checked_sum(op, "output_size + 1", &[out, 1])?;
             checked_product(op, "(output_size + 1) × input size", &[bound, input])?;
