@@ -80,7 +80,8 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
 }
 
 // Integer ops wrap like Rust's wrapping_*; the arithmetic is done unsigned because
-// signed overflow is undefined in C++. `s` is the scalar already converted to T.
+// signed overflow is undefined in C++. `s` is the exact integer scalar; the cast to T
+// wraps it modulo 2^bits (U8 + (-1) subtracts one, as in PyTorch).
 __device__ __forceinline__ bool is_negative(int64_t x) { return x < 0; }
 __device__ __forceinline__ bool is_negative(uint8_t) { return false; }
 

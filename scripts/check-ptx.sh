@@ -12,18 +12,10 @@ eval "$(scripts/install-cuda-toolchain.sh --env)"
 export KILN_REQUIRE_KERNELS=1
 PTXAS="$(dirname "$NVCC")/ptxas"
 
-# The OUT_DIR of kiln's build script in this build, from cargo's own report. A package
-# id is `path+file:///dir#kiln@0.1.0`, or `path+file:///.../kiln#0.1.0` when the
-# directory is named like the package, so the name comes from whichever form it is.
+# The OUT_DIR of kiln's build script in this build, from cargo's own report (the
+# parser, and why it reads both forms of a package id, is in kiln_out_dir.py).
 out_dir="$(cargo build --lib "$@" --message-format=json-render-diagnostics |
-    python3 -c 'import json, sys
-def package_name(package_id):
-    url, _, fragment = package_id.rpartition("#")
-    return fragment.split("@")[0] if "@" in fragment else url.rstrip("/").rsplit("/", 1)[-1]
-dirs = [m["out_dir"] for m in map(json.loads, sys.stdin)
-        if m.get("reason") == "build-script-executed"
-        and package_name(m["package_id"]) == "kiln"]
-print(dirs[-1])')"
+    python3 scripts/kiln_out_dir.py)"
 
 shopt -s nullglob
 ptx=("$out_dir"/*.ptx)

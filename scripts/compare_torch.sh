@@ -7,7 +7,8 @@
 #            and to scripts/torch_bench.py alike; default: every case.
 #   --all    run every bench target (`cargo bench`), not only `--bench tensor_ops`.
 # Environment:
-#   PYTHON         Python with torch (default: /work/.torchvenv/bin/python, else python3)
+#   PYTHON         Python with torch (default: .venv/bin/python from scripts/torch-venv.sh,
+#                  else python3)
 #   TORCH_THREADS  torch.set_num_threads (default: all CPUs, as rayon uses for kiln)
 #   TORCH_TIME     PyTorch measurement seconds per case (default 2)
 #
@@ -43,8 +44,8 @@ done
 
 if [[ -n "${PYTHON:-}" ]]; then
     py="$PYTHON"
-elif [[ -x /work/.torchvenv/bin/python ]]; then
-    py=/work/.torchvenv/bin/python
+elif [[ -x .venv/bin/python ]]; then
+    py=.venv/bin/python
 else
     py=python3
 fi
@@ -54,7 +55,7 @@ if ! command -v "$py" >/dev/null 2>&1; then
 fi
 if ! torch_version=$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null); then
     echo "compare_torch.sh: PyTorch is not installed for $py." >&2
-    echo "  Install it (e.g. '$py -m pip install torch') or set PYTHON to a Python that has it." >&2
+    echo "  Run scripts/torch-venv.sh (the pinned torch in .venv) or set PYTHON to a Python that has it." >&2
     exit 1
 fi
 

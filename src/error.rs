@@ -168,6 +168,12 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
         /// Total device memory (0 when unknown).
         total: usize,
     },
+    /// The host could not give a buffer kiln needed (or its size overflows `usize`).
+    #[error("out of host memory: tried to allocate {} ({bytes} bytes). Use smaller tensors or batches", human_bytes(*bytes))]
+    HostOutOfMemory {
+        /// Bytes requested (`usize::MAX` when the size itself overflows).
+        bytes: usize,
+    },
     /// An error reported by the CUDA driver.
     #[error("CUDA driver error in {op}: {msg}")]
     CudaDriver {
@@ -208,6 +214,18 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
 /// A byte count in MiB for messages.
 fn mib(bytes: usize) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// A byte count in the largest binary unit that keeps it at least 1, for messages.
+fn human_bytes(bytes: usize) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", UNITS[unit])
 }
 
 /// `std::result::Result` with [`Error`].

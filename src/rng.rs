@@ -105,34 +105,20 @@ pub fn uniform(word: u32) -> f64 {
     f64::from(word >> 8) * (1.0 / 16_777_216.0)
 }
 
-/// `n` uniform numbers in [0, 1) from `stream`: element `i` is [`uniform`] of word
-/// `i` (reserve `n` words).
-pub fn uniform_values(stream: PhiloxStream, n: usize) -> Vec<f64> {
-    stream.words(n).into_par_iter().map(uniform).collect()
-}
-
 /// The words `n` normal numbers use: Box–Muller takes them in pairs.
 pub fn normal_words(n: usize) -> usize {
     n + n % 2
 }
 
-/// `n` standard normal numbers from `stream` (reserve [`normal_words`]`(n)` words):
-/// elements `2j` and `2j+1` are Box–Muller's cosine and sine of the word pair
-/// `(2j, 2j+1)`. `kernels/random.cu` computes the same mapping in f64.
-pub fn normal_values(stream: PhiloxStream, n: usize) -> Vec<f64> {
-    let words = stream.words(normal_words(n));
-    let mut out: Vec<f64> = words
-        .par_chunks(2)
-        .flat_map_iter(|pair| {
-            let u1 = (f64::from(pair[0]) + 1.0) / 4_294_967_296.0; // (0, 1]: ln is finite
-            let u2 = f64::from(pair[1]) / 4_294_967_296.0;
-            let r = (-2.0 * u1.ln()).sqrt();
-            let theta = 2.0 * std::f64::consts::PI * u2;
-            [r * theta.cos(), r * theta.sin()]
-        })
-        .collect();
-    out.truncate(n);
-    out
+/// Box–Muller on one word pair: elements `2j` and `2j+1` of a normal stream are the
+/// cosine and sine of its words `(2j, 2j+1)` (reserve [`normal_words`]`(n)` words).
+/// `kernels/random.cu` computes the same mapping in f64.
+pub fn normal_pair(w0: u32, w1: u32) -> [f64; 2] {
+    let u1 = (f64::from(w0) + 1.0) / 4_294_967_296.0; // (0, 1]: ln is finite
+    let u2 = f64::from(w1) / 4_294_967_296.0;
+    let r = (-2.0 * u1.ln()).sqrt();
+    let theta = 2.0 * std::f64::consts::PI * u2;
+    [r * theta.cos(), r * theta.sin()]
 }
 
 /// The dropout threshold for drop probability `p` (clamped to [0, 1]): an element

@@ -6,9 +6,18 @@
 
 use crate::{Error, Result};
 
-/// Number of elements of a shape (1 for a scalar).
+/// Number of elements of a shape (1 for a scalar). A shape with a 0 has none, however
+/// large its other dimensions (`[usize::MAX, usize::MAX, 0]` is a valid empty
+/// tensor); a count that does not fit saturates at `usize::MAX` (no tensor has such a
+/// shape: creation checks with [`checked_numel`]).
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    if shape.contains(&0) {
+        return 0;
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .unwrap_or(usize::MAX)
 }
 
 /// Number of elements of `shape`, or an error naming `op` when the count does not
@@ -20,11 +29,36 @@ pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
         .ok_or_else(|| Error::shape(op, format!("shape {shape:?} has too many elements")))
 }
 
-/// Row-major (C-contiguous) strides for `shape`.
+/// The product of `factors`, or an error naming `op` and `what` when it does not
+/// fit in `usize`.
+pub fn checked_product(op: &'static str, what: &str, factors: &[usize]) -> Result<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |n, &f| n.checked_mul(f))
+        .ok_or_else(|| {
+            Error::shape(
+                op,
+                format!("{what} ({factors:?} multiplied) overflows usize"),
+            )
+        })
+}
+
+/// The sum of `terms`, or an error naming `op` and `what` when it does not fit in
+/// `usize`.
+pub fn checked_sum(op: &'static str, what: &str, terms: &[usize]) -> Result<usize> {
+    terms
+        .iter()
+        .try_fold(0usize, |n, &t| n.checked_add(t))
+        .ok_or_else(|| Error::shape(op, format!("{what} ({terms:?} added) overflows usize")))
+}
+
+/// Row-major (C-contiguous) strides for `shape`. Strides of an empty shape can
+/// exceed `usize` (`[0, usize::MAX, 2]`); they saturate, since no element is ever
+/// addressed through them.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![1; shape.len()];
+    let mut strides = vec![1usize; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1];
+        strides[d] = strides[d + 1].saturating_mul(shape[d + 1]);
     }
     strides
 }
@@ -102,7 +136,8 @@ impl Layout {
             if d != 1 && s != expected {
                 return false;
             }
-            expected *= d;
+            // Saturates only for an empty shape, whose strides are never used.
+            expected = expected.saturating_mul(d);
         }
         true
     }

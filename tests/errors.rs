@@ -309,7 +309,8 @@ fn float_ops_on_integers() {
     assert_err!(x.sigmoid(), Error::UnsupportedDType { .. });
     assert_err!(x.tanh(), Error::UnsupportedDType { .. });
     assert_err!(x.powf(2.0), Error::UnsupportedDType { .. });
-    assert_err!(x.div_scalar(2.0), Error::UnsupportedDType { .. });
+    // True division promotes to F32, as `torch.tensor([1, 2]) / 2` does.
+    assert_eq!(x.div_scalar(2.0).unwrap().dtype(), DType::F32);
     assert_err!(x.mean(0, false), Error::UnsupportedDType { op: "mean", .. });
     assert_err!(x.mean_all(), Error::UnsupportedDType { .. });
     assert_err!(

@@ -1,7 +1,7 @@
 """Golden values for kiln's conv2d (tests/functional_conv.rs): forward output and
 the gradient of every input.
 
-Run: /work/.torchvenv/bin/python scripts/golden/conv.py  → tests/data/conv.safetensors
+Run: .venv/bin/python scripts/golden/conv.py  → tests/data/conv.safetensors
 
 Each case stores <case>.x, .w, (.b), .gy (the upstream gradient), .out, .grad_x,
 .grad_w, (.grad_b), all float64. The gradients are those of (out * gy).sum().

@@ -1,6 +1,6 @@
 """Golden values for kiln's activations, softmax, losses and batch_norm.
 
-Run: .venv/bin/python scripts/golden/functional.py  (a venv with torch, safetensors)
+Run: .venv/bin/python scripts/golden/functional.py  (.venv from scripts/torch-venv.sh)
 Writes tests/data/functional.safetensors with keys `<case>.<tensor>`.
 
 Every case draws its inputs from a fixed seed, runs the PyTorch snippet quoted in

@@ -2,7 +2,7 @@
 
 A fixed least-squares problem, loss = mean((x @ w + b - y)^2); each optimizer
 configuration takes 5 steps from the same start and the parameters after every step
-are stored as `<case>.w<k>` / `<case>.b<k>`. Run: python scripts/golden/optim.py
+are stored as `<case>.w<k>` / `<case>.b<k>`. Run: .venv/bin/python scripts/golden/optim.py
 """
 import torch
 from safetensors.torch import save_file

@@ -1,7 +1,7 @@
 """Golden values for kiln's max_pool2d, avg_pool2d and adaptive_avg_pool2d
 (tests/functional_pool.rs): forward output and the input's gradient.
 
-Run: /work/.torchvenv/bin/python scripts/golden/pool.py  → tests/data/pool.safetensors
+Run: .venv/bin/python scripts/golden/pool.py  → tests/data/pool.safetensors
 
 Each case stores <case>.x, .gy (the upstream gradient), .out, .grad_x (float64);
 the gradient is that of (out * gy).sum(). The PyTorch call is in the case lists.

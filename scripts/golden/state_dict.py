@@ -17,7 +17,7 @@ Writes
                             sample statistics of PyTorch's default init
     init.bn.<name>          a fresh `nn.BatchNorm2d(32)`'s state_dict
 
-Run: /work/.torchvenv/bin/python scripts/golden/state_dict.py
+Run: .venv/bin/python scripts/golden/state_dict.py
 """
 import math
 import os

@@ -3,7 +3,7 @@
 
 Run from the repository root:
 
-    /work/.torchvenv/bin/python scripts/golden/tensor.py
+    .venv/bin/python scripts/golden/tensor.py
 
 and commit the regenerated tests/data/tensor.safetensors. tests/tensor_golden.rs
 reads it.

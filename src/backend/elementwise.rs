@@ -113,6 +113,32 @@ impl UnaryOp {
         }
     }
 
+    /// The scalar as an integer dtype applies it: the exact i64 value, which each
+    /// backend wraps into its element type (`U8 + (-1)` subtracts one, as in PyTorch).
+    /// The tensor layer sends integer tensors only integral scalars within i64's
+    /// range (others promote to F32 there); [`UnaryOp::check_int_scalar`] guards the
+    /// backends against the rest.
+    pub(crate) fn int_scalar(self) -> i64 {
+        self.scalar() as i64
+    }
+
+    /// Err unless the scalar of this op is one an integer tensor can apply exactly:
+    /// integral and within i64's range (±2^63, exclusive at the top).
+    pub(crate) fn check_int_scalar(self) -> crate::Result<()> {
+        let s = self.scalar();
+        if is_int_scalar(s) {
+            Ok(())
+        } else {
+            Err(crate::Error::arg(
+                "scalar",
+                format!(
+                    "{}: {s} is not an integer an integer tensor can apply exactly",
+                    self.name()
+                ),
+            ))
+        }
+    }
+
     /// True when the op is defined for integer dtypes too.
     pub(crate) fn allows_integers(self) -> bool {
         matches!(
@@ -124,6 +150,13 @@ impl UnaryOp {
                 | UnaryOp::MulScalar(_)
         )
     }
+}
+
+/// True when `s` is integral and within i64's range, so that an integer tensor
+/// applies it exactly (wrapping into its dtype); PyTorch's "integer scalar".
+pub(crate) fn is_int_scalar(s: f64) -> bool {
+    // -2^63 is an i64; 2^63 is not.
+    s.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&s)
 }
 
 /// Elementwise ops of two operands of one dtype.

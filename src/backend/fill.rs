@@ -21,8 +21,8 @@ pub(crate) trait FillOps: Sized {
     /// converted to `dtype` (float dtypes), bit for bit on every backend.
     fn rand(place: &Self::Place, stream: PhiloxStream, n: usize, dtype: DType) -> Result<Self>;
 
-    /// Standard normal samples: `rng::normal_values(stream, n)` (Box–Muller in f64)
-    /// converted to `dtype` (float dtypes).
+    /// Standard normal samples: elements `2j`, `2j+1` are `rng::normal_pair` of words
+    /// `2j`, `2j+1` (Box–Muller in f64), converted to `dtype` (float dtypes).
     fn randn(place: &Self::Place, stream: PhiloxStream, n: usize, dtype: DType) -> Result<Self>;
 }
 

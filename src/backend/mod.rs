@@ -32,7 +32,7 @@ pub(crate) use conv::{Conv2dParams, ConvOps};
 pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
-pub(crate) use elementwise::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};

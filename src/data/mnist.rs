@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
     let dir = dir.as_ref();
     let part = |prefix: &str| -> Result<Dataset> {
-        let (images, h, w) = read_images(&find(dir, &format!("{prefix}-images-idx3-ubyte"))?)?;
+        let (images, n, h, w) = read_images(&find(dir, &format!("{prefix}-images-idx3-ubyte"))?)?;
         let labels = read_labels(&find(dir, &format!("{prefix}-labels-idx1-ubyte"))?)?;
-        if labels.len() * h * w != images.len() {
+        if labels.len() != n {
             return Err(Error::arg(
                 "dir",
                 format!("{}: {prefix} image and label counts differ", dir.display()),
@@ -69,7 +69,10 @@ fn parse_idx(path: &Path, bytes: &[u8], rank: usize) -> Result<(Vec<usize>, Vec<
         })
         .collect();
     let payload = &bytes[header..];
-    if payload.len() != dims.iter().product::<usize>() {
+    // Three 32-bit sizes can multiply past usize: checked, like every shape.
+    let count = crate::shape::checked_product("load_mnist", "the IDX sizes", &dims)
+        .map_err(|_| bad(format!("sizes {dims:?} multiply past usize")))?;
+    if payload.len() != count {
         return Err(bad(format!(
             "sizes {dims:?} do not match the {} payload bytes",
             payload.len()
@@ -78,10 +81,12 @@ fn parse_idx(path: &Path, bytes: &[u8], rank: usize) -> Result<(Vec<usize>, Vec<
     Ok((dims, payload.to_vec()))
 }
 
-fn read_images(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+/// The pixels scaled to [0, 1], and the image count, height and width.
+fn read_images(path: &Path) -> Result<(Vec<f32>, usize, usize, usize)> {
     let (dims, px) = parse_idx(path, &read_all(path)?, 3)?;
     Ok((
         px.iter().map(|&p| f32::from(p) / 255.0).collect(),
+        dims[0],
         dims[1],
         dims[2],
     ))

@@ -5,9 +5,9 @@
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::backend::{BinaryOp, CmpOp, UnaryOp};
-use crate::shape::{broadcast_shape, Layout};
-use crate::Result;
+use crate::backend::{is_int_scalar, BinaryOp, CmpOp, UnaryOp};
+use crate::shape::{broadcast_shape, checked_numel, Layout};
+use crate::{DType, Result};
 
 impl Tensor {
     /// The primitive of every binary op: checks, broadcasting, one backend call.
@@ -25,6 +25,7 @@ impl Tensor {
         self.check_same_device(name, rhs)?;
         self.check_same_dtype(name, rhs)?;
         let shape = broadcast_shape(name, self.shape(), rhs.shape())?;
+        checked_numel(name, &shape)?;
         let ll = self.layout().broadcast_to(name, &shape)?;
         let rl = rhs.layout().broadcast_to(name, &shape)?;
         Ok((shape, ll, rl))
@@ -190,31 +191,58 @@ impl Tensor {
         }))
     }
 
-    /// `self + s`.
+    /// The operand of a tensor-scalar op, following PyTorch's type promotion: a float
+    /// tensor, or an integer tensor with an integer scalar (integral and within
+    /// i64's range), is used as it is, and the scalar wraps into an integer dtype
+    /// (`U8 [5] + (-1)` is `[4]`, `U8 [200] + 100` is `[44]`, as in PyTorch); an
+    /// integer tensor with any other scalar (`0.5`, NaN, ±inf, `1e30`) is first
+    /// converted to F32, PyTorch's default dtype, as `int_tensor * 0.5` is there.
+    fn scalar_operand(&self, s: f64) -> Result<Tensor> {
+        if self.dtype().is_float() || is_int_scalar(s) {
+            Ok(self.clone())
+        } else {
+            self.to_dtype(DType::F32)
+        }
+    }
+
+    /// `self + s`. Integer tensors follow PyTorch's promotion: an integer `s` wraps
+    /// into the dtype, a fractional one gives an F32 result (see
+    /// [`Tensor::mul_scalar`]).
     pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
-        let out = self.unary_raw(UnaryOp::AddScalar(s))?;
-        Ok(record(out, "add_scalar", &[self], |_, g| {
+        let x = self.scalar_operand(s)?;
+        let out = x.unary_raw(UnaryOp::AddScalar(s))?;
+        Ok(record(out, "add_scalar", &[&x], |_, g| {
             Ok(vec![Some(g.clone())])
         }))
     }
 
-    /// `self - s`.
+    /// `self - s` (as [`Tensor::add_scalar`] of `-s`).
     pub fn sub_scalar(&self, s: f64) -> Result<Tensor> {
         self.add_scalar(-s)
     }
 
-    /// `self * s`.
+    /// `self * s`. On an integer tensor, an integer `s` keeps the dtype (wrapping
+    /// like PyTorch: `I64 [1, 2] * 3` is `[3, 6]`), any other `s` gives F32, PyTorch's
+    /// default dtype (`I64 [1, 2, 3] * 0.5` is `[0.5, 1.0, 1.5]`), the same on every
+    /// device.
     pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
-        let out = self.unary_raw(UnaryOp::MulScalar(s))?;
-        Ok(record(out, "mul_scalar", &[self], move |_, g| {
+        let x = self.scalar_operand(s)?;
+        let out = x.unary_raw(UnaryOp::MulScalar(s))?;
+        Ok(record(out, "mul_scalar", &[&x], move |_, g| {
             Ok(vec![Some(g.mul_scalar(s)?)])
         }))
     }
 
-    /// `self / s`.
+    /// `self / s`: true division, so an integer tensor gives F32 (PyTorch's default
+    /// dtype), as `torch.tensor([1, 2]) / 2` does.
     pub fn div_scalar(&self, s: f64) -> Result<Tensor> {
-        let out = self.unary_raw(UnaryOp::DivScalar(s))?;
-        Ok(record(out, "div_scalar", &[self], move |_, g| {
+        let x = if self.dtype().is_float() {
+            self.clone()
+        } else {
+            self.to_dtype(DType::F32)?
+        };
+        let out = x.unary_raw(UnaryOp::DivScalar(s))?;
+        Ok(record(out, "div_scalar", &[&x], move |_, g| {
             Ok(vec![Some(g.div_scalar(s)?)])
         }))
     }

@@ -100,13 +100,13 @@ impl Tensor {
     }
 }
 
-/// The element count of a random tensor: float dtypes only, and the host reference
-/// draws the samples in f64, so the f64 size must be addressable.
+/// The element count of a random tensor: float dtypes only (samples are made in
+/// `dtype` directly, on every backend).
 fn random_len(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
     if !dtype.is_float() {
         return Err(Error::UnsupportedDType { op, dtype });
     }
-    alloc_len(op, shape, DType::F64)
+    alloc_len(op, shape, dtype)
 }
 
 /// The element count of a new tensor of `shape`, or an error when the count or its

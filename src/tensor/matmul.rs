@@ -4,7 +4,7 @@
 use super::Tensor;
 use crate::autograd::record;
 use crate::backend::MatmulDims;
-use crate::shape::{broadcast_shape, Layout};
+use crate::shape::{broadcast_shape, checked_numel, numel, Layout};
 use crate::{Error, Result};
 
 impl Tensor {
@@ -52,15 +52,17 @@ impl Tensor {
         }
         let batch_shape =
             broadcast_shape("matmul", &self.shape()[..ra - 2], &rhs.shape()[..rb - 2])?;
-        let batch: usize = batch_shape.iter().product();
+        let mut shape = batch_shape.clone();
+        shape.extend([m, n]);
+        // The product's shape must be addressable (`[2^40, 0] @ [0, 2^40]` is not).
+        checked_numel("matmul", &shape)?;
+        let batch = numel(&batch_shape);
         let (a_src, al) = self.batched_layout(&batch_shape, m, k)?;
         let (b_src, bl) = rhs.batched_layout(&batch_shape, k, n)?;
         let out =
             a_src
                 .storage()
                 .matmul(&al, &b_src.storage(), &bl, MatmulDims { batch, m, n, k })?;
-        let mut shape = batch_shape;
-        shape.extend([m, n]);
         let out = Tensor::from_storage(out, &shape);
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record(out, "matmul", &[self, rhs], move |_, g| {
@@ -84,7 +86,7 @@ impl Tensor {
         let view = self.detach().broadcast_as(&full)?;
         let r = view.rank();
         let l = view.layout();
-        let batch = batch_shape.iter().product::<usize>();
+        let batch = numel(batch_shape);
         // The batch dims must collapse into one stride: true when broadcast (all 0) or
         // laid out regularly; otherwise copy to contiguous.
         let collapsed = collapse_batch(&l.shape[..r - 2], &l.strides[..r - 2]);
@@ -121,7 +123,8 @@ fn collapse_batch(shape: &[usize], strides: &[usize]) -> Option<usize> {
         return Some(0);
     }
     for w in dims.windows(2) {
-        if w[0].1 != w[1].1 * w[1].0 {
+        // An overflow can only come from an empty tensor's dims: copy those instead.
+        if Some(w[0].1) != w[1].1.checked_mul(w[1].0) {
             return None;
         }
     }

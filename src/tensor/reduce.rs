@@ -3,7 +3,7 @@
 use super::Tensor;
 use crate::autograd::record;
 use crate::backend::ReduceOp;
-use crate::shape::check_dim;
+use crate::shape::{check_dim, checked_numel};
 use crate::{DType, Error, Result};
 
 impl Tensor {
@@ -26,13 +26,16 @@ impl Tensor {
                 ),
             ));
         }
-        let out = self.storage().reduce(op, self.layout(), dim)?;
         let mut shape = self.shape().to_vec();
         if keepdim {
             shape[dim] = 1;
         } else {
             shape.remove(dim);
         }
+        // Removing an empty dim can leave more elements than the input had:
+        // `[usize::MAX, 0].sum(1)`.
+        checked_numel(name, &shape)?;
+        let out = self.storage().reduce(op, self.layout(), dim)?;
         Ok(Tensor::from_storage(out, &shape))
     }
 

@@ -6,7 +6,9 @@
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::shape::{check_dim, checked_numel, contiguous_strides, Layout};
+use crate::shape::{
+    check_dim, checked_numel, checked_product, checked_sum, contiguous_strides, Layout,
+};
 use crate::{Error, Result};
 
 impl Tensor {
@@ -86,7 +88,12 @@ impl Tensor {
         }
         let s = self.shape();
         let mut shape = s[..start].to_vec();
-        shape.push(s[start..=end].iter().product());
+        // An empty tensor's other dims can multiply past usize (`[0, 2^40, 2^40]`).
+        shape.push(checked_product(
+            "flatten",
+            "the merged dimension",
+            &s[start..=end],
+        )?);
         shape.extend_from_slice(&s[end + 1..]);
         self.reshape(&shape)
     }
@@ -185,6 +192,7 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
+        checked_numel("broadcast_as", shape)?;
         let layout = self.layout().broadcast_to("broadcast_as", shape)?;
         let original = self.shape().to_vec();
         Ok(record(
@@ -234,7 +242,8 @@ impl Tensor {
             }
         }
         let mut shape = first.shape().to_vec();
-        shape[dim] = tensors.iter().map(|t| t.shape()[dim]).sum();
+        let sizes_along: Vec<usize> = tensors.iter().map(|t| t.shape()[dim]).collect();
+        shape[dim] = checked_sum("cat", "the joined dimension", &sizes_along)?;
         let out = Tensor::zeros(&shape, first.dtype(), &first.device())?;
         let mut sizes = Vec::with_capacity(tensors.len());
         let mut at = 0;
@@ -257,7 +266,11 @@ impl Tensor {
     /// The layout of `narrow(dim, start, len)` without building a tensor.
     fn narrow_layout(&self, dim: usize, start: usize, len: usize) -> Layout {
         let mut layout = self.layout().clone();
-        layout.offset += start * layout.strides[dim];
+        // An empty tensor's strides may be saturated and its offset is never read;
+        // a non-empty one's `start * stride` stays inside its storage.
+        if layout.numel() > 0 {
+            layout.offset += start * layout.strides[dim];
+        }
         layout.shape[dim] = len;
         layout
     }

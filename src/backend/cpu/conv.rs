@@ -11,6 +11,7 @@
 //! a single-threaded GEMM (no synchronisation inside an image); with fewer images
 //! the GEMM itself is parallel.
 
+use super::alloc;
 use super::dtype::{contiguous_as, float_kernel, same_dtype};
 use super::gemm_util::{gemm, Float, Mat};
 use super::CpuStorage;
@@ -34,10 +35,10 @@ impl ConvOps for CpuStorage {
             same_dtype("conv2d", self.dtype(), b.dtype())?;
         }
         Ok(float_kernel!("conv2d", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, xl);
-            let w = contiguous_as::<T>(weight, wl);
-            let b = bias.map(|(b, bl)| contiguous_as::<T>(b, bl));
-            forward(p, &x, &w, b.as_deref())
+            let x = contiguous_as::<T>(self, xl)?;
+            let w = contiguous_as::<T>(weight, wl)?;
+            let b = bias.map(|(b, bl)| contiguous_as::<T>(b, bl)).transpose()?;
+            forward(p, &x, &w, b.as_deref())?
         }))
     }
 
@@ -51,9 +52,9 @@ impl ConvOps for CpuStorage {
     ) -> Result<CpuStorage> {
         same_dtype("conv2d_backward_input", self.dtype(), weight.dtype())?;
         Ok(float_kernel!("conv2d_backward_input", self.dtype(), |T| {
-            let g = contiguous_as::<T>(self, gl);
-            let w = contiguous_as::<T>(weight, wl);
-            backward_input(p, &g, &w)
+            let g = contiguous_as::<T>(self, gl)?;
+            let w = contiguous_as::<T>(weight, wl)?;
+            backward_input(p, &g, &w)?
         }))
     }
 
@@ -67,9 +68,9 @@ impl ConvOps for CpuStorage {
     ) -> Result<CpuStorage> {
         same_dtype("conv2d_backward_weight", self.dtype(), grad_out.dtype())?;
         Ok(float_kernel!("conv2d_backward_weight", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, xl);
-            let g = contiguous_as::<T>(grad_out, gl);
-            backward_weight(p, &x, &g)
+            let x = contiguous_as::<T>(self, xl)?;
+            let g = contiguous_as::<T>(grad_out, gl)?;
+            backward_weight(p, &x, &g)?
         }))
     }
 }
@@ -97,10 +98,10 @@ fn per_image<T: Float>(
     in_img: usize,
     out_len: usize,
     image: impl Fn(&[T], &mut [T], &mut [T], bool) + Sync,
-) -> Vec<T> {
-    let mut out = vec![T::default(); out_len];
+) -> Result<Vec<T>> {
+    let mut out = alloc::filled(out_len, T::default())?;
     if out.is_empty() {
-        return out;
+        return Ok(out);
     }
     let out_img = out_len / p.n;
     let col_len = if p.is_pointwise() {
@@ -113,22 +114,23 @@ fn per_image<T: Float>(
         let per = images_per_task(p.n);
         out.par_chunks_mut(out_img * per)
             .enumerate()
-            .for_each(|(t, dst)| {
-                let mut col = vec![T::default(); col_len];
+            .try_for_each(|(t, dst)| {
+                let mut col = alloc::filled(col_len, T::default())?;
                 for (i, dst) in dst.chunks_mut(out_img).enumerate() {
                     image(src(t * per + i), dst, &mut col, false);
                 }
-            });
+                Ok::<(), crate::Error>(())
+            })?;
     } else {
-        let mut col = vec![T::default(); col_len];
+        let mut col = alloc::filled(col_len, T::default())?;
         for (img, dst) in out.chunks_mut(out_img).enumerate() {
             image(src(img), dst, &mut col, true);
         }
     }
-    out
+    Ok(out)
 }
 
-fn forward<T: Float>(p: &Conv2dParams, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+fn forward<T: Float>(p: &Conv2dParams, x: &[T], w: &[T], bias: Option<&[T]>) -> Result<Vec<T>> {
     per_image(
         p,
         x,
@@ -186,7 +188,7 @@ fn forward_image<T: Float>(
     }
 }
 
-fn backward_input<T: Float>(p: &Conv2dParams, g: &[T], w: &[T]) -> Vec<T> {
+fn backward_input<T: Float>(p: &Conv2dParams, g: &[T], w: &[T]) -> Result<Vec<T>> {
     per_image(
         p,
         g,
@@ -220,7 +222,7 @@ fn backward_input_image<T: Float>(
     }
 }
 
-fn backward_weight<T: Float>(p: &Conv2dParams, x: &[T], g: &[T]) -> Vec<T> {
+fn backward_weight<T: Float>(p: &Conv2dParams, x: &[T], g: &[T]) -> Result<Vec<T>> {
     let wlen = p.weight_len();
     let (x_img, g_img) = (p.c_in * p.h * p.w, p.c_out * p.out_plane());
     let col_len = if p.is_pointwise() {
@@ -229,17 +231,17 @@ fn backward_weight<T: Float>(p: &Conv2dParams, x: &[T], g: &[T]) -> Vec<T> {
         p.col_rows() * p.out_plane()
     };
     if p.output_len() == 0 {
-        return vec![T::default(); wlen];
+        return alloc::filled(wlen, T::default());
     }
-    let accumulate = |images: std::ops::Range<usize>, parallel: bool| {
-        let mut gw = vec![T::default(); wlen];
-        let mut col = vec![T::default(); col_len];
+    let accumulate = |images: std::ops::Range<usize>, parallel: bool| -> Result<Vec<T>> {
+        let mut gw = alloc::filled(wlen, T::default())?;
+        let mut col = alloc::filled(col_len, T::default())?;
         for img in images {
             let xs = &x[img * x_img..(img + 1) * x_img];
             let gs = &g[img * g_img..(img + 1) * g_img];
             backward_weight_image(p, xs, gs, &mut gw, &mut col, parallel);
         }
-        gw
+        Ok(gw)
     };
     if images_in_parallel(p.n) {
         let per = images_per_task(p.n);
@@ -247,12 +249,12 @@ fn backward_weight<T: Float>(p: &Conv2dParams, x: &[T], g: &[T]) -> Vec<T> {
         let partials: Vec<Vec<T>> = (0..tasks)
             .into_par_iter()
             .map(|t| accumulate(t * per..((t + 1) * per).min(p.n), false))
-            .collect();
-        let mut total = vec![T::default(); wlen];
+            .collect::<Result<_>>()?;
+        let mut total = alloc::filled(wlen, T::default())?;
         for part in partials {
             total.iter_mut().zip(part).for_each(|(a, b)| *a = a.add(b));
         }
-        total
+        Ok(total)
     } else {
         accumulate(0..p.n, true)
     }

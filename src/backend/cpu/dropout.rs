@@ -32,16 +32,16 @@ impl DropoutOps for CpuStorage {
         let threshold = keep_threshold(p);
         let scale = 1.0 / (1.0 - p);
         Ok(float_kernel!("dropout", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, layout);
-            apply(&x, stream, threshold, T::from_f64(scale))
+            let x = contiguous_as::<T>(self, layout)?;
+            apply(&x, stream, threshold, T::from_f64(scale))?
         }))
     }
 }
 
 /// Output `i` is `x[i] * scale` where kept and `x[i] * 0` elsewhere (a product, as in
 /// PyTorch, so a dropped NaN or infinity still gives NaN).
-fn apply<T: Float>(x: &[T], stream: PhiloxStream, threshold: u64, scale: T) -> Vec<T> {
-    let mut out = vec![T::default(); x.len()];
+fn apply<T: Float>(x: &[T], stream: PhiloxStream, threshold: u64, scale: T) -> Result<Vec<T>> {
+    let mut out = super::alloc::filled(x.len(), T::default())?;
     let task = |c: usize, dst: &mut [T], src: &[T]| {
         pulp::Arch::new().dispatch(Chunk {
             dst,
@@ -60,7 +60,7 @@ fn apply<T: Float>(x: &[T], stream: PhiloxStream, threshold: u64, scale: T) -> V
     } else {
         task(0, &mut out, x);
     }
-    out
+    Ok(out)
 }
 
 /// One task's elements; `pulp` runs `with_simd` with the machine's SIMD features

@@ -5,7 +5,7 @@
 //! narrow the result back (as PyTorch does for many CPU ops), so each kernel exists
 //! once per compute type.
 
-use super::{gather, CpuStorage, PARALLEL_THRESHOLD};
+use super::{alloc, gather, CpuStorage, PARALLEL_THRESHOLD};
 use crate::dtype::WithDType;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
@@ -35,6 +35,11 @@ pub(crate) trait Num: WithDType + PartialOrd + Default {
     fn div(self, o: Self) -> Self;
     fn is_nan(self) -> bool;
     fn wrap(v: Vec<Self>) -> CpuStorage;
+    /// `v` in this type, wrapping modulo 2^bits for integers (how PyTorch applies an
+    /// integer scalar to a U8 tensor: `u8 + (-1)` subtracts one), rounded for floats.
+    fn from_i64_wrapping(v: i64) -> Self;
+    /// The value as an i64: exact for the integer types, truncated for floats.
+    fn to_i64(self) -> i64;
 }
 
 macro_rules! num_float {
@@ -57,6 +62,12 @@ macro_rules! num_float {
             }
             fn wrap(v: Vec<Self>) -> CpuStorage {
                 CpuStorage::$var(v)
+            }
+            fn from_i64_wrapping(v: i64) -> Self {
+                v as $t
+            }
+            fn to_i64(self) -> i64 {
+                self as i64
             }
         }
     };
@@ -83,6 +94,13 @@ macro_rules! num_int {
             fn wrap(v: Vec<Self>) -> CpuStorage {
                 CpuStorage::$var(v)
             }
+            fn from_i64_wrapping(v: i64) -> Self {
+                // Truncation keeps the low bits: the value modulo 2^bits.
+                v as $t
+            }
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
         }
     };
 }
@@ -104,54 +122,100 @@ impl CpuStorage {
         }
     }
 
-    /// A storage of `n` copies of `value` converted to `dtype`.
-    pub(crate) fn full(n: usize, value: f64, dtype: DType) -> CpuStorage {
-        CpuStorage::F64(vec![value; n]).convert(dtype)
+    /// A storage of `n` copies of `value` converted to `dtype`, made directly in
+    /// `dtype` (no f64 staging buffer).
+    pub(crate) fn full(n: usize, value: f64, dtype: DType) -> Result<CpuStorage> {
+        fn fill<T: WithDType>(n: usize, value: f64) -> Result<CpuStorage> {
+            Ok(CpuStorage::from_vec(alloc::filled(n, T::from_f64(value))?))
+        }
+        dispatch_dtype!(dtype, T => fill::<T>(n, value))
     }
 
     /// Elements converted to `dtype` (no copy when it is already `dtype`).
-    pub(crate) fn convert(self, dtype: DType) -> CpuStorage {
+    pub(crate) fn convert(self, dtype: DType) -> Result<CpuStorage> {
         if self.dtype() == dtype {
-            return self;
+            return Ok(self);
         }
         with_vec!(self, v => convert_slice(&v, dtype))
     }
 
     /// A contiguous copy of the elements of `layout`, converted to `dtype`.
-    pub(crate) fn copied(&self, layout: &Layout, dtype: DType) -> CpuStorage {
+    pub(crate) fn copied(&self, layout: &Layout, dtype: DType) -> Result<CpuStorage> {
         let same = self.dtype() == dtype;
         with_vec!(self, v => {
             let run = match layout.contiguous_range() {
                 Some(r) => Cow::Borrowed(&v[r]),
-                None => Cow::Owned(gather(v, layout)),
+                None => Cow::Owned(gather(v, layout)?),
             };
-            if same { CpuStorage::from_vec(run.into_owned()) } else { convert_slice(&run, dtype) }
+            if !same {
+                return convert_slice(&run, dtype);
+            }
+            Ok(CpuStorage::from_vec(match run {
+                Cow::Borrowed(r) => alloc::copied(r)?,
+                Cow::Owned(o) => o,
+            }))
         })
     }
 
     /// f16/bf16 widened to f32 (with the contiguous layout of the copy); other
     /// dtypes borrowed as they are.
-    pub(crate) fn widened(&self, layout: &Layout) -> (Cow<'_, CpuStorage>, Layout) {
-        match self.dtype() {
+    pub(crate) fn widened(&self, layout: &Layout) -> Result<(Cow<'_, CpuStorage>, Layout)> {
+        Ok(match self.dtype() {
             DType::F16 | DType::BF16 => (
-                Cow::Owned(self.copied(layout, DType::F32)),
+                Cow::Owned(self.copied(layout, DType::F32)?),
                 Layout::contiguous(&layout.shape),
             ),
             _ => (Cow::Borrowed(self), layout.clone()),
-        }
+        })
     }
 }
 
+/// Runs `$body` with the type alias `$t` bound to the element type of `$dtype`.
+macro_rules! dispatch_dtype {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            $crate::DType::F16 => {
+                type $t = half::f16;
+                $body
+            }
+            $crate::DType::BF16 => {
+                type $t = half::bf16;
+                $body
+            }
+            $crate::DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            $crate::DType::U8 => {
+                type $t = u8;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use dispatch_dtype;
+
 /// The elements of `layout` as a contiguous slice of `T`: borrowed when the storage
 /// already holds `T` contiguously, else converted (f16/bf16 widen) and copied.
-pub(crate) fn contiguous_as<'a, T: WithDType>(s: &'a CpuStorage, layout: &Layout) -> Cow<'a, [T]> {
+pub(crate) fn contiguous_as<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    layout: &Layout,
+) -> Result<Cow<'a, [T]>> {
     if let (Some(range), Some(all)) = (layout.contiguous_range(), s.as_slice::<T>()) {
-        return Cow::Borrowed(&all[range]);
+        return Ok(Cow::Borrowed(&all[range]));
     }
-    let copy = s.copied(layout, T::DTYPE);
-    match copy.as_slice::<T>() {
-        Some(v) => Cow::Owned(v.to_vec()),
-        None => unreachable!("copy_as converts to the requested dtype"),
+    let copy = s.copied(layout, T::DTYPE)?;
+    match copy.into_vec::<T>() {
+        Some(v) => Ok(Cow::Owned(v)),
+        None => unreachable!("copied() converts to the requested dtype"),
     }
 }
 
@@ -185,27 +249,20 @@ macro_rules! float_kernel {
             }
             _ => {
                 type $t = f32;
-                $crate::backend::CpuStorage::F32($body).convert(dtype)
+                $crate::backend::CpuStorage::F32($body).convert(dtype)?
             }
         }
     }};
 }
 pub(crate) use float_kernel;
 
-fn convert_slice<T: WithDType>(v: &[T], dtype: DType) -> CpuStorage {
-    fn map<T: WithDType, U: WithDType>(v: &[T]) -> Vec<U> {
-        if v.len() >= PARALLEL_THRESHOLD {
-            v.par_iter().map(|&x| U::from_f64(x.to_f64())).collect()
+fn convert_slice<T: WithDType>(v: &[T], dtype: DType) -> Result<CpuStorage> {
+    fn map<T: WithDType, U: WithDType>(v: &[T]) -> Result<CpuStorage> {
+        Ok(CpuStorage::from_vec(if v.len() >= PARALLEL_THRESHOLD {
+            alloc::par_collect(v.par_iter().map(|&x| U::from_f64(x.to_f64())))?
         } else {
-            v.iter().map(|&x| U::from_f64(x.to_f64())).collect()
-        }
+            alloc::collect(v.iter().map(|&x| U::from_f64(x.to_f64())))?
+        }))
     }
-    match dtype {
-        DType::F32 => CpuStorage::F32(map(v)),
-        DType::F64 => CpuStorage::F64(map(v)),
-        DType::F16 => CpuStorage::F16(map(v)),
-        DType::BF16 => CpuStorage::BF16(map(v)),
-        DType::I64 => CpuStorage::I64(map(v)),
-        DType::U8 => CpuStorage::U8(map(v)),
-    }
+    dispatch_dtype!(dtype, U => map::<T, U>(v))
 }

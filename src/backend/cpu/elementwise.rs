@@ -4,7 +4,7 @@
 //! calls become one tight loop over rows; rows are spread over threads when the
 //! tensor is large.
 
-use super::{vectorized, Num, PARALLEL_THRESHOLD};
+use super::{alloc, vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{BinaryOp, CmpOp, CpuStorage, ElementwiseOps, UnaryOp};
 use crate::shape::Layout;
 use crate::{Error, Result};
@@ -20,15 +20,18 @@ impl ElementwiseOps for CpuStorage {
                 dtype,
             });
         }
-        let (s, l) = self.widened(layout);
+        if !dtype.is_float() {
+            op.check_int_scalar()?;
+        }
+        let (s, l) = self.widened(layout)?;
         let out = match s.as_ref() {
-            CpuStorage::F32(v) => CpuStorage::F32(unary_float(v, &l, op)),
-            CpuStorage::F64(v) => CpuStorage::F64(unary_float(v, &l, op)),
-            CpuStorage::I64(v) => CpuStorage::I64(unary_int(v, &l, op)),
-            CpuStorage::U8(v) => CpuStorage::U8(unary_int(v, &l, op)),
+            CpuStorage::F32(v) => CpuStorage::F32(unary_float(v, &l, op)?),
+            CpuStorage::F64(v) => CpuStorage::F64(unary_float(v, &l, op)?),
+            CpuStorage::I64(v) => CpuStorage::I64(unary_int(v, &l, op)?),
+            CpuStorage::U8(v) => CpuStorage::U8(unary_int(v, &l, op)?),
             CpuStorage::F16(_) | CpuStorage::BF16(_) => unreachable!("widened to f32"),
         };
-        Ok(out.convert(dtype))
+        out.convert(dtype)
     }
 
     fn binary(
@@ -42,12 +45,12 @@ impl ElementwiseOps for CpuStorage {
         if op == BinaryOp::Div && !dtype.is_float() {
             return Err(Error::UnsupportedDType { op: "div", dtype });
         }
-        let ((a, al), (b, bl)) = (self.widened(ll), rhs.widened(rl));
+        let ((a, al), (b, bl)) = (self.widened(ll)?, rhs.widened(rl)?);
         let out = match (a.as_ref(), b.as_ref()) {
-            (CpuStorage::F32(x), CpuStorage::F32(y)) => binary(x, &al, y, &bl, op),
-            (CpuStorage::F64(x), CpuStorage::F64(y)) => binary(x, &al, y, &bl, op),
-            (CpuStorage::I64(x), CpuStorage::I64(y)) => binary(x, &al, y, &bl, op),
-            (CpuStorage::U8(x), CpuStorage::U8(y)) => binary(x, &al, y, &bl, op),
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => binary(x, &al, y, &bl, op)?,
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => binary(x, &al, y, &bl, op)?,
+            (CpuStorage::I64(x), CpuStorage::I64(y)) => binary(x, &al, y, &bl, op)?,
+            (CpuStorage::U8(x), CpuStorage::U8(y)) => binary(x, &al, y, &bl, op)?,
             _ => {
                 return Err(Error::DTypeMismatch {
                     op: "binary",
@@ -56,16 +59,16 @@ impl ElementwiseOps for CpuStorage {
                 })
             }
         };
-        Ok(out.convert(dtype))
+        out.convert(dtype)
     }
 
     fn compare(&self, op: CmpOp, ll: &Layout, rhs: &CpuStorage, rl: &Layout) -> Result<CpuStorage> {
-        let ((a, al), (b, bl)) = (self.widened(ll), rhs.widened(rl));
+        let ((a, al), (b, bl)) = (self.widened(ll)?, rhs.widened(rl)?);
         let out = match (a.as_ref(), b.as_ref()) {
-            (CpuStorage::F32(x), CpuStorage::F32(y)) => compare(x, &al, y, &bl, op),
-            (CpuStorage::F64(x), CpuStorage::F64(y)) => compare(x, &al, y, &bl, op),
-            (CpuStorage::I64(x), CpuStorage::I64(y)) => compare(x, &al, y, &bl, op),
-            (CpuStorage::U8(x), CpuStorage::U8(y)) => compare(x, &al, y, &bl, op),
+            (CpuStorage::F32(x), CpuStorage::F32(y)) => compare(x, &al, y, &bl, op)?,
+            (CpuStorage::F64(x), CpuStorage::F64(y)) => compare(x, &al, y, &bl, op)?,
+            (CpuStorage::I64(x), CpuStorage::I64(y)) => compare(x, &al, y, &bl, op)?,
+            (CpuStorage::U8(x), CpuStorage::U8(y)) => compare(x, &al, y, &bl, op)?,
             _ => {
                 return Err(Error::DTypeMismatch {
                     op: "compare",
@@ -145,8 +148,8 @@ impl<const N: usize> Plan<N> {
         &self,
         numel: usize,
         fill: impl Fn(&mut [MaybeUninit<U>], [usize; N]) + Sync,
-    ) -> Vec<U> {
-        let mut out = Vec::with_capacity(numel);
+    ) -> Result<Vec<U>> {
+        let mut out = alloc::buffer(numel)?;
         let inner = self.inner;
         let task = |(t, chunk): (usize, &mut [MaybeUninit<U>])| {
             let start = t * TASK_LEN;
@@ -174,7 +177,7 @@ impl<const N: usize> Plan<N> {
         // pieces), with `fill` writing every element of every piece (Map1Row and
         // Map2Row write each slot of `out` once); U is Copy, so nothing needs dropping.
         unsafe { out.set_len(numel) };
-        out
+        Ok(out)
     }
 }
 
@@ -183,7 +186,11 @@ pub(crate) fn map1<T: Copy + Sync, U: Copy + Send>(
     a: &[T],
     al: &Layout,
     f: impl Fn(T) -> U + Sync,
-) -> Vec<U> {
+) -> Result<Vec<U>> {
+    // An empty view's strides may be saturated (see `contiguous_strides`): no plan.
+    if al.numel() == 0 {
+        return Ok(Vec::new());
+    }
     let plan = Plan::new([al]);
     let [stride] = plan.inner_strides;
     plan.run(al.numel(), |out, [offset]| {
@@ -240,7 +247,10 @@ pub(crate) fn map2<T: Copy + Sync, U: Copy + Send>(
     b: &[T],
     bl: &Layout,
     f: impl Fn(T, T) -> U + Sync,
-) -> Vec<U> {
+) -> Result<Vec<U>> {
+    if al.numel() == 0 {
+        return Ok(Vec::new());
+    }
     let plan = Plan::new([al, bl]);
     let strides = plan.inner_strides;
     plan.run(al.numel(), |out, offsets| {
@@ -352,7 +362,7 @@ macro_rules! float_impl {
 float_impl!(f32, super::math::exp_f32, libm::erff);
 float_impl!(f64, f64::exp, libm::erf);
 
-pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
+pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<T>> {
     let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
     match op {
         UnaryOp::Neg => map1(v, l, |x| -x),
@@ -416,19 +426,28 @@ fn gelu_tanh_grad<T: Float>(x: T) -> T {
     half * (one + t) + half * x * (one - t * t) * du
 }
 
-fn scalar_map<T: Float>(v: &[T], l: &Layout, s: f64, f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+fn scalar_map<T: Float>(
+    v: &[T],
+    l: &Layout,
+    s: f64,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Result<Vec<T>> {
     let s = T::from_f64(s);
     map1(v, l, |x| f(x, s))
 }
 
-pub(crate) fn unary_int<T: Num>(v: &[T], l: &Layout, op: UnaryOp) -> Vec<T> {
+/// An integer op. The tensor layer hands integer dtypes only integral scalars that
+/// fit in i64 (see `Tensor::add_scalar`); they wrap into `T` as in PyTorch, so
+/// `U8 5 + (-1)` is 4, the same on every device (`UnaryOp::int_scalar`).
+pub(crate) fn unary_int<T: Num>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<T>> {
     let zero = T::default();
+    let s = T::from_i64_wrapping(op.int_scalar());
     match op {
         UnaryOp::Neg => map1(v, l, |x| zero.sub(x)),
         UnaryOp::Relu => map1(v, l, |x| if x < zero { zero } else { x }),
         UnaryOp::Abs => map1(v, l, |x| if x < zero { zero.sub(x) } else { x }),
-        UnaryOp::AddScalar(s) => map1(v, l, |x| x.add(T::from_f64(s))),
-        UnaryOp::MulScalar(s) => map1(v, l, |x| x.mul(T::from_f64(s))),
+        UnaryOp::AddScalar(_) => map1(v, l, |x| x.add(s)),
+        UnaryOp::MulScalar(_) => map1(v, l, |x| x.mul(s)),
         _ => unreachable!("refused by UnaryOp::allows_integers"),
     }
 }
@@ -439,7 +458,7 @@ pub(crate) fn binary<T: Num>(
     b: &[T],
     bl: &Layout,
     op: BinaryOp,
-) -> CpuStorage {
+) -> Result<CpuStorage> {
     let out = match op {
         BinaryOp::Add => map2(a, al, b, bl, T::add),
         BinaryOp::Sub => map2(a, al, b, bl, T::sub),
@@ -447,11 +466,17 @@ pub(crate) fn binary<T: Num>(
         BinaryOp::Div => map2(a, al, b, bl, T::div),
         BinaryOp::Maximum => map2(a, al, b, bl, |x, y| if x.is_nan() || x > y { x } else { y }),
         BinaryOp::Minimum => map2(a, al, b, bl, |x, y| if x.is_nan() || x < y { x } else { y }),
-    };
-    T::wrap(out)
+    }?;
+    Ok(T::wrap(out))
 }
 
-pub(crate) fn compare<T: Num>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: CmpOp) -> Vec<u8> {
+pub(crate) fn compare<T: Num>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: CmpOp,
+) -> Result<Vec<u8>> {
     match op {
         CmpOp::Eq => map2(a, al, b, bl, |x, y| u8::from(x == y)),
         CmpOp::Ne => map2(a, al, b, bl, |x, y| u8::from(x != y)),
@@ -492,7 +517,7 @@ mod tests {
             strides: vec![0, 1],
             offset: 0,
         };
-        let got = map2(&a, &al, &a, &bl, |x, y| x - y);
+        let got = map2(&a, &al, &a, &bl, |x, y| x - y).unwrap();
         let want: Vec<f32> = (0..rows * cols).map(|i| (i - i % cols) as f32).collect();
         assert_eq!(got, want);
 
@@ -501,7 +526,7 @@ mod tests {
             strides: vec![1, cols],
             offset: 0,
         };
-        let got = map1(&a, &cl, |x| x);
+        let got = map1(&a, &cl, |x| x).unwrap();
         let want: Vec<f32> = (0..rows * cols)
             .map(|i| ((i % rows) * cols + i / rows) as f32)
             .collect();
@@ -518,7 +543,7 @@ mod tests {
             offset: 0,
         };
         assert_eq!(
-            map2(&a, &al, &a, &bl, |x, y| x * 10.0 + y),
+            map2(&a, &al, &a, &bl, |x, y| x * 10.0 + y).unwrap(),
             vec![0., 12., 24., 31., 43., 55.]
         );
     }

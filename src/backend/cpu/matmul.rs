@@ -15,13 +15,13 @@ impl MatmulOps for CpuStorage {
         dims: MatmulDims,
     ) -> Result<CpuStorage> {
         let dtype = self.dtype();
-        let ((a, al), (b, bl)) = (self.widened(ll), rhs.widened(rl));
+        let ((a, al), (b, bl)) = (self.widened(ll)?, rhs.widened(rl)?);
         let out = match (a.as_ref(), b.as_ref()) {
             (CpuStorage::F32(x), CpuStorage::F32(y)) => {
-                CpuStorage::F32(matmul(x, &al, y, &bl, dims))
+                CpuStorage::F32(matmul(x, &al, y, &bl, dims)?)
             }
             (CpuStorage::F64(x), CpuStorage::F64(y)) => {
-                CpuStorage::F64(matmul(x, &al, y, &bl, dims))
+                CpuStorage::F64(matmul(x, &al, y, &bl, dims)?)
             }
             _ if dtype != rhs.dtype() => {
                 return Err(Error::DTypeMismatch {
@@ -37,7 +37,7 @@ impl MatmulOps for CpuStorage {
                 })
             }
         };
-        Ok(out.convert(dtype))
+        out.convert(dtype)
     }
 }
 
@@ -51,11 +51,15 @@ pub(crate) fn matmul<T: crate::dtype::WithDType + Default>(
     rhs: &[T],
     rl: &Layout,
     dims: MatmulDims,
-) -> Vec<T> {
+) -> Result<Vec<T>> {
     let MatmulDims { batch, m, n, k } = dims;
-    let mut out = vec![T::default(); batch * m * n];
+    let len = batch
+        .checked_mul(m)
+        .and_then(|bm| bm.checked_mul(n))
+        .ok_or_else(|| Error::shape("matmul", format!("{dims:?} has too many elements")))?;
+    let mut out = super::alloc::filled(len, T::default())?;
     if out.is_empty() {
-        return out;
+        return Ok(out);
     }
     let small = m * n * k < SMALL_PRODUCT && batch > 1;
     let product = |b: usize, dst: &mut [T]| {
@@ -107,5 +111,5 @@ pub(crate) fn matmul<T: crate::dtype::WithDType + Default>(
             .enumerate()
             .for_each(|(b, dst)| product(b, dst));
     }
-    out
+    Ok(out)
 }

@@ -4,6 +4,7 @@
 //! `backend/<family>.rs` for [`CpuStorage`]; `dtype.rs` holds the per-dtype dispatch
 //! (kernels are generic over the element type, f16/bf16 computed in f32).
 
+pub(crate) mod alloc;
 mod conv;
 mod dropout;
 pub(crate) mod dtype;
@@ -68,7 +69,7 @@ impl BackendStorage for CpuStorage {
     }
 
     fn copy_as(&self, layout: &Layout, dtype: DType) -> Result<CpuStorage> {
-        Ok(self.copied(layout, dtype))
+        self.copied(layout, dtype)
     }
 
     fn copy_from(
@@ -77,7 +78,7 @@ impl BackendStorage for CpuStorage {
         src: &CpuStorage,
         src_layout: &Layout,
     ) -> Result<()> {
-        let values = src.copied(src_layout, self.dtype());
+        let values = src.copied(src_layout, self.dtype())?;
         with_vec!(self, dst => {
             let Some(vals) = values.as_slice() else {
                 unreachable!("copied() converts to the destination dtype")
@@ -91,7 +92,7 @@ impl BackendStorage for CpuStorage {
     }
 
     fn to_cpu(&self, layout: &Layout) -> Result<CpuStorage> {
-        Ok(self.copied(layout, self.dtype()))
+        self.copied(layout, self.dtype())
     }
 }
 
@@ -109,6 +110,11 @@ impl CpuStorage {
     /// The elements, writable, when `T` is this storage's type.
     pub(crate) fn as_mut_slice<T: WithDType>(&mut self) -> Option<&mut [T]> {
         with_vec!(self, v => (v as &mut dyn std::any::Any).downcast_mut::<Vec<T>>().map(|v| v.as_mut_slice()))
+    }
+
+    /// The elements as a `Vec<T>` when `T` is this storage's type (no copy).
+    pub(crate) fn into_vec<T: WithDType>(self) -> Option<Vec<T>> {
+        with_vec!(self, v => (Box::new(v) as Box<dyn std::any::Any>).downcast::<Vec<T>>().ok().map(|v| *v))
     }
 
     /// Wraps a vector.
@@ -130,12 +136,12 @@ impl CpuStorage {
 /// Rows of the last dimension are copied with a tight loop (a fill for a broadcast
 /// row, a slice copy for unit stride), in parallel for large tensors: a strided or
 /// broadcast view costs about what a contiguous copy does.
-pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) -> Vec<T> {
+pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) -> Result<Vec<T>> {
     if let Some(r) = layout.contiguous_range() {
-        return v[r].to_vec();
+        return alloc::copied(&v[r]);
     }
     if layout.numel() == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     // Not contiguous and not empty, so rank ≥ 1 and every dimension is non-zero.
     let (shape, strides) = (&layout.shape, &layout.strides);
@@ -157,12 +163,12 @@ pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) 
             .enumerate()
             .for_each(|(j, d)| *d = v[start + j * s]),
     };
-    let mut out = vec![T::default(); layout.numel()];
+    let mut out = alloc::filled(layout.numel(), T::default())?;
     if out.len() < PARALLEL_THRESHOLD {
         for (row, dst) in out.chunks_mut(inner).enumerate() {
             copy_run(row_start(row), dst);
         }
-        return out;
+        return Ok(out);
     }
     out.par_chunks_mut(inner)
         .with_min_len(PARALLEL_THRESHOLD / inner.max(1))
@@ -177,7 +183,7 @@ pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) 
                 copy_run(start, dst);
             }
         });
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -228,7 +234,7 @@ mod tests {
         ];
         for l in &layouts {
             let want: Vec<u32> = l.indices().map(|i| v[i]).collect();
-            assert_eq!(gather(&v, l), want, "{l:?}");
+            assert_eq!(gather(&v, l).unwrap(), want, "{l:?}");
         }
     }
 }

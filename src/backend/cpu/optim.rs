@@ -196,7 +196,7 @@ impl OptimOps for CpuStorage {
                 grad_scale: c(1.0 - step.dampening),
                 weight_decay: c(step.weight_decay),
             };
-            let g = contiguous_as::<C>(grad, grad_layout);
+            let g = contiguous_as::<C>(grad, grad_layout)?;
             let p = typed::<T>(OP, self)?;
             let mut buf = momentum_buf.map(|b| typed::<T>(OP, b)).transpose()?;
             for (i, pi) in param_indices(layout).enumerate() {
@@ -238,7 +238,7 @@ impl OptimOps for CpuStorage {
                 step_size: c(step.step_size),
                 bias2_sqrt: c(step.bias2_sqrt),
             };
-            let g = contiguous_as::<C>(grad, grad_layout);
+            let g = contiguous_as::<C>(grad, grad_layout)?;
             let p = typed::<T>(OP, self)?;
             let (m, v) = (typed::<T>(OP, m)?, typed::<T>(OP, v)?);
             let mut v_max = v_max.map(|s| typed::<T>(OP, s)).transpose()?;

@@ -3,6 +3,7 @@
 //! the max keeps the first largest value (a NaN wins), the average divides by the
 //! window's size including padding (`count_include_pad=True`).
 
+use super::alloc;
 use super::dtype::{contiguous_as, float_kernel};
 use super::gemm_util::Float;
 use super::{CpuStorage, PARALLEL_THRESHOLD};
@@ -14,10 +15,10 @@ use rayon::prelude::*;
 impl PoolOps for CpuStorage {
     /// Max pooling; see [`crate::backend::PoolOps::max_pool2d`].
     fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CpuStorage, CpuStorage)> {
-        let mut indices = vec![0i64; p.output_len()];
+        let mut indices = alloc::filled(p.output_len(), 0i64)?;
         let values = float_kernel!("max_pool2d", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, layout);
-            max_forward(p, &x, &mut indices)
+            let x = contiguous_as::<T>(self, layout)?;
+            max_forward(p, &x, &mut indices)?
         });
         Ok((values, CpuStorage::I64(indices)))
     }
@@ -31,34 +32,34 @@ impl PoolOps for CpuStorage {
         p: &Pool2dParams,
     ) -> Result<CpuStorage> {
         super::dtype::same_dtype("max_pool2d_backward", DType::I64, indices.dtype())?;
-        let idx = contiguous_as::<i64>(indices, il);
+        let idx = contiguous_as::<i64>(indices, il)?;
         Ok(float_kernel!("max_pool2d_backward", self.dtype(), |T| {
-            let g = contiguous_as::<T>(self, gl);
-            max_backward(p, &g, &idx)
+            let g = contiguous_as::<T>(self, gl)?;
+            max_backward(p, &g, &idx)?
         }))
     }
 
     /// Average pooling; see [`crate::backend::PoolOps::avg_pool2d`].
     fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("avg_pool2d", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, layout);
-            avg_forward(p, &x)
+            let x = contiguous_as::<T>(self, layout)?;
+            avg_forward(p, &x)?
         }))
     }
 
     /// Gradient of average pooling; see [`crate::backend::PoolOps::avg_pool2d_backward`].
     fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("avg_pool2d_backward", self.dtype(), |T| {
-            let g = contiguous_as::<T>(self, gl);
-            avg_backward(p, &g)
+            let g = contiguous_as::<T>(self, gl)?;
+            avg_backward(p, &g)?
         }))
     }
 
     /// Adaptive average pooling; see [`crate::backend::PoolOps::adaptive_avg_pool2d`].
     fn adaptive_avg_pool2d(&self, layout: &Layout, p: &AdaptivePool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("adaptive_avg_pool2d", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, layout);
-            adaptive_forward(p, &x)
+            let x = contiguous_as::<T>(self, layout)?;
+            adaptive_forward(p, &x)?
         }))
     }
 
@@ -72,8 +73,8 @@ impl PoolOps for CpuStorage {
             "adaptive_avg_pool2d_backward",
             self.dtype(),
             |T| {
-                let g = contiguous_as::<T>(self, gl);
-                adaptive_backward(p, &g)
+                let g = contiguous_as::<T>(self, gl)?;
+                adaptive_backward(p, &g)?
             }
         ))
     }
@@ -108,10 +109,10 @@ fn window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (usize,
     (start.max(0) as usize, end.max(0) as usize)
 }
 
-fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Vec<T> {
+fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Result<Vec<T>> {
     let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
     let neg_inf = T::from_f64(f64::NEG_INFINITY);
-    let mut pairs = vec![(T::default(), 0i64); p.output_len()];
+    let mut pairs = alloc::filled(p.output_len(), (T::default(), 0i64))?;
     per_plane(&mut pairs, oh * ow, p.input_len(), |plane, o| {
         let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
         for oy in 0..oh {
@@ -135,12 +136,12 @@ fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Vec<
         .iter_mut()
         .zip(&pairs)
         .for_each(|(i, &(_, at))| *i = at);
-    pairs.into_iter().map(|(v, _)| v).collect()
+    alloc::collect(pairs.into_iter().map(|(v, _)| v))
 }
 
-fn max_backward<T: Float>(p: &Pool2dParams, g: &[T], idx: &[i64]) -> Vec<T> {
+fn max_backward<T: Float>(p: &Pool2dParams, g: &[T], idx: &[i64]) -> Result<Vec<T>> {
     let (ihw, ohw) = (p.h * p.w, p.out_h * p.out_w);
-    let mut gx = vec![T::default(); p.input_len()];
+    let mut gx = alloc::filled(p.input_len(), T::default())?;
     per_plane(&mut gx, ihw, p.input_len(), |plane, dst| {
         let gs = &g[plane * ohw..(plane + 1) * ohw];
         let is = &idx[plane * ohw..(plane + 1) * ohw];
@@ -152,7 +153,7 @@ fn max_backward<T: Float>(p: &Pool2dParams, g: &[T], idx: &[i64]) -> Vec<T> {
             }
         }
     });
-    gx
+    Ok(gx)
 }
 
 /// Window bounds of average pooling and its divisor (PyTorch's `pool_size`, which
@@ -165,9 +166,9 @@ fn avg_window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (us
     (s, e.max(s), count)
 }
 
-fn avg_forward<T: Float>(p: &Pool2dParams, x: &[T]) -> Vec<T> {
+fn avg_forward<T: Float>(p: &Pool2dParams, x: &[T]) -> Result<Vec<T>> {
     let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
-    let mut out = vec![T::default(); p.output_len()];
+    let mut out = alloc::filled(p.output_len(), T::default())?;
     per_plane(&mut out, oh * ow, p.input_len(), |plane, o| {
         let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
         for oy in 0..oh {
@@ -188,12 +189,12 @@ fn avg_forward<T: Float>(p: &Pool2dParams, x: &[T]) -> Vec<T> {
             }
         }
     });
-    out
+    Ok(out)
 }
 
-fn avg_backward<T: Float>(p: &Pool2dParams, g: &[T]) -> Vec<T> {
+fn avg_backward<T: Float>(p: &Pool2dParams, g: &[T]) -> Result<Vec<T>> {
     let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
-    let mut gx = vec![T::default(); p.input_len()];
+    let mut gx = alloc::filled(p.input_len(), T::default())?;
     per_plane(&mut gx, ih * iw, p.input_len(), |plane, dst| {
         let gs = &g[plane * oh * ow..(plane + 1) * oh * ow];
         for oy in 0..oh {
@@ -209,12 +210,12 @@ fn avg_backward<T: Float>(p: &Pool2dParams, g: &[T]) -> Vec<T> {
             }
         }
     });
-    gx
+    Ok(gx)
 }
 
-fn adaptive_forward<T: Float>(p: &AdaptivePool2dParams, x: &[T]) -> Vec<T> {
+fn adaptive_forward<T: Float>(p: &AdaptivePool2dParams, x: &[T]) -> Result<Vec<T>> {
     let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
-    let mut out = vec![T::default(); p.planes() * oh * ow];
+    let mut out = alloc::filled(p.planes() * oh * ow, T::default())?;
     let work = p.planes() * ih * iw;
     per_plane(&mut out, oh * ow, work, |plane, o| {
         let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
@@ -232,12 +233,12 @@ fn adaptive_forward<T: Float>(p: &AdaptivePool2dParams, x: &[T]) -> Vec<T> {
             }
         }
     });
-    out
+    Ok(out)
 }
 
-fn adaptive_backward<T: Float>(p: &AdaptivePool2dParams, g: &[T]) -> Vec<T> {
+fn adaptive_backward<T: Float>(p: &AdaptivePool2dParams, g: &[T]) -> Result<Vec<T>> {
     let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
-    let mut gx = vec![T::default(); p.planes() * ih * iw];
+    let mut gx = alloc::filled(p.planes() * ih * iw, T::default())?;
     let work = p.planes() * ih * iw;
     per_plane(&mut gx, ih * iw, work, |plane, dst| {
         let gs = &g[plane * oh * ow..(plane + 1) * oh * ow];
@@ -254,5 +255,5 @@ fn adaptive_backward<T: Float>(p: &AdaptivePool2dParams, g: &[T]) -> Vec<T> {
             }
         }
     });
-    gx
+    Ok(gx)
 }

@@ -5,66 +5,79 @@
 //! accurate as PyTorch's cascade summation);
 //! integer sums accumulate in i64 and give I64, like PyTorch.
 
-use super::{gather, vectorized, Num, PARALLEL_THRESHOLD};
+use super::{alloc, gather, vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{CpuStorage, ReduceOp, ReduceOps};
 use crate::shape::Layout;
-use crate::{DType, Result};
+use crate::{DType, Error, Result};
 use rayon::prelude::*;
 
 impl ReduceOps for CpuStorage {
     fn reduce(&self, op: ReduceOp, layout: &Layout, dim: usize) -> Result<CpuStorage> {
         let dtype = self.dtype();
-        let (s, l) = self.widened(layout);
+        let (s, l) = self.widened(layout)?;
         let out = match s.as_ref() {
-            CpuStorage::F32(v) => reduce(v, &l, dim, op),
-            CpuStorage::F64(v) => reduce(v, &l, dim, op),
-            CpuStorage::I64(v) => reduce(v, &l, dim, op),
-            CpuStorage::U8(v) => reduce(v, &l, dim, op),
+            CpuStorage::F32(v) => reduce(v, &l, dim, op)?,
+            CpuStorage::F64(v) => reduce(v, &l, dim, op)?,
+            CpuStorage::I64(v) => reduce(v, &l, dim, op)?,
+            CpuStorage::U8(v) => reduce(v, &l, dim, op)?,
             CpuStorage::F16(_) | CpuStorage::BF16(_) => unreachable!("widened to f32"),
         };
         Ok(match (op, dtype) {
             (ReduceOp::Sum | ReduceOp::Max | ReduceOp::Min, DType::F16 | DType::BF16) => {
-                out.convert(dtype)
+                out.convert(dtype)?
             }
             _ => out,
         })
     }
 }
 
-pub(crate) fn reduce<T: Num>(v: &[T], layout: &Layout, dim: usize, op: ReduceOp) -> CpuStorage {
+pub(crate) fn reduce<T: Num>(
+    v: &[T],
+    layout: &Layout,
+    dim: usize,
+    op: ReduceOp,
+) -> Result<CpuStorage> {
+    let shape = &layout.shape;
+    let len = shape[dim];
+    // The input's element count fits in usize, but with `len == 0` the output's need
+    // not (`[usize::MAX, 0, 2]` summed over dim 1).
+    let outer: usize = shape[..dim].iter().product();
+    let inner: usize = shape[dim + 1..].iter().product();
+    if outer.checked_mul(inner).is_none() {
+        return Err(Error::shape(
+            "reduce",
+            format!("reducing dim {dim} of {shape:?} leaves more elements than can be addressed"),
+        ));
+    }
     // Contiguous inputs are read in place; only strided views are gathered first.
     let data: std::borrow::Cow<'_, [T]> = match layout.contiguous_range() {
         Some(r) => std::borrow::Cow::Borrowed(&v[r]),
-        None => std::borrow::Cow::Owned(gather(v, layout)),
+        None => std::borrow::Cow::Owned(gather(v, layout)?),
     };
-    let shape = &layout.shape;
-    let len = shape[dim];
-    let outer: usize = shape[..dim].iter().product();
-    let inner: usize = shape[dim + 1..].iter().product();
     let at = |o: usize, k: usize, i: usize| data[(o * len + k) * inner + i];
-    match op {
-        ReduceOp::Sum if T::DTYPE.is_float() => T::wrap(
-            sum(&data, outer, len, inner)
-                .into_iter()
-                .map(T::from_f64)
-                .collect(),
-        ),
+    Ok(match op {
+        ReduceOp::Sum if T::DTYPE.is_float() => {
+            let sums = sum(&data, outer, len, inner)?;
+            T::wrap(alloc::collect(sums.into_iter().map(T::from_f64))?)
+        }
+        // Integers add as i64 (wrapping, like PyTorch's int64 sum): exact, unlike a
+        // trip through f64, which loses integers above 2^53.
         ReduceOp::Sum => CpuStorage::I64(per_output(outer, inner, |o, i| {
-            (0..len).fold(0i64, |acc, k| acc.wrapping_add(at(o, k, i).to_f64() as i64))
-        })),
+            (0..len).fold(0i64, |acc, k| acc.wrapping_add(at(o, k, i).to_i64()))
+        })?),
         ReduceOp::Max => T::wrap(per_output(outer, inner, |o, i| {
             at(o, best_index(len, |k| at(o, k, i), |a, b| a > b), i)
-        })),
+        })?),
         ReduceOp::Min => T::wrap(per_output(outer, inner, |o, i| {
             at(o, best_index(len, |k| at(o, k, i), |a, b| a < b), i)
-        })),
+        })?),
         ReduceOp::ArgMax => CpuStorage::I64(per_output(outer, inner, |o, i| {
             best_index(len, |k| at(o, k, i), |a, b| a > b) as i64
-        })),
+        })?),
         ReduceOp::ArgMin => CpuStorage::I64(per_output(outer, inner, |o, i| {
             best_index(len, |k| at(o, k, i), |a, b| a < b) as i64
-        })),
-    }
+        })?),
+    })
 }
 
 /// Index of the first element that beats every other under `better`; a NaN wins
@@ -87,41 +100,47 @@ fn best_index<T: Num>(
     best
 }
 
-fn per_output<U: Send>(outer: usize, inner: usize, f: impl Fn(usize, usize) -> U + Sync) -> Vec<U> {
+/// `f(o, i)` for every output `(o, i)` (`outer * inner` of them, which the caller
+/// checked fits in usize), in row-major order.
+fn per_output<U: Send>(
+    outer: usize,
+    inner: usize,
+    f: impl Fn(usize, usize) -> U + Sync,
+) -> Result<Vec<U>> {
     let n = outer * inner;
     if n >= 256 {
-        (0..n)
-            .into_par_iter()
-            .map(|j| f(j / inner, j % inner))
-            .collect()
+        alloc::par_collect((0..n).into_par_iter().map(|j| f(j / inner, j % inner)))
     } else {
-        (0..n).map(|j| f(j / inner, j % inner)).collect()
+        alloc::collect((0..n).map(|j| f(j / inner, j % inner)))
     }
 }
 
-fn sum<T: Num>(data: &[T], outer: usize, len: usize, inner: usize) -> Vec<f64> {
+fn sum<T: Num>(data: &[T], outer: usize, len: usize, inner: usize) -> Result<Vec<f64>> {
     if inner == 1 {
         return if outer == 1 {
-            vec![sum_slice(data)]
+            alloc::filled(1, sum_slice(data))
         } else {
             per_output(outer, 1, |o, _| {
                 vectorized(LaneSum(&data[o * len..(o + 1) * len]))
             })
         };
     }
-    let block = |o: usize| {
-        let mut acc = vec![0f64; inner];
+    let mut out = alloc::filled(outer * inner, 0f64)?;
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let block = |(o, acc): (usize, &mut [f64])| {
         vectorized(ColumnSums {
-            acc: &mut acc,
+            acc,
             rows: &data[o * len * inner..(o + 1) * len * inner],
-        });
-        acc
+        })
     };
     if outer * len * inner >= PARALLEL_THRESHOLD && outer > 1 {
-        (0..outer).into_par_iter().flat_map_iter(block).collect()
+        out.par_chunks_mut(inner).enumerate().for_each(block);
     } else {
-        (0..outer).flat_map(block).collect()
+        out.chunks_mut(inner).enumerate().for_each(block);
     }
+    Ok(out)
 }
 
 fn sum_slice<T: Num>(v: &[T]) -> f64 {
@@ -229,8 +248,8 @@ mod tests {
             strides: vec![1, 2],
             offset: 0,
         };
-        let rows = reduce(&storage, &layout, 1, ReduceOp::Sum);
-        let cols = reduce(&storage, &layout, 0, ReduceOp::Sum);
+        let rows = reduce(&storage, &layout, 1, ReduceOp::Sum).unwrap();
+        let cols = reduce(&storage, &layout, 0, ReduceOp::Sum).unwrap();
         assert_eq!(rows, CpuStorage::F32(vec![3., 12.]));
         assert_eq!(cols, CpuStorage::F32(vec![3., 5., 7.]));
     }

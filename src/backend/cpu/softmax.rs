@@ -7,7 +7,7 @@
 //! column's maximum is subtracted before `exp`, so large logits do not overflow.
 
 use super::elementwise::Float;
-use super::{gather, PARALLEL_THRESHOLD};
+use super::{alloc, gather, PARALLEL_THRESHOLD};
 use crate::backend::{CpuStorage, SoftmaxOps};
 use crate::shape::Layout;
 use crate::{Error, Result};
@@ -30,26 +30,26 @@ impl SoftmaxOps for CpuStorage {
         }
         let outer: usize = shape[..dim].iter().product();
         let inner: usize = shape[dim + 1..].iter().product();
-        let (s, l) = self.widened(layout);
+        let (s, l) = self.widened(layout)?;
         fn run<T: super::elementwise::Float>(
             v: &[T],
             l: &Layout,
             sizes: (usize, usize, usize),
             log: bool,
-        ) -> Vec<T> {
+        ) -> Result<Vec<T>> {
             let (outer, len, inner) = sizes;
             match l.contiguous_range() {
                 Some(r) => softmax(&v[r], outer, len, inner, log),
-                None => softmax(&gather(v, l), outer, len, inner, log),
+                None => softmax(&gather(v, l)?, outer, len, inner, log),
             }
         }
         let sizes = (outer, shape[dim], inner);
         let out = match s.as_ref() {
-            CpuStorage::F32(v) => CpuStorage::F32(run(v, &l, sizes, log)),
-            CpuStorage::F64(v) => CpuStorage::F64(run(v, &l, sizes, log)),
+            CpuStorage::F32(v) => CpuStorage::F32(run(v, &l, sizes, log)?),
+            CpuStorage::F64(v) => CpuStorage::F64(run(v, &l, sizes, log)?),
             _ => unreachable!("float dtypes checked above, f16/bf16 widened"),
         };
-        Ok(out.convert(dtype))
+        out.convert(dtype)
     }
 }
 
@@ -64,10 +64,10 @@ pub(crate) fn softmax<T: Float>(
     len: usize,
     inner: usize,
     log: bool,
-) -> Vec<T> {
-    let mut out = vec![T::default(); data.len()];
+) -> Result<Vec<T>> {
+    let mut out = alloc::filled(data.len(), T::default())?;
     if data.is_empty() {
-        return out;
+        return Ok(out);
     }
     let parallel = data.len() >= PARALLEL_THRESHOLD;
     if inner == 1 {
@@ -81,7 +81,7 @@ pub(crate) fn softmax<T: Float>(
         } else {
             out.chunks_mut(len).zip(data.chunks(len)).for_each(row);
         }
-        return out;
+        return Ok(out);
     }
     let block = len * inner;
     if !parallel || outer >= rayon::current_num_threads() * 2 {
@@ -94,7 +94,7 @@ pub(crate) fn softmax<T: Float>(
         } else {
             out.chunks_mut(block).zip(data.chunks(block)).for_each(run);
         }
-        return out;
+        return Ok(out);
     }
     // Few large blocks (softmax over a leading dim): split each block into strips of
     // columns. A strip's output is scattered over the block's rows, so each task
@@ -106,18 +106,15 @@ pub(crate) fn softmax<T: Float>(
             let (o, s) = (task / strips, task % strips);
             let (start, width) = (s * STRIP, STRIP.min(inner - s * STRIP));
             let src = &data[o * block..(o + 1) * block];
-            let strip: Vec<T> = (0..len)
-                .flat_map(|k| {
-                    src[k * inner + start..k * inner + start + width]
-                        .iter()
-                        .copied()
-                })
-                .collect();
-            let mut res = vec![T::default(); strip.len()];
+            let mut strip = alloc::buffer(len * width)?;
+            for k in 0..len {
+                strip.extend_from_slice(&src[k * inner + start..k * inner + start + width]);
+            }
+            let mut res = alloc::filled(strip.len(), T::default())?;
             softmax_strip(&strip, &mut res, len, width, log);
-            (o, start, res)
+            Ok((o, start, res))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     for (o, start, res) in results {
         let width = res.len() / len;
         for (k, row) in res.chunks(width).enumerate() {
@@ -125,7 +122,7 @@ pub(crate) fn softmax<T: Float>(
             out[at..at + width].copy_from_slice(row);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Softmax of one contiguous row (the `inner == 1` path, without per-column state).
@@ -232,14 +229,14 @@ mod tests {
     #[test]
     fn rows_sum_to_one_and_survive_large_logits() {
         let x = [1000.0f64, 1001.0, 1002.0, -1.0, 0.0, 1.0];
-        let p = softmax(&x, 2, 3, 1, false);
+        let p = softmax(&x, 2, 3, 1, false).unwrap();
         // Both rows hold the same differences, so the same probabilities.
         let want = reference(&[-2.0, -1.0, 0.0]);
         for k in 0..3 {
             assert!((p[k] - want[k]).abs() < 1e-15);
             assert!((p[3 + k] - want[k]).abs() < 1e-15);
         }
-        let lp = softmax(&x, 2, 3, 1, true);
+        let lp = softmax(&x, 2, 3, 1, true).unwrap();
         for k in 0..6 {
             assert!((lp[k] - p[k].ln()).abs() < 1e-12);
         }
@@ -248,7 +245,7 @@ mod tests {
     #[test]
     fn nan_poisons_its_row_only() {
         let x = [f32::NAN, 1.0, 2.0, 3.0];
-        let p = softmax(&x, 2, 2, 1, false);
+        let p = softmax(&x, 2, 2, 1, false).unwrap();
         assert!(p[0].is_nan() && p[1].is_nan());
         assert!((p[2] + p[3] - 1.0).abs() < 1e-6);
     }
@@ -263,7 +260,7 @@ mod tests {
                 .map(|i| ((i * 7919) % 101) as f64 * 0.37 - 15.0)
                 .collect();
             for log in [false, true] {
-                let p = softmax(&x, outer, len, inner, log);
+                let p = softmax(&x, outer, len, inner, log).unwrap();
                 for o in 0..outer {
                     for i in (0..inner).step_by(7) {
                         let at = |k: usize| (o * len + k) * inner + i;

@@ -17,17 +17,18 @@ impl ElementwiseOps for CudaStorage {
                 dtype,
             });
         }
+        if !dtype.is_float() {
+            op.check_int_scalar()?;
+        }
         let n = layout.numel();
         let out = CudaStorage::alloc(self.cuda_device(), n, dtype)?;
         if n == 0 {
             return Ok(out);
         }
         let (code, scalar) = (code_of("UnaryCode", op.name())?, op.scalar());
-        // Integer kernels take the scalar already converted as the CPU converts it.
-        let scalar_int = match dtype {
-            DType::U8 => i64::from(scalar as u8),
-            _ => scalar as i64,
-        };
+        // Integer kernels take the exact i64 scalar and wrap it into their type, as
+        // the CPU does (`unary_int` in kernels/elementwise.cu).
+        let scalar_int = op.int_scalar();
         let p = plan("unary", &layout.shape, [&layout.strides])?;
         let [rank, dims] = p.shape_args();
         let kernel = KernelId::for_dtype("unary", dtype)?;

@@ -160,14 +160,19 @@ mod tests {
         };
         for bf in [false, true] {
             let (ca, cb) = (halves(&a, bf), halves(&b, bf));
-            let want = ca.matmul(&al, &cb, &bl, dims).unwrap().convert(DType::F32);
+            let want = ca
+                .matmul(&al, &cb, &bl, dims)
+                .unwrap()
+                .convert(DType::F32)
+                .unwrap();
             let ga = CudaStorage::from_cpu(&dev, &ca).unwrap();
             let gb = CudaStorage::from_cpu(&dev, &cb).unwrap();
             let got = ga.gemm(&al, &gb, &bl, dims, false).unwrap();
             let got = got
                 .to_cpu(&Layout::contiguous(&[2, 70, 65]))
                 .unwrap()
-                .convert(DType::F32);
+                .convert(DType::F32)
+                .unwrap();
             let (CpuStorage::F32(got), CpuStorage::F32(want)) = (got, want) else {
                 unreachable!("converted to f32")
             };

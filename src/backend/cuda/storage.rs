@@ -108,7 +108,7 @@ impl BackendStorage for CudaStorage {
                 .to_cpu(&Layout::contiguous(&layout.shape));
         }
         let n = layout.numel();
-        let mut host = CpuStorage::full(n, 0.0, self.dtype);
+        let mut host = CpuStorage::full(n, 0.0, self.dtype)?;
         if n > 0 {
             self.cuda_device()
                 .copy_dtoh(host_bytes_mut(&mut host), self.ptr_at(layout.offset))?;

@@ -6,6 +6,7 @@
 
 use crate::autograd::record;
 use crate::backend::Conv2dParams;
+use crate::shape::{checked_product, checked_sum};
 use crate::{Error, Result, Tensor};
 
 /// A size along height and width. Converts from a `usize` (both the same) or an
@@ -225,6 +226,9 @@ fn check_operands(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     Ok(())
 }
 
+/// The largest padded input side the kernels' signed index arithmetic allows.
+const MAX_PADDED: usize = isize::MAX as usize / 4;
+
 /// Validates shapes and options and computes the output size.
 fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dParams> {
     let [n, c_in, h, wd] = x[..] else {
@@ -278,16 +282,27 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
             format!("output channels (weight.shape[0] = {c_out}) are not divisible by groups ({groups})"),
         ));
     }
-    if c_in_g * groups != c_in {
+    if c_in_g.checked_mul(groups) != Some(c_in) {
         return Err(Error::arg(
             "weight",
             format!(
-                "weight {w:?} expects {} input channels (shape[1] = {c_in_g} × groups = {groups}), but the input has {c_in}",
-                c_in_g * groups
+                "weight {w:?} expects shape[1] = {c_in_g} × groups = {groups} input channels, but the input has {c_in}"
             ),
         ));
     }
-    let (ext_h, ext_w) = (dilation.h * (kh - 1) + 1, dilation.w * (kw - 1) + 1);
+    // Every size below is checked: a huge dilation or padding is an error, never a
+    // wrapped-around output shape.
+    let extent = |d: usize, k: usize| -> Result<usize> {
+        d.checked_mul(k - 1)
+            .and_then(|e| e.checked_add(1))
+            .ok_or_else(|| {
+                Error::arg(
+                    "dilation",
+                    format!("{dilation:?} makes the kernel's extent overflow usize"),
+                )
+            })
+    };
+    let (ext_h, ext_w) = (extent(dilation.h, kh)?, extent(dilation.w, kw)?);
     // (top, bottom) and (left, right) padding.
     let ((pt, pb), (pl, pr)) = match padding {
         Padding::Explicit(ph, pw) => ((ph, ph), (pw, pw)),
@@ -303,7 +318,20 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
             ((th / 2, th - th / 2), (tw / 2, tw - tw / 2))
         }
     };
-    let (padded_h, padded_w) = (h + pt + pb, wd + pl + pr);
+    // The kernels index the padded input with signed offsets (sums of a padding, a
+    // stride and a kernel offset), so it is kept well inside isize.
+    let padded = |size: usize, before: usize, after: usize| -> Result<usize> {
+        checked_sum("conv2d", "the padded input", &[size, before, after])
+            .ok()
+            .filter(|&p| p <= MAX_PADDED)
+            .ok_or_else(|| {
+                Error::arg(
+                    "padding",
+                    format!("{padding:?} makes the padded input ({size} + {before} + {after}) larger than {MAX_PADDED}"),
+                )
+            })
+    };
+    let (padded_h, padded_w) = (padded(h, pt, pb)?, padded(wd, pl, pr)?);
     if ext_h > padded_h || ext_w > padded_w {
         return Err(Error::arg(
             "weight",
@@ -313,6 +341,22 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
             ),
         ));
     }
+    let (out_h, out_w) = (
+        (padded_h - ext_h) / stride.h + 1,
+        (padded_w - ext_w) / stride.w + 1,
+    );
+    // The output and the im2col buffer (c_in/groups·kh·kw × out_h·out_w) must be
+    // addressable; the kernels multiply these sizes unchecked.
+    checked_product(
+        "conv2d",
+        "the output's element count",
+        &[n, c_out, out_h, out_w],
+    )?;
+    checked_product(
+        "conv2d",
+        "the im2col buffer",
+        &[c_in_g, kh, kw, out_h, out_w],
+    )?;
     Ok(Conv2dParams {
         n,
         c_in,
@@ -321,14 +365,16 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
         c_out,
         kh,
         kw,
-        stride_h: stride.h,
-        stride_w: stride.w,
+        // A stride beyond the padded input gives one output row (column) whatever its
+        // size; capping it there keeps the kernels' signed arithmetic in range.
+        stride_h: stride.h.min(padded_h),
+        stride_w: stride.w.min(padded_w),
         pad_top: pt,
         pad_left: pl,
         dilation_h: dilation.h,
         dilation_w: dilation.w,
         groups,
-        out_h: (padded_h - ext_h) / stride.h + 1,
-        out_w: (padded_w - ext_w) / stride.w + 1,
+        out_h,
+        out_w,
     })
 }

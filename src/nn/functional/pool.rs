@@ -5,6 +5,7 @@
 use super::Size2d;
 use crate::autograd::record;
 use crate::backend::{AdaptivePool2dParams, Pool2dParams};
+use crate::shape::{checked_product, checked_sum};
 use crate::{Error, Result, Tensor};
 
 /// Max over windows of `kernel` (a number or `(h, w)`), moved by `stride`, with
@@ -80,6 +81,16 @@ pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Size2d>) -> Re
                 format!("spatial size must be non-zero, got shape {:?}", x.shape()),
             ));
         }
+        // The output must be addressable, and the windows' bounds (`i * h / out_h`)
+        // are computed unchecked in the kernels.
+        let op = "adaptive_avg_pool2d";
+        checked_product(op, "the output's element count", &[n, c, size.h, size.w])?;
+        // The kernels size one output plane unchecked, even for an empty batch.
+        checked_product(op, "an output plane", &[size.h, size.w])?;
+        for (out, input) in [(size.h, h), (size.w, w)] {
+            let bound = checked_sum(op, "output_size + 1", &[out, 1])?;
+            checked_product(op, "(output_size + 1) × input size", &[bound, input])?;
+        }
         let p = AdaptivePool2dParams {
             n,
             c,
@@ -151,7 +162,21 @@ fn pool_params(
             format!("must be at most half the kernel ({kernel:?}), got {padding:?}"),
         ));
     }
-    let (ph, pw) = (h + 2 * padding.h, w + 2 * padding.w);
+    // Checked: a huge kernel with half of it as padding must be an error, not a
+    // wrapped-around size. The kernels index with signed offsets, so the padded
+    // input must also fit isize.
+    let padded = |size: usize, pad: usize| -> Result<usize> {
+        checked_sum("pool2d", "the padded input", &[size, pad, pad])
+            .ok()
+            .filter(|&p| isize::try_from(p).is_ok())
+            .ok_or_else(|| {
+                Error::arg(
+                    "padding",
+                    format!("{padding:?} makes the padded input larger than isize::MAX"),
+                )
+            })
+    };
+    let (ph, pw) = (padded(h, padding.h)?, padded(w, padding.w)?);
     if kernel.h > ph || kernel.w > pw {
         return Err(Error::arg(
             "kernel",
@@ -161,6 +186,15 @@ fn pool_params(
             ),
         ));
     }
+    let (out_h, out_w) = (
+        (ph - kernel.h) / stride.h + 1,
+        (pw - kernel.w) / stride.w + 1,
+    );
+    checked_product(
+        "pool2d",
+        "the output's element count",
+        &[n, c, out_h, out_w],
+    )?;
     Ok(Pool2dParams {
         n,
         c,
@@ -172,7 +206,7 @@ fn pool_params(
         stride_w: stride.w,
         pad_h: padding.h,
         pad_w: padding.w,
-        out_h: (ph - kernel.h) / stride.h + 1,
-        out_w: (pw - kernel.w) / stride.w + 1,
+        out_h,
+        out_w,
     })
 }
