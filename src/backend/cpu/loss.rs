@@ -2,6 +2,7 @@
 //! loss from its max-shifted logsumexp (two passes over the row, as the CPU softmax),
 //! its target's logit and the sum of its logits; the gradient elementwise.
 
+use super::alloc;
 use super::dtype::{compute_dtype, contiguous_as};
 use super::elementwise::Float;
 use super::{CpuStorage, PARALLEL_THRESHOLD};
@@ -18,7 +19,7 @@ impl LossOps for CpuStorage {
         target_layout: &Layout,
         p: &CrossEntropyParams,
     ) -> Result<(CpuStorage, CpuStorage)> {
-        let t = contiguous_as::<i64>(target, target_layout);
+        let t = contiguous_as::<i64>(target, target_layout)?;
         if let Some(&bad) = t.iter().find(|&&t| t < 0 || t as usize >= p.classes) {
             return Err(p.bad_target(bad));
         }
@@ -29,8 +30,8 @@ impl LossOps for CpuStorage {
             (T::wrap(loss), T::wrap(lse))
         }
         Ok(match compute_dtype(p.op(), self.dtype())? {
-            DType::F64 => run(&contiguous_as::<f64>(self, layout), &t, p),
-            _ => run(&contiguous_as::<f32>(self, layout), &t, p),
+            DType::F64 => run(&contiguous_as::<f64>(self, layout)?, &t, p),
+            _ => run(&contiguous_as::<f32>(self, layout)?, &t, p),
         })
     }
 
@@ -45,7 +46,7 @@ impl LossOps for CpuStorage {
         scale: f64,
         p: &CrossEntropyParams,
     ) -> Result<CpuStorage> {
-        let t = contiguous_as::<i64>(target, target_layout);
+        let t = contiguous_as::<i64>(target, target_layout)?;
         #[allow(clippy::too_many_arguments)] // the trait method's operands, unwrapped
         fn run<T: Float>(
             x: &CpuStorage,
@@ -56,13 +57,13 @@ impl LossOps for CpuStorage {
             grad_layout: &Layout,
             scale: f64,
             p: &CrossEntropyParams,
-        ) -> CpuStorage {
-            let x = contiguous_as::<T>(x, layout);
-            let lse = contiguous_as::<T>(lse, &Layout::contiguous(&[lse.len()]));
-            let s = contiguous_as::<T>(grad, grad_layout)[0] * T::from_f64(scale);
+        ) -> Result<CpuStorage> {
+            let x = contiguous_as::<T>(x, layout)?;
+            let lse = contiguous_as::<T>(lse, &Layout::contiguous(&[lse.len()]))?;
+            let s = contiguous_as::<T>(grad, grad_layout)?[0] * T::from_f64(scale);
             let (on_target, off_target) = p.target_weights();
             let (on_target, off_target) = (T::from_f64(on_target), T::from_f64(off_target));
-            let mut out = vec![T::default(); x.len()];
+            let mut out = alloc::filled(x.len(), T::default())?;
             let element = |(i, o): (usize, &mut T)| {
                 let (k, j) = (
                     (i / p.inner) % p.classes,
@@ -88,13 +89,13 @@ impl LossOps for CpuStorage {
             } else {
                 out.iter_mut().enumerate().for_each(element);
             }
-            T::wrap(out)
+            Ok(T::wrap(out))
         }
         let dtype = self.dtype();
-        Ok(match compute_dtype(p.op(), dtype)? {
+        match compute_dtype(p.op(), dtype)? {
             DType::F64 => run::<f64>(self, layout, &t, lse, grad, grad_layout, scale, p),
-            _ => run::<f32>(self, layout, &t, lse, grad, grad_layout, scale, p).convert(dtype),
-        })
+            _ => run::<f32>(self, layout, &t, lse, grad, grad_layout, scale, p)?.convert(dtype),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! count; the elementwise passes run in parallel over the `(sample, channel)` rows of
 //! `s` values.
 
+use super::alloc;
 use super::dtype::{compute_dtype, contiguous_as, float_kernel};
 use super::elementwise::Float;
 use super::{CpuStorage, PARALLEL_THRESHOLD};
@@ -26,8 +27,8 @@ impl NormOps for CpuStorage {
             s: &CpuStorage,
             layout: &Layout,
             p: &BatchNormParams,
-        ) -> (CpuStorage, CpuStorage) {
-            let x = contiguous_as::<T>(s, layout);
+        ) -> Result<(CpuStorage, CpuStorage)> {
+            let x = contiguous_as::<T>(s, layout)?;
             let count = T::from_f64((p.n * p.s) as f64);
             let (mean, var): (Vec<T>, Vec<T>) = (0..p.c)
                 .into_par_iter()
@@ -37,12 +38,12 @@ impl NormOps for CpuStorage {
                     (mean, var)
                 })
                 .unzip();
-            (T::wrap(mean), T::wrap(var))
+            Ok((T::wrap(mean), T::wrap(var)))
         }
-        Ok(match compute_dtype("batch_norm", self.dtype())? {
+        match compute_dtype("batch_norm", self.dtype())? {
             DType::F64 => run::<f64>(self, layout, p),
             _ => run::<f32>(self, layout, p),
-        })
+        }
     }
 
     fn batch_norm_apply(
@@ -55,10 +56,10 @@ impl NormOps for CpuStorage {
         p: &BatchNormParams,
     ) -> Result<CpuStorage> {
         Ok(float_kernel!("batch_norm", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, layout);
-            let (w, b) = (channel_vec::<T>(weight, p), channel_vec::<T>(bias, p));
-            let (mean, inv_std) = (stat::<T>(mean, p), inv_std::<T>(var, p));
-            let mut y = vec![T::default(); x.len()];
+            let x = contiguous_as::<T>(self, layout)?;
+            let (w, b) = (channel_vec::<T>(weight, p)?, channel_vec::<T>(bias, p)?);
+            let (mean, inv_std) = (stat::<T>(mean, p)?, inv_std::<T>(var, p)?);
+            let mut y = alloc::filled(x.len(), T::default())?;
             for_each_row(&mut y, p, |c, i, y| {
                 let x_hat = (x[i] - mean[c]) * inv_std[c];
                 *y = x_hat * w.as_ref().map_or(T::from_f64(1.0), |w| w[c])
@@ -90,11 +91,11 @@ impl NormOps for CpuStorage {
             weight: Option<(&CpuStorage, &Layout)>,
             batch_stats: bool,
             p: &BatchNormParams,
-        ) -> [CpuStorage; 3] {
-            let g = contiguous_as::<T>(g, grad_layout);
-            let x = contiguous_as::<T>(x, x_layout);
-            let w = channel_vec::<T>(weight, p);
-            let (mean, inv_std) = (stat::<T>(stats.0, p), inv_std::<T>(stats.1, p));
+        ) -> Result<[CpuStorage; 3]> {
+            let g = contiguous_as::<T>(g, grad_layout)?;
+            let x = contiguous_as::<T>(x, x_layout)?;
+            let w = channel_vec::<T>(weight, p)?;
+            let (mean, inv_std) = (stat::<T>(stats.0, p)?, inv_std::<T>(stats.1, p)?);
             let x_hat = |c: usize, i: usize| (x[i] - mean[c]) * inv_std[c];
             let (sum_g, sum_gx): (Vec<T>, Vec<T>) = (0..p.c)
                 .into_par_iter()
@@ -106,7 +107,7 @@ impl NormOps for CpuStorage {
                 })
                 .unzip();
             let count = T::from_f64((p.n * p.s) as f64);
-            let mut dx = vec![T::default(); g.len()];
+            let mut dx = alloc::filled(g.len(), T::default())?;
             for_each_row(&mut dx, p, |c, i, dx| {
                 let scale = w.as_ref().map_or(inv_std[c], |w| w[c] * inv_std[c]);
                 *dx = if batch_stats {
@@ -115,7 +116,7 @@ impl NormOps for CpuStorage {
                     g[i] * scale
                 };
             });
-            [T::wrap(dx), T::wrap(sum_gx), T::wrap(sum_g)]
+            Ok([T::wrap(dx), T::wrap(sum_gx), T::wrap(sum_g)])
         }
         let dtype = x.dtype();
         let stats = (mean, var);
@@ -140,9 +141,13 @@ impl NormOps for CpuStorage {
                 batch_stats,
                 p,
             ),
-        };
-        let [dx, grad_weight, grad_bias] = grads.map(|s| s.convert(dtype));
-        Ok((dx, grad_weight, grad_bias))
+        }?;
+        let [dx, grad_weight, grad_bias] = grads;
+        Ok((
+            dx.convert(dtype)?,
+            grad_weight.convert(dtype)?,
+            grad_bias.convert(dtype)?,
+        ))
     }
 }
 
@@ -187,24 +192,25 @@ fn for_each_row<T: Float>(
 fn channel_vec<'a, T: Float>(
     v: Option<(&'a CpuStorage, &Layout)>,
     p: &BatchNormParams,
-) -> Option<Cow<'a, [T]>> {
+) -> Result<Option<Cow<'a, [T]>>> {
     v.map(|(s, l)| {
         debug_assert_eq!(l.numel(), p.c);
         contiguous_as::<T>(s, l)
     })
+    .transpose()
 }
 
 /// A saved `(C)` statistic (already the compute type, contiguous).
-fn stat<'a, T: Float>(s: &'a CpuStorage, p: &BatchNormParams) -> Cow<'a, [T]> {
+fn stat<'a, T: Float>(s: &'a CpuStorage, p: &BatchNormParams) -> Result<Cow<'a, [T]>> {
     contiguous_as::<T>(s, &Layout::contiguous(&[p.c]))
 }
 
 /// `1 / √(var + eps)` per channel.
-fn inv_std<T: Float>(var: &CpuStorage, p: &BatchNormParams) -> Vec<T> {
+fn inv_std<T: Float>(var: &CpuStorage, p: &BatchNormParams) -> Result<Vec<T>> {
     let eps = T::from_f64(p.eps);
     let one = T::from_f64(1.0);
-    stat::<T>(var, p)
+    Ok(stat::<T>(var, p)?
         .iter()
         .map(|&v| one / (v + eps).sqrt())
-        .collect()
+        .collect())
 }
