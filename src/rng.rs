@@ -105,14 +105,22 @@ pub fn uniform(word: u32) -> f64 {
     f64::from(word >> 8) * (1.0 / 16_777_216.0)
 }
 
-/// `n` uniform numbers in [0, 1).
-pub fn uniform_vec(n: usize) -> Vec<f64> {
-    reserve(n).words(n).into_par_iter().map(uniform).collect()
+/// `n` uniform numbers in [0, 1) from `stream`: element `i` is [`uniform`] of word
+/// `i` (reserve `n` words).
+pub fn uniform_values(stream: PhiloxStream, n: usize) -> Vec<f64> {
+    stream.words(n).into_par_iter().map(uniform).collect()
 }
 
-/// `n` standard normal numbers: Box-Muller on the word pairs (2j, 2j+1).
-pub fn normal_vec(n: usize) -> Vec<f64> {
-    let words = reserve(n + n % 2).words(n + n % 2);
+/// The words `n` normal numbers use: Box–Muller takes them in pairs.
+pub fn normal_words(n: usize) -> usize {
+    n + n % 2
+}
+
+/// `n` standard normal numbers from `stream` (reserve [`normal_words`]`(n)` words):
+/// elements `2j` and `2j+1` are Box–Muller's cosine and sine of the word pair
+/// `(2j, 2j+1)`. `kernels/random.cu` computes the same mapping in f64.
+pub fn normal_values(stream: PhiloxStream, n: usize) -> Vec<f64> {
+    let words = stream.words(normal_words(n));
     let mut out: Vec<f64> = words
         .par_chunks(2)
         .flat_map_iter(|pair| {

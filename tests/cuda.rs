@@ -18,8 +18,8 @@ mod common;
 mod model;
 
 use kiln::nn::functional as F;
-use kiln::nn::Module;
-use kiln::optim::AdamW;
+use kiln::nn::{Forward, Module};
+use kiln::optim::{Adam, AdamW, Optimizer, Sgd};
 use kiln::{DType, Device, Error, Result, Tensor};
 use std::sync::{Mutex, MutexGuard};
 
@@ -730,6 +730,246 @@ fn training_steps_on_the_device_follow_the_cpu() {
     }
 }
 
+/// One optimizer configuration of [`fused_optimizer_steps_match_the_cpu`].
+type MakeOptimizer = fn(Vec<Tensor>) -> Result<Box<dyn Optimizer>>;
+
+/// The fused SGD and Adam/AdamW kernels follow the CPU reference for three steps, in
+/// every float dtype, for each option (momentum, dampening, Nesterov, weight decay,
+/// AMSGrad, decoupled decay), on a contiguous and a transposed parameter.
+#[test]
+fn fused_optimizer_steps_match_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("fused_optimizer_steps_match_the_cpu");
+    let configs: [(&str, MakeOptimizer); 8] = [
+        ("sgd", |p| Ok(Box::new(Sgd::new(p, 0.1)?))),
+        ("sgd momentum", |p| {
+            Ok(Box::new(Sgd::new(p, 0.1)?.momentum(0.9)))
+        }),
+        ("sgd dampening wd", |p| {
+            Ok(Box::new(
+                Sgd::new(p, 0.1)?
+                    .momentum(0.9)
+                    .dampening(0.1)
+                    .weight_decay(0.01),
+            ))
+        }),
+        ("sgd nesterov", |p| {
+            Ok(Box::new(
+                Sgd::new(p, 0.05)?
+                    .momentum(0.9)
+                    .nesterov(true)
+                    .weight_decay(5e-4),
+            ))
+        }),
+        ("adam", |p| Ok(Box::new(Adam::new(p, 1e-2)?))),
+        ("adam wd amsgrad", |p| {
+            Ok(Box::new(
+                Adam::new(p, 1e-2)?.weight_decay(0.1).amsgrad(true),
+            ))
+        }),
+        ("adamw", |p| Ok(Box::new(AdamW::new(p, 1e-2)?))),
+        ("adamw amsgrad", |p| {
+            Ok(Box::new(
+                AdamW::new(p, 3e-3)?
+                    .betas(0.8, 0.99)
+                    .eps(1e-6)
+                    .weight_decay(0.05)
+                    .amsgrad(true),
+            ))
+        }),
+    ];
+    let run = |make: MakeOptimizer, dtype: DType, d: &Device| -> Result<Vec<Tensor>> {
+        // A contiguous parameter of odd size and a transposed (strided) one.
+        let a = values(&[7, 37], dtype, 1).to_device(d)?.requires_grad();
+        let b = values(&[5, 3], dtype, 2)
+            .to_device(d)?
+            .transpose(0, 1)?
+            .requires_grad();
+        let (ca, cb) = (
+            values(&[7, 37], dtype, 3).to_device(d)?,
+            values(&[3, 5], dtype, 4).to_device(d)?,
+        );
+        let mut opt = make(vec![a.clone(), b.clone()])?;
+        for _ in 0..3 {
+            opt.zero_grad();
+            // Gradients 2·p·c: they change with the parameter, step by step.
+            let loss = a
+                .mul(&a)?
+                .mul(&ca)?
+                .sum_all()?
+                .add(&b.mul(&b)?.mul(&cb)?.sum_all()?)?;
+            loss.backward()?;
+            opt.step()?;
+        }
+        Ok(vec![a, b])
+    };
+    for (name, make) in configs {
+        for dtype in FLOATS {
+            let cpu = run(make, dtype, &Device::Cpu).unwrap();
+            let gpu = run(make, dtype, &dev).unwrap();
+            let (atol, rtol) = tol(dtype);
+            for (i, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+                let what = format!("{name} {dtype:?} parameter {i}");
+                assert_close(&what, g, c, 4.0 * atol, 4.0 * rtol);
+            }
+        }
+    }
+}
+
+/// `full`, `zeros`, `ones` and `arange` are made on the device with the CPU's values
+/// for every dtype; `rand` and `randn` draw the same Philox numbers as the CPU for the
+/// same seed (`rand` bit for bit, `randn` through the same Box–Muller mapping) and
+/// advance the generator as much.
+#[test]
+fn creation_on_the_device_matches_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("creation_on_the_device_matches_the_cpu");
+    for dtype in ALL {
+        for (value, shape) in [
+            (2.5, vec![3, 5]),
+            (-0.0, vec![4099]),
+            (300.7, vec![1]),
+            (7.0, vec![0, 2]),
+        ] {
+            let c = Tensor::full(&shape, value, dtype, &Device::Cpu).unwrap();
+            let g = Tensor::full(&shape, value, dtype, &dev).unwrap();
+            assert_exact(&format!("full({value}) {dtype:?}"), &g, &c);
+        }
+        let pairs = [
+            (
+                Tensor::zeros(&[9], dtype, &dev),
+                Tensor::zeros(&[9], dtype, &Device::Cpu),
+            ),
+            (
+                Tensor::ones(&[9], dtype, &dev),
+                Tensor::ones(&[9], dtype, &Device::Cpu),
+            ),
+            (
+                Tensor::arange(1001, dtype, &dev),
+                Tensor::arange(1001, dtype, &Device::Cpu),
+            ),
+        ];
+        for (k, (g, c)) in pairs.into_iter().enumerate() {
+            assert_exact(
+                &format!("zeros/ones/arange #{k} {dtype:?}"),
+                &g.unwrap(),
+                &c.unwrap(),
+            );
+        }
+        if !dtype.is_float() {
+            assert!(Tensor::rand(&[3], dtype, &dev).is_err());
+            continue;
+        }
+        let draw = |d: &Device| -> Vec<Tensor> {
+            kiln::manual_seed(11);
+            let shapes: [&[usize]; 3] = [&[4099], &[3, 3], &[1]];
+            let mut out = Vec::new();
+            for shape in shapes {
+                out.push(Tensor::rand(shape, dtype, d).unwrap());
+                out.push(Tensor::randn(shape, dtype, d).unwrap());
+            }
+            out
+        };
+        let (cpu, gpu) = (draw(&Device::Cpu), draw(&dev));
+        let (atol, rtol) = tol(dtype);
+        for (k, (g, c)) in gpu.iter().zip(&cpu).enumerate() {
+            let what = format!("random draw {k} {dtype:?}");
+            if k % 2 == 0 {
+                assert_exact(&what, g, c);
+            } else {
+                assert_close(&what, g, c, atol, rtol);
+            }
+        }
+    }
+}
+
+/// What a training step reads back beyond its loss: `F::cross_entropy` checks that its
+/// targets are class indices with two 8-byte reads (their minimum and maximum). Set
+/// to (0, 0) when the target check stops reading back.
+const CROSS_ENTROPY_TARGET_READS: (u64, u64) = (2, 16);
+
+/// Training steps of `net` on `dev` (cross-entropy, `opt`, the loss read with `item`)
+/// over host batches, each checked to move between host and device exactly its batch
+/// up (x and y, one copy each) and its loss down (plus [`CROSS_ENTROPY_TARGET_READS`]):
+/// everything else — parameters, gradients, optimizer state, dropout masks, random
+/// numbers, constants — stays on the device. Written for any model: the MLP test uses
+/// it now, the digits CNN once conv and pooling run on the device.
+fn assert_training_steps_move_only_the_batch_and_the_loss(
+    net: &dyn Forward,
+    opt: &mut dyn Optimizer,
+    batches: &[(Tensor, Tensor)],
+    dev: &Device,
+) {
+    let Device::Cuda(ordinal) = *dev else {
+        panic!("a CUDA device is needed, got {dev:?}")
+    };
+    let bytes = |t: &Tensor| (t.numel() * t.dtype().size_in_bytes()) as u64;
+    for (step, (x, y)) in batches.iter().enumerate() {
+        assert!(x.device().is_cpu() && y.device().is_cpu(), "host batches");
+        kiln::cuda::reset_peak_memory_stats(ordinal).unwrap();
+        let (xd, yd) = (x.to_device(dev).unwrap(), y.to_device(dev).unwrap());
+        opt.zero_grad();
+        let loss = F::cross_entropy(&net.forward(&xd).unwrap(), &yd).unwrap();
+        loss.backward().unwrap();
+        opt.step().unwrap();
+        let l = loss.item::<f32>().unwrap();
+        assert!(l.is_finite(), "step {step}: loss {l}");
+        let s = kiln::cuda::memory_stats(ordinal).unwrap();
+        let up = (s.num_host_to_device, s.bytes_host_to_device);
+        assert_eq!(
+            up,
+            (2, bytes(x) + bytes(y)),
+            "step {step}: host to device (copies, bytes)"
+        );
+        let (reads, read_bytes) = CROSS_ENTROPY_TARGET_READS;
+        let down = (s.num_device_to_host, s.bytes_device_to_host);
+        assert_eq!(
+            down,
+            (1 + reads, 4 + read_bytes),
+            "step {step}: device to host (copies, bytes)"
+        );
+    }
+}
+
+/// An MLP (Linear, ReLU, Dropout, Linear; cross-entropy; AdamW) trains on the device
+/// with no host round trip: each step moves its batch up and its loss down, nothing
+/// else. Also checks the counters themselves: a known upload and download.
+#[test]
+fn training_steps_on_the_device_move_only_the_batch_and_the_loss() {
+    let (dev, _gpu) = gpu_or_skip!("training_steps_on_the_device_move_only_the_batch_and_the_loss");
+    kiln::cuda::reset_peak_memory_stats(0).unwrap();
+    let t = Tensor::from_vec(vec![1.0f32; 10], &[10], &dev).unwrap();
+    let _ = t.to_vec::<f32>().unwrap();
+    let s = kiln::cuda::memory_stats(0).unwrap();
+    assert_eq!(
+        (
+            s.num_host_to_device,
+            s.bytes_host_to_device,
+            s.num_device_to_host,
+            s.bytes_device_to_host
+        ),
+        (1, 40, 1, 40)
+    );
+    kiln::manual_seed(5);
+    let net = kiln::nn::Sequential::new()
+        .add(kiln::nn::Linear::new(20, 32, &dev).unwrap())
+        .add(kiln::nn::ReLU)
+        .add(kiln::nn::Dropout::new(0.25).unwrap())
+        .add(kiln::nn::Linear::new(32, 10, &dev).unwrap());
+    net.train();
+    let mut opt = AdamW::new(net.parameters(), 1e-3).unwrap();
+    let batches: Vec<(Tensor, Tensor)> = (0..3u64)
+        .map(|k| {
+            let x = values(&[16, 20], DType::F32, 100 + k);
+            let y = Tensor::from_vec(
+                (0..16).map(|i| (i * 7 + k as i64) % 10).collect(),
+                &[16],
+                &Device::Cpu,
+            );
+            (x, y.unwrap())
+        })
+        .collect();
+    assert_training_steps_move_only_the_batch_and_the_loss(&net, &mut opt, &batches, &dev);
+}
+
 /// On the emulated device: the parity tests above, run one after another, launch every
 /// kernel in `kernels/`. (The tiled f16/bf16 GEMMs serve only PTX built for compute
 /// capability < 8.0; an emulator unit test in src/backend/cuda/matmul.rs runs them.)
@@ -740,7 +980,7 @@ fn the_parity_tests_launch_every_kernel() {
         eprintln!("skipped: launch counts exist only on the emulated device");
         return;
     }
-    let suite: [fn(); 13] = [
+    let suite: [fn(); 16] = [
         transfers_round_trip_every_dtype,
         unary_ops_match_the_cpu,
         binary_ops_and_comparisons_broadcast_like_the_cpu,
@@ -754,6 +994,9 @@ fn the_parity_tests_launch_every_kernel() {
         philox_on_the_device_matches_the_cpu_bit_for_bit,
         device_allocator_reaches_a_steady_state,
         training_steps_on_the_device_follow_the_cpu,
+        fused_optimizer_steps_match_the_cpu,
+        creation_on_the_device_matches_the_cpu,
+        training_steps_on_the_device_move_only_the_batch_and_the_loss,
     ];
     for test in suite {
         test();

@@ -7,7 +7,7 @@
 //!
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `dropout.rs`, `optim.rs`, `fill.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -19,7 +19,9 @@ pub(crate) mod cuda;
 mod conv;
 mod dropout;
 mod elementwise;
+mod fill;
 mod matmul;
+mod optim;
 mod pool;
 mod reduce;
 mod softmax;
@@ -29,7 +31,9 @@ pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+pub(crate) use fill::FillOps;
 pub(crate) use matmul::{MatmulDims, MatmulOps};
+pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 pub(crate) use reduce::{ReduceOp, ReduceOps};
 pub(crate) use softmax::SoftmaxOps;
@@ -40,7 +44,16 @@ use crate::{DType, Device, Error, Result};
 /// What every backend's storage implements: the memory primitives below and every op
 /// family's trait.
 pub(crate) trait BackendStorage:
-    Sized + ElementwiseOps + ReduceOps + SoftmaxOps + MatmulOps + ConvOps + PoolOps + DropoutOps
+    Sized
+    + ElementwiseOps
+    + ReduceOps
+    + SoftmaxOps
+    + MatmulOps
+    + ConvOps
+    + PoolOps
+    + DropoutOps
+    + OptimOps
+    + FillOps
 {
     /// The element type.
     fn dtype(&self) -> DType;
@@ -190,6 +203,8 @@ macro_rules! operands_tuple {
 operands_tuple!(A 0);
 operands_tuple!(A 0, B 1);
 operands_tuple!(A 0, B 1, C 2);
+operands_tuple!(A 0, B 1, C 2, D 3);
+operands_tuple!(A 0, B 1, C 2, D 3, E 4);
 
 /// A primitive's result on one backend, wrapped back into [`Storage`].
 pub(crate) trait IntoStorage {
@@ -230,7 +245,7 @@ impl IntoStorage for () {
 /// each to its backend's storage and evaluates `call` — a trait method, so both
 /// expansions have one signature — wrapping the result back into [`Storage`].
 macro_rules! dispatch {
-    ($op:expr, ($($operand:expr),+ $(,)?), |($($bind:pat),+)| $call:expr) => {
+    ($op:expr, ($($operand:expr),+ $(,)?), |($($bind:pat),+ $(,)?)| $call:expr) => {
         match $crate::backend::Operands::on_one_backend(($($operand,)+), $op)? {
             $crate::backend::OnBackend::Cpu(($($bind,)+)) => {
                 Ok($crate::backend::IntoStorage::into_storage($call?))

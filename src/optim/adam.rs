@@ -3,6 +3,7 @@
 //! parameter directly (decoupled), so both are one [`AdamState`] with a flag.
 
 use super::{check_non_negative, OptimParam, Optimizer, ParamSet};
+use crate::backend::AdamStep;
 use crate::{Error, Result, Tensor};
 
 /// Shared state and update of Adam and AdamW.
@@ -19,7 +20,8 @@ struct AdamState {
     moments: Vec<Option<Moments>>,
 }
 
-#[derive(Debug)]
+/// The state of one parameter (tensor handles: cloning shares the memory).
+#[derive(Debug, Clone)]
 struct Moments {
     step: i32,
     m: Tensor,
@@ -61,21 +63,17 @@ impl AdamState {
         Ok(())
     }
 
+    /// Validates every parameter and creates the missing state first, then runs one
+    /// fused step per parameter, so an error changes nothing.
     fn step(&mut self) -> Result<()> {
         self.check_hyper_parameters()?;
         self.params.check()?;
         let _guard = crate::no_grad();
-        let (b1, b2) = self.betas;
-        for (i, p, mut g) in self.params.with_grads() {
-            if self.weight_decay != 0.0 {
-                if self.decoupled_weight_decay {
-                    p.copy_(&p.mul_scalar(1.0 - self.lr * self.weight_decay)?)?;
-                } else {
-                    g = g.add(&p.mul_scalar(self.weight_decay)?)?;
-                }
-            }
-            let state = match self.moments[i].take() {
-                Some(s) => s,
+        let mut steps = Vec::new();
+        for (i, p, g) in self.params.with_grads() {
+            p.check_step("adam_step", &g)?;
+            let mut state = match &self.moments[i] {
+                Some(s) => s.clone(),
                 None => Moments {
                     step: 0,
                     m: p.zeros_like()?,
@@ -83,27 +81,26 @@ impl AdamState {
                     v_max: None,
                 },
             };
-            let step = state.step + 1;
-            let m = state.m.mul_scalar(b1)?.add(&g.mul_scalar(1.0 - b1)?)?;
-            let v = state
-                .v
-                .mul_scalar(b2)?
-                .add(&g.mul(&g)?.mul_scalar(1.0 - b2)?)?;
-            let v_max = match (self.amsgrad, state.v_max) {
+            // Zeros as the first maximum give max(0, v) = v: PyTorch's first step.
+            state.v_max = match (self.amsgrad, state.v_max) {
                 (false, _) => None,
-                (true, None) => Some(v.clone()),
-                (true, Some(prev)) => Some(prev.maximum(&v)?),
+                (true, Some(prev)) => Some(prev),
+                (true, None) => Some(p.zeros_like()?),
             };
-            let bias1 = 1.0 - b1.powi(step);
-            let bias2_sqrt = (1.0 - b2.powi(step)).sqrt();
-            let denom = v_max
-                .as_ref()
-                .unwrap_or(&v)
-                .sqrt()?
-                .div_scalar(bias2_sqrt)?
-                .add_scalar(self.eps)?;
-            p.copy_(&p.sub(&m.div(&denom)?.mul_scalar(self.lr / bias1)?)?)?;
-            self.moments[i] = Some(Moments { step, m, v, v_max });
+            steps.push((i, p, g, state));
+        }
+        for (i, p, g, mut state) in steps {
+            state.step += 1;
+            let step = AdamStep::new(
+                self.lr,
+                self.betas,
+                self.eps,
+                self.weight_decay,
+                self.decoupled_weight_decay,
+                state.step,
+            );
+            p.adam_step_(&g, (&state.m, &state.v, state.v_max.as_ref()), &step)?;
+            self.moments[i] = Some(state);
         }
         Ok(())
     }

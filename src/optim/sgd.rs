@@ -2,6 +2,7 @@
 //! exactly as `torch.optim.SGD`.
 
 use super::{check_non_negative, OptimParam, Optimizer, ParamSet};
+use crate::backend::SgdStep;
 use crate::{Error, Result, Tensor};
 
 /// SGD: `Sgd::new(params, lr)?.momentum(0.9).nesterov(true).weight_decay(5e-4)`.
@@ -90,29 +91,36 @@ impl Optimizer for Sgd {
         self.params.zero_grad();
     }
 
+    /// Validates every parameter and creates the missing momentum buffers first,
+    /// then runs one fused step per parameter, so an error changes nothing.
     fn step(&mut self) -> Result<()> {
         self.check_hyper_parameters()?;
         self.params.check()?;
         let _guard = crate::no_grad();
-        for (i, p, mut g) in self.params.with_grads() {
-            if self.weight_decay != 0.0 {
-                g = g.add(&p.mul_scalar(self.weight_decay)?)?;
+        let mut steps = Vec::new();
+        for (i, p, g) in self.params.with_grads() {
+            p.check_step("sgd_step", &g)?;
+            // The buffer and whether this is its first step (it then takes `g`).
+            let buf = match (self.momentum != 0.0, &self.buffers[i]) {
+                (false, _) => None,
+                (true, Some(b)) => Some((b.clone(), false)),
+                (true, None) => Some((p.zeros_like()?, true)),
+            };
+            steps.push((i, p, g, buf));
+        }
+        for (i, p, g, buf) in steps {
+            let step = SgdStep {
+                lr: self.lr,
+                momentum: self.momentum,
+                dampening: self.dampening,
+                weight_decay: self.weight_decay,
+                nesterov: self.nesterov,
+                first: buf.as_ref().is_some_and(|b| b.1),
+            };
+            p.sgd_step_(&g, buf.as_ref().map(|b| &b.0), &step)?;
+            if let Some((b, _)) = buf {
+                self.buffers[i] = Some(b);
             }
-            if self.momentum != 0.0 {
-                let buf = match &self.buffers[i] {
-                    None => g.contiguous_copy()?,
-                    Some(b) => b
-                        .mul_scalar(self.momentum)?
-                        .add(&g.mul_scalar(1.0 - self.dampening)?)?,
-                };
-                g = if self.nesterov {
-                    g.add(&buf.mul_scalar(self.momentum)?)?
-                } else {
-                    buf.clone()
-                };
-                self.buffers[i] = Some(buf);
-            }
-            p.copy_(&p.sub(&g.mul_scalar(self.lr)?)?)?;
         }
         Ok(())
     }

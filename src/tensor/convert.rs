@@ -71,17 +71,7 @@ impl Tensor {
             });
         }
         self.check_same_device("copy_", src)?;
-        let l = self.layout();
-        if l.shape
-            .iter()
-            .zip(&l.strides)
-            .any(|(&d, &s)| d > 1 && s == 0)
-        {
-            return Err(Error::arg(
-                "self",
-                "copy_ into a broadcast view: several of its elements share one memory location",
-            ));
-        }
+        self.check_writable("copy_")?;
         if self.same_storage(src) {
             let copy = src.contiguous_copy()?;
             return self
@@ -90,5 +80,24 @@ impl Tensor {
         }
         self.storage_mut()
             .copy_from(self.layout(), &src.storage(), src.layout())
+    }
+
+    /// Err for a broadcast view, whose elements share memory locations: an in-place
+    /// write (`op`) into it would race with itself.
+    pub(crate) fn check_writable(&self, op: &'static str) -> Result<()> {
+        let l = self.layout();
+        if l.shape
+            .iter()
+            .zip(&l.strides)
+            .any(|(&d, &s)| d > 1 && s == 0)
+        {
+            return Err(Error::arg(
+                "self",
+                format!(
+                    "{op} into a broadcast view: several of its elements share one memory location"
+                ),
+            ));
+        }
+        Ok(())
     }
 }

@@ -10,7 +10,10 @@ impl Tensor {
     /// A tensor of `shape` filled with `value` (converted to `dtype`).
     pub fn full(shape: &[usize], value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
         let n = alloc_len("full", shape, dtype)?;
-        Tensor::from_cpu(CpuStorage::full(n, value, dtype), shape, device)
+        Ok(Tensor::from_storage(
+            Storage::full(device, n, value, dtype)?,
+            shape,
+        ))
     }
 
     /// Zeros.
@@ -58,33 +61,33 @@ impl Tensor {
 
     /// `[0, 1, .., n-1]` as a 1-D tensor of `dtype`.
     pub fn arange(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-        let values = CpuStorage::F64((0..n).map(|i| i as f64).collect()).convert(dtype);
-        Tensor::from_cpu(values, &[n], device)
+        alloc_len("arange", &[n], dtype)?;
+        Ok(Tensor::from_storage(
+            Storage::arange(device, n, dtype)?,
+            &[n],
+        ))
     }
 
-    /// Uniform samples in [0, 1) from kiln's seeded Philox generator.
+    /// Uniform samples in [0, 1) from kiln's seeded Philox generator, computed on
+    /// `device` (the same values on every device for the same seed).
     pub fn rand(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
-        Tensor::random(shape, dtype, device, "rand", rng::uniform_vec)
+        let n = random_len("rand", shape, dtype)?;
+        let stream = rng::reserve(n);
+        Ok(Tensor::from_storage(
+            Storage::rand(device, stream, n, dtype)?,
+            shape,
+        ))
     }
 
-    /// Standard normal samples from kiln's seeded Philox generator.
+    /// Standard normal samples from kiln's seeded Philox generator, computed on
+    /// `device` (Box–Muller in f64 on every device).
     pub fn randn(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
-        Tensor::random(shape, dtype, device, "randn", rng::normal_vec)
-    }
-
-    fn random(
-        shape: &[usize],
-        dtype: DType,
-        device: &Device,
-        op: &'static str,
-        sample: fn(usize) -> Vec<f64>,
-    ) -> Result<Tensor> {
-        if !dtype.is_float() {
-            return Err(Error::UnsupportedDType { op, dtype });
-        }
-        // Samples are drawn in f64 and then converted.
-        let n = alloc_len(op, shape, DType::F64)?;
-        Tensor::from_cpu(CpuStorage::F64(sample(n)).convert(dtype), shape, device)
+        let n = random_len("randn", shape, dtype)?;
+        let stream = rng::reserve(rng::normal_words(n));
+        Ok(Tensor::from_storage(
+            Storage::randn(device, stream, n, dtype)?,
+            shape,
+        ))
     }
 
     /// Host data placed on `device`.
@@ -95,6 +98,15 @@ impl Tensor {
     ) -> Result<Tensor> {
         Tensor::from_storage(Storage::Cpu(storage), shape).to_device(device)
     }
+}
+
+/// The element count of a random tensor: float dtypes only, and the host reference
+/// draws the samples in f64, so the f64 size must be addressable.
+fn random_len(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
+    if !dtype.is_float() {
+        return Err(Error::UnsupportedDType { op, dtype });
+    }
+    alloc_len(op, shape, DType::F64)
 }
 
 /// The element count of a new tensor of `shape`, or an error when the count or its

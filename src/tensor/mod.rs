@@ -8,6 +8,7 @@ mod arith;
 mod convert;
 mod create;
 mod matmul;
+mod optim;
 mod reduce;
 mod view;
 

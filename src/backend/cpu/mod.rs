@@ -8,9 +8,11 @@ mod conv;
 mod dropout;
 pub(crate) mod dtype;
 mod elementwise;
+mod fill;
 pub(crate) mod gemm_util;
 mod math;
 mod matmul;
+mod optim;
 mod pool;
 mod reduce;
 mod softmax;
@@ -100,6 +102,11 @@ impl CpuStorage {
     /// The elements as a `Vec<T>` when `T` is this storage's type.
     pub(crate) fn as_slice<T: WithDType>(&self) -> Option<&[T]> {
         with_vec!(self, v => (v as &dyn std::any::Any).downcast_ref::<Vec<T>>().map(|v| v.as_slice()))
+    }
+
+    /// The elements, writable, when `T` is this storage's type.
+    pub(crate) fn as_mut_slice<T: WithDType>(&mut self) -> Option<&mut [T]> {
+        with_vec!(self, v => (v as &mut dyn std::any::Any).downcast_mut::<Vec<T>>().map(|v| v.as_mut_slice()))
     }
 
     /// Wraps a vector.

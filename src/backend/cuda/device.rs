@@ -9,6 +9,7 @@ use super::launch::{check_args, Executor, KernelArg, LaunchConfig};
 use crate::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// One CUDA device (real, or anything else that implements the two seams).
@@ -16,6 +17,45 @@ pub struct CudaDevice {
     ordinal: usize,
     exec: Box<dyn Executor>,
     alloc: Mutex<CachingAllocator<Box<dyn RawAllocator>>>,
+    transfers: Transfers,
+}
+
+/// Host↔device copy counters: bytes and copies in each direction. Atomics, because
+/// copies run from any thread without the allocator's lock.
+#[derive(Default)]
+struct Transfers {
+    bytes_htod: AtomicU64,
+    bytes_dtoh: AtomicU64,
+    num_htod: AtomicU64,
+    num_dtoh: AtomicU64,
+}
+
+impl Transfers {
+    /// Counts one copy of `bytes` bytes into `total` and `count`.
+    fn count(total: &AtomicU64, count: &AtomicU64, bytes: usize) {
+        total.fetch_add(bytes as u64, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes the counters into `s`.
+    fn report(&self, s: &mut MemoryStats) {
+        s.bytes_host_to_device = self.bytes_htod.load(Ordering::Relaxed);
+        s.bytes_device_to_host = self.bytes_dtoh.load(Ordering::Relaxed);
+        s.num_host_to_device = self.num_htod.load(Ordering::Relaxed);
+        s.num_device_to_host = self.num_dtoh.load(Ordering::Relaxed);
+    }
+
+    /// Sets every counter to 0.
+    fn reset(&self) {
+        for c in [
+            &self.bytes_htod,
+            &self.bytes_dtoh,
+            &self.num_htod,
+            &self.num_dtoh,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -96,6 +136,7 @@ impl CudaDevice {
             ordinal,
             exec,
             alloc: Mutex::new(CachingAllocator::new(raw, ordinal)),
+            transfers: Transfers::default(),
         }
     }
 
@@ -139,19 +180,39 @@ impl CudaDevice {
         self.exec.launch(kernel, cfg, args)
     }
 
-    /// The executor (copies, synchronization).
+    /// The executor (device-to-device copies, synchronization). Host↔device copies go
+    /// through [`CudaDevice::copy_htod`] and [`CudaDevice::copy_dtoh`], which count them.
     pub(crate) fn exec(&self) -> &dyn Executor {
         self.exec.as_ref()
     }
 
-    /// The allocator's statistics.
-    pub(crate) fn memory_stats(&self) -> MemoryStats {
-        self.alloc.lock().stats()
+    /// Copies `src` from the host to device address `dst`, counted in the transfer
+    /// statistics.
+    pub(crate) fn copy_htod(&self, dst: u64, src: &[u8]) -> Result<()> {
+        let t = &self.transfers;
+        Transfers::count(&t.bytes_htod, &t.num_htod, src.len());
+        self.exec.copy_htod(dst, src)
     }
 
-    /// Sets every peak statistic to its current value.
+    /// Copies `dst.len()` bytes from device address `src` to the host, counted in the
+    /// transfer statistics.
+    pub(crate) fn copy_dtoh(&self, dst: &mut [u8], src: u64) -> Result<()> {
+        let t = &self.transfers;
+        Transfers::count(&t.bytes_dtoh, &t.num_dtoh, dst.len());
+        self.exec.copy_dtoh(dst, src)
+    }
+
+    /// The allocator's statistics and the transfer counters.
+    pub(crate) fn memory_stats(&self) -> MemoryStats {
+        let mut s = self.alloc.lock().stats();
+        self.transfers.report(&mut s);
+        s
+    }
+
+    /// Sets every peak statistic to its current value and the transfer counters to 0.
     pub(crate) fn reset_peak_memory_stats(&self) {
-        self.alloc.lock().reset_peak_stats()
+        self.alloc.lock().reset_peak_stats();
+        self.transfers.reset();
     }
 
     /// Returns cached, unused segments to the driver.

@@ -22,9 +22,11 @@ mod dropout;
 mod elementwise;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
+mod fill;
 pub mod kernels;
 pub mod launch;
 mod matmul;
+mod optim;
 mod pool;
 mod random;
 mod reduce;

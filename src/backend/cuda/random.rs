@@ -31,7 +31,7 @@ pub(crate) fn philox_words(
         ],
     )?;
     let mut bytes = vec![0u8; n * 4];
-    dev.exec().copy_dtoh(&mut bytes, buf.ptr())?;
+    dev.copy_dtoh(&mut bytes, buf.ptr())?;
     for (w, b) in words.iter_mut().zip(bytes.chunks_exact(4)) {
         *w = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
     }

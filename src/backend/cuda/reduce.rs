@@ -8,7 +8,7 @@ use super::kernels::{code_of, KernelId};
 use super::launch::THREADS;
 use super::launch::{plan, KernelArg, LaunchConfig};
 use super::storage::CudaStorage;
-use crate::backend::{ReduceOp, ReduceOps};
+use crate::backend::{FillOps, ReduceOp, ReduceOps};
 use crate::shape::{check_dim, Layout};
 use crate::{DType, Error, Result};
 
@@ -92,8 +92,7 @@ impl ReduceOps for CudaStorage {
                     ),
                 ));
             }
-            let zeros = crate::backend::CpuStorage::full(n_out, 0.0, out_dtype);
-            return CudaStorage::from_cpu(self.cuda_device(), &zeros);
+            return <CudaStorage as FillOps>::full(self.cuda_device(), n_out, 0.0, out_dtype);
         }
         let p = plan(op.name(), &kept_shape, [&kept_strides])?;
         let dev = self.cuda_device().clone();

@@ -46,7 +46,7 @@ impl CudaStorage {
     pub(crate) fn from_cpu(device: &Arc<CudaDevice>, host: &CpuStorage) -> Result<Self> {
         let out = Self::alloc(device, host.len(), host.dtype())?;
         if out.len > 0 {
-            device.exec().copy_htod(out.buf.ptr(), host_bytes(host))?;
+            device.copy_htod(out.buf.ptr(), host_bytes(host))?;
         }
         Ok(out)
     }
@@ -54,6 +54,11 @@ impl CudaStorage {
     /// The element type.
     pub(crate) fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// Number of elements stored.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// The device ordinal.
@@ -113,7 +118,6 @@ impl BackendStorage for CudaStorage {
         let mut host = CpuStorage::full(n, 0.0, self.dtype);
         if n > 0 {
             self.cuda_device()
-                .exec()
                 .copy_dtoh(host_bytes_mut(&mut host), self.ptr_at(layout.offset))?;
         }
         Ok(host)

@@ -41,6 +41,10 @@ impl Stat {
 /// * `inactive_split_bytes` / `inactive_split`: free blocks that are pieces of a split
 ///   segment (fragmentation).
 /// * `requested_bytes`: the sizes callers asked for, before rounding.
+/// * `bytes_host_to_device` … `num_device_to_host`: the copies between host and
+///   device memory (counted by the device, not the allocator; since the device was
+///   opened or since `reset_peak_memory_stats`), the cost a training loop should
+///   keep to its input batches and the scalars it reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryStats {
     /// Bytes held by live allocations (rounded to 512).
@@ -69,6 +73,14 @@ pub struct MemoryStats {
     pub num_device_alloc: u64,
     /// Calls to the raw free (`cuMemFree`).
     pub num_device_free: u64,
+    /// Bytes copied from host to device memory.
+    pub bytes_host_to_device: u64,
+    /// Bytes copied from device to host memory.
+    pub bytes_device_to_host: u64,
+    /// Copies from host to device memory.
+    pub num_host_to_device: u64,
+    /// Copies from device to host memory.
+    pub num_device_to_host: u64,
 }
 
 impl MemoryStats {
