@@ -7,6 +7,7 @@
 mod arith;
 mod convert;
 mod create;
+mod locks;
 mod matmul;
 mod optim;
 mod reduce;
@@ -19,6 +20,8 @@ use crate::{DType, Device, Error, Result};
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+pub(crate) use locks::StorageLocks;
 
 /// A unique id per tensor handle (views get their own), used by autograd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -151,8 +151,7 @@ impl Tensor {
             move |_, g| {
                 let grad = Tensor::zeros(&shape, g.dtype(), &g.device())?;
                 let region = grad.narrow_layout(dim, start, len);
-                grad.storage_mut()
-                    .copy_from(&region, &g.storage(), g.layout())?;
+                grad.copy_region_from(&region, &g)?;
                 Ok(vec![Some(grad)])
             },
         ))
@@ -241,8 +240,7 @@ impl Tensor {
         for t in tensors {
             let n = t.shape()[dim];
             let region = out.narrow_layout(dim, at, n);
-            out.storage_mut()
-                .copy_from(&region, &t.storage(), t.layout())?;
+            out.copy_region_from(&region, t)?;
             sizes.push((at, n));
             at += n;
         }

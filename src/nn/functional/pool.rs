@@ -5,6 +5,7 @@
 use super::Size2d;
 use crate::autograd::record;
 use crate::backend::{AdaptivePool2dParams, Pool2dParams};
+use crate::tensor::StorageLocks;
 use crate::{Error, Result, Tensor};
 
 /// Max over windows of `kernel` (a number or `(h, w)`), moved by `stride`, with
@@ -26,12 +27,11 @@ pub fn max_pool2d(
         let indices = Tensor::from_storage(indices, &shape);
         Ok(record(out, "max_pool2d", &[x], move |_, g| {
             let g = g.contiguous()?;
-            let gx = g.storage().max_pool2d_backward(
-                g.layout(),
-                &indices.storage(),
-                indices.layout(),
-                &p,
-            )?;
+            let locks = StorageLocks::read(&[&g, &indices]);
+            let gx =
+                locks
+                    .get(0)
+                    .max_pool2d_backward(g.layout(), locks.get(1), indices.layout(), &p)?;
             Ok(vec![Some(Tensor::from_storage(gx, &[p.n, p.c, p.h, p.w]))])
         }))
     })
