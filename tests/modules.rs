@@ -344,6 +344,21 @@ fn parameter_is_a_leaf_that_requires_grad() {
         nn::Parameter::new(ints),
         Err(kiln::Error::InvalidArgument { name: "tensor", .. })
     ));
+    // A broadcast view shares memory between elements: it cannot be updated in place.
+    let expanded = Tensor::ones(&[1, 2], DType::F32, &dev)
+        .unwrap()
+        .broadcast_as(&[3, 2])
+        .unwrap();
+    match nn::Parameter::new(expanded.clone()) {
+        Err(kiln::Error::InvalidArgument {
+            name: "tensor",
+            msg,
+        }) => {
+            assert!(msg.contains("contiguous()"), "{msg}")
+        }
+        other => panic!("expected an error naming `tensor`, got {other:?}"),
+    }
+    assert!(nn::Parameter::new(expanded.contiguous().unwrap()).is_ok());
     let mode = nn::Mode::default();
     assert!(mode.is_training());
     let copy = mode.clone();

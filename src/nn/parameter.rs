@@ -19,7 +19,10 @@ pub struct Parameter(Tensor);
 impl Parameter {
     /// Makes `tensor`'s data a parameter on the tensor's device. The parameter shares
     /// the storage, is a leaf (any graph history is dropped, like `nn.Parameter(t)`)
-    /// and requires grad. Err for a non-float dtype: only floats have gradients.
+    /// and requires grad. Err for a non-float dtype (only floats have gradients) and
+    /// for a broadcast view (`broadcast_as`, a stride-0 dimension of size > 1): its
+    /// elements share memory, so an optimizer step or `load` could not write them.
+    /// Call `.contiguous()` first to give such a tensor memory of its own.
     pub fn new(tensor: Tensor) -> Result<Parameter> {
         if !tensor.dtype().is_float() {
             return Err(Error::arg(
@@ -30,6 +33,17 @@ impl Parameter {
                 ),
             ));
         }
+        tensor.check_writable("nn::Parameter::new").map_err(|_| {
+            Error::arg(
+                "tensor",
+                format!(
+                    "a broadcast view of shape {:?} (strides {:?}) cannot be a Parameter: its \
+                     elements share memory; call .contiguous() first",
+                    tensor.shape(),
+                    tensor.strides()
+                ),
+            )
+        })?;
         Ok(Parameter(tensor.to_parameter_leaf()))
     }
 
