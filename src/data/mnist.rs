@@ -12,10 +12,21 @@ pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
     let part = |prefix: &str| -> Result<Dataset> {
         let (images, h, w) = read_images(&find(dir, &format!("{prefix}-images-idx3-ubyte"))?)?;
         let labels = read_labels(&find(dir, &format!("{prefix}-labels-idx1-ubyte"))?)?;
-        if labels.len() * h * w != images.len() {
+        // parse_idx checked that images.len() == n × h × w without overflow.
+        let n = if h * w == 0 {
+            0
+        } else {
+            images.len() / (h * w)
+        };
+        if labels.len() != n || h * w == 0 {
             return Err(Error::arg(
                 "dir",
-                format!("{}: {prefix} image and label counts differ", dir.display()),
+                format!(
+                    "{}: {prefix} has {n} images of {h}×{w} pixels but {} labels \
+                     (images must have at least one pixel)",
+                    dir.display(),
+                    labels.len()
+                ),
             ));
         }
         Ok(Dataset {
@@ -69,7 +80,8 @@ fn parse_idx(path: &Path, bytes: &[u8], rank: usize) -> Result<(Vec<usize>, Vec<
         })
         .collect();
     let payload = &bytes[header..];
-    if payload.len() != dims.iter().product::<usize>() {
+    let size = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if size != Some(payload.len()) {
         return Err(bad(format!(
             "sizes {dims:?} do not match the {} payload bytes",
             payload.len()

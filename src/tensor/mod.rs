@@ -174,8 +174,23 @@ impl Tensor {
     }
 
     /// The same data as a leaf that accumulates gradients in [`Tensor::grad`].
+    ///
+    /// Only float tensors have gradients: on an integer tensor this returns the
+    /// tensor unchanged (not requiring grad), so that a chained constructor never
+    /// panics; use [`Tensor::try_requires_grad`] to get an `Err` instead, as
+    /// PyTorch raises.
     pub fn requires_grad(self) -> Tensor {
+        if !self.dtype().is_float() {
+            return self;
+        }
         self.rebuild(self.0.layout.clone(), true, None)
+    }
+
+    /// [`Tensor::requires_grad`], or [`Error::UnsupportedDType`] for an integer
+    /// tensor (only floats have gradients).
+    pub fn try_requires_grad(self) -> Result<Tensor> {
+        self.check_float("requires_grad")?;
+        Ok(self.requires_grad())
     }
 
     /// True when gradients flow to this tensor: a leaf created with

@@ -42,19 +42,26 @@ impl Tensor {
                 known_dims.remove(*i);
                 let known = checked_numel("reshape", &known_dims)?;
                 if known == 0 || !self.numel().is_multiple_of(known) {
-                    return Err(Error::ElementCount {
-                        op: "reshape",
-                        shape: shape.to_vec(),
-                        expected: known,
-                        got: self.numel(),
-                    });
+                    return Err(Error::arg(
+                        "shape",
+                        format!(
+                            "cannot infer dimension {i} (usize::MAX marks the inferred dimension) \
+                             of {}: the other dimensions hold {known} elements, and {} elements \
+                             are not a multiple of that",
+                            shown_shape(shape),
+                            self.numel()
+                        ),
+                    ));
                 }
                 out[*i] = self.numel() / known;
             }
             _ => {
                 return Err(Error::arg(
                     "shape",
-                    "at most one dimension can be inferred (usize::MAX)",
+                    format!(
+                        "at most one dimension can be inferred (marked usize::MAX), got {}",
+                        shown_shape(shape)
+                    ),
                 ))
             }
         }
@@ -259,4 +266,20 @@ impl Tensor {
         layout.shape[dim] = len;
         layout
     }
+}
+
+/// A requested shape as the user thinks of it: the inferred dimension (`usize::MAX`)
+/// shown as `-1` (PyTorch's spelling) instead of 18446744073709551615.
+fn shown_shape(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|&d| {
+            if d == usize::MAX {
+                "-1".to_owned()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
 }

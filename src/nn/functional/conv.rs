@@ -19,6 +19,13 @@ pub struct Size2d {
     pub w: usize,
 }
 
+impl std::fmt::Display for Size2d {
+    /// `(h, w)`, as PyTorch prints sizes in its messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({}, {})", self.h, self.w)
+    }
+}
+
 impl From<usize> for Size2d {
     fn from(v: usize) -> Self {
         Size2d { h: v, w: v }

@@ -136,19 +136,23 @@ fn pool_params(
     if kernel.h == 0 || kernel.w == 0 {
         return Err(Error::arg(
             "kernel",
-            format!("must be at least 1, got {kernel:?}"),
+            format!("kernel_size must be at least 1, got {kernel}"),
         ));
     }
     if stride.h == 0 || stride.w == 0 {
         return Err(Error::arg(
             "stride",
-            format!("must be at least 1, got {stride:?}"),
+            format!("stride must be at least 1, got {stride}"),
         ));
     }
     if padding.h > kernel.h / 2 || padding.w > kernel.w / 2 {
         return Err(Error::arg(
             "padding",
-            format!("must be at most half the kernel ({kernel:?}), got {padding:?}"),
+            format!(
+                "padding {padding} must be at most half of kernel_size {kernel}, i.e. at most ({}, {})",
+                kernel.h / 2,
+                kernel.w / 2
+            ),
         ));
     }
     let (ph, pw) = (h + 2 * padding.h, w + 2 * padding.w);
