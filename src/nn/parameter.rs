@@ -13,8 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// shares the data and the gradient (both handles are the same tensor), which is how
 /// `Module::parameters` hands parameters to an optimizer; a `#[derive(Clone)]` on a
 /// module therefore gives a second module that *shares* its weights.
+///
+/// Each `Parameter` value also carries a slot for the mode of the module that holds
+/// it, so a module whose only fields are parameters (the functional style) still
+/// follows `train()`/`eval()`; a clone gets its own slot (see `Module::is_training`).
 #[derive(Clone)]
-pub struct Parameter(Tensor);
+pub struct Parameter(Tensor, Mode);
 
 impl Parameter {
     /// Makes `tensor`'s data a parameter on the tensor's device. The parameter shares
@@ -44,12 +48,17 @@ impl Parameter {
                 ),
             )
         })?;
-        Ok(Parameter(tensor.to_parameter_leaf()))
+        Ok(Parameter(tensor.to_parameter_leaf(), Mode::default()))
     }
 
     /// The parameter's tensor (the same handle `Deref` gives).
     pub fn tensor(&self) -> &Tensor {
         &self.0
+    }
+
+    /// The mode slot of the module holding this value (see `Module::is_training`).
+    pub(crate) fn holder_mode(&self) -> &Mode {
+        &self.1
     }
 }
 
@@ -79,18 +88,25 @@ impl std::fmt::Debug for Parameter {
 /// A buffer never requires grad. It dereferences to [`Tensor`]; ops that update it
 /// write into its storage in place (for example with [`Tensor::copy_`]), which every
 /// clone of the buffer sees.
+///
+/// Like [`Parameter`], each `Buffer` value carries a slot for its holder's mode.
 #[derive(Clone)]
-pub struct Buffer(Tensor);
+pub struct Buffer(Tensor, Mode);
 
 impl Buffer {
     /// Makes `tensor`'s data a buffer (shares the storage, cut from the graph).
     pub fn new(tensor: Tensor) -> Buffer {
-        Buffer(tensor.detach())
+        Buffer(tensor.detach(), Mode::default())
     }
 
     /// The buffer's tensor (the same handle `Deref` gives).
     pub fn tensor(&self) -> &Tensor {
         &self.0
+    }
+
+    /// The mode slot of the module holding this value (see `Module::is_training`).
+    pub(crate) fn holder_mode(&self) -> &Mode {
+        &self.1
     }
 }
 
