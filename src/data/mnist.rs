@@ -12,19 +12,16 @@ pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
     let part = |prefix: &str| -> Result<Dataset> {
         let (images, h, w) = read_images(&find(dir, &format!("{prefix}-images-idx3-ubyte"))?)?;
         let labels = read_labels(&find(dir, &format!("{prefix}-labels-idx1-ubyte"))?)?;
-        // parse_idx checked that images.len() == n × h × w without overflow.
-        let n = if h * w == 0 {
-            0
-        } else {
-            images.len() / (h * w)
-        };
-        if labels.len() != n || h * w == 0 {
+        // Images of no pixels would make any label count fit: the division fails.
+        let n = h.checked_mul(w).and_then(|px| images.len().checked_div(px));
+        if n != Some(labels.len()) {
             return Err(Error::arg(
                 "dir",
                 format!(
-                    "{}: {prefix} has {n} images of {h}×{w} pixels but {} labels \
-                     (images must have at least one pixel)",
+                    "{}: {prefix} has {} pixels in images of {h}×{w} but {} labels \
+                     (each label needs one image of at least one pixel)",
                     dir.display(),
+                    images.len(),
                     labels.len()
                 ),
             ));

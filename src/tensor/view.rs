@@ -158,7 +158,7 @@ impl Tensor {
             move |_, g| {
                 let grad = Tensor::zeros(&shape, g.dtype(), &g.device())?;
                 let region = grad.narrow_layout(dim, start, len);
-                grad.copy_region_from(&region, &g)?;
+                grad.copy_region_from(&region, g)?;
                 Ok(vec![Some(grad)])
             },
         ))
