@@ -96,6 +96,13 @@ pub enum Error {
     /// `backward` was called on a tensor that no gradient flows to.
     #[error("backward: the tensor does not require grad and has no grad_fn; call .requires_grad() on a leaf it depends on")]
     NoGraph,
+    /// `backward` reached a part of the graph that an earlier `backward` released
+    /// (PyTorch's "Trying to backward through the graph a second time").
+    #[error("backward through the graph a second time: the saved values of `{op}` were released by an earlier backward; call backward_retain_graph() for every backward but the last")]
+    GraphReleased {
+        /// The recorded op whose gradient closure was released.
+        op: &'static str,
+    },
     /// Autograd's gradient disagrees with finite differences (see `autograd::gradcheck`).
     #[error("gradcheck failed: {msg}")]
     Gradcheck {

@@ -55,9 +55,18 @@ pub mod prelude {
 
 impl Tensor {
     /// Computes the gradient of this one-element tensor with respect to every leaf
-    /// it depends on and adds it to each leaf's [`Tensor::grad`].
+    /// it depends on and adds it to each leaf's [`Tensor::grad`]. Then the graph is
+    /// released (its saved tensors freed), as in PyTorch: a second `backward` through
+    /// any part of it is [`Error::GraphReleased`] and changes no gradient. Use
+    /// [`Tensor::backward_retain_graph`] for the calls before the last.
     pub fn backward(&self) -> Result<()> {
-        autograd::backward(self)
+        autograd::backward(self, false)
+    }
+
+    /// [`Tensor::backward`] that keeps the graph for another `backward` (PyTorch's
+    /// `backward(retain_graph=True)`); gradients accumulate over the calls.
+    pub fn backward_retain_graph(&self) -> Result<()> {
+        autograd::backward(self, true)
     }
 }
 

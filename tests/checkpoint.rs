@@ -357,3 +357,83 @@ fn dyn_modules_save_and_load() {
     assert_eq!(snapshot(&*a), snapshot(&*b));
     nn::save(&*b, dir.join("again.safetensors")).unwrap();
 }
+
+/// Writes a safetensors file by hand: `header` (JSON) and `data` after it.
+fn write_with_header(path: &std::path::Path, header: &str, data: &[u8]) {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_key_twice_in_the_header_is_an_error() {
+    let dir = scratch("duplicate_key");
+    let fc = Linear::new(1, 1, &Device::Cpu).unwrap();
+    let before = snapshot(&fc);
+    let path = dir.join("twice.safetensors");
+    let entry = |at: usize| {
+        format!(
+            r#"{{"dtype":"F32","shape":[1],"data_offsets":[{at},{}]}}"#,
+            at + 4
+        )
+    };
+    let header = format!(
+        r#"{{"weight":{{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}},"bias":{},"bias":{}}}"#,
+        entry(4),
+        entry(4)
+    );
+    let data: Vec<u8> = [1f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_with_header(&path, &header, &data);
+    expect_checkpoint_err(fc.load(&path), &["`bias` twice"]);
+    assert_eq!(snapshot(&fc), before);
+}
+
+#[test]
+fn loading_a_device_file_fails_fast() {
+    let started = std::time::Instant::now();
+    let fc = Linear::new(1, 1, &Device::Cpu).unwrap();
+    expect_checkpoint_err(fc.load("/dev/zero"), &["not a valid safetensors file"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "load(/dev/zero) took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn save_errors_name_the_users_path_not_the_temporary_file() {
+    let dir = scratch("save_error_path");
+    let path = dir.join("no/such/dir/net.safetensors");
+    match Linear::new(1, 1, &Device::Cpu).unwrap().save(&path) {
+        Err(Error::Io { path: shown, .. }) => assert_eq!(shown, path.display().to_string()),
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+}
+
+#[derive(nn::Module)]
+struct WithBroadcastBuffer {
+    fc: Linear,
+    table: nn::Buffer,
+}
+
+#[test]
+fn a_load_that_cannot_write_a_later_entry_changes_nothing() {
+    let dev = Device::Cpu;
+    let table = Tensor::zeros(&[1, 3], DType::F32, &dev)
+        .unwrap()
+        .broadcast_as(&[2, 3])
+        .unwrap();
+    let m = WithBroadcastBuffer {
+        fc: Linear::new(2, 2, &dev).unwrap(),
+        table: nn::Buffer::new(table),
+    };
+    let before = snapshot(&m);
+    let state: Vec<(String, Tensor)> = m
+        .state_dict()
+        .into_iter()
+        .map(|(name, t)| (name, t.add_scalar(1.0).unwrap()))
+        .collect();
+    expect_checkpoint_err(m.load_state_dict(&state), &["`table` cannot be written"]);
+    assert_eq!(snapshot(&m), before, "fc must not be half-loaded");
+}

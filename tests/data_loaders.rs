@@ -27,7 +27,7 @@ fn batches_cover_every_image_once_and_shuffle_by_seed() {
         "/data/digits/digits.csv.gz"
     ))
     .unwrap();
-    let small = d.select(&(0..100).collect::<Vec<_>>());
+    let small = d.select(&(0..100).collect::<Vec<_>>()).unwrap();
     let batches = small.batches(32, Some(7), &Device::Cpu).unwrap();
     assert_eq!(batches.len(), 4);
     assert_eq!(batches[0].0.shape(), &[32, 1, 8, 8]);

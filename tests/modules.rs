@@ -6,7 +6,7 @@
 mod common;
 
 use common::device_test;
-use kiln::nn::{self, BatchNorm1d, Forward, Linear, Module};
+use kiln::nn::{self, functional as F, BatchNorm1d, Forward, Linear, Module};
 use kiln::{DType, Device, Tensor};
 
 /// A dropout layer (p = 0.5) in its default, training mode.
@@ -141,8 +141,9 @@ fn eval_and_train_reach_every_descendant_but_skipped_fields() {
 
 #[test]
 fn module_without_mode_reports_children_or_training() {
-    // No Mode anywhere: always "training" (such modules act the same in both modes).
+    // Declared mode-less: always "training" (it acts the same in both modes).
     #[derive(nn::Module)]
+    #[module(stateless)]
     struct Stateless {
         act: nn::ReLU,
     }
@@ -344,9 +345,66 @@ fn parameter_is_a_leaf_that_requires_grad() {
         nn::Parameter::new(ints),
         Err(kiln::Error::InvalidArgument { name: "tensor", .. })
     ));
+    // A broadcast view shares memory between elements: it cannot be updated in place.
+    let expanded = Tensor::ones(&[1, 2], DType::F32, &dev)
+        .unwrap()
+        .broadcast_as(&[3, 2])
+        .unwrap();
+    match nn::Parameter::new(expanded.clone()) {
+        Err(kiln::Error::InvalidArgument {
+            name: "tensor",
+            msg,
+        }) => {
+            assert!(msg.contains("contiguous()"), "{msg}")
+        }
+        other => panic!("expected an error naming `tensor`, got {other:?}"),
+    }
+    assert!(nn::Parameter::new(expanded.contiguous().unwrap()).is_ok());
     let mode = nn::Mode::default();
     assert!(mode.is_training());
     let copy = mode.clone();
     mode.set_training(false);
     assert!(copy.is_training() && !mode.is_training());
+}
+
+#[test]
+fn a_module_of_parameters_only_follows_train_and_eval() {
+    // The functional style (API.md's FunctionalModel): no Mode field, no children.
+    #[derive(nn::Module)]
+    struct Functional {
+        weight: nn::Parameter,
+        extra: Vec<nn::Buffer>,
+    }
+    #[derive(nn::Module)]
+    struct Outer {
+        inner: Functional,
+        act: nn::ReLU,
+    }
+    let m = Outer {
+        inner: Functional {
+            weight: nn::Parameter::new(ones(&[2])).unwrap(),
+            extra: vec![nn::Buffer::new(ones(&[1]))],
+        },
+        act: nn::ReLU,
+    };
+    assert!(m.is_training() && m.inner.is_training());
+    m.eval();
+    assert!(
+        !m.is_training() && !m.inner.is_training(),
+        "eval on an ancestor"
+    );
+    m.inner.train();
+    assert!(m.inner.is_training() && m.is_training());
+    m.inner.eval();
+    assert!(!m.inner.is_training());
+    // The optimizer's copies of the parameters do not share the module's slot.
+    let held = m.inner.parameters();
+    m.train();
+    assert!(m.inner.is_training());
+    drop(held);
+    // Dropout told the mode by the module stops dropping in eval().
+    m.eval();
+    let x = ones(&[1000]);
+    let y = F::dropout(&x, 0.5, m.inner.is_training()).unwrap();
+    assert_eq!(y.to_vec::<f32>().unwrap(), x.to_vec::<f32>().unwrap());
 }

@@ -228,3 +228,34 @@ fn another_threads_backward_does_not_count_as_this_threads() {
     opt.step().unwrap();
     assert_eq!(held.to_vec::<f64>().unwrap(), vec![0.9, 0.9]);
 }
+
+#[test]
+fn a_parameter_listed_twice_is_an_error() {
+    let w = Tensor::ones(&[2], DType::F32, &Device::Cpu)
+        .unwrap()
+        .requires_grad();
+    let err = Sgd::new([w.clone(), w.clone()], 0.1).unwrap_err();
+    assert!(err.to_string().contains("same parameter"), "{err}");
+    assert!(Adam::new([w.clone(), w.detach().requires_grad()], 0.1).is_err());
+    // Disjoint views of one buffer are distinct parameters.
+    let flat = Tensor::ones(&[4], DType::F32, &Device::Cpu).unwrap();
+    let halves = [
+        flat.narrow(0, 0, 2).unwrap().requires_grad(),
+        flat.narrow(0, 2, 2).unwrap().requires_grad(),
+    ];
+    assert!(Sgd::new(halves, 0.1).is_ok());
+}
+
+#[test]
+fn a_broadcast_view_cannot_be_given_to_an_optimizer() {
+    let p = Tensor::ones(&[1], DType::F32, &Device::Cpu)
+        .unwrap()
+        .broadcast_as(&[3])
+        .unwrap()
+        .requires_grad();
+    let ok = Tensor::ones(&[3], DType::F32, &Device::Cpu)
+        .unwrap()
+        .requires_grad();
+    let err = AdamW::new([ok, p], 0.1).unwrap_err();
+    assert!(err.to_string().contains("broadcast view"), "{err}");
+}

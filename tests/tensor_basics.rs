@@ -380,10 +380,11 @@ fn guard_is_per_thread() {
 fn gradients_accumulate_over_backward_calls() {
     let x = leaf(&[1.0, -2.0, 3.0]);
     let loss = x.mul(&x).unwrap().sum_all().unwrap(); // d/dx = 2x
-    loss.backward().unwrap();
+    loss.backward_retain_graph().unwrap(); // as PyTorch, a graph used twice is retained
     assert_eq!(f64s(&x.grad().unwrap()), vec![2.0, -4.0, 6.0]);
     loss.backward().unwrap();
     assert_eq!(f64s(&x.grad().unwrap()), vec![4.0, -8.0, 12.0]);
+    assert!(loss.backward().is_err(), "the graph was released");
     // A second graph adds to the same grad.
     x.mul_scalar(3.0)
         .unwrap()

@@ -16,6 +16,16 @@
 //! leaves a field out. Tuple structs name their fields `0`, `1`, …; enums and unions
 //! are rejected.
 //!
+//! **Somewhere to keep the mode.** `is_training()` must follow `train()`/`eval()`,
+//! so a module needs a place for its flag: an `nn::Mode` field, a child module
+//! (which keeps one), or an `nn::Parameter` / `nn::Buffer` field (each carries a
+//! slot for its holder's mode). A struct with none of these — only mode-less unit
+//! layers such as `nn::ReLU` and configuration values — is a compile error that
+//! says to add `mode: nn::Mode`, unless it is marked `#[module(stateless)]`: a
+//! module that acts the same in both modes and whose `is_training()` is always
+//! `true` (the built-in activations and pools). The check reads field types by
+//! name, as the macro sees no type information.
+//!
 //! Generated code refers to the runtime crate as `::kiln`, which works in user crates
 //! and in kiln's own tests and examples; inside kiln itself `extern crate self as kiln`
 //! makes the same path resolve.
@@ -37,14 +47,7 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
 }
 
 fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
-    for attr in &input.attrs {
-        if attr.path().is_ident("module") {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "#[module(..)] belongs on fields (#[module(skip)]), not on the struct",
-            ));
-        }
-    }
+    let stateless = is_stateless(input)?;
     let fields =
         match &input.data {
             Data::Struct(data) => &data.fields,
@@ -62,6 +65,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
     let mut visits = Vec::new();
     let mut bounded_types = Vec::new();
+    let mut keeps_mode = false;
     let members: Vec<_> = match fields {
         Fields::Named(named) => named.named.iter().collect(),
         Fields::Unnamed(unnamed) => unnamed.unnamed.iter().collect(),
@@ -81,6 +85,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         // Spanned at the field's type so a field that is not a ModuleField is
         // reported at the field, not at the derive.
         let ty = &field.ty;
+        keeps_mode |= can_keep_mode(ty);
         visits.push(quote_spanned! {ty.span()=>
             <#ty as ::kiln::nn::ModuleField>::visit_field(&self.#access, #name, visitor);
         });
@@ -88,6 +93,18 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     }
 
     let ident = &input.ident;
+    if !keeps_mode && !stateless {
+        return Err(syn::Error::new_spanned(
+            ident,
+            format!(
+                "`{ident}` has nowhere to keep its train/eval mode (no nn::Mode field, no child \
+                 module, no nn::Parameter or nn::Buffer), so is_training() could not follow \
+                 eval(); add a field `mode: nn::Mode` (initialised with nn::Mode::default()), or \
+                 mark the struct #[module(stateless)] if it behaves the same in both modes and \
+                 never asks is_training()"
+            ),
+        ));
+    }
     let mut generics = input.generics.clone();
     if !generics.params.is_empty() {
         // Only generic structs need bounds; a concrete field type that is not a
@@ -135,4 +152,79 @@ fn is_skipped(field: &syn::Field) -> syn::Result<bool> {
         })?;
     }
     Ok(skip)
+}
+
+/// True for a struct marked `#[module(stateless)]`; any other struct-level key is an
+/// error (`skip` belongs on fields).
+fn is_stateless(input: &DeriveInput) -> syn::Result<bool> {
+    let mut stateless = false;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("module")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("stateless") {
+                stateless = true;
+                Ok(())
+            } else {
+                Err(meta.error(
+                    "unknown struct-level #[module(..)] key; the only one is `stateless` \
+                     (#[module(skip)] belongs on fields)",
+                ))
+            }
+        })?;
+    }
+    Ok(stateless)
+}
+
+/// Type names that can hold no mode: the built-in unit and configuration-only
+/// layers, and the plain configuration values `ModuleField` accepts.
+const MODE_LESS: &[&str] = &[
+    "ReLU",
+    "GELU",
+    "LeakyReLU",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "bool",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "usize",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "isize",
+    "f32",
+    "f64",
+    "String",
+    "Device",
+    "DType",
+    "PhantomData",
+];
+
+/// True when a field of type `ty` may keep a mode: anything but the types in
+/// [`MODE_LESS`], tuples, and `Vec`/`Option`/`Box`/arrays/references of those.
+fn can_keep_mode(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Tuple(_) => false,
+        syn::Type::Array(a) => can_keep_mode(&a.elem),
+        syn::Type::Reference(r) => can_keep_mode(&r.elem),
+        syn::Type::Paren(p) => can_keep_mode(&p.elem),
+        syn::Type::Group(g) => can_keep_mode(&g.elem),
+        syn::Type::Path(p) => {
+            let Some(last) = p.path.segments.last() else {
+                return true;
+            };
+            let name = last.ident.to_string();
+            if ["Vec", "Option", "Box"].contains(&name.as_str()) {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
+                        return can_keep_mode(inner);
+                    }
+                }
+            }
+            !MODE_LESS.contains(&name.as_str())
+        }
+        _ => true,
+    }
 }

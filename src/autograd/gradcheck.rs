@@ -28,12 +28,29 @@ impl Default for GradcheckOpts {
 /// Every F64 input is differentiated (others, such as I64 targets, are passed as they
 /// are). The output need not be a scalar: it is reduced with fixed pseudo-random
 /// weights, so every output element's gradient path is checked. Returns an error
-/// naming the first input and element whose gradients disagree.
+/// naming the first input and element whose gradients disagree (a NaN on either
+/// side disagrees), and [`Error::InvalidArgument`] for `eps` not finite and > 0 or a
+/// tolerance not finite and >= 0 (with `eps = 0` every difference is 0/0, which
+/// would pass anything).
 pub fn gradcheck(
     f: impl Fn(&[Tensor]) -> Result<Tensor>,
     inputs: &[Tensor],
     opts: GradcheckOpts,
 ) -> Result<()> {
+    if !(opts.eps.is_finite() && opts.eps > 0.0) {
+        return Err(Error::arg(
+            "opts.eps",
+            format!("must be a finite number > 0, got {}", opts.eps),
+        ));
+    }
+    for (name, tol) in [("opts.atol", opts.atol), ("opts.rtol", opts.rtol)] {
+        if !(tol.is_finite() && tol >= 0.0) {
+            return Err(Error::arg(
+                name,
+                format!("must be a finite number >= 0, got {tol}"),
+            ));
+        }
+    }
     let leaves: Vec<Tensor> = inputs
         .iter()
         .map(|t| {
@@ -76,7 +93,8 @@ pub fn gradcheck(
                 loss_of(&f(&args)?)
             };
             let numeric = (shifted(opts.eps)? - shifted(-opts.eps)?) / (2.0 * opts.eps);
-            if (a - numeric).abs() > opts.atol + opts.rtol * numeric.abs() {
+            let agree = (a - numeric).abs() <= opts.atol + opts.rtol * numeric.abs();
+            if !agree {
                 return Err(Error::Gradcheck {
                     msg: format!("input {which}, element {i}: autograd gives {a}, finite differences give {numeric}"),
                 });

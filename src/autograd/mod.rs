@@ -12,6 +12,7 @@ pub use gradcheck::{gradcheck, GradcheckOpts};
 
 use crate::tensor::TensorId;
 use crate::{Error, Result, Tensor};
+use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
@@ -23,7 +24,9 @@ pub(crate) type BackwardFn =
 pub(crate) struct Node {
     pub(crate) name: &'static str,
     pub(crate) inputs: Vec<Tensor>,
-    pub(crate) backward: BackwardFn,
+    /// The gradient closure (holding what it saved from the forward pass); `None`
+    /// once a `backward` that did not retain the graph went through this node.
+    backward: Mutex<Option<BackwardFn>>,
 }
 
 thread_local! {
@@ -69,7 +72,7 @@ pub(crate) fn record(
     out.with_grad_fn(Node {
         name,
         inputs,
-        backward: Box::new(backward),
+        backward: Mutex::new(Some(Box::new(backward))),
     })
 }
 
@@ -101,7 +104,10 @@ pub(crate) fn check_unregistered_parameters(held: &[crate::optim::OptimParam]) -
 }
 
 /// Computes the gradient of the scalar `root` and accumulates it into every leaf.
-pub(crate) fn backward(root: &Tensor) -> Result<()> {
+/// Unless `retain_graph`, the graph's gradient closures (and the tensors they saved)
+/// are released afterwards, and a later `backward` through any of its nodes is
+/// [`Error::GraphReleased`], as in PyTorch; that error comes before any leaf changes.
+pub(crate) fn backward(root: &Tensor, retain_graph: bool) -> Result<()> {
     if root.numel() != 1 {
         return Err(Error::NotScalar {
             op: "backward",
@@ -112,24 +118,36 @@ pub(crate) fn backward(root: &Tensor) -> Result<()> {
         return Err(Error::NoGraph);
     }
     let _guard = no_grad();
+    let order = reverse_topological_order(root);
+    if let Some(node) = order
+        .iter()
+        .filter_map(|t| t.grad_fn())
+        .find(|node| node.backward.lock().is_none())
+    {
+        return Err(Error::GraphReleased { op: node.name });
+    }
     let mut reached_parameters = Vec::new();
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     grads.insert(
         root.id(),
         Tensor::ones(root.shape(), root.dtype(), &root.device())?,
     );
-    for t in reverse_topological_order(root) {
+    for t in &order {
         let Some(grad) = grads.remove(&t.id()) else {
             continue;
         };
         let Some(node) = t.grad_fn() else {
-            accumulate_leaf(&t, grad)?;
+            accumulate_leaf(t, grad)?;
             if t.is_parameter() {
                 reached_parameters.push((t.id(), t.shape().to_vec()));
             }
             continue;
         };
-        let input_grads = (node.backward)(&t.detach(), &grad)?;
+        let input_grads = match &*node.backward.lock() {
+            Some(backward) => backward(&t.detach(), &grad)?,
+            // Released by another thread's backward since the check above.
+            None => return Err(Error::GraphReleased { op: node.name }),
+        };
         for (input, g) in node.inputs.iter().zip(input_grads) {
             let Some(g) = g else { continue };
             if !input.requires_grad_flag() {
@@ -154,6 +172,11 @@ pub(crate) fn backward(root: &Tensor) -> Result<()> {
         }
     }
     LAST_BACKWARD_PARAMETERS.set(reached_parameters);
+    if !retain_graph {
+        for node in order.iter().filter_map(|t| t.grad_fn()) {
+            *node.backward.lock() = None;
+        }
+    }
     Ok(())
 }
 

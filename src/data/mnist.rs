@@ -15,7 +15,13 @@ pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
         if labels.len() != n {
             return Err(Error::arg(
                 "dir",
-                format!("{}: {prefix} image and label counts differ", dir.display()),
+                format!(
+                    "{}: {prefix} has {} pixels in images of {h}×{w} but {} labels \
+                     (each label needs one image of at least one pixel)",
+                    dir.display(),
+                    images.len(),
+                    labels.len()
+                ),
             ));
         }
         Ok(Dataset {

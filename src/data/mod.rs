@@ -36,10 +36,40 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// The images at `indices`, as a new dataset.
-    pub fn select(&self, indices: &[usize]) -> Dataset {
-        let px = self.height * self.width;
-        Dataset {
+    /// Pixels per image; Err when the (public) fields disagree: `images` must hold
+    /// `len() * height * width` values.
+    fn pixels_per_image(&self) -> Result<usize> {
+        let px = self.height.checked_mul(self.width);
+        match px.and_then(|px| px.checked_mul(self.len())) {
+            Some(total) if total == self.images.len() => Ok(px.unwrap_or(0)),
+            _ => Err(Error::arg(
+                "self",
+                format!(
+                    "the dataset holds {} pixel values, but {} labels of {}×{} images need \
+                     labels × height × width",
+                    self.images.len(),
+                    self.len(),
+                    self.height,
+                    self.width
+                ),
+            )),
+        }
+    }
+
+    /// The images at `indices`, as a new dataset. Err for an index `>= len()` (like
+    /// PyTorch's `Subset` indexing) or a dataset whose fields disagree.
+    pub fn select(&self, indices: &[usize]) -> Result<Dataset> {
+        let px = self.pixels_per_image()?;
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            return Err(Error::arg(
+                "indices",
+                format!(
+                    "index {bad} is out of range for a dataset of {} images",
+                    self.len()
+                ),
+            ));
+        }
+        Ok(Dataset {
             images: indices
                 .iter()
                 .flat_map(|&i| self.images[i * px..(i + 1) * px].iter().copied())
@@ -47,7 +77,7 @@ impl Dataset {
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             height: self.height,
             width: self.width,
-        }
+        })
     }
 
     /// A split by position: every `k`-th image (starting at 0) goes to the second part.
@@ -57,7 +87,7 @@ impl Dataset {
             return Err(Error::arg("k", format!("must be at least 2, got {k}")));
         }
         let (test, train): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|i| i % k == 0);
-        Ok((self.select(&train), self.select(&test)))
+        Ok((self.select(&train)?, self.select(&test)?))
     }
 
     /// Mini-batches `(images (B, 1, H, W) f32, labels (B,) i64)` on `device`, in an
@@ -78,7 +108,7 @@ impl Dataset {
         order
             .chunks(batch_size)
             .map(|idx| {
-                let part = self.select(idx);
+                let part = self.select(idx)?;
                 let x = Tensor::from_vec(
                     part.images,
                     &[idx.len(), 1, self.height, self.width],

@@ -58,29 +58,136 @@ pub fn save(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
 pub fn load(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: shown.clone(),
-        source,
+    let state = read_safetensors(path).map_err(|e| match e {
+        ReadError::Io(source) => Error::Io {
+            path: shown.clone(),
+            source,
+        },
+        ReadError::Corrupt(msg) => Error::Checkpoint {
+            path: shown.clone(),
+            msg,
+        },
     })?;
-    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Checkpoint {
-        path: shown.clone(),
-        msg: format!("not a valid safetensors file: {e}"),
+    load_entries(module, &shown, &state)
+}
+
+/// Why a checkpoint file could not be read.
+enum ReadError {
+    Io(std::io::Error),
+    Corrupt(String),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// The largest header safetensors accepts (its `MAX_HEADER_SIZE`).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The entries of the safetensors file at `path`, as CPU tensors in file order.
+///
+/// The header is read and checked first — its length against the file's, every
+/// key once, offsets and sizes consistent (safetensors' own validation), the data
+/// exactly filling the rest of the file — so a file that is not a checkpoint (even
+/// `/dev/zero`) fails after reading a few bytes. Then each entry's bytes are read
+/// and decoded one at a time, so at most one entry's raw bytes are in memory besides
+/// the decoded tensors. (Memory-mapping would need `unsafe`, which kiln keeps in
+/// `backend/cuda`, and is undefined behaviour if the file is truncated meanwhile.)
+fn read_safetensors(path: &Path) -> std::result::Result<Vec<(String, Tensor)>, ReadError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let corrupt = |msg: String| ReadError::Corrupt(format!("not a valid safetensors file: {msg}"));
+    let mut file = std::fs::File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut word = [0u8; 8];
+    file.read_exact(&mut word).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => corrupt(format!(
+            "{file_len} bytes is too short for the 8-byte header length"
+        )),
+        _ => ReadError::Io(e),
     })?;
-    let mut state = Vec::with_capacity(file.len());
+    let header_len = u64::from_le_bytes(word);
+    // Devices and pipes report a length of 0; their header length fails here too.
+    let after_len = file_len.saturating_sub(8);
+    if header_len == 0 || header_len > MAX_HEADER_BYTES || header_len > after_len {
+        return Err(corrupt(format!(
+            "the header claims {header_len} bytes, but the file has {after_len} after the \
+             length (and a header is 1 to {MAX_HEADER_BYTES} bytes)"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header)?;
+    let header = std::str::from_utf8(&header)
+        .map_err(|e| corrupt(format!("the header is not UTF-8: {e}")))?;
+    let keys = header_keys(header).map_err(|e| corrupt(format!("bad header: {e}")))?;
+    let mut seen = HashSet::new();
+    let twice: Vec<&str> = keys
+        .iter()
+        .filter(|k| !seen.insert(k.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !twice.is_empty() {
+        return Err(corrupt(format!(
+            "the header lists {} twice",
+            quoted(&twice)
+        )));
+    }
+    let metadata: safetensors::tensor::Metadata =
+        serde_json::from_str(header).map_err(|e| corrupt(format!("bad header: {e}")))?;
+    let data_start = 8 + header_len;
+    let expected_len = data_start + metadata.data_len() as u64;
+    if expected_len != file_len {
+        return Err(corrupt(format!(
+            "the header describes a file of {expected_len} bytes, but it has {file_len}"
+        )));
+    }
+    let infos = metadata.tensors();
+    let mut state = Vec::with_capacity(infos.len());
     let mut bad = Vec::new();
-    for (name, view) in file.iter() {
+    for name in metadata.offset_keys() {
+        let info = infos[&name];
+        let (begin, end) = info.data_offsets;
+        let mut bytes = vec![0u8; end - begin];
+        file.seek(SeekFrom::Start(data_start + begin as u64))?;
+        file.read_exact(&mut bytes)?;
+        let view = TensorView::new(info.dtype, info.shape.clone(), &bytes)
+            .map_err(|e| corrupt(format!("`{name}`: {e}")))?;
         match from_view(&view) {
-            Ok(tensor) => state.push((name.to_owned(), tensor)),
+            Ok(tensor) => state.push((name, tensor)),
             Err(why) => bad.push(format!("`{name}` {why}")),
         }
     }
     if !bad.is_empty() {
-        return Err(Error::Checkpoint {
-            path: shown,
-            msg: format!("unreadable entries: {}", bad.join("; ")),
-        });
+        return Err(ReadError::Corrupt(format!(
+            "unreadable entries: {}",
+            bad.join("; ")
+        )));
     }
-    load_entries(module, &shown, &state)
+    Ok(state)
+}
+
+/// The keys of the header's JSON object in file order, repeats included (a JSON
+/// parser into a map would keep only the last of two equal keys).
+fn header_keys(header: &str) -> serde_json::Result<Vec<String>> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some((key, serde::de::IgnoredAny)) = map.next_entry::<String, _>()? {
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_str(header), Keys)
 }
 
 /// Validates every entry of `state` against `module`, then copies them in. Errors
@@ -132,6 +239,8 @@ pub(crate) fn load_entries<M: Module + ?Sized>(
                 src.dtype(),
                 dst.dtype()
             ));
+        } else if let Err(e) = dst.check_writable("load") {
+            problems.push(format!("`{name}` cannot be written in place: {e}"));
         }
     }
     if !problems.is_empty() {
@@ -227,12 +336,10 @@ fn from_view(view: &TensorView<'_>) -> std::result::Result<Tensor, String> {
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over
 /// `path`; the temporary file is removed on failure.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |p: &Path| {
-        let shown = p.display().to_string();
-        move |source| Error::Io {
-            path: shown,
-            source,
-        }
+    // Errors name the user's path: the temporary file is an implementation detail.
+    let io_err = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
     };
     let file_name = path.file_name().ok_or_else(|| Error::Checkpoint {
         path: path.display().to_string(),
@@ -246,10 +353,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp_name.push(format!(".tmp-{}-{serial}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(bytes).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err(path))
+        let mut file = std::fs::File::create(&tmp).map_err(io_err)?;
+        file.write_all(bytes).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        std::fs::rename(&tmp, path).map_err(io_err)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -32,10 +32,14 @@ pub enum Member<'a> {
 /// lead to it, joined with dots (`heads.1.fc.bias`).
 ///
 /// Mode: [`Module::train`] / [`Module::eval`] set the module's own [`Mode`] (if it
-/// has one) and that of every descendant. [`Module::is_training`] reports the
-/// module's own `Mode` when it has one; otherwise the mode of its first child (in
-/// declaration order) that reports one, recursively; and `true` when no module in
-/// the tree has a `Mode` (such modules behave the same in both modes).
+/// has one), the mode slot of each of its [`Parameter`] and [`Buffer`] values, and
+/// the mode of every descendant. [`Module::is_training`] reports the module's own
+/// `Mode` when it has one; otherwise the mode of its first child (in declaration
+/// order) that reports one, recursively; otherwise the slot of its first parameter
+/// or buffer; and `true` when there is none of these. `#[derive(Module)]` refuses a
+/// struct that could have none of these (see the derive's docs), unless it is
+/// marked `#[module(stateless)]`, so a derived module's `is_training()` follows
+/// `train()`/`eval()` called on it or on any ancestor.
 ///
 /// The trait is object-safe: `Box<dyn Module>`, `&dyn Module` and [`Layer`] objects
 /// work. `save` and `load` take a generic path and so need a sized receiver; call
@@ -111,7 +115,8 @@ pub trait Module {
         self.visit(&mut |_, member| match member {
             Member::Mode(mode) => mode.set_training(training),
             Member::Child(child) => child.set_training(training),
-            Member::Parameter(_) | Member::Buffer(_) => {}
+            Member::Parameter(p) => p.holder_mode().set_training(training),
+            Member::Buffer(b) => b.holder_mode().set_training(training),
         });
     }
 
@@ -223,7 +228,29 @@ forward_through_pointer!(Box<M>, Arc<M>, &M);
 /// ```compile_fail
 /// use kiln::nn;
 /// #[derive(nn::Module)]
-/// struct Bad { #[module(rename = "x")] act: nn::ReLU }
+/// struct Bad { #[module(rename = "x")] act: nn::ReLU, mode: nn::Mode }
+/// ```
+///
+/// A module needs somewhere to keep its train/eval mode, so that `is_training()`
+/// follows `eval()`: a struct of mode-less layers alone is refused (the error says
+/// to add `mode: nn::Mode`) unless it declares that it has no mode to follow:
+///
+/// ```compile_fail
+/// use kiln::nn;
+/// #[derive(nn::Module)]
+/// struct Bad { act: nn::ReLU, scale: f64 }
+/// ```
+///
+/// ```
+/// use kiln::nn::{self, Module};
+/// #[derive(nn::Module)]
+/// struct Good { act: nn::ReLU, mode: nn::Mode }
+/// #[derive(nn::Module)]
+/// #[module(stateless)]
+/// struct AlwaysTheSame { act: nn::ReLU }
+/// let good = Good { act: nn::ReLU, mode: nn::Mode::default() };
+/// good.eval();
+/// assert!(!good.is_training());
 /// ```
 ///
 /// ```compile_fail
@@ -363,13 +390,18 @@ fn collect_into<M: Module + ?Sized>(module: &M, prefix: &str, out: &mut Vec<(Str
     });
 }
 
-/// The module's own mode, else its first child's that has one, else `None`.
+/// The module's own mode, else its first child's that has one, else the mode slot
+/// of its first parameter or buffer, else `None`.
 fn mode_flag<M: Module + ?Sized>(module: &M) -> Option<bool> {
-    let (mut own, mut from_child) = (None, None);
+    let (mut own, mut from_child, mut from_slot) = (None, None, None);
     module.visit(&mut |_, member| match member {
         Member::Mode(mode) if own.is_none() => own = Some(mode.is_training()),
         Member::Child(child) if from_child.is_none() => from_child = mode_flag(child),
+        Member::Parameter(p) if from_slot.is_none() => {
+            from_slot = Some(p.holder_mode().is_training())
+        }
+        Member::Buffer(b) if from_slot.is_none() => from_slot = Some(b.holder_mode().is_training()),
         _ => {}
     });
-    own.or(from_child)
+    own.or(from_child).or(from_slot)
 }

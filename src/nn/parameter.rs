@@ -13,13 +13,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// shares the data and the gradient (both handles are the same tensor), which is how
 /// `Module::parameters` hands parameters to an optimizer; a `#[derive(Clone)]` on a
 /// module therefore gives a second module that *shares* its weights.
+///
+/// Each `Parameter` value also carries a slot for the mode of the module that holds
+/// it, so a module whose only fields are parameters (the functional style) still
+/// follows `train()`/`eval()`; a clone gets its own slot (see `Module::is_training`).
 #[derive(Clone)]
-pub struct Parameter(Tensor);
+pub struct Parameter(Tensor, Mode);
 
 impl Parameter {
     /// Makes `tensor`'s data a parameter on the tensor's device. The parameter shares
     /// the storage, is a leaf (any graph history is dropped, like `nn.Parameter(t)`)
-    /// and requires grad. Err for a non-float dtype: only floats have gradients.
+    /// and requires grad. Err for a non-float dtype (only floats have gradients) and
+    /// for a broadcast view (`broadcast_as`, a stride-0 dimension of size > 1): its
+    /// elements share memory, so an optimizer step or `load` could not write them.
+    /// Call `.contiguous()` first to give such a tensor memory of its own.
     pub fn new(tensor: Tensor) -> Result<Parameter> {
         if !tensor.dtype().is_float() {
             return Err(Error::arg(
@@ -30,12 +37,28 @@ impl Parameter {
                 ),
             ));
         }
-        Ok(Parameter(tensor.to_parameter_leaf()))
+        tensor.check_writable("nn::Parameter::new").map_err(|_| {
+            Error::arg(
+                "tensor",
+                format!(
+                    "a broadcast view of shape {:?} (strides {:?}) cannot be a Parameter: its \
+                     elements share memory; call .contiguous() first",
+                    tensor.shape(),
+                    tensor.strides()
+                ),
+            )
+        })?;
+        Ok(Parameter(tensor.to_parameter_leaf(), Mode::default()))
     }
 
     /// The parameter's tensor (the same handle `Deref` gives).
     pub fn tensor(&self) -> &Tensor {
         &self.0
+    }
+
+    /// The mode slot of the module holding this value (see `Module::is_training`).
+    pub(crate) fn holder_mode(&self) -> &Mode {
+        &self.1
     }
 }
 
@@ -65,18 +88,25 @@ impl std::fmt::Debug for Parameter {
 /// A buffer never requires grad. It dereferences to [`Tensor`]; ops that update it
 /// write into its storage in place (for example with [`Tensor::copy_`]), which every
 /// clone of the buffer sees.
+///
+/// Like [`Parameter`], each `Buffer` value carries a slot for its holder's mode.
 #[derive(Clone)]
-pub struct Buffer(Tensor);
+pub struct Buffer(Tensor, Mode);
 
 impl Buffer {
     /// Makes `tensor`'s data a buffer (shares the storage, cut from the graph).
     pub fn new(tensor: Tensor) -> Buffer {
-        Buffer(tensor.detach())
+        Buffer(tensor.detach(), Mode::default())
     }
 
     /// The buffer's tensor (the same handle `Deref` gives).
     pub fn tensor(&self) -> &Tensor {
         &self.0
+    }
+
+    /// The mode slot of the module holding this value (see `Module::is_training`).
+    pub(crate) fn holder_mode(&self) -> &Mode {
+        &self.1
     }
 }
 

@@ -56,7 +56,11 @@ pub struct ParamSet {
 }
 
 impl ParamSet {
-    /// Err for an empty list (as PyTorch) or a parameter that does not require grad.
+    /// Err for an empty list (as PyTorch), a parameter that does not require grad, is
+    /// not a float or is a broadcast view (which cannot be updated in place), and a
+    /// parameter listed twice (it would be updated twice per step; PyTorch raises
+    /// too). Two handles on the same elements of one storage count as one parameter
+    /// (disjoint views of one buffer are distinct parameters).
     pub fn new<P: Into<OptimParam>>(params: impl IntoIterator<Item = P>) -> Result<Self> {
         let mut params: Vec<OptimParam> = params.into_iter().map(Into::into).collect();
         if params.is_empty() {
@@ -80,6 +84,30 @@ impl ParamSet {
                     op: "optimizer",
                     dtype: p.tensor.dtype(),
                 });
+            }
+            p.tensor.check_writable("optimizer").map_err(|_| {
+                Error::arg(
+                    "params",
+                    format!(
+                        "{} is a broadcast view, which cannot be updated in place",
+                        p.name
+                    ),
+                )
+            })?;
+        }
+        for (i, p) in params.iter().enumerate() {
+            if let Some(q) = params[..i]
+                .iter()
+                .find(|q| same_elements(&q.tensor, &p.tensor))
+            {
+                return Err(Error::arg(
+                    "params",
+                    format!(
+                        "{} and {} are the same parameter (the same elements of one storage): \
+                         an optimizer must hold each parameter once",
+                        q.name, p.name
+                    ),
+                ));
             }
         }
         Ok(ParamSet {
@@ -135,4 +163,12 @@ impl ParamSet {
             .enumerate()
             .filter_map(|(i, p)| p.tensor.grad().map(|g| (i, &p.tensor, g)))
     }
+}
+
+/// True when `a` and `b` are the same elements of one storage (the same view).
+fn same_elements(a: &Tensor, b: &Tensor) -> bool {
+    a.same_storage(b)
+        && a.storage_offset() == b.storage_offset()
+        && a.shape() == b.shape()
+        && a.strides() == b.strides()
 }

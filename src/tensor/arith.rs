@@ -3,7 +3,7 @@
 //! Binary ops broadcast like PyTorch; the gradient of a broadcast operand is summed
 //! back to its shape ([`Tensor::sum_to_shape`]).
 
-use super::Tensor;
+use super::{StorageLocks, Tensor};
 use crate::autograd::record;
 use crate::backend::{is_int_scalar, BinaryOp, CmpOp, UnaryOp};
 use crate::shape::{broadcast_shape, checked_numel, Layout};
@@ -13,7 +13,8 @@ impl Tensor {
     /// The primitive of every binary op: checks, broadcasting, one backend call.
     fn binary_raw(&self, op: BinaryOp, rhs: &Tensor, name: &'static str) -> Result<Tensor> {
         let (shape, ll, rl) = self.broadcast_layouts(rhs, name)?;
-        let out = self.storage().binary(op, &ll, &rhs.storage(), &rl)?;
+        let locks = StorageLocks::read(&[self, rhs]);
+        let out = locks.get(0).binary(op, &ll, locks.get(1), &rl)?;
         Ok(Tensor::from_storage(out, &shape))
     }
 
@@ -249,7 +250,8 @@ impl Tensor {
 
     fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         let (shape, ll, rl) = self.broadcast_layouts(rhs, "compare")?;
-        let out = self.storage().compare(op, &ll, &rhs.storage(), &rl)?;
+        let locks = StorageLocks::read(&[self, rhs]);
+        let out = locks.get(0).compare(op, &ll, locks.get(1), &rl)?;
         Ok(Tensor::from_storage(out, &shape))
     }
 

@@ -1,9 +1,10 @@
 //! Moving data: to the host, between dtypes, between devices, in place.
 
-use super::Tensor;
+use super::{StorageLocks, Tensor};
 use crate::autograd::record;
 use crate::backend::Storage;
 use crate::dtype::WithDType;
+use crate::shape::Layout;
 use crate::{DType, Device, Error, Result};
 
 impl Tensor {
@@ -72,14 +73,18 @@ impl Tensor {
         }
         self.check_same_device("copy_", src)?;
         self.check_writable("copy_")?;
-        if self.same_storage(src) {
-            let copy = src.contiguous_copy()?;
-            return self
-                .storage_mut()
-                .copy_from(self.layout(), &copy.storage(), copy.layout());
-        }
-        self.storage_mut()
-            .copy_from(self.layout(), &src.storage(), src.layout())
+        self.copy_region_from(self.layout(), src)
+    }
+
+    /// Writes `src` into the elements of `region` (a layout of this tensor's storage
+    /// with `src`'s shape). A source sharing this storage is copied first, and the
+    /// two locks are taken in the global order ([`StorageLocks`]), so concurrent
+    /// copies between the same tensors cannot deadlock.
+    pub(crate) fn copy_region_from(&self, region: &Layout, src: &Tensor) -> Result<()> {
+        let src = src.apart_from(&[self])?;
+        let mut locks = StorageLocks::new("copy_", &[self], &[&src])?;
+        let (mut dst, srcs) = locks.split();
+        dst[0].copy_from(region, srcs[0], src.layout())
     }
 
     /// Err for a broadcast view, whose elements share memory locations: an in-place

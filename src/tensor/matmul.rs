@@ -1,7 +1,7 @@
 //! Matrix products with PyTorch's `matmul` rules: 1-D operands are promoted to
 //! matrices and the added dimension removed again; batch dimensions broadcast.
 
-use super::Tensor;
+use super::{StorageLocks, Tensor};
 use crate::autograd::record;
 use crate::backend::MatmulDims;
 use crate::shape::{broadcast_shape, checked_numel, numel, Layout};
@@ -59,10 +59,11 @@ impl Tensor {
         let batch = numel(&batch_shape);
         let (a_src, al) = self.batched_layout(&batch_shape, m, k)?;
         let (b_src, bl) = rhs.batched_layout(&batch_shape, k, n)?;
-        let out =
-            a_src
-                .storage()
-                .matmul(&al, &b_src.storage(), &bl, MatmulDims { batch, m, n, k })?;
+        let locks = StorageLocks::read(&[&a_src, &b_src]);
+        let out = locks
+            .get(0)
+            .matmul(&al, locks.get(1), &bl, MatmulDims { batch, m, n, k })?;
+        drop(locks);
         let out = Tensor::from_storage(out, &shape);
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record(out, "matmul", &[self, rhs], move |_, g| {

@@ -7,6 +7,7 @@
 mod arith;
 mod convert;
 mod create;
+mod locks;
 mod matmul;
 mod optim;
 mod reduce;
@@ -19,6 +20,8 @@ use crate::{DType, Device, Error, Result};
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+pub(crate) use locks::StorageLocks;
 
 /// A unique id per tensor handle (views get their own), used by autograd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,8 +174,23 @@ impl Tensor {
     }
 
     /// The same data as a leaf that accumulates gradients in [`Tensor::grad`].
+    ///
+    /// Only float tensors have gradients: on an integer tensor this returns the
+    /// tensor unchanged (not requiring grad), so that a chained constructor never
+    /// panics; use [`Tensor::try_requires_grad`] to get an `Err` instead, as
+    /// PyTorch raises.
     pub fn requires_grad(self) -> Tensor {
+        if !self.dtype().is_float() {
+            return self;
+        }
         self.rebuild(self.0.layout.clone(), true, None)
+    }
+
+    /// [`Tensor::requires_grad`], or [`Error::UnsupportedDType`] for an integer
+    /// tensor (only floats have gradients).
+    pub fn try_requires_grad(self) -> Result<Tensor> {
+        self.check_float("requires_grad")?;
+        Ok(self.requires_grad())
     }
 
     /// True when gradients flow to this tensor: a leaf created with

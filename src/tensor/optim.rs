@@ -1,7 +1,7 @@
 //! In-place fused optimizer steps on a parameter and its state (the `optim` family
 //! of the backends), for `src/optim/`. Not recorded by autograd.
 
-use super::Tensor;
+use super::{StorageLocks, Tensor};
 use crate::backend::{AdamStep, SgdStep};
 use crate::{Error, Result};
 
@@ -25,16 +25,6 @@ impl Tensor {
         Ok(())
     }
 
-    /// The gradient as an operand that does not share this tensor's storage: the
-    /// step holds this storage's write lock while it reads the gradient.
-    fn separate_grad(&self, grad: &Tensor) -> Result<Tensor> {
-        if self.same_storage(grad) {
-            grad.contiguous_copy()
-        } else {
-            Ok(grad.clone())
-        }
-    }
-
     /// One fused SGD step on this parameter from `grad`, with the momentum buffer
     /// `buf` (a contiguous tensor of this shape and dtype created by the optimizer)
     /// when momentum is used.
@@ -45,11 +35,23 @@ impl Tensor {
         step: &SgdStep,
     ) -> Result<()> {
         self.check_step("sgd_step", grad)?;
-        let grad = self.separate_grad(grad)?;
-        let g = grad.storage();
-        let mut buf = buf.map(|b| b.storage_mut());
-        self.storage_mut()
-            .sgd_step(self.layout(), &g, grad.layout(), buf.as_deref_mut(), step)
+        let mut written = vec![self];
+        written.extend(buf);
+        // The step reads the gradient while it writes the parameter and the buffer.
+        let grad = grad.apart_from(&written)?;
+        let mut locks = StorageLocks::new("sgd_step", &written, &[&grad])?;
+        let (mut w, r) = locks.split();
+        let mut w = w.iter_mut();
+        let (Some(param), buf) = (w.next(), w.next()) else {
+            return Err(Error::arg("self", "sgd_step: the parameter was not locked"));
+        };
+        param.sgd_step(
+            self.layout(),
+            r[0],
+            grad.layout(),
+            buf.map(|b| &mut **b),
+            step,
+        )
     }
 
     /// One fused Adam / AdamW step on this parameter from `grad`, with the moments
@@ -62,16 +64,24 @@ impl Tensor {
         step: &AdamStep,
     ) -> Result<()> {
         self.check_step("adam_step", grad)?;
-        let grad = self.separate_grad(grad)?;
-        let g = grad.storage();
-        let mut v_max = v_max.map(|s| s.storage_mut());
-        self.storage_mut().adam_step(
+        let mut written = vec![self, m, v];
+        written.extend(v_max);
+        // The step reads the gradient while it writes the parameter and its moments.
+        let grad = grad.apart_from(&written)?;
+        let mut locks = StorageLocks::new("adam_step", &written, &[&grad])?;
+        let (mut w, r) = locks.split();
+        let mut w = w.iter_mut();
+        let (Some(param), Some(m), Some(v), v_max) = (w.next(), w.next(), w.next(), w.next())
+        else {
+            return Err(Error::arg("self", "adam_step: the state was not locked"));
+        };
+        param.adam_step(
             self.layout(),
-            &g,
+            r[0],
             grad.layout(),
-            &mut m.storage_mut(),
-            &mut v.storage_mut(),
-            v_max.as_deref_mut(),
+            m,
+            v,
+            v_max.map(|s| &mut **s),
             step,
         )
     }

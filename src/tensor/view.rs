@@ -44,19 +44,26 @@ impl Tensor {
                 known_dims.remove(*i);
                 let known = checked_numel("reshape", &known_dims)?;
                 if known == 0 || !self.numel().is_multiple_of(known) {
-                    return Err(Error::ElementCount {
-                        op: "reshape",
-                        shape: shape.to_vec(),
-                        expected: known,
-                        got: self.numel(),
-                    });
+                    return Err(Error::arg(
+                        "shape",
+                        format!(
+                            "cannot infer dimension {i} (usize::MAX marks the inferred dimension) \
+                             of {}: the other dimensions hold {known} elements, and {} elements \
+                             are not a multiple of that",
+                            shown_shape(shape),
+                            self.numel()
+                        ),
+                    ));
                 }
                 out[*i] = self.numel() / known;
             }
             _ => {
                 return Err(Error::arg(
                     "shape",
-                    "at most one dimension can be inferred (usize::MAX)",
+                    format!(
+                        "at most one dimension can be inferred (marked usize::MAX), got {}",
+                        shown_shape(shape)
+                    ),
                 ))
             }
         }
@@ -158,8 +165,7 @@ impl Tensor {
             move |_, g| {
                 let grad = Tensor::zeros(&shape, g.dtype(), &g.device())?;
                 let region = grad.narrow_layout(dim, start, len);
-                grad.storage_mut()
-                    .copy_from(&region, &g.storage(), g.layout())?;
+                grad.copy_region_from(&region, g)?;
                 Ok(vec![Some(grad)])
             },
         ))
@@ -250,8 +256,7 @@ impl Tensor {
         for t in tensors {
             let n = t.shape()[dim];
             let region = out.narrow_layout(dim, at, n);
-            out.storage_mut()
-                .copy_from(&region, &t.storage(), t.layout())?;
+            out.copy_region_from(&region, t)?;
             sizes.push((at, n));
             at += n;
         }
@@ -274,4 +279,20 @@ impl Tensor {
         layout.shape[dim] = len;
         layout
     }
+}
+
+/// A requested shape as the user thinks of it: the inferred dimension (`usize::MAX`)
+/// shown as `-1` (PyTorch's spelling) instead of 18446744073709551615.
+fn shown_shape(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|&d| {
+            if d == usize::MAX {
+                "-1".to_owned()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", dims.join(", "))
 }

@@ -7,6 +7,7 @@
 use crate::autograd::record;
 use crate::backend::Conv2dParams;
 use crate::shape::{checked_product, checked_sum};
+use crate::tensor::StorageLocks;
 use crate::{Error, Result, Tensor};
 
 /// A size along height and width. Converts from a `usize` (both the same) or an
@@ -17,6 +18,13 @@ pub struct Size2d {
     pub h: usize,
     /// Along the width (columns).
     pub w: usize,
+}
+
+impl std::fmt::Display for Size2d {
+    /// `(h, w)`, as PyTorch prints sizes in its messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({}, {})", self.h, self.w)
+    }
 }
 
 impl From<usize> for Size2d {
@@ -168,13 +176,13 @@ fn conv2d_batched(
     let wc = weight.detach().contiguous()?;
     let bc = bias.map(|b| b.detach().contiguous()).transpose()?;
     let out = {
-        let (xs, ws) = (xc.storage(), wc.storage());
-        let bs = bc.as_ref().map(|b| b.storage());
-        let bias_arg = match (&bs, &bc) {
-            (Some(s), Some(b)) => Some((&**s, b.layout())),
-            _ => None,
-        };
-        xs.conv2d(xc.layout(), &ws, wc.layout(), bias_arg, &p)?
+        let mut operands = vec![&xc, &wc];
+        operands.extend(&bc);
+        let locks = StorageLocks::read(&operands);
+        let bias_arg = bc.as_ref().map(|b| (locks.get(2), b.layout()));
+        locks
+            .get(0)
+            .conv2d(xc.layout(), locks.get(1), wc.layout(), bias_arg, &p)?
     };
     let out = Tensor::from_storage(out, &[p.n, p.c_out, p.out_h, p.out_w]);
     let need = [
@@ -188,17 +196,21 @@ fn conv2d_batched(
         let g = g.contiguous()?;
         let mut grads = Vec::with_capacity(3);
         grads.push(if need[0] {
+            let locks = StorageLocks::read(&[&g, &wc]);
             let gx =
-                g.storage()
-                    .conv2d_backward_input(g.layout(), &wc.storage(), wc.layout(), &p)?;
+                locks
+                    .get(0)
+                    .conv2d_backward_input(g.layout(), locks.get(1), wc.layout(), &p)?;
             Some(Tensor::from_storage(gx, &[p.n, p.c_in, p.h, p.w]))
         } else {
             None
         });
         grads.push(if need[1] {
+            let locks = StorageLocks::read(&[&xc, &g]);
             let gw =
-                xc.storage()
-                    .conv2d_backward_weight(xc.layout(), &g.storage(), g.layout(), &p)?;
+                locks
+                    .get(0)
+                    .conv2d_backward_weight(xc.layout(), locks.get(1), g.layout(), &p)?;
             Some(Tensor::from_storage(gw, wc.shape()))
         } else {
             None

@@ -6,6 +6,7 @@ use super::Size2d;
 use crate::autograd::record;
 use crate::backend::{AdaptivePool2dParams, Pool2dParams};
 use crate::shape::{checked_product, checked_sum};
+use crate::tensor::StorageLocks;
 use crate::{Error, Result, Tensor};
 
 /// Max over windows of `kernel` (a number or `(h, w)`), moved by `stride`, with
@@ -27,12 +28,11 @@ pub fn max_pool2d(
         let indices = Tensor::from_storage(indices, &shape);
         Ok(record(out, "max_pool2d", &[x], move |_, g| {
             let g = g.contiguous()?;
-            let gx = g.storage().max_pool2d_backward(
-                g.layout(),
-                &indices.storage(),
-                indices.layout(),
-                &p,
-            )?;
+            let locks = StorageLocks::read(&[&g, &indices]);
+            let gx =
+                locks
+                    .get(0)
+                    .max_pool2d_backward(g.layout(), locks.get(1), indices.layout(), &p)?;
             Ok(vec![Some(Tensor::from_storage(gx, &[p.n, p.c, p.h, p.w]))])
         }))
     })
@@ -147,19 +147,23 @@ fn pool_params(
     if kernel.h == 0 || kernel.w == 0 {
         return Err(Error::arg(
             "kernel",
-            format!("must be at least 1, got {kernel:?}"),
+            format!("kernel_size must be at least 1, got {kernel}"),
         ));
     }
     if stride.h == 0 || stride.w == 0 {
         return Err(Error::arg(
             "stride",
-            format!("must be at least 1, got {stride:?}"),
+            format!("stride must be at least 1, got {stride}"),
         ));
     }
     if padding.h > kernel.h / 2 || padding.w > kernel.w / 2 {
         return Err(Error::arg(
             "padding",
-            format!("must be at most half the kernel ({kernel:?}), got {padding:?}"),
+            format!(
+                "padding {padding} must be at most half of kernel_size {kernel}, i.e. at most ({}, {})",
+                kernel.h / 2,
+                kernel.w / 2
+            ),
         ));
     }
     // Checked: a huge kernel with half of it as padding must be an error, not a

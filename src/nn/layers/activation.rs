@@ -6,8 +6,9 @@ use crate::{Result, Tensor};
 /// `max(x, 0)` element-wise, like `nn.ReLU()`: `let act = nn::ReLU;`.
 ///
 /// A unit struct has no [`Mode`](crate::nn::Mode) field, so `ReLU` alone reports
-/// training mode; it behaves the same in both modes.
+/// training mode; it behaves the same in both modes (`#[module(stateless)]`).
 #[derive(Debug, Clone, Copy, Default, nn::Module)]
+#[module(stateless)]
 pub struct ReLU;
 
 impl Forward for ReLU {
@@ -18,6 +19,7 @@ impl Forward for ReLU {
 
 /// The Gaussian error linear unit (exact erf form), like `nn.GELU()`.
 #[derive(Debug, Clone, Copy, Default, nn::Module)]
+#[module(stateless)]
 pub struct GELU;
 
 impl Forward for GELU {
@@ -29,6 +31,7 @@ impl Forward for GELU {
 /// `x` where `x > 0`, else `negative_slope·x`, like `nn.LeakyReLU(negative_slope)`;
 /// `LeakyReLU::default()` has PyTorch's default slope, 0.01.
 #[derive(Debug, Clone, Copy, nn::Module)]
+#[module(stateless)]
 pub struct LeakyReLU {
     #[module(skip)]
     negative_slope: f64,

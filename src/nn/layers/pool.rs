@@ -24,6 +24,7 @@ impl Window {
 
 /// `nn.MaxPool2d(kernel, stride)`; add padding with [`MaxPool2d::padding`].
 #[derive(Debug, Clone, Copy, nn::Module)]
+#[module(stateless)]
 pub struct MaxPool2d {
     #[module(skip)]
     window: Window,
@@ -53,6 +54,7 @@ impl Forward for MaxPool2d {
 
 /// `nn.AvgPool2d(kernel, stride)` (padding counts in the divisor, as PyTorch's default).
 #[derive(Debug, Clone, Copy, nn::Module)]
+#[module(stateless)]
 pub struct AvgPool2d {
     #[module(skip)]
     window: Window,
@@ -82,6 +84,7 @@ impl Forward for AvgPool2d {
 
 /// `nn.AdaptiveAvgPool2d(output_size)`.
 #[derive(Debug, Clone, Copy, nn::Module)]
+#[module(stateless)]
 pub struct AdaptiveAvgPool2d {
     #[module(skip)]
     output: Size2d,
