@@ -127,3 +127,46 @@ fn fused_optimizer_steps_do_not_deadlock_with_copies_between_parameter_and_gradi
         );
     }
 }
+
+#[test]
+fn batch_norm_with_weight_and_bias_in_one_storage_does_not_deadlock_with_a_writer() {
+    // weight and bias are rows of one (2, C) tensor, which another thread rewrites.
+    let affine = Tensor::from_vec(vec![1f32, 1., 1., 0., 0., 0.], &[2, 3], &Device::Cpu).unwrap();
+    let fresh = affine.zeros_like().unwrap();
+    let (a1, a2) = (affine.clone(), affine);
+    race(
+        "batch_norm(weight, bias in one storage) against copy_",
+        move || {
+            let x = Tensor::rand(&[4, 3], DType::F32, &Device::Cpu).unwrap();
+            let (rm, rv) = (x.zeros_like().unwrap(), x.ones_like().unwrap());
+            let (rm, rv) = (rm.narrow(0, 0, 1).unwrap(), rv.narrow(0, 0, 1).unwrap());
+            let (rm, rv) = (rm.reshape(&[3]).unwrap(), rv.reshape(&[3]).unwrap());
+            let w = a1.narrow(0, 0, 1).unwrap().reshape(&[3]).unwrap();
+            let b = a1.narrow(0, 1, 1).unwrap().reshape(&[3]).unwrap();
+            F::batch_norm(&x, &rm, &rv, Some(&w), Some(&b), false, 0.1, 1e-5).unwrap();
+        },
+        move || a2.copy_(&fresh).unwrap(),
+    );
+}
+
+#[test]
+fn cross_entropy_of_logits_and_targets_does_not_deadlock_with_writers() {
+    let logits = Tensor::rand(&[8, 5], DType::F32, &Device::Cpu)
+        .unwrap()
+        .requires_grad();
+    let target = Tensor::from_vec(
+        (0..8).map(|i| i % 5).collect::<Vec<i64>>(),
+        &[8],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let (l1, t1) = (logits.clone(), target.clone());
+    let fresh = target.zeros_like().unwrap();
+    race(
+        "cross_entropy against a copy_ into its targets",
+        move || {
+            F::cross_entropy(&l1, &t1).unwrap().backward().unwrap();
+        },
+        move || target.copy_(&fresh).unwrap(),
+    );
+}

@@ -10,6 +10,7 @@
 
 use crate::autograd::record;
 use crate::backend::CrossEntropyParams;
+use crate::tensor::StorageLocks;
 use crate::{DType, Error, Result, Tensor};
 
 /// Cross entropy between `logits` (unnormalised scores) and class indices `target`,
@@ -71,12 +72,12 @@ fn class_loss(
         from_logits,
     };
     // The backend checks the targets' range as it reads them (see `backend::loss`).
-    let (row_loss, lse) = input.storage().cross_entropy_forward(
-        input.layout(),
-        &target.storage(),
-        target.layout(),
-        &p,
-    )?;
+    let locks = StorageLocks::read(&[input, target]);
+    let (row_loss, lse) =
+        locks
+            .get(0)
+            .cross_entropy_forward(input.layout(), locks.get(1), target.layout(), &p)?;
+    drop(locks);
     let lse_len = if from_logits { p.rows() } else { 0 };
     let count = target.numel() as f64;
     let loss = Tensor::from_storage(row_loss, &[p.rows()])
@@ -86,16 +87,18 @@ fn class_loss(
     let lse = Tensor::from_storage(lse, &[lse_len]);
     let (x, t) = (input.detach(), target.detach());
     Ok(record(loss, op, &[input], move |_, g| {
-        let grad = x.storage().cross_entropy_backward(
+        let locks = StorageLocks::read(&[&x, &t, &lse, g]);
+        let grad = locks.get(0).cross_entropy_backward(
             x.layout(),
-            &t.storage(),
+            locks.get(1),
             t.layout(),
-            &lse.storage(),
-            &g.storage(),
+            locks.get(2),
+            locks.get(3),
             g.layout(),
             1.0 / count,
             &p,
         )?;
+        drop(locks);
         Ok(vec![Some(Tensor::from_storage(grad, x.shape()))])
     }))
 }

@@ -10,6 +10,7 @@
 
 use crate::autograd::record;
 use crate::backend::BatchNormParams;
+use crate::tensor::StorageLocks;
 use crate::{DType, Error, Result, Tensor};
 
 /// Batch normalisation, PyTorch's `F.batch_norm(x, running_mean, running_var, weight,
@@ -112,15 +113,16 @@ pub fn batch_norm(
         (copy(running_mean)?, copy(running_var)?)
     };
     let y = {
-        let (w, b) = (weight.map(|t| t.storage()), bias.map(|t| t.storage()));
-        x.storage().batch_norm_apply(
-            x.layout(),
-            &mean.storage(),
-            &var.storage(),
-            w.as_deref().zip(weight.map(Tensor::layout)),
-            b.as_deref().zip(bias.map(Tensor::layout)),
-            &p,
-        )?
+        // One lock per distinct storage, in address order (see `tensor::locks`).
+        let mut operands = vec![x, &mean, &var];
+        operands.extend(weight);
+        operands.extend(bias);
+        let locks = StorageLocks::read(&operands);
+        let w = weight.map(|t| (locks.get(3), t.layout()));
+        let b = bias.map(|t| (locks.get(operands.len() - 1), t.layout()));
+        locks
+            .get(0)
+            .batch_norm_apply(x.layout(), locks.get(1), locks.get(2), w, b, &p)?
     };
     let y = Tensor::from_storage(y, x.shape());
 
@@ -132,17 +134,21 @@ pub fn batch_norm(
     let gamma = weight.map(Tensor::detach);
     let has_bias = bias.is_some();
     Ok(record(y, "batch_norm", &inputs, move |_, g| {
-        let w = gamma.as_ref().map(|t| t.storage());
-        let (dx, grad_weight, grad_bias) = g.storage().batch_norm_backward(
+        let mut operands = vec![g, &x_saved, &mean, &var];
+        operands.extend(gamma.as_ref());
+        let locks = StorageLocks::read(&operands);
+        let w = gamma.as_ref().map(|t| (locks.get(4), t.layout()));
+        let (dx, grad_weight, grad_bias) = locks.get(0).batch_norm_backward(
             g.layout(),
-            &x_saved.storage(),
+            locks.get(1),
             x_saved.layout(),
-            &mean.storage(),
-            &var.storage(),
-            w.as_deref().zip(gamma.as_ref().map(Tensor::layout)),
+            locks.get(2),
+            locks.get(3),
+            w,
             training,
             &p,
         )?;
+        drop(locks);
         let mut grads = Vec::with_capacity(3);
         grads.push(wants_x.then(|| Tensor::from_storage(dx, x_saved.shape())));
         if gamma.is_some() {
