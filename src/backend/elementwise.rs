@@ -139,6 +139,22 @@ impl UnaryOp {
         }
     }
 
+    /// Err unless the op applies to `dtype`: floats take every op; integers take only
+    /// the ops [`UnaryOp::allows_integers`] lists, with an integral scalar. Both
+    /// backends check this first, so they refuse the same inputs.
+    pub(crate) fn check_dtype(self, dtype: crate::DType) -> crate::Result<()> {
+        if dtype.is_float() {
+            return Ok(());
+        }
+        if !self.allows_integers() {
+            return Err(crate::Error::UnsupportedDType {
+                op: self.name(),
+                dtype,
+            });
+        }
+        self.check_int_scalar()
+    }
+
     /// True when the op is defined for integer dtypes too.
     pub(crate) fn allows_integers(self) -> bool {
         matches!(

@@ -14,15 +14,7 @@ use std::mem::MaybeUninit;
 impl ElementwiseOps for CpuStorage {
     fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<CpuStorage> {
         let dtype = self.dtype();
-        if !dtype.is_float() && !op.allows_integers() {
-            return Err(Error::UnsupportedDType {
-                op: op.name(),
-                dtype,
-            });
-        }
-        if !dtype.is_float() {
-            op.check_int_scalar()?;
-        }
+        op.check_dtype(dtype)?;
         let (s, l) = self.widened(layout)?;
         let out = match s.as_ref() {
             CpuStorage::F32(v) => CpuStorage::F32(unary_float(v, &l, op)?),

@@ -11,15 +11,7 @@ use crate::{DType, Error, Result};
 impl ElementwiseOps for CudaStorage {
     fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<CudaStorage> {
         let dtype = self.dtype();
-        if !dtype.is_float() && !op.allows_integers() {
-            return Err(Error::UnsupportedDType {
-                op: op.name(),
-                dtype,
-            });
-        }
-        if !dtype.is_float() {
-            op.check_int_scalar()?;
-        }
+        op.check_dtype(dtype)?;
         let n = layout.numel();
         let out = CudaStorage::alloc(self.cuda_device(), n, dtype)?;
         if n == 0 {
