@@ -12,7 +12,8 @@ pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
     let part = |prefix: &str| -> Result<Dataset> {
         let (images, n, h, w) = read_images(&find(dir, &format!("{prefix}-images-idx3-ubyte"))?)?;
         let labels = read_labels(&find(dir, &format!("{prefix}-labels-idx1-ubyte"))?)?;
-        if labels.len() != n {
+        // Images of no pixels would make any label count fit, so they are refused too.
+        if labels.len() != n || h == 0 || w == 0 {
             return Err(Error::arg(
                 "dir",
                 format!(
