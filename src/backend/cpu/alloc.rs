@@ -21,10 +21,14 @@ pub(crate) fn buffer<T>(n: usize) -> Result<Vec<T>> {
 }
 
 /// `n` copies of `value` (the fallible `vec![value; n]`).
+///
+/// The reservation only probes that the memory is there; `vec!` then allocates it,
+/// because for a zero value it asks for zeroed memory (calloc), whose pages the OS
+/// maps on first touch: a result buffer that a kernel overwrites costs no extra pass,
+/// where `resize` would write every element first (a 1.7× slowdown of dropout).
 pub(crate) fn filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>> {
-    let mut v = buffer(n)?;
-    v.resize(n, value);
-    Ok(v)
+    drop(buffer::<T>(n)?);
+    Ok(vec![value; n])
 }
 
 /// The items of an exact-size iterator, in order (the fallible `collect()`).
