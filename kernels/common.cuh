@@ -237,3 +237,24 @@ __device__ __forceinline__ uint32_t philox_word(uint64_t seed, uint64_t offset, 
 __device__ __forceinline__ float philox_uniform(uint32_t word) {
     return (float)(word >> 8) * (1.0f / 16777216.0f);
 }
+
+// One BK-deep slice of a 64×64 tile product held in shared memory, for the SIMT GEMMs
+// (linear.cu) and implicit GEMMs (conv.cu): thread (tx, ty) of 16×16 accumulates its
+// 4×4 outputs at rows ty + 16i and columns tx + 16j, so a warp's reads of `bs` are
+// consecutive and the 16 values it loads per step feed 16 FMAs from registers.
+template <int BK, int BM, int BN, typename C>
+__device__ __forceinline__ void tile_fma_4x4(const C (&as)[BK][BM], const C (&bs)[BK][BN],
+                                             C (&acc)[4][4], int tx, int ty) {
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+        C af[4], bf[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) af[i] = as[kk][ty + 16 * i];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) bf[j] = bs[kk][tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) acc[i][j] = fma(af[i], bf[j], acc[i][j]);
+    }
+}

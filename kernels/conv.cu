@@ -122,18 +122,7 @@ __device__ __forceinline__ void implicit_gemm(const P &p, int m_len, int n_len, 
         if ((int)threadIdx.x < CONV_BK && k_next < k_len) {
             krows[buf ^ 1][threadIdx.x] = p.krow(k_next);
         }
-#pragma unroll
-        for (int kk = 0; kk < CONV_BK; ++kk) {
-            C af[4], bf[4];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) af[i] = as[kk][ty + 16 * i];
-#pragma unroll
-            for (int j = 0; j < 4; ++j) bf[j] = bs[kk][tx + 16 * j];
-#pragma unroll
-            for (int i = 0; i < 4; ++i)
-#pragma unroll
-                for (int j = 0; j < 4; ++j) acc[i][j] = fma(af[i], bf[j], acc[i][j]);
-        }
+        tile_fma_4x4(as, bs, acc, tx, ty);
         __syncthreads();
     }
 

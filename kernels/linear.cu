@@ -66,18 +66,7 @@ __device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, uint32_t
                 bs[kk][nn] = (gn < n && gk < k) ? widen(bb[gk * b_k + gn * b_n]) : (C)0;
             }
             __syncthreads();
-#pragma unroll
-            for (int kk = 0; kk < GEMM_BK; ++kk) {
-                C af[4], bf[4];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) af[i] = as[kk][ty + 16 * i];
-#pragma unroll
-                for (int j = 0; j < 4; ++j) bf[j] = bs[kk][tx + 16 * j];
-#pragma unroll
-                for (int i = 0; i < 4; ++i)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) acc[i][j] = fma(af[i], bf[j], acc[i][j]);
-            }
+            tile_fma_4x4(as, bs, acc, tx, ty);
             __syncthreads();
         }
 
