@@ -377,9 +377,24 @@ fn gradcheck_silu_and_softplus_f64() {
     // Values on both sides of softplus's thresholds (1.5 with beta 2: x = 0.75).
     let x = randn64(&[3, 4, 5], 74).mul_scalar(2.0).unwrap();
     gradcheck(|t| F::silu(&t[0]), std::slice::from_ref(&x), opts).unwrap();
-    gradcheck(|t| F::softplus(&t[0], 1.0, 20.0), std::slice::from_ref(&x), opts).unwrap();
-    gradcheck(|t| F::softplus(&t[0], 2.0, 1.5), std::slice::from_ref(&x), opts).unwrap();
-    gradcheck(|t| F::softplus(&t[0].transpose(0, 2)?, -1.5, 2.0), &[x], opts).unwrap();
+    gradcheck(
+        |t| F::softplus(&t[0], 1.0, 20.0),
+        std::slice::from_ref(&x),
+        opts,
+    )
+    .unwrap();
+    gradcheck(
+        |t| F::softplus(&t[0], 2.0, 1.5),
+        std::slice::from_ref(&x),
+        opts,
+    )
+    .unwrap();
+    gradcheck(
+        |t| F::softplus(&t[0].transpose(0, 2)?, -1.5, 2.0),
+        &[x],
+        opts,
+    )
+    .unwrap();
 }
 
 #[test]

@@ -280,7 +280,10 @@ fn check_ce_opts(
     assert_eq!(loss.shape(), want.shape());
     let (atol, rtol) = tol;
     if want.shape().is_empty() && common::host(&want)[0].is_nan() {
-        assert!(common::host(&loss)[0].is_nan(), "{case}: PyTorch's loss is NaN");
+        assert!(
+            common::host(&loss)[0].is_nan(),
+            "{case}: PyTorch's loss is NaN"
+        );
     } else {
         assert_close(&loss, &want, dev, atol, rtol);
     }

@@ -340,10 +340,22 @@ fn check_row_norm(
     let grad_x = view(&x_leaf.grad().unwrap());
     assert_close(&grad_x, &golden.get(&key("grad_x")), dev, atol, rtol);
     if let Some(w) = &w {
-        assert_close(&w.grad().unwrap(), &golden.get(&key("grad_w")), dev, atol, rtol);
+        assert_close(
+            &w.grad().unwrap(),
+            &golden.get(&key("grad_w")),
+            dev,
+            atol,
+            rtol,
+        );
     }
     if let Some(b) = &b {
-        assert_close(&b.grad().unwrap(), &golden.get(&key("grad_b")), dev, atol, rtol);
+        assert_close(
+            &b.grad().unwrap(),
+            &golden.get(&key("grad_b")),
+            dev,
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -478,15 +490,30 @@ fn gradcheck_layer_norm_and_rms_norm_f64() {
 fn layer_norm_bad_arguments_name_the_argument() {
     let x = randn64(&[2, 3, 4], 67);
     let w = randn64(&[4], 68);
-    assert_invalid_arg(F::layer_norm(&x, &[3], None, None, 1e-5), "normalized_shape");
+    assert_invalid_arg(
+        F::layer_norm(&x, &[3], None, None, 1e-5),
+        "normalized_shape",
+    );
     assert_invalid_arg(F::layer_norm(&x, &[], None, None, 1e-5), "normalized_shape");
-    assert_invalid_arg(F::layer_norm(&x, &[1, 2, 3, 4], None, None, 1e-5), "normalized_shape");
-    assert_invalid_arg(F::layer_norm(&x, &[4], Some(&randn64(&[3], 1)), None, 1e-5), "weight");
-    assert_invalid_arg(F::layer_norm(&x, &[4], Some(&w), Some(&randn64(&[2, 2], 1)), 1e-5), "bias");
+    assert_invalid_arg(
+        F::layer_norm(&x, &[1, 2, 3, 4], None, None, 1e-5),
+        "normalized_shape",
+    );
+    assert_invalid_arg(
+        F::layer_norm(&x, &[4], Some(&randn64(&[3], 1)), None, 1e-5),
+        "weight",
+    );
+    assert_invalid_arg(
+        F::layer_norm(&x, &[4], Some(&w), Some(&randn64(&[2, 2], 1)), 1e-5),
+        "bias",
+    );
     assert_invalid_arg(F::layer_norm(&x, &[4], None, None, -1.0), "eps");
     assert_invalid_arg(F::layer_norm(&x, &[4], None, None, f64::NAN), "eps");
     assert_invalid_arg(F::rms_norm(&x, &[2], None, None), "normalized_shape");
-    assert_invalid_arg(F::rms_norm(&x, &[4], Some(&randn64(&[2], 1)), None), "weight");
+    assert_invalid_arg(
+        F::rms_norm(&x, &[4], Some(&randn64(&[2], 1)), None),
+        "weight",
+    );
     assert_invalid_arg(F::rms_norm(&x, &[4], None, Some(f64::INFINITY)), "eps");
     // A weight of another dtype, and an integer input.
     let w32 = w.to_dtype(DType::F32).unwrap();
@@ -494,8 +521,17 @@ fn layer_norm_bad_arguments_name_the_argument() {
     let ints = Tensor::from_vec(vec![1i64, 2, 3, 4], &[1, 4], &CPU).unwrap();
     assert!(F::rms_norm(&ints, &[4], None, None).is_err());
     let dev = Device::Cpu;
-    assert_invalid_arg(kiln::nn::LayerNorm::with_options(&[], 1e-5, true, true, &dev), "normalized_shape");
+    assert_invalid_arg(
+        kiln::nn::LayerNorm::with_options(&[], 1e-5, true, true, &dev),
+        "normalized_shape",
+    );
     assert_invalid_arg(kiln::nn::LayerNorm::new(0, &dev), "normalized_shape");
-    assert_invalid_arg(kiln::nn::LayerNorm::with_options(&[4], -1.0, true, true, &dev), "eps");
-    assert_invalid_arg(kiln::nn::RMSNorm::with_options(&[4], Some(f64::NAN), true, &dev), "eps");
+    assert_invalid_arg(
+        kiln::nn::LayerNorm::with_options(&[4], -1.0, true, true, &dev),
+        "eps",
+    );
+    assert_invalid_arg(
+        kiln::nn::RMSNorm::with_options(&[4], Some(f64::NAN), true, &dev),
+        "eps",
+    );
 }

@@ -131,13 +131,8 @@ impl Storage {
         p: &CrossEntropyParams,
     ) -> Result<(Storage, Storage, Storage)> {
         let (w, wl) = weight.unzip();
-        dispatch!(p.op(), (self, target, w), |(x, t, w)| x.cross_entropy_forward(
-            layout,
-            t,
-            target_layout,
-            w.zip(wl),
-            p
-        ))
+        dispatch!(p.op(), (self, target, w), |(x, t, w)| x
+            .cross_entropy_forward(layout, t, target_layout, w.zip(wl), p))
     }
 
     /// See [`LossOps::cross_entropy_backward`].

@@ -388,13 +388,20 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         }),
         // PyTorch's form: linear above the threshold, `ln(1 + e^x)` (as log1p) below.
         UnaryOp::Softplus(s) => scalar_map(v, l, s, |x, s| if x > s { x } else { x.exp().ln_1p() }),
-        UnaryOp::SoftplusGrad(s) => scalar_map(v, l, s, |x, s| {
-            if x > s {
-                one
-            } else {
-                one / (one + (-x).exp())
-            }
-        }),
+        UnaryOp::SoftplusGrad(s) => {
+            scalar_map(
+                v,
+                l,
+                s,
+                |x, s| {
+                    if x > s {
+                        one
+                    } else {
+                        one / (one + (-x).exp())
+                    }
+                },
+            )
+        }
     }
 }
 

@@ -206,14 +206,14 @@ fn layer_norm_forward<T: Float>(
     // Empty rows (d = 0) get PyTorch's statistics of nothing: 0/0, NaN.
     let stats: Vec<(T, T)> = (0..p.rows)
         .into_par_iter()
-        .with_min_len((PARALLEL_THRESHOLD / 8 / p.d.max(1)).max(1))
+        .with_min_len(rows_per_task(p))
         .map(|r| row_stats(&x[r * p.d..(r + 1) * p.d], p))
         .collect();
     let mut y = alloc::filled(p.rows * p.d, T::default())?;
     if p.d > 0 {
         y.par_chunks_mut(p.d)
             .enumerate()
-            .with_min_len((PARALLEL_THRESHOLD / 8 / p.d).max(1))
+            .with_min_len(rows_per_task(p))
             .for_each(|(r, y)| {
                 let (mu, inv) = stats[r];
                 for (j, (o, &v)) in y.iter_mut().zip(&x[r * p.d..]).enumerate() {
@@ -233,6 +233,12 @@ fn layer_norm_forward<T: Float>(
     Ok((T::wrap(y), T::wrap(mean), T::wrap(rstd)))
 }
 
+/// Rows per parallel task of the layer-norm passes: about `PARALLEL_THRESHOLD / 8`
+/// values each.
+fn rows_per_task(p: &LayerNormParams) -> usize {
+    (PARALLEL_THRESHOLD / 8 / p.d.max(1)).max(1)
+}
+
 /// `(mean, rstd)` of one row: two passes for layer norm (the mean, then the squared
 /// deviations from it); the mean square for RMS norm (whose mean is reported as 0).
 fn row_stats<T: Float>(xr: &[T], p: &LayerNormParams) -> (T, T) {
@@ -242,7 +248,10 @@ fn row_stats<T: Float>(xr: &[T], p: &LayerNormParams) -> (T, T) {
     } else {
         xr.iter().fold(T::default(), |a, &v| a + v) / n
     };
-    let var = xr.iter().fold(T::default(), |a, &v| a + (v - mu) * (v - mu)) / n;
+    let var = xr
+        .iter()
+        .fold(T::default(), |a, &v| a + (v - mu) * (v - mu))
+        / n;
     (mu, T::from_f64(1.0) / (var + T::from_f64(p.eps)).sqrt())
 }
 
@@ -279,10 +288,9 @@ fn layer_norm_backward<T: Float>(
     let n = T::from_f64(p.d as f64);
     let mut dx = alloc::filled(p.rows * p.d, T::default())?;
     if p.d > 0 {
-        let rows_per_task = (PARALLEL_THRESHOLD / 8 / p.d).max(1);
         dx.par_chunks_mut(p.d)
             .enumerate()
-            .with_min_len(rows_per_task)
+            .with_min_len(rows_per_task(p))
             .for_each(|(r, dxr)| {
                 let base = r * p.d;
                 let wg = |j: usize| w.as_ref().map_or(g[base + j], |w| g[base + j] * w[j]);

@@ -56,9 +56,7 @@ fn per_row(p: &LayerNormParams, blocks: usize) -> LaunchConfig {
 
 /// An optional `(d)` operand made contiguous (a device copy when strided): the
 /// pointer (0 when absent) and the copy that must outlive the launch.
-fn contiguous_param(
-    v: Option<(&CudaStorage, &Layout)>,
-) -> Result<(u64, Option<CudaStorage>)> {
+fn contiguous_param(v: Option<(&CudaStorage, &Layout)>) -> Result<(u64, Option<CudaStorage>)> {
     v.map_or(Ok((0, None)), |(s, l)| s.contiguous_ptr(l))
 }
 

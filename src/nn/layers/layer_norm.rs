@@ -136,12 +136,7 @@ impl RMSNorm {
 
 impl Forward for RMSNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        F::rms_norm(
-            x,
-            &self.normalized_shape,
-            self.weight.as_deref(),
-            self.eps,
-        )
+        F::rms_norm(x, &self.normalized_shape, self.weight.as_deref(), self.eps)
     }
 }
 
