@@ -23,12 +23,7 @@ fn params(g: &Golden, g1: &str, dtype: DType, dev: &Device) -> Vec<Tensor> {
 }
 
 /// Runs `clip` on the case's parameters and compares the total (if any) and the grads.
-fn check(
-    case: &str,
-    g1: &str,
-    dev: &Device,
-    clip: impl Fn(&[Tensor]) -> Result<Option<Tensor>>,
-) {
+fn check(case: &str, g1: &str, dev: &Device, clip: impl Fn(&[Tensor]) -> Result<Option<Tensor>>) {
     let g = Golden::load("clip_grad");
     for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-6)] {
         let ps = params(&g, g1, dtype, dev);
@@ -41,7 +36,10 @@ fn check(
             let want = g.get(&format!("{case}.g{i}"));
             assert_close(&p.grad().unwrap(), &want, dev, tol, tol);
         }
-        assert!(ps[3].grad().is_none(), "a parameter without grad is skipped");
+        assert!(
+            ps[3].grad().is_none(),
+            "a parameter without grad is skipped"
+        );
     }
 }
 
@@ -101,7 +99,10 @@ fn bad_arguments_are_errors_that_name_them() {
     assert_eq!(name(clip_grad_norm(&ps, -1.0).unwrap_err()), "max_norm");
     assert_eq!(name(clip_grad_norm(&ps, f64::NAN).unwrap_err()), "max_norm");
     let opts = ClipGradNormOpts::new().norm_type(0.0);
-    assert_eq!(name(clip_grad_norm_opts(&ps, 1.0, opts).unwrap_err()), "norm_type");
+    assert_eq!(
+        name(clip_grad_norm_opts(&ps, 1.0, opts).unwrap_err()),
+        "norm_type"
+    );
     assert_eq!(name(clip_grad_value(&ps, -0.5).unwrap_err()), "clip_value");
     assert_eq!(p.grad().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
 }

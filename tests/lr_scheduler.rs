@@ -14,7 +14,9 @@ use kiln::{DType, Device, Error, Result, Tensor};
 const LRS: [f64; 3] = [0.1, 0.05, 0.3];
 
 fn param(dev: &Device) -> Tensor {
-    Tensor::zeros(&[2], DType::F32, dev).unwrap().requires_grad()
+    Tensor::zeros(&[2], DType::F32, dev)
+        .unwrap()
+        .requires_grad()
 }
 
 /// The script's SGD: one group per lr, momentum 0.9, 0 and 0.5.
@@ -54,7 +56,10 @@ fn check(
     let mut sched = make(&*opt).unwrap();
     let mut lrs = vec![sched.last_lr()];
     let mut moms = vec![momenta(&*opt)];
-    assert_eq!(lrs[0], (0..3).map(|i| opt.group_lr(i).unwrap()).collect::<Vec<_>>());
+    assert_eq!(
+        lrs[0],
+        (0..3).map(|i| opt.group_lr(i).unwrap()).collect::<Vec<_>>()
+    );
     for _ in 0..steps {
         sched.step(&mut *opt).unwrap();
         lrs.push(sched.last_lr());
@@ -162,21 +167,39 @@ fn bad_arguments_are_errors_that_name_them() {
     let o = &*opt;
     assert_eq!(name_of(StepLr::new(o, 0, 0.1).unwrap_err()), "step_size");
     assert_eq!(name_of(StepLr::new(o, 3, -0.1).unwrap_err()), "gamma");
-    assert_eq!(name_of(MultiStepLr::new(o, &[3], f64::NAN).unwrap_err()), "gamma");
+    assert_eq!(
+        name_of(MultiStepLr::new(o, &[3], f64::NAN).unwrap_err()),
+        "gamma"
+    );
     assert_eq!(name_of(ExponentialLr::new(o, -1.0).unwrap_err()), "gamma");
     assert_eq!(name_of(CosineAnnealingLr::new(o, 0).unwrap_err()), "T_max");
-    assert_eq!(name_of(LinearLr::new(o, 0.0, 1.0, 5).unwrap_err()), "start_factor");
-    assert_eq!(name_of(LinearLr::new(o, 0.5, 1.5, 5).unwrap_err()), "end_factor");
-    assert_eq!(name_of(LinearLr::new(o, 0.5, 1.0, 0).unwrap_err()), "total_iters");
+    assert_eq!(
+        name_of(LinearLr::new(o, 0.0, 1.0, 5).unwrap_err()),
+        "start_factor"
+    );
+    assert_eq!(
+        name_of(LinearLr::new(o, 0.5, 1.5, 5).unwrap_err()),
+        "end_factor"
+    );
+    assert_eq!(
+        name_of(LinearLr::new(o, 0.5, 1.0, 0).unwrap_err()),
+        "total_iters"
+    );
     assert_eq!(name_of(OneCycleLr::new(o, 0.0, 10).unwrap_err()), "max_lr");
-    assert_eq!(name_of(OneCycleLr::new(o, 0.1, 0).unwrap_err()), "total_steps");
+    assert_eq!(
+        name_of(OneCycleLr::new(o, 0.1, 0).unwrap_err()),
+        "total_steps"
+    );
     let a = Box::new(StepLr::new(o, 3, 0.1).unwrap());
     let b = Box::new(StepLr::new(o, 3, 0.1).unwrap());
     assert_eq!(
         name_of(SequentialLr::new(o, vec![a, b], &[]).unwrap_err()),
         "milestones"
     );
-    assert_eq!(name_of(SequentialLr::new(o, vec![], &[]).unwrap_err()), "schedulers");
+    assert_eq!(
+        name_of(SequentialLr::new(o, vec![], &[]).unwrap_err()),
+        "schedulers"
+    );
     let other = sgd(&Device::Cpu);
     let foreign = Box::new(StepLr::new(&*other, 3, 0.1).unwrap());
     assert_eq!(
@@ -195,5 +218,9 @@ fn stepping_another_optimizer_or_past_the_cycle_is_an_error() {
     sched.step(&mut *opt).unwrap();
     let before = sched.last_lr();
     assert_eq!(name_of(sched.step(&mut *opt).unwrap_err()), "total_steps");
-    assert_eq!(opt.group_lr(0).unwrap(), before[0], "a failed step changes no lr");
+    assert_eq!(
+        opt.group_lr(0).unwrap(),
+        before[0],
+        "a failed step changes no lr"
+    );
 }

@@ -344,7 +344,11 @@ fn groups_have_their_own_lrs_and_set_lr_sets_all() {
     opt.add_param_group(ParamGroup::new([b.clone()]).weight_decay(0.0))
         .unwrap();
     assert_eq!(opt.num_groups(), 2);
-    assert_eq!(opt.group_lr(1).unwrap(), 3e-4, "the optimizer's lr by default");
+    assert_eq!(
+        opt.group_lr(1).unwrap(),
+        3e-4,
+        "the optimizer's lr by default"
+    );
     opt.set_group_lr(1, 1e-4).unwrap();
     assert_eq!(
         (opt.group_lr(0).unwrap(), opt.group_lr(1).unwrap()),
@@ -360,7 +364,8 @@ fn groups_have_their_own_lrs_and_set_lr_sets_all() {
     assert_eq!(arg_name(opt.set_group_lr(0, -0.1).unwrap_err()), "lr");
     // SGD with a zero-lr group: only the other group moves.
     let mut sgd = Sgd::new([a.clone()], 0.5).unwrap();
-    sgd.add_param_group(ParamGroup::new([b.clone()]).lr(0.0)).unwrap();
+    sgd.add_param_group(ParamGroup::new([b.clone()]).lr(0.0))
+        .unwrap();
     a.sum_all().unwrap().backward().unwrap();
     b.sum_all().unwrap().backward().unwrap();
     sgd.step().unwrap();
@@ -388,7 +393,10 @@ fn bad_groups_are_errors_that_change_nothing() {
     assert_eq!(arg_name(opt.add_param_group(betas).unwrap_err()), "betas.0");
     let mut adam = Adam::new([a.clone()], 0.1).unwrap();
     let momentum = ParamGroup::new([b.clone()]).momentum(0.9);
-    assert_eq!(arg_name(adam.add_param_group(momentum).unwrap_err()), "momentum");
+    assert_eq!(
+        arg_name(adam.add_param_group(momentum).unwrap_err()),
+        "momentum"
+    );
     let beta = ParamGroup::new([b.clone()]).betas(1.0, 0.99);
     assert_eq!(arg_name(adam.add_param_group(beta).unwrap_err()), "betas.0");
     assert_eq!((opt.num_groups(), adam.num_groups()), (1, 1));
@@ -412,7 +420,12 @@ fn a_parameter_in_no_group_is_unregistered() {
     let mut opt = AdamW::new([held.clone()], 0.1).unwrap();
     opt.add_param_group(ParamGroup::new([other.clone()]).lr(0.2))
         .unwrap();
-    held.add(&other).unwrap().sum_all().unwrap().backward().unwrap();
+    held.add(&other)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     third.sum_all().unwrap().backward().unwrap();
     assert!(matches!(
         opt.step(),
@@ -424,15 +437,14 @@ fn a_parameter_in_no_group_is_unregistered() {
 fn load_state_dict_is_strict_and_atomic() {
     let (a, b) = (param(2), param(3));
     let mut opt = Adam::new([a.clone()], 0.1).unwrap();
-    opt.add_param_group(ParamGroup::new([b.clone()]).lr(0.2)).unwrap();
+    opt.add_param_group(ParamGroup::new([b.clone()]).lr(0.2))
+        .unwrap();
     a.sum_all().unwrap().backward().unwrap();
     b.sum_all().unwrap().backward().unwrap();
     opt.step().unwrap();
     let good = opt.state_dict();
     let mut fresh = Adam::new([param(2)], 0.7).unwrap();
-    fresh
-        .add_param_group(ParamGroup::new([param(3)]))
-        .unwrap();
+    fresh.add_param_group(ParamGroup::new([param(3)])).unwrap();
     let check = |fresh: &mut Adam, state: Vec<(String, Tensor)>, needle: &str| {
         let before = fresh.state_dict();
         let err = fresh.load_state_dict(&state).unwrap_err();
@@ -444,8 +456,16 @@ fn load_state_dict_is_strict_and_atomic() {
     let without = |key: &str| -> Vec<(String, Tensor)> {
         good.iter().filter(|(k, _)| k != key).cloned().collect()
     };
-    check(&mut fresh, without("state.1.exp_avg_sq"), "missing keys: `state.1.exp_avg_sq`");
-    check(&mut fresh, without("param_groups.0.lr"), "missing keys: `param_groups.0.lr`");
+    check(
+        &mut fresh,
+        without("state.1.exp_avg_sq"),
+        "missing keys: `state.1.exp_avg_sq`",
+    );
+    check(
+        &mut fresh,
+        without("param_groups.0.lr"),
+        "missing keys: `param_groups.0.lr`",
+    );
     let mut extra = good.clone();
     extra.push(("state.7.exp_avg".into(), param(1)));
     check(&mut fresh, extra, "unexpected keys: `state.7.exp_avg`");
@@ -456,7 +476,11 @@ fn load_state_dict_is_strict_and_atomic() {
             _ => (k.clone(), t.clone()),
         })
         .collect();
-    check(&mut fresh, reshaped, "`state.0.exp_avg` has shape [5], expected [2]");
+    check(
+        &mut fresh,
+        reshaped,
+        "`state.0.exp_avg` has shape [5], expected [2]",
+    );
     let negative: Vec<(String, Tensor)> = good
         .iter()
         .map(|(k, t)| match k.as_str() {

@@ -178,11 +178,18 @@ fn a_bad_rng_state_is_an_error_that_changes_nothing() {
 #[test]
 fn save_and_load_tensors_round_trip_every_dtype() {
     let dev = Device::Cpu;
-    let path = std::env::temp_dir().join(format!("kiln-tensors-{}.safetensors", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("kiln-tensors-{}.safetensors", std::process::id()));
     let tensors = vec![
-        ("a.f32".to_string(), Tensor::from_vec(vec![1.5f32, -2.0], &[2], &dev).unwrap()),
+        (
+            "a.f32".to_string(),
+            Tensor::from_vec(vec![1.5f32, -2.0], &[2], &dev).unwrap(),
+        ),
         ("b.f64".to_string(), Tensor::scalar(0.25f64, &dev).unwrap()),
-        ("c.i64".to_string(), Tensor::from_vec(vec![7i64, 8, 9], &[3, 1], &dev).unwrap()),
+        (
+            "c.i64".to_string(),
+            Tensor::from_vec(vec![7i64, 8, 9], &[3, 1], &dev).unwrap(),
+        ),
         ("d.u8".to_string(), kiln::rng_state()),
     ];
     kiln::save_tensors(&path, &tensors).unwrap();

@@ -83,9 +83,7 @@ pub fn clip_grad_norm_opts<P: AsRef<Tensor>>(
     let grads = grads_of(params);
     let _guard = crate::no_grad();
     let Some((first, _)) = grads.first() else {
-        let dev = params
-            .first()
-            .map_or(Device::Cpu, |t| t.as_ref().device());
+        let dev = params.first().map_or(Device::Cpu, |t| t.as_ref().device());
         return Tensor::zeros(&[], DType::F32, &dev);
     };
     let (dtype, dev) = (first.dtype(), first.device());

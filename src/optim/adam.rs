@@ -184,7 +184,13 @@ macro_rules! adam_family {
                 params: impl IntoIterator<Item = P>,
                 lr: f64,
             ) -> Result<Self> {
-                Ok($name(AdamState::new(stringify!($name), params, lr, $default_wd, $decoupled)?))
+                Ok($name(AdamState::new(
+                    stringify!($name),
+                    params,
+                    lr,
+                    $default_wd,
+                    $decoupled,
+                )?))
             }
 
             /// Coefficients of the running averages of the gradient and its square.
@@ -208,7 +214,9 @@ macro_rules! adam_family {
 
             /// Use the AMSGrad variant (the maximum of past second moments).
             pub fn amsgrad(mut self, amsgrad: bool) -> Self {
-                self.0.groups.set_default(Opt::Amsgrad, f64::from(u8::from(amsgrad)));
+                self.0
+                    .groups
+                    .set_default(Opt::Amsgrad, f64::from(u8::from(amsgrad)));
                 self
             }
 

@@ -79,11 +79,14 @@ impl Sgd {
         self.groups.check()?;
         for g in 0..self.groups.handle().num_groups() {
             let h = self.groups.hyper(g);
-            if h.flag(Opt::Nesterov) && (h.get(Opt::Momentum) <= 0.0 || h.get(Opt::Dampening) != 0.0)
+            if h.flag(Opt::Nesterov)
+                && (h.get(Opt::Momentum) <= 0.0 || h.get(Opt::Dampening) != 0.0)
             {
                 return Err(Error::arg(
                     "nesterov",
-                    format!("group {g}: Nesterov momentum requires momentum > 0 and zero dampening"),
+                    format!(
+                        "group {g}: Nesterov momentum requires momentum > 0 and zero dampening"
+                    ),
                 ));
             }
         }
@@ -102,8 +105,7 @@ impl Optimizer for Sgd {
         self.check_hyper_parameters()?;
         self.groups.params.check()?;
         let _guard = crate::no_grad();
-        self.buffers
-            .resize(self.groups.params.params().len(), None);
+        self.buffers.resize(self.groups.params.params().len(), None);
         let mut steps = Vec::new();
         for (i, p, g) in self.groups.params.with_grads() {
             p.check_step("sgd_step", &g)?;
