@@ -31,6 +31,42 @@ fn check_trajectory(
     }
 }
 
+/// Golden case `case` (its group 0 at the lr `build` is given, 1e-2 or 0.1) resumed
+/// after 3 of its 5 steps through a state dict holding `key`, into an optimizer built
+/// with another lr for group 0 (the state dict restores it).
+fn check_resume(
+    case: &str,
+    key: &str,
+    dev: &Device,
+    build: impl Fn(&Tensor, &Tensor, f64) -> Result<Box<dyn Optimizer>>,
+) {
+    let g = Golden::load("optim");
+    let (x, y) = (g.on("x", dev), g.on("y", dev));
+    let w = g.on("w0", dev).requires_grad();
+    let b = g.on("b0", dev).requires_grad();
+    let step = |opt: &mut Box<dyn Optimizer>| {
+        opt.zero_grad();
+        loss(&x, &y, &w, &b).unwrap().backward().unwrap();
+        opt.step().unwrap();
+    };
+    let lr = if case.starts_with("sgd") { 0.1 } else { 1e-2 };
+    let mut opt = build(&w, &b, lr).unwrap();
+    for _ in 0..3 {
+        step(&mut opt);
+    }
+    let state = opt.state_dict();
+    assert!(state.iter().any(|(k, _)| k == key), "{case}: no {key}");
+    let mut resumed = build(&w, &b, 0.5).unwrap();
+    resumed.load_state_dict(&state).unwrap();
+    assert_eq!(resumed.group_lr(0).unwrap(), lr);
+    drop(opt);
+    for _ in 0..2 {
+        step(&mut resumed);
+    }
+    assert_close(&w, &g.get(&format!("{case}.w5")), dev, 1e-10, 1e-8);
+    assert_close(&b, &g.get(&format!("{case}.b5")), dev, 1e-10, 1e-8);
+}
+
 device_test! {
     fn sgd_matches_pytorch(dev) {
         check_trajectory("sgd", dev, |p| Ok(Box::new(Sgd::new(p, 0.1)?)));
@@ -109,39 +145,24 @@ device_test! {
     /// the trajectory is PyTorch's uninterrupted one (moments, step counts and each
     /// group's options round-trip).
     fn state_dict_resumes_the_trajectory(dev) {
-        let g = Golden::load("optim");
-        let (x, y) = (g.on("x", dev), g.on("y", dev));
-        let w = g.on("w0", dev).requires_grad();
-        let b = g.on("b0", dev).requires_grad();
-        let build = |lr_w: f64| -> Box<dyn Optimizer> {
-            let mut opt = AdamW::new([w.clone()], lr_w).unwrap().weight_decay(0.1);
+        check_resume("adamw_groups", "state.1.max_exp_avg_sq", dev, |w, b, lr_w| {
+            let mut opt = AdamW::new([w.clone()], lr_w)?.weight_decay(0.1);
             opt.add_param_group(
-                ParamGroup::new([b.clone()]).lr(3e-2).weight_decay(0.0).betas(0.8, 0.99).amsgrad(true),
-            )
-            .unwrap();
-            Box::new(opt)
-        };
-        let mut opt = build(1e-2);
-        let step = |opt: &mut Box<dyn Optimizer>| {
-            opt.zero_grad();
-            loss(&x, &y, &w, &b).unwrap().backward().unwrap();
-            opt.step().unwrap();
-        };
-        for _ in 0..3 {
-            step(&mut opt);
-        }
-        let state = opt.state_dict();
-        assert!(state.iter().any(|(k, _)| k == "state.1.max_exp_avg_sq"));
-        // Another lr for group 0: loading must restore the saved one.
-        let mut resumed = build(0.5);
-        resumed.load_state_dict(&state).unwrap();
-        assert_eq!(resumed.group_lr(0).unwrap(), 1e-2);
-        drop(opt);
-        for _ in 0..2 {
-            step(&mut resumed);
-        }
-        assert_close(&w, &g.get("adamw_groups.w5"), dev, 1e-10, 1e-8);
-        assert_close(&b, &g.get("adamw_groups.b5"), dev, 1e-10, 1e-8);
+                ParamGroup::new([b.clone()])
+                    .lr(3e-2)
+                    .weight_decay(0.0)
+                    .betas(0.8, 0.99)
+                    .amsgrad(true),
+            )?;
+            Ok(Box::new(opt))
+        });
+        check_resume("sgd_groups", "state.1.momentum_buffer", dev, |w, b, lr_w| {
+            let mut opt = Sgd::new([w.clone()], lr_w)?.momentum(0.9);
+            opt.add_param_group(
+                ParamGroup::new([b.clone()]).lr(0.05).momentum(0.5).weight_decay(0.1),
+            )?;
+            Ok(Box::new(opt))
+        });
     }
 
     fn adamw_custom_matches_pytorch(dev) {
