@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 /// Train a small CNN on handwritten digits with kiln.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// A directory with the four MNIST IDX files, instead of the shipped digits.
     #[arg(long)]
@@ -98,8 +98,14 @@ fn schedule(opt: &dyn Optimizer, total_steps: usize) -> Result<SequentialLr> {
 }
 
 /// Everything a run needs to continue, in one file: `model.*`, `optim.*`, `rng`,
-/// `epoch`.
-fn save_checkpoint(path: &Path, net: &DigitsNet, opt: &dyn Optimizer, epoch: usize) -> Result<()> {
+/// `epoch` and the run's `steps` (total steps: the schedule depends on them).
+fn save_checkpoint(
+    path: &Path,
+    net: &DigitsNet,
+    opt: &dyn Optimizer,
+    epoch: usize,
+    steps: usize,
+) -> Result<()> {
     let mut all: Vec<(String, Tensor)> = Vec::new();
     all.extend(
         net.state_dict()
@@ -113,6 +119,7 @@ fn save_checkpoint(path: &Path, net: &DigitsNet, opt: &dyn Optimizer, epoch: usi
     );
     all.push(("rng".into(), kiln::rng_state()));
     all.push(("epoch".into(), Tensor::scalar(epoch as i64, &Device::Cpu)?));
+    all.push(("steps".into(), Tensor::scalar(steps as i64, &Device::Cpu)?));
     kiln::save_tensors(path, &all)
 }
 
@@ -170,12 +177,20 @@ fn main() -> Result<()> {
     let net = DigitsNet::new(&dev)?;
     let mut opt = optimizer(&net, args.lr, 1e-4)?;
     let steps_per_epoch = train.len().div_ceil(args.batch_size.max(1));
-    let mut sched = schedule(&opt, args.epochs * steps_per_epoch)?;
+    let total_steps = args.epochs * steps_per_epoch;
+    let mut sched = schedule(&opt, total_steps)?;
     let mut first_epoch = 1;
     if let Some(path) = &args.resume {
         let ckpt = kiln::load_tensors(path, &dev)?;
         let done = entry(path, &ckpt, "epoch")?.item::<i64>()?.max(0) as usize;
         entry(path, &ckpt, "rng")?;
+        let planned = entry(path, &ckpt, "steps")?.item::<i64>()?;
+        if planned != total_steps as i64 {
+            println!(
+                "warning: the checkpoint's run planned {planned} steps, this one {total_steps} \
+                 (other --epochs or --batch-size): the restored lrs follow the old schedule"
+            );
+        }
         // The schedule is a function of the step: replay it to where the run stopped
         // (the restored optimizer state then holds the same lrs).
         for _ in 0..done * steps_per_epoch {
@@ -212,7 +227,7 @@ fn main() -> Result<()> {
             100.0 * tested.accuracy,
             opt.lr()
         );
-        save_checkpoint(&args.checkpoint, &net, &opt, epoch)?;
+        save_checkpoint(&args.checkpoint, &net, &opt, epoch, total_steps)?;
     }
     println!("trained in {:.1} s", started.elapsed().as_secs_f64());
 
