@@ -175,6 +175,15 @@ macro_rules! adam_family {
             fn set_lr(&mut self, lr: f64) {
                 self.0.lr = lr;
             }
+
+            fn parameters(&self) -> Vec<Tensor> {
+                self.0
+                    .params
+                    .params()
+                    .iter()
+                    .map(|p| p.tensor.clone())
+                    .collect()
+            }
         }
     };
 }

@@ -29,6 +29,8 @@ pub trait Optimizer {
     fn lr(&self) -> f64;
     /// Sets the learning rate (for schedules).
     fn set_lr(&mut self, lr: f64);
+    /// The parameters held, in order (what [`crate::amp::GradScaler`] unscales).
+    fn parameters(&self) -> Vec<crate::Tensor>;
 }
 
 /// Err unless `value` is finite and `>= 0`.

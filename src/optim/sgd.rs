@@ -132,4 +132,12 @@ impl Optimizer for Sgd {
     fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
     }
+
+    fn parameters(&self) -> Vec<Tensor> {
+        self.params
+            .params()
+            .iter()
+            .map(|p| p.tensor.clone())
+            .collect()
+    }
 }

@@ -32,6 +32,11 @@ pub fn cross_entropy_with(
     target: &Tensor,
     label_smoothing: f64,
 ) -> Result<Tensor> {
+    if let Some(y) = crate::amp::fp32([logits, target], [], |[l, t], []| {
+        cross_entropy_with(l, t, label_smoothing)
+    }) {
+        return y;
+    }
     if !(0.0..=1.0).contains(&label_smoothing) {
         return Err(Error::arg(
             "label_smoothing",
@@ -45,6 +50,9 @@ pub fn cross_entropy_with(
 /// the output of `log_softmax`), averaged over the targets: PyTorch's
 /// `F.nll_loss(log_probs, target)`. Errors as [`cross_entropy`].
 pub fn nll_loss(log_probs: &Tensor, target: &Tensor) -> Result<Tensor> {
+    if let Some(y) = crate::amp::fp32([log_probs, target], [], |[l, t], []| nll_loss(l, t)) {
+        return y;
+    }
     class_loss(log_probs, target, 0.0, false)
 }
 
@@ -107,6 +115,9 @@ fn class_loss(
 /// same shape, dtype and device: PyTorch's `F.mse_loss(input, target)`. Both inputs
 /// get gradients.
 pub fn mse_loss(input: &Tensor, target: &Tensor) -> Result<Tensor> {
+    if let Some(y) = crate::amp::fp32([input, target], [], |[x, t], []| mse_loss(x, t)) {
+        return y;
+    }
     input.check_float("mse_loss")?;
     input.check_same_device("mse_loss", target)?;
     input.check_same_dtype("mse_loss", target)?;

@@ -41,6 +41,11 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> Result<Tensor> {
+    if let Some(y) = crate::amp::fp32_keep_dtype([x], [weight, bias], |[x], [w, b]| {
+        batch_norm(x, running_mean, running_var, w, b, training, momentum, eps)
+    }) {
+        return y;
+    }
     x.check_float("batch_norm")?;
     if x.rank() < 2 {
         return Err(Error::arg(
