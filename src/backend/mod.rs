@@ -16,6 +16,7 @@
 pub(crate) mod cpu;
 pub(crate) mod cuda;
 
+mod amp;
 mod conv;
 mod dropout;
 mod elementwise;
@@ -28,6 +29,7 @@ mod pool;
 mod reduce;
 mod softmax;
 
+pub(crate) use amp::{check_unscale_operands, AmpOps};
 pub(crate) use conv::{Conv2dParams, ConvOps};
 pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;
@@ -60,6 +62,7 @@ pub(crate) trait BackendStorage:
     + FillOps
     + NormOps
     + LossOps
+    + AmpOps
 {
     /// The element type.
     fn dtype(&self) -> DType;
