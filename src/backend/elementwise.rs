@@ -49,13 +49,17 @@ pub(crate) enum UnaryOp {
     LeakyRelu(f64),
     /// derivative of [`UnaryOp::LeakyRelu`]: 1 where `x > 0`, else `s`
     LeakyReluGrad(f64),
+    /// sine
+    Sin,
+    /// cosine
+    Cos,
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 18] = [
+    pub(crate) const ALL: [UnaryOp; 20] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -74,6 +78,8 @@ impl UnaryOp {
         UnaryOp::GeluTanhGrad,
         UnaryOp::LeakyRelu(0.0),
         UnaryOp::LeakyReluGrad(0.0),
+        UnaryOp::Sin,
+        UnaryOp::Cos,
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -97,6 +103,8 @@ impl UnaryOp {
             UnaryOp::GeluTanhGrad => "gelu_tanh_grad",
             UnaryOp::LeakyRelu(_) => "leaky_relu",
             UnaryOp::LeakyReluGrad(_) => "leaky_relu_grad",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
         }
     }
 

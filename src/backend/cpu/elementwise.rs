@@ -319,6 +319,8 @@ pub(crate) trait Float:
     fn abs(self) -> Self;
     fn powf(self, e: Self) -> Self;
     fn erf(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
 }
 
 macro_rules! float_impl {
@@ -345,6 +347,12 @@ macro_rules! float_impl {
             }
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            fn cos(self) -> Self {
+                <$t>::cos(self)
             }
         }
     };
@@ -377,6 +385,8 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         // `x > 0` is false for NaN, so NaN·s keeps it NaN, as in PyTorch.
         UnaryOp::LeakyRelu(s) => scalar_map(v, l, s, |x, s| if x > zero { x } else { x * s }),
         UnaryOp::LeakyReluGrad(s) => scalar_map(v, l, s, |x, s| if x > zero { one } else { s }),
+        UnaryOp::Sin => map1(v, l, T::sin),
+        UnaryOp::Cos => map1(v, l, T::cos),
     }
 }
 

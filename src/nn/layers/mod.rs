@@ -5,6 +5,7 @@
 mod activation;
 mod conv;
 mod dropout;
+mod embedding;
 mod flatten;
 mod linear;
 mod norm;
@@ -16,6 +17,7 @@ mod sequential;
 pub use activation::*;
 pub use conv::*;
 pub use dropout::*;
+pub use embedding::*;
 pub use flatten::*;
 pub use linear::*;
 pub use norm::*;
