@@ -16,6 +16,10 @@ use crate::{DType, Error, Result};
 /// Threads of the one block of `index_bounds` (`KILN_INDEX_BOUNDS_THREADS`).
 const BOUNDS_THREADS: u32 = 256;
 
+/// A shape (innermost first), each operand's strides without dimension `dim`, and
+/// each operand's stride along `dim`.
+type Unmerged<const N: usize> = ([u64; MAX_DIMS], [[i64; MAX_DIMS]; N], [i64; N]);
+
 /// A shape and strides of `op`'s operands unmerged, innermost first (as the index
 /// kernels walk them), with the strides of dimension `dim` moved out of the
 /// `Strides` structs into the second result (see kernels/index.cu).
@@ -24,7 +28,7 @@ fn unmerged<const N: usize>(
     shape: &[usize],
     strides: [&[usize]; N],
     dim: usize,
-) -> Result<([u64; MAX_DIMS], [[i64; MAX_DIMS]; N], [i64; N])> {
+) -> Result<Unmerged<N>> {
     let rank = shape.len();
     if rank > MAX_DIMS {
         return Err(Error::shape(
