@@ -439,6 +439,10 @@ device_test! {
         let c = u8s(&[1, 0, 1], &[3], dev);
         let w = c.where_cond(&x, &idx(&[0], &[], dev)).unwrap();
         assert_eq!(w.to_vec::<i64>().unwrap(), vec![10, 0, 12, 13, 0, 15]);
+        // A 0-d index keeps its dimension with size 1, as in PyTorch.
+        let one = x.index_select(1, &idx(&[2], &[], dev)).unwrap();
+        assert_eq!(one.shape(), &[2, 1]);
+        assert_eq!(one.to_vec::<i64>().unwrap(), vec![12, 15]);
         let tri = u8s(&[1; 9], &[3, 3], dev).triu(1).unwrap();
         assert_eq!(tri.to_vec::<u8>().unwrap(), vec![0, 1, 1, 0, 0, 1, 0, 0, 0]);
         let h = t(&[2, 3], 43, dev).to_dtype(DType::F16).unwrap();
