@@ -195,6 +195,8 @@ golden_cases! {
     embedding_1d_repeats(2) => |x| F::embedding(&x[0], &x[1]);
     // F.embedding(a (3,2,2), b (6,5)), float32
     embedding_f32(2) => |x| F::embedding(&x[0], &x[1]);
+    // F.embedding([[2, 0, 2], [1, 2, 3]], b (4,3), padding_idx=2): row 2 gets no gradient
+    embedding_padding(2) => |x| F::embedding_with(&x[0], &x[1], F::EmbeddingOpts::new().padding_idx(2));
 }
 
 /// `torch.arange(start, end, step, dtype)`, forward only.
@@ -494,6 +496,19 @@ device_test! {
         assert_eq!(g[3 * 40], 2.0);
         assert_eq!(g[499 * 40 + 39], 1.0);
         assert_eq!(g[40], 0.0);
+        // padding_idx: that row starts at zero and never trains.
+        let opts = F::EmbeddingOpts::new().padding_idx(1);
+        let padded = nn::Embedding::new_with(4, 3, opts, dev).unwrap();
+        assert_eq!(host(&padded.weight)[3..6], [0.0; 3]);
+        let y = padded.forward(&idx(&[1, 2, 1], &[3], dev)).unwrap();
+        y.sum_all().unwrap().backward().unwrap();
+        let g = host(&padded.weight.grad().unwrap());
+        assert_eq!((g[3], g[6], g[9]), (0.0, 1.0, 0.0));
+        let bad = F::EmbeddingOpts::new().padding_idx(4);
+        assert!(matches!(
+            nn::Embedding::new_with(4, 3, bad, dev),
+            Err(Error::InvalidArgument { name: "padding_idx", .. })
+        ));
         assert!(nn::Embedding::new(0, 3, dev).is_err());
         assert!(nn::Embedding::new(3, 0, dev).is_err());
     }

@@ -186,6 +186,8 @@ case("embedding_2d", lambda a, b: F.embedding(a, b), ints(7, 2, 3), randn(7, 4))
 case("embedding_1d_repeats", lambda a, b: F.embedding(a, b), torch.tensor([1, 1, 0, 4, 1]), randn(5, 3))
 # embedding_f32: F.embedding(a (3,2,2) in [0,6), b (6,5)), float32
 case("embedding_f32", lambda a, b: F.embedding(a, b), ints(6, 3, 2, 2), randn(6, 5, dtype=F32))
+# embedding_padding: F.embedding(a = [[2, 0, 2], [1, 2, 3]], b (4,3), padding_idx=2)   (row 2 gets no gradient)
+case("embedding_padding", lambda a, b: F.embedding(a, b, padding_idx=2), torch.tensor([[2, 0, 2], [1, 2, 3]]), randn(4, 3))
 
 # ---------------------------------------------------------------- arange (forward only)
 # arange_unit_f32: torch.arange(3, 10, 1, dtype=float32)

@@ -5,17 +5,35 @@ use crate::{DType, Device, Error, Result, Tensor};
 
 /// `nn.Embedding(num_embeddings, embedding_dim)`: weight `(num_embeddings,
 /// embedding_dim)` named "weight", initialised N(0, 1) as in PyTorch; `forward` maps
-/// I64 ids of any shape to their rows with [`F::embedding`].
+/// I64 ids of any shape to their rows with [`F::embedding_with`].
 #[derive(Debug, nn::Module)]
 pub struct Embedding {
     /// (num_embeddings, embedding_dim).
     pub weight: Parameter,
+    #[module(skip)]
+    opts: F::EmbeddingOpts,
     mode: Mode,
 }
 
 impl Embedding {
     /// A table of `num_embeddings` vectors of `embedding_dim` f32 values on `device`.
     pub fn new(num_embeddings: usize, embedding_dim: usize, device: &Device) -> Result<Embedding> {
+        Embedding::new_with(
+            num_embeddings,
+            embedding_dim,
+            F::EmbeddingOpts::new(),
+            device,
+        )
+    }
+
+    /// A table with options: with a `padding_idx`, that row starts at zero and is
+    /// never trained (PyTorch's `nn.Embedding(n, d, padding_idx=p)`).
+    pub fn new_with(
+        num_embeddings: usize,
+        embedding_dim: usize,
+        opts: F::EmbeddingOpts,
+        device: &Device,
+    ) -> Result<Embedding> {
         for (name, n) in [
             ("num_embeddings", num_embeddings),
             ("embedding_dim", embedding_dim),
@@ -24,9 +42,22 @@ impl Embedding {
                 return Err(Error::arg(name, "must be at least 1"));
             }
         }
-        let weight = Tensor::randn(&[num_embeddings, embedding_dim], DType::F32, device)?;
+        let mut weight = Tensor::randn(&[num_embeddings, embedding_dim], DType::F32, device)?;
+        if let Some(p) = opts.get_padding_idx() {
+            if p >= num_embeddings {
+                return Err(Error::arg(
+                    "padding_idx",
+                    format!("must be below num_embeddings {num_embeddings}, got {p}"),
+                ));
+            }
+            let rows = Tensor::arange(num_embeddings, DType::I64, device)?
+                .reshape(&[num_embeddings, 1])?;
+            let pad_id = Tensor::full(&[], p as f64, DType::I64, device)?;
+            weight = weight.masked_fill(&rows.eq(&pad_id)?, 0.0)?;
+        }
         Ok(Embedding {
             weight: Parameter::new(weight)?,
+            opts,
             mode: Mode::default(),
         })
     }
@@ -44,6 +75,6 @@ impl Embedding {
 
 impl Forward for Embedding {
     fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        F::embedding(ids, &self.weight)
+        F::embedding_with(ids, &self.weight, self.opts)
     }
 }
