@@ -1597,6 +1597,7 @@ fn the_parity_tests_launch_every_kernel() {
         grad_scaler_unscale_matches_the_cpu,
         creation_on_the_device_matches_the_cpu,
         training_steps_on_the_device_move_only_the_batch_and_the_loss,
+        index_ops_match_the_cpu_in_every_dtype,
     ];
     for test in suite {
         test();
@@ -1610,4 +1611,59 @@ fn the_parity_tests_launch_every_kernel() {
         .map(|(name, _)| name)
         .collect();
     assert!(missed.is_empty(), "kernels no test launched: {missed:?}");
+}
+
+/// The index kernels against the CPU on strided operands: gather and where_cond in
+/// every dtype (bit for bit), scatter_add in every float dtype (bit for bit: both
+/// backends sum in one order), index_bounds through every checked op, and the sin
+/// and cos cases of the unary kernels.
+#[test]
+fn index_ops_match_the_cpu_in_every_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("index_ops_match_the_cpu_in_every_dtype");
+    let ids: Vec<i64> = (0..9 * 6).map(|i| (i * 5 % 7) as i64).collect();
+    let base = Tensor::from_vec(ids, &[9, 6], &Device::Cpu).unwrap();
+    // (6, 9) transposed views of indices in [0, 7), on both devices.
+    let idx_cpu = base.transpose(0, 1).unwrap();
+    let idx_gpu = base.to_device(&dev).unwrap().transpose(0, 1).unwrap();
+    let (cond_cpu, cond_gpu) = pair_t(&[6, 7], DType::U8, 9, &dev);
+    for dtype in ALL {
+        let (cpu, gpu) = pair_t(&[6, 7], dtype, 10, &dev);
+        let what = format!("gather {dtype:?}");
+        let got = gpu.gather(1, &idx_gpu).unwrap();
+        assert_exact(&what, &got, &cpu.gather(1, &idx_cpu).unwrap());
+        let (b_cpu, b_gpu) = pair_t(&[7], dtype, 11, &dev);
+        let what = format!("where_cond {dtype:?}");
+        let got = cond_gpu.where_cond(&gpu, &b_gpu).unwrap();
+        assert_exact(&what, &got, &cond_cpu.where_cond(&cpu, &b_cpu).unwrap());
+    }
+    for dtype in FLOATS {
+        let (base_cpu, base_gpu) = pair_t(&[7, 9], dtype, 12, &dev);
+        let (src_cpu, src_gpu) = pair_t(&[6, 9], dtype, 13, &dev);
+        let what = format!("scatter_add {dtype:?}");
+        let got = base_gpu.scatter_add(0, &idx_gpu, &src_gpu).unwrap();
+        let want = base_cpu.scatter_add(0, &idx_cpu, &src_cpu).unwrap();
+        assert_exact(&what, &got, &want);
+        let (cpu, gpu) = pair_t(&[5, 3], dtype, 14, &dev);
+        let (atol, rtol) = tol(dtype);
+        assert_close(
+            &format!("sin {dtype:?}"),
+            &gpu.sin().unwrap(),
+            &cpu.sin().unwrap(),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("cos {dtype:?}"),
+            &gpu.cos().unwrap(),
+            &cpu.cos().unwrap(),
+            atol,
+            rtol,
+        );
+    }
+    let bad = Tensor::from_vec(vec![0i64, 9], &[1, 2], &dev).unwrap();
+    assert!(idx_gpu
+        .to_dtype(DType::F32)
+        .unwrap()
+        .gather(1, &bad)
+        .is_err());
 }

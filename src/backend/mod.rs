@@ -7,7 +7,7 @@
 //!
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `index.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -21,6 +21,7 @@ mod conv;
 mod dropout;
 mod elementwise;
 mod fill;
+mod index;
 mod loss;
 mod matmul;
 mod norm;
@@ -36,6 +37,7 @@ pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
+pub(crate) use index::IndexOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
 pub(crate) use norm::{BatchNormParams, LayerNormParams, NormOps};
@@ -63,6 +65,7 @@ pub(crate) trait BackendStorage:
     + NormOps
     + LossOps
     + AmpOps
+    + IndexOps
 {
     /// The element type.
     fn dtype(&self) -> DType;

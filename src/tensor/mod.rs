@@ -5,10 +5,14 @@
 //! contiguous tensor, ...) share the storage and differ only in their [`Layout`].
 
 mod arith;
+mod construct;
 mod convert;
 mod create;
+mod index;
 mod locks;
+mod math;
 mod matmul;
+mod operators;
 mod optim;
 mod reduce;
 mod view;

@@ -23,6 +23,7 @@ mod elementwise;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
 mod fill;
+mod index;
 pub mod kernels;
 pub mod launch;
 mod loss;

@@ -6,6 +6,7 @@
 mod activation;
 mod conv;
 mod dropout;
+mod embedding;
 mod linear;
 mod loss;
 mod norm;
@@ -15,6 +16,7 @@ mod softmax;
 pub use activation::*;
 pub use conv::*;
 pub use dropout::*;
+pub use embedding::*;
 pub use linear::*;
 pub use loss::*;
 pub use norm::*;

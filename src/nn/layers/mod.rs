@@ -5,6 +5,7 @@
 mod activation;
 mod conv;
 mod dropout;
+mod embedding;
 mod flatten;
 mod layer_norm;
 mod linear;
@@ -17,6 +18,7 @@ mod sequential;
 pub use activation::*;
 pub use conv::*;
 pub use dropout::*;
+pub use embedding::*;
 pub use flatten::*;
 pub use layer_norm::*;
 pub use linear::*;
