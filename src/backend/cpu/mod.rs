@@ -16,6 +16,7 @@ mod math;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod reduce;
 mod softmax;

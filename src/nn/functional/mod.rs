@@ -9,6 +9,7 @@ mod dropout;
 mod linear;
 mod loss;
 mod norm;
+mod pad;
 mod pool;
 mod softmax;
 
@@ -18,5 +19,6 @@ pub use dropout::*;
 pub use linear::*;
 pub use loss::*;
 pub use norm::*;
+pub use pad::*;
 pub use pool::*;
 pub use softmax::*;
