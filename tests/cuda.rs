@@ -755,7 +755,9 @@ fn pad_matches_the_cpu_in_every_float_dtype() {
         PadMode::Replicate,
         PadMode::Circular,
     ];
-    let cases: [(&[usize], (usize, usize, usize, usize)); 3] = [
+    // (input shape, (left, right, top, bottom))
+    type PadCase = (&'static [usize], (usize, usize, usize, usize));
+    let cases: [PadCase; 3] = [
         (&[2, 3, 5, 6], (2, 3, 4, 1)),
         (&[3, 4, 2], (1, 1, 0, 3)),
         (&[1, 2, 60, 97], (5, 4, 3, 2)),

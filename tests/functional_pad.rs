@@ -18,7 +18,11 @@ fn check_pad(name: &str, pad: (usize, usize, usize, usize), mode: PadMode, dev: 
     let g = Golden::load("pad");
     let key = |k: &str| format!("pad_{name}.{k}");
     for (dtype, tol) in DTYPES {
-        let x = g.on(&key("x"), dev).to_dtype(dtype).unwrap().requires_grad();
+        let x = g
+            .on(&key("x"), dev)
+            .to_dtype(dtype)
+            .unwrap()
+            .requires_grad();
         let y = F::pad(&x, pad, mode).unwrap();
         assert_eq!(y.dtype(), dtype);
         assert_close(&y, &g.get(&key("out")), dev, tol, tol);
@@ -57,12 +61,23 @@ fn check_conv(name: &str, opts: Conv2dOpts, dev: &Device) {
         let key = |k: &str| format!("{name}.{k}");
         let w = g.get(&key("w"));
         let (c_out, c_in_g, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
-        let conv = nn::Conv2d::new(c_in_g * opts.groups, c_out, (kh, kw), opts.dtype(dtype), dev)
+        let conv = nn::Conv2d::new(
+            c_in_g * opts.groups,
+            c_out,
+            (kh, kw),
+            opts.dtype(dtype),
+            dev,
+        )
+        .unwrap();
+        conv.weight
+            .copy_(&g.on(&key("w"), dev).to_dtype(dtype).unwrap())
             .unwrap();
-        conv.weight.copy_(&g.on(&key("w"), dev).to_dtype(dtype).unwrap()).unwrap();
         let bias = conv.bias.as_ref().unwrap();
-        bias.copy_(&g.on(&key("b"), dev).to_dtype(dtype).unwrap()).unwrap();
-        let y = conv.forward(&g.on(&key("x"), dev).to_dtype(dtype).unwrap()).unwrap();
+        bias.copy_(&g.on(&key("b"), dev).to_dtype(dtype).unwrap())
+            .unwrap();
+        let y = conv
+            .forward(&g.on(&key("x"), dev).to_dtype(dtype).unwrap())
+            .unwrap();
         assert_close(&y, &g.get(&key("out")), dev, tol, tol);
     }
 }
@@ -111,10 +126,21 @@ fn gradcheck_conv_with_padding_modes() {
     kiln::manual_seed(15);
     let randn = |s: &[usize]| Tensor::randn(s, DType::F64, &Device::Cpu).unwrap();
     let inputs = [randn(&[1, 2, 5, 4]), randn(&[3, 2, 3, 3]), randn(&[3])];
-    for mode in [PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular] {
-        let opts = Conv2dOpts::new().padding((2, 1)).stride((1, 2)).padding_mode(mode);
-        gradcheck(|t| F::conv2d(&t[0], &t[1], Some(&t[2]), opts), &inputs, GradcheckOpts::default())
-            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+    for mode in [
+        PaddingMode::Reflect,
+        PaddingMode::Replicate,
+        PaddingMode::Circular,
+    ] {
+        let opts = Conv2dOpts::new()
+            .padding((2, 1))
+            .stride((1, 2))
+            .padding_mode(mode);
+        gradcheck(
+            |t| F::conv2d(&t[0], &t[1], Some(&t[2]), opts),
+            &inputs,
+            GradcheckOpts::default(),
+        )
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
     }
 }
 
@@ -130,27 +156,52 @@ fn blamed(e: Error) -> &'static str {
 fn bad_padding_is_an_error_naming_it() {
     let x = Tensor::zeros(&[1, 2, 3, 4], DType::F32, &Device::Cpu).unwrap();
     // Reflect: each pad below the size it pads (here H = 3, W = 4), as PyTorch.
-    assert_eq!(blamed(F::pad(&x, (0, 0, 3, 0), PadMode::Reflect).unwrap_err()), "pad");
-    assert_eq!(blamed(F::pad(&x, (4, 0, 0, 0), PadMode::Reflect).unwrap_err()), "pad");
+    assert_eq!(
+        blamed(F::pad(&x, (0, 0, 3, 0), PadMode::Reflect).unwrap_err()),
+        "pad"
+    );
+    assert_eq!(
+        blamed(F::pad(&x, (4, 0, 0, 0), PadMode::Reflect).unwrap_err()),
+        "pad"
+    );
     assert!(F::pad(&x, (3, 3, 2, 2), PadMode::Reflect).is_ok());
     // Circular: at most the size.
-    assert_eq!(blamed(F::pad(&x, (0, 5, 0, 0), PadMode::Circular).unwrap_err()), "pad");
+    assert_eq!(
+        blamed(F::pad(&x, (0, 5, 0, 0), PadMode::Circular).unwrap_err()),
+        "pad"
+    );
     assert!(F::pad(&x, (4, 4, 3, 3), PadMode::Circular).is_ok());
     // Empty dimensions cannot be reflected, replicated or wrapped; constant is fine.
     let empty = Tensor::zeros(&[1, 2, 0, 4], DType::F32, &Device::Cpu).unwrap();
     for mode in [PadMode::Reflect, PadMode::Replicate, PadMode::Circular] {
-        assert_eq!(blamed(F::pad(&empty, (0, 0, 1, 0), mode).unwrap_err()), "pad");
+        assert_eq!(
+            blamed(F::pad(&empty, (0, 0, 1, 0), mode).unwrap_err()),
+            "pad"
+        );
     }
-    assert_eq!(F::pad(&empty, (0, 0, 1, 1), PadMode::Constant(1.0)).unwrap().shape(), &[1, 2, 2, 4]);
+    assert_eq!(
+        F::pad(&empty, (0, 0, 1, 1), PadMode::Constant(1.0))
+            .unwrap()
+            .shape(),
+        &[1, 2, 2, 4]
+    );
     // Rank below 2, integer input.
     let v = Tensor::zeros(&[4], DType::F32, &Device::Cpu).unwrap();
-    assert_eq!(blamed(F::pad(&v, (1, 1, 0, 0), PadMode::Replicate).unwrap_err()), "input");
+    assert_eq!(
+        blamed(F::pad(&v, (1, 1, 0, 0), PadMode::Replicate).unwrap_err()),
+        "input"
+    );
     let ints = Tensor::zeros(&[2, 2], DType::I64, &Device::Cpu).unwrap();
     assert!(F::pad(&ints, (1, 1, 0, 0), PadMode::Replicate).is_err());
     // conv2d names its `padding` when the mode cannot pad that much.
     let w = Tensor::zeros(&[1, 2, 1, 1], DType::F32, &Device::Cpu).unwrap();
-    let opts = Conv2dOpts::new().padding(3).padding_mode(PaddingMode::Reflect);
-    assert_eq!(blamed(F::conv2d(&x, &w, None, opts).unwrap_err()), "padding");
+    let opts = Conv2dOpts::new()
+        .padding(3)
+        .padding_mode(PaddingMode::Reflect);
+    assert_eq!(
+        blamed(F::conv2d(&x, &w, None, opts).unwrap_err()),
+        "padding"
+    );
     let conv = nn::Conv2d::new(2, 1, 1, opts, &Device::Cpu).unwrap();
     assert_eq!(blamed(conv.forward(&x).unwrap_err()), "padding");
     // Zero padding of any size stays allowed.
@@ -165,8 +216,14 @@ fn conv_bias_and_dtype_options() {
     kiln::manual_seed(3);
     let b = nn::Conv2d::no_bias(2, 4, 3, Conv2dOpts::new(), &dev).unwrap();
     assert!(a.bias.is_none() && b.bias.is_none());
-    assert_eq!(a.weight.to_vec::<f32>().unwrap(), b.weight.to_vec::<f32>().unwrap());
-    let names: Vec<String> = nn::Module::named_parameters(&a).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        a.weight.to_vec::<f32>().unwrap(),
+        b.weight.to_vec::<f32>().unwrap()
+    );
+    let names: Vec<String> = nn::Module::named_parameters(&a)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["weight"]);
     for dtype in [DType::F64, DType::F16, DType::BF16] {
         let c = nn::Conv2d::new(2, 4, 3, Conv2dOpts::new().dtype(dtype), &dev).unwrap();
@@ -180,12 +237,24 @@ fn conv_bias_and_dtype_options() {
         assert_eq!(blamed(e), "dtype");
         let e = nn::Linear::new_with(2, 4, nn::LinearOpts::new().dtype(dtype), &dev).unwrap_err();
         assert_eq!(blamed(e), "dtype");
-        let e = nn::BatchNorm2d::new_with(2, nn::BatchNormOpts::new().dtype(dtype), &dev).unwrap_err();
+        let e =
+            nn::BatchNorm2d::new_with(2, nn::BatchNormOpts::new().dtype(dtype), &dev).unwrap_err();
         assert_eq!(blamed(e), "dtype");
     }
-    let fc = nn::Linear::new_with(3, 2, nn::LinearOpts::new().bias(false).dtype(DType::F64), &dev).unwrap();
+    let fc = nn::Linear::new_with(
+        3,
+        2,
+        nn::LinearOpts::new().bias(false).dtype(DType::F64),
+        &dev,
+    )
+    .unwrap();
     assert!(fc.bias.is_none() && fc.weight.dtype() == DType::F64);
-    let bn = nn::BatchNorm2d::new_with(3, nn::BatchNormOpts::new().dtype(DType::BF16).eps(1e-3), &dev).unwrap();
+    let bn = nn::BatchNorm2d::new_with(
+        3,
+        nn::BatchNormOpts::new().dtype(DType::BF16).eps(1e-3),
+        &dev,
+    )
+    .unwrap();
     assert_eq!(bn.weight.dtype(), DType::BF16);
     assert_eq!(bn.running_var.dtype(), DType::BF16);
     assert_eq!(bn.num_batches_tracked.dtype(), DType::I64);

@@ -147,7 +147,13 @@ fn optimizers_built_before_to_device_keep_working() {
                     dev = gpu;
                 }
                 opt.zero_grad();
-                let loss = m.forward(&input(DType::F32, &dev)).unwrap().mul(&m.forward(&input(DType::F32, &dev)).unwrap()).unwrap().mean_all().unwrap();
+                let loss = m
+                    .forward(&input(DType::F32, &dev))
+                    .unwrap()
+                    .mul(&m.forward(&input(DType::F32, &dev)).unwrap())
+                    .unwrap()
+                    .mean_all()
+                    .unwrap();
                 loss.backward().unwrap();
                 opt.step().unwrap();
             }
@@ -158,14 +164,20 @@ fn optimizers_built_before_to_device_keep_working() {
             assert_eq!(*d, gpu, "{name} {n}: on the device");
             assert_ne!(*dt, DType::U8);
             for (g, w) in got.iter().zip(want) {
-                assert!((g - w).abs() <= 1e-3 + 1e-3 * w.abs(), "{name} {n}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-3 + 1e-3 * w.abs(),
+                    "{name} {n}: {g} vs {w}"
+                );
             }
         }
         // Moving back to the CPU works the same way, all the way.
         kiln::manual_seed(11);
         let m = net(&gpu);
         m.to_device(&Device::Cpu).unwrap();
-        assert!(m.state_dict().iter().all(|(_, t)| t.device() == Device::Cpu));
+        assert!(m
+            .state_dict()
+            .iter()
+            .all(|(_, t)| t.device() == Device::Cpu));
     }
 }
 
@@ -176,7 +188,12 @@ fn to_device_moves_grads_and_views_of_parameters() {
     };
     let fc = nn::Linear::new(3, 2, &Device::Cpu).unwrap();
     let x = Tensor::ones(&[4, 3], DType::F32, &Device::Cpu).unwrap();
-    fc.forward(&x).unwrap().sum_all().unwrap().backward().unwrap();
+    fc.forward(&x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     let grad = host(&fc.weight.grad().unwrap());
     let view = fc.weight.transpose(0, 1).unwrap();
     let values = host(&fc.weight);

@@ -14,7 +14,10 @@ fn expected(name: &str) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/summary.txt");
     let text = std::fs::read_to_string(path).expect("run scripts/golden/pad.py");
     let header = format!("=== {name}\n");
-    let start = text.find(&header).unwrap_or_else(|| panic!("no section {name}")) + header.len();
+    let start = text
+        .find(&header)
+        .unwrap_or_else(|| panic!("no section {name}"))
+        + header.len();
     let rest = &text[start..];
     let end = rest.find("\n=== ").map(|i| i + 1).unwrap_or(rest.len());
     rest[..end].trim_end_matches('\n').to_owned()
@@ -27,7 +30,11 @@ fn assert_text(got: &str, name: &str) {
     for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
         assert_eq!(g, w, "{name}: line {}", i + 1);
     }
-    assert_eq!(got.lines().count(), want.lines().count(), "{name}: line count\n{got}");
+    assert_eq!(
+        got.lines().count(),
+        want.lines().count(),
+        "{name}: line count\n{got}"
+    );
     assert_eq!(got, want);
 }
 
@@ -55,7 +62,10 @@ fn api_example_prints_like_pytorch() {
     assert_text(&nn::summary(&net), "net");
     // Boxed and borrowed modules print the same.
     let boxed: Box<dyn nn::Layer> = Box::new(nn::Linear::new(84, 10, &dev).unwrap());
-    assert_eq!(nn::repr(&boxed), "Linear(in_features=84, out_features=10, bias=True)");
+    assert_eq!(
+        nn::repr(&boxed),
+        "Linear(in_features=84, out_features=10, bias=True)"
+    );
     assert_eq!(boxed.type_name(), "Linear");
 }
 
@@ -69,19 +79,36 @@ fn layers_print_their_arguments_like_pytorch() {
         .groups(2)
         .bias(false)
         .padding_mode(PaddingMode::Circular);
-    let same = Conv2dOpts::new().padding(Padding::Same).padding_mode(PaddingMode::Reflect);
+    let same = Conv2dOpts::new()
+        .padding(Padding::Same)
+        .padding_mode(PaddingMode::Reflect);
     let cases: Vec<(&str, String)> = vec![
-        ("conv_default", nn::repr(&nn::Conv2d::new(3, 6, 3, Conv2dOpts::new(), &dev).unwrap())),
-        ("conv_all", nn::repr(&nn::Conv2d::new(4, 8, (3, 1), conv_all, &dev).unwrap())),
-        ("conv_same", nn::repr(&nn::Conv2d::new(2, 2, 3, same, &dev).unwrap())),
-        ("linear_no_bias", nn::repr(&nn::Linear::no_bias(84, 10, &dev).unwrap())),
+        (
+            "conv_default",
+            nn::repr(&nn::Conv2d::new(3, 6, 3, Conv2dOpts::new(), &dev).unwrap()),
+        ),
+        (
+            "conv_all",
+            nn::repr(&nn::Conv2d::new(4, 8, (3, 1), conv_all, &dev).unwrap()),
+        ),
+        (
+            "conv_same",
+            nn::repr(&nn::Conv2d::new(2, 2, 3, same, &dev).unwrap()),
+        ),
+        (
+            "linear_no_bias",
+            nn::repr(&nn::Linear::no_bias(84, 10, &dev).unwrap()),
+        ),
         ("dropout", nn::repr(&nn::Dropout::new(0.5).unwrap())),
         ("relu", nn::repr(&nn::ReLU)),
         ("gelu", nn::repr(&nn::GELU)),
         ("leaky_relu", nn::repr(&nn::LeakyReLU::new(0.2).unwrap())),
         ("leaky_relu_default", nn::repr(&nn::LeakyReLU::default())),
         ("max_pool", nn::repr(&nn::MaxPool2d::new(3, 2))),
-        ("max_pool_rect", nn::repr(&nn::MaxPool2d::new((2, 3), (1, 2)).padding(1))),
+        (
+            "max_pool_rect",
+            nn::repr(&nn::MaxPool2d::new((2, 3), (1, 2)).padding(1)),
+        ),
         ("avg_pool", nn::repr(&nn::AvgPool2d::new(2, 2))),
         ("adaptive", nn::repr(&nn::AdaptiveAvgPool2d::new((2, 3)))),
         (
@@ -108,7 +135,11 @@ struct Tower {
 #[test]
 fn user_modules_print_their_fields_and_count_shared_parameters_once() {
     let dev = Device::Cpu;
-    let block = || nn::Sequential::new().add(nn::Linear::new(2, 2, &dev).unwrap()).add(nn::ReLU);
+    let block = || {
+        nn::Sequential::new()
+            .add(nn::Linear::new(2, 2, &dev).unwrap())
+            .add(nn::ReLU)
+    };
     let tower = Tower {
         scale: nn::Parameter::new(Tensor::ones(&[3], kiln::DType::F32, &dev).unwrap()).unwrap(),
         blocks: vec![block(), block()],
@@ -125,5 +156,8 @@ fn user_modules_print_their_fields_and_count_shared_parameters_once() {
     }
     let p = nn::Parameter::new(Tensor::ones(&[1000, 2], kiln::DType::F32, &dev).unwrap()).unwrap();
     let twice = Twice { a: p.clone(), b: p };
-    assert_eq!(nn::summary(&twice), "Twice()\nTotal params: 2,000 (trainable 2,000)");
+    assert_eq!(
+        nn::summary(&twice),
+        "Twice()\nTotal params: 2,000 (trainable 2,000)"
+    );
 }

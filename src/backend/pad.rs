@@ -220,7 +220,10 @@ mod tests {
                                 .collect();
                             want.sort();
                             got.sort();
-                            assert_eq!(got, want, "{kind:?} size {size} pads {before},{after} i {i}");
+                            assert_eq!(
+                                got, want,
+                                "{kind:?} size {size} pads {before},{after} i {i}"
+                            );
                         }
                     }
                 }

@@ -100,6 +100,19 @@ pub fn default_weight_and_bias_as(
     Ok((Parameter::new(weight)?, bias))
 }
 
+/// Err naming `dtype` unless it is a float dtype: a layer's `dtype` option (only
+/// floats have gradients).
+pub(crate) fn check_param_dtype(dtype: DType) -> Result<()> {
+    if dtype.is_float() {
+        Ok(())
+    } else {
+        Err(Error::arg(
+            "dtype",
+            format!("layer parameters need a float dtype (F32, F64, F16, BF16), got {dtype:?}"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,18 +161,5 @@ mod tests {
         // Variance of U(-b, b) is b²/3 = 2/fan_in (He et al.).
         let var = v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64;
         assert!((var - 2.0 / 50.0).abs() < 0.002, "var {var}");
-    }
-}
-
-/// Err naming `dtype` unless it is a float dtype: a layer's `dtype` option (only
-/// floats have gradients).
-pub(crate) fn check_param_dtype(dtype: DType) -> Result<()> {
-    if dtype.is_float() {
-        Ok(())
-    } else {
-        Err(Error::arg(
-            "dtype",
-            format!("layer parameters need a float dtype (F32, F64, F16, BF16), got {dtype:?}"),
-        ))
     }
 }

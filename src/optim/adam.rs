@@ -75,9 +75,9 @@ impl AdamState {
             let mut state = match &self.moments[i] {
                 // State made before `Module::to_device`/`to_dtype` follows the parameter.
                 Some(s) => Moments {
-                    m: s.m.follow(&p)?,
-                    v: s.v.follow(&p)?,
-                    v_max: s.v_max.as_ref().map(|t| t.follow(&p)).transpose()?,
+                    m: s.m.follow(p)?,
+                    v: s.v.follow(p)?,
+                    v_max: s.v_max.as_ref().map(|t| t.follow(p)).transpose()?,
                     ..s.clone()
                 },
                 None => Moments {

@@ -104,7 +104,7 @@ impl Optimizer for Sgd {
             let buf = match (self.momentum != 0.0, &self.buffers[i]) {
                 (false, _) => None,
                 // State made before `Module::to_device`/`to_dtype` follows the parameter.
-                (true, Some(b)) => Some((b.follow(&p)?, false)),
+                (true, Some(b)) => Some((b.follow(p)?, false)),
                 (true, None) => Some((p.zeros_like()?, true)),
             };
             steps.push((i, p, g, buf));

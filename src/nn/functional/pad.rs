@@ -55,11 +55,7 @@ impl PadMode {
 /// # Ok(())
 /// # }
 /// ```
-pub fn pad(
-    input: &Tensor,
-    pad: (usize, usize, usize, usize),
-    mode: PadMode,
-) -> Result<Tensor> {
+pub fn pad(input: &Tensor, pad: (usize, usize, usize, usize), mode: PadMode) -> Result<Tensor> {
     pad_named(input, pad, mode, "pad")
 }
 

@@ -73,7 +73,12 @@ impl Linear {
 
     /// A layer without a bias (`bias=False`).
     pub fn no_bias(in_features: usize, out_features: usize, device: &Device) -> Result<Linear> {
-        Linear::new_with(in_features, out_features, LinearOpts::new().bias(false), device)
+        Linear::new_with(
+            in_features,
+            out_features,
+            LinearOpts::new().bias(false),
+            device,
+        )
     }
 
     /// A layer with the given options (bias or not, the parameters' dtype).
