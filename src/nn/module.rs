@@ -284,7 +284,8 @@ forward_through_pointer!(Box<M>, Arc<M>, &M);
 /// struct Good { table: nn::Buffer, #[module(skip)] scratch: Tensor }
 /// ```
 ///
-/// The derive accepts only `#[module(skip)]`, and only structs:
+/// The derive accepts `#[module(skip)]` on fields and `#[module(stateless)]` /
+/// `#[module(extra_repr)]` on the struct (see the derive's docs), and only structs:
 ///
 /// ```compile_fail
 /// use kiln::nn;
