@@ -742,6 +742,48 @@ fn pools_match_the_cpu() {
     }
 }
 
+/// Padding in every float dtype and mode, forward and gradient, against the CPU:
+/// exact (the forward copies; the gradient sums the same copies in the same order).
+/// A larger case crosses the grid-stride loop.
+#[test]
+fn pad_matches_the_cpu_in_every_float_dtype() {
+    use kiln::nn::functional::PadMode;
+    let (dev, _gpu) = gpu_or_skip!("pad_matches_the_cpu_in_every_float_dtype");
+    let modes = [
+        PadMode::Constant(-1.5),
+        PadMode::Reflect,
+        PadMode::Replicate,
+        PadMode::Circular,
+    ];
+    // (input shape, (left, right, top, bottom))
+    type PadCase = (&'static [usize], (usize, usize, usize, usize));
+    let cases: [PadCase; 3] = [
+        (&[2, 3, 5, 6], (2, 3, 4, 1)),
+        (&[3, 4, 2], (1, 1, 0, 3)),
+        (&[1, 2, 60, 97], (5, 4, 3, 2)),
+    ];
+    for dtype in FLOATS {
+        for (case, &(shape, pad)) in cases.iter().enumerate() {
+            for mode in modes {
+                let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                    let x = values(shape, dtype, 95 + case as u64)
+                        .to_device(d)?
+                        .requires_grad();
+                    let y = F::pad(&x, pad, mode)?;
+                    let upstream = values(y.shape(), dtype, 96).to_device(d)?;
+                    y.mul(&upstream)?.sum_all()?.backward()?;
+                    Ok((y, x.grad().expect("grad")))
+                };
+                let what = format!("pad {mode:?} {shape:?} {dtype:?}");
+                let (yg, gg) = run(&dev).unwrap();
+                let (yc, gc) = run(&Device::Cpu).unwrap();
+                assert_close(&format!("{what} value"), &yg, &yc, 0.0, 0.0);
+                assert_close(&format!("{what} grad"), &gg, &gc, 0.0, 0.0);
+            }
+        }
+    }
+}
+
 /// Batch norm in every float dtype, training and eval, with and without affine
 /// parameters: S = 1 with many rows ((37, 5)), and a large S through a permuted view
 /// ((3, 7, 40, 13): 520 values per sample and channel). Output, the running
@@ -1584,6 +1626,7 @@ fn the_parity_tests_launch_every_kernel() {
         softmax_and_log_softmax_match_the_cpu,
         dropout_matches_the_cpu_in_every_float_dtype,
         pools_match_the_cpu,
+        pad_matches_the_cpu_in_every_float_dtype,
         conv2d_and_its_gradients_match_the_cpu_for_every_option,
         batch_norm_matches_the_cpu_in_every_float_dtype,
         cross_entropy_and_nll_match_the_cpu_in_every_float_dtype,

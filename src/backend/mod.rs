@@ -7,7 +7,8 @@
 //!
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `index.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `index.rs`, `pad.rs`,
+//! `amp.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -26,6 +27,7 @@ mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod reduce;
 mod softmax;
@@ -42,6 +44,7 @@ pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
 pub(crate) use norm::{BatchNormParams, LayerNormParams, NormOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
+pub(crate) use pad::{Pad2dParams, PadKind, PadOps};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 pub(crate) use reduce::{ReduceOp, ReduceOps};
 pub(crate) use softmax::SoftmaxOps;
@@ -59,6 +62,7 @@ pub(crate) trait BackendStorage:
     + MatmulOps
     + ConvOps
     + PoolOps
+    + PadOps
     + DropoutOps
     + OptimOps
     + FillOps
@@ -283,6 +287,14 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 impl Storage {
+    /// Number of elements stored.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+
     /// The device this memory is on.
     pub(crate) fn device(&self) -> Device {
         match self {

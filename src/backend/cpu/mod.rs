@@ -18,6 +18,7 @@ mod math;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod reduce;
 mod softmax;

@@ -30,6 +30,7 @@ mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod random;
 mod reduce;

@@ -10,6 +10,7 @@ mod embedding;
 mod linear;
 mod loss;
 mod norm;
+mod pad;
 mod pool;
 mod softmax;
 
@@ -20,5 +21,6 @@ pub use embedding::*;
 pub use linear::*;
 pub use loss::*;
 pub use norm::*;
+pub use pad::*;
 pub use pool::*;
 pub use softmax::*;
