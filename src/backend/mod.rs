@@ -35,7 +35,7 @@ pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
-pub(crate) use matmul::{MatmulDims, MatmulOps};
+pub(crate) use matmul::{Activation, MatmulDims, MatmulOps};
 pub(crate) use norm::{BatchNormParams, NormOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
@@ -249,6 +249,13 @@ impl<A: IntoStorage, B: IntoStorage, C: IntoStorage> IntoStorage for (A, B, C) {
             self.1.into_storage(),
             self.2.into_storage(),
         )
+    }
+}
+
+impl<A: IntoStorage> IntoStorage for Option<A> {
+    type Out = Option<A::Out>;
+    fn into_storage(self) -> Self::Out {
+        self.map(IntoStorage::into_storage)
     }
 }
 
