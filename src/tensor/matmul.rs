@@ -117,10 +117,14 @@ impl Tensor {
         bias: Option<&Tensor>,
         act: Activation,
     ) -> Result<Option<Tensor>> {
-        let (&[rows, in_f], &[out_f, _]) = (self.shape(), weight.shape()) else {
+        let (&[rows, in_f], &[out_f, w_in]) = (self.shape(), weight.shape()) else {
             return Ok(None);
         };
-        if bias.is_some_and(|b| out_f > 1 && b.layout().strides != [1]) {
+        // The library reads memory by these sizes: anything inconsistent is not fused
+        // (the callers have already returned its error).
+        let bad_bias =
+            |b: &Tensor| b.shape() != [out_f] || (out_f > 1 && b.layout().strides != [1]);
+        if w_in != in_f || bias.is_some_and(bad_bias) {
             return Ok(None);
         }
         let (x, w) = (self.layout(), weight.layout());
