@@ -362,6 +362,32 @@ device_test! {
         }
     }
 
+    /// `linear`'s weight and bias gradients (one fused GEMM with cuBLASLt's BGRADB
+    /// epilogue on a GPU) equal `gᵀ·x` by a plain matmul and `g` summed over the rows
+    /// by a reduction, in each float dtype.
+    fn linear_weight_and_bias_grads_equal_the_plain_ops(dev) {
+        let _s = serial();
+        kiln::manual_seed(17);
+        for dtype in [DType::F64, DType::F32, DType::BF16] {
+            let x = Tensor::randn(&[5, 3, 9], dtype, dev).unwrap();
+            let w = Tensor::randn(&[6, 9], dtype, dev).unwrap().requires_grad();
+            let b = Tensor::randn(&[6], dtype, dev).unwrap().requires_grad();
+            let gy = Tensor::randn(&[5, 3, 6], dtype, dev).unwrap();
+            let y = F::linear(&x, &w, Some(&b)).unwrap();
+            y.mul(&gy).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = gy.reshape(&[15, 6]).unwrap();
+            let want_w = g2
+                .transpose(0, 1)
+                .unwrap()
+                .matmul(&x.reshape(&[15, 9]).unwrap())
+                .unwrap();
+            let want_b = g2.sum(0, false).unwrap();
+            let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+            assert_close(&w.grad().unwrap(), &want_w, dev, tol, tol);
+            assert_close(&b.grad().unwrap(), &want_b, dev, tol, tol);
+        }
+    }
+
     /// `linear_act` rejects what `linear` rejects, with the same argument names, with
     /// and without a graph (the fused path validates before it runs).
     fn linear_act_bad_arguments_are_errors(dev) {

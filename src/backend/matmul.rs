@@ -55,6 +55,20 @@ pub(crate) trait MatmulOps: Sized {
     ) -> Result<Option<Self>> {
         Ok(None)
     }
+
+    /// For one product (batch 1): `lhs · rhs` and the sums of `lhs` over k (its `m` row
+    /// sums) from one fused GEMM — a linear layer's weight and bias gradients from
+    /// `gᵀ · x` — or `None` when this backend has no fused form (the default, and the
+    /// CPU's): the caller computes them apart.
+    fn matmul_bias_grad(
+        &self,
+        _lhs: &Layout,
+        _rhs: &Self,
+        _rhs_layout: &Layout,
+        _dims: MatmulDims,
+    ) -> Result<Option<(Self, Self)>> {
+        Ok(None)
+    }
 }
 
 impl Storage {
@@ -93,5 +107,19 @@ impl Storage {
                 c.map(|c| (c, offset)),
                 act
             ))
+    }
+}
+
+impl Storage {
+    /// See [`MatmulOps::matmul_bias_grad`].
+    pub(crate) fn matmul_bias_grad(
+        &self,
+        lhs: &Layout,
+        rhs: &Storage,
+        rhs_layout: &Layout,
+        dims: MatmulDims,
+    ) -> Result<Option<(Storage, Storage)>> {
+        dispatch!("linear backward", (self, rhs), |(a, b)| a
+            .matmul_bias_grad(lhs, b, rhs_layout, dims))
     }
 }

@@ -155,6 +155,36 @@ impl Tensor {
         Ok(out.map(|s| Tensor::from_storage(s, &[rows, out_f])))
     }
 
+    /// For 2-D `self` (m, k) and `rhs` (k, n): `(self · rhs, self summed over dim 1)`
+    /// from one fused GEMM where the backend has one (cuBLASLt's `BGRADB` epilogue:
+    /// a linear layer's weight and bias gradients from `gᵀ · x`), else `None`. No graph
+    /// is recorded.
+    pub(crate) fn matmul_bias_grad(&self, rhs: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+        let (&[m, k], &[k2, n]) = (self.shape(), rhs.shape()) else {
+            return Ok(None);
+        };
+        if k != k2 || self.dtype() != rhs.dtype() {
+            return Ok(None);
+        }
+        let as3 = |l: &Layout, rows: usize, cols: usize| Layout {
+            shape: vec![1, rows, cols],
+            strides: vec![0, l.strides[0], l.strides[1]],
+            offset: l.offset,
+        };
+        let (al, bl) = (as3(self.layout(), m, k), as3(rhs.layout(), k, n));
+        let locks = StorageLocks::read(&[self, rhs]);
+        let dims = MatmulDims { batch: 1, m, n, k };
+        let out = locks
+            .get(0)
+            .matmul_bias_grad(&al, locks.get(1), &bl, dims)?;
+        Ok(out.map(|(p, g)| {
+            (
+                Tensor::from_storage(p, &[m, n]),
+                Tensor::from_storage(g, &[m]),
+            )
+        }))
+    }
+
     fn transpose_last(&self) -> Result<Tensor> {
         self.transpose(self.rank() - 2, self.rank() - 1)
     }

@@ -49,6 +49,16 @@ impl MatmulOps for CudaStorage {
         };
         blas::matmul(self, ll, rhs, rl, dims, bias, act)
     }
+
+    fn matmul_bias_grad(
+        &self,
+        ll: &Layout,
+        rhs: &CudaStorage,
+        rl: &Layout,
+        dims: MatmulDims,
+    ) -> Result<Option<(CudaStorage, CudaStorage)>> {
+        blas::matmul_bias_grad(self, ll, rhs, rl, dims)
+    }
 }
 
 impl CudaStorage {

@@ -78,16 +78,27 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     inputs.extend(bias);
     Ok(record(out, "linear", &inputs, move |_, g| {
         let g2 = g.reshape(&[rows, out_f])?;
-        let mut grads = vec![
-            need[0]
-                .then(|| g2.matmul(&w)?.reshape(&x_shape))
-                .transpose()?,
-            need[1]
-                .then(|| g2.transpose(0, 1)?.matmul(&x2))
-                .transpose()?,
-        ];
+        let gx = need[0]
+            .then(|| g2.matmul(&w)?.reshape(&x_shape))
+            .transpose()?;
+        // Weight and bias gradients from one GEMM where the backend fuses (cuBLASLt's
+        // BGRADB epilogue sums gᵀ over the rows it contracts).
+        let fused = match need {
+            [_, true, true] => g2.transpose(0, 1)?.matmul_bias_grad(&x2)?,
+            _ => None,
+        };
+        let (gw, gb) = match fused {
+            Some((gw, gb)) => (Some(gw), Some(gb)),
+            None => (
+                need[1]
+                    .then(|| g2.transpose(0, 1)?.matmul(&x2))
+                    .transpose()?,
+                need[2].then(|| g2.sum(0, false)).transpose()?,
+            ),
+        };
+        let mut grads = vec![gx, gw];
         if need[2] {
-            grads.push(Some(g2.sum(0, false)?));
+            grads.push(gb);
         }
         Ok(grads)
     }))

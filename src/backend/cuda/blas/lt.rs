@@ -115,6 +115,7 @@ struct Key {
     tf32: bool,
     act: Act,
     bias: bool,
+    bgrad: bool,
     align: [u32; 3],
 }
 
@@ -138,6 +139,9 @@ pub(crate) struct Call {
     pub b: u64,
     /// Device address of the bias (`plan.m` elements), if any.
     pub bias: Option<u64>,
+    /// Device address where the epilogue writes the sums of op(B) over k (`plan.n`
+    /// elements: kiln's bias gradient, `BGRADB`), if asked; never with `bias`/`act`.
+    pub bgrad: Option<u64>,
     /// The epilogue's activation.
     pub act: Act,
     /// Whether f32 may use TF32 tensor cores.
@@ -214,9 +218,12 @@ fn types(
     })
 }
 
-/// The epilogue for a bias and an activation.
-fn epilogue(bias: bool, act: Act) -> sys::cublasLtEpilogue_t {
+/// The epilogue for a bias and an activation, or for a bias gradient (`bgrad`).
+fn epilogue(bias: bool, act: Act, bgrad: bool) -> sys::cublasLtEpilogue_t {
     use sys::cublasLtEpilogue_t::*;
+    if bgrad {
+        return CUBLASLT_EPILOGUE_BGRADB;
+    }
     match (bias, act) {
         (false, Act::None) => CUBLASLT_EPILOGUE_DEFAULT,
         (true, Act::None) => CUBLASLT_EPILOGUE_BIAS,
@@ -287,12 +294,13 @@ impl Descs {
         let op = |t: Trans| if t == Trans::T { OP_T } else { OP_N };
         set(f, &desc, CUBLASLT_MATMUL_DESC_TRANSA, &op(p.a.trans))?;
         set(f, &desc, CUBLASLT_MATMUL_DESC_TRANSB, &op(p.b.trans))?;
-        let epi = epilogue(call.bias.is_some(), call.act);
+        let epi = epilogue(call.bias.is_some(), call.act, call.bgrad.is_some());
         if epi != sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_DEFAULT {
             set(f, &desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi)?;
         }
-        if let Some(bias) = call.bias {
-            let ptr = bias as *const c_void;
+        // The bias to read, or the bias gradient to write.
+        if let Some(vector) = call.bias.or(call.bgrad) {
+            let ptr = vector as *const c_void;
             set(f, &desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr)?;
         }
         Ok(Some(Descs {
@@ -426,6 +434,7 @@ impl Lt {
             tf32: call.tf32 && call.dtype == DType::F32,
             act: call.act,
             bias: call.bias.is_some(),
+            bgrad: call.bgrad.is_some(),
             align: [alignment(call.a), alignment(call.b), alignment(out.ptr())],
         };
         let Some(algo) = self.algo(key, &descs)? else {
@@ -497,10 +506,20 @@ mod tests {
     #[test]
     fn epilogues_cover_each_bias_and_activation() {
         use sys::cublasLtEpilogue_t::*;
-        assert_eq!(epilogue(false, Act::None), CUBLASLT_EPILOGUE_DEFAULT);
-        assert_eq!(epilogue(true, Act::Relu), CUBLASLT_EPILOGUE_RELU_BIAS);
-        assert_eq!(epilogue(true, Act::GeluTanh), CUBLASLT_EPILOGUE_GELU_BIAS);
-        assert_eq!(epilogue(false, Act::GeluTanh), CUBLASLT_EPILOGUE_GELU);
+        assert_eq!(epilogue(false, Act::None, false), CUBLASLT_EPILOGUE_DEFAULT);
+        assert_eq!(
+            epilogue(true, Act::Relu, false),
+            CUBLASLT_EPILOGUE_RELU_BIAS
+        );
+        assert_eq!(
+            epilogue(true, Act::GeluTanh, false),
+            CUBLASLT_EPILOGUE_GELU_BIAS
+        );
+        assert_eq!(
+            epilogue(false, Act::GeluTanh, false),
+            CUBLASLT_EPILOGUE_GELU
+        );
+        assert_eq!(epilogue(false, Act::None, true), CUBLASLT_EPILOGUE_BGRADB);
     }
 
     #[test]

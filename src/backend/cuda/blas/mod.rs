@@ -225,6 +225,43 @@ pub(crate) fn matmul(
     bias: Option<(&CudaStorage, usize)>,
     act: Act,
 ) -> Result<Option<CudaStorage>> {
+    if bias.is_some_and(|(b, _)| b.dtype() != lhs.dtype()) {
+        return Ok(None);
+    }
+    let bias = bias.map(|(b, offset)| b.ptr_at(offset));
+    run(lhs, ll, rhs, rl, dims, bias, act, None)
+}
+
+/// `lhs · rhs` for one (m×k)·(k×n) product and, from the same cuBLASLt call (its
+/// `BGRADB` epilogue), the sums of `lhs` over k (m elements): a linear layer's weight
+/// and bias gradients from `gᵀ · x`. `None` where kiln's ops should compute them.
+pub(crate) fn matmul_bias_grad(
+    lhs: &CudaStorage,
+    ll: &Layout,
+    rhs: &CudaStorage,
+    rl: &Layout,
+    dims: MatmulDims,
+) -> Result<Option<(CudaStorage, CudaStorage)>> {
+    if dims.batch != 1 || resolve(lhs.cuda_device()).is_err() {
+        return Ok(None);
+    }
+    let grad = CudaStorage::alloc(lhs.cuda_device(), dims.m, lhs.dtype())?;
+    let out = run(lhs, ll, rhs, rl, dims, None, Act::None, Some(grad.ptr()))?;
+    Ok(out.map(|out| (out, grad)))
+}
+
+/// The cuBLASLt call behind [`matmul`] and [`matmul_bias_grad`].
+#[allow(clippy::too_many_arguments)]
+fn run(
+    lhs: &CudaStorage,
+    ll: &Layout,
+    rhs: &CudaStorage,
+    rl: &Layout,
+    dims: MatmulDims,
+    bias: Option<u64>,
+    act: Act,
+    bgrad: Option<u64>,
+) -> Result<Option<CudaStorage>> {
     let dev = lhs.cuda_device();
     let Ok(lt) = resolve(dev) else {
         return Ok(None);
@@ -232,21 +269,19 @@ pub(crate) fn matmul(
     let Some(p) = plan::plan(ll, rl, dims) else {
         return Ok(None);
     };
-    if (bias.is_some() || act != Act::None) && p.batch != 1 {
-        return Ok(None);
-    }
-    let dtype = lhs.dtype();
-    if rhs.dtype() != dtype || bias.is_some_and(|(b, _)| b.dtype() != dtype) {
+    let epilogue = bias.is_some() || bgrad.is_some() || act != Act::None;
+    if (epilogue && p.batch != 1) || rhs.dtype() != lhs.dtype() {
         return Ok(None);
     }
     lt.matmul(
         dev,
         &lt::Call {
             plan: p,
-            dtype,
+            dtype: lhs.dtype(),
             a: rhs.ptr_at(rl.offset),
             b: lhs.ptr_at(ll.offset),
-            bias: bias.map(|(b, offset)| b.ptr_at(offset)),
+            bias,
+            bgrad,
             act,
             tf32: crate::cuda::matmul_allow_tf32(),
         },
