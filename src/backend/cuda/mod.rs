@@ -15,6 +15,7 @@
 
 pub mod allocator;
 mod amp;
+pub(crate) mod blas;
 mod conv;
 pub(crate) mod device;
 mod driver;
