@@ -1,5 +1,5 @@
 //! Launch of `kernels/linear.cu`: kiln's tiled, batched GEMM over strided operands
-//! (tensor cores for f16/bf16).
+//! (tensor cores for f16/bf16, and for f32 as TF32 when allowed).
 
 use super::kernels::{KernelId, COMPUTE_CAP};
 use super::launch::{KernelArg, LaunchConfig};
@@ -25,13 +25,15 @@ impl MatmulOps for CudaStorage {
         rl: &Layout,
         dims: MatmulDims,
     ) -> Result<CudaStorage> {
-        // Tensor cores (WMMA) for halves when the PTX targets compute capability >= 8.0.
-        self.gemm(ll, rhs, rl, dims, COMPUTE_CAP >= 80)
+        // Tensor cores (mma.sync) for halves when the PTX targets compute capability
+        // >= 8.0. f32 stays exact (SIMT) until the TF32 switch is wired here (issue 12).
+        self.gemm(ll, rhs, rl, dims, COMPUTE_CAP >= 80, false)
     }
 }
 
 impl CudaStorage {
-    /// The product on the GPU, with or without the tensor-core kernels for halves.
+    /// The product on the GPU, with or without the tensor-core kernels for halves;
+    /// `tf32` (with `tensor_cores`) runs f32 products on tensor cores with TF32 inputs.
     pub(crate) fn gemm(
         &self,
         ll: &Layout,
@@ -39,6 +41,7 @@ impl CudaStorage {
         rl: &Layout,
         dims: MatmulDims,
         tensor_cores: bool,
+        tf32: bool,
     ) -> Result<CudaStorage> {
         let dtype = self.dtype();
         if dtype != rhs.dtype() {
@@ -51,6 +54,7 @@ impl CudaStorage {
         let MatmulDims { batch, m, n, k } = dims;
         let sm = self.cuda_device().sm_count() as usize;
         let (kernel, tile) = match dtype {
+            DType::F32 if tensor_cores && tf32 => (KernelId::GemmTcTf32, TC_TILE),
             // 128x128 tiles when they still give every multiprocessor a block.
             DType::F32 if m.div_ceil(BIG_TILE) * n.div_ceil(BIG_TILE) * batch >= sm => {
                 (KernelId::GemmBigF32, BIG_TILE)
@@ -167,7 +171,7 @@ mod tests {
                 .unwrap();
             let ga = CudaStorage::from_cpu(&dev, &ca).unwrap();
             let gb = CudaStorage::from_cpu(&dev, &cb).unwrap();
-            let got = ga.gemm(&al, &gb, &bl, dims, false).unwrap();
+            let got = ga.gemm(&al, &gb, &bl, dims, false, false).unwrap();
             let got = got
                 .to_cpu(&Layout::contiguous(&[2, 70, 65]))
                 .unwrap()
@@ -193,3 +197,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "cuda-emulator"))]
+#[path = "matmul_tf32_tests.rs"]
+mod tf32_tests;
