@@ -5,9 +5,9 @@
 
 use super::*;
 use crate::backend::cpu::CpuStorage;
-use crate::backend::BackendStorage;
 use crate::backend::cuda::device::CudaDevice;
 use crate::backend::cuda::emulator;
+use crate::backend::BackendStorage;
 use std::sync::Arc;
 
 /// A (batch, rows, cols) operand stored transposed or not, with its values in logical
