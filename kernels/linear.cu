@@ -90,7 +90,8 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const
 // 4 x 4 mma tiles of 16x8 with f32 accumulators (64 registers). k advances by one
 // 64-byte slice per step (32 halves or 16 floats), so both element types share the
 // shared-memory layout: per stage, A as 128 rows of 64 bytes (k-contiguous) and B as
-// TC_BK rows of 128 elements (n-contiguous), 16 KiB, three stages = 48 KiB. Tiles
+// TC_BK rows of 128 elements (n-contiguous), 16 KiB, three stages = 48 KiB (dynamic
+// shared memory: the most a launch gets without opting in). Tiles
 // arrive by cp.async 16 bytes at a time in a three-stage pipeline (two slices in flight
 // while the third is multiplied). Operands whose contiguous dimension is not the tile's
 // (transposed views), or is misaligned, and the chunks that straddle the edge of K or N,
@@ -108,6 +109,7 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const
 #define TC_BN 128
 #define TC_STAGES 3
 #define TC_SLICE_BYTES 64 // bytes of k per step and per A row
+#define TC_SHARED_BYTES (TC_STAGES * (TC_BM + TC_BN) * TC_SLICE_BYTES) // 48 KiB, dynamic
 
 template <typename T> struct TcTile {
     static const int EPC = 16 / sizeof(T);             // elements per 16-byte chunk
@@ -204,8 +206,12 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
     // k per mma: two 16-byte chunks (16 halves, 8 tf32).
     const int EPC = Tile::EPC, BK = Tile::BK, MMA_K = 32 / sizeof(T);
     const int A_CPR = TC_SLICE_BYTES / 16, B_CPR = TC_BN / EPC;
-    __shared__ __align__(128) T as[TC_STAGES][Tile::A_ELEMS];
-    __shared__ __align__(128) T bs[TC_STAGES][Tile::B_ELEMS];
+    // Dynamic (TC_SHARED_BYTES from the host), one declaration for every T: in the
+    // emulator it is poisoned before each block and bounds-checked, which the statics of
+    // a template function (outside its shared-memory section) would not be.
+    KILN_DYNAMIC_SHARED(uint4, smem);
+    T(*as)[Tile::A_ELEMS] = reinterpret_cast<T(*)[Tile::A_ELEMS]>(smem);
+    T(*bs)[Tile::B_ELEMS] = reinterpret_cast<T(*)[Tile::B_ELEMS]>(as + TC_STAGES);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / 4 * 64, wn = warp % 4 * 32; // the warp's tile in the block's
     const uint32_t row0 = blockIdx.y * TC_BM, col0 = blockIdx.x * TC_BN;

@@ -16,7 +16,8 @@
 //
 // (a register of 16-bit elements holds the lower column/row in its low half). A lane
 // that skips a collective deadlocks its warp, which the scheduler reports, as on the GPU
-// where that is undefined behaviour.
+// where that is undefined behaviour. Addresses that the GPU would reject (misaligned, or
+// outside shared memory where the instruction reads or writes it) fail the launch.
 #pragma once
 
 namespace kiln_emu {
@@ -86,8 +87,10 @@ inline void ldmatrix(int matrices, bool trans, uint32_t *r, const void *row) {
     const char *mine = (const char *)row;
     if (warp_all_gather(0xffffffffu, &mine, (int)sizeof mine, rows) != 0xffffffffu)
         fail("ldmatrix needs all 32 lanes of the warp");
-    for (int i = 0; i < 8 * matrices; ++i)
+    for (int i = 0; i < 8 * matrices; ++i) {
         if ((uintptr_t)rows[i] % 16) fail("ldmatrix: a row address is not 16-byte aligned");
+        if (!is_shared(rows[i], 16)) fail("ldmatrix: a row address is not in shared memory");
+    }
     const int l = (int)g_thread->lane;
     for (int i = 0; i < matrices; ++i) {
         const char *const *m = rows + 8 * i;
@@ -109,6 +112,7 @@ inline void cp_async(void *dst, const void *src, int bytes, uint32_t src_bytes) 
     if ((uintptr_t)dst % bytes || (uintptr_t)src % bytes)
         fail("cp.async: an address is not aligned to the copy size");
     if (src_bytes > (uint32_t)bytes) fail("cp.async: src-size exceeds cp-size");
+    if (!is_shared(dst, bytes)) fail("cp.async: the destination is not in shared memory");
     memcpy(dst, src, src_bytes);
     memset((char *)dst + src_bytes, 0, bytes - src_bytes);
 }

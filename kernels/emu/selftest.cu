@@ -84,14 +84,15 @@ extern "C" __global__ void selftest_mma(const uint32_t *a, const uint32_t *b, co
 
 // ldmatrix from a shared copy of `src` (32 rows of 8 halves): lane l gives the address of
 // row rows[l]. variant: 0 x4, 1 x4.trans, 2 x2, 3 x2.trans; out[4 l + i] = register i.
+// Variant 4 is a planted bug: x4 straight from global memory, which ldmatrix cannot read.
 extern "C" __global__ void selftest_ldmatrix(const uint16_t *src, const uint32_t *rows, uint32_t *out, uint32_t variant) {
     __shared__ __align__(16) uint16_t tile[32 * 8];
     unsigned int l = threadIdx.x;
     for (int i = 0; i < 8; ++i) tile[8 * l + i] = src[8 * l + i];
     __syncwarp();
-    const uint16_t *row = tile + 8 * rows[l];
+    const uint16_t *row = (variant == 4 ? src : tile) + 8 * rows[l];
     uint32_t r[4] = {0, 0, 0, 0};
-    if (variant == 0) ldmatrix_x4(r, row);
+    if (variant == 0 || variant == 4) ldmatrix_x4(r, row);
     else if (variant == 1) ldmatrix_x4_trans(r, row);
     else if (variant == 2) ldmatrix_x2(*reinterpret_cast<uint32_t(*)[2]>(r), row);
     else ldmatrix_x2_trans(*reinterpret_cast<uint32_t(*)[2]>(r), row);

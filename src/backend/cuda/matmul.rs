@@ -12,6 +12,8 @@ use crate::{DType, Error, Result};
 const TILE: usize = 64;
 /// Output tile of one tensor-core block (TC_BM = TC_BN in linear.cu).
 const TC_TILE: usize = 128;
+/// Dynamic shared memory of a tensor-core block (TC_SHARED_BYTES in linear.cu).
+const TC_SHARED_BYTES: u32 = 3 * (128 + 128) * 64;
 /// Output tile of the large f32 kernel (BIG_BM = BIG_BN in linear.cu).
 const BIG_TILE: usize = 128;
 /// Most blocks in grid y and z.
@@ -97,7 +99,14 @@ impl CudaStorage {
                 batch.min(MAX_GRID_YZ) as u32,
             ),
             block: (256, 1, 1),
-            shared_bytes: 0,
+            shared_bytes: if matches!(
+                kernel,
+                KernelId::GemmTcF16 | KernelId::GemmTcBf16 | KernelId::GemmTcTf32
+            ) {
+                TC_SHARED_BYTES
+            } else {
+                0
+            },
         };
         let stride = |l: &Layout, d: usize| KernelArg::I64(l.strides[d] as i64);
         dev.launch(

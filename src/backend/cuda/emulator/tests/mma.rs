@@ -148,6 +148,22 @@ fn ldmatrix_gives_each_lane_its_fragment_plain_and_transposed() {
             }
         }
     }
+    // Planted: row addresses in global memory, which the GPU's ldmatrix cannot read.
+    let out = emu.alloc(512);
+    let args = [
+        KernelArg::Ptr(dsrc),
+        KernelArg::Ptr(drows),
+        KernelArg::Ptr(out),
+        KernelArg::U32(4),
+    ];
+    let err = emu
+        .launch(KernelId::SelftestLdmatrix, 1, 32, 0, &args)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ldmatrix: a row address is not in shared memory"),
+        "{err}"
+    );
 }
 
 #[test]
