@@ -288,6 +288,47 @@ device_test! {
         assert_close(&a.matmul(&b).unwrap(), &exact.to_dtype(DType::F32).unwrap(), dev, 1e-4, 1e-5);
     }
 
+    /// The switch reaches the GEMM: with TF32 allowed, every f32 element is within
+    /// TF32's bound of the exact product (inputs rounded to 10 mantissa bits, f32
+    /// accumulation) and on a device some element is outside f32's, so the inputs
+    /// really were rounded; the CPU ignores the switch, as PyTorch's CPU matmul does.
+    fn tf32_switch_rounds_the_inputs_of_f32_products_on_the_device(dev) {
+        let _s = serial();
+        kiln::manual_seed(16);
+        let (m, k, n) = (96, 160, 80);
+        let a = Tensor::randn(&[m, k], DType::F32, dev).unwrap();
+        let b = Tensor::randn(&[k, n], DType::F32, dev).unwrap();
+        let exact_f32 = a.matmul(&b).unwrap().to_vec::<f32>().unwrap();
+        kiln::cuda::set_matmul_allow_tf32(true);
+        let fast = a.matmul(&b).and_then(|c| c.to_vec::<f32>());
+        kiln::cuda::set_matmul_allow_tf32(false);
+        let fast = fast.unwrap();
+        if dev.is_cpu() {
+            assert_eq!(fast, exact_f32, "the CPU ignores the TF32 switch");
+            return;
+        }
+        let (ha, hb) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+        let mut outside_f32 = 0;
+        for i in 0..m {
+            for j in 0..n {
+                let (mut exact, mut size) = (0f64, 0f64);
+                for kk in 0..k {
+                    let p = ha[i * k + kk] as f64 * hb[kk * n + j] as f64;
+                    exact += p;
+                    size += p.abs();
+                }
+                let f32_bound = (k + 2) as f64 * 2f64.powi(-23) * size;
+                let err = (fast[i * n + j] as f64 - exact).abs();
+                assert!(
+                    err <= f32_bound + 2f64.powi(-10) * size,
+                    "element ({i}, {j}): error {err:e} beyond TF32's bound"
+                );
+                outside_f32 += usize::from(err > f32_bound);
+            }
+        }
+        assert!(outside_f32 > 100, "only {outside_f32} elements show TF32 rounding: was the switch ignored?");
+    }
+
     /// `linear_act` = the activation of `linear`, for each activation, with and without
     /// bias, 2-D and 3-D inputs, with no graph (the fully fused path on cuBLASLt).
     fn linear_act_forward_equals_the_unfused_ops(dev) {

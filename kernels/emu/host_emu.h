@@ -5,7 +5,8 @@
 // variables (per thread, set by the scheduler in runtime.cpp), vector types, __half and
 // __nv_bfloat16 (half.h), math and integer intrinsics, atomics, block and warp barriers,
 // warp shuffles and votes (lanes exchange data through the scheduler), and WMMA
-// fragments (wmma.h). `__CUDA_ARCH__` is 800, the architecture the PTX targets.
+// fragments (wmma.h) and the mma.sync / ldmatrix / cp.async instructions of
+// kernels/mma.cuh (mma.h). `__CUDA_ARCH__` is 800, the architecture the PTX targets.
 //
 // `__shared__` variables are statics in the `kiln_shared` section: one copy, used by the
 // block now running, and filled with 0xFF bytes (NaN, -1) before each block starts so a
@@ -78,6 +79,8 @@ inline unsigned int __umulhi(unsigned int a, unsigned int b) {
 inline uint64_t __umul64hi(uint64_t a, uint64_t b) {
     return (uint64_t)(((unsigned __int128)a * b) >> 64);
 }
+inline float __uint_as_float(unsigned int u) { return kiln_emu_bits_float(u); }
+inline unsigned int __float_as_uint(float f) { return kiln_emu_float_bits(f); }
 inline int __popc(unsigned int x) { return __builtin_popcount(x); }
 inline int __popcll(uint64_t x) { return __builtin_popcountll(x); }
 inline int __clz(unsigned int x) { return x ? __builtin_clz(x) : 32; }
@@ -178,3 +181,4 @@ template <typename T> inline int __all_sync(unsigned int mask, T pred) {
 }
 
 #include "wmma.h"
+#include "mma.h"

@@ -390,6 +390,14 @@ void fail(const char *what) {
 
 void *dynamic_shared() { return g_launch.dynamic_shared; }
 
+bool is_shared(const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p;
+    bool in_static = a >= (uintptr_t)__start_kiln_shared && a + bytes <= (uintptr_t)__stop_kiln_shared;
+    bool in_dynamic = a >= (uintptr_t)g_launch.dynamic_shared &&
+                      a + bytes <= (uintptr_t)g_launch.dynamic_shared + g_launch.dynamic_bytes;
+    return in_static || in_dynamic;
+}
+
 } // namespace kiln_emu
 
 using namespace kiln_emu;

@@ -5,6 +5,7 @@
 // kernel's threads interleave only where the CUDA model lets them.
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct uint3 {
@@ -48,5 +49,9 @@ unsigned int warp_all_gather(unsigned int mask, const void *mine, int bytes, voi
 
 // The block's dynamic shared memory (`shared_bytes` of the launch, guarded at its end).
 void *dynamic_shared();
+
+// Whether [p, p + bytes) lies in the block's shared memory (static or dynamic): the
+// state space that ldmatrix and cp.async's destination require.
+bool is_shared(const void *p, size_t bytes);
 
 } // namespace kiln_emu

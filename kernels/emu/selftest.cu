@@ -65,3 +65,56 @@ extern "C" __global__ void selftest_convert(const float *x, uint16_t *h, uint16_
         back[2 * i + 1] = __bfloat162float(bv);
     }
 }
+
+// ---- The tensor-core instructions of kernels/mma.cuh, one warp each.
+#include "../mma.cuh"
+
+// d = a b + c for one tile, the fragments given per lane: a[4 l + i], b[2 l + i],
+// c[4 l + i] -> d[4 l + i]. kind: 0 m16n8k16 f16, 1 m16n8k16 bf16, 2 m16n8k8 tf32.
+extern "C" __global__ void selftest_mma(const uint32_t *a, const uint32_t *b, const float *c, float *d, uint32_t kind) {
+    unsigned int l = threadIdx.x;
+    uint32_t ra[4] = {a[4 * l], a[4 * l + 1], a[4 * l + 2], a[4 * l + 3]};
+    uint32_t rb[2] = {b[2 * l], b[2 * l + 1]};
+    float acc[4] = {c[4 * l], c[4 * l + 1], c[4 * l + 2], c[4 * l + 3]};
+    if (kind == 0) mma_m16n8k16_f16(acc, ra, rb, acc);
+    else if (kind == 1) mma_m16n8k16_bf16(acc, ra, rb, acc);
+    else mma_m16n8k8_tf32(acc, ra, rb, acc);
+    for (int i = 0; i < 4; ++i) d[4 * l + i] = acc[i];
+}
+
+// ldmatrix from a shared copy of `src` (32 rows of 8 halves): lane l gives the address of
+// row rows[l]. variant: 0 x4, 1 x4.trans, 2 x2, 3 x2.trans; out[4 l + i] = register i.
+// Variant 4 is a planted bug: x4 straight from global memory, which ldmatrix cannot read.
+extern "C" __global__ void selftest_ldmatrix(const uint16_t *src, const uint32_t *rows, uint32_t *out, uint32_t variant) {
+    __shared__ __align__(16) uint16_t tile[32 * 8];
+    unsigned int l = threadIdx.x;
+    for (int i = 0; i < 8; ++i) tile[8 * l + i] = src[8 * l + i];
+    __syncwarp();
+    const uint16_t *row = (variant == 4 ? src : tile) + 8 * rows[l];
+    uint32_t r[4] = {0, 0, 0, 0};
+    if (variant == 0 || variant == 4) ldmatrix_x4(r, row);
+    else if (variant == 1) ldmatrix_x4_trans(r, row);
+    else if (variant == 2) ldmatrix_x2(*reinterpret_cast<uint32_t(*)[2]>(r), row);
+    else ldmatrix_x2_trans(*reinterpret_cast<uint32_t(*)[2]>(r), row);
+    for (int i = 0; i < 4; ++i) out[4 * l + i] = r[i];
+}
+
+// Lane l copies src_bytes[l] bytes of src[16 l ..] into a 16-byte slot of shared memory
+// by cp.async of size[l] (16, 8 or 4), zero-filling the rest, then the slots go to out.
+extern "C" __global__ void selftest_cp_async(const uint8_t *src, const uint32_t *size, const uint32_t *src_bytes, uint8_t *out) {
+    __shared__ __align__(16) uint8_t slots[32 * 16];
+    unsigned int l = threadIdx.x;
+    for (int i = 0; i < 16; ++i) slots[16 * l + i] = 0xAB;
+    if (size[l] == 16) cp_async_16(slots + 16 * l, src + 16 * l, src_bytes[l]);
+    else if (size[l] == 8) cp_async_8(slots + 16 * l, src + 16 * l, src_bytes[l]);
+    else cp_async_4(slots + 16 * l, src + 16 * l, src_bytes[l]);
+    cp_async_commit();
+    cp_async_wait<0>();
+    for (int i = 0; i < 16; ++i) out[16 * l + i] = slots[16 * l + i];
+}
+
+// out[i] = the bits of x[i] rounded to tf32 (cvt.rna.tf32.f32).
+extern "C" __global__ void selftest_tf32(const float *x, uint32_t *out, uint32_t n) {
+    unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = f32_to_tf32(x[i]);
+}

@@ -1,5 +1,6 @@
 //! Launch of `kernels/linear.cu`: kiln's tiled, batched GEMM over strided operands
-//! (tensor cores for f16/bf16), after cuBLASLt where the device uses it (`blas/`).
+//! (tensor cores for f16/bf16, and for f32 as TF32 when allowed), after cuBLASLt
+//! where the device uses it (`blas/`).
 
 use super::blas::{self, Act};
 use super::kernels::{KernelId, COMPUTE_CAP};
@@ -13,6 +14,8 @@ use crate::{DType, Error, Result};
 const TILE: usize = 64;
 /// Output tile of one tensor-core block (TC_BM = TC_BN in linear.cu).
 const TC_TILE: usize = 128;
+/// Dynamic shared memory of a tensor-core block (TC_SHARED_BYTES in linear.cu).
+const TC_SHARED_BYTES: u32 = 3 * (128 + 128) * 64;
 /// Output tile of the large f32 kernel (BIG_BM = BIG_BN in linear.cu).
 const BIG_TILE: usize = 128;
 /// Most blocks in grid y and z.
@@ -29,8 +32,16 @@ impl MatmulOps for CudaStorage {
         if let Some(out) = blas::matmul(self, ll, rhs, rl, dims, None, Act::None)? {
             return Ok(out);
         }
-        // Tensor cores (WMMA) for halves when the PTX targets compute capability >= 8.0.
-        self.gemm(ll, rhs, rl, dims, COMPUTE_CAP >= 80)
+        // Tensor cores (mma.sync) for halves when the PTX targets compute capability
+        // >= 8.0, and for f32 as TF32 when `set_matmul_allow_tf32(true)` allows it.
+        self.gemm(
+            ll,
+            rhs,
+            rl,
+            dims,
+            COMPUTE_CAP >= 80,
+            crate::cuda::matmul_allow_tf32(),
+        )
     }
 
     fn matmul_epilogue(
@@ -62,7 +73,8 @@ impl MatmulOps for CudaStorage {
 }
 
 impl CudaStorage {
-    /// The product on the GPU, with or without the tensor-core kernels for halves.
+    /// The product on the GPU, with or without the tensor-core kernels for halves;
+    /// `tf32` (with `tensor_cores`) runs f32 products on tensor cores with TF32 inputs.
     pub(crate) fn gemm(
         &self,
         ll: &Layout,
@@ -70,6 +82,7 @@ impl CudaStorage {
         rl: &Layout,
         dims: MatmulDims,
         tensor_cores: bool,
+        tf32: bool,
     ) -> Result<CudaStorage> {
         let dtype = self.dtype();
         if dtype != rhs.dtype() {
@@ -82,6 +95,7 @@ impl CudaStorage {
         let MatmulDims { batch, m, n, k } = dims;
         let sm = self.cuda_device().sm_count() as usize;
         let (kernel, tile) = match dtype {
+            DType::F32 if tensor_cores && tf32 => (KernelId::GemmTcTf32, TC_TILE),
             // 128x128 tiles when they still give every multiprocessor a block.
             DType::F32 if m.div_ceil(BIG_TILE) * n.div_ceil(BIG_TILE) * batch >= sm => {
                 (KernelId::GemmBigF32, BIG_TILE)
@@ -124,7 +138,14 @@ impl CudaStorage {
                 batch.min(MAX_GRID_YZ) as u32,
             ),
             block: (256, 1, 1),
-            shared_bytes: 0,
+            shared_bytes: if matches!(
+                kernel,
+                KernelId::GemmTcF16 | KernelId::GemmTcBf16 | KernelId::GemmTcTf32
+            ) {
+                TC_SHARED_BYTES
+            } else {
+                0
+            },
         };
         let stride = |l: &Layout, d: usize| KernelArg::I64(l.strides[d] as i64);
         dev.launch(
@@ -198,7 +219,7 @@ mod tests {
                 .unwrap();
             let ga = CudaStorage::from_cpu(&dev, &ca).unwrap();
             let gb = CudaStorage::from_cpu(&dev, &cb).unwrap();
-            let got = ga.gemm(&al, &gb, &bl, dims, false).unwrap();
+            let got = ga.gemm(&al, &gb, &bl, dims, false, false).unwrap();
             let got = got
                 .to_cpu(&Layout::contiguous(&[2, 70, 65]))
                 .unwrap()
@@ -224,3 +245,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, feature = "cuda-emulator"))]
+#[path = "matmul_tf32_tests.rs"]
+mod tf32_tests;

@@ -89,6 +89,8 @@ impl Emu {
     }
 }
 
+mod mma;
+
 fn ramp(n: usize) -> Vec<f32> {
     (0..n).map(|i| i as f32 * 0.5 - 7.0).collect()
 }

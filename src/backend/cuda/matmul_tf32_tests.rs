@@ -1,0 +1,123 @@
+//! The TF32 tensor-core GEMM (`gemm_tc_tf32`) on the emulated device, reached through
+//! `CudaStorage::gemm` (no public switch selects it yet): within TF32's error bound of
+//! the exact product and measurably outside f32's (so it did round to TF32), while with
+//! TF32 off f32 products keep f32's bound.
+
+use super::*;
+use crate::backend::cpu::CpuStorage;
+use crate::backend::cuda::device::CudaDevice;
+use crate::backend::cuda::emulator;
+use crate::backend::BackendStorage;
+use std::sync::Arc;
+
+/// A (batch, rows, cols) operand stored transposed or not, with its values in logical
+/// order.
+struct Operand {
+    layout: Layout,
+    stored: Vec<f32>,
+    logical: Vec<f64>,
+}
+
+fn operand(batch: usize, rows: usize, cols: usize, transposed: bool, seed: u64) -> Operand {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    // Full 24-bit mantissas in [-4, 4): TF32 keeps 11 bits of them.
+    let stored: Vec<f32> = (0..batch * rows * cols)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 8.0 - 4.0
+        })
+        .collect();
+    let strides = if transposed {
+        vec![rows * cols, 1, rows]
+    } else {
+        vec![rows * cols, cols, 1]
+    };
+    let mut logical = Vec::with_capacity(stored.len());
+    for z in 0..batch {
+        for r in 0..rows {
+            for c in 0..cols {
+                logical.push(stored[z * strides[0] + r * strides[1] + c * strides[2]] as f64);
+            }
+        }
+    }
+    let layout = Layout {
+        shape: vec![batch, rows, cols],
+        strides,
+        offset: 0,
+    };
+    Operand {
+        layout,
+        stored,
+        logical,
+    }
+}
+
+#[test]
+fn tf32_products_round_their_inputs_and_f32_products_stay_exact() {
+    let (exec, mem) = emulator::open();
+    let dev = Arc::new(CudaDevice::new(0, Box::new(exec), Box::new(mem)));
+    // (batch, m, k, n, A transposed, B transposed)
+    let cases = [
+        (1, 1, 1, 1, false, false),
+        (2, 129, 200, 136, false, false),
+        (1, 70, 33, 65, false, true),
+        (1, 130, 17, 129, true, false),
+    ];
+    let mut outside_f32_bound = 0;
+    for (i, &(batch, m, k, n, at, bt)) in cases.iter().enumerate() {
+        let a = operand(batch, m, k, at, 2 * i as u64 + 1);
+        let b = operand(batch, k, n, bt, 2 * i as u64 + 2);
+        let dims = MatmulDims { batch, m, n, k };
+        let ga = CudaStorage::from_cpu(&dev, &CpuStorage::F32(a.stored.clone())).unwrap();
+        let gb = CudaStorage::from_cpu(&dev, &CpuStorage::F32(b.stored.clone())).unwrap();
+        for tf32 in [true, false] {
+            let got = ga
+                .gemm(&a.layout, &gb, &b.layout, dims, true, tf32)
+                .unwrap();
+            let CpuStorage::F32(got) = got.to_cpu(&Layout::contiguous(&[batch, m, n])).unwrap()
+            else {
+                unreachable!("an f32 product")
+            };
+            for z in 0..batch {
+                for r in 0..m {
+                    for c in 0..n {
+                        let (mut exact, mut size) = (0.0f64, 0.0f64);
+                        for kk in 0..k {
+                            let p =
+                                a.logical[(z * m + r) * k + kk] * b.logical[(z * k + kk) * n + c];
+                            exact += p;
+                            size += p.abs();
+                        }
+                        // f32 accumulation: (k + 2)·2^-23·Σ|a b|; TF32 inputs (2^-11
+                        // each, rounded to nearest) add 2^-10·Σ|a b|.
+                        let f32_bound = (k + 2) as f64 * 2f64.powi(-23) * size;
+                        let bound = if tf32 {
+                            f32_bound + 2f64.powi(-10) * size
+                        } else {
+                            f32_bound
+                        };
+                        let err = (got[(z * m + r) * n + c] as f64 - exact).abs();
+                        assert!(
+                            err <= bound,
+                            "tf32 {tf32}, case {i}, element ({z}, {r}, {c}): error {err:e} > {bound:e}"
+                        );
+                        if tf32 && err > f32_bound {
+                            outside_f32_bound += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        outside_f32_bound > 1000,
+        "TF32 rounding shows in {outside_f32_bound} elements only"
+    );
+    let counts = emulator::launch_counts();
+    assert!(
+        counts.iter().any(|&(k, n)| k == "gemm_tc_tf32" && n > 0),
+        "gemm_tc_tf32 ran"
+    );
+}
