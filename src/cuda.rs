@@ -106,3 +106,11 @@ pub fn is_emulated() -> bool {
 pub fn emulated_launch_counts() -> Vec<(&'static str, u64)> {
     crate::backend::cuda::emulator::launch_counts()
 }
+
+/// How many times in this process a stream of the emulated device was made to wait for
+/// an event (`cuStreamWaitEvent`): the compute stream waits once per batch a
+/// `DataLoader` uploads.
+#[cfg(feature = "cuda-emulator")]
+pub fn emulated_stream_waits() -> u64 {
+    crate::backend::cuda::emulator::stream_wait_count()
+}

@@ -22,6 +22,7 @@ mod elementwise;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
 mod fill;
+mod image;
 pub mod kernels;
 pub mod launch;
 mod loss;
@@ -32,6 +33,7 @@ mod pool;
 mod random;
 mod reduce;
 mod softmax;
+pub(crate) mod staging;
 mod storage;
 
 pub(crate) use storage::CudaStorage;
