@@ -20,6 +20,7 @@ mod conv;
 mod dropout;
 mod elementwise;
 mod fill;
+mod image;
 mod loss;
 mod matmul;
 mod norm;
@@ -34,6 +35,7 @@ pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
+pub(crate) use image::{CropFlipParams, ImageOps};
 pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
 pub(crate) use norm::{BatchNormParams, NormOps};
@@ -60,6 +62,7 @@ pub(crate) trait BackendStorage:
     + FillOps
     + NormOps
     + LossOps
+    + ImageOps
 {
     /// The element type.
     fn dtype(&self) -> DType;

@@ -10,6 +10,7 @@ mod dropout;
 pub(crate) mod dtype;
 mod elementwise;
 mod fill;
+mod image;
 pub(crate) mod gemm_util;
 mod loss;
 mod math;
