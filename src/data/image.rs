@@ -1,20 +1,13 @@
-//! Small image-classification datasets and mini-batching.
-//!
-//! [`Dataset`] holds images as f32 in (N, 1, H, W) order with I64 labels; `digits`
-//! reads the UCI 8×8 digits CSV shipped in `data/digits/`, `mnist` reads the standard
-//! IDX files. [`Dataset::batches`] yields device tensors, shuffled by a seed.
+//! [`ImageDataset`]: single-channel images held as f32 on the host with I64 labels
+//! (what the digits and MNIST loaders return), a [`Dataset`] of `(image, label)`.
 
-mod digits;
-mod mnist;
-
-pub use digits::load_digits;
-pub use mnist::{load_mnist, write_idx_images, write_idx_labels};
-
+use super::{check_index, shuffle, Dataset};
 use crate::{Device, Error, Result, Tensor};
 
-/// Images (N, 1, H, W) scaled to [0, 1] and their class labels.
+/// Images (N, 1, H, W) scaled to [0, 1] and their class labels. As a [`Dataset`],
+/// sample `i` is `[image (1, H, W) f32, label () i64]`.
 #[derive(Debug, Clone)]
-pub struct Dataset {
+pub struct ImageDataset {
     /// Pixels, image after image, row-major.
     pub images: Vec<f32>,
     /// Class index of each image.
@@ -25,7 +18,7 @@ pub struct Dataset {
     pub width: usize,
 }
 
-impl Dataset {
+impl ImageDataset {
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -58,7 +51,7 @@ impl Dataset {
 
     /// The images at `indices`, as a new dataset. Err for an index `>= len()` (like
     /// PyTorch's `Subset` indexing) or a dataset whose fields disagree.
-    pub fn select(&self, indices: &[usize]) -> Result<Dataset> {
+    pub fn select(&self, indices: &[usize]) -> Result<ImageDataset> {
         let px = self.pixels_per_image()?;
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
             return Err(Error::arg(
@@ -69,7 +62,7 @@ impl Dataset {
                 ),
             ));
         }
-        Ok(Dataset {
+        Ok(ImageDataset {
             images: indices
                 .iter()
                 .flat_map(|&i| self.images[i * px..(i + 1) * px].iter().copied())
@@ -82,7 +75,7 @@ impl Dataset {
 
     /// A split by position: every `k`-th image (starting at 0) goes to the second part.
     /// Deterministic and class-balanced enough for ordered data like the digits.
-    pub fn split_every(&self, k: usize) -> Result<(Dataset, Dataset)> {
+    pub fn split_every(&self, k: usize) -> Result<(ImageDataset, ImageDataset)> {
         if k < 2 {
             return Err(Error::arg("k", format!("must be at least 2, got {k}")));
         }
@@ -103,7 +96,7 @@ impl Dataset {
         }
         let mut order: Vec<usize> = (0..self.len()).collect();
         if let Some(seed) = seed {
-            shuffle(&mut order, seed);
+            shuffle(&mut order, seed, 0);
         }
         order
             .chunks(batch_size)
@@ -121,19 +114,19 @@ impl Dataset {
     }
 }
 
-/// Fisher-Yates with words from a Philox stream keyed by `seed`.
-fn shuffle(order: &mut [usize], seed: u64) {
-    let stream = crate::rng::PhiloxStream { seed, offset: 0 };
-    for i in (1..order.len()).rev() {
-        let j = ((u64::from(stream.word(i)) * (i as u64 + 1)) >> 32) as usize;
-        order.swap(i, j);
+impl Dataset for ImageDataset {
+    fn len(&self) -> usize {
+        ImageDataset::len(self)
     }
-}
 
-/// An I/O error with the file's path.
-fn io_error(path: &std::path::Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
+    fn get(&self, index: usize) -> Result<Vec<Tensor>> {
+        check_index(index, self.len())?;
+        let px = self.pixels_per_image()?;
+        let cpu = Device::Cpu;
+        let image = self.images[index * px..(index + 1) * px].to_vec();
+        Ok(vec![
+            Tensor::from_vec(image, &[1, self.height, self.width], &cpu)?,
+            Tensor::scalar(self.labels[index], &cpu)?,
+        ])
     }
 }
