@@ -21,7 +21,7 @@ mod common;
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln::data::transforms::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
-use kiln::data::{load_cifar10, DataLoader};
+use kiln::data::{load_cifar10, DataLoader, Dataset};
 use kiln::models::{ResNet, ResNetConfig};
 use kiln::nn::{functional as F, Forward, Module};
 use kiln::optim::{AdamW, Optimizer, Sgd};
