@@ -61,6 +61,13 @@ impl std::str::FromStr for Device {
 
     /// `"cpu"`, `"cuda"` (ordinal 0) or `"cuda:N"`, as `torch.device` spells them. Says
     /// nothing about whether the device can be used ([`Device::cuda`] does).
+    ///
+    /// ```
+    /// use kiln::Device;
+    /// assert_eq!("cuda:1".parse::<Device>().unwrap(), Device::Cuda(1));
+    /// assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+    /// assert!("gpu".parse::<Device>().is_err());
+    /// ```
     fn from_str(s: &str) -> Result<Device> {
         match s.trim() {
             "cpu" => Ok(Device::Cpu),
