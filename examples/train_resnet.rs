@@ -194,7 +194,11 @@ fn main() -> Result<()> {
     };
 
     let (train, test) = load_cifar10(dir)?;
-    println!("CIFAR-10: {} training and {} test images", train.len(), test.len());
+    println!(
+        "CIFAR-10: {} training and {} test images",
+        train.len(),
+        test.len()
+    );
     let train_loader = DataLoader::new(&train, batch_size)
         .shuffle(true)
         .drop_last(true)
@@ -251,7 +255,9 @@ fn benchmark(
         Ok(vec![x, y])
     };
     let warm = batch(batch_size)?;
-    step(net, opt, &warm[0], &warm[1], cli.label_smoothing)?.0.item::<f32>()?;
+    step(net, opt, &warm[0], &warm[1], cli.label_smoothing)?
+        .0
+        .item::<f32>()?;
     let progress = bar(steps as u64, "benchmark".into());
     let mut meter = Meter::new(dev)?;
     for i in 0..steps {
@@ -270,6 +276,9 @@ fn benchmark(
     println!("{images_per_s:.1} images/s (training, {dev})");
     let test = (0..2).map(|_| batch(batch_size));
     let accuracy = evaluate(net, test, norm, dev)?;
-    println!("test accuracy: {:.2}% (random labels: about 10%)", 100.0 * accuracy);
+    println!(
+        "test accuracy: {:.2}% (random labels: about 10%)",
+        100.0 * accuracy
+    );
     Ok(())
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use kiln::data::{
-    load_cifar10, load_digits, load_mnist, write_idx_images, write_idx_labels, DataLoader,
-    Dataset, TensorDataset,
+    load_cifar10, load_digits, load_mnist, write_idx_images, write_idx_labels, DataLoader, Dataset,
+    TensorDataset,
 };
 use kiln::{DType, Device, Error, Result, Tensor};
 use std::collections::BTreeSet;
@@ -161,7 +161,11 @@ fn every_sample_comes_exactly_once_per_epoch() {
                     .seed(11);
                 let batches = epoch_labels(&loader);
                 let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-                let want = if drop_last { vec![5; 4] } else { vec![5, 5, 5, 5, 3] };
+                let want = if drop_last {
+                    vec![5; 4]
+                } else {
+                    vec![5, 5, 5, 5, 3]
+                };
                 assert_eq!(sizes, want, "{what}");
                 assert_eq!(loader.len(), want.len(), "{what}");
                 let all: Vec<i64> = batches.concat();
@@ -186,14 +190,21 @@ fn shuffling_is_reproducible_and_differs_by_epoch() {
     };
     let a = orders(&DataLoader::new(&data, 8).shuffle(true).seed(3));
     let b = orders(&DataLoader::new(&data, 8).shuffle(true).seed(3).prefetch(0));
-    assert_eq!(a, b, "the same seed gives the same epochs, with or without the thread");
+    assert_eq!(
+        a, b,
+        "the same seed gives the same epochs, with or without the thread"
+    );
     assert_ne!(a[0], a[1], "each epoch has its own order");
     assert_ne!(a[1], a[2]);
     let other = orders(&DataLoader::new(&data, 8).shuffle(true).seed(4));
     assert_ne!(a[0], other[0], "another seed, another order");
     let resumed = DataLoader::new(&data, 8).shuffle(true).seed(3);
     resumed.set_epoch(2);
-    assert_eq!(epoch_labels(&resumed).concat(), a[2], "set_epoch resumes an epoch");
+    assert_eq!(
+        epoch_labels(&resumed).concat(),
+        a[2],
+        "set_epoch resumes an epoch"
+    );
     // Without a seed of its own, the loader draws one from kiln's generator.
     let unseeded = || {
         kiln::manual_seed(5);
@@ -244,12 +255,18 @@ fn a_failing_get_is_the_error_of_its_batch_only() {
             .unwrap()
             .collect();
         assert_eq!(results.len(), 3);
-        assert_eq!(results[0].as_ref().unwrap()[0].to_vec::<i64>().unwrap(), [0, 1, 2, 3]);
+        assert_eq!(
+            results[0].as_ref().unwrap()[0].to_vec::<i64>().unwrap(),
+            [0, 1, 2, 3]
+        );
         match &results[1] {
             Err(e) => assert!(e.to_string().contains("sample 6 is unreadable"), "{e}"),
             Ok(_) => panic!("prefetch {prefetch}: the batch holding sample 6 loaded"),
         }
-        assert_eq!(results[2].as_ref().unwrap()[0].to_vec::<i64>().unwrap(), [8, 9]);
+        assert_eq!(
+            results[2].as_ref().unwrap()[0].to_vec::<i64>().unwrap(),
+            [8, 9]
+        );
     }
 }
 
@@ -269,15 +286,26 @@ fn dropping_the_iterator_stops_its_thread() {
     assert_eq!(Arc::strong_count(&gets), 2);
     it.next().unwrap().unwrap();
     drop(it);
-    assert_eq!(Arc::strong_count(&gets), 1, "the thread ended and released the dataset");
+    assert_eq!(
+        Arc::strong_count(&gets),
+        1,
+        "the thread ended and released the dataset"
+    );
     let made = gets.load(Ordering::SeqCst);
     // The batch taken, two queued, one being made when the channel closed.
     assert!((10..=40).contains(&made), "{made} samples loaded");
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_eq!(gets.load(Ordering::SeqCst), made, "nothing loads after the drop");
+    assert_eq!(
+        gets.load(Ordering::SeqCst),
+        made,
+        "nothing loads after the drop"
+    );
     assert!(matches!(
         DataLoader::new(&numbered(3), 0).iter(),
-        Err(Error::InvalidArgument { name: "batch_size", .. })
+        Err(Error::InvalidArgument {
+            name: "batch_size",
+            ..
+        })
     ));
 }
 
@@ -296,7 +324,10 @@ fn samples_of_different_shapes_are_an_error_naming_the_dataset() {
     let first = DataLoader::new(&Ragged, 2).iter().unwrap().next().unwrap();
     assert!(matches!(
         first,
-        Err(Error::InvalidArgument { name: "dataset", .. })
+        Err(Error::InvalidArgument {
+            name: "dataset",
+            ..
+        })
     ));
 }
 
@@ -313,7 +344,10 @@ fn the_digits_are_a_dataset_too() {
     let loader = DataLoader::new(&d, 32).drop_last(true);
     let first = loader.iter().unwrap().next().unwrap().unwrap();
     assert_eq!(first[0].shape(), &[32, 1, 8, 8]);
-    assert_eq!(first[0].to_vec::<f32>().unwrap(), d.images[..32 * 64].to_vec());
+    assert_eq!(
+        first[0].to_vec::<f32>().unwrap(),
+        d.images[..32 * 64].to_vec()
+    );
     assert_eq!(first[1].to_vec::<i64>().unwrap(), d.labels[..32].to_vec());
     assert_eq!(loader.len(), 1797 / 32);
 }
@@ -337,7 +371,10 @@ fn cifar10_binary_files_load_with_clear_errors() {
         write_cifar(&dir.join(format!("data_batch_{i}.bin")), &[i, 9 - i]);
     }
     let missing = load_cifar10(&dir).unwrap_err();
-    assert!(matches!(missing, Error::InvalidArgument { name: "dir", .. }));
+    assert!(matches!(
+        missing,
+        Error::InvalidArgument { name: "dir", .. }
+    ));
     assert!(missing.to_string().contains("test_batch.bin"), "{missing}");
     write_cifar(&dir.join("test_batch.bin"), &[0, 3, 7]);
 
@@ -359,7 +396,10 @@ fn cifar10_binary_files_load_with_clear_errors() {
     bytes.truncate(3073 + 100);
     std::fs::write(&path, &bytes).unwrap();
     let truncated = load_cifar10(&dir).unwrap_err().to_string();
-    assert!(truncated.contains("data_batch_3.bin") && truncated.contains("truncated"), "{truncated}");
+    assert!(
+        truncated.contains("data_batch_3.bin") && truncated.contains("truncated"),
+        "{truncated}"
+    );
     write_cifar(&path, &[10]);
     let label = load_cifar10(&dir).unwrap_err().to_string();
     assert!(label.contains("label 10"), "{label}");
@@ -368,7 +408,11 @@ fn cifar10_binary_files_load_with_clear_errors() {
 
 /// Samples in one epoch of `loader`.
 fn epoch_count(loader: &DataLoader) -> usize {
-    loader.iter().unwrap().map(|b| b.unwrap()[0].shape()[0]).sum()
+    loader
+        .iter()
+        .unwrap()
+        .map(|b| b.unwrap()[0].shape()[0])
+        .sum()
 }
 
 #[test]
@@ -384,12 +428,19 @@ fn batches_arrive_on_the_device_with_one_upload_per_tensor() {
     kiln::cuda::reset_peak_memory_stats(0).unwrap();
     let batches: Vec<Vec<Tensor>> = loader.iter().unwrap().map(|b| b.unwrap()).collect();
     let s = kiln::cuda::memory_stats(0).unwrap();
-    assert_eq!(s.num_host_to_device, 6, "3 batches of 2 tensors, each uploaded once");
+    assert_eq!(
+        s.num_host_to_device, 6,
+        "3 batches of 2 tensors, each uploaded once"
+    );
     assert_eq!(s.bytes_host_to_device, 10 * (3 * 4 + 8));
     assert_eq!(s.num_device_to_host, 0, "nothing comes back to the host");
     #[cfg(feature = "cuda-emulator")]
     if kiln::cuda::is_emulated() {
-        assert_eq!(kiln::cuda::emulated_stream_waits() - waits, 3, "one wait per batch");
+        assert_eq!(
+            kiln::cuda::emulated_stream_waits() - waits,
+            3,
+            "one wait per batch"
+        );
     }
     let on_cpu = DataLoader::new(&data, 4).shuffle(true).seed(1);
     for (got, want) in batches.iter().zip(on_cpu.iter().unwrap()) {

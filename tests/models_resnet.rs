@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 
 #[test]
 fn full_size_resnet18_has_torchvisions_names_and_shapes() {
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/resnet18.safetensors");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/resnet18.safetensors"
+    );
     let bytes = std::fs::read(file).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let g = Golden::load("resnet18");
@@ -31,10 +34,17 @@ fn full_size_resnet18_has_torchvisions_names_and_shapes() {
         .into_iter()
         .map(|(k, t)| (k, t.shape().to_vec()))
         .collect();
-    assert_eq!(theirs.len(), 122, "torchvision's resnet18 state_dict has 122 entries");
+    assert_eq!(
+        theirs.len(),
+        122,
+        "torchvision's resnet18 state_dict has 122 entries"
+    );
     assert_eq!(ours, theirs, "the same names with the same shapes");
     let params: usize = net.parameters().iter().map(|p| p.numel()).sum();
-    assert_eq!(params, 11_173_962, "torchvision's CIFAR-stem resnet18 for 10 classes");
+    assert_eq!(
+        params, 11_173_962,
+        "torchvision's CIFAR-stem resnet18 for 10 classes"
+    );
 }
 
 device_test! {

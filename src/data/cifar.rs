@@ -33,7 +33,10 @@ const RECORD: usize = 1 + PIXELS;
 pub fn load_cifar10(dir: impl AsRef<Path>) -> Result<(TensorDataset, TensorDataset)> {
     let dir = dir.as_ref();
     let train: Vec<String> = (1..=5).map(|i| format!("data_batch_{i}.bin")).collect();
-    Ok((read_split(dir, &train)?, read_split(dir, &["test_batch.bin".into()])?))
+    Ok((
+        read_split(dir, &train)?,
+        read_split(dir, &["test_batch.bin".into()])?,
+    ))
 }
 
 /// The samples of `files`, in order.

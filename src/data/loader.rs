@@ -298,7 +298,9 @@ fn collate(samples: &[Vec<Tensor>]) -> Result<Vec<Tensor>> {
         .map(|k| {
             let mut rows = Vec::with_capacity(samples.len());
             for (s, sample) in samples.iter().enumerate() {
-                let t = sample.get(k).ok_or_else(|| mismatch(s, "has fewer fields"))?;
+                let t = sample
+                    .get(k)
+                    .ok_or_else(|| mismatch(s, "has fewer fields"))?;
                 if t.shape() != first[k].shape() || t.dtype() != first[k].dtype() {
                     return Err(mismatch(
                         s,

@@ -162,7 +162,8 @@ impl ResNet {
         let (conv1, maxpool) = match cfg.stem {
             Stem::Cifar => (conv3x3(3, w, 1, dev)?, None),
             Stem::ImageNet => {
-                let conv = nn::Conv2d::no_bias(3, w, 7, Conv2dOpts::new().stride(2).padding(3), dev)?;
+                let conv =
+                    nn::Conv2d::no_bias(3, w, 7, Conv2dOpts::new().stride(2).padding(3), dev)?;
                 (
                     kaiming_normal(conv)?,
                     Some(nn::MaxPool2d::new(3, 2).padding(1)),

@@ -227,7 +227,11 @@ impl CudaDevice {
 
     /// `bytes` of device memory for work on `stream` (the copy stream's uploads): the
     /// allocator reuses the block for that stream's later work only.
-    pub(crate) fn alloc_on(self: &Arc<Self>, bytes: usize, stream: StreamId) -> Result<DeviceBuffer> {
+    pub(crate) fn alloc_on(
+        self: &Arc<Self>,
+        bytes: usize,
+        stream: StreamId,
+    ) -> Result<DeviceBuffer> {
         let ptr = if bytes == 0 {
             0
         } else {
@@ -251,7 +255,13 @@ impl CudaDevice {
 
     /// Queues a copy of `bytes` bytes from pinned host memory `src` to device address
     /// `dst` on `stream`, counted in the transfer statistics.
-    pub(crate) fn copy_htod_async(&self, dst: u64, src: u64, bytes: usize, stream: StreamId) -> Result<()> {
+    pub(crate) fn copy_htod_async(
+        &self,
+        dst: u64,
+        src: u64,
+        bytes: usize,
+        stream: StreamId,
+    ) -> Result<()> {
         let t = &self.transfers;
         Transfers::count(&t.bytes_htod, &t.num_htod, bytes);
         self.exec.copy_htod_async(dst, src, bytes, stream)

@@ -107,7 +107,10 @@ impl RandomCrop {
                 )
             })
         };
-        let (max_top, max_left) = (fits(h, self.size.h, "height")?, fits(w, self.size.w, "width")?);
+        let (max_top, max_left) = (
+            fits(h, self.size.h, "height")?,
+            fits(w, self.size.w, "width")?,
+        );
         let u = Tensor::rand(&[n, 2], DType::F64, &x.device())?;
         let below = |col: usize, count: usize| {
             u.narrow(1, col, 1)?
@@ -115,7 +118,10 @@ impl RandomCrop {
                 .to_dtype(DType::I64)
         };
         let zeros = Tensor::zeros(&[n, 1], DType::I64, &x.device())?;
-        Tensor::cat(&[&below(0, max_top + 1)?, &below(1, max_left + 1)?, &zeros], 1)
+        Tensor::cat(
+            &[&below(0, max_top + 1)?, &below(1, max_left + 1)?, &zeros],
+            1,
+        )
     }
 }
 
@@ -211,7 +217,11 @@ impl Transform for Normalize {
                 dtype: x.dtype(),
             });
         }
-        let channels = if x.rank() >= 3 { x.shape()[x.rank() - 3] } else { 0 };
+        let channels = if x.rank() >= 3 {
+            x.shape()[x.rank() - 3]
+        } else {
+            0
+        };
         if self.mean.len() != channels || self.std.len() != channels {
             return Err(Error::arg(
                 "mean",
