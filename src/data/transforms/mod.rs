@@ -48,6 +48,7 @@ impl Compose {
     }
 
     /// Appends `t`.
+    #[allow(clippy::should_implement_trait)] // a builder step, not arithmetic (as Sequential::add)
     pub fn add<T: Transform + 'static>(mut self, t: T) -> Compose {
         self.steps.push(Box::new(t));
         self
