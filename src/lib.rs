@@ -27,6 +27,7 @@
 // inside kiln too.
 extern crate self as kiln;
 
+pub mod amp;
 pub mod autograd;
 pub(crate) mod backend;
 pub mod cuda;
@@ -42,11 +43,13 @@ mod rng;
 mod shape;
 mod tensor;
 
+pub use amp::{autocast, autocast_dtype, autocast_off, is_autocast_enabled, AutocastGuard};
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use device::Device;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
-pub use rng::manual_seed;
+pub use nn::checkpoint::{load_tensors, save_tensors};
+pub use rng::{manual_seed, rng_state, set_rng_state};
 pub use tensor::{Tensor, TensorId};
 
 /// The names most programs need: `use kiln::prelude::*;`.

@@ -742,6 +742,48 @@ fn pools_match_the_cpu() {
     }
 }
 
+/// Padding in every float dtype and mode, forward and gradient, against the CPU:
+/// exact (the forward copies; the gradient sums the same copies in the same order).
+/// A larger case crosses the grid-stride loop.
+#[test]
+fn pad_matches_the_cpu_in_every_float_dtype() {
+    use kiln::nn::functional::PadMode;
+    let (dev, _gpu) = gpu_or_skip!("pad_matches_the_cpu_in_every_float_dtype");
+    let modes = [
+        PadMode::Constant(-1.5),
+        PadMode::Reflect,
+        PadMode::Replicate,
+        PadMode::Circular,
+    ];
+    // (input shape, (left, right, top, bottom))
+    type PadCase = (&'static [usize], (usize, usize, usize, usize));
+    let cases: [PadCase; 3] = [
+        (&[2, 3, 5, 6], (2, 3, 4, 1)),
+        (&[3, 4, 2], (1, 1, 0, 3)),
+        (&[1, 2, 60, 97], (5, 4, 3, 2)),
+    ];
+    for dtype in FLOATS {
+        for (case, &(shape, pad)) in cases.iter().enumerate() {
+            for mode in modes {
+                let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                    let x = values(shape, dtype, 95 + case as u64)
+                        .to_device(d)?
+                        .requires_grad();
+                    let y = F::pad(&x, pad, mode)?;
+                    let upstream = values(y.shape(), dtype, 96).to_device(d)?;
+                    y.mul(&upstream)?.sum_all()?.backward()?;
+                    Ok((y, x.grad().expect("grad")))
+                };
+                let what = format!("pad {mode:?} {shape:?} {dtype:?}");
+                let (yg, gg) = run(&dev).unwrap();
+                let (yc, gc) = run(&Device::Cpu).unwrap();
+                assert_close(&format!("{what} value"), &yg, &yc, 0.0, 0.0);
+                assert_close(&format!("{what} grad"), &gg, &gc, 0.0, 0.0);
+            }
+        }
+    }
+}
+
 /// Batch norm in every float dtype, training and eval, with and without affine
 /// parameters: S = 1 with many rows ((37, 5)), and a large S through a permuted view
 /// ((3, 7, 40, 13): 520 values per sample and channel). Output, the running
@@ -928,6 +970,152 @@ fn cross_entropy_and_nll_match_the_cpu_in_every_float_dtype() {
     let target = Tensor::from_vec(vec![0i64, 36, 1, 40], &[4], &dev).unwrap();
     let msg = F::cross_entropy(&logits, &target).unwrap_err().to_string();
     assert!(msg.contains("40") && msg.contains("37 classes"), "{msg}");
+}
+
+/// SiLU and softplus (both sides of the threshold, β = 1 and β ≠ 1) and their
+/// gradients, on a transposed view, in every float dtype.
+#[test]
+fn silu_and_softplus_match_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("silu_and_softplus_match_the_cpu");
+    type Op = (&'static str, fn(&Tensor) -> Result<Tensor>);
+    let ops: [Op; 3] = [
+        ("silu", F::silu),
+        ("softplus", |t| F::softplus(t, 1.0, 1.5)),
+        ("softplus_beta", |t| F::softplus(t, 2.0, 20.0)),
+    ];
+    for dtype in FLOATS {
+        let (atol, rtol) = tol(dtype);
+        for (name, op) in ops {
+            let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                let leaf = values(&[7, 33, 3], dtype, 41).to_device(d)?.requires_grad();
+                let y = op(&leaf.transpose(0, 2)?)?;
+                let gout = values(y.shape(), dtype, 42).to_device(d)?;
+                y.mul(&gout)?.sum_all()?.backward()?;
+                Ok((y, leaf.grad().expect("grad")))
+            };
+            let ((yg, gg), (yc, gc)) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+            assert_close(&format!("{name} {dtype:?}"), &yg, &yc, atol, rtol);
+            assert_close(&format!("{name} grad {dtype:?}"), &gg, &gc, atol, rtol);
+        }
+    }
+}
+
+/// layer_norm and rms_norm, forward and the gradients of x, weight and bias, with and
+/// without affine parameters, on contiguous and transposed inputs (rows wider and
+/// narrower than a block, and more rows than the backward's partial-sum blocks), in
+/// every float dtype.
+#[test]
+fn layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype");
+    // (leaf shape, transposed dims, normalized_shape)
+    type Case = (&'static [usize], (usize, usize), &'static [usize]);
+    let cases: [Case; 3] = [
+        (&[300, 37], (0, 0), &[37]),
+        (&[5, 3, 7], (0, 1), &[5, 7]),
+        (&[2, 700], (0, 0), &[700]),
+    ];
+    for dtype in FLOATS {
+        let (atol, rtol) = tol(dtype);
+        for (case, &(shape, (d0, d1), norm)) in cases.iter().enumerate() {
+            for (rms, affine) in [(false, true), (false, false), (true, true), (true, false)] {
+                let run = |d: &Device| -> Result<Vec<Tensor>> {
+                    let leaf = values(shape, dtype, 51 + case as u64)
+                        .to_device(d)?
+                        .requires_grad();
+                    let x = leaf.transpose(d0, d1)?;
+                    let param = |seed| {
+                        values(norm, dtype, seed)
+                            .to_device(d)
+                            .map(Tensor::requires_grad)
+                    };
+                    let (w, b) = if affine {
+                        (Some(param(52)?), Some(param(53)?))
+                    } else {
+                        (None, None)
+                    };
+                    let y = if rms {
+                        F::rms_norm(&x, norm, w.as_ref(), None)?
+                    } else {
+                        F::layer_norm(&x, norm, w.as_ref(), b.as_ref(), 1e-5)?
+                    };
+                    let gout = values(y.shape(), dtype, 54).to_device(d)?;
+                    y.mul(&gout)?.sum_all()?.backward()?;
+                    let mut out = vec![y, leaf.grad().expect("x grad")];
+                    let params = if rms {
+                        w.iter().collect::<Vec<_>>()
+                    } else {
+                        w.iter().chain(&b).collect()
+                    };
+                    out.extend(params.into_iter().map(|p| p.grad().expect("param grad")));
+                    Ok(out)
+                };
+                let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                assert_eq!(on_gpu.len(), on_cpu.len());
+                for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+                    let what =
+                        format!("norm case {case} {dtype:?} rms {rms} affine {affine}: output {i}");
+                    // Weight/bias gradients sum hundreds of rows: allow their rounding.
+                    let k = if i >= 2 { 8.0 } else { 1.0 };
+                    assert_close(&what, g, c, atol * k, rtol * k);
+                }
+            }
+        }
+    }
+}
+
+/// cross_entropy_opts with class weights, ignored targets, label smoothing and each
+/// reduction, on (N, C) and transposed (N, C, d1, d2) logits, in every float dtype.
+#[test]
+fn cross_entropy_opts_match_the_cpu_in_every_float_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("cross_entropy_opts_match_the_cpu_in_every_float_dtype");
+    // Every fifth target is ignored (-100).
+    let labels = |shape: &[usize], classes: usize, d: &Device| -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let v = (0..n).map(|i| {
+            if i % 5 == 2 {
+                -100
+            } else {
+                ((i * 7 + 3) % classes) as i64
+            }
+        });
+        Tensor::from_vec(v.collect(), shape, d)
+    };
+    type Case = (&'static [usize], (usize, usize), &'static [usize], usize);
+    let cases: [Case; 2] = [
+        (&[300, 37], (0, 0), &[300], 37),
+        (&[2, 5, 7, 3], (2, 3), &[2, 3, 7], 5),
+    ];
+    let reductions = [F::Reduction::Mean, F::Reduction::Sum, F::Reduction::None];
+    for dtype in FLOATS {
+        let (atol, rtol) = tol(dtype);
+        for (case, &(shape, (d0, d1), target_shape, classes)) in cases.iter().enumerate() {
+            for (reduction, smoothing) in reductions.iter().flat_map(|&r| [(r, 0.0), (r, 0.15)]) {
+                let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                    let leaf = values(shape, dtype, 61 + case as u64)
+                        .to_device(d)?
+                        .requires_grad();
+                    let x = leaf.transpose(d0, d1)?;
+                    let target = labels(target_shape, classes, d)?;
+                    let w = values(&[classes], dtype, 62)
+                        .abs()?
+                        .add_scalar(0.5)?
+                        .to_device(d)?;
+                    let opts = F::CrossEntropyOpts::new()
+                        .weight(&w)
+                        .label_smoothing(smoothing)
+                        .reduction(reduction);
+                    let loss = F::cross_entropy_opts(&x, &target, opts)?;
+                    let gout = values(loss.shape(), dtype, 63).to_device(d)?;
+                    loss.mul(&gout)?.sum_all()?.backward()?;
+                    Ok((loss, leaf.grad().expect("grad")))
+                };
+                let ((lg, gg), (lc, gc)) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                let what = format!("case {case} {dtype:?} {reduction:?} smoothing {smoothing}");
+                assert_close(&format!("loss {what}"), &lg, &lc, atol * 4.0, rtol * 4.0);
+                assert_close(&format!("grad {what}"), &gg, &gc, atol, rtol);
+            }
+        }
+    }
 }
 
 #[test]
@@ -1407,6 +1595,40 @@ fn crop_flip_matches_the_cpu_in_every_dtype() {
     }
 }
 
+/// GradScaler's fused non-finite check and unscale (`kernels/amp.cu`) against the CPU
+/// in every dtype it takes, on a contiguous and a transposed (strided) gradient of
+/// odd size, with and without an inf/NaN among them.
+#[test]
+fn grad_scaler_unscale_matches_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("grad_scaler_unscale_matches_the_cpu");
+    // The gradient of `sum(p^T · g)` is `g^T`, a strided view.
+    let run = |dtype: DType, bad: f32, d: &Device| -> Result<(bool, Vec<Tensor>)> {
+        let mut gv: Vec<f32> = (0..35).map(|i| (i as f32 - 17.0) * 37.5).collect();
+        gv[20] = bad;
+        let g = Tensor::from_vec(gv, &[5, 7], d)?.to_dtype(dtype)?;
+        let flat = Tensor::ones(&[35], dtype, d)?.requires_grad();
+        let square = Tensor::ones(&[7, 5], dtype, d)?.requires_grad();
+        let loss = flat.mul(&g.reshape(&[35])?)?.sum_all()?;
+        loss.add(&square.transpose(0, 1)?.mul(&g)?.sum_all()?)?
+            .backward()?;
+        let mut opt = Sgd::new([flat.clone(), square.clone()], 0.0)?;
+        let mut scaler = kiln::amp::GradScaler::new().init_scale(48.0)?;
+        let stepped = scaler.step(&mut opt)?;
+        Ok((stepped, vec![flat.grad().unwrap(), square.grad().unwrap()]))
+    };
+    for dtype in [DType::F32, DType::F64, DType::BF16] {
+        for bad in [1.0, f32::INFINITY, f32::NAN] {
+            let (cpu_stepped, cpu) = run(dtype, bad, &Device::Cpu).unwrap();
+            let (stepped, got) = run(dtype, bad, &dev).unwrap();
+            assert_eq!(stepped, cpu_stepped, "{dtype:?} {bad}: the skip decision");
+            assert_eq!(stepped, bad.is_finite());
+            for (g, c) in got.iter().zip(&cpu) {
+                assert_close(&format!("{dtype:?} {bad} unscaled"), g, c, 0.0, 0.0);
+            }
+        }
+    }
+}
+
 /// On the emulated device: the parity tests above, run one after another, launch every
 /// kernel in `kernels/`. (The tiled f16/bf16 GEMMs serve only PTX built for compute
 /// capability < 8.0; an emulator unit test in src/backend/cuda/matmul.rs runs them.)
@@ -1429,16 +1651,22 @@ fn the_parity_tests_launch_every_kernel() {
         softmax_and_log_softmax_match_the_cpu,
         dropout_matches_the_cpu_in_every_float_dtype,
         pools_match_the_cpu,
+        pad_matches_the_cpu_in_every_float_dtype,
         conv2d_and_its_gradients_match_the_cpu_for_every_option,
         batch_norm_matches_the_cpu_in_every_float_dtype,
         cross_entropy_and_nll_match_the_cpu_in_every_float_dtype,
+        silu_and_softplus_match_the_cpu,
+        layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype,
+        cross_entropy_opts_match_the_cpu_in_every_float_dtype,
         philox_on_the_device_matches_the_cpu_bit_for_bit,
         device_allocator_reaches_a_steady_state,
         training_steps_on_the_device_follow_the_cpu,
         fused_optimizer_steps_match_the_cpu,
+        grad_scaler_unscale_matches_the_cpu,
         creation_on_the_device_matches_the_cpu,
         training_steps_on_the_device_move_only_the_batch_and_the_loss,
         crop_flip_matches_the_cpu_in_every_dtype,
+        index_ops_match_the_cpu_in_every_dtype,
     ];
     for test in suite {
         test();
@@ -1452,4 +1680,59 @@ fn the_parity_tests_launch_every_kernel() {
         .map(|(name, _)| name)
         .collect();
     assert!(missed.is_empty(), "kernels no test launched: {missed:?}");
+}
+
+/// The index kernels against the CPU on strided operands: gather and where_cond in
+/// every dtype (bit for bit), scatter_add in every float dtype (bit for bit: both
+/// backends sum in one order), index_bounds through every checked op, and the sin
+/// and cos cases of the unary kernels.
+#[test]
+fn index_ops_match_the_cpu_in_every_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("index_ops_match_the_cpu_in_every_dtype");
+    let ids: Vec<i64> = (0..9 * 6).map(|i| (i * 5 % 7) as i64).collect();
+    let base = Tensor::from_vec(ids, &[9, 6], &Device::Cpu).unwrap();
+    // (6, 9) transposed views of indices in [0, 7), on both devices.
+    let idx_cpu = base.transpose(0, 1).unwrap();
+    let idx_gpu = base.to_device(&dev).unwrap().transpose(0, 1).unwrap();
+    let (cond_cpu, cond_gpu) = pair_t(&[6, 7], DType::U8, 9, &dev);
+    for dtype in ALL {
+        let (cpu, gpu) = pair_t(&[6, 7], dtype, 10, &dev);
+        let what = format!("gather {dtype:?}");
+        let got = gpu.gather(1, &idx_gpu).unwrap();
+        assert_exact(&what, &got, &cpu.gather(1, &idx_cpu).unwrap());
+        let (b_cpu, b_gpu) = pair_t(&[7], dtype, 11, &dev);
+        let what = format!("where_cond {dtype:?}");
+        let got = cond_gpu.where_cond(&gpu, &b_gpu).unwrap();
+        assert_exact(&what, &got, &cond_cpu.where_cond(&cpu, &b_cpu).unwrap());
+    }
+    for dtype in FLOATS {
+        let (base_cpu, base_gpu) = pair_t(&[7, 9], dtype, 12, &dev);
+        let (src_cpu, src_gpu) = pair_t(&[6, 9], dtype, 13, &dev);
+        let what = format!("scatter_add {dtype:?}");
+        let got = base_gpu.scatter_add(0, &idx_gpu, &src_gpu).unwrap();
+        let want = base_cpu.scatter_add(0, &idx_cpu, &src_cpu).unwrap();
+        assert_exact(&what, &got, &want);
+        let (cpu, gpu) = pair_t(&[5, 3], dtype, 14, &dev);
+        let (atol, rtol) = tol(dtype);
+        assert_close(
+            &format!("sin {dtype:?}"),
+            &gpu.sin().unwrap(),
+            &cpu.sin().unwrap(),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("cos {dtype:?}"),
+            &gpu.cos().unwrap(),
+            &cpu.cos().unwrap(),
+            atol,
+            rtol,
+        );
+    }
+    let bad = Tensor::from_vec(vec![0i64, 9], &[1, 2], &dev).unwrap();
+    assert!(idx_gpu
+        .to_dtype(DType::F32)
+        .unwrap()
+        .gather(1, &bad)
+        .is_err());
 }

@@ -7,7 +7,8 @@
 //!
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `index.rs`, `pad.rs`,
+//! `amp.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -16,19 +17,23 @@
 pub(crate) mod cpu;
 pub(crate) mod cuda;
 
+mod amp;
 mod conv;
 mod dropout;
 mod elementwise;
 mod fill;
 mod image;
+mod index;
 mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod reduce;
 mod softmax;
 
+pub(crate) use amp::{check_unscale_operands, AmpOps};
 pub(crate) use conv::{Conv2dParams, ConvOps};
 pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;
@@ -36,10 +41,12 @@ pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
 pub(crate) use image::{CropFlipParams, ImageOps};
+pub(crate) use index::IndexOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
-pub(crate) use norm::{BatchNormParams, NormOps};
+pub(crate) use norm::{BatchNormParams, LayerNormParams, NormOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
+pub(crate) use pad::{Pad2dParams, PadKind, PadOps};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 pub(crate) use reduce::{ReduceOp, ReduceOps};
 pub(crate) use softmax::SoftmaxOps;
@@ -57,11 +64,14 @@ pub(crate) trait BackendStorage:
     + MatmulOps
     + ConvOps
     + PoolOps
+    + PadOps
     + DropoutOps
     + OptimOps
     + FillOps
     + NormOps
     + LossOps
+    + AmpOps
+    + IndexOps
     + ImageOps
 {
     /// The element type.
@@ -214,6 +224,7 @@ operands_tuple!(A 0, B 1);
 operands_tuple!(A 0, B 1, C 2);
 operands_tuple!(A 0, B 1, C 2, D 3);
 operands_tuple!(A 0, B 1, C 2, D 3, E 4);
+operands_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
 
 /// A primitive's result on one backend, wrapped back into [`Storage`].
 pub(crate) trait IntoStorage {
@@ -279,6 +290,14 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 impl Storage {
+    /// Number of elements stored.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+
     /// The device this memory is on.
     pub(crate) fn device(&self) -> Device {
         match self {

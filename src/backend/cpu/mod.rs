@@ -5,6 +5,7 @@
 //! (kernels are generic over the element type, f16/bf16 computed in f32).
 
 pub(crate) mod alloc;
+mod amp;
 mod conv;
 mod dropout;
 pub(crate) mod dtype;
@@ -12,11 +13,13 @@ mod elementwise;
 mod fill;
 pub(crate) mod gemm_util;
 mod image;
+mod index;
 mod loss;
 mod math;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod reduce;
 mod softmax;

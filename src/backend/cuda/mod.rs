@@ -14,6 +14,7 @@
 //! Nothing runs through the host.
 
 pub mod allocator;
+mod amp;
 mod conv;
 pub(crate) mod device;
 mod driver;
@@ -23,12 +24,14 @@ mod elementwise;
 pub mod emulator;
 mod fill;
 mod image;
+mod index;
 pub mod kernels;
 pub mod launch;
 mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod random;
 mod reduce;

@@ -6,17 +6,21 @@
 mod activation;
 mod conv;
 mod dropout;
+mod embedding;
 mod linear;
 mod loss;
 mod norm;
+mod pad;
 mod pool;
 mod softmax;
 
 pub use activation::*;
 pub use conv::*;
 pub use dropout::*;
+pub use embedding::*;
 pub use linear::*;
 pub use loss::*;
 pub use norm::*;
+pub use pad::*;
 pub use pool::*;
 pub use softmax::*;
