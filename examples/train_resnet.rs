@@ -9,8 +9,9 @@
 //!
 //! With `--data DIR` (the binary CIFAR-10, `cifar-10-binary.tar.gz` extracted) it trains
 //! with random crops (padding 4) and horizontal flips, label smoothing, SGD with
-//! Nesterov momentum or AdamW (`--optimizer`), batches uploaded by the `DataLoader`'s
-//! background thread, and prints the test accuracy after every epoch. Without it, it
+//! Nesterov momentum or AdamW (`--optimizer`), a linear warm-up then cosine decay of the
+//! learning rate (per step), BF16 autocast on CUDA, batches uploaded by the
+//! `DataLoader`'s background thread, and prints the test accuracy after every epoch. Without it, it
 //! trains for `--steps` steps on random images made on the device (after one warm-up
 //! step) and reports images/s: a benchmark anyone can run on any machine. On the CPU
 //! the defaults keep it under a minute.
@@ -24,6 +25,7 @@ use kiln::data::transforms::{Compose, Normalize, RandomCrop, RandomHorizontalFli
 use kiln::data::{load_cifar10, DataLoader, Dataset};
 use kiln::models::{ResNet, ResNetConfig};
 use kiln::nn::{functional as F, Forward, Module};
+use kiln::optim::lr_scheduler::{CosineAnnealingLr, LinearLr, LrScheduler, SequentialLr};
 use kiln::optim::{AdamW, Optimizer, Sgd};
 use kiln::{DType, Device, Result, Tensor};
 use std::time::Instant;
@@ -73,6 +75,13 @@ struct Cli {
     /// Benchmark: timed training steps [default: 50 on CUDA, 4 on the CPU].
     #[arg(long)]
     steps: Option<usize>,
+    /// Epochs of linear learning-rate warm-up (from 1/10 of --lr) before the cosine decay.
+    #[arg(long, default_value_t = 1)]
+    warmup_epochs: usize,
+    /// Keep every op in f32 on CUDA (by default convolutions and matmuls run under BF16
+    /// autocast there; the CPU always computes in f32).
+    #[arg(long)]
+    no_autocast: bool,
 }
 
 /// A progress bar for `len` steps showing loss, accuracy and images/s.
@@ -131,6 +140,12 @@ impl Meter {
     }
 }
 
+/// `kiln::autocast(BF16)` when `on`: convolutions and matmuls in BF16 from the f32
+/// weights, losses and norms in f32.
+fn maybe_autocast(on: bool) -> Result<Option<kiln::AutocastGuard>> {
+    on.then(|| kiln::autocast(DType::BF16)).transpose()
+}
+
 /// One training step on a batch; returns the loss and logits for the meter.
 fn step(
     net: &ResNet,
@@ -138,10 +153,15 @@ fn step(
     x: &Tensor,
     y: &Tensor,
     smoothing: f64,
+    autocast: bool,
 ) -> Result<(Tensor, Tensor)> {
     opt.zero_grad();
-    let logits = net.forward(x)?;
-    let loss = F::cross_entropy_with(&logits, y, smoothing)?;
+    let (logits, loss) = {
+        let _ac = maybe_autocast(autocast)?;
+        let logits = net.forward(x)?;
+        let loss = F::cross_entropy_with(&logits, y, smoothing)?;
+        (logits, loss)
+    };
     loss.backward()?;
     opt.step()?;
     Ok((loss, logits.detach()))
@@ -153,9 +173,11 @@ fn evaluate(
     batches: impl Iterator<Item = Result<Vec<Tensor>>>,
     norm: &Normalize,
     dev: &Device,
+    autocast: bool,
 ) -> Result<f64> {
     net.eval();
     let _no_grad = kiln::no_grad();
+    let _ac = maybe_autocast(autocast)?;
     let mut meter = Meter::new(dev)?;
     for batch in batches {
         let batch = batch?;
@@ -189,8 +211,12 @@ fn main() -> Result<()> {
         ),
     };
     let norm = Normalize::new(&MEAN, &STD);
+    let autocast = on_gpu && !cli.no_autocast;
+    if autocast {
+        println!("BF16 autocast (--no-autocast for f32)");
+    }
     let Some(dir) = &cli.data else {
-        return benchmark(&cli, &net, opt.as_mut(), batch_size, &norm, &dev);
+        return benchmark(&cli, &net, opt.as_mut(), batch_size, &norm, &dev, autocast);
     };
 
     let (train, test) = load_cifar10(dir)?;
@@ -209,6 +235,17 @@ fn main() -> Result<()> {
         .add(RandomCrop::new(32, 4))
         .add(RandomHorizontalFlip::new(0.5))
         .add(Normalize::new(&MEAN, &STD));
+    // Per step: linear warm-up from lr/10, then cosine decay to 0 (PyTorch's
+    // SequentialLR of LinearLR and CosineAnnealingLR).
+    let total = (cli.epochs * train_loader.len()).max(1);
+    let warmup = (cli.warmup_epochs * train_loader.len()).clamp(1, total);
+    let warm = LinearLr::new(opt.as_ref(), 0.1, 1.0, warmup)?;
+    let cosine = CosineAnnealingLr::new(opt.as_ref(), (total - warmup).max(1))?;
+    let mut schedule = SequentialLr::new(
+        opt.as_ref(),
+        vec![Box::new(warm), Box::new(cosine)],
+        &[warmup],
+    )?;
     let mut accuracy = 0.0;
     for epoch in 1..=cli.epochs {
         let progress = bar(train_loader.len() as u64, format!("epoch {epoch:>3}"));
@@ -216,7 +253,15 @@ fn main() -> Result<()> {
         for (i, batch) in train_loader.iter()?.enumerate() {
             let batch = batch?;
             let x = augment.apply(&batch[0])?;
-            let (loss, logits) = step(&net, opt.as_mut(), &x, &batch[1], cli.label_smoothing)?;
+            let (loss, logits) = step(
+                &net,
+                opt.as_mut(),
+                &x,
+                &batch[1],
+                cli.label_smoothing,
+                autocast,
+            )?;
+            schedule.step(opt.as_mut())?;
             meter.add(&loss, &logits, &batch[1])?;
             if i % 20 == 19 {
                 progress.set_message(meter.show()?);
@@ -225,7 +270,7 @@ fn main() -> Result<()> {
         }
         let summary = meter.show()?;
         progress.finish_and_clear();
-        accuracy = evaluate(&net, test_loader.iter()?, &norm, &dev)?;
+        accuracy = evaluate(&net, test_loader.iter()?, &norm, &dev, autocast)?;
         println!(
             "epoch {epoch:3}: {summary}, test accuracy {:.2}%",
             100.0 * accuracy
@@ -244,6 +289,7 @@ fn benchmark(
     batch_size: usize,
     norm: &Normalize,
     dev: &Device,
+    autocast: bool,
 ) -> Result<()> {
     let steps = cli.steps.unwrap_or(if dev.is_cuda() { 50 } else { 4 });
     println!("synthetic data (no --data): {steps} timed steps of {batch_size} images 3×32×32");
@@ -255,14 +301,14 @@ fn benchmark(
         Ok(vec![x, y])
     };
     let warm = batch(batch_size)?;
-    step(net, opt, &warm[0], &warm[1], cli.label_smoothing)?
+    step(net, opt, &warm[0], &warm[1], cli.label_smoothing, autocast)?
         .0
         .item::<f32>()?;
     let progress = bar(steps as u64, "benchmark".into());
     let mut meter = Meter::new(dev)?;
     for i in 0..steps {
         let b = batch(batch_size)?;
-        let (loss, logits) = step(net, opt, &b[0], &b[1], cli.label_smoothing)?;
+        let (loss, logits) = step(net, opt, &b[0], &b[1], cli.label_smoothing, autocast)?;
         meter.add(&loss, &logits, &b[1])?;
         if i % 10 == 0 {
             progress.set_message(meter.show()?); // reads the loss: a synchronization
@@ -275,7 +321,7 @@ fn benchmark(
     let images_per_s = meter.images as f64 / meter.started.elapsed().as_secs_f64();
     println!("{images_per_s:.1} images/s (training, {dev})");
     let test = (0..2).map(|_| batch(batch_size));
-    let accuracy = evaluate(net, test, norm, dev)?;
+    let accuracy = evaluate(net, test, norm, dev, autocast)?;
     println!(
         "test accuracy: {:.2}% (random labels: about 10%)",
         100.0 * accuracy
