@@ -1,14 +1,30 @@
 //! Fits a line `y = w·x + b` to noisy points with autograd and plain gradient descent.
 //!
 //! `cargo run --release --example fit_line` — runs on the GPU when one is usable,
-//! otherwise on the CPU.
+//! otherwise on the CPU (`-- --help` lists the options).
 
-use kiln::{DType, Device, Result, Tensor};
+#[path = "common/mod.rs"]
+mod common;
+
+use clap::Parser;
+use kiln::{DType, Result, Tensor};
+
+/// Fits y = w·x + b to noisy points with autograd and gradient descent.
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    device: common::DeviceArgs,
+    /// Gradient-descent steps.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+}
 
 fn main() -> Result<()> {
-    kiln::manual_seed(0);
-    let dev = Device::cuda_if_available(0);
-    println!("device: {dev}");
+    let cli = Cli::parse();
+    let dev = cli.device.setup();
 
     // 256 points on y = 3x + 2 with a little noise.
     let x = Tensor::rand(&[256, 1], DType::F32, &dev)?
@@ -19,8 +35,8 @@ fn main() -> Result<()> {
 
     let w = Tensor::zeros(&[1, 1], DType::F32, &dev)?.requires_grad();
     let b = Tensor::zeros(&[1], DType::F32, &dev)?.requires_grad();
-    let lr = 0.1;
-    for step in 0..=200 {
+    let lr = cli.lr;
+    for step in 0..=cli.steps {
         let pred = x.matmul(&w)?.add(&b)?;
         let loss = pred.sub(&y)?.powf(2.0)?.mean_all()?;
         w.zero_grad();

@@ -7,11 +7,32 @@
 //!    `forward` gets fresh random weights on every call and never learns; kiln's
 //!    optimizer notices and says so.
 //!
-//! `cargo run --release --example nn_vs_functional`
+//! `cargo run --release --example nn_vs_functional` (`-- --help` lists the options)
 
+#[path = "common/mod.rs"]
+mod common;
+
+use clap::Parser;
+use kiln::data::{DataLoader, ImageDataset};
 use kiln::nn::{self, functional as F, Conv2dOpts, Forward, Module};
 use kiln::optim::{Optimizer, Sgd};
-use kiln::{data, DType, Device, Result, Tensor};
+use kiln::{data, DType, Result, Tensor};
+
+/// Dropout as module or function, and layers built in the constructor or in forward.
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    device: common::DeviceArgs,
+    /// Training epochs of the model with its layer in the constructor.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// SGD learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+}
 
 /// Dropout as a module: it follows the model's `train()` / `eval()`.
 #[derive(nn::Module)]
@@ -84,8 +105,8 @@ impl Forward for LayerInConstructor {
 }
 
 fn main() -> Result<()> {
-    kiln::manual_seed(0);
-    let dev = Device::cuda_if_available(0);
+    let cli = Cli::parse();
+    let dev = cli.device.setup();
     let x = Tensor::ones(&[4, 1000], DType::F32, &dev)?;
     show_dropout(
         "Model1 (nn::Dropout)         ",
@@ -96,18 +117,21 @@ fn main() -> Result<()> {
     )?;
     show_dropout("Model3 (F::dropout with mode)", &Model3::default(), &x)?;
 
-    let digits = data::load_digits(concat!(
+    let digits: ImageDataset = data::load_digits(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/data/digits/digits.csv.gz"
     ))?;
-    let batches = digits.batches(64, Some(0), &dev)?;
-    let (xb, yb) = &batches[0];
+    let loader = DataLoader::new(&digits, cli.batch_size)
+        .shuffle(true)
+        .device(&dev);
+    let first = loader.iter()?.next().expect("the digits are not empty")?;
+    let (xb, yb) = (&first[0], &first[1]);
 
     println!("\nA layer built inside forward:");
     let wrong = LayerInForward {
         head: nn::Linear::new(4 * 8 * 8, 10, &dev)?,
     };
-    let mut opt = Sgd::new(wrong.parameters(), 0.1)?;
+    let mut opt = Sgd::new(wrong.parameters(), cli.lr)?;
     opt.zero_grad();
     F::cross_entropy(&wrong.forward(xb)?, yb)?.backward()?;
     match opt.step() {
@@ -120,19 +144,20 @@ fn main() -> Result<()> {
         conv: nn::Conv2d::new(1, 4, 3, Conv2dOpts::new().padding(1), &dev)?,
         head: nn::Linear::new(4 * 8 * 8, 10, &dev)?,
     };
-    let mut opt = Sgd::new(right.parameters(), 0.1)?.momentum(0.9);
-    for epoch in 1..=3 {
+    let mut opt = Sgd::new(right.parameters(), cli.lr)?.momentum(0.9);
+    for epoch in 1..=cli.epochs {
         let mut total = 0.0;
-        for (xb, yb) in &batches {
+        for batch in loader.iter()? {
+            let batch = batch?;
             opt.zero_grad();
-            let loss = F::cross_entropy(&right.forward(xb)?, yb)?;
+            let loss = F::cross_entropy(&right.forward(&batch[0])?, &batch[1])?;
             loss.backward()?;
             opt.step()?;
             total += f64::from(loss.item::<f32>()?);
         }
         println!(
             "  epoch {epoch}: mean loss {:.4}",
-            total / batches.len() as f64
+            total / loader.len() as f64
         );
     }
     Ok(())

@@ -166,3 +166,11 @@ pub fn set_gemm_backend(ordinal: usize, choice: GemmChoice) -> Result<()> {
     let dev = cuda::device(ordinal)?;
     cuda::blas::set_choice(&dev, choice)
 }
+
+/// How many times in this process a stream of the emulated device was made to wait for
+/// an event (`cuStreamWaitEvent`): the compute stream waits once per batch a
+/// `DataLoader` uploads.
+#[cfg(feature = "cuda-emulator")]
+pub fn emulated_stream_waits() -> u64 {
+    crate::backend::cuda::emulator::stream_wait_count()
+}

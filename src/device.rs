@@ -1,6 +1,6 @@
 //! Devices: where a tensor's memory lives and where its ops run.
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// A compute device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,9 +13,19 @@ pub enum Device {
 
 impl Device {
     /// `Device::Cuda(ordinal)` when a GPU, its driver and kiln's kernels are usable,
-    /// otherwise `Device::Cpu`. Never fails.
+    /// otherwise `Device::Cpu`. Never fails; why CUDA cannot be used is logged at
+    /// `info` level through the `log` crate (`RUST_LOG=kiln=info` with `env_logger`).
     pub fn cuda_if_available(ordinal: usize) -> Device {
-        Device::cuda(ordinal).unwrap_or(Device::Cpu)
+        match Device::cuda(ordinal) {
+            Ok(dev) => {
+                log::info!("using CUDA device {ordinal}");
+                dev
+            }
+            Err(e) => {
+                log::info!("CUDA device {ordinal} is not used, falling back to the CPU: {e}");
+                Device::Cpu
+            }
+        }
     }
 
     /// `Device::Cuda(ordinal)`, or an error that says why the GPU cannot be used:
@@ -42,6 +52,36 @@ impl std::fmt::Display for Device {
         match self {
             Device::Cpu => write!(f, "cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = Error;
+
+    /// `"cpu"`, `"cuda"` (ordinal 0) or `"cuda:N"`, as `torch.device` spells them. Says
+    /// nothing about whether the device can be used ([`Device::cuda`] does).
+    ///
+    /// ```
+    /// use kiln::Device;
+    /// assert_eq!("cuda:1".parse::<Device>().unwrap(), Device::Cuda(1));
+    /// assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+    /// assert!("gpu".parse::<Device>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Device> {
+        match s.trim() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| {
+                    Error::arg(
+                        "device",
+                        format!("expected cpu, cuda or cuda:N (N a number), got {other:?}"),
+                    )
+                }),
         }
     }
 }

@@ -1665,6 +1665,31 @@ fn soak_ten_thousand_training_steps_keep_device_memory_flat() {
     assert_eq!(after.num_device_alloc, before.num_device_alloc);
 }
 
+/// The image transforms' crop-and-flip gather in every dtype, for contiguous and
+/// transposed batches and offsets partly outside the padded image (zeros there).
+#[test]
+fn crop_flip_matches_the_cpu_in_every_dtype() {
+    use kiln::data::transforms::functional::crop_flip;
+    let (dev, _gpu) = gpu_or_skip!("crop_flip_matches_the_cpu_in_every_dtype");
+    let rows = vec![0i64, 0, 0, 3, 1, 1, -2, 6, 1, 5, -1, 0];
+    let params = Tensor::from_vec(rows, &[4, 3], &Device::Cpu).unwrap();
+    for dtype in ALL {
+        let x = values(&[4, 3, 5, 7], dtype, 41);
+        let xt = values(&[4, 3, 7, 5], dtype, 42).transpose(2, 3).unwrap();
+        for (what, x) in [("contiguous", x), ("transposed", xt)] {
+            let want = crop_flip(&x, &params, (4, 6), 2).unwrap();
+            let got = crop_flip(
+                &x.to_device(&dev).unwrap(),
+                &params.to_device(&dev).unwrap(),
+                (4, 6),
+                2,
+            )
+            .unwrap();
+            assert_exact(&format!("crop_flip {dtype:?} {what}"), &got, &want);
+        }
+    }
+}
+
 /// GradScaler's fused non-finite check and unscale (`kernels/amp.cu`) against the CPU
 /// in every dtype it takes, on a contiguous and a transposed (strided) gradient of
 /// odd size, with and without an inf/NaN among them.
@@ -1736,6 +1761,7 @@ fn the_parity_tests_launch_every_kernel() {
         grad_scaler_unscale_matches_the_cpu,
         creation_on_the_device_matches_the_cpu,
         training_steps_on_the_device_move_only_the_batch_and_the_loss,
+        crop_flip_matches_the_cpu_in_every_dtype,
         index_ops_match_the_cpu_in_every_dtype,
     ];
     for test in suite {

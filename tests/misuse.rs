@@ -2,7 +2,7 @@
 //! problem in the user's terms — never a panic, never a silently wrong result.
 
 use kiln::autograd::{gradcheck, GradcheckOpts};
-use kiln::data::{load_mnist, write_idx_images, write_idx_labels, Dataset};
+use kiln::data::{load_mnist, write_idx_images, write_idx_labels, ImageDataset};
 use kiln::nn::functional as F;
 use kiln::{DType, Device, Error, Tensor};
 use std::path::PathBuf;
@@ -110,7 +110,7 @@ fn pool_padding_errors_read_like_pytorchs() {
 
 #[test]
 fn dataset_select_out_of_range_is_an_error() {
-    let d = Dataset {
+    let d = ImageDataset {
         images: vec![0.5; 8],
         labels: vec![0, 1],
         height: 2,
@@ -119,13 +119,13 @@ fn dataset_select_out_of_range_is_an_error() {
     assert_eq!(d.select(&[1, 0]).unwrap().labels, [1, 0]);
     let err = d.select(&[0, 2]).unwrap_err().to_string();
     assert!(err.contains("index 2 is out of range"), "{err}");
-    let inconsistent = Dataset {
+    let inconsistent = ImageDataset {
         images: vec![0.5; 3],
         ..d.clone()
     };
     assert!(inconsistent.select(&[0]).is_err());
     assert!(inconsistent.batches(1, None, &Device::Cpu).is_err());
-    let overflowing = Dataset {
+    let overflowing = ImageDataset {
         height: usize::MAX,
         ..d
     };

@@ -22,6 +22,7 @@ mod conv;
 mod dropout;
 mod elementwise;
 mod fill;
+mod image;
 mod index;
 mod loss;
 mod matmul;
@@ -39,6 +40,7 @@ pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
+pub(crate) use image::{CropFlipParams, ImageOps};
 pub(crate) use index::IndexOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{Activation, MatmulDims, MatmulOps};
@@ -70,6 +72,7 @@ pub(crate) trait BackendStorage:
     + LossOps
     + AmpOps
     + IndexOps
+    + ImageOps
 {
     /// The element type.
     fn dtype(&self) -> DType;

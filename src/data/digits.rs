@@ -1,13 +1,13 @@
 //! The UCI 8×8 handwritten digits (scikit-learn's `digits.csv.gz`).
 
-use super::{io_error, Dataset};
+use super::{io_error, ImageDataset};
 use crate::{Error, Result};
 use std::io::Read;
 use std::path::Path;
 
 /// Reads the digits CSV (optionally gzip-compressed): 64 pixel values 0..16 and a label
 /// per line. Pixels are scaled to [0, 1].
-pub fn load_digits(path: impl AsRef<Path>) -> Result<Dataset> {
+pub fn load_digits(path: impl AsRef<Path>) -> Result<ImageDataset> {
     let path = path.as_ref();
     let raw = std::fs::read(path).map_err(|e| io_error(path, e))?;
     let mut text = String::new();
@@ -18,7 +18,7 @@ pub fn load_digits(path: impl AsRef<Path>) -> Result<Dataset> {
     } else {
         text = String::from_utf8(raw).map_err(|e| bad(path, 0, &e.to_string()))?;
     }
-    let mut data = Dataset {
+    let mut data = ImageDataset {
         images: Vec::new(),
         labels: Vec::new(),
         height: 8,

@@ -1,15 +1,15 @@
 //! MNIST in the standard IDX format (`train-images-idx3-ubyte`, ... optionally `.gz`).
 
-use super::{io_error, Dataset};
+use super::{io_error, ImageDataset};
 use crate::{Error, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Reads `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` from `dir`:
 /// returns (train, test) with pixels scaled to [0, 1].
-pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
+pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(ImageDataset, ImageDataset)> {
     let dir = dir.as_ref();
-    let part = |prefix: &str| -> Result<Dataset> {
+    let part = |prefix: &str| -> Result<ImageDataset> {
         let (images, n, h, w) = read_images(&find(dir, &format!("{prefix}-images-idx3-ubyte"))?)?;
         let labels = read_labels(&find(dir, &format!("{prefix}-labels-idx1-ubyte"))?)?;
         // Images of no pixels would make any label count fit, so they are refused too.
@@ -25,7 +25,7 @@ pub fn load_mnist(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
                 ),
             ));
         }
-        Ok(Dataset {
+        Ok(ImageDataset {
             images,
             labels,
             height: h,

@@ -1,129 +1,97 @@
-//! Small image-classification datasets and mini-batching.
+//! Datasets, batching and image augmentation, like `torch.utils.data` and
+//! `torchvision.transforms`.
 //!
-//! [`Dataset`] holds images as f32 in (N, 1, H, W) order with I64 labels; `digits`
-//! reads the UCI 8×8 digits CSV shipped in `data/digits/`, `mnist` reads the standard
-//! IDX files. [`Dataset::batches`] yields device tensors, shuffled by a seed.
+//! * [`Dataset`] is the trait a source of samples implements: [`Dataset::len`] samples,
+//!   each [`Dataset::get`] a `Vec<Tensor>` (e.g. image and label). [`TensorDataset`]
+//!   wraps tensors that share dimension 0; the loaders ([`load_cifar10`],
+//!   [`load_mnist`], [`load_digits`]) return datasets too.
+//! * [`DataLoader`] batches a dataset: shuffled by its own seed (a new, reproducible
+//!   order every epoch), collated by stacking, prepared `prefetch` batches ahead on a
+//!   background thread and delivered on a device; on CUDA the upload goes from pinned
+//!   host memory on a copy stream, so it overlaps the compute of the previous batch.
+//! * [`transforms`] augments whole batches on their device (random crop with padding,
+//!   horizontal flip, normalisation), with per-sample choices from kiln's generator.
+//!
+//! ```
+//! use kiln::data::{DataLoader, Dataset, TensorDataset};
+//! use kiln::{DType, Device, Tensor};
+//! # fn main() -> kiln::Result<()> {
+//! let images = Tensor::rand(&[10, 3, 4, 4], DType::F32, &Device::Cpu)?;
+//! let labels = Tensor::from_vec((0..10i64).collect(), &[10], &Device::Cpu)?;
+//! let train = TensorDataset::new(vec![images, labels])?;
+//! let loader = DataLoader::new(&train, 4).shuffle(true).seed(0);
+//! let mut seen = 0;
+//! for batch in loader.iter()? {
+//!     let batch = batch?;
+//!     seen += batch[1].shape()[0];
+//! }
+//! assert_eq!(seen, train.len());
+//! # Ok(())
+//! # }
+//! ```
 
+mod cifar;
 mod digits;
+mod image;
+mod loader;
 mod mnist;
+mod tensor_dataset;
+pub mod transforms;
 
+pub use cifar::{load_cifar10, CIFAR10_CLASSES};
 pub use digits::load_digits;
+pub use image::ImageDataset;
+pub use loader::{DataLoader, DataLoaderIter};
 pub use mnist::{load_mnist, write_idx_images, write_idx_labels};
+pub use tensor_dataset::TensorDataset;
 
-use crate::{Device, Error, Result, Tensor};
+use crate::{Error, Result, Tensor};
+use std::sync::Arc;
 
-/// Images (N, 1, H, W) scaled to [0, 1] and their class labels.
-#[derive(Debug, Clone)]
-pub struct Dataset {
-    /// Pixels, image after image, row-major.
-    pub images: Vec<f32>,
-    /// Class index of each image.
-    pub labels: Vec<i64>,
-    /// Image height.
-    pub height: usize,
-    /// Image width.
-    pub width: usize,
+/// A source of samples, like `torch.utils.data.Dataset`: `len()` samples, each a
+/// `Vec<Tensor>` of fields (image, label, ...) with the same shapes and dtypes for
+/// every index, so that a [`DataLoader`] can stack them into batches.
+///
+/// `Send + Sync` because the loader reads it from its background thread. A type that
+/// is not `Clone` can be shared with the loader as an `Arc<T>`, which is a dataset too.
+pub trait Dataset: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+
+    /// True when there are no samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fields of sample `index` (CPU tensors; `index < len()`, else an `Err`
+    /// naming `index`).
+    fn get(&self, index: usize) -> Result<Vec<Tensor>>;
 }
 
-impl Dataset {
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.labels.len()
+impl<D: Dataset + ?Sized> Dataset for Arc<D> {
+    fn len(&self) -> usize {
+        (**self).len()
     }
 
-    /// True when there are no images.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Pixels per image; Err when the (public) fields disagree: `images` must hold
-    /// `len() * height * width` values.
-    fn pixels_per_image(&self) -> Result<usize> {
-        let px = self.height.checked_mul(self.width);
-        match px.and_then(|px| px.checked_mul(self.len())) {
-            Some(total) if total == self.images.len() => Ok(px.unwrap_or(0)),
-            _ => Err(Error::arg(
-                "self",
-                format!(
-                    "the dataset holds {} pixel values, but {} labels of {}×{} images need \
-                     labels × height × width",
-                    self.images.len(),
-                    self.len(),
-                    self.height,
-                    self.width
-                ),
-            )),
-        }
-    }
-
-    /// The images at `indices`, as a new dataset. Err for an index `>= len()` (like
-    /// PyTorch's `Subset` indexing) or a dataset whose fields disagree.
-    pub fn select(&self, indices: &[usize]) -> Result<Dataset> {
-        let px = self.pixels_per_image()?;
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            return Err(Error::arg(
-                "indices",
-                format!(
-                    "index {bad} is out of range for a dataset of {} images",
-                    self.len()
-                ),
-            ));
-        }
-        Ok(Dataset {
-            images: indices
-                .iter()
-                .flat_map(|&i| self.images[i * px..(i + 1) * px].iter().copied())
-                .collect(),
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
-            height: self.height,
-            width: self.width,
-        })
-    }
-
-    /// A split by position: every `k`-th image (starting at 0) goes to the second part.
-    /// Deterministic and class-balanced enough for ordered data like the digits.
-    pub fn split_every(&self, k: usize) -> Result<(Dataset, Dataset)> {
-        if k < 2 {
-            return Err(Error::arg("k", format!("must be at least 2, got {k}")));
-        }
-        let (test, train): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|i| i % k == 0);
-        Ok((self.select(&train)?, self.select(&test)?))
-    }
-
-    /// Mini-batches `(images (B, 1, H, W) f32, labels (B,) i64)` on `device`, in an
-    /// order shuffled by `seed` (`None`: in order). The last batch may be smaller.
-    pub fn batches(
-        &self,
-        batch_size: usize,
-        seed: Option<u64>,
-        device: &Device,
-    ) -> Result<Vec<(Tensor, Tensor)>> {
-        if batch_size == 0 {
-            return Err(Error::arg("batch_size", "must be at least 1"));
-        }
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        if let Some(seed) = seed {
-            shuffle(&mut order, seed);
-        }
-        order
-            .chunks(batch_size)
-            .map(|idx| {
-                let part = self.select(idx)?;
-                let x = Tensor::from_vec(
-                    part.images,
-                    &[idx.len(), 1, self.height, self.width],
-                    device,
-                )?;
-                let y = Tensor::from_vec(part.labels, &[idx.len()], device)?;
-                Ok((x, y))
-            })
-            .collect()
+    fn get(&self, index: usize) -> Result<Vec<Tensor>> {
+        (**self).get(index)
     }
 }
 
-/// Fisher-Yates with words from a Philox stream keyed by `seed`.
-fn shuffle(order: &mut [usize], seed: u64) {
-    let stream = crate::rng::PhiloxStream { seed, offset: 0 };
+/// Err naming `index` unless it is below `len`.
+pub(crate) fn check_index(index: usize, len: usize) -> Result<()> {
+    if index < len {
+        return Ok(());
+    }
+    Err(Error::arg(
+        "index",
+        format!("index {index} is out of range for a dataset of {len} samples"),
+    ))
+}
+
+/// Fisher-Yates with words from the Philox stream (`seed`, `offset`).
+pub(crate) fn shuffle(order: &mut [usize], seed: u64, offset: u64) {
+    let stream = crate::rng::PhiloxStream { seed, offset };
     for i in (1..order.len()).rev() {
         let j = ((u64::from(stream.word(i)) * (i as u64 + 1)) >> 32) as usize;
         order.swap(i, j);

@@ -12,6 +12,7 @@ pub(crate) mod dtype;
 mod elementwise;
 mod fill;
 pub(crate) mod gemm_util;
+mod image;
 mod index;
 mod loss;
 mod math;

@@ -2,7 +2,7 @@
 //! stream) and a caching allocator over a [`RawAllocator`]. Devices are opened once
 //! and live for the rest of the process.
 
-use super::allocator::{CachingAllocator, MemoryStats, RawAllocator};
+use super::allocator::{CachingAllocator, MemoryStats, RawAllocator, StreamId};
 use super::driver;
 use super::kernels::{kernels_built, KernelId};
 use super::launch::{check_args, Executor, KernelArg, LaunchConfig};
@@ -223,6 +223,48 @@ impl CudaDevice {
     /// Waits for all queued work.
     pub(crate) fn synchronize(&self) -> Result<()> {
         self.exec.synchronize()
+    }
+
+    /// `bytes` of device memory for work on `stream` (the copy stream's uploads): the
+    /// allocator reuses the block for that stream's later work only.
+    pub(crate) fn alloc_on(
+        self: &Arc<Self>,
+        bytes: usize,
+        stream: StreamId,
+    ) -> Result<DeviceBuffer> {
+        let ptr = if bytes == 0 {
+            0
+        } else {
+            self.alloc.lock().alloc(bytes, stream)?
+        };
+        Ok(DeviceBuffer {
+            ptr,
+            bytes,
+            device: self.clone(),
+        })
+    }
+
+    /// Marks `buf` as used by the compute stream too, so that its block is reused only
+    /// after the compute work queued before its free has run (PyTorch's `record_stream`).
+    pub(crate) fn record_compute_use(&self, buf: &DeviceBuffer) -> Result<()> {
+        if buf.bytes == 0 {
+            return Ok(());
+        }
+        self.alloc.lock().record_stream(buf.ptr, self.exec.stream())
+    }
+
+    /// Queues a copy of `bytes` bytes from pinned host memory `src` to device address
+    /// `dst` on `stream`, counted in the transfer statistics.
+    pub(crate) fn copy_htod_async(
+        &self,
+        dst: u64,
+        src: u64,
+        bytes: usize,
+        stream: StreamId,
+    ) -> Result<()> {
+        let t = &self.transfers;
+        Transfers::count(&t.bytes_htod, &t.num_htod, bytes);
+        self.exec.copy_htod_async(dst, src, bytes, stream)
     }
 }
 

@@ -139,6 +139,7 @@ pub(crate) fn open(ordinal: usize) -> Result<(DriverExecutor, DriverRaw)> {
             .map(|_| AtomicUsize::new(0))
             .collect(),
         loading: Mutex::new(()),
+        copy_stream: OnceLock::new(),
     };
     let raw = DriverRaw {
         handles: Handles { ctx, stream },
@@ -158,6 +159,8 @@ pub(crate) struct DriverExecutor {
     functions: Vec<AtomicUsize>,
     /// Serializes loading so each module is loaded once.
     loading: Mutex<()>,
+    /// The upload stream (`CUstream` as an integer), created on first use.
+    copy_stream: OnceLock<u64>,
 }
 
 impl DriverExecutor {
@@ -313,6 +316,92 @@ impl Executor for DriverExecutor {
     fn library_stream(&self) -> Result<Option<u64>> {
         self.handles.bind()?;
         Ok(Some(self.handles.stream as u64))
+    }
+
+    fn copy_stream(&self) -> Result<StreamId> {
+        if let Some(&s) = self.copy_stream.get() {
+            return Ok(StreamId(s));
+        }
+        let _guard = self.loading.lock();
+        if let Some(&s) = self.copy_stream.get() {
+            return Ok(StreamId(s));
+        }
+        self.handles.bind()?;
+        // Non-blocking: it must not synchronize with the legacy default stream either.
+        let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
+            .map_err(driver_err("cuStreamCreate"))?;
+        let _ = self.copy_stream.set(stream as u64);
+        Ok(StreamId(stream as u64))
+    }
+
+    fn alloc_pinned(&self, bytes: usize) -> Result<u64> {
+        self.handles.bind()?;
+        // SAFETY: a plain page-locked host allocation in the current context (flags 0:
+        // portable to this context only, which is the only one kiln uses per device).
+        unsafe { cu::malloc_host(bytes, 0) }
+            .map(|p| p as u64)
+            .map_err(driver_err("cuMemHostAlloc"))
+    }
+
+    fn free_pinned(&self, ptr: u64, _bytes: usize) {
+        if self.handles.bind().is_ok() {
+            // SAFETY: `ptr` came from `alloc_pinned`, no queued copy reads it any more
+            // (the caller waited for the copy's event), and it is freed once.
+            let _ = unsafe { cu::free_host(ptr as *mut c_void) };
+        }
+    }
+
+    fn copy_htod_async(&self, dst: u64, src: u64, bytes: usize, stream: StreamId) -> Result<()> {
+        self.handles.bind()?;
+        // SAFETY: `src` is `bytes` bytes of pinned host memory that the caller keeps
+        // untouched until an event recorded after this copy completes; `dst` is a device
+        // allocation of at least `bytes` bytes; `stream` is a stream of this context.
+        let src = unsafe { std::slice::from_raw_parts(src as *const u8, bytes) };
+        // SAFETY: as above.
+        unsafe { cu::memcpy_htod_async(dst, src, stream.0 as sys::CUstream) }
+            .map_err(driver_err("cuMemcpyHtoDAsync"))
+    }
+
+    fn record_event(&self, stream: StreamId) -> Result<EventId> {
+        self.handles.bind()?;
+        let event = cu::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(driver_err("cuEventCreate"))?;
+        // SAFETY: `event` was just created; `stream` is a stream of this context.
+        if let Err(e) = unsafe { cu::event::record(event, stream.0 as sys::CUstream) } {
+            // SAFETY: created above and destroyed once, here.
+            let _ = unsafe { cu::event::destroy(event) };
+            return Err(driver_err("cuEventRecord")(e));
+        }
+        Ok(EventId(event as u64))
+    }
+
+    fn stream_wait_event(&self, stream: StreamId, event: EventId) -> Result<()> {
+        self.handles.bind()?;
+        // SAFETY: both are live handles of this context (the event is destroyed only
+        // after every wait on it has been queued).
+        unsafe {
+            cu::stream::wait_event(
+                stream.0 as sys::CUstream,
+                event.0 as sys::CUevent,
+                sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+            )
+        }
+        .map_err(driver_err("cuStreamWaitEvent"))
+    }
+
+    fn event_synchronize(&self, event: EventId) -> Result<()> {
+        self.handles.bind()?;
+        // SAFETY: `event` came from `record_event` and is not destroyed yet.
+        unsafe { cu::event::synchronize(event.0 as sys::CUevent) }
+            .map_err(driver_err("cuEventSynchronize"))
+    }
+
+    fn destroy_event(&self, event: EventId) {
+        if self.handles.bind().is_ok() {
+            // SAFETY: `event` came from `record_event` and is destroyed once (a wait
+            // already queued on it still completes, as the driver documents).
+            let _ = unsafe { cu::event::destroy(event.0 as sys::CUevent) };
+        }
     }
 }
 

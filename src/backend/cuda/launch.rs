@@ -7,7 +7,7 @@
 //! [`plan`] merges the dimensions every operand walks contiguously and orders them
 //! innermost first.
 
-use super::allocator::StreamId;
+use super::allocator::{EventId, StreamId};
 use super::kernels::KernelId;
 use crate::{Error, Result};
 
@@ -174,6 +174,31 @@ pub trait Executor: Send + Sync {
     fn library_stream(&self) -> Result<Option<u64>> {
         Ok(None)
     }
+
+    // Uploads that overlap compute (the DataLoader's): pinned host memory, a second
+    // stream, and events that order the compute stream after the copies.
+
+    /// The stream host-to-device uploads run on beside the compute stream
+    /// ([`Executor::stream`]), created on first use.
+    fn copy_stream(&self) -> Result<StreamId>;
+    /// `bytes` (> 0) of page-locked host memory, the source an asynchronous copy needs;
+    /// its address.
+    fn alloc_pinned(&self, bytes: usize) -> Result<u64>;
+    /// Frees memory from [`Executor::alloc_pinned`] once no queued copy reads it.
+    fn free_pinned(&self, ptr: u64, bytes: usize);
+    /// Queues a copy of `bytes` bytes from pinned host memory at `src` to device
+    /// address `dst` on `stream`, and returns at once: `src` must stay untouched until
+    /// an event recorded after it has completed.
+    fn copy_htod_async(&self, dst: u64, src: u64, bytes: usize, stream: StreamId) -> Result<()>;
+    /// Records an event on `stream`, after the work queued on it so far.
+    fn record_event(&self, stream: StreamId) -> Result<EventId>;
+    /// Makes the device run the work queued on `stream` from now on only after `event`
+    /// has completed; the host does not wait.
+    fn stream_wait_event(&self, stream: StreamId, event: EventId) -> Result<()>;
+    /// Blocks the calling thread until `event` has completed.
+    fn event_synchronize(&self, event: EventId) -> Result<()>;
+    /// Releases an event from [`Executor::record_event`].
+    fn destroy_event(&self, event: EventId);
 }
 
 /// A point on the device's stream, for timing work on the device

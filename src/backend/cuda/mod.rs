@@ -24,6 +24,7 @@ mod elementwise;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
 mod fill;
+mod image;
 mod index;
 pub mod kernels;
 pub mod launch;
@@ -36,6 +37,7 @@ mod pool;
 mod random;
 mod reduce;
 mod softmax;
+pub(crate) mod staging;
 mod storage;
 
 pub(crate) use storage::CudaStorage;

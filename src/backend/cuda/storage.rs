@@ -42,6 +42,17 @@ impl CudaStorage {
         })
     }
 
+    /// Storage over `buf`, which holds `len` elements of `dtype` (or will, once the
+    /// copy queued into it has run).
+    pub(crate) fn from_buffer(buf: DeviceBuffer, len: usize, dtype: DType) -> Self {
+        CudaStorage { buf, len, dtype }
+    }
+
+    /// The allocation behind the storage.
+    pub(crate) fn buffer(&self) -> &DeviceBuffer {
+        &self.buf
+    }
+
     /// A copy of host storage on `device`.
     pub(crate) fn from_cpu(device: &Arc<CudaDevice>, host: &CpuStorage) -> Result<Self> {
         let out = Self::alloc(device, host.len(), host.dtype())?;
@@ -176,7 +187,7 @@ fn copy_strided(src: &CudaStorage, sl: &Layout, dst: &CudaStorage, dl: &Layout) 
 }
 
 /// The bytes of host storage.
-fn host_bytes(s: &CpuStorage) -> &[u8] {
+pub(crate) fn host_bytes(s: &CpuStorage) -> &[u8] {
     match s {
         CpuStorage::F32(v) => pod_bytes(v),
         CpuStorage::F64(v) => pod_bytes(v),

@@ -365,12 +365,23 @@ impl<R: RawAllocator> CachingAllocator<R> {
             Err(RawAllocError::Failed(e)) => return Err(e),
             Err(RawAllocError::OutOfMemory) => {
                 self.stats.num_alloc_retries += 1;
+                log::info!(
+                    "CUDA device {}: out of memory for a {size}-byte segment; releasing the \
+                     {} cached bytes no tensor uses and retrying",
+                    self.ordinal,
+                    self.stats.reserved_bytes.current - self.stats.allocated_bytes.current
+                );
                 self.release_cached_segments()?;
                 match self.raw.alloc(size) {
                     Ok(ptr) => ptr,
                     Err(RawAllocError::Failed(e)) => return Err(e),
                     Err(RawAllocError::OutOfMemory) => {
                         self.stats.num_ooms += 1;
+                        log::warn!(
+                            "CUDA device {}: still out of memory for {size} bytes after \
+                             emptying the cache",
+                            self.ordinal
+                        );
                         return Err(self.oom(requested));
                     }
                 }

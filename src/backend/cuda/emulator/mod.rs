@@ -188,6 +188,79 @@ impl Executor for EmulatedExecutor {
     }
 
     fn destroy_timing_event(&self, _event: TimingEvent) {}
+
+    fn copy_stream(&self) -> Result<StreamId> {
+        Ok(COPY_STREAM)
+    }
+
+    /// Ordinary host memory (every host page is "pinned" for a device that is the host).
+    fn alloc_pinned(&self, bytes: usize) -> Result<u64> {
+        let layout = pinned_layout(bytes)?;
+        // SAFETY: `layout` has a non-zero size (checked by `pinned_layout`).
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        if ptr.is_null() {
+            return Err(Error::HostOutOfMemory { bytes });
+        }
+        Ok(ptr as u64)
+    }
+
+    fn free_pinned(&self, ptr: u64, bytes: usize) {
+        if let Ok(layout) = pinned_layout(bytes) {
+            // SAFETY: `ptr` came from `alloc_pinned` with this size, hence this layout,
+            // and is freed once.
+            unsafe { std::alloc::dealloc(ptr as *mut u8, layout) };
+        }
+    }
+
+    fn copy_htod_async(&self, dst: u64, src: u64, bytes: usize, stream: StreamId) -> Result<()> {
+        if stream != COPY_STREAM && stream != self.stream() {
+            return Err(device_error(
+                "emulated cuMemcpyHtoDAsync",
+                format!("{stream:?} is not a stream of this device"),
+            ));
+        }
+        check_range("emulated copy to the device", dst, bytes)?;
+        // SAFETY: `src` is `bytes` readable bytes of pinned memory (the caller's
+        // contract); `dst` starts `bytes` writable bytes of one live allocation
+        // (checked), which cannot overlap host memory.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, bytes) };
+        Ok(())
+    }
+
+    /// Events are complete when recorded (work is synchronous); each has its own id.
+    fn record_event(&self, _stream: StreamId) -> Result<EventId> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Ok(EventId(NEXT.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    fn stream_wait_event(&self, _stream: StreamId, _event: EventId) -> Result<()> {
+        STREAM_WAITS.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn event_synchronize(&self, _event: EventId) -> Result<()> {
+        Ok(())
+    }
+
+    fn destroy_event(&self, _event: EventId) {}
+}
+
+/// The emulated device's copy stream (the compute stream is 1).
+const COPY_STREAM: StreamId = StreamId(2);
+
+/// How often a stream was made to wait for an event on the emulated device.
+static STREAM_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times, in this process, a stream of the emulated device was made to wait
+/// for an event (the DataLoader's compute stream waits once per uploaded batch).
+pub fn stream_wait_count() -> u64 {
+    STREAM_WAITS.load(Ordering::Relaxed)
+}
+
+/// The layout of a pinned buffer of `bytes` bytes: cache-line aligned.
+fn pinned_layout(bytes: usize) -> Result<std::alloc::Layout> {
+    std::alloc::Layout::from_size_align(bytes.max(1), 64)
+        .map_err(|_| Error::HostOutOfMemory { bytes })
 }
 
 /// Guarded host memory for the caching allocator.
