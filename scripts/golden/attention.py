@@ -5,8 +5,11 @@ Writes
   tests/data/attention.safetensors   keys `<case>.<tensor>`:
     sdpa cases: q, k, v, (mask), gout, out, grad_q, grad_k, grad_v, scale
     mha cases:  q, k, v, (attn_mask, key_padding_mask), out
+    gpt:        ids (2, 8), out (the logits), out_short (the logits of ids[:, :5])
   tests/data/mha_torch.safetensors   exactly `save_file(mha.state_dict())` of the
                                      nn.MultiheadAttention(16, 4, batch_first=True) below
+  tests/data/gpt_torch.safetensors   exactly `save_file(gpt.state_dict())` of the one-block
+                                     GPT below (src/models/gpt.rs's model)
 
 Every SDPA case draws q, k, v from a fixed seed, runs the PyTorch call quoted in its
 comment, and stores the output and the gradients of `(out * gout).sum()` for a random
@@ -109,6 +112,61 @@ with torch.no_grad():
     y = mha(q, kv, kv2, key_padding_mask=pad, attn_mask=am)[0]
     put("mha_cross", q=q, k=kv, v=kv2, key_padding_mask=pad.to(torch.uint8),
         attn_mask=am.to(torch.uint8), out=y)
+
+# ---------------------------------------------------------------- one-block GPT
+# The model of src/models/gpt.rs, in PyTorch (pre-norm, causal nn.MultiheadAttention,
+# exact-GELU MLP, final LayerNorm, untied head):
+class Mlp(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.c_fc = nn.Linear(d, 4 * d)
+        self.c_proj = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(d)
+        self.mlp = Mlp(d)
+
+    def forward(self, x):
+        h = self.ln_1(x)
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        x = x + self.attn(h, h, h, attn_mask=mask, is_causal=True, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class Gpt(nn.Module):
+    def __init__(self, vocab, block_size, n_layer, heads, d):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.wpe = nn.Embedding(block_size, d)
+        self.blocks = nn.ModuleList([Block(d, heads) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, ids):
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        return self.lm_head(self.ln_f(x))
+
+
+# gpt = Gpt(vocab=11, block_size=8, n_layer=1, heads=4, d=16).eval(); logits = gpt(ids)
+gpt = Gpt(11, 8, 1, 4, 16).eval()
+with torch.no_grad():  # non-trivial norms and biases, so the test sees them used
+    for name, p in gpt.named_parameters():
+        if "ln" in name or "bias" in name:
+            p.add_(torch.randn_like(p) * 0.3)
+save_file(gpt.state_dict(), os.path.normpath(os.path.join(data, "gpt_torch.safetensors")))
+ids = torch.randint(0, 11, (2, 8))
+with torch.no_grad():
+    put("gpt", ids=ids, out=gpt(ids), out_short=gpt(ids[:, :5]))
 
 path = os.path.normpath(os.path.join(data, "attention.safetensors"))
 save_file(out, path)

@@ -72,7 +72,7 @@ impl MultiheadAttention {
         if n_heads == 0 {
             return Err(Error::arg("n_heads", "must be at least 1"));
         }
-        if d_model == 0 || d_model % n_heads != 0 {
+        if d_model == 0 || !d_model.is_multiple_of(n_heads) {
             return Err(Error::arg(
                 "d_model",
                 format!("must be a positive multiple of n_heads = {n_heads}, got {d_model}"),
