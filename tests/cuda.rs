@@ -1382,10 +1382,6 @@ fn soak_ten_thousand_training_steps_keep_device_memory_flat() {
     assert_eq!(after.num_device_alloc, before.num_device_alloc);
 }
 
-/// On the emulated device: the parity tests above, run one after another, launch every
-/// kernel in `kernels/`. (The tiled f16/bf16 GEMMs serve only PTX built for compute
-/// capability < 8.0; an emulator unit test in src/backend/cuda/matmul.rs runs them.)
-#[cfg(feature = "cuda-emulator")]
 #[test]
 fn attention_matches_the_cpu_in_every_float_dtype() {
     let (dev, _gpu) = gpu_or_skip!("attention_matches_the_cpu_in_every_float_dtype");
@@ -1478,6 +1474,10 @@ fn attention_matches_the_cpu_in_every_float_dtype() {
     }
 }
 
+/// On the emulated device: the parity tests above, run one after another, launch every
+/// kernel in `kernels/`. (The tiled f16/bf16 GEMMs serve only PTX built for compute
+/// capability < 8.0; an emulator unit test in src/backend/cuda/matmul.rs runs them.)
+#[cfg(feature = "cuda-emulator")]
 #[test]
 fn the_parity_tests_launch_every_kernel() {
     if !kiln::cuda::is_emulated() {
