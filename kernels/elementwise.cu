@@ -14,6 +14,7 @@ enum UnaryCode {
     U_NEG = 0, U_EXP, U_LOG, U_SQRT, U_RELU, U_SIGMOID, U_TANH, U_ABS,
     U_ADD_SCALAR, U_MUL_SCALAR, U_DIV_SCALAR, U_POW_SCALAR,
     U_GELU, U_GELU_GRAD, U_GELU_TANH, U_GELU_TANH_GRAD, U_LEAKY_RELU, U_LEAKY_RELU_GRAD,
+    U_SILU, U_SILU_GRAD, U_SOFTPLUS, U_SOFTPLUS_GRAD,
 };
 enum BinaryCode { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM };
 enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
@@ -28,6 +29,8 @@ __device__ __forceinline__ float k_pow(float x, float e) { return powf(x, e); }
 __device__ __forceinline__ double k_pow(double x, double e) { return pow(x, e); }
 __device__ __forceinline__ float k_erf(float x) { return erff(x); }
 __device__ __forceinline__ double k_erf(double x) { return erf(x); }
+__device__ __forceinline__ float k_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double k_log1p(double x) { return log1p(x); }
 
 // GELU and its derivatives, term by term as the CPU backend writes them.
 #define KILN_FRAC_1_SQRT_2 0.7071067811865476
@@ -75,6 +78,14 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
     // `x > 0` is false for NaN, so NaN·s stays NaN, as on the CPU.
     case U_LEAKY_RELU: return x > (C)0 ? x : x * s;
     case U_LEAKY_RELU_GRAD: return x > (C)0 ? (C)1 : s;
+    case U_SILU: return x / ((C)1 + k_exp(-x));
+    case U_SILU_GRAD: {
+        C sig = (C)1 / ((C)1 + k_exp(-x));
+        return sig * ((C)1 + x * ((C)1 - sig));
+    }
+    // PyTorch's softplus at beta 1: linear above the threshold s, log1p(e^x) below.
+    case U_SOFTPLUS: return x > s ? x : k_log1p(k_exp(x));
+    case U_SOFTPLUS_GRAD: return x > s ? (C)1 : (C)1 / ((C)1 + k_exp(-x));
     default: __trap(); return x;
     }
 }
@@ -96,7 +107,8 @@ template <typename T> __device__ __forceinline__ T unary_int(uint32_t op, T x, i
     // Refused for integers on the host; reaching one here is a host bug.
     case U_EXP: case U_LOG: case U_SQRT: case U_SIGMOID: case U_TANH: case U_DIV_SCALAR:
     case U_POW_SCALAR: case U_GELU: case U_GELU_GRAD: case U_GELU_TANH: case U_GELU_TANH_GRAD:
-    case U_LEAKY_RELU: case U_LEAKY_RELU_GRAD:
+    case U_LEAKY_RELU: case U_LEAKY_RELU_GRAD: case U_SILU: case U_SILU_GRAD: case U_SOFTPLUS:
+    case U_SOFTPLUS_GRAD:
     default: __trap(); return x;
     }
 }

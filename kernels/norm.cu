@@ -1,4 +1,5 @@
-// Batch normalisation, the CUDA side of src/backend/cpu/norm.rs.
+// Batch normalisation, layer norm and RMS norm: the CUDA side of
+// src/backend/cpu/norm.rs.
 //
 // The input is contiguous and seen as (n, c, s): channel ch's values are the n rows of
 // s elements at (sample * c + ch) * s. Statistics are per channel over those n * s
@@ -120,3 +121,132 @@ extern "C" __global__ void batch_norm_backward_f32(const float *g, const float *
 extern "C" __global__ void batch_norm_backward_f64(const double *g, const double *x, uint64_t n, uint64_t c, uint64_t s, const double *mean, const double *var, double eps, const double *weight, int64_t wstride, uint32_t batch_stats, double *dx, double *dweight, double *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
 extern "C" __global__ void batch_norm_backward_f16(const f16 *g, const f16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const f16 *weight, int64_t wstride, uint32_t batch_stats, f16 *dx, f16 *dweight, f16 *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
 extern "C" __global__ void batch_norm_backward_bf16(const bf16 *g, const bf16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const bf16 *weight, int64_t wstride, uint32_t batch_stats, bf16 *dx, bf16 *dweight, bf16 *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
+
+// ---- Layer norm and RMS norm (rms != 0): the input is contiguous (rows, d), the
+// statistics are per row, in C, saved for the backward pass (mean only for layer norm).
+//
+// Thread mappings, and why:
+//   * layer_norm_forward_*: one block per row (a grid-stride loop over rows), threads
+//     striding over the row's d values: two passes for the statistics (mean, then the
+//     squared deviations, combined by `block_all` in a fixed order) and one that writes
+//     y; the row is re-read from L1/L2, not DRAM. A block rather than a warp per row,
+//     because transformer rows are hundreds to thousands of values wide.
+//   * layer_norm_backward_*: the same mapping for dx (two block sums per row: of w·g
+//     and w·g·x_hat). The weight and bias gradients are column sums over rows: block b
+//     owns rows b, b + gridDim.x, ... and keeps its column partial sums in row b of
+//     `part_w`/`part_b` (gridDim.x × d, in C; thread t always owns the same columns,
+//     so no barrier or atomic is needed), then layer_norm_param_grads_* sums the
+//     gridDim.x partials of each column in index order. Both orders are fixed by the
+//     launch geometry, which the host derives from the shape alone: deterministic,
+//     and no float atomics.
+
+// Mean and rstd of row `xr` (every thread of the block gets them).
+template <typename T, typename C>
+__device__ __forceinline__ void row_stats(const T *xr, uint64_t d, double eps, uint32_t rms,
+                                          C &mean, C &rstd) {
+    C m = 0;
+    if (!rms) {
+        C sum = 0;
+        for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) sum += widen(xr[j]);
+        m = block_all(sum, false) / (C)d;
+    }
+    C sq = 0;
+    for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) {
+        C v = widen(xr[j]) - m;
+        sq += v * v;
+    }
+    C var = block_all(sq, false) / (C)d;
+    mean = m;
+    rstd = (C)1 / sqrt(var + (C)eps);
+}
+
+// y = (x - mean) * rstd * w + b per row (RMS: x * rstd * w); w and b contiguous (d)
+// or null (1 and 0).
+template <typename T>
+__device__ __forceinline__ void layer_norm_forward(const T *x, uint64_t rows, uint64_t d,
+                                                   double eps, uint32_t rms, const T *w,
+                                                   const T *b, T *y,
+                                                   typename ComputeOf<T>::type *mean,
+                                                   typename ComputeOf<T>::type *rstd) {
+    typedef typename ComputeOf<T>::type C;
+    for (uint64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *xr = x + r * d;
+        C m, rs;
+        row_stats(xr, d, eps, rms, m, rs);
+        for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) {
+            C h = (widen(xr[j]) - m) * rs;
+            if (w) h *= widen(w[j]);
+            if (b) h += widen(b[j]);
+            y[r * d + j] = narrow<T>(h);
+        }
+        if (threadIdx.x == 0) {
+            if (!rms) mean[r] = m;
+            rstd[r] = rs;
+        }
+    }
+}
+
+// dx = rstd * (w g - mean(w g) - x_hat * mean(w g x_hat)) (RMS: without mean(w g));
+// part_w[blockIdx.x * d + j] = sum over this block's rows of g * x_hat, part_b of g.
+template <typename T>
+__device__ __forceinline__ void layer_norm_backward(
+    const T *g, const T *x, uint64_t rows, uint64_t d, uint32_t rms,
+    const typename ComputeOf<T>::type *mean, const typename ComputeOf<T>::type *rstd,
+    const T *w, T *dx, typename ComputeOf<T>::type *part_w,
+    typename ComputeOf<T>::type *part_b) {
+    typedef typename ComputeOf<T>::type C;
+    C *pw = part_w + blockIdx.x * d, *pb = part_b + blockIdx.x * d;
+    for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) pw[j] = pb[j] = 0;
+    for (uint64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *gr = g + r * d, *xr = x + r * d;
+        C m = rms ? (C)0 : mean[r], rs = rstd[r];
+        C sum_wg = 0, sum_wgx = 0;
+        for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) {
+            C gj = widen(gr[j]), xh = (widen(xr[j]) - m) * rs;
+            C wg = w ? gj * widen(w[j]) : gj;
+            sum_wg += wg;
+            sum_wgx += wg * xh;
+            pw[j] += gj * xh;
+            pb[j] += gj;
+        }
+        C mean_wg = rms ? (C)0 : block_all(sum_wg, false) / (C)d;
+        C mean_wgx = block_all(sum_wgx, false) / (C)d;
+        for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) {
+            C gj = widen(gr[j]), xh = (widen(xr[j]) - m) * rs;
+            C wg = w ? gj * widen(w[j]) : gj;
+            dx[r * d + j] = narrow<T>(rs * (wg - mean_wg - xh * mean_wgx));
+        }
+    }
+}
+
+// dw[j] = sum over p < parts of part_w[p * d + j] (in index order), db likewise.
+template <typename T>
+__device__ __forceinline__ void layer_norm_param_grads(const typename ComputeOf<T>::type *part_w,
+                                                       const typename ComputeOf<T>::type *part_b,
+                                                       uint64_t parts, uint64_t d, T *dw, T *db) {
+    typedef typename ComputeOf<T>::type C;
+    KILN_FOR_EACH(j, d) {
+        C sw = 0, sb = 0;
+        for (uint64_t p = 0; p < parts; ++p) {
+            sw += part_w[p * d + j];
+            sb += part_b[p * d + j];
+        }
+        dw[j] = narrow<T>(sw);
+        db[j] = narrow<T>(sb);
+    }
+}
+
+extern "C" __global__ void layer_norm_forward_f32(const float *x, uint64_t rows, uint64_t d, double eps, uint32_t rms, const float *w, const float *b, float *y, float *mean, float *rstd) { layer_norm_forward(x, rows, d, eps, rms, w, b, y, mean, rstd); }
+extern "C" __global__ void layer_norm_forward_f64(const double *x, uint64_t rows, uint64_t d, double eps, uint32_t rms, const double *w, const double *b, double *y, double *mean, double *rstd) { layer_norm_forward(x, rows, d, eps, rms, w, b, y, mean, rstd); }
+extern "C" __global__ void layer_norm_forward_f16(const f16 *x, uint64_t rows, uint64_t d, double eps, uint32_t rms, const f16 *w, const f16 *b, f16 *y, float *mean, float *rstd) { layer_norm_forward(x, rows, d, eps, rms, w, b, y, mean, rstd); }
+extern "C" __global__ void layer_norm_forward_bf16(const bf16 *x, uint64_t rows, uint64_t d, double eps, uint32_t rms, const bf16 *w, const bf16 *b, bf16 *y, float *mean, float *rstd) { layer_norm_forward(x, rows, d, eps, rms, w, b, y, mean, rstd); }
+
+extern "C" __global__ void layer_norm_backward_f32(const float *g, const float *x, uint64_t rows, uint64_t d, uint32_t rms, const float *mean, const float *rstd, const float *w, float *dx, float *part_w, float *part_b) { layer_norm_backward(g, x, rows, d, rms, mean, rstd, w, dx, part_w, part_b); }
+extern "C" __global__ void layer_norm_backward_f64(const double *g, const double *x, uint64_t rows, uint64_t d, uint32_t rms, const double *mean, const double *rstd, const double *w, double *dx, double *part_w, double *part_b) { layer_norm_backward(g, x, rows, d, rms, mean, rstd, w, dx, part_w, part_b); }
+extern "C" __global__ void layer_norm_backward_f16(const f16 *g, const f16 *x, uint64_t rows, uint64_t d, uint32_t rms, const float *mean, const float *rstd, const f16 *w, f16 *dx, float *part_w, float *part_b) { layer_norm_backward(g, x, rows, d, rms, mean, rstd, w, dx, part_w, part_b); }
+extern "C" __global__ void layer_norm_backward_bf16(const bf16 *g, const bf16 *x, uint64_t rows, uint64_t d, uint32_t rms, const float *mean, const float *rstd, const bf16 *w, bf16 *dx, float *part_w, float *part_b) { layer_norm_backward(g, x, rows, d, rms, mean, rstd, w, dx, part_w, part_b); }
+
+extern "C" __global__ void layer_norm_param_grads_f32(const float *part_w, const float *part_b, uint64_t parts, uint64_t d, float *dw, float *db) { layer_norm_param_grads(part_w, part_b, parts, d, dw, db); }
+extern "C" __global__ void layer_norm_param_grads_f64(const double *part_w, const double *part_b, uint64_t parts, uint64_t d, double *dw, double *db) { layer_norm_param_grads(part_w, part_b, parts, d, dw, db); }
+extern "C" __global__ void layer_norm_param_grads_f16(const float *part_w, const float *part_b, uint64_t parts, uint64_t d, f16 *dw, f16 *db) { layer_norm_param_grads(part_w, part_b, parts, d, dw, db); }
+extern "C" __global__ void layer_norm_param_grads_bf16(const float *part_w, const float *part_b, uint64_t parts, uint64_t d, bf16 *dw, bf16 *db) { layer_norm_param_grads(part_w, part_b, parts, d, dw, db); }

@@ -44,7 +44,8 @@ pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use device::Device;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
-pub use rng::manual_seed;
+pub use nn::checkpoint::{load_tensors, save_tensors};
+pub use rng::{manual_seed, rng_state, set_rng_state};
 pub use tensor::{Tensor, TensorId};
 
 /// The names most programs need: `use kiln::prelude::*;`.

@@ -930,6 +930,152 @@ fn cross_entropy_and_nll_match_the_cpu_in_every_float_dtype() {
     assert!(msg.contains("40") && msg.contains("37 classes"), "{msg}");
 }
 
+/// SiLU and softplus (both sides of the threshold, β = 1 and β ≠ 1) and their
+/// gradients, on a transposed view, in every float dtype.
+#[test]
+fn silu_and_softplus_match_the_cpu() {
+    let (dev, _gpu) = gpu_or_skip!("silu_and_softplus_match_the_cpu");
+    type Op = (&'static str, fn(&Tensor) -> Result<Tensor>);
+    let ops: [Op; 3] = [
+        ("silu", F::silu),
+        ("softplus", |t| F::softplus(t, 1.0, 1.5)),
+        ("softplus_beta", |t| F::softplus(t, 2.0, 20.0)),
+    ];
+    for dtype in FLOATS {
+        let (atol, rtol) = tol(dtype);
+        for (name, op) in ops {
+            let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                let leaf = values(&[7, 33, 3], dtype, 41).to_device(d)?.requires_grad();
+                let y = op(&leaf.transpose(0, 2)?)?;
+                let gout = values(y.shape(), dtype, 42).to_device(d)?;
+                y.mul(&gout)?.sum_all()?.backward()?;
+                Ok((y, leaf.grad().expect("grad")))
+            };
+            let ((yg, gg), (yc, gc)) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+            assert_close(&format!("{name} {dtype:?}"), &yg, &yc, atol, rtol);
+            assert_close(&format!("{name} grad {dtype:?}"), &gg, &gc, atol, rtol);
+        }
+    }
+}
+
+/// layer_norm and rms_norm, forward and the gradients of x, weight and bias, with and
+/// without affine parameters, on contiguous and transposed inputs (rows wider and
+/// narrower than a block, and more rows than the backward's partial-sum blocks), in
+/// every float dtype.
+#[test]
+fn layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype");
+    // (leaf shape, transposed dims, normalized_shape)
+    type Case = (&'static [usize], (usize, usize), &'static [usize]);
+    let cases: [Case; 3] = [
+        (&[300, 37], (0, 0), &[37]),
+        (&[5, 3, 7], (0, 1), &[5, 7]),
+        (&[2, 700], (0, 0), &[700]),
+    ];
+    for dtype in FLOATS {
+        let (atol, rtol) = tol(dtype);
+        for (case, &(shape, (d0, d1), norm)) in cases.iter().enumerate() {
+            for (rms, affine) in [(false, true), (false, false), (true, true), (true, false)] {
+                let run = |d: &Device| -> Result<Vec<Tensor>> {
+                    let leaf = values(shape, dtype, 51 + case as u64)
+                        .to_device(d)?
+                        .requires_grad();
+                    let x = leaf.transpose(d0, d1)?;
+                    let param = |seed| {
+                        values(norm, dtype, seed)
+                            .to_device(d)
+                            .map(Tensor::requires_grad)
+                    };
+                    let (w, b) = if affine {
+                        (Some(param(52)?), Some(param(53)?))
+                    } else {
+                        (None, None)
+                    };
+                    let y = if rms {
+                        F::rms_norm(&x, norm, w.as_ref(), None)?
+                    } else {
+                        F::layer_norm(&x, norm, w.as_ref(), b.as_ref(), 1e-5)?
+                    };
+                    let gout = values(y.shape(), dtype, 54).to_device(d)?;
+                    y.mul(&gout)?.sum_all()?.backward()?;
+                    let mut out = vec![y, leaf.grad().expect("x grad")];
+                    let params = if rms {
+                        w.iter().collect::<Vec<_>>()
+                    } else {
+                        w.iter().chain(&b).collect()
+                    };
+                    out.extend(params.into_iter().map(|p| p.grad().expect("param grad")));
+                    Ok(out)
+                };
+                let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                assert_eq!(on_gpu.len(), on_cpu.len());
+                for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+                    let what =
+                        format!("norm case {case} {dtype:?} rms {rms} affine {affine}: output {i}");
+                    // Weight/bias gradients sum hundreds of rows: allow their rounding.
+                    let k = if i >= 2 { 8.0 } else { 1.0 };
+                    assert_close(&what, g, c, atol * k, rtol * k);
+                }
+            }
+        }
+    }
+}
+
+/// cross_entropy_opts with class weights, ignored targets, label smoothing and each
+/// reduction, on (N, C) and transposed (N, C, d1, d2) logits, in every float dtype.
+#[test]
+fn cross_entropy_opts_match_the_cpu_in_every_float_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("cross_entropy_opts_match_the_cpu_in_every_float_dtype");
+    // Every fifth target is ignored (-100).
+    let labels = |shape: &[usize], classes: usize, d: &Device| -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let v = (0..n).map(|i| {
+            if i % 5 == 2 {
+                -100
+            } else {
+                ((i * 7 + 3) % classes) as i64
+            }
+        });
+        Tensor::from_vec(v.collect(), shape, d)
+    };
+    type Case = (&'static [usize], (usize, usize), &'static [usize], usize);
+    let cases: [Case; 2] = [
+        (&[300, 37], (0, 0), &[300], 37),
+        (&[2, 5, 7, 3], (2, 3), &[2, 3, 7], 5),
+    ];
+    let reductions = [F::Reduction::Mean, F::Reduction::Sum, F::Reduction::None];
+    for dtype in FLOATS {
+        let (atol, rtol) = tol(dtype);
+        for (case, &(shape, (d0, d1), target_shape, classes)) in cases.iter().enumerate() {
+            for (reduction, smoothing) in reductions.iter().flat_map(|&r| [(r, 0.0), (r, 0.15)]) {
+                let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                    let leaf = values(shape, dtype, 61 + case as u64)
+                        .to_device(d)?
+                        .requires_grad();
+                    let x = leaf.transpose(d0, d1)?;
+                    let target = labels(target_shape, classes, d)?;
+                    let w = values(&[classes], dtype, 62)
+                        .abs()?
+                        .add_scalar(0.5)?
+                        .to_device(d)?;
+                    let opts = F::CrossEntropyOpts::new()
+                        .weight(&w)
+                        .label_smoothing(smoothing)
+                        .reduction(reduction);
+                    let loss = F::cross_entropy_opts(&x, &target, opts)?;
+                    let gout = values(loss.shape(), dtype, 63).to_device(d)?;
+                    loss.mul(&gout)?.sum_all()?.backward()?;
+                    Ok((loss, leaf.grad().expect("grad")))
+                };
+                let ((lg, gg), (lc, gc)) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                let what = format!("case {case} {dtype:?} {reduction:?} smoothing {smoothing}");
+                assert_close(&format!("loss {what}"), &lg, &lc, atol * 4.0, rtol * 4.0);
+                assert_close(&format!("grad {what}"), &gg, &gc, atol, rtol);
+            }
+        }
+    }
+}
+
 #[test]
 fn mixing_devices_is_an_error() {
     let (dev, _gpu) = gpu_or_skip!("mixing_devices_is_an_error");
@@ -1499,6 +1645,9 @@ fn the_parity_tests_launch_every_kernel() {
         conv2d_and_its_gradients_match_the_cpu_for_every_option,
         batch_norm_matches_the_cpu_in_every_float_dtype,
         cross_entropy_and_nll_match_the_cpu_in_every_float_dtype,
+        silu_and_softplus_match_the_cpu,
+        layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype,
+        cross_entropy_opts_match_the_cpu_in_every_float_dtype,
         philox_on_the_device_matches_the_cpu_bit_for_bit,
         device_allocator_reaches_a_steady_state,
         training_steps_on_the_device_follow_the_cpu,

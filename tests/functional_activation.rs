@@ -1,6 +1,7 @@
 //! Activations, softmax and flatten against PyTorch (golden values from
-//! scripts/golden/functional.py, whose comments hold the PyTorch snippet of each
-//! case), against finite differences (gradcheck in f64), and on bad input.
+//! scripts/golden/functional.py and, for silu and softplus,
+//! scripts/golden/transformer_ops.py, whose comments hold the PyTorch snippet of
+//! each case), against finite differences (gradcheck in f64), and on bad input.
 
 mod common;
 
@@ -32,7 +33,20 @@ fn check_unary_on(
     atol: f64,
     rtol: f64,
 ) {
-    let golden = Golden::load("functional");
+    check_unary_in("functional", case, dev, view, f, atol, rtol);
+}
+
+/// As [`check_unary_on`], with the case in `tests/data/<area>.safetensors`.
+fn check_unary_in(
+    area: &str,
+    case: &str,
+    dev: &Device,
+    view: impl Fn(&Tensor) -> Tensor,
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+    atol: f64,
+    rtol: f64,
+) {
+    let golden = Golden::load(area);
     let x = golden.on(&format!("{case}.x"), dev).requires_grad();
     let y = f(&view(&x)).unwrap();
     assert_close(&y, &golden.get(&format!("{case}.out")), dev, atol, rtol);
@@ -285,4 +299,112 @@ fn bad_input_is_an_error_not_a_panic() {
         Err(Error::DimOutOfRange { .. })
     ));
     assert_invalid_arg(F::flatten(&x, 1, 0), "start");
+}
+
+device_test! {
+    fn silu_matches_pytorch_f64_and_f32(dev) {
+        let same = |t: &Tensor| t.clone();
+        check_unary_in("transformer_ops", "silu", dev, same, F::silu, 1e-14, 1e-12);
+        check_unary_in("transformer_ops", "silu_f32", dev, same, F::silu, 1e-6, 1e-5);
+    }
+
+    fn softplus_matches_pytorch_on_both_sides_of_the_threshold(dev) {
+        // Each case's x holds values above the threshold (passed through, gradient 1).
+        let golden = Golden::load("transformer_ops");
+        for (case, tol) in [("softplus", 1e-14), ("softplus_beta", 1e-14), ("softplus_f32", 1e-6)] {
+            let beta: f64 = golden.get(&format!("{case}.beta")).item().unwrap();
+            let threshold: f64 = golden.get(&format!("{case}.threshold")).item().unwrap();
+            check_unary_in(
+                "transformer_ops",
+                case,
+                dev,
+                |t| t.clone(),
+                |x| F::softplus(x, beta, threshold),
+                tol,
+                tol * 100.0,
+            );
+        }
+    }
+
+    fn silu_and_softplus_of_non_contiguous_and_empty_inputs(dev) {
+        kiln::manual_seed(71);
+        let x = Tensor::randn(&[4, 6], DType::F64, dev).unwrap();
+        let t = x.transpose(0, 1).unwrap();
+        let c = t.contiguous().unwrap();
+        assert_close(&F::silu(&t).unwrap(), &F::silu(&c).unwrap(), dev, 0.0, 0.0);
+        let sp = |x: &Tensor| F::softplus(x, 2.0, 3.0).unwrap();
+        assert_close(&sp(&t), &sp(&c), dev, 0.0, 0.0);
+        let empty = Tensor::zeros(&[0, 3], DType::F32, dev).unwrap();
+        assert_eq!(F::silu(&empty).unwrap().shape(), &[0, 3]);
+        assert_eq!(F::softplus(&empty, 1.0, 20.0).unwrap().shape(), &[0, 3]);
+    }
+
+    fn activation_modules_call_the_functional_ops(dev) {
+        use kiln::nn::Forward;
+        kiln::manual_seed(72);
+        let x = Tensor::randn(&[3, 5], DType::F32, dev).unwrap().mul_scalar(10.0).unwrap();
+        assert_close(&kiln::nn::SiLU.forward(&x).unwrap(), &F::silu(&x).unwrap(), dev, 0.0, 0.0);
+        assert_close(&kiln::nn::Tanh.forward(&x).unwrap(), &F::tanh(&x).unwrap(), dev, 0.0, 0.0);
+        let sp = kiln::nn::Softplus::default();
+        assert_eq!((sp.beta(), sp.threshold()), (1.0, 20.0));
+        let want = F::softplus(&x, 1.0, 20.0).unwrap();
+        assert_close(&sp.forward(&x).unwrap(), &want, dev, 0.0, 0.0);
+        let sp = kiln::nn::Softplus::new(0.5, 4.0).unwrap();
+        let want = F::softplus(&x, 0.5, 4.0).unwrap();
+        assert_close(&sp.forward(&x).unwrap(), &want, dev, 0.0, 0.0);
+    }
+
+    fn silu_and_softplus_in_half_precision_follow_f32(dev) {
+        kiln::manual_seed(73);
+        let x = Tensor::randn(&[5, 7], DType::F32, dev).unwrap().mul_scalar(4.0).unwrap();
+        for dtype in [DType::F16, DType::BF16] {
+            let h = x.to_dtype(dtype).unwrap();
+            let xr = h.to_dtype(DType::F32).unwrap();
+            let tol = if dtype == DType::F16 { 4e-3 } else { 2e-2 };
+            let got = F::silu(&h).unwrap();
+            assert_eq!(got.dtype(), dtype);
+            common::assert_values("silu", &got, &F::silu(&xr).unwrap(), tol, tol);
+            let got = F::softplus(&h, 1.0, 20.0).unwrap();
+            let want = F::softplus(&xr, 1.0, 20.0).unwrap();
+            common::assert_values("softplus", &got, &want, tol, tol);
+        }
+    }
+}
+
+#[test]
+fn gradcheck_silu_and_softplus_f64() {
+    let opts = GradcheckOpts::default();
+    // Values on both sides of softplus's thresholds (1.5 with beta 2: x = 0.75).
+    let x = randn64(&[3, 4, 5], 74).mul_scalar(2.0).unwrap();
+    gradcheck(|t| F::silu(&t[0]), std::slice::from_ref(&x), opts).unwrap();
+    gradcheck(
+        |t| F::softplus(&t[0], 1.0, 20.0),
+        std::slice::from_ref(&x),
+        opts,
+    )
+    .unwrap();
+    gradcheck(
+        |t| F::softplus(&t[0], 2.0, 1.5),
+        std::slice::from_ref(&x),
+        opts,
+    )
+    .unwrap();
+    gradcheck(
+        |t| F::softplus(&t[0].transpose(0, 2)?, -1.5, 2.0),
+        &[x],
+        opts,
+    )
+    .unwrap();
+}
+
+#[test]
+fn softplus_bad_arguments_name_the_argument() {
+    let x = randn64(&[3], 75);
+    assert_invalid_arg(F::softplus(&x, 0.0, 20.0), "beta");
+    assert_invalid_arg(F::softplus(&x, f64::NAN, 20.0), "beta");
+    assert_invalid_arg(F::softplus(&x, 1.0, f64::NAN), "threshold");
+    assert_invalid_arg(kiln::nn::Softplus::new(f64::INFINITY, 20.0), "beta");
+    let ints = Tensor::from_vec(vec![1i64, 2, 3], &[3], &CPU).unwrap();
+    assert!(F::silu(&ints).is_err());
+    assert!(F::softplus(&ints, 2.0, 20.0).is_err());
 }

@@ -1,6 +1,7 @@
-//! cross_entropy (with and without label smoothing), nll_loss and mse_loss against
-//! PyTorch (scripts/golden/functional.py holds each case's snippet), against finite
-//! differences in f64, and on bad input.
+//! cross_entropy (with and without label smoothing, and with every option of
+//! cross_entropy_opts), nll_loss and mse_loss against PyTorch
+//! (scripts/golden/functional.py and scripts/golden/transformer_ops.py hold each
+//! case's snippet), against finite differences in f64, and on bad input.
 
 mod common;
 
@@ -156,7 +157,8 @@ fn gradcheck_losses_f64() {
 #[test]
 fn targets_out_of_range_name_target() {
     let logits = randn64(&[3, 4], 26);
-    for bad in [vec![0, 4, 1], vec![-1, 0, 1], vec![2, 3, -100]] {
+    // -100 is the default ignore_index (ignored, not an error); -101 is out of range.
+    for bad in [vec![0, 4, 1], vec![-1, 0, 1], vec![2, 3, -101]] {
         let target = labels(bad, &[3]);
         assert_invalid_arg(F::cross_entropy(&logits, &target), "target");
         assert_invalid_arg(F::nll_loss(&logits, &target), "target");
@@ -240,5 +242,175 @@ device_test! {
         let target = labels(vec![0, 4, 1], &[3]).to_device(dev).unwrap();
         assert_invalid_arg(F::cross_entropy(&logits, &target), "target");
         assert_invalid_arg(F::nll_loss(&logits, &target), "target");
+    }
+}
+
+// ---------------------------------------------------------------- cross_entropy_opts
+// Golden values: scripts/golden/transformer_ops.py.
+
+/// One `cross_entropy_opts` golden case on `dev`: the loss (NaN where PyTorch's is)
+/// and the logits' gradient of `(loss * gout).sum()`. `stored` is the logits' key,
+/// `view` what the op sees of them (and maps their gradient alike).
+#[allow(clippy::too_many_arguments)]
+fn check_ce_opts(
+    case: &str,
+    dev: &Device,
+    stored: &str,
+    view: impl Fn(&Tensor) -> Tensor,
+    weighted: bool,
+    ignore_index: i64,
+    smoothing: f64,
+    reduction: F::Reduction,
+    tol: (f64, f64),
+) {
+    let golden = Golden::load("transformer_ops");
+    let key = |name: &str| format!("{case}.{name}");
+    let leaf = golden.on(&key(stored), dev).requires_grad();
+    let target = golden.on(&key("target"), dev);
+    let w = weighted.then(|| golden.on(&key("w"), dev));
+    let mut opts = F::CrossEntropyOpts::new()
+        .ignore_index(ignore_index)
+        .label_smoothing(smoothing)
+        .reduction(reduction);
+    if let Some(w) = &w {
+        opts = opts.weight(w);
+    }
+    let loss = F::cross_entropy_opts(&view(&leaf), &target, opts).unwrap();
+    let want = golden.get(&key("out"));
+    assert_eq!(loss.shape(), want.shape());
+    let (atol, rtol) = tol;
+    if want.shape().is_empty() && common::host(&want)[0].is_nan() {
+        assert!(
+            common::host(&loss)[0].is_nan(),
+            "{case}: PyTorch's loss is NaN"
+        );
+    } else {
+        assert_close(&loss, &want, dev, atol, rtol);
+    }
+    loss.mul(&golden.on(&key("gout"), dev))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let grad = view(&leaf.grad().unwrap());
+    assert_close(&grad, &golden.get(&key("grad_logits")), dev, atol, rtol);
+}
+
+fn same(x: &Tensor) -> Tensor {
+    x.clone()
+}
+
+const F64_TOL: (f64, f64) = (1e-13, 1e-11);
+
+device_test! {
+    fn cross_entropy_opts_weight_ignore_smoothing_and_each_reduction_match_pytorch(dev) {
+        use F::Reduction::{Mean, None, Sum};
+        check_ce_opts("ce_w_sum", dev, "logits", same, true, -100, 0.1, Sum, F64_TOL);
+        // ignore_index inside the classes: those targets are skipped.
+        check_ce_opts("ce_w_mean_ii", dev, "logits", same, true, 2, 0.2, Mean, F64_TOL);
+        check_ce_opts("ce_w_none", dev, "logits", same, true, -100, 0.0, None, F64_TOL);
+        check_ce_opts("ce_mean_ignore", dev, "logits", same, false, -100, 0.0, Mean, F64_TOL);
+        check_ce_opts("ce_smooth_none", dev, "logits", same, false, -1, 0.3, None, F64_TOL);
+        check_ce_opts("ce_w_smooth_f32", dev, "logits", same, true, -100, 0.1, Mean, (1e-6, 1e-5));
+    }
+
+    fn cross_entropy_opts_of_spatial_logits_match_pytorch(dev) {
+        use F::Reduction::{Mean, None};
+        check_ce_opts("ce_3d_w_smooth", dev, "logits", same, true, -100, 0.1, Mean, F64_TOL);
+        check_ce_opts("ce_3d_none", dev, "logits", same, false, -100, 0.0, None, F64_TOL);
+    }
+
+    fn cross_entropy_opts_of_non_contiguous_logits_match_pytorch(dev) {
+        // PyTorch: logits_store.t() of a (5, 6) store.
+        let t = |x: &Tensor| x.transpose(0, 1).unwrap();
+        check_ce_opts("ce_noncontig", dev, "logits_store", t, true, -100, 0.1, F::Reduction::Mean, F64_TOL);
+    }
+
+    fn cross_entropy_opts_with_every_target_ignored_is_nan_with_zero_gradient(dev) {
+        check_ce_opts("ce_all_ignored", dev, "logits", same, true, -100, 0.1, F::Reduction::Mean, F64_TOL);
+    }
+
+    fn cross_entropy_and_its_wrappers_agree_with_opts(dev) {
+        kiln::manual_seed(81);
+        let logits = Tensor::randn(&[5, 4], DType::F32, dev).unwrap();
+        let target = labels(vec![0, 3, -100, 2, 1], &[5]).to_device(dev).unwrap();
+        let opts = F::CrossEntropyOpts::new();
+        let a = F::cross_entropy(&logits, &target).unwrap();
+        assert_close(&a, &F::cross_entropy_opts(&logits, &target, opts).unwrap(), dev, 0.0, 0.0);
+        let b = F::cross_entropy_with(&logits, &target, 0.2).unwrap();
+        let want = F::cross_entropy_opts(&logits, &target, opts.label_smoothing(0.2)).unwrap();
+        assert_close(&b, &want, dev, 0.0, 0.0);
+        // Sum is Mean times the number of non-ignored targets (4).
+        let sum = F::cross_entropy_opts(&logits, &target, opts.reduction(F::Reduction::Sum)).unwrap();
+        assert_close(&sum, &a.mul_scalar(4.0).unwrap(), dev, 1e-5, 1e-5);
+    }
+
+    fn cross_entropy_opts_in_half_precision_follow_f32(dev) {
+        kiln::manual_seed(82);
+        let logits = Tensor::randn(&[6, 5], DType::F32, dev).unwrap();
+        let w = Tensor::rand(&[5], DType::F32, dev).unwrap().add_scalar(0.5).unwrap();
+        let target = labels(vec![0, 3, -100, 2, 1, 4], &[6]).to_device(dev).unwrap();
+        let run = |dtype: DType| {
+            let x = logits.to_dtype(dtype).unwrap().requires_grad();
+            let w = w.to_dtype(dtype).unwrap();
+            let opts = F::CrossEntropyOpts::new().weight(&w).label_smoothing(0.1);
+            let loss = F::cross_entropy_opts(&x, &target, opts).unwrap();
+            assert_eq!(loss.dtype(), dtype);
+            loss.backward().unwrap();
+            (loss, x.grad().unwrap())
+        };
+        let (want, want_grad) = run(DType::F32);
+        for (dtype, tol) in [(DType::F16, 1e-2), (DType::BF16, 5e-2)] {
+            let (loss, grad) = run(dtype);
+            common::assert_values("loss", &loss, &want, tol, tol);
+            common::assert_values("grad", &grad, &want_grad, tol, tol);
+        }
+    }
+
+    fn cross_entropy_opts_bad_targets_and_weights_are_errors_on_every_device(dev) {
+        let logits = randn64(&[3, 4], 83).to_device(dev).unwrap();
+        let opts = F::CrossEntropyOpts::new().ignore_index(1);
+        // -100 is not ignored when ignore_index is 1.
+        let target = labels(vec![0, -100, 1], &[3]).to_device(dev).unwrap();
+        assert_invalid_arg(F::cross_entropy_opts(&logits, &target, opts), "target");
+        let target = labels(vec![0, 1, 1], &[3]).to_device(dev).unwrap();
+        let w = randn64(&[3], 84).to_device(dev).unwrap();
+        assert_invalid_arg(F::cross_entropy_opts(&logits, &target, opts.weight(&w)), "weight");
+        let w32 = randn64(&[4], 84).to_dtype(DType::F32).unwrap().to_device(dev).unwrap();
+        assert!(F::cross_entropy_opts(&logits, &target, opts.weight(&w32)).is_err());
+        assert_invalid_arg(
+            F::cross_entropy_opts(&logits, &target, opts.label_smoothing(1.5)),
+            "label_smoothing",
+        );
+    }
+}
+
+#[test]
+fn gradcheck_cross_entropy_opts_f64() {
+    let opts = GradcheckOpts::default();
+    let w = randn64(&[4], 85).abs().unwrap().add_scalar(0.5).unwrap();
+    let target = labels(vec![0, 3, -100, 2, 1, 3], &[6]);
+    let spatial_target = labels(vec![0, 3, -100, 2, 1, 3], &[2, 3]);
+    for reduction in [F::Reduction::None, F::Reduction::Mean, F::Reduction::Sum] {
+        for smoothing in [0.0, 0.25] {
+            let ce = F::CrossEntropyOpts::new()
+                .weight(&w)
+                .label_smoothing(smoothing)
+                .reduction(reduction);
+            gradcheck(
+                |t| F::cross_entropy_opts(&t[0], &target, ce),
+                &[randn64(&[6, 4], 86)],
+                opts,
+            )
+            .unwrap();
+            // (N, C, d) logits with the class dimension 1, non-contiguous.
+            gradcheck(
+                |t| F::cross_entropy_opts(&t[0].transpose(1, 2)?, &spatial_target, ce),
+                &[randn64(&[2, 3, 4], 87)],
+                opts,
+            )
+            .unwrap();
+        }
     }
 }

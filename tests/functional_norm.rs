@@ -295,3 +295,243 @@ fn bad_arguments_name_themselves_and_leave_stats_untouched() {
     assert_eq!(rm.to_vec::<f64>().unwrap(), vec![0.0; 3]);
     assert_eq!(rv.to_vec::<f64>().unwrap(), vec![1.0; 3]);
 }
+
+// ---------------------------------------------------------------- layer_norm, rms_norm
+// Golden values: scripts/golden/transformer_ops.py (each case's PyTorch snippet there).
+
+/// A layer-norm (`rms` false) or RMS-norm golden case on `dev`: the output and the
+/// gradients of x, weight and (layer norm) bias. `view` turns the stored input into
+/// the one the op sees (the identity, or the permute of a non-contiguous case).
+#[allow(clippy::too_many_arguments)]
+fn check_row_norm(
+    case: &str,
+    dev: &Device,
+    rms: bool,
+    norm: &[usize],
+    affine: bool,
+    eps: Option<f64>,
+    view: impl Fn(&Tensor) -> Tensor,
+    tol: (f64, f64),
+) {
+    let golden = Golden::load("transformer_ops");
+    let key = |name: &str| format!("{case}.{name}");
+    let stored = if case.ends_with("noncontig") {
+        "x_store"
+    } else {
+        "x"
+    };
+    let x_leaf = golden.on(&key(stored), dev).requires_grad();
+    let x = view(&x_leaf);
+    let w = affine.then(|| golden.on(&key("w"), dev).requires_grad());
+    let b = (affine && !rms).then(|| golden.on(&key("b"), dev).requires_grad());
+    let y = if rms {
+        F::rms_norm(&x, norm, w.as_ref(), eps).unwrap()
+    } else {
+        F::layer_norm(&x, norm, w.as_ref(), b.as_ref(), eps.unwrap()).unwrap()
+    };
+    let (atol, rtol) = tol;
+    assert_close(&y, &golden.get(&key("out")), dev, atol, rtol);
+    y.mul(&golden.on(&key("gout"), dev))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let grad_x = view(&x_leaf.grad().unwrap());
+    assert_close(&grad_x, &golden.get(&key("grad_x")), dev, atol, rtol);
+    if let Some(w) = &w {
+        assert_close(
+            &w.grad().unwrap(),
+            &golden.get(&key("grad_w")),
+            dev,
+            atol,
+            rtol,
+        );
+    }
+    if let Some(b) = &b {
+        assert_close(
+            &b.grad().unwrap(),
+            &golden.get(&key("grad_b")),
+            dev,
+            atol,
+            rtol,
+        );
+    }
+}
+
+fn same(x: &Tensor) -> Tensor {
+    x.clone()
+}
+
+/// PyTorch's `x_store.permute(1, 2, 0)` of the non-contiguous cases (also maps the
+/// stored input's gradient to the view's, which the golden file holds).
+fn permuted(x: &Tensor) -> Tensor {
+    x.permute(&[1, 2, 0]).unwrap()
+}
+
+const F64_TOL: (f64, f64) = (1e-12, 1e-10);
+const F32_TOL: (f64, f64) = (2e-5, 1e-4);
+
+device_test! {
+    fn layer_norm_matches_pytorch(dev) {
+        check_row_norm("ln_3d", dev, false, &[8], true, Some(1e-5), same, F64_TOL);
+        check_row_norm("ln_two_dims", dev, false, &[4, 5], true, Some(1e-3), same, F64_TOL);
+        check_row_norm("ln_no_affine", dev, false, &[6], false, Some(1e-5), same, F64_TOL);
+        check_row_norm("ln_wide", dev, false, &[300], true, Some(1e-5), same, F64_TOL);
+        check_row_norm("ln_f32", dev, false, &[16], true, Some(1e-5), same, F32_TOL);
+    }
+
+    fn layer_norm_of_empty_and_non_contiguous_inputs_matches_pytorch(dev) {
+        // No rows: an empty output and zero weight/bias gradients.
+        check_row_norm("ln_empty", dev, false, &[8], true, Some(1e-5), same, F64_TOL);
+        check_row_norm("ln_noncontig", dev, false, &[8], true, Some(1e-5), permuted, F64_TOL);
+    }
+
+    fn rms_norm_matches_pytorch(dev) {
+        check_row_norm("rms_3d", dev, true, &[8], true, None, same, F64_TOL);
+        check_row_norm("rms_eps", dev, true, &[4, 5], true, Some(1e-3), same, F64_TOL);
+        check_row_norm("rms_no_affine", dev, true, &[6], false, Some(1e-6), same, F64_TOL);
+        check_row_norm("rms_wide", dev, true, &[300], true, None, same, F64_TOL);
+        check_row_norm("rms_f32", dev, true, &[16], true, None, same, F32_TOL);
+    }
+
+    fn rms_norm_of_empty_and_non_contiguous_inputs_matches_pytorch(dev) {
+        check_row_norm("rms_empty", dev, true, &[8], true, None, same, F64_TOL);
+        check_row_norm("rms_noncontig", dev, true, &[8], true, Some(1e-5), permuted, F64_TOL);
+    }
+
+    fn layer_norm_and_rms_norm_in_half_precision_follow_f32(dev) {
+        // f16/bf16 compute in f32 and round once: compare with the f32 result.
+        kiln::manual_seed(61);
+        let x = Tensor::randn(&[6, 40], DType::F32, dev).unwrap();
+        let w = Tensor::randn(&[40], DType::F32, dev).unwrap();
+        let b = Tensor::randn(&[40], DType::F32, dev).unwrap();
+        let ln = F::layer_norm(&x, &[40], Some(&w), Some(&b), 1e-5).unwrap();
+        let rms = F::rms_norm(&x, &[40], Some(&w), None).unwrap();
+        for (dtype, tol) in [(DType::F16, 2e-2), (DType::BF16, 1e-1)] {
+            let h = |t: &Tensor| t.to_dtype(dtype).unwrap();
+            let got = F::layer_norm(&h(&x), &[40], Some(&h(&w)), Some(&h(&b)), 1e-5).unwrap();
+            assert_eq!(got.dtype(), dtype);
+            common::assert_values("layer_norm half", &got, &ln, tol, tol);
+            let got = F::rms_norm(&h(&x), &[40], Some(&h(&w)), None).unwrap();
+            common::assert_values("rms_norm half", &got, &rms, tol, tol);
+        }
+    }
+
+    fn layer_norm_modules_have_pytorchs_parameters_and_call_the_functional_ops(dev) {
+        use kiln::nn::{Forward, Module};
+        kiln::manual_seed(62);
+        let x = Tensor::randn(&[2, 3, 8], DType::F32, dev).unwrap();
+        let ln = kiln::nn::LayerNorm::new(8, dev).unwrap();
+        let names: Vec<String> = ln.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["weight", "bias"]);
+        assert_eq!(ln.eps(), 1e-5);
+        let want = F::layer_norm(&x, &[8], None, None, 1e-5).unwrap();
+        assert_close(&ln.forward(&x).unwrap(), &want, dev, 1e-6, 1e-6);
+        let rms = kiln::nn::RMSNorm::new(8, dev).unwrap();
+        let names: Vec<String> = rms.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["weight"]);
+        let want = F::rms_norm(&x, &[8], None, None).unwrap();
+        assert_close(&rms.forward(&x).unwrap(), &want, dev, 1e-6, 1e-6);
+        let plain = kiln::nn::LayerNorm::with_options(&[3, 8], 1e-3, false, true, dev).unwrap();
+        assert!(plain.parameters().is_empty());
+        let want = F::layer_norm(&x, &[3, 8], None, None, 1e-3).unwrap();
+        assert_close(&plain.forward(&x).unwrap(), &want, dev, 0.0, 0.0);
+    }
+
+    fn layer_norm_backward_is_deterministic(dev) {
+        // Enough rows for several partial-sum blocks on CUDA: two runs agree bit for bit.
+        kiln::manual_seed(63);
+        let x = Tensor::randn(&[600, 48], DType::F32, dev).unwrap();
+        let run = || {
+            let w = Tensor::ones(&[48], DType::F32, dev).unwrap().requires_grad();
+            let b = Tensor::zeros(&[48], DType::F32, dev).unwrap().requires_grad();
+            let y = F::layer_norm(&x, &[48], Some(&w), Some(&b), 1e-5).unwrap();
+            y.mul(&x).unwrap().sum_all().unwrap().backward().unwrap();
+            (common::host(&w.grad().unwrap()), common::host(&b.grad().unwrap()))
+        };
+        assert_eq!(run(), run());
+    }
+}
+
+#[test]
+fn gradcheck_layer_norm_and_rms_norm_f64() {
+    let opts = GradcheckOpts::default();
+    let x = randn64(&[3, 2, 5], 64);
+    let (w, b) = (randn64(&[2, 5], 65), randn64(&[2, 5], 66));
+    gradcheck(
+        |t| F::layer_norm(&t[0], &[2, 5], Some(&t[1]), Some(&t[2]), 1e-5),
+        &[x.clone(), w.clone(), b],
+        opts,
+    )
+    .unwrap();
+    gradcheck(
+        |t| F::rms_norm(&t[0], &[2, 5], Some(&t[1]), Some(1e-5)),
+        &[x.clone(), w],
+        opts,
+    )
+    .unwrap();
+    // Non-contiguous input, no affine parameters.
+    gradcheck(
+        |t| F::layer_norm(&t[0].transpose(0, 2)?, &[3], None, None, 1e-5),
+        std::slice::from_ref(&x),
+        opts,
+    )
+    .unwrap();
+    gradcheck(
+        |t| F::rms_norm(&t[0].transpose(0, 2)?, &[3], None, None),
+        &[x],
+        opts,
+    )
+    .unwrap();
+}
+
+#[test]
+fn layer_norm_bad_arguments_name_the_argument() {
+    let x = randn64(&[2, 3, 4], 67);
+    let w = randn64(&[4], 68);
+    assert_invalid_arg(
+        F::layer_norm(&x, &[3], None, None, 1e-5),
+        "normalized_shape",
+    );
+    assert_invalid_arg(F::layer_norm(&x, &[], None, None, 1e-5), "normalized_shape");
+    assert_invalid_arg(
+        F::layer_norm(&x, &[1, 2, 3, 4], None, None, 1e-5),
+        "normalized_shape",
+    );
+    assert_invalid_arg(
+        F::layer_norm(&x, &[4], Some(&randn64(&[3], 1)), None, 1e-5),
+        "weight",
+    );
+    assert_invalid_arg(
+        F::layer_norm(&x, &[4], Some(&w), Some(&randn64(&[2, 2], 1)), 1e-5),
+        "bias",
+    );
+    assert_invalid_arg(F::layer_norm(&x, &[4], None, None, -1.0), "eps");
+    assert_invalid_arg(F::layer_norm(&x, &[4], None, None, f64::NAN), "eps");
+    assert_invalid_arg(F::rms_norm(&x, &[2], None, None), "normalized_shape");
+    assert_invalid_arg(
+        F::rms_norm(&x, &[4], Some(&randn64(&[2], 1)), None),
+        "weight",
+    );
+    assert_invalid_arg(F::rms_norm(&x, &[4], None, Some(f64::INFINITY)), "eps");
+    // A weight of another dtype, and an integer input.
+    let w32 = w.to_dtype(DType::F32).unwrap();
+    assert!(F::layer_norm(&x, &[4], Some(&w32), None, 1e-5).is_err());
+    let ints = Tensor::from_vec(vec![1i64, 2, 3, 4], &[1, 4], &CPU).unwrap();
+    assert!(F::rms_norm(&ints, &[4], None, None).is_err());
+    let dev = Device::Cpu;
+    assert_invalid_arg(
+        kiln::nn::LayerNorm::with_options(&[], 1e-5, true, true, &dev),
+        "normalized_shape",
+    );
+    assert_invalid_arg(kiln::nn::LayerNorm::new(0, &dev), "normalized_shape");
+    assert_invalid_arg(
+        kiln::nn::LayerNorm::with_options(&[4], -1.0, true, true, &dev),
+        "eps",
+    );
+    assert_invalid_arg(
+        kiln::nn::RMSNorm::with_options(&[4], Some(f64::NAN), true, &dev),
+        "eps",
+    );
+}

@@ -2,12 +2,14 @@
 //! chance (10%) by a wide margin.
 
 #[path = "../examples/train_digits/model.rs"]
+#[allow(dead_code)] // train_epoch (no clipping or schedule) serves tests/cuda.rs
 mod model;
 
 use kiln::nn::Module;
-use kiln::optim::AdamW;
+use kiln::optim::lr_scheduler::{CosineAnnealingLr, LinearLr, SequentialLr};
+use kiln::optim::Optimizer;
 use kiln::{data, Device};
-use model::{evaluate, train_epoch, DigitsNet};
+use model::{evaluate, optimizer, train_epoch_with, DigitsNet, StepOpts};
 
 #[test]
 fn a_few_hundred_steps_learn_the_digits() {
@@ -20,14 +22,27 @@ fn a_few_hundred_steps_learn_the_digits() {
     .unwrap();
     let (train, test) = digits.split_every(5).unwrap();
     let net = DigitsNet::new(&dev).unwrap();
-    let mut opt = AdamW::new(net.parameters(), 2e-3).unwrap();
+    // The example's recipe: AdamW in two groups, warm-up then cosine, clipping.
+    let mut opt = optimizer(&net, 2e-3, 1e-4).unwrap();
+    assert_eq!(opt.num_groups(), 2);
+    let warm = LinearLr::new(&opt, 0.1, 1.0, 20).unwrap();
+    let cos = CosineAnnealingLr::new(&opt, 205).unwrap();
+    let mut sched = SequentialLr::new(&opt, vec![Box::new(warm), Box::new(cos)], &[20]).unwrap();
     let test_batches = test.batches(256, None, &dev).unwrap();
     let before = evaluate(&net, &test_batches).unwrap();
     let mut losses = Vec::new();
     for epoch in 0..5 {
         // 5 epochs of 45 steps: 225 steps.
         let batches = train.batches(32, Some(epoch), &dev).unwrap();
-        losses.push(train_epoch(&net, &mut opt, &batches, |_| {}).unwrap().loss);
+        let step_opts = StepOpts {
+            max_grad_norm: Some(5.0),
+            scheduler: Some(&mut sched),
+        };
+        losses.push(
+            train_epoch_with(&net, &mut opt, step_opts, &batches, |_| {})
+                .unwrap()
+                .loss,
+        );
     }
     let after = evaluate(&net, &test_batches).unwrap();
     assert!(
@@ -46,4 +61,8 @@ fn a_few_hundred_steps_learn_the_digits() {
         after.accuracy
     );
     assert!(net.is_training(), "evaluate switches back to training mode");
+    assert!(
+        opt.group_lr(0).unwrap() < 1e-5,
+        "the cosine ends near 0 after 225 steps"
+    );
 }

@@ -2,7 +2,8 @@
 //! `train_digits` example and its test (`tests/train_digits.rs`).
 
 use kiln::nn::{self, functional as F, Conv2dOpts, Forward, Module};
-use kiln::optim::Optimizer;
+use kiln::optim::lr_scheduler::LrScheduler;
+use kiln::optim::{AdamW, Optimizer, ParamGroup};
 use kiln::{Device, Result, Tensor};
 
 /// A small CNN for 1-channel images of 8×8 (digits) or larger (MNIST).
@@ -55,6 +56,27 @@ impl Forward for DigitsNet {
     }
 }
 
+/// AdamW with two parameter groups: weights decay by `weight_decay`; biases and the
+/// BatchNorm parameters (every parameter of one dimension) do not decay.
+pub fn optimizer(net: &DigitsNet, lr: f64, weight_decay: f64) -> Result<AdamW> {
+    let (decay, no_decay): (Vec<_>, Vec<_>) = net
+        .named_parameters()
+        .into_iter()
+        .partition(|(_, p)| p.shape().len() > 1);
+    let mut opt = AdamW::new(decay, lr)?.weight_decay(weight_decay);
+    opt.add_param_group(ParamGroup::new(no_decay).weight_decay(0.0))?;
+    Ok(opt)
+}
+
+/// What happens around each optimizer step besides the update itself.
+#[derive(Default)]
+pub struct StepOpts<'a> {
+    /// Clip the gradients to this total 2-norm before the step.
+    pub max_grad_norm: Option<f64>,
+    /// Step this scheduler after every optimizer step.
+    pub scheduler: Option<&'a mut dyn LrScheduler>,
+}
+
 /// Loss and accuracy over some batches.
 #[derive(Debug, Clone, Copy)]
 pub struct Score {
@@ -79,6 +101,17 @@ pub fn train_epoch(
     net: &DigitsNet,
     opt: &mut dyn Optimizer,
     batches: &[(Tensor, Tensor)],
+    on_batch: impl FnMut(f64),
+) -> Result<Score> {
+    train_epoch_with(net, opt, StepOpts::default(), batches, on_batch)
+}
+
+/// [`train_epoch`] with the clipping and scheduling of `step_opts` around each step.
+pub fn train_epoch_with(
+    net: &DigitsNet,
+    opt: &mut dyn Optimizer,
+    mut step_opts: StepOpts<'_>,
+    batches: &[(Tensor, Tensor)],
     mut on_batch: impl FnMut(f64),
 ) -> Result<Score> {
     net.train();
@@ -88,7 +121,13 @@ pub fn train_epoch(
         let logits = net.forward(x)?;
         let loss = F::cross_entropy(&logits, y)?;
         loss.backward()?;
+        if let Some(max_norm) = step_opts.max_grad_norm {
+            nn::utils::clip_grad_norm(&net.parameters(), max_norm)?;
+        }
         opt.step()?;
+        if let Some(sched) = step_opts.scheduler.as_deref_mut() {
+            sched.step(opt)?;
+        }
         let l = f64::from(loss.item::<f32>()?);
         loss_sum += l * y.numel() as f64;
         hits += correct(&logits, y)?;

@@ -49,13 +49,22 @@ pub(crate) enum UnaryOp {
     LeakyRelu(f64),
     /// derivative of [`UnaryOp::LeakyRelu`]: 1 where `x > 0`, else `s`
     LeakyReluGrad(f64),
+    /// SiLU (swish): `x·σ(x)`
+    Silu,
+    /// derivative of [`UnaryOp::Silu`]: `σ(x)·(1 + x·(1 - σ(x)))`
+    SiluGrad,
+    /// softplus with β = 1 and threshold `s`: `x` where `x > s`, else `ln(1 + e^x)`
+    /// (β ≠ 1 is a scaling around it, in `F::softplus`)
+    Softplus(f64),
+    /// derivative of [`UnaryOp::Softplus`]: 1 where `x > s`, else `σ(x)`
+    SoftplusGrad(f64),
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 18] = [
+    pub(crate) const ALL: [UnaryOp; 22] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -74,6 +83,10 @@ impl UnaryOp {
         UnaryOp::GeluTanhGrad,
         UnaryOp::LeakyRelu(0.0),
         UnaryOp::LeakyReluGrad(0.0),
+        UnaryOp::Silu,
+        UnaryOp::SiluGrad,
+        UnaryOp::Softplus(0.0),
+        UnaryOp::SoftplusGrad(0.0),
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -97,6 +110,10 @@ impl UnaryOp {
             UnaryOp::GeluTanhGrad => "gelu_tanh_grad",
             UnaryOp::LeakyRelu(_) => "leaky_relu",
             UnaryOp::LeakyReluGrad(_) => "leaky_relu_grad",
+            UnaryOp::Silu => "silu",
+            UnaryOp::SiluGrad => "silu_grad",
+            UnaryOp::Softplus(_) => "softplus",
+            UnaryOp::SoftplusGrad(_) => "softplus_grad",
         }
     }
 
@@ -108,7 +125,9 @@ impl UnaryOp {
             | UnaryOp::DivScalar(s)
             | UnaryOp::PowScalar(s)
             | UnaryOp::LeakyRelu(s)
-            | UnaryOp::LeakyReluGrad(s) => s,
+            | UnaryOp::LeakyReluGrad(s)
+            | UnaryOp::Softplus(s)
+            | UnaryOp::SoftplusGrad(s) => s,
             _ => 0.0,
         }
     }

@@ -38,7 +38,7 @@ pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, Una
 pub(crate) use fill::FillOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
-pub(crate) use norm::{BatchNormParams, NormOps};
+pub(crate) use norm::{BatchNormParams, LayerNormParams, NormOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 pub(crate) use reduce::{ReduceOp, ReduceOps};
@@ -214,6 +214,7 @@ operands_tuple!(A 0, B 1);
 operands_tuple!(A 0, B 1, C 2);
 operands_tuple!(A 0, B 1, C 2, D 3);
 operands_tuple!(A 0, B 1, C 2, D 3, E 4);
+operands_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
 operands_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 
 /// A primitive's result on one backend, wrapped back into [`Storage`].

@@ -1,5 +1,6 @@
-//! Batch normalisation: the per-channel statistics, the normalisation itself, and the
-//! fused backward pass.
+//! Normalisation: batch norm (the per-channel statistics, the normalisation itself,
+//! and the fused backward pass), and layer norm / RMS norm (per-row statistics over
+//! the trailing `normalized_shape`, a fused forward and a fused backward).
 //!
 //! The tensor layer (`nn/functional/norm.rs`) validates the arguments, views the input
 //! as `(N, C, S)` and fills in [`BatchNormParams`]. The per-channel statistics (mean,
@@ -22,6 +23,31 @@ pub(crate) struct BatchNormParams {
     pub s: usize,
     /// Added to the variance before the square root (finite, ≥ 0).
     pub eps: f64,
+}
+
+/// One layer-norm or RMS-norm problem: the input seen as contiguous `(rows, d)`, `d`
+/// being the product of `normalized_shape`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LayerNormParams {
+    /// The product of the leading (not normalised) sizes.
+    pub rows: usize,
+    /// Values normalised together (the product of `normalized_shape`).
+    pub d: usize,
+    /// Added to the variance (or mean square) before the square root.
+    pub eps: f64,
+    /// RMS norm: no mean is subtracted and the statistic is the mean square.
+    pub rms: bool,
+}
+
+impl LayerNormParams {
+    /// The op's name, for errors.
+    pub fn op(&self) -> &'static str {
+        if self.rms {
+            "rms_norm"
+        } else {
+            "layer_norm"
+        }
+    }
 }
 
 /// The batch-norm primitives of a backend. `mean` and `var` are contiguous `(C)`
@@ -60,6 +86,36 @@ pub(crate) trait NormOps: Sized {
         weight: Option<(&Self, &Layout)>,
         batch_stats: bool,
         p: &BatchNormParams,
+    ) -> Result<(Self, Self, Self)>;
+
+    /// Layer norm (`p.rms` false) or RMS norm of the rows of `self`:
+    /// `(y, mean, rstd)`, `y = (x - mean)·rstd·w + b` contiguous in `x`'s dtype (RMS:
+    /// `x·rstd·w`), `mean` and `rstd = 1/√(var + eps)` (RMS: `1/√(mean(x²) + eps)`)
+    /// contiguous `(rows)` in the compute dtype (`mean` is empty for RMS). `weight`
+    /// and `bias` are `(d)` operands of `x`'s dtype at any layout.
+    fn layer_norm_forward(
+        &self,
+        layout: &Layout,
+        weight: Option<(&Self, &Layout)>,
+        bias: Option<(&Self, &Layout)>,
+        p: &LayerNormParams,
+    ) -> Result<(Self, Self, Self)>;
+
+    /// Gradients of [`NormOps::layer_norm_forward`] from the output's gradient
+    /// `self`: `(grad_x, grad_weight, grad_bias)`, with `x̂` the normalised input and
+    /// `ĝ = g·w`, `grad_x = rstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))` (RMS: without the
+    /// `mean(ĝ)` term), `grad_weight = Σ_rows g·x̂` and `grad_bias = Σ_rows g`, `(d)`
+    /// each in `x`'s dtype, summed in a fixed order (deterministic).
+    #[allow(clippy::too_many_arguments)] // the saved forward state, operand by operand
+    fn layer_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &Self,
+        x_layout: &Layout,
+        mean: &Self,
+        rstd: &Self,
+        weight: Option<(&Self, &Layout)>,
+        p: &LayerNormParams,
     ) -> Result<(Self, Self, Self)>;
 }
 
@@ -119,5 +175,41 @@ impl Storage {
                 batch_stats,
                 p
             ))
+    }
+}
+
+impl Storage {
+    /// See [`NormOps::layer_norm_forward`].
+    pub(crate) fn layer_norm_forward(
+        &self,
+        layout: &Layout,
+        weight: Option<(&Storage, &Layout)>,
+        bias: Option<(&Storage, &Layout)>,
+        p: &LayerNormParams,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let ((w, wl), (b, bl)) = (weight.unzip(), bias.unzip());
+        dispatch!(p.op(), (self, w, b), |(x, w, b)| x.layer_norm_forward(
+            layout,
+            w.zip(wl),
+            b.zip(bl),
+            p
+        ))
+    }
+
+    /// See [`NormOps::layer_norm_backward`].
+    #[allow(clippy::too_many_arguments)] // mirrors the trait method
+    pub(crate) fn layer_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &Storage,
+        x_layout: &Layout,
+        mean: &Storage,
+        rstd: &Storage,
+        weight: Option<(&Storage, &Layout)>,
+        p: &LayerNormParams,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let (w, wl) = weight.unzip();
+        dispatch!(p.op(), (self, x, mean, rstd, w), |(g, x, m, r, w)| g
+            .layer_norm_backward(grad_layout, x, x_layout, m, r, w.zip(wl), p))
     }
 }

@@ -18,18 +18,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Writes `module`'s state dict to `path` as safetensors. See [`Module::save`].
 pub fn save(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    save_tensors(path, &module.state_dict())
+}
+
+/// Writes named tensors (from any device, of any dtype) to `path` as a safetensors
+/// file that `safetensors.torch.load_file` reads: an optimizer's
+/// [`state_dict`](crate::optim::Optimizer::state_dict), [`crate::rng_state`], a
+/// module's state dict. The write is atomic: a temporary file beside `path`, synced,
+/// then renamed over it, so a crash never leaves a half-written file. Err naming the
+/// path for two tensors with one name or an I/O failure.
+pub fn save_tensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> {
     let path = path.as_ref();
     let ckpt_err = |msg: String| Error::Checkpoint {
         path: path.display().to_string(),
         msg,
     };
-    let state = module.state_dict();
+    let state = tensors;
     let mut names = HashSet::new();
     let mut encoded = Vec::with_capacity(state.len());
-    for (name, tensor) in &state {
+    for (name, tensor) in state {
         if !names.insert(name.as_str()) {
             return Err(ckpt_err(format!(
-                "two tensors are named `{name}`; every parameter and buffer needs a unique name"
+                "two tensors are named `{name}`; every tensor needs a unique name"
             )));
         }
         encoded.push((
@@ -57,8 +67,26 @@ pub fn save(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
 /// Reads the safetensors file at `path` into `module`. See [`Module::load`].
 pub fn load(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
+    let state = read_file(path)?;
+    load_entries(module, &path.display().to_string(), &state)
+}
+
+/// Reads every tensor of the safetensors file at `path` (written by
+/// [`save_tensors`] or PyTorch) onto `device`, in file order (safetensors orders the
+/// entries by dtype and name, not as they were given: look them up by name). The file is checked
+/// as [`Module::load`] checks it; Err naming the path for a missing or corrupt
+/// file, or an entry of a dtype kiln lacks.
+pub fn load_tensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(String, Tensor)>> {
+    read_file(path.as_ref())?
+        .into_iter()
+        .map(|(name, t)| Ok((name, t.to_device(device)?)))
+        .collect()
+}
+
+/// The entries of the file at `path` as CPU tensors, errors naming the path.
+fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let shown = path.display().to_string();
-    let state = read_safetensors(path).map_err(|e| match e {
+    read_safetensors(path).map_err(|e| match e {
         ReadError::Io(source) => Error::Io {
             path: shown.clone(),
             source,
@@ -67,8 +95,7 @@ pub fn load(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
             path: shown.clone(),
             msg,
         },
-    })?;
-    load_entries(module, &shown, &state)
+    })
 }
 
 /// Why a checkpoint file could not be read.

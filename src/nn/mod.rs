@@ -48,12 +48,13 @@
 //! # }
 //! ```
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod functional;
 pub mod init;
 mod layers;
 mod module;
 mod parameter;
+pub mod utils;
 
 pub use checkpoint::{load, save};
 pub use functional::{Conv2dOpts, Padding, Size2d};

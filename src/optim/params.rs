@@ -62,16 +62,29 @@ impl ParamSet {
     /// too). Two handles on the same elements of one storage count as one parameter
     /// (disjoint views of one buffer are distinct parameters).
     pub fn new<P: Into<OptimParam>>(params: impl IntoIterator<Item = P>) -> Result<Self> {
-        let mut params: Vec<OptimParam> = params.into_iter().map(Into::into).collect();
+        let mut set = ParamSet {
+            params: Vec::new(),
+            allow_unused: false,
+            allow_unregistered: false,
+        };
+        set.add(params.into_iter().map(Into::into).collect())?;
+        Ok(set)
+    }
+
+    /// Appends `params` (another parameter group) with the checks of
+    /// [`ParamSet::new`], also against the parameters already held: a parameter may
+    /// be in one group only. Returns how many were added; nothing changes on error.
+    pub fn add(&mut self, mut params: Vec<OptimParam>) -> Result<usize> {
         if params.is_empty() {
             return Err(Error::arg(
                 "params",
                 "the optimizer got an empty parameter list",
             ));
         }
+        let first = self.params.len();
         for (i, p) in params.iter_mut().enumerate() {
             if p.name.is_empty() {
-                p.name = format!("parameter {i} of shape {:?}", p.tensor.shape());
+                p.name = format!("parameter {} of shape {:?}", first + i, p.tensor.shape());
             }
             if !p.tensor.requires_grad_flag() || !p.tensor.is_leaf() {
                 return Err(Error::arg(
@@ -96,25 +109,25 @@ impl ParamSet {
             })?;
         }
         for (i, p) in params.iter().enumerate() {
-            if let Some(q) = params[..i]
+            if let Some(q) = self
+                .params
                 .iter()
+                .chain(&params[..i])
                 .find(|q| same_elements(&q.tensor, &p.tensor))
             {
                 return Err(Error::arg(
                     "params",
                     format!(
                         "{} and {} are the same parameter (the same elements of one storage): \
-                         an optimizer must hold each parameter once",
+                         an optimizer must hold each parameter once, in one group",
                         q.name, p.name
                     ),
                 ));
             }
         }
-        Ok(ParamSet {
-            params,
-            allow_unused: false,
-            allow_unregistered: false,
-        })
+        let added = params.len();
+        self.params.extend(params);
+        Ok(added)
     }
 
     /// The parameters.

@@ -319,6 +319,7 @@ pub(crate) trait Float:
     fn abs(self) -> Self;
     fn powf(self, e: Self) -> Self;
     fn erf(self) -> Self;
+    fn ln_1p(self) -> Self;
 }
 
 macro_rules! float_impl {
@@ -345,6 +346,9 @@ macro_rules! float_impl {
             }
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
             }
         }
     };
@@ -377,6 +381,27 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         // `x > 0` is false for NaN, so NaN·s keeps it NaN, as in PyTorch.
         UnaryOp::LeakyRelu(s) => scalar_map(v, l, s, |x, s| if x > zero { x } else { x * s }),
         UnaryOp::LeakyReluGrad(s) => scalar_map(v, l, s, |x, s| if x > zero { one } else { s }),
+        UnaryOp::Silu => map1(v, l, |x| x / (one + (-x).exp())),
+        UnaryOp::SiluGrad => map1(v, l, |x| {
+            let sig = one / (one + (-x).exp());
+            sig * (one + x * (one - sig))
+        }),
+        // PyTorch's form: linear above the threshold, `ln(1 + e^x)` (as log1p) below.
+        UnaryOp::Softplus(s) => scalar_map(v, l, s, |x, s| if x > s { x } else { x.exp().ln_1p() }),
+        UnaryOp::SoftplusGrad(s) => {
+            scalar_map(
+                v,
+                l,
+                s,
+                |x, s| {
+                    if x > s {
+                        one
+                    } else {
+                        one / (one + (-x).exp())
+                    }
+                },
+            )
+        }
     }
 }
 

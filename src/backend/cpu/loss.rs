@@ -1,6 +1,7 @@
 //! Class-index losses on the CPU (the reference for `kernels/loss.cu`): each row's
 //! loss from its max-shifted logsumexp (two passes over the row, as the CPU softmax),
-//! its target's logit and the sum of its logits; the gradient elementwise.
+//! its target's logit and weight and the weighted sum of its logits; the gradient
+//! elementwise.
 
 use super::alloc;
 use super::dtype::{compute_dtype, contiguous_as};
@@ -10,6 +11,7 @@ use crate::backend::{CrossEntropyParams, LossOps};
 use crate::shape::Layout;
 use crate::{DType, Result};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 impl LossOps for CpuStorage {
     fn cross_entropy_forward(
@@ -17,22 +19,35 @@ impl LossOps for CpuStorage {
         layout: &Layout,
         target: &CpuStorage,
         target_layout: &Layout,
+        weight: Option<(&CpuStorage, &Layout)>,
         p: &CrossEntropyParams,
-    ) -> Result<(CpuStorage, CpuStorage)> {
+    ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
         let t = contiguous_as::<i64>(target, target_layout)?;
-        if let Some(&bad) = t.iter().find(|&&t| t < 0 || t as usize >= p.classes) {
+        if let Some(&bad) = t
+            .iter()
+            .find(|&&t| !p.ignored(t) && (t < 0 || t as usize >= p.classes))
+        {
             return Err(p.bad_target(bad));
         }
-        fn run<T: Float>(x: &[T], t: &[i64], p: &CrossEntropyParams) -> (CpuStorage, CpuStorage) {
+        fn run<T: Float>(
+            x: &CpuStorage,
+            layout: &Layout,
+            t: &[i64],
+            weight: Option<(&CpuStorage, &Layout)>,
+            p: &CrossEntropyParams,
+        ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+            let x = contiguous_as::<T>(x, layout)?;
+            let w = class_weights::<T>(weight, p)?;
             let rows = (0..p.rows()).into_par_iter().with_min_len(rows_per_task(p));
-            let (loss, lse): (Vec<T>, Vec<T>) = rows.map(|j| row_loss(x, t[j], j, p)).unzip();
-            let lse = if p.from_logits { lse } else { Vec::new() };
-            (T::wrap(loss), T::wrap(lse))
+            let per_row: Vec<[T; 3]> = rows.map(|j| row_loss(&x, t[j], &w, j, p)).collect();
+            let column = |c: usize| per_row.iter().map(|r| r[c]).collect::<Vec<T>>();
+            let lse = if p.from_logits { column(1) } else { Vec::new() };
+            Ok((T::wrap(column(0)), T::wrap(lse), T::wrap(column(2))))
         }
-        Ok(match compute_dtype(p.op(), self.dtype())? {
-            DType::F64 => run(&contiguous_as::<f64>(self, layout)?, &t, p),
-            _ => run(&contiguous_as::<f32>(self, layout)?, &t, p),
-        })
+        match compute_dtype(p.op(), self.dtype())? {
+            DType::F64 => run::<f64>(self, layout, &t, weight, p),
+            _ => run::<f32>(self, layout, &t, weight, p),
+        }
     }
 
     fn cross_entropy_backward(
@@ -40,63 +55,102 @@ impl LossOps for CpuStorage {
         layout: &Layout,
         target: &CpuStorage,
         target_layout: &Layout,
+        weight: Option<(&CpuStorage, &Layout)>,
+        weight_total: Option<(&CpuStorage, &Layout)>,
         lse: &CpuStorage,
         grad: &CpuStorage,
         grad_layout: &Layout,
-        scale: f64,
+        grad_per_row: bool,
         p: &CrossEntropyParams,
     ) -> Result<CpuStorage> {
         let t = contiguous_as::<i64>(target, target_layout)?;
-        #[allow(clippy::too_many_arguments)] // the trait method's operands, unwrapped
-        fn run<T: Float>(
-            x: &CpuStorage,
-            layout: &Layout,
-            t: &[i64],
-            lse: &CpuStorage,
-            grad: &CpuStorage,
-            grad_layout: &Layout,
-            scale: f64,
-            p: &CrossEntropyParams,
-        ) -> Result<CpuStorage> {
-            let x = contiguous_as::<T>(x, layout)?;
-            let lse = contiguous_as::<T>(lse, &Layout::contiguous(&[lse.len()]))?;
-            let s = contiguous_as::<T>(grad, grad_layout)?[0] * T::from_f64(scale);
-            let (on_target, off_target) = p.target_weights();
-            let (on_target, off_target) = (T::from_f64(on_target), T::from_f64(off_target));
-            let mut out = alloc::filled(x.len(), T::default())?;
-            let element = |(i, o): (usize, &mut T)| {
-                let (k, j) = (
-                    (i / p.inner) % p.classes,
-                    i / (p.classes * p.inner) * p.inner + i % p.inner,
-                );
-                let q = if t[j] == k as i64 {
-                    on_target + off_target
-                } else {
-                    off_target
-                };
-                let prob = if p.from_logits {
-                    (x[i] - lse[j]).exp()
-                } else {
-                    T::default()
-                };
-                *o = (prob - q) * s;
-            };
-            if out.len() >= PARALLEL_THRESHOLD {
-                out.par_iter_mut()
-                    .enumerate()
-                    .with_min_len(PARALLEL_THRESHOLD / 8)
-                    .for_each(element);
-            } else {
-                out.iter_mut().enumerate().for_each(element);
-            }
-            Ok(T::wrap(out))
-        }
+        let operands = Backward {
+            x: self,
+            layout,
+            t: &t,
+            weight,
+            weight_total,
+            lse,
+            grad: (grad, grad_layout),
+            grad_per_row,
+        };
         let dtype = self.dtype();
         match compute_dtype(p.op(), dtype)? {
-            DType::F64 => run::<f64>(self, layout, &t, lse, grad, grad_layout, scale, p),
-            _ => run::<f32>(self, layout, &t, lse, grad, grad_layout, scale, p)?.convert(dtype),
+            DType::F64 => backward::<f64>(operands, p),
+            _ => backward::<f32>(operands, p)?.convert(dtype),
         }
     }
+}
+
+/// The operands of [`LossOps::cross_entropy_backward`], targets already read.
+struct Backward<'a> {
+    x: &'a CpuStorage,
+    layout: &'a Layout,
+    t: &'a [i64],
+    weight: Option<(&'a CpuStorage, &'a Layout)>,
+    weight_total: Option<(&'a CpuStorage, &'a Layout)>,
+    lse: &'a CpuStorage,
+    grad: (&'a CpuStorage, &'a Layout),
+    grad_per_row: bool,
+}
+
+/// [`LossOps::cross_entropy_backward`] in the compute type `T`.
+fn backward<T: Float>(o: Backward, p: &CrossEntropyParams) -> Result<CpuStorage> {
+    let x = contiguous_as::<T>(o.x, o.layout)?;
+    let lse = contiguous_as::<T>(o.lse, &Layout::contiguous(&[o.lse.len()]))?;
+    let grad = contiguous_as::<T>(o.grad.0, o.grad.1)?;
+    let w = class_weights::<T>(o.weight, p)?;
+    let total = match o.weight_total {
+        Some((s, l)) => contiguous_as::<T>(s, l)?[0],
+        None => T::from_f64(p.classes as f64),
+    };
+    let (on_target, off_target) = p.target_weights();
+    let (on_target, off_target) = (T::from_f64(on_target), T::from_f64(off_target));
+    let one = T::from_f64(1.0);
+    let mut out = alloc::filled(x.len(), T::default())?;
+    let element = |(i, o_i): (usize, &mut T)| {
+        let (k, j) = (
+            (i / p.inner) % p.classes,
+            i / (p.classes * p.inner) * p.inner + i % p.inner,
+        );
+        let t = o.t[j];
+        if p.ignored(t) {
+            return;
+        }
+        let s = grad[if o.grad_per_row { j } else { 0 }];
+        let w_of = |c: usize| w.as_ref().map_or(one, |w| w[c]);
+        let w_t = w_of(t as usize);
+        let hit = if t == k as i64 { w_t } else { T::default() };
+        *o_i = if p.from_logits {
+            let prob = (x[i] - lse[j]).exp();
+            (prob * (on_target * w_t + off_target * total) - on_target * hit - off_target * w_of(k))
+                * s
+        } else {
+            -hit * s
+        };
+    };
+    if out.len() >= PARALLEL_THRESHOLD {
+        out.par_iter_mut()
+            .enumerate()
+            .with_min_len(PARALLEL_THRESHOLD / 8)
+            .for_each(element);
+    } else {
+        out.iter_mut().enumerate().for_each(element);
+    }
+    Ok(T::wrap(out))
+}
+
+/// The optional `(classes)` weight as a contiguous slice of the compute type.
+fn class_weights<'a, T: Float>(
+    weight: Option<(&'a CpuStorage, &Layout)>,
+    p: &CrossEntropyParams,
+) -> Result<Option<Cow<'a, [T]>>> {
+    weight
+        .map(|(s, l)| {
+            debug_assert_eq!(l.numel(), p.classes);
+            contiguous_as::<T>(s, l)
+        })
+        .transpose()
 }
 
 /// Rows per parallel task: enough that a task reads about `PARALLEL_THRESHOLD / 8`
@@ -105,13 +159,26 @@ fn rows_per_task(p: &CrossEntropyParams) -> usize {
     (PARALLEL_THRESHOLD / 8 / p.classes.max(1)).max(1)
 }
 
-/// (loss, logsumexp) of row `j` with target `t` (in range; checked by the caller).
-fn row_loss<T: Float>(x: &[T], t: i64, j: usize, p: &CrossEntropyParams) -> (T, T) {
+/// `[loss, logsumexp, weight]` of row `j` with target `t` (in range or ignored;
+/// checked by the caller).
+fn row_loss<T: Float>(
+    x: &[T],
+    t: i64,
+    w: &Option<Cow<[T]>>,
+    j: usize,
+    p: &CrossEntropyParams,
+) -> [T; 3] {
     let base = j / p.inner * p.classes * p.inner + j % p.inner;
     let at = |k: usize| x[base + k * p.inner];
-    let x_t = at(t as usize);
+    let one = T::from_f64(1.0);
+    let w_of = |c: usize| w.as_ref().map_or(one, |w| w[c]);
+    let zero = T::default();
     if !p.from_logits {
-        return (-x_t, T::default());
+        if p.ignored(t) {
+            return [zero, zero, zero];
+        }
+        let w_t = w_of(t as usize);
+        return [-(w_t * at(t as usize)), zero, w_t];
     }
     // The max-shifted logsumexp of the CPU softmax: the first NaN wins the max, and a
     // row of -inf is shifted by 0 (its sum is 0, its lse -inf, its loss NaN, as in
@@ -124,17 +191,23 @@ fn row_loss<T: Float>(x: &[T], t: i64, j: usize, p: &CrossEntropyParams) -> (T, 
         }
     }
     let shift = if max == T::from_f64(f64::NEG_INFINITY) {
-        T::default()
+        zero
     } else {
         max
     };
-    let sum = (0..p.classes).fold(T::default(), |acc, k| acc + (at(k) - shift).exp());
+    let sum = (0..p.classes).fold(zero, |acc, k| acc + (at(k) - shift).exp());
     let lse = shift + sum.ln();
-    let (on_target, off_target) = p.target_weights();
-    let mut loss = lse - T::from_f64(on_target) * x_t;
-    if p.smoothing > 0.0 {
-        let sum_x = (0..p.classes).fold(T::default(), |acc, k| acc + at(k));
-        loss = loss - T::from_f64(off_target) * sum_x;
+    if p.ignored(t) {
+        return [zero, lse, zero];
     }
-    (loss, lse)
+    let (on_target, off_target) = p.target_weights();
+    let w_t = w_of(t as usize);
+    let mut loss = T::from_f64(on_target) * w_t * (lse - at(t as usize));
+    if p.smoothing > 0.0 {
+        let (sum_w, sum_wx) = (0..p.classes).fold((zero, zero), |(sw, swx), k| {
+            (sw + w_of(k), swx + w_of(k) * at(k))
+        });
+        loss = loss + T::from_f64(off_target) * (sum_w * lse - sum_wx);
+    }
+    [loss, lse, w_t]
 }

@@ -1,5 +1,6 @@
 //! Launches of `kernels/loss.cu`: the per-row forward (a warp per row) and the
-//! elementwise backward of the class-index losses.
+//! elementwise backward of the class-index losses. Class weights are made contiguous
+//! (a device copy when strided) before the launch.
 //!
 //! Out-of-range targets: the forward kernel lowers a device word to the first bad row
 //! (atomicMin from `u64::MAX`), and the host reads that word back after the launch —
@@ -18,14 +19,21 @@ use crate::{DType, Result};
 /// Rows handled by one block of the forward kernel (a warp each).
 const ROWS_PER_BLOCK: usize = THREADS as usize / 32;
 
+/// An optional `(classes)` weight made contiguous (a device copy when strided): the
+/// pointer (0 when absent) and the copy that must outlive the launch.
+fn weight_ptr(weight: Option<(&CudaStorage, &Layout)>) -> Result<(u64, Option<CudaStorage>)> {
+    weight.map_or(Ok((0, None)), |(s, l)| s.contiguous_ptr(l))
+}
+
 impl LossOps for CudaStorage {
     fn cross_entropy_forward(
         &self,
         layout: &Layout,
         target: &CudaStorage,
         target_layout: &Layout,
+        weight: Option<(&CudaStorage, &Layout)>,
         p: &CrossEntropyParams,
-    ) -> Result<(CudaStorage, CudaStorage)> {
+    ) -> Result<(CudaStorage, CudaStorage, CudaStorage)> {
         let forward = KernelId::for_dtype("cross_entropy_forward", self.dtype())?;
         let dev = self.cuda_device();
         let stat = if self.dtype() == DType::F64 {
@@ -36,11 +44,13 @@ impl LossOps for CudaStorage {
         let rows = p.rows();
         let loss = CudaStorage::alloc(dev, rows, stat)?;
         let lse = CudaStorage::alloc(dev, if p.from_logits { rows } else { 0 }, stat)?;
+        let row_weight = CudaStorage::alloc(dev, rows, stat)?;
         if rows == 0 {
-            return Ok((loss, lse));
+            return Ok((loss, lse, row_weight));
         }
         let (x, _x_copy) = self.contiguous_ptr(layout)?;
         let (t, _t_copy) = target.contiguous_ptr(target_layout)?;
+        let (w, _w_copy) = weight_ptr(weight)?;
         // "No bad row" is u64::MAX, i.e. the i64 -1, written by the fill kernel rather
         // than uploaded: a training step copies nothing to the device but its batch.
         let bad_row = CudaStorage::full(dev, 1, -1.0, DType::I64)?;
@@ -57,14 +67,17 @@ impl LossOps for CudaStorage {
             &[
                 KernelArg::Ptr(x),
                 KernelArg::Ptr(t),
+                KernelArg::Ptr(w),
                 KernelArg::U64(rows as u64),
                 KernelArg::U64(p.classes as u64),
                 KernelArg::U64(p.inner as u64),
+                KernelArg::I64(p.ignore_index),
                 KernelArg::F64(on_target),
                 KernelArg::F64(off_target),
                 KernelArg::U32(u32::from(p.from_logits)),
                 KernelArg::Ptr(loss.ptr()),
                 KernelArg::Ptr(lse.ptr()),
+                KernelArg::Ptr(row_weight.ptr()),
                 KernelArg::Ptr(bad_row.ptr()),
             ],
         )?;
@@ -75,7 +88,7 @@ impl LossOps for CudaStorage {
             dev.copy_dtoh(&mut word, t + row * 8)?;
             return Err(p.bad_target(i64::from_ne_bytes(word)));
         }
-        Ok((loss, lse))
+        Ok((loss, lse, row_weight))
     }
 
     fn cross_entropy_backward(
@@ -83,10 +96,12 @@ impl LossOps for CudaStorage {
         layout: &Layout,
         target: &CudaStorage,
         target_layout: &Layout,
+        weight: Option<(&CudaStorage, &Layout)>,
+        weight_total: Option<(&CudaStorage, &Layout)>,
         lse: &CudaStorage,
         grad: &CudaStorage,
         grad_layout: &Layout,
-        scale: f64,
+        grad_per_row: bool,
         p: &CrossEntropyParams,
     ) -> Result<CudaStorage> {
         let backward = KernelId::for_dtype("cross_entropy_backward", self.dtype())?;
@@ -98,6 +113,9 @@ impl LossOps for CudaStorage {
         }
         let (x, _x_copy) = self.contiguous_ptr(layout)?;
         let (t, _t_copy) = target.contiguous_ptr(target_layout)?;
+        let (w, _w_copy) = weight_ptr(weight)?;
+        let (g, _g_copy) = grad.contiguous_ptr(grad_layout)?;
+        let w_total = weight_total.map_or(0, |(s, l)| s.ptr_at(l.offset));
         let (on_target, off_target) = p.target_weights();
         dev.launch(
             backward,
@@ -105,12 +123,15 @@ impl LossOps for CudaStorage {
             &[
                 KernelArg::Ptr(x),
                 KernelArg::Ptr(t),
+                KernelArg::Ptr(w),
+                KernelArg::Ptr(w_total),
                 KernelArg::Ptr(lse.ptr()),
-                KernelArg::Ptr(grad.ptr_at(grad_layout.offset)),
+                KernelArg::Ptr(g),
+                KernelArg::U32(u32::from(grad_per_row)),
                 KernelArg::U64(total as u64),
                 KernelArg::U64(p.classes as u64),
                 KernelArg::U64(p.inner as u64),
-                KernelArg::F64(scale),
+                KernelArg::I64(p.ignore_index),
                 KernelArg::F64(on_target),
                 KernelArg::F64(off_target),
                 KernelArg::U32(u32::from(p.from_logits)),

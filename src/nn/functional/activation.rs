@@ -1,5 +1,5 @@
-//! Activations (`relu`, `leaky_relu`, `gelu`, `gelu_tanh`, `sigmoid`, `tanh`) and
-//! `flatten`.
+//! Activations (`relu`, `leaky_relu`, `gelu`, `gelu_tanh`, `sigmoid`, `tanh`,
+//! `silu`, `softplus`) and `flatten`.
 //!
 //! `relu`, `sigmoid` and `tanh` are the [`Tensor`] methods under their functional
 //! names. GELU and leaky ReLU are one fused elementwise primitive forward and one
@@ -54,6 +54,44 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 /// PyTorch's `F.gelu(x, approximate="tanh")`. Float dtypes only.
 pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
     pointwise_with(x, UnaryOp::GeluTanh, UnaryOp::GeluTanhGrad, "gelu_tanh")
+}
+
+/// SiLU (swish), `x·σ(x)` elementwise: PyTorch's `F.silu(x)`. Float dtypes only.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    pointwise_with(x, UnaryOp::Silu, UnaryOp::SiluGrad, "silu")
+}
+
+/// Softplus, `ln(1 + e^(β·x)) / β` elementwise, and `x` itself where `β·x >
+/// threshold` (for numerical stability): PyTorch's `F.softplus(x, beta, threshold)`,
+/// whose defaults are `beta = 1.0`, `threshold = 20.0`. Float dtypes only.
+///
+/// With `beta = 1` it is one fused pass each way; another β scales the input before
+/// and the output after that pass (the chain rule then scales the gradient alike).
+/// Errs when `beta` is zero or not finite, or `threshold` is NaN.
+pub fn softplus(x: &Tensor, beta: f64, threshold: f64) -> Result<Tensor> {
+    if !beta.is_finite() || beta == 0.0 {
+        return Err(Error::arg(
+            "beta",
+            format!("must be finite and non-zero, got {beta}"),
+        ));
+    }
+    if threshold.is_nan() {
+        return Err(Error::arg("threshold", "must not be NaN"));
+    }
+    let op = |z: &Tensor| {
+        pointwise_with(
+            z,
+            UnaryOp::Softplus(threshold),
+            UnaryOp::SoftplusGrad(threshold),
+            "softplus",
+        )
+    };
+    if beta == 1.0 {
+        op(x)
+    } else {
+        x.check_float("softplus")?;
+        op(&x.mul_scalar(beta)?)?.div_scalar(beta)
+    }
 }
 
 /// A float activation computed by the primitive `op`, whose backward multiplies the

@@ -1,4 +1,6 @@
-//! `batch_norm`: per-channel normalisation of `(N, C)` or `(N, C, *)` inputs.
+//! `batch_norm`: per-channel normalisation of `(N, C)` or `(N, C, *)` inputs;
+//! `layer_norm` and `rms_norm`: per-row normalisation over trailing dimensions (see
+//! [`layer_norm`]).
 //!
 //! The input is viewed as `(N, C, S)` with `S` the product of the spatial sizes, so
 //! the statistics of channel `c` are over its `N·S` values. Forward and backward are
@@ -9,7 +11,7 @@
 //! it keeps only `x`, the mean and the variance.
 
 use crate::autograd::record;
-use crate::backend::BatchNormParams;
+use crate::backend::{BatchNormParams, LayerNormParams};
 use crate::tensor::StorageLocks;
 use crate::{DType, Error, Result, Tensor};
 
@@ -187,4 +189,144 @@ fn check_channel_param(x: &Tensor, t: &Tensor, name: &'static str, op: &'static 
         ));
     }
     Ok(())
+}
+
+/// Layer normalisation over the trailing dimensions `normalized_shape`: PyTorch's
+/// `F.layer_norm(x, normalized_shape, weight, bias, eps)`.
+///
+/// Each row of the trailing `normalized_shape` values is normalised with its own mean
+/// and biased variance, `(x - μ) / √(σ² + eps)`, then scaled by `weight` and shifted
+/// by `bias` (both of shape `normalized_shape`, `x`'s dtype and device; 1 and 0 when
+/// absent). Statistics are in f32 for f16/bf16 inputs. Gradients flow to `x`,
+/// `weight` and `bias`; the backward is one fused pass (see `kernels/norm.cu`).
+///
+/// Errs when `x` is not a float tensor, `normalized_shape` is empty or is not the
+/// end of `x`'s shape, `weight`/`bias` have another shape, dtype or device, or `eps`
+/// is negative or not finite.
+pub fn layer_norm(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    row_norm(x, normalized_shape, weight, bias, eps, false)
+}
+
+/// RMS normalisation over the trailing dimensions `normalized_shape`: PyTorch's
+/// `F.rms_norm(x, normalized_shape, weight, eps)`, `x / √(mean(x²) + eps) · weight`.
+///
+/// `eps: None` is PyTorch's default: the machine epsilon of the computation, which
+/// PyTorch takes from its compute ("opmath") type, so f32's
+/// `f32::EPSILON` (≈ 1.19e-7) for f32, f16 and bf16 inputs and `f64::EPSILON` for
+/// f64. Errors as [`layer_norm`].
+pub fn rms_norm(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    eps: Option<f64>,
+) -> Result<Tensor> {
+    let eps = eps.unwrap_or(if x.dtype() == DType::F64 {
+        f64::EPSILON
+    } else {
+        f32::EPSILON as f64
+    });
+    row_norm(x, normalized_shape, weight, None, eps, true)
+}
+
+/// [`layer_norm`] (`rms` false) or [`rms_norm`] on the fused primitives of
+/// `backend::norm`.
+fn row_norm(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+    rms: bool,
+) -> Result<Tensor> {
+    let op = if rms { "rms_norm" } else { "layer_norm" };
+    x.check_float(op)?;
+    let rank = x.rank();
+    let k = normalized_shape.len();
+    if k == 0 || k > rank || x.shape()[rank - k..] != *normalized_shape {
+        return Err(Error::arg(
+            "normalized_shape",
+            format!(
+                "{op}: {normalized_shape:?} must be non-empty and end the input's shape {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    for (t, name) in [(weight, "weight"), (bias, "bias")] {
+        if let Some(t) = t {
+            x.check_same_device(op, t)?;
+            x.check_same_dtype(op, t)?;
+            if t.shape() != normalized_shape {
+                return Err(Error::arg(
+                    name,
+                    format!(
+                        "{op} needs a {name} of shape normalized_shape {normalized_shape:?}, got {:?}",
+                        t.shape()
+                    ),
+                ));
+            }
+        }
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(Error::arg(
+            "eps",
+            format!("must be finite and >= 0, got {eps}"),
+        ));
+    }
+    let d: usize = normalized_shape.iter().product();
+    let p = LayerNormParams {
+        rows: x.shape()[..rank - k].iter().product(),
+        d,
+        eps,
+        rms,
+    };
+    let (y, mean, rstd) = {
+        let mut operands = vec![x];
+        operands.extend(weight);
+        operands.extend(bias);
+        let locks = StorageLocks::read(&operands);
+        let w = weight.map(|t| (locks.get(1), t.layout()));
+        let b = bias.map(|t| (locks.get(operands.len() - 1), t.layout()));
+        locks.get(0).layer_norm_forward(x.layout(), w, b, &p)?
+    };
+    let y = Tensor::from_storage(y, x.shape());
+    let mean = Tensor::from_storage(mean, &[if rms { 0 } else { p.rows }]);
+    let rstd = Tensor::from_storage(rstd, &[p.rows]);
+
+    let mut inputs = vec![x];
+    inputs.extend(weight);
+    inputs.extend(bias);
+    let x_saved = x.detach();
+    let w_saved = weight.map(Tensor::detach);
+    let has_bias = bias.is_some();
+    let param_shape = normalized_shape.to_vec();
+    Ok(record(y, op, &inputs, move |_, g| {
+        let mut operands = vec![g, &x_saved, &mean, &rstd];
+        operands.extend(w_saved.as_ref());
+        let locks = StorageLocks::read(&operands);
+        let w = w_saved.as_ref().map(|t| (locks.get(4), t.layout()));
+        let (dx, dw, db) = locks.get(0).layer_norm_backward(
+            g.layout(),
+            locks.get(1),
+            x_saved.layout(),
+            locks.get(2),
+            locks.get(3),
+            w,
+            &p,
+        )?;
+        drop(locks);
+        let mut grads = vec![Some(Tensor::from_storage(dx, x_saved.shape()))];
+        if w_saved.is_some() {
+            grads.push(Some(Tensor::from_storage(dw, &param_shape)));
+        }
+        if has_bias {
+            grads.push(Some(Tensor::from_storage(db, &param_shape)));
+        }
+        Ok(grads)
+    }))
 }

@@ -68,3 +68,78 @@ impl Forward for LeakyReLU {
         F::leaky_relu(x, self.negative_slope)
     }
 }
+
+/// SiLU (swish), `x·σ(x)`, like `nn.SiLU()`.
+#[derive(Debug, Clone, Copy, Default, nn::Module)]
+#[module(stateless)]
+pub struct SiLU;
+
+impl Forward for SiLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        F::silu(x)
+    }
+}
+
+/// The hyperbolic tangent, like `nn.Tanh()`.
+#[derive(Debug, Clone, Copy, Default, nn::Module)]
+#[module(stateless)]
+pub struct Tanh;
+
+impl Forward for Tanh {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        F::tanh(x)
+    }
+}
+
+/// `ln(1 + e^(β·x)) / β`, linear where `β·x > threshold`, like
+/// `nn.Softplus(beta, threshold)`; `Softplus::default()` has PyTorch's defaults,
+/// β = 1 and threshold 20.
+#[derive(Debug, Clone, Copy, nn::Module)]
+#[module(stateless)]
+pub struct Softplus {
+    #[module(skip)]
+    beta: f64,
+    #[module(skip)]
+    threshold: f64,
+}
+
+impl Softplus {
+    /// A softplus with the given β (finite, non-zero) and threshold (not NaN).
+    pub fn new(beta: f64, threshold: f64) -> Result<Self> {
+        if !beta.is_finite() || beta == 0.0 {
+            return Err(crate::Error::arg(
+                "beta",
+                format!("must be finite and non-zero, got {beta}"),
+            ));
+        }
+        if threshold.is_nan() {
+            return Err(crate::Error::arg("threshold", "must not be NaN"));
+        }
+        Ok(Softplus { beta, threshold })
+    }
+
+    /// β.
+    pub fn beta(&self) -> f64 {
+        self.beta
+    }
+
+    /// The threshold above which `β·x` is passed through.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+}
+
+impl Default for Softplus {
+    fn default() -> Self {
+        Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        }
+    }
+}
+
+impl Forward for Softplus {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        F::softplus(x, self.beta, self.threshold)
+    }
+}

@@ -1,0 +1,684 @@
+//! Learning-rate schedules, as `torch.optim.lr_scheduler` computes them.
+//!
+//! A scheduler is built from an optimizer (`StepLr::new(&opt, 30, 0.1)?`), which it
+//! reads and, like PyTorch's, adjusts right away (a [`LinearLr`] starts from
+//! `start_factor · lr`; a [`OneCycleLr`] from `max_lr / 25`). Call
+//! [`LrScheduler::step`] once per optimizer step (or epoch), after `opt.step()`.
+//! Every group's lr follows PyTorch's recursive ("chainable") form step by step —
+//! the same floating-point operations in the same order — so trajectories agree with
+//! PyTorch's to the last bits, and schedulers built on one optimizer compose as in
+//! PyTorch. PyTorch's `initial_lr` is kept per group: the first scheduler built on an
+//! optimizer records each group's lr there, and later ones start from it.
+//!
+//! ```
+//! use kiln::optim::lr_scheduler::{CosineAnnealingLr, LinearLr, LrScheduler, SequentialLr};
+//! use kiln::optim::{AdamW, Optimizer};
+//! use kiln::{DType, Device, Tensor};
+//! # fn main() -> kiln::Result<()> {
+//! let w = Tensor::zeros(&[3], DType::F32, &Device::Cpu)?.requires_grad();
+//! let mut opt = AdamW::new([w.clone()], 1e-3)?;
+//! let warm = LinearLr::new(&opt, 0.1, 1.0, 5)?;
+//! let cos = CosineAnnealingLr::new(&opt, 20)?;
+//! let mut sched = SequentialLr::new(&opt, vec![Box::new(warm), Box::new(cos)], &[5])?;
+//! assert!((opt.lr() - 1e-4).abs() < 1e-12);           // warm-up starts at 0.1 · lr
+//! for _ in 0..25 {
+//!     w.sum_all()?.backward()?;
+//!     opt.step()?;
+//!     opt.zero_grad();
+//!     sched.step(&mut opt)?;
+//! }
+//! assert!(sched.last_lr()[0] < 1e-4);
+//! # Ok(())
+//! # }
+//! ```
+
+use super::groups::{GroupHandle, Opt};
+use super::Optimizer;
+use crate::{Error, Result};
+use sealed::{Core, Schedule};
+
+mod sealed {
+    use super::{GroupHandle, Result};
+
+    /// The state PyTorch's `LRScheduler` keeps.
+    #[derive(Debug)]
+    pub struct Core {
+        pub handle: GroupHandle,
+        pub base_lrs: Vec<f64>,
+        pub last_epoch: i64,
+        pub step_count: u64,
+        pub is_initial: bool,
+        pub last_lr: Vec<f64>,
+    }
+
+    impl Core {
+        /// PyTorch's `LRScheduler.__init__` up to the initial step: every group's
+        /// `initial_lr` is set if unset, and the base lrs are the initial lrs.
+        pub fn new(handle: GroupHandle) -> Core {
+            Core {
+                base_lrs: handle.initial_lrs(),
+                handle,
+                last_epoch: -1,
+                step_count: 0,
+                is_initial: false,
+                last_lr: Vec::new(),
+            }
+        }
+    }
+
+    /// The mechanics of PyTorch's `LRScheduler`; sealed, so the public trait can
+    /// change without breaking anyone.
+    pub trait Schedule {
+        fn core(&self) -> &Core;
+        fn core_mut(&mut self) -> &mut Core;
+
+        /// PyTorch's `get_lr`: the recursive form, from the groups' current lrs.
+        fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>>;
+
+        /// PyTorch's `_get_closed_form_lr`, where the scheduler has one.
+        fn closed_form(&self) -> Option<Vec<f64>> {
+            None
+        }
+
+        /// `SequentialLR.recursive_undo`.
+        fn undo(&mut self) {
+            self.core_mut().last_epoch -= 1;
+        }
+
+        /// `_initial_step`.
+        fn initial_step(&mut self, h: &GroupHandle) -> Result<()> {
+            self.core_mut().step_count = 0;
+            self.core_mut().is_initial = true;
+            let result = self.advance(h);
+            self.core_mut().is_initial = false;
+            result
+        }
+
+        /// `step()`.
+        fn advance(&mut self, h: &GroupHandle) -> Result<()> {
+            self.core_mut().step_count += 1;
+            let result = self.update_lr(h, None);
+            if result.is_err() {
+                self.core_mut().step_count -= 1;
+            }
+            result
+        }
+
+        /// `_update_lr(epoch)`.
+        fn update_lr(&mut self, h: &GroupHandle, epoch: Option<i64>) -> Result<()> {
+            let values = match epoch {
+                None => {
+                    self.core_mut().last_epoch += 1;
+                    match self.get_lr(h) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.core_mut().last_epoch -= 1;
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(e) => {
+                    self.core_mut().last_epoch = e;
+                    match self.closed_form() {
+                        Some(v) => v,
+                        None => self.get_lr(h)?,
+                    }
+                }
+            };
+            h.set_lrs(&values);
+            self.core_mut().last_lr = h.lrs();
+            Ok(())
+        }
+    }
+}
+
+/// A learning-rate schedule over an optimizer's parameter groups. Object-safe
+/// (`Box<dyn LrScheduler>`, as [`SequentialLr`] holds them); implemented by the
+/// schedulers of this module.
+pub trait LrScheduler: Schedule {
+    /// Advances the schedule by one step and sets every group's lr of `opt`, which
+    /// must be the optimizer the scheduler was built from (with as many groups): an
+    /// `Err` naming `opt` otherwise, and an `Err` naming `total_steps` when a
+    /// [`OneCycleLr`] is stepped past its end.
+    fn step(&mut self, opt: &mut dyn Optimizer) -> Result<()> {
+        let h = opt.group_handle();
+        let core = self.core();
+        if !h.same(&core.handle) {
+            return Err(Error::arg(
+                "opt",
+                "is not the optimizer this scheduler was built from",
+            ));
+        }
+        if h.num_groups() != core.base_lrs.len() {
+            return Err(Error::arg(
+                "opt",
+                format!(
+                    "has {} parameter groups, but the scheduler was built for {}",
+                    h.num_groups(),
+                    core.base_lrs.len()
+                ),
+            ));
+        }
+        self.advance(&h)
+    }
+
+    /// The lr of every group after the last step (PyTorch's `get_last_lr`).
+    fn last_lr(&self) -> Vec<f64> {
+        self.core().last_lr.clone()
+    }
+
+    /// How many times the schedule has stepped (PyTorch's `last_epoch`).
+    fn last_epoch(&self) -> i64 {
+        self.core().last_epoch
+    }
+}
+
+/// Builds the core of a scheduler on `opt` and runs its initial step.
+fn start<S: Schedule>(opt: &dyn Optimizer, build: impl FnOnce(Core) -> S) -> Result<S> {
+    let h = opt.group_handle();
+    let mut s = build(Core::new(h.clone()));
+    s.initial_step(&h)?;
+    Ok(s)
+}
+
+/// Err unless `gamma` is finite and >= 0.
+fn check_gamma(gamma: f64) -> Result<()> {
+    super::check_non_negative("gamma", gamma)
+}
+
+macro_rules! schedule_core {
+    () => {
+        fn core(&self) -> &Core {
+            &self.core
+        }
+        fn core_mut(&mut self) -> &mut Core {
+            &mut self.core
+        }
+    };
+}
+
+/// Multiplies every group's lr by `gamma` every `step_size` steps (`StepLR`).
+#[derive(Debug)]
+pub struct StepLr {
+    core: Core,
+    step_size: usize,
+    gamma: f64,
+}
+
+impl StepLr {
+    /// Err naming `step_size` when it is 0, `gamma` when negative or not finite.
+    pub fn new(opt: &dyn Optimizer, step_size: usize, gamma: f64) -> Result<StepLr> {
+        if step_size == 0 {
+            return Err(Error::arg("step_size", "must be at least 1, got 0"));
+        }
+        check_gamma(gamma)?;
+        start(opt, |core| StepLr {
+            core,
+            step_size,
+            gamma,
+        })
+    }
+}
+
+impl Schedule for StepLr {
+    schedule_core!();
+    fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
+        let e = self.core.last_epoch;
+        if e == 0 || e % self.step_size as i64 != 0 {
+            return Ok(h.lrs());
+        }
+        Ok(h.lrs().into_iter().map(|lr| lr * self.gamma).collect())
+    }
+    fn closed_form(&self) -> Option<Vec<f64>> {
+        let k = self.core.last_epoch.div_euclid(self.step_size as i64);
+        Some(scaled(&self.core.base_lrs, self.gamma.powf(k as f64)))
+    }
+}
+impl LrScheduler for StepLr {}
+
+fn scaled(lrs: &[f64], factor: f64) -> Vec<f64> {
+    lrs.iter().map(|lr| lr * factor).collect()
+}
+
+/// Multiplies every group's lr by `gamma` at each milestone (`MultiStepLR`; a
+/// milestone listed twice multiplies by `gamma²`).
+#[derive(Debug)]
+pub struct MultiStepLr {
+    core: Core,
+    milestones: Vec<usize>,
+    gamma: f64,
+}
+
+impl MultiStepLr {
+    /// Err naming `gamma` when negative or not finite.
+    pub fn new(opt: &dyn Optimizer, milestones: &[usize], gamma: f64) -> Result<MultiStepLr> {
+        check_gamma(gamma)?;
+        let mut milestones = milestones.to_vec();
+        milestones.sort_unstable();
+        start(opt, |core| MultiStepLr {
+            core,
+            milestones,
+            gamma,
+        })
+    }
+}
+
+impl Schedule for MultiStepLr {
+    schedule_core!();
+    fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
+        let e = self.core.last_epoch;
+        let count = self.milestones.iter().filter(|&&m| m as i64 == e).count();
+        if count == 0 {
+            return Ok(h.lrs());
+        }
+        Ok(scaled(&h.lrs(), self.gamma.powf(count as f64)))
+    }
+    fn closed_form(&self) -> Option<Vec<f64>> {
+        let e = self.core.last_epoch;
+        let k = self.milestones.partition_point(|&m| m as i64 <= e);
+        Some(scaled(&self.core.base_lrs, self.gamma.powf(k as f64)))
+    }
+}
+impl LrScheduler for MultiStepLr {}
+
+/// Multiplies every group's lr by `gamma` every step (`ExponentialLR`).
+#[derive(Debug)]
+pub struct ExponentialLr {
+    core: Core,
+    gamma: f64,
+}
+
+impl ExponentialLr {
+    /// Err naming `gamma` when negative or not finite.
+    pub fn new(opt: &dyn Optimizer, gamma: f64) -> Result<ExponentialLr> {
+        check_gamma(gamma)?;
+        start(opt, |core| ExponentialLr { core, gamma })
+    }
+}
+
+impl Schedule for ExponentialLr {
+    schedule_core!();
+    fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
+        if self.core.is_initial {
+            return Ok(h.lrs());
+        }
+        Ok(scaled(&h.lrs(), self.gamma))
+    }
+    fn closed_form(&self) -> Option<Vec<f64>> {
+        let e = self.core.last_epoch as f64;
+        Some(scaled(&self.core.base_lrs, self.gamma.powf(e)))
+    }
+}
+impl LrScheduler for ExponentialLr {}
+
+/// Cosine annealing from each group's base lr to `eta_min` over `t_max` steps
+/// (`CosineAnnealingLR`; past `t_max` the cosine continues, as PyTorch's does).
+#[derive(Debug)]
+pub struct CosineAnnealingLr {
+    core: Core,
+    t_max: usize,
+    eta_min: f64,
+}
+
+impl CosineAnnealingLr {
+    /// Err naming `T_max` when it is 0. `eta_min` is 0 unless set.
+    pub fn new(opt: &dyn Optimizer, t_max: usize) -> Result<CosineAnnealingLr> {
+        if t_max == 0 {
+            return Err(Error::arg("T_max", "must be at least 1, got 0"));
+        }
+        start(opt, |core| CosineAnnealingLr {
+            core,
+            t_max,
+            eta_min: 0.0,
+        })
+    }
+
+    /// The lowest lr (default 0). The initial step does not depend on it, so it may
+    /// be set after `new`.
+    pub fn eta_min(mut self, eta_min: f64) -> Self {
+        self.eta_min = eta_min;
+        self
+    }
+}
+
+impl Schedule for CosineAnnealingLr {
+    schedule_core!();
+    fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
+        use std::f64::consts::PI;
+        let (e, t, eta) = (self.core.last_epoch, self.t_max as f64, self.eta_min);
+        let lrs = h.lrs();
+        let base = &self.core.base_lrs;
+        Ok(if self.core.is_initial {
+            lrs
+        } else if self.core.step_count == 1 && e > 0 {
+            base.iter()
+                .map(|b| eta + (b - eta) * (1.0 + (e as f64 * PI / t).cos()) / 2.0)
+                .collect()
+        } else if (e - 1 - self.t_max as i64).rem_euclid(2 * self.t_max as i64) == 0 {
+            lrs.iter()
+                .zip(base)
+                .map(|(lr, b)| lr + (b - eta) * (1.0 - (PI / t).cos()) / 2.0)
+                .collect()
+        } else {
+            let e = e as f64;
+            lrs.iter()
+                .map(|lr| {
+                    (1.0 + (PI * e / t).cos()) / (1.0 + (PI * (e - 1.0) / t).cos()) * (lr - eta)
+                        + eta
+                })
+                .collect()
+        })
+    }
+    fn closed_form(&self) -> Option<Vec<f64>> {
+        use std::f64::consts::PI;
+        let (e, t, eta) = (self.core.last_epoch as f64, self.t_max as f64, self.eta_min);
+        Some(
+            self.core
+                .base_lrs
+                .iter()
+                .map(|b| eta + (b - eta) * (1.0 + (PI * e / t).cos()) / 2.0)
+                .collect(),
+        )
+    }
+}
+impl LrScheduler for CosineAnnealingLr {}
+
+/// Scales every group's lr linearly from `start_factor` to `end_factor` over
+/// `total_iters` steps, then keeps it (`LinearLR`): a warm-up.
+#[derive(Debug)]
+pub struct LinearLr {
+    core: Core,
+    start_factor: f64,
+    end_factor: f64,
+    total_iters: usize,
+}
+
+impl LinearLr {
+    /// Err naming `start_factor` outside (0, 1], `end_factor` outside [0, 1], or
+    /// `total_iters` of 0. Sets every group's lr to `start_factor · lr` at once.
+    pub fn new(
+        opt: &dyn Optimizer,
+        start_factor: f64,
+        end_factor: f64,
+        total_iters: usize,
+    ) -> Result<LinearLr> {
+        if !(start_factor > 0.0 && start_factor <= 1.0) {
+            return Err(Error::arg(
+                "start_factor",
+                format!("must be in (0, 1], got {start_factor}"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&end_factor) {
+            return Err(Error::arg(
+                "end_factor",
+                format!("must be in [0, 1], got {end_factor}"),
+            ));
+        }
+        if total_iters == 0 {
+            return Err(Error::arg("total_iters", "must be at least 1, got 0"));
+        }
+        start(opt, |core| LinearLr {
+            core,
+            start_factor,
+            end_factor,
+            total_iters,
+        })
+    }
+}
+
+impl Schedule for LinearLr {
+    schedule_core!();
+    fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
+        let e = self.core.last_epoch;
+        let (s, f, n) = (self.start_factor, self.end_factor, self.total_iters as f64);
+        if e == 0 {
+            return Ok(scaled(&h.lrs(), s));
+        }
+        if self.core.is_initial || e > self.total_iters as i64 {
+            return Ok(h.lrs());
+        }
+        let factor = 1.0 + (f - s) / (n * s + (e - 1) as f64 * (f - s));
+        Ok(scaled(&h.lrs(), factor))
+    }
+    fn closed_form(&self) -> Option<Vec<f64>> {
+        let e = self.core.last_epoch.min(self.total_iters as i64) as f64;
+        let (s, f, n) = (self.start_factor, self.end_factor, self.total_iters as f64);
+        Some(
+            self.core
+                .base_lrs
+                .iter()
+                .map(|b| b * (s + (f - s) * e / n))
+                .collect(),
+        )
+    }
+}
+impl LrScheduler for LinearLr {}
+
+/// Every group's lr is its base lr times `lr_lambda(step)` (`LambdaLR`).
+pub struct LambdaLr {
+    core: Core,
+    lr_lambda: Box<dyn Fn(usize) -> f64 + Send>,
+}
+
+impl std::fmt::Debug for LambdaLr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaLr")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LambdaLr {
+    /// The schedule `lr = base_lr · lr_lambda(step)`; step 0 is applied at once.
+    pub fn new(
+        opt: &dyn Optimizer,
+        lr_lambda: impl Fn(usize) -> f64 + Send + 'static,
+    ) -> Result<LambdaLr> {
+        start(opt, |core| LambdaLr {
+            core,
+            lr_lambda: Box::new(lr_lambda),
+        })
+    }
+}
+
+impl Schedule for LambdaLr {
+    schedule_core!();
+    fn get_lr(&mut self, _: &GroupHandle) -> Result<Vec<f64>> {
+        let factor = (self.lr_lambda)(self.core.last_epoch.max(0) as usize);
+        Ok(scaled(&self.core.base_lrs, factor))
+    }
+}
+impl LrScheduler for LambdaLr {}
+
+/// The one-cycle policy (`OneCycleLR` with PyTorch's defaults: `pct_start` 0.3,
+/// cosine annealing, `div_factor` 25, `final_div_factor` 1e4, two phases, momentum
+/// cycled between 0.85 and 0.95): the lr rises from `max_lr / 25` to `max_lr` over
+/// the first 30% of `total_steps`, then falls to `max_lr / 25 / 1e4`, while the
+/// momentum (SGD's `momentum`, Adam's `β1`) falls from 0.95 to 0.85 and rises back.
+/// Building it sets every group's lr, `initial_lr` and momentum, as PyTorch does.
+#[derive(Debug)]
+pub struct OneCycleLr {
+    core: Core,
+    total_steps: usize,
+    max_lrs: Vec<f64>,
+    min_lrs: Vec<f64>,
+    momentum: Opt,
+}
+
+impl OneCycleLr {
+    const PCT_START: f64 = 0.3;
+    const DIV_FACTOR: f64 = 25.0;
+    const FINAL_DIV_FACTOR: f64 = 1e4;
+    const BASE_MOMENTUM: f64 = 0.85;
+    const MAX_MOMENTUM: f64 = 0.95;
+
+    /// Err naming `max_lr` unless it is finite and > 0, `total_steps` when it is 0.
+    pub fn new(opt: &dyn Optimizer, max_lr: f64, total_steps: usize) -> Result<OneCycleLr> {
+        if !(max_lr.is_finite() && max_lr > 0.0) {
+            return Err(Error::arg(
+                "max_lr",
+                format!("must be a finite number > 0, got {max_lr}"),
+            ));
+        }
+        if total_steps == 0 {
+            return Err(Error::arg("total_steps", "must be at least 1, got 0"));
+        }
+        let h = opt.group_handle();
+        let n = h.num_groups();
+        let initial = max_lr / Self::DIV_FACTOR;
+        h.set_initial_lrs(&vec![initial; n]);
+        let momentum = h.momentum_opt();
+        for g in 0..n {
+            h.set(g, momentum, Self::MAX_MOMENTUM)?;
+        }
+        start(opt, |core| OneCycleLr {
+            core,
+            total_steps,
+            max_lrs: vec![max_lr; n],
+            min_lrs: vec![initial / Self::FINAL_DIV_FACTOR; n],
+            momentum,
+        })
+    }
+
+    fn anneal(start: f64, end: f64, pct: f64) -> f64 {
+        let cos_out = (std::f64::consts::PI * pct).cos() + 1.0;
+        end + (start - end) / 2.0 * cos_out
+    }
+}
+
+impl Schedule for OneCycleLr {
+    schedule_core!();
+    fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
+        let step = self.core.last_epoch;
+        if step > self.total_steps as i64 {
+            return Err(Error::arg(
+                "total_steps",
+                format!(
+                    "the schedule was stepped {step} times, but total_steps is {}",
+                    self.total_steps
+                ),
+            ));
+        }
+        let step = step as f64;
+        let total = self.total_steps as f64;
+        let end1 = Self::PCT_START * total - 1.0;
+        let end2 = total - 1.0;
+        let mut lrs = Vec::with_capacity(self.max_lrs.len());
+        for g in 0..self.max_lrs.len() {
+            let (initial, max, min) = (self.core.base_lrs[g], self.max_lrs[g], self.min_lrs[g]);
+            let (lr, m) = if step <= end1 {
+                let pct = step / end1;
+                (
+                    Self::anneal(initial, max, pct),
+                    Self::anneal(Self::MAX_MOMENTUM, Self::BASE_MOMENTUM, pct),
+                )
+            } else {
+                let pct = (step - end1) / (end2 - end1);
+                (
+                    Self::anneal(max, min, pct),
+                    Self::anneal(Self::BASE_MOMENTUM, Self::MAX_MOMENTUM, pct),
+                )
+            };
+            h.set(g, self.momentum, m)?;
+            lrs.push(lr);
+        }
+        Ok(lrs)
+    }
+}
+impl LrScheduler for OneCycleLr {}
+
+/// Runs schedulers one after another, switching at `milestones` (`SequentialLR`):
+/// a warm-up ([`LinearLr`]) then a decay ([`CosineAnnealingLr`]) is
+/// `SequentialLr::new(&opt, vec![Box::new(warm), Box::new(cos)], &[warm_steps])`.
+/// Each scheduler after the first starts at its milestone from its closed form at
+/// step 0 (the base lrs), as PyTorch's does.
+pub struct SequentialLr {
+    core: Core,
+    schedulers: Vec<Box<dyn LrScheduler + Send>>,
+    milestones: Vec<usize>,
+}
+
+impl std::fmt::Debug for SequentialLr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SequentialLr")
+            .field("core", &self.core)
+            .field("milestones", &self.milestones)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SequentialLr {
+    /// Err naming `schedulers` when there are none or one was built on another
+    /// optimizer, `milestones` unless there is one fewer than schedulers and they
+    /// increase strictly.
+    pub fn new(
+        opt: &dyn Optimizer,
+        schedulers: Vec<Box<dyn LrScheduler + Send>>,
+        milestones: &[usize],
+    ) -> Result<SequentialLr> {
+        let h = opt.group_handle();
+        if schedulers.is_empty() {
+            return Err(Error::arg("schedulers", "expects at least one scheduler"));
+        }
+        if let Some(i) = schedulers.iter().position(|s| !s.core().handle.same(&h)) {
+            return Err(Error::arg(
+                "schedulers",
+                format!("scheduler {i} was built on another optimizer"),
+            ));
+        }
+        if milestones.len() + 1 != schedulers.len() {
+            return Err(Error::arg(
+                "milestones",
+                format!(
+                    "needs one fewer milestone than schedulers: got {} schedulers and {} milestones",
+                    schedulers.len(),
+                    milestones.len()
+                ),
+            ));
+        }
+        if milestones.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::arg(
+                "milestones",
+                format!("must increase strictly, got {milestones:?}"),
+            ));
+        }
+        let mut s = SequentialLr {
+            core: Core::new(h.clone()),
+            schedulers,
+            milestones: milestones.to_vec(),
+        };
+        s.core.last_epoch = 0;
+        // Back to the initial lrs, every scheduler's initial step undone, then the
+        // first scheduler's initial step again (PyTorch's SequentialLR.__init__).
+        h.set_lrs(&h.initial_lrs());
+        s.undo();
+        let idx = s.milestones.partition_point(|&m| m == 0);
+        s.schedulers[idx].initial_step(&h)?;
+        s.core.last_lr = s.schedulers[idx].last_lr();
+        Ok(s)
+    }
+}
+
+impl Schedule for SequentialLr {
+    schedule_core!();
+    fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
+        Ok(h.lrs())
+    }
+    fn undo(&mut self) {
+        self.schedulers.iter_mut().for_each(|s| s.undo());
+    }
+    fn advance(&mut self, h: &GroupHandle) -> Result<()> {
+        self.core.last_epoch += 1;
+        let e = self.core.last_epoch;
+        let idx = self.milestones.partition_point(|&m| m as i64 <= e);
+        let s = &mut self.schedulers[idx];
+        if idx > 0 && self.milestones[idx - 1] as i64 == e {
+            s.update_lr(h, Some(0))?;
+        } else {
+            s.advance(h)?;
+        }
+        self.core.last_lr = s.last_lr();
+        Ok(())
+    }
+}
+impl LrScheduler for SequentialLr {}
