@@ -27,6 +27,7 @@
 // inside kiln too.
 extern crate self as kiln;
 
+pub mod amp;
 pub mod autograd;
 pub(crate) mod backend;
 pub mod cuda;
@@ -40,6 +41,7 @@ mod rng;
 mod shape;
 mod tensor;
 
+pub use amp::{autocast, autocast_dtype, autocast_off, is_autocast_enabled, AutocastGuard};
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
 pub use device::Device;
 pub use dtype::{DType, WithDType};

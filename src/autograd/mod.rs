@@ -108,6 +108,7 @@ pub(crate) fn check_unregistered_parameters(held: &[crate::optim::OptimParam]) -
 /// are released afterwards, and a later `backward` through any of its nodes is
 /// [`Error::GraphReleased`], as in PyTorch; that error comes before any leaf changes.
 pub(crate) fn backward(root: &Tensor, retain_graph: bool) -> Result<()> {
+    let _autocast_off = crate::amp::autocast_off(); // each gradient op runs in its forward op's dtype
     if root.numel() != 1 {
         return Err(Error::NotScalar {
             op: "backward",

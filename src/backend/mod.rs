@@ -16,6 +16,7 @@
 pub(crate) mod cpu;
 pub(crate) mod cuda;
 
+mod amp;
 mod attention;
 mod conv;
 mod dropout;
@@ -29,6 +30,7 @@ mod pool;
 mod reduce;
 mod softmax;
 
+pub(crate) use amp::{check_unscale_operands, AmpOps};
 pub(crate) use attention::{AttentionLayouts, AttentionOps, AttentionParams};
 pub(crate) use conv::{Conv2dParams, ConvOps};
 pub(crate) use cpu::CpuStorage;
@@ -63,6 +65,7 @@ pub(crate) trait BackendStorage:
     + NormOps
     + LossOps
     + AttentionOps
+    + AmpOps
 {
     /// The element type.
     fn dtype(&self) -> DType;

@@ -257,6 +257,15 @@ macro_rules! adam_family {
             fn group_handle(&self) -> GroupHandle {
                 self.0.groups.handle()
             }
+
+            fn parameters(&self) -> Vec<Tensor> {
+                self.0
+                    .params
+                    .params()
+                    .iter()
+                    .map(|p| p.tensor.clone())
+                    .collect()
+            }
         }
     };
 }

@@ -92,6 +92,10 @@ pub trait Optimizer {
     fn set_group_lr(&mut self, group: usize, lr: f64) -> Result<()> {
         self.group_handle().set(group, groups::Opt::Lr, lr)
     }
+
+    /// The parameters held, every group's, in order (what [`crate::amp::GradScaler`]
+    /// unscales).
+    fn parameters(&self) -> Vec<crate::Tensor>;
 }
 
 /// Err unless `value` is finite and `>= 0`.

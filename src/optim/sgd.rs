@@ -176,4 +176,12 @@ impl Optimizer for Sgd {
     fn group_handle(&self) -> GroupHandle {
         self.groups.handle()
     }
+
+    fn parameters(&self) -> Vec<Tensor> {
+        self.params
+            .params()
+            .iter()
+            .map(|p| p.tensor.clone())
+            .collect()
+    }
 }

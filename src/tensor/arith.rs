@@ -34,6 +34,9 @@ impl Tensor {
 
     /// `self + rhs`, broadcasting.
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.add(b)) {
+            return y;
+        }
         let out = self.binary_raw(BinaryOp::Add, rhs, "add")?;
         let (ls, rs) = (self.shape().to_vec(), rhs.shape().to_vec());
         Ok(record(out, "add", &[self, rhs], move |_, g| {
@@ -43,6 +46,9 @@ impl Tensor {
 
     /// `self - rhs`, broadcasting.
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.sub(b)) {
+            return y;
+        }
         let out = self.binary_raw(BinaryOp::Sub, rhs, "sub")?;
         let (ls, rs) = (self.shape().to_vec(), rhs.shape().to_vec());
         Ok(record(out, "sub", &[self, rhs], move |_, g| {
@@ -55,6 +61,9 @@ impl Tensor {
 
     /// `self * rhs`, broadcasting.
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.mul(b)) {
+            return y;
+        }
         let out = self.binary_raw(BinaryOp::Mul, rhs, "mul")?;
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record(out, "mul", &[self, rhs], move |_, g| {
@@ -67,6 +76,9 @@ impl Tensor {
 
     /// `self / rhs`, broadcasting (float dtypes).
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.div(b)) {
+            return y;
+        }
         let out = self.binary_raw(BinaryOp::Div, rhs, "div")?;
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record(out, "div", &[self, rhs], move |out, g| {
@@ -94,6 +106,11 @@ impl Tensor {
         wins: CmpOp,
         name: &'static str,
     ) -> Result<Tensor> {
+        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| {
+            a.pairwise_extremum(b, op, wins, name)
+        }) {
+            return y;
+        }
         let out = self.binary_raw(op, rhs, name)?;
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record(out, name, &[self, rhs], move |_, g| {
@@ -137,11 +154,17 @@ impl Tensor {
 
     /// `e^self`.
     pub fn exp(&self) -> Result<Tensor> {
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.exp()) {
+            return y;
+        }
         self.unary_with(UnaryOp::Exp, "exp", |_, out| Ok(out.clone()))
     }
 
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.log()) {
+            return y;
+        }
         self.unary_with(UnaryOp::Log, "log", |x, _| x.powf(-1.0))
     }
 
@@ -185,6 +208,9 @@ impl Tensor {
 
     /// `self ^ e` for a scalar exponent.
     pub fn powf(&self, e: f64) -> Result<Tensor> {
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.powf(e)) {
+            return y;
+        }
         let out = self.unary_raw(UnaryOp::PowScalar(e))?;
         let x = self.detach();
         Ok(record(out, "powf", &[self], move |_, g| {

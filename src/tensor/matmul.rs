@@ -10,6 +10,9 @@ use crate::{Error, Result};
 impl Tensor {
     /// Matrix product, batched and broadcast over leading dimensions like `torch.matmul`.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if let Some(y) = crate::amp::lower([self, rhs], [], |[a, b], []| a.matmul(b)) {
+            return y;
+        }
         self.check_same_device("matmul", rhs)?;
         self.check_same_dtype("matmul", rhs)?;
         if self.rank() == 0 || rhs.rank() == 0 {

@@ -41,6 +41,9 @@ impl Tensor {
 
     /// Sum over `dim`. Integer tensors sum to I64.
     pub fn sum(&self, dim: usize, keepdim: bool) -> Result<Tensor> {
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.sum(dim, keepdim)) {
+            return y;
+        }
         let out = self.reduce_raw(ReduceOp::Sum, dim, keepdim, "sum")?;
         if !out.dtype().is_float() {
             return Ok(out);
@@ -58,6 +61,9 @@ impl Tensor {
 
     /// Mean over `dim` (float dtypes).
     pub fn mean(&self, dim: usize, keepdim: bool) -> Result<Tensor> {
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.mean(dim, keepdim)) {
+            return y;
+        }
         self.check_float("mean")?;
         check_dim("mean", dim, self.rank())?;
         self.sum(dim, keepdim)?.div_scalar(self.shape()[dim] as f64)
@@ -119,11 +125,17 @@ impl Tensor {
 
     /// Sum of every element, as a rank-0 tensor.
     pub fn sum_all(&self) -> Result<Tensor> {
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.sum_all()) {
+            return y;
+        }
         self.reshape(&[self.numel()])?.sum(0, false)
     }
 
     /// Mean of every element, as a rank-0 tensor (float dtypes).
     pub fn mean_all(&self) -> Result<Tensor> {
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.mean_all()) {
+            return y;
+        }
         self.check_float("mean_all")?;
         self.sum_all()?.div_scalar(self.numel() as f64)
     }

@@ -5,6 +5,7 @@
 //! (kernels are generic over the element type, f16/bf16 computed in f32).
 
 pub(crate) mod alloc;
+mod amp;
 mod attention;
 mod conv;
 mod dropout;

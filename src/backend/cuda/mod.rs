@@ -14,6 +14,7 @@
 //! Nothing runs through the host.
 
 pub mod allocator;
+mod amp;
 mod attention;
 mod conv;
 pub(crate) mod device;

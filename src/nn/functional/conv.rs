@@ -143,6 +143,10 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     opts: Conv2dOpts,
 ) -> Result<Tensor> {
+    if let Some(y) = crate::amp::lower([input, weight], [bias], |[x, w], [b]| conv2d(x, w, b, opts))
+    {
+        return y;
+    }
     match input.rank() {
         4 => conv2d_batched(input, weight, bias, opts),
         3 => conv2d_batched(&input.unsqueeze(0)?, weight, bias, opts)?.squeeze(0),

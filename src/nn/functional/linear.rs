@@ -13,6 +13,9 @@ use crate::{Error, Result, Tensor};
 /// whose last dimension is not `in`, a bias not of shape (out), and dtype or device
 /// mismatches.
 pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(y) = crate::amp::lower([input, weight], [bias], |[x, w], [b]| linear(x, w, b)) {
+        return y;
+    }
     input.check_float("linear")?;
     input.check_same_dtype("linear weight", weight)?;
     input.check_same_device("linear weight", weight)?;

@@ -43,6 +43,11 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> Result<Tensor> {
+    if let Some(y) = crate::amp::fp32_keep_dtype([x], [weight, bias], |[x], [w, b]| {
+        batch_norm(x, running_mean, running_var, w, b, training, momentum, eps)
+    }) {
+        return y;
+    }
     x.check_float("batch_norm")?;
     if x.rank() < 2 {
         return Err(Error::arg(
@@ -244,6 +249,12 @@ fn row_norm(
     eps: f64,
     rms: bool,
 ) -> Result<Tensor> {
+    // Layer and RMS norm are on autocast's f32 list.
+    if let Some(y) = crate::amp::fp32([x], [weight, bias], |[x], [w, b]| {
+        row_norm(x, normalized_shape, w, b, eps, rms)
+    }) {
+        return y;
+    }
     let op = if rms { "rms_norm" } else { "layer_norm" };
     x.check_float(op)?;
     let rank = x.rank();

@@ -14,6 +14,9 @@ use crate::{Result, Tensor};
 /// A rank-0 tensor is treated as one element (its softmax is 1). A row holding NaN
 /// gives NaN; a row of `-inf` gives NaN, as in PyTorch.
 pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
+    if let Some(y) = crate::amp::fp32([x], [], |[x], []| softmax(x, dim)) {
+        return y;
+    }
     let out = softmax_forward(x, dim, false, "softmax")?;
     Ok(record(out, "softmax", &[x], move |y, g| {
         // d softmax: y * (g - sum(g * y))
@@ -25,6 +28,9 @@ pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
 /// `x - log(sum(exp(x)))` along `dim` (PyTorch's `F.log_softmax(x, dim)`), computed
 /// without forming `softmax` first, so it stays finite where `softmax` underflows.
 pub fn log_softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
+    if let Some(y) = crate::amp::fp32([x], [], |[x], []| log_softmax(x, dim)) {
+        return y;
+    }
     let out = softmax_forward(x, dim, true, "log_softmax")?;
     Ok(record(out, "log_softmax", &[x], move |y, g| {
         // d log_softmax: g - softmax * sum(g)
