@@ -1615,6 +1615,11 @@ fn attention_matches_the_cpu_in_every_float_dtype() {
                 // Sums over up to 70 keys and 128 features: a few more roundings.
                 let what = format!("attention case {i} {dtype:?}: result {j}");
                 assert_close(&what, g, c, atol * 4.0, rtol * 4.0);
+            }
+        }
+    }
+}
+
 /// GradScaler's fused non-finite check and unscale (`kernels/amp.cu`) against the CPU
 /// in every dtype it takes, on a contiguous and a transposed (strided) gradient of
 /// odd size, with and without an inf/NaN among them.
