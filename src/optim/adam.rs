@@ -260,6 +260,7 @@ macro_rules! adam_family {
 
             fn parameters(&self) -> Vec<Tensor> {
                 self.0
+                    .groups
                     .params
                     .params()
                     .iter()

@@ -178,7 +178,8 @@ impl Optimizer for Sgd {
     }
 
     fn parameters(&self) -> Vec<Tensor> {
-        self.params
+        self.groups
+            .params
             .params()
             .iter()
             .map(|p| p.tensor.clone())
