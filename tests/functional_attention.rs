@@ -253,6 +253,22 @@ device_test! {
         assert_eq!(train.device(), *dev);
     }
 
+    /// Under BF16 autocast, f32 q, k, v and an f32 mask run in BF16 (PyTorch's
+    /// lower-precision list), and the result stays within BF16 roundings of f32's.
+    fn autocast_runs_attention_in_bf16(dev) {
+        let f32 = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+        let (q, k, v) = (f32(randn(&[1, 2, 5, 16], 60, dev)), f32(randn(&[1, 2, 7, 16], 61, dev)), f32(randn(&[1, 2, 7, 16], 62, dev)));
+        let mask = f32(randn(&[5, 7], 63, dev));
+        let opts = SdpaOpts::new().causal(true).mask(&mask);
+        let want = F::scaled_dot_product_attention(&q, &k, &v, opts).unwrap();
+        let got = {
+            let _ac = kiln::autocast(DType::BF16).unwrap();
+            F::scaled_dot_product_attention(&q, &k, &v, opts).unwrap()
+        };
+        assert_eq!((got.dtype(), got.device()), (DType::BF16, *dev));
+        assert_values("autocast", &got, &want, 5e-2, 5e-2);
+    }
+
     fn bad_input_is_an_error_naming_the_argument(dev) {
         let (q, k, v) = (randn(&[1, 2, 3, 4], 50, dev), randn(&[1, 2, 5, 4], 51, dev), randn(&[1, 2, 5, 4], 52, dev));
         let sdpa = |q: &Tensor, k: &Tensor, v: &Tensor, o| F::scaled_dot_product_attention(q, k, v, o);

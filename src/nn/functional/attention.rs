@@ -106,7 +106,8 @@ struct Dims {
 /// `(..., L, EV)`. See [`SdpaOpts`] for the mask, causality, scale and dropout. A
 /// query row that may attend to no key gives 0 (and no gradient), as PyTorch 2.15.
 /// Gradients flow to q, k, v, and to a float mask that requires one (on the math
-/// path).
+/// path). Under [`autocast`](crate::autocast) q, k, v and a float mask run in the
+/// autocast dtype (PyTorch's lower-precision list).
 ///
 /// Errors name the argument: `query`/`key`/`value` for a non-float dtype, rank < 2,
 /// mismatched dtypes, devices or sizes, leading dims that do not broadcast; `mask`
@@ -119,6 +120,13 @@ pub fn scaled_dot_product_attention(
     v: &Tensor,
     opts: SdpaOpts,
 ) -> Result<Tensor> {
+    // Under autocast, on the lower-precision list as in PyTorch: q, k, v and a float
+    // mask are cast to the autocast dtype.
+    if let Some(y) = crate::amp::lower([q, k, v], [opts.mask], |[q, k, v], [mask]| {
+        scaled_dot_product_attention(q, k, v, SdpaOpts { mask, ..opts })
+    }) {
+        return y;
+    }
     let dims = check(q, k, v, &opts)?;
     // A float mask of another float dtype (an f32 mask under BF16 autocast) is
     // converted, as PyTorch's autocast casts every float argument.
