@@ -15,6 +15,7 @@ enum UnaryCode {
     U_ADD_SCALAR, U_MUL_SCALAR, U_DIV_SCALAR, U_POW_SCALAR,
     U_GELU, U_GELU_GRAD, U_GELU_TANH, U_GELU_TANH_GRAD, U_LEAKY_RELU, U_LEAKY_RELU_GRAD,
     U_SILU, U_SILU_GRAD, U_SOFTPLUS, U_SOFTPLUS_GRAD,
+    U_SIN, U_COS,
 };
 enum BinaryCode { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM };
 enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
@@ -31,6 +32,10 @@ __device__ __forceinline__ float k_erf(float x) { return erff(x); }
 __device__ __forceinline__ double k_erf(double x) { return erf(x); }
 __device__ __forceinline__ float k_log1p(float x) { return log1pf(x); }
 __device__ __forceinline__ double k_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float k_sin(float x) { return sinf(x); }
+__device__ __forceinline__ double k_sin(double x) { return sin(x); }
+__device__ __forceinline__ float k_cos(float x) { return cosf(x); }
+__device__ __forceinline__ double k_cos(double x) { return cos(x); }
 
 // GELU and its derivatives, term by term as the CPU backend writes them.
 #define KILN_FRAC_1_SQRT_2 0.7071067811865476
@@ -86,6 +91,8 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
     // PyTorch's softplus at beta 1: linear above the threshold s, log1p(e^x) below.
     case U_SOFTPLUS: return x > s ? x : k_log1p(k_exp(x));
     case U_SOFTPLUS_GRAD: return x > s ? (C)1 : (C)1 / ((C)1 + k_exp(-x));
+    case U_SIN: return k_sin(x);
+    case U_COS: return k_cos(x);
     default: __trap(); return x;
     }
 }
@@ -108,7 +115,7 @@ template <typename T> __device__ __forceinline__ T unary_int(uint32_t op, T x, i
     case U_EXP: case U_LOG: case U_SQRT: case U_SIGMOID: case U_TANH: case U_DIV_SCALAR:
     case U_POW_SCALAR: case U_GELU: case U_GELU_GRAD: case U_GELU_TANH: case U_GELU_TANH_GRAD:
     case U_LEAKY_RELU: case U_LEAKY_RELU_GRAD: case U_SILU: case U_SILU_GRAD: case U_SOFTPLUS:
-    case U_SOFTPLUS_GRAD:
+    case U_SOFTPLUS_GRAD: case U_SIN: case U_COS:
     default: __trap(); return x;
     }
 }

@@ -742,6 +742,48 @@ fn pools_match_the_cpu() {
     }
 }
 
+/// Padding in every float dtype and mode, forward and gradient, against the CPU:
+/// exact (the forward copies; the gradient sums the same copies in the same order).
+/// A larger case crosses the grid-stride loop.
+#[test]
+fn pad_matches_the_cpu_in_every_float_dtype() {
+    use kiln::nn::functional::PadMode;
+    let (dev, _gpu) = gpu_or_skip!("pad_matches_the_cpu_in_every_float_dtype");
+    let modes = [
+        PadMode::Constant(-1.5),
+        PadMode::Reflect,
+        PadMode::Replicate,
+        PadMode::Circular,
+    ];
+    // (input shape, (left, right, top, bottom))
+    type PadCase = (&'static [usize], (usize, usize, usize, usize));
+    let cases: [PadCase; 3] = [
+        (&[2, 3, 5, 6], (2, 3, 4, 1)),
+        (&[3, 4, 2], (1, 1, 0, 3)),
+        (&[1, 2, 60, 97], (5, 4, 3, 2)),
+    ];
+    for dtype in FLOATS {
+        for (case, &(shape, pad)) in cases.iter().enumerate() {
+            for mode in modes {
+                let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                    let x = values(shape, dtype, 95 + case as u64)
+                        .to_device(d)?
+                        .requires_grad();
+                    let y = F::pad(&x, pad, mode)?;
+                    let upstream = values(y.shape(), dtype, 96).to_device(d)?;
+                    y.mul(&upstream)?.sum_all()?.backward()?;
+                    Ok((y, x.grad().expect("grad")))
+                };
+                let what = format!("pad {mode:?} {shape:?} {dtype:?}");
+                let (yg, gg) = run(&dev).unwrap();
+                let (yc, gc) = run(&Device::Cpu).unwrap();
+                assert_close(&format!("{what} value"), &yg, &yc, 0.0, 0.0);
+                assert_close(&format!("{what} grad"), &gg, &gc, 0.0, 0.0);
+            }
+        }
+    }
+}
+
 /// Batch norm in every float dtype, training and eval, with and without affine
 /// parameters: S = 1 with many rows ((37, 5)), and a large S through a permuted view
 /// ((3, 7, 40, 13): 520 values per sample and channel). Output, the running
@@ -1676,6 +1718,7 @@ fn the_parity_tests_launch_every_kernel() {
         softmax_and_log_softmax_match_the_cpu,
         dropout_matches_the_cpu_in_every_float_dtype,
         pools_match_the_cpu,
+        pad_matches_the_cpu_in_every_float_dtype,
         conv2d_and_its_gradients_match_the_cpu_for_every_option,
         batch_norm_matches_the_cpu_in_every_float_dtype,
         cross_entropy_and_nll_match_the_cpu_in_every_float_dtype,
@@ -1690,6 +1733,7 @@ fn the_parity_tests_launch_every_kernel() {
         creation_on_the_device_matches_the_cpu,
         training_steps_on_the_device_move_only_the_batch_and_the_loss,
         attention_matches_the_cpu_in_every_float_dtype,
+        index_ops_match_the_cpu_in_every_dtype,
     ];
     for test in suite {
         test();
@@ -1703,4 +1747,59 @@ fn the_parity_tests_launch_every_kernel() {
         .map(|(name, _)| name)
         .collect();
     assert!(missed.is_empty(), "kernels no test launched: {missed:?}");
+}
+
+/// The index kernels against the CPU on strided operands: gather and where_cond in
+/// every dtype (bit for bit), scatter_add in every float dtype (bit for bit: both
+/// backends sum in one order), index_bounds through every checked op, and the sin
+/// and cos cases of the unary kernels.
+#[test]
+fn index_ops_match_the_cpu_in_every_dtype() {
+    let (dev, _gpu) = gpu_or_skip!("index_ops_match_the_cpu_in_every_dtype");
+    let ids: Vec<i64> = (0..9 * 6).map(|i| (i * 5 % 7) as i64).collect();
+    let base = Tensor::from_vec(ids, &[9, 6], &Device::Cpu).unwrap();
+    // (6, 9) transposed views of indices in [0, 7), on both devices.
+    let idx_cpu = base.transpose(0, 1).unwrap();
+    let idx_gpu = base.to_device(&dev).unwrap().transpose(0, 1).unwrap();
+    let (cond_cpu, cond_gpu) = pair_t(&[6, 7], DType::U8, 9, &dev);
+    for dtype in ALL {
+        let (cpu, gpu) = pair_t(&[6, 7], dtype, 10, &dev);
+        let what = format!("gather {dtype:?}");
+        let got = gpu.gather(1, &idx_gpu).unwrap();
+        assert_exact(&what, &got, &cpu.gather(1, &idx_cpu).unwrap());
+        let (b_cpu, b_gpu) = pair_t(&[7], dtype, 11, &dev);
+        let what = format!("where_cond {dtype:?}");
+        let got = cond_gpu.where_cond(&gpu, &b_gpu).unwrap();
+        assert_exact(&what, &got, &cond_cpu.where_cond(&cpu, &b_cpu).unwrap());
+    }
+    for dtype in FLOATS {
+        let (base_cpu, base_gpu) = pair_t(&[7, 9], dtype, 12, &dev);
+        let (src_cpu, src_gpu) = pair_t(&[6, 9], dtype, 13, &dev);
+        let what = format!("scatter_add {dtype:?}");
+        let got = base_gpu.scatter_add(0, &idx_gpu, &src_gpu).unwrap();
+        let want = base_cpu.scatter_add(0, &idx_cpu, &src_cpu).unwrap();
+        assert_exact(&what, &got, &want);
+        let (cpu, gpu) = pair_t(&[5, 3], dtype, 14, &dev);
+        let (atol, rtol) = tol(dtype);
+        assert_close(
+            &format!("sin {dtype:?}"),
+            &gpu.sin().unwrap(),
+            &cpu.sin().unwrap(),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("cos {dtype:?}"),
+            &gpu.cos().unwrap(),
+            &cpu.cos().unwrap(),
+            atol,
+            rtol,
+        );
+    }
+    let bad = Tensor::from_vec(vec![0i64, 9], &[1, 2], &dev).unwrap();
+    assert!(idx_gpu
+        .to_dtype(DType::F32)
+        .unwrap()
+        .gather(1, &bad)
+        .is_err());
 }

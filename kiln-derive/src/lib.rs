@@ -16,6 +16,12 @@
 //! leaves a field out. Tuple structs name their fields `0`, `1`, …; enums and unions
 //! are rejected.
 //!
+//! **Printing.** The derive also writes `Module::type_name` (the struct's name, which
+//! `nn::summary` prints like PyTorch's `print(model)`). A struct marked
+//! `#[module(extra_repr)]` has its inherent `fn extra_repr(&self) -> String` (the
+//! arguments printed between the parentheses, PyTorch's `extra_repr`) used as
+//! `Module::extra_repr`.
+//!
 //! **Somewhere to keep the mode.** `is_training()` must follow `train()`/`eval()`,
 //! so a module needs a place for its flag: an `nn::Mode` field, a child module
 //! (which keeps one), or an `nn::Parameter` / `nn::Buffer` field (each carries a
@@ -47,7 +53,10 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
 }
 
 fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
-    let stateless = is_stateless(input)?;
+    let StructKeys {
+        stateless,
+        extra_repr,
+    } = struct_keys(input)?;
     let fields =
         match &input.data {
             Data::Struct(data) => &data.fields,
@@ -118,6 +127,14 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let lifetime = syn::Lifetime::new("'__kiln_visit", proc_macro2::Span::call_site());
+    let type_name = ident_name(ident);
+    let extra_repr = extra_repr.then(|| {
+        quote! {
+            fn extra_repr(&self) -> ::std::string::String {
+                #ident::extra_repr(self)
+            }
+        }
+    });
     Ok(quote! {
         #[automatically_derived]
         impl #impl_generics ::kiln::nn::Module for #ident #ty_generics #where_clause {
@@ -128,6 +145,12 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let _ = &visitor;
                 #(#visits)*
             }
+
+            fn type_name(&self) -> ::std::string::String {
+                ::std::string::String::from(#type_name)
+            }
+
+            #extra_repr
         }
     })
 }
@@ -154,24 +177,38 @@ fn is_skipped(field: &syn::Field) -> syn::Result<bool> {
     Ok(skip)
 }
 
-/// True for a struct marked `#[module(stateless)]`; any other struct-level key is an
-/// error (`skip` belongs on fields).
-fn is_stateless(input: &DeriveInput) -> syn::Result<bool> {
-    let mut stateless = false;
+/// The struct-level `#[module(..)]` keys.
+struct StructKeys {
+    /// `stateless`: the struct keeps no mode (see the crate docs).
+    stateless: bool,
+    /// `extra_repr`: the struct has an inherent `fn extra_repr(&self) -> String`
+    /// that `Module::extra_repr` returns (the arguments `nn::summary` prints).
+    extra_repr: bool,
+}
+
+/// Reads the struct-level keys; any other key is an error (`skip` belongs on fields).
+fn struct_keys(input: &DeriveInput) -> syn::Result<StructKeys> {
+    let mut keys = StructKeys {
+        stateless: false,
+        extra_repr: false,
+    };
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("module")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("stateless") {
-                stateless = true;
+                keys.stateless = true;
+                Ok(())
+            } else if meta.path.is_ident("extra_repr") {
+                keys.extra_repr = true;
                 Ok(())
             } else {
                 Err(meta.error(
-                    "unknown struct-level #[module(..)] key; the only one is `stateless` \
-                     (#[module(skip)] belongs on fields)",
+                    "unknown struct-level #[module(..)] key; the keys are `stateless` and \
+                     `extra_repr` (#[module(skip)] belongs on fields)",
                 ))
             }
         })?;
     }
-    Ok(stateless)
+    Ok(keys)
 }
 
 /// Type names that can hold no mode: the built-in unit and configuration-only

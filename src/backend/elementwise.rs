@@ -58,13 +58,17 @@ pub(crate) enum UnaryOp {
     Softplus(f64),
     /// derivative of [`UnaryOp::Softplus`]: 1 where `x > s`, else `σ(x)`
     SoftplusGrad(f64),
+    /// sine
+    Sin,
+    /// cosine
+    Cos,
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 22] = [
+    pub(crate) const ALL: [UnaryOp; 24] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -87,6 +91,8 @@ impl UnaryOp {
         UnaryOp::SiluGrad,
         UnaryOp::Softplus(0.0),
         UnaryOp::SoftplusGrad(0.0),
+        UnaryOp::Sin,
+        UnaryOp::Cos,
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -114,6 +120,8 @@ impl UnaryOp {
             UnaryOp::SiluGrad => "silu_grad",
             UnaryOp::Softplus(_) => "softplus",
             UnaryOp::SoftplusGrad(_) => "softplus_grad",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
         }
     }
 

@@ -7,7 +7,8 @@
 //!
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `attention.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `index.rs`, `pad.rs`,
+//! `amp.rs`, `attention.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -22,10 +23,12 @@ mod conv;
 mod dropout;
 mod elementwise;
 mod fill;
+mod index;
 mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod reduce;
 mod softmax;
@@ -38,10 +41,12 @@ pub(crate) use cuda::CudaStorage;
 pub(crate) use dropout::DropoutOps;
 pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
 pub(crate) use fill::FillOps;
+pub(crate) use index::IndexOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
 pub(crate) use matmul::{MatmulDims, MatmulOps};
 pub(crate) use norm::{BatchNormParams, LayerNormParams, NormOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
+pub(crate) use pad::{Pad2dParams, PadKind, PadOps};
 pub(crate) use pool::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 pub(crate) use reduce::{ReduceOp, ReduceOps};
 pub(crate) use softmax::SoftmaxOps;
@@ -59,6 +64,7 @@ pub(crate) trait BackendStorage:
     + MatmulOps
     + ConvOps
     + PoolOps
+    + PadOps
     + DropoutOps
     + OptimOps
     + FillOps
@@ -66,6 +72,7 @@ pub(crate) trait BackendStorage:
     + LossOps
     + AttentionOps
     + AmpOps
+    + IndexOps
 {
     /// The element type.
     fn dtype(&self) -> DType;
@@ -284,6 +291,14 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 impl Storage {
+    /// Number of elements stored.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+
     /// The device this memory is on.
     pub(crate) fn device(&self) -> Device {
         match self {

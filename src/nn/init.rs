@@ -66,7 +66,19 @@ pub fn default_weight_and_bias(
     with_bias: bool,
     device: &Device,
 ) -> Result<(Parameter, Option<Parameter>)> {
-    let weight = kaiming_uniform(weight_shape, 5f64.sqrt(), DType::F32, device)?;
+    default_weight_and_bias_as(weight_shape, with_bias, DType::F32, device)
+}
+
+/// [`default_weight_and_bias`] with parameters of `dtype` (a float dtype: an `Err`
+/// naming `dtype` otherwise), what a layer's `dtype` option asks for.
+pub fn default_weight_and_bias_as(
+    weight_shape: &[usize],
+    with_bias: bool,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Parameter, Option<Parameter>)> {
+    check_param_dtype(dtype)?;
+    let weight = kaiming_uniform(weight_shape, 5f64.sqrt(), dtype, device)?;
     let bias = if with_bias {
         let (fan_in, _) = calculate_fan_in_and_fan_out(weight_shape)?;
         let bound = if fan_in > 0 {
@@ -79,13 +91,26 @@ pub fn default_weight_and_bias(
             &[out],
             -bound,
             bound,
-            DType::F32,
+            dtype,
             device,
         )?)?)
     } else {
         None
     };
     Ok((Parameter::new(weight)?, bias))
+}
+
+/// Err naming `dtype` unless it is a float dtype: a layer's `dtype` option (only
+/// floats have gradients).
+pub(crate) fn check_param_dtype(dtype: DType) -> Result<()> {
+    if dtype.is_float() {
+        Ok(())
+    } else {
+        Err(Error::arg(
+            "dtype",
+            format!("layer parameters need a float dtype (F32, F64, F16, BF16), got {dtype:?}"),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -55,11 +55,13 @@ mod layers;
 mod module;
 mod parameter;
 pub mod utils;
+mod summary;
 
 pub use checkpoint::{load, save};
-pub use functional::{Conv2dOpts, Padding, Size2d};
+pub use functional::{Conv2dOpts, Padding, PaddingMode, Size2d};
 /// `#[derive(nn::Module)]`: implements [`Module`] from a struct's fields.
 pub use kiln_derive::Module;
 pub use layers::*;
 pub use module::{Forward, Layer, Member, Module, ModuleField};
 pub use parameter::{Buffer, Mode, Parameter};
+pub use summary::{repr, summary};

@@ -4,7 +4,7 @@
 
 use super::checkpoint;
 use super::parameter::{Buffer, Mode, Parameter};
-use crate::{Result, Tensor, TensorId};
+use crate::{DType, Device, Error, Result, Tensor, TensorId};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -132,6 +132,61 @@ pub trait Module {
         }
     }
 
+    /// Moves every parameter and buffer of this module and its descendants to
+    /// `device`, in place (PyTorch's `module.to(device)`), with the gradients they
+    /// have accumulated.
+    ///
+    /// In place means that every handle sees the move: the [`Parameter`]s an
+    /// optimizer was built from before the call are the same tensors, so the
+    /// optimizer keeps working. Its state (momentum, Adam's moments) created on the
+    /// old device follows the parameter on the next `step`. Tensors sharing a
+    /// parameter's memory (its views, `state_dict` entries) move with it.
+    ///
+    /// All-or-nothing: every tensor is copied to `device` first, and only when all
+    /// copies succeeded are they swapped in, so on an error (a device that is not
+    /// usable, out of memory) nothing has moved.
+    fn to_device(&self, device: &Device) -> Result<()> {
+        crate::tensor::relocate_in_place(&module_tensors(self), Some(device), &|d| d)
+    }
+
+    /// Casts every float parameter and buffer of this module and its descendants to
+    /// `dtype` in place (PyTorch's `module.to(dtype)`), gradients included; integer
+    /// buffers (BatchNorm's `num_batches_tracked`) keep their dtype. `dtype` must be
+    /// a float type (an `Err` naming `dtype` otherwise, and nothing changes). Each
+    /// tensor stays on its device. All-or-nothing and in place like
+    /// [`Module::to_device`].
+    fn to_dtype(&self, dtype: DType) -> Result<()> {
+        if !dtype.is_float() {
+            return Err(Error::arg(
+                "dtype",
+                format!(
+                    "Module::to_dtype casts parameters, which must stay float: {dtype:?} is not                      a float dtype (F32, F64, F16 or BF16)"
+                ),
+            ));
+        }
+        crate::tensor::relocate_in_place(&module_tensors(self), None, &|d| {
+            if d.is_float() {
+                dtype
+            } else {
+                d
+            }
+        })
+    }
+
+    /// The module's name in [`nn::summary`](super::summary): the struct's name
+    /// (`#[derive(Module)]` writes it; the default is the last segment of the
+    /// Rust type name), like PyTorch's `_get_name()`.
+    fn type_name(&self) -> String {
+        short_type_name(std::any::type_name::<Self>())
+    }
+
+    /// The layer's arguments as [`nn::summary`](super::summary) prints them between
+    /// the parentheses, like PyTorch's `extra_repr` (e.g. `in_features=4,
+    /// out_features=2, bias=True`); empty by default.
+    fn extra_repr(&self) -> String {
+        String::new()
+    }
+
     /// Every parameter and buffer under its checkpoint name, in declaration order,
     /// as detached tensors that share the module's storage. Shared tensors appear
     /// under each of their names, as in PyTorch.
@@ -189,6 +244,12 @@ macro_rules! forward_through_pointer {
             fn visit<'a>(&'a self, visitor: &mut dyn FnMut(&str, Member<'a>)) {
                 (**self).visit(visitor)
             }
+            fn type_name(&self) -> String {
+                (**self).type_name()
+            }
+            fn extra_repr(&self) -> String {
+                (**self).extra_repr()
+            }
         }
         impl<M: Forward + ?Sized> Forward for $ptr {
             fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -223,7 +284,8 @@ forward_through_pointer!(Box<M>, Arc<M>, &M);
 /// struct Good { table: nn::Buffer, #[module(skip)] scratch: Tensor }
 /// ```
 ///
-/// The derive accepts only `#[module(skip)]`, and only structs:
+/// The derive accepts `#[module(skip)]` on fields and `#[module(stateless)]` /
+/// `#[module(extra_repr)]` on the struct (see the derive's docs), and only structs:
 ///
 /// ```compile_fail
 /// use kiln::nn;
@@ -349,6 +411,20 @@ holds_nothing!(
 
 impl<T: ?Sized> ModuleField for std::marker::PhantomData<T> {
     fn visit_field<'a>(&'a self, _: &str, _: &mut dyn FnMut(&str, Member<'a>)) {}
+}
+
+/// `kiln::nn::layers::linear::Linear` → `Linear`; generic arguments dropped.
+fn short_type_name(full: &str) -> String {
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
+/// Every parameter and buffer tensor of `module` (shared ones once per name).
+fn module_tensors<M: Module + ?Sized>(module: &M) -> Vec<Tensor> {
+    collect_entries(module)
+        .into_iter()
+        .map(|(_, entry)| entry.tensor().clone())
+        .collect()
 }
 
 /// A parameter or buffer found while walking a module tree.

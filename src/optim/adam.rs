@@ -68,7 +68,13 @@ impl AdamState {
             p.check_step("adam_step", &g)?;
             let h = self.groups.hyper(self.groups.group_of(i));
             let mut state = match &self.moments[i] {
-                Some(s) => s.clone(),
+                // State made before `Module::to_device`/`to_dtype` follows the parameter.
+                Some(s) => Moments {
+                    m: s.m.follow(p)?,
+                    v: s.v.follow(p)?,
+                    v_max: s.v_max.as_ref().map(|t| t.follow(p)).transpose()?,
+                    ..s.clone()
+                },
                 None => Moments {
                     step: 0,
                     m: p.zeros_like()?,

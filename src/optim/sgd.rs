@@ -113,7 +113,8 @@ impl Optimizer for Sgd {
             // The buffer and whether this is its first step (it then takes `g`).
             let buf = match (h.get(Opt::Momentum) != 0.0, &self.buffers[i]) {
                 (false, _) => None,
-                (true, Some(b)) => Some((b.clone(), false)),
+                // State made before `Module::to_device`/`to_dtype` follows the parameter.
+                (true, Some(b)) => Some((b.follow(p)?, false)),
                 (true, None) => Some((p.zeros_like()?, true)),
             };
             steps.push((i, p, g, h, buf));

@@ -133,7 +133,7 @@ impl Tensor {
     }
 
     /// A unary op whose gradient is `g * local(x, out)`.
-    fn unary_with(
+    pub(super) fn unary_with(
         &self,
         op: UnaryOp,
         name: &'static str,

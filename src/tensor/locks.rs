@@ -124,7 +124,7 @@ impl<'a> StorageLocks<'a> {
 
 impl Tensor {
     /// The address of the storage's lock: the global order in which locks are taken.
-    fn storage_addr(&self) -> usize {
+    pub(super) fn storage_addr(&self) -> usize {
         std::sync::Arc::as_ptr(&self.0.storage) as usize
     }
 

@@ -5,23 +5,30 @@
 //! contiguous tensor, ...) share the storage and differ only in their [`Layout`].
 
 mod arith;
+mod construct;
 mod convert;
 mod create;
+mod index;
 mod locks;
+mod math;
 mod matmul;
+mod operators;
 mod optim;
 mod reduce;
+mod relocate;
 mod view;
 
 use crate::autograd::Node;
 use crate::backend::Storage;
 use crate::shape::Layout;
 use crate::{DType, Device, Error, Result};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub(crate) use locks::StorageLocks;
+pub(crate) use relocate::relocate_in_place;
+use relocate::StorageCell;
 
 /// A unique id per tensor handle (views get their own), used by autograd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,10 +47,10 @@ pub struct Tensor(Arc<TensorInner>);
 
 pub(crate) struct TensorInner {
     id: TensorId,
-    storage: Arc<RwLock<Storage>>,
+    /// The memory, shared by every view; it also records the memory's dtype and
+    /// device, so that moving it in place (`Module::to_device`) is seen by them all.
+    storage: Arc<StorageCell>,
     layout: Layout,
-    dtype: DType,
-    device: Device,
     /// Set on leaves created with [`Tensor::requires_grad`].
     requires_grad: bool,
     /// Set on the handle held by an `nn::Parameter`, so optimizers can tell the
@@ -58,13 +65,10 @@ pub(crate) struct TensorInner {
 impl Tensor {
     /// A contiguous tensor owning `storage`.
     pub(crate) fn from_storage(storage: Storage, shape: &[usize]) -> Tensor {
-        let (dtype, device) = (storage.dtype(), storage.device());
         Tensor(Arc::new(TensorInner {
             id: TensorId::new(),
-            storage: Arc::new(RwLock::new(storage)),
+            storage: Arc::new(StorageCell::new(storage)),
             layout: Layout::contiguous(shape),
-            dtype,
-            device,
             requires_grad: false,
             is_parameter: false,
             grad_fn: None,
@@ -78,8 +82,6 @@ impl Tensor {
             id: TensorId::new(),
             storage: self.0.storage.clone(),
             layout,
-            dtype: self.0.dtype,
-            device: self.0.device,
             requires_grad,
             is_parameter: false,
             grad_fn,
@@ -134,12 +136,12 @@ impl Tensor {
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.0.dtype
+        self.0.storage.dtype()
     }
 
     /// The device the memory is on.
     pub fn device(&self) -> Device {
-        self.0.device
+        self.0.storage.device()
     }
 
     /// The index of the first element in the storage (PyTorch's `storage_offset()`):
@@ -160,12 +162,12 @@ impl Tensor {
 
     /// Read access to the storage.
     pub(crate) fn storage(&self) -> parking_lot::RwLockReadGuard<'_, Storage> {
-        self.0.storage.read()
+        self.0.storage.data.read()
     }
 
     /// Write access to the storage (in-place updates, under no-grad).
     pub(crate) fn storage_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Storage> {
-        self.0.storage.write()
+        self.0.storage.data.write()
     }
 
     /// True when two handles share one storage.

@@ -320,6 +320,8 @@ pub(crate) trait Float:
     fn powf(self, e: Self) -> Self;
     fn erf(self) -> Self;
     fn ln_1p(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
 }
 
 macro_rules! float_impl {
@@ -349,6 +351,11 @@ macro_rules! float_impl {
             }
             fn ln_1p(self) -> Self {
                 <$t>::ln_1p(self)
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            fn cos(self) -> Self {
+                <$t>::cos(self)
             }
         }
     };
@@ -402,6 +409,8 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
                 },
             )
         }
+        UnaryOp::Sin => map1(v, l, T::sin),
+        UnaryOp::Cos => map1(v, l, T::cos),
     }
 }
 

@@ -24,12 +24,14 @@ mod elementwise;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
 mod fill;
+mod index;
 pub mod kernels;
 pub mod launch;
 mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod pad;
 mod pool;
 mod random;
 mod reduce;

@@ -78,6 +78,10 @@ pub fn softplus(x: &Tensor, beta: f64, threshold: f64) -> Result<Tensor> {
     if threshold.is_nan() {
         return Err(Error::arg("threshold", "must not be NaN"));
     }
+    // Softplus is on autocast's f32 list.
+    if let Some(y) = crate::amp::fp32([x], [], |[x], []| softplus(x, beta, threshold)) {
+        return y;
+    }
     let op = |z: &Tensor| {
         pointwise_with(
             z,

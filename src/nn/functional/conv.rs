@@ -4,11 +4,12 @@
 //! calls the backend's `conv2d_backward_input` / `conv2d_backward_weight`
 //! primitives, so it runs wherever the tensors live.
 
+use super::pad::{pad_named, PadMode};
 use crate::autograd::record;
 use crate::backend::Conv2dParams;
 use crate::shape::{checked_product, checked_sum};
 use crate::tensor::StorageLocks;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor};
 
 /// A size along height and width. Converts from a `usize` (both the same) or an
 /// `(h, w)` pair, so options accept either: `.stride(2)`, `.stride((2, 1))`.
@@ -71,9 +72,37 @@ impl From<(usize, usize)> for Padding {
     }
 }
 
+/// How a convolution fills its padding, like `nn.Conv2d`'s `padding_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PaddingMode {
+    /// Zeros (`'zeros'`, the default): the implicit padding of the kernels.
+    #[default]
+    Zeros,
+    /// The input mirrored at its edges (`'reflect'`); each pad must be smaller than
+    /// the side it pads.
+    Reflect,
+    /// The edge values repeated (`'replicate'`).
+    Replicate,
+    /// The input wrapped around (`'circular'`); each pad at most the side it pads.
+    Circular,
+}
+
+impl PaddingMode {
+    /// PyTorch's name of the mode (`"zeros"`, `"reflect"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            PaddingMode::Zeros => "zeros",
+            PaddingMode::Reflect => "reflect",
+            PaddingMode::Replicate => "replicate",
+            PaddingMode::Circular => "circular",
+        }
+    }
+}
+
 /// Options of a 2-D convolution, built like
 /// `Conv2dOpts::new().stride(2).padding(1).dilation((1, 2)).groups(2)`.
-/// The defaults are PyTorch's: stride 1, no padding, dilation 1, one group.
+/// The defaults are PyTorch's: stride 1, no padding, dilation 1, one group, zero
+/// padding mode; for `nn::Conv2d` also a bias and F32 parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2dOpts {
     /// Step between output positions.
@@ -85,6 +114,14 @@ pub struct Conv2dOpts {
     /// Channel groups: input and output channels split into this many independent
     /// convolutions (`groups == in_channels` is a depthwise convolution).
     pub groups: usize,
+    /// How the padding is filled ([`PaddingMode::Zeros`] by default).
+    pub padding_mode: PaddingMode,
+    /// Whether `nn::Conv2d::new` gives the layer a bias (`true` by default);
+    /// `F::conv2d` takes its bias as an argument and ignores this.
+    pub bias: bool,
+    /// The dtype of `nn::Conv2d`'s parameters (F32 by default); `F::conv2d` computes
+    /// in its operands' dtype and ignores this.
+    pub dtype: DType,
 }
 
 impl Default for Conv2dOpts {
@@ -94,12 +131,16 @@ impl Default for Conv2dOpts {
             padding: Padding::default(),
             dilation: Size2d::from(1),
             groups: 1,
+            padding_mode: PaddingMode::Zeros,
+            bias: true,
+            dtype: DType::F32,
         }
     }
 }
 
 impl Conv2dOpts {
-    /// The defaults: stride 1, padding 0, dilation 1, groups 1.
+    /// The defaults: stride 1, padding 0, dilation 1, groups 1, zero padding mode,
+    /// with a bias, F32.
     pub fn new() -> Self {
         Self::default()
     }
@@ -127,16 +168,40 @@ impl Conv2dOpts {
         self.groups = groups;
         self
     }
+
+    /// Sets how the padding is filled (`padding_mode=`).
+    pub fn padding_mode(mut self, mode: PaddingMode) -> Self {
+        self.padding_mode = mode;
+        self
+    }
+
+    /// Whether `nn::Conv2d::new` makes a bias (`bias=False` is `.bias(false)`).
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    /// The dtype of `nn::Conv2d`'s parameters (a float dtype).
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
 }
 
 /// 2-D convolution of `input` (N, C_in, H, W) — or unbatched (C_in, H, W) — with
 /// `weight` (C_out, C_in/groups, kH, kW) and an optional `bias` (C_out), like
 /// `torch.nn.functional.conv2d`. Gradients flow to all three.
 ///
+/// A [`PaddingMode`] other than zeros pads the input explicitly with [`pad`](super::pad)
+/// and then convolves without padding, as PyTorch's `nn.Conv2d` does; gradients flow
+/// through the padding. `opts.bias` and `opts.dtype` are `nn::Conv2d`'s and ignored here.
+///
 /// Errors name the argument: ranks, channel counts that do not match the weight or
 /// are not divisible by `groups`, zero stride/dilation/groups, [`Padding::Same`] with
-/// a stride above 1, a kernel larger than the padded input, and dtype or device
-/// mismatches between input, weight and bias.
+/// a stride above 1, a kernel larger than the padded input, padding that the mode
+/// does not allow (`padding`: reflect padding not smaller than the input, circular
+/// padding larger than it), and dtype or device mismatches between input, weight and
+/// bias.
 pub fn conv2d(
     input: &Tensor,
     weight: &Tensor,
@@ -168,6 +233,21 @@ fn conv2d_batched(
 ) -> Result<Tensor> {
     check_operands(x, weight, bias)?;
     let p = conv2d_params(x.shape(), weight.shape(), opts)?;
+    if opts.padding_mode != PaddingMode::Zeros {
+        let ((pt, pb), (pl, pr)) = padding_sides(opts, p.kh, p.kw);
+        let mode = match opts.padding_mode {
+            PaddingMode::Reflect => PadMode::Reflect,
+            PaddingMode::Replicate => PadMode::Replicate,
+            _ => PadMode::Circular,
+        };
+        let padded = pad_named(x, (pl, pr, pt, pb), mode, "padding")?;
+        let unpadded = Conv2dOpts {
+            padding: Padding::Valid,
+            padding_mode: PaddingMode::Zeros,
+            ..opts
+        };
+        return conv2d_batched(&padded, weight, bias, unpadded);
+    }
     if let Some(b) = bias {
         if b.shape() != [p.c_out] {
             return Err(Error::arg(
@@ -245,6 +325,20 @@ fn check_operands(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
 /// The largest padded input side the kernels' signed index arithmetic allows.
 const MAX_PADDED: usize = isize::MAX as usize / 4;
 
+/// The (top, bottom) and (left, right) padding of `opts` for a `kh`×`kw` kernel; for
+/// [`Padding::Same`] the odd row/column goes at the bottom/right, as PyTorch's. Called
+/// after `conv2d_params` has checked that the kernel's extent does not overflow.
+fn padding_sides(opts: Conv2dOpts, kh: usize, kw: usize) -> ((usize, usize), (usize, usize)) {
+    match opts.padding {
+        Padding::Explicit(ph, pw) => ((ph, ph), (pw, pw)),
+        Padding::Valid => ((0, 0), (0, 0)),
+        Padding::Same => {
+            let (th, tw) = (opts.dilation.h * (kh - 1), opts.dilation.w * (kw - 1));
+            ((th / 2, th - th / 2), (tw / 2, tw - tw / 2))
+        }
+    }
+}
+
 /// Validates shapes and options and computes the output size.
 fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dParams> {
     let [n, c_in, h, wd] = x[..] else {
@@ -264,6 +358,7 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
         padding,
         dilation,
         groups,
+        ..
     } = opts;
     if groups == 0 {
         return Err(Error::arg("groups", "must be at least 1"));
@@ -319,21 +414,13 @@ fn conv2d_params(x: &[usize], w: &[usize], opts: Conv2dOpts) -> Result<Conv2dPar
             })
     };
     let (ext_h, ext_w) = (extent(dilation.h, kh)?, extent(dilation.w, kw)?);
-    // (top, bottom) and (left, right) padding.
-    let ((pt, pb), (pl, pr)) = match padding {
-        Padding::Explicit(ph, pw) => ((ph, ph), (pw, pw)),
-        Padding::Valid => ((0, 0), (0, 0)),
-        Padding::Same => {
-            if stride.h != 1 || stride.w != 1 {
-                return Err(Error::arg(
-                    "padding",
-                    format!("Padding::Same needs stride 1 (as in PyTorch), got stride {stride:?}"),
-                ));
-            }
-            let (th, tw) = (ext_h - 1, ext_w - 1);
-            ((th / 2, th - th / 2), (tw / 2, tw - tw / 2))
-        }
-    };
+    if padding == Padding::Same && (stride.h != 1 || stride.w != 1) {
+        return Err(Error::arg(
+            "padding",
+            format!("Padding::Same needs stride 1 (as in PyTorch), got stride {stride:?}"),
+        ));
+    }
+    let ((pt, pb), (pl, pr)) = padding_sides(opts, kh, kw);
     // The kernels index the padded input with signed offsets (sums of a padding, a
     // stride and a kernel offset), so it is kept well inside isize.
     let padded = |size: usize, before: usize, after: usize| -> Result<usize> {

@@ -1,5 +1,6 @@
 //! Parameter-free activation modules.
 
+use crate::nn::summary::py_float;
 use crate::nn::{self, functional as F, Forward};
 use crate::{Result, Tensor};
 
@@ -19,8 +20,15 @@ impl Forward for ReLU {
 
 /// The Gaussian error linear unit (exact erf form), like `nn.GELU()`.
 #[derive(Debug, Clone, Copy, Default, nn::Module)]
-#[module(stateless)]
+#[module(stateless, extra_repr)]
 pub struct GELU;
+
+impl GELU {
+    /// PyTorch's `GELU.extra_repr` (the exact form is `approximate='none'`).
+    fn extra_repr(&self) -> String {
+        "approximate='none'".to_owned()
+    }
+}
 
 impl Forward for GELU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -31,7 +39,7 @@ impl Forward for GELU {
 /// `x` where `x > 0`, else `negative_slope·x`, like `nn.LeakyReLU(negative_slope)`;
 /// `LeakyReLU::default()` has PyTorch's default slope, 0.01.
 #[derive(Debug, Clone, Copy, nn::Module)]
-#[module(stateless)]
+#[module(stateless, extra_repr)]
 pub struct LeakyReLU {
     #[module(skip)]
     negative_slope: f64,
@@ -52,6 +60,11 @@ impl LeakyReLU {
     /// The slope for negative inputs.
     pub fn negative_slope(&self) -> f64 {
         self.negative_slope
+    }
+
+    /// PyTorch's `LeakyReLU.extra_repr`.
+    fn extra_repr(&self) -> String {
+        format!("negative_slope={}", py_float(self.negative_slope))
     }
 }
 

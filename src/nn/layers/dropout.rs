@@ -1,11 +1,13 @@
 //! `nn::Dropout`: dropout that follows its module's train/eval mode.
 
+use crate::nn::summary::{py_bool, py_float};
 use crate::nn::{self, functional as F, Forward, Mode};
 use crate::{Error, Result, Tensor};
 
 /// `nn.Dropout(p)`: zeroes elements with probability `p` and scales the rest by
 /// `1/(1-p)` in training mode; the identity in eval mode.
 #[derive(Debug, nn::Module)]
+#[module(extra_repr)]
 pub struct Dropout {
     #[module(skip)]
     p: f64,
@@ -30,6 +32,11 @@ impl Dropout {
     /// The drop probability.
     pub fn p(&self) -> f64 {
         self.p
+    }
+
+    /// PyTorch's `Dropout.extra_repr` (kiln's dropout is never in place).
+    fn extra_repr(&self) -> String {
+        format!("p={}, inplace={}", py_float(self.p), py_bool(false))
     }
 }
 

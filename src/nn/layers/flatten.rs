@@ -6,6 +6,7 @@ use crate::{Result, Tensor};
 /// Flattens dims `1..` into one, like `nn.Flatten()`: `(N, C, H, W) → (N, C·H·W)`.
 /// A rank-1 input is returned as it is (PyTorch does the same).
 #[derive(Debug, Clone, Default, nn::Module)]
+#[module(extra_repr)]
 pub struct Flatten {
     mode: Mode,
 }
@@ -14,6 +15,11 @@ impl Flatten {
     /// A flatten layer over dims `1..`.
     pub fn new() -> Flatten {
         Flatten::default()
+    }
+
+    /// PyTorch's `Flatten.extra_repr`: dims 1 to the last.
+    fn extra_repr(&self) -> String {
+        "start_dim=1, end_dim=-1".to_owned()
     }
 }
 

@@ -5,7 +5,8 @@
 //! dimensions), that differs only in the input ranks it accepts; the public names
 //! are aliases of it, so the two layers cannot drift apart.
 
-use crate::nn::{self, functional as F, Buffer, Forward, Mode, Parameter};
+use crate::nn::summary::py_float;
+use crate::nn::{functional as F, init, Buffer, Forward, Member, Mode, Module, Parameter};
 use crate::{DType, Device, Error, Result, Tensor};
 
 /// `nn.BatchNorm1d(num_features)`: normalises each channel of an `(N, C)` or
@@ -38,7 +39,7 @@ pub type BatchNorm2d = BatchNorm<2>;
 /// Batch normalisation over `D` spatial dimensions: the type behind [`BatchNorm1d`]
 /// and [`BatchNorm2d`] (not exported; users name the aliases). Parameters and buffers have PyTorch's names, shapes and dtypes,
 /// so checkpoints are interchangeable.
-#[derive(Debug, nn::Module)]
+#[derive(Debug)]
 pub struct BatchNorm<const D: usize> {
     /// Per-channel scale (γ), `(C)`.
     pub weight: Parameter,
@@ -50,11 +51,86 @@ pub struct BatchNorm<const D: usize> {
     pub running_var: Buffer,
     /// Number of training batches seen (I64 scalar, as PyTorch saves it).
     pub num_batches_tracked: Buffer,
-    #[module(skip)]
     momentum: f64,
-    #[module(skip)]
     eps: f64,
     mode: Mode,
+}
+
+/// Options of [`BatchNorm::new_with`] (for [`BatchNorm1d`] and [`BatchNorm2d`]):
+/// `BatchNormOpts::new().eps(1e-3).momentum(0.01).dtype(DType::F64)`. The defaults
+/// are PyTorch's: eps 1e-5, momentum 0.1, F32 parameters and running statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormOpts {
+    /// Added to the variance before its square root (> 0).
+    pub eps: f64,
+    /// The running statistics' update weight (in `[0, 1]`).
+    pub momentum: f64,
+    /// The dtype of the parameters and running statistics (a float dtype);
+    /// `num_batches_tracked` is I64 whatever it is.
+    pub dtype: DType,
+}
+
+impl Default for BatchNormOpts {
+    fn default() -> Self {
+        BatchNormOpts {
+            eps: 1e-5,
+            momentum: 0.1,
+            dtype: DType::F32,
+        }
+    }
+}
+
+impl BatchNormOpts {
+    /// The defaults: eps 1e-5, momentum 0.1, F32.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets eps.
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// Sets the momentum.
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Sets the dtype of the parameters and running statistics.
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+}
+
+impl<const D: usize> Module for BatchNorm<D> {
+    fn visit<'a>(&'a self, visitor: &mut dyn FnMut(&str, Member<'a>)) {
+        visitor("weight", Member::Parameter(&self.weight));
+        visitor("bias", Member::Parameter(&self.bias));
+        visitor("running_mean", Member::Buffer(&self.running_mean));
+        visitor("running_var", Member::Buffer(&self.running_var));
+        visitor(
+            "num_batches_tracked",
+            Member::Buffer(&self.num_batches_tracked),
+        );
+        visitor("mode", Member::Mode(&self.mode));
+    }
+
+    fn type_name(&self) -> String {
+        Self::NAME.to_owned()
+    }
+
+    /// PyTorch's `_NormBase.extra_repr` (PyTorch 2.15 prints `bias=` too).
+    fn extra_repr(&self) -> String {
+        format!(
+            "{}, eps={}, momentum={}, affine=True, bias=True, track_running_stats=True",
+            self.weight.shape()[0],
+            py_float(self.eps),
+            py_float(self.momentum)
+        )
+    }
 }
 
 impl<const D: usize> BatchNorm<D> {
@@ -77,6 +153,22 @@ impl<const D: usize> BatchNorm<D> {
         eps: f64,
         device: &Device,
     ) -> Result<BatchNorm<D>> {
+        let opts = BatchNormOpts::new().momentum(momentum).eps(eps);
+        BatchNorm::new_with(num_features, opts, device)
+    }
+
+    /// A layer with the given options (eps, momentum, dtype).
+    pub fn new_with(
+        num_features: usize,
+        opts: BatchNormOpts,
+        device: &Device,
+    ) -> Result<BatchNorm<D>> {
+        let BatchNormOpts {
+            eps,
+            momentum,
+            dtype,
+        } = opts;
+        init::check_param_dtype(dtype)?;
         if num_features == 0 {
             return Err(Error::arg("num_features", "must be at least 1"));
         }
@@ -91,10 +183,10 @@ impl<const D: usize> BatchNorm<D> {
         }
         let c = [num_features];
         Ok(BatchNorm {
-            weight: Parameter::new(Tensor::ones(&c, DType::F32, device)?)?,
-            bias: Parameter::new(Tensor::zeros(&c, DType::F32, device)?)?,
-            running_mean: Buffer::new(Tensor::zeros(&c, DType::F32, device)?),
-            running_var: Buffer::new(Tensor::ones(&c, DType::F32, device)?),
+            weight: Parameter::new(Tensor::ones(&c, dtype, device)?)?,
+            bias: Parameter::new(Tensor::zeros(&c, dtype, device)?)?,
+            running_mean: Buffer::new(Tensor::zeros(&c, dtype, device)?),
+            running_var: Buffer::new(Tensor::ones(&c, dtype, device)?),
             num_batches_tracked: Buffer::new(Tensor::zeros(&[], DType::I64, device)?),
             momentum,
             eps,

@@ -12,7 +12,28 @@ struct Window {
     padding: Size2d,
 }
 
+/// A size as PyTorch prints the argument it was given: `2` when both sides agree
+/// (a `Size2d` does not remember whether it was given as a pair; windows usually
+/// are numbers), `(2, 3)` otherwise.
+fn size_repr(s: Size2d) -> String {
+    if s.h == s.w {
+        s.h.to_string()
+    } else {
+        s.to_string()
+    }
+}
+
 impl Window {
+    /// `kernel_size=.., stride=.., padding=..`, PyTorch's `_AvgPoolNd.extra_repr`.
+    fn repr(&self) -> String {
+        format!(
+            "kernel_size={}, stride={}, padding={}",
+            size_repr(self.kernel),
+            size_repr(self.stride),
+            size_repr(self.padding)
+        )
+    }
+
     fn new(kernel: impl Into<Size2d>, stride: impl Into<Size2d>) -> Window {
         Window {
             kernel: kernel.into(),
@@ -24,7 +45,7 @@ impl Window {
 
 /// `nn.MaxPool2d(kernel, stride)`; add padding with [`MaxPool2d::padding`].
 #[derive(Debug, Clone, Copy, nn::Module)]
-#[module(stateless)]
+#[module(stateless, extra_repr)]
 pub struct MaxPool2d {
     #[module(skip)]
     window: Window,
@@ -43,6 +64,11 @@ impl MaxPool2d {
         self.window.padding = padding.into();
         self
     }
+
+    /// PyTorch's `_MaxPoolNd.extra_repr` (kiln's max pool has dilation 1, no ceil mode).
+    fn extra_repr(&self) -> String {
+        format!("{}, dilation=1, ceil_mode=False", self.window.repr())
+    }
 }
 
 impl Forward for MaxPool2d {
@@ -54,7 +80,7 @@ impl Forward for MaxPool2d {
 
 /// `nn.AvgPool2d(kernel, stride)` (padding counts in the divisor, as PyTorch's default).
 #[derive(Debug, Clone, Copy, nn::Module)]
-#[module(stateless)]
+#[module(stateless, extra_repr)]
 pub struct AvgPool2d {
     #[module(skip)]
     window: Window,
@@ -73,6 +99,11 @@ impl AvgPool2d {
         self.window.padding = padding.into();
         self
     }
+
+    /// PyTorch's `AvgPool2d.extra_repr`.
+    fn extra_repr(&self) -> String {
+        self.window.repr()
+    }
 }
 
 impl Forward for AvgPool2d {
@@ -84,7 +115,7 @@ impl Forward for AvgPool2d {
 
 /// `nn.AdaptiveAvgPool2d(output_size)`.
 #[derive(Debug, Clone, Copy, nn::Module)]
-#[module(stateless)]
+#[module(stateless, extra_repr)]
 pub struct AdaptiveAvgPool2d {
     #[module(skip)]
     output: Size2d,
@@ -96,6 +127,13 @@ impl AdaptiveAvgPool2d {
         AdaptiveAvgPool2d {
             output: output.into(),
         }
+    }
+
+    /// PyTorch's `_AdaptiveAvgPoolNd.extra_repr`.
+    fn extra_repr(&self) -> String {
+        // PyTorch prints the argument as given; a kiln Size2d does not remember
+        // whether it was a pair, and adaptive pools are usually given one.
+        format!("output_size={}", self.output)
     }
 }
 

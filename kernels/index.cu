@@ -1,0 +1,158 @@
+// Index ops: gather (and index_select, a gather with a broadcast index), scatter_add
+// (their backward), where_cond (select by a U8 condition) and index_bounds (the
+// device-side validation of an I64 index tensor).
+//
+// Layouts: `gather` and `scatter_add` walk the FULL shape (dims not merged, innermost
+// first, see common.cuh) because the indexed dimension `dim` must stay apart; the host
+// passes that dimension's strides as separate arguments and zeroes them in the
+// `Strides` structs, so the unrolled loops never index an array with a run-time `dim`
+// (which would put the strides in local memory).
+//
+// Thread mapping: one thread per OUTPUT element (grid-stride). scatter_add is
+// "owner computes": the thread that owns out[c] walks the index along `dim` in order
+// and adds every src element whose index names c[dim]. No atomics, so the sum order
+// is fixed (base first, then increasing position along `dim`, the CPU backend's
+// order) and results are deterministic, bit for bit on every run. The cost is
+// out_numel × index_len(dim) reads of the index; for an embedding gradient (V, D)
+// that is V·D·N, fine for the vocabularies of small models (a sort-based segment sum
+// is the follow-up for large V).
+//
+// Indices are validated before these kernels run (index_bounds, one 16-byte readback);
+// the kernels still never read outside `src`: an index outside [0, len) yields 0 in
+// gather and matches no output in scatter_add.
+#include "common.cuh"
+
+// Coordinate k of element i (row-major, innermost dim first in `dims`) drives the
+// offsets of the operands whose strides are given.
+template <typename T>
+__device__ __forceinline__ void gather_impl(uint64_t n, int rank, const Dims &dims,
+                                            const T *src, const Strides &ss, int64_t src_step,
+                                            int64_t src_len, const int64_t *idx,
+                                            const Strides &is, T *out) {
+    KILN_FOR_EACH(i, n) {
+        uint64_t r = i;
+        int64_t so = 0, io = 0;
+#pragma unroll
+        for (int k = 0; k < KILN_MAX_DIMS; ++k) {
+            if (k < rank) {
+                uint64_t size = dims.d[k];
+                uint64_t q = r / size;
+                int64_t c = (int64_t)(r - q * size);
+                r = q;
+                so += c * ss.s[k]; // the stride of `dim` is 0 here
+                io += c * is.s[k];
+            }
+        }
+        int64_t j = idx[io];
+        out[i] = (j >= 0 && j < src_len) ? src[so + j * src_step] : from_f64<T>(0.0);
+    }
+}
+
+extern "C" __global__ void gather_f32(uint64_t n, int rank, Dims dims, const float *src, Strides ss, int64_t src_step, int64_t src_len, const int64_t *idx, Strides is, float *out) { gather_impl(n, rank, dims, src, ss, src_step, src_len, idx, is, out); }
+extern "C" __global__ void gather_f64(uint64_t n, int rank, Dims dims, const double *src, Strides ss, int64_t src_step, int64_t src_len, const int64_t *idx, Strides is, double *out) { gather_impl(n, rank, dims, src, ss, src_step, src_len, idx, is, out); }
+extern "C" __global__ void gather_f16(uint64_t n, int rank, Dims dims, const f16 *src, Strides ss, int64_t src_step, int64_t src_len, const int64_t *idx, Strides is, f16 *out) { gather_impl(n, rank, dims, src, ss, src_step, src_len, idx, is, out); }
+extern "C" __global__ void gather_bf16(uint64_t n, int rank, Dims dims, const bf16 *src, Strides ss, int64_t src_step, int64_t src_len, const int64_t *idx, Strides is, bf16 *out) { gather_impl(n, rank, dims, src, ss, src_step, src_len, idx, is, out); }
+extern "C" __global__ void gather_i64(uint64_t n, int rank, Dims dims, const int64_t *src, Strides ss, int64_t src_step, int64_t src_len, const int64_t *idx, Strides is, int64_t *out) { gather_impl(n, rank, dims, src, ss, src_step, src_len, idx, is, out); }
+extern "C" __global__ void gather_u8(uint64_t n, int rank, Dims dims, const uint8_t *src, Strides ss, int64_t src_step, int64_t src_len, const int64_t *idx, Strides is, uint8_t *out) { gather_impl(n, rank, dims, src, ss, src_step, src_len, idx, is, out); }
+
+// out[c] = base[c] + Σ_t src[c with c[dim] = t] over t < idx_len where
+// idx[c with c[dim] = t] == c[dim], for c inside the index's shape on the other dims.
+// `dims` is the output's shape, `idims` the index's (its entry at `dim` unused).
+template <typename T>
+__device__ __forceinline__ void scatter_add_impl(uint64_t n, int rank, const Dims &dims, int dim,
+                                                 const T *base, const Strides &bs,
+                                                 const Dims &idims, const int64_t *idx,
+                                                 const Strides &is, int64_t idx_step,
+                                                 uint64_t idx_len, const T *src,
+                                                 const Strides &ss, int64_t src_step, T *out) {
+    typedef typename ComputeOf<T>::type C;
+    KILN_FOR_EACH(i, n) {
+        uint64_t r = i;
+        int64_t bo = 0, io = 0, so = 0, j = 0;
+        bool inside = true;
+#pragma unroll
+        for (int k = 0; k < KILN_MAX_DIMS; ++k) {
+            if (k < rank) {
+                uint64_t size = dims.d[k];
+                uint64_t q = r / size;
+                uint64_t c = r - q * size;
+                r = q;
+                bo += (int64_t)c * bs.s[k];
+                io += (int64_t)c * is.s[k]; // 0 at `dim`
+                so += (int64_t)c * ss.s[k]; // 0 at `dim`
+                if (k == dim) {
+                    j = (int64_t)c;
+                } else if (c >= idims.d[k]) {
+                    inside = false;
+                }
+            }
+        }
+        C acc = widen(base[bo]);
+        if (inside) {
+            for (uint64_t t = 0; t < idx_len; ++t) {
+                if (idx[io + (int64_t)t * idx_step] == j) {
+                    acc += widen(src[so + (int64_t)t * src_step]);
+                }
+            }
+        }
+        out[i] = narrow<T>(acc);
+    }
+}
+
+extern "C" __global__ void scatter_add_f32(uint64_t n, int rank, Dims dims, int dim, const float *base, Strides bs, Dims idims, const int64_t *idx, Strides is, int64_t idx_step, uint64_t idx_len, const float *src, Strides ss, int64_t src_step, float *out) { scatter_add_impl(n, rank, dims, dim, base, bs, idims, idx, is, idx_step, idx_len, src, ss, src_step, out); }
+extern "C" __global__ void scatter_add_f64(uint64_t n, int rank, Dims dims, int dim, const double *base, Strides bs, Dims idims, const int64_t *idx, Strides is, int64_t idx_step, uint64_t idx_len, const double *src, Strides ss, int64_t src_step, double *out) { scatter_add_impl(n, rank, dims, dim, base, bs, idims, idx, is, idx_step, idx_len, src, ss, src_step, out); }
+extern "C" __global__ void scatter_add_f16(uint64_t n, int rank, Dims dims, int dim, const f16 *base, Strides bs, Dims idims, const int64_t *idx, Strides is, int64_t idx_step, uint64_t idx_len, const f16 *src, Strides ss, int64_t src_step, f16 *out) { scatter_add_impl(n, rank, dims, dim, base, bs, idims, idx, is, idx_step, idx_len, src, ss, src_step, out); }
+extern "C" __global__ void scatter_add_bf16(uint64_t n, int rank, Dims dims, int dim, const bf16 *base, Strides bs, Dims idims, const int64_t *idx, Strides is, int64_t idx_step, uint64_t idx_len, const bf16 *src, Strides ss, int64_t src_step, bf16 *out) { scatter_add_impl(n, rank, dims, dim, base, bs, idims, idx, is, idx_step, idx_len, src, ss, src_step, out); }
+
+// out[i] = cond[i] ? a[i] : b[i], all three broadcast to the output's (merged) shape.
+template <typename T>
+__device__ __forceinline__ void where_cond_impl(uint64_t n, int rank, const Dims &dims,
+                                                const uint8_t *cond, const Strides &cs,
+                                                const T *a, const Strides &as, const T *b,
+                                                const Strides &bs, T *out) {
+    KILN_FOR_EACH(i, n) {
+        int64_t oc, oa, ob, unused;
+        offsets2(i, n, rank, dims, cs, as, oc, oa);
+        offsets2(i, n, rank, dims, bs, bs, ob, unused);
+        out[i] = cond[oc] ? a[oa] : b[ob];
+    }
+}
+
+extern "C" __global__ void where_cond_f32(uint64_t n, int rank, Dims dims, const uint8_t *cond, Strides cs, const float *a, Strides as, const float *b, Strides bs, float *out) { where_cond_impl(n, rank, dims, cond, cs, a, as, b, bs, out); }
+extern "C" __global__ void where_cond_f64(uint64_t n, int rank, Dims dims, const uint8_t *cond, Strides cs, const double *a, Strides as, const double *b, Strides bs, double *out) { where_cond_impl(n, rank, dims, cond, cs, a, as, b, bs, out); }
+extern "C" __global__ void where_cond_f16(uint64_t n, int rank, Dims dims, const uint8_t *cond, Strides cs, const f16 *a, Strides as, const f16 *b, Strides bs, f16 *out) { where_cond_impl(n, rank, dims, cond, cs, a, as, b, bs, out); }
+extern "C" __global__ void where_cond_bf16(uint64_t n, int rank, Dims dims, const uint8_t *cond, Strides cs, const bf16 *a, Strides as, const bf16 *b, Strides bs, bf16 *out) { where_cond_impl(n, rank, dims, cond, cs, a, as, b, bs, out); }
+extern "C" __global__ void where_cond_i64(uint64_t n, int rank, Dims dims, const uint8_t *cond, Strides cs, const int64_t *a, Strides as, const int64_t *b, Strides bs, int64_t *out) { where_cond_impl(n, rank, dims, cond, cs, a, as, b, bs, out); }
+extern "C" __global__ void where_cond_u8(uint64_t n, int rank, Dims dims, const uint8_t *cond, Strides cs, const uint8_t *a, Strides as, const uint8_t *b, Strides bs, uint8_t *out) { where_cond_impl(n, rank, dims, cond, cs, a, as, b, bs, out); }
+
+#define KILN_INDEX_BOUNDS_THREADS 256
+
+// out[0] = min, out[1] = max of the n indices (strided). One block of 256 threads:
+// each thread folds a strided share, then a shared-memory tree (barriers between
+// levels) folds the block. The host reads the two values back and names the first
+// bad one in its error; the index ops themselves never read out of bounds.
+extern "C" __global__ void __launch_bounds__(256) index_bounds(uint64_t n, int rank, Dims dims, const int64_t *idx, Strides is, int64_t *out) {
+    __shared__ int64_t lo_s[KILN_INDEX_BOUNDS_THREADS];
+    __shared__ int64_t hi_s[KILN_INDEX_BOUNDS_THREADS];
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (uint64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        int64_t v = idx[offset1(i, n, rank, dims, is)];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    lo_s[threadIdx.x] = lo;
+    hi_s[threadIdx.x] = hi;
+    __syncthreads();
+    for (unsigned s = KILN_INDEX_BOUNDS_THREADS / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            int64_t l2 = lo_s[threadIdx.x + s], h2 = hi_s[threadIdx.x + s];
+            lo_s[threadIdx.x] = l2 < lo_s[threadIdx.x] ? l2 : lo_s[threadIdx.x];
+            hi_s[threadIdx.x] = h2 > hi_s[threadIdx.x] ? h2 : hi_s[threadIdx.x];
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        out[0] = lo_s[0];
+        out[1] = hi_s[0];
+    }
+}

@@ -1,0 +1,80 @@
+//! Launch of `kernels/pad.cu`: padding (constant, reflect, replicate, circular) and
+//! its gradient on the device. The forward kernel runs a thread per output; the
+//! backward kernel a thread per input element that gathers from the outputs that
+//! copied it, so the gradient needs no atomics and adds in the CPU's order.
+
+use super::kernels::{code_of, KernelId};
+use super::launch::{KernelArg, LaunchConfig};
+use super::storage::CudaStorage;
+use crate::backend::{Pad2dParams, PadOps};
+use crate::shape::Layout;
+use crate::{Error, Result};
+
+impl PadOps for CudaStorage {
+    /// [`PadOps::pad2d`]: `pad2d_<dtype>`, a thread per output.
+    fn pad2d(&self, layout: &Layout, p: &Pad2dParams) -> Result<CudaStorage> {
+        let op = "pad2d";
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
+        let x = contiguous(op, self, layout, p.input_len())?;
+        let out = CudaStorage::alloc(self.cuda_device(), p.output_len(), self.dtype())?;
+        let args = [
+            &[KernelArg::Ptr(x)][..],
+            &geometry_args(p)?,
+            &[KernelArg::F64(p.value), KernelArg::Ptr(out.ptr())],
+        ];
+        launch(self, kernel, p.output_len(), &args.concat())?;
+        Ok(out)
+    }
+
+    /// [`PadOps::pad2d_backward`]: `pad2d_backward_<dtype>`, a thread per input element.
+    fn pad2d_backward(&self, gl: &Layout, p: &Pad2dParams) -> Result<CudaStorage> {
+        let op = "pad2d_backward";
+        let kernel = KernelId::for_dtype(op, self.dtype())?;
+        let g = contiguous(op, self, gl, p.output_len())?;
+        let gx = CudaStorage::alloc(self.cuda_device(), p.input_len(), self.dtype())?;
+        let args = [
+            &[KernelArg::Ptr(g)][..],
+            &geometry_args(p)?,
+            &[KernelArg::Ptr(gx.ptr())],
+        ];
+        launch(self, kernel, p.input_len(), &args.concat())?;
+        Ok(gx)
+    }
+}
+
+/// The address of `s`'s elements under `layout`, which must be one contiguous run of
+/// `len` elements (the functional layer makes operands contiguous); anything else is
+/// an error rather than a read past the operand's memory.
+fn contiguous(op: &'static str, s: &CudaStorage, layout: &Layout, len: usize) -> Result<u64> {
+    if layout.numel() != len || !layout.is_contiguous() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "expected {len} contiguous elements, got shape {:?} strides {:?}",
+                layout.shape, layout.strides
+            ),
+        ));
+    }
+    Ok(s.ptr_at(layout.offset))
+}
+
+/// The geometry and the mode's code, in the order of the kernels' parameters.
+fn geometry_args(p: &Pad2dParams) -> Result<[KernelArg; 8]> {
+    let sizes = [p.planes, p.h, p.w, p.top, p.bottom, p.left, p.right].map(|v| v as u64);
+    let code = code_of("PadCode", p.kind.name())?;
+    let [a, b, c, d, e, f, g] = sizes.map(KernelArg::U64);
+    Ok([a, b, c, d, e, f, g, KernelArg::U32(code)])
+}
+
+/// Launches a grid-stride kernel over `items` elements; nothing to do when empty.
+fn launch(s: &CudaStorage, kernel: KernelId, items: usize, args: &[KernelArg]) -> Result<()> {
+    if items == 0 {
+        return Ok(());
+    }
+    let dev = s.cuda_device();
+    dev.launch(
+        kernel,
+        LaunchConfig::elementwise(items as u64, dev.sm_count()),
+        args,
+    )
+}
