@@ -351,6 +351,7 @@ macro_rules! float_impl {
             }
             fn ln_1p(self) -> Self {
                 <$t>::ln_1p(self)
+            }
             fn sin(self) -> Self {
                 <$t>::sin(self)
             }
