@@ -35,6 +35,8 @@ pub mod data;
 mod device;
 mod dtype;
 mod error;
+#[cfg(feature = "models")]
+pub mod models;
 pub mod nn;
 pub mod optim;
 mod rng;
