@@ -54,8 +54,8 @@ pub mod init;
 mod layers;
 mod module;
 mod parameter;
-pub mod utils;
 mod summary;
+pub mod utils;
 
 pub use checkpoint::{load, save};
 pub use functional::{Conv2dOpts, Padding, PaddingMode, Size2d};
