@@ -23,7 +23,10 @@ use std::time::Instant;
 
 /// Trains a character-level GPT on the KJV Pentateuch.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(
+    version,
+    about = "Trains a character-level GPT on the KJV Pentateuch (data/kjv/), then prints the validation loss and a sample"
+)]
 struct Args {
     /// Where to train: `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
