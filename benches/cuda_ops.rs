@@ -10,6 +10,10 @@
 //! timed region, so every repetition reads its inputs from device memory. A "fwd_bwd"
 //! row seeds its backward pass through `.sum()` in both programs.
 //!
+//! GEMM rows (matmul, bmm, linear, mlp) are timed twice: with kiln's own kernels
+//! (`cuda/<case>`) and with cuBLASLt (`cuda-vendor/<case>`, skipped with a note where
+//! the device has none), switched by `kiln::cuda::set_gemm_backend`.
+//!
 //! `cuda_ops [FILTER..]` times the cases whose name contains any filter (gpu-check.sh
 //! alternates groups of cases between this and the PyTorch script).
 //! `KILN_BENCH_SMOKE=1` shrinks every shape and the repetitions, to check on the
@@ -20,8 +24,9 @@
 #[allow(dead_code)] // the example's training and evaluation loops are not timed here
 mod model;
 
+use kiln::cuda::GemmChoice;
 use kiln::nn::{functional as F, Conv2dOpts, Forward, Module};
-use kiln::optim::{AdamW, Optimizer};
+use kiln::optim::{AdamW, Optimizer, Sgd};
 use kiln::{DType, Device, Result, Tensor};
 
 /// Timed repetitions per case.
@@ -132,6 +137,85 @@ fn matmul_case(d: &Device, s: &Sizes, dtype: DType, n: usize) -> Result<Step> {
     )
 }
 
+/// Runs `work` with TF32 allowed for f32 matmuls (the `*_tf32_*` rows), then restores
+/// the default (off), so the other rows stay exact f32.
+fn with_tf32(work: impl FnOnce() -> Result<()>) -> Result<()> {
+    kiln::cuda::set_matmul_allow_tf32(true);
+    let r = work();
+    kiln::cuda::set_matmul_allow_tf32(false);
+    r
+}
+
+/// `linear` forward and backward, input (rows, in) to (rows, out), with bias; `act`
+/// adds the activation (fused into cuBLASLt's epilogue where that applies). The step
+/// times `tf32` products when asked.
+fn linear_case(
+    d: &Device,
+    s: &Sizes,
+    dtype: DType,
+    tf32: bool,
+    act: Option<F::LinearAct>,
+) -> Result<Step> {
+    let (rows, in_f, out_f) = (s.pick(4096, 16), s.pick(1024, 8), s.pick(4096, 12));
+    let leaf = |shape: &[usize]| Ok::<_, kiln::Error>(randn(shape, dtype, d)?.requires_grad());
+    let (x, w, b) = (leaf(&[rows, in_f])?, leaf(&[out_f, in_f])?, leaf(&[out_f])?);
+    Ok(Box::new(move || {
+        let run = || {
+            for t in [&x, &w, &b] {
+                t.zero_grad();
+            }
+            let y = match act {
+                Some(act) => F::linear_act(&x, &w, Some(&b), act)?,
+                None => F::linear(&x, &w, Some(&b))?,
+            };
+            y.sum_all()?.backward()
+        };
+        if tf32 {
+            with_tf32(run)
+        } else {
+            run()
+        }
+    }))
+}
+
+/// A bf16 MLP training step: `layers` linear layers of `width` (ReLU between), batch
+/// `batch`, sum loss, backward, SGD.
+fn mlp_train_case(d: &Device, s: &Sizes) -> Result<Step> {
+    let (width, batch, layers) = (s.pick(4096, 16), s.pick(4096, 8), 4);
+    let mut params = Vec::new();
+    for _ in 0..layers {
+        params.push(
+            randn(&[width, width], DType::BF16, d)?
+                .mul_scalar(0.02)?
+                .requires_grad(),
+        );
+        params.push(Tensor::zeros(&[width], DType::BF16, d)?.requires_grad());
+    }
+    let x = randn(&[batch, width], DType::BF16, d)?;
+    let mut opt = Sgd::new(params.clone(), 1e-3)?;
+    Ok(Box::new(move || {
+        opt.zero_grad();
+        let mut h = x.clone();
+        for (i, wb) in params.chunks(2).enumerate() {
+            h = if i + 1 < layers {
+                F::linear_act(&h, &wb[0], Some(&wb[1]), F::LinearAct::Relu)?
+            } else {
+                F::linear(&h, &wb[0], Some(&wb[1]))?
+            };
+        }
+        h.sum_all()?.backward()?;
+        opt.step()
+    }))
+}
+
+/// True for the rows that run GEMMs: they are timed with kiln's own GEMM (`cuda/`) and
+/// with cuBLASLt (`cuda-vendor/`, where the device has it).
+fn uses_gemm(name: &str) -> bool {
+    ["matmul", "bmm", "linear", "mlp"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 /// The 1024×4096 f32 matrix of the elementwise, reduction and layout rows.
 fn matrix(d: &Device, s: &Sizes) -> Result<Tensor> {
     randn(&[s.pick(1024, 8), s.pick(4096, 40)], DType::F32, d)
@@ -185,6 +269,28 @@ fn cases() -> Vec<Case> {
         case("matmul_f16_4096x4096x4096", true, |d, s| {
             matmul_case(d, s, DType::F16, 4096)
         }),
+        case("matmul_tf32_4096x4096x4096", true, |d, s| {
+            let mut step = matmul_case(d, s, DType::F32, 4096)?;
+            Ok(Box::new(move || with_tf32(&mut step)))
+        }),
+        case("matmul_bf16_4096x4096x4096", true, |d, s| {
+            matmul_case(d, s, DType::BF16, 4096)
+        }),
+        case("linear_fwd_bwd_f32_4096x1024x4096", true, |d, s| {
+            linear_case(d, s, DType::F32, false, None)
+        }),
+        case("linear_fwd_bwd_tf32_4096x1024x4096", true, |d, s| {
+            linear_case(d, s, DType::F32, true, None)
+        }),
+        case("linear_fwd_bwd_bf16_4096x1024x4096", true, |d, s| {
+            linear_case(d, s, DType::BF16, false, None)
+        }),
+        case(
+            "linear_bias_gelu_fwd_bwd_bf16_4096x1024x4096",
+            true,
+            |d, s| linear_case(d, s, DType::BF16, false, Some(F::LinearAct::GeluTanh)),
+        ),
+        case("mlp_train_step_bf16_4x4096_b4096", false, mlp_train_case),
         case("bmm_f32_8x256x256x256", true, |d, s| {
             let n = s.pick(256, 8);
             let a = randn(&[8, n, n], DType::F32, d)?;
@@ -353,27 +459,57 @@ fn main() {
         if !filters.is_empty() && !filters.iter().any(|f| case.name.contains(f.as_str())) {
             continue;
         }
-        let name = case.name;
         let flush = case.single_op.then_some(&flush[..]);
-        let timing =
-            (case.build)(&dev, &sizes).and_then(|mut step| time(&mut step, flush, &dev, reps));
-        match timing {
-            Ok(t) => {
-                eprintln!(
-                    "cuda/{name}: median {:.4} ms (min {:.4}, max {:.4}, {} reps)",
-                    t.median, t.min, t.max, t.reps
-                );
-                rows.push(format!(
-                    "\"cuda/{name}\": {{\"median_ms\": {:.6}, \"min_ms\": {:.6}, \"max_ms\": {:.6}, \"reps\": {}}}",
-                    t.median, t.min, t.max, t.reps
-                ));
-            }
-            Err(e) => eprintln!("cuda/{name} failed: {e}"),
+        if !uses_gemm(case.name) {
+            rows.extend(run_case(&case, "cuda", flush, &dev, &sizes, reps));
+            continue;
         }
-        // Free the case's inputs before the next one.
-        if let Err(e) = kiln::cuda::empty_cache(0) {
-            eprintln!("cuda_ops: empty_cache: {e}");
+        for (choice, prefix) in [
+            (GemmChoice::Kiln, "cuda"),
+            (GemmChoice::Vendor, "cuda-vendor"),
+        ] {
+            match kiln::cuda::set_gemm_backend(0, choice) {
+                Ok(()) => rows.extend(run_case(&case, prefix, flush, &dev, &sizes, reps)),
+                Err(e) => eprintln!("{prefix}/{}: skipped: {e}", case.name),
+            }
+        }
+        if let Err(e) = kiln::cuda::set_gemm_backend(0, GemmChoice::Auto) {
+            eprintln!("cuda_ops: set_gemm_backend: {e}");
         }
     }
     println!("{{{}}}", rows.join(", "));
+}
+
+/// Builds and times `case`, printing its timing on stderr; its JSON row, named
+/// `<prefix>/<case>`, or `None` when it failed.
+fn run_case(
+    case: &Case,
+    prefix: &str,
+    flush: Option<&[usize]>,
+    dev: &Device,
+    sizes: &Sizes,
+    reps: usize,
+) -> Option<String> {
+    let name = case.name;
+    let timing = (case.build)(dev, sizes).and_then(|mut step| time(&mut step, flush, dev, reps));
+    // Free the case's inputs before the next one.
+    if let Err(e) = kiln::cuda::empty_cache(0) {
+        eprintln!("cuda_ops: empty_cache: {e}");
+    }
+    match timing {
+        Ok(t) => {
+            eprintln!(
+                "{prefix}/{name}: median {:.4} ms (min {:.4}, max {:.4}, {} reps)",
+                t.median, t.min, t.max, t.reps
+            );
+            Some(format!(
+                "\"{prefix}/{name}\": {{\"median_ms\": {:.6}, \"min_ms\": {:.6}, \"max_ms\": {:.6}, \"reps\": {}}}",
+                t.median, t.min, t.max, t.reps
+            ))
+        }
+        Err(e) => {
+            eprintln!("{prefix}/{name} failed: {e}");
+            None
+        }
+    }
 }

@@ -8,7 +8,10 @@
 #      (CUDA events, median of 25 with the range, L2 flushed before single-op rows);
 #   3. the CUDA tests again with the cache bypassed (KILN_CUDA_NO_CACHE=1), then the
 #      10,000-step training soak (device memory flat after warm-up);
-#   4. if compute-sanitizer exists: memcheck and racecheck over the kernels' tests.
+#   4. if compute-sanitizer exists: memcheck and racecheck over the kernels' tests;
+#   5. the GEMM backends: the linear, tensor-golden and vendor-GEMM suites once with
+#      KILN_CUDA_GEMM=kiln and once with =vendor (cuBLASLt, from PyTorch's wheels).
+# GEMM timing rows have a kiln-own and a kiln-vendor (cuBLASLt) column.
 # Logs, JSON timings and summary.md (device, test counts, kiln vs PyTorch table) go to
 # $OUT (default .gpu/out). Exits non-zero if any step failed.
 set -uo pipefail
@@ -27,6 +30,12 @@ built_in="$(cat "$B/built-in.txt" 2>/dev/null || true)"
 checkout="$(cd "$B/.." && pwd)"
 if [[ -n "$built_in" && ! -e "$built_in/data/digits" && -d "$checkout/data/digits" ]]; then
     mkdir -p "$(dirname "$built_in")" && ln -sfn "$checkout" "$built_in"
+fi
+
+# cuBLASLt for kiln's vendor GEMM: PyTorch's wheel ships it (nvidia-cublas).
+cublas_lib="$(python3 -c 'import nvidia.cublas as c, os; print(os.path.join(list(c.__path__)[0], "lib"))' 2>/dev/null || true)"
+if [[ -n "$cublas_lib" && -d "$cublas_lib" ]]; then
+    export LD_LIBRARY_PATH="$cublas_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
 step "device"
@@ -52,6 +61,7 @@ done
 step "timings: kiln and PyTorch, interleaved by group"
 groups=(
     "matmul bmm"
+    "linear"
     "add_ exp_ sum_ softmax transpose to_f16"
     "max_pool batch_norm cross_entropy dropout"
     "conv2d"
@@ -85,6 +95,20 @@ KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 150 "$B/cuda-tests" 2>&1 
 step "soak: 10,000 training steps, device memory flat"
 KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$B/cuda-tests" --ignored --nocapture soak 2>&1 | tee "$OUT/soak.log" || fail=1
 
+step "GEMM backends: KILN_CUDA_GEMM=kiln and =vendor"
+echo "cuBLASLt from: ${cublas_lib:-not found}" | tee "$OUT/gemm.log"
+for gemm in kiln vendor; do
+    for name in functional_linear tensor_golden vendor_gemm; do
+        gz="$B/golden/$name.gz"
+        [[ -e "$gz" ]] || { echo "-- $name: not in the bundle" | tee -a "$OUT/gemm.log"; fail=1; continue; }
+        bin="$OUT/$name-gemm"
+        gunzip -c "$gz" > "$bin" && chmod +x "$bin"
+        echo "-- KILN_CUDA_GEMM=$gemm $name" | tee -a "$OUT/gemm.log"
+        KILN_CUDA_GEMM=$gemm KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$bin" 2>&1 | tee -a "$OUT/gemm.log" || fail=1
+        rm -f "$bin"
+    done
+done
+
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
 if [[ -n "$SAN" ]]; then
     # Every kernel family's parity test, each tensor in its own allocation (exact bounds).
@@ -111,9 +135,9 @@ def read(name):
     except OSError:
         return ""
 print("device:", read("device.txt").strip().replace("\n", "; "))
-for log in ["tests.log", "golden.log", "tests-no-cache.log", "soak.log", "sanitizer.log", "racecheck.log"]:
+for log in ["tests.log", "golden.log", "tests-no-cache.log", "soak.log", "sanitizer.log", "racecheck.log", "gemm.log"]:
     for line in read(log).splitlines():
-        if line.startswith(("test result:", "soak:")) or "ERROR SUMMARY" in line:
+        if line.startswith(("test result:", "soak:", "-- KILN_CUDA_GEMM")) or "ERROR SUMMARY" in line:
             print(f"{log}: {line.strip()}")
 def load(name):
     """The rows and the meta of every JSON line of a timing log."""
@@ -134,15 +158,20 @@ print("PyTorch:", ", ".join(f"{k}={v}" for k, v in tmeta.items()))
 print()
 print("Median ms of the repetitions, [min-max] after it; single-op rows flush the L2 first.")
 print()
-print("| case | kiln ms [min-max] | PyTorch ms [min-max] | kiln/PyTorch |")
-print("|---|---:|---:|---:|")
+print("kiln-vendor: the same kiln code with cuBLASLt as its GEMM (GEMM rows only).")
+print()
+print("| case | kiln ms [min-max] | kiln-vendor ms [min-max] | PyTorch ms [min-max] | kiln/PyTorch | kiln-vendor/PyTorch |")
+print("|---|---:|---:|---:|---:|---:|")
 def cell(t):
     return f"{t['median_ms']:.4f} [{t['min_ms']:.4f}-{t['max_ms']:.4f}]" if t else "-"
+def ratio(a, b):
+    return f"{a['median_ms'] / b['median_ms']:.2f}" if a and b and b["median_ms"] > 0 else "-"
+vendor = {k.replace("cuda-vendor/", "cuda/", 1): v for k, v in kiln.items() if k.startswith("cuda-vendor/")}
+kiln = {k: v for k, v in kiln.items() if not k.startswith("cuda-vendor/")}
 order = list(torch) + [c for c in kiln if c not in torch]
 for case in order:
-    k, t = kiln.get(case), torch.get(case)
-    ratio = f"{k['median_ms'] / t['median_ms']:.2f}" if k and t and t["median_ms"] > 0 else "-"
-    print(f"| {case} | {cell(k)} | {cell(t)} | {ratio} |")
+    k, v, t = kiln.get(case), vendor.get(case), torch.get(case)
+    print(f"| {case} | {cell(k)} | {cell(v)} | {cell(t)} | {ratio(k, t)} | {ratio(v, t)} |")
 copy = "cuda/copy_d2d_f32_1GiB"
 for who, rows in [("kiln", kiln), ("PyTorch", torch)]:
     if rows.get(copy):

@@ -76,6 +76,53 @@ def cases(d, smoke):
         a, b = r(n, n, dt=dt), r(n, n, dt=dt)
         return lambda: a @ b
 
+    def tf32(build):
+        """The step of `build` with TF32 allowed for matmuls (the *_tf32_* rows)."""
+
+        def wrapped():
+            step = build()
+
+            def run():
+                torch.backends.cuda.matmul.allow_tf32 = True
+                try:
+                    step()
+                finally:
+                    torch.backends.cuda.matmul.allow_tf32 = False
+
+            return run
+
+        return wrapped
+
+    def linear(dt=f32, gelu=False):
+        """F.linear (+ tanh-GELU) forward and backward, (4096, 1024) -> (4096, 4096)."""
+        rows, i, o = pick(4096, 16), pick(1024, 8), pick(4096, 12)
+        leaf_dt = lambda *s: torch.randn(*s, device=d).to(dt).requires_grad_()
+        x, w, b = leaf_dt(rows, i), leaf_dt(o, i), leaf_dt(o)
+        if gelu:
+            op = lambda: F.gelu(F.linear(x, w, b), approximate="tanh")
+        else:
+            op = lambda: F.linear(x, w, b)
+        return fwd_bwd(op, x, w, b)
+
+    def mlp_train():
+        """4 bf16 linear layers of 4096 (ReLU between), batch 4096, sum loss, SGD."""
+        width, batch = pick(4096, 16), pick(4096, 8)
+        layers = [nn.Linear(width, width) for _ in range(4)]
+        for layer in layers:
+            nn.init.normal_(layer.weight, std=0.02)
+            nn.init.zeros_(layer.bias)
+        net = nn.Sequential(layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2], nn.ReLU(), layers[3])
+        net = net.to(device=d, dtype=torch.bfloat16)
+        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+        x = r(batch, width, dt=torch.bfloat16)
+
+        def step():
+            opt.zero_grad()
+            net(x).sum().backward()
+            opt.step()
+
+        return step
+
     def bmm():
         n = pick(256, 8)
         a, b = r(8, n, n), r(8, n, n)
@@ -170,6 +217,13 @@ def cases(d, smoke):
         "matmul_f32_1024x1024x1024": (True, lambda: matmul(1024)),
         "matmul_f32_4096x4096x4096": (True, lambda: matmul(4096)),
         "matmul_f16_4096x4096x4096": (True, lambda: matmul(4096, f16)),
+        "matmul_tf32_4096x4096x4096": (True, tf32(lambda: matmul(4096))),
+        "matmul_bf16_4096x4096x4096": (True, lambda: matmul(4096, torch.bfloat16)),
+        "linear_fwd_bwd_f32_4096x1024x4096": (True, linear),
+        "linear_fwd_bwd_tf32_4096x1024x4096": (True, tf32(linear)),
+        "linear_fwd_bwd_bf16_4096x1024x4096": (True, lambda: linear(torch.bfloat16)),
+        "linear_bias_gelu_fwd_bwd_bf16_4096x1024x4096": (True, lambda: linear(torch.bfloat16, gelu=True)),
+        "mlp_train_step_bf16_4x4096_b4096": (False, mlp_train),
         "bmm_f32_8x256x256x256": (True, bmm),
         "add_f32_1024x4096": (True, add),
         "add_bcast_row_f32_1024x4096": (True, add_row),

@@ -17,9 +17,11 @@
 //! ```
 
 pub use crate::backend::cuda::allocator::{MemoryStats, Stat};
+pub use crate::backend::cuda::blas::{GemmBackend, GemmChoice};
 
 use crate::backend::cuda;
 use crate::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// True when [`crate::Device::cuda`]`(0)` would succeed: a driver, a device and kiln's
 /// kernels are all present. Never fails and never panics.
@@ -105,4 +107,62 @@ pub fn is_emulated() -> bool {
 #[cfg(feature = "cuda-emulator")]
 pub fn emulated_launch_counts() -> Vec<(&'static str, u64)> {
     crate::backend::cuda::emulator::launch_counts()
+}
+
+/// `kiln::cuda::matmul_allow_tf32()`: false until set.
+static MATMUL_ALLOW_TF32: AtomicBool = AtomicBool::new(false);
+/// `kiln::cuda::conv_allow_tf32()`: true until set.
+static CONV_ALLOW_TF32: AtomicBool = AtomicBool::new(true);
+
+/// Lets f32 matmul and linear use TF32 tensor cores (10-bit mantissa products, f32
+/// accumulation) where the GEMM has them: cuBLASLt's `CUBLAS_COMPUTE_32F_FAST_TF32`.
+/// Process-wide, read at each GEMM, like `torch.backends.cuda.matmul.allow_tf32`;
+/// default false, so f32 products are exact f32 unless asked.
+pub fn set_matmul_allow_tf32(allow: bool) {
+    MATMUL_ALLOW_TF32.store(allow, Ordering::Relaxed);
+}
+
+/// Whether f32 matmul and linear may use TF32 (see [`set_matmul_allow_tf32`]).
+pub fn matmul_allow_tf32() -> bool {
+    MATMUL_ALLOW_TF32.load(Ordering::Relaxed)
+}
+
+/// Lets f32 convolutions use TF32 tensor cores where the convolution kernels have
+/// them. Process-wide, like `torch.backends.cudnn.allow_tf32`; default true.
+pub fn set_conv_allow_tf32(allow: bool) {
+    CONV_ALLOW_TF32.store(allow, Ordering::Relaxed);
+}
+
+/// Whether f32 convolutions may use TF32 (see [`set_conv_allow_tf32`]).
+pub fn conv_allow_tf32() -> bool {
+    CONV_ALLOW_TF32.load(Ordering::Relaxed)
+}
+
+/// Which GEMM runs matmul and linear on device `ordinal`, and why: `cuBLASLt 13.0`, or
+/// `kiln (<reason>)` — kiln's own kernels because the library is missing, lacks a
+/// function, is older than 12.0, was switched off (`KILN_CUDA_GEMM=kiln`,
+/// [`set_gemm_backend`]), or the device is the emulated one. Opens the device, and on
+/// first use loads cuBLASLt and makes its handle; never panics.
+///
+/// ```
+/// # fn main() -> kiln::Result<()> {
+/// if kiln::cuda::is_available() {
+///     println!("GEMM on device 0: {}", kiln::cuda::gemm_backend(0)?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn gemm_backend(ordinal: usize) -> Result<GemmBackend> {
+    let dev = cuda::device(ordinal)?;
+    Ok(cuda::blas::backend(&dev))
+}
+
+/// Chooses the GEMM of device `ordinal` from code, overriding `KILN_CUDA_GEMM`:
+/// [`GemmChoice::Auto`] (cuBLASLt where usable), [`GemmChoice::Kiln`] (kiln's kernels
+/// always) or [`GemmChoice::Vendor`], which is an `Err` naming the reason where cuBLASLt
+/// is not usable (the choice then stays as it was). `KILN_CUDA_GEMM=vendor` in the
+/// environment instead falls back to kiln's kernels, and [`gemm_backend`] says why.
+pub fn set_gemm_backend(ordinal: usize, choice: GemmChoice) -> Result<()> {
+    let dev = cuda::device(ordinal)?;
+    cuda::blas::set_choice(&dev, choice)
 }

@@ -68,7 +68,13 @@ fn bad_input_is_an_error_naming_the_argument() {
             other => panic!("expected an invalid `ids`, got {other:?}"),
         }
     }
-    match Gpt::new(GptConfig { n_layer: 0, ..CONFIG }, &dev) {
+    match Gpt::new(
+        GptConfig {
+            n_layer: 0,
+            ..CONFIG
+        },
+        &dev,
+    ) {
         Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "n_layer"),
         other => panic!("expected an invalid `n_layer`, got {other:?}"),
     }

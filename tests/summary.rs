@@ -6,7 +6,7 @@
 #[allow(dead_code)] // only the architecture is used here
 mod model;
 
-use kiln::nn::{self, Conv2dOpts, Module, Padding, PaddingMode};
+use kiln::nn::{self, functional as F, Conv2dOpts, Module, Padding, PaddingMode};
 use kiln::{Device, Tensor};
 
 /// The text of section `name` of tests/data/summary.txt.
@@ -117,6 +117,37 @@ fn layers_print_their_arguments_like_pytorch() {
         ),
         ("flatten", nn::repr(&nn::Flatten::new())),
         ("empty_sequential", nn::repr(&nn::Sequential::new())),
+        ("silu", nn::repr(&nn::SiLU)),
+        ("tanh", nn::repr(&nn::Tanh)),
+        ("softplus", nn::repr(&nn::Softplus::default())),
+        (
+            "softplus_args",
+            nn::repr(&nn::Softplus::new(2.0, 10.0).unwrap()),
+        ),
+        (
+            "embedding",
+            nn::repr(&nn::Embedding::new(65, 64, &dev).unwrap()),
+        ),
+        (
+            "embedding_pad",
+            nn::repr(
+                &nn::Embedding::new_with(10, 4, F::EmbeddingOpts::new().padding_idx(0), &dev)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "layer_norm",
+            nn::repr(&nn::LayerNorm::new(64, &dev).unwrap()),
+        ),
+        (
+            "layer_norm_no_affine",
+            nn::repr(&nn::LayerNorm::with_options(&[8], 1e-6, false, true, &dev).unwrap()),
+        ),
+        ("rms_norm", nn::repr(&nn::RMSNorm::new(64, &dev).unwrap())),
+        (
+            "rms_norm_eps",
+            nn::repr(&nn::RMSNorm::with_options(&[16], Some(1e-6), true, &dev).unwrap()),
+        ),
     ];
     for (name, got) in cases {
         assert_text(&got, name);

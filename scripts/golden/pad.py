@@ -147,6 +147,17 @@ SECTIONS = [
     ("batch_norm1d", repr(nn.BatchNorm1d(5, eps=1e-3, momentum=0.01))),
     ("flatten", repr(nn.Flatten())),
     ("empty_sequential", repr(nn.Sequential())),
+    # the transformer layers (appended when they landed)
+    ("silu", repr(nn.SiLU())),
+    ("tanh", repr(nn.Tanh())),
+    ("softplus", repr(nn.Softplus())),
+    ("softplus_args", repr(nn.Softplus(2.0, 10.0))),
+    ("embedding", repr(nn.Embedding(65, 64))),
+    ("embedding_pad", repr(nn.Embedding(10, 4, padding_idx=0))),
+    ("layer_norm", repr(nn.LayerNorm(64))),
+    ("layer_norm_no_affine", repr(nn.LayerNorm(8, eps=1e-6, elementwise_affine=False))),
+    ("rms_norm", repr(nn.RMSNorm(64))),
+    ("rms_norm_eps", repr(nn.RMSNorm(16, eps=1e-6))),
 ]
 with open(os.path.join(DATA, "summary.txt"), "w") as f:
     for name, text in SECTIONS:

@@ -43,7 +43,7 @@ pub(crate) use elementwise::{is_int_scalar, BinaryOp, CmpOp, ElementwiseOps, Una
 pub(crate) use fill::FillOps;
 pub(crate) use index::IndexOps;
 pub(crate) use loss::{CrossEntropyParams, LossOps};
-pub(crate) use matmul::{MatmulDims, MatmulOps};
+pub(crate) use matmul::{Activation, MatmulDims, MatmulOps};
 pub(crate) use norm::{BatchNormParams, LayerNormParams, NormOps};
 pub(crate) use optim::{check_step_operands, AdamStep, OptimOps, SgdStep};
 pub(crate) use pad::{Pad2dParams, PadKind, PadOps};
@@ -264,6 +264,13 @@ impl<A: IntoStorage, B: IntoStorage, C: IntoStorage> IntoStorage for (A, B, C) {
             self.1.into_storage(),
             self.2.into_storage(),
         )
+    }
+}
+
+impl<A: IntoStorage> IntoStorage for Option<A> {
+    type Out = Option<A::Out>;
+    fn into_storage(self) -> Self::Out {
+        self.map(IntoStorage::into_storage)
     }
 }
 

@@ -66,7 +66,9 @@ impl Forward for Block {
         // The residual stream keeps its dtype (f32 under BF16 autocast, where the
         // attention and the MLP compute in BF16).
         let h = self.ln_1.forward(x)?;
-        let a = self.attn.forward_qkv(&h, &h, &h, AttnOpts::new().causal(true))?;
+        let a = self
+            .attn
+            .forward_qkv(&h, &h, &h, AttnOpts::new().causal(true))?;
         let x = x.add(&a.to_dtype(x.dtype())?)?;
         let m = self.mlp.forward(&self.ln_2.forward(&x)?)?;
         x.add(&m.to_dtype(x.dtype())?)

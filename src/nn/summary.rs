@@ -118,6 +118,21 @@ pub(crate) fn py_float(v: f64) -> String {
     format!("{v:?}")
 }
 
+/// A shape as Python prints a tuple: `(64,)`, `(4, 8)`.
+pub(crate) fn py_shape(shape: &[usize]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Python's `True`/`False`.
 pub(crate) fn py_bool(b: bool) -> &'static str {
     if b {

@@ -3,7 +3,7 @@
 
 use super::{StorageLocks, Tensor};
 use crate::autograd::record;
-use crate::backend::MatmulDims;
+use crate::backend::{Activation, MatmulDims};
 use crate::shape::{broadcast_shape, checked_numel, numel, Layout};
 use crate::{Error, Result};
 
@@ -108,6 +108,84 @@ impl Tensor {
                 Layout::contiguous(&[batch, rows, cols]),
             ),
         })
+    }
+
+    /// `act(self · weightᵀ + bias)` for a 2-D `self` (rows, in), `weight` (out, in) and
+    /// `bias` (out) of one dtype and device, by one fused GEMM where the backend has
+    /// one (cuBLASLt's epilogue), else `None`: the caller composes the unfused ops. No
+    /// graph is recorded. A bias that is not contiguous is not fused.
+    pub(crate) fn linear_fused(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        act: Activation,
+    ) -> Result<Option<Tensor>> {
+        let (&[rows, in_f], &[out_f, w_in]) = (self.shape(), weight.shape()) else {
+            return Ok(None);
+        };
+        // The library reads memory by these sizes: anything inconsistent is not fused
+        // (the callers have already returned its error).
+        let bad_bias =
+            |b: &Tensor| b.shape() != [out_f] || (out_f > 1 && b.layout().strides != [1]);
+        if w_in != in_f || bias.is_some_and(bad_bias) {
+            return Ok(None);
+        }
+        let (x, w) = (self.layout(), weight.layout());
+        let xl = Layout {
+            shape: vec![1, rows, in_f],
+            strides: vec![0, x.strides[0], x.strides[1]],
+            offset: x.offset,
+        };
+        // weightᵀ as a (1, in, out) view of the weight's storage.
+        let wl = Layout {
+            shape: vec![1, in_f, out_f],
+            strides: vec![0, w.strides[1], w.strides[0]],
+            offset: w.offset,
+        };
+        let mut operands = vec![self, weight];
+        operands.extend(bias);
+        let locks = StorageLocks::read(&operands);
+        let dims = MatmulDims {
+            batch: 1,
+            m: rows,
+            n: out_f,
+            k: in_f,
+        };
+        let bias = bias.map(|b| (locks.get(2), b.layout().offset));
+        let out = locks
+            .get(0)
+            .matmul_epilogue(&xl, locks.get(1), &wl, dims, bias, act)?;
+        Ok(out.map(|s| Tensor::from_storage(s, &[rows, out_f])))
+    }
+
+    /// For 2-D `self` (m, k) and `rhs` (k, n): `(self · rhs, self summed over dim 1)`
+    /// from one fused GEMM where the backend has one (cuBLASLt's `BGRADB` epilogue:
+    /// a linear layer's weight and bias gradients from `gᵀ · x`), else `None`. No graph
+    /// is recorded.
+    pub(crate) fn matmul_bias_grad(&self, rhs: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+        let (&[m, k], &[k2, n]) = (self.shape(), rhs.shape()) else {
+            return Ok(None);
+        };
+        if k != k2 || self.dtype() != rhs.dtype() {
+            return Ok(None);
+        }
+        let as3 = |l: &Layout, rows: usize, cols: usize| Layout {
+            shape: vec![1, rows, cols],
+            strides: vec![0, l.strides[0], l.strides[1]],
+            offset: l.offset,
+        };
+        let (al, bl) = (as3(self.layout(), m, k), as3(rhs.layout(), k, n));
+        let locks = StorageLocks::read(&[self, rhs]);
+        let dims = MatmulDims { batch: 1, m, n, k };
+        let out = locks
+            .get(0)
+            .matmul_bias_grad(&al, locks.get(1), &bl, dims)?;
+        Ok(out.map(|(p, g)| {
+            (
+                Tensor::from_storage(p, &[m, n]),
+                Tensor::from_storage(g, &[m]),
+            )
+        }))
     }
 
     fn transpose_last(&self) -> Result<Tensor> {

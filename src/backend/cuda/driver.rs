@@ -309,6 +309,11 @@ impl Executor for DriverExecutor {
             let _ = unsafe { cu::event::destroy(event.0 as sys::CUevent) };
         }
     }
+
+    fn library_stream(&self) -> Result<Option<u64>> {
+        self.handles.bind()?;
+        Ok(Some(self.handles.stream as u64))
+    }
 }
 
 /// Device memory straight from the driver, and events on the device's streams.

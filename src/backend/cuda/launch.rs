@@ -168,6 +168,12 @@ pub trait Executor: Send + Sync {
     fn elapsed_ms(&self, start: TimingEvent, end: TimingEvent) -> Result<f64>;
     /// Releases a timing event.
     fn destroy_timing_event(&self, event: TimingEvent);
+    /// Makes the device's context current on this thread and returns its stream (a
+    /// `CUstream`) for a vendor library (cuBLASLt) to queue work on; `None` where the
+    /// device has no driver stream (the emulated device).
+    fn library_stream(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A point on the device's stream, for timing work on the device

@@ -1,10 +1,11 @@
 //! Launch of `kernels/linear.cu`: kiln's tiled, batched GEMM over strided operands
-//! (tensor cores for f16/bf16).
+//! (tensor cores for f16/bf16), after cuBLASLt where the device uses it (`blas/`).
 
+use super::blas::{self, Act};
 use super::kernels::{KernelId, COMPUTE_CAP};
 use super::launch::{KernelArg, LaunchConfig};
 use super::storage::CudaStorage;
-use crate::backend::{MatmulDims, MatmulOps};
+use crate::backend::{Activation, MatmulDims, MatmulOps};
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
@@ -25,8 +26,38 @@ impl MatmulOps for CudaStorage {
         rl: &Layout,
         dims: MatmulDims,
     ) -> Result<CudaStorage> {
+        if let Some(out) = blas::matmul(self, ll, rhs, rl, dims, None, Act::None)? {
+            return Ok(out);
+        }
         // Tensor cores (WMMA) for halves when the PTX targets compute capability >= 8.0.
         self.gemm(ll, rhs, rl, dims, COMPUTE_CAP >= 80)
+    }
+
+    fn matmul_epilogue(
+        &self,
+        ll: &Layout,
+        rhs: &CudaStorage,
+        rl: &Layout,
+        dims: MatmulDims,
+        bias: Option<(&CudaStorage, usize)>,
+        act: Activation,
+    ) -> Result<Option<CudaStorage>> {
+        let act = match act {
+            Activation::None => Act::None,
+            Activation::Relu => Act::Relu,
+            Activation::GeluTanh => Act::GeluTanh,
+        };
+        blas::matmul(self, ll, rhs, rl, dims, bias, act)
+    }
+
+    fn matmul_bias_grad(
+        &self,
+        ll: &Layout,
+        rhs: &CudaStorage,
+        rl: &Layout,
+        dims: MatmulDims,
+    ) -> Result<Option<(CudaStorage, CudaStorage)>> {
+        blas::matmul_bias_grad(self, ll, rhs, rl, dims)
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod allocator;
 mod amp;
 mod attention;
+pub(crate) mod blas;
 mod conv;
 pub(crate) mod device;
 mod driver;

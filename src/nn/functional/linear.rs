@@ -3,7 +3,8 @@
 //! One recorded op (rather than matmul + add) so that backward computes only the
 //! gradients that are needed: a first layer's input usually needs none.
 
-use crate::autograd::{no_grad, record};
+use crate::autograd::{is_grad_enabled, no_grad, record};
+use crate::backend::Activation;
 use crate::{Error, Result, Tensor};
 
 /// `input · weightᵀ + bias` like `torch.nn.functional.linear`: `input` (…, in) of any
@@ -57,10 +58,16 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     );
     let out = {
         let _guard = no_grad();
-        let y = x2.matmul(&w.transpose(0, 1)?)?;
-        let y = match bias {
-            Some(b) => y.add(&b.detach())?,
-            None => y,
+        // The bias in the GEMM's epilogue where the backend fuses (cuBLASLt).
+        let y = match x2.linear_fused(&w, bias, Activation::None)? {
+            Some(y) => y,
+            None => {
+                let y = x2.matmul(&w.transpose(0, 1)?)?;
+                match bias {
+                    Some(b) => y.add(&b.detach())?,
+                    None => y,
+                }
+            }
         };
         y.reshape(&out_shape)?
     };
@@ -74,17 +81,97 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     inputs.extend(bias);
     Ok(record(out, "linear", &inputs, move |_, g| {
         let g2 = g.reshape(&[rows, out_f])?;
-        let mut grads = vec![
-            need[0]
-                .then(|| g2.matmul(&w)?.reshape(&x_shape))
-                .transpose()?,
-            need[1]
-                .then(|| g2.transpose(0, 1)?.matmul(&x2))
-                .transpose()?,
-        ];
+        let gx = need[0]
+            .then(|| g2.matmul(&w)?.reshape(&x_shape))
+            .transpose()?;
+        // Weight and bias gradients from one GEMM where the backend fuses (cuBLASLt's
+        // BGRADB epilogue sums gᵀ over the rows it contracts).
+        let fused = match need {
+            [_, true, true] => g2.transpose(0, 1)?.matmul_bias_grad(&x2)?,
+            _ => None,
+        };
+        let (gw, gb) = match fused {
+            Some((gw, gb)) => (Some(gw), Some(gb)),
+            None => (
+                need[1]
+                    .then(|| g2.transpose(0, 1)?.matmul(&x2))
+                    .transpose()?,
+                need[2].then(|| g2.sum(0, false)).transpose()?,
+            ),
+        };
+        let mut grads = vec![gx, gw];
         if need[2] {
-            grads.push(Some(g2.sum(0, false)?));
+            grads.push(gb);
         }
         Ok(grads)
     }))
+}
+
+/// The activation [`linear_act`] applies after the affine map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearAct {
+    /// [`relu`](super::relu).
+    Relu,
+    /// [`gelu`](super::gelu), the exact (erf) form.
+    Gelu,
+    /// [`gelu_tanh`](super::gelu_tanh), the tanh approximation.
+    GeluTanh,
+}
+
+/// `act(input · weightᵀ + bias)`: [`linear`] followed by the activation, with the same
+/// arguments, errors and results as that composition.
+///
+/// On a device whose GEMM is cuBLASLt the work is fused into the GEMM's epilogue
+/// where cuBLASLt has one: bias + ReLU or bias + tanh-GELU in one kernel when no
+/// gradient is recorded (inference, [`no_grad`](crate::no_grad)); when a graph is
+/// recorded, the bias is fused (as in [`linear`]) and the activation runs as its own op,
+/// whose backward needs the pre-activation. cuBLASLt has no exact-GELU epilogue, so
+/// [`LinearAct::Gelu`] fuses the bias only. Elsewhere (the CPU, kiln's own GEMM) it is
+/// the composition.
+pub fn linear_act(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    act: LinearAct,
+) -> Result<Tensor> {
+    if let Some(y) = crate::amp::lower([input, weight], [bias], |[x, w], [b]| {
+        linear_act(x, w, b, act)
+    }) {
+        return y;
+    }
+    let fusable = match act {
+        LinearAct::Relu => Some(Activation::Relu),
+        LinearAct::GeluTanh => Some(Activation::GeluTanh),
+        LinearAct::Gelu => None,
+    };
+    let records = is_grad_enabled()
+        && (input.requires_grad_flag()
+            || weight.requires_grad_flag()
+            || bias.is_some_and(|b| b.requires_grad_flag()));
+    if let (Some(fused), false, &[out_f, in_f]) = (fusable, records, weight.shape()) {
+        // Argument checks are linear's: only inputs it accepts reach the fused path.
+        let valid = input.rank() >= 1
+            && input.shape()[input.rank() - 1] == in_f
+            && input.dtype() == weight.dtype()
+            && input.device() == weight.device()
+            && input.dtype().is_float()
+            && bias.is_none_or(|b| {
+                b.shape() == [out_f] && b.dtype() == input.dtype() && b.device() == input.device()
+            });
+        if valid {
+            let rows: usize = input.shape()[..input.rank() - 1].iter().product();
+            let x2 = input.reshape(&[rows, in_f])?.contiguous()?;
+            if let Some(y) = x2.linear_fused(weight, bias, fused)? {
+                let mut out_shape = input.shape().to_vec();
+                *out_shape.last_mut().expect("rank checked >= 1") = out_f;
+                return y.reshape(&out_shape);
+            }
+        }
+    }
+    let y = linear(input, weight, bias)?;
+    match act {
+        LinearAct::Relu => super::relu(&y),
+        LinearAct::Gelu => super::gelu(&y),
+        LinearAct::GeluTanh => super::gelu_tanh(&y),
+    }
 }

@@ -108,7 +108,7 @@ impl Forward for Tanh {
 /// `nn.Softplus(beta, threshold)`; `Softplus::default()` has PyTorch's defaults,
 /// β = 1 and threshold 20.
 #[derive(Debug, Clone, Copy, nn::Module)]
-#[module(stateless)]
+#[module(stateless, extra_repr)]
 pub struct Softplus {
     #[module(skip)]
     beta: f64,
@@ -129,6 +129,15 @@ impl Softplus {
             return Err(crate::Error::arg("threshold", "must not be NaN"));
         }
         Ok(Softplus { beta, threshold })
+    }
+
+    /// PyTorch's `Softplus.extra_repr`.
+    fn extra_repr(&self) -> String {
+        format!(
+            "beta={}, threshold={}",
+            py_float(self.beta),
+            py_float(self.threshold)
+        )
     }
 
     /// β.

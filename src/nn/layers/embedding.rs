@@ -7,6 +7,7 @@ use crate::{DType, Device, Error, Result, Tensor};
 /// embedding_dim)` named "weight", initialised N(0, 1) as in PyTorch; `forward` maps
 /// I64 ids of any shape to their rows with [`F::embedding_with`].
 #[derive(Debug, nn::Module)]
+#[module(extra_repr)]
 pub struct Embedding {
     /// (num_embeddings, embedding_dim).
     pub weight: Parameter,
@@ -16,6 +17,17 @@ pub struct Embedding {
 }
 
 impl Embedding {
+    /// PyTorch's `Embedding.extra_repr`: `num_embeddings, embedding_dim` and the
+    /// padding index when there is one.
+    fn extra_repr(&self) -> String {
+        let shape = self.weight.shape();
+        let mut s = format!("{}, {}", shape[0], shape[1]);
+        if let Some(p) = self.opts.get_padding_idx() {
+            s.push_str(&format!(", padding_idx={p}"));
+        }
+        s
+    }
+
     /// A table of `num_embeddings` vectors of `embedding_dim` f32 values on `device`.
     pub fn new(num_embeddings: usize, embedding_dim: usize, device: &Device) -> Result<Embedding> {
         Embedding::new_with(

@@ -2,6 +2,7 @@
 //! whose `forward` is [`F::layer_norm`] / [`F::rms_norm`] over the trailing
 //! `normalized_shape`.
 
+use crate::nn::summary::{py_bool, py_float, py_shape};
 use crate::nn::{self, functional as F, Forward, Mode, Parameter};
 use crate::{DType, Device, Error, Result, Tensor};
 
@@ -21,6 +22,7 @@ use crate::{DType, Device, Error, Result, Tensor};
 /// # }
 /// ```
 #[derive(Debug, nn::Module)]
+#[module(extra_repr)]
 pub struct LayerNorm {
     /// Elementwise scale, `normalized_shape` (absent without `elementwise_affine`).
     pub weight: Option<Parameter>,
@@ -35,6 +37,18 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
+    /// PyTorch's `LayerNorm.extra_repr`:
+    /// `(d,), eps=1e-05, elementwise_affine=True, bias=True`.
+    fn extra_repr(&self) -> String {
+        format!(
+            "{}, eps={}, elementwise_affine={}, bias={}",
+            py_shape(&self.normalized_shape),
+            py_float(self.eps),
+            py_bool(self.weight.is_some()),
+            py_bool(self.bias.is_some())
+        )
+    }
+
     /// `nn.LayerNorm(d)`: over the last dimension, of size `d`, with weight and bias.
     pub fn new(d: usize, device: &Device) -> Result<LayerNorm> {
         LayerNorm::with_options(&[d], 1e-5, true, true, device)
@@ -89,6 +103,7 @@ impl Forward for LayerNorm {
 /// elementwise `weight` (ones, shape `normalized_shape`). eps `None` is PyTorch's
 /// default (see [`F::rms_norm`]).
 #[derive(Debug, nn::Module)]
+#[module(extra_repr)]
 pub struct RMSNorm {
     /// Elementwise scale, `normalized_shape` (absent without `elementwise_affine`).
     pub weight: Option<Parameter>,
@@ -100,6 +115,16 @@ pub struct RMSNorm {
 }
 
 impl RMSNorm {
+    /// PyTorch's `RMSNorm.extra_repr`: `(d,), eps=None, elementwise_affine=True`.
+    fn extra_repr(&self) -> String {
+        format!(
+            "{}, eps={}, elementwise_affine={}",
+            py_shape(&self.normalized_shape),
+            self.eps.map_or("None".to_owned(), py_float),
+            py_bool(self.weight.is_some())
+        )
+    }
+
     /// `nn.RMSNorm(d)`: over the last dimension, of size `d`, with a weight.
     pub fn new(d: usize, device: &Device) -> Result<RMSNorm> {
         RMSNorm::with_options(&[d], None, true, device)
