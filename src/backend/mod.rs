@@ -8,7 +8,7 @@
 //! Each op family declares its primitives once, as a trait in its own file
 //! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
 //! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `index.rs`, `pad.rs`,
-//! `amp.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
+//! `amp.rs`, `attention.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
 //! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
 //! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
 //! operands are checked to share one device once, then the family's trait method
@@ -18,6 +18,7 @@ pub(crate) mod cpu;
 pub(crate) mod cuda;
 
 mod amp;
+mod attention;
 mod conv;
 mod dropout;
 mod elementwise;
@@ -34,6 +35,7 @@ mod reduce;
 mod softmax;
 
 pub(crate) use amp::{check_unscale_operands, AmpOps};
+pub(crate) use attention::{AttentionLayouts, AttentionOps, AttentionParams};
 pub(crate) use conv::{Conv2dParams, ConvOps};
 pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;
@@ -70,6 +72,7 @@ pub(crate) trait BackendStorage:
     + FillOps
     + NormOps
     + LossOps
+    + AttentionOps
     + AmpOps
     + IndexOps
     + ImageOps
@@ -225,6 +228,7 @@ operands_tuple!(A 0, B 1, C 2);
 operands_tuple!(A 0, B 1, C 2, D 3);
 operands_tuple!(A 0, B 1, C 2, D 3, E 4);
 operands_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
+operands_tuple!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 
 /// A primitive's result on one backend, wrapped back into [`Storage`].
 pub(crate) trait IntoStorage {

@@ -6,6 +6,7 @@
 
 pub(crate) mod alloc;
 mod amp;
+mod attention;
 mod conv;
 mod dropout;
 pub(crate) mod dtype;

@@ -15,6 +15,7 @@
 
 pub mod allocator;
 mod amp;
+mod attention;
 pub(crate) mod blas;
 mod conv;
 pub(crate) mod device;

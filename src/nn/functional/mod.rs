@@ -4,6 +4,7 @@
 //! kernel is in `backend/cpu/` and its CUDA kernel in `kernels/`.
 
 mod activation;
+mod attention;
 mod conv;
 mod dropout;
 mod embedding;
@@ -15,6 +16,7 @@ mod pool;
 mod softmax;
 
 pub use activation::*;
+pub use attention::*;
 pub use conv::*;
 pub use dropout::*;
 pub use embedding::*;

@@ -3,6 +3,7 @@
 //! `nn::functional` op in `forward`.
 
 mod activation;
+mod attention;
 mod conv;
 mod dropout;
 mod embedding;
@@ -16,6 +17,7 @@ mod sequential;
 // Glob re-exports, as in `nn::functional`: a new layer is written in its family's
 // file and nowhere else.
 pub use activation::*;
+pub use attention::*;
 pub use conv::*;
 pub use dropout::*;
 pub use embedding::*;

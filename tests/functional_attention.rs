@@ -1,0 +1,294 @@
+//! scaled_dot_product_attention against PyTorch (scripts/golden/attention.py holds
+//! each case's call): the output and the gradients of q, k and v, on both paths (the
+//! fused op and the math composition), causal (L = S, L < S, L > S), boolean and
+//! additive masks, a row that may attend nowhere, head dims 16 to 128, f64, f32 and
+//! BF16; the fused op against the math path for broadcast and strided operands; an
+//! f64 gradcheck of the fused op; dropout's mode; and bad input.
+
+mod common;
+
+use common::{assert_values, device_test, Golden};
+use kiln::autograd::{gradcheck, GradcheckOpts};
+use kiln::nn::functional::{self as F, SdpaBackend, SdpaOpts};
+use kiln::{DType, Device, Error, Result, Tensor};
+
+/// The golden cases: (name, causal).
+const CASES: [(&str, bool); 11] = [
+    ("plain", false),
+    ("causal", true),
+    ("causal_l_lt_s", true),
+    ("causal_l_gt_s", true),
+    ("bool_mask", false),
+    ("float_mask", false),
+    ("hd64", false),
+    ("hd128", true),
+    ("rank3", false),
+    ("causal_and_mask", true),
+    ("f32_causal", true),
+];
+
+fn assert_invalid_arg<T: std::fmt::Debug>(r: Result<T>, expected: &str) {
+    match r {
+        Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, expected),
+        other => panic!("expected an invalid `{expected}`, got {other:?}"),
+    }
+}
+
+/// Runs golden `case` on `dev` in `dtype` with `backend`: output and the three
+/// gradients within `tol` (absolute and relative, on the CPU).
+fn check_case(
+    case: &str,
+    causal: bool,
+    dev: &Device,
+    dtype: DType,
+    backend: SdpaBackend,
+    tol: f64,
+) {
+    let g = Golden::load("attention");
+    let key = |k: &str| format!("{case}.{k}");
+    let get = |k: &str| g.on(&key(k), dev).to_dtype(dtype).unwrap();
+    let (q, k, v) = (
+        get("q").requires_grad(),
+        get("k").requires_grad(),
+        get("v").requires_grad(),
+    );
+    // "causal_and_mask" stores the product of its mask and the triangle; the mask
+    // given here is the product too, and `causal` applies the triangle once more.
+    let mask = ["bool_mask", "float_mask", "causal_and_mask", "f32_mask"]
+        .contains(&case)
+        .then(|| {
+            let m = g.on(&key("mask"), dev);
+            if m.dtype() == DType::U8 {
+                m
+            } else {
+                m.to_dtype(dtype).unwrap()
+            }
+        });
+    let scale = g.get(&key("scale")).item::<f64>().unwrap();
+    let mut opts = SdpaOpts::new().causal(causal).scale(scale).backend(backend);
+    if let Some(m) = &mask {
+        opts = opts.mask(m);
+    }
+    let y = F::scaled_dot_product_attention(&q, &k, &v, opts).unwrap();
+    assert_eq!(y.dtype(), dtype);
+    let what = format!("{case} {dtype:?} {backend:?}");
+    let close = |got: &Tensor, want: &str| {
+        assert_eq!(got.device(), *dev, "{what}: {want} on the wrong device");
+        let (datol, drtol) = common::device_tol(dtype, dev);
+        assert_values(
+            &format!("{what}: {want}"),
+            got,
+            &g.get(&key(want)),
+            tol.max(datol),
+            tol.max(drtol),
+        );
+    };
+    close(&y, "out");
+    y.mul(&get("gout"))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    close(&q.grad().unwrap(), "grad_q");
+    close(&k.grad().unwrap(), "grad_k");
+    close(&v.grad().unwrap(), "grad_v");
+}
+
+/// Pseudo-random f64 values in [-2, 2) from a seed, made on the host by a generator of
+/// the test's own (the global one is shared with the tests running in parallel).
+fn randn(shape: &[usize], seed: u64, dev: &Device) -> Tensor {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
+        })
+        .collect();
+    Tensor::from_vec(v, shape, dev).unwrap()
+}
+
+/// Output and gradients of q, k, v under `opts`'s backend, for a fresh graph.
+fn run(q: &Tensor, k: &Tensor, v: &Tensor, opts: SdpaOpts, gout_seed: u64) -> Vec<Tensor> {
+    let (q, k, v) = (
+        q.detach().requires_grad(),
+        k.detach().requires_grad(),
+        v.detach().requires_grad(),
+    );
+    let y = F::scaled_dot_product_attention(&q, &k, &v, opts).unwrap();
+    let gout = randn(y.shape(), gout_seed, &y.device())
+        .to_dtype(y.dtype())
+        .unwrap();
+    y.mul(&gout).unwrap().sum_all().unwrap().backward().unwrap();
+    vec![y, q.grad().unwrap(), k.grad().unwrap(), v.grad().unwrap()]
+}
+
+device_test! {
+    fn fused_sdpa_matches_pytorch_in_f64(dev) {
+        for (case, causal) in CASES.iter().filter(|(c, _)| !c.starts_with("f32")) {
+            check_case(case, *causal, dev, DType::F64, SdpaBackend::Fused, 1e-10);
+        }
+    }
+
+    fn math_sdpa_matches_pytorch_in_f64(dev) {
+        for (case, causal) in CASES.iter().filter(|(c, _)| !c.starts_with("f32")) {
+            check_case(case, *causal, dev, DType::F64, SdpaBackend::Math, 1e-10);
+        }
+    }
+
+    fn both_paths_match_pytorch_in_f32(dev) {
+        for backend in [SdpaBackend::Fused, SdpaBackend::Math] {
+            check_case("f32_causal", true, dev, DType::F32, backend, 1e-5);
+            check_case("f32_mask", false, dev, DType::F32, backend, 1e-5);
+        }
+    }
+
+    /// BF16 inputs (the f32 cases, rounded) against PyTorch's f32 results: within
+    /// a few BF16 roundings of the values involved.
+    fn both_paths_match_pytorch_in_bf16(dev) {
+        for backend in [SdpaBackend::Fused, SdpaBackend::Math] {
+            check_case("f32_causal", true, dev, DType::BF16, backend, 6e-2);
+            check_case("f32_mask", false, dev, DType::BF16, backend, 6e-2);
+        }
+    }
+
+    /// A query row that may attend to no key gives 0 and passes no gradient
+    /// (PyTorch 2.15), on both paths, with boolean and additive masks.
+    fn a_fully_masked_row_gives_zeros_not_nan(dev) {
+        let (q, k, v) = (randn(&[1, 2, 3, 8], 1, dev), randn(&[1, 2, 4, 8], 2, dev), randn(&[1, 2, 4, 8], 3, dev));
+        let allowed = Tensor::from_vec(vec![1u8, 1, 0, 1, 0, 0, 0, 0, 1, 0, 1, 1], &[3, 4], &Device::Cpu)
+            .unwrap()
+            .to_device(dev)
+            .unwrap();
+        let additive = allowed.to_dtype(DType::F64).unwrap().log().unwrap();
+        for mask in [&allowed, &additive] {
+            for backend in [SdpaBackend::Fused, SdpaBackend::Math] {
+                let r = run(&q, &k, &v, SdpaOpts::new().mask(mask).backend(backend), 4);
+                let out = common::host(&r[0]);
+                let dq = common::host(&r[1]);
+                for h in 0..2 {
+                    for c in 0..8 {
+                        assert_eq!(out[(h * 3 + 1) * 8 + c], 0.0, "{backend:?} output");
+                        assert_eq!(dq[(h * 3 + 1) * 8 + c], 0.0, "{backend:?} grad_q");
+                    }
+                }
+                assert!(r.iter().all(|t| common::host(t).iter().all(|x| x.is_finite())));
+            }
+        }
+    }
+
+    /// The fused op agrees with the math path where only kiln can be asked: k and v
+    /// broadcast over heads, q a transposed view, five leading dims, a mask broadcast
+    /// over some of them, causal with EV != E.
+    fn fused_matches_math_for_broadcast_and_strided_operands(dev) {
+        // q stored (N, L, H, E) and seen as (N, H, L, E), as after a head split.
+        let q = randn(&[2, 5, 3, 8], 10, dev).transpose(1, 2).unwrap();
+        let k = randn(&[2, 1, 7, 8], 11, dev);
+        let v = randn(&[2, 1, 7, 6], 12, dev);
+        let mask = randn(&[3, 1, 7], 13, dev).gt_scalar(-0.5).unwrap();
+        let q5 = randn(&[2, 1, 2, 3, 4, 8], 14, dev).reshape(&[2, 2, 3, 4, 8]).unwrap();
+        let k5 = randn(&[2, 2, 1, 6, 8], 15, dev);
+        let v5 = randn(&[1, 2, 3, 6, 5], 16, dev);
+        let fmask = randn(&[2, 1, 1, 4, 6], 17, dev);
+        let cases: [(&Tensor, &Tensor, &Tensor, Option<&Tensor>, bool); 4] = [
+            (&q, &k, &v, None, true),
+            (&q, &k, &v, Some(&mask), false),
+            (&q5, &k5, &v5, Some(&fmask), false),
+            (&q5, &k5, &v5, None, true),
+        ];
+        for (i, (q, k, v, mask, causal)) in cases.into_iter().enumerate() {
+            let opts = |backend| {
+                let o = SdpaOpts::new().causal(causal).backend(backend);
+                match mask {
+                    Some(m) => o.mask(m),
+                    None => o,
+                }
+            };
+            let fused = run(q, k, v, opts(SdpaBackend::Fused), 20);
+            let math = run(q, k, v, opts(SdpaBackend::Math), 20);
+            for (j, (f, m)) in fused.iter().zip(&math).enumerate() {
+                assert_values(&format!("case {i} result {j}"), f, m, 1e-10, 1e-10);
+            }
+        }
+    }
+
+    fn fused_sdpa_passes_gradcheck_in_f64(dev) {
+        let q = randn(&[1, 2, 4, 5], 30, dev);
+        let k = randn(&[1, 2, 6, 5], 31, dev);
+        let v = randn(&[1, 2, 6, 3], 32, dev);
+        let mask = randn(&[4, 6], 33, dev);
+        let allowed = randn(&[2, 4, 6], 34, dev).gt_scalar(-0.8).unwrap();
+        let opts = GradcheckOpts { eps: 1e-6, atol: 1e-7, rtol: 1e-5 };
+        for causal in [false, true] {
+            gradcheck(
+                |x| F::scaled_dot_product_attention(&x[0], &x[1], &x[2],
+                    SdpaOpts::new().causal(causal).mask(&mask).backend(SdpaBackend::Fused)),
+                &[q.clone(), k.clone(), v.clone()],
+                opts,
+            )
+            .unwrap();
+            gradcheck(
+                |x| F::scaled_dot_product_attention(&x[0], &x[1], &x[2],
+                    SdpaOpts::new().causal(causal).mask(&allowed).scale(0.7).backend(SdpaBackend::Fused)),
+                &[q.clone(), k.clone(), v.clone()],
+                opts,
+            )
+            .unwrap();
+        }
+    }
+
+    /// Dropout needs the mode: in training the weights are dropped (the math path,
+    /// whose result differs from the undropped one), in eval the call is the fused op.
+    fn dropout_follows_the_mode(dev) {
+        let (q, k, v) = (randn(&[1, 2, 6, 8], 40, dev), randn(&[1, 2, 6, 8], 41, dev), randn(&[1, 2, 6, 8], 42, dev));
+        let plain = F::scaled_dot_product_attention(&q, &k, &v, SdpaOpts::new().backend(SdpaBackend::Fused)).unwrap();
+        let eval = F::scaled_dot_product_attention(&q, &k, &v, SdpaOpts::new().dropout(0.5, false)).unwrap();
+        assert_values("eval", &eval, &plain, 0.0, 0.0);
+        let train = F::scaled_dot_product_attention(&q, &k, &v, SdpaOpts::new().dropout(0.5, true)).unwrap();
+        let diff = train.sub(&plain).unwrap().abs().unwrap().sum_all().unwrap().item::<f64>().unwrap();
+        assert!(diff > 1e-3, "training with p = 0.5 left the output unchanged");
+        assert_eq!(train.device(), *dev);
+    }
+
+    /// Under BF16 autocast, f32 q, k, v and an f32 mask run in BF16 (PyTorch's
+    /// lower-precision list), and the result stays within BF16 roundings of f32's.
+    fn autocast_runs_attention_in_bf16(dev) {
+        let f32 = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+        let (q, k, v) = (f32(randn(&[1, 2, 5, 16], 60, dev)), f32(randn(&[1, 2, 7, 16], 61, dev)), f32(randn(&[1, 2, 7, 16], 62, dev)));
+        let mask = f32(randn(&[5, 7], 63, dev));
+        let opts = SdpaOpts::new().causal(true).mask(&mask);
+        let want = F::scaled_dot_product_attention(&q, &k, &v, opts).unwrap();
+        let got = {
+            let _ac = kiln::autocast(DType::BF16).unwrap();
+            F::scaled_dot_product_attention(&q, &k, &v, opts).unwrap()
+        };
+        assert_eq!((got.dtype(), got.device()), (DType::BF16, *dev));
+        assert_values("autocast", &got, &want, 5e-2, 5e-2);
+    }
+
+    fn bad_input_is_an_error_naming_the_argument(dev) {
+        let (q, k, v) = (randn(&[1, 2, 3, 4], 50, dev), randn(&[1, 2, 5, 4], 51, dev), randn(&[1, 2, 5, 4], 52, dev));
+        let sdpa = |q: &Tensor, k: &Tensor, v: &Tensor, o| F::scaled_dot_product_attention(q, k, v, o);
+        let o = SdpaOpts::new;
+        assert_invalid_arg(sdpa(&q.to_dtype(DType::I64).unwrap(), &k, &v, o()), "query");
+        assert_invalid_arg(sdpa(&q.reshape(&[24]).unwrap(), &k, &v, o()), "query");
+        assert_invalid_arg(sdpa(&q, &k.narrow(3, 0, 3).unwrap(), &v, o()), "key");
+        assert_invalid_arg(sdpa(&q, &k, &v.narrow(2, 0, 4).unwrap(), o()), "value");
+        assert_invalid_arg(sdpa(&q, &k, &v.to_dtype(DType::F32).unwrap(), o()), "value");
+        assert_invalid_arg(sdpa(&q, &randn(&[1, 3, 5, 4], 53, dev), &v, o()), "key");
+        let wrong_shape = Tensor::ones(&[3, 4], DType::U8, dev).unwrap();
+        assert_invalid_arg(sdpa(&q, &k, &v, o().mask(&wrong_shape)), "mask");
+        let wrong_dtype = Tensor::ones(&[3, 5], DType::I64, dev).unwrap();
+        assert_invalid_arg(sdpa(&q, &k, &v, o().mask(&wrong_dtype)), "mask");
+        assert_invalid_arg(sdpa(&q, &k, &v, o().scale(f64::NAN)), "scale");
+        assert_invalid_arg(sdpa(&q, &k, &v, o().dropout(1.5, true)), "dropout");
+        assert_invalid_arg(sdpa(&q, &k, &v, o().dropout(0.1, true).backend(SdpaBackend::Fused)), "backend");
+        if !dev.is_cpu() {
+            let on_cpu = q.to_device(&Device::Cpu).unwrap();
+            assert_invalid_arg(sdpa(&on_cpu, &k, &v, o()), "key");
+        }
+    }
+}
