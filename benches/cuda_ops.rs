@@ -10,6 +10,10 @@
 //! timed region, so every repetition reads its inputs from device memory. A "fwd_bwd"
 //! row seeds its backward pass through `.sum()` in both programs.
 //!
+//! Precision: f32 rows are exact f32 (TF32 off for matmuls and convolutions, as the
+//! PyTorch script sets its switches); `*_tf32_*` rows allow TF32 tensor cores for
+//! both (PyTorch's cuDNN default), `*_bf16_*` rows run in bf16 ([`Precision`]).
+//!
 //! GEMM rows (matmul, bmm, linear, mlp) are timed twice: with kiln's own kernels
 //! (`cuda/<case>`) and with cuBLASLt (`cuda-vendor/<case>`, skipped with a note where
 //! the device has none), switched by `kiln::cuda::set_gemm_backend`.
@@ -25,6 +29,7 @@
 mod model;
 
 use kiln::cuda::GemmChoice;
+use kiln::models::{ResNet, ResNetConfig, Stem};
 use kiln::nn::{functional as F, Conv2dOpts, Forward, Module};
 use kiln::optim::{AdamW, Optimizer, Sgd};
 use kiln::{DType, Device, Result, Tensor};
@@ -41,14 +46,75 @@ const FLUSH_BYTES: usize = 256 << 20;
 type Step = Box<dyn FnMut() -> Result<()>>;
 
 /// How a case is built: only the selected cases allocate their inputs.
-type Build = fn(&Device, &Sizes) -> Result<Step>;
+type Build = Box<dyn Fn(&Device, &Sizes) -> Result<Step>>;
 
 /// One case: its name (as in gpu_torch_bench.py), whether it is a single op (flush the
 /// L2 before each repetition) and how to build it.
 struct Case {
-    name: &'static str,
+    name: String,
     single_op: bool,
     build: Build,
+}
+
+/// A [`Case`].
+fn case(
+    name: impl Into<String>,
+    single_op: bool,
+    build: impl Fn(&Device, &Sizes) -> Result<Step> + 'static,
+) -> Case {
+    Case {
+        name: name.into(),
+        single_op,
+        build: Box::new(build),
+    }
+}
+
+/// The precision of a conv2d or ResNet-18 row, the `f32`, `tf32` or `bf16` in its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precision {
+    /// Exact f32: TF32 off for matmuls and convolutions.
+    F32,
+    /// f32 tensors, TF32 tensor cores allowed for matmuls and convolutions (PyTorch's
+    /// `cudnn.allow_tf32` default).
+    Tf32,
+    /// bf16 tensors.
+    Bf16,
+}
+
+impl Precision {
+    /// The name's tag.
+    fn tag(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// The dtype of the row's tensors.
+    fn dtype(self) -> DType {
+        match self {
+            Precision::Bf16 => DType::BF16,
+            Precision::F32 | Precision::Tf32 => DType::F32,
+        }
+    }
+
+    /// Runs `work` with the process-wide TF32 switches (matmul and conv) set for this
+    /// precision, then puts back what they were, so no row's setting leaks into the
+    /// next one.
+    fn run(self, work: impl FnOnce() -> Result<()>) -> Result<()> {
+        let before = (
+            kiln::cuda::matmul_allow_tf32(),
+            kiln::cuda::conv_allow_tf32(),
+        );
+        let tf32 = self == Precision::Tf32;
+        kiln::cuda::set_matmul_allow_tf32(tf32);
+        kiln::cuda::set_conv_allow_tf32(tf32);
+        let r = work();
+        kiln::cuda::set_matmul_allow_tf32(before.0);
+        kiln::cuda::set_conv_allow_tf32(before.1);
+        r
+    }
 }
 
 /// Full sizes on a GPU, tiny ones with `KILN_BENCH_SMOKE=1`.
@@ -71,9 +137,14 @@ fn randn(shape: &[usize], dtype: DType, d: &Device) -> Result<Tensor> {
     Tensor::randn(shape, DType::F32, d)?.to_dtype(dtype)
 }
 
-/// A leaf of normal values that collects a gradient.
+/// A leaf of normal values of `dtype` that collects a gradient.
+fn leaf(shape: &[usize], dtype: DType, d: &Device) -> Result<Tensor> {
+    Ok(randn(shape, dtype, d)?.requires_grad())
+}
+
+/// An f32 [`leaf`].
 fn param(shape: &[usize], d: &Device) -> Result<Tensor> {
-    Ok(randn(shape, DType::F32, d)?.requires_grad())
+    leaf(shape, DType::F32, d)
 }
 
 /// Class labels `0..classes` for `n` rows, as i64 on `d`.
@@ -103,17 +174,109 @@ fn resnet18_shapes() -> Vec<Vec<usize>> {
     shapes
 }
 
-/// A conv2d 3×3 (padding 1, no bias) forward and backward at one ResNet-18 stage:
-/// batch, channels in = out, and the plane's side.
-fn conv_case(d: &Device, s: &Sizes, c: usize, hw: usize) -> Result<Step> {
-    let (n, c) = (s.pick(64, 2), s.pick(c, 4));
-    let x = param(&[n, c, hw, hw], d)?;
-    let w = param(&[c, c, 3, 3], d)?;
+/// A convolution of torchvision's ResNet-18 on 224² images (no bias, padding k/2).
+#[derive(Debug, Clone, Copy)]
+struct ConvShape {
+    /// The name's kind: `stem7x7s2`, `3x3` (a stage's, channels kept), `3x3s2` and
+    /// `1x1s2` (the first block of stages 2–4 and its downsample: the plane halved,
+    /// the channels doubled).
+    kind: &'static str,
+    cin: usize,
+    cout: usize,
+    /// The input plane's side.
+    side: usize,
+    kernel: usize,
+    stride: usize,
+}
+
+/// Every convolution shape of ResNet-18 at 224²: the stem (224² in, 112² out), the
+/// stages' 3×3 at 56², 28², 14², 7² (after the max pool), and the stride-2 3×3 and
+/// 1×1 downsample convolutions that enter stages 2–4.
+const RESNET18_CONVS: [ConvShape; 11] = {
+    const fn conv(
+        kind: &'static str,
+        (cin, cout, side): (usize, usize, usize),
+        (kernel, stride): (usize, usize),
+    ) -> ConvShape {
+        ConvShape {
+            kind,
+            cin,
+            cout,
+            side,
+            kernel,
+            stride,
+        }
+    }
+    [
+        conv("stem7x7s2", (3, 64, 224), (7, 2)),
+        conv("3x3", (64, 64, 56), (3, 1)),
+        conv("3x3", (128, 128, 28), (3, 1)),
+        conv("3x3", (256, 256, 14), (3, 1)),
+        conv("3x3", (512, 512, 7), (3, 1)),
+        conv("3x3s2", (64, 128, 56), (3, 2)),
+        conv("3x3s2", (128, 256, 28), (3, 2)),
+        conv("3x3s2", (256, 512, 14), (3, 2)),
+        conv("1x1s2", (64, 128, 56), (1, 2)),
+        conv("1x1s2", (128, 256, 28), (1, 2)),
+        conv("1x1s2", (256, 512, 14), (1, 2)),
+    ]
+};
+
+/// The conv2d rows, `conv2d_<kind>_fwd_bwd_<precision>_64x<cin>x<side>x<side>`: every
+/// ResNet-18 convolution in TF32 and bf16, and the stages' 3×3 also in exact f32.
+fn conv_cases() -> Vec<Case> {
+    let mut rows = Vec::new();
+    for prec in [Precision::F32, Precision::Tf32, Precision::Bf16] {
+        for shape in RESNET18_CONVS {
+            if prec == Precision::F32 && shape.kind != "3x3" {
+                continue;
+            }
+            let (kind, tag, cin, side) = (shape.kind, prec.tag(), shape.cin, shape.side);
+            let name = format!("conv2d_{kind}_fwd_bwd_{tag}_64x{cin}x{side}x{side}");
+            rows.push(case(name, true, move |d, s| conv_case(d, s, shape, prec)));
+        }
+    }
+    rows
+}
+
+/// A conv2d forward and backward (input and weight gradients) of `shape` at batch 64.
+fn conv_case(d: &Device, s: &Sizes, shape: ConvShape, prec: Precision) -> Result<Step> {
+    let n = s.pick(64, 2);
+    let (cin, cout) = (s.pick(shape.cin, shape.cin.min(4)), s.pick(shape.cout, 4));
+    let (k, side) = (shape.kernel, s.pick(shape.side, shape.kernel + 4));
+    let (x, w) = (
+        leaf(&[n, cin, side, side], prec.dtype(), d)?,
+        leaf(&[cout, cin, k, k], prec.dtype(), d)?,
+    );
+    let opts = Conv2dOpts::new().stride(shape.stride).padding(k / 2);
     Ok(Box::new(move || {
-        x.zero_grad();
-        w.zero_grad();
-        let y = F::conv2d(&x, &w, None, Conv2dOpts::new().padding(1))?;
-        y.sum_all()?.backward()
+        prec.run(|| {
+            x.zero_grad();
+            w.zero_grad();
+            F::conv2d(&x, &w, None, opts)?.sum_all()?.backward()
+        })
+    }))
+}
+
+/// A training step of torchvision's ResNet-18 (ImageNet stem, 1000 classes) at batch
+/// 128 on 224² images in `prec`: forward, cross-entropy, backward, SGD with momentum.
+fn resnet_case(d: &Device, s: &Sizes, prec: Precision) -> Result<Step> {
+    let classes = s.pick(1000, 10);
+    let cfg = ResNetConfig::new(classes)
+        .stem(Stem::ImageNet)
+        .width(s.pick(64, 4));
+    let net = ResNet::new(cfg, d)?;
+    net.to_dtype(prec.dtype())?;
+    let mut opt = Sgd::new(net.parameters(), 0.01)?.momentum(0.9);
+    let n = s.pick(128, 2);
+    let x = randn(&[n, 3, s.pick(224, 32), s.pick(224, 32)], prec.dtype(), d)?;
+    let y = labels(n, classes, d)?;
+    Ok(Box::new(move || {
+        prec.run(|| {
+            opt.zero_grad();
+            F::cross_entropy(&net.forward(&x)?, &y)?.backward()?;
+            opt.step()
+        })
     }))
 }
 
@@ -137,30 +300,14 @@ fn matmul_case(d: &Device, s: &Sizes, dtype: DType, n: usize) -> Result<Step> {
     )
 }
 
-/// Runs `work` with TF32 allowed for f32 matmuls (the `*_tf32_*` rows), then restores
-/// the default (off), so the other rows stay exact f32.
-fn with_tf32(work: impl FnOnce() -> Result<()>) -> Result<()> {
-    kiln::cuda::set_matmul_allow_tf32(true);
-    let r = work();
-    kiln::cuda::set_matmul_allow_tf32(false);
-    r
-}
-
-/// `linear` forward and backward, input (rows, in) to (rows, out), with bias; `act`
-/// adds the activation (fused into cuBLASLt's epilogue where that applies). The step
-/// times `tf32` products when asked.
-fn linear_case(
-    d: &Device,
-    s: &Sizes,
-    dtype: DType,
-    tf32: bool,
-    act: Option<F::LinearAct>,
-) -> Result<Step> {
+/// `linear` forward and backward in `prec`, input (rows, in) to (rows, out), with
+/// bias; `act` adds the activation (fused into cuBLASLt's epilogue where that applies).
+fn linear_case(d: &Device, s: &Sizes, prec: Precision, act: Option<F::LinearAct>) -> Result<Step> {
     let (rows, in_f, out_f) = (s.pick(4096, 16), s.pick(1024, 8), s.pick(4096, 12));
-    let leaf = |shape: &[usize]| Ok::<_, kiln::Error>(randn(shape, dtype, d)?.requires_grad());
-    let (x, w, b) = (leaf(&[rows, in_f])?, leaf(&[out_f, in_f])?, leaf(&[out_f])?);
+    let new = |shape: &[usize]| leaf(shape, prec.dtype(), d);
+    let (x, w, b) = (new(&[rows, in_f])?, new(&[out_f, in_f])?, new(&[out_f])?);
     Ok(Box::new(move || {
-        let run = || {
+        prec.run(|| {
             for t in [&x, &w, &b] {
                 t.zero_grad();
             }
@@ -169,12 +316,7 @@ fn linear_case(
                 None => F::linear(&x, &w, Some(&b))?,
             };
             y.sum_all()?.backward()
-        };
-        if tf32 {
-            with_tf32(run)
-        } else {
-            run()
-        }
+        })
     }))
 }
 
@@ -254,12 +396,7 @@ fn digits_case(d: &Device, s: &Sizes) -> Result<Step> {
 
 /// Every case, in the table's order.
 fn cases() -> Vec<Case> {
-    let case = |name, single_op, build| Case {
-        name,
-        single_op,
-        build,
-    };
-    vec![
+    let mut cases = vec![
         case("matmul_f32_1024x1024x1024", true, |d, s| {
             matmul_case(d, s, DType::F32, 1024)
         }),
@@ -271,24 +408,24 @@ fn cases() -> Vec<Case> {
         }),
         case("matmul_tf32_4096x4096x4096", true, |d, s| {
             let mut step = matmul_case(d, s, DType::F32, 4096)?;
-            Ok(Box::new(move || with_tf32(&mut step)))
+            Ok(Box::new(move || Precision::Tf32.run(&mut step)))
         }),
         case("matmul_bf16_4096x4096x4096", true, |d, s| {
             matmul_case(d, s, DType::BF16, 4096)
         }),
         case("linear_fwd_bwd_f32_4096x1024x4096", true, |d, s| {
-            linear_case(d, s, DType::F32, false, None)
+            linear_case(d, s, Precision::F32, None)
         }),
         case("linear_fwd_bwd_tf32_4096x1024x4096", true, |d, s| {
-            linear_case(d, s, DType::F32, true, None)
+            linear_case(d, s, Precision::Tf32, None)
         }),
         case("linear_fwd_bwd_bf16_4096x1024x4096", true, |d, s| {
-            linear_case(d, s, DType::BF16, false, None)
+            linear_case(d, s, Precision::Bf16, None)
         }),
         case(
             "linear_bias_gelu_fwd_bwd_bf16_4096x1024x4096",
             true,
-            |d, s| linear_case(d, s, DType::BF16, false, Some(F::LinearAct::GeluTanh)),
+            |d, s| linear_case(d, s, Precision::Bf16, Some(F::LinearAct::GeluTanh)),
         ),
         case("mlp_train_step_bf16_4x4096_b4096", false, mlp_train_case),
         case("bmm_f32_8x256x256x256", true, |d, s| {
@@ -378,18 +515,9 @@ fn cases() -> Vec<Case> {
         }),
         case("adamw_step_resnet18_f32", false, adamw_case),
         case("adamw_fused_step_resnet18_f32", false, adamw_case),
-        case("conv2d_3x3_fwd_bwd_f32_64x64x56x56", true, |d, s| {
-            conv_case(d, s, 64, s.pick(56, 6))
-        }),
-        case("conv2d_3x3_fwd_bwd_f32_64x128x28x28", true, |d, s| {
-            conv_case(d, s, 128, s.pick(28, 5))
-        }),
-        case("conv2d_3x3_fwd_bwd_f32_64x256x14x14", true, |d, s| {
-            conv_case(d, s, 256, s.pick(14, 4))
-        }),
-        case("conv2d_3x3_fwd_bwd_f32_64x512x7x7", true, |d, s| {
-            conv_case(d, s, 512, s.pick(7, 3))
-        }),
+    ];
+    cases.extend(conv_cases());
+    cases.extend([
         case("digits_cnn_train_step_f32_b128", false, digits_case),
         case("copy_d2d_f32_1GiB", true, |d, s| {
             let n = s.pick(1 << 28, 1000);
@@ -397,7 +525,14 @@ fn cases() -> Vec<Case> {
             let dst = Tensor::zeros(&[n], DType::F32, d)?;
             Ok(Box::new(move || dst.copy_(&src)))
         }),
-    ]
+    ]);
+    cases.extend(
+        [Precision::F32, Precision::Tf32, Precision::Bf16].map(|prec| {
+            let name = format!("resnet18_train_step_{}_b128", prec.tag());
+            case(name, false, move |d, s| resnet_case(d, s, prec))
+        }),
+    );
+    cases
 }
 
 /// Median, fastest and slowest of a case's repetitions, in milliseconds.
@@ -446,11 +581,15 @@ fn main() {
     let sizes = Sizes {
         smoke: std::env::var("KILN_BENCH_SMOKE").is_ok_and(|v| v == "1"),
     };
+    // Exact f32 unless a row asks for TF32 ([`Precision::run`]), as the PyTorch script
+    // sets its switches; convolutions default to TF32 otherwise, like cuDNN.
+    kiln::cuda::set_matmul_allow_tf32(false);
+    kiln::cuda::set_conv_allow_tf32(false);
     let reps = sizes.pick(REPS, 3);
     let flush = [sizes.pick(FLUSH_BYTES, 1 << 16) / 4];
     let device = kiln::cuda::device_name(0).unwrap_or_default();
     let mut rows = vec![format!(
-        "\"meta\": {{\"device\": {device:?}, \"emulated\": {}, \"smoke\": {}, \"timer\": \"CUDA events\", \"warmup\": {WARMUP}, \"reps\": {reps}, \"l2_flush_bytes\": {}}}",
+        "\"meta\": {{\"device\": {device:?}, \"emulated\": {}, \"smoke\": {}, \"matmul_allow_tf32\": false, \"conv_allow_tf32\": false, \"timer\": \"CUDA events\", \"warmup\": {WARMUP}, \"reps\": {reps}, \"l2_flush_bytes\": {}}}",
         kiln::cuda::is_emulated(),
         sizes.smoke,
         4 * flush[0],
@@ -460,7 +599,7 @@ fn main() {
             continue;
         }
         let flush = case.single_op.then_some(&flush[..]);
-        if !uses_gemm(case.name) {
+        if !uses_gemm(&case.name) {
             rows.extend(run_case(&case, "cuda", flush, &dev, &sizes, reps));
             continue;
         }
@@ -490,7 +629,7 @@ fn run_case(
     sizes: &Sizes,
     reps: usize,
 ) -> Option<String> {
-    let name = case.name;
+    let name = &case.name;
     let timing = (case.build)(dev, sizes).and_then(|mut step| time(&mut step, flush, dev, reps));
     // Free the case's inputs before the next one.
     if let Err(e) = kiln::cuda::empty_cache(0) {

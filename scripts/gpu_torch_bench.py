@@ -7,13 +7,15 @@ then 25 repetitions timed one by one with CUDA events (torch.cuda.Event); single
 rows write a 256 MiB buffer before each repetition, outside the timed region, to
 flush the L2. A "fwd_bwd" row seeds its backward pass through .sum(), as kiln does.
 PyTorch runs at its defaults (AdamW: foreach; one row with fused=True), with TF32 off
-for matmuls and cuDNN convolutions so FP32 means FP32 in both programs.
+for matmuls and cuDNN convolutions so FP32 means FP32 in both programs; the *_tf32_*
+rows turn both on (cuDNN's default), the *_bf16_* rows run in bfloat16.
 
     gpu_torch_bench.py [FILTER ...]    cases whose name contains any filter
     gpu_torch_bench.py --smoke --device cpu    tiny shapes on the CPU (wall clock):
                                                checks that every case runs
 """
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -62,6 +64,80 @@ def digits_net():
     )
 
 
+# Every convolution of ResNet-18 on 224² images, as in cuda_ops.rs's RESNET18_CONVS:
+# (name kind, in channels, out channels, input side, kernel, stride); padding kernel // 2.
+RESNET18_CONVS = [
+    ("stem7x7s2", 3, 64, 224, 7, 2),
+    ("3x3", 64, 64, 56, 3, 1),
+    ("3x3", 128, 128, 28, 3, 1),
+    ("3x3", 256, 256, 14, 3, 1),
+    ("3x3", 512, 512, 7, 3, 1),
+    ("3x3s2", 64, 128, 56, 3, 2),
+    ("3x3s2", 128, 256, 28, 3, 2),
+    ("3x3s2", 256, 512, 14, 3, 2),
+    ("1x1s2", 64, 128, 56, 1, 2),
+    ("1x1s2", 128, 256, 28, 1, 2),
+    ("1x1s2", 256, 512, 14, 1, 2),
+]
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock, for when torchvision is not installed."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+def resnet18(num_classes=1000):
+    """torchvision.models.resnet18(), or the same layers defined here without it."""
+    try:
+        import torchvision
+
+        return torchvision.models.resnet18(num_classes=num_classes)
+    except ImportError:
+        pass
+    stages = []
+    for cin, cout, stride in [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]:
+        stages.append(nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+        *stages,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(512, num_classes),
+    )
+
+
+@contextlib.contextmanager
+def tf32_allowed(allow):
+    """TF32 allowed (or not) for matmuls and cuDNN convolutions, put back afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+# The row names' precisions: (dtype, TF32 allowed).
+PRECISIONS = {"f32": (torch.float32, False), "tf32": (torch.float32, True), "bf16": (torch.bfloat16, False)}
+
+
 def cases(d, smoke):
     """{name: (single_op, build)}; build() makes the inputs and returns the step."""
     f32, f16 = torch.float32, torch.float16
@@ -76,18 +152,15 @@ def cases(d, smoke):
         a, b = r(n, n, dt=dt), r(n, n, dt=dt)
         return lambda: a @ b
 
-    def tf32(build):
-        """The step of `build` with TF32 allowed for matmuls (the *_tf32_* rows)."""
+    def precision(prec, build):
+        """The step of `build` run in `prec`'s TF32 setting (the tf32 rows allow it)."""
 
         def wrapped():
             step = build()
 
             def run():
-                torch.backends.cuda.matmul.allow_tf32 = True
-                try:
+                with tf32_allowed(PRECISIONS[prec][1]):
                     step()
-                finally:
-                    torch.backends.cuda.matmul.allow_tf32 = False
 
             return run
 
@@ -190,10 +263,38 @@ def cases(d, smoke):
 
         return build
 
-    def conv(c, side):
-        n, c = pick(64, 2), pick(c, 4)
-        x, w = leaf(n, c, side, side), leaf(c, c, 3, 3)
-        return fwd_bwd(lambda: F.conv2d(x, w, None, padding=1), x, w)
+    def conv(cin, cout, side, k, stride, dt):
+        """F.conv2d forward and backward at batch 64, no bias, padding k // 2."""
+        n, cin, cout, side = pick(64, 2), pick(cin, min(cin, 4)), pick(cout, 4), pick(side, k + 4)
+        leaf_dt = lambda *s: torch.randn(*s, device=d).to(dt).requires_grad_()
+        x, w = leaf_dt(n, cin, side, side), leaf_dt(cout, cin, k, k)
+        return fwd_bwd(lambda: F.conv2d(x, w, None, stride=stride, padding=k // 2), x, w)
+
+    def conv_rows():
+        """Every ResNet-18 convolution in tf32 and bf16, the stages' 3x3 also in exact f32."""
+        rows = {}
+        for prec, (dt, _) in PRECISIONS.items():
+            for kind, cin, cout, side, k, stride in RESNET18_CONVS:
+                if prec == "f32" and kind != "3x3":
+                    continue
+                build = lambda shape=(cin, cout, side, k, stride), dt=dt: conv(*shape, dt)
+                rows[f"conv2d_{kind}_fwd_bwd_{prec}_64x{cin}x{side}x{side}"] = (True, precision(prec, build))
+        return rows
+
+    def resnet(dt):
+        """torchvision's ResNet-18 training step at batch 128 on 224²: forward,
+        cross-entropy, backward, SGD with momentum (as cuda_ops.rs's resnet_case)."""
+        classes, n, side = pick(1000, 10), pick(128, 2), pick(224, 32)
+        net = resnet18(classes).to(device=d, dtype=dt).train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        x, y = r(n, 3, side, side, dt=dt), labels(n, classes)
+
+        def step():
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+
+        return step
 
     def digits():
         net = digits_net().to(d).train()
@@ -217,10 +318,10 @@ def cases(d, smoke):
         "matmul_f32_1024x1024x1024": (True, lambda: matmul(1024)),
         "matmul_f32_4096x4096x4096": (True, lambda: matmul(4096)),
         "matmul_f16_4096x4096x4096": (True, lambda: matmul(4096, f16)),
-        "matmul_tf32_4096x4096x4096": (True, tf32(lambda: matmul(4096))),
+        "matmul_tf32_4096x4096x4096": (True, precision("tf32", lambda: matmul(4096))),
         "matmul_bf16_4096x4096x4096": (True, lambda: matmul(4096, torch.bfloat16)),
         "linear_fwd_bwd_f32_4096x1024x4096": (True, linear),
-        "linear_fwd_bwd_tf32_4096x1024x4096": (True, tf32(linear)),
+        "linear_fwd_bwd_tf32_4096x1024x4096": (True, precision("tf32", linear)),
         "linear_fwd_bwd_bf16_4096x1024x4096": (True, lambda: linear(torch.bfloat16)),
         "linear_bias_gelu_fwd_bwd_bf16_4096x1024x4096": (True, lambda: linear(torch.bfloat16, gelu=True)),
         "mlp_train_step_bf16_4x4096_b4096": (False, mlp_train),
@@ -241,12 +342,13 @@ def cases(d, smoke):
         "dropout_p0.5_fwd_bwd_f32_64M": (True, dropout),
         "adamw_step_resnet18_f32": (False, adamw()),
         "adamw_fused_step_resnet18_f32": (False, adamw(fused=True)),
-        "conv2d_3x3_fwd_bwd_f32_64x64x56x56": (True, lambda: conv(64, pick(56, 6))),
-        "conv2d_3x3_fwd_bwd_f32_64x128x28x28": (True, lambda: conv(128, pick(28, 5))),
-        "conv2d_3x3_fwd_bwd_f32_64x256x14x14": (True, lambda: conv(256, pick(14, 4))),
-        "conv2d_3x3_fwd_bwd_f32_64x512x7x7": (True, lambda: conv(512, pick(7, 3))),
+        **conv_rows(),
         "digits_cnn_train_step_f32_b128": (False, digits),
         "copy_d2d_f32_1GiB": (True, copy),
+        **{
+            f"resnet18_train_step_{prec}_b128": (False, precision(prec, lambda dt=dt: resnet(dt)))
+            for prec, (dt, _) in PRECISIONS.items()
+        },
     }
 
 

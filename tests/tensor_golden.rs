@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::{assert_close, device_test, Golden};
-use kiln::{DType, Device, Result, Tensor};
+use common::{golden_case_names, golden_cases, Golden};
+use kiln::Tensor;
 use std::sync::OnceLock;
 
 /// The `-1` of PyTorch's `reshape`.
@@ -19,61 +19,6 @@ const INFER: usize = usize::MAX;
 fn golden() -> &'static Golden {
     static GOLDEN: OnceLock<Golden> = OnceLock::new();
     GOLDEN.get_or_init(|| Golden::load("tensor"))
-}
-
-/// Tolerances on the CPU for results of `dtype`: f64 cases differ from PyTorch only
-/// by the order of floating-point operations (other devices add `device_tol`).
-fn tolerance(dtype: DType) -> (f64, f64) {
-    match dtype {
-        DType::F64 => (1e-12, 1e-10),
-        DType::F32 => (1e-5, 1e-5),
-        _ => (0.0, 0.0),
-    }
-}
-
-/// Runs `op` on the case's inputs on `dev` and checks the output and every input
-/// gradient.
-fn check(case: &str, n_inputs: usize, dev: &Device, op: impl Fn(&[Tensor]) -> Result<Tensor>) {
-    let g = golden();
-    let key = |k: &str| format!("{case}.{k}");
-    let inputs: Vec<Tensor> = (0..n_inputs)
-        .map(|i| g.on(&key(&format!("in{i}")), dev).requires_grad())
-        .collect();
-    let out = op(&inputs).unwrap_or_else(|e| panic!("{case}: forward failed: {e}"));
-    let want = g.get(&key("out"));
-    assert_eq!(out.dtype(), want.dtype(), "{case}: output dtype");
-    let (atol, rtol) = tolerance(want.dtype());
-    assert_close(&out, &want, dev, atol, rtol);
-    if !out.dtype().is_float() {
-        return; // argmax/argmin: nothing to differentiate
-    }
-    let gout = g.on(&key("gout"), dev);
-    out.mul(&gout)
-        .and_then(|t| t.sum_all())
-        .and_then(|loss| loss.backward())
-        .unwrap_or_else(|e| panic!("{case}: backward failed: {e}"));
-    for (i, input) in inputs.iter().enumerate() {
-        let want = g.get(&key(&format!("grad{i}")));
-        let got = input
-            .grad()
-            .unwrap_or_else(|| panic!("{case}: input {i} received no gradient"));
-        assert_eq!(got.dtype(), input.dtype(), "{case}: grad{i} dtype");
-        assert_close(&got, &want, dev, atol, rtol);
-    }
-}
-
-/// One test per case and device, plus the list of case names for the coverage check.
-macro_rules! golden_cases {
-    ($($name:ident($n:expr) => |$x:ident| $body:expr;)*) => {
-        device_test! {
-            $(
-                fn $name(dev) {
-                    check(stringify!($name), $n, dev, |$x: &[Tensor]| $body);
-                }
-            )*
-        }
-        const CASES: &[&str] = &[$(stringify!($name)),*];
-    };
 }
 
 golden_cases! {
@@ -272,19 +217,7 @@ golden_cases! {
 /// Every case in the fixture has a test above, and every test has its case.
 #[test]
 fn every_fixture_case_is_checked() {
-    let file = format!(
-        "{}/tests/data/tensor.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let bytes = std::fs::read(&file).expect("fixture file");
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
-    let mut in_file: Vec<String> = meta
-        .tensors()
-        .keys()
-        .filter_map(|k| k.strip_suffix(".out").map(str::to_string))
-        .collect();
-    in_file.sort();
     let mut tested: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
     tested.sort();
-    assert_eq!(in_file, tested);
+    assert_eq!(golden_case_names("tensor"), tested);
 }

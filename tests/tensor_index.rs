@@ -13,7 +13,10 @@
 
 mod common;
 
-use common::{assert_close, assert_values, device_test, host, Golden};
+use common::{
+    assert_close, assert_values, device_test, golden_case_names, golden_cases, golden_tolerance,
+    host, Golden,
+};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::{self, functional as F, Forward, Module};
 use kiln::{DType, Device, Error, Result, Tensor};
@@ -22,61 +25,6 @@ use std::sync::OnceLock;
 fn golden() -> &'static Golden {
     static GOLDEN: OnceLock<Golden> = OnceLock::new();
     GOLDEN.get_or_init(|| Golden::load("tensor_index"))
-}
-
-/// Tolerances on the CPU for results of `dtype` (other devices add `device_tol`).
-fn tolerance(dtype: DType) -> (f64, f64) {
-    match dtype {
-        DType::F64 => (1e-12, 1e-10),
-        DType::F32 => (1e-5, 1e-5),
-        _ => (0.0, 0.0),
-    }
-}
-
-/// Runs `op` on the case's inputs on `dev` and checks the output and the gradient
-/// of every float input.
-fn check(case: &str, n_inputs: usize, dev: &Device, op: impl Fn(&[Tensor]) -> Result<Tensor>) {
-    let g = golden();
-    let key = |k: &str| format!("{case}.{k}");
-    // Integer inputs (indices, masks) stay as they are: requires_grad leaves them.
-    let inputs: Vec<Tensor> = (0..n_inputs)
-        .map(|i| g.on(&key(&format!("in{i}")), dev).requires_grad())
-        .collect();
-    let out = op(&inputs).unwrap_or_else(|e| panic!("{case}: forward failed: {e}"));
-    let want = g.get(&key("out"));
-    assert_eq!(out.dtype(), want.dtype(), "{case}: output dtype");
-    let (atol, rtol) = tolerance(want.dtype());
-    assert_close(&out, &want, dev, atol, rtol);
-    let gout = g.on(&key("gout"), dev);
-    out.mul(&gout)
-        .and_then(|t| t.sum_all())
-        .and_then(|loss| loss.backward())
-        .unwrap_or_else(|e| panic!("{case}: backward failed: {e}"));
-    for (i, input) in inputs.iter().enumerate() {
-        if !input.dtype().is_float() {
-            continue;
-        }
-        let want = g.get(&key(&format!("grad{i}")));
-        let got = input
-            .grad()
-            .unwrap_or_else(|| panic!("{case}: input {i} received no gradient"));
-        assert_eq!(got.dtype(), input.dtype(), "{case}: grad{i} dtype");
-        assert_close(&got, &want, dev, atol, rtol);
-    }
-}
-
-/// One test per case and device, plus the list of case names for the coverage check.
-macro_rules! golden_cases {
-    ($($name:ident($n:expr) => |$x:ident| $body:expr;)*) => {
-        device_test! {
-            $(
-                fn $name(dev) {
-                    check(stringify!($name), $n, dev, |$x: &[Tensor]| $body);
-                }
-            )*
-        }
-        const CASES: &[&str] = &[$(stringify!($name)),*];
-    };
 }
 
 golden_cases! {
@@ -204,7 +152,7 @@ fn check_arange(case: &str, (start, end, step): (f64, f64, f64), dtype: DType, d
     let got = Tensor::arange_range(start, end, step, dtype, dev).unwrap();
     let want = golden().get(&format!("{case}.out"));
     assert_eq!(got.dtype(), want.dtype(), "{case}: dtype");
-    let (atol, rtol) = tolerance(dtype);
+    let (atol, rtol) = golden_tolerance(dtype);
     assert_close(&got, &want, dev, atol, rtol);
 }
 
@@ -224,19 +172,8 @@ device_test! {
 /// Every case in the fixture has a test here, and every test its case.
 #[test]
 fn every_fixture_case_is_tested() {
-    let file = format!(
-        "{}/tests/data/tensor_index.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let bytes = std::fs::read(&file).expect("fixture");
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
-    let mut in_file: Vec<String> = meta
-        .tensors()
-        .keys()
-        .filter_map(|k| k.strip_suffix(".out").map(str::to_string))
-        .filter(|k| !k.starts_with("arange_"))
-        .collect();
-    in_file.sort();
+    let mut in_file = golden_case_names("tensor_index");
+    in_file.retain(|k| !k.starts_with("arange_"));
     let mut tested: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
     tested.sort();
     assert_eq!(in_file, tested);

@@ -16,27 +16,10 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import save_file
+
+from common import DATA, OUT, randn, record, save
 
 torch.manual_seed(20261130)
-out = {}
-HERE = os.path.dirname(__file__)
-DATA = os.path.join(HERE, "..", "..", "tests", "data")
-
-
-def r(*shape):
-    return torch.randn(*shape, dtype=torch.float64)
-
-
-def record(name, x, fn):
-    x = x.clone().requires_grad_(True)
-    y = fn(x)
-    gy = torch.randn_like(y)
-    (y * gy).sum().backward()
-    out[f"{name}.x"] = x.detach()
-    out[f"{name}.gy"] = gy
-    out[f"{name}.out"] = y.detach()
-    out[f"{name}.grad_x"] = x.grad
 
 
 # name, x shape, (left, right, top, bottom), mode, value — F.pad(x, pad, mode=mode, value=value)
@@ -52,24 +35,24 @@ PADS = [
 ]
 for name, xs, pad, mode, value in PADS:
     kw = {"value": value} if mode == "constant" else {}
-    record(f"pad_{name}", r(*xs), lambda x, pad=pad, mode=mode, kw=kw: F.pad(x, pad, mode=mode, **kw))
+    record(f"pad_{name}", randn(*xs), lambda x, pad=pad, mode=mode, kw=kw: F.pad(x, pad, mode=mode, **kw))
 
 
 def record_conv(name, xs, c_out, k, mode, **opts):
     # nn.Conv2d(c_in, c_out, k, padding_mode=mode, **opts) with float64 weights
     conv = nn.Conv2d(xs[1], c_out, k, padding_mode=mode, dtype=torch.float64, **opts)
-    x = r(*xs).requires_grad_(True)
+    x = randn(*xs).requires_grad_(True)
     y = conv(x)
     gy = torch.randn_like(y)
     (y * gy).sum().backward()
-    out[f"{name}.x"] = x.detach()
-    out[f"{name}.w"] = conv.weight.detach()
-    out[f"{name}.b"] = conv.bias.detach()
-    out[f"{name}.gy"] = gy
-    out[f"{name}.out"] = y.detach()
-    out[f"{name}.grad_x"] = x.grad
-    out[f"{name}.grad_w"] = conv.weight.grad
-    out[f"{name}.grad_b"] = conv.bias.grad
+    OUT[f"{name}.x"] = x.detach()
+    OUT[f"{name}.w"] = conv.weight.detach()
+    OUT[f"{name}.b"] = conv.bias.detach()
+    OUT[f"{name}.gy"] = gy
+    OUT[f"{name}.out"] = y.detach()
+    OUT[f"{name}.grad_x"] = x.grad
+    OUT[f"{name}.grad_w"] = conv.weight.grad
+    OUT[f"{name}.grad_b"] = conv.bias.grad
 
 
 # name, x shape, out channels, kernel, padding_mode, other nn.Conv2d options
@@ -83,8 +66,7 @@ CONVS = [
 for name, xs, c_out, k, mode, opts in CONVS:
     record_conv(name, xs, c_out, k, mode, **opts)
 
-save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(DATA, "pad.safetensors"))
-print(f"wrote {len(out)} tensors to tests/data/pad.safetensors")
+save("pad")
 
 
 # ---- print(model) -------------------------------------------------------------------

@@ -6,28 +6,12 @@ Run: .venv/bin/python scripts/golden/pool.py  → tests/data/pool.safetensors
 Each case stores <case>.x, .gy (the upstream gradient), .out, .grad_x (float64);
 the gradient is that of (out * gy).sum(). The PyTorch call is in the case lists.
 """
-import os
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+
+from common import randn, record, save
 
 torch.manual_seed(20261127)
-out = {}
-
-
-def record(name, x, fn):
-    x = x.clone().requires_grad_(True)
-    y = fn(x)
-    gy = torch.randn_like(y)
-    (y * gy).sum().backward()
-    out[f"{name}.x"] = x.detach()
-    out[f"{name}.gy"] = gy
-    out[f"{name}.out"] = y.detach()
-    out[f"{name}.grad_x"] = x.grad
-
-
-def r(*shape):
-    return torch.randn(*shape, dtype=torch.float64)
 
 
 # name, x shape, kernel, stride, padding — F.max_pool2d(x, k, s, p) and F.avg_pool2d(x, k, s, p)
@@ -40,7 +24,7 @@ WINDOWS = [
     ("unbatched_k2s1", (3, 5, 7), 2, 1, 0),
 ]
 for name, xs, k, s, p in WINDOWS:
-    x = r(*xs)
+    x = randn(*xs)
     record(f"max_{name}", x, lambda x, k=k, s=s, p=p: F.max_pool2d(x, k, s, p))
     record(f"avg_{name}", x, lambda x, k=k, s=s, p=p: F.avg_pool2d(x, k, s, p))
 
@@ -59,8 +43,6 @@ ADAPTIVE = [
     ("adaptive_unbatched", (3, 6, 5), (4, 2)),
 ]
 for name, xs, size in ADAPTIVE:
-    record(name, r(*xs), lambda x, size=size: F.adaptive_avg_pool2d(x, size))
+    record(name, randn(*xs), lambda x, size=size: F.adaptive_avg_pool2d(x, size))
 
-path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "pool.safetensors")
-save_file({k: v.contiguous() for k, v in out.items()}, path)
-print(f"wrote {len(out)} tensors to {os.path.normpath(path)}")
+save("pool")

@@ -20,47 +20,17 @@ lambda that computes it. `a`, `b`, `c` are in0, in1, in2. Shapes are odd and
 non-square so a swapped dimension cannot go unnoticed. Most cases are float64
 (tight comparison); the `_f32` cases check the float32 paths.
 """
-import os
-
 import torch
-from safetensors.torch import save_file
+
+from common import F32, F64, case, positive, randn, save
 
 torch.manual_seed(0)
-F64, F32 = torch.float64, torch.float32
-OUT = {}
-
-
-def randn(*shape, dtype=F64):
-    return torch.randn(shape, dtype=dtype)
-
-
-def positive(*shape, dtype=F64):
-    """Values in [0.5, 2): safe for log, sqrt, division and fractional powers."""
-    return torch.rand(shape, dtype=dtype) * 1.5 + 0.5
 
 
 def away_from_zero(*shape, dtype=F64):
     """Values with |x| >= 0.2 (no kink of relu/abs within reach of rounding)."""
     x = randn(*shape, dtype=dtype)
     return torch.where(x.abs() < 0.2, x.sign() * 0.2 + x, x)
-
-
-def case(name, fn, *inputs):
-    """Stores inputs, fn(*inputs), and for float results the input gradients of
-    out.backward(gout) with a random upstream gradient gout."""
-    assert name not in {k.split(".")[0] for k in OUT}, name
-    leaves = [t.contiguous().clone().requires_grad_(t.is_floating_point()) for t in inputs]
-    out = fn(*leaves)
-    for i, t in enumerate(leaves):
-        OUT[f"{name}.in{i}"] = t.detach().clone()
-    OUT[f"{name}.out"] = out.detach().contiguous().clone()
-    if out.is_floating_point():
-        gout = torch.randn(out.shape, dtype=out.dtype)
-        out.backward(gout)
-        OUT[f"{name}.gout"] = gout
-        for i, t in enumerate(leaves):
-            if t.requires_grad:
-                OUT[f"{name}.grad{i}"] = t.grad.detach().clone()
 
 
 # ---------------------------------------------------------------- broadcast arithmetic
@@ -254,7 +224,4 @@ case("transpose_mul_f32", lambda a, b: a.transpose(0, 2) * b, randn(2, 3, 4, dty
 # mlp: ((a (5,4) @ b (3,4).t() + c (3,)).relu().sum(1) ).mean()  -- a small graph end to end
 case("mlp", lambda a, b, c: (a @ b.t() + c).relu().sum(1).mean(), randn(5, 4), randn(3, 4), randn(3))
 
-path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "tensor.safetensors")
-os.makedirs(os.path.dirname(path), exist_ok=True)
-save_file({k: v.contiguous() for k, v in sorted(OUT.items())}, path)
-print(f"wrote {len(OUT)} tensors to {os.path.normpath(path)} ({os.path.getsize(path)} bytes)")
+save("tensor")

@@ -22,24 +22,12 @@ Each case's PyTorch snippet is the comment above it; the same expression is the
 lambda that computes it. `a`, `b`, `c` are in0, in1, in2. Most cases are float64
 (tight comparison); the `_f32` cases check the float32 paths.
 """
-import os
-
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+
+from common import F32, F64, OUT, case, positive, randn, save
 
 torch.manual_seed(0)
-F64, F32 = torch.float64, torch.float32
-OUT = {}
-
-
-def randn(*shape, dtype=F64):
-    return torch.randn(shape, dtype=dtype)
-
-
-def positive(*shape, dtype=F64):
-    """Values in [0.5, 2): safe for fractional and negative powers."""
-    return torch.rand(shape, dtype=dtype) * 1.5 + 0.5
 
 
 def ints(high, *shape):
@@ -49,24 +37,6 @@ def ints(high, *shape):
 
 def mask(*shape):
     return (torch.rand(shape) < 0.5).to(torch.uint8)
-
-
-def case(name, fn, *inputs):
-    """Stores inputs, fn(*inputs), and the float inputs' gradients of
-    out.backward(gout) with a random upstream gradient gout."""
-    assert name not in {k.split(".")[0] for k in OUT}, name
-    leaves = [t.contiguous().clone().requires_grad_(t.is_floating_point()) for t in inputs]
-    out = fn(*leaves)
-    for i, t in enumerate(leaves):
-        OUT[f"{name}.in{i}"] = t.detach().clone()
-    OUT[f"{name}.out"] = out.detach().contiguous().clone()
-    if out.is_floating_point() and out.requires_grad:
-        gout = torch.randn(out.shape, dtype=out.dtype)
-        out.backward(gout)
-        OUT[f"{name}.gout"] = gout
-        for i, t in enumerate(leaves):
-            if t.requires_grad:
-                OUT[f"{name}.grad{i}"] = t.grad.detach().clone()
 
 
 # ---------------------------------------------------------------- gather
@@ -201,7 +171,4 @@ OUT["arange_neg_f32.out"] = torch.arange(-1.5, 2.0, 0.5, dtype=F32)
 # arange_empty_f64: torch.arange(2.0, 2.0, 1.0, dtype=float64)
 OUT["arange_empty_f64.out"] = torch.arange(2.0, 2.0, 1.0, dtype=F64)
 
-path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "tensor_index.safetensors")
-os.makedirs(os.path.dirname(path), exist_ok=True)
-save_file({k: v.contiguous() for k, v in sorted(OUT.items())}, path)
-print(f"wrote {len(OUT)} tensors to {os.path.normpath(path)} ({os.path.getsize(path)} bytes)")
+save("tensor_index")

@@ -217,3 +217,96 @@ pub fn check_weighted_case(
         assert_close(&b.grad().unwrap(), &g.get(&key("grad_b")), dev, tol, tol);
     }
 }
+
+/// CPU tolerances `(atol, rtol)` of the single-op golden suites (tensor_golden.rs,
+/// tensor_index.rs) for results of `dtype`: f64 differs from PyTorch only by the order
+/// of floating-point operations, f32 by a few ulps; integers are exact. Other devices
+/// add [`device_tol`].
+pub fn golden_tolerance(dtype: DType) -> (f64, f64) {
+    match dtype {
+        DType::F64 => (1e-12, 1e-10),
+        DType::F32 => (1e-5, 1e-5),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// Runs `op` on golden case `case`'s inputs `in0..in<n_inputs>` of `g` on `dev` and
+/// checks its output against `<case>.out`; for a float output, also the gradient of
+/// every float input (`<case>.grad<i>`) under PyTorch's upstream gradient
+/// `<case>.gout` (`sum(out * gout)` has exactly the gradients of
+/// `out.backward(gout)`). Integer inputs (indices, masks) take no gradient.
+pub fn check_golden_case(
+    g: &Golden,
+    case: &str,
+    n_inputs: usize,
+    dev: &Device,
+    op: impl Fn(&[Tensor]) -> kiln::Result<Tensor>,
+) {
+    let key = |k: &str| format!("{case}.{k}");
+    // requires_grad leaves integer tensors as they are.
+    let inputs: Vec<Tensor> = (0..n_inputs)
+        .map(|i| g.on(&key(&format!("in{i}")), dev).requires_grad())
+        .collect();
+    let out = op(&inputs).unwrap_or_else(|e| panic!("{case}: forward failed: {e}"));
+    let want = g.get(&key("out"));
+    assert_eq!(out.dtype(), want.dtype(), "{case}: output dtype");
+    let (atol, rtol) = golden_tolerance(want.dtype());
+    assert_close(&out, &want, dev, atol, rtol);
+    if !out.dtype().is_float() {
+        return; // argmax, argmin: nothing to differentiate
+    }
+    let gout = g.on(&key("gout"), dev);
+    out.mul(&gout)
+        .and_then(|t| t.sum_all())
+        .and_then(|loss| loss.backward())
+        .unwrap_or_else(|e| panic!("{case}: backward failed: {e}"));
+    for (i, input) in inputs.iter().enumerate() {
+        if !input.dtype().is_float() {
+            continue;
+        }
+        let want = g.get(&key(&format!("grad{i}")));
+        let got = input
+            .grad()
+            .unwrap_or_else(|| panic!("{case}: input {i} received no gradient"));
+        assert_eq!(got.dtype(), input.dtype(), "{case}: grad{i} dtype");
+        assert_close(&got, &want, dev, atol, rtol);
+    }
+}
+
+/// One [`device_test!`] per golden case, each running [`check_golden_case`] on the
+/// fixture that the calling file's `golden()` returns, plus `CASES`, their names, for
+/// the file's check that the fixture and the tests list the same cases
+/// ([`golden_case_names`]).
+macro_rules! golden_cases {
+    ($($name:ident($n:expr) => |$x:ident| $body:expr;)*) => {
+        $crate::common::device_test! {
+            $(
+                fn $name(dev) {
+                    $crate::common::check_golden_case(
+                        golden(), stringify!($name), $n, dev, |$x: &[Tensor]| $body,
+                    );
+                }
+            )*
+        }
+        const CASES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+pub(crate) use golden_cases;
+
+/// The names of the cases in `tests/data/<area>.safetensors` (the keys that end in
+/// `.out`, without it), sorted.
+pub fn golden_case_names(area: &str) -> Vec<String> {
+    let file = format!(
+        "{}/tests/data/{area}.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
+    let mut names: Vec<String> = meta
+        .tensors()
+        .keys()
+        .filter_map(|k| k.strip_suffix(".out").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}

@@ -8,14 +8,14 @@ use super::launch::{KernelArg, LaunchConfig};
 use super::storage::CudaStorage;
 use crate::backend::{Pad2dParams, PadOps};
 use crate::shape::Layout;
-use crate::{Error, Result};
+use crate::Result;
 
 impl PadOps for CudaStorage {
     /// [`PadOps::pad2d`]: `pad2d_<dtype>`, a thread per output.
     fn pad2d(&self, layout: &Layout, p: &Pad2dParams) -> Result<CudaStorage> {
         let op = "pad2d";
         let kernel = KernelId::for_dtype(op, self.dtype())?;
-        let x = contiguous(op, self, layout, p.input_len())?;
+        let x = self.contiguous_run_ptr(op, layout, p.input_len())?;
         let out = CudaStorage::alloc(self.cuda_device(), p.output_len(), self.dtype())?;
         let args = [
             &[KernelArg::Ptr(x)][..],
@@ -30,7 +30,7 @@ impl PadOps for CudaStorage {
     fn pad2d_backward(&self, gl: &Layout, p: &Pad2dParams) -> Result<CudaStorage> {
         let op = "pad2d_backward";
         let kernel = KernelId::for_dtype(op, self.dtype())?;
-        let g = contiguous(op, self, gl, p.output_len())?;
+        let g = self.contiguous_run_ptr(op, gl, p.output_len())?;
         let gx = CudaStorage::alloc(self.cuda_device(), p.input_len(), self.dtype())?;
         let args = [
             &[KernelArg::Ptr(g)][..],
@@ -40,22 +40,6 @@ impl PadOps for CudaStorage {
         launch(self, kernel, p.input_len(), &args.concat())?;
         Ok(gx)
     }
-}
-
-/// The address of `s`'s elements under `layout`, which must be one contiguous run of
-/// `len` elements (the functional layer makes operands contiguous); anything else is
-/// an error rather than a read past the operand's memory.
-fn contiguous(op: &'static str, s: &CudaStorage, layout: &Layout, len: usize) -> Result<u64> {
-    if layout.numel() != len || !layout.is_contiguous() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "expected {len} contiguous elements, got shape {:?} strides {:?}",
-                layout.shape, layout.strides
-            ),
-        ));
-    }
-    Ok(s.ptr_at(layout.offset))
 }
 
 /// The geometry and the mode's code, in the order of the kernels' parameters.

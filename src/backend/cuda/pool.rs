@@ -16,7 +16,7 @@ impl PoolOps for CudaStorage {
     fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CudaStorage, CudaStorage)> {
         let op = "max_pool2d";
         let kernel = KernelId::for_dtype(op, self.dtype())?;
-        let x = contiguous(op, self, layout, p.input_len())?;
+        let x = self.contiguous_run_ptr(op, layout, p.input_len())?;
         let dev = self.cuda_device();
         let out = CudaStorage::alloc(dev, p.output_len(), self.dtype())?;
         let indices = CudaStorage::alloc(dev, p.output_len(), DType::I64)?;
@@ -47,8 +47,8 @@ impl PoolOps for CudaStorage {
                 got: indices.dtype(),
             });
         }
-        let g = contiguous(op, self, gl, p.output_len())?;
-        let idx = contiguous(op, indices, il, p.output_len())?;
+        let g = self.contiguous_run_ptr(op, gl, p.output_len())?;
+        let idx = indices.contiguous_run_ptr(op, il, p.output_len())?;
         let gx = CudaStorage::alloc(self.cuda_device(), p.input_len(), self.dtype())?;
         let args = [
             &[KernelArg::Ptr(g), KernelArg::Ptr(idx)][..],
@@ -63,7 +63,7 @@ impl PoolOps for CudaStorage {
     fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
         let op = "avg_pool2d";
         let kernel = KernelId::for_dtype(op, self.dtype())?;
-        let x = contiguous(op, self, layout, p.input_len())?;
+        let x = self.contiguous_run_ptr(op, layout, p.input_len())?;
         let out = CudaStorage::alloc(self.cuda_device(), p.output_len(), self.dtype())?;
         let args = [
             &[KernelArg::Ptr(x)][..],
@@ -79,7 +79,7 @@ impl PoolOps for CudaStorage {
     fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CudaStorage> {
         let op = "avg_pool2d_backward";
         let kernel = KernelId::for_dtype(op, self.dtype())?;
-        let g = contiguous(op, self, gl, p.output_len())?;
+        let g = self.contiguous_run_ptr(op, gl, p.output_len())?;
         let gx = CudaStorage::alloc(self.cuda_device(), p.input_len(), self.dtype())?;
         let args = [
             &[KernelArg::Ptr(g)][..],
@@ -100,7 +100,7 @@ impl PoolOps for CudaStorage {
         let op = "adaptive_avg_pool2d";
         let kernel = KernelId::for_dtype(op, self.dtype())?;
         let (input_len, output_len) = (p.input_len(), p.output_len());
-        let x = contiguous(op, self, layout, input_len)?;
+        let x = self.contiguous_run_ptr(op, layout, input_len)?;
         let out = CudaStorage::alloc(self.cuda_device(), output_len, self.dtype())?;
         let args = [
             &[KernelArg::Ptr(x)][..],
@@ -121,7 +121,7 @@ impl PoolOps for CudaStorage {
         let op = "adaptive_avg_pool2d_backward";
         let kernel = KernelId::for_dtype(op, self.dtype())?;
         let (input_len, output_len) = (p.input_len(), p.output_len());
-        let g = contiguous(op, self, gl, output_len)?;
+        let g = self.contiguous_run_ptr(op, gl, output_len)?;
         let gx = CudaStorage::alloc(self.cuda_device(), input_len, self.dtype())?;
         let args = [
             &[KernelArg::Ptr(g)][..],
@@ -131,23 +131,6 @@ impl PoolOps for CudaStorage {
         launch(self, kernel, input_len, &args.concat())?;
         Ok(gx)
     }
-}
-
-/// The device address of `s`'s elements under `layout`, which must be one contiguous
-/// run of `len` elements: the kernels index NCHW planes directly, and the functional
-/// layer makes every operand contiguous first. Anything else is an error rather than
-/// a read past the operand's memory.
-fn contiguous(op: &'static str, s: &CudaStorage, layout: &Layout, len: usize) -> Result<u64> {
-    if layout.numel() != len || !layout.is_contiguous() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "expected {len} contiguous elements, got shape {:?} strides {:?}",
-                layout.shape, layout.strides
-            ),
-        ));
-    }
-    Ok(s.ptr_at(layout.offset))
 }
 
 /// `Pool2dParams` as the windowed kernels take it (the order of `Pool2d` in pool.cu).

@@ -86,6 +86,28 @@ impl CudaStorage {
         self.buf.ptr() + (index * self.dtype.size_in_bytes()) as u64
     }
 
+    /// The device address of the elements under `layout`, which must be one contiguous
+    /// run of `len` elements: kernels that index NCHW planes directly (pool, pad) take
+    /// operands the functional layer made contiguous. Anything else is an error rather
+    /// than a read past the operand's memory.
+    pub(crate) fn contiguous_run_ptr(
+        &self,
+        op: &'static str,
+        layout: &Layout,
+        len: usize,
+    ) -> Result<u64> {
+        if layout.numel() != len || !layout.is_contiguous() {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "expected {len} contiguous elements, got shape {:?} strides {:?}",
+                    layout.shape, layout.strides
+                ),
+            ));
+        }
+        Ok(self.ptr_at(layout.offset))
+    }
+
     /// Device address of the first element.
     pub(crate) fn ptr(&self) -> u64 {
         self.buf.ptr()
