@@ -15,7 +15,8 @@
 //                 M = cog, N = batch*P (positions across images), K = cig*kh*kw
 //   input grad    gx[n, ci, iy, ix]  = sum_(co,ky,kx) W[co, ci, ky, kx] · G[n, co, oy, ox]
 //                 M = cig, N = batch*h*w, K = cog*kh*kw, where oy = (iy + pad_top -
-//                 ky*dil_h) / stride_h must divide exactly and be in range (same for x)
+//                 ky*dil_h) / stride_h must divide exactly and be in range (same for x):
+//                 split by stride phase, so that K holds only the taps that land
 //   weight grad   gW[co, (ci,ky,kx)] = sum_(n,p) G[n, co, p] · X[n, ci, iy, ix]
 //                 M = cog, N = cig*kh*kw, K = images of one batch chunk * P
 // The weight gradient's reduction is split over chunks of the batch, each writing its
@@ -117,57 +118,110 @@ template <typename T> struct ConvForward {
     }
 };
 
-// ---- Input gradient: A = W gathered as (ci) x (co, ky, kx), B = the output gradient
-// gathered through the taps that land ----
+// ---- Input gradient of one stride phase: A = W gathered as (ci) x (co, ky, kx), B =
+// the output gradient gathered through the taps ----
+//
+// Input row iy is fed through tap ky only when stride_h divides iy + pad_top -
+// ky*dil_h, which depends on the phase py = (iy + pad_top) % stride_h alone: the taps
+// with ky*dil_h % stride_h == py (every stride_h / gcd(stride_h, dil_h)-th ky from the
+// first). So the input rows are split by phase (likewise the columns), one GEMM per
+// phase whose K holds only that phase's taps: no product of a tap that cannot land
+// (3/4 of them for a 3x3 stride-2 kernel). With stride 1 there is one phase, every tap.
+struct ConvPhase {
+    int first;  // the first input row (column) of the phase
+    int count;  // its rows: first, first + stride, ...
+    int tap0;   // its first tap (ky), or any when taps == 0
+    int step;   // between its taps
+    int taps;   // its taps: tap0, tap0 + step, ... (< kh); none for some dilations
+    __device__ __forceinline__ void init(int phase, int size, int stride, int pad, int k,
+                                         int dil) {
+        first = ((phase - pad) % stride + stride) % stride;
+        count = first < size ? (size - first + stride - 1) / stride : 0;
+        int a = stride, b = dil % stride; // gcd(stride, dil)
+        while (b) {
+            int t = a % b;
+            a = b, b = t;
+        }
+        step = stride / a;
+        tap0 = 0;
+        while (tap0 < k && (tap0 * dil) % stride != phase) ++tap0;
+        taps = tap0 < k ? (k - tap0 + step - 1) / step : 0;
+    }
+};
+
 template <typename T> struct ConvBackwardInput {
     typedef typename ComputeOf<T>::type C;
-    // K index = (co, ky, kx): the weight's offset from W[group's first co, ci = 0],
-    // the gradient channel's offset, and the tap's row and column offsets.
+    // K index = (co, phase tap y, phase tap x): the weight's offset from W[group's
+    // first co, ci = 0], the gradient channel's offset, and (ky*dil_h - py) / stride_h
+    // (and the same for x), exact.
     struct KRow {
         int64_t w_off, g_off;
-        int dy, dx;
+        int ry, rx;
     };
-    // Column = (image, iy, ix): the gradient's first channel of the group in the image,
-    // and iy + pad_top, ix + pad_left.
+    // Column = (image, phase row, phase column): the gradient's first channel of the
+    // group in the image, and (iy + pad_top - py) / stride_h (and the same for x),
+    // exact, so that the tap's output row is oy = qy - ry.
     struct Col {
         int64_t base;
-        int ty0, tx0;
+        int qy, qx;
     };
     const T *gy, *w;
     T *gx;
     ConvGeom g;
-    int grp;
+    int grp, py, px;
+    ConvPhase ph_y, ph_x;
+
+    // Selects phase (py, px); the GEMM is then cig x (n * rows * columns) x
+    // (cog * taps).
+    __device__ __forceinline__ void set_phase(int phase_y, int phase_x) {
+        py = phase_y, px = phase_x;
+        ph_y.init(py, g.h, g.stride_h, g.pad_top, g.kh, g.dil_h);
+        ph_x.init(px, g.w, g.stride_w, g.pad_left, g.kw, g.dil_w);
+    }
+    __device__ __forceinline__ int columns() const { return g.n * ph_y.count * ph_x.count; }
+    __device__ __forceinline__ int depth() const { return g.cog() * ph_y.taps * ph_x.taps; }
 
     __device__ __forceinline__ KRow krow(int k) const {
-        int co = k / g.taps(), tap = k - co * g.taps();
-        int ky = tap / g.kw, kx = tap - ky * g.kw;
+        int taps = ph_y.taps * ph_x.taps;
+        int co = k / taps, t = k - co * taps;
+        int ty = t / ph_x.taps, tx = t - ty * ph_x.taps;
+        int ky = ph_y.tap0 + ty * ph_y.step, kx = ph_x.tap0 + tx * ph_x.step;
         KRow r;
-        r.w_off = (int64_t)co * g.cig() * g.taps() + tap;
+        r.w_off = (int64_t)co * g.cig() * g.taps() + ky * g.kw + kx;
         r.g_off = (int64_t)co * g.out_plane();
-        r.dy = ky * g.dil_h, r.dx = kx * g.dil_w;
+        r.ry = (ky * g.dil_h - py) / g.stride_h;
+        r.rx = (kx * g.dil_w - px) / g.stride_w;
         return r;
     }
     __device__ __forceinline__ C a(int m, const KRow &r) const {
         return widen(w[(int64_t)grp * g.cog() * g.cig() * g.taps() + (int64_t)m * g.taps() + r.w_off]);
     }
+    // Image and input position (iy, ix) of column n.
+    __device__ __forceinline__ void position(int n, int &img, int &iy, int &ix) const {
+        int plane = ph_y.count * ph_x.count;
+        img = n / plane;
+        int pos = n - img * plane;
+        int jy = pos / ph_x.count, jx = pos - jy * ph_x.count;
+        iy = ph_y.first + jy * g.stride_h, ix = ph_x.first + jx * g.stride_w;
+    }
     __device__ __forceinline__ Col col(int n) const {
-        int img = n / g.plane(), pos = n - img * g.plane();
-        int iy = pos / g.w, ix = pos - iy * g.w;
+        int img, iy, ix;
+        position(n, img, iy, ix);
         Col c;
         c.base = ((int64_t)img * g.c_out + grp * g.cog()) * g.out_plane();
-        c.ty0 = iy + g.pad_top;
-        c.tx0 = ix + g.pad_left;
+        c.qy = (iy + g.pad_top - py) / g.stride_h;
+        c.qx = (ix + g.pad_left - px) / g.stride_w;
         return c;
     }
     __device__ __forceinline__ C b(const KRow &r, const Col &c) const {
-        int oy = landing(c.ty0 - r.dy, g.stride_h, g.out_h);
-        int ox = landing(c.tx0 - r.dx, g.stride_w, g.out_w);
-        if (oy < 0 || ox < 0) return (C)0;
+        int oy = c.qy - r.ry, ox = c.qx - r.rx;
+        if (oy < 0 || oy >= g.out_h || ox < 0 || ox >= g.out_w) return (C)0;
         return widen(gy[c.base + r.g_off + oy * g.out_w + ox]);
     }
     __device__ __forceinline__ void store(int m, int n, C v) const {
-        int img = n / g.plane(), pos = n - img * g.plane();
-        gx[((int64_t)img * g.c_in + grp * g.cig() + m) * g.plane() + pos] = narrow<T>(v);
+        int img, iy, ix;
+        position(n, img, iy, ix);
+        gx[((int64_t)img * g.c_in + grp * g.cig() + m) * g.plane() + iy * g.w + ix] = narrow<T>(v);
     }
 };
 
@@ -241,8 +295,10 @@ __device__ __forceinline__ void conv_forward_run(const Gemm &gemm, const T *x, c
     }
 }
 
-// Input gradient. Grid: (column tiles of batch*h*w, row tiles of cig, groups, looped
-// when above the limit).
+// Input gradient, one GEMM per group and stride phase. Grid: (column tiles of the
+// largest phase, batch*ceil(h/stride_h)*ceil(w/stride_w), row tiles of cig,
+// groups*stride_h*stride_w, looped when above the limit); the tiles past a smaller
+// phase's columns store nothing.
 template <typename T, typename Gemm>
 __device__ __forceinline__ void conv_backward_input_run(const Gemm &gemm, const T *gy,
                                                         const T *w, T *gx, const Dims &ga,
@@ -250,9 +306,12 @@ __device__ __forceinline__ void conv_backward_input_run(const Gemm &gemm, const 
     ConvBackwardInput<T> p;
     p.gy = gy, p.w = w, p.gx = gx, p.g = conv_geom(ga, gb);
     const ConvGeom &g = p.g;
-    for (int grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
-        p.grp = grp;
-        gemm(p, g.cig(), g.n * g.plane(), g.cog() * g.taps());
+    const int phases = g.stride_h * g.stride_w;
+    for (int z = blockIdx.z; z < g.groups * phases; z += gridDim.z) {
+        int phase = z / g.groups;
+        p.grp = z - phase * g.groups;
+        p.set_phase(phase / g.stride_w, phase % g.stride_w);
+        gemm(p, g.cig(), p.columns(), p.depth());
     }
 }
 

@@ -81,6 +81,10 @@ golden! {
     tc_down1x1: "tc_down1x1", bias false, Conv2dOpts::new().stride(2);
     // F.conv2d(x[2,5,9,9], w[7,5,3,3], b, stride=2, padding=1)   (3x3 stride 2)
     tc_stride2_3x3: "tc_stride2_3x3", bias true, Conv2dOpts::new().stride(2).padding(1);
+    // F.conv2d(x[1,3,9,9], w[4,3,3,3], b, stride=2, padding=2, dilation=2)   (inputs
+    // no tap reads: stride phases without taps)
+    stride2_dilation2: "stride2_dilation2", bias true,
+        Conv2dOpts::new().stride(2).padding(2).dilation(2);
 }
 
 /// The value and every gradient of golden case `name` in `dtype` on `dev`.
@@ -151,6 +155,8 @@ tensor_core_halves! {
     mixed_groups2: "mixed_groups2", bias false,
         Conv2dOpts::new().stride((2, 1)).padding((1, 0)).dilation((1, 2)).groups(2);
     dilation2: "dilation2", bias true, Conv2dOpts::new().padding(2).dilation(2);
+    stride2_dilation2: "stride2_dilation2", bias true,
+        Conv2dOpts::new().stride(2).padding(2).dilation(2);
 }
 
 device_test! {

@@ -66,6 +66,9 @@ CASES = [
     ("tc_down1x1", (2, 8, 7, 7), (12, 8, 1, 1), False, dict(stride=2)),
     # F.conv2d(x[2,5,9,9], w[7,5,3,3], b, stride=2, padding=1)   (3x3 stride 2)
     ("tc_stride2_3x3", (2, 5, 9, 9), (7, 5, 3, 3), True, dict(stride=2, padding=1)),
+    # F.conv2d(x[1,3,9,9], w[4,3,3,3], b, stride=2, padding=2, dilation=2)   (inputs of
+    # odd row or column (+2) meet no tap: their gradient phases have none)
+    ("stride2_dilation2", (1, 3, 9, 9), (4, 3, 3, 3), True, dict(stride=2, padding=2, dilation=2)),
 ]
 
 for name, xs, ws, has_b, kw in CASES:

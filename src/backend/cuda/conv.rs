@@ -179,6 +179,9 @@ fn geometry(op: &'static str, p: &Conv2dParams) -> Result<[KernelArg; 2]> {
         p.col_rows().checked_mul(1),
         p.c_out_per_group().checked_mul(p.kh * p.kw),
         p.groups.checked_mul(MAX_CHUNKS),
+        p.groups
+            .checked_mul(p.stride_h)
+            .and_then(|v| v.checked_mul(p.stride_w)),
         reach(p.out_h, p.stride_h, p.kh, p.dilation_h, p.pad_top, p.h),
         reach(p.out_w, p.stride_w, p.kw, p.dilation_w, p.pad_left, p.w),
         Some(p.c_in.max(p.c_out)),
@@ -362,7 +365,11 @@ impl CudaStorage {
                 &args,
             )?;
         } else {
-            let cfg = gemm.config(OP, p.c_in_per_group(), p.n * p.h * p.w, p.groups)?;
+            // One GEMM per group and stride phase (conv.cuh), each over its input
+            // positions: at most ceil(h/stride_h) x ceil(w/stride_w) per image.
+            let positions = p.n * p.h.div_ceil(p.stride_h) * p.w.div_ceil(p.stride_w);
+            let phases = p.groups * p.stride_h * p.stride_w;
+            let cfg = gemm.config(OP, p.c_in_per_group(), positions, phases)?;
             gemm.launch(dev, Pass::BackwardInput, dtype, cfg, &args)?;
         }
         Ok(out)
