@@ -25,7 +25,9 @@
 //
 // A problem `P` supplies its compute type `C` and: `krow(k)` (the K index's context,
 // k < K), `a(m, krow)`, `col(n)` (the column's context, n < N), `b(krow, col)`, and
-// `store(m, n, acc)`, each called in range only. A GEMM (`Gemm`) is a functor
+// `store(m, n, acc)`, each called in range only; and `A_ROWS`: whether A's row m is
+// the K contiguous elements at `a_row(m)` (then defined), which a GEMM may copy
+// instead of gathering. A GEMM (`Gemm`) is a functor
 // `gemm(p, m_len, n_len, k_len)` that computes the tile of block (blockIdx.x,
 // blockIdx.y) of the product: columns along x, rows along y.
 #pragma once
@@ -93,9 +95,11 @@ template <typename T> struct ConvForward {
         r.off = (int64_t)ci * g.plane() + r.dy * g.w + r.dx;
         return r;
     }
-    __device__ __forceinline__ C a(int m, const KRow &r) const {
-        return widen(w[(int64_t)(grp * g.cog() + m) * (g.cig() * g.taps()) + r.k]);
+    static const bool A_ROWS = true; // W's rows
+    __device__ __forceinline__ const T *a_row(int m) const {
+        return w + (int64_t)(grp * g.cog() + m) * (g.cig() * g.taps());
     }
+    __device__ __forceinline__ C a(int m, const KRow &r) const { return widen(a_row(m)[r.k]); }
     __device__ __forceinline__ Col col(int n) const {
         int img = n / g.out_plane(), pos = n - img * g.out_plane();
         int oy = pos / g.out_w, ox = pos - oy * g.out_w;
@@ -193,6 +197,7 @@ template <typename T> struct ConvBackwardInput {
         r.rx = (kx * g.dil_w - px) / g.stride_w;
         return r;
     }
+    static const bool A_ROWS = false; // W transposed, and only the phase's taps
     __device__ __forceinline__ C a(int m, const KRow &r) const {
         return widen(w[(int64_t)grp * g.cog() * g.cig() * g.taps() + (int64_t)m * g.taps() + r.w_off]);
     }
@@ -258,6 +263,7 @@ template <typename T> struct ConvBackwardWeight {
         r.x_off = img * g.c_in * g.plane() + (int64_t)r.sy * g.w + r.sx;
         return r;
     }
+    static const bool A_ROWS = false; // G's rows break at every image
     __device__ __forceinline__ C a(int m, const KRow &r) const {
         return widen(gy[(int64_t)(grp * g.cog() + m) * g.out_plane() + r.g_off]);
     }

@@ -22,7 +22,8 @@
 // (the large, gathered operand: consecutive output / input positions, coalesced), and
 // each thread's column context (`col(n)`, with its divisions) is made once per tile.
 // The slice's K contexts (`krow(k)`) are made by the first BK threads into a shared
-// table one slice ahead. Register-staged double buffering: the gather of slice k+1
+// table one slice ahead. The forward's A (the weights: rows contiguous along K) is
+// copied by cp.async instead, 16 bytes at a time, when K is a multiple of 16 bytes. Register-staged double buffering: the gather of slice k+1
 // into registers (already converted to the MMA input type and packed in 32-bit words)
 // is issued before the mma of slice k, and stored as 16-byte chunks after it, so the
 // global loads' latency hides behind the tensor-core work; one barrier per slice.
@@ -62,6 +63,15 @@ template <> struct CtcIn<float> {
     __device__ __forceinline__ static uint32_t bits(float v) { return f32_to_tf32(v); }
 };
 
+// A fragment of halves is used as is; f32 is rounded to tf32 (A tiles copied by
+// cp.async hold f32 as is; gathered ones are rounded already, which rounding keeps).
+__device__ __forceinline__ void ctc_round(uint32_t (&)[4], f16) {}
+__device__ __forceinline__ void ctc_round(uint32_t (&)[4], bf16) {}
+__device__ __forceinline__ void ctc_round(uint32_t (&a)[4], float) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = f32_to_tf32(__uint_as_float(a[i]));
+}
+
 // One mma of the warp tile: 16 of K for halves, 8 for tf32.
 __device__ __forceinline__ void ctc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], f16) { mma_m16n8k16_f16(d, a, b, d); }
 __device__ __forceinline__ void ctc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bf16) { mma_m16n8k16_bf16(d, a, b, d); }
@@ -99,6 +109,20 @@ template <typename T, int ROWS> struct CtcOperand {
         }
     }
 
+    // The same elements copied by cp.async straight into `tile`, from `src` (the row,
+    // K contiguous; every chunk 16-byte aligned), or zeros where `ok` is false or K ends
+    // (at a chunk boundary); `any` is a valid, aligned address for the zero fills.
+    __device__ __forceinline__ void copy(T *tile, const T *src, const T *any, int k_base,
+                                         int k_len, bool ok) const {
+#pragma unroll
+        for (int c = 0; c < RUN / EPC; ++c) {
+            const int k = k_base + k0 + c * EPC;
+            const bool inside = ok && k < k_len;
+            cp_async_16(tile + ctc_swizzle<EPC>(row, k0 / EPC + c), inside ? src + k : any,
+                        inside ? 16 : 0);
+        }
+    }
+
     __device__ __forceinline__ void store(T *tile) const {
 #pragma unroll
         for (int c = 0; c < RUN / EPC; ++c) {
@@ -129,11 +153,26 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
     const int am = row0 + a.row, bn = col0 + b.row;
     const bool a_ok = am < m_len, b_ok = bn < n_len;
     const typename P::Col ctx = p.col(b_ok ? bn : 0);
-    // Slice `k0`'s operands into the registers, K contexts from krows[buf].
+    // A's rows are copied by cp.async when the problem has them (the forward's weights),
+    // K is a multiple of a chunk and the rows start 16-byte aligned; else gathered.
+    const T *a_src = nullptr, *a_any = nullptr;
+    bool a_copy = false;
+    if constexpr (P::A_ROWS) {
+        a_any = p.a_row(row0);
+        a_src = a_ok ? p.a_row(am) : a_any;
+        a_copy = k_len % EPC == 0 && (uintptr_t)a_any % 16 == 0;
+    }
+    // Slice `k0`'s operands: A into stage `buf` (cp.async) or the registers, B into the
+    // registers, K contexts from krows[buf].
     auto gather = [&](int k0, int buf) {
-        a.gather([&](int kk) {
-            return a_ok && k0 + kk < k_len ? p.a(am, krows[buf][kk]) : 0.0f;
-        });
+        if (a_copy) {
+            a.copy(as + buf * BM * BK, a_src, a_any, k0, k_len, a_ok);
+            cp_async_commit();
+        } else {
+            a.gather([&](int kk) {
+                return a_ok && k0 + kk < k_len ? p.a(am, krows[buf][kk]) : 0.0f;
+            });
+        }
         b.gather([&](int kk) {
             return b_ok && k0 + kk < k_len ? p.b(krows[buf][kk], ctx) : 0.0f;
         });
@@ -153,7 +192,7 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
     __syncthreads();
     gather(0, 0);
     for (int k0 = 0, buf = 0; k0 < k_len; k0 += BK, buf ^= 1) {
-        a.store(as + buf * BM * BK);
+        if (!a_copy) a.store(as + buf * BM * BK);
         b.store(bs + buf * CTC_BN * BK);
         // The next slice's table, into the buffer whose last reader (the gather of this
         // slice) is behind this thread already and behind every thread after the barrier.
@@ -161,7 +200,8 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
         if ((int)threadIdx.x < BK && k_next + (int)threadIdx.x < k_len) {
             krows[buf ^ 1][threadIdx.x] = p.krow(k_next + threadIdx.x);
         }
-        __syncthreads(); // the stage is stored; the other stage's readers are done
+        cp_async_wait<0>(); // this thread's copies into the stage landed (if any)
+        __syncthreads();    // the stage is complete; the other stage's readers are done
         if (k_next < k_len) gather(k_next, buf ^ 1);
 
         const T *ast = as + buf * BM * BK, *bst = bs + buf * CTC_BN * BK;
@@ -175,6 +215,7 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
 #pragma unroll
             for (int i = 0; i < MI; ++i) {
                 ldmatrix_x4(af[i], ast + ctc_swizzle<EPC>(wm + 16 * i + lane % 16, 2 * ks + lane / 16));
+                ctc_round(af[i], T());
             }
 #pragma unroll
             for (int j = 0; j < 2; ++j) {

@@ -75,7 +75,7 @@ golden! {
     batch4: "batch4", bias true, Conv2dOpts::new().stride(2).padding(1);
     // F.conv2d(x[1,3,13,13], w[8,3,7,7], b, stride=2, padding=3)   (stem: C=3, K=147)
     tc_stem: "tc_stem", bias true, Conv2dOpts::new().stride(2).padding(3);
-    // F.conv2d(x[1,4,5,4], w[72,4,3,3], b, padding=1)   (72 output channels)
+    // F.conv2d(x[1,8,4,3], w[72,8,3,1], b, padding=1)   (72 output channels, K=24)
     tc_wide: "tc_wide", bias true, Conv2dOpts::new().padding(1);
     // F.conv2d(x[2,8,7,7], w[12,8,1,1], stride=2)   (1x1 stride-2 downsample)
     tc_down1x1: "tc_down1x1", bias false, Conv2dOpts::new().stride(2);
@@ -115,8 +115,9 @@ fn run_case(
 /// capability >= 8.0, and the emulated device): the value and every gradient against
 /// the CPU backend in the same dtype, on the cases that reach the kernels' edges — K
 /// not a multiple of a slice (the stem's 147, 1x1's 8), M and N not multiples of a
-/// tile, 64- and 128-row tiles (tc_wide), stride 2 (both gradients gather through
-/// taps that do not land), groups and dilation. Both backends multiply the same
+/// tile, 64- and 128-row tiles (tc_wide), weights copied by cp.async (K a multiple of
+/// 8: tc_wide, tc_down1x1) or gathered (the rest), stride 2 (the input gradient's
+/// phases), phases without taps (stride2_dilation2), groups and dilation. Both backends multiply the same
 /// halves exactly and sum in f32, in another order, then round once: [`device_tol`]'s
 /// one rounding of the half format (and f32 reordering) bounds the difference.
 ///

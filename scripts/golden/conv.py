@@ -60,8 +60,8 @@ CASES = [
     # K in slices of 16 (tf32) or 32 (halves)):
     # F.conv2d(x[1,3,13,13], w[8,3,7,7], b, stride=2, padding=3)   (stem: C=3, K=147)
     ("tc_stem", (1, 3, 13, 13), (8, 3, 7, 7), True, dict(stride=2, padding=3)),
-    # F.conv2d(x[1,4,5,4], w[72,4,3,3], b, padding=1)   (M=72: a 128-row tile, cut)
-    ("tc_wide", (1, 4, 5, 4), (72, 4, 3, 3), True, dict(padding=1)),
+    # F.conv2d(x[1,8,4,3], w[72,8,3,1], b, padding=1)   (M=72: a 128-row tile, cut; K=24)
+    ("tc_wide", (1, 8, 4, 3), (72, 8, 3, 1), True, dict(padding=1)),
     # F.conv2d(x[2,8,7,7], w[12,8,1,1], stride=2)   (1x1 stride-2 downsample)
     ("tc_down1x1", (2, 8, 7, 7), (12, 8, 1, 1), False, dict(stride=2)),
     # F.conv2d(x[2,5,9,9], w[7,5,3,3], b, stride=2, padding=1)   (3x3 stride 2)
