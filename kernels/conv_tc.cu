@@ -14,19 +14,20 @@
 // operands' fragments come from plain ldmatrix.x4 (for tf32 an 8x8 b16 matrix is 8x4
 // f32, exactly the A and the B fragment of m16n8k8).
 //
-// The operands are gathered, not copied: each element comes through the problem's
-// `a(m, krow)` / `b(krow, col)` (zeros for padding, taps that do not land, and rows,
-// columns or K past the edge, so the mma loop needs no masking and a slice that
-// straddles the end of K reads zeros). Thread t owns row t % ROWS of each tile and a
+// The operands are gathered: each element comes through the problem's `a(m, krow)` /
+// `b(krow, col)`, zeros for padding, taps that do not land, and rows, columns or K
+// past the edge (so the mma loop needs no masking, and a slice that straddles the end
+// of K reads zeros). Thread t owns row t % ROWS of each tile and a
 // run of consecutive K within it: consecutive threads take consecutive columns of B
 // (the large, gathered operand: consecutive output / input positions, coalesced), and
 // each thread's column context (`col(n)`, with its divisions) is made once per tile.
 // The slice's K contexts (`krow(k)`) are made by the first BK threads into a shared
-// table one slice ahead. The forward's A (the weights: rows contiguous along K) is
-// copied by cp.async instead, 16 bytes at a time, when K is a multiple of 16 bytes. Register-staged double buffering: the gather of slice k+1
+// table one slice ahead. Register-staged double buffering: the gather of slice k+1
 // into registers (already converted to the MMA input type and packed in 32-bit words)
 // is issued before the mma of slice k, and stored as 16-byte chunks after it, so the
 // global loads' latency hides behind the tensor-core work; one barrier per slice.
+// The forward's A (the weights: rows contiguous along K) is copied by cp.async
+// instead, straight into the next stage, when K is a multiple of 16 bytes.
 //
 // Shared memory is XOR-swizzled per 16-byte chunk (chunk c of row r sits in column
 // c ^ (r/2 % 4) of its 128-byte line): the 8 rows of each ldmatrix and the 8 chunk
@@ -97,7 +98,7 @@ template <typename T, int ROWS> struct CtcOperand {
 
     __device__ __forceinline__ CtcOperand() : row(threadIdx.x % ROWS), k0(threadIdx.x / ROWS * RUN) {}
 
-    // Element (row, k0 + i) of the slice is `value(i)`, valued only where `inside(i)`.
+    // Element (row, k0 + i) of the slice is `value(k0 + i)`.
     template <typename F> __device__ __forceinline__ void gather(F value) {
         const int PW = CtcIn<T>::PER_WORD;
 #pragma unroll
