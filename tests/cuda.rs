@@ -1860,12 +1860,27 @@ fn the_parity_tests_launch_every_kernel() {
     for test in suite {
         test();
     }
-    // Launched elsewhere: the tiled half kernels serve only GPUs below compute
-    // capability 8.0 (the lib's unit tests, src/backend/cuda/matmul*.rs), and the TF32
-    // kernel runs only under the process-wide `kiln::cuda::set_matmul_allow_tf32(true)`,
-    // which would race with this file's exact f32 tests: tests/vendor_gemm.rs turns it
-    // on, serialised, and checks that the rounding happens.
-    let unit_tested = ["gemm_f16", "gemm_bf16", "gemm_tc_tf32"];
+    // Launched elsewhere: the tiled half GEMM and SIMT half convolution kernels serve
+    // only GPUs below compute capability 8.0 (the lib's unit tests,
+    // src/backend/cuda/matmul*.rs and conv_tests.rs), and the TF32 kernels run only
+    // under the process-wide `kiln::cuda::set_matmul_allow_tf32(true)` /
+    // `set_conv_allow_tf32(true)`, which would race with this file's exact f32 tests
+    // (`common::cuda_or_skip` switches conv TF32 off): tests/vendor_gemm.rs and
+    // tests/conv_tf32.rs turn them on, serialised, and check that the rounding happens.
+    let unit_tested = [
+        "gemm_f16",
+        "gemm_bf16",
+        "gemm_tc_tf32",
+        "conv2d_fwd_f16",
+        "conv2d_fwd_bf16",
+        "conv2d_bwd_input_f16",
+        "conv2d_bwd_input_bf16",
+        "conv2d_bwd_weight_f16",
+        "conv2d_bwd_weight_bf16",
+        "conv2d_tc_fwd_tf32",
+        "conv2d_tc_bwd_input_tf32",
+        "conv2d_tc_bwd_weight_tf32",
+    ];
     let missed: Vec<&str> = kiln::cuda::emulated_launch_counts()
         .into_iter()
         .filter(|&(name, n)| {

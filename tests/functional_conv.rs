@@ -73,6 +73,91 @@ golden! {
     unbatched: "unbatched", bias true, Conv2dOpts::new().padding(1);
     // F.conv2d(x[4,3,6,6], w[4,3,3,3], b, stride=2, padding=1)   (images split across threads)
     batch4: "batch4", bias true, Conv2dOpts::new().stride(2).padding(1);
+    // F.conv2d(x[1,3,13,13], w[8,3,7,7], b, stride=2, padding=3)   (stem: C=3, K=147)
+    tc_stem: "tc_stem", bias true, Conv2dOpts::new().stride(2).padding(3);
+    // F.conv2d(x[1,8,4,3], w[72,8,3,1], b, padding=1)   (72 output channels, K=24)
+    tc_wide: "tc_wide", bias true, Conv2dOpts::new().padding(1);
+    // F.conv2d(x[2,8,7,7], w[12,8,1,1], stride=2)   (1x1 stride-2 downsample)
+    tc_down1x1: "tc_down1x1", bias false, Conv2dOpts::new().stride(2);
+    // F.conv2d(x[2,5,9,9], w[7,5,3,3], b, stride=2, padding=1)   (3x3 stride 2)
+    tc_stride2_3x3: "tc_stride2_3x3", bias true, Conv2dOpts::new().stride(2).padding(1);
+    // F.conv2d(x[1,3,9,9], w[4,3,3,3], b, stride=2, padding=2, dilation=2)   (inputs
+    // no tap reads: stride phases without taps)
+    stride2_dilation2: "stride2_dilation2", bias true,
+        Conv2dOpts::new().stride(2).padding(2).dilation(2);
+}
+
+/// The value and every gradient of golden case `name` in `dtype` on `dev`.
+fn run_case(
+    name: &str,
+    has_bias: bool,
+    opts: Conv2dOpts,
+    dtype: DType,
+    dev: &Device,
+) -> Vec<Tensor> {
+    let g = common::Golden::load("conv");
+    let get = |k: &str| g.on(&format!("{name}.{k}"), dev).to_dtype(dtype).unwrap();
+    let (x, w) = (get("x").requires_grad(), get("w").requires_grad());
+    let b = has_bias.then(|| get("b").requires_grad());
+    let y = F::conv2d(&x, &w, b.as_ref(), opts).unwrap();
+    y.mul(&get("gy"))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let mut out = vec![y, x.grad().unwrap(), w.grad().unwrap()];
+    out.extend(b.and_then(|b| b.grad()));
+    out
+}
+
+/// f16 and bf16 run on the tensor-core kernels (conv_tc.cu) on CUDA (compute
+/// capability >= 8.0, and the emulated device): the value and every gradient against
+/// the CPU backend in the same dtype, on the cases that reach the kernels' edges — K
+/// not a multiple of a slice (the stem's 147, 1x1's 8), M and N not multiples of a
+/// tile, 64- and 128-row tiles (tc_wide), weights copied by cp.async (K a multiple of
+/// 8: tc_wide, tc_down1x1) or gathered (the rest), stride 2 (the input gradient's
+/// phases), phases without taps (stride2_dilation2), groups and dilation. Both backends multiply the same
+/// halves exactly and sum in f32, in another order, then round once: [`device_tol`]'s
+/// one rounding of the half format (and f32 reordering) bounds the difference.
+///
+/// [`device_tol`]: common::device_tol
+macro_rules! tensor_core_halves {
+    ($($test:ident: $name:literal, bias $bias:literal, $opts:expr;)*) => {
+        mod tensor_core_halves {
+            use super::*;
+            $(
+                #[test]
+                fn $test() {
+                    let Some(dev) = common::cuda_or_skip(concat!("tensor_core_halves::", $name)) else {
+                        return;
+                    };
+                    for dtype in [DType::F16, DType::BF16] {
+                        let got = run_case($name, $bias, $opts, dtype, &dev);
+                        let want = run_case($name, $bias, $opts, dtype, &Device::Cpu);
+                        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert_eq!(g.dtype(), dtype);
+                            let (atol, rtol) = common::device_tol(dtype, &dev);
+                            let what = format!("{} {dtype:?}: value/grad x/w/b {j}", $name);
+                            common::assert_values(&what, g, w, atol, rtol);
+                        }
+                    }
+                }
+            )*
+        }
+    };
+}
+
+tensor_core_halves! {
+    tc_stem: "tc_stem", bias true, Conv2dOpts::new().stride(2).padding(3);
+    tc_wide: "tc_wide", bias true, Conv2dOpts::new().padding(1);
+    tc_down1x1: "tc_down1x1", bias false, Conv2dOpts::new().stride(2);
+    tc_stride2_3x3: "tc_stride2_3x3", bias true, Conv2dOpts::new().stride(2).padding(1);
+    mixed_groups2: "mixed_groups2", bias false,
+        Conv2dOpts::new().stride((2, 1)).padding((1, 0)).dilation((1, 2)).groups(2);
+    dilation2: "dilation2", bias true, Conv2dOpts::new().padding(2).dilation(2);
+    stride2_dilation2: "stride2_dilation2", bias true,
+        Conv2dOpts::new().stride(2).padding(2).dilation(2);
 }
 
 device_test! {

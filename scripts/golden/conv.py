@@ -56,6 +56,19 @@ CASES = [
     ("unbatched", (3, 6, 5), (2, 3, 3, 3), True, dict(padding=1)),
     # F.conv2d(x[4,3,6,6], w[4,3,3,3], b, stride=2, padding=1)   (images split across threads)
     ("batch4", (4, 3, 6, 6), (4, 3, 3, 3), True, dict(stride=2, padding=1)),
+    # The tensor-core kernels' edges (conv_tc.cu: 64- or 128-row tiles of 128 columns,
+    # K in slices of 16 (tf32) or 32 (halves)):
+    # F.conv2d(x[1,3,13,13], w[8,3,7,7], b, stride=2, padding=3)   (stem: C=3, K=147)
+    ("tc_stem", (1, 3, 13, 13), (8, 3, 7, 7), True, dict(stride=2, padding=3)),
+    # F.conv2d(x[1,8,4,3], w[72,8,3,1], b, padding=1)   (M=72: a 128-row tile, cut; K=24)
+    ("tc_wide", (1, 8, 4, 3), (72, 8, 3, 1), True, dict(padding=1)),
+    # F.conv2d(x[2,8,7,7], w[12,8,1,1], stride=2)   (1x1 stride-2 downsample)
+    ("tc_down1x1", (2, 8, 7, 7), (12, 8, 1, 1), False, dict(stride=2)),
+    # F.conv2d(x[2,5,9,9], w[7,5,3,3], b, stride=2, padding=1)   (3x3 stride 2)
+    ("tc_stride2_3x3", (2, 5, 9, 9), (7, 5, 3, 3), True, dict(stride=2, padding=1)),
+    # F.conv2d(x[1,3,9,9], w[4,3,3,3], b, stride=2, padding=2, dilation=2)   (inputs of
+    # odd row or column (+2) meet no tap: their gradient phases have none)
+    ("stride2_dilation2", (1, 3, 9, 9), (4, 3, 3, 3), True, dict(stride=2, padding=2, dilation=2)),
 ]
 
 for name, xs, ws, has_b, kw in CASES:

@@ -74,7 +74,14 @@ fn decode<T, const N: usize>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
 /// device (`--features cuda-emulator`, `KILN_CUDA_EMULATE=1`). With
 /// `KILN_REQUIRE_CUDA_TESTS=1` (CI's emulated run, GPU machines) a skip is a failure
 /// instead, so a broken device cannot pass as a missing one.
+///
+/// It also switches f32 convolutions' TF32 off (`kiln::cuda::set_conv_allow_tf32`,
+/// on by default like PyTorch's): golden values are exact f32 results, which TF32's
+/// 11-bit inputs would miss by ~1e-3. The switch is process-wide, so test binaries
+/// that use this helper run no TF32 convolution unless they switch it back on:
+/// tests/conv_tf32.rs does, under a lock, and bounds the TF32 error instead.
 pub fn cuda_or_skip(test: &str) -> Option<Device> {
+    kiln::cuda::set_conv_allow_tf32(false);
     match Device::cuda(0) {
         Ok(dev) => Some(dev),
         Err(e) => {

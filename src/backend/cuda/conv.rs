@@ -1,10 +1,12 @@
-//! Launch of `kernels/conv.cu`: 2-D convolution on the device — implicit GEMMs per
-//! channel group for the forward pass and both gradients (the weight gradient split over
-//! chunks of the batch into partial buffers, then summed in order: deterministic), and
+//! Launch of `kernels/conv.cu` and `kernels/conv_tc.cu`: 2-D convolution on the
+//! device — implicit GEMMs per channel group for the forward pass and both gradients
+//! (the weight gradient split over chunks of the batch into partial buffers, then
+//! summed in order: deterministic), on tensor cores (mma.sync) for halves and for f32
+//! as TF32 when [`crate::cuda::conv_allow_tf32`] allows it, else on CUDA cores; and
 //! direct kernels for depthwise convolutions (groups == c_in == c_out).
 
 use super::device::CudaDevice;
-use super::kernels::KernelId;
+use super::kernels::{KernelId, COMPUTE_CAP};
 use super::launch::{KernelArg, LaunchConfig, THREADS};
 use super::storage::CudaStorage;
 use crate::backend::{BackendStorage, Conv2dParams, ConvOps};
@@ -12,13 +14,137 @@ use crate::shape::Layout;
 use crate::{DType, Error, Result};
 use std::sync::Arc;
 
-/// Output tile of one implicit-GEMM block (CONV_BM = CONV_BN in conv.cu).
+/// Output tile of one SIMT implicit-GEMM block (CONV_BM = CONV_BN in conv.cu).
 const TILE: usize = 64;
+/// Columns of a tensor-core block tile (CTC_BN in conv_tc.cu); its rows are 64 or 128.
+const TC_COLS: usize = 128;
+/// Bytes of K per tile row and stage of a tensor-core block (CTC_SLICE_BYTES).
+const TC_SLICE_BYTES: usize = 64;
 /// Most blocks in grid y and z (the kernels loop over z beyond it).
 const MAX_GRID_YZ: usize = 65_535;
 /// Most batch chunks of the weight gradient: each costs a partial gradient in memory
 /// and a term in the final sum, so past the point where the GPU is full they only cost.
 const MAX_CHUNKS: usize = 32;
+
+/// The three implicit GEMMs of a convolution (conv.cuh).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+}
+
+/// The implicit GEMM that runs a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gemm {
+    /// conv.cu: exact FMAs on CUDA cores, 64x64 tiles.
+    Simt,
+    /// conv_tc.cu: mma.sync with f32 accumulation, `rows` x 128 tiles (rows 64 or 128).
+    TensorCores { rows: usize },
+}
+
+/// Whether a convolution in `dtype` runs on tensor cores: the kernels target compute
+/// capability >= 8.0 (mma.sync), and the dtype is a half, or f32 with
+/// [`crate::cuda::conv_allow_tf32`] (TF32, like cuDNN's default). f64, exact f32 and
+/// older GPUs take the SIMT kernels.
+fn tensor_cores_for(dtype: DType) -> bool {
+    COMPUTE_CAP >= 80
+        && match dtype {
+            DType::F16 | DType::BF16 => true,
+            DType::F32 => crate::cuda::conv_allow_tf32(),
+            DType::F64 | DType::I64 | DType::U8 => false,
+        }
+}
+
+impl Gemm {
+    /// The GEMM of a pass with `m` rows per group. Tensor-core tiles have 64 rows when
+    /// the GEMM has no more (layers with <= 64 channels: 128 would leave half of every
+    /// tile empty), else 128 (each gathered B element feeds twice the MMAs).
+    fn choose(tensor_cores: bool, m: usize) -> Gemm {
+        match tensor_cores {
+            true if m <= 64 => Gemm::TensorCores { rows: 64 },
+            true => Gemm::TensorCores { rows: 128 },
+            false => Gemm::Simt,
+        }
+    }
+
+    /// `(rows, columns)` of a block's tile of C.
+    fn tile(self) -> (usize, usize) {
+        match self {
+            Gemm::Simt => (TILE, TILE),
+            Gemm::TensorCores { rows } => (rows, TC_COLS),
+        }
+    }
+
+    /// The kernel of `pass` in `dtype`.
+    fn kernel(self, pass: Pass, dtype: DType) -> Result<KernelId> {
+        use KernelId as K;
+        let family = match pass {
+            Pass::Forward => "conv2d_fwd",
+            Pass::BackwardInput => "conv2d_bwd_input",
+            Pass::BackwardWeight => "conv2d_bwd_weight",
+        };
+        if self == Gemm::Simt {
+            return KernelId::for_dtype(family, dtype);
+        }
+        Ok(match (pass, dtype) {
+            (Pass::Forward, DType::F32) => K::Conv2dTcFwdTf32,
+            (Pass::Forward, DType::F16) => K::Conv2dTcFwdF16,
+            (Pass::Forward, DType::BF16) => K::Conv2dTcFwdBf16,
+            (Pass::BackwardInput, DType::F32) => K::Conv2dTcBwdInputTf32,
+            (Pass::BackwardInput, DType::F16) => K::Conv2dTcBwdInputF16,
+            (Pass::BackwardInput, DType::BF16) => K::Conv2dTcBwdInputBf16,
+            (Pass::BackwardWeight, DType::F32) => K::Conv2dTcBwdWeightTf32,
+            (Pass::BackwardWeight, DType::F16) => K::Conv2dTcBwdWeightF16,
+            (Pass::BackwardWeight, DType::BF16) => K::Conv2dTcBwdWeightBf16,
+            _ => return Err(Error::UnsupportedDType { op: family, dtype }),
+        })
+    }
+
+    /// The launch of `m` x `n` per group over `z` groups (x batch chunks): a block of
+    /// 256 threads per tile; tensor-core blocks take the dynamic shared memory of two
+    /// stages of their tiles (conv_tc.cu).
+    fn config(self, op: &'static str, m: usize, n: usize, z: usize) -> Result<LaunchConfig> {
+        let (rows, cols) = self.tile();
+        let (gx, gy) = (n.div_ceil(cols), m.div_ceil(rows));
+        if gy > MAX_GRID_YZ || u32::try_from(gx).is_err() {
+            return Err(Error::shape(
+                op,
+                format!("a {m}x{n} tile grid exceeds the CUDA grid limits"),
+            ));
+        }
+        let shared_bytes = match self {
+            Gemm::Simt => 0,
+            Gemm::TensorCores { rows } => (2 * (rows + TC_COLS) * TC_SLICE_BYTES) as u32,
+        };
+        Ok(LaunchConfig {
+            grid: (gx as u32, gy as u32, z.clamp(1, MAX_GRID_YZ) as u32),
+            block: (THREADS, 1, 1),
+            shared_bytes,
+        })
+    }
+
+    /// Launches `pass` with the pass's arguments `args`, then the tile rows that the
+    /// tensor-core kernels take last.
+    fn launch(
+        self,
+        dev: &Arc<CudaDevice>,
+        pass: Pass,
+        dtype: DType,
+        cfg: LaunchConfig,
+        args: &[KernelArg],
+    ) -> Result<()> {
+        let kernel = self.kernel(pass, dtype)?;
+        match self {
+            Gemm::Simt => dev.launch(kernel, cfg, args),
+            Gemm::TensorCores { rows } => {
+                let mut all = args.to_vec();
+                all.push(KernelArg::I32(rows as i32));
+                dev.launch(kernel, cfg, &all)
+            }
+        }
+    }
+}
 
 /// `Err(DTypeMismatch)` unless `got` is the op's dtype.
 fn same_dtype(op: &'static str, expected: DType, got: DType) -> Result<()> {
@@ -35,7 +161,7 @@ fn is_depthwise(p: &Conv2dParams) -> bool {
     p.groups == p.c_in && p.groups == p.c_out
 }
 
-/// The geometry as the kernels' two `Dims` (`conv_geom` in conv.cu), after checking
+/// The geometry as the kernels' two `Dims` (`conv_geom` in conv.cuh), after checking
 /// that every size, and every product the kernels index in 32 bits (tile rows and
 /// columns, input rows reached through padding, stride and dilation), fits an `int`.
 fn geometry(op: &'static str, p: &Conv2dParams) -> Result<[KernelArg; 2]> {
@@ -53,6 +179,9 @@ fn geometry(op: &'static str, p: &Conv2dParams) -> Result<[KernelArg; 2]> {
         p.col_rows().checked_mul(1),
         p.c_out_per_group().checked_mul(p.kh * p.kw),
         p.groups.checked_mul(MAX_CHUNKS),
+        p.groups
+            .checked_mul(p.stride_h)
+            .and_then(|v| v.checked_mul(p.stride_w)),
         reach(p.out_h, p.stride_h, p.kh, p.dilation_h, p.pad_top, p.h),
         reach(p.out_w, p.stride_w, p.kw, p.dilation_w, p.pad_left, p.w),
         Some(p.c_in.max(p.c_out)),
@@ -80,23 +209,6 @@ fn geometry(op: &'static str, p: &Conv2dParams) -> Result<[KernelArg; 2]> {
             p.out_w,
         ]),
     ])
-}
-
-/// The launch of an implicit GEMM with `m` rows and `n` columns per group, over `z`
-/// groups (× batch chunks): 64×64 tiles of 256 threads.
-fn gemm_config(op: &'static str, m: usize, n: usize, z: usize) -> Result<LaunchConfig> {
-    let (gx, gy) = (n.div_ceil(TILE), m.div_ceil(TILE));
-    if gy > MAX_GRID_YZ || u32::try_from(gx).is_err() {
-        return Err(Error::shape(
-            op,
-            format!("a {m}x{n} tile grid exceeds the CUDA grid limits"),
-        ));
-    }
-    Ok(LaunchConfig {
-        grid: (gx as u32, gy as u32, z.clamp(1, MAX_GRID_YZ) as u32),
-        block: (THREADS, 1, 1),
-        shared_bytes: 0,
-    })
 }
 
 /// An operand in row-major order: the storage itself when its layout is contiguous,
@@ -129,11 +241,12 @@ impl<'a> Dense<'a> {
 }
 
 /// How the weight gradient splits the batch: `(images per chunk, chunks)`. Enough
-/// chunks to give every multiprocessor two blocks when the tile grid alone does not,
-/// at most [`MAX_CHUNKS`] and at most one per image; every chunk holds an image
-/// unless the batch is empty.
-fn batch_chunks(p: &Conv2dParams, sm_count: usize) -> (usize, usize) {
-    let tiles = p.c_out_per_group().div_ceil(TILE) * p.col_rows().div_ceil(TILE) * p.groups;
+/// chunks to give every multiprocessor two blocks of `gemm` when the tile grid alone
+/// does not, at most [`MAX_CHUNKS`] and at most one per image; every chunk holds an
+/// image unless the batch is empty.
+fn batch_chunks(p: &Conv2dParams, gemm: Gemm, sm_count: usize) -> (usize, usize) {
+    let (rows, cols) = gemm.tile();
+    let tiles = p.c_out_per_group().div_ceil(rows) * p.col_rows().div_ceil(cols) * p.groups;
     let wanted = (2 * sm_count)
         .div_ceil(tiles.max(1))
         .clamp(1, MAX_CHUNKS.min(p.n.max(1)));
@@ -151,6 +264,47 @@ impl ConvOps for CudaStorage {
         bias: Option<(&CudaStorage, &Layout)>,
         p: &Conv2dParams,
     ) -> Result<CudaStorage> {
+        let tc = tensor_cores_for(self.dtype());
+        self.conv2d_on(xl, w, wl, bias, p, tc)
+    }
+
+    /// Gradient of the input; see [`crate::backend::ConvOps::conv2d_backward_input`].
+    fn conv2d_backward_input(
+        &self,
+        gl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+        p: &Conv2dParams,
+    ) -> Result<CudaStorage> {
+        let tc = tensor_cores_for(self.dtype());
+        self.conv2d_backward_input_on(gl, w, wl, p, tc)
+    }
+
+    /// Gradient of the weight; see [`crate::backend::ConvOps::conv2d_backward_weight`].
+    fn conv2d_backward_weight(
+        &self,
+        xl: &Layout,
+        g: &CudaStorage,
+        gl: &Layout,
+        p: &Conv2dParams,
+    ) -> Result<CudaStorage> {
+        let tc = tensor_cores_for(self.dtype());
+        self.conv2d_backward_weight_on(xl, g, gl, p, tc)
+    }
+}
+
+impl CudaStorage {
+    /// [`ConvOps::conv2d`] on tensor cores or not (`tensor_cores`; the SIMT kernels
+    /// when false).
+    fn conv2d_on(
+        &self,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+        bias: Option<(&CudaStorage, &Layout)>,
+        p: &Conv2dParams,
+        tensor_cores: bool,
+    ) -> Result<CudaStorage> {
         const OP: &str = "conv2d";
         let dtype = self.dtype();
         same_dtype(OP, dtype, w.dtype())?;
@@ -158,8 +312,8 @@ impl ConvOps for CudaStorage {
             same_dtype(OP, dtype, b.dtype())?;
         }
         // Found before anything is allocated, so an integer dtype fails first.
-        let kernel = |family| KernelId::for_dtype(family, dtype);
-        kernel("conv2d_fwd")?;
+        let gemm = Gemm::choose(tensor_cores, p.c_out_per_group());
+        gemm.kernel(Pass::Forward, dtype)?;
         let dev = self.cuda_device();
         let out = CudaStorage::alloc(dev, p.output_len(), dtype)?;
         if p.output_len() == 0 {
@@ -172,28 +326,29 @@ impl ConvOps for CudaStorage {
         let args = [x.arg(), w.arg(), b, KernelArg::Ptr(out.ptr()), ga, gb];
         if is_depthwise(p) {
             let cfg = LaunchConfig::elementwise(p.output_len() as u64, dev.sm_count());
-            dev.launch(kernel("conv2d_dw_fwd")?, cfg, &args)?;
+            dev.launch(KernelId::for_dtype("conv2d_dw_fwd", dtype)?, cfg, &args)?;
         } else {
-            let cfg = gemm_config(OP, p.c_out_per_group(), p.n * p.out_plane(), p.groups)?;
-            dev.launch(kernel("conv2d_fwd")?, cfg, &args)?;
+            let cfg = gemm.config(OP, p.c_out_per_group(), p.n * p.out_plane(), p.groups)?;
+            gemm.launch(dev, Pass::Forward, dtype, cfg, &args)?;
         }
         Ok(out)
     }
 
-    /// Gradient of the input; see [`crate::backend::ConvOps::conv2d_backward_input`].
-    fn conv2d_backward_input(
+    /// [`ConvOps::conv2d_backward_input`] on tensor cores or not (`tensor_cores`).
+    fn conv2d_backward_input_on(
         &self,
         gl: &Layout,
         w: &CudaStorage,
         wl: &Layout,
         p: &Conv2dParams,
+        tensor_cores: bool,
     ) -> Result<CudaStorage> {
         const OP: &str = "conv2d_backward_input";
         let dtype = self.dtype();
         same_dtype(OP, dtype, w.dtype())?;
         // Found before anything is allocated, so an integer dtype fails first.
-        let kernel = |family| KernelId::for_dtype(family, dtype);
-        kernel("conv2d_fwd")?;
+        let gemm = Gemm::choose(tensor_cores, p.c_in_per_group());
+        gemm.kernel(Pass::BackwardInput, dtype)?;
         let dev = self.cuda_device();
         let out = CudaStorage::alloc(dev, p.input_len(), dtype)?;
         if p.input_len() == 0 {
@@ -204,28 +359,37 @@ impl ConvOps for CudaStorage {
         let args = [g.arg(), w.arg(), KernelArg::Ptr(out.ptr()), ga, gb];
         if is_depthwise(p) {
             let cfg = LaunchConfig::elementwise(p.input_len() as u64, dev.sm_count());
-            dev.launch(kernel("conv2d_dw_bwd_input")?, cfg, &args)?;
+            dev.launch(
+                KernelId::for_dtype("conv2d_dw_bwd_input", dtype)?,
+                cfg,
+                &args,
+            )?;
         } else {
-            let cfg = gemm_config(OP, p.c_in_per_group(), p.n * p.h * p.w, p.groups)?;
-            dev.launch(kernel("conv2d_bwd_input")?, cfg, &args)?;
+            // One GEMM per group and stride phase (conv.cuh), each over its input
+            // positions: at most ceil(h/stride_h) x ceil(w/stride_w) per image.
+            let positions = p.n * p.h.div_ceil(p.stride_h) * p.w.div_ceil(p.stride_w);
+            let phases = p.groups * p.stride_h * p.stride_w;
+            let cfg = gemm.config(OP, p.c_in_per_group(), positions, phases)?;
+            gemm.launch(dev, Pass::BackwardInput, dtype, cfg, &args)?;
         }
         Ok(out)
     }
 
-    /// Gradient of the weight; see [`crate::backend::ConvOps::conv2d_backward_weight`].
-    fn conv2d_backward_weight(
+    /// [`ConvOps::conv2d_backward_weight`] on tensor cores or not (`tensor_cores`).
+    fn conv2d_backward_weight_on(
         &self,
         xl: &Layout,
         g: &CudaStorage,
         gl: &Layout,
         p: &Conv2dParams,
+        tensor_cores: bool,
     ) -> Result<CudaStorage> {
         const OP: &str = "conv2d_backward_weight";
         let dtype = self.dtype();
         same_dtype(OP, dtype, g.dtype())?;
         // Found before anything is allocated, so an integer dtype fails first.
-        let kernel = |family| KernelId::for_dtype(family, dtype);
-        kernel("conv2d_fwd")?;
+        let gemm = Gemm::choose(tensor_cores, p.c_out_per_group());
+        gemm.kernel(Pass::BackwardWeight, dtype)?;
         let dev = self.cuda_device();
         let out = CudaStorage::alloc(dev, p.weight_len(), dtype)?;
         if p.weight_len() == 0 {
@@ -244,35 +408,41 @@ impl ConvOps for CudaStorage {
                 shared_bytes: 0,
             };
             let args = [x.arg(), g.arg(), KernelArg::Ptr(out.ptr()), ga, gb];
-            dev.launch(kernel("conv2d_dw_bwd_weight")?, cfg, &args)?;
+            dev.launch(
+                KernelId::for_dtype("conv2d_dw_bwd_weight", dtype)?,
+                cfg,
+                &args,
+            )?;
             return Ok(out);
         }
-        weight_gradient(dev, p, [x.arg(), g.arg()], [ga, gb], out)
+        weight_gradient(dev, p, gemm, [x.arg(), g.arg()], [ga, gb], out)
     }
 }
 
-/// The general weight gradient into `out`: each batch chunk's gradient into a partial
-/// buffer (f32 for halves, like their accumulators), then the chunks summed in order.
+/// The general weight gradient into `out` by `gemm`: each batch chunk's gradient into
+/// a partial buffer (f32 for halves and TF32, like their accumulators), then the chunks
+/// summed in order.
 fn weight_gradient(
     dev: &Arc<CudaDevice>,
     p: &Conv2dParams,
+    gemm: Gemm,
     [x, g]: [KernelArg; 2],
     [ga, gb]: [KernelArg; 2],
     out: CudaStorage,
 ) -> Result<CudaStorage> {
     const OP: &str = "conv2d_backward_weight";
-    let kernel = |family| KernelId::for_dtype(family, out.dtype());
-    let (per, chunks) = batch_chunks(p, dev.sm_count() as usize);
-    let acc = if out.dtype() == DType::F64 {
+    let dtype = out.dtype();
+    let (per, chunks) = batch_chunks(p, gemm, dev.sm_count() as usize);
+    let acc = if dtype == DType::F64 {
         DType::F64
     } else {
         DType::F32
     };
     let partial = CudaStorage::alloc(dev, chunks * p.weight_len(), acc)?;
-    let cfg = gemm_config(OP, p.c_out_per_group(), p.col_rows(), p.groups * chunks)?;
+    let cfg = gemm.config(OP, p.c_out_per_group(), p.col_rows(), p.groups * chunks)?;
     let (per, n_chunks) = (KernelArg::I32(per as i32), KernelArg::I32(chunks as i32));
     let args = [x, g, KernelArg::Ptr(partial.ptr()), ga, gb, per, n_chunks];
-    dev.launch(kernel("conv2d_bwd_weight")?, cfg, &args)?;
+    gemm.launch(dev, Pass::BackwardWeight, dtype, cfg, &args)?;
     let len = p.weight_len() as u64;
     let args = [
         KernelArg::Ptr(partial.ptr()),
@@ -281,9 +451,13 @@ fn weight_gradient(
         n_chunks,
     ];
     dev.launch(
-        kernel("conv2d_wgrad_sum")?,
+        KernelId::for_dtype("conv2d_wgrad_sum", dtype)?,
         LaunchConfig::elementwise(len, dev.sm_count()),
         &args,
     )?;
     Ok(out)
 }
+
+#[cfg(all(test, feature = "cuda-emulator"))]
+#[path = "conv_tests.rs"]
+mod tests;
