@@ -9,8 +9,8 @@
 // and accumulate in f32, like the CPU backend. Grid: (ceil(n/64), ceil(m/64),
 // min(batch, 65535)); blocks loop over the batch when it is larger.
 //
-// Large f32 products use `gemm_big_f32`: 128x128 tiles, each thread an 8x8 block of C
-// (rows 8ty.., columns 8tx..) read from shared memory as float4s, k in slices of 8.
+// Large f32 products use `gemm_big_f32` (described before it): 128x128 tiles, warp
+// tiling, 16-byte global loads and a cp.async double buffer.
 //
 // f16/bf16 use tensor cores (`gemm_tc_*`, mma.sync with f32 accumulation, described
 // before them), and so does f32 when the caller allows TF32 (`gemm_tc_tf32`).
@@ -297,78 +297,249 @@ extern "C" __global__ void __launch_bounds__(256) gemm_tc_f16(const f16 *a, cons
 extern "C" __global__ void __launch_bounds__(256) gemm_tc_bf16(const bf16 *a, const bf16 *b, bf16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 extern "C" __global__ void __launch_bounds__(256) gemm_tc_tf32(const float *a, const float *b, float *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
+// ---- Large f32 products (SIMT, exact f32 FMA): `gemm_big_f32`.
+//
+// A block of 8 warps computes a 128x128 tile of C; warp w a 64x32 warp tile (2 x 4
+// warps), lane l an 8x8 sub-tile split as 2 x 2 blocks of 4x4 (rows wm + 32i + 4(l/4)..,
+// columns wn + 16j + 4(l%4)..), so that each k step reads A as two float4s per lane
+// from 8 consecutive float4s (128 bytes: one conflict-free access, broadcast over the
+// 4 lanes that share them) and B as two float4s from 4. Shared memory holds both
+// operands k-major (as[k][m], bs[k][n]) in two stages of BIG_BK = 8 (double buffer):
+// while the block multiplies one stage, the next slice is in flight into the other.
+//
+// Each thread fetches 4 elements of each operand's 128 x 8 slice per step, along the
+// operand's unit-stride dimension when it has one:
+//  - along m (A) / n (B), the tile's own contiguous dimension (A transposed, B
+//    row-major): 16 bytes by cp.async straight into the stage when the operand is
+//    16-byte aligned (zero-filled past the edges by cp.async's src-size);
+//  - along k (A row-major, B transposed as in `x · Wᵀ`): one float4 global load into
+//    registers, stored transposed (4 scalar stores, conflict-free thanks to the
+//    +4 padding) after the current stage's FMAs, so the load's latency hides behind them;
+//  - otherwise (strided or misaligned views) 4 scalar loads, staged the same way.
+// Edges are zero-filled, so the FMA loop needs no masking. k may be split (split-K,
+// see `BigEpilogue`): blocks of grid z beyond the batch take later k ranges.
 #define BIG_BM 128
 #define BIG_BN 128
 #define BIG_BK 8
-#define BIG_PAD 4 // rows stay 16-byte aligned; transposed tile stores hit distinct banks
+#define BIG_LD (BIG_BM + 4) // floats per k row of a stage: 16-byte aligned, see above
+#define BIG_STAGE (BIG_BK * BIG_LD)
+#define BIG_SHARED_BYTES (2 * 2 * BIG_STAGE * 4) // 2 operands x 2 stages, dynamic
+
+// This thread's place in an operand's slice: its 4 elements start at row i (along m or
+// n) and k offset kk, and run along m/n (`along_mn`) or along k. Recomputed from
+// threadIdx where needed rather than kept in registers.
+struct BigPos {
+    int i, kk;
+};
+__device__ __forceinline__ BigPos big_pos(bool along_mn) {
+    const int t = threadIdx.x;
+    return along_mn ? BigPos{t % 32 * 4, t / 32} : BigPos{t / 2, t % 2 * 4};
+}
+
+// One operand's slice fetch for this thread: its 4 elements of the slice at k0 start at
+// p + k0 * s_k, `stride` apart.
+struct BigOperand {
+    const float *p;
+    int64_t s_k, stride;
+    uint32_t mn_end; // rows along m/n left in the operand from the tile's first
+    bool along_mn;   // the 4 elements run along m/n (else along k)
+    bool vec;        // ... and are one aligned 16-byte access
+};
+
+// The operand whose element (i, kk) is src[i * s_mn + kk * s_k] (i along m or n; rows
+// i >= mn_end are zero); s_b: its batch stride.
+__device__ __forceinline__ BigOperand big_operand(const float *src, int64_t s_b, int64_t s_mn,
+                                                  int64_t s_k, uint32_t mn_end) {
+    BigOperand o;
+    o.along_mn = s_mn == 1 || s_k != 1;
+    o.stride = o.along_mn ? s_mn : s_k;
+    const int64_t other = o.along_mn ? s_k : s_mn;
+    o.vec = o.stride == 1 && other % 4 == 0 && s_b % 4 == 0 && (uintptr_t)src % 16 == 0;
+    const BigPos at = big_pos(o.along_mn);
+    o.p = src + at.i * s_mn + at.kk * s_k;
+    o.s_k = s_k, o.mn_end = mn_end;
+    return o;
+}
+
+// Fetches the operand's slice at k0 (k < k_end valid): by cp.async into `stage`, or into
+// `v` for `big_store`. `base`, in bounds and aligned as cp.async requires, stands in
+// as the source of chunks that read nothing.
+__device__ __forceinline__ void big_fetch(const BigOperand &o, const float *base, float *stage,
+                                          float (&v)[4], uint32_t k0, uint32_t k_end) {
+    const BigPos at = big_pos(o.along_mn);
+    const uint32_t gk = k0 + at.kk;
+    const bool inside = (uint32_t)at.i < o.mn_end && gk < k_end;
+    const uint32_t avail = !inside ? 0u : min(4u, o.along_mn ? o.mn_end - at.i : k_end - gk);
+    const float *from = o.p + (int64_t)k0 * o.s_k;
+    if (o.along_mn && o.vec) {
+        cp_async_16(stage + at.kk * BIG_LD + at.i, avail ? from : base, avail * 4);
+        return;
+    }
+    if (o.vec && avail == 4) {
+        const float4 x = *reinterpret_cast<const float4 *>(from);
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+        return;
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) v[e] = (uint32_t)e < avail ? from[e * o.stride] : 0.0f;
+}
+
+// Stores what `big_fetch` staged in registers.
+__device__ __forceinline__ void big_store(const BigOperand &o, float *stage, const float (&v)[4]) {
+    const BigPos at = big_pos(o.along_mn);
+    float *dst = stage + at.kk * BIG_LD + at.i;
+    if (o.along_mn) {
+        if (!o.vec) *reinterpret_cast<float4 *>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dst[e * BIG_LD] = v[e];
+    }
+}
+
+// The 8 k steps of one stage on this thread's 8x8 sub-tile.
+__device__ __forceinline__ void big_fma(float (&acc)[8][8], const float *as, const float *bs,
+                                        int am, int bn) {
+#pragma unroll
+    for (int kk = 0; kk < BIG_BK; ++kk) {
+        const float *ar = as + kk * BIG_LD + am, *br = bs + kk * BIG_LD + bn;
+        const float4 a0 = *reinterpret_cast<const float4 *>(ar);
+        const float4 a1 = *reinterpret_cast<const float4 *>(ar + 32);
+        const float4 b0 = *reinterpret_cast<const float4 *>(br);
+        const float4 b1 = *reinterpret_cast<const float4 *>(br + 16);
+        const float af[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float bf[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(af[i], bf[j], acc[i][j]);
+    }
+}
+
+// What happens to the product on its way out. `bias` (n elements, or null) is added to
+// every row, then ReLU when `relu` (x <= 0 -> 0; NaN passes, like the relu op) — the
+// fused `act(x · w + b)` of a linear layer, bit-identical to the separate ops (one f32
+// add, an exact max). With split-K (`splits` > 1) the GEMM instead writes split s's
+// partial product to c[s][batch][m][n] (a workspace) and `gemm_splitk_reduce_f32`
+// sums the partials in split order — deterministic, no atomics — and applies the
+// epilogue.
+struct BigEpilogue {
+    const float *bias;
+    uint32_t splits;
+    bool relu;
+};
+
+__device__ __forceinline__ float gemm_epilogue(float x, const float *bias, uint32_t col, bool relu) {
+    if (bias) x += bias[col];
+    return relu && x <= 0.0f ? 0.0f : x;
+}
+
+// Writes columns col.. col + 3 of a row of C (n columns, 16-byte aligned when n % 4 == 0),
+// through the epilogue: one 16-byte store when they are all inside and aligned.
+__device__ __forceinline__ void big_store_row4(float *row, uint32_t col, uint32_t n,
+                                               float (&x)[4], const float *bias, bool relu) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+        if (col + e < n) x[e] = gemm_epilogue(x[e], bias, col + e, relu);
+    if (col + 4 <= n && n % 4 == 0) {
+        *reinterpret_cast<float4 *>(row + col) = make_float4(x[0], x[1], x[2], x[3]);
+        return;
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+        if (col + e < n) row[col + e] = x[e];
+}
 
 __device__ __forceinline__ void gemm_big_f32_impl(const float *a, const float *b, float *c,
-                                                  uint32_t m, uint32_t n, uint32_t k,
-                                                  uint32_t batch, int64_t a_b, int64_t a_m,
-                                                  int64_t a_k, int64_t b_b, int64_t b_k,
-                                                  int64_t b_n) {
-    __shared__ __align__(16) float as[BIG_BK][BIG_BM + BIG_PAD]; // as[k][m]
-    __shared__ __align__(16) float bs[BIG_BK][BIG_BN + BIG_PAD]; // bs[k][n]
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+                                                  BigEpilogue ep, uint32_t m, uint32_t n,
+                                                  uint32_t k, uint32_t batch, int64_t a_b,
+                                                  int64_t a_m, int64_t a_k, int64_t b_b,
+                                                  int64_t b_k, int64_t b_n) {
+    // Dynamic (BIG_SHARED_BYTES from the host): the emulator poisons and bounds-checks it.
+    // (uint4 like gemm_tc_impl's: one declaration of `smem` per module.)
+    KILN_DYNAMIC_SHARED(uint4, smem);
+    float *const sf = reinterpret_cast<float *>(smem);
+    // Stage s of A at sf + s * BIG_STAGE, of B at sf + (2 + s) * BIG_STAGE.
+    auto as = [&](int s) { return sf + s * BIG_STAGE; };
+    auto bs = [&](int s) { return sf + (2 + s) * BIG_STAGE; };
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int am = warp / 4 * 64 + lane / 4 * 4, bn = warp % 4 * 32 + lane % 4 * 4;
     const uint32_t row0 = blockIdx.y * BIG_BM, col0 = blockIdx.x * BIG_BN;
-    const bool a_rows_contiguous = a_m == 1 && a_k != 1;
-    const bool b_rows_contiguous = b_n == 1;
+    // Split s takes k slices [s * per, (s + 1) * per).
+    const uint32_t per = ((k + BIG_BK - 1) / BIG_BK + ep.splits - 1) / ep.splits;
 
-    for (uint32_t bt = blockIdx.z; bt < batch; bt += gridDim.z) {
-        const float *ab = a + (int64_t)bt * a_b;
-        const float *bb = b + (int64_t)bt * b_b;
+    for (uint32_t z = blockIdx.z; z < batch * ep.splits; z += gridDim.z) {
+        const uint32_t bt = z % batch, split = z / batch;
+        const uint32_t k_begin = min(k, split * per * BIG_BK);
+        const uint32_t k_end = min(k, k_begin + per * BIG_BK);
+        const uint32_t ktiles = (k_end - k_begin + BIG_BK - 1) / BIG_BK;
+        const BigOperand oa = big_operand(a + (int64_t)bt * a_b + (int64_t)row0 * a_m, a_b, a_m,
+                                          a_k, m - row0);
+        const BigOperand ob = big_operand(b + (int64_t)bt * b_b + (int64_t)col0 * b_n, b_b, b_n,
+                                          b_k, n - col0);
         float acc[8][8];
 #pragma unroll
         for (int i = 0; i < 8; ++i)
 #pragma unroll
             for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
 
-        for (uint32_t k0 = 0; k0 < k; k0 += BIG_BK) {
-#pragma unroll
-            for (int r = 0; r < (BIG_BM * BIG_BK) / 256; ++r) {
-                int e = threadIdx.x + 256 * r;
-                int mm = a_rows_contiguous ? e % BIG_BM : e / BIG_BK;
-                int kk = a_rows_contiguous ? e / BIG_BM : e % BIG_BK;
-                uint32_t gm = row0 + mm, gk = k0 + kk;
-                as[kk][mm] = (gm < m && gk < k) ? ab[gm * a_m + gk * a_k] : 0.0f;
-            }
-#pragma unroll
-            for (int r = 0; r < (BIG_BN * BIG_BK) / 256; ++r) {
-                int e = threadIdx.x + 256 * r;
-                int nn = b_rows_contiguous ? e % BIG_BN : e / BIG_BK;
-                int kk = b_rows_contiguous ? e / BIG_BN : e % BIG_BK;
-                uint32_t gn = col0 + nn, gk = k0 + kk;
-                bs[kk][nn] = (gn < n && gk < k) ? bb[gk * b_k + gn * b_n] : 0.0f;
-            }
-            __syncthreads();
-#pragma unroll
-            for (int kk = 0; kk < BIG_BK; ++kk) {
-                float4 a0 = *reinterpret_cast<const float4 *>(&as[kk][ty * 8]);
-                float4 a1 = *reinterpret_cast<const float4 *>(&as[kk][ty * 8 + 4]);
-                float4 b0 = *reinterpret_cast<const float4 *>(&bs[kk][tx * 8]);
-                float4 b1 = *reinterpret_cast<const float4 *>(&bs[kk][tx * 8 + 4]);
-                float af[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-                float bf[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-                for (int i = 0; i < 8; ++i)
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(af[i], bf[j], acc[i][j]);
-            }
+        float va[4], vb[4];
+        if (ktiles > 0) {
+            big_fetch(oa, a, as(0), va, k_begin, k_end);
+            big_fetch(ob, b, bs(0), vb, k_begin, k_end);
+            big_store(oa, as(0), va);
+            big_store(ob, bs(0), vb);
+            cp_async_commit();
+            cp_async_wait<0>();
             __syncthreads();
         }
+        for (uint32_t kt = 0; kt < ktiles; ++kt) {
+            const int cur = kt % 2, nxt = cur ^ 1;
+            const bool more = kt + 1 < ktiles;
+            // The other stage was last read before the previous step's barrier.
+            if (more) {
+                const uint32_t k0 = k_begin + (kt + 1) * BIG_BK;
+                big_fetch(oa, a, as(nxt), va, k0, k_end);
+                big_fetch(ob, b, bs(nxt), vb, k0, k_end);
+                cp_async_commit();
+            }
+            big_fma(acc, as(cur), bs(cur), am, bn);
+            if (more) {
+                big_store(oa, as(nxt), va);
+                big_store(ob, bs(nxt), vb);
+                cp_async_wait<0>();
+            }
+            __syncthreads(); // the next stage is complete; this one is free again
+        }
 
-        float *cb = c + (uint64_t)bt * m * n;
+        // Split s's partial (no epilogue), or the result.
+        const bool direct = ep.splits == 1;
+        float *cb = c + ((uint64_t)split * batch + bt) * m * n;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            uint32_t gm = row0 + ty * 8 + i;
-            if (gm >= m) break;
+            const uint32_t gm = row0 + am + i / 4 * 32 + i % 4;
+            if (gm >= m) continue;
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                uint32_t gn = col0 + tx * 8 + j;
-                if (gn < n) cb[(uint64_t)gm * n + gn] = acc[i][j];
+            for (int j = 0; j < 2; ++j) {
+                float x[4] = {acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2],
+                              acc[i][4 * j + 3]};
+                big_store_row4(cb + (uint64_t)gm * n, col0 + bn + 16 * j, n, x,
+                               direct ? ep.bias : nullptr, direct && ep.relu);
             }
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+// ptxas: 181 (sm_80) / 189 (sm_90) registers, no spills, so one block (8 warps) per
+// multiprocessor; __launch_bounds__(256, 2) (128 registers) spills on both.
+extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, const float *bias, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, uint32_t splits, uint32_t relu, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, BigEpilogue{bias, splits, relu != 0}, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+
+// out[i] = epilogue(sum over s of part[s][i]) for the `total` = batch·m·n elements of a
+// split-K product, the splits summed in order 0, 1, … (the same bits every run).
+extern "C" __global__ void gemm_splitk_reduce_f32(const float *part, float *out, const float *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) {
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (uint64_t)gridDim.x * blockDim.x) {
+        float x = part[i];
+        for (uint32_t s = 1; s < splits; ++s) x += part[s * total + i];
+        out[i] = gemm_epilogue(x, bias, (uint32_t)(i % n), relu != 0);
+    }
+}

@@ -1,6 +1,7 @@
 //! Launch of `kernels/linear.cu`: kiln's tiled, batched GEMM over strided operands
-//! (tensor cores for f16/bf16, and for f32 as TF32 when allowed), after cuBLASLt
-//! where the device uses it (`blas/`).
+//! (tensor cores for f16/bf16, and for f32 as TF32 when allowed; large f32 products
+//! split over k when their tiles would not fill the device, with bias and ReLU fused
+//! into the epilogue for `linear`), after cuBLASLt where the device uses it (`blas/`).
 
 use super::blas::{self, Act};
 use super::kernels::{KernelId, COMPUTE_CAP};
@@ -18,6 +19,16 @@ const TC_TILE: usize = 128;
 const TC_SHARED_BYTES: u32 = 3 * (128 + 128) * 64;
 /// Output tile of the large f32 kernel (BIG_BM = BIG_BN in linear.cu).
 const BIG_TILE: usize = 128;
+/// k per pipeline step of the large f32 kernel (BIG_BK in linear.cu).
+const BIG_BK: usize = 8;
+/// Dynamic shared memory of a large-f32 block (BIG_SHARED_BYTES in linear.cu: two
+/// stages of two 8 x 132 f32 tiles).
+const BIG_SHARED_BYTES: u32 = 2 * 2 * 8 * 132 * 4;
+/// Fewest k steps (of BIG_BK) a split-K part gets: shorter parts would spend more on
+/// their partial's write and read than they save.
+const MIN_SPLIT_STEPS: usize = 32;
+/// Most split-K parts (workspace = parts × the output).
+const MAX_SPLITS: usize = 16;
 /// Most blocks in grid y and z.
 const MAX_GRID_YZ: usize = 65_535;
 
@@ -53,12 +64,32 @@ impl MatmulOps for CudaStorage {
         bias: Option<(&CudaStorage, usize)>,
         act: Activation,
     ) -> Result<Option<CudaStorage>> {
-        let act = match act {
+        let blas_act = match act {
             Activation::None => Act::None,
             Activation::Relu => Act::Relu,
             Activation::GeluTanh => Act::GeluTanh,
         };
-        blas::matmul(self, ll, rhs, rl, dims, bias, act)
+        if let Some(out) = blas::matmul(self, ll, rhs, rl, dims, bias, blas_act)? {
+            return Ok(Some(out));
+        }
+        // kiln's large f32 kernel adds the bias and applies ReLU in its epilogue; other
+        // kernels and GELU leave it to the caller's separate ops.
+        let relu = match act {
+            Activation::None => false,
+            Activation::Relu => true,
+            Activation::GeluTanh => return Ok(None),
+        };
+        let tf32 = COMPUTE_CAP >= 80 && crate::cuda::matmul_allow_tf32();
+        let sm = self.cuda_device().sm_count() as usize;
+        match (self.dtype(), big_f32_splits(dims, sm)) {
+            (DType::F32, Some(splits))
+                if !tf32 && bias.is_none_or(|(b, _)| b.dtype() == DType::F32) =>
+            {
+                let ep = BigEpilogue { splits, bias, relu };
+                self.gemm_big_f32(ll, rhs, rl, dims, ep).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     fn matmul_bias_grad(
@@ -92,15 +123,20 @@ impl CudaStorage {
                 got: rhs.dtype(),
             });
         }
-        let MatmulDims { batch, m, n, k } = dims;
         let sm = self.cuda_device().sm_count() as usize;
         let (kernel, tile) = match dtype {
             DType::F32 if tensor_cores && tf32 => (KernelId::GemmTcTf32, TC_TILE),
-            // 128x128 tiles when they still give every multiprocessor a block.
-            DType::F32 if m.div_ceil(BIG_TILE) * n.div_ceil(BIG_TILE) * batch >= sm => {
-                (KernelId::GemmBigF32, BIG_TILE)
-            }
-            DType::F32 => (KernelId::GemmF32, TILE),
+            DType::F32 => match big_f32_splits(dims, sm) {
+                Some(splits) => {
+                    let ep = BigEpilogue {
+                        splits,
+                        bias: None,
+                        relu: false,
+                    };
+                    return self.gemm_big_f32(ll, rhs, rl, dims, ep);
+                }
+                None => (KernelId::GemmF32, TILE),
+            },
             DType::F64 => (KernelId::GemmF64, TILE),
             DType::F16 if tensor_cores => (KernelId::GemmTcF16, TC_TILE),
             DType::BF16 if tensor_cores => (KernelId::GemmTcBf16, TC_TILE),
@@ -113,22 +149,11 @@ impl CudaStorage {
                 })
             }
         };
-        if ll.shape.len() != 3 || rl.shape.len() != 3 {
-            return Err(Error::shape(
-                "matmul",
-                "the backend takes 3-D (batch, rows, cols) layouts",
-            ));
-        }
+        check_problem(ll, rl, dims, tile)?;
+        let MatmulDims { batch, m, n, k } = dims;
         let out = CudaStorage::alloc(self.cuda_device(), batch * m * n, dtype)?;
         if batch * m * n == 0 {
             return Ok(out);
-        }
-        let fits = |v: usize| u32::try_from(v).is_ok();
-        if !(fits(m) && fits(n) && fits(k) && fits(batch)) || m.div_ceil(tile) > MAX_GRID_YZ {
-            return Err(Error::shape(
-                "matmul",
-                format!("problem (batch {batch}, {m}x{k} · {k}x{n}) exceeds the CUDA GEMM's grid limits"),
-            ));
         }
         let dev = self.cuda_device();
         let cfg = LaunchConfig {
@@ -169,6 +194,145 @@ impl CudaStorage {
         )?;
         Ok(out)
     }
+
+    /// An f32 product by the large SIMT kernel (`gemm_big_f32`), split over k into
+    /// `ep.splits` parts (partials in a workspace from the caching allocator, summed in
+    /// a fixed order by `gemm_splitk_reduce_f32`), with the bias and ReLU applied on
+    /// the way out.
+    pub(crate) fn gemm_big_f32(
+        &self,
+        ll: &Layout,
+        rhs: &CudaStorage,
+        rl: &Layout,
+        dims: MatmulDims,
+        ep: BigEpilogue,
+    ) -> Result<CudaStorage> {
+        for got in [self.dtype(), rhs.dtype()] {
+            if got != DType::F32 {
+                return Err(Error::DTypeMismatch {
+                    op: "matmul",
+                    expected: DType::F32,
+                    got,
+                });
+            }
+        }
+        check_problem(ll, rl, dims, BIG_TILE)?;
+        let MatmulDims { batch, m, n, k } = dims;
+        let dev = self.cuda_device();
+        let total = batch * m * n;
+        let out = CudaStorage::alloc(dev, total, DType::F32)?;
+        if total == 0 {
+            return Ok(out);
+        }
+        let splits = ep.splits.clamp(1, MAX_SPLITS);
+        let part = (splits > 1)
+            .then(|| CudaStorage::alloc(dev, splits * total, DType::F32))
+            .transpose()?;
+        let bias = KernelArg::Ptr(ep.bias.map_or(0, |(b, offset)| b.ptr_at(offset)));
+        let relu = KernelArg::U32(ep.relu.into());
+        let cfg = LaunchConfig {
+            grid: (
+                n.div_ceil(BIG_TILE) as u32,
+                m.div_ceil(BIG_TILE) as u32,
+                (batch * splits).min(MAX_GRID_YZ) as u32,
+            ),
+            block: (256, 1, 1),
+            shared_bytes: BIG_SHARED_BYTES,
+        };
+        let stride = |l: &Layout, d: usize| KernelArg::I64(l.strides[d] as i64);
+        dev.launch(
+            KernelId::GemmBigF32,
+            cfg,
+            &[
+                KernelArg::Ptr(self.ptr_at(ll.offset)),
+                KernelArg::Ptr(rhs.ptr_at(rl.offset)),
+                KernelArg::Ptr(part.as_ref().unwrap_or(&out).ptr()),
+                bias,
+                KernelArg::U32(m as u32),
+                KernelArg::U32(n as u32),
+                KernelArg::U32(k as u32),
+                KernelArg::U32(batch as u32),
+                KernelArg::U32(splits as u32),
+                relu,
+                stride(ll, 0),
+                stride(ll, 1),
+                stride(ll, 2),
+                stride(rl, 0),
+                stride(rl, 1),
+                stride(rl, 2),
+            ],
+        )?;
+        if let Some(part) = part {
+            dev.launch(
+                KernelId::GemmSplitkReduceF32,
+                LaunchConfig::elementwise(total as u64, dev.sm_count()),
+                &[
+                    KernelArg::Ptr(part.ptr()),
+                    KernelArg::Ptr(out.ptr()),
+                    bias,
+                    KernelArg::U64(total as u64),
+                    KernelArg::U32(n as u32),
+                    KernelArg::U32(splits as u32),
+                    relu,
+                ],
+            )?;
+        }
+        Ok(out)
+    }
+}
+
+/// The large f32 kernel's epilogue: split-K parts (1: none), and the bias (`n` f32
+/// elements from the offset) and ReLU it applies.
+#[derive(Clone, Copy)]
+pub(crate) struct BigEpilogue<'a> {
+    pub(crate) splits: usize,
+    pub(crate) bias: Option<(&'a CudaStorage, usize)>,
+    pub(crate) relu: bool,
+}
+
+/// Whether an f32 product runs on the large 128x128 kernel, and in how many split-K
+/// parts; `None`: the 64x64 kernel. The rule, for `sm` multiprocessors and
+/// T = batch · ⌈m/128⌉ · ⌈n/128⌉ output tiles:
+/// - T ≥ sm: every multiprocessor gets a tile, no split (e.g. both backward GEMMs of
+///   a 4096×1024×4096 linear: dW 1024×4096 is 8·32 = 256 tiles, dX 4096×1024 is 256
+///   too, ≥ 132 on an H200);
+/// - else split k into S = min(⌈sm/T⌉, steps/32, 16) parts (steps = ⌈k/8⌉), so the
+///   grid fills the multiprocessors while each part keeps ≥ 256 of k;
+/// - S = 1 there (k too short to split): the 64x64 kernel, whose 4x more tiles fill
+///   the device better than an under-filled 128x128 grid.
+fn big_f32_splits(dims: MatmulDims, sm: usize) -> Option<usize> {
+    let MatmulDims { batch, m, n, k } = dims;
+    let tiles = batch * m.div_ceil(BIG_TILE) * n.div_ceil(BIG_TILE);
+    if tiles >= sm {
+        return Some(1);
+    }
+    let splits = sm
+        .div_ceil(tiles.max(1))
+        .min(k.div_ceil(BIG_BK) / MIN_SPLIT_STEPS)
+        .min(MAX_SPLITS);
+    (splits > 1).then_some(splits)
+}
+
+/// The checks every GEMM launch makes: 3-D layouts, and sizes the grid (tiles of
+/// `tile`) and the kernels' 32-bit sizes can take.
+fn check_problem(ll: &Layout, rl: &Layout, dims: MatmulDims, tile: usize) -> Result<()> {
+    if ll.shape.len() != 3 || rl.shape.len() != 3 {
+        return Err(Error::shape(
+            "matmul",
+            "the backend takes 3-D (batch, rows, cols) layouts",
+        ));
+    }
+    let MatmulDims { batch, m, n, k } = dims;
+    let fits = |v: usize| u32::try_from(v).is_ok();
+    if !(fits(m) && fits(n) && fits(k) && fits(batch)) || m.div_ceil(tile) > MAX_GRID_YZ {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "problem (batch {batch}, {m}x{k} · {k}x{n}) exceeds the CUDA GEMM's grid limits"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The tiled f16/bf16 kernels serve GPUs below compute capability 8.0, so a build for
@@ -249,3 +413,7 @@ mod tests {
 #[cfg(all(test, feature = "cuda-emulator"))]
 #[path = "matmul_tf32_tests.rs"]
 mod tf32_tests;
+
+#[cfg(all(test, feature = "cuda-emulator"))]
+#[path = "matmul_big_tests.rs"]
+mod big_tests;
