@@ -93,11 +93,15 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const
 // TC_BK rows of 128 elements (n-contiguous), 16 KiB, three stages = 48 KiB (dynamic
 // shared memory: the most a launch gets without opting in). Tiles
 // arrive by cp.async 16 bytes at a time in a three-stage pipeline (two slices in flight
-// while the third is multiplied). Operands whose contiguous dimension is not the tile's
-// (transposed views), or is misaligned, and the chunks that straddle the edge of K or N,
-// are loaded element by element into the same layout; chunks wholly outside the matrix
-// are zero-filled (by cp.async with src-size 0 on the fast path), so the mma loop needs
-// no masking at the edges.
+// while the third is multiplied). Halves whose contiguous dimension is not the tile's
+// (transposed views: A m-contiguous, B k-contiguous as in `x · Wᵀ`) are staged in the
+// other operand's layout (A as BK rows of 128 m, B as 128 rows of 64 bytes of k), so
+// they arrive by whole chunks too, and are read by the opposite ldmatrix (.trans for
+// A, plain for B). TF32 keeps the element-by-element path for them: ldmatrix cannot
+// transpose 32-bit elements, and such f32 products run on gemm_big_f32 unless TF32 is
+// allowed. Misaligned operands and the chunks that straddle the edge of K, M or N are
+// loaded element by element; chunks wholly outside the matrix are zero-filled (by
+// cp.async with src-size 0 on the fast path), so the mma loop needs no masking.
 //
 // Shared memory is XOR-swizzled per 16-byte chunk so that the 8 row addresses of each
 // ldmatrix (8 rows, same logical chunk) and the cp.async stores hit 8 distinct
@@ -160,9 +164,26 @@ __device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], co
 __device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], float) { mma_m16n8k8_tf32(d, a, b, d); }
 
 // B fragments of the warp's four n8 tiles for the k step at row `k0` of the stage.
+// `trans` (halves only): the stage holds B as [n][k], read by plain ldmatrix.
 template <typename T>
-__device__ __forceinline__ void tc_load_b(uint32_t (&bf)[4][2], const T *bs, int k0, int n0, int lane) {
+__device__ __forceinline__ void tc_load_b(uint32_t (&bf)[4][2], const T *bs, int k0, int n0, int lane,
+                                          bool trans) {
     const int CPR = TC_BN / TcTile<T>::EPC;
+    if (trans) {
+        // [n][k]: lane l gives matrix q = l / 8 (n 0-7 | 8-15 by q / 2, k 0-7 | 8-15 by
+        // q % 2), row n0 + 8 (q / 2) + l % 8: regs 0,1 (2,3) are the B fragment of the
+        // first (second) n8 tile.
+        const int T_CPR = TC_SLICE_BYTES / 16, q = lane / 8;
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            uint32_t r[4];
+            ldmatrix_x4(r, bs + tc_swizzle<T_CPR, TcTile<T>::EPC>(n0 + 16 * j + 8 * (q / 2) + lane % 8,
+                                                                 k0 / TcTile<T>::EPC + q % 2));
+            bf[2 * j][0] = r[0], bf[2 * j][1] = r[1];
+            bf[2 * j + 1][0] = r[2], bf[2 * j + 1][1] = r[3];
+        }
+        return;
+    }
     // Lane l gives row k0 + l % 16 of matrices (k 0-7 | 8-15) x (n 0-7 | 8-15): regs
     // 0,1 are the B fragment of the first n8 tile, 2,3 of the second.
 #pragma unroll
@@ -176,7 +197,8 @@ __device__ __forceinline__ void tc_load_b(uint32_t (&bf)[4][2], const T *bs, int
 }
 
 template <>
-__device__ __forceinline__ void tc_load_b<float>(uint32_t (&bf)[4][2], const float *bs, int k0, int n0, int lane) {
+__device__ __forceinline__ void tc_load_b<float>(uint32_t (&bf)[4][2], const float *bs, int k0, int n0, int lane,
+                                                 bool) {
     const int CPR = TC_BN / 4, g = lane / 4, t = lane % 4;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -195,6 +217,31 @@ __device__ __forceinline__ void tc_round(uint32_t (&)[4], bf16) {}
 __device__ __forceinline__ void tc_round(uint32_t (&a)[4], float) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) a[i] = f32_to_tf32(__uint_as_float(a[i]));
+}
+
+// A fragments of the warp's four m16 tiles for the k step at k0 of the stage. `trans`
+// (halves only): the stage holds A as [k][m] (see gemm_tc_impl), and ldmatrix .trans
+// hands every lane the same fragment elements as the plain one does from [m][k].
+template <typename T>
+__device__ __forceinline__ void tc_load_a(uint32_t (&af)[4][4], const T *as, int k0, int m0,
+                                          int lane, bool trans) {
+    const int EPC = TcTile<T>::EPC, A_CPR = TC_SLICE_BYTES / 16, T_CPR = TC_BM / EPC;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        if (trans) {
+            // Lane l gives matrix q = l / 8 (a0..a3: m 0-7 | 8-15 by q % 2, k 0-7 | 8-15
+            // by q / 2), row k0 + 8 (q / 2) + l % 8 of [k][m].
+            const int q = lane / 8;
+            ldmatrix_x4_trans(af[i], as + tc_swizzle<T_CPR, EPC>(k0 + 8 * (q / 2) + lane % 8,
+                                                                 (m0 + 16 * i + 8 * (q % 2)) / EPC));
+        } else {
+            // Lane l gives row l % 16, chunk l / 16 of the k step's two chunks:
+            // matrices (rows 0-7 | 8-15) x (first | second chunk) = a0..a3.
+            ldmatrix_x4(af[i], as + tc_swizzle<A_CPR, EPC>(m0 + 16 * i + lane % 16,
+                                                           k0 / EPC + lane / 16));
+        }
+        tc_round(af[i], T());
+    }
 }
 
 template <typename T>
@@ -218,18 +265,30 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
     const uint32_t ktiles = (k + BK - 1) / BK;
     // Whole 16-byte chunks need the contiguous dimension's stride 1 and every row (and
     // batch) start 16-byte aligned.
-    const bool a_vec = a_k == 1 && a_m % EPC == 0 && a_b % EPC == 0 && (uintptr_t)a % 16 == 0;
-    const bool b_vec = b_n == 1 && b_k % EPC == 0 && b_b % EPC == 0 && (uintptr_t)b % 16 == 0;
+    // Halves whose contiguous dimension is not the tile's (A m-contiguous, B
+    // k-contiguous: transposed views) are staged transposed, A as [k][m] and B as [n][k]
+    // (each in the other operand's layout), so that they too arrive by whole chunks.
+    const bool a_t = sizeof(T) == 2 && a_m == 1 && a_k != 1;
+    const bool b_t = sizeof(T) == 2 && b_k == 1 && b_n != 1;
+    const int64_t a_rs = a_t ? a_k : a_m, a_cs = a_t ? a_m : a_k;
+    const int64_t b_rs = b_t ? b_n : b_k, b_cs = b_t ? b_k : b_n;
+    const bool a_vec = a_cs == 1 && a_rs % EPC == 0 && a_b % EPC == 0 && (uintptr_t)a % 16 == 0;
+    const bool b_vec = b_cs == 1 && b_rs % EPC == 0 && b_b % EPC == 0 && (uintptr_t)b % 16 == 0;
 
     for (uint32_t z = blockIdx.z; z < batch; z += gridDim.z) {
         const T *ab = a + (int64_t)z * a_b + (int64_t)row0 * a_m;
         const T *bb = b + (int64_t)z * b_b + (int64_t)col0 * b_n;
         auto load_stage = [&](int stage, uint32_t kt) {
             const uint32_t k0 = kt * BK;
-            tc_load_tile<T, TC_BM, A_CPR>(as[stage], ab + (int64_t)k0 * a_k, a_m, a_k, m - row0,
-                                          k - k0, a_vec);
-            tc_load_tile<T, BK, B_CPR>(bs[stage], bb + (int64_t)k0 * b_k, b_k, b_n, k - k0,
-                                       n - col0, b_vec);
+            const T *at = ab + (int64_t)k0 * a_k, *bt = bb + (int64_t)k0 * b_k;
+            if (a_t)
+                tc_load_tile<T, BK, B_CPR>(as[stage], at, a_rs, a_cs, k - k0, m - row0, a_vec);
+            else
+                tc_load_tile<T, TC_BM, A_CPR>(as[stage], at, a_rs, a_cs, m - row0, k - k0, a_vec);
+            if (b_t)
+                tc_load_tile<T, TC_BN, A_CPR>(bs[stage], bt, b_rs, b_cs, n - col0, k - k0, b_vec);
+            else
+                tc_load_tile<T, BK, B_CPR>(bs[stage], bt, b_rs, b_cs, k - k0, n - col0, b_vec);
         };
         float acc[4][4][4];
 #pragma unroll
@@ -254,16 +313,9 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
             const T *ast = as[kt % TC_STAGES], *bst = bs[kt % TC_STAGES];
 #pragma unroll
             for (int ks = 0; ks < BK / MMA_K; ++ks) {
-                // Lane l gives row l % 16, chunk l / 16 of the k step's two chunks:
-                // matrices (rows 0-7 | 8-15) x (first | second chunk) = a0..a3.
                 uint32_t af[4][4], bf[4][2];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    ldmatrix_x4(af[i], ast + tc_swizzle<A_CPR, EPC>(wm + 16 * i + lane % 16,
-                                                                   2 * ks + lane / 16));
-                    tc_round(af[i], T());
-                }
-                tc_load_b<T>(bf, bst, ks * MMA_K, wn, lane);
+                tc_load_a<T>(af, ast, ks * MMA_K, wm, lane, a_t);
+                tc_load_b<T>(bf, bst, ks * MMA_K, wn, lane, b_t);
 #pragma unroll
                 for (int i = 0; i < 4; ++i)
 #pragma unroll

@@ -336,7 +336,8 @@ fn check_problem(ll: &Layout, rl: &Layout, dims: MatmulDims, tile: usize) -> Res
 }
 
 /// The tiled f16/bf16 kernels serve GPUs below compute capability 8.0, so a build for
-/// 8.0 never launches them: run them here on the emulated device, against the CPU.
+/// 8.0 never launches them: run them here on the emulated device, against the CPU; and
+/// the tensor-core kernels' transposed-operand paths, which need aligned shapes.
 #[cfg(all(test, feature = "cuda-emulator"))]
 mod tests {
     use super::*;
@@ -347,26 +348,36 @@ mod tests {
     use half::{bf16, f16};
     use std::sync::Arc;
 
-    #[test]
-    fn the_non_tensor_core_half_kernels_match_the_cpu() {
-        let (exec, mem) = emulator::open();
-        let dev = Arc::new(CudaDevice::new(0, Box::new(exec), Box::new(mem)));
-        // (batch 2, 70 x 33) · (33 x 65): partial tiles; B transposed (strided).
-        let dims = MatmulDims {
-            batch: 2,
-            m: 70,
-            n: 65,
-            k: 33,
-        };
-        let al = Layout::contiguous(&[2, 70, 33]);
-        let bl = Layout {
-            shape: vec![2, 33, 65],
-            strides: vec![65 * 33, 1, 33],
+    /// A (batch, rows, cols) operand, row-major or stored transposed.
+    fn layout(batch: usize, rows: usize, cols: usize, transposed: bool) -> Layout {
+        Layout {
+            shape: vec![batch, rows, cols],
+            strides: if transposed {
+                vec![rows * cols, 1, rows]
+            } else {
+                vec![rows * cols, cols, 1]
+            },
             offset: 0,
+        }
+    }
+
+    /// The f16 and bf16 products of `al` · `bl` by `gemm` (with or without tensor cores)
+    /// match the CPU's, and `kernels` ran.
+    fn halves_match_the_cpu(
+        dev: &Arc<CudaDevice>,
+        al: &Layout,
+        bl: &Layout,
+        tensor_cores: bool,
+        kernels: [&str; 2],
+    ) {
+        let [batch, m, k] = al.shape[..] else {
+            unreachable!("3-D")
         };
+        let n = bl.shape[2];
+        let dims = MatmulDims { batch, m, n, k };
         let value = |i: usize| ((i * 37 % 101) as f32 - 50.0) / 25.0;
         let a: Vec<f32> = (0..al.numel()).map(value).collect();
-        let b: Vec<f32> = (0..2 * 65 * 33).map(|i| value(i + 7)).collect();
+        let b: Vec<f32> = (0..bl.numel()).map(|i| value(i + 7)).collect();
         let halves = |v: &[f32], bf: bool| {
             if bf {
                 CpuStorage::BF16(v.iter().map(|&x| bf16::from_f32(x)).collect())
@@ -377,15 +388,15 @@ mod tests {
         for bf in [false, true] {
             let (ca, cb) = (halves(&a, bf), halves(&b, bf));
             let want = ca
-                .matmul(&al, &cb, &bl, dims)
+                .matmul(al, &cb, bl, dims)
                 .unwrap()
                 .convert(DType::F32)
                 .unwrap();
-            let ga = CudaStorage::from_cpu(&dev, &ca).unwrap();
-            let gb = CudaStorage::from_cpu(&dev, &cb).unwrap();
-            let got = ga.gemm(&al, &gb, &bl, dims, false, false).unwrap();
+            let ga = CudaStorage::from_cpu(dev, &ca).unwrap();
+            let gb = CudaStorage::from_cpu(dev, &cb).unwrap();
+            let got = ga.gemm(al, &gb, bl, dims, tensor_cores, false).unwrap();
             let got = got
-                .to_cpu(&Layout::contiguous(&[2, 70, 65]))
+                .to_cpu(&Layout::contiguous(&[batch, m, n]))
                 .unwrap()
                 .convert(DType::F32)
                 .unwrap();
@@ -396,15 +407,55 @@ mod tests {
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (g - w).abs() <= tol * (1.0 + w.abs()),
-                    "bf16 {bf}, element {i}: {g} vs {w}"
+                    "{al:?} · {bl:?}, bf16 {bf}, element {i}: {g} vs {w}"
                 );
             }
         }
         let counts = emulator::launch_counts();
-        for name in ["gemm_f16", "gemm_bf16"] {
+        for name in kernels {
             assert!(
                 counts.iter().any(|&(k, n)| k == name && n > 0),
                 "{name} ran"
+            );
+        }
+    }
+
+    fn device() -> Arc<CudaDevice> {
+        let (exec, mem) = emulator::open();
+        Arc::new(CudaDevice::new(0, Box::new(exec), Box::new(mem)))
+    }
+
+    #[test]
+    fn the_non_tensor_core_half_kernels_match_the_cpu() {
+        // (batch 2, 70 x 33) · (33 x 65): partial tiles; B transposed (strided).
+        halves_match_the_cpu(
+            &device(),
+            &layout(2, 70, 33, false),
+            &layout(2, 33, 65, true),
+            false,
+            ["gemm_f16", "gemm_bf16"],
+        );
+    }
+
+    /// Transposed views (A m-contiguous, B k-contiguous) staged transposed and read by
+    /// the opposite ldmatrix: aligned (whole 16-byte chunks) and misaligned (element
+    /// loads), mixed with the plain layouts, partial tiles and k tails.
+    #[test]
+    fn the_tensor_core_half_kernels_match_the_cpu_for_transposed_operands() {
+        let dev = device();
+        // (batch, m, k, n, A transposed, B transposed)
+        for (batch, m, k, n, at, bt) in [
+            (2, 136, 72, 264, true, true),
+            (1, 130, 70, 65, true, true),
+            (1, 136, 72, 130, false, true),
+            (2, 129, 40, 136, true, false),
+        ] {
+            halves_match_the_cpu(
+                &dev,
+                &layout(batch, m, k, at),
+                &layout(batch, k, n, bt),
+                true,
+                ["gemm_tc_f16", "gemm_tc_bf16"],
             );
         }
     }
