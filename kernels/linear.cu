@@ -7,7 +7,9 @@
 // in slices of 16. Tile loads are mapped so that neighbouring threads read neighbouring
 // addresses whichever stride of the operand is 1. f16/bf16 are widened to f32 on load
 // and accumulate in f32, like the CPU backend. Grid: (ceil(n/64), ceil(m/64),
-// min(batch, 65535)); blocks loop over the batch when it is larger.
+// min(batch, 65535)); blocks loop over the batch when it is larger. Every kernel
+// applies `gemm_epilogue` (bias, ReLU) on the way out; the 128x128 ones can also split
+// k over grid z (split-K, partials summed by `gemm_splitk_reduce_*`).
 //
 // Large f32 products use `gemm_big_f32` (described before it): 128x128 tiles, warp
 // tiling, 16-byte global loads and a cp.async double buffer.
@@ -17,15 +19,25 @@
 #include "common.cuh"
 #include "mma.cuh"
 
+// The epilogue every kernel applies on the way out (`linear`'s fused `act(x · w + b)`):
+// `bias` (n elements, or null) added to every row in the compute type, then ReLU when
+// `relu` (x <= 0 -> 0; NaN passes, like the relu op), then the narrowing to T.
+template <typename T, typename C>
+__device__ __forceinline__ T gemm_epilogue(C x, const T *bias, uint32_t col, bool relu) {
+    if (bias) x += widen(bias[col]);
+    return narrow<T>(relu && x <= (C)0 ? (C)0 : x);
+}
+
 #define GEMM_BM 64
 #define GEMM_BN 64
 #define GEMM_BK 16
 #define GEMM_THREADS 256
 
 template <typename T>
-__device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, uint32_t m, uint32_t n,
-                                          uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m,
-                                          int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) {
+__device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, const T *bias, bool relu,
+                                          uint32_t m, uint32_t n, uint32_t k, uint32_t batch,
+                                          int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b,
+                                          int64_t b_k, int64_t b_n) {
     typedef typename ComputeOf<T>::type C;
     // +4 keeps rows 16-byte aligned and spreads the transposed tile stores over banks.
     __shared__ C as[GEMM_BK][GEMM_BM + 4];
@@ -73,16 +85,16 @@ __device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, uint32_t
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 uint32_t gn = col0 + tx + 16 * j;
-                if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = narrow<T>(acc[i][j]);
+                if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j], bias, gn, relu);
             }
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float *a, const float *b, float *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_f64(const double *a, const double *b, double *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_f16(const f16 *a, const f16 *b, f16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const bf16 *b, bf16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float *a, const float *b, float *c, const float *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f64(const double *a, const double *b, double *c, const double *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f16(const f16 *a, const f16 *b, f16 *c, const f16 *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const bf16 *b, bf16 *c, const bf16 *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
 // ---- Tensor cores: mma.sync GEMM (f16/bf16: m16n8k16; f32 as tf32: m16n8k8).
 //
@@ -244,10 +256,13 @@ __device__ __forceinline__ void tc_load_a(uint32_t (&af)[4][4], const T *as, int
     }
 }
 
+// Split-K and the epilogue as in gemm_big_f32 (see BigEpilogue): f32 partials in `part`.
 template <typename T>
-__device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint32_t m, uint32_t n,
-                                             uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m,
-                                             int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) {
+__device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, float *part,
+                                             const T *bias, uint32_t splits, bool relu,
+                                             uint32_t m, uint32_t n, uint32_t k, uint32_t batch,
+                                             int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b,
+                                             int64_t b_k, int64_t b_n) {
 #if __CUDA_ARCH__ >= 800
     typedef TcTile<T> Tile;
     // k per mma: two 16-byte chunks (16 halves, 8 tf32).
@@ -262,7 +277,8 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / 4 * 64, wn = warp % 4 * 32; // the warp's tile in the block's
     const uint32_t row0 = blockIdx.y * TC_BM, col0 = blockIdx.x * TC_BN;
-    const uint32_t ktiles = (k + BK - 1) / BK;
+    // Split s takes k slices [s * per, (s + 1) * per).
+    const uint32_t per = ((k + BK - 1) / BK + splits - 1) / splits;
     // Whole 16-byte chunks need the contiguous dimension's stride 1 and every row (and
     // batch) start 16-byte aligned.
     // Halves whose contiguous dimension is not the tile's (A m-contiguous, B
@@ -275,20 +291,23 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
     const bool a_vec = a_cs == 1 && a_rs % EPC == 0 && a_b % EPC == 0 && (uintptr_t)a % 16 == 0;
     const bool b_vec = b_cs == 1 && b_rs % EPC == 0 && b_b % EPC == 0 && (uintptr_t)b % 16 == 0;
 
-    for (uint32_t z = blockIdx.z; z < batch; z += gridDim.z) {
-        const T *ab = a + (int64_t)z * a_b + (int64_t)row0 * a_m;
-        const T *bb = b + (int64_t)z * b_b + (int64_t)col0 * b_n;
+    for (uint32_t z = blockIdx.z; z < batch * splits; z += gridDim.z) {
+        const uint32_t bt = z % batch, split = z / batch;
+        const uint32_t k_begin = min(k, split * per * BK), k_end = min(k, k_begin + per * BK);
+        const uint32_t ktiles = (k_end - k_begin + BK - 1) / BK;
+        const T *ab = a + (int64_t)bt * a_b + (int64_t)row0 * a_m;
+        const T *bb = b + (int64_t)bt * b_b + (int64_t)col0 * b_n;
         auto load_stage = [&](int stage, uint32_t kt) {
-            const uint32_t k0 = kt * BK;
+            const uint32_t k0 = k_begin + kt * BK;
             const T *at = ab + (int64_t)k0 * a_k, *bt = bb + (int64_t)k0 * b_k;
             if (a_t)
-                tc_load_tile<T, BK, B_CPR>(as[stage], at, a_rs, a_cs, k - k0, m - row0, a_vec);
+                tc_load_tile<T, BK, B_CPR>(as[stage], at, a_rs, a_cs, k_end - k0, m - row0, a_vec);
             else
-                tc_load_tile<T, TC_BM, A_CPR>(as[stage], at, a_rs, a_cs, m - row0, k - k0, a_vec);
+                tc_load_tile<T, TC_BM, A_CPR>(as[stage], at, a_rs, a_cs, m - row0, k_end - k0, a_vec);
             if (b_t)
-                tc_load_tile<T, TC_BN, A_CPR>(bs[stage], bt, b_rs, b_cs, n - col0, k - k0, b_vec);
+                tc_load_tile<T, TC_BN, A_CPR>(bs[stage], bt, b_rs, b_cs, n - col0, k_end - k0, b_vec);
             else
-                tc_load_tile<T, BK, B_CPR>(bs[stage], bt, b_rs, b_cs, k - k0, n - col0, b_vec);
+                tc_load_tile<T, BK, B_CPR>(bs[stage], bt, b_rs, b_cs, k_end - k0, n - col0, b_vec);
         };
         float acc[4][4][4];
 #pragma unroll
@@ -326,7 +345,8 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
         __syncthreads(); // the last stage is read before the next batch's prologue
 
         // Element r of acc[i][j]: row g + 8 (r / 2), column 2t + r % 2 of the 16x8 tile.
-        T *cb = c + (uint64_t)z * m * n;
+        // Split s's partial, or the result.
+        const uint64_t out0 = ((uint64_t)split * batch + bt) * m * n;
         const int g = lane / 4, t = lane % 4;
 #pragma unroll
         for (int i = 0; i < 4; ++i)
@@ -336,7 +356,9 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
                 for (int r = 0; r < 4; ++r) {
                     uint32_t gm = row0 + wm + 16 * i + g + 8 * (r / 2);
                     uint32_t gn = col0 + wn + 8 * j + 2 * t + r % 2;
-                    if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = narrow<T>(acc[i][j][r]);
+                    if (gm >= m || gn >= n) continue;
+                    if (splits > 1) part[out0 + (uint64_t)gm * n + gn] = acc[i][j][r];
+                    else c[out0 + (uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j][r], bias, gn, relu);
                 }
     }
 #else
@@ -345,9 +367,9 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_f16(const f16 *a, const f16 *b, f16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_bf16(const bf16 *a, const bf16 *b, bf16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_tf32(const float *a, const float *b, float *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_f16(const f16 *a, const f16 *b, f16 *c, float *part, const f16 *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_bf16(const bf16 *a, const bf16 *b, bf16 *c, float *part, const bf16 *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_tf32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
 // ---- Large f32 products (SIMT, exact f32 FMA): `gemm_big_f32`.
 //
@@ -467,23 +489,17 @@ __device__ __forceinline__ void big_fma(float (&acc)[8][8], const float *as, con
     }
 }
 
-// What happens to the product on its way out. `bias` (n elements, or null) is added to
-// every row, then ReLU when `relu` (x <= 0 -> 0; NaN passes, like the relu op) — the
-// fused `act(x · w + b)` of a linear layer, bit-identical to the separate ops (one f32
-// add, an exact max). With split-K (`splits` > 1) the GEMM instead writes split s's
-// partial product to c[s][batch][m][n] (a workspace) and `gemm_splitk_reduce_f32`
-// sums the partials in split order — deterministic, no atomics — and applies the
-// epilogue.
+// What happens to the product on its way out: `gemm_epilogue` (bias, ReLU — for f32
+// bit-identical to the separate ops: one f32 add, an exact max). With split-K
+// (`splits` > 1) the GEMM instead writes split s's partial product to
+// part[s][batch][m][n] (a workspace) and `gemm_splitk_reduce_*` sums the partials in
+// split order — deterministic, no atomics — and applies the epilogue.
 struct BigEpilogue {
+    float *part;
     const float *bias;
     uint32_t splits;
     bool relu;
 };
-
-__device__ __forceinline__ float gemm_epilogue(float x, const float *bias, uint32_t col, bool relu) {
-    if (bias) x += bias[col];
-    return relu && x <= 0.0f ? 0.0f : x;
-}
 
 // Writes columns col.. col + 3 of a row of C (n columns, 16-byte aligned when n % 4 == 0),
 // through the epilogue: one 16-byte store when they are all inside and aligned.
@@ -565,7 +581,7 @@ __device__ __forceinline__ void gemm_big_f32_impl(const float *a, const float *b
 
         // Split s's partial (no epilogue), or the result.
         const bool direct = ep.splits == 1;
-        float *cb = c + ((uint64_t)split * batch + bt) * m * n;
+        float *cb = direct ? c + (uint64_t)bt * m * n : ep.part + ((uint64_t)split * batch + bt) * m * n;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
             const uint32_t gm = row0 + am + i / 4 * 32 + i % 4;
@@ -583,15 +599,23 @@ __device__ __forceinline__ void gemm_big_f32_impl(const float *a, const float *b
 
 // ptxas: 181 (sm_80) / 189 (sm_90) registers, no spills, so one block (8 warps) per
 // multiprocessor; __launch_bounds__(256, 2) (128 registers) spills on both.
-extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, const float *bias, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, uint32_t splits, uint32_t relu, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, BigEpilogue{bias, splits, relu != 0}, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, BigEpilogue{part, bias, splits, relu != 0}, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
 // out[i] = epilogue(sum over s of part[s][i]) for the `total` = batch·m·n elements of a
-// split-K product, the splits summed in order 0, 1, … (the same bits every run).
-extern "C" __global__ void gemm_splitk_reduce_f32(const float *part, float *out, const float *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) {
+// split-K product (f32 partials of any kernel), the splits summed in order 0, 1, …
+// (the same bits every run).
+template <typename T>
+__device__ __forceinline__ void gemm_splitk_reduce(const float *part, T *out, const T *bias,
+                                                   uint64_t total, uint32_t n, uint32_t splits,
+                                                   bool relu) {
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (uint64_t)gridDim.x * blockDim.x) {
         float x = part[i];
         for (uint32_t s = 1; s < splits; ++s) x += part[s * total + i];
-        out[i] = gemm_epilogue(x, bias, (uint32_t)(i % n), relu != 0);
+        out[i] = gemm_epilogue(x, bias, (uint32_t)(i % n), relu);
     }
 }
+
+extern "C" __global__ void gemm_splitk_reduce_f32(const float *part, float *out, const float *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) { gemm_splitk_reduce(part, out, bias, total, n, splits, relu != 0); }
+extern "C" __global__ void gemm_splitk_reduce_f16(const float *part, f16 *out, const f16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) { gemm_splitk_reduce(part, out, bias, total, n, splits, relu != 0); }
+extern "C" __global__ void gemm_splitk_reduce_bf16(const float *part, bf16 *out, const bf16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) { gemm_splitk_reduce(part, out, bias, total, n, splits, relu != 0); }

@@ -1,8 +1,9 @@
-//! kiln's large f32 SIMT GEMM (`gemm_big_f32`) on the emulated device, called directly
-//! so that every fetch path, split-K and the epilogue run whatever the device's size:
-//! within f32's error bound of the exact product for contiguous, transposed, strided,
-//! misaligned and broadcast operands, odd sizes and k tails; split-K deterministic;
-//! bias and ReLU applied; and the host's split rule.
+//! kiln's 128x128 f32 GEMMs — the SIMT kernel (`gemm_big_f32`) and the TF32 tensor-core
+//! kernel — on the emulated device, with forced split-K parts so that every fetch path,
+//! split-K and the epilogue run whatever the device's size: within f32's (TF32's) error
+//! bound of the exact product for contiguous, transposed, strided, misaligned and
+//! broadcast operands, odd sizes and k tails; split-K deterministic; bias and ReLU
+//! applied; and the host's split rule.
 
 use super::tf32_tests::{operand, strided_operand, values, Operand};
 use super::*;
@@ -21,9 +22,9 @@ struct Case {
     relu: bool,
 }
 
-/// Runs `case` by `gemm_big_f32`, checks every element against the exact product
-/// (bias and ReLU applied), and returns the result.
-fn run(dev: &Arc<CudaDevice>, name: &str, case: &Case) -> Vec<f32> {
+/// Runs `case` on the 128x128 kernel `tf32` selects, checks every element against the
+/// exact product (bias and ReLU applied), and returns the result.
+fn run(dev: &Arc<CudaDevice>, name: &str, case: &Case, tf32: bool) -> Vec<f32> {
     let [batch, m, k] = case.a.layout.shape[..] else {
         unreachable!("3-D")
     };
@@ -31,17 +32,21 @@ fn run(dev: &Arc<CudaDevice>, name: &str, case: &Case) -> Vec<f32> {
     let up = |v: &[f32]| CudaStorage::from_cpu(dev, &CpuStorage::F32(v.to_vec())).unwrap();
     let (ga, gb) = (up(&case.a.stored), up(&case.b.stored));
     let gbias = case.bias.as_ref().map(|(v, _)| up(v));
-    let ep = BigEpilogue {
-        splits: case.splits,
+    let ep = Epilogue {
+        splits: Some(case.splits),
         bias: gbias
             .as_ref()
             .zip(case.bias.as_ref())
             .map(|(g, (_, o))| (g, *o)),
         relu: case.relu,
     };
+    let kernels = Kernels {
+        tensor_cores: true,
+        tf32,
+    };
     let dims = MatmulDims { batch, m, n, k };
     let got = ga
-        .gemm_big_f32(&case.a.layout, &gb, &case.b.layout, dims, ep)
+        .gemm(&case.a.layout, &gb, &case.b.layout, dims, kernels, ep)
         .unwrap();
     let CpuStorage::F32(got) = got.to_cpu(&Layout::contiguous(&[batch, m, n])).unwrap() else {
         unreachable!("an f32 product")
@@ -63,13 +68,15 @@ fn run(dev: &Arc<CudaDevice>, name: &str, case: &Case) -> Vec<f32> {
                 if case.relu && exact <= 0.0 {
                     exact = 0.0; // ReLU moves no value further from the exact one
                 }
-                // f32 accumulation over k, the partials' sum and the bias add.
-                let bound = (k + 3 + case.splits) as f64 * 2f64.powi(-23) * size;
+                // f32 accumulation over k, the partials' sum and the bias add; TF32
+                // inputs (2^-11 each, rounded to nearest) add 2^-10·Σ|a b|.
+                let tf32_bound = if tf32 { 2f64.powi(-10) * size } else { 0.0 };
+                let bound = (k + 3 + case.splits) as f64 * 2f64.powi(-23) * size + tf32_bound;
                 let g = got[(z * m + r) * n + c];
                 let err = (g as f64 - exact).abs();
                 assert!(
                     err <= bound && !(case.relu && g < 0.0),
-                    "{name}, element ({z}, {r}, {c}): {g} vs {exact}, error {err:e} > {bound:e}"
+                    "{name}, tf32 {tf32}, element ({z}, {r}, {c}): {g} vs {exact}, error {err:e} > {bound:e}"
                 );
             }
         }
@@ -86,7 +93,7 @@ fn transposed(batch: usize, rows: usize, cols: usize, seed: u64) -> Operand {
 }
 
 #[test]
-fn the_large_f32_kernel_is_exact_f32_for_every_layout_split_and_epilogue() {
+fn the_128x128_f32_kernels_are_within_bounds_for_every_layout_split_and_epilogue() {
     let (exec, mem) = emulator::open();
     let dev = Arc::new(CudaDevice::new(0, Box::new(exec), Box::new(mem)));
     let plain = |a, b| Case {
@@ -154,18 +161,20 @@ fn the_large_f32_kernel_is_exact_f32_for_every_layout_split_and_epilogue() {
             },
         ),
     ];
-    for (name, case) in &cases {
-        run(&dev, name, case);
+    for tf32 in [false, true] {
+        for (name, case) in &cases {
+            run(&dev, name, case, tf32);
+        }
+        // Split-K sums its parts in a fixed order: the same bits every run.
+        let (name, split) = &cases[2];
+        assert_eq!(
+            run(&dev, name, split, tf32),
+            run(&dev, name, split, tf32),
+            "{name}, tf32 {tf32}, twice"
+        );
     }
-    // Split-K sums its parts in a fixed order: the same bits every run.
-    let (name, split) = &cases[2];
-    assert_eq!(
-        run(&dev, name, split),
-        run(&dev, name, split),
-        "{name} twice"
-    );
     let counts = emulator::launch_counts();
-    for name in ["gemm_big_f32", "gemm_splitk_reduce_f32"] {
+    for name in ["gemm_big_f32", "gemm_tc_tf32", "gemm_splitk_reduce_f32"] {
         assert!(
             counts.iter().any(|&(k, n)| k == name && n > 0),
             "{name} ran"
@@ -175,16 +184,31 @@ fn the_large_f32_kernel_is_exact_f32_for_every_layout_split_and_epilogue() {
 
 #[test]
 fn split_k_fills_the_multiprocessors_and_keeps_parts_long() {
-    let dims = |m, n, k| MatmulDims { batch: 1, m, n, k };
+    let tiles = |m: usize, n: usize| m.div_ceil(128) * n.div_ceil(128);
     // H200 (132 SMs): the 4096×1024×4096 linear's GEMMs have 256 tiles or more.
-    assert_eq!(big_f32_splits(dims(1024, 4096, 4096), 132), Some(1));
-    assert_eq!(big_f32_splits(dims(4096, 1024, 4096), 132), Some(1));
-    assert_eq!(big_f32_splits(dims(4096, 4096, 1024), 132), Some(1));
-    // 16 tiles: ⌈132/16⌉ = 9 parts of 1024/9 ≥ 256 of k.
-    assert_eq!(big_f32_splits(dims(512, 512, 8192), 132), Some(9));
+    assert_eq!(split_k(tiles(1024, 4096), 4096, 132), 1);
+    assert_eq!(split_k(tiles(4096, 1024), 4096, 132), 1);
+    assert_eq!(split_k(tiles(4096, 4096), 1024, 132), 1);
+    // 16 tiles: ⌈132/16⌉ = 9 parts of 8192/9 ≥ 256 of k.
+    assert_eq!(split_k(tiles(512, 512), 8192, 132), 9);
     // Parts capped by k (2 · 256 ≤ 600 < 3 · 256) and by 16.
-    assert_eq!(big_f32_splits(dims(100, 100, 600), 132), Some(2));
-    assert_eq!(big_f32_splits(dims(128, 128, 1 << 20), 132), Some(16));
-    // Too short to split: the 64x64 kernel.
-    assert_eq!(big_f32_splits(dims(100, 100, 500), 132), None);
+    assert_eq!(split_k(tiles(100, 100), 600, 132), 2);
+    assert_eq!(split_k(tiles(128, 128), 1 << 20, 132), 16);
+    assert_eq!(split_k(tiles(100, 100), 500, 132), 1);
+    // f32 too short to split takes the 64x64 kernel; halves stay on tensor cores.
+    let dims = MatmulDims {
+        batch: 1,
+        m: 100,
+        n: 100,
+        k: 500,
+    };
+    let kernels = Kernels {
+        tensor_cores: true,
+        tf32: false,
+    };
+    let pick = |dtype, dims| choose(dtype, dims, kernels, None, 132).unwrap();
+    assert_eq!(pick(DType::F32, dims), (KernelId::GemmF32, None));
+    assert_eq!(pick(DType::BF16, dims), (KernelId::GemmTcBf16, Some(1)));
+    let long = MatmulDims { k: 600, ..dims };
+    assert_eq!(pick(DType::F32, long), (KernelId::GemmBigF32, Some(2)));
 }

@@ -98,7 +98,17 @@ fn tf32_products_round_their_inputs_and_f32_products_stay_exact() {
         let gb = CudaStorage::from_cpu(&dev, &CpuStorage::F32(b.stored.clone())).unwrap();
         for tf32 in [true, false] {
             let got = ga
-                .gemm(&a.layout, &gb, &b.layout, dims, true, tf32)
+                .gemm(
+                    &a.layout,
+                    &gb,
+                    &b.layout,
+                    dims,
+                    Kernels {
+                        tensor_cores: true,
+                        tf32,
+                    },
+                    Epilogue::default(),
+                )
                 .unwrap();
             let CpuStorage::F32(got) = got.to_cpu(&Layout::contiguous(&[batch, m, n])).unwrap()
             else {
