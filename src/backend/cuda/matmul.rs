@@ -269,9 +269,10 @@ fn choose(
 }
 
 /// Split-K parts for `tiles` 128x128 output tiles over `sm` multiprocessors:
-/// - tiles ≥ sm: every multiprocessor has a tile, no split (e.g. both backward GEMMs
-///   of a 4096×1024×4096 linear on an H200's 132: dW 1024×4096 and dX 4096×1024 are
-///   8·32 = 256 tiles each, and the forward 4096×4096 is 1024);
+/// - tiles ≥ sm: every multiprocessor has a tile, no split (e.g. a linear of 4096
+///   rows, 1024 in, 4096 out on an H200's 132: the backward dW (4096×1024) and dX
+///   (4096×1024), k = 4096, are 32·8 = 256 tiles each, two waves of one block per
+///   multiprocessor, the second 124/132 full; the forward 4096×4096 is 1024);
 /// - else min(⌈sm/tiles⌉, k/256, 16) parts (at least 1): enough to fill the device
 ///   while each part keeps ≥ 256 of k.
 fn split_k(tiles: usize, k: usize, sm: usize) -> usize {

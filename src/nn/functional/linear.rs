@@ -58,7 +58,8 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     );
     let out = {
         let _guard = no_grad();
-        // The bias in the GEMM's epilogue where the backend fuses (cuBLASLt or kiln's CUDA kernels).
+        // The bias in the GEMM's epilogue where the backend fuses (cuBLASLt, or kiln's
+        // CUDA kernels).
         let y = match x2.linear_fused(&w, bias, Activation::None)? {
             Some(y) => y,
             None => {
