@@ -8,7 +8,7 @@
 // addresses whichever stride of the operand is 1. f16/bf16 are widened to f32 on load
 // and accumulate in f32, like the CPU backend. Grid: (ceil(n/64), ceil(m/64),
 // min(batch, 65535)); blocks loop over the batch when it is larger. Every kernel
-// applies `gemm_epilogue` (bias, ReLU) on the way out; the 128x128 ones can also split
+// applies `gemm_epilogue` (bias, activation) on the way out; the 128x128 ones can also split
 // k over grid z (split-K, partials summed by `gemm_splitk_reduce_*`).
 //
 // Large f32 products use `gemm_big_f32` (described before it): 128x128 tiles, warp
@@ -20,12 +20,21 @@
 #include "mma.cuh"
 
 // The epilogue every kernel applies on the way out (`linear`'s fused `act(x · w + b)`):
-// `bias` (n elements, or null) added to every row in the compute type, then ReLU when
-// `relu` (x <= 0 -> 0; NaN passes, like the relu op), then the narrowing to T.
+// `bias` (n elements, or null) added to every row in the compute type, then the
+// activation `act` (the same formulas as the relu and gelu_tanh ops: ReLU lets NaN
+// pass), then the narrowing to T.
+enum ActCode { ACT_NONE = 0, ACT_RELU, ACT_GELU_TANH };
+
 template <typename T, typename C>
-__device__ __forceinline__ T gemm_epilogue(C x, const T *bias, uint32_t col, bool relu) {
+__device__ __forceinline__ T gemm_epilogue(C x, const T *bias, uint32_t col, uint32_t act) {
     if (bias) x += widen(bias[col]);
-    return narrow<T>(relu && x <= (C)0 ? (C)0 : x);
+    switch (act) {
+    case ACT_NONE: break;
+    case ACT_RELU: x = x <= (C)0 ? (C)0 : x; break;
+    case ACT_GELU_TANH: x = gelu_tanh(x); break;
+    default: __trap();
+    }
+    return narrow<T>(x);
 }
 
 #define GEMM_BM 64
@@ -34,7 +43,7 @@ __device__ __forceinline__ T gemm_epilogue(C x, const T *bias, uint32_t col, boo
 #define GEMM_THREADS 256
 
 template <typename T>
-__device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, const T *bias, bool relu,
+__device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, const T *bias, uint32_t act,
                                           uint32_t m, uint32_t n, uint32_t k, uint32_t batch,
                                           int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b,
                                           int64_t b_k, int64_t b_n) {
@@ -85,16 +94,16 @@ __device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, const T 
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 uint32_t gn = col0 + tx + 16 * j;
-                if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j], bias, gn, relu);
+                if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j], bias, gn, act);
             }
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float *a, const float *b, float *c, const float *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_f64(const double *a, const double *b, double *c, const double *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_f16(const f16 *a, const f16 *b, f16 *c, const f16 *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const bf16 *b, bf16 *c, const bf16 *bias, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float *a, const float *b, float *c, const float *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f64(const double *a, const double *b, double *c, const double *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f16(const f16 *a, const f16 *b, f16 *c, const f16 *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const bf16 *b, bf16 *c, const bf16 *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
 // ---- Tensor cores: mma.sync GEMM (f16/bf16: m16n8k16; f32 as tf32: m16n8k8).
 //
@@ -259,7 +268,7 @@ __device__ __forceinline__ void tc_load_a(uint32_t (&af)[4][4], const T *as, int
 // Split-K and the epilogue as in gemm_big_f32 (see BigEpilogue): f32 partials in `part`.
 template <typename T>
 __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, float *part,
-                                             const T *bias, uint32_t splits, bool relu,
+                                             const T *bias, uint32_t splits, uint32_t act,
                                              uint32_t m, uint32_t n, uint32_t k, uint32_t batch,
                                              int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b,
                                              int64_t b_k, int64_t b_n) {
@@ -358,7 +367,7 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, float
                     uint32_t gn = col0 + wn + 8 * j + 2 * t + r % 2;
                     if (gm >= m || gn >= n) continue;
                     if (splits > 1) part[out0 + (uint64_t)gm * n + gn] = acc[i][j][r];
-                    else c[out0 + (uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j][r], bias, gn, relu);
+                    else c[out0 + (uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j][r], bias, gn, act);
                 }
     }
 #else
@@ -367,9 +376,9 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, float
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_f16(const f16 *a, const f16 *b, f16 *c, float *part, const f16 *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_bf16(const bf16 *a, const bf16 *b, bf16 *c, float *part, const bf16 *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_tf32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, relu != 0, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_f16(const f16 *a, const f16 *b, f16 *c, float *part, const f16 *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_bf16(const bf16 *a, const bf16 *b, bf16 *c, float *part, const bf16 *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_tf32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
 // ---- Large f32 products (SIMT, exact f32 FMA): `gemm_big_f32`.
 //
@@ -489,8 +498,8 @@ __device__ __forceinline__ void big_fma(float (&acc)[8][8], const float *as, con
     }
 }
 
-// What happens to the product on its way out: `gemm_epilogue` (bias, ReLU — for f32
-// bit-identical to the separate ops: one f32 add, an exact max). With split-K
+// What happens to the product on its way out: `gemm_epilogue` (bias, activation — for
+// f32 the bias and ReLU are bit-identical to the separate ops). With split-K
 // (`splits` > 1) the GEMM instead writes split s's partial product to
 // part[s][batch][m][n] (a workspace) and `gemm_splitk_reduce_*` sums the partials in
 // split order — deterministic, no atomics — and applies the epilogue.
@@ -498,16 +507,16 @@ struct BigEpilogue {
     float *part;
     const float *bias;
     uint32_t splits;
-    bool relu;
+    uint32_t act; // ActCode
 };
 
 // Writes columns col.. col + 3 of a row of C (n columns, 16-byte aligned when n % 4 == 0),
 // through the epilogue: one 16-byte store when they are all inside and aligned.
 __device__ __forceinline__ void big_store_row4(float *row, uint32_t col, uint32_t n,
-                                               float (&x)[4], const float *bias, bool relu) {
+                                               float (&x)[4], const float *bias, uint32_t act) {
 #pragma unroll
     for (int e = 0; e < 4; ++e)
-        if (col + e < n) x[e] = gemm_epilogue(x[e], bias, col + e, relu);
+        if (col + e < n) x[e] = gemm_epilogue(x[e], bias, col + e, act);
     if (col + 4 <= n && n % 4 == 0) {
         *reinterpret_cast<float4 *>(row + col) = make_float4(x[0], x[1], x[2], x[3]);
         return;
@@ -591,15 +600,15 @@ __device__ __forceinline__ void gemm_big_f32_impl(const float *a, const float *b
                 float x[4] = {acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2],
                               acc[i][4 * j + 3]};
                 big_store_row4(cb + (uint64_t)gm * n, col0 + bn + 16 * j, n, x,
-                               direct ? ep.bias : nullptr, direct && ep.relu);
+                               direct ? ep.bias : nullptr, direct ? ep.act : (uint32_t)ACT_NONE);
             }
         }
     }
 }
 
-// ptxas: 181 (sm_80) / 199 (sm_90) registers, no spills, so one block (8 warps) per
+// ptxas: 175 (sm_80) / 163 (sm_90) registers, no spills, so one block (8 warps) per
 // multiprocessor; __launch_bounds__(256, 2) (128 registers) spills on both.
-extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t relu, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, BigEpilogue{part, bias, splits, relu != 0}, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, BigEpilogue{part, bias, splits, act}, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
 // out[i] = epilogue(sum over s of part[s][i]) for the `total` = batch·m·n elements of a
 // split-K product (f32 partials of any kernel), the splits summed in order 0, 1, …
@@ -607,15 +616,15 @@ extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, c
 template <typename T>
 __device__ __forceinline__ void gemm_splitk_reduce(const float *part, T *out, const T *bias,
                                                    uint64_t total, uint32_t n, uint32_t splits,
-                                                   bool relu) {
+                                                   uint32_t act) {
     for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (uint64_t)gridDim.x * blockDim.x) {
         float x = part[i];
         for (uint32_t s = 1; s < splits; ++s) x += part[s * total + i];
-        out[i] = gemm_epilogue(x, bias, (uint32_t)(i % n), relu);
+        out[i] = gemm_epilogue(x, bias, (uint32_t)(i % n), act);
     }
 }
 
-extern "C" __global__ void gemm_splitk_reduce_f32(const float *part, float *out, const float *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) { gemm_splitk_reduce(part, out, bias, total, n, splits, relu != 0); }
-extern "C" __global__ void gemm_splitk_reduce_f16(const float *part, f16 *out, const f16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) { gemm_splitk_reduce(part, out, bias, total, n, splits, relu != 0); }
-extern "C" __global__ void gemm_splitk_reduce_bf16(const float *part, bf16 *out, const bf16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t relu) { gemm_splitk_reduce(part, out, bias, total, n, splits, relu != 0); }
+extern "C" __global__ void gemm_splitk_reduce_f32(const float *part, float *out, const float *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t act) { gemm_splitk_reduce(part, out, bias, total, n, splits, act); }
+extern "C" __global__ void gemm_splitk_reduce_f16(const float *part, f16 *out, const f16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t act) { gemm_splitk_reduce(part, out, bias, total, n, splits, act); }
+extern "C" __global__ void gemm_splitk_reduce_bf16(const float *part, bf16 *out, const bf16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t act) { gemm_splitk_reduce(part, out, bias, total, n, splits, act); }

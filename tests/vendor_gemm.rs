@@ -362,9 +362,11 @@ device_test! {
     }
 
     /// f32 products large enough for kiln's 128x128 kernel, (40, 600)·(600, 90) split
-    /// over k on any device: `linear` and `linear_act(Relu)` — bias and ReLU in that
-    /// kernel's epilogue on kiln's GEMM — equal the unfused ops bit for bit (one f32
-    /// add, an exact max, the same partial sums), and stay close on cuBLASLt.
+    /// over k on any device: `linear` and `linear_act` — bias and activation in that
+    /// kernel's epilogue on kiln's GEMM — equal the unfused ops bit for bit for the bias
+    /// and ReLU (one f32 add, an exact max, the same partial sums) and within 1e-6 for
+    /// tanh-GELU (the same formula, contracted to FMAs as the compiler sees fit), and
+    /// stay close on cuBLASLt.
     fn linear_act_on_large_f32_products_equals_the_unfused_ops(dev) {
         let _s = serial();
         kiln::manual_seed(18);
@@ -377,15 +379,20 @@ device_test! {
             let xw = x.matmul(&w.transpose(0, 1).unwrap()).unwrap();
             let y = xw.add(&b).unwrap();
             let relu = |t: &Tensor| F::relu(t).unwrap();
-            let act = |bias| F::linear_act(&x, &w, bias, LinearAct::Relu).unwrap();
+            let act = |bias, act| F::linear_act(&x, &w, bias, act).unwrap();
             let fused = [
                 ("linear", F::linear(&x, &w, Some(&b)).unwrap(), y.clone()),
-                ("relu", act(Some(&b)), relu(&y)),
-                ("relu, no bias", act(None), relu(&xw)),
+                ("relu", act(Some(&b), LinearAct::Relu), relu(&y)),
+                ("relu, no bias", act(None, LinearAct::Relu), relu(&xw)),
+                ("gelu_tanh", act(Some(&b), LinearAct::GeluTanh), F::gelu_tanh(&y).unwrap()),
             ];
             for (what, got, want) in fused {
                 let what = format!("{what} ({rows}, {in_f}, {out_f})");
-                let tol = if exact { 0.0 } else { 1e-5 };
+                let tol = match (exact, what.starts_with("gelu")) {
+                    (true, false) => 0.0,
+                    (true, true) => 1e-6,
+                    (false, _) => 1e-5,
+                };
                 assert_values(&what, &got, &want, tol, tol);
             }
         }

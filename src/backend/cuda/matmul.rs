@@ -2,10 +2,10 @@
 //! (tensor cores for f16/bf16, and for f32 as TF32 when allowed; a warp-tiled SIMT
 //! kernel for large f32 products), after cuBLASLt where the device uses it (`blas/`).
 //! Products whose 128x128 tiles would not fill the device are split over k; bias and
-//! ReLU (`linear`'s fused epilogue) are applied by the kernels on the way out.
+//! activation (`linear`'s fused epilogue) are applied by the kernels on the way out.
 
 use super::blas::{self, Act};
-use super::kernels::{KernelId, COMPUTE_CAP};
+use super::kernels::{code_of, KernelId, COMPUTE_CAP};
 use super::launch::{KernelArg, LaunchConfig};
 use super::storage::CudaStorage;
 use crate::backend::{Activation, MatmulDims, MatmulOps};
@@ -61,20 +61,14 @@ impl MatmulOps for CudaStorage {
         if let Some(out) = blas::matmul(self, ll, rhs, rl, dims, bias, blas_act)? {
             return Ok(Some(out));
         }
-        // kiln's kernels add the bias and apply ReLU on the way out; GELU is left to
-        // the caller's separate op.
-        let relu = match act {
-            Activation::None => false,
-            Activation::Relu => true,
-            Activation::GeluTanh => return Ok(None),
-        };
+        // kiln's kernels add the bias and apply the activation on the way out.
         if bias.is_some_and(|(b, _)| b.dtype() != self.dtype()) {
             return Ok(None);
         }
         let ep = Epilogue {
             splits: None,
             bias,
-            relu,
+            act,
         };
         self.gemm(ll, rhs, rl, dims, Kernels::default(), ep)
             .map(Some)
@@ -113,12 +107,23 @@ impl Default for Kernels {
 
 /// What a GEMM does besides the product: split-K parts (`None`: the rule of
 /// [`split_k`]; forced values serve tests), and the bias (`n` elements from the
-/// offset, the product's dtype) and ReLU applied on the way out.
-#[derive(Clone, Copy, Default)]
+/// offset, the product's dtype) and activation applied on the way out.
+#[derive(Clone, Copy)]
 pub(crate) struct Epilogue<'a> {
     pub(crate) splits: Option<usize>,
     pub(crate) bias: Option<(&'a CudaStorage, usize)>,
-    pub(crate) relu: bool,
+    pub(crate) act: Activation,
+}
+
+impl Default for Epilogue<'_> {
+    /// The plain product.
+    fn default() -> Self {
+        Epilogue {
+            splits: None,
+            bias: None,
+            act: Activation::None,
+        }
+    }
 }
 
 /// The kernel family a product runs on.
@@ -179,7 +184,14 @@ impl CudaStorage {
             .then(|| CudaStorage::alloc(dev, splits * total, DType::F32))
             .transpose()?;
         let bias = KernelArg::Ptr(ep.bias.map_or(0, |(b, offset)| b.ptr_at(offset)));
-        let relu = KernelArg::U32(ep.relu.into());
+        let act = KernelArg::U32(code_of(
+            "ActCode",
+            match ep.act {
+                Activation::None => "none",
+                Activation::Relu => "relu",
+                Activation::GeluTanh => "gelu_tanh",
+            },
+        )?);
         let mut args = vec![
             KernelArg::Ptr(self.ptr_at(ll.offset)),
             KernelArg::Ptr(rhs.ptr_at(rl.offset)),
@@ -187,9 +199,9 @@ impl CudaStorage {
         ];
         if family == Family::Big {
             let part = KernelArg::Ptr(part.as_ref().map_or(0, |p| p.ptr()));
-            args.extend([part, bias, KernelArg::U32(splits as u32), relu]);
+            args.extend([part, bias, KernelArg::U32(splits as u32), act]);
         } else {
-            args.extend([bias, relu]);
+            args.extend([bias, act]);
         }
         args.extend([m, n, k, batch].map(|v| KernelArg::U32(v as u32)));
         for l in [ll, rl] {
@@ -225,7 +237,7 @@ impl CudaStorage {
                     KernelArg::U64(total as u64),
                     KernelArg::U32(n as u32),
                     KernelArg::U32(splits as u32),
-                    relu,
+                    act,
                 ],
             )?;
         }
@@ -375,7 +387,11 @@ mod tests {
             let ep = Epilogue {
                 splits,
                 bias: bias_relu.then_some((&gbias, 0)),
-                relu: bias_relu,
+                act: if bias_relu {
+                    Activation::Relu
+                } else {
+                    Activation::None
+                },
             };
             let got = ga.gemm(al, &gb, bl, dims, kernels, ep).unwrap();
             let got = got

@@ -38,7 +38,11 @@ fn run(dev: &Arc<CudaDevice>, name: &str, case: &Case, tf32: bool) -> Vec<f32> {
             .as_ref()
             .zip(case.bias.as_ref())
             .map(|(g, (_, o))| (g, *o)),
-        relu: case.relu,
+        act: if case.relu {
+            Activation::Relu
+        } else {
+            Activation::None
+        },
     };
     let kernels = Kernels {
         tensor_cores: true,

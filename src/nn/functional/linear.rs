@@ -127,8 +127,9 @@ pub enum LinearAct {
 /// gradient is recorded (inference, [`no_grad`](crate::no_grad)); when a graph is
 /// recorded, the bias is fused (as in [`linear`]) and the activation runs as its own op,
 /// whose backward needs the pre-activation. cuBLASLt has no exact-GELU epilogue, so
-/// [`LinearAct::Gelu`] fuses the bias only. kiln's own CUDA GEMM fuses the bias and
-/// ReLU the same way (GELU runs as its own op); on the CPU it is the composition.
+/// [`LinearAct::Gelu`] fuses the bias only. kiln's own CUDA GEMM fuses the same way
+/// (bias + ReLU or tanh-GELU in its kernels' epilogue); on the CPU it is the
+/// composition.
 pub fn linear_act(
     input: &Tensor,
     weight: &Tensor,
