@@ -107,6 +107,17 @@ __device__ __forceinline__ float k_exp(float x) { return expf(x); }
 __device__ __forceinline__ double k_exp(double x) { return exp(x); }
 __device__ __forceinline__ float k_log(float x) { return logf(x); }
 __device__ __forceinline__ double k_log(double x) { return log(x); }
+__device__ __forceinline__ float k_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double k_tanh(double x) { return tanh(x); }
+
+// GELU's tanh approximation, term by term as the CPU backend writes it (the gelu_tanh
+// op, and the GEMM epilogue of linear_act).
+#define KILN_SQRT_2_OVER_PI 0.7978845608028654
+#define KILN_GELU_CUBIC 0.044715
+template <typename C> __device__ __forceinline__ C gelu_tanh(C x) {
+    C u = (C)KILN_SQRT_2_OVER_PI * (x + (C)KILN_GELU_CUBIC * x * x * x);
+    return (C)0.5 * x * ((C)1 + k_tanh(u));
+}
 
 // Maximum that lets a NaN on either side win.
 template <typename C> __device__ __forceinline__ C nan_max(C a, C b) {

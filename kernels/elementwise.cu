@@ -22,8 +22,6 @@ enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
 
 __device__ __forceinline__ float k_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double k_sqrt(double x) { return sqrt(x); }
-__device__ __forceinline__ float k_tanh(float x) { return tanhf(x); }
-__device__ __forceinline__ double k_tanh(double x) { return tanh(x); }
 __device__ __forceinline__ float k_abs(float x) { return fabsf(x); }
 __device__ __forceinline__ double k_abs(double x) { return fabs(x); }
 __device__ __forceinline__ float k_pow(float x, float e) { return powf(x, e); }
@@ -37,11 +35,10 @@ __device__ __forceinline__ double k_sin(double x) { return sin(x); }
 __device__ __forceinline__ float k_cos(float x) { return cosf(x); }
 __device__ __forceinline__ double k_cos(double x) { return cos(x); }
 
-// GELU and its derivatives, term by term as the CPU backend writes them.
+// GELU and its derivatives, term by term as the CPU backend writes them (gelu_tanh
+// itself is in common.cuh, shared with the GEMM epilogue).
 #define KILN_FRAC_1_SQRT_2 0.7071067811865476
 #define KILN_INV_SQRT_2PI 0.3989422804014327
-#define KILN_SQRT_2_OVER_PI 0.7978845608028654
-#define KILN_GELU_CUBIC 0.044715
 
 template <typename C> __device__ __forceinline__ C gelu(C x) {
     return (C)0.5 * x * ((C)1 + k_erf(x * (C)KILN_FRAC_1_SQRT_2));
@@ -50,10 +47,6 @@ template <typename C> __device__ __forceinline__ C gelu_grad(C x) {
     C cdf = (C)0.5 * ((C)1 + k_erf(x * (C)KILN_FRAC_1_SQRT_2));
     C pdf = (C)KILN_INV_SQRT_2PI * k_exp(-((C)0.5 * x * x));
     return cdf + x * pdf;
-}
-template <typename C> __device__ __forceinline__ C gelu_tanh(C x) {
-    C u = (C)KILN_SQRT_2_OVER_PI * (x + (C)KILN_GELU_CUBIC * x * x * x);
-    return (C)0.5 * x * ((C)1 + k_tanh(u));
 }
 template <typename C> __device__ __forceinline__ C gelu_tanh_grad(C x) {
     C k = (C)KILN_SQRT_2_OVER_PI, a = (C)KILN_GELU_CUBIC;

@@ -7,15 +7,35 @@
 // in slices of 16. Tile loads are mapped so that neighbouring threads read neighbouring
 // addresses whichever stride of the operand is 1. f16/bf16 are widened to f32 on load
 // and accumulate in f32, like the CPU backend. Grid: (ceil(n/64), ceil(m/64),
-// min(batch, 65535)); blocks loop over the batch when it is larger.
+// min(batch, 65535)); blocks loop over the batch when it is larger. Every kernel
+// applies `gemm_epilogue` (bias, activation) on the way out; the 128x128 ones can also split
+// k over grid z (split-K, partials summed by `gemm_splitk_reduce_*`).
 //
-// Large f32 products use `gemm_big_f32`: 128x128 tiles, each thread an 8x8 block of C
-// (rows 8ty.., columns 8tx..) read from shared memory as float4s, k in slices of 8.
+// Large f32 products use `gemm_big_f32` (described before it): 128x128 tiles, warp
+// tiling, 16-byte global loads and a cp.async double buffer.
 //
 // f16/bf16 use tensor cores (`gemm_tc_*`, mma.sync with f32 accumulation, described
 // before them), and so does f32 when the caller allows TF32 (`gemm_tc_tf32`).
 #include "common.cuh"
 #include "mma.cuh"
+
+// The epilogue every kernel applies on the way out (`linear`'s fused `act(x · w + b)`):
+// `bias` (n elements, or null) added to every row in the compute type, then the
+// activation `act` (the same formulas as the relu and gelu_tanh ops: ReLU lets NaN
+// pass), then the narrowing to T.
+enum ActCode { ACT_NONE = 0, ACT_RELU, ACT_GELU_TANH };
+
+template <typename T, typename C>
+__device__ __forceinline__ T gemm_epilogue(C x, const T *bias, uint32_t col, uint32_t act) {
+    if (bias) x += widen(bias[col]);
+    switch (act) {
+    case ACT_NONE: break;
+    case ACT_RELU: x = x <= (C)0 ? (C)0 : x; break;
+    case ACT_GELU_TANH: x = gelu_tanh(x); break;
+    default: __trap();
+    }
+    return narrow<T>(x);
+}
 
 #define GEMM_BM 64
 #define GEMM_BN 64
@@ -23,9 +43,10 @@
 #define GEMM_THREADS 256
 
 template <typename T>
-__device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, uint32_t m, uint32_t n,
-                                          uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m,
-                                          int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) {
+__device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, const T *bias, uint32_t act,
+                                          uint32_t m, uint32_t n, uint32_t k, uint32_t batch,
+                                          int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b,
+                                          int64_t b_k, int64_t b_n) {
     typedef typename ComputeOf<T>::type C;
     // +4 keeps rows 16-byte aligned and spreads the transposed tile stores over banks.
     __shared__ C as[GEMM_BK][GEMM_BM + 4];
@@ -73,16 +94,16 @@ __device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, uint32_t
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 uint32_t gn = col0 + tx + 16 * j;
-                if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = narrow<T>(acc[i][j]);
+                if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j], bias, gn, act);
             }
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float *a, const float *b, float *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_f64(const double *a, const double *b, double *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_f16(const f16 *a, const f16 *b, f16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const bf16 *b, bf16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float *a, const float *b, float *c, const float *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f64(const double *a, const double *b, double *c, const double *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_f16(const f16 *a, const f16 *b, f16 *c, const f16 *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const bf16 *b, bf16 *c, const bf16 *bias, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_impl(a, b, c, bias, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
 // ---- Tensor cores: mma.sync GEMM (f16/bf16: m16n8k16; f32 as tf32: m16n8k8).
 //
@@ -93,11 +114,15 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const bf16 *a, const
 // TC_BK rows of 128 elements (n-contiguous), 16 KiB, three stages = 48 KiB (dynamic
 // shared memory: the most a launch gets without opting in). Tiles
 // arrive by cp.async 16 bytes at a time in a three-stage pipeline (two slices in flight
-// while the third is multiplied). Operands whose contiguous dimension is not the tile's
-// (transposed views), or is misaligned, and the chunks that straddle the edge of K or N,
-// are loaded element by element into the same layout; chunks wholly outside the matrix
-// are zero-filled (by cp.async with src-size 0 on the fast path), so the mma loop needs
-// no masking at the edges.
+// while the third is multiplied). Halves whose contiguous dimension is not the tile's
+// (transposed views: A m-contiguous, B k-contiguous as in `x · Wᵀ`) are staged in the
+// other operand's layout (A as BK rows of 128 m, B as 128 rows of 64 bytes of k), so
+// they arrive by whole chunks too, and are read by the opposite ldmatrix (.trans for
+// A, plain for B). TF32 keeps the element-by-element path for them: ldmatrix cannot
+// transpose 32-bit elements, and such f32 products run on gemm_big_f32 unless TF32 is
+// allowed. Misaligned operands and the chunks that straddle the edge of K, M or N are
+// loaded element by element; chunks wholly outside the matrix are zero-filled (by
+// cp.async with src-size 0 on the fast path), so the mma loop needs no masking.
 //
 // Shared memory is XOR-swizzled per 16-byte chunk so that the 8 row addresses of each
 // ldmatrix (8 rows, same logical chunk) and the cp.async stores hit 8 distinct
@@ -160,9 +185,26 @@ __device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], co
 __device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], float) { mma_m16n8k8_tf32(d, a, b, d); }
 
 // B fragments of the warp's four n8 tiles for the k step at row `k0` of the stage.
+// `trans` (halves only): the stage holds B as [n][k], read by plain ldmatrix.
 template <typename T>
-__device__ __forceinline__ void tc_load_b(uint32_t (&bf)[4][2], const T *bs, int k0, int n0, int lane) {
+__device__ __forceinline__ void tc_load_b(uint32_t (&bf)[4][2], const T *bs, int k0, int n0, int lane,
+                                          bool trans) {
     const int CPR = TC_BN / TcTile<T>::EPC;
+    if (trans) {
+        // [n][k]: lane l gives matrix q = l / 8 (n 0-7 | 8-15 by q / 2, k 0-7 | 8-15 by
+        // q % 2), row n0 + 8 (q / 2) + l % 8: regs 0,1 (2,3) are the B fragment of the
+        // first (second) n8 tile.
+        const int T_CPR = TC_SLICE_BYTES / 16, q = lane / 8;
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            uint32_t r[4];
+            ldmatrix_x4(r, bs + tc_swizzle<T_CPR, TcTile<T>::EPC>(n0 + 16 * j + 8 * (q / 2) + lane % 8,
+                                                                 k0 / TcTile<T>::EPC + q % 2));
+            bf[2 * j][0] = r[0], bf[2 * j][1] = r[1];
+            bf[2 * j + 1][0] = r[2], bf[2 * j + 1][1] = r[3];
+        }
+        return;
+    }
     // Lane l gives row k0 + l % 16 of matrices (k 0-7 | 8-15) x (n 0-7 | 8-15): regs
     // 0,1 are the B fragment of the first n8 tile, 2,3 of the second.
 #pragma unroll
@@ -176,7 +218,8 @@ __device__ __forceinline__ void tc_load_b(uint32_t (&bf)[4][2], const T *bs, int
 }
 
 template <>
-__device__ __forceinline__ void tc_load_b<float>(uint32_t (&bf)[4][2], const float *bs, int k0, int n0, int lane) {
+__device__ __forceinline__ void tc_load_b<float>(uint32_t (&bf)[4][2], const float *bs, int k0, int n0, int lane,
+                                                 bool) {
     const int CPR = TC_BN / 4, g = lane / 4, t = lane % 4;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -197,10 +240,38 @@ __device__ __forceinline__ void tc_round(uint32_t (&a)[4], float) {
     for (int i = 0; i < 4; ++i) a[i] = f32_to_tf32(__uint_as_float(a[i]));
 }
 
+// A fragments of the warp's four m16 tiles for the k step at k0 of the stage. `trans`
+// (halves only): the stage holds A as [k][m] (see gemm_tc_impl), and ldmatrix .trans
+// hands every lane the same fragment elements as the plain one does from [m][k].
 template <typename T>
-__device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint32_t m, uint32_t n,
-                                             uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m,
-                                             int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) {
+__device__ __forceinline__ void tc_load_a(uint32_t (&af)[4][4], const T *as, int k0, int m0,
+                                          int lane, bool trans) {
+    const int EPC = TcTile<T>::EPC, A_CPR = TC_SLICE_BYTES / 16, T_CPR = TC_BM / EPC;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        if (trans) {
+            // Lane l gives matrix q = l / 8 (a0..a3: m 0-7 | 8-15 by q % 2, k 0-7 | 8-15
+            // by q / 2), row k0 + 8 (q / 2) + l % 8 of [k][m].
+            const int q = lane / 8;
+            ldmatrix_x4_trans(af[i], as + tc_swizzle<T_CPR, EPC>(k0 + 8 * (q / 2) + lane % 8,
+                                                                 (m0 + 16 * i + 8 * (q % 2)) / EPC));
+        } else {
+            // Lane l gives row l % 16, chunk l / 16 of the k step's two chunks:
+            // matrices (rows 0-7 | 8-15) x (first | second chunk) = a0..a3.
+            ldmatrix_x4(af[i], as + tc_swizzle<A_CPR, EPC>(m0 + 16 * i + lane % 16,
+                                                           k0 / EPC + lane / 16));
+        }
+        tc_round(af[i], T());
+    }
+}
+
+// Split-K and the epilogue as in gemm_big_f32 (see BigEpilogue): f32 partials in `part`.
+template <typename T>
+__device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, float *part,
+                                             const T *bias, uint32_t splits, uint32_t act,
+                                             uint32_t m, uint32_t n, uint32_t k, uint32_t batch,
+                                             int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b,
+                                             int64_t b_k, int64_t b_n) {
 #if __CUDA_ARCH__ >= 800
     typedef TcTile<T> Tile;
     // k per mma: two 16-byte chunks (16 halves, 8 tf32).
@@ -215,21 +286,37 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / 4 * 64, wn = warp % 4 * 32; // the warp's tile in the block's
     const uint32_t row0 = blockIdx.y * TC_BM, col0 = blockIdx.x * TC_BN;
-    const uint32_t ktiles = (k + BK - 1) / BK;
+    // Split s takes k slices [s * per, (s + 1) * per).
+    const uint32_t per = ((k + BK - 1) / BK + splits - 1) / splits;
     // Whole 16-byte chunks need the contiguous dimension's stride 1 and every row (and
     // batch) start 16-byte aligned.
-    const bool a_vec = a_k == 1 && a_m % EPC == 0 && a_b % EPC == 0 && (uintptr_t)a % 16 == 0;
-    const bool b_vec = b_n == 1 && b_k % EPC == 0 && b_b % EPC == 0 && (uintptr_t)b % 16 == 0;
+    // Halves whose contiguous dimension is not the tile's (A m-contiguous, B
+    // k-contiguous: transposed views) are staged transposed, A as [k][m] and B as [n][k]
+    // (each in the other operand's layout), so that they too arrive by whole chunks.
+    const bool a_t = sizeof(T) == 2 && a_m == 1 && a_k != 1;
+    const bool b_t = sizeof(T) == 2 && b_k == 1 && b_n != 1;
+    const int64_t a_rs = a_t ? a_k : a_m, a_cs = a_t ? a_m : a_k;
+    const int64_t b_rs = b_t ? b_n : b_k, b_cs = b_t ? b_k : b_n;
+    const bool a_vec = a_cs == 1 && a_rs % EPC == 0 && a_b % EPC == 0 && (uintptr_t)a % 16 == 0;
+    const bool b_vec = b_cs == 1 && b_rs % EPC == 0 && b_b % EPC == 0 && (uintptr_t)b % 16 == 0;
 
-    for (uint32_t z = blockIdx.z; z < batch; z += gridDim.z) {
-        const T *ab = a + (int64_t)z * a_b + (int64_t)row0 * a_m;
-        const T *bb = b + (int64_t)z * b_b + (int64_t)col0 * b_n;
+    for (uint32_t z = blockIdx.z; z < batch * splits; z += gridDim.z) {
+        const uint32_t bt = z % batch, split = z / batch;
+        const uint32_t k_begin = min(k, split * per * BK), k_end = min(k, k_begin + per * BK);
+        const uint32_t ktiles = (k_end - k_begin + BK - 1) / BK;
+        const T *ab = a + (int64_t)bt * a_b + (int64_t)row0 * a_m;
+        const T *bb = b + (int64_t)bt * b_b + (int64_t)col0 * b_n;
         auto load_stage = [&](int stage, uint32_t kt) {
-            const uint32_t k0 = kt * BK;
-            tc_load_tile<T, TC_BM, A_CPR>(as[stage], ab + (int64_t)k0 * a_k, a_m, a_k, m - row0,
-                                          k - k0, a_vec);
-            tc_load_tile<T, BK, B_CPR>(bs[stage], bb + (int64_t)k0 * b_k, b_k, b_n, k - k0,
-                                       n - col0, b_vec);
+            const uint32_t k0 = k_begin + kt * BK;
+            const T *at = ab + (int64_t)k0 * a_k, *bt = bb + (int64_t)k0 * b_k;
+            if (a_t)
+                tc_load_tile<T, BK, B_CPR>(as[stage], at, a_rs, a_cs, k_end - k0, m - row0, a_vec);
+            else
+                tc_load_tile<T, TC_BM, A_CPR>(as[stage], at, a_rs, a_cs, m - row0, k_end - k0, a_vec);
+            if (b_t)
+                tc_load_tile<T, TC_BN, A_CPR>(bs[stage], bt, b_rs, b_cs, n - col0, k_end - k0, b_vec);
+            else
+                tc_load_tile<T, BK, B_CPR>(bs[stage], bt, b_rs, b_cs, k_end - k0, n - col0, b_vec);
         };
         float acc[4][4][4];
 #pragma unroll
@@ -254,16 +341,9 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
             const T *ast = as[kt % TC_STAGES], *bst = bs[kt % TC_STAGES];
 #pragma unroll
             for (int ks = 0; ks < BK / MMA_K; ++ks) {
-                // Lane l gives row l % 16, chunk l / 16 of the k step's two chunks:
-                // matrices (rows 0-7 | 8-15) x (first | second chunk) = a0..a3.
                 uint32_t af[4][4], bf[4][2];
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    ldmatrix_x4(af[i], ast + tc_swizzle<A_CPR, EPC>(wm + 16 * i + lane % 16,
-                                                                   2 * ks + lane / 16));
-                    tc_round(af[i], T());
-                }
-                tc_load_b<T>(bf, bst, ks * MMA_K, wn, lane);
+                tc_load_a<T>(af, ast, ks * MMA_K, wm, lane, a_t);
+                tc_load_b<T>(bf, bst, ks * MMA_K, wn, lane, b_t);
 #pragma unroll
                 for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -274,7 +354,8 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
         __syncthreads(); // the last stage is read before the next batch's prologue
 
         // Element r of acc[i][j]: row g + 8 (r / 2), column 2t + r % 2 of the 16x8 tile.
-        T *cb = c + (uint64_t)z * m * n;
+        // Split s's partial, or the result.
+        const uint64_t out0 = ((uint64_t)split * batch + bt) * m * n;
         const int g = lane / 4, t = lane % 4;
 #pragma unroll
         for (int i = 0; i < 4; ++i)
@@ -284,7 +365,9 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
                 for (int r = 0; r < 4; ++r) {
                     uint32_t gm = row0 + wm + 16 * i + g + 8 * (r / 2);
                     uint32_t gn = col0 + wn + 8 * j + 2 * t + r % 2;
-                    if (gm < m && gn < n) cb[(uint64_t)gm * n + gn] = narrow<T>(acc[i][j][r]);
+                    if (gm >= m || gn >= n) continue;
+                    if (splits > 1) part[out0 + (uint64_t)gm * n + gn] = acc[i][j][r];
+                    else c[out0 + (uint64_t)gm * n + gn] = gemm_epilogue(acc[i][j][r], bias, gn, act);
                 }
     }
 #else
@@ -293,82 +376,255 @@ __device__ __forceinline__ void gemm_tc_impl(const T *a, const T *b, T *c, uint3
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_f16(const f16 *a, const f16 *b, f16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_bf16(const bf16 *a, const bf16 *b, bf16 *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
-extern "C" __global__ void __launch_bounds__(256) gemm_tc_tf32(const float *a, const float *b, float *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_f16(const f16 *a, const f16 *b, f16 *c, float *part, const f16 *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_bf16(const bf16 *a, const bf16 *b, bf16 *c, float *part, const bf16 *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+extern "C" __global__ void __launch_bounds__(256) gemm_tc_tf32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_tc_impl(a, b, c, part, bias, splits, act, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
 
+// ---- Large f32 products (SIMT, exact f32 FMA): `gemm_big_f32`.
+//
+// A block of 8 warps computes a 128x128 tile of C; warp w a 64x32 warp tile (2 x 4
+// warps), lane l an 8x8 sub-tile split as 2 x 2 blocks of 4x4 (rows wm + 32i + 4(l/4)..,
+// columns wn + 16j + 4(l%4)..), so that each k step reads A as two float4s per lane
+// from 8 consecutive float4s (128 bytes: one conflict-free access, broadcast over the
+// 4 lanes that share them) and B as two float4s from 4. Shared memory holds both
+// operands k-major (as[k][m], bs[k][n]) in two stages of BIG_BK = 8 (double buffer):
+// while the block multiplies one stage, the next slice is in flight into the other.
+//
+// Each thread fetches 4 elements of each operand's 128 x 8 slice per step, along the
+// operand's unit-stride dimension when it has one:
+//  - along m (A) / n (B), the tile's own contiguous dimension (A transposed, B
+//    row-major): 16 bytes by cp.async straight into the stage when the operand is
+//    16-byte aligned (zero-filled past the edges by cp.async's src-size);
+//  - along k (A row-major, B transposed as in `x · Wᵀ`): one float4 global load into
+//    registers, stored transposed (4 scalar stores, conflict-free thanks to the
+//    +4 padding) after the current stage's FMAs, so the load's latency hides behind them;
+//  - otherwise (strided or misaligned views) 4 scalar loads, staged the same way.
+// Edges are zero-filled, so the FMA loop needs no masking. k may be split (split-K,
+// see `BigEpilogue`): blocks of grid z beyond the batch take later k ranges.
 #define BIG_BM 128
 #define BIG_BN 128
 #define BIG_BK 8
-#define BIG_PAD 4 // rows stay 16-byte aligned; transposed tile stores hit distinct banks
+#define BIG_LD (BIG_BM + 4) // floats per k row of a stage: 16-byte aligned, see above
+#define BIG_STAGE (BIG_BK * BIG_LD)
+#define BIG_SHARED_BYTES (2 * 2 * BIG_STAGE * 4) // 2 operands x 2 stages, dynamic
+
+// This thread's place in an operand's slice: its 4 elements start at row i (along m or
+// n) and k offset kk, and run along m/n (`along_mn`) or along k. Recomputed from
+// threadIdx where needed rather than kept in registers.
+struct BigPos {
+    int i, kk;
+};
+__device__ __forceinline__ BigPos big_pos(bool along_mn) {
+    const int t = threadIdx.x;
+    return along_mn ? BigPos{t % 32 * 4, t / 32} : BigPos{t / 2, t % 2 * 4};
+}
+
+// One operand's slice fetch for this thread: its 4 elements of the slice at k0 start at
+// p + k0 * s_k, `stride` apart.
+struct BigOperand {
+    const float *p;
+    int64_t s_k, stride;
+    uint32_t mn_end; // rows along m/n left in the operand from the tile's first
+    bool along_mn;   // the 4 elements run along m/n (else along k)
+    bool vec;        // ... and are one aligned 16-byte access
+};
+
+// The operand whose element (i, kk) is src[i * s_mn + kk * s_k] (i along m or n; rows
+// i >= mn_end are zero); s_b: its batch stride.
+__device__ __forceinline__ BigOperand big_operand(const float *src, int64_t s_b, int64_t s_mn,
+                                                  int64_t s_k, uint32_t mn_end) {
+    BigOperand o;
+    o.along_mn = s_mn == 1 || s_k != 1;
+    o.stride = o.along_mn ? s_mn : s_k;
+    const int64_t other = o.along_mn ? s_k : s_mn;
+    o.vec = o.stride == 1 && other % 4 == 0 && s_b % 4 == 0 && (uintptr_t)src % 16 == 0;
+    const BigPos at = big_pos(o.along_mn);
+    o.p = src + at.i * s_mn + at.kk * s_k;
+    o.s_k = s_k, o.mn_end = mn_end;
+    return o;
+}
+
+// Fetches the operand's slice at k0 (k < k_end valid): by cp.async into `stage`, or into
+// `v` for `big_store`. `base`, in bounds and aligned as cp.async requires, stands in
+// as the source of chunks that read nothing.
+__device__ __forceinline__ void big_fetch(const BigOperand &o, const float *base, float *stage,
+                                          float (&v)[4], uint32_t k0, uint32_t k_end) {
+    const BigPos at = big_pos(o.along_mn);
+    const uint32_t gk = k0 + at.kk;
+    const bool inside = (uint32_t)at.i < o.mn_end && gk < k_end;
+    const uint32_t avail = !inside ? 0u : min(4u, o.along_mn ? o.mn_end - at.i : k_end - gk);
+    const float *from = o.p + (int64_t)k0 * o.s_k;
+    if (o.along_mn && o.vec) {
+        cp_async_16(stage + at.kk * BIG_LD + at.i, avail ? from : base, avail * 4);
+        return;
+    }
+    if (o.vec && avail == 4) {
+        const float4 x = *reinterpret_cast<const float4 *>(from);
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+        return;
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) v[e] = (uint32_t)e < avail ? from[e * o.stride] : 0.0f;
+}
+
+// Stores what `big_fetch` staged in registers.
+__device__ __forceinline__ void big_store(const BigOperand &o, float *stage, const float (&v)[4]) {
+    const BigPos at = big_pos(o.along_mn);
+    float *dst = stage + at.kk * BIG_LD + at.i;
+    if (o.along_mn) {
+        if (!o.vec) *reinterpret_cast<float4 *>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dst[e * BIG_LD] = v[e];
+    }
+}
+
+// The 8 k steps of one stage on this thread's 8x8 sub-tile.
+__device__ __forceinline__ void big_fma(float (&acc)[8][8], const float *as, const float *bs,
+                                        int am, int bn) {
+#pragma unroll
+    for (int kk = 0; kk < BIG_BK; ++kk) {
+        const float *ar = as + kk * BIG_LD + am, *br = bs + kk * BIG_LD + bn;
+        const float4 a0 = *reinterpret_cast<const float4 *>(ar);
+        const float4 a1 = *reinterpret_cast<const float4 *>(ar + 32);
+        const float4 b0 = *reinterpret_cast<const float4 *>(br);
+        const float4 b1 = *reinterpret_cast<const float4 *>(br + 16);
+        const float af[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float bf[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(af[i], bf[j], acc[i][j]);
+    }
+}
+
+// What happens to the product on its way out: `gemm_epilogue` (bias, activation — for
+// f32 the bias and ReLU are bit-identical to the separate ops). With split-K
+// (`splits` > 1) the GEMM instead writes split s's partial product to
+// part[s][batch][m][n] (a workspace) and `gemm_splitk_reduce_*` sums the partials in
+// split order — deterministic, no atomics — and applies the epilogue.
+struct BigEpilogue {
+    float *part;
+    const float *bias;
+    uint32_t splits;
+    uint32_t act; // ActCode
+};
+
+// Writes columns col.. col + 3 of a row of C (n columns, 16-byte aligned when n % 4 == 0),
+// through the epilogue: one 16-byte store when they are all inside and aligned.
+__device__ __forceinline__ void big_store_row4(float *row, uint32_t col, uint32_t n,
+                                               float (&x)[4], const float *bias, uint32_t act) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+        if (col + e < n) x[e] = gemm_epilogue(x[e], bias, col + e, act);
+    if (col + 4 <= n && n % 4 == 0) {
+        *reinterpret_cast<float4 *>(row + col) = make_float4(x[0], x[1], x[2], x[3]);
+        return;
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+        if (col + e < n) row[col + e] = x[e];
+}
 
 __device__ __forceinline__ void gemm_big_f32_impl(const float *a, const float *b, float *c,
-                                                  uint32_t m, uint32_t n, uint32_t k,
-                                                  uint32_t batch, int64_t a_b, int64_t a_m,
-                                                  int64_t a_k, int64_t b_b, int64_t b_k,
-                                                  int64_t b_n) {
-    __shared__ __align__(16) float as[BIG_BK][BIG_BM + BIG_PAD]; // as[k][m]
-    __shared__ __align__(16) float bs[BIG_BK][BIG_BN + BIG_PAD]; // bs[k][n]
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+                                                  BigEpilogue ep, uint32_t m, uint32_t n,
+                                                  uint32_t k, uint32_t batch, int64_t a_b,
+                                                  int64_t a_m, int64_t a_k, int64_t b_b,
+                                                  int64_t b_k, int64_t b_n) {
+    // Dynamic (BIG_SHARED_BYTES from the host): the emulator poisons and bounds-checks it.
+    // (uint4 like gemm_tc_impl's: one declaration of `smem` per module.)
+    KILN_DYNAMIC_SHARED(uint4, smem);
+    float *const sf = reinterpret_cast<float *>(smem);
+    // Stage s of A at sf + s * BIG_STAGE, of B at sf + (2 + s) * BIG_STAGE.
+    auto as = [&](int s) { return sf + s * BIG_STAGE; };
+    auto bs = [&](int s) { return sf + (2 + s) * BIG_STAGE; };
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int am = warp / 4 * 64 + lane / 4 * 4, bn = warp % 4 * 32 + lane % 4 * 4;
     const uint32_t row0 = blockIdx.y * BIG_BM, col0 = blockIdx.x * BIG_BN;
-    const bool a_rows_contiguous = a_m == 1 && a_k != 1;
-    const bool b_rows_contiguous = b_n == 1;
+    // Split s takes k slices [s * per, (s + 1) * per).
+    const uint32_t per = ((k + BIG_BK - 1) / BIG_BK + ep.splits - 1) / ep.splits;
 
-    for (uint32_t bt = blockIdx.z; bt < batch; bt += gridDim.z) {
-        const float *ab = a + (int64_t)bt * a_b;
-        const float *bb = b + (int64_t)bt * b_b;
+    for (uint32_t z = blockIdx.z; z < batch * ep.splits; z += gridDim.z) {
+        const uint32_t bt = z % batch, split = z / batch;
+        const uint32_t k_begin = min(k, split * per * BIG_BK);
+        const uint32_t k_end = min(k, k_begin + per * BIG_BK);
+        const uint32_t ktiles = (k_end - k_begin + BIG_BK - 1) / BIG_BK;
+        const BigOperand oa = big_operand(a + (int64_t)bt * a_b + (int64_t)row0 * a_m, a_b, a_m,
+                                          a_k, m - row0);
+        const BigOperand ob = big_operand(b + (int64_t)bt * b_b + (int64_t)col0 * b_n, b_b, b_n,
+                                          b_k, n - col0);
         float acc[8][8];
 #pragma unroll
         for (int i = 0; i < 8; ++i)
 #pragma unroll
             for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
 
-        for (uint32_t k0 = 0; k0 < k; k0 += BIG_BK) {
-#pragma unroll
-            for (int r = 0; r < (BIG_BM * BIG_BK) / 256; ++r) {
-                int e = threadIdx.x + 256 * r;
-                int mm = a_rows_contiguous ? e % BIG_BM : e / BIG_BK;
-                int kk = a_rows_contiguous ? e / BIG_BM : e % BIG_BK;
-                uint32_t gm = row0 + mm, gk = k0 + kk;
-                as[kk][mm] = (gm < m && gk < k) ? ab[gm * a_m + gk * a_k] : 0.0f;
-            }
-#pragma unroll
-            for (int r = 0; r < (BIG_BN * BIG_BK) / 256; ++r) {
-                int e = threadIdx.x + 256 * r;
-                int nn = b_rows_contiguous ? e % BIG_BN : e / BIG_BK;
-                int kk = b_rows_contiguous ? e / BIG_BN : e % BIG_BK;
-                uint32_t gn = col0 + nn, gk = k0 + kk;
-                bs[kk][nn] = (gn < n && gk < k) ? bb[gk * b_k + gn * b_n] : 0.0f;
-            }
-            __syncthreads();
-#pragma unroll
-            for (int kk = 0; kk < BIG_BK; ++kk) {
-                float4 a0 = *reinterpret_cast<const float4 *>(&as[kk][ty * 8]);
-                float4 a1 = *reinterpret_cast<const float4 *>(&as[kk][ty * 8 + 4]);
-                float4 b0 = *reinterpret_cast<const float4 *>(&bs[kk][tx * 8]);
-                float4 b1 = *reinterpret_cast<const float4 *>(&bs[kk][tx * 8 + 4]);
-                float af[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-                float bf[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-                for (int i = 0; i < 8; ++i)
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(af[i], bf[j], acc[i][j]);
-            }
+        float va[4], vb[4];
+        if (ktiles > 0) {
+            big_fetch(oa, a, as(0), va, k_begin, k_end);
+            big_fetch(ob, b, bs(0), vb, k_begin, k_end);
+            big_store(oa, as(0), va);
+            big_store(ob, bs(0), vb);
+            cp_async_commit();
+            cp_async_wait<0>();
             __syncthreads();
         }
+        for (uint32_t kt = 0; kt < ktiles; ++kt) {
+            const int cur = kt % 2, nxt = cur ^ 1;
+            const bool more = kt + 1 < ktiles;
+            // The other stage was last read before the previous step's barrier.
+            if (more) {
+                const uint32_t k0 = k_begin + (kt + 1) * BIG_BK;
+                big_fetch(oa, a, as(nxt), va, k0, k_end);
+                big_fetch(ob, b, bs(nxt), vb, k0, k_end);
+                cp_async_commit();
+            }
+            big_fma(acc, as(cur), bs(cur), am, bn);
+            if (more) {
+                big_store(oa, as(nxt), va);
+                big_store(ob, bs(nxt), vb);
+                cp_async_wait<0>();
+            }
+            __syncthreads(); // the next stage is complete; this one is free again
+        }
 
-        float *cb = c + (uint64_t)bt * m * n;
+        // Split s's partial (no epilogue), or the result.
+        const bool direct = ep.splits == 1;
+        float *cb = direct ? c + (uint64_t)bt * m * n : ep.part + ((uint64_t)split * batch + bt) * m * n;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
-            uint32_t gm = row0 + ty * 8 + i;
-            if (gm >= m) break;
+            const uint32_t gm = row0 + am + i / 4 * 32 + i % 4;
+            if (gm >= m) continue;
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                uint32_t gn = col0 + tx * 8 + j;
-                if (gn < n) cb[(uint64_t)gm * n + gn] = acc[i][j];
+            for (int j = 0; j < 2; ++j) {
+                float x[4] = {acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2],
+                              acc[i][4 * j + 3]};
+                big_store_row4(cb + (uint64_t)gm * n, col0 + bn + 16 * j, n, x,
+                               direct ? ep.bias : nullptr, direct ? ep.act : (uint32_t)ACT_NONE);
             }
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+// ptxas: 175 (sm_80) / 163 (sm_90) registers, no spills, so one block (8 warps) per
+// multiprocessor; __launch_bounds__(256, 2) (128 registers) spills on both.
+extern "C" __global__ void __launch_bounds__(256) gemm_big_f32(const float *a, const float *b, float *c, float *part, const float *bias, uint32_t splits, uint32_t act, uint32_t m, uint32_t n, uint32_t k, uint32_t batch, int64_t a_b, int64_t a_m, int64_t a_k, int64_t b_b, int64_t b_k, int64_t b_n) { gemm_big_f32_impl(a, b, c, BigEpilogue{part, bias, splits, act}, m, n, k, batch, a_b, a_m, a_k, b_b, b_k, b_n); }
+
+// out[i] = epilogue(sum over s of part[s][i]) for the `total` = batch·m·n elements of a
+// split-K product (f32 partials of any kernel), the splits summed in order 0, 1, …
+// (the same bits every run).
+template <typename T>
+__device__ __forceinline__ void gemm_splitk_reduce(const float *part, T *out, const T *bias,
+                                                   uint64_t total, uint32_t n, uint32_t splits,
+                                                   uint32_t act) {
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (uint64_t)gridDim.x * blockDim.x) {
+        float x = part[i];
+        for (uint32_t s = 1; s < splits; ++s) x += part[s * total + i];
+        out[i] = gemm_epilogue(x, bias, (uint32_t)(i % n), act);
+    }
+}
+
+extern "C" __global__ void gemm_splitk_reduce_f32(const float *part, float *out, const float *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t act) { gemm_splitk_reduce(part, out, bias, total, n, splits, act); }
+extern "C" __global__ void gemm_splitk_reduce_f16(const float *part, f16 *out, const f16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t act) { gemm_splitk_reduce(part, out, bias, total, n, splits, act); }
+extern "C" __global__ void gemm_splitk_reduce_bf16(const float *part, bf16 *out, const bf16 *bias, uint64_t total, uint32_t n, uint32_t splits, uint32_t act) { gemm_splitk_reduce(part, out, bias, total, n, splits, act); }

@@ -385,8 +385,10 @@ fn matmul_matches_the_cpu_for_odd_batched_and_transposed_operands() {
             DType::F16 => (5e-2, 1e-2),
             _ => (2e-1, 2e-2),
         };
-        let cases: [(&[usize], &[usize]); 6] = [
+        // (70, 600)·(600, 90): one 128x128 tile and a long k, split-K for f32.
+        let cases: [(&[usize], &[usize]); 7] = [
             (&[65, 33], &[33, 70]),
+            (&[70, 600], &[600, 90]),
             (&[2, 300, 257], &[257, 140]),
             (&[3, 1, 17, 129], &[5, 129, 9]),
             (&[2, 64, 64], &[64, 64]),

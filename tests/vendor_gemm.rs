@@ -360,6 +360,43 @@ device_test! {
         }
     }
 
+    /// f32 products large enough for kiln's 128x128 kernel, (40, 600)·(600, 90) split
+    /// over k on any device: `linear` and `linear_act` — bias and activation in that
+    /// kernel's epilogue on kiln's GEMM — equal the unfused ops bit for bit for the bias
+    /// and ReLU (one f32 add, an exact max, the same partial sums) and within 1e-6 for
+    /// tanh-GELU (the same formula, contracted to FMAs as the compiler sees fit), and
+    /// stay close on cuBLASLt.
+    fn linear_act_on_large_f32_products_equals_the_unfused_ops(dev) {
+        let _s = serial();
+        kiln::manual_seed(18);
+        let exact = dev.is_cpu() || !kiln::cuda::gemm_backend(0).unwrap().is_vendor();
+        for (rows, in_f, out_f) in [(300, 72, 260), (40, 600, 90)] {
+            let x = Tensor::randn(&[rows, in_f], DType::F32, dev).unwrap();
+            let w = Tensor::randn(&[out_f, in_f], DType::F32, dev).unwrap();
+            let b = Tensor::randn(&[out_f], DType::F32, dev).unwrap();
+            let _g = kiln::no_grad();
+            let xw = x.matmul(&w.transpose(0, 1).unwrap()).unwrap();
+            let y = xw.add(&b).unwrap();
+            let relu = |t: &Tensor| F::relu(t).unwrap();
+            let act = |bias, act| F::linear_act(&x, &w, bias, act).unwrap();
+            let fused = [
+                ("linear", F::linear(&x, &w, Some(&b)).unwrap(), y.clone()),
+                ("relu", act(Some(&b), LinearAct::Relu), relu(&y)),
+                ("relu, no bias", act(None, LinearAct::Relu), relu(&xw)),
+                ("gelu_tanh", act(Some(&b), LinearAct::GeluTanh), F::gelu_tanh(&y).unwrap()),
+            ];
+            for (what, got, want) in fused {
+                let what = format!("{what} ({rows}, {in_f}, {out_f})");
+                let tol = match (exact, what.starts_with("gelu")) {
+                    (true, false) => 0.0,
+                    (true, true) => 1e-6,
+                    (false, _) => 1e-5,
+                };
+                assert_values(&what, &got, &want, tol, tol);
+            }
+        }
+    }
+
     /// Forward and backward of `linear_act` against the unfused ops: the output and the
     /// gradients of the input, the weight and the bias.
     fn linear_act_backward_equals_the_unfused_ops(dev) {

@@ -10,48 +10,72 @@ use crate::backend::cuda::emulator;
 use crate::backend::BackendStorage;
 use std::sync::Arc;
 
-/// A (batch, rows, cols) operand stored transposed or not, with its values in logical
-/// order.
-struct Operand {
-    layout: Layout,
-    stored: Vec<f32>,
-    logical: Vec<f64>,
+/// A (batch, rows, cols) operand in some layout, with its values in logical order.
+pub(super) struct Operand {
+    pub(super) layout: Layout,
+    pub(super) stored: Vec<f32>,
+    pub(super) logical: Vec<f64>,
 }
 
-fn operand(batch: usize, rows: usize, cols: usize, transposed: bool, seed: u64) -> Operand {
+/// `n` values with full 24-bit mantissas in [-4, 4) (TF32 keeps 11 bits of them).
+pub(super) fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    // Full 24-bit mantissas in [-4, 4): TF32 keeps 11 bits of them.
-    let stored: Vec<f32> = (0..batch * rows * cols)
+    (0..n)
         .map(|_| {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
             (s >> 40) as f32 / (1u64 << 24) as f32 * 8.0 - 4.0
         })
-        .collect();
-    let strides = if transposed {
-        vec![rows * cols, 1, rows]
-    } else {
-        vec![rows * cols, cols, 1]
-    };
-    let mut logical = Vec::with_capacity(stored.len());
+        .collect()
+}
+
+/// The operand at `offset` with `strides` (batch, row, col) in storage of `len`
+/// elements.
+pub(super) fn strided_operand(
+    shape: [usize; 3],
+    strides: [usize; 3],
+    offset: usize,
+    len: usize,
+    seed: u64,
+) -> Operand {
+    let [batch, rows, cols] = shape;
+    let stored = values(len, seed);
+    let mut logical = Vec::with_capacity(batch * rows * cols);
     for z in 0..batch {
         for r in 0..rows {
             for c in 0..cols {
-                logical.push(stored[z * strides[0] + r * strides[1] + c * strides[2]] as f64);
+                let at = offset + z * strides[0] + r * strides[1] + c * strides[2];
+                logical.push(stored[at] as f64);
             }
         }
     }
     let layout = Layout {
-        shape: vec![batch, rows, cols],
-        strides,
-        offset: 0,
+        shape: shape.to_vec(),
+        strides: strides.to_vec(),
+        offset,
     };
     Operand {
         layout,
         stored,
         logical,
     }
+}
+
+/// A contiguous operand, or one stored transposed (a transposed view).
+pub(super) fn operand(
+    batch: usize,
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+    seed: u64,
+) -> Operand {
+    let strides = if transposed {
+        [rows * cols, 1, rows]
+    } else {
+        [rows * cols, cols, 1]
+    };
+    strided_operand([batch, rows, cols], strides, 0, batch * rows * cols, seed)
 }
 
 #[test]
@@ -74,7 +98,17 @@ fn tf32_products_round_their_inputs_and_f32_products_stay_exact() {
         let gb = CudaStorage::from_cpu(&dev, &CpuStorage::F32(b.stored.clone())).unwrap();
         for tf32 in [true, false] {
             let got = ga
-                .gemm(&a.layout, &gb, &b.layout, dims, true, tf32)
+                .gemm(
+                    &a.layout,
+                    &gb,
+                    &b.layout,
+                    dims,
+                    Kernels {
+                        tensor_cores: true,
+                        tf32,
+                    },
+                    Epilogue::default(),
+                )
                 .unwrap();
             let CpuStorage::F32(got) = got.to_cpu(&Layout::contiguous(&[batch, m, n])).unwrap()
             else {

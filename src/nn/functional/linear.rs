@@ -58,7 +58,8 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     );
     let out = {
         let _guard = no_grad();
-        // The bias in the GEMM's epilogue where the backend fuses (cuBLASLt).
+        // The bias in the GEMM's epilogue where the backend fuses (cuBLASLt, or kiln's
+        // CUDA kernels).
         let y = match x2.linear_fused(&w, bias, Activation::None)? {
             Some(y) => y,
             None => {
@@ -126,8 +127,9 @@ pub enum LinearAct {
 /// gradient is recorded (inference, [`no_grad`](crate::no_grad)); when a graph is
 /// recorded, the bias is fused (as in [`linear`]) and the activation runs as its own op,
 /// whose backward needs the pre-activation. cuBLASLt has no exact-GELU epilogue, so
-/// [`LinearAct::Gelu`] fuses the bias only. Elsewhere (the CPU, kiln's own GEMM) it is
-/// the composition.
+/// [`LinearAct::Gelu`] fuses the bias only. kiln's own CUDA GEMM fuses the same way
+/// (bias + ReLU or tanh-GELU in its kernels' epilogue); on the CPU it is the
+/// composition.
 pub fn linear_act(
     input: &Tensor,
     weight: &Tensor,
