@@ -38,6 +38,7 @@
 #define CTC_BN 128           // columns of a block tile
 #define CTC_SLICE_BYTES 64   // bytes of K per slice and per tile row
 #define CTC_THREADS 256
+#define CTC_CPR (CTC_SLICE_BYTES / 16) // 16-byte chunks per tile row (tc_swizzle)
 
 // The raw bits of a half (the emulator's halves are plain structs).
 #if defined(KILN_HOST_EMU)
@@ -63,27 +64,6 @@ template <> struct CtcIn<float> {
     static const int PER_WORD = 1;
     __device__ __forceinline__ static uint32_t bits(float v) { return f32_to_tf32(v); }
 };
-
-// A fragment of halves is used as is; f32 is rounded to tf32 (A tiles copied by
-// cp.async hold f32 as is; gathered ones are rounded already, which rounding keeps).
-__device__ __forceinline__ void ctc_round(uint32_t (&)[4], f16) {}
-__device__ __forceinline__ void ctc_round(uint32_t (&)[4], bf16) {}
-__device__ __forceinline__ void ctc_round(uint32_t (&a)[4], float) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) a[i] = f32_to_tf32(__uint_as_float(a[i]));
-}
-
-// One mma of the warp tile: 16 of K for halves, 8 for tf32.
-__device__ __forceinline__ void ctc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], f16) { mma_m16n8k16_f16(d, a, b, d); }
-__device__ __forceinline__ void ctc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bf16) { mma_m16n8k16_bf16(d, a, b, d); }
-__device__ __forceinline__ void ctc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], float) { mma_m16n8k8_tf32(d, a, b, d); }
-
-// Offset, in elements of `EPC` per 16-byte chunk, of chunk `chunk` (0..3) of tile row
-// `row` (64 bytes): two rows per 128-byte line, the XOR spreading 8 rows over 8 chunk
-// columns.
-template <int EPC> __device__ __forceinline__ int ctc_swizzle(int row, int chunk) {
-    return (row * 4 + (chunk ^ ((row / 2) % 4))) * EPC;
-}
 
 // One operand tile of ROWS rows: thread t gathers row t % ROWS, K [k0, k0 + RUN) of the
 // slice, into WORDS registers, and stores them as RUN / EPC chunks.
@@ -119,7 +99,7 @@ template <typename T, int ROWS> struct CtcOperand {
         for (int c = 0; c < RUN / EPC; ++c) {
             const int k = k_base + k0 + c * EPC;
             const bool inside = ok && k < k_len;
-            cp_async_16(tile + ctc_swizzle<EPC>(row, k0 / EPC + c), inside ? src + k : any,
+            cp_async_16(tile + tc_swizzle<CTC_CPR, EPC>(row, k0 / EPC + c), inside ? src + k : any,
                         inside ? 16 : 0);
         }
     }
@@ -129,7 +109,7 @@ template <typename T, int ROWS> struct CtcOperand {
         for (int c = 0; c < RUN / EPC; ++c) {
             uint4 v;
             v.x = word[4 * c], v.y = word[4 * c + 1], v.z = word[4 * c + 2], v.w = word[4 * c + 3];
-            *reinterpret_cast<uint4 *>(tile + ctc_swizzle<EPC>(row, k0 / EPC + c)) = v;
+            *reinterpret_cast<uint4 *>(tile + tc_swizzle<CTC_CPR, EPC>(row, k0 / EPC + c)) = v;
         }
     }
 };
@@ -215,13 +195,13 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
             uint32_t af[MI][4], bf[4][2];
 #pragma unroll
             for (int i = 0; i < MI; ++i) {
-                ldmatrix_x4(af[i], ast + ctc_swizzle<EPC>(wm + 16 * i + lane % 16, 2 * ks + lane / 16));
-                ctc_round(af[i], T());
+                ldmatrix_x4(af[i], ast + tc_swizzle<CTC_CPR, EPC>(wm + 16 * i + lane % 16, 2 * ks + lane / 16));
+                tc_round(af[i], T());
             }
 #pragma unroll
             for (int j = 0; j < 2; ++j) {
                 uint32_t r[4];
-                ldmatrix_x4(r, bst + ctc_swizzle<EPC>(wn + 16 * j + 8 * (lane / 16) + lane % 8,
+                ldmatrix_x4(r, bst + tc_swizzle<CTC_CPR, EPC>(wn + 16 * j + 8 * (lane / 16) + lane % 8,
                                                       2 * ks + (lane / 8) % 2));
                 bf[2 * j][0] = r[0], bf[2 * j][1] = r[1];
                 bf[2 * j + 1][0] = r[2], bf[2 * j + 1][1] = r[3];
@@ -229,7 +209,7 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
 #pragma unroll
             for (int i = 0; i < MI; ++i)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) ctc_mma(acc[i][j], af[i], bf[j], T());
+                for (int j = 0; j < 4; ++j) tc_mma(acc[i][j], af[i], bf[j], T());
         }
     }
 

@@ -142,15 +142,6 @@ template <typename T> struct TcTile {
     static const int A_ELEMS = TC_BM * BK, B_ELEMS = BK * TC_BN;
 };
 
-// Offset, in elements, of chunk `chunk` of row `row` in a tile of `CPR` 16-byte chunks
-// per row. Rows that share a 128-byte line span distinct chunk columns already; the
-// XOR spreads the next rows over the other columns (8 rows -> 8 distinct columns).
-template <int CPR, int EPC> __device__ __forceinline__ int tc_swizzle(int row, int chunk) {
-    const int rows_per_line = CPR >= 8 ? 1 : 8 / CPR;
-    const int span = CPR >= 8 ? 8 : CPR;
-    return (row * CPR + (chunk ^ ((row / rows_per_line) % span))) * EPC;
-}
-
 // Loads rows x (CPR chunks) of a tile whose element (r, c) is src[r * rs + c * cs],
 // rows >= `rows` and columns >= `cols` being zero. `vec`: cs == 1 and every row start is
 // 16-byte aligned, so whole chunks may be copied.
@@ -178,11 +169,6 @@ __device__ __forceinline__ void tc_load_tile(T *tile, const T *src, int64_t rs, 
         }
     }
 }
-
-// One k step's mma for the warp tile: halves, 16 of k.
-__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], f16) { mma_m16n8k16_f16(d, a, b, d); }
-__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bf16) { mma_m16n8k16_bf16(d, a, b, d); }
-__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], float) { mma_m16n8k8_tf32(d, a, b, d); }
 
 // B fragments of the warp's four n8 tiles for the k step at row `k0` of the stage.
 // `trans` (halves only): the stage holds B as [n][k], read by plain ldmatrix.
@@ -230,14 +216,6 @@ __device__ __forceinline__ void tc_load_b<float>(uint32_t (&bf)[4][2], const flo
             bf[j][i] = f32_to_tf32(bs[tc_swizzle<CPR, 4>(k, n / 4) + n % 4]);
         }
     }
-}
-
-// A 32-bit register of halves is used as is; f32 is rounded to tf32 first.
-__device__ __forceinline__ void tc_round(uint32_t (&)[4], f16) {}
-__device__ __forceinline__ void tc_round(uint32_t (&)[4], bf16) {}
-__device__ __forceinline__ void tc_round(uint32_t (&a)[4], float) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) a[i] = f32_to_tf32(__uint_as_float(a[i]));
 }
 
 // A fragments of the warp's four m16 tiles for the k step at k0 of the stage. `trans`

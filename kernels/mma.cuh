@@ -12,7 +12,10 @@
 //                                        (0..size), the rest zero-filled
 //   cp_async_commit(), cp_async_wait<N>() groups of copies; wait until <= N are pending
 //   f32_to_tf32(x)                       cvt.rna.tf32.f32: nearest, ties away from zero
+// and, shared by linear.cu and conv_tc.cu: tc_swizzle (the XOR-swizzled shared-memory
+// tile layout), tc_mma (one mma by the input type) and tc_round (fragments to tf32).
 #pragma once
+#include "common.cuh" // f16 and bf16, for the tc_* helpers at the end
 
 #if defined(KILN_HOST_EMU)
 #define KILN_MMA_EMU(...) __VA_ARGS__
@@ -125,3 +128,29 @@ __device__ __forceinline__ void cp_async_commit() {
 template <int N> __device__ __forceinline__ void cp_async_wait() {
     KILN_MMA_PTX(asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");)
 }
+
+// ---- Shared by the tensor-core kernels (linear.cu, conv_tc.cu) ----
+
+// Offset, in elements, of chunk `chunk` of row `row` in a tile of `CPR` 16-byte chunks
+// per row. Rows that share a 128-byte line span distinct chunk columns already; the
+// XOR spreads the next rows over the other columns (8 rows -> 8 distinct columns).
+template <int CPR, int EPC> __device__ __forceinline__ int tc_swizzle(int row, int chunk) {
+    const int rows_per_line = CPR >= 8 ? 1 : 8 / CPR;
+    const int span = CPR >= 8 ? 8 : CPR;
+    return (row * CPR + (chunk ^ ((row / rows_per_line) % span))) * EPC;
+}
+
+// One mma of a warp tile, by the MMA input type: halves, 16 of k.
+__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], f16) { mma_m16n8k16_f16(d, a, b, d); }
+__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], bf16) { mma_m16n8k16_bf16(d, a, b, d); }
+__device__ __forceinline__ void tc_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], float) { mma_m16n8k8_tf32(d, a, b, d); }
+
+// A fragment: a 32-bit register of halves is used as is; f32 is rounded to tf32 first
+// (rounding a value that is tf32 already keeps it, so tiles may hold either).
+__device__ __forceinline__ void tc_round(uint32_t (&)[4], f16) {}
+__device__ __forceinline__ void tc_round(uint32_t (&)[4], bf16) {}
+__device__ __forceinline__ void tc_round(uint32_t (&a)[4], float) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = f32_to_tf32(__uint_as_float(a[i]));
+}
+
