@@ -5,12 +5,11 @@
 //! broadcast operands, odd sizes and k tails; split-K deterministic; bias and ReLU
 //! applied; and the host's split rule.
 
-use super::tf32_tests::{operand, strided_operand, values, Operand};
+use super::tf32_tests::{exact_element, gemm_f32, operand, strided_operand, values, Operand};
 use super::*;
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::device::CudaDevice;
 use crate::backend::cuda::emulator;
-use crate::backend::BackendStorage;
 use std::sync::Arc;
 
 /// One product: operands, split-K parts, bias (its values and offset), ReLU.
@@ -48,23 +47,11 @@ fn run(dev: &Arc<CudaDevice>, name: &str, case: &Case, tf32: bool) -> Vec<f32> {
         tensor_cores: true,
         tf32,
     };
-    let dims = MatmulDims { batch, m, n, k };
-    let got = ga
-        .gemm(&case.a.layout, &gb, &case.b.layout, dims, kernels, ep)
-        .unwrap();
-    let CpuStorage::F32(got) = got.to_cpu(&Layout::contiguous(&[batch, m, n])).unwrap() else {
-        unreachable!("an f32 product")
-    };
+    let got = gemm_f32(&ga, &case.a, &gb, &case.b, kernels, ep);
     for z in 0..batch {
         for r in 0..m {
             for c in 0..n {
-                let (mut exact, mut size) = (0.0f64, 0.0f64);
-                for kk in 0..k {
-                    let p =
-                        case.a.logical[(z * m + r) * k + kk] * case.b.logical[(z * k + kk) * n + c];
-                    exact += p;
-                    size += p.abs();
-                }
+                let (mut exact, mut size) = exact_element(&case.a, &case.b, [z, r, c]);
                 if let Some((v, o)) = &case.bias {
                     exact += v[o + c] as f64;
                     size += (v[o + c] as f64).abs();

@@ -78,6 +78,42 @@ pub(super) fn operand(
     strided_operand([batch, rows, cols], strides, 0, batch * rows * cols, seed)
 }
 
+/// The exact (f64) element `[z, r, c]` of the product `a`·`b`, and Σ|a b| over its
+/// terms (the scale of the error bounds).
+pub(super) fn exact_element(a: &Operand, b: &Operand, [z, r, c]: [usize; 3]) -> (f64, f64) {
+    let [_, m, k] = a.layout.shape[..] else {
+        unreachable!("3-D")
+    };
+    let n = b.layout.shape[2];
+    (0..k)
+        .map(|kk| a.logical[(z * m + r) * k + kk] * b.logical[(z * k + kk) * n + c])
+        .fold((0.0, 0.0), |(exact, size), p| (exact + p, size + p.abs()))
+}
+
+/// `a`·`b` (uploaded as `ga`, `gb`) by `CudaStorage::gemm` with `kernels` and `ep`,
+/// back on the host.
+pub(super) fn gemm_f32(
+    ga: &CudaStorage,
+    a: &Operand,
+    gb: &CudaStorage,
+    b: &Operand,
+    kernels: Kernels,
+    ep: Epilogue,
+) -> Vec<f32> {
+    let [batch, m, k] = a.layout.shape[..] else {
+        unreachable!("3-D")
+    };
+    let n = b.layout.shape[2];
+    let dims = MatmulDims { batch, m, n, k };
+    let got = ga
+        .gemm(&a.layout, gb, &b.layout, dims, kernels, ep)
+        .unwrap();
+    let CpuStorage::F32(got) = got.to_cpu(&Layout::contiguous(&[batch, m, n])).unwrap() else {
+        unreachable!("an f32 product")
+    };
+    got
+}
+
 #[test]
 fn tf32_products_round_their_inputs_and_f32_products_stay_exact() {
     let (exec, mem) = emulator::open();
@@ -93,37 +129,18 @@ fn tf32_products_round_their_inputs_and_f32_products_stay_exact() {
     for (i, &(batch, m, k, n, at, bt)) in cases.iter().enumerate() {
         let a = operand(batch, m, k, at, 2 * i as u64 + 1);
         let b = operand(batch, k, n, bt, 2 * i as u64 + 2);
-        let dims = MatmulDims { batch, m, n, k };
         let ga = CudaStorage::from_cpu(&dev, &CpuStorage::F32(a.stored.clone())).unwrap();
         let gb = CudaStorage::from_cpu(&dev, &CpuStorage::F32(b.stored.clone())).unwrap();
         for tf32 in [true, false] {
-            let got = ga
-                .gemm(
-                    &a.layout,
-                    &gb,
-                    &b.layout,
-                    dims,
-                    Kernels {
-                        tensor_cores: true,
-                        tf32,
-                    },
-                    Epilogue::default(),
-                )
-                .unwrap();
-            let CpuStorage::F32(got) = got.to_cpu(&Layout::contiguous(&[batch, m, n])).unwrap()
-            else {
-                unreachable!("an f32 product")
+            let kernels = Kernels {
+                tensor_cores: true,
+                tf32,
             };
+            let got = gemm_f32(&ga, &a, &gb, &b, kernels, Epilogue::default());
             for z in 0..batch {
                 for r in 0..m {
                     for c in 0..n {
-                        let (mut exact, mut size) = (0.0f64, 0.0f64);
-                        for kk in 0..k {
-                            let p =
-                                a.logical[(z * m + r) * k + kk] * b.logical[(z * k + kk) * n + c];
-                            exact += p;
-                            size += p.abs();
-                        }
+                        let (exact, size) = exact_element(&a, &b, [z, r, c]);
                         // f32 accumulation: (k + 2)·2^-23·Σ|a b|; TF32 inputs (2^-11
                         // each, rounded to nearest) add 2^-10·Σ|a b|.
                         let f32_bound = (k + 2) as f64 * 2f64.powi(-23) * size;
