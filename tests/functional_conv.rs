@@ -95,20 +95,9 @@ fn run_case(
     dtype: DType,
     dev: &Device,
 ) -> Vec<Tensor> {
-    let g = common::Golden::load("conv");
-    let get = |k: &str| g.on(&format!("{name}.{k}"), dev).to_dtype(dtype).unwrap();
-    let (x, w) = (get("x").requires_grad(), get("w").requires_grad());
-    let b = has_bias.then(|| get("b").requires_grad());
-    let y = F::conv2d(&x, &w, b.as_ref(), opts).unwrap();
-    y.mul(&get("gy"))
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let mut out = vec![y, x.grad().unwrap(), w.grad().unwrap()];
-    out.extend(b.and_then(|b| b.grad()));
-    out
+    common::run_weighted_case("conv", name, has_bias, dtype, dev, |x, w, b| {
+        F::conv2d(x, w, b, opts)
+    })
 }
 
 /// f16 and bf16 run on the tensor-core kernels (conv_tc.cu) on CUDA (compute

@@ -190,10 +190,41 @@ pub fn assert_values(what: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f
     }
 }
 
+/// Runs an op of an input, a weight and an optional bias (conv2d, linear) on golden
+/// case `name` of fixture `area` on `dev`, inputs converted to `dtype`: returns the
+/// output and the gradients of `x`, `w` and (with `has_bias`) `b` under PyTorch's
+/// upstream gradient `gy`, in that order (the fixture's `out`, `grad_x`, `grad_w`,
+/// `grad_b`).
+pub fn run_weighted_case(
+    area: &str,
+    name: &str,
+    has_bias: bool,
+    dtype: DType,
+    dev: &Device,
+    op: impl Fn(&Tensor, &Tensor, Option<&Tensor>) -> kiln::Result<Tensor>,
+) -> Vec<Tensor> {
+    let g = Golden::load(area);
+    let get = |k: &str| g.on(&format!("{name}.{k}"), dev).to_dtype(dtype).unwrap();
+    let x = get("x").requires_grad();
+    let w = get("w").requires_grad();
+    let b = has_bias.then(|| get("b").requires_grad());
+    let y = op(&x, &w, b.as_ref()).unwrap();
+    y.mul(&get("gy"))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let mut out = vec![y, x.grad().unwrap(), w.grad().unwrap()];
+    out.extend(b.map(|b| b.grad().unwrap()));
+    out
+}
+
 /// Checks an op of an input, a weight and an optional bias (conv2d, linear) against
 /// golden case `name` of fixture `area` on `dev`: the output, then the gradients of
-/// `x`, `w` and `b` under PyTorch's upstream gradient `gy`. Inputs are converted to
-/// `dtype`; `tol` is both the absolute and the relative tolerance (on the CPU).
+/// `x`, `w` and `b` under PyTorch's upstream gradient `gy` ([`run_weighted_case`]).
+/// Inputs are converted to `dtype`; `tol` is both the absolute and the relative
+/// tolerance (on the CPU).
 pub fn check_weighted_case(
     area: &str,
     name: &str,
@@ -203,25 +234,11 @@ pub fn check_weighted_case(
     dev: &Device,
     op: impl Fn(&Tensor, &Tensor, Option<&Tensor>) -> kiln::Result<Tensor>,
 ) {
+    let got = run_weighted_case(area, name, has_bias, dtype, dev, op);
     let g = Golden::load(area);
-    let key = |k: &str| format!("{name}.{k}");
-    let get = |k: &str| g.on(&key(k), dev).to_dtype(dtype).unwrap();
-    let x = get("x").requires_grad();
-    let w = get("w").requires_grad();
-    let b = has_bias.then(|| get("b").requires_grad());
-    let y = op(&x, &w, b.as_ref()).unwrap();
-    assert_eq!(y.dtype(), dtype);
-    assert_close(&y, &g.get(&key("out")), dev, tol, tol);
-    y.mul(&get("gy"))
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    assert_close(&x.grad().unwrap(), &g.get(&key("grad_x")), dev, tol, tol);
-    assert_close(&w.grad().unwrap(), &g.get(&key("grad_w")), dev, tol, tol);
-    if let Some(b) = b {
-        assert_close(&b.grad().unwrap(), &g.get(&key("grad_b")), dev, tol, tol);
+    for (t, key) in got.iter().zip(["out", "grad_x", "grad_w", "grad_b"]) {
+        assert_eq!(t.dtype(), dtype, "{name}.{key}");
+        assert_close(t, &g.get(&format!("{name}.{key}")), dev, tol, tol);
     }
 }
 
