@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, on this machine, everything scripts/gpu-check.sh runs on a GPU machine (which
 # has no Rust toolchain): the CUDA test binary (tests/cuda.rs), every golden test binary
-# with CUDA variants (the files that use `device_test!`), and the CUDA timing binary
+# with CUDA variants (the files that use `device_test!`), the CUDA-only TF32 convolution
+# suite (tests/conv_tf32.rs), and the CUDA timing binary
 # (benches/cuda_ops.rs), release mode, kernels required and embedded, stripped and
 # gzipped (the device tool carries at most 64 MiB), plus the PyTorch counterpart of the
 # timings. Everything goes to .gpu/ (git-ignored);
@@ -38,6 +39,12 @@ for file in $(grep -l 'device_test!' tests/*.rs); do
     cp "$(executable test --release --test "$name")" ".gpu/golden/$name"
     strip ".gpu/golden/$name"
     gzip -9 ".gpu/golden/$name"
+done
+# CUDA-only suites that run whole (no `::cuda` variants): the TF32 convolutions, whose
+# process-wide switch keeps them out of the golden binaries.
+for name in conv_tf32; do
+    cp "$(executable test --release --test "$name")" ".gpu/$name"
+    strip ".gpu/$name"
 done
 cp scripts/gpu_torch_bench.py scripts/gpu-check.sh .gpu/
 git rev-parse --short HEAD > .gpu/commit.txt 2>/dev/null || true

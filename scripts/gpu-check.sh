@@ -3,7 +3,8 @@
 # holds a copy of this script; no Rust needed): `bash scripts/gpu-check.sh` or
 # `bash .gpu/gpu-check.sh`.
 #   1. the CUDA tests, required (KILN_REQUIRE_CUDA_TESTS=1: a skip is a failure), then
-#      every golden suite's `::cuda` variants (PyTorch's values on the GPU);
+#      every golden suite's `::cuda` variants (PyTorch's values on the GPU), then the
+#      TF32 convolutions' error bounds (tests/conv_tf32.rs);
 #   2. kiln's CUDA timings and PyTorch's for the same cases, interleaved by group
 #      (CUDA events, median of 25 with the range, L2 flushed before single-op rows);
 #   3. the CUDA tests again with the cache bypassed (KILN_CUDA_NO_CACHE=1), then the
@@ -55,6 +56,9 @@ for gz in "$B"/golden/*.gz; do
     KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$bin" cuda 2>&1 | tee -a "$OUT/golden.log" || fail=1
     rm -f "$bin"
 done
+
+step "TF32 convolutions on the tensor cores (error bounds; TF32 on by default)"
+KILN_REQUIRE_CUDA_TESTS=1 timeout 60 "$B/conv_tf32" 2>&1 | tee "$OUT/conv-tf32.log" || fail=1
 
 # Timings, kiln and PyTorch interleaved: each group of cases runs in one process of each,
 # the two alternating (and alternating which goes first), so both see the GPU in the same
@@ -149,7 +153,7 @@ def read(name):
     except OSError:
         return ""
 print("device:", read("device.txt").strip().replace("\n", "; "))
-for log in ["tests.log", "golden.log", "tests-no-cache.log", "soak.log", "sanitizer.log", "racecheck.log", "gemm.log"]:
+for log in ["tests.log", "golden.log", "conv-tf32.log", "tests-no-cache.log", "soak.log", "sanitizer.log", "racecheck.log", "gemm.log"]:
     for line in read(log).splitlines():
         if line.startswith(("test result:", "soak:", "-- KILN_CUDA_GEMM")) or "ERROR SUMMARY" in line:
             print(f"{log}: {line.strip()}")
