@@ -1880,6 +1880,7 @@ fn the_parity_tests_launch_every_kernel() {
         "conv2d_bwd_weight_f16",
         "conv2d_bwd_weight_bf16",
         "conv2d_tc_fwd_tf32",
+        "conv2d_tc_fwd_nhwc_tf32",
         "conv2d_tc_bwd_input_tf32",
         "conv2d_tc_bwd_weight_tf32",
     ];
