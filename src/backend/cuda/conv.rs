@@ -87,13 +87,18 @@ impl Gemm {
             Pass::BackwardInput => "conv2d_bwd_input",
             Pass::BackwardWeight => "conv2d_bwd_weight",
         };
-        if self == Gemm::Simt && pass != Pass::ForwardNhwc {
+        if self == Gemm::Simt {
+            // `channels_last` never picks SIMT: its NCHW kernels would misread the
+            // converted operands.
+            if pass == Pass::ForwardNhwc {
+                return Err(Error::UnsupportedDType { op: family, dtype });
+            }
             return KernelId::for_dtype(family, dtype);
         }
         Ok(match (pass, dtype) {
-            (Pass::ForwardNhwc, DType::F32) if self != Gemm::Simt => K::Conv2dTcFwdNhwcTf32,
-            (Pass::ForwardNhwc, DType::F16) if self != Gemm::Simt => K::Conv2dTcFwdNhwcF16,
-            (Pass::ForwardNhwc, DType::BF16) if self != Gemm::Simt => K::Conv2dTcFwdNhwcBf16,
+            (Pass::ForwardNhwc, DType::F32) => K::Conv2dTcFwdNhwcTf32,
+            (Pass::ForwardNhwc, DType::F16) => K::Conv2dTcFwdNhwcF16,
+            (Pass::ForwardNhwc, DType::BF16) => K::Conv2dTcFwdNhwcBf16,
             (Pass::Forward, DType::F32) => K::Conv2dTcFwdTf32,
             (Pass::Forward, DType::F16) => K::Conv2dTcFwdF16,
             (Pass::Forward, DType::BF16) => K::Conv2dTcFwdBf16,
