@@ -27,7 +27,10 @@
 // k < K), `a(m, krow)`, `col(n)` (the column's context, n < N), `b(krow, col)`, and
 // `store(m, n, acc)`, each called in range only; and `A_ROWS`: whether A's row m is
 // the K contiguous elements at `a_row(m)` (then defined), which a GEMM may copy
-// instead of gathering. A GEMM (`Gemm`) is a functor
+// instead of gathering; and `B_CHUNKS`: whether B comes as 16-byte chunks of K
+// instead of `b`, `b_chunk(krow, col)` the address of the chunk starting at the
+// (chunk-aligned) K index of `krow`, or null for zeros (ConvForwardNhwc, the
+// tensor-core GEMM only). A GEMM (`Gemm`) is a functor
 // `gemm(p, m_len, n_len, k_len)` that computes the tile of block (blockIdx.x,
 // blockIdx.y) of the product: columns along x, rows along y.
 #pragma once
@@ -96,16 +99,24 @@ template <typename T> struct ConvForward {
         return r;
     }
     static const bool A_ROWS = true; // W's rows
+    static const bool B_CHUNKS = false;
     __device__ __forceinline__ const T *a_row(int m) const {
         return w + (int64_t)(grp * g.cog() + m) * (g.cig() * g.taps());
     }
     __device__ __forceinline__ C a(int m, const KRow &r) const { return widen(a_row(m)[r.k]); }
-    __device__ __forceinline__ Col col(int n) const {
-        int img = n / g.out_plane(), pos = n - img * g.out_plane();
+    // Column n's image and the input position of its tap (0, 0), without `base`.
+    __device__ __forceinline__ Col origin(int n, int &img) const {
+        img = n / g.out_plane();
+        int pos = n - img * g.out_plane();
         int oy = pos / g.out_w, ox = pos - oy * g.out_w;
         Col c;
         c.iy0 = oy * g.stride_h - g.pad_top;
         c.ix0 = ox * g.stride_w - g.pad_left;
+        return c;
+    }
+    __device__ __forceinline__ Col col(int n) const {
+        int img;
+        Col c = origin(n, img);
         c.base = ((int64_t)img * g.c_in + grp * g.cig()) * g.plane() + (int64_t)c.iy0 * g.w + c.ix0;
         return c;
     }
@@ -119,6 +130,41 @@ template <typename T> struct ConvForward {
         int co = grp * g.cog() + m;
         if (bias) v += widen(bias[co]);
         y[((int64_t)img * g.c_out + co) * g.out_plane() + pos] = narrow<T>(v);
+    }
+};
+
+// ---- Forward in channels-last: x as NHWC, W as (co, ky, kx, ci), K = (ky, kx, ci) ----
+// The host converts both (src/backend/cuda/conv.rs) when cig is a multiple of a
+// 16-byte chunk, so that every chunk of K is consecutive channels of one input pixel
+// (or of the padding): B arrives by whole-chunk copies. A, the output and the bias are
+// those of ConvForward (W's rows are K long either way; y stays NCHW).
+template <typename T> struct ConvForwardNhwc : ConvForward<T> {
+    typedef ConvForward<T> Base;
+    typedef typename Base::KRow KRow; // `off` from the pixel of tap (0, 0), in NHWC
+    typedef typename Base::Col Col;   // `base` in NHWC
+    static const bool B_CHUNKS = true;
+
+    __device__ __forceinline__ KRow krow(int k) const {
+        const ConvGeom &g = this->g;
+        int tap = k / g.cig(), ci = k - tap * g.cig();
+        int ky = tap / g.kw, kx = tap - ky * g.kw;
+        KRow r;
+        r.k = k, r.dy = ky * g.dil_h, r.dx = kx * g.dil_w;
+        r.off = ((int64_t)r.dy * g.w + r.dx) * g.c_in + ci;
+        return r;
+    }
+    __device__ __forceinline__ Col col(int n) const {
+        const ConvGeom &g = this->g;
+        int img;
+        Col c = this->origin(n, img);
+        c.base = (((int64_t)img * g.h + c.iy0) * g.w + c.ix0) * g.c_in + this->grp * g.cig();
+        return c;
+    }
+    __device__ __forceinline__ const T *b_chunk(const KRow &r, const Col &c) const {
+        const ConvGeom &g = this->g;
+        int iy = c.iy0 + r.dy, ix = c.ix0 + r.dx;
+        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return nullptr;
+        return this->x + c.base + r.off;
     }
 };
 
@@ -198,6 +244,7 @@ template <typename T> struct ConvBackwardInput {
         return r;
     }
     static const bool A_ROWS = false; // W transposed, and only the phase's taps
+    static const bool B_CHUNKS = false;
     __device__ __forceinline__ C a(int m, const KRow &r) const {
         return widen(w[(int64_t)grp * g.cog() * g.cig() * g.taps() + (int64_t)m * g.taps() + r.w_off]);
     }
@@ -264,6 +311,7 @@ template <typename T> struct ConvBackwardWeight {
         return r;
     }
     static const bool A_ROWS = false; // G's rows break at every image
+    static const bool B_CHUNKS = false;
     __device__ __forceinline__ C a(int m, const KRow &r) const {
         return widen(gy[(int64_t)(grp * g.cog() + m) * g.out_plane() + r.g_off]);
     }
@@ -286,13 +334,14 @@ template <typename T> struct ConvBackwardWeight {
     }
 };
 
-// Forward. Grid: (column tiles of batch*P, row tiles of cog, groups, looped when above
-// the limit).
-template <typename T, typename Gemm>
+// Forward, as `Problem` (ConvForward, or ConvForwardNhwc with x and w converted).
+// Grid: (column tiles of batch*P, row tiles of cog, groups, looped when above the
+// limit).
+template <template <typename> class Problem = ConvForward, typename T, typename Gemm>
 __device__ __forceinline__ void conv_forward_run(const Gemm &gemm, const T *x, const T *w,
                                                  const T *bias, T *y, const Dims &ga,
                                                  const Dims &gb) {
-    ConvForward<T> p;
+    Problem<T> p;
     p.x = x, p.w = w, p.bias = bias, p.y = y, p.g = conv_geom(ga, gb);
     const ConvGeom &g = p.g;
     for (int grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {

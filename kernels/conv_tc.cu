@@ -29,6 +29,14 @@
 // The forward's A (the weights: rows contiguous along K) is copied by cp.async
 // instead, straight into the next stage, when K is a multiple of 16 bytes.
 //
+// Channels-last forward (`conv2d_tc_fwd_nhwc_*`, ConvForwardNhwc): when the channels
+// of a group are a multiple of a 16-byte chunk, the host converts x to NHWC and W to
+// (co, ky, kx, ci), so that with K ordered (ky, kx, ci) each chunk of B is consecutive
+// channels of one input pixel: B too is copied by cp.async (`P::B_CHUNKS`), whole
+// chunks, zero-filled (src_bytes 0) for padding taps, the end of K and columns past
+// N. Both operands then go global -> shared with no register staging, the copies of
+// slice k+1 in flight during the mma of slice k. The output stays NCHW.
+//
 // Shared memory is XOR-swizzled per 16-byte chunk (chunk c of row r sits in column
 // c ^ (r/2 % 4) of its 128-byte line): the 8 rows of each ldmatrix and the 8 chunk
 // stores of each quarter warp hit 8 distinct bank groups, without padding.
@@ -90,17 +98,15 @@ template <typename T, int ROWS> struct CtcOperand {
         }
     }
 
-    // The same elements copied by cp.async straight into `tile`, from `src` (the row,
-    // K contiguous; every chunk 16-byte aligned), or zeros where `ok` is false or K ends
-    // (at a chunk boundary); `any` is a valid, aligned address for the zero fills.
-    __device__ __forceinline__ void copy(T *tile, const T *src, const T *any, int k_base,
-                                         int k_len, bool ok) const {
+    // The same elements copied by cp.async straight into `tile`: the chunk at slice
+    // index kk from `src(kk)` (16-byte aligned), or zeros where that is null; `any` is a
+    // valid, aligned address for the zero fills.
+    template <typename F> __device__ __forceinline__ void copy(T *tile, const T *any, F src) const {
 #pragma unroll
         for (int c = 0; c < RUN / EPC; ++c) {
-            const int k = k_base + k0 + c * EPC;
-            const bool inside = ok && k < k_len;
-            cp_async_16(tile + tc_swizzle<CTC_CPR, EPC>(row, k0 / EPC + c), inside ? src + k : any,
-                        inside ? 16 : 0);
+            const T *from = src(k0 + c * EPC);
+            cp_async_16(tile + tc_swizzle<CTC_CPR, EPC>(row, k0 / EPC + c), from ? from : any,
+                        from ? 16 : 0);
         }
     }
 
@@ -143,20 +149,33 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
         a_src = a_ok ? p.a_row(am) : a_any;
         a_copy = k_len % EPC == 0 && (uintptr_t)a_any % 16 == 0;
     }
-    // Slice `k0`'s operands: A into stage `buf` (cp.async) or the registers, B into the
-    // registers, K contexts from krows[buf].
+    // B's chunks are copied by cp.async when the problem supplies them (ConvForwardNhwc:
+    // K and every chunk's source 16-byte aligned, by the host's choice); else gathered.
+    const T *b_any = nullptr;
+    if constexpr (P::B_CHUNKS) b_any = p.x;
+    // Slice `k0`'s operands: each into stage `buf` (cp.async) or the registers, K
+    // contexts from krows[buf]. A chunk at or past the end of K (at a chunk boundary
+    // when copied) is zeros.
     auto gather = [&](int k0, int buf) {
         if (a_copy) {
-            a.copy(as + buf * BM * BK, a_src, a_any, k0, k_len, a_ok);
-            cp_async_commit();
+            a.copy(as + buf * BM * BK, a_any, [&](int kk) -> const T * {
+                return a_ok && k0 + kk < k_len ? a_src + k0 + kk : nullptr;
+            });
         } else {
             a.gather([&](int kk) {
                 return a_ok && k0 + kk < k_len ? p.a(am, krows[buf][kk]) : 0.0f;
             });
         }
-        b.gather([&](int kk) {
-            return b_ok && k0 + kk < k_len ? p.b(krows[buf][kk], ctx) : 0.0f;
-        });
+        if constexpr (P::B_CHUNKS) {
+            b.copy(bs + buf * CTC_BN * BK, b_any, [&](int kk) -> const T * {
+                return b_ok && k0 + kk < k_len ? p.b_chunk(krows[buf][kk], ctx) : nullptr;
+            });
+        } else {
+            b.gather([&](int kk) {
+                return b_ok && k0 + kk < k_len ? p.b(krows[buf][kk], ctx) : 0.0f;
+            });
+        }
+        cp_async_commit(); // an empty group when nothing was copied
     };
 
     float acc[MI][4][4];
@@ -174,7 +193,7 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
     gather(0, 0);
     for (int k0 = 0, buf = 0; k0 < k_len; k0 += BK, buf ^= 1) {
         if (!a_copy) a.store(as + buf * BM * BK);
-        b.store(bs + buf * CTC_BN * BK);
+        if constexpr (!P::B_CHUNKS) b.store(bs + buf * CTC_BN * BK);
         // The next slice's table, into the buffer whose last reader (the gather of this
         // slice) is behind this thread already and behind every thread after the barrier.
         const int k_next = k0 + BK;
@@ -250,6 +269,12 @@ template <typename T> struct TcGemm {
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_tf32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, int tile_m) { conv_forward_run(TcGemm<float>{tile_m}, x, w, bias, y, ga, gb); }
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run(TcGemm<f16>{tile_m}, x, w, bias, y, ga, gb); }
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run(TcGemm<bf16>{tile_m}, x, w, bias, y, ga, gb); }
+
+// Channels-last forward (ConvForwardNhwc): x as NHWC, w as (co, kh, kw, ci/groups);
+// bias and y as above.
+extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_nhwc_tf32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<float>{tile_m}, x, w, bias, y, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_nhwc_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<f16>{tile_m}, x, w, bias, y, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_nhwc_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<bf16>{tile_m}, x, w, bias, y, ga, gb); }
 
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_tf32(const float *gy, const float *w, float *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<float>{tile_m}, gy, w, gx, ga, gb); }
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_f16(const f16 *gy, const f16 *w, f16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<f16>{tile_m}, gy, w, gx, ga, gb); }

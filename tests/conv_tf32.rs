@@ -114,16 +114,26 @@ fn scaled_errors(case: &Case, dev: &Device, tf32: bool) -> (Vec<f64>, [usize; 4]
     (errors, terms)
 }
 
-fn check(name: &str, case: Case) {
+/// Checks `case`'s TF32 and exact f32 errors; on the emulated device, also that the
+/// TF32 forward ran as kernel `forward`.
+fn check(name: &str, forward: &str, case: Case) {
     let _s = serial();
     let Some(dev) = common::cuda_or_skip(name) else {
         return;
     };
+    #[cfg(feature = "cuda-emulator")]
+    let before = launches(forward);
     // TF32: each product's inputs are rounded to nearest with 11 significant bits
     // (relative error <= 2^-11 each, so <= 2^-10 + 2^-22 per product), then summed in
     // f32 (<= terms * 2^-24, relative to the sum of absolute products). In units of
     // terms * 2^-24: (2^-10 + 2^-22) / (terms * 2^-24) + 1.
     let (tf32, terms) = scaled_errors(&case, &dev, true);
+    #[cfg(feature = "cuda-emulator")]
+    if kiln::cuda::is_emulated() {
+        assert!(launches(forward) > before, "{name}: {forward} ran");
+    }
+    #[cfg(not(feature = "cuda-emulator"))]
+    let _ = forward;
     let (exact, _) = scaled_errors(&case, &dev, false);
     for (i, what) in ["value", "grad x", "grad w", "grad b"].iter().enumerate() {
         let bound = (f64::powi(2.0, -10) + f64::powi(2.0, -22))
@@ -148,12 +158,14 @@ fn check(name: &str, case: Case) {
 }
 
 /// 72 output channels (a 128-row tile for the forward and the weight gradient, a
-/// 64-row one for the input gradient), padding, bias; K = 36, so the forward copies
-/// the weights by cp.async (and rounds them to TF32 in the fragments).
+/// 64-row one for the input gradient), padding, bias; 4 input channels, a 16-byte
+/// chunk of f32, so the forward runs channels-last, both operands copied by cp.async
+/// (and rounded to TF32 in the fragments).
 #[test]
 fn tf32_wide_layer_is_within_tf32s_bound() {
     check(
         "tf32_wide_layer_is_within_tf32s_bound",
+        "conv2d_tc_fwd_nhwc_tf32",
         Case {
             x: [2, 4, 6, 5],
             w: [72, 4, 3, 3],
@@ -162,11 +174,13 @@ fn tf32_wide_layer_is_within_tf32s_bound() {
     );
 }
 
-/// Stride 2, dilation, groups 2; K = 18, so the forward gathers the weights.
+/// Stride 2, dilation, groups 2; K = 18, so the forward gathers the weights (and,
+/// with 2 channels per group, the input, in NCHW).
 #[test]
 fn tf32_strided_grouped_is_within_tf32s_bound() {
     check(
         "tf32_strided_grouped_is_within_tf32s_bound",
+        "conv2d_tc_fwd_tf32",
         Case {
             x: [2, 4, 9, 8],
             w: [6, 2, 3, 3],
@@ -175,6 +189,31 @@ fn tf32_strided_grouped_is_within_tf32s_bound() {
                 .padding(2)
                 .dilation((2, 1))
                 .groups(2),
+        },
+    );
+}
+
+/// Launches of `kernel` on the emulated device so far in this process (every test
+/// here holds the lock, so none of them interleaves).
+#[cfg(feature = "cuda-emulator")]
+fn launches(kernel: &str) -> u64 {
+    kiln::cuda::emulated_launch_counts()
+        .into_iter()
+        .find_map(|(name, n)| (name == kernel).then_some(n))
+        .unwrap_or_else(|| panic!("no kernel {kernel}"))
+}
+
+/// The channels-last forward in TF32 (8 channels per group, two chunks of f32): stride
+/// 2, padding, groups 2, K = 72 (a 16-float slice cut at a chunk).
+#[test]
+fn tf32_channels_last_is_within_tf32s_bound() {
+    check(
+        "tf32_channels_last_is_within_tf32s_bound",
+        "conv2d_tc_fwd_nhwc_tf32",
+        Case {
+            x: [2, 16, 9, 8],
+            w: [12, 8, 3, 3],
+            opts: Conv2dOpts::new().stride(2).padding(1).groups(2),
         },
     );
 }

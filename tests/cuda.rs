@@ -951,7 +951,7 @@ struct ConvCase {
 /// gradient) on both devices, for every float dtype and every option of the kernels:
 /// stride 2, padding, dilation 2, groups 2, depthwise, non-square kernels, odd channel
 /// counts, batch 1 and 3, with and without bias, tiles cut at their edges, several
-/// batch chunks in the weight gradient.
+/// batch chunks in the weight gradient, channels-last (16 channels per group).
 #[test]
 fn conv2d_and_its_gradients_match_the_cpu_for_every_option() {
     let (dev, _gpu) = gpu_or_skip!("conv2d_and_its_gradients_match_the_cpu_for_every_option");
@@ -979,6 +979,17 @@ fn conv2d_and_its_gradients_match_the_cpu_for_every_option() {
         case([3, 9, 6, 7], [70, 9, 3, 3], (1, 1), (1, 1), (1, 1), 1, true),
         // Pointwise 1x1.
         case([3, 3, 5, 4], [5, 3, 1, 1], (1, 1), (0, 0), (1, 1), 1, false),
+        // 16 channels per group (two 16-byte chunks of halves): the channels-last
+        // tensor-core forward, with groups 2, stride, padding and dilation.
+        case(
+            [2, 32, 6, 5],
+            [6, 16, 3, 3],
+            (2, 1),
+            (1, 1),
+            (1, 2),
+            2,
+            true,
+        ),
     ];
     for (i, c) in cases.iter().enumerate() {
         for dtype in FLOATS {
@@ -1880,6 +1891,7 @@ fn the_parity_tests_launch_every_kernel() {
         "conv2d_bwd_weight_f16",
         "conv2d_bwd_weight_bf16",
         "conv2d_tc_fwd_tf32",
+        "conv2d_tc_fwd_nhwc_tf32",
         "conv2d_tc_bwd_input_tf32",
         "conv2d_tc_bwd_weight_tf32",
     ];

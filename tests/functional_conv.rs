@@ -85,6 +85,15 @@ golden! {
     // no tap reads: stride phases without taps)
     stride2_dilation2: "stride2_dilation2", bias true,
         Conv2dOpts::new().stride(2).padding(2).dilation(2);
+    // F.conv2d(x[2,32,7,8], w[10,16,3,3], b, padding=(1,2), dilation=2, groups=2)
+    nhwc_groups2: "nhwc_groups2", bias true, nhwc_groups2_opts();
+    // F.conv2d(x[1,8,9,9], w[70,8,3,3], stride=2, padding=1)
+    nhwc_stride2: "nhwc_stride2", bias false, Conv2dOpts::new().stride(2).padding(1);
+}
+
+/// The options of golden case nhwc_groups2.
+fn nhwc_groups2_opts() -> Conv2dOpts {
+    Conv2dOpts::new().padding((1, 2)).dilation(2).groups(2)
 }
 
 /// The value and every gradient of golden case `name` in `dtype` on `dev`.
@@ -106,7 +115,9 @@ fn run_case(
 /// not a multiple of a slice (the stem's 147, 1x1's 8), M and N not multiples of a
 /// tile, 64- and 128-row tiles (tc_wide), weights copied by cp.async (K a multiple of
 /// 8: tc_wide, tc_down1x1) or gathered (the rest), stride 2 (the input gradient's
-/// phases), phases without taps (stride2_dilation2), groups and dilation. Both backends multiply the same
+/// phases), phases without taps (stride2_dilation2), groups and dilation; the
+/// channels-last forward (channels per group a multiple of 8: tc_wide, tc_down1x1,
+/// nhwc_*) against the gathering one (the rest). Both backends multiply the same
 /// halves exactly and sum in f32, in another order, then round once: [`device_tol`]'s
 /// one rounding of the half format (and f32 reordering) bounds the difference.
 ///
@@ -147,6 +158,37 @@ tensor_core_halves! {
     dilation2: "dilation2", bias true, Conv2dOpts::new().padding(2).dilation(2);
     stride2_dilation2: "stride2_dilation2", bias true,
         Conv2dOpts::new().stride(2).padding(2).dilation(2);
+    nhwc_groups2: "nhwc_groups2", bias true, nhwc_groups2_opts();
+    nhwc_stride2: "nhwc_stride2", bias false, Conv2dOpts::new().stride(2).padding(1);
+}
+
+/// Launches of `kernel` on the emulated device so far in this process.
+#[cfg(feature = "cuda-emulator")]
+fn launches(kernel: &str) -> u64 {
+    kiln::cuda::emulated_launch_counts()
+        .into_iter()
+        .find_map(|(name, n)| (name == kernel).then_some(n))
+        .unwrap_or_else(|| panic!("no kernel {kernel}"))
+}
+
+/// A half convolution whose groups have a multiple of 8 channels runs the
+/// channels-last forward kernel (x and the weights converted on the way in).
+#[cfg(feature = "cuda-emulator")]
+#[test]
+fn chunked_channels_take_the_channels_last_forward() {
+    let Some(dev) = common::cuda_or_skip("chunked_channels_take_the_channels_last_forward") else {
+        return;
+    };
+    for (dtype, kernel) in [
+        (DType::F16, "conv2d_tc_fwd_nhwc_f16"),
+        (DType::BF16, "conv2d_tc_fwd_nhwc_bf16"),
+    ] {
+        let before = launches(kernel);
+        run_case("nhwc_groups2", true, nhwc_groups2_opts(), dtype, &dev);
+        if kiln::cuda::is_emulated() {
+            assert!(launches(kernel) > before, "{kernel} ran");
+        }
+    }
 }
 
 device_test! {

@@ -2,8 +2,9 @@
 //! device — implicit GEMMs per channel group for the forward pass and both gradients
 //! (the weight gradient split over chunks of the batch into partial buffers, then
 //! summed in order: deterministic), on tensor cores (mma.sync) for halves and for f32
-//! as TF32 when [`crate::cuda::conv_allow_tf32`] allows it, else on CUDA cores; and
-//! direct kernels for depthwise convolutions (groups == c_in == c_out).
+//! as TF32 when [`crate::cuda::conv_allow_tf32`] allows it, else on CUDA cores; the
+//! tensor-core forward channels-last when the channels allow it (`channels_last`);
+//! and direct kernels for depthwise convolutions (groups == c_in == c_out).
 
 use super::device::CudaDevice;
 use super::kernels::{KernelId, COMPUTE_CAP};
@@ -30,6 +31,8 @@ const MAX_CHUNKS: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
     Forward,
+    /// The forward on channels-last operands (see [`channels_last`]); tensor cores only.
+    ForwardNhwc,
     BackwardInput,
     BackwardWeight,
 }
@@ -80,14 +83,22 @@ impl Gemm {
     fn kernel(self, pass: Pass, dtype: DType) -> Result<KernelId> {
         use KernelId as K;
         let family = match pass {
-            Pass::Forward => "conv2d_fwd",
+            Pass::Forward | Pass::ForwardNhwc => "conv2d_fwd",
             Pass::BackwardInput => "conv2d_bwd_input",
             Pass::BackwardWeight => "conv2d_bwd_weight",
         };
         if self == Gemm::Simt {
+            // `channels_last` never picks SIMT: its NCHW kernels would misread the
+            // converted operands.
+            if pass == Pass::ForwardNhwc {
+                return Err(Error::UnsupportedDType { op: family, dtype });
+            }
             return KernelId::for_dtype(family, dtype);
         }
         Ok(match (pass, dtype) {
+            (Pass::ForwardNhwc, DType::F32) => K::Conv2dTcFwdNhwcTf32,
+            (Pass::ForwardNhwc, DType::F16) => K::Conv2dTcFwdNhwcF16,
+            (Pass::ForwardNhwc, DType::BF16) => K::Conv2dTcFwdNhwcBf16,
             (Pass::Forward, DType::F32) => K::Conv2dTcFwdTf32,
             (Pass::Forward, DType::F16) => K::Conv2dTcFwdF16,
             (Pass::Forward, DType::BF16) => K::Conv2dTcFwdBf16,
@@ -144,6 +155,39 @@ impl Gemm {
             }
         }
     }
+}
+
+/// Whether the forward of `p` in `dtype` by `gemm` runs channels-last
+/// (`conv2d_tc_fwd_nhwc_*`): on tensor cores, not depthwise, and with the channels of a
+/// group a multiple of one 16-byte chunk (8 halves, 4 floats), so that with K ordered
+/// (ky, kx, ci) every chunk of the unfolded input is consecutive channels of one input
+/// pixel and both operands arrive by whole-chunk cp.async copies. The price is one
+/// conversion of x and of the weights per call (from the caching allocator, freed
+/// after); the gather it saves reads every element of x once per tap, one element per
+/// load. The stem (3 channels) and other odd channel counts keep the NCHW gather.
+fn channels_last(p: &Conv2dParams, gemm: Gemm, dtype: DType) -> bool {
+    let chunk = 16 / dtype.size_in_bytes();
+    matches!(gemm, Gemm::TensorCores { .. })
+        && !is_depthwise(p)
+        && p.c_in_per_group().is_multiple_of(chunk)
+}
+
+/// A copy of `s` seen through `l`, an (N, C, H, W)-ordered 4-D layout, in (N, H, W, C)
+/// order: x to NHWC, and W (co, ci, kh, kw) to (co, kh, kw, ci).
+fn to_channels_last(op: &'static str, s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
+    if l.shape.len() != 4 || l.strides.len() != 4 {
+        return Err(Error::shape(
+            op,
+            format!("expected a 4-D layout, got {:?}", l.shape),
+        ));
+    }
+    let order = [0, 2, 3, 1];
+    let nhwc = Layout {
+        shape: order.iter().map(|&d| l.shape[d]).collect(),
+        strides: order.iter().map(|&d| l.strides[d]).collect(),
+        offset: l.offset,
+    };
+    s.copy_as(&nhwc, s.dtype())
 }
 
 /// `Err(DTypeMismatch)` unless `got` is the op's dtype.
@@ -320,7 +364,13 @@ impl CudaStorage {
             return Ok(out);
         }
         let [ga, gb] = geometry(OP, p)?;
-        let (x, w) = (Dense::new(self, xl)?, Dense::new(w, wl)?);
+        let nhwc = channels_last(p, gemm, dtype);
+        let (x, w) = if nhwc {
+            let x = Dense::Owned(to_channels_last(OP, self, xl)?);
+            (x, Dense::Owned(to_channels_last(OP, w, wl)?))
+        } else {
+            (Dense::new(self, xl)?, Dense::new(w, wl)?)
+        };
         let b = bias.map(|(b, bl)| Dense::new(b, bl)).transpose()?;
         let b = b.map_or(KernelArg::Ptr(0), |b| b.arg());
         let args = [x.arg(), w.arg(), b, KernelArg::Ptr(out.ptr()), ga, gb];
@@ -329,7 +379,12 @@ impl CudaStorage {
             dev.launch(KernelId::for_dtype("conv2d_dw_fwd", dtype)?, cfg, &args)?;
         } else {
             let cfg = gemm.config(OP, p.c_out_per_group(), p.n * p.out_plane(), p.groups)?;
-            gemm.launch(dev, Pass::Forward, dtype, cfg, &args)?;
+            let pass = if nhwc {
+                Pass::ForwardNhwc
+            } else {
+                Pass::Forward
+            };
+            gemm.launch(dev, pass, dtype, cfg, &args)?;
         }
         Ok(out)
     }
