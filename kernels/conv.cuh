@@ -29,7 +29,8 @@
 // the K contiguous elements at `a_row(m)` (then defined), which a GEMM may copy
 // instead of gathering; and `B_CHUNKS`: whether B comes as 16-byte chunks of K
 // instead of `b`, `b_chunk(krow, col)` the address of the chunk starting at the
-// (chunk-aligned) K index of `krow`, or null for zeros (ConvForwardNhwc, the
+// (chunk-aligned) K index of `krow`, or null for zeros, and `b_any()` a valid,
+// aligned address for the zero fills (ConvForwardNhwc, ConvBackwardInputNhwc: the
 // tensor-core GEMM only). A GEMM (`Gemm`) is a functor
 // `gemm(p, m_len, n_len, k_len)` that computes the tile of block (blockIdx.x,
 // blockIdx.y) of the product: columns along x, rows along y.
@@ -166,6 +167,7 @@ template <typename T> struct ConvForwardNhwc : ConvForward<T> {
         if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return nullptr;
         return this->x + c.base + r.off;
     }
+    __device__ __forceinline__ const T *b_any() const { return this->x; }
 };
 
 // ---- Input gradient of one stride phase: A = W gathered as (ci) x (co, ky, kx), B =
@@ -277,6 +279,46 @@ template <typename T> struct ConvBackwardInput {
     }
 };
 
+// ---- Input gradient in channels-last: gy as NHWC, K = (phase tap y, phase tap x, co) ----
+// The host converts gy (src/backend/cuda/conv.rs) when cog is a multiple of a 16-byte
+// chunk, so that every chunk of K is consecutive channels of one gradient pixel (or of
+// a tap that falls off the output): B arrives by whole-chunk copies. A stays gathered
+// from W as is (its row for ci strides over co and the phase's taps: no contiguous
+// run to copy); the output gx stays NCHW.
+template <typename T> struct ConvBackwardInputNhwc : ConvBackwardInput<T> {
+    typedef ConvBackwardInput<T> Base;
+    typedef typename Base::KRow KRow; // `g_off`: the channel within the group's pixel
+    typedef typename Base::Col Col;   // `base`: the group's first channel of the image
+    static const bool B_CHUNKS = true;
+
+    __device__ __forceinline__ KRow krow(int k) const {
+        const ConvGeom &g = this->g;
+        int t = k / g.cog(), co = k - t * g.cog();
+        int ty = t / this->ph_x.taps, tx = t - ty * this->ph_x.taps;
+        int ky = this->ph_y.tap0 + ty * this->ph_y.step, kx = this->ph_x.tap0 + tx * this->ph_x.step;
+        KRow r;
+        r.w_off = (int64_t)co * g.cig() * g.taps() + ky * g.kw + kx;
+        r.g_off = co;
+        r.ry = (ky * g.dil_h - this->py) / g.stride_h;
+        r.rx = (kx * g.dil_w - this->px) / g.stride_w;
+        return r;
+    }
+    __device__ __forceinline__ Col col(int n) const {
+        const ConvGeom &g = this->g;
+        Col c = Base::col(n);
+        int img = n / (this->ph_y.count * this->ph_x.count);
+        c.base = (int64_t)img * g.out_plane() * g.c_out + this->grp * g.cog();
+        return c;
+    }
+    __device__ __forceinline__ const T *b_chunk(const KRow &r, const Col &c) const {
+        const ConvGeom &g = this->g;
+        int oy = c.qy - r.ry, ox = c.qx - r.rx;
+        if (oy < 0 || oy >= g.out_h || ox < 0 || ox >= g.out_w) return nullptr;
+        return this->gy + c.base + ((int64_t)oy * g.out_w + ox) * g.c_out + r.g_off;
+    }
+    __device__ __forceinline__ const T *b_any() const { return this->gy; }
+};
+
 // ---- Weight gradient of one batch chunk: A = the output gradient (cog x positions of
 // the chunk's images), B = the unfolded input (positions x (ci, ky, kx)) ----
 template <typename T> struct ConvBackwardWeight {
@@ -350,15 +392,16 @@ __device__ __forceinline__ void conv_forward_run(const Gemm &gemm, const T *x, c
     }
 }
 
-// Input gradient, one GEMM per group and stride phase. Grid: (column tiles of the
+// Input gradient as `Problem` (ConvBackwardInput, or ConvBackwardInputNhwc with gy
+// converted), one GEMM per group and stride phase. Grid: (column tiles of the
 // largest phase, batch*ceil(h/stride_h)*ceil(w/stride_w), row tiles of cig,
 // groups*stride_h*stride_w, looped when above the limit); the tiles past a smaller
 // phase's columns store nothing.
-template <typename T, typename Gemm>
+template <template <typename> class Problem = ConvBackwardInput, typename T, typename Gemm>
 __device__ __forceinline__ void conv_backward_input_run(const Gemm &gemm, const T *gy,
                                                         const T *w, T *gx, const Dims &ga,
                                                         const Dims &gb) {
-    ConvBackwardInput<T> p;
+    Problem<T> p;
     p.gy = gy, p.w = w, p.gx = gx, p.g = conv_geom(ga, gb);
     const ConvGeom &g = p.g;
     const int phases = g.stride_h * g.stride_w;

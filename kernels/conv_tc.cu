@@ -37,6 +37,13 @@
 // N. Both operands then go global -> shared with no register staging, the copies of
 // slice k+1 in flight during the mma of slice k. The output stays NCHW.
 //
+// Channels-last input gradient (`conv2d_tc_bwd_input_nhwc_*`, ConvBackwardInputNhwc):
+// when the output channels of a group are a multiple of a chunk, the host converts gy
+// to NHWC; with each phase's K ordered (phase tap y, phase tap x, co), each chunk of B
+// is consecutive channels of one gy pixel, copied by cp.async (zero-filled for taps
+// off the output). A (W read transposed, only the phase's taps) stays gathered; gx is
+// stored NCHW.
+//
 // Shared memory is XOR-swizzled per 16-byte chunk (chunk c of row r sits in column
 // c ^ (r/2 % 4) of its 128-byte line): the 8 rows of each ldmatrix and the 8 chunk
 // stores of each quarter warp hit 8 distinct bank groups, without padding.
@@ -149,10 +156,11 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
         a_src = a_ok ? p.a_row(am) : a_any;
         a_copy = k_len % EPC == 0 && (uintptr_t)a_any % 16 == 0;
     }
-    // B's chunks are copied by cp.async when the problem supplies them (ConvForwardNhwc:
-    // K and every chunk's source 16-byte aligned, by the host's choice); else gathered.
+    // B's chunks are copied by cp.async when the problem supplies them (the channels-last
+    // problems: K and every chunk's source 16-byte aligned, by the host's choice); else
+    // gathered.
     const T *b_any = nullptr;
-    if constexpr (P::B_CHUNKS) b_any = p.x;
+    if constexpr (P::B_CHUNKS) b_any = p.b_any();
     // Slice `k0`'s operands: each into stage `buf` (cp.async) or the registers, K
     // contexts from krows[buf]. A chunk at or past the end of K (at a chunk boundary
     // when copied) is zeros.
@@ -279,6 +287,11 @@ extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_nhwc_bf16(const 
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_tf32(const float *gy, const float *w, float *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<float>{tile_m}, gy, w, gx, ga, gb); }
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_f16(const f16 *gy, const f16 *w, f16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<f16>{tile_m}, gy, w, gx, ga, gb); }
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_bf16(const bf16 *gy, const bf16 *w, bf16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<bf16>{tile_m}, gy, w, gx, ga, gb); }
+
+// Channels-last input gradient (ConvBackwardInputNhwc): gy as NHWC; w and gx as above.
+extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_nhwc_tf32(const float *gy, const float *w, float *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<float>{tile_m}, gy, w, gx, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_nhwc_f16(const f16 *gy, const f16 *w, f16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<f16>{tile_m}, gy, w, gx, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_nhwc_bf16(const bf16 *gy, const bf16 *w, bf16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<bf16>{tile_m}, gy, w, gx, ga, gb); }
 
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_weight_tf32(const float *x, const float *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<float>{tile_m}, x, gy, partial, ga, gb, per_chunk, chunks); }
 extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_weight_f16(const f16 *x, const f16 *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<f16>{tile_m}, x, gy, partial, ga, gb, per_chunk, chunks); }

@@ -115,14 +115,14 @@ fn scaled_errors(case: &Case, dev: &Device, tf32: bool) -> (Vec<f64>, [usize; 4]
 }
 
 /// Checks `case`'s TF32 and exact f32 errors; on the emulated device, also that the
-/// TF32 forward ran as kernel `forward`.
-fn check(name: &str, forward: &str, case: Case) {
+/// TF32 forward ran as kernel `forward` and the input gradient as `input_grad`.
+fn check(name: &str, [forward, input_grad]: [&str; 2], case: Case) {
     let _s = serial();
     let Some(dev) = common::cuda_or_skip(name) else {
         return;
     };
     #[cfg(feature = "cuda-emulator")]
-    let before = launches(forward);
+    let before = [forward, input_grad].map(launches);
     // TF32: each product's inputs are rounded to nearest with 11 significant bits
     // (relative error <= 2^-11 each, so <= 2^-10 + 2^-22 per product), then summed in
     // f32 (<= terms * 2^-24, relative to the sum of absolute products). In units of
@@ -130,10 +130,12 @@ fn check(name: &str, forward: &str, case: Case) {
     let (tf32, terms) = scaled_errors(&case, &dev, true);
     #[cfg(feature = "cuda-emulator")]
     if kiln::cuda::is_emulated() {
-        assert!(launches(forward) > before, "{name}: {forward} ran");
+        for (kernel, before) in [forward, input_grad].into_iter().zip(before) {
+            assert!(launches(kernel) > before, "{name}: {kernel} ran");
+        }
     }
     #[cfg(not(feature = "cuda-emulator"))]
-    let _ = forward;
+    let _ = (forward, input_grad);
     let (exact, _) = scaled_errors(&case, &dev, false);
     for (i, what) in ["value", "grad x", "grad w", "grad b"].iter().enumerate() {
         let bound = (f64::powi(2.0, -10) + f64::powi(2.0, -22))
@@ -160,12 +162,13 @@ fn check(name: &str, forward: &str, case: Case) {
 /// 72 output channels (a 128-row tile for the forward and the weight gradient, a
 /// 64-row one for the input gradient), padding, bias; 4 input channels, a 16-byte
 /// chunk of f32, so the forward runs channels-last, both operands copied by cp.async
-/// (and rounded to TF32 in the fragments).
+/// (and rounded to TF32 in the fragments), and so does the input gradient (72 output
+/// channels: 18 chunks), its B copied.
 #[test]
 fn tf32_wide_layer_is_within_tf32s_bound() {
     check(
         "tf32_wide_layer_is_within_tf32s_bound",
-        "conv2d_tc_fwd_nhwc_tf32",
+        ["conv2d_tc_fwd_nhwc_tf32", "conv2d_tc_bwd_input_nhwc_tf32"],
         Case {
             x: [2, 4, 6, 5],
             w: [72, 4, 3, 3],
@@ -180,7 +183,7 @@ fn tf32_wide_layer_is_within_tf32s_bound() {
 fn tf32_strided_grouped_is_within_tf32s_bound() {
     check(
         "tf32_strided_grouped_is_within_tf32s_bound",
-        "conv2d_tc_fwd_tf32",
+        ["conv2d_tc_fwd_tf32", "conv2d_tc_bwd_input_tf32"],
         Case {
             x: [2, 4, 9, 8],
             w: [6, 2, 3, 3],
@@ -209,11 +212,31 @@ fn launches(kernel: &str) -> u64 {
 fn tf32_channels_last_is_within_tf32s_bound() {
     check(
         "tf32_channels_last_is_within_tf32s_bound",
-        "conv2d_tc_fwd_nhwc_tf32",
+        ["conv2d_tc_fwd_nhwc_tf32", "conv2d_tc_bwd_input_tf32"],
         Case {
             x: [2, 16, 9, 8],
             w: [12, 8, 3, 3],
             opts: Conv2dOpts::new().stride(2).padding(1).groups(2),
+        },
+    );
+}
+
+/// The channels-last input gradient in TF32 (8 output channels per group, two chunks
+/// of f32; 3 input channels, so the forward gathers in NCHW): stride 2 (phases, one of
+/// them tapless in x through dilation 2), padding, groups 2.
+#[test]
+fn tf32_channels_last_input_gradient_is_within_tf32s_bound() {
+    check(
+        "tf32_channels_last_input_gradient_is_within_tf32s_bound",
+        ["conv2d_tc_fwd_tf32", "conv2d_tc_bwd_input_nhwc_tf32"],
+        Case {
+            x: [2, 6, 9, 8],
+            w: [16, 3, 3, 3],
+            opts: Conv2dOpts::new()
+                .stride(2)
+                .padding((1, 2))
+                .dilation((1, 2))
+                .groups(2),
         },
     );
 }

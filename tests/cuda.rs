@@ -951,7 +951,8 @@ struct ConvCase {
 /// gradient) on both devices, for every float dtype and every option of the kernels:
 /// stride 2, padding, dilation 2, groups 2, depthwise, non-square kernels, odd channel
 /// counts, batch 1 and 3, with and without bias, tiles cut at their edges, several
-/// batch chunks in the weight gradient, channels-last (16 channels per group).
+/// batch chunks in the weight gradient, channels-last (16 input channels per group;
+/// 8 output channels per group).
 #[test]
 fn conv2d_and_its_gradients_match_the_cpu_for_every_option() {
     let (dev, _gpu) = gpu_or_skip!("conv2d_and_its_gradients_match_the_cpu_for_every_option");
@@ -989,6 +990,17 @@ fn conv2d_and_its_gradients_match_the_cpu_for_every_option() {
             (1, 2),
             2,
             true,
+        ),
+        // 8 output channels per group (one 16-byte chunk of halves): the channels-last
+        // tensor-core input gradient, with groups 2, stride 2 phases and dilation.
+        case(
+            [2, 6, 7, 6],
+            [16, 3, 3, 3],
+            (2, 2),
+            (1, 1),
+            (1, 2),
+            2,
+            false,
         ),
     ];
     for (i, c) in cases.iter().enumerate() {
@@ -1893,6 +1905,7 @@ fn the_parity_tests_launch_every_kernel() {
         "conv2d_tc_fwd_tf32",
         "conv2d_tc_fwd_nhwc_tf32",
         "conv2d_tc_bwd_input_tf32",
+        "conv2d_tc_bwd_input_nhwc_tf32",
         "conv2d_tc_bwd_weight_tf32",
     ];
     let missed: Vec<&str> = kiln::cuda::emulated_launch_counts()

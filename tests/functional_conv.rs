@@ -89,11 +89,22 @@ golden! {
     nhwc_groups2: "nhwc_groups2", bias true, nhwc_groups2_opts();
     // F.conv2d(x[1,8,9,9], w[70,8,3,3], stride=2, padding=1)
     nhwc_stride2: "nhwc_stride2", bias false, Conv2dOpts::new().stride(2).padding(1);
+    // F.conv2d(x[2,6,9,8], w[32,3,3,3], b, stride=2, padding=(1,2), dilation=(1,2), groups=2)
+    nhwc_dgrad: "nhwc_dgrad", bias true, nhwc_dgrad_opts();
 }
 
 /// The options of golden case nhwc_groups2.
 fn nhwc_groups2_opts() -> Conv2dOpts {
     Conv2dOpts::new().padding((1, 2)).dilation(2).groups(2)
+}
+
+/// The options of golden case nhwc_dgrad.
+fn nhwc_dgrad_opts() -> Conv2dOpts {
+    Conv2dOpts::new()
+        .stride(2)
+        .padding((1, 2))
+        .dilation((1, 2))
+        .groups(2)
 }
 
 /// The value and every gradient of golden case `name` in `dtype` on `dev`.
@@ -116,8 +127,9 @@ fn run_case(
 /// tile, 64- and 128-row tiles (tc_wide), weights copied by cp.async (K a multiple of
 /// 8: tc_wide, tc_down1x1) or gathered (the rest), stride 2 (the input gradient's
 /// phases), phases without taps (stride2_dilation2), groups and dilation; the
-/// channels-last forward (channels per group a multiple of 8: tc_wide, tc_down1x1,
-/// nhwc_*) against the gathering one (the rest). Both backends multiply the same
+/// channels-last forward (input channels per group a multiple of 8: tc_wide,
+/// tc_down1x1, nhwc_groups2, nhwc_stride2) and input gradient (output channels per
+/// group a multiple of 8: tc_wide, nhwc_dgrad) against the gathering ones (the rest). Both backends multiply the same
 /// halves exactly and sum in f32, in another order, then round once: [`device_tol`]'s
 /// one rounding of the half format (and f32 reordering) bounds the difference.
 ///
@@ -160,6 +172,7 @@ tensor_core_halves! {
         Conv2dOpts::new().stride(2).padding(2).dilation(2);
     nhwc_groups2: "nhwc_groups2", bias true, nhwc_groups2_opts();
     nhwc_stride2: "nhwc_stride2", bias false, Conv2dOpts::new().stride(2).padding(1);
+    nhwc_dgrad: "nhwc_dgrad", bias true, nhwc_dgrad_opts();
 }
 
 /// Launches of `kernel` on the emulated device so far in this process.
@@ -171,24 +184,49 @@ fn launches(kernel: &str) -> u64 {
         .unwrap_or_else(|| panic!("no kernel {kernel}"))
 }
 
-/// A half convolution whose groups have a multiple of 8 channels runs the
+/// Asserts that golden case `name` (bias `has_bias`) in f16 and bf16 on the emulated
+/// device launches `{family}_f16` and `{family}_bf16`.
+#[cfg(feature = "cuda-emulator")]
+fn assert_takes(test: &str, name: &str, has_bias: bool, opts: Conv2dOpts, family: &str) {
+    let Some(dev) = common::cuda_or_skip(test) else {
+        return;
+    };
+    for (dtype, suffix) in [(DType::F16, "f16"), (DType::BF16, "bf16")] {
+        let kernel = format!("{family}_{suffix}");
+        let before = launches(&kernel);
+        run_case(name, has_bias, opts, dtype, &dev);
+        if kiln::cuda::is_emulated() {
+            assert!(launches(&kernel) > before, "{name}: {kernel} ran");
+        }
+    }
+}
+
+/// A half convolution whose groups have a multiple of 8 input channels runs the
 /// channels-last forward kernel (x and the weights converted on the way in).
 #[cfg(feature = "cuda-emulator")]
 #[test]
 fn chunked_channels_take_the_channels_last_forward() {
-    let Some(dev) = common::cuda_or_skip("chunked_channels_take_the_channels_last_forward") else {
-        return;
-    };
-    for (dtype, kernel) in [
-        (DType::F16, "conv2d_tc_fwd_nhwc_f16"),
-        (DType::BF16, "conv2d_tc_fwd_nhwc_bf16"),
-    ] {
-        let before = launches(kernel);
-        run_case("nhwc_groups2", true, nhwc_groups2_opts(), dtype, &dev);
-        if kiln::cuda::is_emulated() {
-            assert!(launches(kernel) > before, "{kernel} ran");
-        }
-    }
+    assert_takes(
+        "chunked_channels_take_the_channels_last_forward",
+        "nhwc_groups2",
+        true,
+        nhwc_groups2_opts(),
+        "conv2d_tc_fwd_nhwc",
+    );
+}
+
+/// A half convolution whose groups have a multiple of 8 output channels runs the
+/// channels-last input gradient (gy converted on the way in).
+#[cfg(feature = "cuda-emulator")]
+#[test]
+fn chunked_output_channels_take_the_channels_last_input_gradient() {
+    assert_takes(
+        "chunked_output_channels_take_the_channels_last_input_gradient",
+        "nhwc_dgrad",
+        true,
+        nhwc_dgrad_opts(),
+        "conv2d_tc_bwd_input_nhwc",
+    );
 }
 
 device_test! {

@@ -78,6 +78,14 @@ CASES = [
      dict(padding=(1, 2), dilation=2, groups=2)),
     # F.conv2d(x[1,8,9,9], w[70,8,3,3], stride=2, padding=1)   (a 128-row tile, cut)
     ("nhwc_stride2", (1, 8, 9, 9), (70, 8, 3, 3), False, dict(stride=2, padding=1)),
+    # The channels-last input gradient (conv2d_tc_bwd_input_nhwc_*, output channels per
+    # group a multiple of 8), with the input's 3 channels per group keeping the forward
+    # in NCHW:
+    # F.conv2d(x[2,6,9,8], w[32,3,3,3], b, stride=2, padding=(1,2), dilation=(1,2), groups=2)
+    # (stride-2 phases, one of them tapless in x; K per phase 16 x taps: two chunks of
+    # halves per tap; M=3 and every column tile cut)
+    ("nhwc_dgrad", (2, 6, 9, 8), (32, 3, 3, 3), True,
+     dict(stride=2, padding=(1, 2), dilation=(1, 2), groups=2)),
 ]
 
 for name, xs, ws, has_b, kw in CASES:

@@ -3,7 +3,8 @@
 //! (the weight gradient split over chunks of the batch into partial buffers, then
 //! summed in order: deterministic), on tensor cores (mma.sync) for halves and for f32
 //! as TF32 when [`crate::cuda::conv_allow_tf32`] allows it, else on CUDA cores; the
-//! tensor-core forward channels-last when the channels allow it (`channels_last`);
+//! tensor-core forward and input gradient channels-last when the channels allow it
+//! (`channels_last`);
 //! and direct kernels for depthwise convolutions (groups == c_in == c_out).
 
 use super::device::CudaDevice;
@@ -34,6 +35,9 @@ enum Pass {
     /// The forward on channels-last operands (see [`channels_last`]); tensor cores only.
     ForwardNhwc,
     BackwardInput,
+    /// The input gradient on a channels-last gradient (see [`channels_last`]); tensor
+    /// cores only.
+    BackwardInputNhwc,
     BackwardWeight,
 }
 
@@ -84,13 +88,13 @@ impl Gemm {
         use KernelId as K;
         let family = match pass {
             Pass::Forward | Pass::ForwardNhwc => "conv2d_fwd",
-            Pass::BackwardInput => "conv2d_bwd_input",
+            Pass::BackwardInput | Pass::BackwardInputNhwc => "conv2d_bwd_input",
             Pass::BackwardWeight => "conv2d_bwd_weight",
         };
         if self == Gemm::Simt {
             // `channels_last` never picks SIMT: its NCHW kernels would misread the
             // converted operands.
-            if pass == Pass::ForwardNhwc {
+            if matches!(pass, Pass::ForwardNhwc | Pass::BackwardInputNhwc) {
                 return Err(Error::UnsupportedDType { op: family, dtype });
             }
             return KernelId::for_dtype(family, dtype);
@@ -102,6 +106,9 @@ impl Gemm {
             (Pass::Forward, DType::F32) => K::Conv2dTcFwdTf32,
             (Pass::Forward, DType::F16) => K::Conv2dTcFwdF16,
             (Pass::Forward, DType::BF16) => K::Conv2dTcFwdBf16,
+            (Pass::BackwardInputNhwc, DType::F32) => K::Conv2dTcBwdInputNhwcTf32,
+            (Pass::BackwardInputNhwc, DType::F16) => K::Conv2dTcBwdInputNhwcF16,
+            (Pass::BackwardInputNhwc, DType::BF16) => K::Conv2dTcBwdInputNhwcBf16,
             (Pass::BackwardInput, DType::F32) => K::Conv2dTcBwdInputTf32,
             (Pass::BackwardInput, DType::F16) => K::Conv2dTcBwdInputF16,
             (Pass::BackwardInput, DType::BF16) => K::Conv2dTcBwdInputBf16,
@@ -157,23 +164,25 @@ impl Gemm {
     }
 }
 
-/// Whether the forward of `p` in `dtype` by `gemm` runs channels-last
-/// (`conv2d_tc_fwd_nhwc_*`): on tensor cores, not depthwise, and with the channels of a
-/// group a multiple of one 16-byte chunk (8 halves, 4 floats), so that with K ordered
-/// (ky, kx, ci) every chunk of the unfolded input is consecutive channels of one input
-/// pixel and both operands arrive by whole-chunk cp.async copies. The price is one
-/// conversion of x and of the weights per call (from the caching allocator, freed
-/// after); the gather it saves reads every element of x once per tap, one element per
+/// Whether a pass of `p` in `dtype` by `gemm` whose K runs over `channels` per group
+/// runs channels-last: on tensor cores, not depthwise, and with `channels` a multiple
+/// of one 16-byte chunk (8 halves, 4 floats). The forward (`conv2d_tc_fwd_nhwc_*`,
+/// `channels` = c_in / groups) orders K (ky, kx, ci), so every chunk of the unfolded
+/// input is consecutive channels of one input pixel and both operands (x and W
+/// converted) arrive by whole-chunk cp.async copies. The input gradient
+/// (`conv2d_tc_bwd_input_nhwc_*`, `channels` = c_out / groups) orders each stride
+/// phase's K (phase tap y, phase tap x, co), so every chunk of B is consecutive
+/// channels of one pixel of gy (converted); A, W read transposed, stays gathered. The
+/// price is one conversion per converted operand and call (from the caching allocator,
+/// freed after); the gather it saves reads every element once per tap, one element per
 /// load. The stem (3 channels) and other odd channel counts keep the NCHW gather.
-fn channels_last(p: &Conv2dParams, gemm: Gemm, dtype: DType) -> bool {
+fn channels_last(p: &Conv2dParams, gemm: Gemm, dtype: DType, channels: usize) -> bool {
     let chunk = 16 / dtype.size_in_bytes();
-    matches!(gemm, Gemm::TensorCores { .. })
-        && !is_depthwise(p)
-        && p.c_in_per_group().is_multiple_of(chunk)
+    matches!(gemm, Gemm::TensorCores { .. }) && !is_depthwise(p) && channels.is_multiple_of(chunk)
 }
 
 /// A copy of `s` seen through `l`, an (N, C, H, W)-ordered 4-D layout, in (N, H, W, C)
-/// order: x to NHWC, and W (co, ci, kh, kw) to (co, kh, kw, ci).
+/// order: x or gy to NHWC, and W (co, ci, kh, kw) to (co, kh, kw, ci).
 fn to_channels_last(op: &'static str, s: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
     if l.shape.len() != 4 || l.strides.len() != 4 {
         return Err(Error::shape(
@@ -364,7 +373,7 @@ impl CudaStorage {
             return Ok(out);
         }
         let [ga, gb] = geometry(OP, p)?;
-        let nhwc = channels_last(p, gemm, dtype);
+        let nhwc = channels_last(p, gemm, dtype, p.c_in_per_group());
         let (x, w) = if nhwc {
             let x = Dense::Owned(to_channels_last(OP, self, xl)?);
             (x, Dense::Owned(to_channels_last(OP, w, wl)?))
@@ -410,7 +419,13 @@ impl CudaStorage {
             return Ok(out);
         }
         let [ga, gb] = geometry(OP, p)?;
-        let (g, w) = (Dense::new(self, gl)?, Dense::new(w, wl)?);
+        let nhwc = channels_last(p, gemm, dtype, p.c_out_per_group());
+        let g = if nhwc {
+            Dense::Owned(to_channels_last(OP, self, gl)?)
+        } else {
+            Dense::new(self, gl)?
+        };
+        let w = Dense::new(w, wl)?;
         let args = [g.arg(), w.arg(), KernelArg::Ptr(out.ptr()), ga, gb];
         if is_depthwise(p) {
             let cfg = LaunchConfig::elementwise(p.input_len() as u64, dev.sm_count());
@@ -425,7 +440,12 @@ impl CudaStorage {
             let positions = p.n * p.h.div_ceil(p.stride_h) * p.w.div_ceil(p.stride_w);
             let phases = p.groups * p.stride_h * p.stride_w;
             let cfg = gemm.config(OP, p.c_in_per_group(), positions, phases)?;
-            gemm.launch(dev, Pass::BackwardInput, dtype, cfg, &args)?;
+            let pass = if nhwc {
+                Pass::BackwardInputNhwc
+            } else {
+                Pass::BackwardInput
+            };
+            gemm.launch(dev, pass, dtype, cfg, &args)?;
         }
         Ok(out)
     }
