@@ -3,20 +3,15 @@
 
 mod common;
 
-use common::{assert_close, device_test};
+use common::{assert_close, device_test, seeded};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::internals::{keep_threshold, PhiloxStream};
 use kiln::nn::functional as F;
 use kiln::{DType, Device, Error, Tensor};
-use std::sync::Mutex;
 
-/// The generator is global and tests run on several threads: seeded sections hold this.
-static SEEDED: Mutex<()> = Mutex::new(());
-
-fn seeded<R>(seed: u64, f: impl FnOnce() -> R) -> R {
-    let _lock = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
-    kiln::manual_seed(seed);
-    f()
+/// Every draw of this binary goes through `seeded`: its tests compare masks by seed.
+fn randn(shape: &[usize], dtype: DType, dev: &Device) -> Tensor {
+    seeded(0, || Tensor::randn(shape, dtype, dev)).unwrap()
 }
 
 fn ones(n: usize, dtype: DType, dev: &Device) -> Tensor {
@@ -89,7 +84,7 @@ device_test! {
         let y = seeded(99, || F::dropout(&x, 0.4, true)).unwrap();
         assert_eq!(y.device(), *dev);
         // Other random ops between forward and backward must not change the mask.
-        let _noise = Tensor::randn(&[1000], DType::F32, dev).unwrap();
+        let _noise = seeded(1, || Tensor::randn(&[1000], DType::F32, dev)).unwrap();
         y.sum_all().unwrap().backward().unwrap();
         // d(sum y)/dx = mask·scale = y, since x is all ones.
         assert_eq!(
@@ -99,7 +94,7 @@ device_test! {
     }
 
     fn non_contiguous_input_uses_the_logical_order(dev) {
-        let x = Tensor::randn(&[6, 7], DType::F32, dev).unwrap();
+        let x = randn(&[6, 7], DType::F32, dev);
         let t = x.transpose(0, 1).unwrap();
         let a = seeded(5, || F::dropout(&t, 0.5, true)).unwrap();
         let b = seeded(5, || F::dropout(&t.contiguous().unwrap(), 0.5, true)).unwrap();
@@ -107,9 +102,7 @@ device_test! {
     }
 
     fn p_zero_and_eval_return_the_input(dev) {
-        let x = Tensor::randn(&[4, 5], DType::F32, dev)
-            .unwrap()
-            .requires_grad();
+        let x = randn(&[4, 5], DType::F32, dev).requires_grad();
         for y in [
             F::dropout(&x, 0.0, true).unwrap(),
             F::dropout(&x, 0.7, false).unwrap(),
@@ -120,9 +113,7 @@ device_test! {
     }
 
     fn p_one_gives_zeros_and_zero_gradient(dev) {
-        let x = Tensor::randn(&[4, 5], DType::F32, dev)
-            .unwrap()
-            .requires_grad();
+        let x = randn(&[4, 5], DType::F32, dev).requires_grad();
         let y = F::dropout(&x, 1.0, true).unwrap();
         assert_eq!(y.device(), *dev);
         assert!(y.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0));
@@ -150,8 +141,7 @@ device_test! {
 
 #[test]
 fn gradient_matches_finite_differences() {
-    kiln::manual_seed(0);
-    let x = [Tensor::randn(&[3, 5], DType::F64, &Device::Cpu).unwrap()];
+    let x = [randn(&[3, 5], DType::F64, &Device::Cpu)];
     // Reseeding inside f makes every evaluation use one mask.
     let f = |t: &[Tensor]| seeded(17, || F::dropout(&t[0], 0.3, true));
     gradcheck(f, &x, GradcheckOpts::default()).unwrap();

@@ -1,15 +1,13 @@
 //! Tensor basics: creation, dtype conversion, seeded randomness, views sharing
 //! storage, and the autograd bookkeeping (no_grad, accumulation, zero_grad, detach).
 
+mod common;
+
+use common::rng_lock;
 use half::{bf16, f16};
 use kiln::{DType, Device, Tensor};
-use parking_lot::Mutex;
 
 const CPU: Device = Device::Cpu;
-
-/// The generator is global: tests that seed it and draw from it take this lock so
-/// that tests running in parallel do not draw from each other's streams.
-static RNG: Mutex<()> = Mutex::new(());
 
 fn f64s(t: &Tensor) -> Vec<f64> {
     t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap()
@@ -187,7 +185,7 @@ fn to_dtype_of_a_strided_view_keeps_logical_order() {
 
 #[test]
 fn manual_seed_makes_rand_and_randn_reproducible() {
-    let _lock = RNG.lock();
+    let _lock = rng_lock();
     let draw = || {
         let n = Tensor::randn(&[3, 5], DType::F64, &CPU)
             .unwrap()
@@ -234,7 +232,7 @@ fn mean_var(v: &[f64]) -> (f64, f64) {
 
 #[test]
 fn random_samples_have_the_right_statistics() {
-    let _lock = RNG.lock();
+    let _lock = rng_lock();
     kiln::manual_seed(42);
     let n = 200_000;
     let normal = f64s(&Tensor::randn(&[n / 4, 4], DType::F32, &CPU).unwrap());

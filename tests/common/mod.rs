@@ -94,6 +94,23 @@ pub fn cuda_or_skip(test: &str) -> Option<Device> {
     }
 }
 
+/// kiln's generator is global (like PyTorch's) and a test binary runs its tests on
+/// several threads. A test whose result depends on the numbers a seed gives holds this
+/// guard from the seed to its last draw, and so does every other test of its binary
+/// that draws numbers: an unguarded draw on another thread would move the generator in
+/// between. Tests that only need *some* random input need no guard.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `f`'s result right after `kiln::manual_seed(seed)`, under [`rng_lock`].
+pub fn seeded<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    let _rng = rng_lock();
+    kiln::manual_seed(seed);
+    f()
+}
+
 /// Runs each test body on every device: `device_test! { fn name(dev) { .. } }` becomes
 /// `mod name` with `#[test] fn cpu()` (`dev` is `&Device::Cpu`) and `#[test] fn cuda()`
 /// (`dev` is `&Device::cuda(0)`, or a skip by [`cuda_or_skip`]). Filter with
