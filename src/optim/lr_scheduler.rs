@@ -10,6 +10,12 @@
 //! PyTorch. PyTorch's `initial_lr` is kept per group: the first scheduler built on an
 //! optimizer records each group's lr there, and later ones start from it.
 //!
+//! To resume training with its schedule, save [`LrScheduler::state_dict`] beside the
+//! optimizer's (both are named CPU tensors for [`crate::save_tensors`]); the resumed
+//! run builds both with the same arguments, loads the optimizer's state, then the
+//! scheduler's ([`LrScheduler::load_state_dict`], strict and atomic), and its next
+//! step continues bit for bit where the saved run stopped — PyTorch's recipe.
+//!
 //! ```
 //! use kiln::optim::lr_scheduler::{CosineAnnealingLr, LinearLr, LrScheduler, SequentialLr};
 //! use kiln::optim::{AdamW, Optimizer};
