@@ -54,14 +54,16 @@ fn train_step(params: &[Tensor], opt: &mut dyn Optimizer) {
     opt.zero_grad();
 }
 
-/// What must continue exactly: the scheduler's lrs and epoch, and every group's lr
-/// and (one-cycle) momentum in the optimizer, as bits.
+/// What must continue exactly: the scheduler's lrs and epoch, every group's lr and
+/// (one-cycle) momentum in the optimizer, and the scheduler's whole state (which
+/// holds what no lr shows yet, such as `_step_count`), as bits.
 #[derive(Debug, PartialEq)]
 struct Snap {
     last_lr: Vec<u64>,
     last_epoch: i64,
     group_lrs: Vec<u64>,
     momenta: Vec<u64>,
+    state: Vec<(String, Vec<u64>)>,
 }
 
 fn snap(opt: &dyn Optimizer, sched: &dyn LrScheduler) -> Snap {
@@ -73,6 +75,9 @@ fn snap(opt: &dyn Optimizer, sched: &dyn LrScheduler) -> Snap {
         last_epoch: sched.last_epoch(),
         group_lrs: per_group(&|g| opt.group_lr(g)),
         momenta: per_group(&|g| opt.group_momentum(g)),
+        state: (sched.state_dict().into_iter())
+            .map(|(k, t)| (k, bits(t.to_dtype(DType::F64).unwrap().to_vec().unwrap())))
+            .collect(),
     }
 }
 
