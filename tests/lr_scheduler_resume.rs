@@ -287,8 +287,18 @@ fn a_bad_state_is_an_error_that_changes_nothing() {
         ),
         (step_lr.state_dict(), "`kind` is StepLR"),
         (
+            stepped(|o| Ok(Box::new(CosineAnnealingLr::new(o, 30)?)), 12)
+                .1
+                .state_dict(),
+            "`T_max` is [30.0] in the state but [40.0] in this scheduler",
+        ),
+        (
+            with(&good, "eta_min", cpu(vec![0i64], &[1])),
+            "`eta_min` must be an F64 vector",
+        ),
+        (
             stepped(warm_then_cosine, 3).1.state_dict(),
-            "unexpected keys: `schedulers.0._last_lr`",
+            "`kind` is SequentialLR",
         ),
     ];
     check_rejected(cosine, cases);
@@ -323,6 +333,14 @@ fn a_sequential_state_is_checked_down_to_its_schedulers() {
             "`schedulers.0.base_lrs` has shape [1], expected [3]",
         ),
         (other, "`schedulers.1.kind` is StepLR"),
+        (
+            with(&good, "milestones", cpu(vec![25.0f64], &[1])),
+            "`milestones` is [25.0] in the state but [20.0]",
+        ),
+        (
+            with(&good, "schedulers.0.total_iters", cpu(vec![10.0f64], &[1])),
+            "`schedulers.0.total_iters` is [10.0] in the state but [20.0]",
+        ),
     ];
     check_rejected(warm_then_cosine, cases);
 }

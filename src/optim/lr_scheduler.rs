@@ -82,6 +82,11 @@ mod sealed {
         /// only loaded into a scheduler of its kind.
         fn kind(&self) -> &'static str;
 
+        /// The constructor's arguments the schedule follows, by PyTorch's names: its
+        /// state dict holds them, and a state is only loaded into a scheduler built
+        /// with the same ones (PyTorch would silently take the saved ones).
+        fn config(&self) -> Vec<(&'static str, Vec<f64>)>;
+
         /// The schedulers this one runs (`SequentialLR`'s), whose states its state
         /// dict holds.
         fn children(&self) -> &[Box<dyn LrScheduler + Send>] {
@@ -194,10 +199,13 @@ pub trait LrScheduler: Schedule {
     /// The state to resume the schedule from, as named CPU tensors for
     /// [`crate::save_tensors`]: what PyTorch's `state_dict` holds — `last_epoch` and
     /// `_step_count` (0-d I64), `base_lrs` and `_last_lr` (F64, one per group) — and
-    /// `kind`, the scheduler's PyTorch class name as U8 bytes. A [`SequentialLr`]
-    /// adds the state of its scheduler `i` under `schedulers.<i>.`. Everything else
-    /// (step sizes, factors, a [`LambdaLr`]'s closure) is the constructor's, so a
-    /// resumed run builds its scheduler with the same arguments and then loads:
+    /// `kind`, the scheduler's PyTorch class name as U8 bytes, and the constructor's
+    /// arguments as F64 vectors under PyTorch's names (`step_size`, `gamma`,
+    /// `milestones`, `T_max`, `eta_min`, `start_factor`, `end_factor`,
+    /// `total_iters`, `total_steps`, `max_lrs`; a [`LambdaLr`]'s closure cannot be
+    /// saved). A [`SequentialLr`] adds the state of its scheduler `i` under
+    /// `schedulers.<i>.`. A resumed run builds its scheduler with the same
+    /// arguments and then loads:
     ///
     /// ```
     /// use kiln::optim::lr_scheduler::{CosineAnnealingLr, LrScheduler};
@@ -231,15 +239,15 @@ pub trait LrScheduler: Schedule {
         out
     }
 
-    /// Restores a [`LrScheduler::state_dict`] of a scheduler of the same kind, built
-    /// for as many parameter groups (for a [`SequentialLr`], with schedulers of the
-    /// same kinds), as PyTorch's `load_state_dict` does: the next
+    /// Restores a [`LrScheduler::state_dict`] of a scheduler of the same kind built
+    /// with the same arguments for as many parameter groups (for a [`SequentialLr`],
+    /// of the same schedulers), as PyTorch's `load_state_dict` does: the next
     /// [`LrScheduler::step`] continues where the saved schedule stopped. The
     /// optimizer's lrs are not touched: load its own state for them. Strict and
     /// atomic: a missing, unexpected or duplicated key, a wrong dtype or shape (such
-    /// as `base_lrs` for another number of groups), a value out of range, or the
-    /// state of another kind of scheduler is an `Err` naming `state` that says which
-    /// keys and why, and then nothing has changed.
+    /// as `base_lrs` for another number of groups), a value out of range, the state
+    /// of another kind of scheduler or of one built with other arguments is an `Err`
+    /// naming `state` that says which keys and why, and then nothing has changed.
     fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
         let mut reader = StateReader::new(state);
         let saved = read_state(self, &mut reader, "");
@@ -273,6 +281,9 @@ fn write_state<S: Schedule + ?Sized>(s: &S, prefix: &str, out: &mut Vec<(String,
     out.push((key("_step_count"), cpu_tensor(vec![steps], &[])));
     out.push((key("base_lrs"), vector(&c.base_lrs)));
     out.push((key("_last_lr"), vector(&c.last_lr)));
+    for (name, values) in s.config() {
+        out.push((key(name), vector(&values)));
+    }
     for (i, child) in s.children().iter().enumerate() {
         write_state(&**child, &key(&format!("schedulers.{i}.")), out);
     }
@@ -288,10 +299,14 @@ fn read_state<S: Schedule + ?Sized>(s: &S, r: &mut StateReader<'_>, prefix: &str
     let step_count = read_count(r, &key("_step_count"), 0);
     let base_lrs = read_lrs(r, &key("base_lrs"), groups);
     let last_lr = read_lrs(r, &key("_last_lr"), groups);
+    let config: Vec<Option<()>> = (s.config().into_iter())
+        .map(|(name, want)| read_config(r, &key(name), &want))
+        .collect();
     let children: Vec<Option<Saved>> = (s.children().iter().enumerate())
         .map(|(i, child)| read_state(&**child, r, &key(&format!("schedulers.{i}."))))
         .collect();
     kind?;
+    config.into_iter().collect::<Option<Vec<()>>>()?;
     Some(Saved {
         last_epoch: last_epoch?,
         step_count: u64::try_from(step_count?).ok()?,
@@ -347,6 +362,28 @@ fn read_lrs(r: &mut StateReader<'_>, key: &str, groups: usize) -> Option<Vec<f64
         return None;
     }
     Some(lrs)
+}
+
+/// Ok (Some) when `key` holds the F64 values `want` (a constructor argument).
+fn read_config(r: &mut StateReader<'_>, key: &str, want: &[f64]) -> Option<()> {
+    let t = r.take(key)?;
+    let got = (t.dtype() == DType::F64 && t.rank() == 1)
+        .then(|| t.to_vec::<f64>().ok())
+        .flatten();
+    match got {
+        Some(got) if got == want => Some(()),
+        Some(got) => {
+            r.problem(format!(
+                "`{key}` is {got:?} in the state but {want:?} in this scheduler: \
+                 build it with the saved run's arguments"
+            ));
+            None
+        }
+        None => {
+            r.problem(format!("`{key}` must be an F64 vector"));
+            None
+        }
+    }
 }
 
 /// Ok (Some) when `key` names the scheduler kind `want`.
@@ -423,6 +460,12 @@ impl StepLr {
 
 impl Schedule for StepLr {
     schedule_core!("StepLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("step_size", vec![self.step_size as f64]),
+            ("gamma", vec![self.gamma]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
         if e == 0 || e % self.step_size as i64 != 0 {
@@ -436,6 +479,10 @@ impl Schedule for StepLr {
     }
 }
 impl LrScheduler for StepLr {}
+
+fn as_f64(values: &[usize]) -> Vec<f64> {
+    values.iter().map(|&v| v as f64).collect()
+}
 
 fn scaled(lrs: &[f64], factor: f64) -> Vec<f64> {
     lrs.iter().map(|lr| lr * factor).collect()
@@ -466,6 +513,12 @@ impl MultiStepLr {
 
 impl Schedule for MultiStepLr {
     schedule_core!("MultiStepLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("milestones", as_f64(&self.milestones)),
+            ("gamma", vec![self.gamma]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
         let count = self.milestones.iter().filter(|&&m| m as i64 == e).count();
@@ -499,6 +552,9 @@ impl ExponentialLr {
 
 impl Schedule for ExponentialLr {
     schedule_core!("ExponentialLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![("gamma", vec![self.gamma])]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         if self.core.is_initial {
             return Ok(h.lrs());
@@ -544,6 +600,12 @@ impl CosineAnnealingLr {
 
 impl Schedule for CosineAnnealingLr {
     schedule_core!("CosineAnnealingLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("T_max", vec![self.t_max as f64]),
+            ("eta_min", vec![self.eta_min]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         use std::f64::consts::PI;
         let (e, t, eta) = (self.core.last_epoch, self.t_max as f64, self.eta_min);
@@ -629,6 +691,13 @@ impl LinearLr {
 
 impl Schedule for LinearLr {
     schedule_core!("LinearLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("start_factor", vec![self.start_factor]),
+            ("end_factor", vec![self.end_factor]),
+            ("total_iters", vec![self.total_iters as f64]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
         let (s, f, n) = (self.start_factor, self.end_factor, self.total_iters as f64);
@@ -684,6 +753,10 @@ impl LambdaLr {
 
 impl Schedule for LambdaLr {
     schedule_core!("LambdaLR");
+    /// The closure cannot be saved or compared (PyTorch saves none either).
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        Vec::new()
+    }
     fn get_lr(&mut self, _: &GroupHandle) -> Result<Vec<f64>> {
         let factor = (self.lr_lambda)(self.core.last_epoch.max(0) as usize);
         Ok(scaled(&self.core.base_lrs, factor))
@@ -749,6 +822,12 @@ impl OneCycleLr {
 
 impl Schedule for OneCycleLr {
     schedule_core!("OneCycleLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("total_steps", vec![self.total_steps as f64]),
+            ("max_lrs", self.max_lrs.clone()),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let step = self.core.last_epoch;
         if step > self.total_steps as i64 {
@@ -862,6 +941,9 @@ impl SequentialLr {
 
 impl Schedule for SequentialLr {
     schedule_core!("SequentialLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![("milestones", as_f64(&self.milestones))]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         Ok(h.lrs())
     }
