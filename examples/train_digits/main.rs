@@ -190,11 +190,16 @@ fn main() -> Result<()> {
         let done = entry(path, &ckpt, "epoch")?.item::<i64>()?.max(0) as usize;
         entry(path, &ckpt, "rng")?;
         let planned = entry(path, &ckpt, "steps")?.item::<i64>()?;
+        // The schedule's state only loads into one built for as many steps; say why
+        // in the run's own terms.
         if planned != total_steps as i64 {
-            println!(
-                "warning: the checkpoint's run planned {planned} steps, this one {total_steps} \
-                 (other --epochs or --batch-size): the restored lrs follow the old schedule"
-            );
+            return Err(kiln::Error::Checkpoint {
+                path: path.display().to_string(),
+                msg: format!(
+                    "its run planned {planned} steps, this one {total_steps}: resume with \
+                     the same --epochs and --batch-size"
+                ),
+            });
         }
         restore(&ckpt, &net, &mut opt, &mut sched)?;
         first_epoch = done + 1;
