@@ -283,7 +283,7 @@ fn a_bad_state_is_an_error_that_changes_nothing() {
         ),
         (
             with(&good, "kind", cpu(vec![1.0f32], &[1])),
-            "`kind` must be a U8 vector",
+            "`kind` must be a vector of U8",
         ),
         (step_lr.state_dict(), "`kind` is StepLR"),
         (
@@ -294,7 +294,7 @@ fn a_bad_state_is_an_error_that_changes_nothing() {
         ),
         (
             with(&good, "eta_min", cpu(vec![0i64], &[1])),
-            "`eta_min` must be an F64 vector",
+            "`eta_min` must be a vector of F64",
         ),
         (
             stepped(warm_then_cosine, 3).1.state_dict(),

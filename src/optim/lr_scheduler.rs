@@ -40,7 +40,7 @@
 
 use super::groups::{cpu_tensor, GroupHandle, Opt, StateReader};
 use super::Optimizer;
-use crate::{DType, Error, Result, Tensor, WithDType};
+use crate::{Error, Result, Tensor, WithDType};
 use sealed::{Core, Schedule};
 
 mod sealed {
@@ -299,14 +299,17 @@ fn read_state<S: Schedule + ?Sized>(s: &S, r: &mut StateReader<'_>, prefix: &str
     let step_count = read_count(r, &key("_step_count"), 0);
     let base_lrs = read_lrs(r, &key("base_lrs"), groups);
     let last_lr = read_lrs(r, &key("_last_lr"), groups);
-    let config: Vec<Option<()>> = (s.config().into_iter())
+    // Collected rather than short-circuited, so that every key is read and every
+    // problem reported.
+    let config: Vec<bool> = (s.config().into_iter())
         .map(|(name, want)| read_config(r, &key(name), &want))
         .collect();
     let children: Vec<Option<Saved>> = (s.children().iter().enumerate())
         .map(|(i, child)| read_state(&**child, r, &key(&format!("schedulers.{i}."))))
         .collect();
-    kind?;
-    config.into_iter().collect::<Option<Vec<()>>>()?;
+    if !(kind && config.iter().all(|&ok| ok)) {
+        return None;
+    }
     Some(Saved {
         last_epoch: last_epoch?,
         step_count: u64::try_from(step_count?).ok()?,
@@ -364,48 +367,46 @@ fn read_lrs(r: &mut StateReader<'_>, key: &str, groups: usize) -> Option<Vec<f64
     Some(lrs)
 }
 
-/// Ok (Some) when `key` holds the F64 values `want` (a constructor argument).
-fn read_config(r: &mut StateReader<'_>, key: &str, want: &[f64]) -> Option<()> {
+/// The values under `key` if it holds a vector (of any length) of `T`.
+fn read_vector<T: WithDType>(r: &mut StateReader<'_>, key: &str) -> Option<Vec<T>> {
     let t = r.take(key)?;
-    let got = (t.dtype() == DType::F64 && t.rank() == 1)
-        .then(|| t.to_vec::<f64>().ok())
+    let values = (t.dtype() == T::DTYPE && t.rank() == 1)
+        .then(|| t.to_vec::<T>().ok())
         .flatten();
-    match got {
-        Some(got) if got == want => Some(()),
-        Some(got) => {
-            r.problem(format!(
-                "`{key}` is {got:?} in the state but {want:?} in this scheduler: \
-                 build it with the saved run's arguments"
-            ));
-            None
-        }
-        None => {
-            r.problem(format!("`{key}` must be an F64 vector"));
-            None
-        }
+    if values.is_none() {
+        r.problem(format!("`{key}` must be a vector of {:?}", T::DTYPE));
     }
+    values
 }
 
-/// Ok (Some) when `key` names the scheduler kind `want`.
-fn read_kind(r: &mut StateReader<'_>, key: &str, want: &str) -> Option<()> {
-    let t = r.take(key)?;
-    let bytes = (t.dtype() == DType::U8 && t.rank() == 1)
-        .then(|| t.to_vec::<u8>().ok())
-        .flatten();
-    let Some(bytes) = bytes else {
+/// True when `key` holds the F64 values `want` (a constructor argument).
+fn read_config(r: &mut StateReader<'_>, key: &str, want: &[f64]) -> bool {
+    let Some(got) = read_vector::<f64>(r, key) else {
+        return false;
+    };
+    if got != want {
         r.problem(format!(
-            "`{key}` must be a U8 vector naming the scheduler's kind"
+            "`{key}` is {got:?} in the state but {want:?} in this scheduler: \
+             build it with the saved run's arguments"
         ));
-        return None;
+        return false;
+    }
+    true
+}
+
+/// True when `key` names (in U8 bytes) the scheduler kind `want`.
+fn read_kind(r: &mut StateReader<'_>, key: &str, want: &str) -> bool {
+    let Some(bytes) = read_vector::<u8>(r, key) else {
+        return false;
     };
     let got = String::from_utf8_lossy(&bytes);
     if got != want {
         r.problem(format!(
             "`{key}` is {got}: the state of another kind of scheduler than this {want}"
         ));
-        return None;
+        return false;
     }
-    Some(())
+    true
 }
 
 /// Builds the core of a scheduler on `opt` and runs its initial step.
