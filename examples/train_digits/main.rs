@@ -12,10 +12,10 @@
 //! The recipe: AdamW in two parameter groups (no weight decay on biases and BatchNorm
 //! parameters), a linear warm-up then cosine annealing per step (`SequentialLr`),
 //! gradients clipped to a norm of 5. After every epoch the model, the optimizer's
-//! state, the random generator and the epoch go into one safetensors checkpoint;
-//! `--resume PATH` continues from one (same `--epochs` and `--batch-size`: the schedule
-//! depends on them). The split is fixed: every fifth digit (indices 0, 5, 10, ...) is
-//! a test image, the other 1,437 train.
+//! and the schedule's states, the random generator and the epoch go into one
+//! safetensors checkpoint; `--resume PATH` continues from one (same `--epochs` and
+//! `--batch-size`: the schedule depends on them). The split is fixed: every fifth
+//! digit (indices 0, 5, 10, ...) is a test image, the other 1,437 train.
 
 #[allow(dead_code)] // train_epoch (no clipping or schedule) serves tests/cuda.rs
 mod model;
@@ -97,26 +97,25 @@ fn schedule(opt: &dyn Optimizer, total_steps: usize) -> Result<SequentialLr> {
     SequentialLr::new(opt, vec![Box::new(warm), Box::new(cos)], &[warm_steps])
 }
 
-/// Everything a run needs to continue, in one file: `model.*`, `optim.*`, `rng`,
-/// `epoch` and the run's `steps` (total steps: the schedule depends on them).
+/// Everything a run needs to continue, in one file: `model.*`, `optim.*`, `sched.*`,
+/// `rng`, `epoch` and the run's `steps` (total steps: the schedule depends on them).
 fn save_checkpoint(
     path: &Path,
     net: &DigitsNet,
     opt: &dyn Optimizer,
+    sched: &dyn LrScheduler,
     epoch: usize,
     steps: usize,
 ) -> Result<()> {
     let mut all: Vec<(String, Tensor)> = Vec::new();
-    all.extend(
-        net.state_dict()
-            .into_iter()
-            .map(|(k, t)| (format!("model.{k}"), t)),
-    );
-    all.extend(
-        opt.state_dict()
-            .into_iter()
-            .map(|(k, t)| (format!("optim.{k}"), t)),
-    );
+    let parts = [
+        ("model", net.state_dict()),
+        ("optim", opt.state_dict()),
+        ("sched", sched.state_dict()),
+    ];
+    for (prefix, state) in parts {
+        all.extend(state.into_iter().map(|(k, t)| (format!("{prefix}.{k}"), t)));
+    }
     all.push(("rng".into(), kiln::rng_state()));
     all.push(("epoch".into(), Tensor::scalar(epoch as i64, &Device::Cpu)?));
     all.push(("steps".into(), Tensor::scalar(steps as i64, &Device::Cpu)?));
@@ -134,8 +133,13 @@ fn entry(path: &Path, ckpt: &[(String, Tensor)], key: &str) -> Result<Tensor> {
         })
 }
 
-/// Loads a checkpoint's model, optimizer state and generator state.
-fn restore(ckpt: &[(String, Tensor)], net: &DigitsNet, opt: &mut dyn Optimizer) -> Result<()> {
+/// Loads a checkpoint's model, optimizer, schedule and generator states.
+fn restore(
+    ckpt: &[(String, Tensor)],
+    net: &DigitsNet,
+    opt: &mut dyn Optimizer,
+    sched: &mut dyn LrScheduler,
+) -> Result<()> {
     let part = |prefix: &str| -> Vec<(String, Tensor)> {
         ckpt.iter()
             .filter_map(|(k, t)| k.strip_prefix(prefix).map(|k| (k.to_owned(), t.clone())))
@@ -143,6 +147,7 @@ fn restore(ckpt: &[(String, Tensor)], net: &DigitsNet, opt: &mut dyn Optimizer) 
     };
     net.load_state_dict(&part("model."))?;
     opt.load_state_dict(&part("optim."))?;
+    sched.load_state_dict(&part("sched."))?;
     let rng = ckpt
         .iter()
         .find(|(k, _)| k == "rng")
@@ -185,18 +190,18 @@ fn main() -> Result<()> {
         let done = entry(path, &ckpt, "epoch")?.item::<i64>()?.max(0) as usize;
         entry(path, &ckpt, "rng")?;
         let planned = entry(path, &ckpt, "steps")?.item::<i64>()?;
+        // The schedule's state only loads into one built for as many steps; say why
+        // in the run's own terms.
         if planned != total_steps as i64 {
-            println!(
-                "warning: the checkpoint's run planned {planned} steps, this one {total_steps} \
-                 (other --epochs or --batch-size): the restored lrs follow the old schedule"
-            );
+            return Err(kiln::Error::Checkpoint {
+                path: path.display().to_string(),
+                msg: format!(
+                    "its run planned {planned} steps, this one {total_steps}: resume with \
+                     the same --epochs and --batch-size"
+                ),
+            });
         }
-        // The schedule is a function of the step: replay it to where the run stopped
-        // (the restored optimizer state then holds the same lrs).
-        for _ in 0..done * steps_per_epoch {
-            sched.step(&mut opt)?;
-        }
-        restore(&ckpt, &net, &mut opt)?;
+        restore(&ckpt, &net, &mut opt, &mut sched)?;
         first_epoch = done + 1;
         println!("resumed from {} after epoch {done}", path.display());
     }
@@ -227,7 +232,7 @@ fn main() -> Result<()> {
             100.0 * tested.accuracy,
             opt.lr()
         );
-        save_checkpoint(&args.checkpoint, &net, &opt, epoch, total_steps)?;
+        save_checkpoint(&args.checkpoint, &net, &opt, &sched, epoch, total_steps)?;
     }
     println!("trained in {:.1} s", started.elapsed().as_secs_f64());
 

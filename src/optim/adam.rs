@@ -125,7 +125,7 @@ impl AdamState {
 
     fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
         let mut reader = StateReader::new(state);
-        let hypers = self.groups.read(&mut reader);
+        let rows = self.groups.read(&mut reader);
         let mut read = Vec::new();
         for (i, p) in self.groups.params.params().iter().enumerate() {
             let key = |name: &str| format!("state.{i}.{name}");
@@ -168,7 +168,7 @@ impl AdamState {
                 }),
             });
         }
-        self.groups.install(hypers);
+        self.groups.install(rows);
         self.moments = moments;
         Ok(())
     }

@@ -372,12 +372,17 @@ impl Groups {
                     cpu_tensor(vec![row.hyper.get(opt)], &[]),
                 ));
             }
+            if let Some(lr) = row.initial_lr {
+                out.push((initial_lr_key(g), cpu_tensor(vec![lr], &[])));
+            }
         }
         out
     }
 
-    /// Reads every group's options from `state` (checked), without changing anything.
-    pub(crate) fn read(&self, state: &mut StateReader<'_>) -> Vec<Hyper> {
+    /// Reads every group's options and `initial_lr` from `state` (checked), without
+    /// changing anything. A state without `initial_lr` (saved before any scheduler was
+    /// built, or by a kiln that did not save it) keeps the group's own.
+    pub(crate) fn read(&self, state: &mut StateReader<'_>) -> Vec<Row> {
         let rows = self.table.0.lock().rows.clone();
         let mut out = Vec::with_capacity(rows.len());
         for (g, row) in rows.iter().enumerate() {
@@ -403,16 +408,34 @@ impl Groups {
                     }
                 }
             }
-            out.push(hyper);
+            let initial_lr = read_initial_lr(state, g).or(row.initial_lr);
+            out.push(Row { hyper, initial_lr });
         }
         out
     }
 
-    /// Installs options read by [`Groups::read`].
-    pub(crate) fn install(&self, hypers: Vec<Hyper>) {
-        let mut t = self.table.0.lock();
-        for (row, hyper) in t.rows.iter_mut().zip(hypers) {
-            row.hyper = hyper;
+    /// Installs the rows read by [`Groups::read`].
+    pub(crate) fn install(&self, rows: Vec<Row>) {
+        self.table.0.lock().rows = rows;
+    }
+}
+
+fn initial_lr_key(group: usize) -> String {
+    format!("param_groups.{group}.initial_lr")
+}
+
+/// The group's `initial_lr` when `state` has one (checked as an lr).
+fn read_initial_lr(state: &mut StateReader<'_>, group: usize) -> Option<f64> {
+    let key = initial_lr_key(group);
+    if !state.has(&key) {
+        return None;
+    }
+    let v = state.values(&key, &[])?[0];
+    match Opt::Lr.check(v) {
+        Ok(()) => Some(v),
+        Err(e) => {
+            state.problem(format!("`{key}`: {e}"));
+            None
         }
     }
 }
@@ -460,11 +483,7 @@ impl<'a> StateReader<'a> {
     /// The tensor under `key` if it has `shape` (a missing key or another shape is
     /// recorded as a problem).
     pub(crate) fn tensor(&mut self, key: &str, shape: &[usize]) -> Option<Tensor> {
-        let Some(t) = self.given.get(key).copied() else {
-            self.missing.push(key.to_owned());
-            return None;
-        };
-        self.used.insert(key.to_owned());
+        let t = self.take(key)?;
         if t.shape() != shape {
             self.problems.push(format!(
                 "`{key}` has shape {:?}, expected {shape:?}",
@@ -477,6 +496,17 @@ impl<'a> StateReader<'a> {
                 .push(format!("`{key}` has unsupported dtype {:?}", t.dtype()));
             return None;
         }
+        Some(t)
+    }
+
+    /// The tensor under `key`, of any shape and dtype, marked as read (a missing key
+    /// is recorded as a problem).
+    pub(crate) fn take(&mut self, key: &str) -> Option<Tensor> {
+        let Some(t) = self.given.get(key).copied() else {
+            self.missing.push(key.to_owned());
+            return None;
+        };
+        self.used.insert(key.to_owned());
         Some(t.clone())
     }
 
@@ -494,6 +524,15 @@ impl<'a> StateReader<'a> {
 
     /// Ok when every key was read and none had a problem; else the error naming them.
     pub(crate) fn finish(self) -> Result<()> {
+        self.finish_as(|msg| Error::Checkpoint {
+            path: "optimizer state_dict".into(),
+            msg,
+        })
+    }
+
+    /// [`StateReader::finish`] with the error `err` makes of the problems' message
+    /// (a scheduler's state reports an invalid argument, not a checkpoint).
+    pub(crate) fn finish_as(self, err: impl FnOnce(String) -> Error) -> Result<()> {
         let mut problems = self.problems;
         if !self.missing.is_empty() {
             problems.push(format!("missing keys: {}", quoted(&self.missing)));
@@ -511,10 +550,7 @@ impl<'a> StateReader<'a> {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Error::Checkpoint {
-                path: "optimizer state_dict".into(),
-                msg: problems.join("; "),
-            })
+            Err(err(problems.join("; ")))
         }
     }
 }

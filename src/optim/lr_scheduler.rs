@@ -10,6 +10,12 @@
 //! PyTorch. PyTorch's `initial_lr` is kept per group: the first scheduler built on an
 //! optimizer records each group's lr there, and later ones start from it.
 //!
+//! To resume training with its schedule, save [`LrScheduler::state_dict`] beside the
+//! optimizer's (both are named CPU tensors for [`crate::save_tensors`]); the resumed
+//! run builds both with the same arguments, loads the optimizer's state, then the
+//! scheduler's ([`LrScheduler::load_state_dict`], strict and atomic), and its next
+//! step continues bit for bit where the saved run stopped — PyTorch's recipe.
+//!
 //! ```
 //! use kiln::optim::lr_scheduler::{CosineAnnealingLr, LinearLr, LrScheduler, SequentialLr};
 //! use kiln::optim::{AdamW, Optimizer};
@@ -32,13 +38,13 @@
 //! # }
 //! ```
 
-use super::groups::{GroupHandle, Opt};
+use super::groups::{cpu_tensor, GroupHandle, Opt, StateReader};
 use super::Optimizer;
-use crate::{Error, Result};
+use crate::{Error, Result, Tensor, WithDType};
 use sealed::{Core, Schedule};
 
 mod sealed {
-    use super::{GroupHandle, Result};
+    use super::{GroupHandle, LrScheduler, Result};
 
     /// The state PyTorch's `LRScheduler` keeps.
     #[derive(Debug)]
@@ -71,6 +77,24 @@ mod sealed {
     pub trait Schedule {
         fn core(&self) -> &Core;
         fn core_mut(&mut self) -> &mut Core;
+
+        /// The name its state dict carries (PyTorch's class name), so that a state is
+        /// only loaded into a scheduler of its kind.
+        fn kind(&self) -> &'static str;
+
+        /// The constructor's arguments the schedule follows, by PyTorch's names: its
+        /// state dict holds them, and a state is only loaded into a scheduler built
+        /// with the same ones (PyTorch would silently take the saved ones).
+        fn config(&self) -> Vec<(&'static str, Vec<f64>)>;
+
+        /// The schedulers this one runs (`SequentialLR`'s), whose states its state
+        /// dict holds.
+        fn children(&self) -> &[Box<dyn LrScheduler + Send>] {
+            &[]
+        }
+        fn children_mut(&mut self) -> &mut [Box<dyn LrScheduler + Send>] {
+            &mut []
+        }
 
         /// PyTorch's `get_lr`: the recursive form, from the groups' current lrs.
         fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>>;
@@ -171,6 +195,218 @@ pub trait LrScheduler: Schedule {
     fn last_epoch(&self) -> i64 {
         self.core().last_epoch
     }
+
+    /// The state to resume the schedule from, as named CPU tensors for
+    /// [`crate::save_tensors`]: what PyTorch's `state_dict` holds — `last_epoch` and
+    /// `_step_count` (0-d I64), `base_lrs` and `_last_lr` (F64, one per group) — and
+    /// `kind`, the scheduler's PyTorch class name as U8 bytes, and the constructor's
+    /// arguments as F64 vectors under PyTorch's names (`step_size`, `gamma`,
+    /// `milestones`, `T_max`, `eta_min`, `start_factor`, `end_factor`,
+    /// `total_iters`, `total_steps`, `max_lrs`; a [`LambdaLr`]'s closure cannot be
+    /// saved). A [`SequentialLr`] adds the state of its scheduler `i` under
+    /// `schedulers.<i>.`. A resumed run builds its scheduler with the same
+    /// arguments and then loads:
+    ///
+    /// ```
+    /// use kiln::optim::lr_scheduler::{CosineAnnealingLr, LrScheduler};
+    /// use kiln::optim::{Optimizer, Sgd};
+    /// use kiln::{DType, Device, Tensor};
+    /// # fn main() -> kiln::Result<()> {
+    /// let w = Tensor::zeros(&[3], DType::F32, &Device::Cpu)?.requires_grad();
+    /// let mut opt = Sgd::new([w.clone()], 0.1)?;
+    /// let mut sched = CosineAnnealingLr::new(&opt, 10)?;
+    /// for _ in 0..4 {
+    ///     sched.step(&mut opt)?; // after opt.step()
+    /// }
+    /// let (opt_state, sched_state) = (opt.state_dict(), sched.state_dict());
+    ///
+    /// // Resuming (in a fresh process, from kiln::load_tensors): the same
+    /// // constructors, then both states.
+    /// let mut opt2 = Sgd::new([w.clone()], 0.1)?;
+    /// let mut sched2 = CosineAnnealingLr::new(&opt2, 10)?;
+    /// opt2.load_state_dict(&opt_state)?;
+    /// sched2.load_state_dict(&sched_state)?;
+    /// sched.step(&mut opt)?;
+    /// sched2.step(&mut opt2)?;
+    /// assert_eq!(sched2.last_lr(), sched.last_lr()); // bit for bit
+    /// assert_eq!(sched2.last_epoch(), 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn state_dict(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        write_state(self, "", &mut out);
+        out
+    }
+
+    /// Restores a [`LrScheduler::state_dict`] of a scheduler of the same kind built
+    /// with the same arguments for as many parameter groups (for a [`SequentialLr`],
+    /// of the same schedulers), as PyTorch's `load_state_dict` does: the next
+    /// [`LrScheduler::step`] continues where the saved schedule stopped. The
+    /// optimizer's lrs are not touched: load its own state for them. Strict and
+    /// atomic: a missing, unexpected or duplicated key, a wrong dtype or shape (such
+    /// as `base_lrs` for another number of groups), a value out of range, the state
+    /// of another kind of scheduler or of one built with other arguments is an `Err`
+    /// naming `state` that says which keys and why, and then nothing has changed.
+    fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        let mut reader = StateReader::new(state);
+        let saved = read_state(self, &mut reader, "");
+        reader.finish_as(|msg| Error::arg("state", msg))?;
+        // Every unread value was recorded as a problem, so this only guards the logic.
+        let saved = saved.ok_or_else(|| Error::arg("state", "could not be read"))?;
+        install(self, saved);
+        Ok(())
+    }
+}
+
+/// What a state dict holds for one scheduler and, in order, for its children: read
+/// and checked in full before any of it is installed.
+struct Saved {
+    last_epoch: i64,
+    step_count: u64,
+    base_lrs: Vec<f64>,
+    last_lr: Vec<f64>,
+    children: Vec<Saved>,
+}
+
+/// Appends the state of `s` and its children, every key prefixed by `prefix`.
+fn write_state<S: Schedule + ?Sized>(s: &S, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+    let c = s.core();
+    let kind = s.kind().as_bytes().to_vec();
+    let key = |name: &str| format!("{prefix}{name}");
+    let vector = |v: &[f64]| cpu_tensor(v.to_vec(), &[v.len()]);
+    out.push((key("kind"), cpu_tensor(kind.clone(), &[kind.len()])));
+    out.push((key("last_epoch"), cpu_tensor(vec![c.last_epoch], &[])));
+    let steps = i64::try_from(c.step_count).unwrap_or(i64::MAX);
+    out.push((key("_step_count"), cpu_tensor(vec![steps], &[])));
+    out.push((key("base_lrs"), vector(&c.base_lrs)));
+    out.push((key("_last_lr"), vector(&c.last_lr)));
+    for (name, values) in s.config() {
+        out.push((key(name), vector(&values)));
+    }
+    for (i, child) in s.children().iter().enumerate() {
+        write_state(&**child, &key(&format!("schedulers.{i}.")), out);
+    }
+}
+
+/// Reads and checks the state of `s` and its children (keys prefixed by `prefix`)
+/// from `r`, which records every problem; None when there was one.
+fn read_state<S: Schedule + ?Sized>(s: &S, r: &mut StateReader<'_>, prefix: &str) -> Option<Saved> {
+    let key = |name: &str| format!("{prefix}{name}");
+    let groups = s.core().base_lrs.len();
+    let kind = read_kind(r, &key("kind"), s.kind());
+    let last_epoch = read_count(r, &key("last_epoch"), -1);
+    let step_count = read_count(r, &key("_step_count"), 0);
+    let base_lrs = read_lrs(r, &key("base_lrs"), groups);
+    let last_lr = read_lrs(r, &key("_last_lr"), groups);
+    // Collected rather than short-circuited, so that every key is read and every
+    // problem reported.
+    let config: Vec<bool> = (s.config().into_iter())
+        .map(|(name, want)| read_config(r, &key(name), &want))
+        .collect();
+    let children: Vec<Option<Saved>> = (s.children().iter().enumerate())
+        .map(|(i, child)| read_state(&**child, r, &key(&format!("schedulers.{i}."))))
+        .collect();
+    if !(kind && config.iter().all(|&ok| ok)) {
+        return None;
+    }
+    Some(Saved {
+        last_epoch: last_epoch?,
+        step_count: u64::try_from(step_count?).ok()?,
+        base_lrs: base_lrs?,
+        last_lr: last_lr?,
+        children: children.into_iter().collect::<Option<_>>()?,
+    })
+}
+
+/// Installs a state read by [`read_state`] (cannot fail).
+fn install<S: Schedule + ?Sized>(s: &mut S, saved: Saved) {
+    let c = s.core_mut();
+    c.last_epoch = saved.last_epoch;
+    c.step_count = saved.step_count;
+    c.base_lrs = saved.base_lrs;
+    c.last_lr = saved.last_lr;
+    for (child, saved) in s.children_mut().iter_mut().zip(saved.children) {
+        install(&mut **child, saved);
+    }
+}
+
+/// The values under `key` if it holds a `T` tensor of `shape`.
+fn read_exact<T: WithDType>(r: &mut StateReader<'_>, key: &str, shape: &[usize]) -> Option<Vec<T>> {
+    let t = r.tensor(key, shape)?;
+    if t.dtype() != T::DTYPE {
+        r.problem(format!(
+            "`{key}` has dtype {:?}, expected {:?}",
+            t.dtype(),
+            T::DTYPE
+        ));
+        return None;
+    }
+    t.to_vec::<T>()
+        .map_err(|e| r.problem(format!("`{key}`: {e}")))
+        .ok()
+}
+
+/// The 0-d I64 under `key` if it is at least `min`.
+fn read_count(r: &mut StateReader<'_>, key: &str, min: i64) -> Option<i64> {
+    let v = read_exact::<i64>(r, key, &[])?[0];
+    if v < min {
+        r.problem(format!("`{key}` must be at least {min}, got {v}"));
+        return None;
+    }
+    Some(v)
+}
+
+/// The F64 lr of each of `groups` groups under `key`, each finite and >= 0.
+fn read_lrs(r: &mut StateReader<'_>, key: &str, groups: usize) -> Option<Vec<f64>> {
+    let lrs = read_exact::<f64>(r, key, &[groups])?;
+    if let Some(bad) = lrs.iter().find(|lr| !(lr.is_finite() && **lr >= 0.0)) {
+        r.problem(format!("`{key}` holds {bad}, not an lr (finite, >= 0)"));
+        return None;
+    }
+    Some(lrs)
+}
+
+/// The values under `key` if it holds a vector (of any length) of `T`.
+fn read_vector<T: WithDType>(r: &mut StateReader<'_>, key: &str) -> Option<Vec<T>> {
+    let t = r.take(key)?;
+    let values = (t.dtype() == T::DTYPE && t.rank() == 1)
+        .then(|| t.to_vec::<T>().ok())
+        .flatten();
+    if values.is_none() {
+        r.problem(format!("`{key}` must be a vector of {:?}", T::DTYPE));
+    }
+    values
+}
+
+/// True when `key` holds the F64 values `want` (a constructor argument).
+fn read_config(r: &mut StateReader<'_>, key: &str, want: &[f64]) -> bool {
+    let Some(got) = read_vector::<f64>(r, key) else {
+        return false;
+    };
+    if got != want {
+        r.problem(format!(
+            "`{key}` is {got:?} in the state but {want:?} in this scheduler: \
+             build it with the saved run's arguments"
+        ));
+        return false;
+    }
+    true
+}
+
+/// True when `key` names (in U8 bytes) the scheduler kind `want`.
+fn read_kind(r: &mut StateReader<'_>, key: &str, want: &str) -> bool {
+    let Some(bytes) = read_vector::<u8>(r, key) else {
+        return false;
+    };
+    let got = String::from_utf8_lossy(&bytes);
+    if got != want {
+        r.problem(format!(
+            "`{key}` is {got}: the state of another kind of scheduler than this {want}"
+        ));
+        return false;
+    }
+    true
 }
 
 /// Builds the core of a scheduler on `opt` and runs its initial step.
@@ -187,7 +423,10 @@ fn check_gamma(gamma: f64) -> Result<()> {
 }
 
 macro_rules! schedule_core {
-    () => {
+    ($kind:literal) => {
+        fn kind(&self) -> &'static str {
+            $kind
+        }
         fn core(&self) -> &Core {
             &self.core
         }
@@ -221,7 +460,13 @@ impl StepLr {
 }
 
 impl Schedule for StepLr {
-    schedule_core!();
+    schedule_core!("StepLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("step_size", vec![self.step_size as f64]),
+            ("gamma", vec![self.gamma]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
         if e == 0 || e % self.step_size as i64 != 0 {
@@ -235,6 +480,10 @@ impl Schedule for StepLr {
     }
 }
 impl LrScheduler for StepLr {}
+
+fn as_f64(values: &[usize]) -> Vec<f64> {
+    values.iter().map(|&v| v as f64).collect()
+}
 
 fn scaled(lrs: &[f64], factor: f64) -> Vec<f64> {
     lrs.iter().map(|lr| lr * factor).collect()
@@ -264,7 +513,13 @@ impl MultiStepLr {
 }
 
 impl Schedule for MultiStepLr {
-    schedule_core!();
+    schedule_core!("MultiStepLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("milestones", as_f64(&self.milestones)),
+            ("gamma", vec![self.gamma]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
         let count = self.milestones.iter().filter(|&&m| m as i64 == e).count();
@@ -297,7 +552,10 @@ impl ExponentialLr {
 }
 
 impl Schedule for ExponentialLr {
-    schedule_core!();
+    schedule_core!("ExponentialLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![("gamma", vec![self.gamma])]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         if self.core.is_initial {
             return Ok(h.lrs());
@@ -342,7 +600,13 @@ impl CosineAnnealingLr {
 }
 
 impl Schedule for CosineAnnealingLr {
-    schedule_core!();
+    schedule_core!("CosineAnnealingLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("T_max", vec![self.t_max as f64]),
+            ("eta_min", vec![self.eta_min]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         use std::f64::consts::PI;
         let (e, t, eta) = (self.core.last_epoch, self.t_max as f64, self.eta_min);
@@ -427,7 +691,14 @@ impl LinearLr {
 }
 
 impl Schedule for LinearLr {
-    schedule_core!();
+    schedule_core!("LinearLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("start_factor", vec![self.start_factor]),
+            ("end_factor", vec![self.end_factor]),
+            ("total_iters", vec![self.total_iters as f64]),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
         let (s, f, n) = (self.start_factor, self.end_factor, self.total_iters as f64);
@@ -482,7 +753,11 @@ impl LambdaLr {
 }
 
 impl Schedule for LambdaLr {
-    schedule_core!();
+    schedule_core!("LambdaLR");
+    /// The closure cannot be saved or compared (PyTorch saves none either).
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        Vec::new()
+    }
     fn get_lr(&mut self, _: &GroupHandle) -> Result<Vec<f64>> {
         let factor = (self.lr_lambda)(self.core.last_epoch.max(0) as usize);
         Ok(scaled(&self.core.base_lrs, factor))
@@ -547,7 +822,13 @@ impl OneCycleLr {
 }
 
 impl Schedule for OneCycleLr {
-    schedule_core!();
+    schedule_core!("OneCycleLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![
+            ("total_steps", vec![self.total_steps as f64]),
+            ("max_lrs", self.max_lrs.clone()),
+        ]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let step = self.core.last_epoch;
         if step > self.total_steps as i64 {
@@ -660,9 +941,18 @@ impl SequentialLr {
 }
 
 impl Schedule for SequentialLr {
-    schedule_core!();
+    schedule_core!("SequentialLR");
+    fn config(&self) -> Vec<(&'static str, Vec<f64>)> {
+        vec![("milestones", as_f64(&self.milestones))]
+    }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         Ok(h.lrs())
+    }
+    fn children(&self) -> &[Box<dyn LrScheduler + Send>] {
+        &self.schedulers
+    }
+    fn children_mut(&mut self) -> &mut [Box<dyn LrScheduler + Send>] {
+        &mut self.schedulers
     }
     fn undo(&mut self) {
         self.schedulers.iter_mut().for_each(|s| s.undo());

@@ -43,8 +43,9 @@ pub trait Optimizer {
     /// The state to resume from: per parameter `i` (in the order the groups list
     /// them) its buffers as `state.<i>.<name>` (Adam: `step`, `exp_avg`,
     /// `exp_avg_sq`, `max_exp_avg_sq`; SGD: `momentum_buffer`) once it has any, and
-    /// per group `g` its options as 0-d f64 CPU tensors `param_groups.<g>.<option>`
-    /// and its parameters' indices `param_groups.<g>.params`. The moment tensors are
+    /// per group `g` its options as 0-d f64 CPU tensors `param_groups.<g>.<option>`,
+    /// PyTorch's `param_groups.<g>.initial_lr` once a scheduler has set it, and its
+    /// parameters' indices `param_groups.<g>.params`. The moment tensors are
     /// the optimizer's own (later steps change them, as in PyTorch): save them or
     /// copy them before stepping again.
     fn state_dict(&self) -> Vec<(String, Tensor)>;
@@ -52,7 +53,8 @@ pub trait Optimizer {
     /// Restores a [`Optimizer::state_dict`] of an optimizer with the same groups.
     /// Strict and atomic: a missing, unexpected, duplicated or mis-shaped key is an
     /// `Err` naming it, and then nothing has changed. State tensors are copied to
-    /// each parameter's device and dtype.
+    /// each parameter's device and dtype. `initial_lr` is optional: a state without
+    /// it (saved before any scheduler was built) keeps each group's own.
     fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()>;
 
     /// The shared table of the groups' options, through which the schedulers of

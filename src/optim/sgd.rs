@@ -152,7 +152,7 @@ impl Optimizer for Sgd {
 
     fn load_state_dict(&mut self, state: &[(String, Tensor)]) -> Result<()> {
         let mut reader = StateReader::new(state);
-        let hypers = self.groups.read(&mut reader);
+        let rows = self.groups.read(&mut reader);
         let mut buffers = Vec::new();
         for (i, p) in self.groups.params.params().iter().enumerate() {
             let key = format!("state.{i}.momentum_buffer");
@@ -169,7 +169,7 @@ impl Optimizer for Sgd {
             .zip(self.groups.params.params())
             .map(|(b, p)| b.map(|b| state_copy(&b, &p.tensor)).transpose())
             .collect::<Result<Vec<_>>>()?;
-        self.groups.install(hypers);
+        self.groups.install(rows);
         self.buffers = buffers;
         Ok(())
     }
