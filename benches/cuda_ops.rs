@@ -513,6 +513,15 @@ fn cases() -> Vec<Case> {
                 F::dropout(&x, 0.5, true)?.sum_all()?.backward()
             }))
         }),
+        // GPT-2's token embedding: the gradient scatters 8192 rows into 50257.
+        case("embedding_fwd_bwd_f32_50257x768_n8192", true, |d, s| {
+            let (v, n) = (s.pick(50257, 11), s.pick(8192, 300));
+            let (w, ids) = (param(&[v, s.pick(768, 5)], d)?, labels(n, v, d)?);
+            Ok(Box::new(move || {
+                w.zero_grad();
+                F::embedding(&ids, &w)?.sum_all()?.backward()
+            }))
+        }),
         case("adamw_step_resnet18_f32", false, adamw_case),
         case("adamw_fused_step_resnet18_f32", false, adamw_case),
     ];

@@ -13,9 +13,13 @@
 // and adds every src element whose index names c[dim]. No atomics, so the sum order
 // is fixed (base first, then increasing position along `dim`, the CPU backend's
 // order) and results are deterministic, bit for bit on every run. The cost is
-// out_numel × index_len(dim) reads of the index; for an embedding gradient (V, D)
-// that is V·D·N, fine for the vocabularies of small models (a sort-based segment sum
-// is the follow-up for large V).
+// out_numel × index_len(dim) reads of the index: V·D·N for an embedding gradient
+// (V, D) of N ids, so that case (dim 0 of a 2-D output, a 1-D index broadcast along
+// dim 1: the backward of index_select of rows) has its own kernel, scatter_add_rows:
+// one block per output row finds the row's positions once for all its columns
+// (V·N index reads, coalesced and L2-resident) and adds N·D src elements in all,
+// in the same order and compute type, so its results equal the general kernel's
+// bit for bit.
 //
 // Indices are validated before these kernels run (index_bounds, one 16-byte readback);
 // the kernels still never read outside `src`: an index outside [0, len) yields 0 in
@@ -103,6 +107,88 @@ extern "C" __global__ void scatter_add_f32(uint64_t n, int rank, Dims dims, int 
 extern "C" __global__ void scatter_add_f64(uint64_t n, int rank, Dims dims, int dim, const double *base, Strides bs, Dims idims, const int64_t *idx, Strides is, int64_t idx_step, uint64_t idx_len, const double *src, Strides ss, int64_t src_step, double *out) { scatter_add_impl(n, rank, dims, dim, base, bs, idims, idx, is, idx_step, idx_len, src, ss, src_step, out); }
 extern "C" __global__ void scatter_add_f16(uint64_t n, int rank, Dims dims, int dim, const f16 *base, Strides bs, Dims idims, const int64_t *idx, Strides is, int64_t idx_step, uint64_t idx_len, const f16 *src, Strides ss, int64_t src_step, f16 *out) { scatter_add_impl(n, rank, dims, dim, base, bs, idims, idx, is, idx_step, idx_len, src, ss, src_step, out); }
 extern "C" __global__ void scatter_add_bf16(uint64_t n, int rank, Dims dims, int dim, const bf16 *base, Strides bs, Dims idims, const int64_t *idx, Strides is, int64_t idx_step, uint64_t idx_len, const bf16 *src, Strides ss, int64_t src_step, bf16 *out) { scatter_add_impl(n, rank, dims, dim, base, bs, idims, idx, is, idx_step, idx_len, src, ss, src_step, out); }
+
+#define KILN_SCATTER_ROWS_THREADS 256
+// Columns each thread of scatter_add_rows owns per pass (accumulators in registers):
+// one pass over the index serves KILN_SCATTER_ROWS_THREADS × this many columns.
+#define KILN_SCATTER_ROWS_COLS 4
+
+// scatter_add_impl's sum for out (rows, cols) contiguous, dim 0, idx[t] (t < idx_len,
+// stride idx_step) naming the row every src[t, :] is added to:
+// out[r, d] = base[r, d] + Σ_{t: idx[t] == r, increasing} src[t, d].
+// One block per output row (grid-stride over rows), KILN_SCATTER_ROWS_THREADS
+// threads. For each tile of columns the block scans the index in chunks of one id
+// per thread, compacts the chunk's positions naming the row into `hits` in
+// increasing order (a ballot and popcount prefix in each warp, the counts of the
+// warps before it across warps), then every thread adds those src rows, in that
+// order, to the columns it owns. Positions are compacted before they are used, so
+// the adds, not the index compares, scale with D.
+template <typename T>
+__device__ __forceinline__ void scatter_add_rows_impl(uint64_t rows, uint64_t cols, const T *base,
+                                                      int64_t b_row, int64_t b_col,
+                                                      const int64_t *idx, int64_t idx_step,
+                                                      uint64_t idx_len, const T *src,
+                                                      int64_t s_row, int64_t s_col, T *out) {
+    typedef typename ComputeOf<T>::type C;
+    const unsigned warps = KILN_SCATTER_ROWS_THREADS / 32;
+    __shared__ uint64_t hits[KILN_SCATTER_ROWS_THREADS];
+    __shared__ unsigned warp_hits[warps];
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const uint64_t tile = (uint64_t)KILN_SCATTER_ROWS_THREADS * KILN_SCATTER_ROWS_COLS;
+    for (uint64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        for (uint64_t d0 = 0; d0 < cols; d0 += tile) {
+            C acc[KILN_SCATTER_ROWS_COLS];
+#pragma unroll
+            for (int k = 0; k < KILN_SCATTER_ROWS_COLS; ++k) {
+                uint64_t d = d0 + threadIdx.x + (uint64_t)k * KILN_SCATTER_ROWS_THREADS;
+                acc[k] = d < cols ? widen(base[(int64_t)row * b_row + (int64_t)d * b_col])
+                                  : C(0);
+            }
+            for (uint64_t t0 = 0; t0 < idx_len; t0 += KILN_SCATTER_ROWS_THREADS) {
+                uint64_t t = t0 + threadIdx.x;
+                bool hit = t < idx_len && idx[(int64_t)t * idx_step] == (int64_t)row;
+                unsigned mask = __ballot_sync(0xffffffffu, hit);
+                if (lane == 0) {
+                    warp_hits[warp] = __popc(mask);
+                }
+                __syncthreads();
+                unsigned at = __popc(mask & ((1u << lane) - 1u)), total = 0;
+                for (unsigned w = 0; w < warps; ++w) {
+                    at += w < warp ? warp_hits[w] : 0u;
+                    total += warp_hits[w];
+                }
+                if (hit) {
+                    hits[at] = t;
+                }
+                __syncthreads();
+                for (unsigned h = 0; h < total; ++h) {
+                    const T *s = src + (int64_t)hits[h] * s_row;
+#pragma unroll
+                    for (int k = 0; k < KILN_SCATTER_ROWS_COLS; ++k) {
+                        uint64_t d = d0 + threadIdx.x + (uint64_t)k * KILN_SCATTER_ROWS_THREADS;
+                        if (d < cols) {
+                            acc[k] += widen(s[(int64_t)d * s_col]);
+                        }
+                    }
+                }
+                // The next chunk overwrites `hits` and `warp_hits`.
+                __syncthreads();
+            }
+#pragma unroll
+            for (int k = 0; k < KILN_SCATTER_ROWS_COLS; ++k) {
+                uint64_t d = d0 + threadIdx.x + (uint64_t)k * KILN_SCATTER_ROWS_THREADS;
+                if (d < cols) {
+                    out[row * cols + d] = narrow<T>(acc[k]);
+                }
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f32(uint64_t rows, uint64_t cols, const float *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const float *src, int64_t s_row, int64_t s_col, float *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f64(uint64_t rows, uint64_t cols, const double *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const double *src, int64_t s_row, int64_t s_col, double *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f16(uint64_t rows, uint64_t cols, const f16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const f16 *src, int64_t s_row, int64_t s_col, f16 *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_bf16(uint64_t rows, uint64_t cols, const bf16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const bf16 *src, int64_t s_row, int64_t s_col, bf16 *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
 
 // out[i] = cond[i] ? a[i] : b[i], all three broadcast to the output's (merged) shape.
 template <typename T>

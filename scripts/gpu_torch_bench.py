@@ -251,6 +251,11 @@ def cases(d, smoke):
         x = leaf(pick(64 << 20, 1001))
         return fwd_bwd(lambda: F.dropout(x, 0.5, True), x)
 
+    def embedding():
+        v, n = pick(50257, 11), pick(8192, 300)
+        w, ids = leaf(v, pick(768, 5)), labels(n, v)
+        return fwd_bwd(lambda: F.embedding(ids, w), w)
+
     def adamw(**flags):
         def build():
             params = []
@@ -340,6 +345,7 @@ def cases(d, smoke):
         "batch_norm_train_fwd_bwd_f32_64x256x28x28": (True, batch_norm),
         "cross_entropy_fwd_bwd_f32_4096x1000": (True, cross_entropy),
         "dropout_p0.5_fwd_bwd_f32_64M": (True, dropout),
+        "embedding_fwd_bwd_f32_50257x768_n8192": (True, embedding),
         "adamw_step_resnet18_f32": (False, adamw()),
         "adamw_fused_step_resnet18_f32": (False, adamw(fused=True)),
         **conv_rows(),

@@ -1881,6 +1881,7 @@ fn the_parity_tests_launch_every_kernel() {
         crop_flip_matches_the_cpu_in_every_dtype,
         attention_matches_the_cpu_in_every_float_dtype,
         index_ops_match_the_cpu_in_every_dtype,
+        row_scatter_add_matches_the_cpu_bit_for_bit,
     ];
     for test in suite {
         test();
@@ -1916,6 +1917,103 @@ fn the_parity_tests_launch_every_kernel() {
         .map(|(name, _)| name)
         .collect();
     assert!(missed.is_empty(), "kernels no test launched: {missed:?}");
+}
+
+/// Launches of `kernel` on the emulated device so far in this process; `None` on a
+/// real GPU, which counts none.
+fn launches(kernel: &str) -> Option<u64> {
+    #[cfg(feature = "cuda-emulator")]
+    if kiln::cuda::is_emulated() {
+        let counts = kiln::cuda::emulated_launch_counts();
+        return counts
+            .into_iter()
+            .find_map(|(name, n)| (name == kernel).then_some(n));
+    }
+    let _ = kernel;
+    None
+}
+
+/// Runs `f`; on the emulated device, asserts that it launched the scatter_add
+/// kernel `family` of `dtype` and not the one of `other` (which path served it).
+fn assert_serves(family: &str, other: &str, dtype: DType, f: impl FnOnce() -> Tensor) -> Tensor {
+    let suffix = format!("{dtype:?}").to_lowercase();
+    let (kernel, other) = (format!("{family}_{suffix}"), format!("{other}_{suffix}"));
+    let before = (launches(&kernel), launches(&other));
+    let out = f();
+    if let (Some(k), Some(o)) = before {
+        assert_eq!(launches(&kernel), Some(k + 1), "{kernel} ran once");
+        assert_eq!(launches(&other), Some(o), "{other} did not run");
+    }
+    out
+}
+
+/// The backward of index_select of rows (an embedding's gradient: scatter_add along
+/// dim 0 of a 2-D output, one id per src row) runs scatter_add_rows and equals the
+/// CPU bit for bit: one id repeated 200 times, ids never used, more ids than a block
+/// has threads (several chunks), more columns than one pass of the kernel covers
+/// and not a multiple of its threads, strided base and src; F::embedding's weight
+/// gradient; no ids at all. Scatters along dim 1 still run the general scatter_add (as does
+/// an index that is not broadcast, `index_ops_match_the_cpu_in_every_dtype`).
+#[test]
+fn row_scatter_add_matches_the_cpu_bit_for_bit() {
+    let (dev, _gpu) = gpu_or_skip!("row_scatter_add_matches_the_cpu_bit_for_bit");
+    let (rows, cols, n) = (23, 1030, 600);
+    // Id 5 at every third position, the others in [0, 16): ids 16..23 never occur.
+    let ids: Vec<i64> = (0..n)
+        .map(|t| if t % 3 == 0 { 5 } else { (t * 7 % 16) as i64 })
+        .collect();
+    let ids_cpu = Tensor::from_vec(ids, &[n], &Device::Cpu).unwrap();
+    let ids_gpu = ids_cpu.to_device(&dev).unwrap();
+    let along = |ids: &Tensor, dim: usize, shape: &[usize]| {
+        let mut one = [1, 1];
+        one[dim] = n;
+        ids.reshape(&one).unwrap().broadcast_as(shape).unwrap()
+    };
+    for dtype in FLOATS {
+        let (base_cpu, base_gpu) = pair_t(&[rows, cols], dtype, 15, &dev);
+        let (src_cpu, src_gpu) = pair_t(&[n, cols], dtype, 16, &dev);
+        let rows_of = |ids: &Tensor, base: &Tensor, src: &Tensor| {
+            base.scatter_add(0, &along(ids, 0, &[n, cols]), src)
+                .unwrap()
+        };
+        let got = assert_serves("scatter_add_rows", "scatter_add", dtype, || {
+            rows_of(&ids_gpu, &base_gpu, &src_gpu)
+        });
+        let want = rows_of(&ids_cpu, &base_cpu, &src_cpu);
+        assert_exact(&format!("row scatter_add {dtype:?}"), &got, &want);
+        // The same sums along dim 1 of the transposed operands: the general kernel.
+        let cols_of = |ids: &Tensor, base: &Tensor, src: &Tensor| {
+            let (base, src) = (base.transpose(0, 1).unwrap(), src.transpose(0, 1).unwrap());
+            base.scatter_add(1, &along(ids, 1, &[cols, n]), &src)
+                .unwrap()
+        };
+        let got = assert_serves("scatter_add", "scatter_add_rows", dtype, || {
+            cols_of(&ids_gpu, &base_gpu, &src_gpu)
+        });
+        let want = want.transpose(0, 1).unwrap();
+        assert_exact(&format!("scatter_add dim 1 {dtype:?}"), &got, &want);
+        let embedding_grad = |ids: &Tensor, weight: &Tensor, up: &Tensor| {
+            let w = weight.detach().requires_grad();
+            let y = F::embedding(&ids.reshape(&[20, 30]).unwrap(), &w).unwrap();
+            let up = up.reshape(&[20, 30, cols]).unwrap();
+            y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
+            w.grad().unwrap()
+        };
+        let got = assert_serves("scatter_add_rows", "scatter_add", dtype, || {
+            embedding_grad(&ids_gpu, &base_gpu, &src_gpu)
+        });
+        let want = embedding_grad(&ids_cpu, &base_cpu, &src_cpu);
+        assert_exact(&format!("embedding grad {dtype:?}"), &got, &want);
+    }
+    // No ids: the row kernel passes the base through.
+    let none = Tensor::from_vec(Vec::<i64>::new(), &[0, 1], &dev).unwrap();
+    let none = none.broadcast_as(&[0, cols]).unwrap();
+    let nothing = Tensor::zeros(&[0, cols], DType::F32, &dev).unwrap();
+    let (base_cpu, base_gpu) = pair_t(&[rows, cols], DType::F32, 17, &dev);
+    let got = assert_serves("scatter_add_rows", "scatter_add", DType::F32, || {
+        base_gpu.scatter_add(0, &none, &nothing).unwrap()
+    });
+    assert_exact("row scatter_add of no ids", &got, &base_cpu);
 }
 
 /// The index kernels against the CPU on strided operands: gather and where_cond in

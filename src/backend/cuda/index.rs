@@ -1,5 +1,6 @@
 //! Launches of `kernels/index.cu`: index validation, gather, scatter_add (owner
-//! computes, deterministic: no atomics) and where_cond.
+//! computes, deterministic: no atomics; the backward of index_select of rows, an
+//! embedding's gradient, by `scatter_add_rows`) and where_cond.
 //!
 //! Index validation runs on the device: `index_bounds` folds the index's min and max
 //! in one block and the host reads those 16 bytes back (one small device-to-host copy
@@ -15,6 +16,59 @@ use crate::{DType, Error, Result};
 
 /// Threads of the one block of `index_bounds` (`KILN_INDEX_BOUNDS_THREADS`).
 const BOUNDS_THREADS: u32 = 256;
+
+/// Threads per block of `scatter_add_rows` (`KILN_SCATTER_ROWS_THREADS`).
+const ROWS_THREADS: u32 = 256;
+
+/// Whether a scatter_add is the backward of index_select of rows (an embedding's
+/// gradient): along dim 0 of a 2-D output, with an index that is one id per src row,
+/// broadcast (stride 0) over every column. `scatter_add_rows` serves that case in
+/// V·N index reads instead of the general kernel's V·D·N.
+fn is_row_scatter(layout: &Layout, dim: usize, idx_layout: &Layout) -> bool {
+    dim == 0
+        && layout.shape.len() == 2
+        && idx_layout.shape.len() == 2
+        && idx_layout.shape[1] == layout.shape[1]
+        && idx_layout.strides[1] == 0
+}
+
+/// `out = base + rows of src scattered by idx` for the case of [`is_row_scatter`]:
+/// one block per output row (at most 16 per multiprocessor, the kernel loops over the
+/// rest).
+fn scatter_add_rows(
+    (base, layout): (&CudaStorage, &Layout),
+    (idx, idx_layout): (&CudaStorage, &Layout),
+    (src, src_layout): (&CudaStorage, &Layout),
+    out: &CudaStorage,
+) -> Result<()> {
+    let kernel = KernelId::for_dtype("scatter_add_rows", base.dtype())?;
+    let dev = base.cuda_device();
+    let rows = layout.shape[0];
+    let cfg = LaunchConfig {
+        grid: (rows.clamp(1, dev.sm_count() as usize * 16) as u32, 1, 1),
+        block: (ROWS_THREADS, 1, 1),
+        shared_bytes: 0,
+    };
+    let stride = |l: &Layout, d: usize| KernelArg::I64(l.strides[d] as i64);
+    dev.launch(
+        kernel,
+        cfg,
+        &[
+            KernelArg::U64(rows as u64),
+            KernelArg::U64(layout.shape[1] as u64),
+            KernelArg::Ptr(base.ptr_at(layout.offset)),
+            stride(layout, 0),
+            stride(layout, 1),
+            KernelArg::Ptr(idx.ptr_at(idx_layout.offset)),
+            stride(idx_layout, 0),
+            KernelArg::U64(idx_layout.shape[0] as u64),
+            KernelArg::Ptr(src.ptr_at(src_layout.offset)),
+            stride(src_layout, 0),
+            stride(src_layout, 1),
+            KernelArg::Ptr(out.ptr()),
+        ],
+    )
+}
 
 /// A shape (innermost first), each operand's strides without dimension `dim`, and
 /// each operand's stride along `dim`.
@@ -162,6 +216,10 @@ impl IndexOps for CudaStorage {
         let n = layout.numel();
         let out = CudaStorage::alloc(dev, n, self.dtype())?;
         if n == 0 {
+            return Ok(out);
+        }
+        if is_row_scatter(layout, dim, idx_layout) {
+            scatter_add_rows((self, layout), (idx, idx_layout), (src, src_layout), &out)?;
             return Ok(out);
         }
         let (dims, [bs], _) =
