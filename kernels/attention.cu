@@ -229,6 +229,23 @@ __device__ __forceinline__ void attention_bwd_delta(const T *out, const T *dout,
     }
 }
 
+// The query side of a backward tile, rows [i0, i0 + BQ) of batch·head `bh`: Q, dO
+// and each row's logsumexp and D (rows past L: zeros, and lse -inf so P is 0).
+template <int BQ, int LD, typename T, typename C>
+__device__ __forceinline__ void load_query_side(C (&qt)[BQ][LD], C (&dot)[BQ][LD], C (&lse_t)[BQ],
+                                                C (&delta_t)[BQ], const T *q, const Strides &qs,
+                                                const T *dout, const C *lse, const C *delta,
+                                                const AttnProblem<T> &p, uint64_t bh, uint64_t i0,
+                                                uint64_t E, uint64_t EV) {
+    const uint64_t L = p.L;
+    load_tile(qt, q, qs, p.n, p.h, i0, L, E);
+    load_rows(dot, dout + bh * L * EV, i0, L, EV);
+    for (uint32_t r = threadIdx.x; r < BQ; r += blockDim.x) {
+        lse_t[r] = i0 + r < L ? lse[bh * L + i0 + r] : -(C)INFINITY;
+        delta_t[r] = i0 + r < L ? delta[bh * L + i0 + r] : (C)0;
+    }
+}
+
 template <typename T>
 __device__ __forceinline__ void attention_bwd_dkdv(
     const T *q, Strides qs, const T *k, Strides ks, const T *v, Strides vs,
@@ -262,12 +279,7 @@ __device__ __forceinline__ void attention_bwd_dkdv(
         // Under causality only the queries from j0 on see these keys.
         for (uint64_t i0 = causal ? j0 / BQ * BQ : 0; i0 < L; i0 += BQ) {
             __syncthreads();
-            load_tile(qt, q, qs, p.n, p.h, i0, L, E);
-            load_rows(dot, dout + bh * L * EV, i0, L, EV);
-            for (uint32_t r = threadIdx.x; r < BQ; r += blockDim.x) {
-                lse_t[r] = i0 + r < L ? lse[bh * L + i0 + r] : -(C)INFINITY;
-                delta_t[r] = i0 + r < L ? delta[bh * L + i0 + r] : (C)0;
-            }
+            load_query_side(qt, dot, lse_t, delta_t, q, qs, dout, lse, delta, p, bh, i0, E, EV);
             __syncthreads();
             p_and_ds(pt, dst, qt, dot, kt, vt, lse_t, delta_t, p, i0, j0, E, EV);
             __syncthreads();
@@ -319,12 +331,7 @@ __device__ __forceinline__ void attention_bwd_dq(
         const uint64_t bh = task / q_tiles, i0 = (task % q_tiles) * BQ;
         const AttnProblem<T> p = {bmask, amask, ms, bh / H, bh % H, L, S, scale, causal};
         __syncthreads();
-        load_tile(qt, q, qs, p.n, p.h, i0, L, E);
-        load_rows(dot, dout + bh * L * EV, i0, L, EV);
-        for (uint32_t r = threadIdx.x; r < BQ; r += blockDim.x) {
-            lse_t[r] = i0 + r < L ? lse[bh * L + i0 + r] : -(C)INFINITY;
-            delta_t[r] = i0 + r < L ? delta[bh * L + i0 + r] : (C)0;
-        }
+        load_query_side(qt, dot, lse_t, delta_t, q, qs, dout, lse, delta, p, bh, i0, E, EV);
         C acc[NC];
 #pragma unroll
         for (int t = 0; t < NC; ++t) acc[t] = 0;
