@@ -58,7 +58,7 @@ fn tol(dtype: DType) -> (f64, f64) {
     common::device_tol(dtype, &Device::Cuda(0))
 }
 
-use common::host;
+use common::{host, launches};
 
 /// A CUDA result against the CPU's: same dtype, devices as named, and the values of
 /// [`common::assert_values`].
@@ -1917,20 +1917,6 @@ fn the_parity_tests_launch_every_kernel() {
         .map(|(name, _)| name)
         .collect();
     assert!(missed.is_empty(), "kernels no test launched: {missed:?}");
-}
-
-/// Launches of `kernel` on the emulated device so far in this process; `None` on a
-/// real GPU, which counts none.
-fn launches(kernel: &str) -> Option<u64> {
-    #[cfg(feature = "cuda-emulator")]
-    if kiln::cuda::is_emulated() {
-        let counts = kiln::cuda::emulated_launch_counts();
-        return counts
-            .into_iter()
-            .find_map(|(name, n)| (name == kernel).then_some(n));
-    }
-    let _ = kernel;
-    None
 }
 
 /// Runs `f`; on the emulated device, asserts that it launched the scatter_add

@@ -175,15 +175,6 @@ tensor_core_halves! {
     nhwc_dgrad: "nhwc_dgrad", bias true, nhwc_dgrad_opts();
 }
 
-/// Launches of `kernel` on the emulated device so far in this process.
-#[cfg(feature = "cuda-emulator")]
-fn launches(kernel: &str) -> u64 {
-    kiln::cuda::emulated_launch_counts()
-        .into_iter()
-        .find_map(|(name, n)| (name == kernel).then_some(n))
-        .unwrap_or_else(|| panic!("no kernel {kernel}"))
-}
-
 /// Asserts that golden case `name` (bias `has_bias`) in f16 and bf16 on the emulated
 /// device launches `{family}_f16` and `{family}_bf16`.
 #[cfg(feature = "cuda-emulator")]
@@ -193,10 +184,13 @@ fn assert_takes(test: &str, name: &str, has_bias: bool, opts: Conv2dOpts, family
     };
     for (dtype, suffix) in [(DType::F16, "f16"), (DType::BF16, "bf16")] {
         let kernel = format!("{family}_{suffix}");
-        let before = launches(&kernel);
+        let before = common::launches(&kernel);
         run_case(name, has_bias, opts, dtype, &dev);
-        if kiln::cuda::is_emulated() {
-            assert!(launches(&kernel) > before, "{name}: {kernel} ran");
+        if let Some(before) = before {
+            assert!(
+                common::launches(&kernel) > Some(before),
+                "{name}: {kernel} ran"
+            );
         }
     }
 }

@@ -94,6 +94,22 @@ pub fn cuda_or_skip(test: &str) -> Option<Device> {
     }
 }
 
+/// Launches of `kernel` on the emulated device so far in this process (a test reads it
+/// before and after a call to learn which kernel served it); `None` where CUDA is not
+/// emulated, e.g. on a real GPU, which counts none. Panics on a name no kernel has, so
+/// a misspelt kernel cannot pass as one that did not run.
+pub fn launches(kernel: &str) -> Option<u64> {
+    #[cfg(feature = "cuda-emulator")]
+    if kiln::cuda::is_emulated() {
+        let count = kiln::cuda::emulated_launch_counts()
+            .into_iter()
+            .find_map(|(name, n)| (name == kernel).then_some(n));
+        return Some(count.unwrap_or_else(|| panic!("no kernel {kernel}")));
+    }
+    let _ = kernel;
+    None
+}
+
 /// kiln's generator is global (like PyTorch's) and a test binary runs its tests on
 /// several threads. A test whose result depends on the numbers a seed gives holds this
 /// guard from the seed to its last draw, and so does every other test of its binary
