@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: golden fixtures, closeness checks with
-//! tolerances per dtype and device, and [`device_test!`], which runs a test on the CPU
-//! and on CUDA.
+//! tolerances per dtype and device, [`device_test!`], which runs a test on the CPU
+//! and on CUDA, and [`assert_err!`].
 //!
 //! Golden fixtures are safetensors files under `tests/data/`, written by the
 //! committed scripts under `scripts/golden/` (PyTorch CPU). A key is
@@ -163,6 +163,18 @@ macro_rules! device_test {
     )*};
 }
 pub(crate) use device_test;
+
+/// Asserts that `result` is an `Err` matching `pattern`, showing what it got.
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat) => {
+        match $result {
+            Err($pattern) => {}
+            Err(other) => panic!("{}: wrong error variant: {other:?}", stringify!($result)),
+            Ok(v) => panic!("{}: expected an error, got {v:?}", stringify!($result)),
+        }
+    };
+}
+pub(crate) use assert_err;
 
 /// How much further than on the CPU a result on `dev` may stray, as `(atol, rtol)`
 /// for results of `dtype`; zero on the CPU, whose tolerances each test states.
