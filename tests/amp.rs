@@ -306,3 +306,55 @@ fn grad_scaler_refuses_repeated_calls_and_round_trips_its_state() {
     assert!(off.step(&mut opt).unwrap(), "disabled: no bookkeeping");
     let _: &dyn Optimizer = &opt;
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// GradScaler's unscale kernels against the CPU backend (tests/common/parity.rs), and
+/// the check that these tests launch every kernel of kernels/amp.cu.
+mod cuda_parity {
+    use crate::common::parity::{assert_close, assert_every_kernel_launched, gpu_or_skip};
+    use kiln::optim::Sgd;
+    use kiln::{DType, Device, Result, Tensor};
+
+    /// GradScaler's fused non-finite check and unscale (`kernels/amp.cu`) against the CPU
+    /// in every dtype it takes, on a contiguous and a transposed (strided) gradient of
+    /// odd size, with and without an inf/NaN among them.
+    #[test]
+    fn grad_scaler_unscale_matches_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("grad_scaler_unscale_matches_the_cpu");
+        // The gradient of `sum(p^T · g)` is `g^T`, a strided view.
+        let run = |dtype: DType, bad: f32, d: &Device| -> Result<(bool, Vec<Tensor>)> {
+            let mut gv: Vec<f32> = (0..35).map(|i| (i as f32 - 17.0) * 37.5).collect();
+            gv[20] = bad;
+            let g = Tensor::from_vec(gv, &[5, 7], d)?.to_dtype(dtype)?;
+            let flat = Tensor::ones(&[35], dtype, d)?.requires_grad();
+            let square = Tensor::ones(&[7, 5], dtype, d)?.requires_grad();
+            let loss = flat.mul(&g.reshape(&[35])?)?.sum_all()?;
+            loss.add(&square.transpose(0, 1)?.mul(&g)?.sum_all()?)?
+                .backward()?;
+            let mut opt = Sgd::new([flat.clone(), square.clone()], 0.0)?;
+            let mut scaler = kiln::amp::GradScaler::new().init_scale(48.0)?;
+            let stepped = scaler.step(&mut opt)?;
+            Ok((stepped, vec![flat.grad().unwrap(), square.grad().unwrap()]))
+        };
+        for dtype in [DType::F32, DType::F64, DType::BF16] {
+            for bad in [1.0, f32::INFINITY, f32::NAN] {
+                let (cpu_stepped, cpu) = run(dtype, bad, &Device::Cpu).unwrap();
+                let (stepped, got) = run(dtype, bad, &dev).unwrap();
+                assert_eq!(stepped, cpu_stepped, "{dtype:?} {bad}: the skip decision");
+                assert_eq!(stepped, bad.is_finite());
+                for (g, c) in got.iter().zip(&cpu) {
+                    assert_close(&format!("{dtype:?} {bad} unscaled"), g, c, 0.0, 0.0);
+                }
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/amp.cu.
+    #[test]
+    fn every_amp_kernel_is_launched() {
+        let suite: [fn(); 1] = [grad_scaler_unscale_matches_the_cpu];
+        assert_every_kernel_launched("amp", &suite, &[]);
+    }
+}

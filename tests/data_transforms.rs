@@ -141,3 +141,47 @@ device_test! {
         }
     }
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The image kernels on every dtype against the CPU backend (tests/common/parity.rs),
+/// and the check that these tests launch every kernel of kernels/image.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_every_kernel_launched, assert_exact, gpu_or_skip, values, ALL,
+    };
+    use kiln::{Device, Tensor};
+
+    /// The image transforms' crop-and-flip gather in every dtype, for contiguous and
+    /// transposed batches and offsets partly outside the padded image (zeros there).
+    #[test]
+    fn crop_flip_matches_the_cpu_in_every_dtype() {
+        use kiln::data::transforms::functional::crop_flip;
+        let (dev, _gpu) = gpu_or_skip!("crop_flip_matches_the_cpu_in_every_dtype");
+        let rows = vec![0i64, 0, 0, 3, 1, 1, -2, 6, 1, 5, -1, 0];
+        let params = Tensor::from_vec(rows, &[4, 3], &Device::Cpu).unwrap();
+        for dtype in ALL {
+            let x = values(&[4, 3, 5, 7], dtype, 41);
+            let xt = values(&[4, 3, 7, 5], dtype, 42).transpose(2, 3).unwrap();
+            for (what, x) in [("contiguous", x), ("transposed", xt)] {
+                let want = crop_flip(&x, &params, (4, 6), 2).unwrap();
+                let got = crop_flip(
+                    &x.to_device(&dev).unwrap(),
+                    &params.to_device(&dev).unwrap(),
+                    (4, 6),
+                    2,
+                )
+                .unwrap();
+                assert_exact(&format!("crop_flip {dtype:?} {what}"), &got, &want);
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/image.cu.
+    #[test]
+    fn every_image_kernel_is_launched() {
+        let suite: [fn(); 1] = [crop_flip_matches_the_cpu_in_every_dtype];
+        assert_every_kernel_launched("image", &suite, &[]);
+    }
+}

@@ -292,3 +292,116 @@ device_test! {
         }
     }
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The fused attention kernels on every float dtype against the CPU backend
+/// (tests/common/parity.rs), and the check that these tests launch every kernel of
+/// kernels/attention.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, gpu_or_skip, tol, values, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{Device, Result, Tensor};
+
+    #[test]
+    fn attention_matches_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("attention_matches_the_cpu_in_every_float_dtype");
+        use F::{SdpaBackend, SdpaOpts};
+        // (q leaf shape, permutation to (N, H, L, E), S, EV, mask shape and kind, causal):
+        // odd sizes that leave partial tiles, a head-split view, boolean and additive masks
+        // broadcast over some dims, L != S.
+        type Case = (
+            &'static [usize],
+            &'static [usize],
+            usize,
+            usize,
+            Option<(&'static [usize], bool)>,
+            bool,
+        );
+        let cases: [Case; 4] = [
+            (&[2, 19, 3, 13], &[0, 2, 1, 3], 37, 9, None, true),
+            (
+                &[1, 2, 33, 40],
+                &[0, 1, 2, 3],
+                21,
+                40,
+                Some((&[33, 21], true)),
+                false,
+            ),
+            (
+                &[2, 1, 17, 24],
+                &[0, 1, 2, 3],
+                17,
+                5,
+                Some((&[2, 1, 17, 17], false)),
+                true,
+            ),
+            (
+                &[1, 1, 5, 128],
+                &[0, 1, 2, 3],
+                70,
+                128,
+                Some((&[1, 70], true)),
+                false,
+            ),
+        ];
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for (i, &(qs, perm, s, ev, mask, causal)) in cases.iter().enumerate() {
+                let run = |d: &Device| -> Result<Vec<Tensor>> {
+                    let scale = |t: Tensor| t.mul_scalar(0.5);
+                    let ql = scale(values(qs, dtype, 60 + i as u64))?
+                        .to_device(d)?
+                        .requires_grad();
+                    let q = ql.permute(perm)?;
+                    let (n, h, e) = (q.shape()[0], q.shape()[1], q.shape()[3]);
+                    let k = scale(values(&[n, h, s, e], dtype, 61))?
+                        .to_device(d)?
+                        .requires_grad();
+                    let v = values(&[n, h, s, ev], dtype, 62)
+                        .to_device(d)?
+                        .requires_grad();
+                    let m = mask.map(|(shape, boolean)| {
+                        let m = values(shape, dtype, 63);
+                        let m = if boolean {
+                            m.gt_scalar(-2.0)
+                        } else {
+                            m.mul_scalar(0.3)
+                        };
+                        m.and_then(|m| m.to_device(d))
+                    });
+                    let m = m.transpose()?;
+                    let mut opts = SdpaOpts::new().causal(causal).backend(SdpaBackend::Fused);
+                    if let Some(m) = &m {
+                        opts = opts.mask(m);
+                    }
+                    let y = F::scaled_dot_product_attention(&q, &k, &v, opts)?;
+                    let gout = values(y.shape(), dtype, 64).to_device(d)?;
+                    y.mul(&gout)?.sum_all()?.backward()?;
+                    Ok(vec![
+                        y,
+                        ql.grad().expect("dq"),
+                        k.grad().expect("dk"),
+                        v.grad().expect("dv"),
+                    ])
+                };
+                let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                for (j, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+                    // Sums over up to 70 keys and 128 features: a few more roundings.
+                    let what = format!("attention case {i} {dtype:?}: result {j}");
+                    assert_close(&what, g, c, atol * 4.0, rtol * 4.0);
+                }
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/attention.cu.
+    #[test]
+    fn every_attention_kernel_is_launched() {
+        let suite: [fn(); 1] = [attention_matches_the_cpu_in_every_float_dtype];
+        assert_every_kernel_launched("attention", &suite, &[]);
+    }
+}

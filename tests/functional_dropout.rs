@@ -164,3 +164,75 @@ fn p_outside_unit_interval_is_an_error_naming_p() {
         Err(Error::UnsupportedDType { .. })
     ));
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The dropout kernels on every float dtype against the CPU backend, masks bit for
+/// bit (tests/common/parity.rs), and the check that these tests launch every kernel of
+/// kernels/dropout.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, assert_exact, gpu_or_skip, tol, values, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{Result, Tensor};
+
+    /// One view of `dropout_matches_the_cpu_in_every_float_dtype`: its name, the leaf's
+    /// shape and the view of the leaf that dropout runs on.
+    type DropoutView = (
+        &'static str,
+        &'static [usize],
+        fn(&Tensor) -> Result<Tensor>,
+    );
+
+    /// Dropout masks are bit-identical on both devices for the same seed (the Philox
+    /// mapping in docs/ARCHITECTURE.md) in every float dtype, on both kernels: contiguous
+    /// inputs (`dropout_contig_*`: vector accesses, a partial last block, views starting
+    /// off a pack boundary) and a permuted view (`dropout_*`, the strided kernel). The
+    /// gradients are contiguous, so the backward passes take the contiguous kernel.
+    #[test]
+    fn dropout_matches_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("dropout_matches_the_cpu_in_every_float_dtype");
+        // Both runs draw their masks from seed 1234: no other test may draw in between.
+        let _rng = crate::common::rng_lock();
+        let views: [DropoutView; 5] = [
+            ("contiguous, 4k elements", &[8, 64], |t| Ok(t.clone())),
+            ("contiguous, 4k+3 elements", &[4099], |t| Ok(t.clone())),
+            // Offset 1: no dtype's pack is aligned; offset 4: f32's and f16's are.
+            ("narrow at 1", &[4103], |t| t.narrow(0, 1, 4098)),
+            ("narrow at 4", &[4103], |t| t.narrow(0, 4, 4097)),
+            ("permuted", &[3, 37, 5, 2], |t| t.permute(&[1, 0, 3, 2])),
+        ];
+        for dtype in FLOATS {
+            for (i, (what, shape, view)) in views.into_iter().enumerate() {
+                let cpu = values(shape, dtype, 80 + i as u64);
+                let gpu = cpu.to_device(&dev).unwrap();
+                let drop = |t: &Tensor| -> Result<(Tensor, Tensor)> {
+                    kiln::manual_seed(1234);
+                    let leaf = t.clone().requires_grad();
+                    let y = F::dropout(&view(&leaf)?, 0.3, true)?;
+                    y.mul(&y.detach())?.sum_all()?.backward()?;
+                    Ok((y, leaf.grad().expect("grad")))
+                };
+                let ((yc, gc), (yg, gg)) = (drop(&cpu).unwrap(), drop(&gpu).unwrap());
+                assert_exact(&format!("dropout {what} {dtype:?}"), &yg, &yc);
+                let (atol, rtol) = tol(dtype);
+                assert_close(
+                    &format!("dropout grad {what} {dtype:?}"),
+                    &gg,
+                    &gc,
+                    atol,
+                    rtol,
+                );
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/dropout.cu.
+    #[test]
+    fn every_dropout_kernel_is_launched() {
+        let suite: [fn(); 1] = [dropout_matches_the_cpu_in_every_float_dtype];
+        assert_every_kernel_launched("dropout", &suite, &[]);
+    }
+}

@@ -212,3 +212,104 @@ fn argument_errors() {
         Error::UnsupportedDType { .. }
     ));
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The pooling kernels on every float dtype, forward and backward, against the CPU
+/// backend (tests/common/parity.rs), and the check that these tests launch every kernel
+/// of kernels/pool.cu.
+mod cuda_parity {
+    use crate::common::host;
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, gpu_or_skip, tol, values, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{DType, Device, Result, Tensor};
+
+    /// One pooling of `pools_match_the_cpu`: its name, whether the CUDA result must equal
+    /// the CPU's exactly (max only selects), and the op.
+    type PoolCase = (&'static str, bool, fn(&Tensor) -> Result<Tensor>);
+
+    /// One input of `pools_match_the_cpu`: its name, values, shape and the dtypes to try.
+    type PoolInput<'a> = (&'a str, &'a [f64], [usize; 4], &'a [DType]);
+
+    /// Every pooling primitive, forward and backward, for every float dtype against the
+    /// CPU: odd sizes, overlapping windows (kernel 3, stride 2), padding, unequal strides,
+    /// adaptive windows that do not divide the input (or outnumber its rows); max pooling
+    /// on ties and NaNs too, where the gradient shows which element each window took; and
+    /// a plane larger than one grid, so the grid-stride loops wrap.
+    #[test]
+    fn pools_match_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("pools_match_the_cpu");
+        let pools: [PoolCase; 10] = [
+            ("max k2 s2", true, |x| F::max_pool2d(x, 2, 2, 0)),
+            ("max k3 s2 p1", true, |x| F::max_pool2d(x, 3, 2, 1)),
+            ("max k(3,2) s(1,2) p(1,1)", true, |x| {
+                F::max_pool2d(x, (3, 2), (1, 2), (1, 1))
+            }),
+            ("avg k2 s2", false, |x| F::avg_pool2d(x, 2, 2, 0)),
+            ("avg k3 s2 p1", false, |x| F::avg_pool2d(x, 3, 2, 1)),
+            ("avg k(3,2) s(1,2) p(1,1)", false, |x| {
+                F::avg_pool2d(x, (3, 2), (1, 2), (1, 1))
+            }),
+            ("adaptive (3,4)", false, |x| {
+                F::adaptive_avg_pool2d(x, (3, 4))
+            }),
+            ("adaptive (1,1)", false, |x| F::adaptive_avg_pool2d(x, 1)),
+            ("adaptive (10,5)", false, |x| {
+                F::adaptive_avg_pool2d(x, (10, 5))
+            }),
+            ("adaptive (7,9)", false, |x| {
+                F::adaptive_avg_pool2d(x, (7, 9))
+            }),
+        ];
+        let smooth = host(&values(&[2, 3, 7, 9], DType::F64, 90));
+        // Whole numbers in [-4, 4): most windows hold ties; and a NaN every 13 elements.
+        let ties: Vec<f64> = smooth
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if i % 13 == 4 { f64::NAN } else { v.floor() })
+            .collect();
+        let run = |data: &[f64],
+                   shape: &[usize],
+                   dtype: DType,
+                   pool: fn(&Tensor) -> Result<Tensor>,
+                   d: &Device|
+         -> Result<(Tensor, Tensor)> {
+            let x = Tensor::from_vec(data.to_vec(), shape, &Device::Cpu)?
+                .to_dtype(dtype)?
+                .to_device(d)?
+                .requires_grad();
+            let y = pool(&x)?;
+            let upstream = values(y.shape(), dtype, 91).to_device(d)?;
+            y.mul(&upstream)?.sum_all()?.backward()?;
+            Ok((y, x.grad().expect("grad")))
+        };
+        let big = host(&values(&[1, 2, 50, 91], DType::F64, 92));
+        let inputs: [PoolInput; 3] = [
+            ("smooth", &smooth, [2, 3, 7, 9], &FLOATS),
+            ("ties and NaN", &ties, [2, 3, 7, 9], &FLOATS),
+            ("larger than a grid", &big, [1, 2, 50, 91], &[DType::F32]),
+        ];
+        for (input, data, shape, dtypes) in inputs {
+            for &dtype in dtypes {
+                for (name, exact, pool) in pools {
+                    let what = format!("{name} {input} {dtype:?}");
+                    let (yg, gg) = run(data, &shape, dtype, pool, &dev).unwrap();
+                    let (yc, gc) = run(data, &shape, dtype, pool, &Device::Cpu).unwrap();
+                    let (atol, rtol) = if exact { (0.0, 0.0) } else { tol(dtype) };
+                    assert_close(&format!("{what} value"), &yg, &yc, atol, rtol);
+                    assert_close(&format!("{what} grad"), &gg, &gc, atol, rtol);
+                }
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/pool.cu.
+    #[test]
+    fn every_pool_kernel_is_launched() {
+        let suite: [fn(); 1] = [pools_match_the_cpu];
+        assert_every_kernel_launched("pool", &suite, &[]);
+    }
+}

@@ -1,11 +1,14 @@
 //! Helpers shared by the integration tests: golden fixtures, closeness checks with
 //! tolerances per dtype and device, [`device_test!`], which runs a test on the CPU
-//! and on CUDA, and [`assert_err!`].
+//! and on CUDA, [`assert_err!`], and (in [`parity`]) the CUDA-against-CPU sweeps'
+//! helpers and their kernel-coverage check.
 //!
 //! Golden fixtures are safetensors files under `tests/data/`, written by the
 //! committed scripts under `scripts/golden/` (PyTorch CPU). A key is
 //! `<case>.<tensor>`, e.g. `conv_stride2.x`, `conv_stride2.out`, `conv_stride2.grad_x`.
 #![allow(dead_code, unused_macros, unused_imports)]
+
+pub mod parity;
 
 use kiln::{DType, Device, Tensor};
 use std::collections::HashMap;
