@@ -89,7 +89,8 @@ pub fn load(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
 /// imports or runs anything (anything else, `os.system` included, is an `Err`).
 /// Nested dicts, lists and tuples give dotted names in the saved order
 /// (`{"model": sd, "optimizer": opt.state_dict(), "epoch": 3}` yields `model.fc.weight`,
-/// ..., `optimizer.state.0.exp_avg`, ...); non-tensor values are skipped; tensors that
+/// ..., `optimizer.state.0.exp_avg`, ...; `torch.save(t)` of one tensor gives it the
+/// name `""`); non-tensor values are skipped; tensors that
 /// are views of one storage stay views of one storage on `device`. Dtypes kiln lacks
 /// (bool, int32, ...), PyTorch's legacy non-zip format and pickled objects other than
 /// tensors and containers (a whole `nn.Module`) are `Err`s naming them.
