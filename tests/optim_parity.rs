@@ -4,13 +4,14 @@
 //! tests/optim.rs, which this file keeps under ~600 lines.
 
 mod common;
+
 /// Fused optimizer steps on the device against the CPU.
 mod cuda_parity {
     use crate::common::parity::{
         assert_close, assert_every_kernel_launched, gpu_or_skip, tol, values, FLOATS,
     };
     use kiln::optim::{Adam, AdamW, Optimizer, Sgd};
-    use kiln::{Device, Result, Tensor};
+    use kiln::{DType, Device, Result, Tensor};
 
     /// One optimizer configuration of [`fused_optimizer_steps_match_the_cpu`].
     type MakeOptimizer = fn(Vec<Tensor>) -> Result<Box<dyn Optimizer>>;
