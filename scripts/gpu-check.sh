@@ -148,15 +148,15 @@ done
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
 if [[ -n "$SAN" ]]; then
     # Every kernel family's parity test, each tensor in its own allocation (exact bounds).
-    kernels=(conversions views softmax binary unary reductions matmul_matches dropout pools
-        conv2d batch_norm cross_entropy fused_optimizer creation)
+    kernels=(conversions views softmax binary unary reductions large_and_strided_reductions
+        matmul_matches dropout pools conv2d batch_norm cross_entropy fused_optimizer creation)
     step "compute-sanitizer memcheck"
     KILN_CUDA_NO_CACHE=1 each_suite "$OUT/memcheck-full.log" 180 "$SAN" --tool memcheck --error-exitcode 3 -- \
         --test-threads=1 "${kernels[@]/#/cuda_parity::}"
     grep -E '^-- |ERROR SUMMARY|^test result' "$OUT/memcheck-full.log" > "$OUT/sanitizer.log"
     # The kernels that share memory between threads: a missing barrier is a race.
     step "compute-sanitizer racecheck"
-    racy=(softmax reductions matmul_matches conv2d batch_norm)
+    racy=(softmax reductions large_and_strided_reductions matmul_matches conv2d batch_norm)
     KILN_CUDA_NO_CACHE=1 each_suite "$OUT/racecheck-full.log" 180 "$SAN" --tool racecheck --error-exitcode 3 -- \
         --test-threads=1 "${racy[@]/#/cuda_parity::}"
     grep -E '^-- |ERROR SUMMARY|^test result' "$OUT/racecheck-full.log" > "$OUT/racecheck.log"

@@ -1,5 +1,5 @@
 //! What only CUDA has: device errors and the fallback to the CPU, transfers, `time_ms`,
-//! mixing devices, Philox on the device, the caching allocator on the device (a steady
+//! mixing devices, the caching allocator on the device (a steady
 //! state, out of memory, a 10,000-step soak), and training steps that follow the CPU's
 //! and move only their batch and their loss between host and device.
 //!
@@ -92,22 +92,6 @@ fn mixing_devices_is_an_error() {
         Err(Error::DeviceMismatch { .. })
     ));
     assert!(Tensor::cat(&[&a, &b], 0).is_err());
-}
-
-#[test]
-fn philox_on_the_device_matches_the_cpu_bit_for_bit() {
-    let (_dev, _gpu) = gpu_or_skip!("philox_on_the_device_matches_the_cpu_bit_for_bit");
-    for (seed, offset, n) in [
-        (0u64, 0u64, 13usize),
-        (42, 7, 4099),
-        (u64::MAX, u64::MAX - 1, 1000),
-    ] {
-        let stream = kiln::internals::PhiloxStream { seed, offset };
-        assert_eq!(
-            kiln::cuda::philox_words(0, stream, n).unwrap(),
-            stream.words(n)
-        );
-    }
 }
 
 /// The allocator on the real device: a repeated training step reaches a steady state

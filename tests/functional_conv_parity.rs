@@ -4,6 +4,7 @@
 //! are in tests/functional_conv.rs, which this file keeps under ~600 lines.
 
 mod common;
+
 /// conv2d on the device against the CPU.
 mod cuda_parity {
     use crate::common::parity::{

@@ -4,6 +4,7 @@
 //! tests/functional_norm.rs, which this file keeps under ~600 lines.
 
 mod common;
+
 /// Batch, layer and RMS norm on the device against the CPU.
 mod cuda_parity {
     use crate::common::parity::{

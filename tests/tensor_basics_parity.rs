@@ -1,11 +1,12 @@
 //! The CUDA parity sweeps of the copy kernels (conversions between every pair of dtypes,
-//! views made contiguous, `cat`, in-place copies) and of the fill family (creation and
-//! random draws on the device) against the CPU backend (tests/common/parity.rs), with
-//! the checks that they launch every kernel of kernels/copy.cu and kernels/fill.cu.
-//! Their golden and CPU tests are in tests/tensor_basics.rs, which this file keeps
-//! under ~600 lines.
+//! views made contiguous, `cat`, in-place copies) and of the fill family (creation,
+//! random draws and the Philox stream on the device) against the CPU backend
+//! (tests/common/parity.rs), with the checks that they launch every kernel of
+//! kernels/copy.cu and kernels/fill.cu. Their golden and CPU tests are in
+//! tests/tensor_basics.rs, which this file keeps under ~600 lines.
 
 mod common;
+
 /// Conversions, copies and creation on the device against the CPU.
 mod cuda_parity {
     use crate::common::parity::{
@@ -184,14 +185,32 @@ mod cuda_parity {
         }
     }
 
+    /// `kiln::cuda::philox_words` (the `philox_words` kernel) gives the CPU's Philox
+    /// stream bit for bit, for seeds and offsets at the ends of their range.
+    #[test]
+    fn philox_on_the_device_matches_the_cpu_bit_for_bit() {
+        let (_dev, _gpu) = gpu_or_skip!("philox_on_the_device_matches_the_cpu_bit_for_bit");
+        for (seed, offset, n) in [
+            (0u64, 0u64, 13usize),
+            (42, 7, 4099),
+            (u64::MAX, u64::MAX - 1, 1000),
+        ] {
+            let stream = kiln::internals::PhiloxStream { seed, offset };
+            assert_eq!(
+                kiln::cuda::philox_words(0, stream, n).unwrap(),
+                stream.words(n)
+            );
+        }
+    }
+
     /// On the emulated device: the parity tests above, run one after another, launch
     /// every kernel of kernels/fill.cu.
     #[test]
     fn every_fill_kernel_is_launched() {
-        // Launched elsewhere: `philox_words` serves only `kiln::cuda::philox_words`, the
-        // check in tests/cuda.rs that the device's Philox stream is the CPU's.
-        let elsewhere = ["philox_words"];
-        let suite: [fn(); 1] = [creation_on_the_device_matches_the_cpu];
-        assert_every_kernel_launched("fill", &suite, &elsewhere);
+        let suite: [fn(); 2] = [
+            creation_on_the_device_matches_the_cpu,
+            philox_on_the_device_matches_the_cpu_bit_for_bit,
+        ];
+        assert_every_kernel_launched("fill", &suite, &[]);
     }
 }
