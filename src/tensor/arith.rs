@@ -282,12 +282,19 @@ impl Tensor {
     }
 
     fn compare_scalar(&self, s: f64, op: CmpOp) -> Result<Tensor> {
-        // An integer tensor against a fractional scalar compares as floats, as in
-        // PyTorch (`1 < 1.5` is true); converting 1.5 to the integer dtype would not.
-        if !self.dtype().is_float() && s.fract() != 0.0 {
-            return self.to_dtype(crate::DType::F64)?.compare_scalar(s, op);
+        // Comparisons are of numbers, as in PyTorch: a scalar this dtype does not
+        // hold as it is — a fraction against an integer tensor (`1 < 1.5`), one
+        // beyond the dtype's range (`U8 < 300`, `F16 < 1e6`) — compares in F64;
+        // converting it would change the answer.
+        // (F64 holds every scalar as it is, so this recurses at most once.)
+        let dtype = self.dtype();
+        if !dtype
+            .scalar("s", s)
+            .is_ok_and(|v| v.to_bits() == s.to_bits())
+        {
+            return self.to_dtype(DType::F64)?.compare_scalar(s, op);
         }
-        self.compare(&Tensor::full(&[], s, self.dtype(), &self.device())?, op)
+        self.compare(&Tensor::full(&[], s, dtype, &self.device())?, op)
     }
 
     /// `self == rhs` as a U8 tensor of 0/1, broadcasting.

@@ -7,8 +7,14 @@ use crate::shape::checked_numel;
 use crate::{rng, DType, Device, Error, Result};
 
 impl Tensor {
-    /// A tensor of `shape` filled with `value` (converted to `dtype`).
+    /// A tensor of `shape` filled with `value`, converted to `dtype` by PyTorch's
+    /// rules for a scalar: an `Err` naming `value` when the dtype cannot hold it
+    /// (`300` or NaN in U8, `1e6` in F16), a negative integer wrapping into U8 (`-1`
+    /// is 255), a fraction truncated into an integer dtype (`2.7` is 2). The same
+    /// conversion serves [`Tensor::fill_`], [`Tensor::masked_fill`] and
+    /// [`Tensor::clamp`]'s bounds.
     pub fn full(shape: &[usize], value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        let value = dtype.scalar("value", value)?;
         let n = alloc_len("full", shape, dtype)?;
         Ok(Tensor::from_storage(
             Storage::full(device, n, value, dtype)?,

@@ -321,11 +321,7 @@ fn additive(mask: &Tensor, dtype: DType) -> Result<Tensor> {
 fn safe_softmax(scores: &Tensor) -> Result<Tensor> {
     let (dtype, dev) = (scores.dtype(), scores.device());
     let last = scores.rank() - 1;
-    let lowest = match dtype {
-        DType::F16 => f64::from(half::f16::MIN),
-        DType::F64 => f64::MIN,
-        _ => f64::from(f32::MIN),
-    };
+    let lowest = -dtype.float_max();
     let shift =
         scores
             .detach()
