@@ -18,9 +18,16 @@ impl Tensor {
         self.unary_with(UnaryOp::Cos, "cos", |x, _| x.sin()?.neg())
     }
 
-    /// `1 / sqrt(self)` (float dtypes; `rsqrt(0)` is `inf`, as in PyTorch).
+    /// `1 / sqrt(self)` (float dtypes; `rsqrt(0)` is `inf`, as in PyTorch). The
+    /// gradient is PyTorch's `-0.5 · rsqrt(x)³`, from the result (NaN at -inf, where
+    /// `-0.5 · x^-1.5` would be 0).
     pub fn rsqrt(&self) -> Result<Tensor> {
-        self.powf(-0.5)
+        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.rsqrt()) {
+            return y;
+        }
+        self.unary_with(UnaryOp::PowScalar(-0.5), "rsqrt", |_, out| {
+            out.powf(3.0)?.mul_scalar(-0.5)
+        })
     }
 
     /// `self ^ p` for a scalar exponent (PyTorch's `pow(tensor, scalar)`); the same

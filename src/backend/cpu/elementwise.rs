@@ -343,8 +343,16 @@ macro_rules! float_impl {
             fn abs(self) -> Self {
                 <$t>::abs(self)
             }
+            /// PyTorch's `pow(x, e)`: `sqrt` for `e = 0.5` and `1 / sqrt` for `-0.5`,
+            /// as it computes them (they differ from `pow` at -inf and -0).
             fn powf(self, e: Self) -> Self {
-                <$t>::powf(self, e)
+                if e == 0.5 {
+                    <$t>::sqrt(self)
+                } else if e == -0.5 {
+                    1.0 / <$t>::sqrt(self)
+                } else {
+                    <$t>::powf(self, e)
+                }
             }
             fn erf(self) -> Self {
                 $erf(self)
