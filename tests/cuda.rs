@@ -1826,10 +1826,10 @@ fn grad_scaler_unscale_matches_the_cpu() {
         let flat = Tensor::ones(&[35], dtype, d)?.requires_grad();
         let square = Tensor::ones(&[7, 5], dtype, d)?.requires_grad();
         let loss = flat.mul(&g.reshape(&[35])?)?.sum_all()?;
-        loss.add(&square.transpose(0, 1)?.mul(&g)?.sum_all()?)?
-            .backward()?;
-        let mut opt = Sgd::new([flat.clone(), square.clone()], 0.0)?;
+        let loss = loss.add(&square.transpose(0, 1)?.mul(&g)?.sum_all()?)?;
         let mut scaler = kiln::amp::GradScaler::new().init_scale(48.0)?;
+        scaler.scale(&loss)?.backward()?;
+        let mut opt = Sgd::new([flat.clone(), square.clone()], 0.0)?;
         let stepped = scaler.step(&mut opt)?;
         Ok((stepped, vec![flat.grad().unwrap(), square.grad().unwrap()]))
     };
