@@ -76,12 +76,13 @@ impl Tensor {
 }
 
 /// Pieces of kiln's internals that its own benchmarks and tests reach into (the
-/// caching allocator over a host raw allocator, the Philox stream dropout uses).
+/// caching allocator over a host raw allocator, the Philox stream dropout uses, a
+/// thread's own generator for tests that need a seed's numbers).
 /// Not part of the API: anything here may change in any release.
 #[doc(hidden)]
 pub mod internals {
     pub use crate::backend::cuda::allocator::{
         CachingAllocator, HostRawAllocator, RawAllocator, StreamId,
     };
-    pub use crate::rng::{keep_threshold, PhiloxStream};
+    pub use crate::rng::{keep_threshold, thread_generator, PhiloxStream, ThreadGenerator};
 }

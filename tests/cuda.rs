@@ -58,7 +58,7 @@ fn tol(dtype: DType) -> (f64, f64) {
     common::device_tol(dtype, &Device::Cuda(0))
 }
 
-use common::{host, launches};
+use common::{host, launches, own_generator};
 
 /// A CUDA result against the CPU's: same dtype, devices as named, and the values of
 /// [`common::assert_values`].
@@ -740,6 +740,7 @@ fn dropout_matches_the_cpu_in_every_float_dtype() {
             let cpu = values(shape, dtype, 80 + i as u64);
             let gpu = cpu.to_device(&dev).unwrap();
             let drop = |t: &Tensor| -> Result<(Tensor, Tensor)> {
+                let _own = own_generator();
                 kiln::manual_seed(1234);
                 let leaf = t.clone().requires_grad();
                 let y = F::dropout(&view(&leaf)?, 0.3, true)?;
@@ -1328,6 +1329,7 @@ fn training_steps_on_the_device_follow_the_cpu() {
     .unwrap();
     let (train, _) = digits.split_every(5).unwrap();
     let run = |d: &Device| {
+        let _own = own_generator();
         kiln::manual_seed(3);
         let net = model::DigitsNet::new(d).unwrap();
         let mut opt = AdamW::new(net.parameters(), 2e-3).unwrap();
@@ -1480,6 +1482,7 @@ fn creation_on_the_device_matches_the_cpu() {
             continue;
         }
         let draw = |d: &Device| -> Vec<Tensor> {
+            let _own = own_generator();
             kiln::manual_seed(11);
             let shapes: [&[usize]; 3] = [&[4099], &[3, 3], &[1]];
             let mut out = Vec::new();
