@@ -43,9 +43,9 @@ impl DType {
         }
     }
 
-    /// A scalar argument (`name`: a fill value, a clamp bound) as an element of this
-    /// dtype holds it, by PyTorch's rules for converting a scalar ("value cannot be
-    /// converted to type uint8_t without overflow"), or an `Err` naming `name`:
+    /// A scalar (a fill value, a clamp bound) as an element of this dtype holds it, by
+    /// PyTorch's rules for converting a scalar, or `None` where PyTorch refuses it
+    /// ("value cannot be converted to type uint8_t without overflow"):
     ///
     /// * a float dtype takes ±inf and NaN, and any finite value up to its largest
     ///   (`1e6` does not fit F16);
@@ -57,7 +57,7 @@ impl DType {
     ///
     /// Every backend converts the result to the same element (an integer one is
     /// exact).
-    pub(crate) fn scalar(self, name: &'static str, value: f64) -> crate::Result<f64> {
+    pub(crate) fn scalar(self, value: f64) -> Option<f64> {
         let fits = if self.is_float() {
             !value.is_finite() || value.abs() <= self.float_max()
         } else {
@@ -69,13 +69,7 @@ impl DType {
             };
             value >= lowest && value < end
         };
-        if !fits {
-            return Err(crate::Error::arg(
-                name,
-                format!("{value} cannot be converted to {self:?} without overflow"),
-            ));
-        }
-        Ok(match self {
+        fits.then(|| match self {
             _ if self.is_float() => value,
             DType::U8 if value < 0.0 => value.trunc() + 256.0,
             _ => value.trunc(),

@@ -139,7 +139,7 @@ pub fn clip_grad_value<P: AsRef<Tensor>>(params: &[P], clip_value: f64) -> Resul
     let mut clipped = Vec::with_capacity(grads.len());
     for (g, _) in &grads {
         // PyTorch clamps: a clip_value the gradient's dtype cannot hold is an Err.
-        let clip = g.dtype().scalar("clip_value", clip_value)?;
+        let clip = crate::tensor::checked_scalar(g.dtype(), "clip_value", clip_value)?;
         let hi = Tensor::full(&[], clip, g.dtype(), &g.device())?;
         let lo = Tensor::full(&[], -clip, g.dtype(), &g.device())?;
         clipped.push(g.minimum(&hi)?.maximum(&lo)?);

@@ -3,7 +3,7 @@
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::backend::{is_int_scalar, UnaryOp};
+use crate::backend::elementwise::{is_int_scalar, UnaryOp};
 use crate::shape::check_dim;
 use crate::{DType, Error, Result};
 
@@ -22,7 +22,7 @@ impl Tensor {
     /// gradient is PyTorch's `-0.5 · rsqrt(x)³`, from the result (NaN at -inf, where
     /// `-0.5 · x^-1.5` would be 0).
     pub fn rsqrt(&self) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.rsqrt()) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.rsqrt()) {
             return y;
         }
         self.unary_with(UnaryOp::PowScalar(-0.5), "rsqrt", |_, out| {
@@ -121,7 +121,7 @@ fn clamp_bound(dtype: DType, name: &'static str, v: f64, is_min: bool) -> Result
     let (lowest, highest) = match dtype {
         DType::U8 => (0.0, 255.0),
         DType::I64 => (-9_223_372_036_854_775_808.0, 9_223_372_036_854_775_808.0),
-        _ => return dtype.scalar(name, v),
+        _ => return super::checked_scalar(dtype, name, v),
     };
     if (is_min && v > highest) || (!is_min && v < lowest) {
         return Err(Error::arg(
