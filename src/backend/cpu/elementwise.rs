@@ -4,7 +4,7 @@
 //! calls become one tight loop over rows; rows are spread over threads when the
 //! tensor is large.
 
-use super::{alloc, vectorized, Num, PARALLEL_THRESHOLD};
+use super::{alloc, math, vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::{BinaryOp, CmpOp, CpuStorage, ElementwiseOps, UnaryOp};
 use crate::shape::Layout;
 use crate::{Error, Result};
@@ -303,7 +303,9 @@ impl<T: Copy, U, F: Fn(T, T) -> U> pulp::WithSimd for Map2Row<'_, T, U, F> {
     }
 }
 
-/// Float element types with the math the unary ops need.
+/// Float element types with the math the unary ops need. f32's transcendental
+/// functions are the vectorizable ones of `math.rs` (within 2 ulp); f64 keeps
+/// libm's.
 pub(crate) trait Float:
     Num
     + std::ops::Neg<Output = Self>
@@ -318,100 +320,91 @@ pub(crate) trait Float:
     fn tanh(self) -> Self;
     fn abs(self) -> Self;
     fn powf(self, e: Self) -> Self;
-    fn erf(self) -> Self;
-    fn ln_1p(self) -> Self;
     fn sin(self) -> Self;
     fn cos(self) -> Self;
+    /// `1/(1 + e^-x)`.
+    fn sigmoid(self) -> Self;
+    /// `x·σ(x)`.
+    fn silu(self) -> Self;
+    /// `σ(x)·(1 + x·(1 - σ(x)))`.
+    fn silu_grad(self) -> Self;
+    /// `x` where `x > t`, else `ln(1 + e^x)`.
+    fn softplus(self, t: Self) -> Self;
+    /// 1 where `x > t`, else `σ(x)`.
+    fn softplus_grad(self, t: Self) -> Self;
+    /// `x·Φ(x)` with Φ the standard normal CDF.
+    fn gelu(self) -> Self;
+    /// `Φ(x) + x·φ(x)`.
+    fn gelu_grad(self) -> Self;
+    /// `x/2·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
+    fn gelu_tanh(self) -> Self;
+    /// `(1 + t)/2 + x/2·(1 - t²)·du/dx` with `t = tanh(u)`.
+    fn gelu_tanh_grad(self) -> Self;
 }
 
-macro_rules! float_impl {
-    ($t:ty, $exp:path, $erf:path) => {
-        impl Float for $t {
-            #[inline(always)]
-            fn exp(self) -> Self {
-                $exp(self)
-            }
-            fn ln(self) -> Self {
-                <$t>::ln(self)
-            }
-            fn sqrt(self) -> Self {
-                <$t>::sqrt(self)
-            }
-            fn tanh(self) -> Self {
-                <$t>::tanh(self)
-            }
-            fn abs(self) -> Self {
-                <$t>::abs(self)
-            }
-            fn powf(self, e: Self) -> Self {
-                <$t>::powf(self, e)
-            }
-            fn erf(self) -> Self {
-                $erf(self)
-            }
-            fn ln_1p(self) -> Self {
-                <$t>::ln_1p(self)
-            }
-            fn sin(self) -> Self {
-                <$t>::sin(self)
-            }
-            fn cos(self) -> Self {
-                <$t>::cos(self)
-            }
-        }
-    };
-}
-// f32 exp is computed inline so that exp and sigmoid loops vectorize (see `math`);
-// f64 keeps libm's.
-float_impl!(f32, super::math::exp_f32, libm::erff);
-float_impl!(f64, f64::exp, libm::erf);
-
-pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<T>> {
-    let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
-    match op {
-        UnaryOp::Neg => map1(v, l, |x| -x),
-        UnaryOp::Exp => map1(v, l, T::exp),
-        UnaryOp::Log => map1(v, l, T::ln),
-        UnaryOp::Sqrt => map1(v, l, T::sqrt),
-        // `x <= 0` is false for NaN, so NaN passes through as in PyTorch.
-        UnaryOp::Relu => map1(v, l, |x| if x <= zero { zero } else { x }),
-        UnaryOp::Sigmoid => map1(v, l, |x| one / (one + (-x).exp())),
-        UnaryOp::Tanh => map1(v, l, T::tanh),
-        UnaryOp::Abs => map1(v, l, T::abs),
-        UnaryOp::AddScalar(s) => scalar_map(v, l, s, |x, s| x + s),
-        UnaryOp::MulScalar(s) => scalar_map(v, l, s, |x, s| x * s),
-        UnaryOp::DivScalar(s) => scalar_map(v, l, s, |x, s| x / s),
-        UnaryOp::PowScalar(s) => scalar_map(v, l, s, T::powf),
-        UnaryOp::Gelu => map1(v, l, gelu),
-        UnaryOp::GeluGrad => map1(v, l, gelu_grad),
-        UnaryOp::GeluTanh => map1(v, l, gelu_tanh),
-        UnaryOp::GeluTanhGrad => map1(v, l, gelu_tanh_grad),
-        // `x > 0` is false for NaN, so NaN·s keeps it NaN, as in PyTorch.
-        UnaryOp::LeakyRelu(s) => scalar_map(v, l, s, |x, s| if x > zero { x } else { x * s }),
-        UnaryOp::LeakyReluGrad(s) => scalar_map(v, l, s, |x, s| if x > zero { one } else { s }),
-        UnaryOp::Silu => map1(v, l, |x| x / (one + (-x).exp())),
-        UnaryOp::SiluGrad => map1(v, l, |x| {
-            let sig = one / (one + (-x).exp());
-            sig * (one + x * (one - sig))
-        }),
-        // PyTorch's form: linear above the threshold, `ln(1 + e^x)` (as log1p) below.
-        UnaryOp::Softplus(s) => scalar_map(v, l, s, |x, s| if x > s { x } else { x.exp().ln_1p() }),
-        UnaryOp::SoftplusGrad(s) => {
-            scalar_map(
-                v,
-                l,
-                s,
-                |x, s| {
-                    if x > s {
-                        one
-                    } else {
-                        one / (one + (-x).exp())
-                    }
-                },
-            )
-        }
-        UnaryOp::Sin => map1(v, l, T::sin),
-        UnaryOp::Cos => map1(v, l, T::cos),
+impl Float for f32 {
+    #[inline(always)]
+    fn exp(self) -> Self {
+        math::exp_f32(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        math::ln_f32(self)
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        math::tanh_f32(self)
+    }
+    fn abs(self) -> Self {
+        f32::abs(self)
+    }
+    fn powf(self, e: Self) -> Self {
+        f32::powf(self, e)
+    }
+    fn sin(self) -> Self {
+        f32::sin(self)
+    }
+    fn cos(self) -> Self {
+        f32::cos(self)
+    }
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        math::sigmoid_f32(self)
+    }
+    #[inline(always)]
+    fn silu(self) -> Self {
+        math::silu_f32(self)
+    }
+    #[inline(always)]
+    fn silu_grad(self) -> Self {
+        math::silu_grad_f32(self)
+    }
+    #[inline(always)]
+    fn softplus(self, t: Self) -> Self {
+        math::softplus_f32(self, t)
+    }
+    #[inline(always)]
+    fn softplus_grad(self, t: Self) -> Self {
+        math::softplus_grad_f32(self, t)
+    }
+    #[inline(always)]
+    fn gelu(self) -> Self {
+        math::gelu_f32(self)
+    }
+    #[inline(always)]
+    fn gelu_grad(self) -> Self {
+        math::gelu_grad_f32(self)
+    }
+    #[inline(always)]
+    fn gelu_tanh(self) -> Self {
+        math::gelu_tanh_f32(self)
+    }
+    #[inline(always)]
+    fn gelu_tanh_grad(self) -> Self {
+        math::gelu_tanh_grad_f32(self)
     }
 }
 
@@ -423,34 +416,109 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The cubic coefficient of the tanh approximation (Hendrycks & Gimpel).
 const GELU_CUBIC: f64 = 0.044_715;
 
-/// `x·Φ(x)` with Φ the standard normal CDF.
-fn gelu<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    half * x * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf())
+/// f64: libm's functions and the textbook formulas (PyTorch's CPU forms).
+impl Float for f64 {
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+    fn abs(self) -> Self {
+        f64::abs(self)
+    }
+    fn powf(self, e: Self) -> Self {
+        f64::powf(self, e)
+    }
+    fn sin(self) -> Self {
+        f64::sin(self)
+    }
+    fn cos(self) -> Self {
+        f64::cos(self)
+    }
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
+    }
+    fn silu(self) -> Self {
+        self / (1.0 + (-self).exp())
+    }
+    fn silu_grad(self) -> Self {
+        let sig = self.sigmoid();
+        sig * (1.0 + self * (1.0 - sig))
+    }
+    // PyTorch's form: linear above the threshold, `ln(1 + e^x)` (as log1p) below.
+    fn softplus(self, t: Self) -> Self {
+        if self > t {
+            self
+        } else {
+            self.exp().ln_1p()
+        }
+    }
+    fn softplus_grad(self, t: Self) -> Self {
+        if self > t {
+            1.0
+        } else {
+            self.sigmoid()
+        }
+    }
+    fn gelu(self) -> Self {
+        0.5 * self * (1.0 + libm::erf(self * FRAC_1_SQRT_2))
+    }
+    /// `d/dx x·Φ(x) = Φ(x) + x·φ(x)`.
+    fn gelu_grad(self) -> Self {
+        let cdf = 0.5 * (1.0 + libm::erf(self * FRAC_1_SQRT_2));
+        cdf + self * INV_SQRT_2PI * (-(0.5 * self * self)).exp()
+    }
+    fn gelu_tanh(self) -> Self {
+        let u = SQRT_2_OVER_PI * (self + GELU_CUBIC * self * self * self);
+        0.5 * self * (1.0 + u.tanh())
+    }
+    fn gelu_tanh_grad(self) -> Self {
+        let x = self;
+        let t = (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh();
+        let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
+        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+    }
 }
 
-/// `d/dx x·Φ(x) = Φ(x) + x·φ(x)`.
-fn gelu_grad<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    let cdf = half * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
-    let pdf = T::from_f64(INV_SQRT_2PI) * (-(half * x * x)).exp();
-    cdf + x * pdf
-}
-
-/// `x/2·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
-fn gelu_tanh<T: Float>(x: T) -> T {
-    let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_CUBIC) * x * x * x);
-    T::from_f64(0.5) * x * (T::from_f64(1.0) + u.tanh())
-}
-
-/// `(1 + t)/2 + x/2·(1 - t²)·du/dx` with `t = tanh(u)`.
-fn gelu_tanh_grad<T: Float>(x: T) -> T {
-    let (half, one) = (T::from_f64(0.5), T::from_f64(1.0));
-    let k = T::from_f64(SQRT_2_OVER_PI);
-    let a = T::from_f64(GELU_CUBIC);
-    let t = (k * (x + a * x * x * x)).tanh();
-    let du = k * (one + T::from_f64(3.0) * a * x * x);
-    half * (one + t) + half * x * (one - t * t) * du
+pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<T>> {
+    let zero = T::from_f64(0.0);
+    match op {
+        UnaryOp::Neg => map1(v, l, |x| -x),
+        UnaryOp::Exp => map1(v, l, T::exp),
+        UnaryOp::Log => map1(v, l, T::ln),
+        UnaryOp::Sqrt => map1(v, l, T::sqrt),
+        // `x <= 0` is false for NaN, so NaN passes through as in PyTorch.
+        UnaryOp::Relu => map1(v, l, |x| if x <= zero { zero } else { x }),
+        UnaryOp::Sigmoid => map1(v, l, T::sigmoid),
+        UnaryOp::Tanh => map1(v, l, T::tanh),
+        UnaryOp::Abs => map1(v, l, T::abs),
+        UnaryOp::AddScalar(s) => scalar_map(v, l, s, |x, s| x + s),
+        UnaryOp::MulScalar(s) => scalar_map(v, l, s, |x, s| x * s),
+        UnaryOp::DivScalar(s) => scalar_map(v, l, s, |x, s| x / s),
+        UnaryOp::PowScalar(s) => scalar_map(v, l, s, T::powf),
+        UnaryOp::Gelu => map1(v, l, T::gelu),
+        UnaryOp::GeluGrad => map1(v, l, T::gelu_grad),
+        UnaryOp::GeluTanh => map1(v, l, T::gelu_tanh),
+        UnaryOp::GeluTanhGrad => map1(v, l, T::gelu_tanh_grad),
+        // `x > 0` is false for NaN, so NaN·s keeps it NaN, as in PyTorch.
+        UnaryOp::LeakyRelu(s) => scalar_map(v, l, s, |x, s| if x > zero { x } else { x * s }),
+        UnaryOp::LeakyReluGrad(s) => {
+            scalar_map(v, l, s, |x, s| if x > zero { T::from_f64(1.0) } else { s })
+        }
+        UnaryOp::Silu => map1(v, l, T::silu),
+        UnaryOp::SiluGrad => map1(v, l, T::silu_grad),
+        UnaryOp::Softplus(s) => scalar_map(v, l, s, T::softplus),
+        UnaryOp::SoftplusGrad(s) => scalar_map(v, l, s, T::softplus_grad),
+        UnaryOp::Sin => map1(v, l, T::sin),
+        UnaryOp::Cos => map1(v, l, T::cos),
+    }
 }
 
 fn scalar_map<T: Float>(
