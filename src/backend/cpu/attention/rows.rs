@@ -1,51 +1,11 @@
 //! The row work of one attention block, vectorized: each kernel is a
 //! [`pulp::WithSimd`] run through [`vectorized`], so its loops (and the inlined f32
-//! `exp` of `cpu/math.rs`) compile for the CPU's widest instruction set.
-//!
-//! Reductions keep [`LANES`] partial results, combined in a fixed order at the end,
-//! so that they vectorize and give the same bits on every run.
+//! `exp` of `cpu/math.rs`) compile for the CPU's widest instruction set; sums are the
+//! fixed-order lane reductions of `cpu/lanes.rs`.
 
 use super::AttnFloat;
+use crate::backend::cpu::lanes::{dot, map_sum, max};
 use crate::backend::cpu::vectorized;
-
-/// Partial sums (and maxima) per reduction: one 256-bit register of f32.
-const LANES: usize = 8;
-
-/// The largest element (`-inf` for none; NaN elements are passed over).
-#[inline(always)]
-fn max<T: AttnFloat>(x: &[T]) -> T {
-    let neg_inf = T::from_f64(f64::NEG_INFINITY);
-    let mut acc = [neg_inf; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = if v > *a { v } else { *a };
-        }
-    }
-    tail.iter()
-        .chain(&acc)
-        .fold(neg_inf, |m, &v| if v > m { v } else { m })
-}
-
-/// `x = exp(x - shift)`, returning the sum of the new elements.
-#[inline(always)]
-fn exp_sum<T: AttnFloat>(x: &mut [T], shift: T) -> T {
-    let mut acc = [T::default(); LANES];
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *v = (*v - shift).exp();
-            *a = *a + *v;
-        }
-    }
-    let mut tail = T::default();
-    for v in chunks.into_remainder() {
-        *v = (*v - shift).exp();
-        tail = tail + *v;
-    }
-    acc.iter().fold(tail, |s, &a| s + a)
-}
 
 /// `x *= a`.
 #[inline(always)]
@@ -90,7 +50,7 @@ impl<T: AttnFloat> pulp::WithSimd for SoftmaxStep<'_, T> {
             // weights are exp(-inf) = 0 rather than NaN.
             let shift = if new == neg_inf { T::default() } else { new };
             let alpha = (*m - shift).exp();
-            *l = *l * alpha + exp_sum(row, shift);
+            *l = *l * alpha + map_sum(row, |x| (x - shift).exp());
             *m = new;
             if alpha != one {
                 scale(&mut out[r * ev..][..ev], alpha);
@@ -205,20 +165,7 @@ impl<T: AttnFloat> pulp::WithSimd for Deltas<'_, T> {
             delta,
         } = self;
         for (r, d) in delta.iter_mut().enumerate() {
-            let (o, g) = (&out[r * ev..][..ev], &dout[r * ev..][..ev]);
-            let mut acc = [T::default(); LANES];
-            let (oc, gc) = (o.chunks_exact(LANES), g.chunks_exact(LANES));
-            let tail = oc
-                .remainder()
-                .iter()
-                .zip(gc.remainder())
-                .fold(T::default(), |s, (&x, &y)| s + x * y);
-            for (oc, gc) in oc.zip(gc) {
-                for ((a, &x), &y) in acc.iter_mut().zip(oc).zip(gc) {
-                    *a = *a + x * y;
-                }
-            }
-            *d = acc.iter().fold(tail, |s, &a| s + a);
+            *d = dot(&out[r * ev..][..ev], &dout[r * ev..][..ev]);
         }
     }
 }
