@@ -20,15 +20,19 @@
 //! ascending order, each block by the same GEMM call), whatever the thread count
 //! and whichever backward schedule runs: the results are bit-identical either way.
 
+// This file is declared from backend/attention.rs by path: its parts by path too.
+#[path = "attention/backward.rs"]
 mod backward;
+#[path = "attention/forward.rs"]
 mod forward;
+#[path = "attention/rows.rs"]
 mod rows;
 
-use super::dtype::{compute_dtype, contiguous_as};
-use super::elementwise::Float;
-use super::gemm_util::{Float as GemmFloat, Mat};
-use super::CpuStorage;
-use crate::backend::{AttentionLayouts, AttentionOps, AttentionParams};
+use super::{AttentionLayouts, AttentionOps, AttentionParams};
+use crate::backend::cpu::dtype::{compute_dtype, contiguous_as};
+use crate::backend::cpu::gemm_util::{gemm_scaled, Float as GemmFloat, Mat};
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::CpuStorage;
 use crate::shape::Layout;
 use crate::{DType, Result};
 use std::borrow::Cow;
@@ -212,7 +216,7 @@ impl<'a, T: AttnFloat> Problem<'a, T> {
         let q = self.q.rows(n, h, i0, rows);
         let k = self.k.rows(n, h, j0, cols);
         let bc = self.tiles.bc;
-        super::gemm_util::gemm_scaled(s, bc, false, T::from_f64(self.p.scale), q, k.t(), false);
+        gemm_scaled(s, bc, false, T::from_f64(self.p.scale), q, k.t(), false);
         let neg_inf = T::from_f64(f64::NEG_INFINITY);
         for r in 0..rows {
             let i = i0 + r;
@@ -262,6 +266,11 @@ fn block_mat<T>(data: &[T], rows: usize, cols: usize, bc: usize) -> Mat<'_, T> {
 }
 
 impl AttentionOps for CpuStorage {
+    /// The CPU takes any head dim.
+    fn fused_max_head_dim(&self) -> Option<usize> {
+        None
+    }
+
     fn attention_forward(
         &self,
         k: &CpuStorage,

@@ -4,7 +4,7 @@
 //! (see `cpu::vectorized`), where they are inlined and compiled for the CPU's widest
 //! instruction set.
 
-use super::elementwise::Float;
+use super::math::Float;
 
 /// Partial results per reduction.
 pub(crate) const LANES: usize = 8;

@@ -7,11 +7,11 @@
 //! partials are added in block order. The blocks are fixed by the row count, so the
 //! results do not depend on the thread count.
 
-use super::dtype::contiguous_as;
-use super::elementwise::Float;
-use super::lanes::{dot, sum_by};
-use super::{alloc, vectorized, CpuStorage, PARALLEL_THRESHOLD};
-use crate::backend::LayerNormParams;
+use super::LayerNormParams;
+use crate::backend::cpu::dtype::contiguous_as;
+use crate::backend::cpu::lanes::{dot, sum_by};
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::{alloc, vectorized, CpuStorage, PARALLEL_THRESHOLD};
 use crate::shape::Layout;
 use crate::Result;
 use rayon::prelude::*;

@@ -9,7 +9,10 @@
 //! (the combination of e^x with its neighbours, the normal tail's rational function,
 //! the logarithm's series) run in f64 on the widened values, and each function rounds
 //! to f32 once at the end. Most results are within 0.6 ulp. The f64 kernels keep
-//! libm's functions (`Float` in `elementwise.rs`).
+//! libm's functions. [`Float`] is the math the float kernels of every family are
+//! generic over.
+
+use crate::backend::cpu::Num;
 
 /// e^x in f32, at most 1 ulp from the correctly rounded value (tested over the
 /// whole finite range below); NaN stays NaN, +inf and large x give +inf,
@@ -264,6 +267,184 @@ pub(crate) fn gelu_tanh_grad_f32(x: f32) -> f32 {
     let ds = e / ((1.0 + e) * (1.0 + e));
     let du2 = 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
     (s + x * ds * du2) as f32
+}
+
+/// Float element types with the math the unary ops need. f32's transcendental
+/// functions are the vectorizable ones above (within 2 ulp); f64 keeps
+/// libm's.
+pub(crate) trait Float:
+    Num
+    + std::ops::Neg<Output = Self>
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn tanh(self) -> Self;
+    fn abs(self) -> Self;
+    fn powf(self, e: Self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+    /// `1/(1 + e^-x)`.
+    fn sigmoid(self) -> Self;
+    /// `x·σ(x)`.
+    fn silu(self) -> Self;
+    /// `σ(x)·(1 + x·(1 - σ(x)))`.
+    fn silu_grad(self) -> Self;
+    /// `x` where `x > t`, else `ln(1 + e^x)`.
+    fn softplus(self, t: Self) -> Self;
+    /// 1 where `x > t`, else `σ(x)`.
+    fn softplus_grad(self, t: Self) -> Self;
+    /// `x·Φ(x)` with Φ the standard normal CDF.
+    fn gelu(self) -> Self;
+    /// `Φ(x) + x·φ(x)`.
+    fn gelu_grad(self) -> Self;
+    /// `x/2·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
+    fn gelu_tanh(self) -> Self;
+    /// `(1 + t)/2 + x/2·(1 - t²)·du/dx` with `t = tanh(u)`.
+    fn gelu_tanh_grad(self) -> Self;
+}
+
+impl Float for f32 {
+    #[inline(always)]
+    fn exp(self) -> Self {
+        exp_f32(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        ln_f32(self)
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        tanh_f32(self)
+    }
+    fn abs(self) -> Self {
+        f32::abs(self)
+    }
+    fn powf(self, e: Self) -> Self {
+        f32::powf(self, e)
+    }
+    fn sin(self) -> Self {
+        f32::sin(self)
+    }
+    fn cos(self) -> Self {
+        f32::cos(self)
+    }
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        sigmoid_f32(self)
+    }
+    #[inline(always)]
+    fn silu(self) -> Self {
+        silu_f32(self)
+    }
+    #[inline(always)]
+    fn silu_grad(self) -> Self {
+        silu_grad_f32(self)
+    }
+    #[inline(always)]
+    fn softplus(self, t: Self) -> Self {
+        softplus_f32(self, t)
+    }
+    #[inline(always)]
+    fn softplus_grad(self, t: Self) -> Self {
+        softplus_grad_f32(self, t)
+    }
+    #[inline(always)]
+    fn gelu(self) -> Self {
+        gelu_f32(self)
+    }
+    #[inline(always)]
+    fn gelu_grad(self) -> Self {
+        gelu_grad_f32(self)
+    }
+    #[inline(always)]
+    fn gelu_tanh(self) -> Self {
+        gelu_tanh_f32(self)
+    }
+    #[inline(always)]
+    fn gelu_tanh_grad(self) -> Self {
+        gelu_tanh_grad_f32(self)
+    }
+}
+
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// f64: libm's functions and the textbook formulas (PyTorch's CPU forms).
+impl Float for f64 {
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+    fn abs(self) -> Self {
+        f64::abs(self)
+    }
+    fn powf(self, e: Self) -> Self {
+        f64::powf(self, e)
+    }
+    fn sin(self) -> Self {
+        f64::sin(self)
+    }
+    fn cos(self) -> Self {
+        f64::cos(self)
+    }
+    fn sigmoid(self) -> Self {
+        1.0 / (1.0 + (-self).exp())
+    }
+    fn silu(self) -> Self {
+        self / (1.0 + (-self).exp())
+    }
+    fn silu_grad(self) -> Self {
+        let sig = self.sigmoid();
+        sig * (1.0 + self * (1.0 - sig))
+    }
+    // PyTorch's form: linear above the threshold, `ln(1 + e^x)` (as log1p) below.
+    fn softplus(self, t: Self) -> Self {
+        if self > t {
+            self
+        } else {
+            self.exp().ln_1p()
+        }
+    }
+    fn softplus_grad(self, t: Self) -> Self {
+        if self > t {
+            1.0
+        } else {
+            self.sigmoid()
+        }
+    }
+    fn gelu(self) -> Self {
+        0.5 * self * (1.0 + libm::erf(self * FRAC_1_SQRT_2))
+    }
+    /// `d/dx x·Φ(x) = Φ(x) + x·φ(x)`.
+    fn gelu_grad(self) -> Self {
+        let cdf = 0.5 * (1.0 + libm::erf(self * FRAC_1_SQRT_2));
+        cdf + self * INV_SQRT_2PI * (-(0.5 * self * self)).exp()
+    }
+    fn gelu_tanh(self) -> Self {
+        let u = SQRT_2_OVER_PI * (self + GELU_CUBIC * self * self * self);
+        0.5 * self * (1.0 + u.tanh())
+    }
+    fn gelu_tanh_grad(self) -> Self {
+        let x = self;
+        let t = (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh();
+        let du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x);
+        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! linear layer's fused form: the bias written into the output first and the
 //! product accumulated onto it, then the activation, in one pass each.
 
-use super::dtype::contiguous_as;
-use super::elementwise::Float;
-use super::vectorized;
-use crate::backend::{Activation, CpuStorage, MatmulDims, MatmulOps};
+use super::{Activation, MatmulDims, MatmulOps};
+use crate::backend::cpu::dtype::contiguous_as;
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::{alloc, vectorized};
+use crate::backend::CpuStorage;
 use crate::shape::Layout;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -108,7 +109,7 @@ pub(crate) fn matmul<T: Float>(
         .checked_mul(m)
         .and_then(|bm| bm.checked_mul(n))
         .ok_or_else(|| Error::shape("matmul", format!("{dims:?} has too many elements")))?;
-    let mut out = super::alloc::buffer(len)?;
+    let mut out = alloc::buffer(len)?;
     if len == 0 {
         return Ok(out);
     }

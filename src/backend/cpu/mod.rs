@@ -1,31 +1,16 @@
 //! The CPU backend: the reference implementation of every primitive.
 //!
-//! One file per op family, each implementing that family's trait from
-//! `backend/<family>.rs` for [`CpuStorage`]; `dtype.rs` holds the per-dtype dispatch
-//! (kernels are generic over the element type, f16/bf16 computed in f32).
+//! One file per op family, each implementing that family's trait for [`CpuStorage`]
+//! and declared by the family's file (`backend/<family>.rs`); this module holds what
+//! they share: the storage, `dtype.rs` (the per-dtype dispatch: kernels are generic
+//! over the element type, f16/bf16 computed in f32), `math.rs` (the `Float` math),
+//! `alloc.rs` and `gemm_util.rs`.
 
 pub(crate) mod alloc;
-mod amp;
-mod attention;
-mod conv;
-mod dropout;
 pub(crate) mod dtype;
-mod elementwise;
-mod fill;
 pub(crate) mod gemm_util;
-mod image;
-mod index;
 pub(crate) mod lanes;
-mod layer_norm;
-mod loss;
-mod math;
-mod matmul;
-mod norm;
-mod optim;
-mod pad;
-mod pool;
-mod reduce;
-mod softmax;
+pub(crate) mod math;
 
 use crate::backend::BackendStorage;
 use crate::dtype::WithDType;

@@ -7,11 +7,16 @@
 //! count; the elementwise passes run in parallel over the `(sample, channel)` rows of
 //! `s` values.
 
-use super::dtype::{compute_dtype, contiguous_as, float_kernel};
-use super::elementwise::Float;
-use super::{alloc, layer_norm};
-use super::{CpuStorage, PARALLEL_THRESHOLD};
-use crate::backend::{BatchNormParams, LayerNormParams, NormOps};
+// The layer/RMS norm kernels (a file of their own), declared from here: this file is
+// the norm family's CPU implementation.
+#[path = "layer_norm.rs"]
+mod layer_norm;
+
+use super::{BatchNormParams, LayerNormParams, NormOps};
+use crate::backend::cpu::alloc;
+use crate::backend::cpu::dtype::{compute_dtype, contiguous_as, float_kernel};
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
 use crate::dtype::WithDType;
 use crate::shape::Layout;
 use crate::{DType, Result};
