@@ -108,7 +108,7 @@ pub fn load_tensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(Stri
     if pth::is_torch_file(path.as_ref()) {
         return pth::load_tensors(path.as_ref(), device);
     }
-    read_file(path.as_ref())?
+    read_safetensors_file(path.as_ref())?
         .into_iter()
         .map(|(name, t)| Ok((name, t.to_device(device)?)))
         .collect()
@@ -119,6 +119,11 @@ fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if pth::is_torch_file(path) {
         return pth::load_tensors(path, &Device::Cpu);
     }
+    read_safetensors_file(path)
+}
+
+/// The entries of the safetensors file at `path` as CPU tensors, errors naming it.
+fn read_safetensors_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let shown = path.display().to_string();
     read_safetensors(path).map_err(|e| match e {
         ReadError::Io(source) => Error::Io {

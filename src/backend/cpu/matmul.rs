@@ -1,7 +1,7 @@
 //! Batched matrix multiplication through the `gemm` crate (a BLAS-class GEMM in
 //! pure Rust that reads strided operands, so transposed views need no copy), and the
-//! linear layer's fused form: the bias written into the output first and the
-//! product accumulated onto it, then the activation, in one pass each.
+//! linear layer's fused form (f32, f64): the product, then the bias and the
+//! activation over the output (the unfused ops' bits, without their extra buffers).
 
 use super::{Activation, MatmulDims, MatmulOps};
 use crate::backend::cpu::dtype::contiguous_as;
@@ -9,7 +9,7 @@ use crate::backend::cpu::math::Float;
 use crate::backend::cpu::{alloc, vectorized};
 use crate::backend::CpuStorage;
 use crate::shape::Layout;
-use crate::{Error, Result};
+use crate::{DType, Error, Result};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -33,7 +33,10 @@ impl MatmulOps for CpuStorage {
         bias: Option<(&CpuStorage, usize)>,
         act: Activation,
     ) -> Result<Option<CpuStorage>> {
-        if bias.is_some_and(|(b, _)| b.dtype() != self.dtype()) || dims.batch != 1 {
+        // Halves compose with a rounding to their dtype after the product and after
+        // the bias; one rounding of the f32 result would differ from them.
+        let exact = matches!(self.dtype(), DType::F32 | DType::F64);
+        if !exact || bias.is_some_and(|(b, _)| b.dtype() != self.dtype()) || dims.batch != 1 {
             return Ok(None);
         }
         self.epilogue(ll, rhs, rl, dims, bias, act).map(Some)
@@ -116,17 +119,11 @@ pub(crate) fn matmul<T: Float>(
     let threads = rayon::current_num_threads();
     let small = m * n * k < SMALL_PRODUCT && batch > 1;
     let product = |b: usize, dst: &mut [MaybeUninit<T>]| {
-        // The bias, or zeros when the product is empty (k = 0), goes in first: then
-        // the GEMM accumulates onto it. Otherwise it overwrites `dst` unread.
-        let first = bias.or((k == 0).then_some(&[][..]));
-        if let Some(first) = first {
-            for row in dst.chunks_mut(n) {
-                for (j, d) in row.iter_mut().enumerate() {
-                    d.write(first.get(j).copied().unwrap_or_default());
-                }
-            }
-        }
+        // The GEMM overwrites `dst` unread; an empty product (k = 0) is zeros.
         if k == 0 {
+            dst.iter_mut().for_each(|d| {
+                d.write(T::default());
+            });
             return;
         }
         let parallelism = if small || m * n * k < SMALL_PRODUCT || threads == 1 {
@@ -137,8 +134,7 @@ pub(crate) fn matmul<T: Float>(
         let (lo, ro) = (ll.offset + b * ll.strides[0], rl.offset + b * rl.strides[0]);
         let one = T::from_f64(1.0);
         // SAFETY: `dst` holds m*n elements written with row stride n, column stride 1
-        // (a MaybeUninit<T> has T's layout; with `first` they are initialised and read,
-        // else only written). The operand pointers start at in-bounds offsets, and
+        // (a MaybeUninit<T> has T's layout; they are only written, never read). The operand pointers start at in-bounds offsets, and
         // every element they reach, offset + i*row_stride + j*col_stride for i < rows,
         // j < cols, lies inside the storage because the layouts come from valid tensor
         // views of these slices.
@@ -150,7 +146,7 @@ pub(crate) fn matmul<T: Float>(
                 dst.as_mut_ptr().cast::<T>(),
                 1,
                 n as isize,
-                first.is_some(),
+                false,
                 lhs.as_ptr().add(lo),
                 ll.strides[2] as isize,
                 ll.strides[1] as isize,
@@ -179,9 +175,16 @@ pub(crate) fn matmul<T: Float>(
             .for_each(|(b, dst)| product(b, dst));
     }
     // SAFETY: the capacity is at least `len`, and each of the `batch` chunks of m*n
-    // slots was written above: by the bias or zeros (k = 0) and the GEMM, or by the
-    // GEMM alone, which stores every element of its m × n output; T is Copy.
+    // slots was written above: zeros (k = 0) or by the GEMM, which stores every
+    // element of its m × n output; T is Copy.
     unsafe { out.set_len(len) };
+    // The bias after the whole product, as the unfused `matmul` then `add` sum: the
+    // fused linear layer gives their bits.
+    if let Some(bias) = bias {
+        for row in out.chunks_mut(n) {
+            row.iter_mut().zip(bias).for_each(|(o, &b)| *o = *o + b);
+        }
+    }
     apply(&mut out, act);
     Ok(out)
 }
