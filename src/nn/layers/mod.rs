@@ -3,6 +3,7 @@
 //! `nn::functional` op in `forward`.
 
 mod activation;
+mod activation_kind;
 mod attention;
 mod conv;
 mod dropout;
@@ -13,10 +14,13 @@ mod linear;
 mod norm;
 mod pool;
 mod sequential;
+mod transformer;
+mod transformer_decoder;
 
 // Glob re-exports, as in `nn::functional`: a new layer is written in its family's
 // file and nowhere else.
 pub use activation::*;
+pub use activation_kind::*;
 pub use attention::*;
 pub use conv::*;
 pub use dropout::*;
@@ -27,3 +31,5 @@ pub use linear::*;
 pub use norm::*;
 pub use pool::*;
 pub use sequential::*;
+pub use transformer::*;
+pub use transformer_decoder::*;
