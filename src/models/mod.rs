@@ -7,8 +7,21 @@
 //!   narrower variants.
 //! * [`gpt`]: a GPT (token + position embedding, pre-norm attention + MLP blocks), the
 //!   model of `examples/train_gpt.rs`.
+//! * [`gpt2`] and [`llama`]: the pretrained checkpoints people download from the
+//!   Hugging Face hub (GPT-2; Llama, Mistral, Qwen2, TinyLlama), loaded from a model
+//!   folder with `from_pretrained` and saved back with `save_pretrained`, and
+//!   [`generate`] to continue prompts with a [`KvCache`].
 
+mod generate;
 pub mod gpt;
+pub mod gpt2;
+mod hub;
+mod kv_cache;
+pub mod llama;
 mod resnet;
+mod rope;
 
+pub use generate::{generate, CausalLm, GenerateOpts};
+pub use kv_cache::KvCache;
 pub use resnet::{resnet18, BasicBlock, ResNet, ResNetConfig, Stem};
+pub use rope::{Rope, RopeScaling};
