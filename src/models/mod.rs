@@ -20,8 +20,12 @@ mod kv_cache;
 pub mod llama;
 mod resnet;
 mod rope;
+#[cfg(feature = "tokenizers")]
+mod tokenizer;
 
 pub use generate::{generate, CausalLm, GenerateOpts};
 pub use kv_cache::KvCache;
 pub use resnet::{resnet18, BasicBlock, ResNet, ResNetConfig, Stem};
 pub use rope::{Rope, RopeScaling};
+#[cfg(feature = "tokenizers")]
+pub use tokenizer::Tokenizer;
