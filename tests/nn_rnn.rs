@@ -271,7 +271,7 @@ fn gradcheck_f64_lstm_and_gru() {
     lstm.to_dtype(DType::F64).unwrap();
     let x = Tensor::randn(&[3, 2, 3], DType::F64, &dev).unwrap();
     let f = |v: &[Tensor]| -> Result<Tensor> { Ok(lstm.forward_lengths(&v[0], &[3, 2], None)?.0) };
-    gradcheck(f, &[x.clone()], GradcheckOpts::default()).unwrap();
+    gradcheck(f, std::slice::from_ref(&x), GradcheckOpts::default()).unwrap();
     let gru = GRUCell::new(3, 2, &dev).unwrap();
     gru.to_dtype(DType::F64).unwrap();
     let h = Tensor::randn(&[2, 2], DType::F64, &dev).unwrap();

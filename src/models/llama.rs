@@ -88,7 +88,7 @@ impl LlamaConfig {
             num_key_value_heads: c.usize("num_key_value_heads", Some(heads))?,
             head_dim: c.usize(
                 "head_dim",
-                Some(if heads == 0 { 0 } else { hidden_size / heads }),
+                Some(hidden_size.checked_div(heads).unwrap_or(0)),
             )?,
             max_position_embeddings: c.usize("max_position_embeddings", Some(2048))?,
             rms_norm_eps: c.f64("rms_norm_eps", 1e-6)?,
@@ -268,7 +268,7 @@ impl Llama {
             .into_iter()
             // Rotary tables some files carry, and a tied head saved anyway.
             .filter(|(name, _)| {
-                !name.ends_with("rotary_emb.inv_freq") && !(tied && name == "lm_head.weight")
+                !(name.ends_with("rotary_emb.inv_freq") || (tied && name == "lm_head.weight"))
             })
             .map(|(name, t)| Ok((name, t.to_dtype(dtype)?)))
             .collect::<Result<Vec<_>>>()?;

@@ -142,7 +142,7 @@ pub(crate) fn cos_sin(pos: &Tensor, inv_freq: &Tensor, dtype: DType) -> Result<(
 /// `rotate_half(x) = cat(-x₂, x₁)` of its two halves.
 pub(crate) fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let hd = x.shape()[3];
-    if hd % 2 != 0 {
+    if !hd.is_multiple_of(2) {
         return Err(Error::arg(
             "head_dim",
             format!("must be even for rotary embeddings, got {hd}"),
