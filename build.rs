@@ -35,6 +35,7 @@ fn main() {
     let require = std::env::var("KILN_REQUIRE_KERNELS").is_ok_and(|v| v == "1");
 
     let modules = registry::scan("kernels").unwrap_or_else(|e| fail(&e));
+    let defines = registry::scan_defines("kernels").unwrap_or_else(|e| fail(&e));
     let cap = nvcc::compute_cap().unwrap_or_else(|e| fail(&e));
     let built = nvcc::find()
         .and_then(|nvcc| nvcc::compile_all(&nvcc, &modules, &out_dir, cap))
@@ -58,7 +59,14 @@ fn main() {
     let emulated = cfg!(feature = "cuda-emulator");
     #[cfg(feature = "cuda-emulator")]
     let modules = emulator::build(modules, &out_dir).unwrap_or_else(|e| fail(&e));
-    let code = registry::generate(&modules, ptx_modules, ptx.as_deref(), cap, emulated);
+    let code = registry::generate(
+        &modules,
+        &defines,
+        ptx_modules,
+        ptx.as_deref(),
+        cap,
+        emulated,
+    );
     std::fs::write(out_dir.join("kernels.rs"), code)
         .unwrap_or_else(|e| fail(&format!("cannot write the kernel registry: {e}")));
 }

@@ -34,6 +34,140 @@ pub struct CodeTable {
     pub entries: Vec<(String, u32)>,
 }
 
+/// An integer `#define NAME VALUE` of a kernel source or header: a tile size or limit
+/// that the host shares with the kernels, declared once there.
+pub struct Define {
+    pub name: String,
+    pub value: u64,
+    pub source: PathBuf,
+}
+
+/// The integer `#define`s of every `*.cu` and `*.cuh` in `dir`: an upper-case name
+/// whose value is an integer expression (`+ - * /`, parentheses, decimal literals and
+/// names defined before it). A name defined twice is an error; other defines (floats,
+/// macros with parameters) are not the host's business and are skipped.
+pub fn scan_defines(dir: &str) -> Result<Vec<Define>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {dir}/: {e}"))?;
+    let mut sources: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cu" || x == "cuh"))
+        .collect();
+    sources.sort();
+    let mut defines: Vec<Define> = Vec::new();
+    for source in sources {
+        let text = std::fs::read_to_string(&source)
+            .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+        for line in strip_comments(&text).lines() {
+            let Some(rest) = line.trim_start().strip_prefix("#define ") else {
+                continue;
+            };
+            let rest = rest.trim();
+            let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            let (name, value) = rest.split_at(name_len.unwrap_or(rest.len()));
+            let upper = name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            // `NAME(` with no space is a macro with parameters.
+            if !upper || value.starts_with('(') {
+                continue;
+            }
+            let Some(value) = eval(value, &defines) else {
+                continue;
+            };
+            if let Some(first) = defines.iter().find(|d| d.name == name) {
+                return Err(format!(
+                    "{}: #define {name} again (first in {})",
+                    source.display(),
+                    first.source.display()
+                ));
+            }
+            defines.push(Define {
+                name: name.to_string(),
+                value,
+                source: source.clone(),
+            });
+        }
+    }
+    Ok(defines)
+}
+
+/// The value of an integer expression over earlier `defines`; `None` when `text` is
+/// not one (a float, a string, an unknown name, a division by zero, an overflow).
+fn eval(text: &str, defines: &[Define]) -> Option<u64> {
+    let tokens = tokenize(text)?;
+    let mut pos = 0;
+    let value = sum(&tokens, &mut pos, defines)?;
+    (pos == tokens.len()).then_some(value)
+}
+
+fn tokenize(text: &str) -> Option<Vec<String>> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if "+-*/()".contains(c) {
+            tokens.push(c.to_string());
+            chars.next();
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let mut word = String::new();
+            while let Some(&c) = chars
+                .peek()
+                .filter(|c| c.is_ascii_alphanumeric() || **c == '_')
+            {
+                word.push(c);
+                chars.next();
+            }
+            tokens.push(word);
+        } else {
+            return None;
+        }
+    }
+    (!tokens.is_empty()).then_some(tokens)
+}
+
+fn sum(tokens: &[String], pos: &mut usize, defines: &[Define]) -> Option<u64> {
+    let mut value = product(tokens, pos, defines)?;
+    while let Some(op) = tokens.get(*pos).filter(|t| *t == "+" || *t == "-") {
+        *pos += 1;
+        let rhs = product(tokens, pos, defines)?;
+        value = if op == "+" {
+            value.checked_add(rhs)?
+        } else {
+            value.checked_sub(rhs)?
+        };
+    }
+    Some(value)
+}
+
+fn product(tokens: &[String], pos: &mut usize, defines: &[Define]) -> Option<u64> {
+    let mut value = atom(tokens, pos, defines)?;
+    while let Some(op) = tokens.get(*pos).filter(|t| *t == "*" || *t == "/") {
+        *pos += 1;
+        let rhs = atom(tokens, pos, defines)?;
+        value = if op == "*" {
+            value.checked_mul(rhs)?
+        } else {
+            value.checked_div(rhs)?
+        };
+    }
+    Some(value)
+}
+
+fn atom(tokens: &[String], pos: &mut usize, defines: &[Define]) -> Option<u64> {
+    let token = tokens.get(*pos)?;
+    *pos += 1;
+    if token == "(" {
+        let value = sum(tokens, pos, defines)?;
+        (tokens.get(*pos)? == ")").then(|| *pos += 1)?;
+        return Some(value);
+    }
+    token
+        .parse()
+        .ok()
+        .or_else(|| defines.iter().find(|d| d.name == *token).map(|d| d.value))
+}
+
 /// Every `*.cu` in `dir`, sorted by name, with its `extern "C" __global__` kernels and
 /// its op-code enums.
 pub fn scan(dir: &str) -> Result<Vec<Module>, String> {
@@ -338,6 +472,7 @@ pub fn check_entries(modules: &[Module], ptx: &[PathBuf]) -> Result<(), String> 
 /// points (see emulator.rs).
 pub fn generate(
     modules: &[Module],
+    defines: &[Define],
     ptx_modules: usize,
     ptx: Option<&[PathBuf]>,
     cap: u32,
@@ -349,6 +484,21 @@ pub fn generate(
         "/// The compute capability the PTX targets (`CUDA_COMPUTE_CAP`, e.g. 80).\n\
          pub(crate) const COMPUTE_CAP: u32 = {cap};\n"
     );
+    s.push_str(
+        "/// The integer `#define`s of kernels/*.cu and *.cuh: tile sizes and limits the host\n\
+         /// shares with the kernels, declared once in the kernel source.\n\
+         #[allow(dead_code)]\npub(crate) mod defines {\n",
+    );
+    for d in defines {
+        let _ = writeln!(
+            s,
+            "    /// `#define {0} {1}` in `{2}`.\n    pub(crate) const {0}: usize = {1};",
+            d.name,
+            d.value,
+            d.source.display()
+        );
+    }
+    s.push_str("}\n\n");
     let names: Vec<String> = modules.iter().map(|m| format!("{:?}", m.name)).collect();
     let _ = writeln!(
         s,

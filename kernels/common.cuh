@@ -250,7 +250,7 @@ __device__ __forceinline__ float philox_uniform(uint32_t word) {
 }
 
 // One BK-deep slice of a 64×64 tile product held in shared memory, for the SIMT GEMMs
-// (linear.cu) and implicit GEMMs (conv.cu): thread (tx, ty) of 16×16 accumulates its
+// (matmul.cu) and implicit GEMMs (conv.cu): thread (tx, ty) of 16×16 accumulates its
 // 4×4 outputs at rows ty + 16i and columns tx + 16j, so a warp's reads of `bs` are
 // consecutive and the 16 values it loads per step feed 16 FMAs from registers.
 template <int BK, int BM, int BN, typename C>

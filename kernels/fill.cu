@@ -69,3 +69,17 @@ extern "C" __global__ void randn_f32(uint64_t n, uint64_t seed, uint64_t offset,
 extern "C" __global__ void randn_f64(uint64_t n, uint64_t seed, uint64_t offset, double *out) { randn_impl(n, seed, offset, out); }
 extern "C" __global__ void randn_f16(uint64_t n, uint64_t seed, uint64_t offset, f16 *out) { randn_impl(n, seed, offset, out); }
 extern "C" __global__ void randn_bf16(uint64_t n, uint64_t seed, uint64_t offset, bf16 *out) { randn_impl(n, seed, offset, out); }
+
+// out[i] = word i of the stream (seed, offset): the same words as
+// `rng::PhiloxStream { seed, offset }.words(n)` on the CPU. Each thread computes one
+// Philox block and writes its four words.
+extern "C" __global__ void philox_words(uint64_t n, uint64_t seed, uint64_t offset, uint32_t *out) {
+    uint64_t blocks = (n + 3) / 4;
+    KILN_FOR_EACH(b, blocks) {
+        uint4 w = philox_block(seed, offset, b);
+        uint32_t words[4] = {w.x, w.y, w.z, w.w};
+        for (int j = 0; j < 4 && 4 * b + j < n; ++j) {
+            out[4 * b + j] = words[j];
+        }
+    }
+}

@@ -12,7 +12,7 @@
 //                                        (0..size), the rest zero-filled
 //   cp_async_commit(), cp_async_wait<N>() groups of copies; wait until <= N are pending
 //   f32_to_tf32(x)                       cvt.rna.tf32.f32: nearest, ties away from zero
-// and, shared by linear.cu and conv_tc.cu: tc_swizzle (the XOR-swizzled shared-memory
+// and, shared by matmul.cu and conv_tc.cu: tc_swizzle (the XOR-swizzled shared-memory
 // tile layout), tc_mma (one mma by the input type) and tc_round (fragments to tf32).
 #pragma once
 #include "common.cuh" // f16 and bf16, for the tc_* helpers at the end
@@ -129,7 +129,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
     KILN_MMA_PTX(asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");)
 }
 
-// ---- Shared by the tensor-core kernels (linear.cu, conv_tc.cu) ----
+// ---- Shared by the tensor-core kernels (matmul.cu, conv_tc.cu) ----
 
 // Offset, in elements, of chunk `chunk` of row `row` in a tile of `CPR` 16-byte chunks
 // per row. Rows that share a 128-byte line span distinct chunk columns already; the

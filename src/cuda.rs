@@ -16,12 +16,38 @@
 //! # }
 //! ```
 
-pub use crate::backend::cuda::allocator::{MemoryStats, Stat};
-pub use crate::backend::cuda::blas::{GemmBackend, GemmChoice};
+pub use crate::backend::cuda::runtime::allocator::{MemoryStats, Stat};
+pub use crate::backend::cuda::runtime::blas::{GemmBackend, GemmChoice};
 
 use crate::backend::cuda;
-use crate::Result;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::backend::cuda::runtime::{blas, config};
+use crate::{Device, Result};
+
+impl Device {
+    /// `Device::Cuda(ordinal)` when a GPU, its driver and kiln's kernels are usable,
+    /// otherwise `Device::Cpu`. Never fails; why CUDA cannot be used is logged at
+    /// `info` level through the `log` crate (`RUST_LOG=kiln=info` with `env_logger`).
+    pub fn cuda_if_available(ordinal: usize) -> Device {
+        match Device::cuda(ordinal) {
+            Ok(dev) => {
+                log::info!("using CUDA device {ordinal}");
+                dev
+            }
+            Err(e) => {
+                log::info!("CUDA device {ordinal} is not used, falling back to the CPU: {e}");
+                Device::Cpu
+            }
+        }
+    }
+
+    /// `Device::Cuda(ordinal)`, or an error that says why the GPU cannot be used:
+    /// [`crate::Error::CudaDriverNotFound`], [`crate::Error::NoCudaDevice`],
+    /// [`crate::Error::CudaOrdinalOutOfRange`], [`crate::Error::KernelsNotBuilt`] (or a driver error
+    /// while opening the device). The device is opened on the first call.
+    pub fn cuda(ordinal: usize) -> Result<Device> {
+        cuda::device(ordinal).map(|_| Device::Cuda(ordinal))
+    }
+}
 
 /// True when [`crate::Device::cuda`]`(0)` would succeed: a driver, a device and kiln's
 /// kernels are all present. Never fails and never panics.
@@ -74,7 +100,7 @@ pub fn philox_words(
     stream: crate::rng::PhiloxStream,
     n: usize,
 ) -> Result<Vec<u32>> {
-    cuda::philox_words(&cuda::device(ordinal)?, stream, n)
+    crate::backend::fill::philox_words(&cuda::device(ordinal)?, stream, n)
 }
 
 /// Runs `work` and returns the milliseconds the device spent on what it queued, from
@@ -106,36 +132,31 @@ pub fn is_emulated() -> bool {
 /// process, for every kernel in registry order: what a test suite exercised.
 #[cfg(feature = "cuda-emulator")]
 pub fn emulated_launch_counts() -> Vec<(&'static str, u64)> {
-    crate::backend::cuda::emulator::launch_counts()
+    crate::backend::cuda::runtime::emulator::launch_counts()
 }
-
-/// `kiln::cuda::matmul_allow_tf32()`: false until set.
-static MATMUL_ALLOW_TF32: AtomicBool = AtomicBool::new(false);
-/// `kiln::cuda::conv_allow_tf32()`: true until set.
-static CONV_ALLOW_TF32: AtomicBool = AtomicBool::new(true);
 
 /// Lets f32 matmul and linear use TF32 tensor cores (10-bit mantissa products, f32
 /// accumulation) where the GEMM has them: cuBLASLt's `CUBLAS_COMPUTE_32F_FAST_TF32`.
 /// Process-wide, read at each GEMM, like `torch.backends.cuda.matmul.allow_tf32`;
 /// default false, so f32 products are exact f32 unless asked.
 pub fn set_matmul_allow_tf32(allow: bool) {
-    MATMUL_ALLOW_TF32.store(allow, Ordering::Relaxed);
+    config::set_matmul_allow_tf32(allow);
 }
 
 /// Whether f32 matmul and linear may use TF32 (see [`set_matmul_allow_tf32`]).
 pub fn matmul_allow_tf32() -> bool {
-    MATMUL_ALLOW_TF32.load(Ordering::Relaxed)
+    config::matmul_allow_tf32()
 }
 
 /// Lets f32 convolutions use TF32 tensor cores where the convolution kernels have
 /// them. Process-wide, like `torch.backends.cudnn.allow_tf32`; default true.
 pub fn set_conv_allow_tf32(allow: bool) {
-    CONV_ALLOW_TF32.store(allow, Ordering::Relaxed);
+    config::set_conv_allow_tf32(allow);
 }
 
 /// Whether f32 convolutions may use TF32 (see [`set_conv_allow_tf32`]).
 pub fn conv_allow_tf32() -> bool {
-    CONV_ALLOW_TF32.load(Ordering::Relaxed)
+    config::conv_allow_tf32()
 }
 
 /// Which GEMM runs matmul and linear on device `ordinal`, and why: `cuBLASLt 13.0`, or
@@ -154,7 +175,7 @@ pub fn conv_allow_tf32() -> bool {
 /// ```
 pub fn gemm_backend(ordinal: usize) -> Result<GemmBackend> {
     let dev = cuda::device(ordinal)?;
-    Ok(cuda::blas::backend(&dev))
+    Ok(blas::backend(&dev))
 }
 
 /// Chooses the GEMM of device `ordinal` from code, overriding `KILN_CUDA_GEMM`:
@@ -164,7 +185,7 @@ pub fn gemm_backend(ordinal: usize) -> Result<GemmBackend> {
 /// environment instead falls back to kiln's kernels, and [`gemm_backend`] says why.
 pub fn set_gemm_backend(ordinal: usize, choice: GemmChoice) -> Result<()> {
     let dev = cuda::device(ordinal)?;
-    cuda::blas::set_choice(&dev, choice)
+    blas::set_choice(&dev, choice)
 }
 
 /// How many times in this process a stream of the emulated device was made to wait for
@@ -172,5 +193,5 @@ pub fn set_gemm_backend(ordinal: usize, choice: GemmChoice) -> Result<()> {
 /// `DataLoader` uploads.
 #[cfg(feature = "cuda-emulator")]
 pub fn emulated_stream_waits() -> u64 {
-    crate::backend::cuda::emulator::stream_wait_count()
+    crate::backend::cuda::runtime::emulator::stream_wait_count()
 }

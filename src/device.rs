@@ -1,6 +1,8 @@
 //! Devices: where a tensor's memory lives and where its ops run.
-
-use crate::{Error, Result};
+//!
+//! [`Device::cuda`] and [`Device::cuda_if_available`], which open a GPU, are defined
+//! beside the rest of CUDA's public face in `src/cuda.rs`: this enum sits below the
+//! backends (they name it), so it cannot call into them.
 
 /// A compute device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,30 +14,6 @@ pub enum Device {
 }
 
 impl Device {
-    /// `Device::Cuda(ordinal)` when a GPU, its driver and kiln's kernels are usable,
-    /// otherwise `Device::Cpu`. Never fails; why CUDA cannot be used is logged at
-    /// `info` level through the `log` crate (`RUST_LOG=kiln=info` with `env_logger`).
-    pub fn cuda_if_available(ordinal: usize) -> Device {
-        match Device::cuda(ordinal) {
-            Ok(dev) => {
-                log::info!("using CUDA device {ordinal}");
-                dev
-            }
-            Err(e) => {
-                log::info!("CUDA device {ordinal} is not used, falling back to the CPU: {e}");
-                Device::Cpu
-            }
-        }
-    }
-
-    /// `Device::Cuda(ordinal)`, or an error that says why the GPU cannot be used:
-    /// [`crate::Error::CudaDriverNotFound`], [`crate::Error::NoCudaDevice`],
-    /// [`crate::Error::CudaOrdinalOutOfRange`], [`crate::Error::KernelsNotBuilt`] (or a driver error
-    /// while opening the device). The device is opened on the first call.
-    pub fn cuda(ordinal: usize) -> Result<Device> {
-        crate::backend::cuda::device(ordinal).map(|_| Device::Cuda(ordinal))
-    }
-
     /// True for [`Device::Cpu`].
     pub fn is_cpu(&self) -> bool {
         matches!(self, Device::Cpu)
@@ -56,8 +34,29 @@ impl std::fmt::Display for Device {
     }
 }
 
+/// Why a string does not name a device (`"gpu".parse::<Device>()`). It converts into
+/// [`crate::Error::InvalidArgument`] naming `device`, so `?` works in a function that
+/// returns [`crate::Result`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseDeviceError {
+    /// The string that was given.
+    pub got: String,
+}
+
+impl std::fmt::Display for ParseDeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "expected cpu, cuda or cuda:N (N a number), got {:?}",
+            self.got
+        )
+    }
+}
+
+impl std::error::Error for ParseDeviceError {}
+
 impl std::str::FromStr for Device {
-    type Err = Error;
+    type Err = ParseDeviceError;
 
     /// `"cpu"`, `"cuda"` (ordinal 0) or `"cuda:N"`, as `torch.device` spells them. Says
     /// nothing about whether the device can be used ([`Device::cuda`] does).
@@ -68,7 +67,7 @@ impl std::str::FromStr for Device {
     /// assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
     /// assert!("gpu".parse::<Device>().is_err());
     /// ```
-    fn from_str(s: &str) -> Result<Device> {
+    fn from_str(s: &str) -> Result<Device, ParseDeviceError> {
         match s.trim() {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
@@ -76,11 +75,8 @@ impl std::str::FromStr for Device {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Device::Cuda)
-                .ok_or_else(|| {
-                    Error::arg(
-                        "device",
-                        format!("expected cpu, cuda or cuda:N (N a number), got {other:?}"),
-                    )
+                .ok_or_else(|| ParseDeviceError {
+                    got: other.to_string(),
                 }),
         }
     }

@@ -3,6 +3,7 @@
 //! Variants name the problem and carry what a user needs to fix it: the operation,
 //! the argument, the expected and the actual values.
 
+use crate::device::ParseDeviceError;
 use crate::{DType, Device};
 
 /// Everything that can go wrong in kiln.
@@ -253,5 +254,11 @@ impl Error {
             op,
             msg: msg.into(),
         }
+    }
+}
+
+impl From<ParseDeviceError> for Error {
+    fn from(e: ParseDeviceError) -> Self {
+        Error::arg("device", e.to_string())
     }
 }

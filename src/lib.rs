@@ -45,12 +45,12 @@ mod tensor;
 
 pub use amp::{autocast, autocast_dtype, autocast_off, is_autocast_enabled, AutocastGuard};
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
-pub use device::Device;
+pub use device::{Device, ParseDeviceError};
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
 pub use nn::checkpoint::{load_tensors, save_tensors};
-pub use rng::{manual_seed, rng_state, set_rng_state};
-pub use tensor::{Tensor, TensorId};
+pub use rng::manual_seed;
+pub use tensor::{rng_state, set_rng_state, Tensor, TensorId};
 
 /// The names most programs need: `use kiln::prelude::*;`.
 pub mod prelude {
@@ -80,7 +80,7 @@ impl Tensor {
 /// Not part of the API: anything here may change in any release.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::backend::cuda::allocator::{
+    pub use crate::backend::cuda::runtime::allocator::{
         CachingAllocator, HostRawAllocator, RawAllocator, StreamId,
     };
     pub use crate::rng::{keep_threshold, PhiloxStream};

@@ -89,48 +89,15 @@ pub fn manual_seed(seed: u64) {
     *GENERATOR.lock() = Generator { seed, offset: 0 };
 }
 
-/// The bytes of [`rng_state`]: the seed, then the offset, little-endian.
-const STATE_BYTES: usize = 16;
-
-/// The state of kiln's random generator (PyTorch's `get_rng_state`), to resume a run
-/// with the same random numbers: a U8 CPU tensor of 16 bytes, the seed then the
-/// Philox offset as little-endian u64s. There is one generator for every device (the
-/// CPU and CUDA draw from one Philox stream, see the module docs), so this is also
-/// the state of the CUDA dropout streams. Save it with [`crate::save_tensors`].
-pub fn rng_state() -> crate::Tensor {
+/// The generator's state: its seed and Philox offset (what `kiln::rng_state` saves).
+pub(crate) fn state() -> (u64, u64) {
     let g = GENERATOR.lock();
-    let mut bytes = Vec::with_capacity(STATE_BYTES);
-    bytes.extend_from_slice(&g.seed.to_le_bytes());
-    bytes.extend_from_slice(&g.offset.to_le_bytes());
-    crate::Tensor::from_vec(bytes, &[STATE_BYTES], &crate::Device::Cpu)
-        .expect("a CPU tensor of matching shape")
+    (g.seed, g.offset)
 }
 
-/// Restores a state from [`rng_state`] (on any device): the random numbers that
-/// follow are those that followed when it was taken. Err naming `state` unless it is
-/// a U8 tensor of shape `[16]`; the generator is unchanged then.
-pub fn set_rng_state(state: &crate::Tensor) -> crate::Result<()> {
-    if state.dtype() != crate::DType::U8 || state.shape() != [STATE_BYTES] {
-        return Err(crate::Error::arg(
-            "state",
-            format!(
-                "must be a U8 tensor of shape [{STATE_BYTES}] from kiln::rng_state, got {:?} of shape {:?}",
-                state.dtype(),
-                state.shape()
-            ),
-        ));
-    }
-    let bytes = state.to_vec::<u8>()?;
-    let word = |i: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
-        u64::from_le_bytes(w)
-    };
-    *GENERATOR.lock() = Generator {
-        seed: word(0),
-        offset: word(1),
-    };
-    Ok(())
+/// Sets the generator's state (what `kiln::set_rng_state` restores).
+pub(crate) fn set_state(seed: u64, offset: u64) {
+    *GENERATOR.lock() = Generator { seed, offset };
 }
 
 /// Reserves the counters for `n` random words and returns their stream.

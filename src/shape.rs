@@ -233,6 +233,21 @@ impl Iterator for StridedIndex<'_> {
     }
 }
 
+/// Problem sizes of a batched matmul: `batch` products of (m×k)·(k×n). Here, below the
+/// backends, because both the matmul family and the CUDA runtime's cuBLASLt plans
+/// describe GEMMs with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MatmulDims {
+    /// Number of matrix products.
+    pub batch: usize,
+    /// Rows of the left operand and of the result.
+    pub m: usize,
+    /// Columns of the right operand and of the result.
+    pub n: usize,
+    /// The contracted dimension.
+    pub k: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

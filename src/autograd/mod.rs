@@ -86,9 +86,12 @@ thread_local! {
         const { RefCell::new(Vec::new()) };
 }
 
-/// Err when the last `backward` reached parameters that are not in `held`.
-pub(crate) fn check_unregistered_parameters(held: &[crate::optim::OptimParam]) -> Result<()> {
-    let held: HashSet<TensorId> = held.iter().map(|p| p.tensor.id()).collect();
+/// Err when the last `backward` reached parameters whose ids are not in `held` (an
+/// optimizer's parameters).
+pub(crate) fn check_unregistered_parameters(
+    held: impl IntoIterator<Item = TensorId>,
+) -> Result<()> {
+    let held: HashSet<TensorId> = held.into_iter().collect();
     let shapes: Vec<Vec<usize>> = LAST_BACKWARD_PARAMETERS.with_borrow(|reached| {
         reached
             .iter()
@@ -108,7 +111,7 @@ pub(crate) fn check_unregistered_parameters(held: &[crate::optim::OptimParam]) -
 /// are released afterwards, and a later `backward` through any of its nodes is
 /// [`Error::GraphReleased`], as in PyTorch; that error comes before any leaf changes.
 pub(crate) fn backward(root: &Tensor, retain_graph: bool) -> Result<()> {
-    let _autocast_off = crate::amp::autocast_off(); // each gradient op runs in its forward op's dtype
+    let _autocast_off = crate::tensor::autocast::autocast_off(); // each gradient op runs in its forward op's dtype
     if root.numel() != 1 {
         return Err(Error::NotScalar {
             op: "backward",

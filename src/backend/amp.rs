@@ -6,6 +6,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/amp.rs"]
+mod cpu;
+#[path = "cuda/ops/amp.rs"]
+mod cuda;
+
 /// The mixed-precision primitives of a backend.
 pub(crate) trait AmpOps: Sized {
     /// A contiguous copy of the elements of `layout` multiplied by `inv_scale` (rounded

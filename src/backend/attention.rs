@@ -15,6 +15,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/attention.rs"]
+mod cpu;
+#[path = "cuda/ops/attention.rs"]
+mod cuda;
+
 /// One attention problem.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct AttentionParams {
@@ -80,9 +86,20 @@ pub(crate) trait AttentionOps: Sized {
         layouts: &AttentionLayouts,
         p: &AttentionParams,
     ) -> Result<(Self, Self, Self)>;
+
+    /// The largest head dim (E and EV) the fused op takes on this backend, `None`
+    /// when it takes any: a limit of the kernels, declared once beside them.
+    fn fused_max_head_dim(&self) -> Option<usize>;
 }
 
 impl Storage {
+    /// See [`AttentionOps::fused_max_head_dim`].
+    pub(crate) fn attention_max_head_dim(&self) -> Result<Option<usize>> {
+        dispatch!("scaled_dot_product_attention", (self), |(q)| {
+            Ok::<_, crate::Error>(q.fused_max_head_dim())
+        })
+    }
+
     /// See [`AttentionOps::attention_forward`].
     pub(crate) fn attention_forward(
         &self,

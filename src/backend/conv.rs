@@ -8,6 +8,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/conv.rs"]
+mod cpu;
+#[path = "cuda/ops/conv.rs"]
+mod cuda;
+
 /// One 2-D convolution: input (n, c_in, h, w), weight (c_out, c_in / groups, kh, kw),
 /// output (n, c_out, out_h, out_w).
 ///

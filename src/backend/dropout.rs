@@ -5,6 +5,12 @@ use crate::rng::PhiloxStream;
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/dropout.rs"]
+mod cpu;
+#[path = "cuda/ops/dropout.rs"]
+mod cuda;
+
 /// The dropout primitive of a backend.
 pub(crate) trait DropoutOps: Sized {
     /// Dropout with drop probability `p` in (0, 1): element `i` (row-major in

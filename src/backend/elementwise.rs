@@ -10,6 +10,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/elementwise.rs"]
+mod cpu;
+#[path = "cuda/ops/elementwise.rs"]
+mod cuda;
+
 /// Elementwise ops of one operand. Scalar parameters are given as f64.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum UnaryOp {

@@ -1,9 +1,17 @@
 //! Creating storage on a device: constants, ranges and random numbers, computed
 //! where they will live instead of on the host and then uploaded.
 
-use super::{cuda, CpuStorage, CudaStorage, Storage};
+use super::{CpuStorage, CudaStorage, Storage};
 use crate::rng::PhiloxStream;
 use crate::{DType, Device, Result};
+
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/fill.rs"]
+mod cpu;
+#[path = "cuda/ops/fill.rs"]
+mod cuda;
+
+pub(crate) use cuda::philox_words;
 
 /// The creation primitives of a backend. Each makes a contiguous storage of `n`
 /// elements of `dtype` at `place`.
@@ -34,7 +42,7 @@ macro_rules! create {
         match $device {
             Device::Cpu => Ok(Storage::Cpu(<CpuStorage as FillOps>::$method(&(), $($arg),*)?)),
             Device::Cuda(ordinal) => Ok(Storage::Cuda(<CudaStorage as FillOps>::$method(
-                &cuda::device(*ordinal)?,
+                &crate::backend::cuda::device(*ordinal)?,
                 $($arg),*
             )?)),
         }

@@ -5,6 +5,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/image.rs"]
+mod cpu;
+#[path = "cuda/ops/image.rs"]
+mod cuda;
+
 /// One crop-and-flip of a batch: input (n, c, h, w), output (n, c, out_h, out_w).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CropFlipParams {

@@ -11,6 +11,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/index.rs"]
+mod cpu;
+#[path = "cuda/ops/index.rs"]
+mod cuda;
+
 /// The index primitives of a backend.
 pub(crate) trait IndexOps: Sized {
     /// The smallest and largest element of the I64 index at `layout`, or `None` when

@@ -20,6 +20,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::{Error, Result};
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/loss.rs"]
+mod cpu;
+#[path = "cuda/ops/loss.rs"]
+mod cuda;
+
 /// One class-index loss problem.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct CrossEntropyParams {

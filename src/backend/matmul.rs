@@ -4,18 +4,13 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
-/// Problem sizes of a batched matmul: `batch` products of (m×k)·(k×n).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MatmulDims {
-    /// Number of matrix products.
-    pub batch: usize,
-    /// Rows of the left operand and of the result.
-    pub m: usize,
-    /// Columns of the right operand and of the result.
-    pub n: usize,
-    /// The contracted dimension.
-    pub k: usize,
-}
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/matmul.rs"]
+mod cpu;
+#[path = "cuda/ops/matmul.rs"]
+mod cuda;
+
+pub(crate) use crate::shape::MatmulDims;
 
 /// An activation a backend may apply in a GEMM's epilogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

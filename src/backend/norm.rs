@@ -12,6 +12,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/norm.rs"]
+mod cpu;
+#[path = "cuda/ops/norm.rs"]
+mod cuda;
+
 /// One batch-norm problem: the input seen as `(n, c, s)`, contiguous or not.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct BatchNormParams {

@@ -6,6 +6,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/optim.rs"]
+mod cpu;
+#[path = "cuda/ops/optim.rs"]
+mod cuda;
+
 /// The hyper-parameters of one SGD step (`torch.optim.SGD`'s single-tensor rule):
 ///
 /// ```text

@@ -11,6 +11,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/pad.rs"]
+mod cpu;
+#[path = "cuda/ops/pad.rs"]
+mod cuda;
+
 /// How the border is filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PadKind {

@@ -5,6 +5,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/pool.rs"]
+mod cpu;
+#[path = "cuda/ops/pool.rs"]
+mod cuda;
+
 /// One 2-D pooling over windows: input (n, c, h, w), output (n, c, out_h, out_w).
 ///
 /// Output `(oy, ox)` covers input rows `oy * stride_h - pad_h ..` for `kh` rows

@@ -4,6 +4,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::{DType, Result};
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/reduce.rs"]
+mod cpu;
+#[path = "cuda/ops/reduce.rs"]
+mod cuda;
+
 /// Reductions over one dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReduceOp {

@@ -4,6 +4,12 @@ use super::{dispatch, Storage};
 use crate::shape::Layout;
 use crate::Result;
 
+// The family's two implementations (docs/ARCHITECTURE.md, "One op family").
+#[path = "cpu/softmax.rs"]
+mod cpu;
+#[path = "cuda/ops/softmax.rs"]
+mod cuda;
+
 /// The softmax primitive of a backend.
 pub(crate) trait SoftmaxOps: Sized {
     /// Softmax (or log-softmax when `log`) of the elements of `layout` along `dim`,

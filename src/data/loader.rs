@@ -7,12 +7,11 @@
 //! and, with [`DataLoader::device`], moved to the device. With `prefetch > 0` a
 //! background thread prepares the next `prefetch` batches while the caller trains on
 //! the current one; on CUDA it also uploads them, from pinned memory on the device's
-//! copy stream (`backend/cuda/staging.rs`), and the compute stream waits for the copy
+//! copy stream (the tensor layer's `Uploader`), and the compute stream waits for the copy
 //! on the device when the batch is handed out.
 
 use super::{shuffle, Dataset};
-use crate::backend::cuda::staging::{Stager, Upload};
-use crate::backend::Storage;
+use crate::tensor::{PendingUpload, Uploader};
 use crate::{Device, Error, Result, Tensor};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -137,10 +136,7 @@ impl DataLoader {
         if self.batch_size == 0 {
             return Err(Error::arg("batch_size", "must be at least 1"));
         }
-        let stager = match self.device {
-            Device::Cpu => None,
-            Device::Cuda(ordinal) => Some(Stager::new(ordinal)?),
-        };
+        let uploader = Uploader::new(&self.device)?;
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.shuffle {
@@ -160,7 +156,7 @@ impl DataLoader {
             order,
             batch_size: self.batch_size,
             next: 0,
-            stager,
+            uploader,
         };
         let source = if self.prefetch == 0 {
             Source::Inline(producer)
@@ -200,35 +196,9 @@ enum Source {
     Inline(Producer),
     /// Batches made by a background thread, `prefetch` ahead.
     Thread {
-        rx: Option<Receiver<Result<Prepared>>>,
+        rx: Option<Receiver<Result<PendingUpload>>>,
         handle: Option<JoinHandle<()>>,
     },
-}
-
-/// A collated batch; on CUDA with its upload still queued on the copy stream.
-struct Prepared {
-    fields: Vec<Tensor>,
-    upload: Option<Upload>,
-}
-
-impl Prepared {
-    /// The batch, usable on the compute stream.
-    fn ready(self) -> Result<Vec<Tensor>> {
-        if let Some(upload) = self.upload {
-            let guards: Vec<_> = self.fields.iter().map(|t| t.storage()).collect();
-            let storages: Vec<_> = guards
-                .iter()
-                .filter_map(|g| match &**g {
-                    Storage::Cuda(s) => Some(s),
-                    Storage::Cpu(_) => None,
-                })
-                .collect();
-            upload.finish(&storages)?;
-            drop(storages);
-            drop(guards);
-        }
-        Ok(self.fields)
-    }
 }
 
 /// Makes the batches of one epoch, in order.
@@ -237,11 +207,11 @@ struct Producer {
     order: Vec<usize>,
     batch_size: usize,
     next: usize,
-    stager: Option<Stager>,
+    uploader: Uploader,
 }
 
 impl Producer {
-    fn next_batch(&mut self) -> Option<Result<Prepared>> {
+    fn next_batch(&mut self) -> Option<Result<PendingUpload>> {
         let start = self.next;
         if start >= self.order.len() {
             return None;
@@ -251,40 +221,13 @@ impl Producer {
         Some(self.prepare(start..end))
     }
 
-    fn prepare(&mut self, range: std::ops::Range<usize>) -> Result<Prepared> {
+    /// The batch of `range`, collated, its upload to the loader's device started.
+    fn prepare(&mut self, range: std::ops::Range<usize>) -> Result<PendingUpload> {
         let samples = self.order[range]
             .iter()
             .map(|&i| self.dataset.get(i))
             .collect::<Result<Vec<_>>>()?;
-        let fields = collate(&samples)?;
-        let Some(stager) = &mut self.stager else {
-            return Ok(Prepared {
-                fields,
-                upload: None,
-            });
-        };
-        let guards: Vec<_> = fields.iter().map(|t| t.storage()).collect();
-        let hosts = guards
-            .iter()
-            .zip(&fields)
-            .map(|(g, t)| match &**g {
-                Storage::Cpu(s) => Ok((s, t.storage_offset(), t.numel())),
-                Storage::Cuda(_) => Err(Error::arg(
-                    "dataset",
-                    "Dataset::get must return CPU tensors (the loader moves batches)",
-                )),
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let (storages, upload) = stager.upload(&hosts)?;
-        let fields = storages
-            .into_iter()
-            .zip(&fields)
-            .map(|(s, t)| Tensor::from_storage(Storage::Cuda(s), t.shape()))
-            .collect();
-        Ok(Prepared {
-            fields,
-            upload: Some(upload),
-        })
+        self.uploader.upload(collate(&samples)?)
     }
 }
 
@@ -352,7 +295,7 @@ impl Iterator for DataLoaderIter {
                 }
             },
         };
-        Some(prepared.and_then(Prepared::ready))
+        Some(prepared.and_then(PendingUpload::ready))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -4,7 +4,7 @@
 
 use super::groups::{cpu_tensor, state_copy, Groups, Hyper, Opt, StateReader};
 use super::{GroupHandle, OptimParam, Optimizer, ParamGroup};
-use crate::backend::AdamStep;
+use crate::backend::optim::AdamStep;
 use crate::{Result, Tensor};
 
 /// The options Adam and AdamW have, in state-dict order.

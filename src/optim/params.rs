@@ -153,7 +153,9 @@ impl ParamSet {
     /// The pitfall checks made before any update.
     pub fn check(&self) -> Result<()> {
         if !self.allow_unregistered {
-            crate::autograd::check_unregistered_parameters(&self.params)?;
+            crate::autograd::check_unregistered_parameters(
+                self.params.iter().map(|p| p.tensor.id()),
+            )?;
         }
         if !self.allow_unused {
             let names: Vec<String> = self

@@ -3,7 +3,7 @@
 
 use super::groups::{state_copy, Groups, Hyper, Opt, StateReader};
 use super::{GroupHandle, OptimParam, Optimizer, ParamGroup};
-use crate::backend::SgdStep;
+use crate::backend::optim::SgdStep;
 use crate::{Error, Result, Tensor};
 
 /// The options SGD has, in state-dict order.

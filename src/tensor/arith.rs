@@ -5,7 +5,7 @@
 
 use super::{StorageLocks, Tensor};
 use crate::autograd::record;
-use crate::backend::{is_int_scalar, BinaryOp, CmpOp, UnaryOp};
+use crate::backend::elementwise::{is_int_scalar, BinaryOp, CmpOp, UnaryOp};
 use crate::shape::{broadcast_shape, checked_numel, Layout};
 use crate::{DType, Result};
 
@@ -34,7 +34,7 @@ impl Tensor {
 
     /// `self + rhs`, broadcasting.
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.add(b)) {
+        if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.add(b)) {
             return y;
         }
         let out = self.binary_raw(BinaryOp::Add, rhs, "add")?;
@@ -46,7 +46,7 @@ impl Tensor {
 
     /// `self - rhs`, broadcasting.
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.sub(b)) {
+        if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.sub(b)) {
             return y;
         }
         let out = self.binary_raw(BinaryOp::Sub, rhs, "sub")?;
@@ -61,7 +61,7 @@ impl Tensor {
 
     /// `self * rhs`, broadcasting.
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.mul(b)) {
+        if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.mul(b)) {
             return y;
         }
         let out = self.binary_raw(BinaryOp::Mul, rhs, "mul")?;
@@ -76,7 +76,7 @@ impl Tensor {
 
     /// `self / rhs`, broadcasting (float dtypes).
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
-        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| a.div(b)) {
+        if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.div(b)) {
             return y;
         }
         let out = self.binary_raw(BinaryOp::Div, rhs, "div")?;
@@ -106,7 +106,7 @@ impl Tensor {
         wins: CmpOp,
         name: &'static str,
     ) -> Result<Tensor> {
-        if let Some(y) = crate::amp::promote([self, rhs], [], |[a, b], []| {
+        if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| {
             a.pairwise_extremum(b, op, wins, name)
         }) {
             return y;
@@ -154,7 +154,7 @@ impl Tensor {
 
     /// `e^self`.
     pub fn exp(&self) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.exp()) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.exp()) {
             return y;
         }
         self.unary_with(UnaryOp::Exp, "exp", |_, out| Ok(out.clone()))
@@ -162,7 +162,7 @@ impl Tensor {
 
     /// Natural logarithm.
     pub fn log(&self) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.log()) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.log()) {
             return y;
         }
         self.unary_with(UnaryOp::Log, "log", |x, _| x.powf(-1.0))
@@ -208,7 +208,7 @@ impl Tensor {
 
     /// `self ^ e` for a scalar exponent.
     pub fn powf(&self, e: f64) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.powf(e)) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.powf(e)) {
             return y;
         }
         let out = self.unary_raw(UnaryOp::PowScalar(e))?;

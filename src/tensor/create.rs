@@ -121,3 +121,43 @@ fn alloc_len(op: &'static str, shape: &[usize], dtype: DType) -> Result<usize> {
         )),
     }
 }
+
+/// The bytes of [`rng_state`]: the seed, then the offset, little-endian.
+const STATE_BYTES: usize = 16;
+
+/// The state of kiln's random generator (PyTorch's `get_rng_state`), to resume a run
+/// with the same random numbers: a U8 CPU tensor of 16 bytes, the seed then the
+/// Philox offset as little-endian u64s. There is one generator for every device (the
+/// CPU and CUDA draw from one Philox stream, `src/rng.rs`), so this is also
+/// the state of the CUDA dropout streams. Save it with [`crate::save_tensors`].
+pub fn rng_state() -> Tensor {
+    let (seed, offset) = rng::state();
+    let mut bytes = Vec::with_capacity(STATE_BYTES);
+    bytes.extend_from_slice(&seed.to_le_bytes());
+    bytes.extend_from_slice(&offset.to_le_bytes());
+    Tensor::from_vec(bytes, &[STATE_BYTES], &Device::Cpu).expect("a CPU tensor of matching shape")
+}
+
+/// Restores a state from [`rng_state`] (on any device): the random numbers that
+/// follow are those that followed when it was taken. Err naming `state` unless it is
+/// a U8 tensor of shape `[16]`; the generator is unchanged then.
+pub fn set_rng_state(state: &Tensor) -> Result<()> {
+    if state.dtype() != DType::U8 || state.shape() != [STATE_BYTES] {
+        return Err(Error::arg(
+            "state",
+            format!(
+                "must be a U8 tensor of shape [{STATE_BYTES}] from kiln::rng_state, got {:?} of shape {:?}",
+                state.dtype(),
+                state.shape()
+            ),
+        ));
+    }
+    let bytes = state.to_vec::<u8>()?;
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[8 * i..8 * i + 8]);
+        u64::from_le_bytes(w)
+    };
+    rng::set_state(word(0), word(1));
+    Ok(())
+}

@@ -3,7 +3,7 @@
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::backend::UnaryOp;
+use crate::backend::elementwise::UnaryOp;
 use crate::shape::check_dim;
 use crate::{Error, Result};
 

@@ -3,14 +3,14 @@
 
 use super::{StorageLocks, Tensor};
 use crate::autograd::record;
-use crate::backend::{Activation, MatmulDims};
+use crate::backend::matmul::{Activation, MatmulDims};
 use crate::shape::{broadcast_shape, checked_numel, numel, Layout};
 use crate::{Error, Result};
 
 impl Tensor {
     /// Matrix product, batched and broadcast over leading dimensions like `torch.matmul`.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        if let Some(y) = crate::amp::lower([self, rhs], [], |[a, b], []| a.matmul(b)) {
+        if let Some(y) = crate::tensor::autocast::lower([self, rhs], [], |[a, b], []| a.matmul(b)) {
             return y;
         }
         self.check_same_device("matmul", rhs)?;

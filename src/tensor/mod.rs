@@ -5,6 +5,7 @@
 //! contiguous tensor, ...) share the storage and differ only in their [`Layout`].
 
 mod arith;
+pub(crate) mod autocast;
 mod construct;
 mod convert;
 mod create;
@@ -16,6 +17,7 @@ mod operators;
 mod optim;
 mod reduce;
 mod relocate;
+mod staging;
 mod view;
 
 use crate::autograd::Node;
@@ -26,9 +28,11 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use create::{rng_state, set_rng_state};
 pub(crate) use locks::StorageLocks;
 pub(crate) use relocate::relocate_in_place;
 use relocate::StorageCell;
+pub(crate) use staging::{PendingUpload, Uploader};
 
 /// A unique id per tensor handle (views get their own), used by autograd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,7 +2,7 @@
 //! of the backends), for `src/optim/`. Not recorded by autograd.
 
 use super::{StorageLocks, Tensor};
-use crate::backend::{AdamStep, SgdStep};
+use crate::backend::optim::{AdamStep, SgdStep};
 use crate::{Error, Result};
 
 impl Tensor {

@@ -2,7 +2,7 @@
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::backend::ReduceOp;
+use crate::backend::reduce::ReduceOp;
 use crate::shape::{check_dim, checked_numel};
 use crate::{DType, Error, Result};
 
@@ -41,7 +41,7 @@ impl Tensor {
 
     /// Sum over `dim`. Integer tensors sum to I64.
     pub fn sum(&self, dim: usize, keepdim: bool) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.sum(dim, keepdim)) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.sum(dim, keepdim)) {
             return y;
         }
         let out = self.reduce_raw(ReduceOp::Sum, dim, keepdim, "sum")?;
@@ -61,7 +61,7 @@ impl Tensor {
 
     /// Mean over `dim` (float dtypes).
     pub fn mean(&self, dim: usize, keepdim: bool) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.mean(dim, keepdim)) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.mean(dim, keepdim)) {
             return y;
         }
         self.check_float("mean")?;
@@ -125,7 +125,7 @@ impl Tensor {
 
     /// Sum of every element, as a rank-0 tensor.
     pub fn sum_all(&self) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.sum_all()) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.sum_all()) {
             return y;
         }
         self.reshape(&[self.numel()])?.sum(0, false)
@@ -133,7 +133,7 @@ impl Tensor {
 
     /// Mean of every element, as a rank-0 tensor (float dtypes).
     pub fn mean_all(&self) -> Result<Tensor> {
-        if let Some(y) = crate::amp::fp32([self], [], |[x], []| x.mean_all()) {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.mean_all()) {
             return y;
         }
         self.check_float("mean_all")?;

@@ -2,9 +2,9 @@
 //! `kernels/amp.cu`: f32 and bf16 compute in f32, f64 in f64, with `inv_scale`
 //! rounded to f32 first (PyTorch keeps it in a float tensor).
 
-use super::dtype::contiguous_as;
-use super::CpuStorage;
-use crate::backend::{check_unscale_operands, AmpOps};
+use super::{check_unscale_operands, AmpOps};
+use crate::backend::cpu::dtype::contiguous_as;
+use crate::backend::cpu::CpuStorage;
 use crate::dtype::WithDType;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};

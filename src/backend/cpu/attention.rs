@@ -8,11 +8,11 @@
 //! memory. Each output has one owner and is summed in a fixed order, so the results
 //! do not depend on the thread count.
 
-use super::alloc;
-use super::dtype::{compute_dtype, contiguous_as};
-use super::elementwise::Float;
-use super::CpuStorage;
-use crate::backend::{AttentionLayouts, AttentionOps, AttentionParams};
+use super::{AttentionLayouts, AttentionOps, AttentionParams};
+use crate::backend::cpu::alloc;
+use crate::backend::cpu::dtype::{compute_dtype, contiguous_as};
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::CpuStorage;
 use crate::shape::Layout;
 use crate::{DType, Result};
 use rayon::prelude::*;
@@ -175,6 +175,11 @@ fn wrap<T: Float>(v: Vec<T>, dtype: DType) -> Result<CpuStorage> {
 }
 
 impl AttentionOps for CpuStorage {
+    /// The CPU takes any head dim.
+    fn fused_max_head_dim(&self) -> Option<usize> {
+        None
+    }
+
     fn attention_forward(
         &self,
         k: &CpuStorage,

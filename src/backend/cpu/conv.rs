@@ -11,17 +11,17 @@
 //! a single-threaded GEMM (no synchronisation inside an image); with fewer images
 //! the GEMM itself is parallel.
 
-use super::alloc;
-use super::dtype::{contiguous_as, float_kernel, same_dtype};
-use super::gemm_util::{gemm, Float, Mat};
-use super::CpuStorage;
-use crate::backend::{Conv2dParams, ConvOps};
+use super::{Conv2dParams, ConvOps};
+use crate::backend::cpu::alloc;
+use crate::backend::cpu::dtype::{contiguous_as, float_kernel, same_dtype};
+use crate::backend::cpu::gemm_util::{gemm, Float, Mat};
+use crate::backend::cpu::CpuStorage;
 use crate::shape::Layout;
 use crate::Result;
 use rayon::prelude::*;
 
 impl ConvOps for CpuStorage {
-    /// Forward convolution; see [`crate::backend::ConvOps::conv2d`].
+    /// Forward convolution; see [`crate::backend::conv::ConvOps::conv2d`].
     fn conv2d(
         &self,
         xl: &Layout,
@@ -42,7 +42,7 @@ impl ConvOps for CpuStorage {
         }))
     }
 
-    /// Gradient of the input; see [`crate::backend::ConvOps::conv2d_backward_input`].
+    /// Gradient of the input; see [`crate::backend::conv::ConvOps::conv2d_backward_input`].
     fn conv2d_backward_input(
         &self,
         gl: &Layout,
@@ -58,7 +58,7 @@ impl ConvOps for CpuStorage {
         }))
     }
 
-    /// Gradient of the weight; see [`crate::backend::ConvOps::conv2d_backward_weight`].
+    /// Gradient of the weight; see [`crate::backend::conv::ConvOps::conv2d_backward_weight`].
     fn conv2d_backward_weight(
         &self,
         xl: &Layout,

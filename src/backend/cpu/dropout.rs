@@ -8,10 +8,10 @@
 //! `pulp`'s runtime CPU dispatch, so the compiler vectorises the rounds with the
 //! widest SIMD the machine has (AVX2 or AVX-512 on x86) without `unsafe` here.
 
-use super::dtype::{contiguous_as, float_kernel};
-use super::gemm_util::Float;
-use super::CpuStorage;
-use crate::backend::DropoutOps;
+use super::DropoutOps;
+use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
+use crate::backend::cpu::gemm_util::Float;
+use crate::backend::cpu::CpuStorage;
 use crate::dtype::WithDType;
 use crate::rng::{keep_threshold, PhiloxStream};
 use crate::shape::Layout;
@@ -27,7 +27,7 @@ const BATCH: usize = 4 * LANES;
 const CHUNK: usize = 1 << 14;
 
 impl DropoutOps for CpuStorage {
-    /// Dropout with drop probability `p`; see [`crate::backend::DropoutOps::dropout`].
+    /// Dropout with drop probability `p`; see [`crate::backend::dropout::DropoutOps::dropout`].
     fn dropout(&self, layout: &Layout, stream: PhiloxStream, p: f64) -> Result<CpuStorage> {
         let threshold = keep_threshold(p);
         let scale = 1.0 / (1.0 - p);
@@ -41,7 +41,7 @@ impl DropoutOps for CpuStorage {
 /// Output `i` is `x[i] * scale` where kept and `x[i] * 0` elsewhere (a product, as in
 /// PyTorch, so a dropped NaN or infinity still gives NaN).
 fn apply<T: Float>(x: &[T], stream: PhiloxStream, threshold: u64, scale: T) -> Result<Vec<T>> {
-    let mut out = super::alloc::filled(x.len(), T::default())?;
+    let mut out = crate::backend::cpu::alloc::filled(x.len(), T::default())?;
     let task = |c: usize, dst: &mut [T], src: &[T]| {
         pulp::Arch::new().dispatch(Chunk {
             dst,

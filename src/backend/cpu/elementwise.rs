@@ -4,8 +4,10 @@
 //! calls become one tight loop over rows; rows are spread over threads when the
 //! tensor is large.
 
-use super::{alloc, vectorized, Num, PARALLEL_THRESHOLD};
-use crate::backend::{BinaryOp, CmpOp, CpuStorage, ElementwiseOps, UnaryOp};
+use super::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::{alloc, vectorized, Num, PARALLEL_THRESHOLD};
+use crate::backend::CpuStorage;
 use crate::shape::Layout;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -302,69 +304,6 @@ impl<T: Copy, U, F: Fn(T, T) -> U> pulp::WithSimd for Map2Row<'_, T, U, F> {
         }
     }
 }
-
-/// Float element types with the math the unary ops need.
-pub(crate) trait Float:
-    Num
-    + std::ops::Neg<Output = Self>
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::Div<Output = Self>
-{
-    fn exp(self) -> Self;
-    fn ln(self) -> Self;
-    fn sqrt(self) -> Self;
-    fn tanh(self) -> Self;
-    fn abs(self) -> Self;
-    fn powf(self, e: Self) -> Self;
-    fn erf(self) -> Self;
-    fn ln_1p(self) -> Self;
-    fn sin(self) -> Self;
-    fn cos(self) -> Self;
-}
-
-macro_rules! float_impl {
-    ($t:ty, $exp:path, $erf:path) => {
-        impl Float for $t {
-            #[inline(always)]
-            fn exp(self) -> Self {
-                $exp(self)
-            }
-            fn ln(self) -> Self {
-                <$t>::ln(self)
-            }
-            fn sqrt(self) -> Self {
-                <$t>::sqrt(self)
-            }
-            fn tanh(self) -> Self {
-                <$t>::tanh(self)
-            }
-            fn abs(self) -> Self {
-                <$t>::abs(self)
-            }
-            fn powf(self, e: Self) -> Self {
-                <$t>::powf(self, e)
-            }
-            fn erf(self) -> Self {
-                $erf(self)
-            }
-            fn ln_1p(self) -> Self {
-                <$t>::ln_1p(self)
-            }
-            fn sin(self) -> Self {
-                <$t>::sin(self)
-            }
-            fn cos(self) -> Self {
-                <$t>::cos(self)
-            }
-        }
-    };
-}
-// f32 exp is computed inline so that exp and sigmoid loops vectorize (see `math`);
-// f64 keeps libm's.
-float_impl!(f32, super::math::exp_f32, libm::erff);
-float_impl!(f64, f64::exp, libm::erf);
 
 pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<T>> {
     let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));

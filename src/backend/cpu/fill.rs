@@ -2,9 +2,9 @@
 //! computed in f64 and converted to the dtype as it is written, as every backend
 //! must; the buffer is made in the target dtype (no f64 staging copy), fallibly.
 
-use super::dtype::{compute_dtype, dispatch_dtype};
-use super::{alloc, CpuStorage};
-use crate::backend::FillOps;
+use super::FillOps;
+use crate::backend::cpu::dtype::{compute_dtype, dispatch_dtype};
+use crate::backend::cpu::{alloc, CpuStorage};
 use crate::dtype::WithDType;
 use crate::rng::{self, PhiloxStream};
 use crate::{DType, Result};

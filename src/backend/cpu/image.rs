@@ -1,15 +1,15 @@
 //! Image transforms on the CPU: the crop-and-flip gather, parallel over (image,
 //! channel) planes, for every dtype (a copy of elements, no arithmetic).
 
-use super::dtype::{contiguous_as, dispatch_dtype, same_dtype};
-use super::{alloc, CpuStorage};
-use crate::backend::{CropFlipParams, ImageOps};
+use super::{CropFlipParams, ImageOps};
+use crate::backend::cpu::dtype::{contiguous_as, dispatch_dtype, same_dtype};
+use crate::backend::cpu::{alloc, CpuStorage};
 use crate::shape::Layout;
 use crate::{DType, Result, WithDType};
 use rayon::prelude::*;
 
 impl ImageOps for CpuStorage {
-    /// See [`crate::backend::ImageOps::crop_flip`].
+    /// See [`crate::backend::image::ImageOps::crop_flip`].
     fn crop_flip(
         &self,
         layout: &Layout,

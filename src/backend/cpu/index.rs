@@ -2,9 +2,11 @@
 //! validation, gather, scatter_add (in the order the CUDA kernel sums: the base, then
 //! increasing position along `dim`) and where_cond.
 
-use super::dtype::{contiguous_as, dispatch_dtype, float_kernel, same_dtype, with_vec};
-use super::{alloc, CpuStorage, Num};
-use crate::backend::IndexOps;
+use super::IndexOps;
+use crate::backend::cpu::dtype::{
+    contiguous_as, dispatch_dtype, float_kernel, same_dtype, with_vec,
+};
+use crate::backend::cpu::{alloc, CpuStorage, Num};
 use crate::dtype::WithDType;
 use crate::shape::{contiguous_strides, Layout};
 use crate::{DType, Result};

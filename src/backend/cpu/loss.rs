@@ -3,11 +3,11 @@
 //! its target's logit and weight and the weighted sum of its logits; the gradient
 //! elementwise.
 
-use super::alloc;
-use super::dtype::{compute_dtype, contiguous_as};
-use super::elementwise::Float;
-use super::{CpuStorage, PARALLEL_THRESHOLD};
-use crate::backend::{CrossEntropyParams, LossOps};
+use super::{CrossEntropyParams, LossOps};
+use crate::backend::cpu::alloc;
+use crate::backend::cpu::dtype::{compute_dtype, contiguous_as};
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
 use crate::shape::Layout;
 use crate::{DType, Result};
 use rayon::prelude::*;

@@ -1,5 +1,8 @@
 //! Elementary functions written in plain arithmetic, so that loops over them
-//! auto-vectorize (a call into libm per element cannot).
+//! auto-vectorize (a call into libm per element cannot), and [`Float`], the math the
+//! float kernels of every family are generic over.
+
+use crate::backend::cpu::Num;
 
 /// e^x in f32, at most 1 ulp from the correctly rounded value (tested over the
 /// whole finite range below); NaN stays NaN, +inf and large x give +inf,
@@ -35,6 +38,69 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
     p * pow2(n1) * pow2(n2)
 }
+
+/// Float element types with the math the unary ops need.
+pub(crate) trait Float:
+    Num
+    + std::ops::Neg<Output = Self>
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn tanh(self) -> Self;
+    fn abs(self) -> Self;
+    fn powf(self, e: Self) -> Self;
+    fn erf(self) -> Self;
+    fn ln_1p(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+}
+
+macro_rules! float_impl {
+    ($t:ty, $exp:path, $erf:path) => {
+        impl Float for $t {
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
+        }
+    };
+}
+// f32 exp is computed inline so that exp and sigmoid loops vectorize (see `math`);
+// f64 keeps libm's.
+float_impl!(f32, exp_f32, libm::erff);
+float_impl!(f64, f64::exp, libm::erf);
 
 #[cfg(test)]
 mod tests {

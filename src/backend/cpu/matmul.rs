@@ -1,7 +1,8 @@
 //! Batched matrix multiplication through the `gemm` crate (a BLAS-class GEMM in
 //! pure Rust that reads strided operands, so transposed views need no copy).
 
-use crate::backend::{CpuStorage, MatmulDims, MatmulOps};
+use super::{MatmulDims, MatmulOps};
+use crate::backend::CpuStorage;
 use crate::shape::Layout;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -57,7 +58,7 @@ pub(crate) fn matmul<T: crate::dtype::WithDType + Default>(
         .checked_mul(m)
         .and_then(|bm| bm.checked_mul(n))
         .ok_or_else(|| Error::shape("matmul", format!("{dims:?} has too many elements")))?;
-    let mut out = super::alloc::filled(len, T::default())?;
+    let mut out = crate::backend::cpu::alloc::filled(len, T::default())?;
     if out.is_empty() {
         return Ok(out);
     }

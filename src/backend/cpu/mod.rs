@@ -5,25 +5,9 @@
 //! (kernels are generic over the element type, f16/bf16 computed in f32).
 
 pub(crate) mod alloc;
-mod amp;
-mod attention;
-mod conv;
-mod dropout;
 pub(crate) mod dtype;
-mod elementwise;
-mod fill;
 pub(crate) mod gemm_util;
-mod image;
-mod index;
-mod loss;
-mod math;
-mod matmul;
-mod norm;
-mod optim;
-mod pad;
-mod pool;
-mod reduce;
-mod softmax;
+pub(crate) mod math;
 
 use crate::backend::BackendStorage;
 use crate::dtype::WithDType;

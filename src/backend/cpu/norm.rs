@@ -11,11 +11,11 @@
 //! count; the elementwise passes run in parallel over the `(sample, channel)` rows of
 //! `s` values.
 
-use super::alloc;
-use super::dtype::{compute_dtype, contiguous_as, float_kernel};
-use super::elementwise::Float;
-use super::{CpuStorage, PARALLEL_THRESHOLD};
-use crate::backend::{BatchNormParams, LayerNormParams, NormOps};
+use super::{BatchNormParams, LayerNormParams, NormOps};
+use crate::backend::cpu::alloc;
+use crate::backend::cpu::dtype::{compute_dtype, contiguous_as, float_kernel};
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
 use crate::dtype::WithDType;
 use crate::shape::Layout;
 use crate::{DType, Result};

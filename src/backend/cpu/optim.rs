@@ -4,9 +4,9 @@
 //! The element rules ([`sgd_element`], [`adam_element`]) are written once, with the
 //! scalars converted to the compute type once per step, as the kernel does.
 
-use super::dtype::contiguous_as;
-use super::CpuStorage;
-use crate::backend::{check_step_operands, AdamStep, OptimOps, SgdStep};
+use super::{check_step_operands, AdamStep, OptimOps, SgdStep};
+use crate::backend::cpu::dtype::contiguous_as;
+use crate::backend::cpu::CpuStorage;
 use crate::dtype::WithDType;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};

@@ -1,18 +1,18 @@
 //! Padding on the CPU (the reference for `kernels/pad.cu`), parallel over planes.
 //! The index rules are `backend/pad.rs`'s `source` and `receivers`.
 
-use super::alloc;
-use super::dtype::{contiguous_as, float_kernel};
-use super::gemm_util::Float;
-use super::{CpuStorage, PARALLEL_THRESHOLD};
+use super::{Pad2dParams, PadOps};
+use crate::backend::cpu::alloc;
+use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
+use crate::backend::cpu::gemm_util::Float;
+use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
 use crate::backend::pad::{receivers, source};
-use crate::backend::{Pad2dParams, PadOps};
 use crate::shape::Layout;
 use crate::Result;
 use rayon::prelude::*;
 
 impl PadOps for CpuStorage {
-    /// See [`crate::backend::PadOps::pad2d`].
+    /// See [`crate::backend::pad::PadOps::pad2d`].
     fn pad2d(&self, layout: &Layout, p: &Pad2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("pad2d", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout)?;
@@ -20,7 +20,7 @@ impl PadOps for CpuStorage {
         }))
     }
 
-    /// See [`crate::backend::PadOps::pad2d_backward`].
+    /// See [`crate::backend::pad::PadOps::pad2d_backward`].
     fn pad2d_backward(&self, gl: &Layout, p: &Pad2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("pad2d_backward", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl)?;

@@ -3,17 +3,17 @@
 //! the max keeps the first largest value (a NaN wins), the average divides by the
 //! window's size including padding (`count_include_pad=True`).
 
-use super::alloc;
-use super::dtype::{contiguous_as, float_kernel};
-use super::gemm_util::Float;
-use super::{CpuStorage, PARALLEL_THRESHOLD};
-use crate::backend::{AdaptivePool2dParams, Pool2dParams, PoolOps};
+use super::{AdaptivePool2dParams, Pool2dParams, PoolOps};
+use crate::backend::cpu::alloc;
+use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
+use crate::backend::cpu::gemm_util::Float;
+use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
 use crate::shape::Layout;
 use crate::{DType, Result};
 use rayon::prelude::*;
 
 impl PoolOps for CpuStorage {
-    /// Max pooling; see [`crate::backend::PoolOps::max_pool2d`].
+    /// Max pooling; see [`crate::backend::pool::PoolOps::max_pool2d`].
     fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CpuStorage, CpuStorage)> {
         let mut indices = alloc::filled(p.output_len(), 0i64)?;
         let values = float_kernel!("max_pool2d", self.dtype(), |T| {
@@ -23,7 +23,7 @@ impl PoolOps for CpuStorage {
         Ok((values, CpuStorage::I64(indices)))
     }
 
-    /// Gradient of max pooling; see [`crate::backend::PoolOps::max_pool2d_backward`].
+    /// Gradient of max pooling; see [`crate::backend::pool::PoolOps::max_pool2d_backward`].
     fn max_pool2d_backward(
         &self,
         gl: &Layout,
@@ -31,7 +31,7 @@ impl PoolOps for CpuStorage {
         il: &Layout,
         p: &Pool2dParams,
     ) -> Result<CpuStorage> {
-        super::dtype::same_dtype("max_pool2d_backward", DType::I64, indices.dtype())?;
+        crate::backend::cpu::dtype::same_dtype("max_pool2d_backward", DType::I64, indices.dtype())?;
         let idx = contiguous_as::<i64>(indices, il)?;
         Ok(float_kernel!("max_pool2d_backward", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl)?;
@@ -39,7 +39,7 @@ impl PoolOps for CpuStorage {
         }))
     }
 
-    /// Average pooling; see [`crate::backend::PoolOps::avg_pool2d`].
+    /// Average pooling; see [`crate::backend::pool::PoolOps::avg_pool2d`].
     fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("avg_pool2d", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout)?;
@@ -47,7 +47,7 @@ impl PoolOps for CpuStorage {
         }))
     }
 
-    /// Gradient of average pooling; see [`crate::backend::PoolOps::avg_pool2d_backward`].
+    /// Gradient of average pooling; see [`crate::backend::pool::PoolOps::avg_pool2d_backward`].
     fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("avg_pool2d_backward", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl)?;
@@ -55,7 +55,7 @@ impl PoolOps for CpuStorage {
         }))
     }
 
-    /// Adaptive average pooling; see [`crate::backend::PoolOps::adaptive_avg_pool2d`].
+    /// Adaptive average pooling; see [`crate::backend::pool::PoolOps::adaptive_avg_pool2d`].
     fn adaptive_avg_pool2d(&self, layout: &Layout, p: &AdaptivePool2dParams) -> Result<CpuStorage> {
         Ok(float_kernel!("adaptive_avg_pool2d", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout)?;

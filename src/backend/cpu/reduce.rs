@@ -5,8 +5,9 @@
 //! accurate as PyTorch's cascade summation);
 //! integer sums accumulate in i64 and give I64, like PyTorch.
 
-use super::{alloc, gather, vectorized, Num, PARALLEL_THRESHOLD};
-use crate::backend::{CpuStorage, ReduceOp, ReduceOps};
+use super::{ReduceOp, ReduceOps};
+use crate::backend::cpu::{alloc, gather, vectorized, Num, PARALLEL_THRESHOLD};
+use crate::backend::CpuStorage;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 use rayon::prelude::*;

@@ -6,9 +6,10 @@
 //! time, so every pass reads contiguous memory and no transpose is needed. Each
 //! column's maximum is subtracted before `exp`, so large logits do not overflow.
 
-use super::elementwise::Float;
-use super::{alloc, gather, PARALLEL_THRESHOLD};
-use crate::backend::{CpuStorage, SoftmaxOps};
+use super::SoftmaxOps;
+use crate::backend::cpu::math::Float;
+use crate::backend::cpu::{alloc, gather, PARALLEL_THRESHOLD};
+use crate::backend::CpuStorage;
 use crate::shape::Layout;
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -31,7 +32,7 @@ impl SoftmaxOps for CpuStorage {
         let outer: usize = shape[..dim].iter().product();
         let inner: usize = shape[dim + 1..].iter().product();
         let (s, l) = self.widened(layout)?;
-        fn run<T: super::elementwise::Float>(
+        fn run<T: crate::backend::cpu::math::Float>(
             v: &[T],
             l: &Layout,
             sizes: (usize, usize, usize),

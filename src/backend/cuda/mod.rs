@@ -1,48 +1,23 @@
 //! The CUDA backend: device memory through a caching allocator, kernels from
 //! `kernels/*.cu` compiled to PTX by build.rs, launched on one stream per device.
 //!
-//! Two seams keep the backend independent of the real driver, so an emulated device
-//! can run the same launch code: [`launch::Executor`] (every kernel launch, by
-//! [`kernels::KernelId`], grid, block, shared bytes and typed arguments, and every
-//! copy) and [`allocator::RawAllocator`] (all device memory). `driver.rs` implements
-//! both with the CUDA driver API (cudarc, loaded at run time).
+//! Two parts:
 //!
-//! One module per op family (`elementwise`, `reduce`, `softmax`, `matmul`, `conv`,
-//! `pool`, `dropout`, `optim`, `fill`, and the copy kernel in `storage`) implements that
-//! family's backend trait for [`CudaStorage`], launching `kernels/<family>.cu`; each
-//! mirrors the CPU backend's semantics, which the golden tests check on every device.
-//! Nothing runs through the host.
+//! * [`runtime`]: what every op uses — the driver (cudarc, loaded at run time), the
+//!   device and its streams, the kernel registry, launches, the caching allocator,
+//!   pinned staging for uploads, cuBLASLt loading, the settings (TF32, GEMM choice),
+//!   [`CudaStorage`] and its copies, and the emulated device.
+//! * `ops/<family>.rs`: one file per op family, implementing that family's trait for
+//!   [`CudaStorage`] by launching `kernels/<family>.cu`. Each is declared by its
+//!   family's trait file (`backend/<family>.rs`), beside the CPU implementation, so a
+//!   family is registered in one place; each mirrors the CPU backend's semantics, which
+//!   the golden tests check on every device. Nothing runs through the host.
+//!
+//! Two seams keep the backend independent of the real driver, so an emulated device
+//! can run the same launch code: [`runtime::launch::Executor`] (every kernel launch and
+//! every copy) and [`runtime::allocator::RawAllocator`] (all device memory);
+//! `runtime/driver.rs` implements both with the CUDA driver API.
 
-pub mod allocator;
-mod amp;
-mod attention;
-pub(crate) mod blas;
-mod conv;
-pub(crate) mod device;
-mod driver;
-mod dropout;
-mod elementwise;
-#[cfg(feature = "cuda-emulator")]
-pub mod emulator;
-mod fill;
-mod image;
-mod index;
-pub mod kernels;
-pub mod launch;
-mod loss;
-mod matmul;
-mod norm;
-mod optim;
-mod pad;
-mod pool;
-mod random;
-mod reduce;
-mod softmax;
-pub(crate) mod staging;
-mod storage;
+pub(crate) mod runtime;
 
-pub(crate) use storage::CudaStorage;
-
-pub(crate) use device::{device, device_count, emulation_requested};
-pub(crate) use kernels::kernels_built;
-pub(crate) use random::philox_words;
+pub(crate) use runtime::{device, device_count, emulation_requested, kernels_built, CudaStorage};

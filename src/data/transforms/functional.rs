@@ -1,7 +1,7 @@
 //! Deterministic forms of the transforms, like `torchvision.transforms.functional`:
 //! the same kernel the random transforms use, with offsets and flips given.
 
-use crate::backend::CropFlipParams;
+use crate::backend::image::CropFlipParams;
 use crate::nn::functional::Size2d;
 use crate::{DType, Error, Result, Tensor};
 

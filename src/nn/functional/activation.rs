@@ -7,7 +7,7 @@
 //! several of a composition.
 
 use crate::autograd::record;
-use crate::backend::UnaryOp;
+use crate::backend::elementwise::UnaryOp;
 use crate::{Error, Result, Tensor};
 
 /// `max(x, 0)` elementwise (PyTorch's `F.relu`); the gradient at 0 is 0.
@@ -79,7 +79,8 @@ pub fn softplus(x: &Tensor, beta: f64, threshold: f64) -> Result<Tensor> {
         return Err(Error::arg("threshold", "must not be NaN"));
     }
     // Softplus is on autocast's f32 list.
-    if let Some(y) = crate::amp::fp32([x], [], |[x], []| softplus(x, beta, threshold)) {
+    if let Some(y) = crate::tensor::autocast::fp32([x], [], |[x], []| softplus(x, beta, threshold))
+    {
         return y;
     }
     let op = |z: &Tensor| {

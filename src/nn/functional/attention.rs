@@ -11,10 +11,10 @@
 //!
 //! [`SdpaBackend::Auto`] (the default) runs the fused op unless dropout is active
 //! (training with `p > 0`), the float mask itself needs a gradient, or the head dims
-//! exceed what the CUDA kernels hold (128); then the math path.
+//! exceed what the device's kernels hold (128 on CUDA); then the math path.
 
 use crate::autograd::record;
-use crate::backend::{AttentionLayouts, AttentionParams};
+use crate::backend::attention::{AttentionLayouts, AttentionParams};
 use crate::nn::functional::dropout;
 use crate::shape::{broadcast_shape, Layout};
 use crate::tensor::StorageLocks;
@@ -122,7 +122,7 @@ pub fn scaled_dot_product_attention(
 ) -> Result<Tensor> {
     // Under autocast, on the lower-precision list as in PyTorch: q, k, v and a float
     // mask are cast to the autocast dtype.
-    if let Some(y) = crate::amp::lower([q, k, v], [opts.mask], |[q, k, v], [mask]| {
+    if let Some(y) = crate::tensor::autocast::lower([q, k, v], [opts.mask], |[q, k, v], [mask]| {
         scaled_dot_product_attention(q, k, v, SdpaOpts { mask, ..opts })
     }) {
         return y;
@@ -147,15 +147,14 @@ pub fn scaled_dot_product_attention(
     let mask_grad = opts
         .mask
         .is_some_and(|m| m.dtype().is_float() && m.requires_grad_flag());
-    let fits = q.device().is_cpu() || (dims.e <= 128 && dims.ev <= 128);
+    let max_head_dim = q.storage().attention_max_head_dim()?;
+    let too_wide = max_head_dim.filter(|&max| dims.e > max || dims.ev > max);
     let why_not_fused = if dropping {
-        Some("the fused op has no dropout: use SdpaBackend::Math or Auto")
+        Some("the fused op has no dropout: use SdpaBackend::Math or Auto".to_string())
     } else if mask_grad {
-        Some("the fused op takes no gradient for the mask: use SdpaBackend::Math or Auto")
-    } else if !fits {
-        Some("the CUDA fused op takes head dims up to 128")
+        Some("the fused op takes no gradient for the mask: use SdpaBackend::Math or Auto".into())
     } else {
-        None
+        too_wide.map(|max| format!("the fused op on {} takes head dims up to {max}", q.device()))
     };
     match (opts.backend, why_not_fused) {
         (SdpaBackend::Math, _) | (SdpaBackend::Auto, Some(_)) => {

@@ -6,7 +6,7 @@
 
 use super::pad::{pad_named, PadMode};
 use crate::autograd::record;
-use crate::backend::Conv2dParams;
+use crate::backend::conv::Conv2dParams;
 use crate::shape::{checked_product, checked_sum};
 use crate::tensor::StorageLocks;
 use crate::{DType, Error, Result, Tensor};
@@ -208,7 +208,8 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     opts: Conv2dOpts,
 ) -> Result<Tensor> {
-    if let Some(y) = crate::amp::lower([input, weight], [bias], |[x, w], [b]| conv2d(x, w, b, opts))
+    if let Some(y) =
+        crate::tensor::autocast::lower([input, weight], [bias], |[x, w], [b]| conv2d(x, w, b, opts))
     {
         return y;
     }

@@ -4,7 +4,7 @@
 //! gradients that are needed: a first layer's input usually needs none.
 
 use crate::autograd::{is_grad_enabled, no_grad, record};
-use crate::backend::Activation;
+use crate::backend::matmul::Activation;
 use crate::{Error, Result, Tensor};
 
 /// `input · weightᵀ + bias` like `torch.nn.functional.linear`: `input` (…, in) of any
@@ -14,7 +14,9 @@ use crate::{Error, Result, Tensor};
 /// whose last dimension is not `in`, a bias not of shape (out), and dtype or device
 /// mismatches.
 pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if let Some(y) = crate::amp::lower([input, weight], [bias], |[x, w], [b]| linear(x, w, b)) {
+    if let Some(y) =
+        crate::tensor::autocast::lower([input, weight], [bias], |[x, w], [b]| linear(x, w, b))
+    {
         return y;
     }
     input.check_float("linear")?;
@@ -136,7 +138,7 @@ pub fn linear_act(
     bias: Option<&Tensor>,
     act: LinearAct,
 ) -> Result<Tensor> {
-    if let Some(y) = crate::amp::lower([input, weight], [bias], |[x, w], [b]| {
+    if let Some(y) = crate::tensor::autocast::lower([input, weight], [bias], |[x, w], [b]| {
         linear_act(x, w, b, act)
     }) {
         return y;

@@ -10,7 +10,7 @@
 //! targets, computed on the device (no host round trip).
 
 use crate::autograd::record;
-use crate::backend::CrossEntropyParams;
+use crate::backend::loss::CrossEntropyParams;
 use crate::tensor::StorageLocks;
 use crate::{DType, Error, Result, Tensor};
 
@@ -125,9 +125,11 @@ pub fn cross_entropy_opts(
     target: &Tensor,
     opts: CrossEntropyOpts,
 ) -> Result<Tensor> {
-    if let Some(y) = crate::amp::fp32([logits, target], [opts.weight], |[l, t], [w]| {
-        cross_entropy_opts(l, t, CrossEntropyOpts { weight: w, ..opts })
-    }) {
+    if let Some(y) =
+        crate::tensor::autocast::fp32([logits, target], [opts.weight], |[l, t], [w]| {
+            cross_entropy_opts(l, t, CrossEntropyOpts { weight: w, ..opts })
+        })
+    {
         return y;
     }
     if !(0.0..=1.0).contains(&opts.label_smoothing) {
@@ -144,7 +146,9 @@ pub fn cross_entropy_opts(
 /// `F.nll_loss(log_probs, target)` (targets equal to -100 are ignored, as there).
 /// Errors as [`cross_entropy`].
 pub fn nll_loss(log_probs: &Tensor, target: &Tensor) -> Result<Tensor> {
-    if let Some(y) = crate::amp::fp32([log_probs, target], [], |[l, t], []| nll_loss(l, t)) {
+    if let Some(y) =
+        crate::tensor::autocast::fp32([log_probs, target], [], |[l, t], []| nll_loss(l, t))
+    {
         return y;
     }
     class_loss(log_probs, target, &CrossEntropyOpts::new(), false)
@@ -255,7 +259,8 @@ fn class_loss(
 /// same shape, dtype and device: PyTorch's `F.mse_loss(input, target)`. Both inputs
 /// get gradients.
 pub fn mse_loss(input: &Tensor, target: &Tensor) -> Result<Tensor> {
-    if let Some(y) = crate::amp::fp32([input, target], [], |[x, t], []| mse_loss(x, t)) {
+    if let Some(y) = crate::tensor::autocast::fp32([input, target], [], |[x, t], []| mse_loss(x, t))
+    {
         return y;
     }
     input.check_float("mse_loss")?;

@@ -11,7 +11,7 @@
 //! it keeps only `x`, the mean and the variance.
 
 use crate::autograd::record;
-use crate::backend::{BatchNormParams, LayerNormParams};
+use crate::backend::norm::{BatchNormParams, LayerNormParams};
 use crate::tensor::StorageLocks;
 use crate::{DType, Error, Result, Tensor};
 
@@ -43,7 +43,7 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> Result<Tensor> {
-    if let Some(y) = crate::amp::fp32_keep_dtype([x], [weight, bias], |[x], [w, b]| {
+    if let Some(y) = crate::tensor::autocast::fp32_keep_dtype([x], [weight, bias], |[x], [w, b]| {
         batch_norm(x, running_mean, running_var, w, b, training, momentum, eps)
     }) {
         return y;
@@ -250,7 +250,7 @@ fn row_norm(
     rms: bool,
 ) -> Result<Tensor> {
     // Layer and RMS norm are on autocast's f32 list.
-    if let Some(y) = crate::amp::fp32([x], [weight, bias], |[x], [w, b]| {
+    if let Some(y) = crate::tensor::autocast::fp32([x], [weight, bias], |[x], [w, b]| {
         row_norm(x, normalized_shape, w, b, eps, rms)
     }) {
         return y;

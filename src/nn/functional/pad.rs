@@ -4,7 +4,7 @@
 //! in `backend/pad.rs`.
 
 use crate::autograd::record;
-use crate::backend::{Pad2dParams, PadKind};
+use crate::backend::pad::{Pad2dParams, PadKind};
 use crate::shape::checked_product;
 use crate::{Error, Result, Tensor};
 

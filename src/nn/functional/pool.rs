@@ -4,7 +4,7 @@
 
 use super::Size2d;
 use crate::autograd::record;
-use crate::backend::{AdaptivePool2dParams, Pool2dParams};
+use crate::backend::pool::{AdaptivePool2dParams, Pool2dParams};
 use crate::shape::{checked_product, checked_sum};
 use crate::tensor::StorageLocks;
 use crate::{Error, Result, Tensor};

@@ -14,7 +14,7 @@ use crate::{Result, Tensor};
 /// A rank-0 tensor is treated as one element (its softmax is 1). A row holding NaN
 /// gives NaN; a row of `-inf` gives NaN, as in PyTorch.
 pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
-    if let Some(y) = crate::amp::fp32([x], [], |[x], []| softmax(x, dim)) {
+    if let Some(y) = crate::tensor::autocast::fp32([x], [], |[x], []| softmax(x, dim)) {
         return y;
     }
     let out = softmax_forward(x, dim, false, "softmax")?;
@@ -28,7 +28,7 @@ pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
 /// `x - log(sum(exp(x)))` along `dim` (PyTorch's `F.log_softmax(x, dim)`), computed
 /// without forming `softmax` first, so it stays finite where `softmax` underflows.
 pub fn log_softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
-    if let Some(y) = crate::amp::fp32([x], [], |[x], []| log_softmax(x, dim)) {
+    if let Some(y) = crate::tensor::autocast::fp32([x], [], |[x], []| log_softmax(x, dim)) {
         return y;
     }
     let out = softmax_forward(x, dim, true, "log_softmax")?;

@@ -1,10 +1,11 @@
 //! The fused non-finite check and unscale on CUDA: one launch of `kernels/amp.cu`
 //! per gradient, all of a device's gradients setting one `found_inf` flag there.
 
-use super::kernels::KernelId;
-use super::launch::{KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{check_unscale_operands, AmpOps, BackendStorage};
+use super::{check_unscale_operands, AmpOps};
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::KernelArg;
+use crate::backend::cuda::CudaStorage;
+use crate::backend::BackendStorage;
 use crate::shape::Layout;
 use crate::Result;
 
@@ -35,8 +36,7 @@ impl AmpOps for CudaStorage {
             KernelArg::Ptr(found_inf.ptr()),
             KernelArg::F64(inv_scale),
         ];
-        let cfg = LaunchConfig::elementwise(n as u64, dev.sm_count());
-        dev.launch(kernel, cfg, &args)?;
+        dev.launch_grid_stride(kernel, n, &args)?;
         Ok(out)
     }
 }

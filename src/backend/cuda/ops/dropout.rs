@@ -3,10 +3,10 @@
 //! A contiguous input takes `dropout_contig_<dt>` (four adjacent elements per Philox
 //! block, vector loads and stores where aligned); any other layout `dropout_<dt>`.
 
-use super::kernels::KernelId;
-use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::DropoutOps;
+use super::DropoutOps;
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::{plan, KernelArg};
+use crate::backend::cuda::CudaStorage;
 use crate::rng::{keep_threshold, PhiloxStream};
 use crate::shape::Layout;
 use crate::Result;
@@ -20,7 +20,8 @@ impl DropoutOps for CudaStorage {
             return Ok(out);
         }
         let dev = self.cuda_device();
-        let cfg = LaunchConfig::elementwise(n.div_ceil(4) as u64, dev.sm_count());
+        // A thread per Philox block of four elements.
+        let blocks = n.div_ceil(4);
         let random = [
             KernelArg::U64(stream.seed),
             KernelArg::U64(stream.offset),
@@ -32,7 +33,7 @@ impl DropoutOps for CudaStorage {
         if layout.is_contiguous() {
             let kernel = KernelId::for_dtype("dropout_contig", dtype)?;
             let args = [KernelArg::U64(n as u64), x, y];
-            dev.launch(kernel, cfg, &[&args[..], &random[..]].concat())?;
+            dev.launch_grid_stride(kernel, blocks, &[&args[..], &random[..]].concat())?;
         } else {
             let kernel = KernelId::for_dtype("dropout", dtype)?;
             let pl = plan("dropout", &layout.shape, [&layout.strides])?;
@@ -45,7 +46,7 @@ impl DropoutOps for CudaStorage {
                 pl.strides_arg(0),
                 y,
             ];
-            dev.launch(kernel, cfg, &[&args[..], &random[..]].concat())?;
+            dev.launch_grid_stride(kernel, blocks, &[&args[..], &random[..]].concat())?;
         }
         Ok(out)
     }

@@ -9,10 +9,11 @@
 //! the copy replaces the former separate min/max reductions of the targets and their
 //! two reads. The bad index itself is fetched only on the error path.
 
-use super::kernels::KernelId;
-use super::launch::{KernelArg, LaunchConfig, THREADS};
-use super::storage::CudaStorage;
-use crate::backend::{CrossEntropyParams, FillOps, LossOps};
+use super::{CrossEntropyParams, LossOps};
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig, THREADS};
+use crate::backend::cuda::CudaStorage;
+use crate::backend::fill::FillOps;
 use crate::shape::Layout;
 use crate::{DType, Result};
 
@@ -117,9 +118,9 @@ impl LossOps for CudaStorage {
         let (g, _g_copy) = grad.contiguous_ptr(grad_layout)?;
         let w_total = weight_total.map_or(0, |(s, l)| s.ptr_at(l.offset));
         let (on_target, off_target) = p.target_weights();
-        dev.launch(
+        dev.launch_grid_stride(
             backward,
-            LaunchConfig::elementwise(total as u64, dev.sm_count()),
+            total,
             &[
                 KernelArg::Ptr(x),
                 KernelArg::Ptr(t),

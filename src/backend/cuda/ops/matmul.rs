@@ -1,27 +1,33 @@
-//! Launch of `kernels/linear.cu`: kiln's tiled, batched GEMM over strided operands
+//! Launch of `kernels/matmul.cu`: kiln's tiled, batched GEMM over strided operands
 //! (tensor cores for f16/bf16, and for f32 as TF32 when allowed; a warp-tiled SIMT
 //! kernel for large f32 products), after cuBLASLt where the device uses it (`blas/`).
 //! Products whose 128x128 tiles would not fill the device are split over k; bias and
 //! activation (`linear`'s fused epilogue) are applied by the kernels on the way out.
 
-use super::blas::{self, Act};
-use super::kernels::{code_of, KernelId, COMPUTE_CAP};
-use super::launch::{KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{Activation, MatmulDims, MatmulOps};
+use super::{Activation, MatmulDims, MatmulOps};
+use crate::backend::cuda::runtime::blas::{self, Act};
+use crate::backend::cuda::runtime::kernels::defines;
+use crate::backend::cuda::runtime::kernels::{code_of, KernelId, COMPUTE_CAP};
+use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig};
+use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
-/// Output tile of one block (GEMM_BM = GEMM_BN in linear.cu).
-const TILE: usize = 64;
-/// Output tile of the tensor-core and the large f32 kernels (TC_BM = TC_BN = BIG_BM =
-/// BIG_BN in linear.cu).
-const BIG_TILE: usize = 128;
-/// Dynamic shared memory of a tensor-core block (TC_SHARED_BYTES in linear.cu).
-const TC_SHARED_BYTES: u32 = 3 * (128 + 128) * 64;
-/// Dynamic shared memory of a large-f32 block (BIG_SHARED_BYTES in linear.cu: two
-/// stages of two 8 x 132 f32 tiles).
-const BIG_SHARED_BYTES: u32 = 2 * 2 * 8 * 132 * 4;
+/// Output tile of one block (square: GEMM_BN = GEMM_BM).
+const TILE: usize = defines::GEMM_BM;
+/// Output tile of the tensor-core and the large f32 kernels (square, and the same for
+/// both: TC_BN = TC_BM = BIG_BM = BIG_BN).
+const BIG_TILE: usize = defines::TC_BM;
+/// Dynamic shared memory of a tensor-core block.
+const TC_SHARED_BYTES: u32 = defines::TC_SHARED_BYTES as u32;
+/// Dynamic shared memory of a large-f32 block (two stages of two tiles).
+const BIG_SHARED_BYTES: u32 = defines::BIG_SHARED_BYTES as u32;
+const _: () = assert!(
+    defines::GEMM_BN == TILE
+        && defines::TC_BN == BIG_TILE
+        && defines::BIG_BM == BIG_TILE
+        && defines::BIG_BN == BIG_TILE
+);
 /// Least k a split-K part gets: shorter parts would spend more on their partial's
 /// write and read than they save.
 const MIN_SPLIT_K: usize = 256;
@@ -100,7 +106,7 @@ impl Default for Kernels {
     fn default() -> Self {
         Kernels {
             tensor_cores: COMPUTE_CAP >= 80,
-            tf32: crate::cuda::matmul_allow_tf32(),
+            tf32: crate::backend::cuda::runtime::config::matmul_allow_tf32(),
         }
     }
 }
@@ -227,9 +233,9 @@ impl CudaStorage {
                 DType::BF16 => KernelId::GemmSplitkReduceBf16,
                 _ => KernelId::GemmSplitkReduceF32,
             };
-            dev.launch(
+            dev.launch_grid_stride(
                 reduce,
-                LaunchConfig::elementwise(total as u64, dev.sm_count()),
+                total,
                 &[
                     KernelArg::Ptr(part.ptr()),
                     KernelArg::Ptr(out.ptr()),
@@ -326,7 +332,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu::CpuStorage;
     use crate::backend::cuda::device::CudaDevice;
-    use crate::backend::cuda::emulator;
+    use crate::backend::cuda::runtime::emulator;
     use crate::backend::BackendStorage;
     use half::{bf16, f16};
     use std::sync::Arc;

@@ -180,6 +180,24 @@ impl CudaDevice {
         self.exec.launch(kernel, cfg, args)
     }
 
+    /// Launches a grid-stride kernel over `items` items (outputs, elements, rows) with
+    /// [`LaunchConfig::elementwise`]'s configuration; nothing is queued for 0 items.
+    pub(crate) fn launch_grid_stride(
+        &self,
+        kernel: KernelId,
+        items: usize,
+        args: &[KernelArg],
+    ) -> Result<()> {
+        if items == 0 {
+            return Ok(());
+        }
+        self.launch(
+            kernel,
+            LaunchConfig::elementwise(items as u64, self.sm_count()),
+            args,
+        )
+    }
+
     /// The executor (device-to-device copies, synchronization). Host↔device copies go
     /// through [`CudaDevice::copy_htod`] and [`CudaDevice::copy_dtoh`], which count them.
     pub(crate) fn exec(&self) -> &dyn Executor {

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::backend::cpu::CpuStorage;
-use crate::backend::cuda::emulator;
+use crate::backend::cuda::runtime::emulator;
 use half::{bf16, f16};
 
 /// x (2, 6, 7, 6), w (5, 6, 3, 3), stride (2, 1), padding 1.

@@ -1,11 +1,11 @@
 //! Creating storage on CUDA: `kernels/fill.cu` writes constants, ranges and Philox
 //! samples in device memory, so nothing is built on the host and uploaded.
 
-use super::device::CudaDevice;
-use super::kernels::KernelId;
-use super::launch::{KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::FillOps;
+use super::FillOps;
+use crate::backend::cuda::runtime::device::CudaDevice;
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::KernelArg;
+use crate::backend::cuda::CudaStorage;
 use crate::rng::PhiloxStream;
 use crate::{DType, Result};
 use std::sync::Arc;
@@ -21,9 +21,9 @@ fn fill(
     let kernel = KernelId::for_dtype("fill", dtype)?;
     let out = CudaStorage::alloc(dev, n, dtype)?;
     if n > 0 {
-        dev.launch(
+        dev.launch_grid_stride(
             kernel,
-            LaunchConfig::elementwise(n as u64, dev.sm_count()),
+            n,
             &[
                 KernelArg::U64(n as u64),
                 KernelArg::F64(start),
@@ -47,9 +47,9 @@ fn sample(
     let kernel = KernelId::for_dtype(family, dtype)?;
     let out = CudaStorage::alloc(dev, n, dtype)?;
     if n > 0 {
-        dev.launch(
+        dev.launch_grid_stride(
             kernel,
-            LaunchConfig::elementwise(n.div_ceil(4) as u64, dev.sm_count()),
+            n.div_ceil(4),
             &[
                 KernelArg::U64(n as u64),
                 KernelArg::U64(stream.seed),
@@ -89,4 +89,34 @@ impl FillOps for CudaStorage {
     ) -> Result<CudaStorage> {
         sample(dev, "randn", stream, n, dtype)
     }
+}
+
+/// `n` words of `stream` computed on the device (the same words as
+/// [`PhiloxStream::words`] on the CPU).
+pub(crate) fn philox_words(
+    dev: &Arc<CudaDevice>,
+    stream: PhiloxStream,
+    n: usize,
+) -> Result<Vec<u32>> {
+    let mut words = vec![0u32; n];
+    if n == 0 {
+        return Ok(words);
+    }
+    let buf = dev.alloc(n * 4)?;
+    dev.launch_grid_stride(
+        KernelId::PhiloxWords,
+        n.div_ceil(4),
+        &[
+            KernelArg::U64(n as u64),
+            KernelArg::U64(stream.seed),
+            KernelArg::U64(stream.offset),
+            KernelArg::Ptr(buf.ptr()),
+        ],
+    )?;
+    let mut bytes = vec![0u8; n * 4];
+    dev.copy_dtoh(&mut bytes, buf.ptr())?;
+    for (w, b) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+        *w = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    Ok(words)
 }

@@ -2,26 +2,28 @@
 //! device — implicit GEMMs per channel group for the forward pass and both gradients
 //! (the weight gradient split over chunks of the batch into partial buffers, then
 //! summed in order: deterministic), on tensor cores (mma.sync) for halves and for f32
-//! as TF32 when [`crate::cuda::conv_allow_tf32`] allows it, else on CUDA cores; the
+//! as TF32 when `kiln::cuda::conv_allow_tf32` allows it, else on CUDA cores; the
 //! tensor-core forward and input gradient channels-last when the channels allow it
 //! (`channels_last`);
 //! and direct kernels for depthwise convolutions (groups == c_in == c_out).
 
-use super::device::CudaDevice;
-use super::kernels::{KernelId, COMPUTE_CAP};
-use super::launch::{KernelArg, LaunchConfig, THREADS};
-use super::storage::CudaStorage;
-use crate::backend::{BackendStorage, Conv2dParams, ConvOps};
+use super::{Conv2dParams, ConvOps};
+use crate::backend::cuda::runtime::device::CudaDevice;
+use crate::backend::cuda::runtime::kernels::defines;
+use crate::backend::cuda::runtime::kernels::{KernelId, COMPUTE_CAP};
+use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig};
+use crate::backend::cuda::CudaStorage;
+use crate::backend::BackendStorage;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 use std::sync::Arc;
 
 /// Output tile of one SIMT implicit-GEMM block (CONV_BM = CONV_BN in conv.cu).
-const TILE: usize = 64;
+const TILE: usize = defines::CONV_BM;
 /// Columns of a tensor-core block tile (CTC_BN in conv_tc.cu); its rows are 64 or 128.
-const TC_COLS: usize = 128;
+const TC_COLS: usize = defines::CTC_BN;
 /// Bytes of K per tile row and stage of a tensor-core block (CTC_SLICE_BYTES).
-const TC_SLICE_BYTES: usize = 64;
+const TC_SLICE_BYTES: usize = defines::CTC_SLICE_BYTES;
 /// Most blocks in grid y and z (the kernels loop over z beyond it).
 const MAX_GRID_YZ: usize = 65_535;
 /// Most batch chunks of the weight gradient: each costs a partial gradient in memory
@@ -52,13 +54,13 @@ enum Gemm {
 
 /// Whether a convolution in `dtype` runs on tensor cores: the kernels target compute
 /// capability >= 8.0 (mma.sync), and the dtype is a half, or f32 with
-/// [`crate::cuda::conv_allow_tf32`] (TF32, like cuDNN's default). f64, exact f32 and
+/// `kiln::cuda::conv_allow_tf32` (TF32, like cuDNN's default). f64, exact f32 and
 /// older GPUs take the SIMT kernels.
 fn tensor_cores_for(dtype: DType) -> bool {
     COMPUTE_CAP >= 80
         && match dtype {
             DType::F16 | DType::BF16 => true,
-            DType::F32 => crate::cuda::conv_allow_tf32(),
+            DType::F32 => crate::backend::cuda::runtime::config::conv_allow_tf32(),
             DType::F64 | DType::I64 | DType::U8 => false,
         }
 }
@@ -131,13 +133,16 @@ impl Gemm {
                 format!("a {m}x{n} tile grid exceeds the CUDA grid limits"),
             ));
         }
-        let shared_bytes = match self {
-            Gemm::Simt => 0,
-            Gemm::TensorCores { rows } => (2 * (rows + TC_COLS) * TC_SLICE_BYTES) as u32,
+        let (threads, shared_bytes) = match self {
+            Gemm::Simt => (defines::CONV_THREADS, 0),
+            Gemm::TensorCores { rows } => (
+                defines::CTC_THREADS,
+                (2 * (rows + TC_COLS) * TC_SLICE_BYTES) as u32,
+            ),
         };
         Ok(LaunchConfig {
             grid: (gx as u32, gy as u32, z.clamp(1, MAX_GRID_YZ) as u32),
-            block: (THREADS, 1, 1),
+            block: (threads as u32, 1, 1),
             shared_bytes,
         })
     }
@@ -308,7 +313,7 @@ fn batch_chunks(p: &Conv2dParams, gemm: Gemm, sm_count: usize) -> (usize, usize)
 }
 
 impl ConvOps for CudaStorage {
-    /// Forward convolution; see [`crate::backend::ConvOps::conv2d`].
+    /// Forward convolution; see [`crate::backend::conv::ConvOps::conv2d`].
     fn conv2d(
         &self,
         xl: &Layout,
@@ -321,7 +326,7 @@ impl ConvOps for CudaStorage {
         self.conv2d_on(xl, w, wl, bias, p, tc)
     }
 
-    /// Gradient of the input; see [`crate::backend::ConvOps::conv2d_backward_input`].
+    /// Gradient of the input; see [`crate::backend::conv::ConvOps::conv2d_backward_input`].
     fn conv2d_backward_input(
         &self,
         gl: &Layout,
@@ -333,7 +338,7 @@ impl ConvOps for CudaStorage {
         self.conv2d_backward_input_on(gl, w, wl, p, tc)
     }
 
-    /// Gradient of the weight; see [`crate::backend::ConvOps::conv2d_backward_weight`].
+    /// Gradient of the weight; see [`crate::backend::conv::ConvOps::conv2d_backward_weight`].
     fn conv2d_backward_weight(
         &self,
         xl: &Layout,
@@ -343,6 +348,49 @@ impl ConvOps for CudaStorage {
     ) -> Result<CudaStorage> {
         let tc = tensor_cores_for(self.dtype());
         self.conv2d_backward_weight_on(xl, g, gl, p, tc)
+    }
+}
+
+/// What every pass starts with: the operands' dtypes checked, the GEMM chosen and its
+/// kernel found (so an integer dtype fails before anything is allocated), the output
+/// allocated, and the geometry arguments — `None` when the output is empty.
+struct PassSetup {
+    gemm: Gemm,
+    dev: Arc<CudaDevice>,
+    out: CudaStorage,
+    geometry: Option<[KernelArg; 2]>,
+}
+
+impl PassSetup {
+    /// The setup of `pass` over `x` (whose dtype every `other` operand must have), on
+    /// tensor cores or not, for a GEMM of `rows` rows per group and an output of
+    /// `out_len` elements.
+    #[allow(clippy::too_many_arguments)] // the pass's description, field by field
+    fn new(
+        op: &'static str,
+        x: &CudaStorage,
+        others: &[DType],
+        pass: Pass,
+        tensor_cores: bool,
+        rows: usize,
+        out_len: usize,
+        p: &Conv2dParams,
+    ) -> Result<PassSetup> {
+        let dtype = x.dtype();
+        for &other in others {
+            same_dtype(op, dtype, other)?;
+        }
+        let gemm = Gemm::choose(tensor_cores, rows);
+        gemm.kernel(pass, dtype)?;
+        let dev = x.cuda_device().clone();
+        let out = CudaStorage::alloc(&dev, out_len, dtype)?;
+        let geometry = (out_len > 0).then(|| geometry(op, p)).transpose()?;
+        Ok(PassSetup {
+            gemm,
+            dev,
+            out,
+            geometry,
+        })
     }
 }
 
@@ -359,21 +407,18 @@ impl CudaStorage {
         tensor_cores: bool,
     ) -> Result<CudaStorage> {
         const OP: &str = "conv2d";
-        let dtype = self.dtype();
-        same_dtype(OP, dtype, w.dtype())?;
-        if let Some((b, _)) = bias {
-            same_dtype(OP, dtype, b.dtype())?;
-        }
-        // Found before anything is allocated, so an integer dtype fails first.
-        let gemm = Gemm::choose(tensor_cores, p.c_out_per_group());
-        gemm.kernel(Pass::Forward, dtype)?;
-        let dev = self.cuda_device();
-        let out = CudaStorage::alloc(dev, p.output_len(), dtype)?;
-        if p.output_len() == 0 {
-            return Ok(out);
-        }
-        let [ga, gb] = geometry(OP, p)?;
-        let nhwc = channels_last(p, gemm, dtype, p.c_in_per_group());
+        let others: Vec<DType> = [Some(w), bias.map(|(b, _)| b)]
+            .into_iter()
+            .flatten()
+            .map(CudaStorage::dtype)
+            .collect();
+        let (rows, len) = (p.c_out_per_group(), p.output_len());
+        let s = PassSetup::new(OP, self, &others, Pass::Forward, tensor_cores, rows, len, p)?;
+        let (dev, dtype) = (&s.dev, self.dtype());
+        let Some([ga, gb]) = s.geometry else {
+            return Ok(s.out);
+        };
+        let nhwc = channels_last(p, s.gemm, dtype, p.c_in_per_group());
         let (x, w) = if nhwc {
             let x = Dense::Owned(to_channels_last(OP, self, xl)?);
             (x, Dense::Owned(to_channels_last(OP, w, wl)?))
@@ -382,20 +427,20 @@ impl CudaStorage {
         };
         let b = bias.map(|(b, bl)| Dense::new(b, bl)).transpose()?;
         let b = b.map_or(KernelArg::Ptr(0), |b| b.arg());
-        let args = [x.arg(), w.arg(), b, KernelArg::Ptr(out.ptr()), ga, gb];
+        let args = [x.arg(), w.arg(), b, KernelArg::Ptr(s.out.ptr()), ga, gb];
         if is_depthwise(p) {
-            let cfg = LaunchConfig::elementwise(p.output_len() as u64, dev.sm_count());
-            dev.launch(KernelId::for_dtype("conv2d_dw_fwd", dtype)?, cfg, &args)?;
+            let kernel = KernelId::for_dtype("conv2d_dw_fwd", dtype)?;
+            dev.launch_grid_stride(kernel, p.output_len(), &args)?;
         } else {
-            let cfg = gemm.config(OP, p.c_out_per_group(), p.n * p.out_plane(), p.groups)?;
+            let cfg = s.gemm.config(OP, rows, p.n * p.out_plane(), p.groups)?;
             let pass = if nhwc {
                 Pass::ForwardNhwc
             } else {
                 Pass::Forward
             };
-            gemm.launch(dev, pass, dtype, cfg, &args)?;
+            s.gemm.launch(dev, pass, dtype, cfg, &args)?;
         }
-        Ok(out)
+        Ok(s.out)
     }
 
     /// [`ConvOps::conv2d_backward_input`] on tensor cores or not (`tensor_cores`).
@@ -408,46 +453,38 @@ impl CudaStorage {
         tensor_cores: bool,
     ) -> Result<CudaStorage> {
         const OP: &str = "conv2d_backward_input";
-        let dtype = self.dtype();
-        same_dtype(OP, dtype, w.dtype())?;
-        // Found before anything is allocated, so an integer dtype fails first.
-        let gemm = Gemm::choose(tensor_cores, p.c_in_per_group());
-        gemm.kernel(Pass::BackwardInput, dtype)?;
-        let dev = self.cuda_device();
-        let out = CudaStorage::alloc(dev, p.input_len(), dtype)?;
-        if p.input_len() == 0 {
-            return Ok(out);
-        }
-        let [ga, gb] = geometry(OP, p)?;
-        let nhwc = channels_last(p, gemm, dtype, p.c_out_per_group());
+        let (rows, len) = (p.c_in_per_group(), p.input_len());
+        let pass = Pass::BackwardInput;
+        let s = PassSetup::new(OP, self, &[w.dtype()], pass, tensor_cores, rows, len, p)?;
+        let (dev, dtype) = (&s.dev, self.dtype());
+        let Some([ga, gb]) = s.geometry else {
+            return Ok(s.out);
+        };
+        let nhwc = channels_last(p, s.gemm, dtype, p.c_out_per_group());
         let g = if nhwc {
             Dense::Owned(to_channels_last(OP, self, gl)?)
         } else {
             Dense::new(self, gl)?
         };
         let w = Dense::new(w, wl)?;
-        let args = [g.arg(), w.arg(), KernelArg::Ptr(out.ptr()), ga, gb];
+        let args = [g.arg(), w.arg(), KernelArg::Ptr(s.out.ptr()), ga, gb];
         if is_depthwise(p) {
-            let cfg = LaunchConfig::elementwise(p.input_len() as u64, dev.sm_count());
-            dev.launch(
-                KernelId::for_dtype("conv2d_dw_bwd_input", dtype)?,
-                cfg,
-                &args,
-            )?;
+            let kernel = KernelId::for_dtype("conv2d_dw_bwd_input", dtype)?;
+            dev.launch_grid_stride(kernel, p.input_len(), &args)?;
         } else {
             // One GEMM per group and stride phase (conv.cuh), each over its input
             // positions: at most ceil(h/stride_h) x ceil(w/stride_w) per image.
             let positions = p.n * p.h.div_ceil(p.stride_h) * p.w.div_ceil(p.stride_w);
             let phases = p.groups * p.stride_h * p.stride_w;
-            let cfg = gemm.config(OP, p.c_in_per_group(), positions, phases)?;
+            let cfg = s.gemm.config(OP, rows, positions, phases)?;
             let pass = if nhwc {
                 Pass::BackwardInputNhwc
             } else {
                 Pass::BackwardInput
             };
-            gemm.launch(dev, pass, dtype, cfg, &args)?;
+            s.gemm.launch(dev, pass, dtype, cfg, &args)?;
         }
-        Ok(out)
+        Ok(s.out)
     }
 
     /// [`ConvOps::conv2d_backward_weight`] on tensor cores or not (`tensor_cores`).
@@ -460,17 +497,13 @@ impl CudaStorage {
         tensor_cores: bool,
     ) -> Result<CudaStorage> {
         const OP: &str = "conv2d_backward_weight";
-        let dtype = self.dtype();
-        same_dtype(OP, dtype, g.dtype())?;
-        // Found before anything is allocated, so an integer dtype fails first.
-        let gemm = Gemm::choose(tensor_cores, p.c_out_per_group());
-        gemm.kernel(Pass::BackwardWeight, dtype)?;
-        let dev = self.cuda_device();
-        let out = CudaStorage::alloc(dev, p.weight_len(), dtype)?;
-        if p.weight_len() == 0 {
-            return Ok(out);
-        }
-        let [ga, gb] = geometry(OP, p)?;
+        let (rows, len) = (p.c_out_per_group(), p.weight_len());
+        let pass = Pass::BackwardWeight;
+        let s = PassSetup::new(OP, self, &[g.dtype()], pass, tensor_cores, rows, len, p)?;
+        let (dev, dtype) = (&s.dev, self.dtype());
+        let Some([ga, gb]) = s.geometry else {
+            return Ok(s.out);
+        };
         let (x, g) = (Dense::new(self, xl)?, Dense::new(g, gl)?);
         if is_depthwise(p) {
             let cfg = LaunchConfig {
@@ -479,18 +512,18 @@ impl CudaStorage {
                     1,
                     1,
                 ),
-                block: (THREADS, 1, 1),
+                block: (defines::CONV_THREADS as u32, 1, 1),
                 shared_bytes: 0,
             };
-            let args = [x.arg(), g.arg(), KernelArg::Ptr(out.ptr()), ga, gb];
+            let args = [x.arg(), g.arg(), KernelArg::Ptr(s.out.ptr()), ga, gb];
             dev.launch(
                 KernelId::for_dtype("conv2d_dw_bwd_weight", dtype)?,
                 cfg,
                 &args,
             )?;
-            return Ok(out);
+            return Ok(s.out);
         }
-        weight_gradient(dev, p, gemm, [x.arg(), g.arg()], [ga, gb], out)
+        weight_gradient(dev, p, s.gemm, [x.arg(), g.arg()], [ga, gb], s.out)
     }
 }
 
@@ -525,9 +558,9 @@ fn weight_gradient(
         KernelArg::U64(len),
         n_chunks,
     ];
-    dev.launch(
+    dev.launch_grid_stride(
         KernelId::for_dtype("conv2d_wgrad_sum", dtype)?,
-        LaunchConfig::elementwise(len, dev.sm_count()),
+        p.weight_len(),
         &args,
     )?;
     Ok(out)

@@ -3,7 +3,7 @@
 
 use super::device::{CudaDevice, DeviceBuffer};
 use super::kernels::KernelId;
-use super::launch::{plan, KernelArg, LaunchConfig};
+use super::launch::{plan, KernelArg};
 use crate::backend::{BackendStorage, CpuStorage};
 use crate::shape::Layout;
 use crate::{DType, Device, Error, Result};
@@ -193,9 +193,9 @@ fn copy_strided(src: &CudaStorage, sl: &Layout, dst: &CudaStorage, dl: &Layout) 
     let p = plan("copy", &sl.shape, [&sl.strides, &dl.strides])?;
     let dev = src.cuda_device();
     let [rank, dims] = p.shape_args();
-    dev.launch(
+    dev.launch_grid_stride(
         KernelId::copy(src.dtype, dst.dtype)?,
-        LaunchConfig::elementwise(n, dev.sm_count()),
+        sl.numel(),
         &[
             KernelArg::U64(n),
             rank,

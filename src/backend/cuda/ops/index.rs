@@ -7,18 +7,19 @@
 //! per validated index, like cross_entropy's target check), so an out-of-range index
 //! is an `Err` naming the argument and the bad value, not a device fault.
 
-use super::kernels::KernelId;
-use super::launch::{plan, KernelArg, LaunchConfig, MAX_DIMS};
-use super::storage::CudaStorage;
-use crate::backend::IndexOps;
+use super::IndexOps;
+use crate::backend::cuda::runtime::kernels::defines;
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::{plan, KernelArg, LaunchConfig, MAX_DIMS};
+use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
 /// Threads of the one block of `index_bounds` (`KILN_INDEX_BOUNDS_THREADS`).
-const BOUNDS_THREADS: u32 = 256;
+const BOUNDS_THREADS: u32 = defines::KILN_INDEX_BOUNDS_THREADS as u32;
 
 /// Threads per block of `scatter_add_rows` (`KILN_SCATTER_ROWS_THREADS`).
-const ROWS_THREADS: u32 = 256;
+const ROWS_THREADS: u32 = defines::KILN_SCATTER_ROWS_THREADS as u32;
 
 /// Whether a scatter_add is the backward of index_select of rows (an embedding's
 /// gradient): along dim 0 of a 2-D output, with an index that is one id per src row,
@@ -175,9 +176,9 @@ impl IndexOps for CudaStorage {
         // The source skips `dim` (its stride is passed apart); the index walks all.
         let (dims, [ss], [src_step]) = unmerged("gather", shape, [&layout.strides], dim)?;
         let (_, [is], _) = unmerged("gather", shape, [&idx_layout.strides], usize::MAX)?;
-        dev.launch(
+        dev.launch_grid_stride(
             kernel,
-            LaunchConfig::elementwise(n as u64, dev.sm_count()),
+            n,
             &[
                 KernelArg::U64(n as u64),
                 KernelArg::I32(shape.len() as i32),
@@ -231,9 +232,9 @@ impl IndexOps for CudaStorage {
             dim,
         )?;
         let rank = layout.shape.len();
-        dev.launch(
+        dev.launch_grid_stride(
             kernel,
-            LaunchConfig::elementwise(n as u64, dev.sm_count()),
+            n,
             &[
                 KernelArg::U64(n as u64),
                 KernelArg::I32(rank as i32),
@@ -290,9 +291,9 @@ impl IndexOps for CudaStorage {
             [&layout.strides, &a_layout.strides, &b_layout.strides],
         )?;
         let [rank, dims] = p.shape_args();
-        dev.launch(
+        dev.launch_grid_stride(
             kernel,
-            LaunchConfig::elementwise(n as u64, dev.sm_count()),
+            n,
             &[
                 KernelArg::U64(n as u64),
                 rank,

@@ -4,10 +4,10 @@
 //! gathers from the outputs covering it, so gradients need no atomics and add in the
 //! CPU's order.
 
-use super::kernels::KernelId;
-use super::launch::{KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{AdaptivePool2dParams, Pool2dParams, PoolOps};
+use super::{AdaptivePool2dParams, Pool2dParams, PoolOps};
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::KernelArg;
+use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
@@ -25,7 +25,8 @@ impl PoolOps for CudaStorage {
             &window_args(p),
             &[KernelArg::Ptr(out.ptr()), KernelArg::Ptr(indices.ptr())],
         ];
-        launch(self, kernel, p.output_len(), &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, p.output_len(), &args.concat())?;
         Ok((out, indices))
     }
 
@@ -55,7 +56,8 @@ impl PoolOps for CudaStorage {
             &window_args(p),
             &[KernelArg::Ptr(gx.ptr())],
         ];
-        launch(self, kernel, p.input_len(), &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, p.input_len(), &args.concat())?;
         Ok(gx)
     }
 
@@ -70,7 +72,8 @@ impl PoolOps for CudaStorage {
             &window_args(p),
             &[KernelArg::Ptr(out.ptr())],
         ];
-        launch(self, kernel, p.output_len(), &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, p.output_len(), &args.concat())?;
         Ok(out)
     }
 
@@ -86,7 +89,8 @@ impl PoolOps for CudaStorage {
             &window_args(p),
             &[KernelArg::Ptr(gx.ptr())],
         ];
-        launch(self, kernel, p.input_len(), &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, p.input_len(), &args.concat())?;
         Ok(gx)
     }
 
@@ -107,7 +111,8 @@ impl PoolOps for CudaStorage {
             &adaptive_args(p),
             &[KernelArg::Ptr(out.ptr())],
         ];
-        launch(self, kernel, output_len, &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, output_len, &args.concat())?;
         Ok(out)
     }
 
@@ -128,7 +133,8 @@ impl PoolOps for CudaStorage {
             &adaptive_args(p),
             &[KernelArg::Ptr(gx.ptr())],
         ];
-        launch(self, kernel, input_len, &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, input_len, &args.concat())?;
         Ok(gx)
     }
 }
@@ -154,18 +160,4 @@ fn window_args(p: &Pool2dParams) -> [KernelArg; 11] {
 /// `AdaptivePool2dParams` as the adaptive kernels take it.
 fn adaptive_args(p: &AdaptivePool2dParams) -> [KernelArg; 5] {
     [p.planes(), p.h, p.w, p.out_h, p.out_w].map(|v| KernelArg::U64(v as u64))
-}
-
-/// Launches a grid-stride pooling kernel over `items` threads' worth of work (outputs
-/// forward, input elements backward); nothing to do for an empty tensor.
-fn launch(s: &CudaStorage, kernel: KernelId, items: usize, args: &[KernelArg]) -> Result<()> {
-    if items == 0 {
-        return Ok(());
-    }
-    let dev = s.cuda_device();
-    dev.launch(
-        kernel,
-        LaunchConfig::elementwise(items as u64, dev.sm_count()),
-        args,
-    )
 }

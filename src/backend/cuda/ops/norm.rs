@@ -3,10 +3,11 @@
 //! RMS norm with one block per row, forward and backward one kernel each, plus a
 //! small kernel that sums the backward's per-block weight/bias partials.
 
-use super::kernels::KernelId;
-use super::launch::{KernelArg, LaunchConfig, THREADS};
-use super::storage::CudaStorage;
-use crate::backend::{BatchNormParams, FillOps, LayerNormParams, NormOps};
+use super::{BatchNormParams, LayerNormParams, NormOps};
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig, THREADS};
+use crate::backend::cuda::CudaStorage;
+use crate::backend::fill::FillOps;
 use crate::shape::Layout;
 use crate::{DType, Result};
 
@@ -122,9 +123,9 @@ impl NormOps for CudaStorage {
         let (x, _copy) = self.contiguous_ptr(layout)?;
         let [w, ws] = channel_arg(weight);
         let [b, bs] = channel_arg(bias);
-        dev.launch(
+        dev.launch_grid_stride(
             apply,
-            LaunchConfig::elementwise(total as u64, dev.sm_count()),
+            total,
             &[
                 KernelArg::Ptr(x),
                 KernelArg::U64(total as u64),
@@ -280,9 +281,9 @@ impl NormOps for CudaStorage {
             CudaStorage::alloc(dev, p.d, dtype)?,
             CudaStorage::alloc(dev, p.d, dtype)?,
         );
-        dev.launch(
+        dev.launch_grid_stride(
             param_grads,
-            LaunchConfig::elementwise(p.d as u64, dev.sm_count()),
+            p.d,
             &[
                 KernelArg::Ptr(part_w.ptr()),
                 KernelArg::Ptr(part_b.ptr()),

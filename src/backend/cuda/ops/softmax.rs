@@ -1,10 +1,10 @@
 //! Launch of `kernels/softmax.cu`: softmax / log-softmax along one dimension.
 
-use super::kernels::KernelId;
-use super::launch::THREADS;
-use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::SoftmaxOps;
+use super::SoftmaxOps;
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::THREADS;
+use crate::backend::cuda::runtime::launch::{plan, KernelArg, LaunchConfig};
+use crate::backend::cuda::CudaStorage;
 use crate::shape::{check_dim, Layout};
 use crate::{DType, Error, Result};
 
@@ -58,8 +58,7 @@ impl SoftmaxOps for CudaStorage {
             };
             dev.launch(by_block, cfg, &args)?;
         } else {
-            let cfg = LaunchConfig::elementwise(n_rows as u64, sm);
-            dev.launch(by_thread, cfg, &args)?;
+            dev.launch_grid_stride(by_thread, n_rows, &args)?;
         }
         Ok(out)
     }

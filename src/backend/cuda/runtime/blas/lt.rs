@@ -11,7 +11,7 @@
 
 use super::plan::{GemmPlan, Operand, Trans};
 use crate::backend::cuda::device::CudaDevice;
-use crate::backend::cuda::storage::CudaStorage;
+use crate::backend::cuda::runtime::storage::CudaStorage;
 use crate::{DType, Error, Result};
 use cudarc::cublaslt::result::{self as ffi, CublasError};
 use cudarc::cublaslt::sys;

@@ -3,10 +3,10 @@
 //! backward kernel a thread per input element that gathers from the outputs that
 //! copied it, so the gradient needs no atomics and adds in the CPU's order.
 
-use super::kernels::{code_of, KernelId};
-use super::launch::{KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{Pad2dParams, PadOps};
+use super::{Pad2dParams, PadOps};
+use crate::backend::cuda::runtime::kernels::{code_of, KernelId};
+use crate::backend::cuda::runtime::launch::KernelArg;
+use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
 use crate::Result;
 
@@ -22,7 +22,8 @@ impl PadOps for CudaStorage {
             &geometry_args(p)?,
             &[KernelArg::F64(p.value), KernelArg::Ptr(out.ptr())],
         ];
-        launch(self, kernel, p.output_len(), &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, p.output_len(), &args.concat())?;
         Ok(out)
     }
 
@@ -37,7 +38,8 @@ impl PadOps for CudaStorage {
             &geometry_args(p)?,
             &[KernelArg::Ptr(gx.ptr())],
         ];
-        launch(self, kernel, p.input_len(), &args.concat())?;
+        self.cuda_device()
+            .launch_grid_stride(kernel, p.input_len(), &args.concat())?;
         Ok(gx)
     }
 }
@@ -48,17 +50,4 @@ fn geometry_args(p: &Pad2dParams) -> Result<[KernelArg; 8]> {
     let code = code_of("PadCode", p.kind.name())?;
     let [a, b, c, d, e, f, g] = sizes.map(KernelArg::U64);
     Ok([a, b, c, d, e, f, g, KernelArg::U32(code)])
-}
-
-/// Launches a grid-stride kernel over `items` elements; nothing to do when empty.
-fn launch(s: &CudaStorage, kernel: KernelId, items: usize, args: &[KernelArg]) -> Result<()> {
-    if items == 0 {
-        return Ok(());
-    }
-    let dev = s.cuda_device();
-    dev.launch(
-        kernel,
-        LaunchConfig::elementwise(items as u64, dev.sm_count()),
-        args,
-    )
 }

@@ -1,10 +1,10 @@
 //! Launches of `kernels/elementwise.cu`: unary (and scalar) ops, binary ops and
 //! comparisons over strided, broadcast operands, into a contiguous output.
 
-use super::kernels::{code_of, KernelId};
-use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+use super::{BinaryOp, CmpOp, ElementwiseOps, UnaryOp};
+use crate::backend::cuda::runtime::kernels::{code_of, KernelId};
+use crate::backend::cuda::runtime::launch::{plan, KernelArg};
+use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
@@ -25,9 +25,9 @@ impl ElementwiseOps for CudaStorage {
         let [rank, dims] = p.shape_args();
         let kernel = KernelId::for_dtype("unary", dtype)?;
         let dev = self.cuda_device();
-        dev.launch(
+        dev.launch_grid_stride(
             kernel,
-            LaunchConfig::elementwise(n as u64, dev.sm_count()),
+            n,
             &[
                 KernelArg::U64(n as u64),
                 rank,
@@ -105,9 +105,9 @@ impl CudaStorage {
         let p = plan(name, &ll.shape, [&ll.strides, &rl.strides])?;
         let [rank, dims] = p.shape_args();
         let dev = self.cuda_device();
-        dev.launch(
+        dev.launch_grid_stride(
             kernel,
-            LaunchConfig::elementwise(n as u64, dev.sm_count()),
+            n,
             &[
                 KernelArg::U64(n as u64),
                 rank,
@@ -121,5 +121,19 @@ impl CudaStorage {
             ],
         )?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::cuda::runtime::kernels::assert_distinct_codes;
+    use crate::backend::elementwise::{BinaryOp, CmpOp, UnaryOp};
+
+    /// Every op of the host enums has a code in its kernel enum, and no two share one.
+    #[test]
+    fn every_host_op_has_a_distinct_code() {
+        assert_distinct_codes("UnaryCode", &UnaryOp::ALL.map(|o| o.name()));
+        assert_distinct_codes("BinaryCode", &BinaryOp::ALL.map(|o| o.name()));
+        assert_distinct_codes("CmpCode", &CmpOp::ALL.map(|o| o.name()));
     }
 }

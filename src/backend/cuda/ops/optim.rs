@@ -1,10 +1,10 @@
 //! Fused optimizer steps on CUDA: one launch of `kernels/optim.cu` per parameter
 //! updates the parameter and its state in place.
 
-use super::kernels::KernelId;
-use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{check_step_operands, AdamStep, OptimOps, SgdStep};
+use super::{check_step_operands, AdamStep, OptimOps, SgdStep};
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::{plan, KernelArg};
+use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
 use crate::Result;
 
@@ -66,9 +66,8 @@ impl OptimOps for CudaStorage {
             KernelArg::I32(step.nesterov.into()),
             KernelArg::I32(step.first.into()),
         ]);
-        let dev = self.cuda_device();
-        let cfg = LaunchConfig::elementwise(layout.numel() as u64, dev.sm_count());
-        dev.launch(kernel, cfg, &args)
+        self.cuda_device()
+            .launch_grid_stride(kernel, layout.numel(), &args)
     }
 
     fn adam_step(
@@ -103,8 +102,7 @@ impl OptimOps for CudaStorage {
             KernelArg::F64(step.step_size),
             KernelArg::F64(step.bias2_sqrt),
         ]);
-        let dev = self.cuda_device();
-        let cfg = LaunchConfig::elementwise(layout.numel() as u64, dev.sm_count());
-        dev.launch(kernel, cfg, &args)
+        self.cuda_device()
+            .launch_grid_stride(kernel, layout.numel(), &args)
     }
 }

@@ -6,7 +6,7 @@
 use super::*;
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::device::CudaDevice;
-use crate::backend::cuda::emulator;
+use crate::backend::cuda::runtime::emulator;
 use crate::backend::BackendStorage;
 use std::sync::Arc;
 

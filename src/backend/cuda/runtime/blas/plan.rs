@@ -21,8 +21,8 @@
 //! plan. The unit tests execute every plan with a column-major reference GEMM and
 //! compare with a naive row-major product: the proof of the mapping without a GPU.
 
-use crate::backend::MatmulDims;
 use crate::shape::Layout;
+use crate::shape::MatmulDims;
 
 /// A column-major transpose flag (`CUBLAS_OP_N` / `CUBLAS_OP_T`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,15 +2,17 @@
 //! backward pass as three kernels (D = rowsum(dO ∘ O); dK and dV per key tile; dQ per
 //! query tile), each output written by one owner, so results are deterministic.
 
-use super::kernels::KernelId;
-use super::launch::{KernelArg, LaunchConfig, MAX_DIMS};
-use super::storage::CudaStorage;
-use crate::backend::{AttentionLayouts, AttentionOps, AttentionParams, FillOps};
+use super::{AttentionLayouts, AttentionOps, AttentionParams};
+use crate::backend::cuda::runtime::kernels::defines;
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig, MAX_DIMS};
+use crate::backend::cuda::CudaStorage;
+use crate::backend::fill::FillOps;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
 /// The largest head dim (E and EV) the kernels hold (`ATTN_MAX_D`).
-const MAX_HEAD_DIM: usize = 128;
+const MAX_HEAD_DIM: usize = defines::ATTN_MAX_D;
 
 /// Rows per block of the kernels' tiles, per compute type, as `AttnCfg` in the `.cu`
 /// file: (forward queries, dK/dV keys, dQ queries). Only the grid size depends on them
@@ -85,10 +87,10 @@ fn problem_args(
 }
 
 /// A grid-stride launch over `tasks` tiles of `threads` threads each.
-fn tiles(tasks: usize, threads: u32, sm: u32) -> LaunchConfig {
+fn tiles(tasks: usize, threads: usize, sm: u32) -> LaunchConfig {
     LaunchConfig {
         grid: (tasks.clamp(1, sm as usize * 16) as u32, 1, 1),
-        block: (threads, 1, 1),
+        block: (threads as u32, 1, 1),
         shared_bytes: 0,
     }
 }
@@ -108,6 +110,12 @@ fn check_head_dims(p: &AttentionParams) -> Result<()> {
 }
 
 impl AttentionOps for CudaStorage {
+    /// `ATTN_MAX_D` of kernels/attention.cu: the kernels keep a row of q, k and v in
+    /// shared memory.
+    fn fused_max_head_dim(&self) -> Option<usize> {
+        Some(MAX_HEAD_DIM)
+    }
+
     fn attention_forward(
         &self,
         k: &CudaStorage,
@@ -129,7 +137,11 @@ impl AttentionOps for CudaStorage {
         let mut args = problem_args(self, k, v, mask, layouts, p);
         args.extend([KernelArg::Ptr(out.ptr()), KernelArg::Ptr(lse.ptr())]);
         let tasks = p.n * p.h * p.l.div_ceil(tile_rows(dtype).0);
-        dev.launch(kernel, tiles(tasks, 128, dev.sm_count()), &args)?;
+        dev.launch(
+            kernel,
+            tiles(tasks, defines::ATTN_FWD_THREADS, dev.sm_count()),
+            &args,
+        )?;
         Ok((out, lse))
     }
 
@@ -166,9 +178,9 @@ impl AttentionOps for CudaStorage {
         let sm = dev.sm_count();
         let rows = bh * p.l;
         let delta = CudaStorage::alloc(dev, rows, stat_dtype(dtype))?;
-        dev.launch(
+        dev.launch_grid_stride(
             delta_kernel,
-            LaunchConfig::elementwise(rows as u64, sm),
+            rows,
             &[
                 KernelArg::Ptr(out.ptr()),
                 KernelArg::Ptr(dout.ptr()),
@@ -187,10 +199,18 @@ impl AttentionOps for CudaStorage {
         let mut dkdv_args = args.clone();
         dkdv_args.extend([KernelArg::Ptr(dk.ptr()), KernelArg::Ptr(dv.ptr())]);
         let kv_tasks = bh * p.s.div_ceil(kv_rows);
-        dev.launch(dkdv_kernel, tiles(kv_tasks, 256, sm), &dkdv_args)?;
+        dev.launch(
+            dkdv_kernel,
+            tiles(kv_tasks, defines::ATTN_BWD_THREADS, sm),
+            &dkdv_args,
+        )?;
         args.push(KernelArg::Ptr(dq.ptr()));
         let q_tasks = bh * p.l.div_ceil(q_rows);
-        dev.launch(dq_kernel, tiles(q_tasks, 256, sm), &args)?;
+        dev.launch(
+            dq_kernel,
+            tiles(q_tasks, defines::ATTN_BWD_THREADS, sm),
+            &args,
+        )?;
         Ok((dq, dk, dv))
     }
 }

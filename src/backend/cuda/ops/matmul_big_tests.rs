@@ -9,7 +9,7 @@ use super::tf32_tests::{exact_element, gemm_f32, operand, strided_operand, value
 use super::*;
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::device::CudaDevice;
-use crate::backend::cuda::emulator;
+use crate::backend::cuda::runtime::emulator;
 use std::sync::Arc;
 
 /// One product: operands, split-K parts, bias (its values and offset), ReLU.

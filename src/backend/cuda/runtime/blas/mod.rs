@@ -1,5 +1,5 @@
 //! Vendor GEMM: cuBLASLt, loaded at run time, where it is present and usable; kiln's
-//! own kernels (`matmul.rs`, `kernels/linear.cu`) otherwise.
+//! own kernels (`matmul.rs`, `kernels/matmul.cu`) otherwise.
 //!
 //! Which one runs on a device is decided once per device and can be changed from code
 //! ([`set_choice`]) or the environment (`KILN_CUDA_GEMM=kiln|vendor|auto`, read when the
@@ -25,8 +25,8 @@ pub(crate) mod plan;
 
 use super::device::{emulation_requested, CudaDevice};
 use super::storage::CudaStorage;
-use crate::backend::MatmulDims;
 use crate::shape::Layout;
+use crate::shape::MatmulDims;
 use crate::{Error, Result};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -283,7 +283,7 @@ fn run(
             bias,
             bgrad,
             act,
-            tf32: crate::cuda::matmul_allow_tf32(),
+            tf32: crate::backend::cuda::runtime::config::matmul_allow_tf32(),
         },
         dims.batch * dims.m * dims.n,
     )

@@ -4,11 +4,12 @@
 //! outputs), with the reduced dimension split into chunks and a second pass when there
 //! are too few outputs to fill the GPU.
 
-use super::kernels::{code_of, KernelId};
-use super::launch::THREADS;
-use super::launch::{plan, KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{FillOps, ReduceOp, ReduceOps};
+use super::{ReduceOp, ReduceOps};
+use crate::backend::cuda::runtime::kernels::{code_of, KernelId};
+use crate::backend::cuda::runtime::launch::THREADS;
+use crate::backend::cuda::runtime::launch::{plan, KernelArg, LaunchConfig};
+use crate::backend::cuda::CudaStorage;
+use crate::backend::fill::FillOps;
 use crate::shape::{check_dim, Layout};
 use crate::{DType, Error, Result};
 
@@ -162,6 +163,13 @@ impl ReduceOps for CudaStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cuda::runtime::kernels::assert_distinct_codes;
+
+    /// Every reduction has a code in `ReduceCode`, and no two share one.
+    #[test]
+    fn every_reduction_has_a_distinct_code() {
+        assert_distinct_codes("ReduceCode", &ReduceOp::ALL.map(|o| o.name()));
+    }
 
     #[test]
     fn contiguous_rows_use_blocks_and_split_when_outputs_are_few() {

@@ -12,7 +12,7 @@ use super::kernels::KernelId;
 use crate::{Error, Result};
 
 /// Most dimensions a kernel indexes after merging (`KILN_MAX_DIMS` in common.cuh).
-pub const MAX_DIMS: usize = 8;
+pub const MAX_DIMS: usize = super::kernels::defines::KILN_MAX_DIMS;
 
 /// One kernel argument, typed as the kernel's C signature declares it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,10 +1,10 @@
 //! Image transforms on CUDA: `kernels/image.cu`'s crop-and-flip gather, one launch per
 //! batch, the per-sample offsets read from the (N, 3) I64 params on the device.
 
-use super::kernels::KernelId;
-use super::launch::{KernelArg, LaunchConfig};
-use super::storage::CudaStorage;
-use crate::backend::{CropFlipParams, ImageOps};
+use super::{CropFlipParams, ImageOps};
+use crate::backend::cuda::runtime::kernels::KernelId;
+use crate::backend::cuda::runtime::launch::KernelArg;
+use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
 
@@ -32,9 +32,9 @@ impl ImageOps for CudaStorage {
         let (q, _q_copy) = params.contiguous_ptr(params_layout)?;
         let dev = self.cuda_device();
         let size = |v: usize| KernelArg::U64(v as u64);
-        dev.launch(
+        dev.launch_grid_stride(
             KernelId::for_dtype("crop_flip", self.dtype())?,
-            LaunchConfig::elementwise(total as u64, dev.sm_count()),
+            total,
             &[
                 size(total),
                 KernelArg::Ptr(x),
