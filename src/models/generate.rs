@@ -4,8 +4,8 @@
 //! prompts of different lengths (left padding with an attention mask), until
 //! `max_new_tokens` or a stop token in every row.
 
-use super::gpt2::{check_ids, Gpt2};
-use super::kv_cache::KvCache;
+use super::gpt2::Gpt2;
+use super::kv_cache::{check_ids, KvCache};
 use super::llama::Llama;
 use crate::rng::{philox4x32_10, reserve};
 use crate::{DType, Error, Result, Tensor};

@@ -10,7 +10,7 @@
 //! on load and on save.
 
 use super::hub::{self, HubConfig};
-use super::kv_cache::{attention, KvCache};
+use super::kv_cache::{attention, check_ids, KvCache};
 use crate::nn::functional::{self as F, SdpaOpts};
 use crate::nn::{self, Dropout, Embedding, Forward, LayerNorm, Linear, LinearOpts, Mode, Module};
 use crate::{DType, Device, Error, Result, Tensor};
@@ -453,12 +453,7 @@ impl Gpt2 {
     /// The logits `(B, t, vocab_size)` of `t` new tokens `ids (B, t)` that follow the
     /// ones in `cache`, whose keys and values are appended to it.
     pub fn forward_with_cache(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let (b, t) = check_ids(ids)?;
-        cache.check_room(b, t)?;
-        let pos = cache.positions(t, &ids.device())?;
-        let logits = self.run(ids, &pos, Some(cache))?;
-        cache.advance(t);
-        Ok(logits)
+        cache.step(ids, |pos, cache| self.run(ids, pos, Some(cache)))
     }
 
     /// The logits of `ids (B, T)` at positions `pos` (`(B, T)` or `(1, T)`), through the
@@ -522,21 +517,6 @@ impl Gpt2 {
             .forward(&mlp.c_proj.forward(&c.activation.apply(&h)?)?)?;
         x.add(&m.to_dtype(x.dtype())?)
     }
-}
-
-/// `(B, T)` of I64 token ids; Err naming `ids` otherwise.
-pub(crate) fn check_ids(ids: &Tensor) -> Result<(usize, usize)> {
-    if ids.rank() != 2 || ids.dtype() != DType::I64 {
-        return Err(Error::arg(
-            "ids",
-            format!(
-                "needs I64 token ids of shape (B, T), got {:?} {:?}",
-                ids.dtype(),
-                ids.shape()
-            ),
-        ));
-    }
-    Ok((ids.shape()[0], ids.shape()[1]))
 }
 
 impl Forward for Gpt2 {

@@ -140,26 +140,19 @@ impl KvCache {
         Ok(())
     }
 
-    /// The positions of the next `t` tokens of each row, `(B, t)` I64 on `device`:
-    /// slot index minus the row's padding (0 for padding slots).
-    pub(crate) fn positions(&self, t: usize, device: &Device) -> Result<Tensor> {
-        let pos: Vec<i64> = self
-            .pad
-            .iter()
-            .flat_map(|&p| (self.len..self.len + t).map(move |j| j.saturating_sub(p) as i64))
-            .collect();
-        Tensor::from_vec(pos, &[self.batch(), t], device)
-    }
-
-    /// Err naming `ids` unless `(B, t)` new tokens fit.
-    pub(crate) fn check_room(&self, batch: usize, t: usize) -> Result<()> {
-        if batch != self.batch() {
+    /// Runs a model's forward pass `run(ids, positions, cache)` over the new tokens
+    /// `ids (B, t)` (I64), whose positions it gives, then records them as filled: what
+    /// each model's `forward_with_cache` is. Err naming `ids` unless they fit.
+    pub(crate) fn step(
+        &mut self,
+        ids: &Tensor,
+        run: impl FnOnce(&Tensor, &KvCache) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let (b, t) = check_ids(ids)?;
+        if b != self.batch() {
             return Err(Error::arg(
                 "ids",
-                format!(
-                    "has {batch} rows, but the cache was made for {}",
-                    self.batch()
-                ),
+                format!("has {b} rows, but the cache was made for {}", self.batch()),
             ));
         }
         if self.len + t > self.max_len() {
@@ -172,7 +165,15 @@ impl KvCache {
                 ),
             ));
         }
-        Ok(())
+        // Slot index minus the row's padding (0 for padding slots).
+        let pos: Vec<i64> = self
+            .pad
+            .iter()
+            .flat_map(|&p| (self.len..self.len + t).map(move |j| j.saturating_sub(p) as i64))
+            .collect();
+        let logits = run(&Tensor::from_vec(pos, &[b, t], &ids.device())?, self)?;
+        self.len += t;
+        Ok(logits)
     }
 
     /// Layer `layer`'s attention of the new queries `q (B, H, t, hd)` over the cached
@@ -216,11 +217,6 @@ impl KvCache {
         };
         attention(q, &keys, &values, opts)
     }
-
-    /// Records `t` new positions as filled (after every layer attended).
-    pub(crate) fn advance(&mut self, t: usize) {
-        self.len += t;
-    }
 }
 
 /// Attention of `q (B, H, L, hd)` over `k`, `v` `(B, kv_heads, S, hd)`, with
@@ -246,4 +242,19 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: SdpaOpts) -> R
     let q5 = q.reshape(&[b, kv_heads, group, l, hd])?;
     let (k5, v5) = (k.unsqueeze(2)?, v.unsqueeze(2)?);
     F::scaled_dot_product_attention(&q5, &k5, &v5, opts)?.reshape(&[b, h, l, hd])
+}
+
+/// `(B, T)` of I64 token ids; Err naming `ids` otherwise.
+pub(crate) fn check_ids(ids: &Tensor) -> Result<(usize, usize)> {
+    if ids.rank() != 2 || ids.dtype() != DType::I64 {
+        return Err(Error::arg(
+            "ids",
+            format!(
+                "needs I64 token ids of shape (B, T), got {:?} {:?}",
+                ids.dtype(),
+                ids.shape()
+            ),
+        ));
+    }
+    Ok((ids.shape()[0], ids.shape()[1]))
 }

@@ -6,9 +6,8 @@
 //! `lm_head.weight`), so a hub folder loads with [`Llama::from_pretrained`] and saves
 //! back with [`Llama::save_pretrained`].
 
-use super::gpt2::check_ids;
 use super::hub::{self, HubConfig};
-use super::kv_cache::{attention, KvCache};
+use super::kv_cache::{attention, check_ids, KvCache};
 use super::rope::{self, Rope};
 use crate::nn::functional::{self as F, SdpaOpts};
 use crate::nn::{self, Embedding, Forward, Linear, LinearOpts, Mode, Module, RMSNorm};
@@ -308,12 +307,7 @@ impl Llama {
     /// The logits `(B, t, vocab_size)` of `t` new tokens `ids (B, t)` that follow the
     /// ones in `cache`, whose keys and values are appended to it.
     pub fn forward_with_cache(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let (b, t) = check_ids(ids)?;
-        cache.check_room(b, t)?;
-        let pos = cache.positions(t, &ids.device())?;
-        let logits = self.run(ids, &pos, Some(cache))?;
-        cache.advance(t);
-        Ok(logits)
+        cache.step(ids, |pos, cache| self.run(ids, pos, Some(cache)))
     }
 
     /// Err naming `name` for a length past the sliding window (which kiln does not
