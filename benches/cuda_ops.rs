@@ -413,8 +413,12 @@ fn gpt2_generate_case(d: &Device, s: &Sizes) -> Result<Step> {
     let p = s.pick(128, 8);
     let ids: Vec<i64> = (0..p as i64).map(|i| i * 7919 % 500).collect();
     let prompt = Tensor::from_vec(ids, &[1, p], d)?;
-    let opts = GenerateOpts::new().temperature(0.0).max_new_tokens(s.pick(32, 4));
-    Ok(Box::new(move || generate(&model, &prompt, opts.clone()).map(drop)))
+    let opts = GenerateOpts::new()
+        .temperature(0.0)
+        .max_new_tokens(s.pick(32, 4));
+    Ok(Box::new(move || {
+        generate(&model, &prompt, opts.clone()).map(drop)
+    }))
 }
 
 /// Every case, in the table's order.
@@ -551,7 +555,11 @@ fn cases() -> Vec<Case> {
     cases.extend(conv_cases());
     cases.extend([
         case("digits_cnn_train_step_f32_b128", false, digits_case),
-        case("gpt2_small_generate_greedy_f32_p128_n32", false, gpt2_generate_case),
+        case(
+            "gpt2_small_generate_greedy_f32_p128_n32",
+            false,
+            gpt2_generate_case,
+        ),
         case("copy_d2d_f32_1GiB", true, |d, s| {
             let n = s.pick(1 << 28, 1000);
             let src = randn(&[n], DType::F32, d)?;
