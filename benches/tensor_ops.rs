@@ -229,6 +229,23 @@ const CASES: &[Case] = &[
         name: "train_gpt_step_f32_2x96x4_ctx64_b32",
         build: train_gpt_step,
     },
+    Case {
+        name: "lstm_fwd_bwd_f32_L32xN32x128_h256",
+        build: |d| {
+            let lstm = nn::LSTM::new(128, 256, nn::RnnOpts::new(), d)?;
+            let x = randn(&[32, 32, 128], d)?.requires_grad();
+            let params = lstm
+                .parameters()
+                .into_iter()
+                .map(|p| p.tensor().clone())
+                .collect();
+            Ok(fwd_bwd(x, params, move |x| lstm.forward(x)))
+        },
+    },
+    Case {
+        name: "gpt2_small_forward_f32_1x64",
+        build: gpt2_small_forward,
+    },
 ];
 
 /// Causal attention forward and backward into q, k and v of shape `(N, H, L, E)`.
@@ -303,6 +320,20 @@ fn train_gpt_step(d: &Device) -> Result<Step> {
         nn::utils::clip_grad_norm(&params, 1.0)?;
         opt.step()?;
         Ok(loss)
+    }))
+}
+
+/// GPT-2 small (124M parameters, random weights) in eval mode: the logits of one
+/// sequence of 64 tokens, no gradients.
+fn gpt2_small_forward(d: &Device) -> Result<Step> {
+    use kiln::models::gpt2::{Gpt2, Gpt2Config};
+    let model = Gpt2::new(Gpt2Config::gpt2_small(), DType::F32, d)?;
+    model.eval();
+    let ids: Vec<i64> = (0..64).map(|i| i * 7919 % 50257).collect();
+    let ids = Tensor::from_vec(ids, &[1, 64], d)?;
+    Ok(Box::new(move || {
+        let _no_grad = kiln::no_grad();
+        model.forward(&ids)
     }))
 }
 

@@ -271,6 +271,25 @@ def _(d):
         opt.step()
         return loss
 
+@case("lstm_fwd_bwd_f32_L32xN32x128_h256")
+def _(d):
+    lstm = torch.nn.LSTM(128, 256, device=d)
+    return fwd_bwd(randn(32, 32, 128, device=d, requires_grad=True), list(lstm.parameters()),
+                   lambda x: lstm(x)[0])
+
+
+@case("gpt2_small_forward_f32_1x64")
+def _(d):
+    # transformers' GPT2LMHeadModel(GPT2Config()) (124M parameters) in eval mode, under
+    # no_grad: the logits of one sequence of 64 tokens.
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model = GPT2LMHeadModel(GPT2Config()).to(d).eval()
+    ids = (torch.arange(64, device=d) * 7919 % 50257).reshape(1, 64)
+
+    def step():
+        with torch.no_grad():
+            return model(ids).logits
+
     return step
 
 
