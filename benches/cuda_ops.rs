@@ -394,6 +394,33 @@ fn digits_case(d: &Device, s: &Sizes) -> Result<Step> {
     }))
 }
 
+/// Greedy generation with GPT-2 small (124M parameters, random weights): 32 new tokens
+/// after a 128-token prompt through the KV cache, one sequence (tokens/s = 32000 / ms).
+fn gpt2_generate_case(d: &Device, s: &Sizes) -> Result<Step> {
+    use kiln::models::gpt2::{Gpt2, Gpt2Config};
+    use kiln::models::{generate, GenerateOpts};
+    let small = Gpt2Config {
+        vocab_size: 500,
+        n_positions: 64,
+        n_embd: 32,
+        n_layer: 2,
+        n_head: 2,
+        n_inner: 64,
+        ..Gpt2Config::gpt2_small()
+    };
+    let model = Gpt2::new(s.pick(Gpt2Config::gpt2_small(), small), DType::F32, d)?;
+    model.eval();
+    let p = s.pick(128, 8);
+    let ids: Vec<i64> = (0..p as i64).map(|i| i * 7919 % 500).collect();
+    let prompt = Tensor::from_vec(ids, &[1, p], d)?;
+    let opts = GenerateOpts::new()
+        .temperature(0.0)
+        .max_new_tokens(s.pick(32, 4));
+    Ok(Box::new(move || {
+        generate(&model, &prompt, opts.clone()).map(drop)
+    }))
+}
+
 /// Every case, in the table's order.
 fn cases() -> Vec<Case> {
     let mut cases = vec![
@@ -528,6 +555,11 @@ fn cases() -> Vec<Case> {
     cases.extend(conv_cases());
     cases.extend([
         case("digits_cnn_train_step_f32_b128", false, digits_case),
+        case(
+            "gpt2_small_generate_greedy_f32_p128_n32",
+            false,
+            gpt2_generate_case,
+        ),
         case("copy_d2d_f32_1GiB", true, |d, s| {
             let n = s.pick(1 << 28, 1000);
             let src = randn(&[n], DType::F32, d)?;

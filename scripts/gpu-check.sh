@@ -93,6 +93,7 @@ groups=(
     "conv2d_stem7x7s2_fwd_bwd_bf16 conv2d_3x3_fwd_bwd_bf16 conv2d_3x3s2_fwd_bwd_bf16 conv2d_1x1s2_fwd_bwd_bf16"
     "adamw"
     "mlp digits"
+    "gpt2_small_generate"
     "resnet18_train_step_f32"
     "resnet18_train_step_tf32"
     "resnet18_train_step_bf16"

@@ -350,12 +350,33 @@ def cases(d, smoke):
         "adamw_fused_step_resnet18_f32": (False, adamw(fused=True)),
         **conv_rows(),
         "digits_cnn_train_step_f32_b128": (False, digits),
+        "gpt2_small_generate_greedy_f32_p128_n32": (False, lambda: gpt2_generate(pick)),
         "copy_d2d_f32_1GiB": (True, copy),
         **{
             f"resnet18_train_step_{prec}_b128": (False, precision(prec, lambda dt=dt: resnet(dt)))
             for prec, (dt, _) in PRECISIONS.items()
         },
     }
+
+
+def gpt2_generate(pick):
+    """transformers' greedy generate with GPT2LMHeadModel(GPT2Config()) (random weights):
+    32 new tokens (no stop token) after a 128-token prompt, one sequence, its KV cache."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging
+    logging.set_verbosity_error()
+    small = dict(vocab_size=500, n_positions=64, n_embd=32, n_layer=2, n_head=2, n_inner=64)
+    d = "cuda" if torch.cuda.is_available() else "cpu"
+    model = GPT2LMHeadModel(GPT2Config(**pick({}, small))).to(d).eval()
+    p, n = pick(128, 8), pick(32, 4)
+    prompt = (torch.arange(p, device=d) * 7919 % 500).reshape(1, p)
+
+    def step():
+        with torch.no_grad():
+            model.generate(prompt, do_sample=False, max_new_tokens=n, min_new_tokens=n,
+                           eos_token_id=None, pad_token_id=0)
+
+    return step
 
 
 class Timer:

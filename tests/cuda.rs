@@ -20,8 +20,8 @@ mod common;
 #[allow(dead_code)] // the training loop is used here, not every helper of the example
 mod model;
 
-use common::host;
 use common::parity::{self, assert_exact, gpu_or_skip, pair_t, values, ALL};
+use common::{host, own_generator};
 use kiln::nn::functional as F;
 use kiln::nn::{Forward, Module};
 use kiln::optim::{AdamW, Optimizer};
@@ -155,6 +155,7 @@ fn training_steps_on_the_device_follow_the_cpu() {
     .unwrap();
     let (train, _) = digits.split_every(5).unwrap();
     let run = |d: &Device| {
+        let _own = own_generator();
         kiln::manual_seed(3);
         let net = model::DigitsNet::new(d).unwrap();
         let mut opt = AdamW::new(net.parameters(), 2e-3).unwrap();

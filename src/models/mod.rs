@@ -7,8 +7,48 @@
 //!   narrower variants.
 //! * [`gpt`]: a GPT (token + position embedding, pre-norm attention + MLP blocks), the
 //!   model of `examples/train_gpt.rs`.
+//! * [`gpt2`] and [`llama`]: the pretrained checkpoints people download from the
+//!   Hugging Face hub (GPT-2; Llama, Mistral, Qwen2, TinyLlama), loaded from a model
+//!   folder with `from_pretrained` and saved back with `save_pretrained`, and
+//!   [`generate`] to continue prompts with a [`KvCache`].
+//!
+//! Each block of the ResNet and the GPT can run under activation checkpointing
+//! (`set_checkpoint` on a block or on the whole model): less memory, one more forward
+//! pass per step.
 
+mod generate;
 pub mod gpt;
+pub mod gpt2;
+mod hub;
+mod kv_cache;
+pub mod llama;
 mod resnet;
+mod rope;
+#[cfg(feature = "tokenizers")]
+mod tokenizer;
 
+pub use generate::{generate, CausalLm, GenerateOpts};
+pub use kv_cache::KvCache;
 pub use resnet::{resnet18, BasicBlock, ResNet, ResNetConfig, Stem};
+pub use rope::{Rope, RopeScaling};
+#[cfg(feature = "tokenizers")]
+pub use tokenizer::Tokenizer;
+
+use crate::nn::Forward;
+use crate::{Result, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Runs `block` on `x`; through [`crate::utils::checkpoint`] when `checkpointed` is
+/// set (the block's activations are recomputed in backward instead of kept).
+fn run_block<B>(block: &Arc<B>, checkpointed: &AtomicBool, x: &Tensor) -> Result<Tensor>
+where
+    B: Forward + Send + Sync + 'static,
+{
+    if checkpointed.load(Ordering::Relaxed) {
+        let block = Arc::clone(block);
+        crate::utils::checkpoint(move |x| block.forward(x), x)
+    } else {
+        block.forward(x)
+    }
+}

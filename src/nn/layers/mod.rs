@@ -3,6 +3,7 @@
 //! `nn::functional` op in `forward`.
 
 mod activation;
+mod activation_kind;
 mod attention;
 mod conv;
 mod dropout;
@@ -12,11 +13,16 @@ mod layer_norm;
 mod linear;
 mod norm;
 mod pool;
+mod rnn;
+mod rnn_cell;
 mod sequential;
+mod transformer;
+mod transformer_decoder;
 
 // Glob re-exports, as in `nn::functional`: a new layer is written in its family's
 // file and nowhere else.
 pub use activation::*;
+pub use activation_kind::*;
 pub use attention::*;
 pub use conv::*;
 pub use dropout::*;
@@ -26,4 +32,8 @@ pub use layer_norm::*;
 pub use linear::*;
 pub use norm::*;
 pub use pool::*;
+pub use rnn::{LstmOutput, RnnOpts, GRU, LSTM, RNN};
+pub use rnn_cell::{GRUCell, LSTMCell};
 pub use sequential::*;
+pub use transformer::*;
+pub use transformer_decoder::*;
