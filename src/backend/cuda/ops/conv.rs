@@ -43,6 +43,17 @@ enum Pass {
     BackwardWeight,
 }
 
+impl Pass {
+    /// The pass on channels-last operands (the forward and the input gradient have one).
+    fn channels_last(self) -> Pass {
+        match self {
+            Pass::Forward | Pass::ForwardNhwc => Pass::ForwardNhwc,
+            Pass::BackwardInput | Pass::BackwardInputNhwc => Pass::BackwardInputNhwc,
+            Pass::BackwardWeight => Pass::BackwardWeight,
+        }
+    }
+}
+
 /// The implicit GEMM that runs a pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Gemm {
@@ -392,6 +403,31 @@ impl PassSetup {
             geometry,
         })
     }
+
+    /// Runs the pass with `args`: for a depthwise convolution the direct kernel of
+    /// `depthwise.0` over `depthwise.1` threads, else the implicit GEMM of `m` x `n`
+    /// per group over `z` groups (`[m, n, z]`), in `pass`'s channels-last form when
+    /// `nhwc`.
+    #[allow(clippy::too_many_arguments)] // the two ways to run a pass, side by side
+    fn run(
+        &self,
+        op: &'static str,
+        p: &Conv2dParams,
+        depthwise: (&'static str, usize),
+        [m, n, z]: [usize; 3],
+        pass: Pass,
+        nhwc: bool,
+        args: &[KernelArg],
+    ) -> Result<()> {
+        let dtype = self.out.dtype();
+        if is_depthwise(p) {
+            let kernel = KernelId::for_dtype(depthwise.0, dtype)?;
+            return self.dev.launch_grid_stride(kernel, depthwise.1, args);
+        }
+        let cfg = self.gemm.config(op, m, n, z)?;
+        let pass = if nhwc { pass.channels_last() } else { pass };
+        self.gemm.launch(&self.dev, pass, dtype, cfg, args)
+    }
 }
 
 impl CudaStorage {
@@ -414,7 +450,7 @@ impl CudaStorage {
             .collect();
         let (rows, len) = (p.c_out_per_group(), p.output_len());
         let s = PassSetup::new(OP, self, &others, Pass::Forward, tensor_cores, rows, len, p)?;
-        let (dev, dtype) = (&s.dev, self.dtype());
+        let dtype = self.dtype();
         let Some([ga, gb]) = s.geometry else {
             return Ok(s.out);
         };
@@ -428,18 +464,9 @@ impl CudaStorage {
         let b = bias.map(|(b, bl)| Dense::new(b, bl)).transpose()?;
         let b = b.map_or(KernelArg::Ptr(0), |b| b.arg());
         let args = [x.arg(), w.arg(), b, KernelArg::Ptr(s.out.ptr()), ga, gb];
-        if is_depthwise(p) {
-            let kernel = KernelId::for_dtype("conv2d_dw_fwd", dtype)?;
-            dev.launch_grid_stride(kernel, p.output_len(), &args)?;
-        } else {
-            let cfg = s.gemm.config(OP, rows, p.n * p.out_plane(), p.groups)?;
-            let pass = if nhwc {
-                Pass::ForwardNhwc
-            } else {
-                Pass::Forward
-            };
-            s.gemm.launch(dev, pass, dtype, cfg, &args)?;
-        }
+        let depthwise = ("conv2d_dw_fwd", p.output_len());
+        let gemm = [rows, p.n * p.out_plane(), p.groups];
+        s.run(OP, p, depthwise, gemm, Pass::Forward, nhwc, &args)?;
         Ok(s.out)
     }
 
@@ -456,7 +483,7 @@ impl CudaStorage {
         let (rows, len) = (p.c_in_per_group(), p.input_len());
         let pass = Pass::BackwardInput;
         let s = PassSetup::new(OP, self, &[w.dtype()], pass, tensor_cores, rows, len, p)?;
-        let (dev, dtype) = (&s.dev, self.dtype());
+        let dtype = self.dtype();
         let Some([ga, gb]) = s.geometry else {
             return Ok(s.out);
         };
@@ -468,22 +495,12 @@ impl CudaStorage {
         };
         let w = Dense::new(w, wl)?;
         let args = [g.arg(), w.arg(), KernelArg::Ptr(s.out.ptr()), ga, gb];
-        if is_depthwise(p) {
-            let kernel = KernelId::for_dtype("conv2d_dw_bwd_input", dtype)?;
-            dev.launch_grid_stride(kernel, p.input_len(), &args)?;
-        } else {
-            // One GEMM per group and stride phase (conv.cuh), each over its input
-            // positions: at most ceil(h/stride_h) x ceil(w/stride_w) per image.
-            let positions = p.n * p.h.div_ceil(p.stride_h) * p.w.div_ceil(p.stride_w);
-            let phases = p.groups * p.stride_h * p.stride_w;
-            let cfg = s.gemm.config(OP, rows, positions, phases)?;
-            let pass = if nhwc {
-                Pass::BackwardInputNhwc
-            } else {
-                Pass::BackwardInput
-            };
-            s.gemm.launch(dev, pass, dtype, cfg, &args)?;
-        }
+        let depthwise = ("conv2d_dw_bwd_input", p.input_len());
+        // One GEMM per group and stride phase (conv.cuh), each over its input
+        // positions: at most ceil(h/stride_h) x ceil(w/stride_w) per image.
+        let positions = p.n * p.h.div_ceil(p.stride_h) * p.w.div_ceil(p.stride_w);
+        let gemm = [rows, positions, p.groups * p.stride_h * p.stride_w];
+        s.run(OP, p, depthwise, gemm, pass, nhwc, &args)?;
         Ok(s.out)
     }
 
