@@ -58,6 +58,15 @@ pub(crate) trait Float:
     fn ln_1p(self) -> Self;
     fn sin(self) -> Self;
     fn cos(self) -> Self;
+    fn floor(self) -> Self;
+    fn ceil(self) -> Self;
+    /// Nearest integer, halves to even (PyTorch's `round`).
+    fn round_even(self) -> Self;
+    fn trunc(self) -> Self;
+    fn exp_m1(self) -> Self;
+    fn exp2(self) -> Self;
+    fn log2(self) -> Self;
+    fn atan2(self, x: Self) -> Self;
 }
 
 macro_rules! float_impl {
@@ -93,6 +102,30 @@ macro_rules! float_impl {
             }
             fn cos(self) -> Self {
                 <$t>::cos(self)
+            }
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
+            fn ceil(self) -> Self {
+                <$t>::ceil(self)
+            }
+            fn round_even(self) -> Self {
+                <$t>::round_ties_even(self)
+            }
+            fn trunc(self) -> Self {
+                <$t>::trunc(self)
+            }
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
+            }
+            fn exp2(self) -> Self {
+                <$t>::exp2(self)
+            }
+            fn log2(self) -> Self {
+                <$t>::log2(self)
+            }
+            fn atan2(self, x: Self) -> Self {
+                <$t>::atan2(self, x)
             }
         }
     };
