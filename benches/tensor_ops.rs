@@ -8,7 +8,9 @@
 //! Run: `cargo bench --bench tensor_ops` (an id filter may follow `--`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use kiln::models::gpt::{Gpt, GptConfig};
 use kiln::nn::{self, functional as F, Conv2dOpts, Forward, Module};
+use kiln::optim::{AdamW, Optimizer, ParamGroup};
 use kiln::{DType, Device, Result, Tensor};
 use std::hint::black_box;
 use std::time::Duration;
@@ -186,7 +188,123 @@ const CASES: &[Case] = &[
             Ok(fwd_bwd(x, Vec::new(), |x| F::dropout(x, 0.5, true)))
         },
     },
+    // Transformer rows: causal attention at GPT-2 small's head shape (12 heads of 64,
+    // context 1024) and at examples/train_gpt.rs's (batch 32, 4 heads of 24, context
+    // 64); LayerNorm and GELU at the example's and GPT-2's widths; and one whole
+    // training step of the example.
+    Case {
+        name: "sdpa_causal_fwd_bwd_f32_1x12x1024x64",
+        build: |d| sdpa_step([1, 12, 1024, 64], d),
+    },
+    Case {
+        name: "sdpa_causal_fwd_bwd_f32_32x4x64x24",
+        build: |d| sdpa_step([32, 4, 64, 24], d),
+    },
+    Case {
+        name: "layer_norm_fwd_bwd_f32_2048x96",
+        build: |d| layer_norm_step(2048, 96, d),
+    },
+    Case {
+        name: "layer_norm_fwd_bwd_f32_4096x768",
+        build: |d| layer_norm_step(4096, 768, d),
+    },
+    Case {
+        name: "gelu_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || F::gelu(&a)))
+        },
+    },
+    Case {
+        name: "gelu_fwd_bwd_f32_2048x384",
+        build: |d| {
+            Ok(fwd_bwd(
+                randn(&[2048, 384], d)?.requires_grad(),
+                Vec::new(),
+                F::gelu,
+            ))
+        },
+    },
+    Case {
+        name: "train_gpt_step_f32_2x96x4_ctx64_b32",
+        build: train_gpt_step,
+    },
 ];
+
+/// Causal attention forward and backward into q, k and v of shape `(N, H, L, E)`.
+fn sdpa_step([n, h, l, e]: [usize; 4], d: &Device) -> Result<Step> {
+    let qkv = [
+        randn(&[n, h, l, e], d)?,
+        randn(&[n, h, l, e], d)?,
+        randn(&[n, h, l, e], d)?,
+    ];
+    let [q, k, v] = qkv.map(|t| t.requires_grad());
+    Ok(fwd_bwd(q, vec![k.clone(), v.clone()], move |q| {
+        F::scaled_dot_product_attention(q, &k, &v, F::SdpaOpts::new().causal(true))
+    }))
+}
+
+/// `nn::LayerNorm` forward and backward on `(rows, cols)`.
+fn layer_norm_step(rows: usize, cols: usize, d: &Device) -> Result<Step> {
+    let ln = nn::LayerNorm::new(cols, d)?;
+    let params = ln
+        .parameters()
+        .into_iter()
+        .map(|p| p.tensor().clone())
+        .collect();
+    Ok(fwd_bwd(
+        randn(&[rows, cols], d)?.requires_grad(),
+        params,
+        move |x| ln.forward(x),
+    ))
+}
+
+/// One optimizer step of examples/train_gpt.rs with its defaults (62 characters of
+/// the KJV text, a fixed batch): forward, cross entropy, backward, clipping at norm
+/// 1, AdamW with weight decay 0.1 on the linear maps' matrices and none on the rest.
+/// The learning-rate schedule is left out, as in torch_bench.py's twin.
+fn train_gpt_step(d: &Device) -> Result<Step> {
+    let (vocab, block, batch) = (62, 64, 32);
+    let config = GptConfig {
+        vocab_size: vocab,
+        block_size: block,
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 96,
+        tie_weights: false,
+    };
+    let model = Gpt::new(config, d)?;
+    let (decay, no_decay): (Vec<_>, Vec<_>) =
+        model.named_parameters().into_iter().partition(|(name, p)| {
+            p.rank() == 2 && !name.starts_with("wte") && !name.starts_with("wpe")
+        });
+    let mut opt = AdamW::new(decay, 3e-3)?.weight_decay(0.1);
+    opt.add_param_group(ParamGroup::new(no_decay).weight_decay(0.0))?;
+    let ids = |n: usize, seed: u64| -> Result<Tensor> {
+        let mut s = seed;
+        let v: Vec<i64> = (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                ((s >> 33) % vocab as u64) as i64
+            })
+            .collect();
+        Tensor::from_vec(v, &[n], d)
+    };
+    let (x, y) = (
+        ids(batch * block, 1)?.reshape(&[batch, block])?,
+        ids(batch * block, 2)?,
+    );
+    let params = model.parameters();
+    Ok(Box::new(move || {
+        let logits = model.forward(&x)?.reshape(&[batch * block, vocab])?;
+        let loss = F::cross_entropy(&logits, &y)?;
+        opt.zero_grad();
+        loss.backward()?;
+        nn::utils::clip_grad_norm(&params, 1.0)?;
+        opt.step()?;
+        Ok(loss)
+    }))
+}
 
 /// A step that runs `forward` on `x` and back-propagates `sum(out)` into `x` and
 /// `params`, clearing their gradients first (like `set_to_none`).

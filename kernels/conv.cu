@@ -31,9 +31,9 @@ __device__ __forceinline__ void implicit_gemm(const P &p, int m_len, int n_len, 
                                               int row0, int col0) {
     typedef typename P::C C;
     // +4 keeps rows 16-byte aligned and spreads the transposed stores over banks.
-    __shared__ C as[CONV_BK][CONV_BM + 4];
-    __shared__ C bs[CONV_BK][CONV_BN + 4];
-    __shared__ typename P::KRow krows[2][CONV_BK];
+    KILN_SHARED(C, as, [CONV_BK][CONV_BM + 4]);
+    KILN_SHARED(C, bs, [CONV_BK][CONV_BN + 4]);
+    KILN_SHARED(typename P::KRow, krows, [2][CONV_BK]);
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     // This thread's B column (fixed: CONV_THREADS is a multiple of CONV_BN).
     const int b_n = threadIdx.x % CONV_BN;
@@ -205,7 +205,7 @@ template <typename T>
 __device__ __forceinline__ void dw_backward_weight_impl(const T *x, const T *gy, T *gw,
                                                         const Dims &ga, const Dims &gb) {
     typedef typename ComputeOf<T>::type C;
-    __shared__ C red[CONV_THREADS];
+    KILN_SHARED(C, red, [CONV_THREADS]);
     const ConvGeom g = conv_geom(ga, gb);
     const int positions = g.n * g.out_plane();
     for (int wi = blockIdx.x; wi < g.c_out * g.taps(); wi += gridDim.x) {

@@ -138,7 +138,7 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
     KILN_DYNAMIC_SHARED(uint4, smem);
     T *as = reinterpret_cast<T *>(smem); // [2][BM * BK]
     T *bs = as + 2 * BM * BK;            // [2][CTC_BN * BK]
-    __shared__ typename P::KRow krows[2][BK];
+    KILN_SHARED(typename P::KRow, krows, [2][BK]);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / 4 * (BM / 2), wn = warp % 4 * 32; // the warp's tile in the block's
 

@@ -29,8 +29,14 @@ __device__ __forceinline__ float k_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double k_sqrt(double x) { return sqrt(x); }
 __device__ __forceinline__ float k_abs(float x) { return fabsf(x); }
 __device__ __forceinline__ double k_abs(double x) { return fabs(x); }
-__device__ __forceinline__ float k_pow(float x, float e) { return powf(x, e); }
-__device__ __forceinline__ double k_pow(double x, double e) { return pow(x, e); }
+// PyTorch's pow: sqrt for the exponent 0.5 and 1 / sqrt for -0.5, as it computes them
+// (they differ from pow at -inf and -0), as the CPU does.
+__device__ __forceinline__ float k_pow(float x, float e) {
+    return e == 0.5f ? sqrtf(x) : e == -0.5f ? 1.0f / sqrtf(x) : powf(x, e);
+}
+__device__ __forceinline__ double k_pow(double x, double e) {
+    return e == 0.5 ? sqrt(x) : e == -0.5 ? 1.0 / sqrt(x) : pow(x, e);
+}
 __device__ __forceinline__ float k_erf(float x) { return erff(x); }
 __device__ __forceinline__ double k_erf(double x) { return erf(x); }
 __device__ __forceinline__ float k_log1p(float x) { return log1pf(x); }

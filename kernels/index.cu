@@ -131,8 +131,8 @@ __device__ __forceinline__ void scatter_add_rows_impl(uint64_t rows, uint64_t co
                                                       int64_t s_row, int64_t s_col, T *out) {
     typedef typename ComputeOf<T>::type C;
     const unsigned warps = KILN_SCATTER_ROWS_THREADS / 32;
-    __shared__ uint64_t hits[KILN_SCATTER_ROWS_THREADS];
-    __shared__ unsigned warp_hits[warps];
+    KILN_SHARED(uint64_t, hits, [KILN_SCATTER_ROWS_THREADS]);
+    KILN_SHARED(unsigned, warp_hits, [warps]);
     const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const uint64_t tile = (uint64_t)KILN_SCATTER_ROWS_THREADS * KILN_SCATTER_ROWS_COLS;
     for (uint64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -218,8 +218,8 @@ extern "C" __global__ void where_cond_u8(uint64_t n, int rank, Dims dims, const 
 // levels) folds the block. The host reads the two values back and names the first
 // bad one in its error; the index ops themselves never read out of bounds.
 extern "C" __global__ void __launch_bounds__(256) index_bounds(uint64_t n, int rank, Dims dims, const int64_t *idx, Strides is, int64_t *out) {
-    __shared__ int64_t lo_s[KILN_INDEX_BOUNDS_THREADS];
-    __shared__ int64_t hi_s[KILN_INDEX_BOUNDS_THREADS];
+    KILN_SHARED(int64_t, lo_s, [KILN_INDEX_BOUNDS_THREADS]);
+    KILN_SHARED(int64_t, hi_s, [KILN_INDEX_BOUNDS_THREADS]);
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (uint64_t i = threadIdx.x; i < n; i += blockDim.x) {
         int64_t v = idx[offset1(i, n, rank, dims, is)];

@@ -169,6 +169,111 @@ def _(d):
     return fwd_bwd(x, [], lambda x: torch.nn.functional.dropout(x, 0.5, training=True))
 
 
+# ---------------------------------------------------------------- transformer rows
+# Attention at GPT-2 small's head shape (12 heads of 64, context 1024) and at
+# examples/train_gpt.rs's (batch 32, 4 heads of 24, context 64), causal.
+def sdpa_case(n, h, l, e):
+    def build(d):
+        q, k, v = (randn(n, h, l, e, device=d, requires_grad=True) for _ in range(3))
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        return fwd_bwd(q, [k, v], lambda q: sdpa(q, k, v, is_causal=True))
+
+    return build
+
+
+case("sdpa_causal_fwd_bwd_f32_1x12x1024x64")(sdpa_case(1, 12, 1024, 64))
+case("sdpa_causal_fwd_bwd_f32_32x4x64x24")(sdpa_case(32, 4, 64, 24))
+
+
+def layer_norm_case(rows, cols):
+    def build(d):
+        ln = torch.nn.LayerNorm(cols, device=d)
+        return fwd_bwd(randn(rows, cols, device=d, requires_grad=True), list(ln.parameters()), ln)
+
+    return build
+
+
+case("layer_norm_fwd_bwd_f32_2048x96")(layer_norm_case(2048, 96))
+case("layer_norm_fwd_bwd_f32_4096x768")(layer_norm_case(4096, 768))
+
+
+@case("gelu_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.nn.functional.gelu(a)
+
+
+@case("gelu_fwd_bwd_f32_2048x384")
+def _(d):
+    return fwd_bwd(randn(2048, 384, device=d, requires_grad=True), [], torch.nn.functional.gelu)
+
+
+class Gpt(torch.nn.Module):
+    """The twin of kiln::models::gpt (and of scripts/golden/attention.py's): token and
+    position embeddings, pre-norm blocks of causal nn.MultiheadAttention and an exact
+    GELU MLP, a final LayerNorm, an untied head."""
+
+    def __init__(self, vocab, block_size, n_layer, heads, d, device):
+        super().__init__()
+        nn = torch.nn
+        self.wte = nn.Embedding(vocab, d, device=device)
+        self.wpe = nn.Embedding(block_size, d, device=device)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                dict(
+                    ln_1=nn.LayerNorm(d, device=device),
+                    attn=nn.MultiheadAttention(d, heads, batch_first=True, device=device),
+                    ln_2=nn.LayerNorm(d, device=device),
+                    c_fc=nn.Linear(d, 4 * d, device=device),
+                    c_proj=nn.Linear(4 * d, d, device=device),
+                )
+            )
+            for _ in range(n_layer)
+        )
+        self.ln_f = nn.LayerNorm(d, device=device)
+        self.lm_head = nn.Linear(d, vocab, bias=False, device=device)
+        with torch.no_grad():  # GPT-2's N(0, 0.02) on every matrix, as Gpt::new
+            for name, p in self.named_parameters():
+                if name.endswith("weight") and p.dim() == 2:
+                    p.normal_(0.0, 0.02)
+
+    def forward(self, ids):
+        t = ids.shape[1]
+        x = self.wte(ids) + self.wpe(torch.arange(t, device=ids.device))
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(t, device=ids.device)
+        for b in self.blocks:
+            h = b.ln_1(x)
+            x = x + b.attn(h, h, h, attn_mask=mask, is_causal=True, need_weights=False)[0]
+            x = x + b.c_proj(torch.nn.functional.gelu(b.c_fc(b.ln_2(x))))
+        return self.lm_head(self.ln_f(x))
+
+
+@case("train_gpt_step_f32_2x96x4_ctx64_b32")
+def _(d):
+    # One optimizer step of examples/train_gpt.rs with its defaults (62 characters of
+    # the KJV text): forward, cross entropy, backward, clipping at norm 1, AdamW with
+    # weight decay 0.1 on the linear maps' matrices and none on the rest. The
+    # learning-rate schedule is left out (a scalar per step on both sides).
+    vocab, block, batch = 62, 64, 32
+    gpt = Gpt(vocab, block, 2, 4, 96, d).train()
+    decay = [p for n, p in gpt.named_parameters() if p.dim() == 2 and not n.startswith(("wte", "wpe"))]
+    rest = [p for n, p in gpt.named_parameters() if not (p.dim() == 2 and not n.startswith(("wte", "wpe")))]
+    opt = torch.optim.AdamW([dict(params=decay, weight_decay=0.1), dict(params=rest, weight_decay=0.0)], lr=3e-3)
+    x = torch.randint(0, vocab, (batch, block), device=d)
+    y = torch.randint(0, vocab, (batch * block,), device=d)
+    params = list(gpt.parameters())
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(gpt(x).reshape(-1, vocab), y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss
+
+    return step
+
+
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
     # Warm-up: first calls allocate, pick kernels and spin up threads.

@@ -42,6 +42,7 @@ pub mod optim;
 mod rng;
 mod shape;
 mod tensor;
+pub mod utils;
 
 pub use amp::{autocast, autocast_dtype, autocast_off, is_autocast_enabled, AutocastGuard};
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};
@@ -76,12 +77,13 @@ impl Tensor {
 }
 
 /// Pieces of kiln's internals that its own benchmarks and tests reach into (the
-/// caching allocator over a host raw allocator, the Philox stream dropout uses).
+/// caching allocator over a host raw allocator, the Philox stream dropout uses, a
+/// thread's own generator for tests that need a seed's numbers).
 /// Not part of the API: anything here may change in any release.
 #[doc(hidden)]
 pub mod internals {
     pub use crate::backend::cuda::runtime::allocator::{
         CachingAllocator, HostRawAllocator, RawAllocator, StreamId,
     };
-    pub use crate::rng::{keep_threshold, PhiloxStream};
+    pub use crate::rng::{keep_threshold, thread_generator, PhiloxStream, ThreadGenerator};
 }

@@ -40,6 +40,15 @@ fn assert_arg_err<T: std::fmt::Debug>(r: Result<T>, name: &str) {
     }
 }
 
+/// Tells `scaler` that a loss was scaled in this iteration, for tests whose gradients
+/// are made directly and stand for scaled ones (`unscale_` and `step` refuse
+/// gradients without a `scale` since the last `update`).
+fn as_if_scaled(scaler: &GradScaler, dev: &Device) {
+    scaler
+        .scale(&Tensor::zeros(&[], DType::F32, dev).unwrap())
+        .unwrap();
+}
+
 /// A leaf of `values` (converted to `dtype`) whose gradient is `grad`: `backward` of
 /// `sum(p · grad)`.
 fn param_with_grad(values: &[f32], grad: &[f32], dtype: DType, dev: &Device) -> Tensor {
@@ -127,6 +136,7 @@ device_test! {
             let finite = param_with_grad(&[1.0, 2.0, 3.0], &[64.0, -128.0, 0.5], dtype, dev);
             let mut opt = Sgd::new([finite.clone()], 1.0).unwrap();
             let mut scaler = GradScaler::new().init_scale(64.0).unwrap();
+            as_if_scaled(&scaler, dev);
             scaler.unscale_(&mut opt).unwrap();
             let grad = finite.grad().unwrap();
             assert_eq!(grad.dtype(), dtype);
@@ -140,6 +150,7 @@ device_test! {
                 let q = param_with_grad(&[5.0], &[1.0], dtype, dev);
                 let mut opt = Sgd::new([q.clone(), p.clone()], 1.0).unwrap();
                 let mut scaler = GradScaler::new();
+                as_if_scaled(&scaler, dev);
                 assert!(!scaler.step(&mut opt).unwrap(), "{dtype:?}: {bad} skips the step");
                 assert_eq!(common::host(&p), vec![1.0, 2.0]);
                 assert_eq!(common::host(&q), vec![5.0]);
@@ -149,7 +160,11 @@ device_test! {
         }
         let p = param_with_grad(&[1.0], &[1.0], DType::F16, dev);
         let mut opt = Sgd::new([p.clone()], 1.0).unwrap();
-        assert_arg_err(GradScaler::new().unscale_(&mut opt), "optimizer");
+        let mut scaler = GradScaler::new();
+        as_if_scaled(&scaler, dev);
+        let refused = scaler.unscale_(&mut opt);
+        assert!(format!("{refused:?}").contains("F16"), "{refused:?}");
+        assert_arg_err(refused, "optimizer");
         assert_eq!(common::host(&p.grad().unwrap()), vec![1.0], "nothing changed");
     }
 
@@ -268,6 +283,7 @@ fn grad_scaler_refuses_repeated_calls_and_round_trips_its_state() {
     let p = param_with_grad(&[1.0], &[2.0], DType::F32, &dev);
     let mut opt = Sgd::new([p.clone()], 0.1).unwrap();
     let mut scaler = GradScaler::new().growth_interval(3).unwrap();
+    as_if_scaled(&scaler, &dev);
     scaler.unscale_(&mut opt).unwrap();
     assert_arg_err(scaler.unscale_(&mut opt), "optimizer");
     assert!(scaler.step(&mut opt).unwrap());
@@ -289,6 +305,8 @@ fn grad_scaler_refuses_repeated_calls_and_round_trips_its_state() {
         .unwrap()
         .backward()
         .unwrap();
+    assert_arg_err(scaler.step(&mut opt), "optimizer"); // nothing scaled since update
+    as_if_scaled(&scaler, &dev);
     assert!(
         scaler.step(&mut opt).unwrap(),
         "a new iteration after update"

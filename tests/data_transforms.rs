@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, assert_values, device_test, rng_lock, Golden};
+use common::{assert_close, assert_values, device_test, own_generator, Golden};
 use kiln::data::transforms::{
     functional as TF, Compose, Normalize, RandomCrop, RandomHorizontalFlip, Transform,
 };
@@ -69,7 +69,7 @@ device_test! {
     /// The random transforms draw their choices from kiln's generator: the same on
     /// every device for a seed, and exactly the crops of the drawn parameters.
     fn random_choices_are_reproducible_and_in_range(dev) {
-        let _rng = rng_lock();
+        let _rng = own_generator();
         let x_cpu = Tensor::rand(&[300, 1, 3, 4], DType::F32, &Device::Cpu).unwrap();
         let x = x_cpu.to_device(dev).unwrap();
         let crop = RandomCrop::new((3, 3), 2);
@@ -110,8 +110,6 @@ device_test! {
     }
 
     fn bad_arguments_are_errors_naming_them(dev) {
-        // Random transforms draw from the generator: not while another test is seeded.
-        let _rng = rng_lock();
         let x = Tensor::zeros(&[2, 3, 4, 4], DType::F32, dev).unwrap();
         let name = |r: kiln::Result<Tensor>| match r {
             Err(Error::InvalidArgument { name, .. }) => name,

@@ -2,7 +2,8 @@
 //! each case's call): the output and the gradients of q, k and v, on both paths (the
 //! fused op and the math composition), causal (L = S, L < S, L > S), boolean and
 //! additive masks, a row that may attend nowhere, head dims 16 to 128, f64, f32 and
-//! BF16; the fused op against the math path for broadcast and strided operands; an
+//! BF16; the fused op against the math path for broadcast and strided operands and
+//! across many of the CPU kernel's blocks (head dims 8 to 256); an
 //! f64 gradcheck of the fused op; dropout's mode; and bad input.
 
 mod common;
@@ -211,6 +212,45 @@ device_test! {
             let math = run(q, k, v, opts(SdpaBackend::Math), 20);
             for (j, (f, m)) in fused.iter().zip(&math).enumerate() {
                 assert_values(&format!("case {i} result {j}"), f, m, 1e-10, 1e-10);
+            }
+        }
+    }
+
+    /// The fused op against the math path on sequences longer than one block of the
+    /// CPU kernels (query tiles of 32 and 64, key tiles of 128, short last tiles),
+    /// causal with L > S and L < S, with boolean and additive masks, head dims 8 to
+    /// 256 (the CUDA fused op takes up to 128: larger ones run Auto there), in f64
+    /// and f32.
+    fn fused_matches_math_across_many_tiles(dev) {
+        let cases: [([usize; 6], bool, Option<DType>, DType); 6] = [
+            ([1, 2, 150, 140, 8, 8], true, None, DType::F64),
+            ([1, 2, 70, 300, 16, 12], true, Some(DType::U8), DType::F64),
+            ([2, 1, 200, 130, 24, 24], false, Some(DType::F64), DType::F64),
+            ([1, 1, 40, 260, 256, 256], true, None, DType::F64),
+            ([1, 2, 150, 140, 32, 32], true, None, DType::F32),
+            ([1, 1, 33, 129, 8, 8], false, Some(DType::U8), DType::F32),
+        ];
+        for (i, ([n, h, l, s, e, ev], causal, mask, dtype)) in cases.into_iter().enumerate() {
+            let seed = 100 + 10 * i as u64;
+            let t = |shape: &[usize], seed| randn(shape, seed, dev).to_dtype(dtype).unwrap();
+            let (q, k, v) = (t(&[n, h, l, e], seed), t(&[n, h, s, e], seed + 1), t(&[n, h, s, ev], seed + 2));
+            let mask = mask.map(|m| {
+                let r = randn(&[l, s], seed + 3, dev);
+                if m == DType::U8 { r.gt_scalar(-1.0).unwrap() } else { r.to_dtype(dtype).unwrap() }
+            });
+            let fused = if dev.is_cpu() || e <= 128 { SdpaBackend::Fused } else { SdpaBackend::Auto };
+            let opts = |backend| {
+                let o = SdpaOpts::new().causal(causal).backend(backend);
+                match &mask {
+                    Some(m) => o.mask(m),
+                    None => o,
+                }
+            };
+            let got = run(&q, &k, &v, opts(fused), seed + 4);
+            let want = run(&q, &k, &v, opts(SdpaBackend::Math), seed + 4);
+            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-5 };
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_values(&format!("case {i} result {j}"), g, w, tol, tol);
             }
         }
     }

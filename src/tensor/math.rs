@@ -8,9 +8,9 @@
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::backend::elementwise::{BinaryOp, UnaryOp};
+use crate::backend::elementwise::{is_int_scalar, BinaryOp, UnaryOp};
 use crate::shape::check_dim;
-use crate::{Error, Result};
+use crate::{DType, Error, Result};
 
 impl Tensor {
     /// Sine (float dtypes); the gradient is `cos(x)`.
@@ -148,9 +148,16 @@ impl Tensor {
         }))
     }
 
-    /// `1 / sqrt(self)` (float dtypes; `rsqrt(0)` is `inf`, as in PyTorch).
+    /// `1 / sqrt(self)` (float dtypes; `rsqrt(0)` is `inf`, as in PyTorch). The
+    /// gradient is PyTorch's `-0.5 · rsqrt(x)³`, from the result (NaN at -inf, where
+    /// `-0.5 · x^-1.5` would be 0).
     pub fn rsqrt(&self) -> Result<Tensor> {
-        self.powf(-0.5)
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.rsqrt()) {
+            return y;
+        }
+        self.unary_with(UnaryOp::PowScalar(-0.5), "rsqrt", |_, out| {
+            out.powf(3.0)?.mul_scalar(-0.5)
+        })
     }
 
     /// `self ^ p` for a scalar exponent (PyTorch's `pow(tensor, scalar)`); the same
@@ -166,6 +173,13 @@ impl Tensor {
     /// boundaries included: what PyTorch 2.15 computes for scalar bounds (the golden
     /// case `clamp_both` holds both bounds exactly; older PyTorch passed the gradient
     /// at the boundaries).
+    ///
+    /// Bounds follow PyTorch's scalar rules: on a float tensor a finite bound beyond
+    /// the dtype's range is an `Err` naming it (`1e6` for F16); on an integer tensor
+    /// an integral bound compares as a number (`U8.clamp(-5, 300)` changes nothing),
+    /// and one that no element can reach is an `Err` naming it (`U8.clamp(300,
+    /// None)`), while a fractional or non-finite bound clamps in F32, PyTorch's
+    /// default dtype, as `int_tensor.clamp(min=0.5)` does.
     pub fn clamp(
         &self,
         min: impl Into<Option<f64>>,
@@ -178,7 +192,15 @@ impl Tensor {
                 "clamp: at least one of min and max must be given",
             ));
         }
-        let (x, dtype, dev) = (self.detach(), self.dtype(), self.device());
+        let dtype = self.dtype();
+        if !dtype.is_float() && lo.into_iter().chain(hi).any(|b| !is_int_scalar(b)) {
+            return self.to_dtype(DType::F32)?.clamp(lo, hi);
+        }
+        let lo = lo.map(|v| clamp_bound(dtype, "min", v, true)).transpose()?;
+        let hi = hi
+            .map(|v| clamp_bound(dtype, "max", v, false))
+            .transpose()?;
+        let (x, dev) = (self.detach(), self.device());
         let bound = |v: f64| Tensor::full(&[], v, dtype, &dev);
         let mut out = x.clone();
         if let Some(l) = lo {
@@ -217,4 +239,25 @@ impl Tensor {
         let divisor = (n - if unbiased { 1.0 } else { 0.0 }).max(0.0);
         dev.mul(&dev)?.sum(dim, keepdim)?.div_scalar(divisor)
     }
+}
+
+/// A clamp bound `v` (argument `name`, the lower one when `is_min`) as a `dtype`
+/// element. Float dtypes check it as every scalar is checked ([`DType::scalar`]);
+/// on an integer dtype (an integral `v`) a bound beyond the range on the side it
+/// does not limit saturates to the range, and one beyond on the side it limits — a
+/// minimum above the largest element, a maximum below the lowest — is an `Err`, as
+/// in PyTorch ("Clamp min value 300 is outside the representable range of Byte").
+fn clamp_bound(dtype: DType, name: &'static str, v: f64, is_min: bool) -> Result<f64> {
+    let (lowest, highest) = match dtype {
+        DType::U8 => (0.0, 255.0),
+        DType::I64 => (-9_223_372_036_854_775_808.0, 9_223_372_036_854_775_808.0),
+        _ => return super::checked_scalar(dtype, name, v),
+    };
+    if (is_min && v > highest) || (!is_min && v < lowest) {
+        return Err(Error::arg(
+            name,
+            format!("clamp: {v} is outside the representable range of {dtype:?}"),
+        ));
+    }
+    Ok(v.clamp(lowest, highest))
 }

@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub(crate) use create::checked_scalar;
 pub use create::{rng_state, set_rng_state};
 pub(crate) use locks::StorageLocks;
 pub(crate) use relocate::relocate_in_place;

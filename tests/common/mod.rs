@@ -111,19 +111,20 @@ pub fn launches(kernel: &str) -> Option<u64> {
 }
 
 /// kiln's generator is global (like PyTorch's) and a test binary runs its tests on
-/// several threads. A test whose result depends on the numbers a seed gives holds this
-/// guard from the seed to its last draw, and so does every other test of its binary
-/// that draws numbers: an unguarded draw on another thread would move the generator in
-/// between. Tests that only need *some* random input need no guard.
-pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
+/// several threads, so another test's draw could land between a seed and the draws
+/// that depend on it. A test whose result depends on the numbers a seed gives holds
+/// this guard from the seed to its last draw: until it drops, the test's thread draws
+/// from a generator of its own (`kiln::manual_seed` seeds that one), which no other
+/// thread moves, whatever the scheduling. Tests that only need *some* random input
+/// need no guard.
+pub fn own_generator() -> kiln::internals::ThreadGenerator {
+    kiln::internals::thread_generator(0)
 }
 
-/// `f`'s result right after `kiln::manual_seed(seed)`, under [`rng_lock`].
+/// `f`'s result right after `kiln::manual_seed(seed)`, on a generator of the
+/// calling thread's own ([`own_generator`]).
 pub fn seeded<R>(seed: u64, f: impl FnOnce() -> R) -> R {
-    let _rng = rng_lock();
-    kiln::manual_seed(seed);
+    let _own = kiln::internals::thread_generator(seed);
     f()
 }
 

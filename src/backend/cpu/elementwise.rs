@@ -310,7 +310,7 @@ impl<T: Copy, U, F: Fn(T, T) -> U> pulp::WithSimd for Map2Row<'_, T, U, F> {
 }
 
 pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<T>> {
-    let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
+    let zero = T::from_f64(0.0);
     match op {
         UnaryOp::Neg => map1(v, l, |x| -x),
         UnaryOp::Exp => map1(v, l, T::exp),
@@ -318,41 +318,26 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::Sqrt => map1(v, l, T::sqrt),
         // `x <= 0` is false for NaN, so NaN passes through as in PyTorch.
         UnaryOp::Relu => map1(v, l, |x| if x <= zero { zero } else { x }),
-        UnaryOp::Sigmoid => map1(v, l, |x| one / (one + (-x).exp())),
+        UnaryOp::Sigmoid => map1(v, l, T::sigmoid),
         UnaryOp::Tanh => map1(v, l, T::tanh),
         UnaryOp::Abs => map1(v, l, T::abs),
         UnaryOp::AddScalar(s) => scalar_map(v, l, s, |x, s| x + s),
         UnaryOp::MulScalar(s) => scalar_map(v, l, s, |x, s| x * s),
         UnaryOp::DivScalar(s) => scalar_map(v, l, s, |x, s| x / s),
         UnaryOp::PowScalar(s) => scalar_map(v, l, s, T::powf),
-        UnaryOp::Gelu => map1(v, l, gelu),
-        UnaryOp::GeluGrad => map1(v, l, gelu_grad),
-        UnaryOp::GeluTanh => map1(v, l, gelu_tanh),
-        UnaryOp::GeluTanhGrad => map1(v, l, gelu_tanh_grad),
+        UnaryOp::Gelu => map1(v, l, T::gelu),
+        UnaryOp::GeluGrad => map1(v, l, T::gelu_grad),
+        UnaryOp::GeluTanh => map1(v, l, T::gelu_tanh),
+        UnaryOp::GeluTanhGrad => map1(v, l, T::gelu_tanh_grad),
         // `x > 0` is false for NaN, so NaN·s keeps it NaN, as in PyTorch.
         UnaryOp::LeakyRelu(s) => scalar_map(v, l, s, |x, s| if x > zero { x } else { x * s }),
-        UnaryOp::LeakyReluGrad(s) => scalar_map(v, l, s, |x, s| if x > zero { one } else { s }),
-        UnaryOp::Silu => map1(v, l, |x| x / (one + (-x).exp())),
-        UnaryOp::SiluGrad => map1(v, l, |x| {
-            let sig = one / (one + (-x).exp());
-            sig * (one + x * (one - sig))
-        }),
-        // PyTorch's form: linear above the threshold, `ln(1 + e^x)` (as log1p) below.
-        UnaryOp::Softplus(s) => scalar_map(v, l, s, |x, s| if x > s { x } else { x.exp().ln_1p() }),
-        UnaryOp::SoftplusGrad(s) => {
-            scalar_map(
-                v,
-                l,
-                s,
-                |x, s| {
-                    if x > s {
-                        one
-                    } else {
-                        one / (one + (-x).exp())
-                    }
-                },
-            )
+        UnaryOp::LeakyReluGrad(s) => {
+            scalar_map(v, l, s, |x, s| if x > zero { T::from_f64(1.0) } else { s })
         }
+        UnaryOp::Silu => map1(v, l, T::silu),
+        UnaryOp::SiluGrad => map1(v, l, T::silu_grad),
+        UnaryOp::Softplus(s) => scalar_map(v, l, s, T::softplus),
+        UnaryOp::SoftplusGrad(s) => scalar_map(v, l, s, T::softplus_grad),
         UnaryOp::Sin => map1(v, l, T::sin),
         UnaryOp::Cos => map1(v, l, T::cos),
         UnaryOp::Floor => map1(v, l, T::floor),
@@ -368,44 +353,6 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::Exp2 => map1(v, l, T::exp2),
         UnaryOp::Log2 => map1(v, l, T::log2),
     }
-}
-
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-/// `1/√(2π)`, the standard normal density at 0.
-const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-/// `√(2/π)`, the slope of the tanh approximation's argument.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-/// The cubic coefficient of the tanh approximation (Hendrycks & Gimpel).
-const GELU_CUBIC: f64 = 0.044_715;
-
-/// `x·Φ(x)` with Φ the standard normal CDF.
-fn gelu<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    half * x * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf())
-}
-
-/// `d/dx x·Φ(x) = Φ(x) + x·φ(x)`.
-fn gelu_grad<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    let cdf = half * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
-    let pdf = T::from_f64(INV_SQRT_2PI) * (-(half * x * x)).exp();
-    cdf + x * pdf
-}
-
-/// `x/2·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
-fn gelu_tanh<T: Float>(x: T) -> T {
-    let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_CUBIC) * x * x * x);
-    T::from_f64(0.5) * x * (T::from_f64(1.0) + u.tanh())
-}
-
-/// `(1 + t)/2 + x/2·(1 - t²)·du/dx` with `t = tanh(u)`.
-fn gelu_tanh_grad<T: Float>(x: T) -> T {
-    let (half, one) = (T::from_f64(0.5), T::from_f64(1.0));
-    let k = T::from_f64(SQRT_2_OVER_PI);
-    let a = T::from_f64(GELU_CUBIC);
-    let t = (k * (x + a * x * x * x)).tanh();
-    let du = k * (one + T::from_f64(3.0) * a * x * x);
-    half * (one + t) + half * x * (one - t * t) * du
 }
 
 /// `-1`, `0` or `1`; 0 for NaN (PyTorch's `(0 < x) - (x < 0)`).

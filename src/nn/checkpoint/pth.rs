@@ -199,8 +199,10 @@ impl Archive {
         if size > limit {
             return Err(format!("`{name}` claims {size} bytes, more than {limit}"));
         }
+        let capacity = usize::try_from(size)
+            .map_err(|_| format!("`{name}` claims {size} bytes, more than memory can address"))?;
         let mut reader = self.reader(index)?;
-        let mut bytes = Vec::with_capacity(size as usize);
+        let mut bytes = Vec::with_capacity(capacity);
         reader
             .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read `{name}`: {e}"))?;

@@ -144,6 +144,18 @@ fn pool_params(
     let [n, c, h, w] = x.shape()[..] else {
         return Err(rank_error("pool2d", x));
     };
+    // As PyTorch: only the batch may be empty (a window over an empty plane would
+    // pool padding alone).
+    if c == 0 || h == 0 || w == 0 {
+        return Err(Error::arg(
+            "input",
+            format!(
+                "needs non-empty channels, height and width (only the batch may be 0), got \
+                 shape {:?}",
+                x.shape()
+            ),
+        ));
+    }
     if kernel.h == 0 || kernel.w == 0 {
         return Err(Error::arg(
             "kernel",
