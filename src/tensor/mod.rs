@@ -15,6 +15,7 @@ mod math;
 mod matmul;
 mod operators;
 mod optim;
+mod rearrange;
 mod reduce;
 mod relocate;
 mod scan;
