@@ -186,6 +186,20 @@ const CASES: &[Case] = &[
             Ok(fwd_bwd(x, Vec::new(), |x| F::dropout(x, 0.5, true)))
         },
     },
+    Case {
+        name: "sort_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || Ok(a.sort(1, false)?.0)))
+        },
+    },
+    Case {
+        name: "topk_k16_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || Ok(a.topk(16, 1, true, true)?.0)))
+        },
+    },
 ];
 
 /// A step that runs `forward` on `x` and back-propagates `sum(out)` into `x` and

@@ -169,6 +169,18 @@ def _(d):
     return fwd_bwd(x, [], lambda x: torch.nn.functional.dropout(x, 0.5, training=True))
 
 
+@case("sort_dim1_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.sort(a, 1, stable=True)
+
+
+@case("topk_k16_dim1_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.topk(a, 16, 1)
+
+
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
     # Warm-up: first calls allocate, pick kernels and spin up threads.

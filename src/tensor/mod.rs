@@ -19,6 +19,7 @@ mod rearrange;
 mod reduce;
 mod relocate;
 mod scan;
+mod sort;
 mod staging;
 mod view;
 
