@@ -246,6 +246,20 @@ const CASES: &[Case] = &[
         name: "gpt2_small_forward_f32_1x64",
         build: gpt2_small_forward,
     },
+    Case {
+        name: "sort_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || Ok(a.sort(1, false)?.0)))
+        },
+    },
+    Case {
+        name: "topk_k16_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || Ok(a.topk(16, 1, true, true)?.0)))
+        },
+    },
 ];
 
 /// Causal attention forward and backward into q, k and v of shape `(N, H, L, E)`.
