@@ -233,11 +233,14 @@ fn every_conv_kernel_is_launched() {
     }
 }
 
+/// Input, weight, op and expected output shapes of an empty-batch case.
+type EmptyCase = (&'static [usize], &'static [usize], Op, &'static [usize]);
+
 device_test! {
     /// An empty batch gives an empty output and gradients of the operands' shapes (the
     /// weight's and bias's zero).
     fn empty_batch(dev) {
-        let shapes: [(&[usize], &[usize], Op, &[usize]); 4] = [
+        let shapes: [EmptyCase; 4] = [
             (&[0, 2, 5], &[3, 2, 3], Op::C1(Conv1dOpts::new()), &[0, 3, 3]),
             (&[0, 2, 3, 4, 4], &[3, 2, 2, 2, 2], Op::C3(Conv3dOpts::new()), &[0, 3, 2, 3, 3]),
             (&[0, 2, 5], &[2, 3, 3], Op::T1(ConvTranspose1dOpts::new().stride(2)), &[0, 3, 11]),

@@ -132,11 +132,14 @@ fn bad_arg<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
     }
 }
 
+/// A named op of one tensor, for the gradcheck table.
+type UnaryOp = fn(&Tensor) -> Result<Tensor>;
+
 common::device_test! {
     /// Finite differences agree with every op's gradient, on a strided view.
     fn gradchecks(dev) {
         let x = f64s(&[4, 3, 2], 1, dev).transpose(0, 1).unwrap().requires_grad();
-        let ops: [(&str, fn(&Tensor) -> Result<Tensor>); 10] = [
+        let ops: [(&str, UnaryOp); 10] = [
             ("split", |t| weighted(t.split(3, 1), 1)),
             ("chunk", |t| weighted(t.chunk(3, 1), 1)),
             ("unbind", |t| weighted_stack(t.unbind(2))),

@@ -214,7 +214,11 @@ impl CudaStorage {
         // One GEMM per group and stride phase (conv.cuh), each over its input
         // positions: at most ceil(size / stride) along each axis per image.
         let positions = (0..3).fold(p.n, |acc, a| acc * p.input[a].div_ceil(p.stride[a]));
-        let gemm = [rows, positions, p.groups * p.stride.iter().product::<usize>()];
+        let gemm = [
+            rows,
+            positions,
+            p.groups * p.stride.iter().product::<usize>(),
+        ];
         s.run(OP, p, depthwise, gemm, pass, nhwc, &args)?;
         Ok(s.out)
     }

@@ -5,6 +5,7 @@
 use super::*;
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::runtime::emulator;
+use crate::backend::BackendStorage;
 use half::{bf16, f16};
 
 /// x (2, 6, 3, 7, 6), w (5, 6, 2, 3, 3), stride (1, 2, 1), padding (0, 1, 1).
