@@ -482,6 +482,12 @@ fn cases() -> Vec<Case> {
         case("softmax_dim1_f32_1024x4096", true, |d, s| {
             unary(matrix(d, s)?, |a| F::softmax(a, 1))
         }),
+        case("sort_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| Ok(a.sort(1, false)?.0))
+        }),
+        case("topk_k16_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| Ok(a.topk(16, 1, true, true)?.0))
+        }),
         case("transpose_contiguous_f32_1024x4096", true, |d, s| {
             unary(matrix(d, s)?, |a| a.transpose(0, 1)?.contiguous())
         }),

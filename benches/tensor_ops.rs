@@ -9,7 +9,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kiln::models::gpt::{Gpt, GptConfig};
-use kiln::nn::{self, functional as F, Conv2dOpts, Forward, Module};
+use kiln::nn::{
+    self, functional as F, Conv1dOpts, Conv2dOpts, Conv3dOpts, ConvTranspose2dOpts, Forward, Module,
+};
 use kiln::optim::{AdamW, Optimizer, ParamGroup};
 use kiln::{DType, Device, Result, Tensor};
 use std::hint::black_box;
@@ -145,6 +147,48 @@ const CASES: &[Case] = &[
             }))
         },
     },
+    // The other convolutions at sizes of the models that use them: a 1-d audio
+    // front-end (Whisper's 3-tap conv), a video net's 3x3x3, a U-Net's 2x2 stride-2
+    // up-convolution.
+    Case {
+        name: "conv1d_functional_fwd_bwd_f32_16x128x512_k3",
+        build: |d| {
+            let (w, b) = (
+                randn(&[128, 128, 3], d)?.requires_grad(),
+                randn(&[128], d)?.requires_grad(),
+            );
+            let x = randn(&[16, 128, 512], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![w.clone(), b.clone()], move |x| {
+                F::conv1d(x, &w, Some(&b), Conv1dOpts::new().padding(1))
+            }))
+        },
+    },
+    Case {
+        name: "conv3d_functional_fwd_bwd_f32_4x32x8x28x28_k3",
+        build: |d| {
+            let (w, b) = (
+                randn(&[32, 32, 3, 3, 3], d)?.requires_grad(),
+                randn(&[32], d)?.requires_grad(),
+            );
+            let x = randn(&[4, 32, 8, 28, 28], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![w.clone(), b.clone()], move |x| {
+                F::conv3d(x, &w, Some(&b), Conv3dOpts::new().padding(1))
+            }))
+        },
+    },
+    Case {
+        name: "conv_transpose2d_functional_fwd_bwd_f32_16x64x32x32_k2s2",
+        build: |d| {
+            let (w, b) = (
+                randn(&[64, 32, 2, 2], d)?.requires_grad(),
+                randn(&[32], d)?.requires_grad(),
+            );
+            let x = randn(&[16, 64, 32, 32], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![w.clone(), b.clone()], move |x| {
+                F::conv_transpose2d(x, &w, Some(&b), ConvTranspose2dOpts::new().stride(2))
+            }))
+        },
+    },
     Case {
         name: "linear_module_fwd_bwd_f32_1024x1024x1024",
         build: |d| {
@@ -245,6 +289,20 @@ const CASES: &[Case] = &[
     Case {
         name: "gpt2_small_forward_f32_1x64",
         build: gpt2_small_forward,
+    },
+    Case {
+        name: "sort_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || Ok(a.sort(1, false)?.0)))
+        },
+    },
+    Case {
+        name: "topk_k16_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || Ok(a.topk(16, 1, true, true)?.0)))
+        },
     },
 ];
 

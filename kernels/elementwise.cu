@@ -16,8 +16,13 @@ enum UnaryCode {
     U_GELU, U_GELU_GRAD, U_GELU_TANH, U_GELU_TANH_GRAD, U_LEAKY_RELU, U_LEAKY_RELU_GRAD,
     U_SILU, U_SILU_GRAD, U_SOFTPLUS, U_SOFTPLUS_GRAD,
     U_SIN, U_COS,
+    U_FLOOR, U_CEIL, U_ROUND, U_TRUNC, U_SIGN, U_ERF, U_LOG1P, U_EXPM1, U_RECIPROCAL, U_SQUARE,
+    U_EXP2, U_LOG2,
 };
-enum BinaryCode { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM };
+enum BinaryCode {
+    B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM,
+    B_ATAN2,
+};
 enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
 
 __device__ __forceinline__ float k_sqrt(float x) { return sqrtf(x); }
@@ -40,6 +45,23 @@ __device__ __forceinline__ float k_sin(float x) { return sinf(x); }
 __device__ __forceinline__ double k_sin(double x) { return sin(x); }
 __device__ __forceinline__ float k_cos(float x) { return cosf(x); }
 __device__ __forceinline__ double k_cos(double x) { return cos(x); }
+__device__ __forceinline__ float k_floor(float x) { return floorf(x); }
+__device__ __forceinline__ double k_floor(double x) { return floor(x); }
+__device__ __forceinline__ float k_ceil(float x) { return ceilf(x); }
+__device__ __forceinline__ double k_ceil(double x) { return ceil(x); }
+// rint rounds halves to even (the default rounding mode), as PyTorch's round.
+__device__ __forceinline__ float k_rint(float x) { return rintf(x); }
+__device__ __forceinline__ double k_rint(double x) { return rint(x); }
+__device__ __forceinline__ float k_trunc(float x) { return truncf(x); }
+__device__ __forceinline__ double k_trunc(double x) { return trunc(x); }
+__device__ __forceinline__ float k_expm1(float x) { return expm1f(x); }
+__device__ __forceinline__ double k_expm1(double x) { return expm1(x); }
+__device__ __forceinline__ float k_exp2(float x) { return exp2f(x); }
+__device__ __forceinline__ double k_exp2(double x) { return exp2(x); }
+__device__ __forceinline__ float k_log2(float x) { return log2f(x); }
+__device__ __forceinline__ double k_log2(double x) { return log2(x); }
+__device__ __forceinline__ float k_atan2(float y, float x) { return atan2f(y, x); }
+__device__ __forceinline__ double k_atan2(double y, double x) { return atan2(y, x); }
 
 // GELU and its derivatives, term by term as the CPU backend writes them (gelu_tanh
 // itself is in common.cuh, shared with the GEMM epilogue).
@@ -59,6 +81,11 @@ template <typename C> __device__ __forceinline__ C gelu_tanh_grad(C x) {
     C t = k_tanh(k * (x + a * x * x * x));
     C du = k * ((C)1 + (C)3 * a * x * x);
     return (C)0.5 * ((C)1 + t) + (C)0.5 * x * ((C)1 - t * t) * du;
+}
+
+// (x > 0) - (x < 0): 0 for both zeros and for NaN, as PyTorch.
+template <typename C> __device__ __forceinline__ C sign_of(C x) {
+    return x > (C)0 ? (C)1 : (x < (C)0 ? (C)-1 : (C)0);
 }
 
 template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x, C s) {
@@ -92,6 +119,18 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
     case U_SOFTPLUS_GRAD: return x > s ? (C)1 : (C)1 / ((C)1 + k_exp(-x));
     case U_SIN: return k_sin(x);
     case U_COS: return k_cos(x);
+    case U_FLOOR: return k_floor(x);
+    case U_CEIL: return k_ceil(x);
+    case U_ROUND: return k_rint(x);
+    case U_TRUNC: return k_trunc(x);
+    case U_SIGN: return sign_of(x);
+    case U_ERF: return k_erf(x);
+    case U_LOG1P: return k_log1p(x);
+    case U_EXPM1: return k_expm1(x);
+    case U_RECIPROCAL: return (C)1 / x;
+    case U_SQUARE: return x * x;
+    case U_EXP2: return k_exp2(x);
+    case U_LOG2: return k_log2(x);
     default: __trap(); return x;
     }
 }
@@ -110,11 +149,15 @@ template <typename T> __device__ __forceinline__ T unary_int(uint32_t op, T x, i
     case U_ABS: return is_negative(x) ? (T)(0ull - (U)x) : x;
     case U_ADD_SCALAR: return (T)((U)x + (U)s);
     case U_MUL_SCALAR: return (T)((U)x * (U)s);
+    case U_FLOOR: case U_CEIL: case U_ROUND: case U_TRUNC: return x; // already whole
+    case U_SIGN: return is_negative(x) ? (T)-1 : (x > (T)0 ? (T)1 : (T)0);
+    case U_SQUARE: return (T)((U)x * (U)x);
     // Refused for integers on the host; reaching one here is a host bug.
     case U_EXP: case U_LOG: case U_SQRT: case U_SIGMOID: case U_TANH: case U_DIV_SCALAR:
     case U_POW_SCALAR: case U_GELU: case U_GELU_GRAD: case U_GELU_TANH: case U_GELU_TANH_GRAD:
     case U_LEAKY_RELU: case U_LEAKY_RELU_GRAD: case U_SILU: case U_SILU_GRAD: case U_SOFTPLUS:
-    case U_SOFTPLUS_GRAD: case U_SIN: case U_COS:
+    case U_SOFTPLUS_GRAD: case U_SIN: case U_COS: case U_ERF: case U_LOG1P: case U_EXPM1:
+    case U_RECIPROCAL: case U_EXP2: case U_LOG2:
     default: __trap(); return x;
     }
 }
@@ -152,6 +195,7 @@ template <typename C> __device__ __forceinline__ C binary_float(uint32_t op, C a
     case B_DIV: return a / b;
     case B_MAXIMUM: return (a != a || a > b) ? a : b; // NaN propagates from either side
     case B_MINIMUM: return (a != a || a < b) ? a : b;
+    case B_ATAN2: return k_atan2(a, b);
     default: __trap(); return a;
     }
 }
@@ -164,7 +208,8 @@ template <typename T> __device__ __forceinline__ T binary_int(uint32_t op, T a, 
     case B_MUL: return (T)((U)a * (U)b);
     case B_MAXIMUM: return a > b ? a : b;
     case B_MINIMUM: return a < b ? a : b;
-    case B_DIV: // integer division is refused on the host; reaching it is a host bug
+    // Refused for integers on the host (BinaryOp::check_dtype); reaching one is a host bug.
+    case B_DIV: case B_ATAN2:
     default: __trap(); return a;
     }
 }

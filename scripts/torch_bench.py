@@ -144,6 +144,27 @@ def _(d):
     return fwd_bwd(x, [w, b], lambda x: torch.nn.functional.conv2d(x, w, b, padding=1))
 
 
+@case("conv1d_functional_fwd_bwd_f32_16x128x512_k3")
+def _(d):
+    w, b = randn(128, 128, 3, device=d, requires_grad=True), randn(128, device=d, requires_grad=True)
+    x = randn(16, 128, 512, device=d, requires_grad=True)
+    return fwd_bwd(x, [w, b], lambda x: torch.nn.functional.conv1d(x, w, b, padding=1))
+
+
+@case("conv3d_functional_fwd_bwd_f32_4x32x8x28x28_k3")
+def _(d):
+    w, b = randn(32, 32, 3, 3, 3, device=d, requires_grad=True), randn(32, device=d, requires_grad=True)
+    x = randn(4, 32, 8, 28, 28, device=d, requires_grad=True)
+    return fwd_bwd(x, [w, b], lambda x: torch.nn.functional.conv3d(x, w, b, padding=1))
+
+
+@case("conv_transpose2d_functional_fwd_bwd_f32_16x64x32x32_k2s2")
+def _(d):
+    w, b = randn(64, 32, 2, 2, device=d, requires_grad=True), randn(32, device=d, requires_grad=True)
+    x = randn(16, 64, 32, 32, device=d, requires_grad=True)
+    return fwd_bwd(x, [w, b], lambda x: torch.nn.functional.conv_transpose2d(x, w, b, stride=2))
+
+
 @case("linear_module_fwd_bwd_f32_1024x1024x1024")
 def _(d):
     fc = torch.nn.Linear(1024, 1024, device=d)
@@ -291,6 +312,16 @@ def _(d):
             return model(ids).logits
 
     return step
+@case("sort_dim1_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.sort(a, 1, stable=True)
+
+
+@case("topk_k16_dim1_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.topk(a, 16, 1)
 
 
 def time_step(step, sync, seconds):

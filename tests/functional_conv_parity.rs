@@ -129,17 +129,17 @@ mod cuda_parity {
         // switches off for exact f32 results: tests/conv_tf32.rs turns it on, under a lock,
         // and bounds the TF32 error.
         let elsewhere = [
-            "conv2d_fwd_f16",
-            "conv2d_fwd_bf16",
-            "conv2d_bwd_input_f16",
-            "conv2d_bwd_input_bf16",
-            "conv2d_bwd_weight_f16",
-            "conv2d_bwd_weight_bf16",
-            "conv2d_tc_fwd_tf32",
-            "conv2d_tc_fwd_nhwc_tf32",
-            "conv2d_tc_bwd_input_tf32",
-            "conv2d_tc_bwd_input_nhwc_tf32",
-            "conv2d_tc_bwd_weight_tf32",
+            "conv_fwd_f16",
+            "conv_fwd_bf16",
+            "conv_bwd_input_f16",
+            "conv_bwd_input_bf16",
+            "conv_bwd_weight_f16",
+            "conv_bwd_weight_bf16",
+            "conv_tc_fwd_tf32",
+            "conv_tc_fwd_nhwc_tf32",
+            "conv_tc_bwd_input_tf32",
+            "conv_tc_bwd_input_nhwc_tf32",
+            "conv_tc_bwd_weight_tf32",
         ];
         let suite: [fn(); 1] = [conv2d_and_its_gradients_match_the_cpu_for_every_option];
         assert_every_kernel_launched("conv", &suite, &elsewhere);

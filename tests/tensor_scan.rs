@@ -122,7 +122,7 @@ common::device_test! {
 /// that these tests launch every kernel of kernels/scan.cu.
 mod cuda_parity {
     use super::f64s;
-    use crate::common::parity::assert_every_kernel_launched;
+    use crate::common::parity::{assert_every_kernel_launched, ALL};
     use crate::common::{cuda_or_skip, host};
     use kiln::{DType, Device, Tensor};
 
@@ -144,16 +144,8 @@ mod cuda_parity {
         let Some(gpu) = cuda_or_skip("cuda_scans_match_the_cpu_in_every_dtype") else {
             return;
         };
-        let dtypes = [
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::I64,
-            DType::U8,
-        ];
         for (shape, dim, transposed) in SWEEP {
-            for dtype in dtypes {
+            for dtype in ALL {
                 // |v| < 2 (integers: -1, 0, 1), every ninth 0.
                 let x = f64s(shape, 6, 9, &Device::Cpu).to_dtype(dtype).unwrap();
                 let x = if transposed {

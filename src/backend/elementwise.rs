@@ -68,13 +68,37 @@ pub(crate) enum UnaryOp {
     Sin,
     /// cosine
     Cos,
+    /// largest integer `≤ x` (integers: the value itself)
+    Floor,
+    /// smallest integer `≥ x` (integers: the value itself)
+    Ceil,
+    /// nearest integer, halves to even, as PyTorch (integers: the value itself)
+    Round,
+    /// integer part, towards zero (integers: the value itself)
+    Trunc,
+    /// `(x > 0) - (x < 0)`: -1, 0 or 1, and 0 for NaN, as PyTorch
+    Sign,
+    /// the error function
+    Erf,
+    /// `ln(1 + x)`, accurate near 0
+    Log1p,
+    /// `e^x - 1`, accurate near 0
+    Expm1,
+    /// `1 / x`
+    Reciprocal,
+    /// `x·x`
+    Square,
+    /// `2^x`
+    Exp2,
+    /// base-2 logarithm
+    Log2,
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 24] = [
+    pub(crate) const ALL: [UnaryOp; 36] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -99,6 +123,18 @@ impl UnaryOp {
         UnaryOp::SoftplusGrad(0.0),
         UnaryOp::Sin,
         UnaryOp::Cos,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+        UnaryOp::Trunc,
+        UnaryOp::Sign,
+        UnaryOp::Erf,
+        UnaryOp::Log1p,
+        UnaryOp::Expm1,
+        UnaryOp::Reciprocal,
+        UnaryOp::Square,
+        UnaryOp::Exp2,
+        UnaryOp::Log2,
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -128,6 +164,18 @@ impl UnaryOp {
             UnaryOp::SoftplusGrad(_) => "softplus_grad",
             UnaryOp::Sin => "sin",
             UnaryOp::Cos => "cos",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Round => "round",
+            UnaryOp::Trunc => "trunc",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Log1p => "log1p",
+            UnaryOp::Expm1 => "expm1",
+            UnaryOp::Reciprocal => "reciprocal",
+            UnaryOp::Square => "square",
+            UnaryOp::Exp2 => "exp2",
+            UnaryOp::Log2 => "log2",
         }
     }
 
@@ -197,6 +245,12 @@ impl UnaryOp {
                 | UnaryOp::Abs
                 | UnaryOp::AddScalar(_)
                 | UnaryOp::MulScalar(_)
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Round
+                | UnaryOp::Trunc
+                | UnaryOp::Sign
+                | UnaryOp::Square
         )
     }
 }
@@ -223,18 +277,21 @@ pub(crate) enum BinaryOp {
     Maximum,
     /// elementwise minimum (NaN propagates)
     Minimum,
+    /// `atan2(a, b)`: the angle of the point `(b, a)`, in `[-π, π]`
+    Atan2,
 }
 
 impl BinaryOp {
     /// Every op, for tests that check each one has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [BinaryOp; 6] = [
+    pub(crate) const ALL: [BinaryOp; 7] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::Maximum,
         BinaryOp::Minimum,
+        BinaryOp::Atan2,
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -246,6 +303,25 @@ impl BinaryOp {
             BinaryOp::Div => "div",
             BinaryOp::Maximum => "maximum",
             BinaryOp::Minimum => "minimum",
+            BinaryOp::Atan2 => "atan2",
+        }
+    }
+
+    /// Err unless the op applies to `dtype`: floats take every op, integers the
+    /// arithmetic and extrema but not division (PyTorch's true division gives a
+    /// float) nor the float-only functions. Both backends check this first.
+    pub(crate) fn check_dtype(self, dtype: crate::DType) -> crate::Result<()> {
+        let int_op = matches!(
+            self,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Maximum | BinaryOp::Minimum
+        );
+        if dtype.is_float() || int_op {
+            Ok(())
+        } else {
+            Err(crate::Error::UnsupportedDType {
+                op: self.name(),
+                dtype,
+            })
         }
     }
 }

@@ -126,6 +126,12 @@ impl Tensor {
             ));
         }
         self.check_index("index_select", arg, index, self.shape()[dim])?;
+        self.index_select_checked(dim, index)
+    }
+
+    /// [`Tensor::index_select`] of a 1-D or 0-d I64 index on this device whose
+    /// values are known to lie in range (no check, so no readback).
+    pub(crate) fn index_select_checked(&self, dim: usize, index: &Tensor) -> Result<Tensor> {
         let n = index.numel();
         let mut along = vec![1; self.rank()];
         along[dim] = n;

@@ -1,9 +1,14 @@
 //! Math with autograd built on the elementwise and reduce primitives: `sin`, `cos`,
-//! `rsqrt`, `pow_scalar`, `clamp`, `var`.
+//! `rsqrt`, `pow_scalar`, `clamp`, `var`, the rounding functions (`floor`, `ceil`,
+//! `round`, `trunc`, `sign`), `erf`, `log1p`, `expm1`, `reciprocal`, `square`,
+//! `exp2`, `log2` and `atan2`.
+//!
+//! Each is one elementwise primitive forward; the gradients are PyTorch's formulas
+//! (`tools/autograd/derivatives.yaml`) composed of tensor ops.
 
 use super::Tensor;
 use crate::autograd::record;
-use crate::backend::elementwise::{is_int_scalar, UnaryOp};
+use crate::backend::elementwise::{is_int_scalar, BinaryOp, UnaryOp};
 use crate::shape::check_dim;
 use crate::{DType, Error, Result};
 
@@ -16,6 +21,131 @@ impl Tensor {
     /// Cosine (float dtypes); the gradient is `-sin(x)`.
     pub fn cos(&self) -> Result<Tensor> {
         self.unary_with(UnaryOp::Cos, "cos", |x, _| x.sin()?.neg())
+    }
+
+    /// The largest integer `≤ x` elementwise (integer dtypes: a copy). The gradient
+    /// is 0, as PyTorch's.
+    pub fn floor(&self) -> Result<Tensor> {
+        self.piecewise_constant(UnaryOp::Floor, "floor")
+    }
+
+    /// The smallest integer `≥ x` elementwise (integer dtypes: a copy); gradient 0.
+    pub fn ceil(&self) -> Result<Tensor> {
+        self.piecewise_constant(UnaryOp::Ceil, "ceil")
+    }
+
+    /// The nearest integer elementwise, halves to even (`round(2.5)` is 2, as
+    /// PyTorch's `round`; integer dtypes: a copy); gradient 0.
+    pub fn round(&self) -> Result<Tensor> {
+        self.piecewise_constant(UnaryOp::Round, "round")
+    }
+
+    /// The integer part elementwise, rounding towards zero (integer dtypes: a copy);
+    /// gradient 0.
+    pub fn trunc(&self) -> Result<Tensor> {
+        self.piecewise_constant(UnaryOp::Trunc, "trunc")
+    }
+
+    /// -1, 0 or 1 by the sign of each element, as PyTorch's `sign`: 0 for ±0 and
+    /// NaN; integer dtypes keep theirs (U8 gives 0 or 1). The gradient is 0.
+    pub fn sign(&self) -> Result<Tensor> {
+        self.piecewise_constant(UnaryOp::Sign, "sign")
+    }
+
+    /// An op whose gradient is 0 wherever it exists (rounding, sign): PyTorch gives
+    /// zeros, not `0·g` (which would keep a NaN of `g`).
+    fn piecewise_constant(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
+        let out = self.unary_raw(op)?;
+        Ok(record(out, name, &[self], |_, g| {
+            Ok(vec![Some(g.zeros_like()?)])
+        }))
+    }
+
+    /// The error function elementwise (float dtypes); the gradient is
+    /// `2/√π·e^(-x²)`.
+    pub fn erf(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Erf, "erf", |x, _| {
+            x.square()?
+                .neg()?
+                .exp()?
+                .mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)
+        })
+    }
+
+    /// `ln(1 + x)` elementwise, accurate for small `x` (float dtypes); the gradient
+    /// is `1/(1 + x)`.
+    pub fn log1p(&self) -> Result<Tensor> {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.log1p()) {
+            return y;
+        }
+        self.unary_with(UnaryOp::Log1p, "log1p", |x, _| {
+            x.add_scalar(1.0)?.reciprocal()
+        })
+    }
+
+    /// `e^x - 1` elementwise, accurate for small `x` (float dtypes); the gradient is
+    /// `out + 1`.
+    pub fn expm1(&self) -> Result<Tensor> {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.expm1()) {
+            return y;
+        }
+        self.unary_with(UnaryOp::Expm1, "expm1", |_, out| out.add_scalar(1.0))
+    }
+
+    /// `1/x` elementwise (float dtypes; `1/0` is `inf`); the gradient is `-out²`.
+    pub fn reciprocal(&self) -> Result<Tensor> {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.reciprocal()) {
+            return y;
+        }
+        self.unary_with(UnaryOp::Reciprocal, "reciprocal", |_, out| {
+            out.square()?.neg()
+        })
+    }
+
+    /// `x·x` elementwise (integers wrap, as PyTorch's); the gradient is `2x`.
+    pub fn square(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Square, "square", |x, _| x.mul_scalar(2.0))
+    }
+
+    /// `2^x` elementwise (float dtypes); the gradient is `out·ln 2`.
+    pub fn exp2(&self) -> Result<Tensor> {
+        self.unary_with(UnaryOp::Exp2, "exp2", |_, out| {
+            out.mul_scalar(std::f64::consts::LN_2)
+        })
+    }
+
+    /// The base-2 logarithm elementwise (float dtypes); the gradient is
+    /// `1/(x·ln 2)`.
+    pub fn log2(&self) -> Result<Tensor> {
+        if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.log2()) {
+            return y;
+        }
+        self.unary_with(UnaryOp::Log2, "log2", |x, _| {
+            x.mul_scalar(std::f64::consts::LN_2)?.reciprocal()
+        })
+    }
+
+    /// `atan2(self, other)` elementwise, broadcasting (float dtypes): the angle in
+    /// `[-π, π]` of the point `(other, self)`, signed zeros included, as PyTorch's
+    /// `atan2`. The gradients are `other/r²` and `-self/r²` with `r² = self² +
+    /// other²`, and 0 at the origin (where PyTorch's are 0 too).
+    pub fn atan2(&self, other: &Tensor) -> Result<Tensor> {
+        if let Some(y) =
+            crate::tensor::autocast::promote([self, other], [], |[a, b], []| a.atan2(b))
+        {
+            return y;
+        }
+        let out = self.binary_raw(BinaryOp::Atan2, other, "atan2")?;
+        let (a, b) = (self.detach(), other.detach());
+        Ok(record(out, "atan2", &[self, other], move |_, g| {
+            let r2 = a.square()?.add(&b.square()?)?;
+            let origin = r2.eq_scalar(0.0)?;
+            let inv = origin.where_cond(&r2.zeros_like()?, &r2.reciprocal()?)?;
+            Ok(vec![
+                Some(g.mul(&b)?.mul(&inv)?.sum_to_shape(a.shape())?),
+                Some(g.mul(&a.neg()?)?.mul(&inv)?.sum_to_shape(b.shape())?),
+            ])
+        }))
     }
 
     /// `1 / sqrt(self)` (float dtypes; `rsqrt(0)` is `inf`, as in PyTorch). The

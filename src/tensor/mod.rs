@@ -15,9 +15,11 @@ mod math;
 mod matmul;
 mod operators;
 mod optim;
+mod rearrange;
 mod reduce;
 mod relocate;
 mod scan;
+mod sort;
 mod staging;
 mod view;
 

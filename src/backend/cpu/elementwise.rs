@@ -36,11 +36,15 @@ impl ElementwiseOps for CpuStorage {
         rl: &Layout,
     ) -> Result<CpuStorage> {
         let dtype = self.dtype();
-        if op == BinaryOp::Div && !dtype.is_float() {
-            return Err(Error::UnsupportedDType { op: "div", dtype });
-        }
+        op.check_dtype(dtype)?;
         let ((a, al), (b, bl)) = (self.widened(ll)?, rhs.widened(rl)?);
         let out = match (a.as_ref(), b.as_ref()) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) if is_float_only(op) => {
+                CpuStorage::F32(binary_float(x, &al, y, &bl, op)?)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(y)) if is_float_only(op) => {
+                CpuStorage::F64(binary_float(x, &al, y, &bl, op)?)
+            }
             (CpuStorage::F32(x), CpuStorage::F32(y)) => binary(x, &al, y, &bl, op)?,
             (CpuStorage::F64(x), CpuStorage::F64(y)) => binary(x, &al, y, &bl, op)?,
             (CpuStorage::I64(x), CpuStorage::I64(y)) => binary(x, &al, y, &bl, op)?,
@@ -336,6 +340,30 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::SoftplusGrad(s) => scalar_map(v, l, s, T::softplus_grad),
         UnaryOp::Sin => map1(v, l, T::sin),
         UnaryOp::Cos => map1(v, l, T::cos),
+        UnaryOp::Floor => map1(v, l, T::floor),
+        UnaryOp::Ceil => map1(v, l, T::ceil),
+        UnaryOp::Round => map1(v, l, T::round_even),
+        UnaryOp::Trunc => map1(v, l, T::trunc),
+        UnaryOp::Sign => map1(v, l, sign),
+        UnaryOp::Erf => map1(v, l, T::erf),
+        UnaryOp::Log1p => map1(v, l, T::ln_1p),
+        UnaryOp::Expm1 => map1(v, l, T::exp_m1),
+        UnaryOp::Reciprocal => map1(v, l, |x| T::from_f64(1.0) / x),
+        UnaryOp::Square => map1(v, l, |x| x * x),
+        UnaryOp::Exp2 => map1(v, l, T::exp2),
+        UnaryOp::Log2 => map1(v, l, T::log2),
+    }
+}
+
+/// `-1`, `0` or `1`; 0 for NaN (PyTorch's `(0 < x) - (x < 0)`).
+fn sign<T: Float>(x: T) -> T {
+    let zero = T::from_f64(0.0);
+    if x > zero {
+        T::from_f64(1.0)
+    } else if x < zero {
+        T::from_f64(-1.0)
+    } else {
+        zero
     }
 }
 
@@ -361,7 +389,38 @@ pub(crate) fn unary_int<T: Num>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<
         UnaryOp::Abs => map1(v, l, |x| if x < zero { zero.sub(x) } else { x }),
         UnaryOp::AddScalar(_) => map1(v, l, |x| x.add(s)),
         UnaryOp::MulScalar(_) => map1(v, l, |x| x.mul(s)),
+        // Integers are already whole.
+        UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::Trunc => map1(v, l, |x| x),
+        UnaryOp::Sign => {
+            let (one, minus_one) = (T::from_i64_wrapping(1), T::from_i64_wrapping(-1));
+            map1(v, l, |x| match x.partial_cmp(&zero) {
+                Some(std::cmp::Ordering::Greater) => one,
+                Some(std::cmp::Ordering::Less) => minus_one,
+                _ => zero,
+            })
+        }
+        UnaryOp::Square => map1(v, l, |x| x.mul(x)),
         _ => unreachable!("refused by UnaryOp::allows_integers"),
+    }
+}
+
+/// True for the binary ops that only float dtypes take (see `BinaryOp::check_dtype`):
+/// they have float math of their own, in [`binary_float`].
+fn is_float_only(op: BinaryOp) -> bool {
+    matches!(op, BinaryOp::Atan2)
+}
+
+/// The float-only binary ops.
+fn binary_float<T: Float>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: BinaryOp,
+) -> Result<Vec<T>> {
+    match op {
+        BinaryOp::Atan2 => map2(a, al, b, bl, T::atan2),
+        _ => unreachable!("binary_float serves only is_float_only ops"),
     }
 }
 
@@ -379,6 +438,7 @@ pub(crate) fn binary<T: Num>(
         BinaryOp::Div => map2(a, al, b, bl, T::div),
         BinaryOp::Maximum => map2(a, al, b, bl, |x, y| if x.is_nan() || x > y { x } else { y }),
         BinaryOp::Minimum => map2(a, al, b, bl, |x, y| if x.is_nan() || x < y { x } else { y }),
+        _ => unreachable!("float-only ops run in binary_float"),
     }?;
     Ok(T::wrap(out))
 }

@@ -306,6 +306,18 @@ pub(crate) trait Float:
     fn gelu_tanh(self) -> Self;
     /// `(1 + t)/2 + x/2·(1 - t²)·du/dx` with `t = tanh(u)`.
     fn gelu_tanh_grad(self) -> Self;
+    /// The error function.
+    fn erf(self) -> Self;
+    fn ln_1p(self) -> Self;
+    fn floor(self) -> Self;
+    fn ceil(self) -> Self;
+    /// Nearest integer, halves to even (PyTorch's `round`).
+    fn round_even(self) -> Self;
+    fn trunc(self) -> Self;
+    fn exp_m1(self) -> Self;
+    fn exp2(self) -> Self;
+    fn log2(self) -> Self;
+    fn atan2(self, x: Self) -> Self;
 }
 
 /// PyTorch's `pow(x, e)`: `sqrt` for `e = 0.5` and `1 / sqrt` for `-0.5`, as it
@@ -322,7 +334,45 @@ macro_rules! torch_powf {
     };
 }
 
+/// The rounding and elementary functions of [`Float`] that both float types take
+/// from the standard library (libm's for `erf`).
+macro_rules! std_math {
+    ($t:ty, $erf:path) => {
+        fn erf(self) -> Self {
+            $erf(self)
+        }
+        fn ln_1p(self) -> Self {
+            <$t>::ln_1p(self)
+        }
+        fn floor(self) -> Self {
+            <$t>::floor(self)
+        }
+        fn ceil(self) -> Self {
+            <$t>::ceil(self)
+        }
+        fn round_even(self) -> Self {
+            <$t>::round_ties_even(self)
+        }
+        fn trunc(self) -> Self {
+            <$t>::trunc(self)
+        }
+        fn exp_m1(self) -> Self {
+            <$t>::exp_m1(self)
+        }
+        fn exp2(self) -> Self {
+            <$t>::exp2(self)
+        }
+        fn log2(self) -> Self {
+            <$t>::log2(self)
+        }
+        fn atan2(self, x: Self) -> Self {
+            <$t>::atan2(self, x)
+        }
+    };
+}
+
 impl Float for f32 {
+    std_math!(f32, libm::erff);
     #[inline(always)]
     fn exp(self) -> Self {
         exp_f32(self)
@@ -392,6 +442,7 @@ const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
 /// f64: libm's functions and the textbook formulas (PyTorch's CPU forms).
 impl Float for f64 {
+    std_math!(f64, libm::erf);
     fn exp(self) -> Self {
         f64::exp(self)
     }

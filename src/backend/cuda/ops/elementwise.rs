@@ -51,9 +51,7 @@ impl ElementwiseOps for CudaStorage {
         rl: &Layout,
     ) -> Result<CudaStorage> {
         let dtype = self.dtype();
-        if op == BinaryOp::Div && !dtype.is_float() {
-            return Err(Error::UnsupportedDType { op: "div", dtype });
-        }
+        op.check_dtype(dtype)?;
         let code = code_of("BinaryCode", op.name())?;
         self.pairwise("binary", code, ll, rhs, rl, dtype)
     }
