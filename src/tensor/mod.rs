@@ -17,6 +17,7 @@ mod operators;
 mod optim;
 mod rearrange;
 mod reduce;
+mod reductions;
 mod relocate;
 mod scan;
 mod sort;
