@@ -4,6 +4,7 @@
 //! Cloning a tensor clones a pointer; views (`transpose`, `narrow`, `reshape` of a
 //! contiguous tensor, ...) share the storage and differ only in their [`Layout`].
 
+mod advanced_index;
 mod arith;
 pub(crate) mod autocast;
 mod construct;
