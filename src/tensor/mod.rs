@@ -10,6 +10,7 @@ pub(crate) mod autocast;
 mod construct;
 mod convert;
 mod create;
+mod einsum;
 mod index;
 mod locks;
 mod math;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 
 pub(crate) use create::checked_scalar;
 pub use create::{rng_state, set_rng_state};
+pub use einsum::einsum;
 pub(crate) use locks::StorageLocks;
 pub(crate) use relocate::relocate_in_place;
 use relocate::StorageCell;
