@@ -13,6 +13,7 @@ mod loss;
 mod norm;
 mod pad;
 mod pool;
+mod pool_opts;
 mod softmax;
 
 pub use activation::*;
@@ -25,4 +26,5 @@ pub use loss::*;
 pub use norm::*;
 pub use pad::*;
 pub use pool::*;
+pub use pool_opts::*;
 pub use softmax::*;
