@@ -107,6 +107,18 @@ __device__ __forceinline__ void readers(uint64_t i, const Axis &a, bool align, u
     hi = first_reading<C, LINEAR>(i + 1, a, align);
 }
 
+// Splits element i of contiguous (planes, d, h, w) into its plane and coordinates.
+__device__ __forceinline__ void split_volume(uint64_t i, uint64_t d, uint64_t h, uint64_t w,
+                                             uint64_t &plane, uint64_t &z, uint64_t &y,
+                                             uint64_t &x) {
+    x = i % w;
+    uint64_t r = i / w;
+    y = r % h;
+    r /= h;
+    z = r % d;
+    plane = r / d;
+}
+
 template <typename T, bool LINEAR>
 __device__ __forceinline__ void upsample_impl(const T *x, uint64_t planes, const Axis *ax,
                                               bool align, T *out) {
@@ -114,10 +126,8 @@ __device__ __forceinline__ void upsample_impl(const T *x, uint64_t planes, const
     const Axis &ad = ax[0], &ah = ax[1], &aw = ax[2];
     uint64_t n = planes * ad.out * ah.out * aw.out;
     KILN_FOR_EACH(i, n) {
-        uint64_t ox = i % aw.out, r = i / aw.out;
-        uint64_t oy = r % ah.out;
-        r /= ah.out;
-        uint64_t oz = r % ad.out, plane = r / ad.out;
+        uint64_t plane, oz, oy, ox;
+        split_volume(i, ad.out, ah.out, aw.out, plane, oz, oy, ox);
         Taps<C> tz = taps<C, LINEAR>(oz, ad, align), ty = taps<C, LINEAR>(oy, ah, align),
                 tx = taps<C, LINEAR>(ox, aw, align);
         const T *src = x + plane * ad.in * ah.in * aw.in;
@@ -144,10 +154,8 @@ __device__ __forceinline__ void upsample_backward_impl(const T *g, uint64_t plan
     const Axis &ad = ax[0], &ah = ax[1], &aw = ax[2];
     uint64_t n = planes * ad.in * ah.in * aw.in;
     KILN_FOR_EACH(i, n) {
-        uint64_t x = i % aw.in, r = i / aw.in;
-        uint64_t y = r % ah.in;
-        r /= ah.in;
-        uint64_t z = r % ad.in, plane = r / ad.in;
+        uint64_t plane, z, y, x;
+        split_volume(i, ad.in, ah.in, aw.in, plane, z, y, x);
         uint64_t z0, z1, y0, y1, x0, x1;
         readers<C, LINEAR>(z, ad, align, z0, z1);
         readers<C, LINEAR>(y, ah, align, y0, y1);

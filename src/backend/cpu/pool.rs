@@ -8,10 +8,9 @@ use super::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
 use crate::backend::cpu::gemm_util::Float;
-use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::cpu::{per_plane, CpuStorage};
 use crate::shape::Layout;
 use crate::{DType, Result};
-use rayon::prelude::*;
 
 impl PoolOps for CpuStorage {
     /// Max pooling; see [`crate::backend::pool::PoolOps::max_pool2d`].
@@ -78,28 +77,6 @@ impl PoolOps for CpuStorage {
                 adaptive_backward(p, &g)?
             }
         ))
-    }
-}
-
-/// Runs `f(plane index, plane of out)` over every plane, in parallel when the work
-/// (elements read or written) is large.
-fn per_plane<A: Send>(
-    out: &mut [A],
-    plane_len: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [A]) + Sync,
-) {
-    if plane_len == 0 || out.is_empty() {
-        return;
-    }
-    if work >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    } else {
-        out.chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
     }
 }
 

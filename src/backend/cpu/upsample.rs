@@ -10,10 +10,9 @@ use super::{UpsampleAxis, UpsampleMode, UpsampleOps, UpsampleParams};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
 use crate::backend::cpu::gemm_util::Float;
-use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::cpu::{per_plane, CpuStorage};
 use crate::shape::Layout;
 use crate::Result;
-use rayon::prelude::*;
 
 impl UpsampleOps for CpuStorage {
     fn upsample(&self, layout: &Layout, p: &UpsampleParams) -> Result<CpuStorage> {
@@ -121,27 +120,6 @@ fn linear_source<T: Float>(o: usize, a: &UpsampleAxis, align: bool) -> (usize, T
 /// The taps of the three axes.
 fn all_taps<T: Float>(p: &UpsampleParams) -> [Vec<Taps<T>>; 3] {
     p.axes.map(|a| axis_taps(&a, p.mode, p.align_corners))
-}
-
-/// Runs `f(plane, plane of out)` over every plane, in parallel when `work` is large.
-fn per_plane<T: Send>(
-    out: &mut [T],
-    plane_len: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
-) {
-    if plane_len == 0 || out.is_empty() {
-        return;
-    }
-    if work >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    } else {
-        out.chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    }
 }
 
 fn forward<T: Float>(p: &UpsampleParams, x: &[T]) -> Result<Vec<T>> {
