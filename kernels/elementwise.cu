@@ -135,7 +135,9 @@ template <typename C> __device__ __forceinline__ C log_sigmoid_grad(C x) {
     C q = z / ((C)1 + z);
     return x < (C)0 ? (C)1 - q : q;
 }
+// NaN at ±inf, as PyTorch's composition x / (1 + |x|) differentiates there (inf/inf).
 template <typename C> __device__ __forceinline__ C softsign_grad(C x) {
+    if (k_abs(x) == (C)INFINITY) return (C)NAN;
     C d = (C)1 + k_abs(x);
     return (C)1 / (d * d);
 }

@@ -214,7 +214,10 @@ fn agree(got: &Tensor, want: &Tensor, dtype: DType) -> bool {
     };
     got.dtype() == want.dtype()
         && got.shape() == want.shape()
-        && host(got).into_iter().zip(host(want)).all(|(a, b)| same(a, b))
+        && host(got)
+            .into_iter()
+            .zip(host(want))
+            .all(|(a, b)| same(a, b))
 }
 
 /// The CUDA kernels against the CPU backend in every dtype: every function, forward
@@ -240,7 +243,12 @@ fn cuda_math_matches_the_cpu_in_every_dtype() {
     for dtype in dtypes {
         // U8 holds the magnitudes, I64 the signed values scaled to whole numbers.
         let x = match dtype {
-            DType::U8 => base.abs().unwrap().mul_scalar(40.0).unwrap().to_dtype(dtype),
+            DType::U8 => base
+                .abs()
+                .unwrap()
+                .mul_scalar(40.0)
+                .unwrap()
+                .to_dtype(dtype),
             DType::I64 => base.mul_scalar(40.0).unwrap().to_dtype(dtype),
             _ => base.to_dtype(dtype),
         };
@@ -267,7 +275,10 @@ fn cuda_math_matches_the_cpu_in_every_dtype() {
         let y = x.narrow(0, 0, 1).unwrap();
         let (want, got) = (x.atan2(&y), x_gpu.atan2(&y.to_device(&gpu).unwrap()));
         if dtype.is_float() {
-            assert!(agree(&got.unwrap(), &want.unwrap(), dtype), "atan2 {dtype:?}");
+            assert!(
+                agree(&got.unwrap(), &want.unwrap(), dtype),
+                "atan2 {dtype:?}"
+            );
         } else {
             assert!(want.is_err() && got.is_err(), "atan2 {dtype:?}");
         }

@@ -15,7 +15,17 @@ views are taken inside the op), `<c>.out`, `<c>.gout` (the upstream gradient) an
 `<c>.grad0`, `<c>.grad1`. Each case's PyTorch expression is the comment above it and
 the lambda that computes it; tests/nn_activation.rs repeats the expression above its
 case. `a`, `b` are in0, in1.
+
+The `<op>_edges` cases apply each pointwise activation to EDGES, f64 on a transposed
+view and float32 contiguous: ±0, the kinks, large values (e^800 overflows even f64)
+and ±inf, so that kiln meets PyTorch's infinity choices in the values and the
+gradients. NaN is left out: PyTorch's gradient at a NaN input depends on which of its
+loops meets the element (F.elu's backward gives NaN in its vectorized loop and 1 in
+its scalar tail, F.hardtanh's 0 and 1), so no single answer is PyTorch's;
+tests/nn_activation.rs checks that NaN passes through every forward.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -30,6 +40,27 @@ def kinks(*shape, dtype=F64):
     x = (randn(*shape, dtype=dtype) * 3).flatten()
     x[:6] = torch.tensor([-3.0, -1.0, 0.0, 1.0, 3.0, 6.0], dtype=dtype)
     return x.reshape(shape)
+
+
+inf = math.inf
+# ±0, the kinks of the hard activations (hardtanh's here at -0.5 and 2), large values
+# and the infinities: 16 values, as (8, 2) so that `.t()` is a strided view.
+EDGES = torch.tensor([0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, -0.5,
+                      2.0, 30.0, -30.0, 800.0, -800.0, inf, -inf, -6.0], dtype=F64).reshape(8, 2)
+
+# The pointwise activations with the arguments of their edge cases.
+POINTWISE = {
+    "hardswish": F.hardswish,
+    "hardsigmoid": F.hardsigmoid,
+    "relu6": F.relu6,
+    "hardtanh": lambda a: F.hardtanh(a, -0.5, 2.0),
+    "elu": lambda a: F.elu(a, 0.7),
+    "selu": F.selu,
+    "celu": lambda a: F.celu(a, 1.3),
+    "mish": F.mish,
+    "log_sigmoid": F.logsigmoid,
+    "softsign": F.softsign,
+}
 
 
 # hardswish: F.hardswish(a (4,6) with the kinks)
@@ -86,5 +117,20 @@ case("prelu_single", lambda a, b: F.prelu(a, b), kinks(3, 5), torch.tensor([0.1]
 case("prelu_1d", lambda a, b: F.prelu(a, b), kinks(7), torch.tensor([0.3], dtype=F64))
 # prelu_f32_4d: F.prelu(a (2,3,2,2) float32, b (3,) float32)
 case("prelu_f32_4d", lambda a, b: F.prelu(a, b), kinks(2, 3, 2, 2, dtype=F32), torch.tensor([0.2, 0.4, -0.1], dtype=F32))
+
+# hardsigmoid_f32: F.hardsigmoid(a (3,5) float32)
+case("hardsigmoid_f32", lambda a: F.hardsigmoid(a), kinks(3, 5, dtype=F32))
+# relu6_f32: F.relu6(a (3,5) float32)
+case("relu6_f32", lambda a: F.relu6(a), kinks(3, 5, dtype=F32))
+# celu_f32: F.celu(a (3,5) float32, 0.6)
+case("celu_f32", lambda a: F.celu(a, 0.6), kinks(3, 5, dtype=F32))
+# softsign_f32: F.softsign(a (3,5) float32)
+case("softsign_f32", lambda a: F.softsign(a), kinks(3, 5, dtype=F32))
+
+# <op>_edges: op(EDGES.t()) in f64; <op>_edges_f32: op(EDGES) in float32, with op as in
+# POINTWISE above.
+for name, op in POINTWISE.items():
+    case(f"{name}_edges", lambda a, op=op: op(a.t()), EDGES)
+    case(f"{name}_edges_f32", op, EDGES.to(F32))
 
 save("activation")

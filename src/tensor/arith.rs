@@ -11,7 +11,12 @@ use crate::{DType, Result};
 
 impl Tensor {
     /// The primitive of every binary op: checks, broadcasting, one backend call.
-    pub(super) fn binary_raw(&self, op: BinaryOp, rhs: &Tensor, name: &'static str) -> Result<Tensor> {
+    pub(super) fn binary_raw(
+        &self,
+        op: BinaryOp,
+        rhs: &Tensor,
+        name: &'static str,
+    ) -> Result<Tensor> {
         let (shape, ll, rl) = self.broadcast_layouts(rhs, name)?;
         let locks = StorageLocks::read(&[self, rhs]);
         let out = locks.get(0).binary(op, &ll, locks.get(1), &rl)?;

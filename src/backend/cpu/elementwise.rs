@@ -436,7 +436,13 @@ fn is_float_only(op: BinaryOp) -> bool {
 }
 
 /// The float-only binary ops.
-fn binary_float<T: Float>(a: &[T], al: &Layout, b: &[T], bl: &Layout, op: BinaryOp) -> Result<Vec<T>> {
+fn binary_float<T: Float>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: BinaryOp,
+) -> Result<Vec<T>> {
     match op {
         BinaryOp::Atan2 => map2(a, al, b, bl, T::atan2),
         _ => unreachable!("binary_float serves only is_float_only ops"),

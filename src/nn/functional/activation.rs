@@ -113,7 +113,12 @@ pub fn hardswish(x: &Tensor) -> Result<Tensor> {
 /// strictly inside (-3, 3) and 0 elsewhere (PyTorch holds 1/6 as an f32 constant,
 /// for f64 too, and so does kiln). Float dtypes only.
 pub fn hardsigmoid(x: &Tensor) -> Result<Tensor> {
-    pointwise_with(x, UnaryOp::Hardsigmoid, UnaryOp::HardsigmoidGrad, "hardsigmoid")
+    pointwise_with(
+        x,
+        UnaryOp::Hardsigmoid,
+        UnaryOp::HardsigmoidGrad,
+        "hardsigmoid",
+    )
 }
 
 /// `min(max(x, 0), 6)` elementwise: PyTorch's `F.relu6(x)`, which is
@@ -168,7 +173,12 @@ pub fn mish(x: &Tensor) -> Result<Tensor> {
 /// it never overflows: PyTorch's `F.logsigmoid(x)`. The gradient is `σ(-x)`. Float
 /// dtypes only.
 pub fn log_sigmoid(x: &Tensor) -> Result<Tensor> {
-    pointwise_with(x, UnaryOp::LogSigmoid, UnaryOp::LogSigmoidGrad, "log_sigmoid")
+    pointwise_with(
+        x,
+        UnaryOp::LogSigmoid,
+        UnaryOp::LogSigmoidGrad,
+        "log_sigmoid",
+    )
 }
 
 /// `x / (1 + |x|)` elementwise: PyTorch's `F.softsign(x)`. Float dtypes only.

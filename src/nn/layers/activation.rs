@@ -215,10 +215,17 @@ pub struct Hardtanh {
 }
 
 impl Hardtanh {
-    /// A hardtanh with the given bounds: errs as [`F::hardtanh`] does (a NaN bound,
-    /// `min_val > max_val`).
+    /// A hardtanh with the given bounds. Errs naming the bound where a bound is NaN
+    /// or `max_val` is not above `min_val`: `nn.Hardtanh` asserts `max_val >
+    /// min_val`, stricter than `F.hardtanh`, which takes equal bounds.
     pub fn new(min_val: f64, max_val: f64) -> Result<Self> {
         F::check_hardtanh_bounds(min_val, max_val)?;
+        if max_val == min_val {
+            return Err(Error::arg(
+                "max_val",
+                format!("must be greater than min_val ({min_val}), got {max_val}"),
+            ));
+        }
         Ok(Hardtanh { min_val, max_val })
     }
 

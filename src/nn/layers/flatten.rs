@@ -38,9 +38,9 @@ impl Forward for Flatten {
 }
 
 /// Splits dimension `dim` into `sizes`, like `nn.Unflatten(dim, unflattened_size)`:
-/// `(N, 12) → (N, 3, 4)` with `Unflatten::new(1, &[3, 4])`. A view of a contiguous
-/// input (a reshape). Errs in `forward` when `dim` is not a dimension of the input
-/// or the product of `sizes` is not its size.
+/// `(N, 12) → (N, 3, 4)` with `Unflatten::new(1, &[3, 4])`: [`Tensor::unflatten`],
+/// a view. Errs in `forward` when `dim` is not a dimension of the input or the
+/// product of `sizes` is not its size.
 #[derive(Debug, Clone, nn::Module)]
 #[module(stateless, extra_repr)]
 pub struct Unflatten {
@@ -77,21 +77,6 @@ impl Unflatten {
 
 impl Forward for Unflatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::shape::check_dim("unflatten", self.dim, x.rank())?;
-        let size = x.shape()[self.dim];
-        let product = self.sizes.iter().try_fold(1usize, |p, &s| p.checked_mul(s));
-        if product != Some(size) {
-            return Err(crate::Error::arg(
-                "unflattened_size",
-                format!(
-                    "unflatten: sizes {:?} do not multiply to dimension {}'s size {size}",
-                    self.sizes, self.dim
-                ),
-            ));
-        }
-        let mut shape = x.shape()[..self.dim].to_vec();
-        shape.extend(&self.sizes);
-        shape.extend(&x.shape()[self.dim + 1..]);
-        x.reshape(&shape)
+        x.unflatten(self.dim, &self.sizes)
     }
 }

@@ -173,9 +173,14 @@ pub(super) fn softsign<T: Float>(x: T) -> T {
     x / (T::from_f64(1.0) + x.abs())
 }
 
-/// `1 / (1 + |x|)²`.
+/// `1 / (1 + |x|)²`, but NaN at ±inf: PyTorch's softsign is the composition
+/// `x / (1 + |x|)`, whose gradient there is `1/d - x·sign(x)/d²`, i.e. `inf/inf`.
 pub(super) fn softsign_grad<T: Float>(x: T) -> T {
-    let d = T::from_f64(1.0) + x.abs();
+    let a = x.abs();
+    if a == T::from_f64(f64::INFINITY) {
+        return T::from_f64(f64::NAN);
+    }
+    let d = T::from_f64(1.0) + a;
     T::from_f64(1.0) / (d * d)
 }
 
