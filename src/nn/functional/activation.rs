@@ -193,7 +193,7 @@ pub fn glu(x: &Tensor, dim: usize) -> Result<Tensor> {
     check_dim("glu", dim, x.rank())?;
     x.check_float("glu")?;
     let size = x.shape()[dim];
-    if size % 2 != 0 {
+    if !size.is_multiple_of(2) {
         return Err(Error::arg(
             "dim",
             format!("glu halves dimension {dim}, which must be even, got size {size}"),
