@@ -158,8 +158,8 @@ common::device_test! {
     }
 
     /// split, chunk, unbind, select, unflatten and expand are views of the input's
-    /// storage (a write into the input shows in them); repeat, roll and flip are
-    /// copies, even when nothing moves.
+    /// storage (a write into the input shows in them); repeat, repeat_interleave,
+    /// roll and flip are copies, even when nothing moves.
     fn views_and_copies(dev) {
         let x = f64s(&[4, 6], 2, dev);
         let mut views = x.split(4, 1).unwrap();
@@ -168,8 +168,13 @@ common::device_test! {
         views.push(x.select(1, 5).unwrap());
         views.push(x.unflatten(1, &[3, 2]).unwrap());
         views.push(x.narrow(0, 1, 1).unwrap().expand(&[3, 4, 6]).unwrap());
-        let copies: Vec<Tensor> = [x.roll(&[0], &[1]), x.flip(&[]), x.repeat(&[1, 1])]
-            .into_iter()
+        let copies: Vec<Tensor> = [
+            x.roll(&[0], &[1]),
+            x.flip(&[]),
+            x.repeat(&[1, 1]),
+            x.repeat_interleave(1, 0),
+        ]
+        .into_iter()
             .map(|c| c.unwrap())
             .collect();
         let before = host(&x);

@@ -165,16 +165,8 @@ fn cuda_sort_matches_the_cpu_in_every_dtype() {
     let Some(gpu) = common::cuda_or_skip("cuda_sort_matches_the_cpu_in_every_dtype") else {
         return;
     };
-    let dtypes = [
-        DType::F32,
-        DType::F64,
-        DType::F16,
-        DType::BF16,
-        DType::I64,
-        DType::U8,
-    ];
     for (shape, dim, transposed) in SWEEP {
-        for dtype in dtypes {
+        for dtype in common::parity::ALL {
             // Floats distinct-ish with NaNs and ties; integers in [0, 20).
             let levels = if dtype.is_float() { 0 } else { 20 };
             let mut x = f64s(shape, 4, levels, &Device::Cpu);
@@ -219,17 +211,6 @@ fn cuda_sort_matches_the_cpu_in_every_dtype() {
 /// On the emulated device, the sweep above launches every kernel of kernels/sort.cu.
 #[test]
 fn every_sort_kernel_is_launched() {
-    if common::launches("sort_tile_f32").is_none() {
-        eprintln!("skipped: launch counts exist only on the emulated device");
-        return;
-    }
-    cuda_sort_matches_the_cpu_in_every_dtype();
-    let suffixes = ["f32", "f64", "f16", "bf16", "i64", "u8"];
-    let sorts = ["sort_tile", "sort_step", "sort_merge"]
-        .iter()
-        .flat_map(|k| suffixes.iter().map(move |s| format!("{k}_{s}")));
-    let scatters = suffixes[..4].iter().map(|s| format!("sort_scatter_{s}"));
-    for kernel in sorts.chain(scatters) {
-        assert!(common::launches(&kernel).unwrap() > 0, "{kernel} never ran");
-    }
+    let suite: [fn(); 1] = [cuda_sort_matches_the_cpu_in_every_dtype];
+    common::parity::assert_every_kernel_launched("sort", &suite, &[]);
 }

@@ -218,9 +218,11 @@ impl Tensor {
             .map(|(&r, &s)| checked_product("repeat", "a repeated dimension", &[r, s]))
             .collect::<Result<Vec<_>>>()?;
         checked_numel("repeat", &shape)?;
+        // contiguous_or_copy: with every repeat 1 the broadcast moves nothing, and a
+        // plain `contiguous` would hand back this tensor's own storage.
         self.reshape(&ones)?
             .broadcast_as(&tiled)?
-            .contiguous()?
+            .contiguous_or_copy()?
             .reshape(&shape)
     }
 
@@ -240,7 +242,7 @@ impl Tensor {
         checked_numel("repeat_interleave", &shape)?;
         self.unsqueeze(dim + 1)?
             .broadcast_as(&stretched)?
-            .contiguous()?
+            .contiguous_or_copy()?
             .reshape(&shape)
     }
 
@@ -319,8 +321,8 @@ impl Tensor {
         }))
     }
 
-    /// A copy that shares no storage with this tensor (a roll or flip that moved
-    /// nothing still returns new memory, as PyTorch does).
+    /// A copy that shares no storage with this tensor (a roll, flip or repeat that
+    /// moved nothing still returns new memory, as PyTorch does).
     fn contiguous_or_copy(&self) -> Result<Tensor> {
         let copy = self.contiguous_copy()?;
         Ok(record(copy, "clone", &[self], |_, g| {
