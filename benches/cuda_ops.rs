@@ -557,6 +557,33 @@ fn cases() -> Vec<Case> {
         }),
         case("adamw_step_resnet18_f32", false, adamw_case),
         case("adamw_fused_step_resnet18_f32", false, adamw_case),
+        case(
+            "max_pool2d_k3s2_ceil_fwd_bwd_f32_64x64x112x112",
+            true,
+            |d, s| {
+                let side = s.pick(112, 9);
+                let x = param(&[s.pick(64, 2), s.pick(64, 3), side, side], d)?;
+                let opts = F::Pool2dOpts::new(3).stride(2).ceil_mode(true);
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::max_pool2d_with(&x, opts)?.sum_all()?.backward()
+                }))
+            },
+        ),
+        // A U-Net decoder's upsampling: the backward gathers (no atomics).
+        case(
+            "interpolate_bilinear_x2_fwd_bwd_f32_32x64x128x128",
+            true,
+            |d, s| {
+                let side = s.pick(128, 7);
+                let x = param(&[s.pick(32, 2), s.pick(64, 3), side, side], d)?;
+                let opts = F::Interp::scale(2.0).mode(F::InterpMode::Bilinear);
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::interpolate(&x, opts.clone())?.sum_all()?.backward()
+                }))
+            },
+        ),
     ];
     cases.extend(conv_cases());
     cases.extend([

@@ -304,6 +304,29 @@ const CASES: &[Case] = &[
             Ok(Box::new(move || Ok(a.topk(16, 1, true, true)?.0)))
         },
     },
+    Case {
+        name: "max_pool2d_k3s2_ceil_fwd_bwd_f32_32x64x56x56",
+        build: |d| {
+            let x = randn(&[32, 64, 56, 56], d)?.requires_grad();
+            let opts = F::Pool2dOpts::new(3).stride(2).ceil_mode(true);
+            Ok(fwd_bwd(x, vec![], move |x| F::max_pool2d_with(x, opts)))
+        },
+    },
+    Case {
+        name: "interpolate_bilinear_x2_fwd_bwd_f32_8x32x64x64",
+        build: |d| {
+            let x = randn(&[8, 32, 64, 64], d)?.requires_grad();
+            let opts = F::Interp::scale(2.0).mode(F::InterpMode::Bilinear);
+            Ok(fwd_bwd(x, vec![], move |x| F::interpolate(x, opts.clone())))
+        },
+    },
+    Case {
+        name: "pixel_shuffle_r2_fwd_bwd_f32_16x64x64x64",
+        build: |d| {
+            let x = randn(&[16, 64, 64, 64], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![], |x| F::pixel_shuffle(x, 2)))
+        },
+    },
 ];
 
 /// Causal attention forward and backward into q, k and v of shape `(N, H, L, E)`.

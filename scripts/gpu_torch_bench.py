@@ -236,6 +236,16 @@ def cases(d, smoke):
         x = leaf(pick(64, 2), pick(64, 3), side, side)
         return fwd_bwd(lambda: F.max_pool2d(x, 3, 2, 1), x)
 
+    def max_pool_ceil():
+        side = pick(112, 9)
+        x = leaf(pick(64, 2), pick(64, 3), side, side)
+        return fwd_bwd(lambda: F.max_pool2d(x, 3, 2, ceil_mode=True), x)
+
+    def upsample_bilinear():
+        side = pick(128, 7)
+        x = leaf(pick(32, 2), pick(64, 3), side, side)
+        return fwd_bwd(lambda: F.interpolate(x, scale_factor=2.0, mode="bilinear"), x)
+
     def batch_norm():
         c, side = pick(256, 3), pick(28, 5)
         x, w, b = leaf(pick(64, 2), c, side, side), leaf(c), leaf(c)
@@ -350,6 +360,8 @@ def cases(d, smoke):
         "embedding_fwd_bwd_f32_50257x768_n8192": (True, embedding),
         "adamw_step_resnet18_f32": (False, adamw()),
         "adamw_fused_step_resnet18_f32": (False, adamw(fused=True)),
+        "max_pool2d_k3s2_ceil_fwd_bwd_f32_64x64x112x112": (True, max_pool_ceil),
+        "interpolate_bilinear_x2_fwd_bwd_f32_32x64x128x128": (True, upsample_bilinear),
         **conv_rows(),
         "digits_cnn_train_step_f32_b128": (False, digits),
         "gpt2_small_generate_greedy_f32_p128_n32": (False, lambda: gpt2_generate(pick)),

@@ -324,6 +324,24 @@ def _(d):
     return lambda: torch.topk(a, 16, 1)
 
 
+
+@case("max_pool2d_k3s2_ceil_fwd_bwd_f32_32x64x56x56")
+def _(d):
+    x = randn(32, 64, 56, 56, device=d, requires_grad=True)
+    return fwd_bwd(x, [], lambda x: torch.nn.functional.max_pool2d(x, 3, 2, ceil_mode=True))
+
+
+@case("interpolate_bilinear_x2_fwd_bwd_f32_8x32x64x64")
+def _(d):
+    x = randn(8, 32, 64, 64, device=d, requires_grad=True)
+    return fwd_bwd(x, [], lambda x: torch.nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear"))
+
+
+@case("pixel_shuffle_r2_fwd_bwd_f32_16x64x64x64")
+def _(d):
+    x = randn(16, 64, 64, 64, device=d, requires_grad=True)
+    return fwd_bwd(x, [], lambda x: torch.nn.functional.pixel_shuffle(x, 2))
+
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
     # Warm-up: first calls allocate, pick kernels and spin up threads.

@@ -92,13 +92,59 @@ pub(crate) enum UnaryOp {
     Exp2,
     /// base-2 logarithm
     Log2,
+    /// `x·relu6(x + 3)/6`
+    Hardswish,
+    /// derivative of [`UnaryOp::Hardswish`]: 0 for `x ≤ -3`, `x/3 + 1/2` below 3, else 1
+    HardswishGrad,
+    /// `relu6(x + 3)/6`
+    Hardsigmoid,
+    /// derivative of [`UnaryOp::Hardsigmoid`]: 1/6 strictly inside (-3, 3), else 0
+    HardsigmoidGrad,
+    /// `x` limited to `[min, max]` (`relu6` is `min = 0, max = 6`)
+    Hardtanh {
+        /// lower bound
+        min: f64,
+        /// upper bound
+        max: f64,
+    },
+    /// derivative of [`UnaryOp::Hardtanh`]: 1 strictly inside `(min, max)`, else 0
+    HardtanhGrad {
+        /// lower bound
+        min: f64,
+        /// upper bound
+        max: f64,
+    },
+    /// ELU with `α = s`: `x` where `x > 0`, else `α·(e^x - 1)`
+    Elu(f64),
+    /// derivative of [`UnaryOp::Elu`]: 1 where `x > 0`, else `α·e^x`
+    EluGrad(f64),
+    /// SELU: `λ·elu(x, α)` with PyTorch's constants λ and α
+    Selu,
+    /// derivative of [`UnaryOp::Selu`]
+    SeluGrad,
+    /// CELU with `α = s`: `x` where `x > 0`, else `α·(e^(x/α) - 1)`
+    Celu(f64),
+    /// derivative of [`UnaryOp::Celu`]: 1 where `x > 0`, else `e^(x/α)`
+    CeluGrad(f64),
+    /// Mish: `x·tanh(ln(1 + e^x))`
+    Mish,
+    /// derivative of [`UnaryOp::Mish`]
+    MishGrad,
+    /// `ln σ(x) = -ln(1 + e^-x)`, computed without overflow
+    LogSigmoid,
+    /// derivative of [`UnaryOp::LogSigmoid`]: `σ(-x)`
+    LogSigmoidGrad,
+    /// `x / (1 + |x|)`
+    Softsign,
+    /// derivative of [`UnaryOp::Softsign`]: `1 / (1 + |x|)²`
+    SoftsignGrad,
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 36] = [
+    pub(crate) const ALL: [UnaryOp; 54] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -135,6 +181,24 @@ impl UnaryOp {
         UnaryOp::Square,
         UnaryOp::Exp2,
         UnaryOp::Log2,
+        UnaryOp::Hardswish,
+        UnaryOp::HardswishGrad,
+        UnaryOp::Hardsigmoid,
+        UnaryOp::HardsigmoidGrad,
+        UnaryOp::Hardtanh { min: 0.0, max: 0.0 },
+        UnaryOp::HardtanhGrad { min: 0.0, max: 0.0 },
+        UnaryOp::Elu(0.0),
+        UnaryOp::EluGrad(0.0),
+        UnaryOp::Selu,
+        UnaryOp::SeluGrad,
+        UnaryOp::Celu(0.0),
+        UnaryOp::CeluGrad(0.0),
+        UnaryOp::Mish,
+        UnaryOp::MishGrad,
+        UnaryOp::LogSigmoid,
+        UnaryOp::LogSigmoidGrad,
+        UnaryOp::Softsign,
+        UnaryOp::SoftsignGrad,
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -176,6 +240,24 @@ impl UnaryOp {
             UnaryOp::Square => "square",
             UnaryOp::Exp2 => "exp2",
             UnaryOp::Log2 => "log2",
+            UnaryOp::Hardswish => "hardswish",
+            UnaryOp::HardswishGrad => "hardswish_grad",
+            UnaryOp::Hardsigmoid => "hardsigmoid",
+            UnaryOp::HardsigmoidGrad => "hardsigmoid_grad",
+            UnaryOp::Hardtanh { .. } => "hardtanh",
+            UnaryOp::HardtanhGrad { .. } => "hardtanh_grad",
+            UnaryOp::Elu(_) => "elu",
+            UnaryOp::EluGrad(_) => "elu_grad",
+            UnaryOp::Selu => "selu",
+            UnaryOp::SeluGrad => "selu_grad",
+            UnaryOp::Celu(_) => "celu",
+            UnaryOp::CeluGrad(_) => "celu_grad",
+            UnaryOp::Mish => "mish",
+            UnaryOp::MishGrad => "mish_grad",
+            UnaryOp::LogSigmoid => "log_sigmoid",
+            UnaryOp::LogSigmoidGrad => "log_sigmoid_grad",
+            UnaryOp::Softsign => "softsign",
+            UnaryOp::SoftsignGrad => "softsign_grad",
         }
     }
 
@@ -189,7 +271,24 @@ impl UnaryOp {
             | UnaryOp::LeakyRelu(s)
             | UnaryOp::LeakyReluGrad(s)
             | UnaryOp::Softplus(s)
-            | UnaryOp::SoftplusGrad(s) => s,
+            | UnaryOp::SoftplusGrad(s)
+            | UnaryOp::Elu(s)
+            | UnaryOp::EluGrad(s)
+            | UnaryOp::Celu(s)
+            | UnaryOp::CeluGrad(s) => s,
+            UnaryOp::Hardtanh { min, .. } | UnaryOp::HardtanhGrad { min, .. } => min,
+            _ => 0.0,
+        }
+    }
+
+    /// The op's second scalar (0 for ops without one): `max` of hardtanh, and `1/α`
+    /// of CELU, which PyTorch takes in f64 before its kernel rounds it.
+    pub(crate) fn scalar2(self) -> f64 {
+        match self {
+            UnaryOp::Hardtanh { max, .. } | UnaryOp::HardtanhGrad { max, .. } => max,
+            UnaryOp::Celu(alpha) => 1.0 / alpha,
+            // PyTorch's backward rounds α to f32 first (see EluCoefs::celu_grad).
+            UnaryOp::CeluGrad(alpha) => 1.0 / f64::from(alpha as f32),
             _ => 0.0,
         }
     }

@@ -34,6 +34,7 @@ pub(crate) mod reduce;
 pub(crate) mod scan;
 pub(crate) mod softmax;
 pub(crate) mod sort;
+pub(crate) mod upsample;
 
 pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;

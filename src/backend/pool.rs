@@ -13,8 +13,9 @@ mod cuda;
 
 /// One 2-D pooling over windows: input (n, c, h, w), output (n, c, out_h, out_w).
 ///
-/// Output `(oy, ox)` covers input rows `oy * stride_h - pad_h ..` for `kh` rows
-/// (columns likewise), clipped to the input.
+/// Output `(oy, ox)` covers input rows `oy * stride_h - pad_h + i * dilation_h` for
+/// `i < kh` (columns likewise), clipped to the input. The output size (floor or
+/// ceil mode) is the caller's: the windows are the same in both modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pool2dParams {
     /// Batch size.
@@ -37,6 +38,13 @@ pub(crate) struct Pool2dParams {
     pub pad_h: usize,
     /// Implicit padding columns on each side.
     pub pad_w: usize,
+    /// Distance between the rows of a window (≥ 1; max pooling only).
+    pub dilation_h: usize,
+    /// Distance between the columns of a window (≥ 1; max pooling only).
+    pub dilation_w: usize,
+    /// Whether the average divides by the window's size including padding (PyTorch's
+    /// `count_include_pad`) or by the input elements it holds (average pooling only).
+    pub count_include_pad: bool,
     /// Output height.
     pub out_h: usize,
     /// Output width.
@@ -119,7 +127,7 @@ pub(crate) trait PoolOps: Sized {
         params: &Pool2dParams,
     ) -> Result<Self>;
 
-    /// Average pooling with padding counted in the divisor (PyTorch's default).
+    /// Average pooling; the divisor counts padding when `params.count_include_pad`.
     fn avg_pool2d(&self, layout: &Layout, params: &Pool2dParams) -> Result<Self>;
 
     /// Gradient of [`PoolOps::avg_pool2d`] from the output's gradient (`self`).

@@ -383,3 +383,16 @@ pub fn golden_case_names(area: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The values of `x` as a non-contiguous view: its last two dimensions' strides
+/// swapped (a transposed copy, transposed back). `x` has at least two dimensions.
+pub fn strided(x: &Tensor) -> Tensor {
+    let r = x.rank();
+    let view = x
+        .transpose(r - 2, r - 1)
+        .and_then(|t| t.contiguous())
+        .and_then(|t| t.transpose(r - 2, r - 1))
+        .expect("a transposed view");
+    assert!(!view.is_contiguous() || x.shape()[r - 2..].contains(&1));
+    view
+}

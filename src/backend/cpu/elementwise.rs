@@ -10,8 +10,12 @@ use crate::backend::cpu::{alloc, vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::CpuStorage;
 use crate::shape::Layout;
 use crate::{Error, Result};
+use formulas::EluCoefs;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+
+#[path = "elementwise/formulas.rs"]
+mod formulas;
 
 impl ElementwiseOps for CpuStorage {
     fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<CpuStorage> {
@@ -344,7 +348,7 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::Ceil => map1(v, l, T::ceil),
         UnaryOp::Round => map1(v, l, T::round_even),
         UnaryOp::Trunc => map1(v, l, T::trunc),
-        UnaryOp::Sign => map1(v, l, sign),
+        UnaryOp::Sign => map1(v, l, formulas::sign),
         UnaryOp::Erf => map1(v, l, T::erf),
         UnaryOp::Log1p => map1(v, l, T::ln_1p),
         UnaryOp::Expm1 => map1(v, l, T::exp_m1),
@@ -352,18 +356,39 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::Square => map1(v, l, |x| x * x),
         UnaryOp::Exp2 => map1(v, l, T::exp2),
         UnaryOp::Log2 => map1(v, l, T::log2),
+        UnaryOp::Hardswish => map1(v, l, formulas::hardswish),
+        UnaryOp::HardswishGrad => map1(v, l, formulas::hardswish_grad),
+        UnaryOp::Hardsigmoid => map1(v, l, formulas::hardsigmoid),
+        UnaryOp::HardsigmoidGrad => map1(v, l, formulas::hardsigmoid_grad),
+        UnaryOp::Hardtanh { min, max } => {
+            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
+            map1(v, l, |x| formulas::hardtanh(x, lo, hi))
+        }
+        UnaryOp::HardtanhGrad { min, max } => {
+            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
+            map1(v, l, |x| formulas::hardtanh_grad(x, lo, hi))
+        }
+        UnaryOp::Elu(a) => elu_map(v, l, EluCoefs::elu(a), false),
+        UnaryOp::EluGrad(a) => elu_map(v, l, EluCoefs::elu(a), true),
+        UnaryOp::Selu => elu_map(v, l, EluCoefs::selu(), false),
+        UnaryOp::SeluGrad => elu_map(v, l, EluCoefs::selu(), true),
+        UnaryOp::Celu(a) => elu_map(v, l, EluCoefs::celu(a), false),
+        UnaryOp::CeluGrad(a) => elu_map(v, l, EluCoefs::celu_grad(a), true),
+        UnaryOp::Mish => map1(v, l, formulas::mish),
+        UnaryOp::MishGrad => map1(v, l, formulas::mish_grad),
+        UnaryOp::LogSigmoid => map1(v, l, formulas::log_sigmoid),
+        UnaryOp::LogSigmoidGrad => map1(v, l, formulas::log_sigmoid_grad),
+        UnaryOp::Softsign => map1(v, l, formulas::softsign),
+        UnaryOp::SoftsignGrad => map1(v, l, formulas::softsign_grad),
     }
 }
 
-/// `-1`, `0` or `1`; 0 for NaN (PyTorch's `(0 < x) - (x < 0)`).
-fn sign<T: Float>(x: T) -> T {
-    let zero = T::from_f64(0.0);
-    if x > zero {
-        T::from_f64(1.0)
-    } else if x < zero {
-        T::from_f64(-1.0)
+/// An ELU-family op (`grad`: its derivative) with the coefficients `c`.
+fn elu_map<T: Float>(v: &[T], l: &Layout, c: EluCoefs<T>, grad: bool) -> Result<Vec<T>> {
+    if grad {
+        map1(v, l, |x| c.grad(x))
     } else {
-        zero
+        map1(v, l, |x| c.apply(x))
     }
 }
 

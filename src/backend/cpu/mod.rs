@@ -41,6 +41,29 @@ pub(crate) enum CpuStorage {
 /// Work below this many elements stays on one thread (rayon's overhead dominates).
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
 
+/// Runs `f(plane index, plane of out)` over every `plane_len`-element plane of `out`
+/// (the image-shaped families: pad, pool, upsample), in parallel when `work` (the
+/// elements read or written) reaches [`PARALLEL_THRESHOLD`].
+pub(crate) fn per_plane<T: Send>(
+    out: &mut [T],
+    plane_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if plane_len == 0 || out.is_empty() {
+        return;
+    }
+    if work >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    }
+}
+
 /// Runs `op` compiled for the widest SIMD instruction set this CPU has (AVX2 or
 /// AVX-512 on x86-64), picked at run time. The crate itself targets baseline x86-64,
 /// whose SSE2 loops move a half or a quarter of the data per instruction. Kernels put

@@ -1,16 +1,16 @@
 //! 2-D pooling on the CPU (max with argmax indices, average, adaptive average),
 //! parallel over (image, channel) planes. Windows follow PyTorch's kernels exactly:
-//! the max keeps the first largest value (a NaN wins), the average divides by the
-//! window's size including padding (`count_include_pad=True`).
+//! the max keeps the first largest value (a NaN wins) of its dilated window, the
+//! average divides by the window's size including padding (`count_include_pad=True`)
+//! or by the input elements it holds.
 
 use super::{AdaptivePool2dParams, Pool2dParams, PoolOps};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
 use crate::backend::cpu::gemm_util::Float;
-use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::cpu::{per_plane, CpuStorage};
 use crate::shape::Layout;
 use crate::{DType, Result};
-use rayon::prelude::*;
 
 impl PoolOps for CpuStorage {
     /// Max pooling; see [`crate::backend::pool::PoolOps::max_pool2d`].
@@ -80,33 +80,25 @@ impl PoolOps for CpuStorage {
     }
 }
 
-/// Runs `f(plane index, plane of out)` over every plane, in parallel when the work
-/// (elements read or written) is large.
-fn per_plane<A: Send>(
-    out: &mut [A],
-    plane_len: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [A]) + Sync,
-) {
-    if plane_len == 0 || out.is_empty() {
-        return;
-    }
-    if work >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    } else {
-        out.chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    }
-}
-
-/// Start (clipped to 0) and end (clipped to `size`) of window `o`.
-fn window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (usize, usize) {
+/// The first input index of dilated window `o` inside the input (its start moved on
+/// by whole dilations past the padding) and the end of its span (clipped to `size`):
+/// PyTorch's `hstart`/`hend` of max pooling. The window reads `first..end` by `dilation`.
+fn window(
+    o: usize,
+    stride: usize,
+    pad: usize,
+    k: usize,
+    dilation: usize,
+    size: usize,
+) -> (usize, usize) {
     let start = (o * stride) as isize - pad as isize;
-    let end = (start + k as isize).min(size as isize);
-    (start.max(0) as usize, end.max(0) as usize)
+    let end = (start + ((k - 1) * dilation) as isize + 1).min(size as isize);
+    // Past the padding by whole dilations: `start + ceil(-start / d) · d`.
+    let first = match usize::try_from(-start) {
+        Ok(before) => before.div_ceil(dilation) * dilation - before,
+        Err(_) => start as usize,
+    };
+    (first, end.max(0) as usize)
 }
 
 fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Result<Vec<T>> {
@@ -115,16 +107,18 @@ fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Resu
     let mut pairs = alloc::filled(p.output_len(), (T::default(), 0i64))?;
     per_plane(&mut pairs, oh * ow, p.input_len(), |plane, o| {
         let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
+        let (dh, dw) = (p.dilation_h, p.dilation_w);
         for oy in 0..oh {
-            let (y0, y1) = window(oy, p.stride_h, p.pad_h, p.kh, ih);
+            let (y0, y1) = window(oy, p.stride_h, p.pad_h, p.kh, dh, ih);
             for ox in 0..ow {
-                let (x0, x1) = window(ox, p.stride_w, p.pad_w, p.kw, iw);
+                let (x0, x1) = window(ox, p.stride_w, p.pad_w, p.kw, dw, iw);
                 let (mut best, mut at) = (neg_inf, y0 * iw + x0);
-                for y in y0..y1 {
-                    for (xx, &v) in src[y * iw + x0..y * iw + x1].iter().enumerate() {
+                for y in (y0..y1).step_by(dh) {
+                    for xx in (x0..x1).step_by(dw) {
+                        let v = src[y * iw + xx];
                         if v > best || v.is_nan() {
                             best = v;
-                            at = y * iw + x0 + xx;
+                            at = y * iw + xx;
                         }
                     }
                 }
@@ -156,14 +150,25 @@ fn max_backward<T: Float>(p: &Pool2dParams, g: &[T], idx: &[i64]) -> Result<Vec<
     Ok(gx)
 }
 
-/// Window bounds of average pooling and its divisor (PyTorch's `pool_size`, which
-/// counts padding but not the part of a window beyond the padded input).
-fn avg_window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (usize, usize, usize) {
+/// Window bounds of average pooling and its share of the divisor: with
+/// `include_pad`, PyTorch's `pool_size`, which counts padding but not the part of a
+/// window beyond the padded input (ceil mode's overhang); else the input rows alone.
+fn avg_window(o: usize, p: &Pool2dParams, vertical: bool) -> (usize, usize, usize) {
+    let (stride, pad, k, size) = if vertical {
+        (p.stride_h, p.pad_h, p.kh, p.h)
+    } else {
+        (p.stride_w, p.pad_w, p.kw, p.w)
+    };
     let start = (o * stride) as isize - pad as isize;
     let end = (start + k as isize).min((size + pad) as isize);
-    let count = (end - start).max(0) as usize;
     let (s, e) = (start.max(0) as usize, end.clamp(0, size as isize) as usize);
-    (s, e.max(s), count)
+    let e = e.max(s);
+    let count = if p.count_include_pad {
+        (end - start).max(0) as usize
+    } else {
+        e - s
+    };
+    (s, e, count)
 }
 
 fn avg_forward<T: Float>(p: &Pool2dParams, x: &[T]) -> Result<Vec<T>> {
@@ -172,9 +177,9 @@ fn avg_forward<T: Float>(p: &Pool2dParams, x: &[T]) -> Result<Vec<T>> {
     per_plane(&mut out, oh * ow, p.input_len(), |plane, o| {
         let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
         for oy in 0..oh {
-            let (y0, y1, ch) = avg_window(oy, p.stride_h, p.pad_h, p.kh, ih);
+            let (y0, y1, ch) = avg_window(oy, p, true);
             for ox in 0..ow {
-                let (x0, x1, cw) = avg_window(ox, p.stride_w, p.pad_w, p.kw, iw);
+                let (x0, x1, cw) = avg_window(ox, p, false);
                 let mut sum = T::default();
                 for y in y0..y1 {
                     for &v in &src[y * iw + x0..y * iw + x1] {
@@ -198,9 +203,9 @@ fn avg_backward<T: Float>(p: &Pool2dParams, g: &[T]) -> Result<Vec<T>> {
     per_plane(&mut gx, ih * iw, p.input_len(), |plane, dst| {
         let gs = &g[plane * oh * ow..(plane + 1) * oh * ow];
         for oy in 0..oh {
-            let (y0, y1, ch) = avg_window(oy, p.stride_h, p.pad_h, p.kh, ih);
+            let (y0, y1, ch) = avg_window(oy, p, true);
             for ox in 0..ow {
-                let (x0, x1, cw) = avg_window(ox, p.stride_w, p.pad_w, p.kw, iw);
+                let (x0, x1, cw) = avg_window(ox, p, false);
                 let share = gs[oy * ow + ox].div(T::from_f64((ch * cw) as f64));
                 for y in y0..y1 {
                     for a in &mut dst[y * iw + x0..y * iw + x1] {

@@ -1,8 +1,8 @@
-//! Pooling: `max_pool2d`, `avg_pool2d` (padding counted in the divisor, PyTorch's
-//! default) and `adaptive_avg_pool2d`, on (N, C, H, W) or unbatched (C, H, W)
+//! Pooling: `max_pool2d`, `avg_pool2d` (and `_with` variants that take every option
+//! of PyTorch's: dilation, ceil mode, count_include_pad) and `adaptive_avg_pool2d`, on (N, C, H, W) or unbatched (C, H, W)
 //! inputs. Kernels: `backend/cpu/pool.rs` (the reference) and `kernels/pool.cu`.
 
-use super::Size2d;
+use super::{Pool2dOpts, Size2d};
 use crate::autograd::record;
 use crate::backend::pool::{AdaptivePool2dParams, Pool2dParams};
 use crate::shape::{checked_product, checked_sum};
@@ -10,17 +10,28 @@ use crate::tensor::StorageLocks;
 use crate::{Error, Result, Tensor};
 
 /// Max over windows of `kernel` (a number or `(h, w)`), moved by `stride`, with
-/// `padding` implicit −∞ rows/columns on each side, like `F.max_pool2d` (no
-/// dilation, floor mode). The gradient goes to the element each window took.
+/// `padding` implicit −∞ rows/columns on each side, like `F.max_pool2d(x, kernel,
+/// stride, padding)` (no dilation, floor mode; [`max_pool2d_with`] takes every
+/// option). The gradient goes to the element each window took.
 pub fn max_pool2d(
     input: &Tensor,
     kernel: impl Into<Size2d>,
     stride: impl Into<Size2d>,
     padding: impl Into<Size2d>,
 ) -> Result<Tensor> {
-    let (kernel, stride, padding) = (kernel.into(), stride.into(), padding.into());
+    max_pool2d_with(
+        input,
+        Pool2dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Max pooling with every option of `F.max_pool2d`: dilation and ceil mode too
+/// ([`Pool2dOpts`]; `count_include_pad` does not apply). Windows follow PyTorch's
+/// clipping exactly: in ceil mode a last window that would start in the right padding
+/// is dropped.
+pub fn max_pool2d_with(input: &Tensor, opts: Pool2dOpts) -> Result<Tensor> {
     unbatched(input, "max_pool2d", |x| {
-        let p = pool_params(x, kernel, stride, padding)?;
+        let p = pool_params(x, &opts, true)?;
         let xc = x.detach().contiguous()?;
         let (values, indices) = xc.storage().max_pool2d(xc.layout(), &p)?;
         let shape = [p.n, p.c, p.out_h, p.out_w];
@@ -40,16 +51,27 @@ pub fn max_pool2d(
 
 /// Mean over windows of `kernel`, moved by `stride`, with `padding` implicit zero
 /// rows/columns on each side that count in the divisor, like `F.avg_pool2d` with its
-/// defaults (`count_include_pad=True`, floor mode).
+/// defaults (`count_include_pad=True`, floor mode; [`avg_pool2d_with`] takes every
+/// option).
 pub fn avg_pool2d(
     input: &Tensor,
     kernel: impl Into<Size2d>,
     stride: impl Into<Size2d>,
     padding: impl Into<Size2d>,
 ) -> Result<Tensor> {
-    let (kernel, stride, padding) = (kernel.into(), stride.into(), padding.into());
+    avg_pool2d_with(
+        input,
+        Pool2dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Average pooling with every option of `F.avg_pool2d` ([`Pool2dOpts`]; a dilation
+/// other than 1 is an error, as PyTorch has none). The divisor follows PyTorch
+/// exactly: with `count_include_pad` it counts padding but not ceil mode's overhang
+/// beyond the padded input; without, the input elements of the window.
+pub fn avg_pool2d_with(input: &Tensor, opts: Pool2dOpts) -> Result<Tensor> {
     unbatched(input, "avg_pool2d", |x| {
-        let p = pool_params(x, kernel, stride, padding)?;
+        let p = pool_params(x, &opts, false)?;
         let xc = x.detach().contiguous()?;
         let out = xc.storage().avg_pool2d(xc.layout(), &p)?;
         let out = Tensor::from_storage(out, &[p.n, p.c, p.out_h, p.out_w]);
@@ -134,13 +156,9 @@ fn rank_error(op: &str, x: &Tensor) -> Error {
     )
 }
 
-/// Validates window options like PyTorch and computes the output size (floor mode).
-fn pool_params(
-    x: &Tensor,
-    kernel: Size2d,
-    stride: Size2d,
-    padding: Size2d,
-) -> Result<Pool2dParams> {
+/// Validates window options like PyTorch and computes the output size (floor or ceil
+/// mode). `dilated` is whether the op takes a dilation (max pooling).
+fn pool_params(x: &Tensor, opts: &Pool2dOpts, dilated: bool) -> Result<Pool2dParams> {
     let [n, c, h, w] = x.shape()[..] else {
         return Err(rank_error("pool2d", x));
     };
@@ -156,16 +174,21 @@ fn pool_params(
             ),
         ));
     }
-    if kernel.h == 0 || kernel.w == 0 {
-        return Err(Error::arg(
-            "kernel",
-            format!("kernel_size must be at least 1, got {kernel}"),
-        ));
+    let (kernel, padding, dilation) = (opts.kernel, opts.padding, opts.dilation);
+    let stride = opts.effective_stride();
+    for (name, size) in [
+        ("kernel", kernel),
+        ("stride", stride),
+        ("dilation", dilation),
+    ] {
+        if size.h == 0 || size.w == 0 {
+            return Err(Error::arg(name, format!("must be at least 1, got {size}")));
+        }
     }
-    if stride.h == 0 || stride.w == 0 {
+    if !dilated && dilation != Size2d::from(1) {
         return Err(Error::arg(
-            "stride",
-            format!("stride must be at least 1, got {stride}"),
+            "dilation",
+            format!("average pooling has no dilation (only 1), got {dilation}"),
         ));
     }
     if padding.h > kernel.h / 2 || padding.w > kernel.w / 2 {
@@ -178,34 +201,27 @@ fn pool_params(
             ),
         ));
     }
-    // Checked: a huge kernel with half of it as padding must be an error, not a
-    // wrapped-around size. The kernels index with signed offsets, so the padded
-    // input must also fit isize.
-    let padded = |size: usize, pad: usize| -> Result<usize> {
-        checked_sum("pool2d", "the padded input", &[size, pad, pad])
-            .ok()
-            .filter(|&p| isize::try_from(p).is_ok())
-            .ok_or_else(|| {
-                Error::arg(
-                    "padding",
-                    format!("{padding:?} makes the padded input larger than isize::MAX"),
-                )
-            })
+    let axis = |size, k, s, p, d| {
+        output_size(size, k, s, p, d, opts.ceil_mode).ok_or_else(|| {
+            Error::arg(
+                "padding",
+                format!(
+                    "{padding:?} with kernel {kernel} makes the padded input larger than i64::MAX"
+                ),
+            )
+        })
     };
-    let (ph, pw) = (padded(h, padding.h)?, padded(w, padding.w)?);
-    if kernel.h > ph || kernel.w > pw {
+    let out_h = axis(h, kernel.h, stride.h, padding.h, dilation.h)?;
+    let out_w = axis(w, kernel.w, stride.w, padding.w, dilation.w)?;
+    if out_h == 0 || out_w == 0 {
         return Err(Error::arg(
             "kernel",
             format!(
-                "{}×{} is larger than the padded input {ph}×{pw}",
-                kernel.h, kernel.w
+                "{kernel} (dilation {dilation}, padding {padding}) is larger than the padded \
+                 {h}×{w} input: no window fits"
             ),
         ));
     }
-    let (out_h, out_w) = (
-        (ph - kernel.h) / stride.h + 1,
-        (pw - kernel.w) / stride.w + 1,
-    );
     checked_product(
         "pool2d",
         "the output's element count",
@@ -222,7 +238,33 @@ fn pool_params(
         stride_w: stride.w,
         pad_h: padding.h,
         pad_w: padding.w,
+        dilation_h: dilation.h,
+        dilation_w: dilation.w,
+        count_include_pad: opts.count_include_pad,
         out_h,
         out_w,
     })
+}
+
+/// PyTorch's `pooling_output_shape`: the number of windows along an axis of `size`
+/// (0 when none fits), in ceil mode without a last window that starts in the right
+/// padding; `None` when the padded input or a window's span does not fit `i64` (the
+/// kernels index with signed offsets).
+fn output_size(
+    size: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    ceil: bool,
+) -> Option<usize> {
+    let [size, k, stride, pad, dilation] = [size, k, stride, pad, dilation].map(|v| v as i128);
+    let span = dilation.checked_mul(k - 1)? + 1;
+    i64::try_from(size + 2 * pad + span + stride).ok()?;
+    let room = size + 2 * pad - span + if ceil { stride - 1 } else { 0 };
+    let mut out = room.div_euclid(stride) + 1;
+    if ceil && (out - 1) * stride >= size + pad {
+        out -= 1;
+    }
+    usize::try_from(out.max(0)).ok()
 }

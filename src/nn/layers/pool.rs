@@ -1,16 +1,8 @@
 //! Pooling modules: thin holders of the window sizes around the functional ops.
 
-use crate::nn::functional::{self as F, Size2d};
+use crate::nn::functional::{self as F, Pool2dOpts, Size2d};
 use crate::nn::{self, Forward};
 use crate::{Result, Tensor};
-
-/// Window geometry shared by the max and average pools.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    kernel: Size2d,
-    stride: Size2d,
-    padding: Size2d,
-}
 
 /// A size as PyTorch prints the argument it was given: `2` when both sides agree
 /// (a `Size2d` does not remember whether it was given as a pair; windows usually
@@ -23,93 +15,121 @@ fn size_repr(s: Size2d) -> String {
     }
 }
 
-impl Window {
-    /// `kernel_size=.., stride=.., padding=..`, PyTorch's `_AvgPoolNd.extra_repr`.
-    fn repr(&self) -> String {
-        format!(
-            "kernel_size={}, stride={}, padding={}",
-            size_repr(self.kernel),
-            size_repr(self.stride),
-            size_repr(self.padding)
-        )
-    }
+/// `kernel_size=.., stride=.., padding=..`, the start of PyTorch's pools' `extra_repr`.
+fn window_repr(o: &Pool2dOpts) -> String {
+    format!(
+        "kernel_size={}, stride={}, padding={}",
+        size_repr(o.kernel),
+        size_repr(o.effective_stride()),
+        size_repr(o.padding)
+    )
+}
 
-    fn new(kernel: impl Into<Size2d>, stride: impl Into<Size2d>) -> Window {
-        Window {
-            kernel: kernel.into(),
-            stride: stride.into(),
-            padding: Size2d::from(0),
-        }
+/// PyTorch's Python spelling of a flag.
+fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
     }
 }
 
-/// `nn.MaxPool2d(kernel, stride)`; add padding with [`MaxPool2d::padding`].
+/// `nn.MaxPool2d(kernel, stride)`; add padding, dilation and ceil mode with the
+/// builder methods.
 #[derive(Debug, Clone, Copy, nn::Module)]
 #[module(stateless, extra_repr)]
 pub struct MaxPool2d {
     #[module(skip)]
-    window: Window,
+    opts: Pool2dOpts,
 }
 
 impl MaxPool2d {
     /// Windows of `kernel` moved by `stride` (each a number or `(h, w)`).
     pub fn new(kernel: impl Into<Size2d>, stride: impl Into<Size2d>) -> MaxPool2d {
         MaxPool2d {
-            window: Window::new(kernel, stride),
+            opts: Pool2dOpts::new(kernel).stride(stride),
         }
     }
 
     /// Implicit −∞ padding on each side.
     pub fn padding(mut self, padding: impl Into<Size2d>) -> MaxPool2d {
-        self.window.padding = padding.into();
+        self.opts.padding = padding.into();
         self
     }
 
-    /// PyTorch's `_MaxPoolNd.extra_repr` (kiln's max pool has dilation 1, no ceil mode).
+    /// The distance between a window's elements.
+    pub fn dilation(mut self, dilation: impl Into<Size2d>) -> MaxPool2d {
+        self.opts.dilation = dilation.into();
+        self
+    }
+
+    /// Ceil instead of floor in the output size ([`Pool2dOpts::ceil_mode`]).
+    pub fn ceil_mode(mut self, ceil_mode: bool) -> MaxPool2d {
+        self.opts.ceil_mode = ceil_mode;
+        self
+    }
+
+    /// PyTorch's `_MaxPoolNd.extra_repr`.
     fn extra_repr(&self) -> String {
-        format!("{}, dilation=1, ceil_mode=False", self.window.repr())
+        format!(
+            "{}, dilation={}, ceil_mode={}",
+            window_repr(&self.opts),
+            size_repr(self.opts.dilation),
+            py_bool(self.opts.ceil_mode)
+        )
     }
 }
 
 impl Forward for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.window;
-        F::max_pool2d(x, w.kernel, w.stride, w.padding)
+        F::max_pool2d_with(x, self.opts)
     }
 }
 
-/// `nn.AvgPool2d(kernel, stride)` (padding counts in the divisor, as PyTorch's default).
+/// `nn.AvgPool2d(kernel, stride)` (padding counts in the divisor, as PyTorch's
+/// default); add padding, ceil mode and `count_include_pad` with the builder methods.
 #[derive(Debug, Clone, Copy, nn::Module)]
 #[module(stateless, extra_repr)]
 pub struct AvgPool2d {
     #[module(skip)]
-    window: Window,
+    opts: Pool2dOpts,
 }
 
 impl AvgPool2d {
     /// Windows of `kernel` moved by `stride` (each a number or `(h, w)`).
     pub fn new(kernel: impl Into<Size2d>, stride: impl Into<Size2d>) -> AvgPool2d {
         AvgPool2d {
-            window: Window::new(kernel, stride),
+            opts: Pool2dOpts::new(kernel).stride(stride),
         }
     }
 
     /// Implicit zero padding on each side.
     pub fn padding(mut self, padding: impl Into<Size2d>) -> AvgPool2d {
-        self.window.padding = padding.into();
+        self.opts.padding = padding.into();
+        self
+    }
+
+    /// Ceil instead of floor in the output size ([`Pool2dOpts::ceil_mode`]).
+    pub fn ceil_mode(mut self, ceil_mode: bool) -> AvgPool2d {
+        self.opts.ceil_mode = ceil_mode;
+        self
+    }
+
+    /// Whether padding counts in the divisor (default true).
+    pub fn count_include_pad(mut self, count_include_pad: bool) -> AvgPool2d {
+        self.opts.count_include_pad = count_include_pad;
         self
     }
 
     /// PyTorch's `AvgPool2d.extra_repr`.
     fn extra_repr(&self) -> String {
-        self.window.repr()
+        window_repr(&self.opts)
     }
 }
 
 impl Forward for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.window;
-        F::avg_pool2d(x, w.kernel, w.stride, w.padding)
+        F::avg_pool2d_with(x, self.opts)
     }
 }
 

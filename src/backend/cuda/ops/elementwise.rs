@@ -37,6 +37,7 @@ impl ElementwiseOps for CudaStorage {
                 KernelArg::Ptr(out.ptr()),
                 KernelArg::U32(code),
                 KernelArg::F64(scalar),
+                KernelArg::F64(op.scalar2()),
                 KernelArg::I64(scalar_int),
             ],
         )?;

@@ -1,6 +1,6 @@
-//! Launch of `kernels/pool.cu`: 2-D max pooling (with the index each output took),
-//! average and adaptive average pooling, and their gradients, on the device. Forward
-//! kernels run a thread per output; backward kernels a thread per input element that
+//! Launch of `kernels/pool.cu`: 2-D max pooling (dilated, with the index each output
+//! took), average (with or without padding in the divisor) and adaptive average
+//! pooling, and their gradients, on the device. Forward kernels run a thread per output; backward kernels a thread per input element that
 //! gathers from the outputs covering it, so gradients need no atomics and add in the
 //! CPU's order.
 
@@ -140,7 +140,7 @@ impl PoolOps for CudaStorage {
 }
 
 /// `Pool2dParams` as the windowed kernels take it (the order of `Pool2d` in pool.cu).
-fn window_args(p: &Pool2dParams) -> [KernelArg; 11] {
+fn window_args(p: &Pool2dParams) -> [KernelArg; 14] {
     [
         p.planes(),
         p.h,
@@ -153,6 +153,9 @@ fn window_args(p: &Pool2dParams) -> [KernelArg; 11] {
         p.stride_w,
         p.pad_h,
         p.pad_w,
+        p.dilation_h,
+        p.dilation_w,
+        usize::from(p.count_include_pad),
     ]
     .map(|v| KernelArg::U64(v as u64))
 }

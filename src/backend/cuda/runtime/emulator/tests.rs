@@ -427,6 +427,7 @@ fn an_unknown_op_code_traps_instead_of_computing_another_op() {
             KernelArg::Ptr(out),
             KernelArg::U32(op),
             KernelArg::F64(0.0),
+            KernelArg::F64(0.0),
             KernelArg::I64(0),
         ];
         emu.launch(kernel, 1, 32, 0, &args)
