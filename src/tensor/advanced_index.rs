@@ -52,7 +52,7 @@ impl Tensor {
             return Ok(self.clone());
         };
         let picked = plan.to_rows(self)?.index_select_checked(0, &plan.rows)?;
-        plan.from_picked(self, picked)
+        plan.result_of_picked(self, picked)
     }
 
     /// A copy of this tensor with the elements `indices` picks (as in
@@ -95,7 +95,7 @@ impl Tensor {
         let rows = plan.to_rows(self)?;
         let v = plan.to_picked_rows(self, &v)?;
         let out = rows.put_rows(&plan.rows, &v, accumulate)?;
-        plan.from_rows(self, out)
+        plan.tensor_of_rows(self, out)
     }
 
     /// [`IndexOps::index_put_rows`](crate::backend::index::IndexOps::index_put_rows) on
@@ -220,7 +220,7 @@ impl IndexPlan {
     }
 
     /// The picked rows (N, R) as the result of `x[indices]`.
-    fn from_picked(&self, x: &Tensor, picked: Tensor) -> Result<Tensor> {
+    fn result_of_picked(&self, x: &Tensor, picked: Tensor) -> Result<Tensor> {
         let mut shape = self.index_shape.clone();
         shape.extend(self.other_sizes(x));
         picked.reshape(&shape)?.permute(&self.result_order())
@@ -239,7 +239,7 @@ impl IndexPlan {
     }
 
     /// The (P, R) rows put back into `x`'s shape and dimension order (contiguous).
-    fn from_rows(&self, x: &Tensor, rows: Tensor) -> Result<Tensor> {
+    fn tensor_of_rows(&self, x: &Tensor, rows: Tensor) -> Result<Tensor> {
         let order = self.order();
         let shape: Vec<usize> = order.iter().map(|&d| x.shape()[d]).collect();
         let mut inverse = vec![0; order.len()];
