@@ -51,7 +51,7 @@ pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
 pub use nn::checkpoint::{load_tensors, save_tensors};
 pub use rng::manual_seed;
-pub use tensor::{rng_state, set_rng_state, Tensor, TensorId};
+pub use tensor::{einsum, rng_state, set_rng_state, Tensor, TensorId};
 
 /// The names most programs need: `use kiln::prelude::*;`.
 pub mod prelude {

@@ -161,13 +161,39 @@ mod cuda_parity {
             .is_err());
     }
 
+    /// Advanced indexing's `index_put` (the `index_put_rows` kernels) in every dtype
+    /// against the CPU bit for bit, adding and replacing: a strided base, an index with
+    /// repeats (sums in index order, the last write wins) and negative positions, more
+    /// positions than a block has threads, values broadcast along the rows.
+    #[test]
+    fn index_put_matches_the_cpu_in_every_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("index_put_matches_the_cpu_in_every_dtype");
+        let ids: Vec<i64> = (0..300).map(|t| (t * 5 % 9) as i64 - 4).collect();
+        let idx_cpu = Tensor::from_vec(ids, &[300], &Device::Cpu).unwrap();
+        let idx_gpu = idx_cpu.to_device(&dev).unwrap();
+        for dtype in ALL {
+            let (base_cpu, base_gpu) = pair_t(&[9, 37], dtype, 15, &dev);
+            let (v_cpu, v_gpu) = pair_t(&[300, 1], dtype, 16, &dev);
+            for accumulate in [true, false] {
+                let what = format!("index_put {dtype:?} accumulate {accumulate}");
+                let put = |base: &Tensor, idx: &Tensor, v: &Tensor| {
+                    let v = v.broadcast_as(&[300, 37]).unwrap();
+                    base.index_put(&[Some(idx)], &v, accumulate).unwrap()
+                };
+                let got = put(&base_gpu, &idx_gpu, &v_gpu);
+                assert_exact(&what, &got, &put(&base_cpu, &idx_cpu, &v_cpu));
+            }
+        }
+    }
+
     /// On the emulated device: the parity tests above, run one after another, launch
     /// every kernel of kernels/index.cu.
     #[test]
     fn every_index_kernel_is_launched() {
-        let suite: [fn(); 2] = [
+        let suite: [fn(); 3] = [
             row_scatter_add_matches_the_cpu_bit_for_bit,
             index_ops_match_the_cpu_in_every_dtype,
+            index_put_matches_the_cpu_in_every_dtype,
         ];
         assert_every_kernel_launched("index", &suite, &[]);
     }

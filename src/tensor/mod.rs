@@ -4,11 +4,13 @@
 //! Cloning a tensor clones a pointer; views (`transpose`, `narrow`, `reshape` of a
 //! contiguous tensor, ...) share the storage and differ only in their [`Layout`].
 
+mod advanced_index;
 mod arith;
 pub(crate) mod autocast;
 mod construct;
 mod convert;
 mod create;
+mod einsum;
 mod index;
 mod locks;
 mod math;
@@ -17,6 +19,7 @@ mod operators;
 mod optim;
 mod rearrange;
 mod reduce;
+mod reductions;
 mod relocate;
 mod scan;
 mod sort;
@@ -33,6 +36,7 @@ use std::sync::Arc;
 
 pub(crate) use create::checked_scalar;
 pub use create::{rng_state, set_rng_state};
+pub use einsum::einsum;
 pub(crate) use locks::StorageLocks;
 pub(crate) use relocate::relocate_in_place;
 use relocate::StorageCell;

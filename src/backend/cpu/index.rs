@@ -1,6 +1,7 @@
 //! The CPU reference of the index primitives (see `backend/index.rs`): index
 //! validation, gather, scatter_add (in the order the CUDA kernel sums: the base, then
-//! increasing position along `dim`) and where_cond.
+//! increasing position along `dim`), index_put_rows (in index order, like the CUDA
+//! kernel) and where_cond.
 
 use super::IndexOps;
 use crate::backend::cpu::dtype::{
@@ -63,6 +64,34 @@ impl IndexOps for CpuStorage {
             scatter_add_at(&mut out, dim, &ix, &s, sizes);
             out
         }))
+    }
+
+    fn index_put_rows(
+        &self,
+        layout: &Layout,
+        idx: &CpuStorage,
+        idx_layout: &Layout,
+        src: &CpuStorage,
+        src_layout: &Layout,
+        accumulate: bool,
+    ) -> Result<CpuStorage> {
+        let dtype = self.dtype();
+        same_dtype("index_put", dtype, src.dtype())?;
+        same_dtype("index_put", DType::I64, idx.dtype())?;
+        let ix = contiguous_as::<i64>(idx, idx_layout)?;
+        let rows = Rows {
+            base: (self, layout),
+            src: (src, src_layout),
+            idx: &ix,
+            accumulate,
+        };
+        // Halves accumulate in f32 and round once, as the CUDA kernel does.
+        match dtype {
+            DType::F64 => put_rows::<f64>(rows),
+            DType::I64 => put_rows::<i64>(rows),
+            DType::U8 => put_rows::<u8>(rows),
+            DType::F32 | DType::F16 | DType::BF16 => put_rows::<f32>(rows)?.convert(dtype),
+        }
     }
 
     fn where_cond(
@@ -147,4 +176,30 @@ fn scatter_add_at<T: Num>(out: &mut [T], dim: usize, ix: &[i64], s: &[T], sizes:
         }
         advance(&mut coords, sizes.idx);
     }
+}
+
+/// The operands of [`IndexOps::index_put_rows`].
+struct Rows<'a> {
+    base: (&'a CpuStorage, &'a Layout),
+    src: (&'a CpuStorage, &'a Layout),
+    idx: &'a [i64],
+    accumulate: bool,
+}
+
+/// [`IndexOps::index_put_rows`] computed in `T`: each src row, in index order, added
+/// to or written over the row it names.
+fn put_rows<T: Num>(r: Rows<'_>) -> Result<CpuStorage> {
+    let mut out = contiguous_as::<T>(r.base.0, r.base.1)?.into_owned();
+    let src = contiguous_as::<T>(r.src.0, r.src.1)?;
+    let (rows, cols) = (r.base.1.shape[0], r.base.1.shape[1]);
+    for (t, &row) in r.idx.iter().enumerate() {
+        let Some(row) = usize::try_from(row).ok().filter(|&row| row < rows) else {
+            continue;
+        };
+        let from = &src[t * cols..(t + 1) * cols];
+        for (d, &v) in out[row * cols..(row + 1) * cols].iter_mut().zip(from) {
+            *d = if r.accumulate { d.add(v) } else { v };
+        }
+    }
+    Ok(T::wrap(out))
 }
