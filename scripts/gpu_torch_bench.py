@@ -367,7 +367,7 @@ def cases(d, smoke):
         "sum_dim1_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(1))),
         "sum_dim0_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(0))),
         "softmax_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.softmax(a, 1))),
-        "sort_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.sort(a, 1, stable=True)[0])),
+        "sort_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.sort(a, dim=1, stable=True)[0])),
         "topk_k16_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.topk(a, 16, 1)[0])),
         "transpose_contiguous_f32_1024x4096": (True, lambda: unary(lambda a: a.t().contiguous())),
         "to_f16_f32_1024x4096": (True, lambda: unary(lambda a: a.to(f16))),

@@ -312,10 +312,12 @@ def _(d):
             return model(ids).logits
 
     return step
+
+
 @case("sort_dim1_f32_1024x4096")
 def _(d):
     a = randn(ROWS, COLS, device=d)
-    return lambda: torch.sort(a, 1, stable=True)
+    return lambda: torch.sort(a, dim=1, stable=True)
 
 
 @case("topk_k16_dim1_f32_1024x4096")
