@@ -87,7 +87,7 @@ groups=(
     "matmul bmm"
     "linear"
     "add_ exp_ sum_ softmax transpose to_f16"
-    "max_pool batch_norm cross_entropy dropout"
+    "max_pool avg_pool batch_norm cross_entropy dropout"
     "conv2d_3x3_fwd_bwd_f32"
     "conv2d_stem7x7s2_fwd_bwd_tf32 conv2d_3x3_fwd_bwd_tf32 conv2d_3x3s2_fwd_bwd_tf32 conv2d_1x1s2_fwd_bwd_tf32"
     "conv2d_stem7x7s2_fwd_bwd_bf16 conv2d_3x3_fwd_bwd_bf16 conv2d_3x3s2_fwd_bwd_bf16 conv2d_1x1s2_fwd_bwd_bf16"
@@ -98,6 +98,8 @@ groups=(
     "resnet18_train_step_tf32"
     "resnet18_train_step_bf16"
     "copy"
+    "sort_ topk cumsum std_ logsumexp erf_ hardswish"
+    "interpolate index_ einsum embedding"
 )
 # Seconds each process of a group may take: 60 (kiln) and 90 (PyTorch, which imports
 # torch first), more for the ResNet-18 steps at batch 128 (28 calls of ~1.4 TFLOP each).
