@@ -37,3 +37,69 @@ pub fn dropout(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
         Ok(vec![Some(Tensor::from_storage(gx, g.shape()))])
     }))
 }
+
+/// Which samples [`stochastic_depth`] drops together (torchvision's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StochasticDepthMode {
+    /// `"row"`: each sample (index of dimension 0) is kept or zeroed on its own.
+    #[default]
+    Row,
+    /// `"batch"`: the whole input is kept or zeroed at once.
+    Batch,
+}
+
+/// Stochastic depth, like `torchvision.ops.stochastic_depth(input, p, mode, training)`:
+/// in training mode each sample (`Row`) or the whole input (`Batch`) is zeroed with
+/// probability `p` and otherwise scaled by `1/(1-p)`; the residual branches of
+/// EfficientNet and ConvNeXt are dropped this way. `training` has no default, as with
+/// [`dropout`]: pass the calling module's mode.
+///
+/// `training == false` or `p == 0` return `input` itself; `p == 1` gives zeros.
+/// Errors: `p` outside [0, 1] (or NaN), a non-float input, and a rank-0 `input` in
+/// `Row` mode (it has no samples).
+pub fn stochastic_depth(
+    input: &Tensor,
+    p: f64,
+    mode: StochasticDepthMode,
+    training: bool,
+) -> Result<Tensor> {
+    check_drop_probability(p)?;
+    input.check_float("stochastic_depth")?;
+    if mode == StochasticDepthMode::Row && input.rank() == 0 {
+        return Err(Error::arg(
+            "input",
+            "row mode needs a batch dimension, got a rank-0 tensor",
+        ));
+    }
+    if !training || p == 0.0 || input.numel() == 0 {
+        return Ok(input.clone());
+    }
+    let mut noise_shape = vec![1; input.rank()];
+    if mode == StochasticDepthMode::Row {
+        noise_shape[0] = input.shape()[0];
+    }
+    // torchvision's `noise.bernoulli_(1 - p)`, divided by the survival rate when it
+    // is positive; the product's backward scales the gradient by the same noise.
+    let survival = 1.0 - p;
+    let keep = Tensor::rand(&noise_shape, input.dtype(), &input.device())?
+        .lt_scalar(survival)?
+        .to_dtype(input.dtype())?;
+    let noise = if survival > 0.0 {
+        keep.div_scalar(survival)?
+    } else {
+        keep
+    };
+    input.mul(&noise)
+}
+
+/// Err naming `p` unless `0 <= p <= 1` (shared with `nn::StochasticDepth::new`).
+pub(crate) fn check_drop_probability(p: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::arg(
+            "p",
+            format!("drop probability must be in [0, 1], got {p}"),
+        ))
+    }
+}
