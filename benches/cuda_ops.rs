@@ -638,6 +638,37 @@ fn cases() -> Vec<Case> {
                 kiln::einsum("bij,bjk->bik", &[&a, &b]).map(drop)
             }))
         }),
+        case("max_pool1d_k3s2p1_fwd_bwd_f32_64x256x4096", true, |d, s| {
+            let x = param(&[s.pick(64, 2), s.pick(256, 3), s.pick(4096, 17)], d)?;
+            Ok(Box::new(move || {
+                x.zero_grad();
+                F::max_pool1d(&x, 3, 2, 1)?.sum_all()?.backward()
+            }))
+        }),
+        case(
+            "avg_pool3d_k2s2_fwd_bwd_f32_16x64x16x56x56",
+            true,
+            |d, s| {
+                let (depth, side) = (s.pick(16, 5), s.pick(56, 7));
+                let x = param(&[s.pick(16, 2), s.pick(64, 3), depth, side, side], d)?;
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::avg_pool3d(&x, 2, 2, 0)?.sum_all()?.backward()
+                }))
+            },
+        ),
+        case(
+            "adaptive_max_pool2d_7x7_fwd_bwd_f32_64x512x28x28",
+            true,
+            |d, s| {
+                let side = s.pick(28, 9);
+                let x = param(&[s.pick(64, 2), s.pick(512, 3), side, side], d)?;
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::adaptive_max_pool2d(&x, 7)?.sum_all()?.backward()
+                }))
+            },
+        ),
     ];
     cases.extend(conv_cases());
     cases.extend([

@@ -386,6 +386,27 @@ const CASES: &[Case] = &[
             Ok(Box::new(move || kiln::einsum("bij,bjk->bik", &[&a, &b])))
         },
     },
+    Case {
+        name: "max_pool1d_k3s2p1_fwd_bwd_f32_32x256x2048",
+        build: |d| {
+            let x = randn(&[32, 256, 2048], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![], |x| F::max_pool1d(x, 3, 2, 1)))
+        },
+    },
+    Case {
+        name: "avg_pool3d_k2s2_fwd_bwd_f32_4x32x16x56x56",
+        build: |d| {
+            let x = randn(&[4, 32, 16, 56, 56], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![], |x| F::avg_pool3d(x, 2, 2, 0)))
+        },
+    },
+    Case {
+        name: "adaptive_max_pool2d_7x7_fwd_bwd_f32_32x256x28x28",
+        build: |d| {
+            let x = randn(&[32, 256, 28, 28], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![], |x| F::adaptive_max_pool2d(x, 7)))
+        },
+    },
 ];
 
 /// Rows of the indexing cases' tables.

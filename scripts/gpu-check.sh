@@ -87,7 +87,7 @@ groups=(
     "matmul bmm"
     "linear"
     "add_ exp_ sum_ softmax transpose to_f16"
-    "max_pool batch_norm cross_entropy dropout"
+    "max_pool avg_pool batch_norm cross_entropy dropout"
     "conv2d_3x3_fwd_bwd_f32"
     "conv2d_stem7x7s2_fwd_bwd_tf32 conv2d_3x3_fwd_bwd_tf32 conv2d_3x3s2_fwd_bwd_tf32 conv2d_1x1s2_fwd_bwd_tf32"
     "conv2d_stem7x7s2_fwd_bwd_bf16 conv2d_3x3_fwd_bwd_bf16 conv2d_3x3s2_fwd_bwd_bf16 conv2d_1x1s2_fwd_bwd_bf16"

@@ -241,6 +241,20 @@ def cases(d, smoke):
         x = leaf(pick(64, 2), pick(64, 3), side, side)
         return fwd_bwd(lambda: F.max_pool2d(x, 3, 2, ceil_mode=True), x)
 
+    def max_pool1d():
+        x = leaf(pick(64, 2), pick(256, 3), pick(4096, 17))
+        return fwd_bwd(lambda: F.max_pool1d(x, 3, 2, 1), x)
+
+    def avg_pool3d():
+        depth, side = pick(16, 5), pick(56, 7)
+        x = leaf(pick(16, 2), pick(64, 3), depth, side, side)
+        return fwd_bwd(lambda: F.avg_pool3d(x, 2, 2), x)
+
+    def adaptive_max_pool():
+        side = pick(28, 9)
+        x = leaf(pick(64, 2), pick(512, 3), side, side)
+        return fwd_bwd(lambda: F.adaptive_max_pool2d(x, 7), x)
+
     def upsample_bilinear():
         side = pick(128, 7)
         x = leaf(pick(32, 2), pick(64, 3), side, side)
@@ -389,6 +403,9 @@ def cases(d, smoke):
         "index_rows_fwd_bwd_f32_65536x64_n65536": (True, index_rows),
         "index_put_accumulate_f32_65536x64_n262144": (True, index_put_accumulate),
         "einsum_bij_bjk_f32_8x256x256x256": (True, einsum),
+        "max_pool1d_k3s2p1_fwd_bwd_f32_64x256x4096": (True, max_pool1d),
+        "avg_pool3d_k2s2_fwd_bwd_f32_16x64x16x56x56": (True, avg_pool3d),
+        "adaptive_max_pool2d_7x7_fwd_bwd_f32_64x512x28x28": (True, adaptive_max_pool),
         **conv_rows(),
         "digits_cnn_train_step_f32_b128": (False, digits),
         "gpt2_small_generate_greedy_f32_p128_n32": (False, lambda: gpt2_generate(pick)),

@@ -402,6 +402,24 @@ def _(d):
     return lambda: torch.einsum("bij,bjk->bik", a, b)
 
 
+@case("max_pool1d_k3s2p1_fwd_bwd_f32_32x256x2048")
+def _(d):
+    x = randn(32, 256, 2048, device=d, requires_grad=True)
+    return fwd_bwd(x, [], lambda x: torch.nn.functional.max_pool1d(x, 3, 2, 1))
+
+
+@case("avg_pool3d_k2s2_fwd_bwd_f32_4x32x16x56x56")
+def _(d):
+    x = randn(4, 32, 16, 56, 56, device=d, requires_grad=True)
+    return fwd_bwd(x, [], lambda x: torch.nn.functional.avg_pool3d(x, 2, 2))
+
+
+@case("adaptive_max_pool2d_7x7_fwd_bwd_f32_32x256x28x28")
+def _(d):
+    x = randn(32, 256, 28, 28, device=d, requires_grad=True)
+    return fwd_bwd(x, [], lambda x: torch.nn.functional.adaptive_max_pool2d(x, 7))
+
+
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
     # Warm-up: first calls allocate, pick kernels and spin up threads.

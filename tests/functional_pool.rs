@@ -351,8 +351,14 @@ mod cuda_parity {
     use crate::common::parity::{
         assert_close, assert_every_kernel_launched, gpu_or_skip, tol, values, FLOATS,
     };
-    use kiln::nn::functional::{self as F, Pool2dOpts};
+    use kiln::nn::functional::{self as F, Pool1dOpts, Pool2dOpts, Pool3dOpts};
     use kiln::{DType, Device, Result, Tensor};
+
+    /// (N, C, H, W) as a 1-d pooling's (N, C·H, W).
+    fn flat(x: &Tensor) -> Result<Tensor> {
+        let s = x.shape();
+        x.reshape(&[s[0], s[1] * s[2], s[3]])
+    }
 
     /// One pooling of `pools_match_the_cpu`: its name, whether the CUDA result must equal
     /// the CPU's exactly (max only selects), and the op.
@@ -362,15 +368,15 @@ mod cuda_parity {
     type PoolInput<'a> = (&'a str, &'a [f64], [usize; 4], &'a [DType]);
 
     /// Every pooling primitive, forward and backward, for every float dtype against the
-    /// CPU: odd sizes, overlapping windows (kernel 3, stride 2), padding, unequal strides,
-    /// dilation, ceil mode's overhanging windows, padding left out of the divisor,
-    /// adaptive windows that do not divide the input (or outnumber its rows); max pooling
+    /// CPU, in 1, 2 and 3 dimensions, fixed and adaptive windows: odd sizes, overlapping
+    /// windows (kernel 3, stride 2), padding, unequal strides, dilation, ceil mode's
+    /// overhanging windows, padding left out of the divisor, adaptive windows that do not divide the input (or outnumber its rows); max pooling
     /// on ties and NaNs too, where the gradient shows which element each window took; and
     /// a plane larger than one grid, so the grid-stride loops wrap.
     #[test]
     fn pools_match_the_cpu() {
         let (dev, _gpu) = gpu_or_skip!("pools_match_the_cpu");
-        let pools: [PoolCase; 14] = [
+        let pools: [PoolCase; 23] = [
             ("max k2 s2", true, |x| F::max_pool2d(x, 2, 2, 0)),
             ("max k3 s2 p1", true, |x| F::max_pool2d(x, 3, 2, 1)),
             ("max k(3,2) s(1,2) p(1,1)", true, |x| {
@@ -405,6 +411,39 @@ mod cuda_parity {
             }),
             ("adaptive (7,9)", false, |x| {
                 F::adaptive_avg_pool2d(x, (7, 9))
+            }),
+            // The other ranks and adaptive max: the same kernels over other geometries
+            // (1-d: (N, C·H, W); 3-d: (1, N, C, H, W), so the depth is odd too).
+            ("max1d k3 s2 p1 d2 ceil", true, |x| {
+                let o = Pool1dOpts::new(3).stride(2).padding(1).dilation(2);
+                F::max_pool1d_with(&flat(x)?, o.ceil_mode(true))
+            }),
+            ("avg1d k3 s2 p1 ceil, padding not counted", false, |x| {
+                let o = Pool1dOpts::new(3).stride(2).padding(1).ceil_mode(true);
+                F::avg_pool1d_with(&flat(x)?, o.count_include_pad(false))
+            }),
+            ("max3d k(2,3,2) s2 p1 d(1,2,1) ceil", true, |x| {
+                let o = Pool3dOpts::new((2, 3, 2)).stride(2).padding(1);
+                F::max_pool3d_with(&x.unsqueeze(0)?, o.dilation((1, 2, 1)).ceil_mode(true))
+            }),
+            ("avg3d k3 s(1,2,2) p1 ceil", false, |x| {
+                let o = Pool3dOpts::new(3).stride((1, 2, 2)).padding(1);
+                F::avg_pool3d_with(&x.unsqueeze(0)?, o.ceil_mode(true))
+            }),
+            ("adaptive max (3,4)", true, |x| {
+                F::adaptive_max_pool2d(x, (3, 4))
+            }),
+            ("adaptive max (10,5)", true, |x| {
+                F::adaptive_max_pool2d(x, (10, 5))
+            }),
+            ("adaptive max 3-d (2,4,5)", true, |x| {
+                F::adaptive_max_pool3d(&x.unsqueeze(0)?, (2, 4, 5))
+            }),
+            ("adaptive avg 1-d 4", false, |x| {
+                F::adaptive_avg_pool1d(&flat(x)?, 4)
+            }),
+            ("adaptive avg 3-d (3,5,4)", false, |x| {
+                F::adaptive_avg_pool3d(&x.unsqueeze(0)?, (3, 5, 4))
             }),
         ];
         let smooth = host(&values(&[2, 3, 7, 9], DType::F64, 90));

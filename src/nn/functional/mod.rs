@@ -16,6 +16,7 @@ mod one_hot;
 mod pad;
 mod pixel_shuffle;
 mod pool;
+mod pool_core;
 mod pool_opts;
 mod softmax;
 
