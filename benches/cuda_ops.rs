@@ -290,6 +290,14 @@ fn unary(a: Tensor, f: fn(&Tensor) -> Result<Tensor>) -> Result<Step> {
     Ok(Box::new(move || f(&a).map(drop)))
 }
 
+/// `f`'s forward and backward (through `.sum()`) into the leaf `x`.
+fn fwd_bwd(x: Tensor, f: fn(&Tensor) -> Result<Tensor>) -> Result<Step> {
+    Ok(Box::new(move || {
+        x.zero_grad();
+        f(&x)?.sum_all()?.backward()
+    }))
+}
+
 /// Two square matrices of side `n` (`small` in a smoke run) multiplied.
 fn matmul_case(d: &Device, s: &Sizes, dtype: DType, n: usize) -> Result<Step> {
     let n = s.pick(n, 16);
@@ -584,6 +592,52 @@ fn cases() -> Vec<Case> {
                 }))
             },
         ),
+        case("hardswish_fwd_bwd_f32_1024x4096", true, |d, s| {
+            fwd_bwd(matrix(d, s)?.requires_grad(), F::hardswish)
+        }),
+        case("erf_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, Tensor::erf)
+        }),
+        case("cumsum_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.cumsum(1))
+        }),
+        case("logsumexp_dim1_fwd_bwd_f32_1024x4096", true, |d, s| {
+            fwd_bwd(matrix(d, s)?.requires_grad(), |x| x.logsumexp(&[1], false))
+        }),
+        case("std_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.std(1, true, false))
+        }),
+        // Gathering rows forward, and accumulating them back (deterministically).
+        case("index_rows_fwd_bwd_f32_65536x64_n65536", true, |d, s| {
+            let rows = s.pick(65536, 50);
+            let x = param(&[rows, s.pick(64, 3)], d)?;
+            let picked = labels(rows, rows, d)?;
+            Ok(Box::new(move || {
+                x.zero_grad();
+                x.index(&[Some(&picked)])?.sum_all()?.backward()
+            }))
+        }),
+        case("index_put_accumulate_f32_65536x64_n262144", true, |d, s| {
+            let (rows, cols) = (s.pick(65536, 50), s.pick(64, 3));
+            let x = randn(&[rows, cols], DType::F32, d)?;
+            let (picked, v) = (
+                labels(4 * rows, rows, d)?,
+                randn(&[4 * rows, cols], DType::F32, d)?,
+            );
+            Ok(Box::new(move || {
+                x.index_put(&[Some(&picked)], &v, true).map(drop)
+            }))
+        }),
+        case("einsum_bij_bjk_f32_8x256x256x256", true, |d, s| {
+            let n = s.pick(256, 8);
+            let (a, b) = (
+                randn(&[8, n, n], DType::F32, d)?,
+                randn(&[8, n, n], DType::F32, d)?,
+            );
+            Ok(Box::new(move || {
+                kiln::einsum("bij,bjk->bik", &[&a, &b]).map(drop)
+            }))
+        }),
     ];
     cases.extend(conv_cases());
     cases.extend([

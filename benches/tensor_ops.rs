@@ -328,6 +328,62 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "hardswish_fwd_bwd_f32_1024x4096",
+        build: |d| {
+            let x = randn(&[ROWS, COLS], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![], F::hardswish))
+        },
+    },
+    Case {
+        name: "erf_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || a.erf()))
+        },
+    },
+    Case {
+        name: "cumsum_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || a.cumsum(1)))
+        },
+    },
+    Case {
+        name: "logsumexp_dim1_fwd_bwd_f32_1024x4096",
+        build: |d| {
+            let x = randn(&[ROWS, COLS], d)?.requires_grad();
+            Ok(fwd_bwd(x, vec![], |x| x.logsumexp(&[1], false)))
+        },
+    },
+    Case {
+        name: "std_dim1_f32_1024x4096",
+        build: |d| {
+            let a = randn(&[ROWS, COLS], d)?;
+            Ok(Box::new(move || a.std(1, true, false)))
+        },
+    },
+    Case {
+        name: "index_rows_fwd_bwd_f32_65536x64_n65536",
+        build: |d| {
+            let x = randn(&[INDEX_ROWS, 64], d)?.requires_grad();
+            let rows = spread_rows(INDEX_ROWS, d)?;
+            Ok(fwd_bwd(x, vec![], move |x| x.index(&[Some(&rows)])))
+        },
+    },
+    Case {
+        name: "index_put_accumulate_f32_65536x64_n262144",
+        build: |d| {
+            let x = randn(&[INDEX_ROWS, 64], d)?;
+            let rows = spread_rows(4 * INDEX_ROWS, d)?;
+            let v = randn(&[4 * INDEX_ROWS, 64], d)?;
+            Ok(Box::new(move || x.index_put(&[Some(&rows)], &v, true)))
+        },
+    },
+    Case {
+        name: "einsum_bij_bjk_f32_8x256x256x256",
+        build: |d| {
+            let (a, b) = (randn(&[8, 256, 256], d)?, randn(&[8, 256, 256], d)?);
+            Ok(Box::new(move || kiln::einsum("bij,bjk->bik", &[&a, &b])))
         name: "group_norm_g32_fwd_bwd_f32_8x256x32x32",
         build: |d| {
             let gn = nn::GroupNorm::new(32, 256, d)?;
@@ -351,6 +407,16 @@ const CASES: &[Case] = &[
         },
     },
 ];
+
+/// Rows of the indexing cases' tables.
+const INDEX_ROWS: usize = 65536;
+
+/// `n` I64 row indices into `INDEX_ROWS` rows, spread out and repeating (as
+/// torch_bench.py's `arange(n) * 7919 % rows`).
+fn spread_rows(n: usize, d: &Device) -> Result<Tensor> {
+    let rows: Vec<i64> = (0..n).map(|i| (i * 7919 % INDEX_ROWS) as i64).collect();
+    Tensor::from_vec(rows, &[n], d)
+}
 
 /// Causal attention forward and backward into q, k and v of shape `(N, H, L, E)`.
 fn sdpa_step([n, h, l, e]: [usize; 4], d: &Device) -> Result<Step> {

@@ -98,6 +98,8 @@ groups=(
     "resnet18_train_step_tf32"
     "resnet18_train_step_bf16"
     "copy"
+    "sort_ topk cumsum std_ logsumexp erf_ hardswish"
+    "interpolate index_ einsum embedding"
 )
 # Seconds each process of a group may take: 60 (kiln) and 90 (PyTorch, which imports
 # torch first), more for the ResNet-18 steps at batch 128 (28 calls of ~1.4 TFLOP each).

@@ -246,6 +246,25 @@ def cases(d, smoke):
         x = leaf(pick(32, 2), pick(64, 3), side, side)
         return fwd_bwd(lambda: F.interpolate(x, scale_factor=2.0, mode="bilinear"), x)
 
+    def matrix_fwd_bwd(f):
+        x = matrix().requires_grad_()
+        return fwd_bwd(lambda: f(x), x)
+
+    def index_rows():
+        rows = pick(65536, 50)
+        x, picked = leaf(rows, pick(64, 3)), labels(rows, rows)
+        return fwd_bwd(lambda: x[picked], x)
+
+    def index_put_accumulate():
+        rows, cols = pick(65536, 50), pick(64, 3)
+        x, picked, v = r(rows, cols), labels(4 * rows, rows), r(4 * rows, cols)
+        return lambda: x.index_put((picked,), v, accumulate=True)
+
+    def einsum():
+        n = pick(256, 8)
+        a, b = r(8, n, n), r(8, n, n)
+        return lambda: torch.einsum("bij,bjk->bik", a, b)
+
     def batch_norm():
         c, side = pick(256, 3), pick(28, 5)
         x, w, b = leaf(pick(64, 2), c, side, side), leaf(c), leaf(c)
@@ -358,7 +377,7 @@ def cases(d, smoke):
         "sum_dim1_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(1))),
         "sum_dim0_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(0))),
         "softmax_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.softmax(a, 1))),
-        "sort_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.sort(a, 1, stable=True)[0])),
+        "sort_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.sort(a, dim=1, stable=True)[0])),
         "topk_k16_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.topk(a, 16, 1)[0])),
         "transpose_contiguous_f32_1024x4096": (True, lambda: unary(lambda a: a.t().contiguous())),
         "to_f16_f32_1024x4096": (True, lambda: unary(lambda a: a.to(f16))),
@@ -372,6 +391,14 @@ def cases(d, smoke):
         "adamw_fused_step_resnet18_f32": (False, adamw(fused=True)),
         "max_pool2d_k3s2_ceil_fwd_bwd_f32_64x64x112x112": (True, max_pool_ceil),
         "interpolate_bilinear_x2_fwd_bwd_f32_32x64x128x128": (True, upsample_bilinear),
+        "hardswish_fwd_bwd_f32_1024x4096": (True, lambda: matrix_fwd_bwd(F.hardswish)),
+        "erf_f32_1024x4096": (True, lambda: unary(torch.erf)),
+        "cumsum_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.cumsum(a, 1))),
+        "logsumexp_dim1_fwd_bwd_f32_1024x4096": (True, lambda: matrix_fwd_bwd(lambda x: torch.logsumexp(x, 1))),
+        "std_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.std(a, 1))),
+        "index_rows_fwd_bwd_f32_65536x64_n65536": (True, index_rows),
+        "index_put_accumulate_f32_65536x64_n262144": (True, index_put_accumulate),
+        "einsum_bij_bjk_f32_8x256x256x256": (True, einsum),
         **conv_rows(),
         "digits_cnn_train_step_f32_b128": (False, digits),
         "gpt2_small_generate_greedy_f32_p128_n32": (False, lambda: gpt2_generate(pick)),

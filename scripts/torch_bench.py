@@ -312,10 +312,12 @@ def _(d):
             return model(ids).logits
 
     return step
+
+
 @case("sort_dim1_f32_1024x4096")
 def _(d):
     a = randn(ROWS, COLS, device=d)
-    return lambda: torch.sort(a, 1, stable=True)
+    return lambda: torch.sort(a, dim=1, stable=True)
 
 
 @case("topk_k16_dim1_f32_1024x4096")
@@ -343,6 +345,63 @@ def _(d):
     return fwd_bwd(x, [], lambda x: torch.nn.functional.pixel_shuffle(x, 2))
 
 
+@case("hardswish_fwd_bwd_f32_1024x4096")
+def _(d):
+    return fwd_bwd(randn(ROWS, COLS, device=d, requires_grad=True), [], torch.nn.functional.hardswish)
+
+
+@case("erf_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.erf(a)
+
+
+@case("cumsum_dim1_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.cumsum(a, 1)
+
+
+@case("logsumexp_dim1_fwd_bwd_f32_1024x4096")
+def _(d):
+    return fwd_bwd(randn(ROWS, COLS, device=d, requires_grad=True), [], lambda x: torch.logsumexp(x, 1))
+
+
+@case("std_dim1_f32_1024x4096")
+def _(d):
+    a = randn(ROWS, COLS, device=d)
+    return lambda: torch.std(a, 1)
+
+
+INDEX_ROWS = 65536
+
+
+def spread_rows(n, device):
+    """The twin of benches/tensor_ops.rs's spread_rows."""
+    return torch.arange(n, device=device) * 7919 % INDEX_ROWS
+
+
+@case("index_rows_fwd_bwd_f32_65536x64_n65536")
+def _(d):
+    x = randn(INDEX_ROWS, 64, device=d, requires_grad=True)
+    rows = spread_rows(INDEX_ROWS, d)
+    return fwd_bwd(x, [], lambda x: x[rows])
+
+
+@case("index_put_accumulate_f32_65536x64_n262144")
+def _(d):
+    x = randn(INDEX_ROWS, 64, device=d)
+    rows = spread_rows(4 * INDEX_ROWS, d)
+    v = randn(4 * INDEX_ROWS, 64, device=d)
+    return lambda: x.index_put((rows,), v, accumulate=True)
+
+
+@case("einsum_bij_bjk_f32_8x256x256x256")
+def _(d):
+    a, b = randn(8, 256, 256, device=d), randn(8, 256, 256, device=d)
+    return lambda: torch.einsum("bij,bjk->bik", a, b)
+
+
 @case("group_norm_g32_fwd_bwd_f32_8x256x32x32")
 def _(d):
     gn = torch.nn.GroupNorm(32, 256, device=d)
@@ -354,6 +413,7 @@ def _(d):
     t = torch.rand(1024, 4096, dtype=torch.float32, device=d)
     z = randn(1024, 4096, device=d, requires_grad=True)
     return fwd_bwd(z, [], lambda z: torch.nn.functional.binary_cross_entropy_with_logits(z, t))
+
 
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""

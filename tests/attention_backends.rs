@@ -8,23 +8,15 @@
 
 mod common;
 
+use common::rng::uniform;
 use common::{assert_values, device_test};
 use kiln::nn::functional::{self as F, SdpaBackend, SdpaOpts};
 use kiln::{DType, Device, Error, Tensor};
 
-/// Pseudo-random values in [-2, 2) from a seed (xorshift: no global generator).
+/// Pseudo-random values in [-2, 2) from a seed.
 fn values(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    let n = shape.iter().product();
+    Tensor::from_vec(uniform(n, seed, -2.0, 2.0), shape, &Device::Cpu).unwrap()
 }
 
 /// A U8 mask of `shape` cycling through `pattern`.

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::rng::uniform;
 use common::{assert_values, device_test, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional::{self as F, SdpaBackend, SdpaOpts};
@@ -96,20 +97,10 @@ fn check_case(
     close(&v.grad().unwrap(), "grad_v");
 }
 
-/// Pseudo-random f64 values in [-2, 2) from a seed, made on the host by a generator of
-/// the test's own (the global one is shared with the tests running in parallel).
+/// Pseudo-random f64 values in [-2, 2) from a seed.
 fn randn(shape: &[usize], seed: u64, dev: &Device) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, dev).unwrap()
+    let n = shape.iter().product();
+    Tensor::from_vec(uniform(n, seed, -2.0, 2.0), shape, dev).unwrap()
 }
 
 /// Output and gradients of q, k, v under `opts`'s backend, for a fresh graph.

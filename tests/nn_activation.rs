@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::rng::{unit, Xorshift};
 use common::{assert_close, golden_case_names, golden_cases, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::{self, functional as F, Forward, Module};
@@ -148,13 +149,11 @@ const POINTWISE: [(&str, Act); 11] = [
 /// activations (-3, -0.5, 0, 2, 3, 6 are all whole or half numbers), so that finite
 /// differences never straddle one.
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Xorshift::new(seed);
     (0..n)
         .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            let s = rng.next_bits();
+            let u = unit(s);
             let v = ((s >> 1) % 9) as f64 * 0.5 + 0.05 + 0.4 * u;
             if s & 1 == 0 {
                 v

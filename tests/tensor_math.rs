@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::rng::{unit, Xorshift};
 use common::{golden_case_names, golden_cases, host, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::{DType, Device, Error, Tensor};
@@ -114,13 +115,11 @@ const INTEGER_OK: [&str; 6] = ["floor", "ceil", "round", "trunc", "sign", "squar
 /// [0.6, 0.9), so that finite differences never cross a step of floor, ceil, round or
 /// trunc.
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Xorshift::new(seed);
     (0..n)
         .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            let s = rng.next_bits();
+            let u = unit(s);
             let (whole, half) = ((s >> 1) & 1, (s >> 2) & 1);
             let v = whole as f64 + 0.1 + 0.3 * u + 0.5 * half as f64;
             if s & 1 == 0 {

@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::rng::uniform;
 use common::{golden_case_names, golden_cases, host, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::{Device, Error, Result, Tensor};
@@ -111,17 +112,8 @@ fn every_fixture_case_is_tested() {
 
 /// Deterministic f64 values in (-2, 2).
 fn f64s(shape: &[usize], seed: u64, dev: &Device) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let n = shape.iter().product();
-    let values = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            4.0 * ((s >> 11) as f64 / (1u64 << 53) as f64) - 2.0
-        })
-        .collect();
-    Tensor::from_vec(values, shape, dev).unwrap()
+    Tensor::from_vec(uniform(n, seed, -2.0, 2.0), shape, dev).unwrap()
 }
 
 /// The name an `Err` gives its bad argument.

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::rng::signed_away_from_zero;
 use common::{golden_case_names, golden_cases, host, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::{Device, Error, Tensor};
@@ -58,26 +59,9 @@ fn every_fixture_case_is_tested() {
 }
 
 /// Deterministic f64 values in (-2, 2) with |v| >= 0.1, every `zero_every`-th one 0.
-fn values(n: usize, seed: u64, zero_every: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let v = 0.1 + 1.9 * ((s >> 11) as f64 / (1u64 << 53) as f64);
-            match (i % zero_every == zero_every - 1, s & 1) {
-                (true, _) => 0.0,
-                (false, 0) => v,
-                (false, _) => -v,
-            }
-        })
-        .collect()
-}
-
 fn f64s(shape: &[usize], seed: u64, zero_every: usize, dev: &Device) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec(values(n, seed, zero_every), shape, dev).unwrap()
+    Tensor::from_vec(signed_away_from_zero(n, seed, zero_every), shape, dev).unwrap()
 }
 
 common::device_test! {

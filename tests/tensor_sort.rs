@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::rng::{unit, Xorshift};
 use common::{golden_case_names, golden_cases, host, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::{DType, Device, Error, Tensor};
@@ -89,14 +90,12 @@ fn every_fixture_case_is_tested() {
 /// Deterministic distinct-ish f64 values in (-4, 4) (`levels` > 0: integers in
 /// `[0, levels)`, so lines hold ties).
 fn values(n: usize, seed: u64, levels: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Xorshift::new(seed);
     (0..n)
         .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            let s = rng.next_bits();
             match levels {
-                0 => 8.0 * ((s >> 11) as f64 / (1u64 << 53) as f64) - 4.0,
+                0 => 8.0 * unit(s) - 4.0,
                 l => ((s >> 11) % l) as f64,
             }
         })

@@ -6,6 +6,7 @@
 //! kernel variant runs. (The module's name holds `cuda`, so scripts/gpu-check.sh's
 //! filter `cuda` runs the sweeps on a GPU with the golden tests' `::cuda` variants.)
 
+use super::rng::{unit, Xorshift};
 use kiln::{DType, Device, Tensor};
 use std::sync::{Mutex, MutexGuard};
 
@@ -72,13 +73,10 @@ pub fn assert_exact(what: &str, got: &Tensor, want: &Tensor) {
 /// Deterministic values in [-4, 4) with a few special ones, as `dtype` on the CPU.
 pub fn values(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Xorshift::new(seed);
     let v: Vec<f64> = (0..n)
         .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let x = (s >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0;
+            let x = unit(rng.next_bits()) * 8.0 - 4.0;
             match (i % 17, dtype) {
                 (3, _) => 0.0,
                 (5, _) => 1.0,

@@ -109,6 +109,20 @@ fn softplus_is_within_two_ulp() {
 }
 
 #[test]
+fn erf_is_within_one_ulp() {
+    assert_within("erf", 1.0, worst(erf_f32, libm::erf, None));
+    for (x, want) in [
+        (0.0f32, 0.0f32),
+        (-0.0, -0.0),
+        (f32::INFINITY, 1.0),
+        (f32::NEG_INFINITY, -1.0),
+    ] {
+        assert_eq!(erf_f32(x).to_bits(), want.to_bits(), "erf({x})");
+    }
+    assert!(erf_f32(f32::NAN).is_nan());
+}
+
+#[test]
 fn gelu_is_within_two_ulp() {
     assert_within("gelu", 2.0, worst(gelu_f32, |x| x * normal_cdf(x), None));
 }
