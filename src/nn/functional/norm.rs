@@ -330,6 +330,7 @@ type Operand<'a> = Option<(&'a Storage, &'a Layout)>;
 /// mean, rstd)` (the statistics `stat_rows` long), and the recorded backward runs
 /// `backward(g, g_layout, x, x_layout, mean, rstd, weight)`, whose weight and bias
 /// gradients have `param_shape`.
+#[allow(clippy::type_complexity)] // the two primitives' signatures, spelled out once here
 pub(super) fn saved_stats_norm(
     op: &'static str,
     x: &Tensor,
