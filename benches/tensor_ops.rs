@@ -384,6 +384,9 @@ const CASES: &[Case] = &[
         build: |d| {
             let (a, b) = (randn(&[8, 256, 256], d)?, randn(&[8, 256, 256], d)?);
             Ok(Box::new(move || kiln::einsum("bij,bjk->bik", &[&a, &b])))
+        },
+    },
+    Case {
         name: "group_norm_g32_fwd_bwd_f32_8x256x32x32",
         build: |d| {
             let gn = nn::GroupNorm::new(32, 256, d)?;
