@@ -156,7 +156,8 @@ common::device_test! {
     fn empty_inputs(dev) {
         let e = Tensor::zeros(&[0, 3], DType::F32, dev).unwrap().requires_grad();
         let t = Tensor::zeros(&[0, 3], DType::F32, dev).unwrap();
-        let losses: [fn(&Tensor, &Tensor, Reduction) -> Result<Tensor>; 3] = [
+        type Loss = fn(&Tensor, &Tensor, Reduction) -> Result<Tensor>;
+        let losses: [Loss; 3] = [
             |a, b, r| F::l1_loss(a, b, r),
             |a, b, r| F::huber_loss(a, b, 1.0, r),
             |a, b, r| F::binary_cross_entropy_with_logits(a, b, F::BceOpts::new().reduction(r)),

@@ -47,7 +47,7 @@ pub fn group_norm(
         ));
     }
     let c = x.shape()[1];
-    if num_groups == 0 || c % num_groups != 0 {
+    if num_groups == 0 || !c.is_multiple_of(num_groups) {
         return Err(Error::arg(
             "num_groups",
             format!("group_norm: {num_groups} groups must divide the input's {c} channels"),

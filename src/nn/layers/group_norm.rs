@@ -54,7 +54,7 @@ impl GroupNorm {
         affine: bool,
         device: &Device,
     ) -> Result<GroupNorm> {
-        if num_groups == 0 || num_channels % num_groups != 0 {
+        if num_groups == 0 || !num_channels.is_multiple_of(num_groups) {
             return Err(Error::arg(
                 "num_groups",
                 format!("{num_groups} groups must divide num_channels ({num_channels})"),
