@@ -17,7 +17,12 @@ use crate::{rng, Error, Result, Tensor};
 /// `p == 0` or `training == false` return `input` itself; `p == 1` gives zeros.
 /// Errors: `p` outside [0, 1] (or NaN), and non-float inputs.
 pub fn dropout(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
-    check_p(p)?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::arg(
+            "p",
+            format!("dropout probability must be in [0, 1], got {p}"),
+        ));
+    }
     input.check_float("dropout")?;
     if !training || p == 0.0 || input.numel() == 0 {
         return Ok(input.clone());
@@ -70,7 +75,7 @@ fn channel_dropout(
     op: &'static str,
     spatial: usize,
 ) -> Result<Tensor> {
-    check_p(p)?;
+    check_drop_probability(p)?;
     input.check_float(op)?;
     let rank = input.rank();
     if rank != spatial + 1 && rank != spatial + 2 {
@@ -96,14 +101,68 @@ fn channel_dropout(
     input.mul(&dropout(&ones, p, true)?)
 }
 
-/// Err naming `p` unless it is a probability.
-fn check_p(p: f64) -> Result<()> {
+/// Which samples [`stochastic_depth`] drops together (torchvision's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StochasticDepthMode {
+    /// `"row"`: each sample (index of dimension 0) is kept or zeroed on its own.
+    #[default]
+    Row,
+    /// `"batch"`: the whole input is kept or zeroed at once.
+    Batch,
+}
+
+/// Stochastic depth, like `torchvision.ops.stochastic_depth(input, p, mode, training)`:
+/// in training mode each sample (`Row`) or the whole input (`Batch`) is zeroed with
+/// probability `p` and otherwise scaled by `1/(1-p)`; the residual branches of
+/// EfficientNet and ConvNeXt are dropped this way. `training` has no default, as with
+/// [`dropout`]: pass the calling module's mode.
+///
+/// `training == false` or `p == 0` return `input` itself; `p == 1` gives zeros.
+/// Errors: `p` outside [0, 1] (or NaN), a non-float input, and a rank-0 `input` in
+/// `Row` mode (it has no samples).
+pub fn stochastic_depth(
+    input: &Tensor,
+    p: f64,
+    mode: StochasticDepthMode,
+    training: bool,
+) -> Result<Tensor> {
+    check_drop_probability(p)?;
+    input.check_float("stochastic_depth")?;
+    if mode == StochasticDepthMode::Row && input.rank() == 0 {
+        return Err(Error::arg(
+            "input",
+            "row mode needs a batch dimension, got a rank-0 tensor",
+        ));
+    }
+    if !training || p == 0.0 || input.numel() == 0 {
+        return Ok(input.clone());
+    }
+    let mut noise_shape = vec![1; input.rank()];
+    if mode == StochasticDepthMode::Row {
+        noise_shape[0] = input.shape()[0];
+    }
+    // torchvision's `noise.bernoulli_(1 - p)`, divided by the survival rate when it
+    // is positive; the product's backward scales the gradient by the same noise.
+    let survival = 1.0 - p;
+    let keep = Tensor::rand(&noise_shape, input.dtype(), &input.device())?
+        .lt_scalar(survival)?
+        .to_dtype(input.dtype())?;
+    let noise = if survival > 0.0 {
+        keep.div_scalar(survival)?
+    } else {
+        keep
+    };
+    input.mul(&noise)
+}
+
+/// Err naming `p` unless `0 <= p <= 1` (shared with `nn::StochasticDepth::new`).
+pub(crate) fn check_drop_probability(p: f64) -> Result<()> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
         Err(Error::arg(
             "p",
-            format!("dropout probability must be in [0, 1], got {p}"),
+            format!("drop probability must be in [0, 1], got {p}"),
         ))
     }
 }

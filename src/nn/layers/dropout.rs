@@ -1,4 +1,4 @@
-//! `nn::Dropout` and the channel dropouts `nn::Dropout1d`/`2d`/`3d`: dropout that
+//! `nn::Dropout`, the channel dropouts `nn::Dropout1d`/`2d`/`3d` and `StochasticDepth`: dropout that
 //! follows its module's train/eval mode.
 
 use crate::nn::summary::{py_bool, py_float};
@@ -97,4 +97,48 @@ channel_dropout_module! {
     /// `nn.Dropout3d(p)`: zeroes whole channels of an `(N, C, D, H, W)` or
     /// `(C, D, H, W)` input with probability `p` in training mode ([`F::dropout3d`]).
     Dropout3d => F::dropout3d;
+}
+
+/// `torchvision.ops.StochasticDepth(p, mode)`: [`F::stochastic_depth`] that follows
+/// its module's train/eval mode (the identity in eval mode).
+#[derive(Debug, nn::Module)]
+#[module(extra_repr)]
+pub struct StochasticDepth {
+    #[module(skip)]
+    p: f64,
+    #[module(skip)]
+    mode_kind: F::StochasticDepthMode,
+    mode: Mode,
+}
+
+impl StochasticDepth {
+    /// Err unless `0 <= p <= 1`.
+    pub fn new(p: f64, mode: F::StochasticDepthMode) -> Result<StochasticDepth> {
+        F::check_drop_probability(p)?;
+        Ok(StochasticDepth {
+            p,
+            mode_kind: mode,
+            mode: Mode::default(),
+        })
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+
+    /// torchvision's `StochasticDepth.__repr__` body.
+    fn extra_repr(&self) -> String {
+        let mode = match self.mode_kind {
+            F::StochasticDepthMode::Row => "row",
+            F::StochasticDepthMode::Batch => "batch",
+        };
+        format!("p={}, mode={mode}", py_float(self.p))
+    }
+}
+
+impl Forward for StochasticDepth {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        F::stochastic_depth(x, self.p, self.mode_kind, self.mode.is_training())
+    }
 }
