@@ -684,6 +684,28 @@ fn cases() -> Vec<Case> {
             let dst = Tensor::zeros(&[n], DType::F32, d)?;
             Ok(Box::new(move || dst.copy_(&src)))
         }),
+        case("group_norm_g32_fwd_bwd_f32_8x256x32x32", true, |d, s| {
+            let (c, side) = (s.pick(256, 4), s.pick(32, 5));
+            let x = param(&[s.pick(8, 2), c, side, side], d)?;
+            let (w, b) = (param(&[c], d)?, param(&[c], d)?);
+            let groups = s.pick(32, 2);
+            Ok(Box::new(move || {
+                for t in [&x, &w, &b] {
+                    t.zero_grad();
+                }
+                F::group_norm(&x, groups, Some(&w), Some(&b), 1e-5)?
+                    .sum_all()?
+                    .backward()
+            }))
+        }),
+        case("bce_with_logits_fwd_bwd_f32_1024x4096", true, |d, s| {
+            let shape = [s.pick(1024, 5), s.pick(4096, 7)];
+            let (z, t) = (param(&shape, d)?, Tensor::rand(&shape, DType::F32, d)?);
+            Ok(Box::new(move || {
+                z.zero_grad();
+                F::binary_cross_entropy_with_logits(&z, &t, F::BceOpts::new())?.backward()
+            }))
+        }),
     ]);
     cases.extend(
         [Precision::F32, Precision::Tf32, Precision::Bf16].map(|prec| {

@@ -407,6 +407,29 @@ const CASES: &[Case] = &[
             Ok(fwd_bwd(x, vec![], |x| F::adaptive_max_pool2d(x, 7)))
         },
     },
+    Case {
+        name: "group_norm_g32_fwd_bwd_f32_8x256x32x32",
+        build: |d| {
+            let gn = nn::GroupNorm::new(32, 256, d)?;
+            let params = gn
+                .parameters()
+                .into_iter()
+                .map(|p| p.tensor().clone())
+                .collect();
+            let x = randn(&[8, 256, 32, 32], d)?.requires_grad();
+            Ok(fwd_bwd(x, params, move |x| gn.forward(x)))
+        },
+    },
+    Case {
+        name: "bce_with_logits_fwd_bwd_f32_1024x4096",
+        build: |d| {
+            let t = Tensor::rand(&[ROWS, COLS], DType::F32, d)?;
+            let z = randn(&[ROWS, COLS], d)?.requires_grad();
+            Ok(fwd_bwd(z, vec![], move |z| {
+                F::binary_cross_entropy_with_logits(z, &t, F::BceOpts::new())
+            }))
+        },
+    },
 ];
 
 /// Rows of the indexing cases' tables.

@@ -21,10 +21,11 @@ enum UnaryCode {
     U_HARDSWISH, U_HARDSWISH_GRAD, U_HARDSIGMOID, U_HARDSIGMOID_GRAD, U_HARDTANH, U_HARDTANH_GRAD,
     U_ELU, U_ELU_GRAD, U_SELU, U_SELU_GRAD, U_CELU, U_CELU_GRAD, U_MISH, U_MISH_GRAD,
     U_LOG_SIGMOID, U_LOG_SIGMOID_GRAD, U_SOFTSIGN, U_SOFTSIGN_GRAD,
+    U_SMOOTH_L1, U_SMOOTH_L1_GRAD, U_HUBER, U_HUBER_GRAD,
 };
 enum BinaryCode {
     B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAXIMUM, B_MINIMUM,
-    B_ATAN2,
+    B_ATAN2, B_BINARY_CROSS_ENTROPY, B_BINARY_CROSS_ENTROPY_GRAD,
 };
 enum CmpCode { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
 
@@ -86,8 +87,8 @@ template <typename C> __device__ __forceinline__ C gelu_tanh_grad(C x) {
     return (C)0.5 * ((C)1 + t) + (C)0.5 * x * ((C)1 - t * t) * du;
 }
 
-// The activations and their derivatives: the same branches, comparisons (so NaN
-// takes the same branch) and constants as the CPU backend's
+// The activations, their derivatives and the pointwise losses: the same branches,
+// comparisons (so NaN takes the same branch) and constants as the CPU backend's
 // src/backend/cpu/elementwise/formulas.rs, which follows PyTorch's CPU kernels.
 
 // min(max(v, 0), 6), NaN passing through.
@@ -140,6 +141,20 @@ template <typename C> __device__ __forceinline__ C softsign_grad(C x) {
     if (k_abs(x) == (C)INFINITY) return (C)NAN;
     C d = (C)1 + k_abs(x);
     return (C)1 / (d * d);
+}
+template <typename C> __device__ __forceinline__ C smooth_l1(C d, C beta) {
+    C z = k_abs(d);
+    return z < beta ? (C)0.5 * z * z / beta : z - (C)0.5 * beta;
+}
+template <typename C> __device__ __forceinline__ C smooth_l1_grad(C d, C beta) {
+    return d <= -beta ? (C)-1 : (d >= beta ? (C)1 : d / beta);
+}
+template <typename C> __device__ __forceinline__ C huber(C d, C delta) {
+    C z = k_abs(d);
+    return z < delta ? (C)0.5 * z * z : delta * (z - (C)0.5 * delta);
+}
+template <typename C> __device__ __forceinline__ C huber_grad(C d, C delta) {
+    return d <= -delta ? -delta : (d >= delta ? delta : d);
 }
 // (x > 0) - (x < 0): 0 for both zeros and for NaN, as PyTorch.
 template <typename C> __device__ __forceinline__ C sign_of(C x) {
@@ -207,6 +222,10 @@ template <typename C> __device__ __forceinline__ C unary_float(uint32_t op, C x,
     case U_LOG_SIGMOID_GRAD: return log_sigmoid_grad(x);
     case U_SOFTSIGN: return x / ((C)1 + k_abs(x));
     case U_SOFTSIGN_GRAD: return softsign_grad(x);
+    case U_SMOOTH_L1: return smooth_l1(x, s);
+    case U_SMOOTH_L1_GRAD: return smooth_l1_grad(x, s);
+    case U_HUBER: return huber(x, s);
+    case U_HUBER_GRAD: return huber_grad(x, s);
     default: __trap(); return x;
     }
 }
@@ -237,7 +256,7 @@ template <typename T> __device__ __forceinline__ T unary_int(uint32_t op, T x, i
     case U_HARDSIGMOID: case U_HARDSIGMOID_GRAD: case U_HARDTANH: case U_HARDTANH_GRAD: case U_ELU:
     case U_ELU_GRAD: case U_SELU: case U_SELU_GRAD: case U_CELU: case U_CELU_GRAD: case U_MISH:
     case U_MISH_GRAD: case U_LOG_SIGMOID: case U_LOG_SIGMOID_GRAD: case U_SOFTSIGN:
-    case U_SOFTSIGN_GRAD:
+    case U_SOFTSIGN_GRAD: case U_SMOOTH_L1: case U_SMOOTH_L1_GRAD: case U_HUBER: case U_HUBER_GRAD:
     default: __trap(); return x;
     }
 }
@@ -276,6 +295,18 @@ template <typename C> __device__ __forceinline__ C binary_float(uint32_t op, C a
     case B_MAXIMUM: return (a != a || a > b) ? a : b; // NaN propagates from either side
     case B_MINIMUM: return (a != a || a < b) ? a : b;
     case B_ATAN2: return k_atan2(a, b);
+    // PyTorch's form, NaN passing through the clamps as through std::max.
+    case B_BINARY_CROSS_ENTROPY: {
+        C lp = k_log(a), l1p = k_log1p(-a);
+        lp = lp < (C)-100 ? (C)-100 : lp;
+        l1p = l1p < (C)-100 ? (C)-100 : l1p;
+        return (b - (C)1) * l1p - b * lp;
+    }
+    case B_BINARY_CROSS_ENTROPY_GRAD: {
+        C v = ((C)1 - a) * a;
+        // PyTorch's EPSILON: the float nearest 1e-12, for double too.
+        return (a - b) / (v < (C)1e-12f ? (C)1e-12f : v);
+    }
     default: __trap(); return a;
     }
 }
@@ -289,7 +320,7 @@ template <typename T> __device__ __forceinline__ T binary_int(uint32_t op, T a, 
     case B_MAXIMUM: return a > b ? a : b;
     case B_MINIMUM: return a < b ? a : b;
     // Refused for integers on the host (BinaryOp::check_dtype); reaching one is a host bug.
-    case B_DIV: case B_ATAN2:
+    case B_DIV: case B_ATAN2: case B_BINARY_CROSS_ENTROPY: case B_BINARY_CROSS_ENTROPY_GRAD:
     default: __trap(); return a;
     }
 }

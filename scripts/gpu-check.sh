@@ -100,6 +100,7 @@ groups=(
     "copy"
     "sort_ topk cumsum std_ logsumexp erf_ hardswish"
     "interpolate index_ einsum embedding"
+    "group_norm bce_with_logits"
 )
 # Seconds each process of a group may take: 60 (kiln) and 90 (PyTorch, which imports
 # torch first), more for the ResNet-18 steps at batch 128 (28 calls of ~1.4 TFLOP each).

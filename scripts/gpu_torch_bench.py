@@ -285,6 +285,16 @@ def cases(d, smoke):
         mean, var = torch.zeros(c, device=d), torch.ones(c, device=d)
         return fwd_bwd(lambda: F.batch_norm(x, mean, var, w, b, True, 0.1, 1e-5), x, w, b)
 
+    def group_norm():
+        c, side = pick(256, 4), pick(32, 5)
+        x, w, b = leaf(pick(8, 2), c, side, side), leaf(c), leaf(c)
+        return fwd_bwd(lambda: F.group_norm(x, pick(32, 2), w, b, 1e-5), x, w, b)
+
+    def bce_with_logits():
+        z = leaf(pick(1024, 5), pick(4096, 7))
+        t = torch.rand(z.shape, device=d)
+        return fwd_bwd(lambda: F.binary_cross_entropy_with_logits(z, t), z)
+
     def cross_entropy():
         n, k = pick(4096, 5), pick(1000, 7)
         logits, target = leaf(n, k), labels(n, k)
@@ -410,6 +420,8 @@ def cases(d, smoke):
         "digits_cnn_train_step_f32_b128": (False, digits),
         "gpt2_small_generate_greedy_f32_p128_n32": (False, lambda: gpt2_generate(pick)),
         "copy_d2d_f32_1GiB": (True, copy),
+        "group_norm_g32_fwd_bwd_f32_8x256x32x32": (True, group_norm),
+        "bce_with_logits_fwd_bwd_f32_1024x4096": (True, bce_with_logits),
         **{
             f"resnet18_train_step_{prec}_b128": (False, precision(prec, lambda dt=dt: resnet(dt)))
             for prec, (dt, _) in PRECISIONS.items()

@@ -420,6 +420,19 @@ def _(d):
     return fwd_bwd(x, [], lambda x: torch.nn.functional.adaptive_max_pool2d(x, 7))
 
 
+@case("group_norm_g32_fwd_bwd_f32_8x256x32x32")
+def _(d):
+    gn = torch.nn.GroupNorm(32, 256, device=d)
+    return fwd_bwd(randn(8, 256, 32, 32, device=d, requires_grad=True), list(gn.parameters()), gn)
+
+
+@case("bce_with_logits_fwd_bwd_f32_1024x4096")
+def _(d):
+    t = torch.rand(1024, 4096, dtype=torch.float32, device=d)
+    z = randn(1024, 4096, device=d, requires_grad=True)
+    return fwd_bwd(z, [], lambda z: torch.nn.functional.binary_cross_entropy_with_logits(z, t))
+
+
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
     # Warm-up: first calls allocate, pick kernels and spin up threads.

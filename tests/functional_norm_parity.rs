@@ -1,4 +1,4 @@
-//! The norm family's CUDA parity sweep: batch, layer and RMS norm on every float dtype,
+//! The norm family's CUDA parity sweep: batch, layer, RMS and group norm on every float dtype,
 //! forward and every gradient, against the CPU backend (tests/common/parity.rs), with
 //! the check that it launches every kernel of kernels/norm.cu. The golden tests are in
 //! tests/functional_norm.rs, which this file keeps under ~600 lines.
@@ -141,13 +141,70 @@ mod cuda_parity {
         }
     }
 
+    /// group_norm (and so instance_norm, its one-channel-per-group case), forward and
+    /// the gradients of x, weight and bias, with and without affine parameters, in every
+    /// float dtype: several channels per group through a permuted view, one channel per
+    /// group, no spatial dims, and rows longer than a block.
+    #[test]
+    fn group_norm_matches_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("group_norm_matches_the_cpu_in_every_float_dtype");
+        // (leaf shape, permutation giving the (N, C, *) input, groups)
+        type Case = (&'static [usize], &'static [usize], usize);
+        let cases: [Case; 4] = [
+            (&[3, 37, 6], &[0, 2, 1], 3),
+            (&[2, 12, 5, 3], &[0, 1, 2, 3], 12),
+            (&[5, 12], &[0, 1], 4),
+            (&[1, 4, 700], &[0, 1, 2], 1),
+        ];
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for (case, &(shape, perm, groups)) in cases.iter().enumerate() {
+                for affine in [true, false] {
+                    let run = |d: &Device| -> Result<Vec<Tensor>> {
+                        let leaf = values(shape, dtype, 61 + case as u64)
+                            .to_device(d)?
+                            .requires_grad();
+                        let x = leaf.permute(perm)?;
+                        let c = x.shape()[1];
+                        let param = |seed| {
+                            values(&[c], dtype, seed)
+                                .to_device(d)
+                                .map(Tensor::requires_grad)
+                        };
+                        let (w, b) = if affine {
+                            (Some(param(62)?), Some(param(63)?))
+                        } else {
+                            (None, None)
+                        };
+                        let y = F::group_norm(&x, groups, w.as_ref(), b.as_ref(), 1e-5)?;
+                        let gout = values(y.shape(), dtype, 64).to_device(d)?;
+                        y.mul(&gout)?.sum_all()?.backward()?;
+                        let mut out = vec![y, leaf.grad().expect("x grad")];
+                        out.extend(w.iter().chain(&b).map(|p| p.grad().expect("param grad")));
+                        Ok(out)
+                    };
+                    let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                    assert_eq!(on_gpu.len(), on_cpu.len());
+                    for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+                        let what =
+                            format!("group_norm case {case} {dtype:?} affine {affine}: output {i}");
+                        // Weight/bias gradients sum many values: allow their rounding.
+                        let k = if i >= 2 { 8.0 } else { 1.0 };
+                        assert_close(&what, g, c, atol * k, rtol * k);
+                    }
+                }
+            }
+        }
+    }
+
     /// On the emulated device: the parity tests above, run one after another, launch
     /// every kernel of kernels/norm.cu.
     #[test]
     fn every_norm_kernel_is_launched() {
-        let suite: [fn(); 2] = [
+        let suite: [fn(); 3] = [
             batch_norm_matches_the_cpu_in_every_float_dtype,
             layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype,
+            group_norm_matches_the_cpu_in_every_float_dtype,
         ];
         assert_every_kernel_launched("norm", &suite, &[]);
     }

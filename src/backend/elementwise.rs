@@ -138,13 +138,21 @@ pub(crate) enum UnaryOp {
     Softsign,
     /// derivative of [`UnaryOp::Softsign`]: `1 / (1 + |x|)²`
     SoftsignGrad,
+    /// smooth L1 of a difference with `β = s > 0`: `x²/(2β)` where `|x| < β`, else `|x| - β/2`
+    SmoothL1(f64),
+    /// derivative of [`UnaryOp::SmoothL1`]: `x/β` where `|x| < β`, else `sign(x)`
+    SmoothL1Grad(f64),
+    /// Huber loss of a difference with `δ = s`: `x²/2` where `|x| < δ`, else `δ·(|x| - δ/2)`
+    Huber(f64),
+    /// derivative of [`UnaryOp::Huber`]: `x` where `|x| < δ`, else `δ·sign(x)`
+    HuberGrad(f64),
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 54] = [
+    pub(crate) const ALL: [UnaryOp; 58] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -199,6 +207,10 @@ impl UnaryOp {
         UnaryOp::LogSigmoidGrad,
         UnaryOp::Softsign,
         UnaryOp::SoftsignGrad,
+        UnaryOp::SmoothL1(0.0),
+        UnaryOp::SmoothL1Grad(0.0),
+        UnaryOp::Huber(0.0),
+        UnaryOp::HuberGrad(0.0),
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -258,6 +270,10 @@ impl UnaryOp {
             UnaryOp::LogSigmoidGrad => "log_sigmoid_grad",
             UnaryOp::Softsign => "softsign",
             UnaryOp::SoftsignGrad => "softsign_grad",
+            UnaryOp::SmoothL1(_) => "smooth_l1",
+            UnaryOp::SmoothL1Grad(_) => "smooth_l1_grad",
+            UnaryOp::Huber(_) => "huber",
+            UnaryOp::HuberGrad(_) => "huber_grad",
         }
     }
 
@@ -275,7 +291,11 @@ impl UnaryOp {
             | UnaryOp::Elu(s)
             | UnaryOp::EluGrad(s)
             | UnaryOp::Celu(s)
-            | UnaryOp::CeluGrad(s) => s,
+            | UnaryOp::CeluGrad(s)
+            | UnaryOp::SmoothL1(s)
+            | UnaryOp::SmoothL1Grad(s)
+            | UnaryOp::Huber(s)
+            | UnaryOp::HuberGrad(s) => s,
             UnaryOp::Hardtanh { min, .. } | UnaryOp::HardtanhGrad { min, .. } => min,
             _ => 0.0,
         }
@@ -378,12 +398,18 @@ pub(crate) enum BinaryOp {
     Minimum,
     /// `atan2(a, b)`: the angle of the point `(b, a)`, in `[-π, π]`
     Atan2,
+    /// binary cross entropy of a probability `a` and a target `b`, PyTorch's form:
+    /// `(b - 1)·max(ln(1 - a), -100) - b·max(ln a, -100)`
+    BinaryCrossEntropy,
+    /// derivative of [`BinaryOp::BinaryCrossEntropy`] in `a`:
+    /// `(a - b) / max((1 - a)·a, ε)`, ε the f32 nearest 1e-12 (PyTorch's `EPSILON`)
+    BinaryCrossEntropyGrad,
 }
 
 impl BinaryOp {
     /// Every op, for tests that check each one has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [BinaryOp; 7] = [
+    pub(crate) const ALL: [BinaryOp; 9] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
@@ -391,6 +417,8 @@ impl BinaryOp {
         BinaryOp::Maximum,
         BinaryOp::Minimum,
         BinaryOp::Atan2,
+        BinaryOp::BinaryCrossEntropy,
+        BinaryOp::BinaryCrossEntropyGrad,
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -403,6 +431,8 @@ impl BinaryOp {
             BinaryOp::Maximum => "maximum",
             BinaryOp::Minimum => "minimum",
             BinaryOp::Atan2 => "atan2",
+            BinaryOp::BinaryCrossEntropy => "binary_cross_entropy",
+            BinaryOp::BinaryCrossEntropyGrad => "binary_cross_entropy_grad",
         }
     }
 

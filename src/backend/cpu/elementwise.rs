@@ -387,6 +387,10 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::LogSigmoidGrad => map1(v, l, formulas::log_sigmoid_grad),
         UnaryOp::Softsign => map1(v, l, formulas::softsign),
         UnaryOp::SoftsignGrad => map1(v, l, formulas::softsign_grad),
+        UnaryOp::SmoothL1(s) => scalar_map(v, l, s, formulas::smooth_l1),
+        UnaryOp::SmoothL1Grad(s) => scalar_map(v, l, s, formulas::smooth_l1_grad),
+        UnaryOp::Huber(s) => scalar_map(v, l, s, formulas::huber),
+        UnaryOp::HuberGrad(s) => scalar_map(v, l, s, formulas::huber_grad),
     }
 }
 
@@ -439,7 +443,10 @@ pub(crate) fn unary_int<T: Num>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<
 /// True for the binary ops that only float dtypes take (see `BinaryOp::check_dtype`):
 /// they have float math of their own, in [`binary_float`].
 fn is_float_only(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Atan2)
+    matches!(
+        op,
+        BinaryOp::Atan2 | BinaryOp::BinaryCrossEntropy | BinaryOp::BinaryCrossEntropyGrad
+    )
 }
 
 /// The float-only binary ops.
@@ -452,6 +459,8 @@ fn binary_float<T: Float>(
 ) -> Result<Vec<T>> {
     match op {
         BinaryOp::Atan2 => map2(a, al, b, bl, T::atan2),
+        BinaryOp::BinaryCrossEntropy => map2(a, al, b, bl, formulas::binary_cross_entropy),
+        BinaryOp::BinaryCrossEntropyGrad => map2(a, al, b, bl, formulas::binary_cross_entropy_grad),
         _ => unreachable!("binary_float serves only is_float_only ops"),
     }
 }

@@ -139,7 +139,7 @@ impl<T: Float> pulp::WithSimd for ForwardRows<'_, T> {
 /// deviations from it); the mean square for RMS norm (whose mean is reported as 0).
 /// Empty rows (d = 0) get PyTorch's statistics of nothing: 0/0, NaN.
 #[inline(always)]
-fn row_stats<T: Float>(xr: &[T], p: &LayerNormParams) -> (T, T) {
+pub(super) fn row_stats<T: Float>(xr: &[T], p: &LayerNormParams) -> (T, T) {
     let n = T::from_f64(p.d as f64);
     let mu = if p.rms {
         T::default()

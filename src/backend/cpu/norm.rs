@@ -1,5 +1,6 @@
-//! Batch normalisation, layer norm and RMS norm on the CPU (the reference for
-//! `kernels/norm.cu`); the layer/RMS norm kernels are in `layer_norm.rs`.
+//! Batch normalisation, layer norm, RMS norm and group norm on the CPU (the reference
+//! for `kernels/norm.cu`); the layer/RMS norm kernels are in `layer_norm.rs`, group
+//! norm's in `group_norm.rs`.
 //!
 //! The input is read as a contiguous `(n, c, s)` slice of the compute type (f16/bf16
 //! widen to f32). Per-channel sums run in parallel over channels, each in a fixed
@@ -9,10 +10,12 @@
 
 // The layer/RMS norm kernels (a file of their own), declared from here: this file is
 // the norm family's CPU implementation.
+#[path = "group_norm.rs"]
+mod group_norm;
 #[path = "layer_norm.rs"]
 mod layer_norm;
 
-use super::{BatchNormParams, LayerNormParams, NormOps};
+use super::{BatchNormParams, GroupNormParams, LayerNormParams, NormOps};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{compute_dtype, contiguous_as, float_kernel};
 use crate::backend::cpu::math::Float;
@@ -188,6 +191,42 @@ impl NormOps for CpuStorage {
         let [dx, dw, db] = match compute_dtype(p.op(), dtype)? {
             DType::F64 => layer_norm::backward::<f64>(operands, p)?,
             _ => layer_norm::backward::<f32>(operands, p)?,
+        };
+        Ok((dx.convert(dtype)?, dw.convert(dtype)?, db.convert(dtype)?))
+    }
+
+    fn group_norm_forward(
+        &self,
+        layout: &Layout,
+        weight: Option<(&CpuStorage, &Layout)>,
+        bias: Option<(&CpuStorage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+        let dtype = self.dtype();
+        Ok(match compute_dtype("group_norm", dtype)? {
+            DType::F64 => group_norm::forward::<f64>(self, layout, weight, bias, p)?,
+            _ => {
+                let (y, mean, rstd) = group_norm::forward::<f32>(self, layout, weight, bias, p)?;
+                (y.convert(dtype)?, mean, rstd)
+            }
+        })
+    }
+
+    fn group_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        mean: &CpuStorage,
+        rstd: &CpuStorage,
+        weight: Option<(&CpuStorage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+        let dtype = x.dtype();
+        let operands = (self, grad_layout, x, x_layout, mean, rstd, weight);
+        let [dx, dw, db] = match compute_dtype("group_norm", dtype)? {
+            DType::F64 => group_norm::backward::<f64>(operands, p)?,
+            _ => group_norm::backward::<f32>(operands, p)?,
         };
         Ok((dx.convert(dtype)?, dw.convert(dtype)?, db.convert(dtype)?))
     }

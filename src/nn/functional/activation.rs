@@ -271,7 +271,12 @@ pub(crate) fn check_celu_alpha(alpha: f64) -> Result<()> {
 
 /// A float activation computed by the primitive `op`, whose backward multiplies the
 /// incoming gradient by `grad_op` of the input (the activation's derivative).
-fn pointwise_with(x: &Tensor, op: UnaryOp, grad_op: UnaryOp, name: &'static str) -> Result<Tensor> {
+pub(super) fn pointwise_with(
+    x: &Tensor,
+    op: UnaryOp,
+    grad_op: UnaryOp,
+    name: &'static str,
+) -> Result<Tensor> {
     x.check_float(name)?;
     let out = Tensor::from_storage(x.storage().unary(op, x.layout())?, x.shape());
     let input = x.detach();

@@ -1,4 +1,5 @@
-//! `dropout` with Philox randomness that the backward pass regenerates.
+//! `dropout` with Philox randomness that the backward pass regenerates, and the
+//! channel dropouts `dropout1d`/`2d`/`3d` built on it.
 //!
 //! The forward pass reserves `numel` words of kiln's Philox generator; the mask of
 //! element `i` depends only on (seed, offset, i) (see `rng`), so the backward pass
@@ -36,6 +37,68 @@ pub fn dropout(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
         let gx = g.storage().dropout(g.layout(), stream, p)?;
         Ok(vec![Some(Tensor::from_storage(gx, g.shape()))])
     }))
+}
+
+/// Channel dropout over one spatial dimension: PyTorch's `F.dropout1d(input, p,
+/// training)`. `input` is `(N, C, L)` or unbatched `(C, L)`; each channel (each
+/// `(n, c)` pair) is zeroed as a whole with probability `p` and the kept ones are
+/// scaled by `1/(1-p)`. The keep decisions follow [`dropout`]'s Philox rules, one
+/// word per channel: channel `k` (row-major over the `(N, C)` pairs) is kept iff
+/// `dropout` would keep element `k` of an `(N, C)` tensor. Errs on another rank, on
+/// `p` outside `[0, 1]` and on non-float inputs.
+pub fn dropout1d(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+    channel_dropout(input, p, training, "dropout1d", 1)
+}
+
+/// Channel dropout over two spatial dimensions: PyTorch's `F.dropout2d(input, p,
+/// training)` on `(N, C, H, W)`. A 3-D input is read as `(N, C, L)`, one mask value
+/// per `(n, c)`, as PyTorch 2 reads it today (with a warning that it will become
+/// unbatched `(C, H, W)`). Otherwise as [`dropout1d`].
+pub fn dropout2d(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+    channel_dropout(input, p, training, "dropout2d", 2)
+}
+
+/// Channel dropout over three spatial dimensions: PyTorch's `F.dropout3d(input, p,
+/// training)` on `(N, C, D, H, W)` or unbatched `(C, D, H, W)`; otherwise as
+/// [`dropout1d`].
+pub fn dropout3d(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+    channel_dropout(input, p, training, "dropout3d", 3)
+}
+
+/// [`dropout1d`], [`dropout2d`] or [`dropout3d`] (`spatial` dims): a mask of one
+/// value per channel, made by [`dropout`] on ones, multiplies the input (so the
+/// backward pass is the product with the same mask).
+fn channel_dropout(
+    input: &Tensor,
+    p: f64,
+    training: bool,
+    op: &'static str,
+    spatial: usize,
+) -> Result<Tensor> {
+    check_drop_probability(p)?;
+    input.check_float(op)?;
+    let rank = input.rank();
+    if rank != spatial + 1 && rank != spatial + 2 {
+        return Err(Error::arg(
+            "input",
+            format!(
+                "{op} needs a {}-D or {}-D input (unbatched or batched channels with {spatial} spatial dims), got shape {:?}",
+                spatial + 1,
+                spatial + 2,
+                input.shape()
+            ),
+        ));
+    }
+    // dropout2d reads a 3-D input as batched (N, C, L), as PyTorch does today.
+    let batched = rank == spatial + 2 || (spatial == 2 && rank == 3);
+    let channels = if batched { 2 } else { 1 };
+    let mut mask_shape = input.shape()[..channels].to_vec();
+    mask_shape.resize(rank, 1);
+    if !training || p == 0.0 || input.numel() == 0 {
+        return Ok(input.clone());
+    }
+    let ones = Tensor::ones(&mask_shape, input.dtype(), &input.device())?;
+    input.mul(&dropout(&ones, p, true)?)
 }
 
 /// Which samples [`stochastic_depth`] drops together (torchvision's `mode`).

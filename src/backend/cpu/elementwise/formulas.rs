@@ -1,7 +1,8 @@
-//! The per-element formulas of the activations and their derivatives, as PyTorch's
-//! CPU kernels write them (`aten/src/ATen/native/cpu/Activation.cpp`): the same
-//! branches, the same comparisons (so a NaN takes the branch it takes there) and the
-//! same constants, so results agree to the last ulps. `kernels/elementwise.cu` repeats each one for the GPU.
+//! The per-element formulas of the activations, their derivatives and the pointwise
+//! losses, as PyTorch's CPU kernels write them (`aten/src/ATen/native/cpu/
+//! Activation.cpp`, `BinaryOpsKernel.cpp`): the same branches, the same comparisons
+//! (so a NaN takes the branch it takes there) and the same constants, so results agree
+//! to the last ulps. `kernels/elementwise.cu` repeats each one for the GPU.
 
 use crate::backend::cpu::math::Float;
 
@@ -194,4 +195,63 @@ pub(super) fn sign<T: Float>(x: T) -> T {
     } else {
         zero
     }
+}
+
+/// Smooth L1 of a difference `d`: `0.5·z·z/β` where `z = |d| < β`, else `z - 0.5·β`.
+pub(super) fn smooth_l1<T: Float>(d: T, beta: T) -> T {
+    let (z, half) = (d.abs(), T::from_f64(0.5));
+    if z < beta {
+        half * z * z / beta
+    } else {
+        z - half * beta
+    }
+}
+
+/// `-1` where `d ≤ -β`, `1` where `d ≥ β`, else `d/β`.
+pub(super) fn smooth_l1_grad<T: Float>(d: T, beta: T) -> T {
+    if d <= -beta {
+        T::from_f64(-1.0)
+    } else if d >= beta {
+        T::from_f64(1.0)
+    } else {
+        d / beta
+    }
+}
+
+/// Huber loss of a difference `d`: `0.5·z·z` where `z = |d| < δ`, else `δ·(z - 0.5·δ)`.
+pub(super) fn huber<T: Float>(d: T, delta: T) -> T {
+    let (z, half) = (d.abs(), T::from_f64(0.5));
+    if z < delta {
+        half * z * z
+    } else {
+        delta * (z - half * delta)
+    }
+}
+
+/// `-δ` where `d ≤ -δ`, `δ` where `d ≥ δ`, else `d`.
+pub(super) fn huber_grad<T: Float>(d: T, delta: T) -> T {
+    if d <= -delta {
+        -delta
+    } else if d >= delta {
+        delta
+    } else {
+        d
+    }
+}
+
+/// `(t - 1)·max(ln(1 - p), -100) - t·max(ln p, -100)`, NaN passing through the
+/// clamps (`std::max(NaN, -100)` is NaN).
+pub(super) fn binary_cross_entropy<T: Float>(p: T, t: T) -> T {
+    let floor = T::from_f64(-100.0);
+    let clamp = |v: T| if v < floor { floor } else { v };
+    let one = T::from_f64(1.0);
+    (t - one) * clamp((-p).ln_1p()) - t * clamp(p.ln())
+}
+
+/// `(p - t) / max((1 - p)·p, ε)`, ε PyTorch's `EPSILON`, the f32 nearest 1e-12 (also
+/// for f64).
+pub(super) fn binary_cross_entropy_grad<T: Float>(p: T, t: T) -> T {
+    let eps = T::from_f64(f64::from(1e-12f32));
+    let v = (T::from_f64(1.0) - p) * p;
+    (p - t) / if v < eps { eps } else { v }
 }
