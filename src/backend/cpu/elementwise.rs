@@ -383,8 +383,13 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::CeluGrad(a) => elu_map(v, l, EluCoefs::celu_grad(a), true),
         UnaryOp::Mish => map1(v, l, formulas::mish),
         UnaryOp::MishGrad => map1(v, l, formulas::mish_grad),
-        UnaryOp::LogSigmoid => map1(v, l, formulas::log_sigmoid),
-        UnaryOp::LogSigmoidGrad => map1(v, l, formulas::log_sigmoid_grad),
+        UnaryOp::LogSigmoid => map1(
+            v,
+            l,
+            #[inline(always)]
+            |x| x.log_sigmoid(),
+        ),
+        UnaryOp::LogSigmoidGrad => map1(v, l, T::log_sigmoid_grad),
         UnaryOp::Softsign => map1(v, l, formulas::softsign),
         UnaryOp::SoftsignGrad => map1(v, l, formulas::softsign_grad),
         UnaryOp::SmoothL1(s) => scalar_map(v, l, s, formulas::smooth_l1),

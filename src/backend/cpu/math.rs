@@ -172,6 +172,19 @@ pub(crate) fn softplus_grad_f32(x: f32, t: f32) -> f32 {
     }
 }
 
+/// ln σ(x) = `min(x, 0) - ln(1 + e^-|x|)`, in f64 from e^-|x| (no overflow for any x).
+#[inline(always)]
+pub(crate) fn log_sigmoid_f32(x: f32) -> f32 {
+    // f64::min ignores a NaN x; e^-|x| is NaN then, and so is the result.
+    ((x as f64).min(0.0) - ln_1p_unit(exp_wide(-x.abs(), 0.0))) as f32
+}
+
+/// ln σ(x)'s derivative, σ(-x).
+#[inline(always)]
+pub(crate) fn log_sigmoid_grad_f32(x: f32) -> f32 {
+    sigmoid_f32(-x)
+}
+
 /// tanh x: an odd polynomial below |x| = 0.5 (fitted to tanh(a)/a - 1 on
 /// a² ∈ [0, 0.25], error below 2^-34), `(1 - e^-2|x|)/(1 + e^-2|x|)` above.
 #[inline(always)]
@@ -353,6 +366,10 @@ pub(crate) trait Float:
     fn softplus(self, t: Self) -> Self;
     /// 1 where `x > t`, else `σ(x)`.
     fn softplus_grad(self, t: Self) -> Self;
+    /// `ln σ(x) = min(x, 0) - ln(1 + e^-|x|)`.
+    fn log_sigmoid(self) -> Self;
+    /// `σ(-x)`.
+    fn log_sigmoid_grad(self) -> Self;
     /// `x·Φ(x)` with Φ the standard normal CDF.
     fn gelu(self) -> Self;
     /// `Φ(x) + x·φ(x)`.
@@ -477,6 +494,14 @@ impl Float for f32 {
         softplus_grad_f32(self, t)
     }
     #[inline(always)]
+    fn log_sigmoid(self) -> Self {
+        log_sigmoid_f32(self)
+    }
+    #[inline(always)]
+    fn log_sigmoid_grad(self) -> Self {
+        log_sigmoid_grad_f32(self)
+    }
+    #[inline(always)]
     fn gelu(self) -> Self {
         gelu_f32(self)
     }
@@ -550,6 +575,15 @@ impl Float for f64 {
         } else {
             self.sigmoid()
         }
+    }
+    /// `min(x, 0) - ln(1 + e^-|x|)`: no overflow for any `x`.
+    fn log_sigmoid(self) -> Self {
+        self.min(0.0) - (-self.abs()).exp().ln_1p()
+    }
+    /// `σ(-x)` from `z = e^-|x|`: `1/(1 + z)` for `x < 0`, else `z/(1 + z)`.
+    fn log_sigmoid_grad(self) -> Self {
+        let z = (-self.abs()).exp();
+        (if self < 0.0 { 1.0 } else { z }) / (1.0 + z)
     }
     fn gelu(self) -> Self {
         0.5 * self * (1.0 + libm::erf(self * FRAC_1_SQRT_2))

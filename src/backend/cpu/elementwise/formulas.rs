@@ -150,25 +150,6 @@ pub(super) fn mish_grad<T: Float>(x: T) -> T {
     t + x * sigmoid * (one - t * t)
 }
 
-/// `min(x, 0) - ln(1 + e^-|x|)`: no overflow for any `x`.
-pub(super) fn log_sigmoid<T: Float>(x: T) -> T {
-    let zero = T::from_f64(0.0);
-    let low = if x < zero { x } else { zero };
-    low - (-x.abs()).exp().ln_1p()
-}
-
-/// `σ(-x)` from `z = e^-|x|`: `1 - z/(1 + z)` for `x < 0`, else `z/(1 + z)`.
-pub(super) fn log_sigmoid_grad<T: Float>(x: T) -> T {
-    let one = T::from_f64(1.0);
-    let z = (-x.abs()).exp();
-    let q = z / (one + z);
-    if x < T::from_f64(0.0) {
-        one - q
-    } else {
-        q
-    }
-}
-
 /// `x / (1 + |x|)`.
 pub(super) fn softsign<T: Float>(x: T) -> T {
     x / (T::from_f64(1.0) + x.abs())

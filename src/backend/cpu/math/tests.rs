@@ -109,6 +109,21 @@ fn softplus_is_within_two_ulp() {
 }
 
 #[test]
+fn log_sigmoid_and_its_derivative_are_within_two_ulp() {
+    let reference = |x: f64| x.min(0.0) - (-x.abs()).exp().ln_1p();
+    assert_within("log_sigmoid", 2.0, worst(log_sigmoid_f32, reference, None));
+    let grad = |x: f64| sigmoid(-x);
+    assert_within(
+        "log_sigmoid_grad",
+        2.0,
+        worst(log_sigmoid_grad_f32, grad, None),
+    );
+    assert_eq!(log_sigmoid_f32(f32::INFINITY).to_bits(), 0.0f32.to_bits());
+    assert_eq!(log_sigmoid_f32(f32::NEG_INFINITY), f32::NEG_INFINITY);
+    assert!(log_sigmoid_f32(f32::NAN).is_nan());
+}
+
+#[test]
 fn erf_is_within_one_ulp() {
     assert_within("erf", 1.0, worst(erf_f32, libm::erf, None));
     for (x, want) in [
