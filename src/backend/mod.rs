@@ -5,14 +5,13 @@
 //! op — autograd included — is written with the primitives declared here, so a
 //! backend that implements them runs all of kiln.
 //!
-//! Each op family declares its primitives once, as a trait in its own file
-//! (`elementwise.rs`, `reduce.rs`, `softmax.rs`, `matmul.rs`, `conv.rs`, `pool.rs`,
-//! `dropout.rs`, `optim.rs`, `fill.rs`, `norm.rs`, `loss.rs`, `index.rs`, `pad.rs`,
-//! `amp.rs`, `attention.rs`), implemented by `cpu/<family>.rs` and `cuda/<family>.rs`; the
-//! compiler keeps the two backends' signatures identical, and [`BackendStorage`]
-//! requires every family. `Storage`'s methods are one-line [`dispatch!`] calls: the
-//! operands are checked to share one device once, then the family's trait method
-//! runs on that backend.
+//! Each op family (the `pub(crate) mod` lines below) declares its primitives once, as
+//! a trait in its own file, with its `Storage` methods, and declares its two
+//! implementations there: `cpu/<family>.rs` and `cuda/ops/<family>.rs`. The compiler
+//! keeps the two backends' signatures identical. `Storage`'s methods are one-line
+//! [`dispatch!`] calls: the operands are checked to share one device once, then the
+//! family's trait method runs on that backend (docs/ARCHITECTURE.md, "The backend
+//! seam").
 
 pub(crate) mod cpu;
 pub(crate) mod cuda;
@@ -32,6 +31,7 @@ pub(crate) mod optim;
 pub(crate) mod pad;
 pub(crate) mod pool;
 pub(crate) mod reduce;
+pub(crate) mod scan;
 pub(crate) mod softmax;
 
 pub(crate) use cpu::CpuStorage;

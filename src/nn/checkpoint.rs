@@ -2,10 +2,16 @@
 //! so files written by `safetensors.torch.save_file(model.state_dict(), path)` load
 //! into the equivalent kiln model and kiln's files load into PyTorch.
 //!
+//! PyTorch's `torch.save` files (`.pth`, `.pt`, `.bin`) load too, by a restricted
+//! reader that never executes anything (`checkpoint/pth.rs`, `checkpoint/pickle.rs`).
+//!
 //! Loading is strict and atomic: every entry is checked (names, shapes, dtypes) and
 //! decoded before the first parameter is written, so an error leaves the module as
 //! it was. Saving writes a temporary file next to the target and renames it into
 //! place, so a crash never leaves a half-written checkpoint under the target name.
+
+mod pickle;
+mod pth;
 
 use super::module::{collect_entries, Module};
 use crate::backend::CpuStorage;
@@ -64,7 +70,8 @@ pub fn save_tensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Res
     write_atomically(path, &bytes)
 }
 
-/// Reads the safetensors file at `path` into `module`. See [`Module::load`].
+/// Reads the safetensors or `torch.save` state_dict file at `path` into `module`.
+/// See [`Module::load`].
 pub fn load(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let state = read_file(path)?;
@@ -76,7 +83,21 @@ pub fn load(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
 /// entries by dtype and name, not as they were given: look them up by name). The file is checked
 /// as [`Module::load`] checks it; Err naming the path for a missing or corrupt
 /// file, or an entry of a dtype kiln lacks.
+///
+/// A `torch.save` file — a `.pth`, `.pt` or `.bin` name, or any zip archive — is
+/// read by a restricted unpickler that accepts only what a state_dict needs and never
+/// imports or runs anything (anything else, `os.system` included, is an `Err`).
+/// Nested dicts, lists and tuples give dotted names in the saved order
+/// (`{"model": sd, "optimizer": opt.state_dict(), "epoch": 3}` yields `model.fc.weight`,
+/// ..., `optimizer.state.0.exp_avg`, ...; `torch.save(t)` of one tensor gives it the
+/// name `""`); non-tensor values are skipped; tensors that
+/// are views of one storage stay views of one storage on `device`. Dtypes kiln lacks
+/// (bool, int32, ...), PyTorch's legacy non-zip format and pickled objects other than
+/// tensors and containers (a whole `nn.Module`) are `Err`s naming them.
 pub fn load_tensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(String, Tensor)>> {
+    if pth::is_torch_file(path.as_ref()) {
+        return pth::load_tensors(path.as_ref(), device);
+    }
     read_file(path.as_ref())?
         .into_iter()
         .map(|(name, t)| Ok((name, t.to_device(device)?)))
@@ -85,6 +106,9 @@ pub fn load_tensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(Stri
 
 /// The entries of the file at `path` as CPU tensors, errors naming the path.
 fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    if pth::is_torch_file(path) {
+        return pth::load_tensors(path, &Device::Cpu);
+    }
     let shown = path.display().to_string();
     read_safetensors(path).map_err(|e| match e {
         ReadError::Io(source) => Error::Io {

@@ -214,9 +214,11 @@ pub trait Module {
         checkpoint::save(self, path.as_ref())
     }
 
-    /// Reads a safetensors checkpoint (kiln's or PyTorch's `save_file(state_dict)`)
-    /// into this module, strictly and atomically like [`Module::load_state_dict`]; an
-    /// unreadable or corrupt file is an `Err` too, and leaves the module unchanged.
+    /// Reads a safetensors checkpoint (kiln's or PyTorch's `save_file(state_dict)`),
+    /// or a `torch.save(model.state_dict())` file (`.pth`, `.pt`, `.bin`: see
+    /// [`load_tensors`](crate::load_tensors) for what it accepts), into this module,
+    /// strictly and atomically like [`Module::load_state_dict`]; an unreadable or
+    /// corrupt file is an `Err` too, and leaves the module unchanged.
     fn load<P: AsRef<Path>>(&self, path: P) -> Result<()>
     where
         Self: Sized,

@@ -17,6 +17,7 @@ mod operators;
 mod optim;
 mod reduce;
 mod relocate;
+mod scan;
 mod staging;
 mod view;
 

@@ -1,8 +1,10 @@
 //! The CPU backend: the reference implementation of every primitive.
 //!
-//! One file per op family, each implementing that family's trait from
-//! `backend/<family>.rs` for [`CpuStorage`]; `dtype.rs` holds the per-dtype dispatch
-//! (kernels are generic over the element type, f16/bf16 computed in f32).
+//! One file per op family, each implementing that family's trait for [`CpuStorage`]
+//! and declared by the family's file (`backend/<family>.rs`); this module holds what
+//! they share: the storage, `dtype.rs` (the per-dtype dispatch: kernels are generic
+//! over the element type, f16/bf16 computed in f32), `math.rs` (the `Float` math),
+//! `alloc.rs` and `gemm_util.rs`.
 
 pub(crate) mod alloc;
 pub(crate) mod dtype;
