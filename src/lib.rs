@@ -42,6 +42,7 @@ pub mod optim;
 mod rng;
 mod shape;
 mod tensor;
+pub mod utils;
 
 pub use amp::{autocast, autocast_dtype, autocast_off, is_autocast_enabled, AutocastGuard};
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard};

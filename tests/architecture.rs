@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["error", "dtype", "shape", "rng", "device"],
     &["backend"],
     &["tensor", "autograd", "cuda"],
-    &["nn::functional"],
+    &["nn::functional", "utils"],
     &["nn", "data"],
     &["optim"],
     &["amp", "models"],

@@ -58,6 +58,27 @@ pub fn is_grad_enabled() -> bool {
     NO_GRAD_DEPTH.with(|d| d.get() == 0)
 }
 
+/// While it lives, ops on this thread record a graph even inside [`no_grad`]
+/// (PyTorch's `enable_grad`): activation checkpointing recomputes its block with a
+/// graph during `backward`, which otherwise records nothing.
+pub(crate) struct EnableGradGuard {
+    outer_depth: usize,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+pub(crate) fn enable_grad() -> EnableGradGuard {
+    EnableGradGuard {
+        outer_depth: NO_GRAD_DEPTH.replace(0),
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+impl Drop for EnableGradGuard {
+    fn drop(&mut self) {
+        NO_GRAD_DEPTH.set(self.outer_depth);
+    }
+}
+
 /// Records `out = op(inputs)` in the graph when grad is enabled and an input needs it.
 pub(crate) fn record(
     out: Tensor,
@@ -68,6 +89,17 @@ pub(crate) fn record(
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad_flag()) {
         return out;
     }
+    attach(out, name, inputs, backward)
+}
+
+/// Records `out = op(inputs)` whatever the inputs need: for an op whose closure
+/// reaches leaves other than its inputs (activation checkpointing's parameters).
+pub(crate) fn attach(
+    out: Tensor,
+    name: &'static str,
+    inputs: &[&Tensor],
+    backward: impl Fn(&Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+) -> Tensor {
     let inputs = inputs.iter().map(|&t| t.clone()).collect();
     out.with_grad_fn(Node {
         name,
@@ -84,6 +116,9 @@ thread_local! {
     /// parameter or reporting another model's as one.
     static LAST_BACKWARD_PARAMETERS: RefCell<Vec<(TensorId, Vec<usize>)>> =
         const { RefCell::new(Vec::new()) };
+    /// How many `backward` calls are running on this thread: a checkpointed block's
+    /// backward runs inside another, and adds its parameters to the outer one's.
+    static BACKWARD_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Err when the last `backward` reached parameters whose ids are not in `held` (an
@@ -111,15 +146,32 @@ pub(crate) fn check_unregistered_parameters(
 /// are released afterwards, and a later `backward` through any of its nodes is
 /// [`Error::GraphReleased`], as in PyTorch; that error comes before any leaf changes.
 pub(crate) fn backward(root: &Tensor, retain_graph: bool) -> Result<()> {
-    let _autocast_off = crate::tensor::autocast::autocast_off(); // each gradient op runs in its forward op's dtype
     if root.numel() != 1 {
         return Err(Error::NotScalar {
             op: "backward",
             shape: root.shape().to_vec(),
         });
     }
+    let seed = Tensor::ones(root.shape(), root.dtype(), &root.device())?;
+    backward_from(root, seed, retain_graph)
+}
+
+/// [`backward`] from a `root` of any shape whose gradient is `seed` (PyTorch's
+/// `torch.autograd.backward(root, seed)`).
+pub(crate) fn backward_from(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
+    let _autocast_off = crate::tensor::autocast::autocast_off(); // each gradient op runs in its forward op's dtype
     if !root.requires_grad_flag() {
         return Err(Error::NoGraph);
+    }
+    if seed.shape() != root.shape() {
+        return Err(Error::shape(
+            "backward",
+            format!(
+                "the gradient of a root of shape {:?} has shape {:?}",
+                root.shape(),
+                seed.shape()
+            ),
+        ));
     }
     let _guard = no_grad();
     let order = reverse_topological_order(root);
@@ -132,11 +184,31 @@ pub(crate) fn backward(root: &Tensor, retain_graph: bool) -> Result<()> {
     }
     let mut reached_parameters = Vec::new();
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
-    grads.insert(
-        root.id(),
-        Tensor::ones(root.shape(), root.dtype(), &root.device())?,
-    );
-    for t in &order {
+    grads.insert(root.id(), seed);
+    if BACKWARD_DEPTH.get() == 0 {
+        LAST_BACKWARD_PARAMETERS.with_borrow_mut(Vec::clear);
+    }
+    BACKWARD_DEPTH.set(BACKWARD_DEPTH.get() + 1);
+    let walked = walk(&order, grads, &mut reached_parameters);
+    BACKWARD_DEPTH.set(BACKWARD_DEPTH.get() - 1);
+    walked?;
+    LAST_BACKWARD_PARAMETERS.with_borrow_mut(|last| last.append(&mut reached_parameters));
+    if !retain_graph {
+        for node in order.iter().filter_map(|t| t.grad_fn()) {
+            *node.backward.lock() = None;
+        }
+    }
+    Ok(())
+}
+
+/// Sends the gradients in `grads` through `order` (reverse topological), into the
+/// leaves; records the parameters reached.
+fn walk(
+    order: &[Tensor],
+    mut grads: HashMap<TensorId, Tensor>,
+    reached_parameters: &mut Vec<(TensorId, Vec<usize>)>,
+) -> Result<()> {
+    for t in order {
         let Some(grad) = grads.remove(&t.id()) else {
             continue;
         };
@@ -173,12 +245,6 @@ pub(crate) fn backward(root: &Tensor, retain_graph: bool) -> Result<()> {
                 None => g,
             };
             grads.insert(input.id(), sum);
-        }
-    }
-    LAST_BACKWARD_PARAMETERS.set(reached_parameters);
-    if !retain_graph {
-        for node in order.iter().filter_map(|t| t.grad_fn()) {
-            *node.backward.lock() = None;
         }
     }
     Ok(())

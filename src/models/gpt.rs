@@ -13,6 +13,8 @@ use crate::nn::{
     MultiheadAttention,
 };
 use crate::{DType, Device, Error, Result, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The sizes of a [`Gpt`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,17 @@ pub struct Block {
     /// The feed-forward part.
     pub mlp: Mlp,
     mode: Mode,
+    /// Run under activation checkpointing ([`Block::set_checkpoint`]).
+    #[module(skip)]
+    checkpoint: AtomicBool,
+}
+
+impl Block {
+    /// With `on`, the model runs this block through [`crate::utils::checkpoint`]: its
+    /// activations are recomputed during backward instead of kept.
+    pub fn set_checkpoint(&self, on: bool) {
+        self.checkpoint.store(on, Ordering::Relaxed);
+    }
 }
 
 impl Forward for Block {
@@ -83,8 +96,9 @@ pub struct Gpt {
     pub wte: Embedding,
     /// Position embedding `(block_size, n_embd)`.
     pub wpe: Embedding,
-    /// The transformer blocks.
-    pub blocks: Vec<Block>,
+    /// The transformer blocks (shared, so that a checkpointed one can run again
+    /// during backward).
+    pub blocks: Vec<Arc<Block>>,
     /// The final LayerNorm.
     pub ln_f: LayerNorm,
     /// The head (`None` when tied to `wte`).
@@ -111,8 +125,8 @@ impl Gpt {
         }
         let d = config.n_embd;
         let blocks = (0..config.n_layer)
-            .map(|_| -> Result<Block> {
-                Ok(Block {
+            .map(|_| -> Result<Arc<Block>> {
+                Ok(Arc::new(Block {
                     ln_1: LayerNorm::new(d, device)?,
                     attn: MultiheadAttention::new(d, config.n_head, device)?,
                     ln_2: LayerNorm::new(d, device)?,
@@ -122,7 +136,8 @@ impl Gpt {
                         mode: Mode::default(),
                     },
                     mode: Mode::default(),
-                })
+                    checkpoint: AtomicBool::new(false),
+                }))
             })
             .collect::<Result<Vec<_>>>()?;
         let gpt = Gpt {
@@ -152,6 +167,11 @@ impl Gpt {
     pub fn config(&self) -> GptConfig {
         self.config
     }
+
+    /// [`Block::set_checkpoint`] on every block: activation checkpointing per block.
+    pub fn set_checkpoint(&self, on: bool) {
+        self.blocks.iter().for_each(|b| b.set_checkpoint(on));
+    }
 }
 
 impl Forward for Gpt {
@@ -179,7 +199,7 @@ impl Forward for Gpt {
         let pos = Tensor::arange(t, DType::I64, &ids.device())?;
         let mut x = self.wte.forward(ids)?.add(&self.wpe.forward(&pos)?)?;
         for block in &self.blocks {
-            x = block.forward(&x)?;
+            x = super::run_block(block, &block.checkpoint, &x)?;
         }
         let x = self.ln_f.forward(&x)?;
         match &self.lm_head {

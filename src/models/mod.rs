@@ -7,8 +7,30 @@
 //!   narrower variants.
 //! * [`gpt`]: a GPT (token + position embedding, pre-norm attention + MLP blocks), the
 //!   model of `examples/train_gpt.rs`.
+//!
+//! Each block of both can run under activation checkpointing (`set_checkpoint` on a
+//! block or on the whole model): less memory, one more forward pass per step.
 
 pub mod gpt;
 mod resnet;
 
 pub use resnet::{resnet18, BasicBlock, ResNet, ResNetConfig, Stem};
+
+use crate::nn::Forward;
+use crate::{Result, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Runs `block` on `x`; through [`crate::utils::checkpoint`] when `checkpointed` is
+/// set (the block's activations are recomputed in backward instead of kept).
+fn run_block<B>(block: &Arc<B>, checkpointed: &AtomicBool, x: &Tensor) -> Result<Tensor>
+where
+    B: Forward + Send + Sync + 'static,
+{
+    if checkpointed.load(Ordering::Relaxed) {
+        let block = Arc::clone(block);
+        crate::utils::checkpoint(move |x| block.forward(x), x)
+    } else {
+        block.forward(x)
+    }
+}

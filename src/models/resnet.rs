@@ -5,6 +5,8 @@
 
 use crate::nn::{self, functional as F, Conv2dOpts, Forward};
 use crate::{Device, Error, Result, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The first layers of a [`ResNet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,9 @@ pub struct BasicBlock {
     pub bn2: nn::BatchNorm2d,
     /// `Sequential(Conv2d 1×1 with the stride, BatchNorm2d)` when the shape changes.
     pub downsample: Option<nn::Sequential>,
+    /// Run under activation checkpointing ([`BasicBlock::set_checkpoint`]).
+    #[module(skip)]
+    checkpoint: AtomicBool,
 }
 
 impl BasicBlock {
@@ -109,7 +114,15 @@ impl BasicBlock {
             conv2: conv3x3(cout, cout, 1, dev)?,
             bn2: nn::BatchNorm2d::new(cout, dev)?,
             downsample,
+            checkpoint: AtomicBool::new(false),
         })
+    }
+
+    /// With `on`, the model runs this block through [`crate::utils::checkpoint`]: its
+    /// activations are recomputed during backward instead of kept (batch norm's
+    /// running statistics are updated once, by the forward pass).
+    pub fn set_checkpoint(&self, on: bool) {
+        self.checkpoint.store(on, Ordering::Relaxed);
     }
 }
 
@@ -135,14 +148,15 @@ pub struct ResNet {
     pub bn1: nn::BatchNorm2d,
     /// The ImageNet stem's 3×3 max pool (none with the CIFAR stem).
     pub maxpool: Option<nn::MaxPool2d>,
-    /// Stage 1 (`width` channels).
-    pub layer1: Vec<BasicBlock>,
+    /// Stage 1 (`width` channels). Blocks are shared so that a checkpointed one can
+    /// run again during backward.
+    pub layer1: Vec<Arc<BasicBlock>>,
     /// Stage 2 (2 × `width` channels, stride 2).
-    pub layer2: Vec<BasicBlock>,
+    pub layer2: Vec<Arc<BasicBlock>>,
     /// Stage 3 (4 × `width`, stride 2).
-    pub layer3: Vec<BasicBlock>,
+    pub layer3: Vec<Arc<BasicBlock>>,
     /// Stage 4 (8 × `width`, stride 2).
-    pub layer4: Vec<BasicBlock>,
+    pub layer4: Vec<Arc<BasicBlock>>,
     /// The classifier, (num_classes, 8 × `width`).
     pub fc: nn::Linear,
 }
@@ -170,10 +184,10 @@ impl ResNet {
                 )
             }
         };
-        let stage = |cin: usize, cout: usize, stride: usize| -> Result<Vec<BasicBlock>> {
+        let stage = |cin: usize, cout: usize, stride: usize| -> Result<Vec<Arc<BasicBlock>>> {
             Ok(vec![
-                BasicBlock::new(cin, cout, stride, dev)?,
-                BasicBlock::new(cout, cout, 1, dev)?,
+                Arc::new(BasicBlock::new(cin, cout, stride, dev)?),
+                Arc::new(BasicBlock::new(cout, cout, 1, dev)?),
             ])
         };
         Ok(ResNet {
@@ -189,6 +203,20 @@ impl ResNet {
     }
 }
 
+impl ResNet {
+    /// [`BasicBlock::set_checkpoint`] on every block: activation checkpointing per
+    /// block.
+    pub fn set_checkpoint(&self, on: bool) {
+        self.blocks().for_each(|b| b.set_checkpoint(on));
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = &Arc<BasicBlock>> {
+        [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+            .into_iter()
+            .flatten()
+    }
+}
+
 impl Forward for ResNet {
     /// Logits (N, num_classes) of images (N, 3, H, W).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -196,11 +224,8 @@ impl Forward for ResNet {
         if let Some(pool) = &self.maxpool {
             h = pool.forward(&h)?;
         }
-        for block in [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
-            .into_iter()
-            .flatten()
-        {
-            h = block.forward(&h)?;
+        for block in self.blocks() {
+            h = super::run_block(block, &block.checkpoint, &h)?;
         }
         let h = F::adaptive_avg_pool2d(&h, (1, 1))?.flatten(1, 3)?;
         self.fc.forward(&h)

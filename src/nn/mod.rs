@@ -50,6 +50,7 @@
 
 pub(crate) mod checkpoint;
 pub mod functional;
+mod fusion;
 pub mod init;
 mod layers;
 mod module;

@@ -1,4 +1,5 @@
-//! Gradient clipping, as `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`.
+//! Gradient clipping, as `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`; and
+//! [`fuse_conv_bn_eval`] (in `nn/fusion.rs`), as `torch.nn.utils.fusion`'s.
 //!
 //! Both work on the gradients where they live, with device tensor ops: the total
 //! norm comes back as a 0-d tensor on the parameters' device and the scale is applied
@@ -6,6 +7,8 @@
 //! [`ClipGradNormOpts::error_if_nonfinite`] asks for a check of the total.
 //! Parameters without a gradient are skipped. Each gradient is replaced by its
 //! clipped value (a new tensor; `Tensor::grad` returns it).
+
+pub use super::fusion::fuse_conv_bn_eval;
 
 use crate::{DType, Device, Error, Result, Tensor};
 

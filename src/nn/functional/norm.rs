@@ -106,9 +106,13 @@ pub fn batch_norm(
             Tensor::from_storage(mean, &[c]),
             Tensor::from_storage(var, &[c]),
         );
-        update_running(running_mean, &mean, momentum)?;
-        let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
-        update_running(running_var, &unbiased, momentum)?;
+        // Activation checkpointing's second run of this forward must not update the
+        // statistics again (PyTorch's checkpoint does: momentum applied twice).
+        if !crate::utils::is_recomputing() {
+            update_running(running_mean, &mean, momentum)?;
+            let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
+            update_running(running_var, &unbiased, momentum)?;
+        }
         (mean, var)
     } else {
         let copy = |t: &Tensor| -> Result<Tensor> {
