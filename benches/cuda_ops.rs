@@ -290,6 +290,14 @@ fn unary(a: Tensor, f: fn(&Tensor) -> Result<Tensor>) -> Result<Step> {
     Ok(Box::new(move || f(&a).map(drop)))
 }
 
+/// `f`'s forward and backward (through `.sum()`) into the leaf `x`.
+fn fwd_bwd(x: Tensor, f: fn(&Tensor) -> Result<Tensor>) -> Result<Step> {
+    Ok(Box::new(move || {
+        x.zero_grad();
+        f(&x)?.sum_all()?.backward()
+    }))
+}
+
 /// Two square matrices of side `n` (`small` in a smoke run) multiplied.
 fn matmul_case(d: &Device, s: &Sizes, dtype: DType, n: usize) -> Result<Step> {
     let n = s.pick(n, 16);
@@ -394,6 +402,33 @@ fn digits_case(d: &Device, s: &Sizes) -> Result<Step> {
     }))
 }
 
+/// Greedy generation with GPT-2 small (124M parameters, random weights): 32 new tokens
+/// after a 128-token prompt through the KV cache, one sequence (tokens/s = 32000 / ms).
+fn gpt2_generate_case(d: &Device, s: &Sizes) -> Result<Step> {
+    use kiln::models::gpt2::{Gpt2, Gpt2Config};
+    use kiln::models::{generate, GenerateOpts};
+    let small = Gpt2Config {
+        vocab_size: 500,
+        n_positions: 64,
+        n_embd: 32,
+        n_layer: 2,
+        n_head: 2,
+        n_inner: 64,
+        ..Gpt2Config::gpt2_small()
+    };
+    let model = Gpt2::new(s.pick(Gpt2Config::gpt2_small(), small), DType::F32, d)?;
+    model.eval();
+    let p = s.pick(128, 8);
+    let ids: Vec<i64> = (0..p as i64).map(|i| i * 7919 % 500).collect();
+    let prompt = Tensor::from_vec(ids, &[1, p], d)?;
+    let opts = GenerateOpts::new()
+        .temperature(0.0)
+        .max_new_tokens(s.pick(32, 4));
+    Ok(Box::new(move || {
+        generate(&model, &prompt, opts.clone()).map(drop)
+    }))
+}
+
 /// Every case, in the table's order.
 fn cases() -> Vec<Case> {
     let mut cases = vec![
@@ -454,6 +489,12 @@ fn cases() -> Vec<Case> {
         }),
         case("softmax_dim1_f32_1024x4096", true, |d, s| {
             unary(matrix(d, s)?, |a| F::softmax(a, 1))
+        }),
+        case("sort_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| Ok(a.sort(1, false)?.0))
+        }),
+        case("topk_k16_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| Ok(a.topk(16, 1, true, true)?.0))
         }),
         case("transpose_contiguous_f32_1024x4096", true, |d, s| {
             unary(matrix(d, s)?, |a| a.transpose(0, 1)?.contiguous())
@@ -524,15 +565,146 @@ fn cases() -> Vec<Case> {
         }),
         case("adamw_step_resnet18_f32", false, adamw_case),
         case("adamw_fused_step_resnet18_f32", false, adamw_case),
+        case(
+            "max_pool2d_k3s2_ceil_fwd_bwd_f32_64x64x112x112",
+            true,
+            |d, s| {
+                let side = s.pick(112, 9);
+                let x = param(&[s.pick(64, 2), s.pick(64, 3), side, side], d)?;
+                let opts = F::Pool2dOpts::new(3).stride(2).ceil_mode(true);
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::max_pool2d_with(&x, opts)?.sum_all()?.backward()
+                }))
+            },
+        ),
+        // A U-Net decoder's upsampling: the backward gathers (no atomics).
+        case(
+            "interpolate_bilinear_x2_fwd_bwd_f32_32x64x128x128",
+            true,
+            |d, s| {
+                let side = s.pick(128, 7);
+                let x = param(&[s.pick(32, 2), s.pick(64, 3), side, side], d)?;
+                let opts = F::Interp::scale(2.0).mode(F::InterpMode::Bilinear);
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::interpolate(&x, opts.clone())?.sum_all()?.backward()
+                }))
+            },
+        ),
+        case("hardswish_fwd_bwd_f32_1024x4096", true, |d, s| {
+            fwd_bwd(matrix(d, s)?.requires_grad(), F::hardswish)
+        }),
+        case("erf_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, Tensor::erf)
+        }),
+        case("cumsum_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.cumsum(1))
+        }),
+        case("logsumexp_dim1_fwd_bwd_f32_1024x4096", true, |d, s| {
+            fwd_bwd(matrix(d, s)?.requires_grad(), |x| x.logsumexp(&[1], false))
+        }),
+        case("std_dim1_f32_1024x4096", true, |d, s| {
+            unary(matrix(d, s)?, |a| a.std(1, true, false))
+        }),
+        // Gathering rows forward, and accumulating them back (deterministically).
+        case("index_rows_fwd_bwd_f32_65536x64_n65536", true, |d, s| {
+            let rows = s.pick(65536, 50);
+            let x = param(&[rows, s.pick(64, 3)], d)?;
+            let picked = labels(rows, rows, d)?;
+            Ok(Box::new(move || {
+                x.zero_grad();
+                x.index(&[Some(&picked)])?.sum_all()?.backward()
+            }))
+        }),
+        case("index_put_accumulate_f32_65536x64_n262144", true, |d, s| {
+            let (rows, cols) = (s.pick(65536, 50), s.pick(64, 3));
+            let x = randn(&[rows, cols], DType::F32, d)?;
+            let (picked, v) = (
+                labels(4 * rows, rows, d)?,
+                randn(&[4 * rows, cols], DType::F32, d)?,
+            );
+            Ok(Box::new(move || {
+                x.index_put(&[Some(&picked)], &v, true).map(drop)
+            }))
+        }),
+        case("einsum_bij_bjk_f32_8x256x256x256", true, |d, s| {
+            let n = s.pick(256, 8);
+            let (a, b) = (
+                randn(&[8, n, n], DType::F32, d)?,
+                randn(&[8, n, n], DType::F32, d)?,
+            );
+            Ok(Box::new(move || {
+                kiln::einsum("bij,bjk->bik", &[&a, &b]).map(drop)
+            }))
+        }),
+        case("max_pool1d_k3s2p1_fwd_bwd_f32_64x256x4096", true, |d, s| {
+            let x = param(&[s.pick(64, 2), s.pick(256, 3), s.pick(4096, 17)], d)?;
+            Ok(Box::new(move || {
+                x.zero_grad();
+                F::max_pool1d(&x, 3, 2, 1)?.sum_all()?.backward()
+            }))
+        }),
+        case(
+            "avg_pool3d_k2s2_fwd_bwd_f32_16x64x16x56x56",
+            true,
+            |d, s| {
+                let (depth, side) = (s.pick(16, 5), s.pick(56, 7));
+                let x = param(&[s.pick(16, 2), s.pick(64, 3), depth, side, side], d)?;
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::avg_pool3d(&x, 2, 2, 0)?.sum_all()?.backward()
+                }))
+            },
+        ),
+        case(
+            "adaptive_max_pool2d_7x7_fwd_bwd_f32_64x512x28x28",
+            true,
+            |d, s| {
+                let side = s.pick(28, 9);
+                let x = param(&[s.pick(64, 2), s.pick(512, 3), side, side], d)?;
+                Ok(Box::new(move || {
+                    x.zero_grad();
+                    F::adaptive_max_pool2d(&x, 7)?.sum_all()?.backward()
+                }))
+            },
+        ),
     ];
     cases.extend(conv_cases());
     cases.extend([
         case("digits_cnn_train_step_f32_b128", false, digits_case),
+        case(
+            "gpt2_small_generate_greedy_f32_p128_n32",
+            false,
+            gpt2_generate_case,
+        ),
         case("copy_d2d_f32_1GiB", true, |d, s| {
             let n = s.pick(1 << 28, 1000);
             let src = randn(&[n], DType::F32, d)?;
             let dst = Tensor::zeros(&[n], DType::F32, d)?;
             Ok(Box::new(move || dst.copy_(&src)))
+        }),
+        case("group_norm_g32_fwd_bwd_f32_8x256x32x32", true, |d, s| {
+            let (c, side) = (s.pick(256, 4), s.pick(32, 5));
+            let x = param(&[s.pick(8, 2), c, side, side], d)?;
+            let (w, b) = (param(&[c], d)?, param(&[c], d)?);
+            let groups = s.pick(32, 2);
+            Ok(Box::new(move || {
+                for t in [&x, &w, &b] {
+                    t.zero_grad();
+                }
+                F::group_norm(&x, groups, Some(&w), Some(&b), 1e-5)?
+                    .sum_all()?
+                    .backward()
+            }))
+        }),
+        case("bce_with_logits_fwd_bwd_f32_1024x4096", true, |d, s| {
+            let shape = [s.pick(1024, 5), s.pick(4096, 7)];
+            let (z, t) = (param(&shape, d)?, Tensor::rand(&shape, DType::F32, d)?);
+            Ok(Box::new(move || {
+                z.zero_grad();
+                F::binary_cross_entropy_with_logits(&z, &t, F::BceOpts::new())?.backward()
+            }))
         }),
     ]);
     cases.extend(

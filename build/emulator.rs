@@ -29,6 +29,8 @@ fn compile(modules: &[Module], out_dir: &Path) -> Result<(), String> {
         .cpp(true)
         .std("c++17")
         .opt_level(2)
+        // No DWARF: with it the kernels doubled the size of every emulated test binary.
+        .debug(false)
         .include("kernels/emu")
         .flag("-fno-strict-aliasing")
         .flag("-Wno-unknown-pragmas")

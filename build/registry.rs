@@ -226,6 +226,13 @@ fn parse_kernels(text: &str) -> Result<Vec<Kernel>, String> {
                     .into(),
             ));
         }
+        if code.contains("__shared__") {
+            return Err(at_line(
+                "declare shared memory with KILN_SHARED(T, name, dims) from common.cuh, \
+                 so the emulated device poisons and checks it (in templates too)"
+                    .into(),
+            ));
+        }
         let Some(at) = line.find(MARKER) else {
             continue;
         };

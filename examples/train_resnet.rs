@@ -1,9 +1,13 @@
 //! Trains ResNet-18 (`kiln::models::resnet18`, torchvision's layers and names, CIFAR
 //! stem) on CIFAR-10, or, without `--data`, measures training speed on synthetic data.
+//! `--model` picks another of `kiln::models`' torchvision classifiers instead:
+//! `mobilenet_v3_small`, `mobilenet_v3_large`, `efficientnet_b0`, `convnext_tiny` or
+//! `vit_b_16` (for 32×32 images, with 4×4 patches).
 //!
 //! ```sh
 //! cargo run --release --example train_resnet                        # benchmark: images/s
 //! cargo run --release --example train_resnet -- --data cifar-10-batches-bin --epochs 30
+//! cargo run --release --example train_resnet -- --model mobilenet_v3_small
 //! cargo run --release --example train_resnet -- --help
 //! ```
 //!
@@ -23,8 +27,8 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln::data::transforms::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
 use kiln::data::{load_cifar10, DataLoader, Dataset};
-use kiln::models::{ResNet, ResNetConfig};
-use kiln::nn::{functional as F, Forward, Module};
+use kiln::models::{self, ResNet, ResNetConfig, VisionTransformer, VitConfig};
+use kiln::nn::{functional as F, Layer};
 use kiln::optim::lr_scheduler::{CosineAnnealingLr, LinearLr, LrScheduler, SequentialLr};
 use kiln::optim::{AdamW, Optimizer, Sgd};
 use kiln::{DType, Device, Result, Tensor};
@@ -42,11 +46,39 @@ enum Opt {
     Adamw,
 }
 
-/// ResNet-18 on CIFAR-10, or a synthetic-data training benchmark without --data.
+/// The network to train (torchvision's names).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Model {
+    /// ResNet-18 with the CIFAR stem (`--width` sets its channels).
+    #[value(name = "resnet18")]
+    Resnet18,
+    /// MobileNetV3-Small.
+    #[value(name = "mobilenet_v3_small")]
+    MobilenetV3Small,
+    /// MobileNetV3-Large.
+    #[value(name = "mobilenet_v3_large")]
+    MobilenetV3Large,
+    /// EfficientNet-B0.
+    #[value(name = "efficientnet_b0")]
+    EfficientnetB0,
+    /// ConvNeXt-Tiny.
+    #[value(name = "convnext_tiny")]
+    ConvnextTiny,
+    /// ViT-B/16's encoder on 32×32 images cut into 4×4 patches (16×16 patches would
+    /// leave 4 tokens).
+    #[value(name = "vit_b_16")]
+    VitB16,
+}
+
+/// ResNet-18 (or --model) on CIFAR-10, or a synthetic-data training benchmark
+/// without --data.
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
     device: common::DeviceArgs,
+    /// The network.
+    #[arg(long, value_enum, default_value_t = Model::Resnet18)]
+    model: Model,
     /// The binary CIFAR-10 folder (data_batch_1.bin … test_batch.bin); without it, a
     /// synthetic-data benchmark.
     #[arg(long)]
@@ -69,7 +101,7 @@ struct Cli {
     /// Label smoothing of the cross-entropy.
     #[arg(long, default_value_t = 0.1)]
     label_smoothing: f64,
-    /// Channels of layer1 (64 is torchvision's ResNet-18).
+    /// Channels of layer1 (64 is torchvision's ResNet-18); resnet18 only.
     #[arg(long, default_value_t = 64)]
     width: usize,
     /// Benchmark: timed training steps [default: 50 on CUDA, 4 on the CPU].
@@ -82,6 +114,43 @@ struct Cli {
     /// autocast there; the CPU always computes in f32).
     #[arg(long)]
     no_autocast: bool,
+}
+
+/// The network `model` names, for 10 classes, and its description.
+fn build(model: Model, width: usize, dev: &Device) -> Result<(Box<dyn Layer>, String)> {
+    Ok(match model {
+        Model::Resnet18 => (
+            Box::new(ResNet::new(ResNetConfig::new(10).width(width), dev)?),
+            format!("ResNet-18 (width {width})"),
+        ),
+        Model::MobilenetV3Small => (
+            Box::new(models::mobilenet_v3_small(10, dev)?),
+            "MobileNetV3-Small".into(),
+        ),
+        Model::MobilenetV3Large => (
+            Box::new(models::mobilenet_v3_large(10, dev)?),
+            "MobileNetV3-Large".into(),
+        ),
+        Model::EfficientnetB0 => (
+            Box::new(models::efficientnet_b0(10, dev)?),
+            "EfficientNet-B0".into(),
+        ),
+        Model::ConvnextTiny => (
+            Box::new(models::convnext_tiny(10, dev)?),
+            "ConvNeXt-Tiny".into(),
+        ),
+        Model::VitB16 => {
+            let cfg = VitConfig {
+                image_size: 32,
+                patch_size: 4,
+                ..VitConfig::b_16(10)
+            };
+            (
+                Box::new(VisionTransformer::new(&cfg, dev)?),
+                "ViT-B (32×32 images, 4×4 patches)".into(),
+            )
+        }
+    })
 }
 
 /// A progress bar for `len` steps showing loss, accuracy and images/s.
@@ -148,7 +217,7 @@ fn maybe_autocast(on: bool) -> Result<Option<kiln::AutocastGuard>> {
 
 /// One training step on a batch; returns the loss and logits for the meter.
 fn step(
-    net: &ResNet,
+    net: &dyn Layer,
     opt: &mut dyn Optimizer,
     x: &Tensor,
     y: &Tensor,
@@ -169,7 +238,7 @@ fn step(
 
 /// Accuracy of `net` (eval mode) over `batches`, each normalized first.
 fn evaluate(
-    net: &ResNet,
+    net: &dyn Layer,
     batches: impl Iterator<Item = Result<Vec<Tensor>>>,
     norm: &Normalize,
     dev: &Device,
@@ -195,9 +264,9 @@ fn main() -> Result<()> {
     let dev = cli.device.setup();
     let on_gpu = dev.is_cuda();
     let batch_size = cli.batch_size.unwrap_or(if on_gpu { 128 } else { 8 });
-    let net = ResNet::new(ResNetConfig::new(10).width(cli.width), &dev)?;
+    let (net, name) = build(cli.model, cli.width, &dev)?;
     let params: usize = net.parameters().iter().map(|p| p.numel()).sum();
-    println!("ResNet-18 (width {}): {params} parameters", cli.width);
+    println!("{name}: {params} parameters");
     let mut opt: Box<dyn Optimizer> = match cli.optimizer {
         Opt::Sgd => Box::new(
             Sgd::new(net.parameters(), cli.lr.unwrap_or(0.1))?
@@ -216,7 +285,7 @@ fn main() -> Result<()> {
         println!("BF16 autocast (--no-autocast for f32)");
     }
     let Some(dir) = &cli.data else {
-        return benchmark(&cli, &net, opt.as_mut(), batch_size, &norm, &dev, autocast);
+        return benchmark(&cli, &*net, opt.as_mut(), batch_size, &norm, &dev, autocast);
     };
 
     let (train, test) = load_cifar10(dir)?;
@@ -254,7 +323,7 @@ fn main() -> Result<()> {
             let batch = batch?;
             let x = augment.apply(&batch[0])?;
             let (loss, logits) = step(
-                &net,
+                &*net,
                 opt.as_mut(),
                 &x,
                 &batch[1],
@@ -270,7 +339,7 @@ fn main() -> Result<()> {
         }
         let summary = meter.show()?;
         progress.finish_and_clear();
-        accuracy = evaluate(&net, test_loader.iter()?, &norm, &dev, autocast)?;
+        accuracy = evaluate(&*net, test_loader.iter()?, &norm, &dev, autocast)?;
         println!(
             "epoch {epoch:3}: {summary}, test accuracy {:.2}%",
             100.0 * accuracy
@@ -284,7 +353,7 @@ fn main() -> Result<()> {
 /// training steps alone (after a warm-up step), as images/s.
 fn benchmark(
     cli: &Cli,
-    net: &ResNet,
+    net: &dyn Layer,
     opt: &mut dyn Optimizer,
     batch_size: usize,
     norm: &Normalize,

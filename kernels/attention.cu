@@ -152,10 +152,10 @@ __device__ __forceinline__ void attention_fwd(const T *q, Strides qs, const T *k
     const int BQ = AttnCfg<C>::FWD_BQ, BK = AttnCfg<C>::FWD_BK;
     const int TPR = ATTN_FWD_THREADS / BQ; // threads per query row
     const int NC = ATTN_MAX_D / TPR;       // output columns per thread
-    __shared__ C qt[BQ][ATTN_MAX_D];
-    __shared__ C kt[BK][ATTN_MAX_D + 1];
-    __shared__ C vt[BK][ATTN_MAX_D];
-    __shared__ C st[BQ][BK];
+    KILN_SHARED(C, qt, [BQ][ATTN_MAX_D]);
+    KILN_SHARED(C, kt, [BK][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, vt, [BK][ATTN_MAX_D]);
+    KILN_SHARED(C, st, [BQ][BK]);
     const uint64_t H = dims.d[1], L = dims.d[2], S = dims.d[3], E = dims.d[4], EV = dims.d[5];
     const uint64_t q_tiles = (L + BQ - 1) / BQ, tasks = dims.d[0] * H * q_tiles;
     const int row = threadIdx.x / TPR, sub = threadIdx.x % TPR;
@@ -256,14 +256,14 @@ __device__ __forceinline__ void attention_bwd_dkdv(
     const int BQ = AttnCfg<C>::KV_BQ, BK = AttnCfg<C>::KV_BK;
     const int TPK = ATTN_BWD_THREADS / BK; // threads per key row
     const int NC = ATTN_MAX_D / TPK;       // dK and dV columns per thread
-    __shared__ C kt[BK][ATTN_MAX_D + 1];
-    __shared__ C vt[BK][ATTN_MAX_D + 1];
-    __shared__ C qt[BQ][ATTN_MAX_D + 1];
-    __shared__ C dot[BQ][ATTN_MAX_D + 1];
-    __shared__ C pt[BQ][BK];
-    __shared__ C dst[BQ][BK];
-    __shared__ C lse_t[BQ];
-    __shared__ C delta_t[BQ];
+    KILN_SHARED(C, kt, [BK][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, vt, [BK][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, qt, [BQ][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, dot, [BQ][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, pt, [BQ][BK]);
+    KILN_SHARED(C, dst, [BQ][BK]);
+    KILN_SHARED(C, lse_t, [BQ]);
+    KILN_SHARED(C, delta_t, [BQ]);
     const uint64_t H = dims.d[1], L = dims.d[2], S = dims.d[3], E = dims.d[4], EV = dims.d[5];
     const uint64_t k_tiles = (S + BK - 1) / BK, tasks = dims.d[0] * H * k_tiles;
     const int key = threadIdx.x / TPK, sub = threadIdx.x % TPK;
@@ -317,13 +317,13 @@ __device__ __forceinline__ void attention_bwd_dq(
     const int BQ = AttnCfg<C>::Q_BQ, BK = AttnCfg<C>::Q_BK;
     const int TPR = ATTN_BWD_THREADS / BQ; // threads per query row
     const int NC = ATTN_MAX_D / TPR;       // dQ columns per thread
-    __shared__ C qt[BQ][ATTN_MAX_D + 1];
-    __shared__ C dot[BQ][ATTN_MAX_D + 1];
-    __shared__ C kt[BK][ATTN_MAX_D + 1];
-    __shared__ C vt[BK][ATTN_MAX_D + 1];
-    __shared__ C dst[BQ][BK];
-    __shared__ C lse_t[BQ];
-    __shared__ C delta_t[BQ];
+    KILN_SHARED(C, qt, [BQ][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, dot, [BQ][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, kt, [BK][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, vt, [BK][ATTN_MAX_D + 1]);
+    KILN_SHARED(C, dst, [BQ][BK]);
+    KILN_SHARED(C, lse_t, [BQ]);
+    KILN_SHARED(C, delta_t, [BQ]);
     const uint64_t H = dims.d[1], L = dims.d[2], S = dims.d[3], E = dims.d[4], EV = dims.d[5];
     const uint64_t q_tiles = (L + BQ - 1) / BQ, tasks = dims.d[0] * H * q_tiles;
     const int row = threadIdx.x / TPR, sub = threadIdx.x % TPR;

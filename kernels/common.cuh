@@ -13,6 +13,12 @@
 // Dynamic shared memory, `KILN_DYNAMIC_SHARED(float, tile);` in a kernel: the one
 // spelling that also compiles for the emulated device (`extern __shared__` is refused).
 #define KILN_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
+// Static shared memory, `KILN_SHARED(float, tile, [64][65]);` is `__shared__ float
+// tile[64][65];`, in a kernel or in any device function, templates included: the one
+// spelling the emulated device can place in its per-block shared memory (a `static`
+// in a template instantiation escapes the section GCC is asked to put it in, so a
+// literal `__shared__` is refused).
+#define KILN_SHARED(T, name, dims) __shared__ T name dims
 #endif
 #include <stdint.h>
 
@@ -128,7 +134,7 @@ template <typename C> __device__ __forceinline__ C nan_max(C a, C b) {
 // a fixed order (shuffle tree, then warps in index order) so results are deterministic.
 // blockDim.x is a multiple of 32, at most 1024; every thread of the block must call it.
 template <typename C> __device__ __forceinline__ C block_all(C v, bool is_max) {
-    __shared__ C partial[32];
+    KILN_SHARED(C, partial, [32]);
 #pragma unroll
     for (int d = 16; d > 0; d /= 2) {
         C o = __shfl_xor_sync(0xffffffffu, v, d);

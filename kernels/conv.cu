@@ -1,4 +1,4 @@
-// 2-D convolution (NCHW, contiguous), exact kernels: the implicit GEMMs of conv.cuh on
+// Convolution (NC(D)HW, contiguous), exact kernels: the implicit GEMMs of conv.cuh on
 // CUDA cores, and direct kernels for depthwise convolutions. The SIMT GEMMs serve f64,
 // f32 when TF32 is not allowed, and every dtype on GPUs below compute capability 8.0;
 // conv_tc.cu has the tensor-core ones.
@@ -31,9 +31,9 @@ __device__ __forceinline__ void implicit_gemm(const P &p, int m_len, int n_len, 
                                               int row0, int col0) {
     typedef typename P::C C;
     // +4 keeps rows 16-byte aligned and spreads the transposed stores over banks.
-    __shared__ C as[CONV_BK][CONV_BM + 4];
-    __shared__ C bs[CONV_BK][CONV_BN + 4];
-    __shared__ typename P::KRow krows[2][CONV_BK];
+    KILN_SHARED(C, as, [CONV_BK][CONV_BM + 4]);
+    KILN_SHARED(C, bs, [CONV_BK][CONV_BN + 4]);
+    KILN_SHARED(typename P::KRow, krows, [2][CONV_BK]);
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     // This thread's B column (fixed: CONV_THREADS is a multiple of CONV_BN).
     const int b_n = threadIdx.x % CONV_BN;
@@ -93,20 +93,23 @@ struct SimtGemm {
 };
 
 // 64x64 tiles: grids as in conv.cuh's drivers.
-extern "C" __global__ void __launch_bounds__(256) conv2d_fwd_f32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_fwd_f64(const double *x, const double *w, const double *bias, double *y, Dims ga, Dims gb) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb); }
+// The forward's f32/f16/bf16 GEMMs ask for 3 blocks per SM: left to itself, ptxas for
+// sm_80 fits the 3-d forward in 64 registers (4 blocks) and spills 24 bytes; 80 hold it
+// without spills (sm_90 picks 75 on its own). f64 needs its 120.
+extern "C" __global__ void __launch_bounds__(256, 3) conv_fwd_f32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_fwd_f64(const double *x, const double *w, const double *bias, double *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256, 3) conv_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256, 3) conv_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
 
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_input_f32(const float *gy, const float *w, float *gx, Dims ga, Dims gb) { conv_backward_input_run(SimtGemm(), gy, w, gx, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_input_f64(const double *gy, const double *w, double *gx, Dims ga, Dims gb) { conv_backward_input_run(SimtGemm(), gy, w, gx, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_input_f16(const f16 *gy, const f16 *w, f16 *gx, Dims ga, Dims gb) { conv_backward_input_run(SimtGemm(), gy, w, gx, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_input_bf16(const bf16 *gy, const bf16 *w, bf16 *gx, Dims ga, Dims gb) { conv_backward_input_run(SimtGemm(), gy, w, gx, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_input_f32(const float *gy, const float *w, const float *bias, float *gx, Dims ga, Dims gb, Dims gc) { conv_backward_input_run(SimtGemm(), gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_input_f64(const double *gy, const double *w, const double *bias, double *gx, Dims ga, Dims gb, Dims gc) { conv_backward_input_run(SimtGemm(), gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_input_f16(const f16 *gy, const f16 *w, const f16 *bias, f16 *gx, Dims ga, Dims gb, Dims gc) { conv_backward_input_run(SimtGemm(), gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_input_bf16(const bf16 *gy, const bf16 *w, const bf16 *bias, bf16 *gx, Dims ga, Dims gb, Dims gc) { conv_backward_input_run(SimtGemm(), gy, w, bias, gx, ga, gb, gc); }
 
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_weight_f32(const float *x, const float *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, per_chunk, chunks); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_weight_f64(const double *x, const double *gy, double *partial, Dims ga, Dims gb, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, per_chunk, chunks); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_weight_f16(const f16 *x, const f16 *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, per_chunk, chunks); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_bwd_weight_bf16(const bf16 *x, const bf16 *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, per_chunk, chunks); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_weight_f32(const float *x, const float *gy, float *partial, Dims ga, Dims gb, Dims gc, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, gc, per_chunk, chunks); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_weight_f64(const double *x, const double *gy, double *partial, Dims ga, Dims gb, Dims gc, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, gc, per_chunk, chunks); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_weight_f16(const f16 *x, const f16 *gy, float *partial, Dims ga, Dims gb, Dims gc, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, gc, per_chunk, chunks); }
+extern "C" __global__ void __launch_bounds__(256) conv_bwd_weight_bf16(const bf16 *x, const bf16 *gy, float *partial, Dims ga, Dims gb, Dims gc, int per_chunk, int chunks) { conv_backward_weight_run(SimtGemm(), x, gy, partial, ga, gb, gc, per_chunk, chunks); }
 
 // The weight gradient: the chunks' partial gradients added in chunk order (fixed, so
 // the result does not depend on scheduling). One thread per weight, grid-stride:
@@ -121,106 +124,123 @@ __device__ __forceinline__ void wgrad_sum_impl(const typename ComputeOf<T>::type
     }
 }
 
-extern "C" __global__ void conv2d_wgrad_sum_f32(const float *partial, float *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
-extern "C" __global__ void conv2d_wgrad_sum_f64(const double *partial, double *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
-extern "C" __global__ void conv2d_wgrad_sum_f16(const float *partial, f16 *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
-extern "C" __global__ void conv2d_wgrad_sum_bf16(const float *partial, bf16 *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
+extern "C" __global__ void conv_wgrad_sum_f32(const float *partial, float *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
+extern "C" __global__ void conv_wgrad_sum_f64(const double *partial, double *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
+extern "C" __global__ void conv_wgrad_sum_f16(const float *partial, f16 *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
+extern "C" __global__ void conv_wgrad_sum_bf16(const float *partial, bf16 *gw, uint64_t len, int chunks) { wgrad_sum_impl(partial, gw, len, chunks); }
 
 // ---- Depthwise (groups == c_in == c_out): each output reads one channel, so there is
 // no GEMM to tile; direct kernels read X and G once per tap, from L1/L2. ----
 
-// Forward: one thread per output (n, c, oy, ox), grid-stride; consecutive threads take
-// consecutive ox, so the reads of a tap are coalesced.
+// Forward: one thread per output (n, c, oz, oy, ox), grid-stride; consecutive threads
+// take consecutive ox, so the reads of a tap are coalesced.
 template <typename T>
 __device__ __forceinline__ void dw_forward_impl(const T *x, const T *w, const T *bias, T *y,
-                                                const Dims &ga, const Dims &gb) {
+                                                const Dims &ga, const Dims &gb, const Dims &gc) {
     typedef typename ComputeOf<T>::type C;
-    const ConvGeom g = conv_geom(ga, gb);
-    const uint64_t total = (uint64_t)g.n * g.c_out * g.out_plane();
+    const ConvGeom g = conv_geom(ga, gb, gc);
+    const uint64_t total = (uint64_t)g.n * g.c_out * g.out_spatial();
     KILN_FOR_EACH(i, total) {
-        uint64_t plane = i / g.out_plane(); // image * channels + channel
-        int pos = (int)(i - plane * g.out_plane());
+        uint64_t plane = i / g.out_spatial(); // image * channels + channel
+        int oz, oy, ox;
+        g.out_pos((int)(i - plane * g.out_spatial()), oz, oy, ox);
         int ch = (int)(plane % g.c_out);
-        int oy = pos / g.out_w, ox = pos - oy * g.out_w;
-        const T *xp = x + plane * g.plane();
+        const T *xp = x + plane * g.spatial();
         const T *wp = w + (int64_t)ch * g.taps();
         C acc = bias ? widen(bias[ch]) : (C)0;
-        for (int ky = 0; ky < g.kh; ++ky) {
-            int iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
-            if (iy < 0 || iy >= g.h) continue;
-            for (int kx = 0; kx < g.kw; ++kx) {
-                int ix = ox * g.stride_w - g.pad_left + kx * g.dil_w;
-                if (ix < 0 || ix >= g.w) continue;
-                acc = fma(widen(wp[ky * g.kw + kx]), widen(xp[iy * g.w + ix]), acc);
+        for (int kz = 0; kz < g.kd; ++kz) {
+            int iz = oz * g.stride_d - g.pad_front + kz * g.dil_d;
+            if (iz < 0 || iz >= g.d) continue;
+            for (int ky = 0; ky < g.kh; ++ky) {
+                int iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
+                if (iy < 0 || iy >= g.h) continue;
+                for (int kx = 0; kx < g.kw; ++kx) {
+                    int ix = ox * g.stride_w - g.pad_left + kx * g.dil_w;
+                    if (ix < 0 || ix >= g.w) continue;
+                    acc = fma(widen(wp[(kz * g.kh + ky) * g.kw + kx]),
+                              widen(xp[g.offset(iz, iy, ix)]), acc);
+                }
             }
         }
         y[i] = narrow<T>(acc);
     }
 }
 
-extern "C" __global__ void conv2d_dw_fwd_f32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb) { dw_forward_impl(x, w, bias, y, ga, gb); }
-extern "C" __global__ void conv2d_dw_fwd_f64(const double *x, const double *w, const double *bias, double *y, Dims ga, Dims gb) { dw_forward_impl(x, w, bias, y, ga, gb); }
-extern "C" __global__ void conv2d_dw_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb) { dw_forward_impl(x, w, bias, y, ga, gb); }
-extern "C" __global__ void conv2d_dw_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb) { dw_forward_impl(x, w, bias, y, ga, gb); }
+extern "C" __global__ void conv_dw_fwd_f32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, Dims gc) { dw_forward_impl(x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void conv_dw_fwd_f64(const double *x, const double *w, const double *bias, double *y, Dims ga, Dims gb, Dims gc) { dw_forward_impl(x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void conv_dw_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, Dims gc) { dw_forward_impl(x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void conv_dw_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, Dims gc) { dw_forward_impl(x, w, bias, y, ga, gb, gc); }
 
-// Input gradient: one thread per input element (n, c, iy, ix), grid-stride, gathering
-// the outputs that read it (taps that land); no two threads write one element.
+// Input gradient: one thread per input element (n, c, iz, iy, ix), grid-stride,
+// gathering the outputs that read it (taps that land), plus the channel's bias when
+// given (the transposed convolution); no two threads write one element.
 template <typename T>
-__device__ __forceinline__ void dw_backward_input_impl(const T *gy, const T *w, T *gx,
-                                                       const Dims &ga, const Dims &gb) {
+__device__ __forceinline__ void dw_backward_input_impl(const T *gy, const T *w, const T *bias,
+                                                       T *gx, const Dims &ga, const Dims &gb,
+                                                       const Dims &gc) {
     typedef typename ComputeOf<T>::type C;
-    const ConvGeom g = conv_geom(ga, gb);
-    const uint64_t total = (uint64_t)g.n * g.c_in * g.plane();
+    const ConvGeom g = conv_geom(ga, gb, gc);
+    const uint64_t total = (uint64_t)g.n * g.c_in * g.spatial();
     KILN_FOR_EACH(i, total) {
-        uint64_t plane = i / g.plane();
-        int pos = (int)(i - plane * g.plane());
+        uint64_t plane = i / g.spatial();
+        int pos = (int)(i - plane * g.spatial());
         int ch = (int)(plane % g.c_in);
+        int iz = pos / (g.h * g.w);
+        pos -= iz * g.h * g.w;
         int iy = pos / g.w, ix = pos - iy * g.w;
-        const T *gp = gy + plane * g.out_plane();
+        const T *gp = gy + plane * g.out_spatial();
         const T *wp = w + (int64_t)ch * g.taps();
-        C acc = (C)0;
-        for (int ky = 0; ky < g.kh; ++ky) {
-            int oy = landing(iy + g.pad_top - ky * g.dil_h, g.stride_h, g.out_h);
-            if (oy < 0) continue;
-            for (int kx = 0; kx < g.kw; ++kx) {
-                int ox = landing(ix + g.pad_left - kx * g.dil_w, g.stride_w, g.out_w);
-                if (ox < 0) continue;
-                acc = fma(widen(gp[oy * g.out_w + ox]), widen(wp[ky * g.kw + kx]), acc);
+        C acc = bias ? widen(bias[ch]) : (C)0;
+        for (int kz = 0; kz < g.kd; ++kz) {
+            int oz = landing(iz + g.pad_front - kz * g.dil_d, g.stride_d, g.out_d);
+            if (oz < 0) continue;
+            for (int ky = 0; ky < g.kh; ++ky) {
+                int oy = landing(iy + g.pad_top - ky * g.dil_h, g.stride_h, g.out_h);
+                if (oy < 0) continue;
+                for (int kx = 0; kx < g.kw; ++kx) {
+                    int ox = landing(ix + g.pad_left - kx * g.dil_w, g.stride_w, g.out_w);
+                    if (ox < 0) continue;
+                    acc = fma(widen(gp[(oz * g.out_h + oy) * g.out_w + ox]),
+                              widen(wp[(kz * g.kh + ky) * g.kw + kx]), acc);
+                }
             }
         }
         gx[i] = narrow<T>(acc);
     }
 }
 
-extern "C" __global__ void conv2d_dw_bwd_input_f32(const float *gy, const float *w, float *gx, Dims ga, Dims gb) { dw_backward_input_impl(gy, w, gx, ga, gb); }
-extern "C" __global__ void conv2d_dw_bwd_input_f64(const double *gy, const double *w, double *gx, Dims ga, Dims gb) { dw_backward_input_impl(gy, w, gx, ga, gb); }
-extern "C" __global__ void conv2d_dw_bwd_input_f16(const f16 *gy, const f16 *w, f16 *gx, Dims ga, Dims gb) { dw_backward_input_impl(gy, w, gx, ga, gb); }
-extern "C" __global__ void conv2d_dw_bwd_input_bf16(const bf16 *gy, const bf16 *w, bf16 *gx, Dims ga, Dims gb) { dw_backward_input_impl(gy, w, gx, ga, gb); }
+extern "C" __global__ void conv_dw_bwd_input_f32(const float *gy, const float *w, const float *bias, float *gx, Dims ga, Dims gb, Dims gc) { dw_backward_input_impl(gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void conv_dw_bwd_input_f64(const double *gy, const double *w, const double *bias, double *gx, Dims ga, Dims gb, Dims gc) { dw_backward_input_impl(gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void conv_dw_bwd_input_f16(const f16 *gy, const f16 *w, const f16 *bias, f16 *gx, Dims ga, Dims gb, Dims gc) { dw_backward_input_impl(gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void conv_dw_bwd_input_bf16(const bf16 *gy, const bf16 *w, const bf16 *bias, bf16 *gx, Dims ga, Dims gb, Dims gc) { dw_backward_input_impl(gy, w, bias, gx, ga, gb, gc); }
 
-// Weight gradient: one block per weight (c, ky, kx), grid-stride over weights; its 256
-// threads stride over the batch's output positions (n, oy, ox), consecutive threads on
-// consecutive positions (coalesced), then a fixed-shape tree in shared memory adds the
-// 256 partial sums: deterministic, no atomics.
+// Weight gradient: one block per weight (c, kz, ky, kx), grid-stride over weights; its
+// 256 threads stride over the batch's output positions (n, oz, oy, ox), consecutive
+// threads on consecutive positions (coalesced), then a fixed-shape tree in shared
+// memory adds the 256 partial sums: deterministic, no atomics.
 template <typename T>
 __device__ __forceinline__ void dw_backward_weight_impl(const T *x, const T *gy, T *gw,
-                                                        const Dims &ga, const Dims &gb) {
+                                                        const Dims &ga, const Dims &gb,
+                                                        const Dims &gc) {
     typedef typename ComputeOf<T>::type C;
-    __shared__ C red[CONV_THREADS];
-    const ConvGeom g = conv_geom(ga, gb);
-    const int positions = g.n * g.out_plane();
+    KILN_SHARED(C, red, [CONV_THREADS]);
+    const ConvGeom g = conv_geom(ga, gb, gc);
+    const int positions = g.n * g.out_spatial();
     for (int wi = blockIdx.x; wi < g.c_out * g.taps(); wi += gridDim.x) {
-        int ch = wi / g.taps(), tap = wi - ch * g.taps();
-        int ky = tap / g.kw, kx = tap - ky * g.kw;
+        int ch = wi / g.taps(), kz, ky, kx;
+        g.tap_of(wi - ch * g.taps(), kz, ky, kx);
         C acc = (C)0;
         for (int j = threadIdx.x; j < positions; j += CONV_THREADS) {
-            int img = j / g.out_plane(), pos = j - img * g.out_plane();
-            int oy = pos / g.out_w, ox = pos - oy * g.out_w;
+            int img = j / g.out_spatial(), pos = j - img * g.out_spatial();
+            int oz, oy, ox;
+            g.out_pos(pos, oz, oy, ox);
+            int iz = oz * g.stride_d - g.pad_front + kz * g.dil_d;
             int iy = oy * g.stride_h - g.pad_top + ky * g.dil_h;
             int ix = ox * g.stride_w - g.pad_left + kx * g.dil_w;
-            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+            if (!g.inside(iz, iy, ix)) continue;
             int64_t plane = (int64_t)img * g.c_in + ch;
-            acc = fma(widen(gy[plane * g.out_plane() + pos]),
-                      widen(x[plane * g.plane() + iy * g.w + ix]), acc);
+            acc = fma(widen(gy[plane * g.out_spatial() + pos]),
+                      widen(x[plane * g.spatial() + g.offset(iz, iy, ix)]), acc);
         }
         red[threadIdx.x] = acc;
         __syncthreads();
@@ -233,7 +253,7 @@ __device__ __forceinline__ void dw_backward_weight_impl(const T *x, const T *gy,
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) conv2d_dw_bwd_weight_f32(const float *x, const float *gy, float *gw, Dims ga, Dims gb) { dw_backward_weight_impl(x, gy, gw, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_dw_bwd_weight_f64(const double *x, const double *gy, double *gw, Dims ga, Dims gb) { dw_backward_weight_impl(x, gy, gw, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_dw_bwd_weight_f16(const f16 *x, const f16 *gy, f16 *gw, Dims ga, Dims gb) { dw_backward_weight_impl(x, gy, gw, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_dw_bwd_weight_bf16(const bf16 *x, const bf16 *gy, bf16 *gw, Dims ga, Dims gb) { dw_backward_weight_impl(x, gy, gw, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv_dw_bwd_weight_f32(const float *x, const float *gy, float *gw, Dims ga, Dims gb, Dims gc) { dw_backward_weight_impl(x, gy, gw, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_dw_bwd_weight_f64(const double *x, const double *gy, double *gw, Dims ga, Dims gb, Dims gc) { dw_backward_weight_impl(x, gy, gw, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_dw_bwd_weight_f16(const f16 *x, const f16 *gy, f16 *gw, Dims ga, Dims gb, Dims gc) { dw_backward_weight_impl(x, gy, gw, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_dw_bwd_weight_bf16(const bf16 *x, const bf16 *gy, bf16 *gw, Dims ga, Dims gb, Dims gc) { dw_backward_weight_impl(x, gy, gw, ga, gb, gc); }

@@ -1,4 +1,4 @@
-// 2-D convolution on tensor cores: the implicit GEMMs of conv.cuh (forward, input
+// Convolution (1-, 2- and 3-d) on tensor cores: the implicit GEMMs of conv.cuh (forward, input
 // gradient, weight gradient per batch chunk) with mma.sync and f32 accumulation —
 // m16n8k16 for f16/bf16, m16n8k8 for f32 as TF32 (inputs rounded to nearest with
 // `f32_to_tf32`, as cuDNN does with `allow_tf32`). The host launches these for halves
@@ -29,20 +29,20 @@
 // The forward's A (the weights: rows contiguous along K) is copied by cp.async
 // instead, straight into the next stage, when K is a multiple of 16 bytes.
 //
-// Channels-last forward (`conv2d_tc_fwd_nhwc_*`, ConvForwardNhwc): when the channels
-// of a group are a multiple of a 16-byte chunk, the host converts x to NHWC and W to
-// (co, ky, kx, ci), so that with K ordered (ky, kx, ci) each chunk of B is consecutive
+// Channels-last forward (`conv_tc_fwd_nhwc_*`, ConvForwardNhwc): when the channels
+// of a group are a multiple of a 16-byte chunk, the host converts x to N(D)HWC and W
+// to (co, kz, ky, kx, ci), so that with K ordered (kz, ky, kx, ci) each chunk of B is consecutive
 // channels of one input pixel: B too is copied by cp.async (`P::B_CHUNKS`), whole
 // chunks, zero-filled (src_bytes 0) for padding taps, the end of K and columns past
 // N. Both operands then go global -> shared with no register staging, the copies of
-// slice k+1 in flight during the mma of slice k. The output stays NCHW.
+// slice k+1 in flight during the mma of slice k. The output stays NC(D)HW.
 //
-// Channels-last input gradient (`conv2d_tc_bwd_input_nhwc_*`, ConvBackwardInputNhwc):
+// Channels-last input gradient (`conv_tc_bwd_input_nhwc_*`, ConvBackwardInputNhwc):
 // when the output channels of a group are a multiple of a chunk, the host converts gy
-// to NHWC; with each phase's K ordered (phase tap y, phase tap x, co), each chunk of B
+// to N(D)HWC; with each phase's K ordered (phase taps, co), each chunk of B
 // is consecutive channels of one gy pixel, copied by cp.async (zero-filled for taps
 // off the output). A (W read transposed, only the phase's taps) stays gathered; gx is
-// stored NCHW.
+// stored NC(D)HW.
 //
 // Shared memory is XOR-swizzled per 16-byte chunk (chunk c of row r sits in column
 // c ^ (r/2 % 4) of its 128-byte line): the 8 rows of each ldmatrix and the 8 chunk
@@ -140,7 +140,7 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
     KILN_DYNAMIC_SHARED(uint4, smem);
     T *as = reinterpret_cast<T *>(smem); // [2][BM * BK]
     T *bs = as + 2 * BM * BK;            // [2][CTC_BN * BK]
-    __shared__ typename P::KRow krows[2][BK];
+    KILN_SHARED(typename P::KRow, krows, [2][BK]);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / 4 * (BM / 2), wn = warp % 4 * 32; // the warp's tile in the block's
 
@@ -261,7 +261,7 @@ __device__ __forceinline__ void implicit_gemm_tc(const P &p, int m_len, int n_le
 }
 
 // The tensor-core GEMM as conv.cuh's `Gemm`: BM x 128 tiles, BM = `tile_m` (64 or 128)
-// chosen per launch by the host (src/backend/cuda/conv.rs), which also sizes the
+// chosen per launch by the host (src/backend/cuda/ops/conv_gemm.rs), which also sizes the
 // dynamic shared memory to match.
 template <typename T> struct TcGemm {
     int tile_m;
@@ -276,25 +276,26 @@ template <typename T> struct TcGemm {
 };
 
 // Grids as in conv.cuh's drivers, with tiles of tile_m x 128.
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_tf32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, int tile_m) { conv_forward_run(TcGemm<float>{tile_m}, x, w, bias, y, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run(TcGemm<f16>{tile_m}, x, w, bias, y, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run(TcGemm<bf16>{tile_m}, x, w, bias, y, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_fwd_tf32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, Dims gc, int tile_m) { conv_forward_run(TcGemm<float>{tile_m}, x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, Dims gc, int tile_m) { conv_forward_run(TcGemm<f16>{tile_m}, x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, Dims gc, int tile_m) { conv_forward_run(TcGemm<bf16>{tile_m}, x, w, bias, y, ga, gb, gc); }
 
-// Channels-last forward (ConvForwardNhwc): x as NHWC, w as (co, kh, kw, ci/groups);
-// bias and y as above.
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_nhwc_tf32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<float>{tile_m}, x, w, bias, y, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_nhwc_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<f16>{tile_m}, x, w, bias, y, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_fwd_nhwc_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<bf16>{tile_m}, x, w, bias, y, ga, gb); }
+// Channels-last forward (ConvForwardNhwc): x as N(D)HWC, w as (co, kd, kh, kw,
+// ci/groups); bias and y as above.
+extern "C" __global__ void __launch_bounds__(256) conv_tc_fwd_nhwc_tf32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, Dims gc, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<float>{tile_m}, x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_fwd_nhwc_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, Dims gc, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<f16>{tile_m}, x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_fwd_nhwc_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, Dims gc, int tile_m) { conv_forward_run<ConvForwardNhwc>(TcGemm<bf16>{tile_m}, x, w, bias, y, ga, gb, gc); }
 
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_tf32(const float *gy, const float *w, float *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<float>{tile_m}, gy, w, gx, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_f16(const f16 *gy, const f16 *w, f16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<f16>{tile_m}, gy, w, gx, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_bf16(const bf16 *gy, const bf16 *w, bf16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run(TcGemm<bf16>{tile_m}, gy, w, gx, ga, gb); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_input_tf32(const float *gy, const float *w, const float *bias, float *gx, Dims ga, Dims gb, Dims gc, int tile_m) { conv_backward_input_run(TcGemm<float>{tile_m}, gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_input_f16(const f16 *gy, const f16 *w, const f16 *bias, f16 *gx, Dims ga, Dims gb, Dims gc, int tile_m) { conv_backward_input_run(TcGemm<f16>{tile_m}, gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_input_bf16(const bf16 *gy, const bf16 *w, const bf16 *bias, bf16 *gx, Dims ga, Dims gb, Dims gc, int tile_m) { conv_backward_input_run(TcGemm<bf16>{tile_m}, gy, w, bias, gx, ga, gb, gc); }
 
-// Channels-last input gradient (ConvBackwardInputNhwc): gy as NHWC; w and gx as above.
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_nhwc_tf32(const float *gy, const float *w, float *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<float>{tile_m}, gy, w, gx, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_nhwc_f16(const f16 *gy, const f16 *w, f16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<f16>{tile_m}, gy, w, gx, ga, gb); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_input_nhwc_bf16(const bf16 *gy, const bf16 *w, bf16 *gx, Dims ga, Dims gb, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<bf16>{tile_m}, gy, w, gx, ga, gb); }
+// Channels-last input gradient (ConvBackwardInputNhwc): gy as N(D)HWC; w, bias and gx
+// as above.
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_input_nhwc_tf32(const float *gy, const float *w, const float *bias, float *gx, Dims ga, Dims gb, Dims gc, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<float>{tile_m}, gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_input_nhwc_f16(const f16 *gy, const f16 *w, const f16 *bias, f16 *gx, Dims ga, Dims gb, Dims gc, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<f16>{tile_m}, gy, w, bias, gx, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_input_nhwc_bf16(const bf16 *gy, const bf16 *w, const bf16 *bias, bf16 *gx, Dims ga, Dims gb, Dims gc, int tile_m) { conv_backward_input_run<ConvBackwardInputNhwc>(TcGemm<bf16>{tile_m}, gy, w, bias, gx, ga, gb, gc); }
 
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_weight_tf32(const float *x, const float *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<float>{tile_m}, x, gy, partial, ga, gb, per_chunk, chunks); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_weight_f16(const f16 *x, const f16 *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<f16>{tile_m}, x, gy, partial, ga, gb, per_chunk, chunks); }
-extern "C" __global__ void __launch_bounds__(256) conv2d_tc_bwd_weight_bf16(const bf16 *x, const bf16 *gy, float *partial, Dims ga, Dims gb, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<bf16>{tile_m}, x, gy, partial, ga, gb, per_chunk, chunks); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_weight_tf32(const float *x, const float *gy, float *partial, Dims ga, Dims gb, Dims gc, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<float>{tile_m}, x, gy, partial, ga, gb, gc, per_chunk, chunks); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_weight_f16(const f16 *x, const f16 *gy, float *partial, Dims ga, Dims gb, Dims gc, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<f16>{tile_m}, x, gy, partial, ga, gb, gc, per_chunk, chunks); }
+extern "C" __global__ void __launch_bounds__(256) conv_tc_bwd_weight_bf16(const bf16 *x, const bf16 *gy, float *partial, Dims ga, Dims gb, Dims gc, int per_chunk, int chunks, int tile_m) { conv_backward_weight_run(TcGemm<bf16>{tile_m}, x, gy, partial, ga, gb, gc, per_chunk, chunks); }

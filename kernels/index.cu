@@ -1,6 +1,7 @@
 // Index ops: gather (and index_select, a gather with a broadcast index), scatter_add
-// (their backward), where_cond (select by a U8 condition) and index_bounds (the
-// device-side validation of an I64 index tensor).
+// (their backward), index_put_rows (advanced indexing's index_put), where_cond (select
+// by a U8 condition) and index_bounds (the device-side validation of an I64 index
+// tensor).
 //
 // Layouts: `gather` and `scatter_add` walk the FULL shape (dims not merged, innermost
 // first, see common.cuh) because the indexed dimension `dim` must stay apart; the host
@@ -19,7 +20,8 @@
 // one block per output row finds the row's positions once for all its columns
 // (V·N index reads, coalesced and L2-resident) and adds N·D src elements in all,
 // in the same order and compute type, so its results equal the general kernel's
-// bit for bit.
+// bit for bit. index_put_rows is the same walk for advanced indexing's index_put (the
+// tensor layer flattens it to rows): adding (accumulate) or replacing, every dtype.
 //
 // Indices are validated before these kernels run (index_bounds, one 16-byte readback);
 // the kernels still never read outside `src`: an index outside [0, len) yields 0 in
@@ -115,7 +117,9 @@ extern "C" __global__ void scatter_add_bf16(uint64_t n, int rank, Dims dims, int
 
 // scatter_add_impl's sum for out (rows, cols) contiguous, dim 0, idx[t] (t < idx_len,
 // stride idx_step) naming the row every src[t, :] is added to:
-// out[r, d] = base[r, d] + Σ_{t: idx[t] == r, increasing} src[t, d].
+// out[r, d] = base[r, d] + Σ_{t: idx[t] == r, increasing} src[t, d]; without
+// `accumulate` (index_put's replacement) each of those src rows replaces the last, so
+// the last t naming a row wins, as PyTorch's CPU loop leaves it.
 // One block per output row (grid-stride over rows), KILN_SCATTER_ROWS_THREADS
 // threads. For each tile of columns the block scans the index in chunks of one id
 // per thread, compacts the chunk's positions naming the row into `hits` in
@@ -128,11 +132,12 @@ __device__ __forceinline__ void scatter_add_rows_impl(uint64_t rows, uint64_t co
                                                       int64_t b_row, int64_t b_col,
                                                       const int64_t *idx, int64_t idx_step,
                                                       uint64_t idx_len, const T *src,
-                                                      int64_t s_row, int64_t s_col, T *out) {
+                                                      int64_t s_row, int64_t s_col, T *out,
+                                                      bool accumulate) {
     typedef typename ComputeOf<T>::type C;
     const unsigned warps = KILN_SCATTER_ROWS_THREADS / 32;
-    __shared__ uint64_t hits[KILN_SCATTER_ROWS_THREADS];
-    __shared__ unsigned warp_hits[warps];
+    KILN_SHARED(uint64_t, hits, [KILN_SCATTER_ROWS_THREADS]);
+    KILN_SHARED(unsigned, warp_hits, [warps]);
     const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const uint64_t tile = (uint64_t)KILN_SCATTER_ROWS_THREADS * KILN_SCATTER_ROWS_COLS;
     for (uint64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -167,7 +172,8 @@ __device__ __forceinline__ void scatter_add_rows_impl(uint64_t rows, uint64_t co
                     for (int k = 0; k < KILN_SCATTER_ROWS_COLS; ++k) {
                         uint64_t d = d0 + threadIdx.x + (uint64_t)k * KILN_SCATTER_ROWS_THREADS;
                         if (d < cols) {
-                            acc[k] += widen(s[(int64_t)d * s_col]);
+                            C v = widen(s[(int64_t)d * s_col]);
+                            acc[k] = accumulate ? (C)(acc[k] + v) : v;
                         }
                     }
                 }
@@ -185,10 +191,18 @@ __device__ __forceinline__ void scatter_add_rows_impl(uint64_t rows, uint64_t co
     }
 }
 
-extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f32(uint64_t rows, uint64_t cols, const float *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const float *src, int64_t s_row, int64_t s_col, float *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
-extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f64(uint64_t rows, uint64_t cols, const double *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const double *src, int64_t s_row, int64_t s_col, double *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
-extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f16(uint64_t rows, uint64_t cols, const f16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const f16 *src, int64_t s_row, int64_t s_col, f16 *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
-extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_bf16(uint64_t rows, uint64_t cols, const bf16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const bf16 *src, int64_t s_row, int64_t s_col, bf16 *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f32(uint64_t rows, uint64_t cols, const float *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const float *src, int64_t s_row, int64_t s_col, float *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, true); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f64(uint64_t rows, uint64_t cols, const double *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const double *src, int64_t s_row, int64_t s_col, double *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, true); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_f16(uint64_t rows, uint64_t cols, const f16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const f16 *src, int64_t s_row, int64_t s_col, f16 *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, true); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) scatter_add_rows_bf16(uint64_t rows, uint64_t cols, const bf16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const bf16 *src, int64_t s_row, int64_t s_col, bf16 *out) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, true); }
+
+// index_put of rows (every dtype; integers wrap): the same walk, adding or replacing.
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) index_put_rows_f32(uint64_t rows, uint64_t cols, const float *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const float *src, int64_t s_row, int64_t s_col, float *out, uint32_t accumulate) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, accumulate != 0); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) index_put_rows_f64(uint64_t rows, uint64_t cols, const double *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const double *src, int64_t s_row, int64_t s_col, double *out, uint32_t accumulate) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, accumulate != 0); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) index_put_rows_f16(uint64_t rows, uint64_t cols, const f16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const f16 *src, int64_t s_row, int64_t s_col, f16 *out, uint32_t accumulate) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, accumulate != 0); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) index_put_rows_bf16(uint64_t rows, uint64_t cols, const bf16 *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const bf16 *src, int64_t s_row, int64_t s_col, bf16 *out, uint32_t accumulate) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, accumulate != 0); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) index_put_rows_i64(uint64_t rows, uint64_t cols, const int64_t *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const int64_t *src, int64_t s_row, int64_t s_col, int64_t *out, uint32_t accumulate) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, accumulate != 0); }
+extern "C" __global__ void __launch_bounds__(KILN_SCATTER_ROWS_THREADS) index_put_rows_u8(uint64_t rows, uint64_t cols, const uint8_t *base, int64_t b_row, int64_t b_col, const int64_t *idx, int64_t idx_step, uint64_t idx_len, const uint8_t *src, int64_t s_row, int64_t s_col, uint8_t *out, uint32_t accumulate) { scatter_add_rows_impl(rows, cols, base, b_row, b_col, idx, idx_step, idx_len, src, s_row, s_col, out, accumulate != 0); }
 
 // out[i] = cond[i] ? a[i] : b[i], all three broadcast to the output's (merged) shape.
 template <typename T>
@@ -218,8 +232,8 @@ extern "C" __global__ void where_cond_u8(uint64_t n, int rank, Dims dims, const 
 // levels) folds the block. The host reads the two values back and names the first
 // bad one in its error; the index ops themselves never read out of bounds.
 extern "C" __global__ void __launch_bounds__(256) index_bounds(uint64_t n, int rank, Dims dims, const int64_t *idx, Strides is, int64_t *out) {
-    __shared__ int64_t lo_s[KILN_INDEX_BOUNDS_THREADS];
-    __shared__ int64_t hi_s[KILN_INDEX_BOUNDS_THREADS];
+    KILN_SHARED(int64_t, lo_s, [KILN_INDEX_BOUNDS_THREADS]);
+    KILN_SHARED(int64_t, hi_s, [KILN_INDEX_BOUNDS_THREADS]);
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (uint64_t i = threadIdx.x; i < n; i += blockDim.x) {
         int64_t v = idx[offset1(i, n, rank, dims, is)];

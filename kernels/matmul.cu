@@ -49,8 +49,8 @@ __device__ __forceinline__ void gemm_impl(const T *a, const T *b, T *c, const T 
                                           int64_t b_k, int64_t b_n) {
     typedef typename ComputeOf<T>::type C;
     // +4 keeps rows 16-byte aligned and spreads the transposed tile stores over banks.
-    __shared__ C as[GEMM_BK][GEMM_BM + 4];
-    __shared__ C bs[GEMM_BK][GEMM_BN + 4];
+    KILN_SHARED(C, as, [GEMM_BK][GEMM_BM + 4]);
+    KILN_SHARED(C, bs, [GEMM_BK][GEMM_BN + 4]);
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     const uint32_t row0 = blockIdx.y * GEMM_BM, col0 = blockIdx.x * GEMM_BN;
     const bool a_rows_contiguous = a_m == 1 && a_k != 1; // A is a transposed view

@@ -1,4 +1,4 @@
-// Batch normalisation, layer norm and RMS norm: the CUDA side of
+// Batch normalisation, layer norm, RMS norm and group norm: the CUDA side of
 // src/backend/cpu/norm.rs.
 //
 // The input is contiguous and seen as (n, c, s): channel ch's values are the n rows of
@@ -250,3 +250,92 @@ extern "C" __global__ void layer_norm_param_grads_f32(const float *part_w, const
 extern "C" __global__ void layer_norm_param_grads_f64(const double *part_w, const double *part_b, uint64_t parts, uint64_t d, double *dw, double *db) { layer_norm_param_grads(part_w, part_b, parts, d, dw, db); }
 extern "C" __global__ void layer_norm_param_grads_f16(const float *part_w, const float *part_b, uint64_t parts, uint64_t d, f16 *dw, f16 *db) { layer_norm_param_grads(part_w, part_b, parts, d, dw, db); }
 extern "C" __global__ void layer_norm_param_grads_bf16(const float *part_w, const float *part_b, uint64_t parts, uint64_t d, bf16 *dw, bf16 *db) { layer_norm_param_grads(part_w, part_b, parts, d, dw, db); }
+
+// ---- Group norm: the input is contiguous (n, groups, cpg, s) with cpg = c / groups
+// channels per group; a row is one (sample, group) of d = cpg * s values, normalised
+// with its own statistics (in C, saved for the backward pass), then scaled and
+// shifted per channel. Instance norm is group norm with cpg = 1.
+//
+// Thread mappings, and why:
+//   * group_norm_forward_*: layer norm's, one block per row (grid-stride over rows):
+//     row_stats, then one pass over the whole row that writes y (the channel of value
+//     j is j / s; walking channel by channel would idle most threads when s is small).
+//   * group_norm_backward_*: one block per row. For each of its cpg channels, two
+//     block sums over the channel's s values (g and g * x_hat), written to
+//     part_w/part_b[sample * c + channel] by thread 0; the row sums that dx needs are
+//     the w-weighted sums of those, so a second pass writes dx. The weight and bias
+//     gradients are layer_norm_param_grads_* over the n per-sample partials of each
+//     channel (in sample order): deterministic, no atomics.
+template <typename T>
+__device__ __forceinline__ void group_norm_forward(const T *x, uint64_t rows, uint64_t groups,
+                                                   uint64_t cpg, uint64_t s, double eps,
+                                                   const T *w, const T *b, T *y,
+                                                   typename ComputeOf<T>::type *mean,
+                                                   typename ComputeOf<T>::type *rstd) {
+    typedef typename ComputeOf<T>::type C;
+    uint64_t d = cpg * s;
+    for (uint64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *xr = x + r * d;
+        C m, rs;
+        row_stats(xr, d, eps, 0, m, rs);
+        uint64_t first = (r % groups) * cpg;
+        for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) {
+            uint64_t ch = first + j / s;
+            C wk = w ? widen(w[ch]) : (C)1, bk = b ? widen(b[ch]) : (C)0;
+            y[r * d + j] = narrow<T>((widen(xr[j]) - m) * rs * wk + bk);
+        }
+        if (threadIdx.x == 0) {
+            mean[r] = m;
+            rstd[r] = rs;
+        }
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void group_norm_backward(
+    const T *g, const T *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s,
+    const typename ComputeOf<T>::type *mean, const typename ComputeOf<T>::type *rstd,
+    const T *w, T *dx, typename ComputeOf<T>::type *part_w,
+    typename ComputeOf<T>::type *part_b) {
+    typedef typename ComputeOf<T>::type C;
+    uint64_t d = cpg * s;
+    for (uint64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *gr = g + r * d, *xr = x + r * d;
+        C m = mean[r], rs = rstd[r];
+        uint64_t first = (r % groups) * cpg;
+        C sum_wg = 0, sum_wgx = 0;
+        for (uint64_t k = 0; k < cpg; ++k) {
+            C sg = 0, sgx = 0;
+            for (uint64_t j = k * s + threadIdx.x; j < (k + 1) * s; j += blockDim.x) {
+                C gj = widen(gr[j]);
+                sg += gj;
+                sgx += gj * ((widen(xr[j]) - m) * rs);
+            }
+            sg = block_all(sg, false);
+            sgx = block_all(sgx, false);
+            if (threadIdx.x == 0) {
+                part_b[r * cpg + k] = sg;
+                part_w[r * cpg + k] = sgx;
+            }
+            C wk = w ? widen(w[first + k]) : (C)1;
+            sum_wg += wk * sg;
+            sum_wgx += wk * sgx;
+        }
+        C mean_wg = sum_wg / (C)d, mean_wgx = sum_wgx / (C)d;
+        for (uint64_t j = threadIdx.x; j < d; j += blockDim.x) {
+            C wk = w ? widen(w[first + j / s]) : (C)1;
+            C xh = (widen(xr[j]) - m) * rs;
+            dx[r * d + j] = narrow<T>(rs * (wk * widen(gr[j]) - mean_wg - xh * mean_wgx));
+        }
+    }
+}
+
+extern "C" __global__ void group_norm_forward_f32(const float *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, double eps, const float *w, const float *b, float *y, float *mean, float *rstd) { group_norm_forward(x, rows, groups, cpg, s, eps, w, b, y, mean, rstd); }
+extern "C" __global__ void group_norm_forward_f64(const double *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, double eps, const double *w, const double *b, double *y, double *mean, double *rstd) { group_norm_forward(x, rows, groups, cpg, s, eps, w, b, y, mean, rstd); }
+extern "C" __global__ void group_norm_forward_f16(const f16 *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, double eps, const f16 *w, const f16 *b, f16 *y, float *mean, float *rstd) { group_norm_forward(x, rows, groups, cpg, s, eps, w, b, y, mean, rstd); }
+extern "C" __global__ void group_norm_forward_bf16(const bf16 *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, double eps, const bf16 *w, const bf16 *b, bf16 *y, float *mean, float *rstd) { group_norm_forward(x, rows, groups, cpg, s, eps, w, b, y, mean, rstd); }
+
+extern "C" __global__ void group_norm_backward_f32(const float *g, const float *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, const float *mean, const float *rstd, const float *w, float *dx, float *part_w, float *part_b) { group_norm_backward(g, x, rows, groups, cpg, s, mean, rstd, w, dx, part_w, part_b); }
+extern "C" __global__ void group_norm_backward_f64(const double *g, const double *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, const double *mean, const double *rstd, const double *w, double *dx, double *part_w, double *part_b) { group_norm_backward(g, x, rows, groups, cpg, s, mean, rstd, w, dx, part_w, part_b); }
+extern "C" __global__ void group_norm_backward_f16(const f16 *g, const f16 *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, const float *mean, const float *rstd, const f16 *w, f16 *dx, float *part_w, float *part_b) { group_norm_backward(g, x, rows, groups, cpg, s, mean, rstd, w, dx, part_w, part_b); }
+extern "C" __global__ void group_norm_backward_bf16(const bf16 *g, const bf16 *x, uint64_t rows, uint64_t groups, uint64_t cpg, uint64_t s, const float *mean, const float *rstd, const bf16 *w, bf16 *dx, float *part_w, float *part_b) { group_norm_backward(g, x, rows, groups, cpg, s, mean, rstd, w, dx, part_w, part_b); }

@@ -110,8 +110,8 @@ __device__ __forceinline__ Partial<A> shfl_down(Partial<A> p, int delta) {
 
 // Reduces `p` over the block (blockDim.x a multiple of 32, at most 1024); thread 0 gets it.
 template <typename A> __device__ __forceinline__ Partial<A> block_reduce(uint32_t op, Partial<A> p) {
-    __shared__ A sv[32];
-    __shared__ int64_t si[32];
+    KILN_SHARED(A, sv, [32]);
+    KILN_SHARED(int64_t, si, [32]);
 #pragma unroll
     for (int d = 16; d > 0; d /= 2) p = combine(op, p, shfl_down(p, d));
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;

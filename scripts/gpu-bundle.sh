@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, on this machine, everything scripts/gpu-check.sh runs on a GPU machine (which
-# has no Rust toolchain): the CUDA test binary (tests/cuda.rs), every golden test binary
-# with CUDA variants (the files that use `device_test!`), the CUDA-only TF32 convolution
+# has no Rust toolchain): the CUDA test binary (tests/cuda.rs), every test binary with
+# CUDA tests (the files that use `device_test!` or `golden_cases!`, or hold a family's
+# `cuda_parity` sweep), the CUDA-only TF32 convolution
 # suite (tests/conv_tf32.rs), and the CUDA timing binary
 # (benches/cuda_ops.rs), release mode, kernels required and embedded, stripped and
 # gzipped (the device tool carries at most 64 MiB), plus the PyTorch counterpart of the
@@ -32,8 +33,9 @@ mkdir -p .gpu/golden
 cp "$tests" .gpu/cuda-tests
 cp "$bench" .gpu/cuda-bench
 strip .gpu/cuda-tests .gpu/cuda-bench
-# The golden suites, each run on the GPU by its `::cuda` variants.
-for file in $(grep -l 'device_test!' tests/*.rs); do
+# The golden suites and parity sweeps, each run on the GPU by its tests named `cuda`
+# (the `::cuda` variants and the `cuda_parity` modules).
+for file in $(grep -lE 'device_test!|golden_cases!|mod cuda_parity' tests/*.rs); do
     name="$(basename "$file" .rs)"
     [[ "$name" == cuda ]] && continue
     cp "$(executable test --release --test "$name")" ".gpu/golden/$name"

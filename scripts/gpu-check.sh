@@ -2,14 +2,17 @@
 # Runs on a GPU machine with the folder scripts/gpu-bundle.sh built (.gpu/, which also
 # holds a copy of this script; no Rust needed): `bash scripts/gpu-check.sh` or
 # `bash .gpu/gpu-check.sh`.
-#   1. the CUDA tests, required (KILN_REQUIRE_CUDA_TESTS=1: a skip is a failure), then
-#      every golden suite's `::cuda` variants (PyTorch's values on the GPU), then the
-#      TF32 convolutions' error bounds (tests/conv_tf32.rs);
+#   1. the CUDA tests (tests/cuda.rs), required (KILN_REQUIRE_CUDA_TESTS=1: a skip is a
+#      failure), then every suite's tests named `cuda`: the golden tests' `::cuda`
+#      variants (PyTorch's values on the GPU) and each family's `cuda_parity` sweep
+#      (every kernel variant against the CPU), then the TF32 convolutions' error bounds
+#      (tests/conv_tf32.rs);
 #   2. kiln's CUDA timings and PyTorch's for the same cases, interleaved by group
 #      (CUDA events, median of 25 with the range, L2 flushed before single-op rows);
-#   3. the CUDA tests again with the cache bypassed (KILN_CUDA_NO_CACHE=1), then the
-#      10,000-step training soak (device memory flat after warm-up);
-#   4. if compute-sanitizer exists: memcheck and racecheck over the kernels' tests;
+#   3. the CUDA tests and the parity sweeps again with the cache bypassed
+#      (KILN_CUDA_NO_CACHE=1), then the 10,000-step training soak (device memory flat
+#      after warm-up);
+#   4. if compute-sanitizer exists: memcheck and racecheck over the parity sweeps;
 #   5. the GEMM backends: the linear, tensor-golden and vendor-GEMM suites once with
 #      KILN_CUDA_GEMM=kiln and once with =vendor (cuBLASLt, from PyTorch's wheels).
 # GEMM timing rows have a kiln-own and a kiln-vendor (cuBLASLt) column; summary.md also
@@ -47,15 +50,31 @@ echo "bundle built from commit $(cat $B/commit.txt 2>/dev/null || echo '?')" | t
 step "CUDA tests (caching allocator)"
 KILN_REQUIRE_CUDA_TESTS=1 timeout 240 "$B/cuda-tests" 2>&1 | tee "$OUT/tests.log" || fail=1
 
-step "golden suites on the GPU (their ::cuda variants)"
+# The golden suites, unpacked once, outside $OUT (whose files come back from the device).
+suites="$(mktemp -d)"
+trap 'rm -rf "$suites"' EXIT
 for gz in "$B"/golden/*.gz; do
     [[ -e "$gz" ]] || continue
-    bin="$OUT/$(basename "$gz" .gz)"
-    gunzip -c "$gz" > "$bin" && chmod +x "$bin"
-    echo "-- $(basename "$bin")" | tee -a "$OUT/golden.log"
-    KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$bin" cuda 2>&1 | tee -a "$OUT/golden.log" || fail=1
-    rm -f "$bin"
+    gunzip -c "$gz" > "$suites/$(basename "$gz" .gz)" && chmod +x "$suites/$(basename "$gz" .gz)"
 done
+# Runs every suite with the given test-binary arguments, each under `timeout SECONDS`
+# and the command prefix PREFIX... (empty or a sanitizer), appending to LOG:
+# `each_suite LOG SECONDS [PREFIX...] -- ARGS...`.
+each_suite() {
+    local log="$1" seconds="$2" prefix=()
+    shift 2
+    while [[ "$1" != -- ]]; do prefix+=("$1"); shift; done
+    shift
+    for bin in "$suites"/*; do
+        # Only suites with a test to run (a sanitizer's start costs seconds).
+        "$bin" --list "$@" 2>/dev/null | grep -q ': test$' || continue
+        echo "-- $(basename "$bin")" | tee -a "$log"
+        KILN_REQUIRE_CUDA_TESTS=1 timeout "$seconds" ${prefix[@]+"${prefix[@]}"} "$bin" "$@" 2>&1 | tee -a "$log" || fail=1
+    done
+}
+
+step "golden suites and parity sweeps on the GPU (their tests named cuda)"
+each_suite "$OUT/golden.log" 120 -- cuda
 
 step "TF32 convolutions on the tensor cores (error bounds; TF32 on by default)"
 KILN_REQUIRE_CUDA_TESTS=1 timeout 60 "$B/conv_tf32" 2>&1 | tee "$OUT/conv-tf32.log" || fail=1
@@ -68,16 +87,20 @@ groups=(
     "matmul bmm"
     "linear"
     "add_ exp_ sum_ softmax transpose to_f16"
-    "max_pool batch_norm cross_entropy dropout"
+    "max_pool avg_pool batch_norm cross_entropy dropout"
     "conv2d_3x3_fwd_bwd_f32"
     "conv2d_stem7x7s2_fwd_bwd_tf32 conv2d_3x3_fwd_bwd_tf32 conv2d_3x3s2_fwd_bwd_tf32 conv2d_1x1s2_fwd_bwd_tf32"
     "conv2d_stem7x7s2_fwd_bwd_bf16 conv2d_3x3_fwd_bwd_bf16 conv2d_3x3s2_fwd_bwd_bf16 conv2d_1x1s2_fwd_bwd_bf16"
     "adamw"
     "mlp digits"
+    "gpt2_small_generate"
     "resnet18_train_step_f32"
     "resnet18_train_step_tf32"
     "resnet18_train_step_bf16"
     "copy"
+    "sort_ topk cumsum std_ logsumexp erf_ hardswish"
+    "interpolate index_ einsum embedding"
+    "group_norm bce_with_logits"
 )
 # Seconds each process of a group may take: 60 (kiln) and 90 (PyTorch, which imports
 # torch first), more for the ResNet-18 steps at batch 128 (28 calls of ~1.4 TFLOP each).
@@ -107,8 +130,9 @@ for i in "${!groups[@]}"; do
     else run_torch "${groups[$i]}"; run_kiln "${groups[$i]}"; fi
 done
 
-step "CUDA tests (KILN_CUDA_NO_CACHE=1)"
+step "CUDA tests and parity sweeps (KILN_CUDA_NO_CACHE=1)"
 KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 150 "$B/cuda-tests" 2>&1 | tee "$OUT/tests-no-cache.log" || fail=1
+KILN_CUDA_NO_CACHE=1 each_suite "$OUT/tests-no-cache.log" 120 -- cuda_parity
 
 step "soak: 10,000 training steps, device memory flat"
 KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$B/cuda-tests" --ignored --nocapture soak 2>&1 | tee "$OUT/soak.log" || fail=1
@@ -117,30 +141,29 @@ step "GEMM backends: KILN_CUDA_GEMM=kiln and =vendor"
 echo "cuBLASLt from: ${cublas_lib:-not found}" | tee "$OUT/gemm.log"
 for gemm in kiln vendor; do
     for name in functional_linear tensor_golden vendor_gemm; do
-        gz="$B/golden/$name.gz"
-        [[ -e "$gz" ]] || { echo "-- $name: not in the bundle" | tee -a "$OUT/gemm.log"; fail=1; continue; }
-        bin="$OUT/$name-gemm"
-        gunzip -c "$gz" > "$bin" && chmod +x "$bin"
+        bin="$suites/$name"
+        [[ -e "$bin" ]] || { echo "-- $name: not in the bundle" | tee -a "$OUT/gemm.log"; fail=1; continue; }
         echo "-- KILN_CUDA_GEMM=$gemm $name" | tee -a "$OUT/gemm.log"
-        KILN_CUDA_GEMM=$gemm KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$bin" 2>&1 | tee -a "$OUT/gemm.log" || fail=1
-        rm -f "$bin"
+        # The golden tests; the parity sweeps ran above, on the default GEMM.
+        KILN_CUDA_GEMM=$gemm KILN_REQUIRE_CUDA_TESTS=1 timeout 120 "$bin" --skip cuda_parity 2>&1 | tee -a "$OUT/gemm.log" || fail=1
     done
 done
 
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
 if [[ -n "$SAN" ]]; then
     # Every kernel family's parity test, each tensor in its own allocation (exact bounds).
-    kernels=(conversions views softmax binary unary reductions matmul_matches dropout pools
-        conv2d batch_norm cross_entropy fused_optimizer creation)
+    kernels=(conversions views softmax binary unary reductions large_and_strided_reductions
+        matmul_matches dropout pools conv2d batch_norm cross_entropy fused_optimizer creation)
     step "compute-sanitizer memcheck"
-    KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 180 "$SAN" --tool memcheck --error-exitcode 3 \
-        "$B/cuda-tests" --test-threads=1 "${kernels[@]}" 2>&1 |
-        tail -n 40 | tee "$OUT/sanitizer.log" || fail=1
+    KILN_CUDA_NO_CACHE=1 each_suite "$OUT/memcheck-full.log" 180 "$SAN" --tool memcheck --error-exitcode 3 -- \
+        --test-threads=1 "${kernels[@]/#/cuda_parity::}"
+    grep -E '^-- |ERROR SUMMARY|^test result' "$OUT/memcheck-full.log" > "$OUT/sanitizer.log"
     # The kernels that share memory between threads: a missing barrier is a race.
     step "compute-sanitizer racecheck"
-    KILN_CUDA_NO_CACHE=1 KILN_REQUIRE_CUDA_TESTS=1 timeout 180 "$SAN" --tool racecheck --error-exitcode 3 \
-        "$B/cuda-tests" --test-threads=1 softmax reductions matmul_matches conv2d batch_norm 2>&1 |
-        tail -n 40 | tee "$OUT/racecheck.log" || fail=1
+    racy=(softmax reductions large_and_strided_reductions matmul_matches conv2d batch_norm)
+    KILN_CUDA_NO_CACHE=1 each_suite "$OUT/racecheck-full.log" 180 "$SAN" --tool racecheck --error-exitcode 3 -- \
+        --test-threads=1 "${racy[@]/#/cuda_parity::}"
+    grep -E '^-- |ERROR SUMMARY|^test result' "$OUT/racecheck-full.log" > "$OUT/racecheck.log"
 fi
 
 step "summary"

@@ -236,11 +236,64 @@ def cases(d, smoke):
         x = leaf(pick(64, 2), pick(64, 3), side, side)
         return fwd_bwd(lambda: F.max_pool2d(x, 3, 2, 1), x)
 
+    def max_pool_ceil():
+        side = pick(112, 9)
+        x = leaf(pick(64, 2), pick(64, 3), side, side)
+        return fwd_bwd(lambda: F.max_pool2d(x, 3, 2, ceil_mode=True), x)
+
+    def max_pool1d():
+        x = leaf(pick(64, 2), pick(256, 3), pick(4096, 17))
+        return fwd_bwd(lambda: F.max_pool1d(x, 3, 2, 1), x)
+
+    def avg_pool3d():
+        depth, side = pick(16, 5), pick(56, 7)
+        x = leaf(pick(16, 2), pick(64, 3), depth, side, side)
+        return fwd_bwd(lambda: F.avg_pool3d(x, 2, 2), x)
+
+    def adaptive_max_pool():
+        side = pick(28, 9)
+        x = leaf(pick(64, 2), pick(512, 3), side, side)
+        return fwd_bwd(lambda: F.adaptive_max_pool2d(x, 7), x)
+
+    def upsample_bilinear():
+        side = pick(128, 7)
+        x = leaf(pick(32, 2), pick(64, 3), side, side)
+        return fwd_bwd(lambda: F.interpolate(x, scale_factor=2.0, mode="bilinear"), x)
+
+    def matrix_fwd_bwd(f):
+        x = matrix().requires_grad_()
+        return fwd_bwd(lambda: f(x), x)
+
+    def index_rows():
+        rows = pick(65536, 50)
+        x, picked = leaf(rows, pick(64, 3)), labels(rows, rows)
+        return fwd_bwd(lambda: x[picked], x)
+
+    def index_put_accumulate():
+        rows, cols = pick(65536, 50), pick(64, 3)
+        x, picked, v = r(rows, cols), labels(4 * rows, rows), r(4 * rows, cols)
+        return lambda: x.index_put((picked,), v, accumulate=True)
+
+    def einsum():
+        n = pick(256, 8)
+        a, b = r(8, n, n), r(8, n, n)
+        return lambda: torch.einsum("bij,bjk->bik", a, b)
+
     def batch_norm():
         c, side = pick(256, 3), pick(28, 5)
         x, w, b = leaf(pick(64, 2), c, side, side), leaf(c), leaf(c)
         mean, var = torch.zeros(c, device=d), torch.ones(c, device=d)
         return fwd_bwd(lambda: F.batch_norm(x, mean, var, w, b, True, 0.1, 1e-5), x, w, b)
+
+    def group_norm():
+        c, side = pick(256, 4), pick(32, 5)
+        x, w, b = leaf(pick(8, 2), c, side, side), leaf(c), leaf(c)
+        return fwd_bwd(lambda: F.group_norm(x, pick(32, 2), w, b, 1e-5), x, w, b)
+
+    def bce_with_logits():
+        z = leaf(pick(1024, 5), pick(4096, 7))
+        t = torch.rand(z.shape, device=d)
+        return fwd_bwd(lambda: F.binary_cross_entropy_with_logits(z, t), z)
 
     def cross_entropy():
         n, k = pick(4096, 5), pick(1000, 7)
@@ -338,6 +391,8 @@ def cases(d, smoke):
         "sum_dim1_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(1))),
         "sum_dim0_f32_1024x4096": (True, lambda: unary(lambda a: a.sum(0))),
         "softmax_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.softmax(a, 1))),
+        "sort_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.sort(a, dim=1, stable=True)[0])),
+        "topk_k16_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.topk(a, 16, 1)[0])),
         "transpose_contiguous_f32_1024x4096": (True, lambda: unary(lambda a: a.t().contiguous())),
         "to_f16_f32_1024x4096": (True, lambda: unary(lambda a: a.to(f16))),
         "mlp_fwd_bwd_f32_256x512x1024x256": (False, mlp),
@@ -348,14 +403,50 @@ def cases(d, smoke):
         "embedding_fwd_bwd_f32_50257x768_n8192": (True, embedding),
         "adamw_step_resnet18_f32": (False, adamw()),
         "adamw_fused_step_resnet18_f32": (False, adamw(fused=True)),
+        "max_pool2d_k3s2_ceil_fwd_bwd_f32_64x64x112x112": (True, max_pool_ceil),
+        "interpolate_bilinear_x2_fwd_bwd_f32_32x64x128x128": (True, upsample_bilinear),
+        "hardswish_fwd_bwd_f32_1024x4096": (True, lambda: matrix_fwd_bwd(F.hardswish)),
+        "erf_f32_1024x4096": (True, lambda: unary(torch.erf)),
+        "cumsum_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.cumsum(a, 1))),
+        "logsumexp_dim1_fwd_bwd_f32_1024x4096": (True, lambda: matrix_fwd_bwd(lambda x: torch.logsumexp(x, 1))),
+        "std_dim1_f32_1024x4096": (True, lambda: unary(lambda a: torch.std(a, 1))),
+        "index_rows_fwd_bwd_f32_65536x64_n65536": (True, index_rows),
+        "index_put_accumulate_f32_65536x64_n262144": (True, index_put_accumulate),
+        "einsum_bij_bjk_f32_8x256x256x256": (True, einsum),
+        "max_pool1d_k3s2p1_fwd_bwd_f32_64x256x4096": (True, max_pool1d),
+        "avg_pool3d_k2s2_fwd_bwd_f32_16x64x16x56x56": (True, avg_pool3d),
+        "adaptive_max_pool2d_7x7_fwd_bwd_f32_64x512x28x28": (True, adaptive_max_pool),
         **conv_rows(),
         "digits_cnn_train_step_f32_b128": (False, digits),
+        "gpt2_small_generate_greedy_f32_p128_n32": (False, lambda: gpt2_generate(pick)),
         "copy_d2d_f32_1GiB": (True, copy),
+        "group_norm_g32_fwd_bwd_f32_8x256x32x32": (True, group_norm),
+        "bce_with_logits_fwd_bwd_f32_1024x4096": (True, bce_with_logits),
         **{
             f"resnet18_train_step_{prec}_b128": (False, precision(prec, lambda dt=dt: resnet(dt)))
             for prec, (dt, _) in PRECISIONS.items()
         },
     }
+
+
+def gpt2_generate(pick):
+    """transformers' greedy generate with GPT2LMHeadModel(GPT2Config()) (random weights):
+    32 new tokens (no stop token) after a 128-token prompt, one sequence, its KV cache."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging
+    logging.set_verbosity_error()
+    small = dict(vocab_size=500, n_positions=64, n_embd=32, n_layer=2, n_head=2, n_inner=64)
+    d = "cuda" if torch.cuda.is_available() else "cpu"
+    model = GPT2LMHeadModel(GPT2Config(**pick({}, small))).to(d).eval()
+    p, n = pick(128, 8), pick(32, 4)
+    prompt = (torch.arange(p, device=d) * 7919 % 500).reshape(1, p)
+
+    def step():
+        with torch.no_grad():
+            model.generate(prompt, do_sample=False, max_new_tokens=n, min_new_tokens=n,
+                           eos_token_id=None, pad_token_id=0)
+
+    return step
 
 
 class Timer:

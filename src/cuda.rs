@@ -145,6 +145,16 @@ pub fn emulated_launch_counts() -> Vec<(&'static str, u64)> {
     crate::backend::cuda::runtime::emulator::launch_counts()
 }
 
+/// The module that defines kernel `name` — the stem of its source, `"conv_tc"` for
+/// `kernels/conv_tc.cu` — or `None` when no kernel has that name. For the test suites'
+/// checks that a family's tests launch each of its kernels.
+#[doc(hidden)]
+pub fn kernel_module(name: &str) -> Option<&'static str> {
+    use crate::backend::cuda::runtime::kernels::{KernelId, MODULE_NAMES};
+    let kernel = KernelId::ALL.into_iter().find(|k| k.name() == name)?;
+    Some(MODULE_NAMES[kernel.module()])
+}
+
 /// Lets f32 matmul and linear use TF32 tensor cores (10-bit mantissa products, f32
 /// accumulation) where the GEMM has them: cuBLASLt's `CUBLAS_COMPUTE_32F_FAST_TF32`.
 /// Process-wide, read at each GEMM, like `torch.backends.cuda.matmul.allow_tf32`;

@@ -33,6 +33,49 @@ impl DType {
         matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
     }
 
+    /// The largest finite value of a float dtype, as f64.
+    pub(crate) fn float_max(self) -> f64 {
+        match self {
+            DType::F32 => f64::from(f32::MAX),
+            DType::F16 => half::f16::MAX.to_f64(),
+            DType::BF16 => half::bf16::MAX.to_f64(),
+            _ => f64::MAX,
+        }
+    }
+
+    /// A scalar (a fill value, a clamp bound) as an element of this dtype holds it, by
+    /// PyTorch's rules for converting a scalar, or `None` where PyTorch refuses it
+    /// ("value cannot be converted to type uint8_t without overflow"):
+    ///
+    /// * a float dtype takes ±inf and NaN, and any finite value up to its largest
+    ///   (`1e6` does not fit F16);
+    /// * an integer dtype refuses NaN and ±inf. kiln's scalars are f64, and an
+    ///   integral one is an integer scalar, as in the arithmetic ops: it must lie in
+    ///   the dtype's range, except that U8 takes -255..=-1 and wraps them (-1 is 255,
+    ///   as PyTorch's integer -1). A fractional one truncates toward zero, and must
+    ///   lie in `[lowest, max + 1)` (U8: -0.5 is refused, 255.9 is 255).
+    ///
+    /// Every backend converts the result to the same element (an integer one is
+    /// exact).
+    pub(crate) fn scalar(self, value: f64) -> Option<f64> {
+        let fits = if self.is_float() {
+            !value.is_finite() || value.abs() <= self.float_max()
+        } else {
+            // [lowest, max + 1), both exact in f64.
+            let (lowest, end) = match self {
+                DType::U8 if value.fract() == 0.0 => (-255.0, 256.0),
+                DType::U8 => (0.0, 256.0),
+                _ => (-9_223_372_036_854_775_808.0, 9_223_372_036_854_775_808.0),
+            };
+            value >= lowest && value < end
+        };
+        fits.then(|| match self {
+            _ if self.is_float() => value,
+            DType::U8 if value < 0.0 => value.trunc() + 256.0,
+            _ => value.trunc(),
+        })
+    }
+
     /// The name used in safetensors files and by PyTorch.
     pub fn safetensors_name(self) -> &'static str {
         match self {

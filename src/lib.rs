@@ -51,7 +51,7 @@ pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
 pub use nn::checkpoint::{load_tensors, save_tensors};
 pub use rng::manual_seed;
-pub use tensor::{rng_state, set_rng_state, Tensor, TensorId};
+pub use tensor::{einsum, rng_state, set_rng_state, Tensor, TensorId};
 
 /// The names most programs need: `use kiln::prelude::*;`.
 pub mod prelude {
@@ -77,12 +77,13 @@ impl Tensor {
 }
 
 /// Pieces of kiln's internals that its own benchmarks and tests reach into (the
-/// caching allocator over a host raw allocator, the Philox stream dropout uses).
+/// caching allocator over a host raw allocator, the Philox stream dropout uses, a
+/// thread's own generator for tests that need a seed's numbers).
 /// Not part of the API: anything here may change in any release.
 #[doc(hidden)]
 pub mod internals {
     pub use crate::backend::cuda::runtime::allocator::{
         CachingAllocator, HostRawAllocator, RawAllocator, StreamId,
     };
-    pub use crate::rng::{keep_threshold, PhiloxStream};
+    pub use crate::rng::{keep_threshold, thread_generator, PhiloxStream, ThreadGenerator};
 }

@@ -7,9 +7,14 @@
 //! Philox block for counter `offset + i / 4` (counter words: low and high 32 bits of
 //! that number, then 0, 0) under key (low, high 32 bits of the seed). The mapping does
 //! not depend on how the work is split, so a GPU launch reproduces the CPU's numbers.
+//!
+//! A thread may draw from a generator of its own for a while ([`thread_generator`]):
+//! then other threads' draws cannot move the numbers it gets, whatever the scheduling.
 
 use parking_lot::Mutex;
 use rayon::prelude::*;
+use std::cell::RefCell;
+use std::marker::PhantomData;
 
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;
@@ -84,31 +89,87 @@ static GENERATOR: Mutex<Generator> = Mutex::new(Generator {
     offset: 0,
 });
 
-/// Seeds every generator of kiln (CPU and CUDA share one Philox state).
+thread_local! {
+    /// The generators of the live [`thread_generator`] guards of this thread,
+    /// innermost last.
+    static OWN: RefCell<Vec<Generator>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the generator this thread draws from: its innermost
+/// [`thread_generator`], else the shared one.
+fn with_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
+    OWN.with_borrow_mut(|own| match own.last_mut() {
+        Some(g) => f(g),
+        None => f(&mut GENERATOR.lock()),
+    })
+}
+
+/// Seeds every generator of kiln (CPU and CUDA share one Philox state); on a thread
+/// inside a [`thread_generator`], that thread's own generator instead.
 pub fn manual_seed(seed: u64) {
-    *GENERATOR.lock() = Generator { seed, offset: 0 };
+    with_generator(|g| *g = Generator { seed, offset: 0 });
 }
 
-/// The generator's state: its seed and Philox offset (what `kiln::rng_state` saves).
+/// While the returned guard lives, the random ops of the calling thread draw from a
+/// generator of its own, seeded with `seed`: other threads' draws neither move it nor
+/// are moved by it, and [`manual_seed`], [`rng_state`] and [`set_rng_state`] on this
+/// thread act on it. Dropping the guard returns the thread to the generator it used
+/// before (guards nest). The numbers are those the shared generator gives after
+/// `manual_seed(seed)`, on every device.
+///
+/// For tests that need a seed's exact numbers while other tests draw in parallel (a
+/// test binary runs its tests on several threads), and for any section that must be
+/// reproducible whatever other threads do. The guard belongs to its thread (not
+/// `Send`).
+pub fn thread_generator(seed: u64) -> ThreadGenerator {
+    let depth = OWN.with_borrow_mut(|own| {
+        own.push(Generator { seed, offset: 0 });
+        own.len() - 1
+    });
+    ThreadGenerator {
+        depth,
+        _not_send: PhantomData,
+    }
+}
+
+/// The guard of [`thread_generator`]: the thread draws from its own generator until
+/// it drops.
+#[derive(Debug)]
+pub struct ThreadGenerator {
+    /// Generators at this depth and above belong to this guard and the guards
+    /// nested in it.
+    depth: usize,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ThreadGenerator {
+    fn drop(&mut self) {
+        OWN.with_borrow_mut(|own| own.truncate(self.depth));
+    }
+}
+
+/// The state of the generator this thread draws from ([`with_generator`]): its seed
+/// and Philox offset (what `kiln::rng_state` saves).
 pub(crate) fn state() -> (u64, u64) {
-    let g = GENERATOR.lock();
-    (g.seed, g.offset)
+    with_generator(|g| (g.seed, g.offset))
 }
 
-/// Sets the generator's state (what `kiln::set_rng_state` restores).
+/// Sets the state of the generator this thread draws from (what
+/// `kiln::set_rng_state` restores).
 pub(crate) fn set_state(seed: u64, offset: u64) {
-    *GENERATOR.lock() = Generator { seed, offset };
+    with_generator(|g| *g = Generator { seed, offset });
 }
 
 /// Reserves the counters for `n` random words and returns their stream.
 pub fn reserve(n: usize) -> PhiloxStream {
-    let mut g = GENERATOR.lock();
-    let stream = PhiloxStream {
-        seed: g.seed,
-        offset: g.offset,
-    };
-    g.offset = g.offset.wrapping_add(n.div_ceil(4) as u64);
-    stream
+    with_generator(|g| {
+        let stream = PhiloxStream {
+            seed: g.seed,
+            offset: g.offset,
+        };
+        g.offset = g.offset.wrapping_add(n.div_ceil(4) as u64);
+        stream
+    })
 }
 
 /// A word as a uniform number in [0, 1) with 24 random bits (exact in f32).

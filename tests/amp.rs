@@ -40,6 +40,15 @@ fn assert_arg_err<T: std::fmt::Debug>(r: Result<T>, name: &str) {
     }
 }
 
+/// Tells `scaler` that a loss was scaled in this iteration, for tests whose gradients
+/// are made directly and stand for scaled ones (`unscale_` and `step` refuse
+/// gradients without a `scale` since the last `update`).
+fn as_if_scaled(scaler: &GradScaler, dev: &Device) {
+    scaler
+        .scale(&Tensor::zeros(&[], DType::F32, dev).unwrap())
+        .unwrap();
+}
+
 /// A leaf of `values` (converted to `dtype`) whose gradient is `grad`: `backward` of
 /// `sum(p · grad)`.
 fn param_with_grad(values: &[f32], grad: &[f32], dtype: DType, dev: &Device) -> Tensor {
@@ -127,6 +136,7 @@ device_test! {
             let finite = param_with_grad(&[1.0, 2.0, 3.0], &[64.0, -128.0, 0.5], dtype, dev);
             let mut opt = Sgd::new([finite.clone()], 1.0).unwrap();
             let mut scaler = GradScaler::new().init_scale(64.0).unwrap();
+            as_if_scaled(&scaler, dev);
             scaler.unscale_(&mut opt).unwrap();
             let grad = finite.grad().unwrap();
             assert_eq!(grad.dtype(), dtype);
@@ -140,6 +150,7 @@ device_test! {
                 let q = param_with_grad(&[5.0], &[1.0], dtype, dev);
                 let mut opt = Sgd::new([q.clone(), p.clone()], 1.0).unwrap();
                 let mut scaler = GradScaler::new();
+                as_if_scaled(&scaler, dev);
                 assert!(!scaler.step(&mut opt).unwrap(), "{dtype:?}: {bad} skips the step");
                 assert_eq!(common::host(&p), vec![1.0, 2.0]);
                 assert_eq!(common::host(&q), vec![5.0]);
@@ -149,7 +160,11 @@ device_test! {
         }
         let p = param_with_grad(&[1.0], &[1.0], DType::F16, dev);
         let mut opt = Sgd::new([p.clone()], 1.0).unwrap();
-        assert_arg_err(GradScaler::new().unscale_(&mut opt), "optimizer");
+        let mut scaler = GradScaler::new();
+        as_if_scaled(&scaler, dev);
+        let refused = scaler.unscale_(&mut opt);
+        assert!(format!("{refused:?}").contains("F16"), "{refused:?}");
+        assert_arg_err(refused, "optimizer");
         assert_eq!(common::host(&p.grad().unwrap()), vec![1.0], "nothing changed");
     }
 
@@ -268,6 +283,7 @@ fn grad_scaler_refuses_repeated_calls_and_round_trips_its_state() {
     let p = param_with_grad(&[1.0], &[2.0], DType::F32, &dev);
     let mut opt = Sgd::new([p.clone()], 0.1).unwrap();
     let mut scaler = GradScaler::new().growth_interval(3).unwrap();
+    as_if_scaled(&scaler, &dev);
     scaler.unscale_(&mut opt).unwrap();
     assert_arg_err(scaler.unscale_(&mut opt), "optimizer");
     assert!(scaler.step(&mut opt).unwrap());
@@ -289,6 +305,8 @@ fn grad_scaler_refuses_repeated_calls_and_round_trips_its_state() {
         .unwrap()
         .backward()
         .unwrap();
+    assert_arg_err(scaler.step(&mut opt), "optimizer"); // nothing scaled since update
+    as_if_scaled(&scaler, &dev);
     assert!(
         scaler.step(&mut opt).unwrap(),
         "a new iteration after update"
@@ -305,4 +323,56 @@ fn grad_scaler_refuses_repeated_calls_and_round_trips_its_state() {
     assert!(off.step(&mut opt).unwrap());
     assert!(off.step(&mut opt).unwrap(), "disabled: no bookkeeping");
     let _: &dyn Optimizer = &opt;
+}
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// GradScaler's unscale kernels against the CPU backend (tests/common/parity.rs), and
+/// the check that these tests launch every kernel of kernels/amp.cu.
+mod cuda_parity {
+    use crate::common::parity::{assert_close, assert_every_kernel_launched, gpu_or_skip};
+    use kiln::optim::Sgd;
+    use kiln::{DType, Device, Result, Tensor};
+
+    /// GradScaler's fused non-finite check and unscale (`kernels/amp.cu`) against the CPU
+    /// in every dtype it takes, on a contiguous and a transposed (strided) gradient of
+    /// odd size, with and without an inf/NaN among them.
+    #[test]
+    fn grad_scaler_unscale_matches_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("grad_scaler_unscale_matches_the_cpu");
+        // The gradient of `sum(p^T · g)` is `g^T`, a strided view.
+        let run = |dtype: DType, bad: f32, d: &Device| -> Result<(bool, Vec<Tensor>)> {
+            let mut gv: Vec<f32> = (0..35).map(|i| (i as f32 - 17.0) * 37.5).collect();
+            gv[20] = bad;
+            let g = Tensor::from_vec(gv, &[5, 7], d)?.to_dtype(dtype)?;
+            let flat = Tensor::ones(&[35], dtype, d)?.requires_grad();
+            let square = Tensor::ones(&[7, 5], dtype, d)?.requires_grad();
+            let loss = flat.mul(&g.reshape(&[35])?)?.sum_all()?;
+            let loss = loss.add(&square.transpose(0, 1)?.mul(&g)?.sum_all()?)?;
+            let mut scaler = kiln::amp::GradScaler::new().init_scale(48.0)?;
+            scaler.scale(&loss)?.backward()?;
+            let mut opt = Sgd::new([flat.clone(), square.clone()], 0.0)?;
+            let stepped = scaler.step(&mut opt)?;
+            Ok((stepped, vec![flat.grad().unwrap(), square.grad().unwrap()]))
+        };
+        for dtype in [DType::F32, DType::F64, DType::BF16] {
+            for bad in [1.0, f32::INFINITY, f32::NAN] {
+                let (cpu_stepped, cpu) = run(dtype, bad, &Device::Cpu).unwrap();
+                let (stepped, got) = run(dtype, bad, &dev).unwrap();
+                assert_eq!(stepped, cpu_stepped, "{dtype:?} {bad}: the skip decision");
+                assert_eq!(stepped, bad.is_finite());
+                for (g, c) in got.iter().zip(&cpu) {
+                    assert_close(&format!("{dtype:?} {bad} unscaled"), g, c, 0.0, 0.0);
+                }
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/amp.cu.
+    #[test]
+    fn every_amp_kernel_is_launched() {
+        let suite: [fn(); 1] = [grad_scaler_unscale_matches_the_cpu];
+        assert_every_kernel_launched("amp", &suite, &[]);
+    }
 }

@@ -5,7 +5,9 @@
 //! * `src/data` and `src/nn` never name a backend's storage or the CUDA backend;
 //! * the CUDA runtime imports no op family;
 //! * every op family is complete (trait file, CPU file, CUDA ops file, kernels) and
-//!   listed in docs/ARCHITECTURE.md's family table, whose file paths all exist.
+//!   listed in docs/ARCHITECTURE.md's family table, whose file paths all exist;
+//! * every kernel source has a coverage test, which checks that a parity sweep
+//!   launches each of its kernels.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
 const CYCLE: (&str, &str) = ("tensor", "autograd");
 
 /// Files of `src/backend/cpu` that are the CPU backend's shared code, not a family.
-const CPU_SHARED: &[&str] = &["mod", "alloc", "dtype", "gemm_util", "math"];
+const CPU_SHARED: &[&str] = &["mod", "alloc", "dtype", "gemm_util", "lanes", "math"];
 
 /// Kernel sources that belong to no family: the copy kernels of the memory primitives
 /// (`BackendStorage::copy_as` and friends, `backend/cuda/runtime/storage.rs`).
@@ -349,8 +351,15 @@ fn every_family_is_complete() {
             wrong.push(format!("kernels/{stem}.cu belongs to no family"));
         }
     }
+    // A family's CPU file may split off a part of its own (`#[path = "part.rs"] mod part;`).
+    let family_cpu_code: String = families
+        .iter()
+        .map(|f| std::fs::read_to_string(root().join(format!("src/backend/cpu/{f}.rs"))))
+        .filter_map(|r| r.ok())
+        .collect();
     for stem in stems("src/backend/cpu", "rs") {
-        if !families.contains(&stem) && !CPU_SHARED.contains(&stem.as_str()) {
+        let part_of_a_family = family_cpu_code.contains(&format!("#[path = \"{stem}.rs\"]"));
+        if !families.contains(&stem) && !CPU_SHARED.contains(&stem.as_str()) && !part_of_a_family {
             wrong.push(format!(
                 "backend/cpu/{stem}.rs is neither a family nor shared code"
             ));
@@ -398,6 +407,61 @@ fn the_architecture_table_lists_every_family_and_its_files() {
                     missing.push(format!("the table names {path}, which does not exist"));
                 }
             }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
+
+/// The text of every `.rs` file under `tests/`.
+fn test_sources() -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&root().join("tests"), &mut files);
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect()
+}
+
+/// The body of `fn <name>()` in `text` (to the closing brace at the `fn`'s indentation).
+fn fn_body<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let at = text.find(&format!("fn {name}()"))?;
+    let indent = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+    let body = &text[at..];
+    Some(&body[..body.find(&format!("\n{indent}}}")).unwrap_or(body.len())])
+}
+
+/// Every kernel source has a coverage test: `every_<family>_kernel_is_launched`, in
+/// some file under tests/, which passes its family to
+/// `parity::assert_every_kernel_launched` — so the kernels of a new family or source
+/// must be launched by its parity sweep (docs/ARCHITECTURE.md, "Tests on every
+/// device"). The family of `kernels/<family>_<part>.cu` is `<family>`; the memory
+/// kernels' is their own name.
+#[test]
+fn every_kernel_source_has_a_coverage_test() {
+    let families = families();
+    let tests = test_sources();
+    let mut missing = Vec::new();
+    for stem in stems("kernels", "cu") {
+        let family = if families.contains(&stem) {
+            stem.clone()
+        } else {
+            let part_of = |f: &&String| stem.starts_with(&format!("{f}_"));
+            families
+                .iter()
+                .find(part_of)
+                .cloned()
+                .unwrap_or(stem.clone())
+        };
+        let test = format!("every_{family}_kernel_is_launched");
+        let checks = |body: &str| {
+            body.contains("assert_every_kernel_launched(")
+                && body.contains(&format!("\"{family}\""))
+        };
+        if !tests.iter().any(|t| fn_body(t, &test).is_some_and(checks)) {
+            missing.push(format!(
+                "kernels/{stem}.cu: no test `{test}` under tests/ calling \
+                 parity::assert_every_kernel_launched(\"{family}\", ..)"
+            ));
         }
     }
     assert!(missing.is_empty(), "{missing:#?}");

@@ -389,21 +389,83 @@ fn a_key_twice_in_the_header_is_an_error() {
     assert_eq!(snapshot(&fc), before);
 }
 
-/// `/dev/zero` never ends and reports a length of 0: the loader must reject it on its
-/// first 8 bytes (a header length of 0) rather than read on. The message, written only
-/// by that check (before any further read), shows where it stopped; a loader that read
-/// on would never return, which CI's timeout catches. (No wall-clock bound: a loaded
-/// machine made one flaky.)
+/// The bytes `f` reads on the calling thread: the difference of the thread's `rchar`
+/// (`/proc/thread-self/io`, Linux) around it, less the first query's own read.
+#[cfg(target_os = "linux")]
+fn bytes_read_by(f: impl FnOnce()) -> u64 {
+    const IO: &str = "/proc/thread-self/io";
+    let rchar = |io: &str| -> u64 {
+        let line = io.lines().find(|l| l.starts_with("rchar:")).unwrap();
+        line["rchar:".len()..].trim().parse().unwrap()
+    };
+    let before = std::fs::read_to_string(IO).unwrap();
+    f();
+    let after = std::fs::read_to_string(IO).unwrap();
+    rchar(&after) - rchar(&before) - before.len() as u64
+}
+
+/// What the loader reads of any file first: its first 4 bytes, the zip magic number
+/// that tells a `torch.save` archive from a safetensors file.
+const FORMAT_SNIFF: u64 = 4;
+
+/// `/dev/zero` never ends and reports a length of 0: the loader rejects it on its
+/// first 8 bytes (a header length of 0) rather than reading on, and reads no more
+/// than those and the format sniff (a bound on bytes, not on time, which a loaded
+/// machine made flaky).
 #[test]
 fn loading_a_device_file_fails_fast() {
     let fc = Linear::new(1, 1, &Device::Cpu).unwrap();
-    expect_checkpoint_err(
-        fc.load("/dev/zero"),
-        &[
-            "not a valid safetensors file",
-            "the header claims 0 bytes, but the file has 0 after the length",
-        ],
-    );
+    let load = || {
+        expect_checkpoint_err(
+            fc.load("/dev/zero"),
+            &[
+                "not a valid safetensors file",
+                "the header claims 0 bytes, but the file has 0 after the length",
+            ],
+        )
+    };
+    #[cfg(target_os = "linux")]
+    assert_eq!(bytes_read_by(load), FORMAT_SNIFF + 8);
+    #[cfg(not(target_os = "linux"))]
+    load();
+}
+
+/// A file of `8 + header + data_len` bytes whose header describes one U8 entry of
+/// `claimed` elements; `data_len` bytes of data, sparse (no disk space).
+fn claiming(dir: &std::path::Path, claimed: u64, data_len: u64) -> (PathBuf, u64) {
+    let header =
+        format!(r#"{{"big":{{"dtype":"U8","shape":[{claimed}],"data_offsets":[0,{claimed}]}}}}"#);
+    let path = dir.join(format!("claims-{claimed}-{data_len}.safetensors"));
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(bytes.len() as u64 + data_len).unwrap();
+    (path, bytes.len() as u64)
+}
+
+/// A header may claim a 10 TB entry. In a short file that is an error after reading
+/// the header and no more; in a (sparse) file that really is that long, reserving
+/// the entry fails with `HostOutOfMemory` instead of aborting the process.
+#[test]
+fn a_header_claiming_terabytes_is_an_error_not_an_abort() {
+    let dir = scratch("terabytes");
+    let tb10 = 10_000_000_000_000u64;
+    let (short, header) = claiming(&dir, tb10, 16);
+    let load = || match kiln::load_tensors(&short, &Device::Cpu) {
+        Err(Error::Checkpoint { msg, .. }) => assert!(msg.contains("describes a file of"), "{msg}"),
+        other => panic!("expected Error::Checkpoint, got {other:?}"),
+    };
+    #[cfg(target_os = "linux")]
+    assert_eq!(bytes_read_by(load), FORMAT_SNIFF + header);
+    #[cfg(not(target_os = "linux"))]
+    load();
+    let (sparse, _) = claiming(&dir, tb10, tb10);
+    match kiln::load_tensors(&sparse, &Device::Cpu) {
+        Err(Error::HostOutOfMemory { bytes }) => assert_eq!(bytes as u64, tb10),
+        other => panic!("expected Error::HostOutOfMemory, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

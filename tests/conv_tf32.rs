@@ -168,7 +168,7 @@ fn check(name: &str, [forward, input_grad]: [&str; 2], case: Case) {
 fn tf32_wide_layer_is_within_tf32s_bound() {
     check(
         "tf32_wide_layer_is_within_tf32s_bound",
-        ["conv2d_tc_fwd_nhwc_tf32", "conv2d_tc_bwd_input_nhwc_tf32"],
+        ["conv_tc_fwd_nhwc_tf32", "conv_tc_bwd_input_nhwc_tf32"],
         Case {
             x: [2, 4, 6, 5],
             w: [72, 4, 3, 3],
@@ -183,7 +183,7 @@ fn tf32_wide_layer_is_within_tf32s_bound() {
 fn tf32_strided_grouped_is_within_tf32s_bound() {
     check(
         "tf32_strided_grouped_is_within_tf32s_bound",
-        ["conv2d_tc_fwd_tf32", "conv2d_tc_bwd_input_tf32"],
+        ["conv_tc_fwd_tf32", "conv_tc_bwd_input_tf32"],
         Case {
             x: [2, 4, 9, 8],
             w: [6, 2, 3, 3],
@@ -202,7 +202,7 @@ fn tf32_strided_grouped_is_within_tf32s_bound() {
 fn tf32_channels_last_is_within_tf32s_bound() {
     check(
         "tf32_channels_last_is_within_tf32s_bound",
-        ["conv2d_tc_fwd_nhwc_tf32", "conv2d_tc_bwd_input_tf32"],
+        ["conv_tc_fwd_nhwc_tf32", "conv_tc_bwd_input_tf32"],
         Case {
             x: [2, 16, 9, 8],
             w: [12, 8, 3, 3],
@@ -218,7 +218,7 @@ fn tf32_channels_last_is_within_tf32s_bound() {
 fn tf32_channels_last_input_gradient_is_within_tf32s_bound() {
     check(
         "tf32_channels_last_input_gradient_is_within_tf32s_bound",
-        ["conv2d_tc_fwd_tf32", "conv2d_tc_bwd_input_nhwc_tf32"],
+        ["conv_tc_fwd_tf32", "conv_tc_bwd_input_nhwc_tf32"],
         Case {
             x: [2, 6, 9, 8],
             w: [16, 3, 3, 3],

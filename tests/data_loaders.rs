@@ -207,6 +207,7 @@ fn shuffling_is_reproducible_and_differs_by_epoch() {
     );
     // Without a seed of its own, the loader draws one from kiln's generator.
     let unseeded = || {
+        let _own = common::own_generator();
         kiln::manual_seed(5);
         let l = DataLoader::new(&data, 8).shuffle(true);
         (epoch_labels(&l).concat(), epoch_labels(&l).concat())

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, assert_values, device_test, rng_lock, Golden};
+use common::{assert_close, assert_values, device_test, own_generator, Golden};
 use kiln::data::transforms::{
     functional as TF, Compose, Normalize, RandomCrop, RandomHorizontalFlip, Transform,
 };
@@ -69,7 +69,7 @@ device_test! {
     /// The random transforms draw their choices from kiln's generator: the same on
     /// every device for a seed, and exactly the crops of the drawn parameters.
     fn random_choices_are_reproducible_and_in_range(dev) {
-        let _rng = rng_lock();
+        let _rng = own_generator();
         let x_cpu = Tensor::rand(&[300, 1, 3, 4], DType::F32, &Device::Cpu).unwrap();
         let x = x_cpu.to_device(dev).unwrap();
         let crop = RandomCrop::new((3, 3), 2);
@@ -110,8 +110,6 @@ device_test! {
     }
 
     fn bad_arguments_are_errors_naming_them(dev) {
-        // Random transforms draw from the generator: not while another test is seeded.
-        let _rng = rng_lock();
         let x = Tensor::zeros(&[2, 3, 4, 4], DType::F32, dev).unwrap();
         let name = |r: kiln::Result<Tensor>| match r {
             Err(Error::InvalidArgument { name, .. }) => name,
@@ -139,5 +137,49 @@ device_test! {
                 Err(Error::DeviceMismatch { .. })
             ));
         }
+    }
+}
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The image kernels on every dtype against the CPU backend (tests/common/parity.rs),
+/// and the check that these tests launch every kernel of kernels/image.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_every_kernel_launched, assert_exact, gpu_or_skip, values, ALL,
+    };
+    use kiln::{Device, Tensor};
+
+    /// The image transforms' crop-and-flip gather in every dtype, for contiguous and
+    /// transposed batches and offsets partly outside the padded image (zeros there).
+    #[test]
+    fn crop_flip_matches_the_cpu_in_every_dtype() {
+        use kiln::data::transforms::functional::crop_flip;
+        let (dev, _gpu) = gpu_or_skip!("crop_flip_matches_the_cpu_in_every_dtype");
+        let rows = vec![0i64, 0, 0, 3, 1, 1, -2, 6, 1, 5, -1, 0];
+        let params = Tensor::from_vec(rows, &[4, 3], &Device::Cpu).unwrap();
+        for dtype in ALL {
+            let x = values(&[4, 3, 5, 7], dtype, 41);
+            let xt = values(&[4, 3, 7, 5], dtype, 42).transpose(2, 3).unwrap();
+            for (what, x) in [("contiguous", x), ("transposed", xt)] {
+                let want = crop_flip(&x, &params, (4, 6), 2).unwrap();
+                let got = crop_flip(
+                    &x.to_device(&dev).unwrap(),
+                    &params.to_device(&dev).unwrap(),
+                    (4, 6),
+                    2,
+                )
+                .unwrap();
+                assert_exact(&format!("crop_flip {dtype:?} {what}"), &got, &want);
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/image.cu.
+    #[test]
+    fn every_image_kernel_is_launched() {
+        let suite: [fn(); 1] = [crop_flip_matches_the_cpu_in_every_dtype];
+        assert_every_kernel_launched("image", &suite, &[]);
     }
 }

@@ -1,6 +1,9 @@
 //! Bad input gives an `Err` of the variant that names the problem, never a panic.
 //! (A panic would fail these tests too: each call below must return.)
 
+mod common;
+
+use common::assert_err;
 use kiln::{DType, Device, Error, Tensor};
 
 const CPU: Device = Device::Cpu;
@@ -16,17 +19,6 @@ fn f32s(shape: &[usize]) -> Tensor {
 
 fn i64s(shape: &[usize]) -> Tensor {
     f64s(shape).to_dtype(DType::I64).unwrap()
-}
-
-/// Asserts that `result` is an `Err` matching `pattern`, showing what it got.
-macro_rules! assert_err {
-    ($result:expr, $pattern:pat) => {
-        match $result {
-            Err($pattern) => {}
-            Err(other) => panic!("{}: wrong error variant: {other:?}", stringify!($result)),
-            Ok(v) => panic!("{}: expected an error, got {v:?}", stringify!($result)),
-        }
-    };
 }
 
 #[test]

@@ -408,3 +408,80 @@ fn softplus_bad_arguments_name_the_argument() {
     assert!(F::silu(&ints).is_err());
     assert!(F::softplus(&ints, 2.0, 20.0).is_err());
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The softmax kernels on every float dtype, dim and edge case against the CPU
+/// backend (tests/common/parity.rs), and the check that these tests launch every kernel
+/// of kernels/softmax.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, gpu_or_skip, pair_t, tol, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{Device, Tensor};
+
+    #[test]
+    fn softmax_and_log_softmax_match_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("softmax_and_log_softmax_match_the_cpu");
+        for dtype in FLOATS {
+            let (cpu, gpu) = pair_t(&[7, 130, 3], dtype, 60, &dev);
+            let (atol, rtol) = tol(dtype);
+            for d in 0..3 {
+                let what = format!("softmax dim {d} {dtype:?}");
+                assert_close(
+                    &what,
+                    &F::softmax(&gpu, d).unwrap(),
+                    &F::softmax(&cpu, d).unwrap(),
+                    atol,
+                    rtol,
+                );
+                assert_close(
+                    &what,
+                    &F::log_softmax(&gpu, d).unwrap(),
+                    &F::log_softmax(&cpu, d).unwrap(),
+                    atol * 4.0,
+                    rtol * 4.0,
+                );
+            }
+        }
+        let edge = Tensor::from_vec(
+            vec![
+                1000.0f32,
+                1001.0,
+                f32::NEG_INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                1.0,
+                0.0,
+                0.0,
+            ],
+            &[4, 2],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let eg = edge.to_device(&dev).unwrap();
+        assert_close(
+            "softmax edges",
+            &F::softmax(&eg, 1).unwrap(),
+            &F::softmax(&edge, 1).unwrap(),
+            1e-6,
+            1e-6,
+        );
+        assert_close(
+            "log_softmax edges",
+            &F::log_softmax(&eg, 1).unwrap(),
+            &F::log_softmax(&edge, 1).unwrap(),
+            1e-5,
+            1e-6,
+        );
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/softmax.cu.
+    #[test]
+    fn every_softmax_kernel_is_launched() {
+        let suite: [fn(); 1] = [softmax_and_log_softmax_match_the_cpu];
+        assert_every_kernel_launched("softmax", &suite, &[]);
+    }
+}

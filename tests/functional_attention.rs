@@ -2,11 +2,13 @@
 //! each case's call): the output and the gradients of q, k and v, on both paths (the
 //! fused op and the math composition), causal (L = S, L < S, L > S), boolean and
 //! additive masks, a row that may attend nowhere, head dims 16 to 128, f64, f32 and
-//! BF16; the fused op against the math path for broadcast and strided operands; an
+//! BF16; the fused op against the math path for broadcast and strided operands and
+//! across many of the CPU kernel's blocks (head dims 8 to 256); an
 //! f64 gradcheck of the fused op; dropout's mode; and bad input.
 
 mod common;
 
+use common::rng::uniform;
 use common::{assert_values, device_test, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::nn::functional::{self as F, SdpaBackend, SdpaOpts};
@@ -95,20 +97,10 @@ fn check_case(
     close(&v.grad().unwrap(), "grad_v");
 }
 
-/// Pseudo-random f64 values in [-2, 2) from a seed, made on the host by a generator of
-/// the test's own (the global one is shared with the tests running in parallel).
+/// Pseudo-random f64 values in [-2, 2) from a seed.
 fn randn(shape: &[usize], seed: u64, dev: &Device) -> Tensor {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let n: usize = shape.iter().product();
-    let v: Vec<f64> = (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, dev).unwrap()
+    let n = shape.iter().product();
+    Tensor::from_vec(uniform(n, seed, -2.0, 2.0), shape, dev).unwrap()
 }
 
 /// Output and gradients of q, k, v under `opts`'s backend, for a fresh graph.
@@ -215,6 +207,45 @@ device_test! {
         }
     }
 
+    /// The fused op against the math path on sequences longer than one block of the
+    /// CPU kernels (query tiles of 32 and 64, key tiles of 128, short last tiles),
+    /// causal with L > S and L < S, with boolean and additive masks, head dims 8 to
+    /// 256 (the CUDA fused op takes up to 128: larger ones run Auto there), in f64
+    /// and f32.
+    fn fused_matches_math_across_many_tiles(dev) {
+        let cases: [([usize; 6], bool, Option<DType>, DType); 6] = [
+            ([1, 2, 150, 140, 8, 8], true, None, DType::F64),
+            ([1, 2, 70, 300, 16, 12], true, Some(DType::U8), DType::F64),
+            ([2, 1, 200, 130, 24, 24], false, Some(DType::F64), DType::F64),
+            ([1, 1, 40, 260, 256, 256], true, None, DType::F64),
+            ([1, 2, 150, 140, 32, 32], true, None, DType::F32),
+            ([1, 1, 33, 129, 8, 8], false, Some(DType::U8), DType::F32),
+        ];
+        for (i, ([n, h, l, s, e, ev], causal, mask, dtype)) in cases.into_iter().enumerate() {
+            let seed = 100 + 10 * i as u64;
+            let t = |shape: &[usize], seed| randn(shape, seed, dev).to_dtype(dtype).unwrap();
+            let (q, k, v) = (t(&[n, h, l, e], seed), t(&[n, h, s, e], seed + 1), t(&[n, h, s, ev], seed + 2));
+            let mask = mask.map(|m| {
+                let r = randn(&[l, s], seed + 3, dev);
+                if m == DType::U8 { r.gt_scalar(-1.0).unwrap() } else { r.to_dtype(dtype).unwrap() }
+            });
+            let fused = if dev.is_cpu() || e <= 128 { SdpaBackend::Fused } else { SdpaBackend::Auto };
+            let opts = |backend| {
+                let o = SdpaOpts::new().causal(causal).backend(backend);
+                match &mask {
+                    Some(m) => o.mask(m),
+                    None => o,
+                }
+            };
+            let got = run(&q, &k, &v, opts(fused), seed + 4);
+            let want = run(&q, &k, &v, opts(SdpaBackend::Math), seed + 4);
+            let tol = if dtype == DType::F64 { 1e-10 } else { 2e-5 };
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_values(&format!("case {i} result {j}"), g, w, tol, tol);
+            }
+        }
+    }
+
     fn fused_sdpa_passes_gradcheck_in_f64(dev) {
         let q = randn(&[1, 2, 4, 5], 30, dev);
         let k = randn(&[1, 2, 6, 5], 31, dev);
@@ -290,5 +321,118 @@ device_test! {
             let on_cpu = q.to_device(&Device::Cpu).unwrap();
             assert_invalid_arg(sdpa(&on_cpu, &k, &v, o()), "key");
         }
+    }
+}
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The fused attention kernels on every float dtype against the CPU backend
+/// (tests/common/parity.rs), and the check that these tests launch every kernel of
+/// kernels/attention.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, gpu_or_skip, tol, values, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{Device, Result, Tensor};
+
+    #[test]
+    fn attention_matches_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("attention_matches_the_cpu_in_every_float_dtype");
+        use F::{SdpaBackend, SdpaOpts};
+        // (q leaf shape, permutation to (N, H, L, E), S, EV, mask shape and kind, causal):
+        // odd sizes that leave partial tiles, a head-split view, boolean and additive masks
+        // broadcast over some dims, L != S.
+        type Case = (
+            &'static [usize],
+            &'static [usize],
+            usize,
+            usize,
+            Option<(&'static [usize], bool)>,
+            bool,
+        );
+        let cases: [Case; 4] = [
+            (&[2, 19, 3, 13], &[0, 2, 1, 3], 37, 9, None, true),
+            (
+                &[1, 2, 33, 40],
+                &[0, 1, 2, 3],
+                21,
+                40,
+                Some((&[33, 21], true)),
+                false,
+            ),
+            (
+                &[2, 1, 17, 24],
+                &[0, 1, 2, 3],
+                17,
+                5,
+                Some((&[2, 1, 17, 17], false)),
+                true,
+            ),
+            (
+                &[1, 1, 5, 128],
+                &[0, 1, 2, 3],
+                70,
+                128,
+                Some((&[1, 70], true)),
+                false,
+            ),
+        ];
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for (i, &(qs, perm, s, ev, mask, causal)) in cases.iter().enumerate() {
+                let run = |d: &Device| -> Result<Vec<Tensor>> {
+                    let scale = |t: Tensor| t.mul_scalar(0.5);
+                    let ql = scale(values(qs, dtype, 60 + i as u64))?
+                        .to_device(d)?
+                        .requires_grad();
+                    let q = ql.permute(perm)?;
+                    let (n, h, e) = (q.shape()[0], q.shape()[1], q.shape()[3]);
+                    let k = scale(values(&[n, h, s, e], dtype, 61))?
+                        .to_device(d)?
+                        .requires_grad();
+                    let v = values(&[n, h, s, ev], dtype, 62)
+                        .to_device(d)?
+                        .requires_grad();
+                    let m = mask.map(|(shape, boolean)| {
+                        let m = values(shape, dtype, 63);
+                        let m = if boolean {
+                            m.gt_scalar(-2.0)
+                        } else {
+                            m.mul_scalar(0.3)
+                        };
+                        m.and_then(|m| m.to_device(d))
+                    });
+                    let m = m.transpose()?;
+                    let mut opts = SdpaOpts::new().causal(causal).backend(SdpaBackend::Fused);
+                    if let Some(m) = &m {
+                        opts = opts.mask(m);
+                    }
+                    let y = F::scaled_dot_product_attention(&q, &k, &v, opts)?;
+                    let gout = values(y.shape(), dtype, 64).to_device(d)?;
+                    y.mul(&gout)?.sum_all()?.backward()?;
+                    Ok(vec![
+                        y,
+                        ql.grad().expect("dq"),
+                        k.grad().expect("dk"),
+                        v.grad().expect("dv"),
+                    ])
+                };
+                let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                for (j, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+                    // Sums over up to 70 keys and 128 features: a few more roundings.
+                    let what = format!("attention case {i} {dtype:?}: result {j}");
+                    assert_close(&what, g, c, atol * 4.0, rtol * 4.0);
+                }
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/attention.cu.
+    #[test]
+    fn every_attention_kernel_is_launched() {
+        let suite: [fn(); 1] = [attention_matches_the_cpu_in_every_float_dtype];
+        assert_every_kernel_launched("attention", &suite, &[]);
     }
 }

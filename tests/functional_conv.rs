@@ -205,7 +205,7 @@ fn chunked_channels_take_the_channels_last_forward() {
         "nhwc_groups2",
         true,
         nhwc_groups2_opts(),
-        "conv2d_tc_fwd_nhwc",
+        "conv_tc_fwd_nhwc",
     );
 }
 
@@ -219,7 +219,7 @@ fn chunked_output_channels_take_the_channels_last_input_gradient() {
         "nhwc_dgrad",
         true,
         nhwc_dgrad_opts(),
-        "conv2d_tc_bwd_input_nhwc",
+        "conv_tc_bwd_input_nhwc",
     );
 }
 

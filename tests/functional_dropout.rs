@@ -1,9 +1,10 @@
 //! `F::dropout`: the Philox mask of docs/ARCHITECTURE.md, its statistics, reproducibility,
-//! backward regenerating the same mask, the special cases and argument errors.
+//! backward regenerating the same mask, the special cases and argument errors; and
+//! `F::stochastic_depth` / `nn::StochasticDepth` (torchvision's, whole samples dropped).
 
 mod common;
 
-use common::{assert_close, device_test, seeded};
+use common::{assert_close, device_test, host, seeded};
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::internals::{keep_threshold, PhiloxStream};
 use kiln::nn::functional as F;
@@ -163,4 +164,181 @@ fn p_outside_unit_interval_is_an_error_naming_p() {
         F::dropout(&xi, 0.5, true),
         Err(Error::UnsupportedDType { .. })
     ));
+}
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The dropout kernels on every float dtype against the CPU backend, masks bit for
+/// bit (tests/common/parity.rs), and the check that these tests launch every kernel of
+/// kernels/dropout.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, assert_exact, gpu_or_skip, tol, values, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{Result, Tensor};
+
+    /// One view of `dropout_matches_the_cpu_in_every_float_dtype`: its name, the leaf's
+    /// shape and the view of the leaf that dropout runs on.
+    type DropoutView = (
+        &'static str,
+        &'static [usize],
+        fn(&Tensor) -> Result<Tensor>,
+    );
+
+    /// Dropout masks are bit-identical on both devices for the same seed (the Philox
+    /// mapping in docs/ARCHITECTURE.md) in every float dtype, on both kernels: contiguous
+    /// inputs (`dropout_contig_*`: vector accesses, a partial last block, views starting
+    /// off a pack boundary) and a permuted view (`dropout_*`, the strided kernel). The
+    /// gradients are contiguous, so the backward passes take the contiguous kernel.
+    #[test]
+    fn dropout_matches_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("dropout_matches_the_cpu_in_every_float_dtype");
+        let views: [DropoutView; 5] = [
+            ("contiguous, 4k elements", &[8, 64], |t| Ok(t.clone())),
+            ("contiguous, 4k+3 elements", &[4099], |t| Ok(t.clone())),
+            // Offset 1: no dtype's pack is aligned; offset 4: f32's and f16's are.
+            ("narrow at 1", &[4103], |t| t.narrow(0, 1, 4098)),
+            ("narrow at 4", &[4103], |t| t.narrow(0, 4, 4097)),
+            ("permuted", &[3, 37, 5, 2], |t| t.permute(&[1, 0, 3, 2])),
+        ];
+        for dtype in FLOATS {
+            for (i, (what, shape, view)) in views.into_iter().enumerate() {
+                let cpu = values(shape, dtype, 80 + i as u64);
+                let gpu = cpu.to_device(&dev).unwrap();
+                let drop = |t: &Tensor| -> Result<(Tensor, Tensor)> {
+                    let _own = crate::common::own_generator();
+                    kiln::manual_seed(1234);
+                    let leaf = t.clone().requires_grad();
+                    let y = F::dropout(&view(&leaf)?, 0.3, true)?;
+                    y.mul(&y.detach())?.sum_all()?.backward()?;
+                    Ok((y, leaf.grad().expect("grad")))
+                };
+                let ((yc, gc), (yg, gg)) = (drop(&cpu).unwrap(), drop(&gpu).unwrap());
+                assert_exact(&format!("dropout {what} {dtype:?}"), &yg, &yc);
+                let (atol, rtol) = tol(dtype);
+                assert_close(
+                    &format!("dropout grad {what} {dtype:?}"),
+                    &gg,
+                    &gc,
+                    atol,
+                    rtol,
+                );
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/dropout.cu.
+    #[test]
+    fn every_dropout_kernel_is_launched() {
+        let suite: [fn(); 1] = [dropout_matches_the_cpu_in_every_float_dtype];
+        assert_every_kernel_launched("dropout", &suite, &[]);
+    }
+}
+
+/// The rows of `y` (a `(rows, ..)` tensor from an input of ones): each row is all 0
+/// or all `1/(1-p)`; returns how many were kept.
+fn kept_rows(y: &Tensor, p: f64) -> usize {
+    let rows = y.shape()[0];
+    let y = y.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+    let scale = 1.0 / (1.0 - p);
+    y.chunks(y.len() / rows)
+        .filter(|row| {
+            let kept = row[0] != 0.0;
+            let want = if kept { scale } else { 0.0 };
+            assert!(
+                row.iter().all(|&v| (v - want).abs() < 1e-6),
+                "row mixes values: {row:?}"
+            );
+            kept
+        })
+        .count()
+}
+
+device_test! {
+    /// torchvision's `stochastic_depth(x, p, "row", True)`: whole samples dropped,
+    /// the rest scaled by 1/(1-p); the gradient is the same per-sample noise.
+    fn stochastic_depth_row_drops_whole_samples(dev) {
+        let (rows, p) = (400, 0.3);
+        let x = Tensor::ones(&[rows, 3, 2, 2], DType::F32, dev).unwrap().requires_grad();
+        let y = seeded(5, || F::stochastic_depth(&x, p, F::StochasticDepthMode::Row, true))
+            .unwrap();
+        assert_eq!((y.shape(), y.device()), (x.shape(), *dev));
+        let kept = kept_rows(&y, p) as f64;
+        let (mean, sigma) = (rows as f64 * (1.0 - p), (rows as f64 * p * (1.0 - p)).sqrt());
+        assert!((kept - mean).abs() < 4.0 * sigma, "kept {kept} of {rows}");
+        assert!(kept < rows as f64, "some rows must be dropped");
+        y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(host(&x.grad().unwrap()), host(&y), "d(sum y)/dx is the noise");
+    }
+
+    fn stochastic_depth_batch_mode_keeps_or_drops_everything(dev) {
+        let x = Tensor::ones(&[3, 4], DType::F64, dev).unwrap();
+        let mut seen = [false, false];
+        for seed in 0..40 {
+            let y = seeded(seed, || {
+                F::stochastic_depth(&x, 0.5, F::StochasticDepthMode::Batch, true)
+            })
+            .unwrap();
+            let v = host(&y);
+            assert!(v.iter().all(|&e| e == v[0]) && (v[0] == 0.0 || v[0] == 2.0), "{v:?}");
+            seen[usize::from(v[0] != 0.0)] = true;
+        }
+        assert_eq!(seen, [true, true], "40 draws at p = 0.5 give both outcomes");
+    }
+
+    fn stochastic_depth_identity_cases_and_p_one(dev) {
+        let x = randn(&[4, 5], DType::F32, dev);
+        let row = F::StochasticDepthMode::Row;
+        for (p, training) in [(0.7, false), (0.0, true)] {
+            let y = F::stochastic_depth(&x, p, row, training).unwrap();
+            assert_eq!(host(&y), host(&x), "p={p} training={training}");
+        }
+        let y = seeded(2, || F::stochastic_depth(&x, 1.0, row, true)).unwrap();
+        assert!(host(&y).iter().all(|&v| v == 0.0));
+        let empty = Tensor::zeros(&[0, 3], DType::F32, dev).unwrap();
+        assert_eq!(F::stochastic_depth(&empty, 0.5, row, true).unwrap().shape(), &[0, 3]);
+        // Non-contiguous input: rows of the transposed view.
+        let t = randn(&[5, 4], DType::F32, dev).transpose(0, 1).unwrap();
+        let y = seeded(1, || F::stochastic_depth(&t, 0.5, row, true)).unwrap();
+        for (yr, xr) in host(&y).chunks(5).zip(host(&t).chunks(5)) {
+            let kept = yr.iter().zip(xr).all(|(a, b)| (a - 2.0 * b).abs() < 1e-6);
+            assert!(kept || yr.iter().all(|&v| v == 0.0), "{yr:?} from {xr:?}");
+        }
+    }
+
+    fn stochastic_depth_module_follows_train_and_eval(dev) {
+        use kiln::nn::{Forward, Module};
+        let sd = kiln::nn::StochasticDepth::new(1.0, F::StochasticDepthMode::Row).unwrap();
+        let x = Tensor::ones(&[2, 3], DType::F32, dev).unwrap();
+        let y = seeded(3, || sd.forward(&x)).unwrap();
+        assert!(host(&y).iter().all(|&v| v == 0.0));
+        sd.eval();
+        assert_eq!(host(&sd.forward(&x).unwrap()), host(&x));
+    }
+}
+
+#[test]
+fn stochastic_depth_bad_arguments_are_errors_naming_them() {
+    let cpu = Device::Cpu;
+    let x = Tensor::ones(&[2, 3], DType::F32, &cpu).unwrap();
+    let row = F::StochasticDepthMode::Row;
+    for p in [-0.1, 1.5, f64::NAN] {
+        assert!(matches!(
+            F::stochastic_depth(&x, p, row, true),
+            Err(Error::InvalidArgument { name: "p", .. })
+        ));
+        assert!(matches!(
+            kiln::nn::StochasticDepth::new(p, row),
+            Err(Error::InvalidArgument { name: "p", .. })
+        ));
+    }
+    let scalar = Tensor::ones(&[], DType::F32, &cpu).unwrap();
+    assert!(matches!(
+        F::stochastic_depth(&scalar, 0.5, row, true),
+        Err(Error::InvalidArgument { name: "input", .. })
+    ));
+    let ints = Tensor::zeros(&[2, 3], DType::I64, &cpu).unwrap();
+    assert!(F::stochastic_depth(&ints, 0.5, row, true).is_err());
 }

@@ -414,3 +414,136 @@ fn gradcheck_cross_entropy_opts_f64() {
         }
     }
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The loss kernels on every float dtype and option against the CPU backend
+/// (tests/common/parity.rs), and the check that these tests launch every kernel of
+/// kernels/loss.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, gpu_or_skip, tol, values, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{DType, Device, Result, Tensor};
+
+    /// Cross entropy (with and without label smoothing) and nll in every float dtype:
+    /// many rows with C = 37 (not a multiple of 32), a (N, C, d1, d2) input with the class
+    /// dim read in place through a transposed view, and a (C) input; loss and gradient.
+    /// An out-of-range target in the last row is an error naming it.
+    #[test]
+    fn cross_entropy_and_nll_match_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("cross_entropy_and_nll_match_the_cpu_in_every_float_dtype");
+        let labels = |shape: &[usize], classes: usize, d: &Device| -> Result<Tensor> {
+            let n: usize = shape.iter().product();
+            Tensor::from_vec(
+                (0..n).map(|i| ((i * 7 + 3) % classes) as i64).collect(),
+                shape,
+                d,
+            )
+        };
+        /// (leaf shape, transposed dims (a no-op when equal), target shape, classes)
+        type Case = (&'static [usize], (usize, usize), &'static [usize], usize);
+        let cases: [Case; 3] = [
+            (&[300, 37], (0, 0), &[300], 37),
+            (&[2, 5, 7, 3], (2, 3), &[2, 3, 7], 5),
+            (&[45], (0, 0), &[], 45),
+        ];
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for (case, &(shape, (d0, d1), target_shape, classes)) in cases.iter().enumerate() {
+                for (smoothing, nll) in [(0.0, false), (0.1, false), (0.0, true)] {
+                    let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                        let leaf = values(shape, dtype, 96 + case as u64)
+                            .to_device(d)?
+                            .requires_grad();
+                        let x = leaf.transpose(d0, d1)?;
+                        let target = labels(target_shape, classes, d)?;
+                        let loss = if nll {
+                            F::nll_loss(&F::log_softmax(&x, usize::from(x.rank() > 1))?, &target)?
+                        } else {
+                            F::cross_entropy_with(&x, &target, smoothing)?
+                        };
+                        loss.mul_scalar(3.0)?.backward()?;
+                        Ok((loss, leaf.grad().expect("grad")))
+                    };
+                    let ((lg, gg), (lc, gc)) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                    let what = format!("case {case} {dtype:?} smoothing {smoothing} nll {nll}");
+                    assert_close(&format!("loss {what}"), &lg, &lc, atol * 4.0, rtol * 4.0);
+                    assert_close(&format!("grad {what}"), &gg, &gc, atol, rtol);
+                }
+            }
+        }
+        let logits = values(&[4, 37], DType::F32, 99).to_device(&dev).unwrap();
+        let target = Tensor::from_vec(vec![0i64, 36, 1, 40], &[4], &dev).unwrap();
+        let msg = F::cross_entropy(&logits, &target).unwrap_err().to_string();
+        assert!(msg.contains("40") && msg.contains("37 classes"), "{msg}");
+    }
+
+    /// cross_entropy_opts with class weights, ignored targets, label smoothing and each
+    /// reduction, on (N, C) and transposed (N, C, d1, d2) logits, in every float dtype.
+    #[test]
+    fn cross_entropy_opts_match_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("cross_entropy_opts_match_the_cpu_in_every_float_dtype");
+        // Every fifth target is ignored (-100).
+        let labels = |shape: &[usize], classes: usize, d: &Device| -> Result<Tensor> {
+            let n: usize = shape.iter().product();
+            let v = (0..n).map(|i| {
+                if i % 5 == 2 {
+                    -100
+                } else {
+                    ((i * 7 + 3) % classes) as i64
+                }
+            });
+            Tensor::from_vec(v.collect(), shape, d)
+        };
+        type Case = (&'static [usize], (usize, usize), &'static [usize], usize);
+        let cases: [Case; 2] = [
+            (&[300, 37], (0, 0), &[300], 37),
+            (&[2, 5, 7, 3], (2, 3), &[2, 3, 7], 5),
+        ];
+        let reductions = [F::Reduction::Mean, F::Reduction::Sum, F::Reduction::None];
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for (case, &(shape, (d0, d1), target_shape, classes)) in cases.iter().enumerate() {
+                for (reduction, smoothing) in reductions.iter().flat_map(|&r| [(r, 0.0), (r, 0.15)])
+                {
+                    let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                        let leaf = values(shape, dtype, 61 + case as u64)
+                            .to_device(d)?
+                            .requires_grad();
+                        let x = leaf.transpose(d0, d1)?;
+                        let target = labels(target_shape, classes, d)?;
+                        let w = values(&[classes], dtype, 62)
+                            .abs()?
+                            .add_scalar(0.5)?
+                            .to_device(d)?;
+                        let opts = F::CrossEntropyOpts::new()
+                            .weight(&w)
+                            .label_smoothing(smoothing)
+                            .reduction(reduction);
+                        let loss = F::cross_entropy_opts(&x, &target, opts)?;
+                        let gout = values(loss.shape(), dtype, 63).to_device(d)?;
+                        loss.mul(&gout)?.sum_all()?.backward()?;
+                        Ok((loss, leaf.grad().expect("grad")))
+                    };
+                    let ((lg, gg), (lc, gc)) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                    let what = format!("case {case} {dtype:?} {reduction:?} smoothing {smoothing}");
+                    assert_close(&format!("loss {what}"), &lg, &lc, atol * 4.0, rtol * 4.0);
+                    assert_close(&format!("grad {what}"), &gg, &gc, atol, rtol);
+                }
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/loss.cu.
+    #[test]
+    fn every_loss_kernel_is_launched() {
+        let suite: [fn(); 2] = [
+            cross_entropy_and_nll_match_the_cpu_in_every_float_dtype,
+            cross_entropy_opts_match_the_cpu_in_every_float_dtype,
+        ];
+        assert_every_kernel_launched("loss", &suite, &[]);
+    }
+}

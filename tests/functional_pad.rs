@@ -263,3 +263,66 @@ fn conv_bias_and_dtype_options() {
     assert_eq!(bn.num_batches_tracked.dtype(), DType::I64);
     assert_eq!(bn.eps(), 1e-3);
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The padding kernels on every float dtype and mode against the CPU backend
+/// (tests/common/parity.rs), and the check that these tests launch every kernel of
+/// kernels/pad.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, gpu_or_skip, values, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{Device, Result, Tensor};
+
+    /// Padding in every float dtype and mode, forward and gradient, against the CPU:
+    /// exact (the forward copies; the gradient sums the same copies in the same order).
+    /// A larger case crosses the grid-stride loop.
+    #[test]
+    fn pad_matches_the_cpu_in_every_float_dtype() {
+        use kiln::nn::functional::PadMode;
+        let (dev, _gpu) = gpu_or_skip!("pad_matches_the_cpu_in_every_float_dtype");
+        let modes = [
+            PadMode::Constant(-1.5),
+            PadMode::Reflect,
+            PadMode::Replicate,
+            PadMode::Circular,
+        ];
+        // (input shape, (left, right, top, bottom))
+        type PadCase = (&'static [usize], (usize, usize, usize, usize));
+        let cases: [PadCase; 3] = [
+            (&[2, 3, 5, 6], (2, 3, 4, 1)),
+            (&[3, 4, 2], (1, 1, 0, 3)),
+            (&[1, 2, 60, 97], (5, 4, 3, 2)),
+        ];
+        for dtype in FLOATS {
+            for (case, &(shape, pad)) in cases.iter().enumerate() {
+                for mode in modes {
+                    let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                        let x = values(shape, dtype, 95 + case as u64)
+                            .to_device(d)?
+                            .requires_grad();
+                        let y = F::pad(&x, pad, mode)?;
+                        let upstream = values(y.shape(), dtype, 96).to_device(d)?;
+                        y.mul(&upstream)?.sum_all()?.backward()?;
+                        Ok((y, x.grad().expect("grad")))
+                    };
+                    let what = format!("pad {mode:?} {shape:?} {dtype:?}");
+                    let (yg, gg) = run(&dev).unwrap();
+                    let (yc, gc) = run(&Device::Cpu).unwrap();
+                    assert_close(&format!("{what} value"), &yg, &yc, 0.0, 0.0);
+                    assert_close(&format!("{what} grad"), &gg, &gc, 0.0, 0.0);
+                }
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/pad.cu.
+    #[test]
+    fn every_pad_kernel_is_launched() {
+        let suite: [fn(); 1] = [pad_matches_the_cpu_in_every_float_dtype];
+        assert_every_kernel_launched("pad", &suite, &[]);
+    }
+}

@@ -3,27 +3,16 @@
 //! contiguous inputs, on strided views (transposed and offset), and where it
 //! broadcasts, with operands stretched along inner and leading dimensions.
 
+mod common;
+
+use common::rng::signed_away_from_zero;
 use kiln::autograd::{gradcheck, GradcheckOpts};
 use kiln::{DType, Device, Result, Tensor};
 
 /// Deterministic values in (-2, 2) with |v| >= 0.1, distinct in practice, so no
 /// kink (relu, abs, max) or tie lies within the finite-difference step.
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-            let v = 0.1 + 1.9 * u;
-            if s & 1 == 0 {
-                v
-            } else {
-                -v
-            }
-        })
-        .collect()
+    signed_away_from_zero(n, seed, usize::MAX)
 }
 
 /// A contiguous f64 tensor of `shape`.

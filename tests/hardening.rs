@@ -7,22 +7,11 @@
 
 mod common;
 
-use common::device_test;
+use common::{assert_err, device_test};
 use kiln::nn::{self, functional as F, Conv2dOpts};
 use kiln::{DType, Device, Error, Tensor};
 
 const CPU: Device = Device::Cpu;
-
-/// Asserts that `result` is an `Err` matching `pattern`, showing what it got.
-macro_rules! assert_err {
-    ($result:expr, $pattern:pat) => {
-        match $result {
-            Err($pattern) => {}
-            Err(other) => panic!("{}: wrong error variant: {other:?}", stringify!($result)),
-            Ok(v) => panic!("{}: expected an error, got {v:?}", stringify!($result)),
-        }
-    };
-}
 
 // ---- 1. host allocations fail with an error naming the size -----------------------
 

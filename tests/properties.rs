@@ -283,6 +283,7 @@ proptest! {
         match r {
             Ok(y) => {
                 prop_assert!(stride > 0 && padding <= kernel / 2);
+                prop_assert!(c > 0 && h > 0 && w > 0, "only the batch may be empty");
                 let o = out_size(h, padding, 1, kernel, stride).unwrap();
                 let p = out_size(w, padding, 1, kernel, stride).unwrap();
                 prop_assert_eq!(y.shape(), &[n, c, o, p][..]);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{device_test, rng_lock};
+use common::{device_test, own_generator};
 use kiln::nn::{self, functional as F, Forward, Module};
 use kiln::optim::{AdamW, Optimizer, ParamGroup};
 use kiln::{DType, Device, Result, Tensor};
@@ -77,7 +77,7 @@ fn start(dev: &Device) -> (Net, AdamW, Tensor, Tensor) {
 
 device_test! {
     fn two_steps_saved_and_two_more_in_a_fresh_process_equal_four(dev) {
-        let _rng = rng_lock();
+        let _rng = own_generator();
         let (net, mut opt, x, y) = start(dev);
         train(&net, &mut opt, &x, &y, 4);
         let uninterrupted = params(&net);
@@ -154,7 +154,7 @@ fn child_half() {
 
 #[test]
 fn a_bad_rng_state_is_an_error_that_changes_nothing() {
-    let _rng = rng_lock();
+    let _rng = own_generator();
     kiln::manual_seed(3);
     let state = kiln::rng_state();
     assert_eq!((state.dtype(), state.shape()), (DType::U8, &[16usize][..]));

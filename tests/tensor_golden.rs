@@ -221,3 +221,287 @@ fn every_fixture_case_is_checked() {
     tested.sort();
     assert_eq!(golden_case_names("tensor"), tested);
 }
+
+// ------------------------------------------------------------------ CUDA against the CPU
+
+/// The elementwise and reduction kernels on every dtype, odd sizes and non-contiguous
+/// views against the CPU backend (tests/common/parity.rs), and the checks that these
+/// tests launch every kernel of kernels/elementwise.cu and kernels/reduce.cu.
+mod cuda_parity {
+    use crate::common::parity::{
+        assert_close, assert_every_kernel_launched, assert_exact, gpu_or_skip, pair_t, tol, values,
+        ALL, FLOATS,
+    };
+    use kiln::nn::functional as F;
+    use kiln::{DType, Device, Result, Tensor};
+
+    #[test]
+    fn unary_ops_match_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("unary_ops_match_the_cpu");
+        type Op = (&'static str, fn(&Tensor) -> Result<Tensor>);
+        let float_ops: [Op; 16] = [
+            ("neg", |t| t.neg()),
+            ("exp", |t| t.exp()),
+            ("log", |t| t.log()),
+            ("sqrt", |t| t.sqrt()),
+            ("relu", |t| t.relu()),
+            ("sigmoid", |t| t.sigmoid()),
+            ("tanh", |t| t.tanh()),
+            ("abs", |t| t.abs()),
+            ("add_scalar", |t| t.add_scalar(1.25)),
+            ("mul_scalar", |t| t.mul_scalar(-3.0)),
+            ("div_scalar", |t| t.div_scalar(7.0)),
+            ("powf", |t| t.powf(2.5)),
+            ("powf_int", |t| t.powf(3.0)),
+            ("gelu", F::gelu),
+            ("gelu_tanh", F::gelu_tanh),
+            ("sub_scalar", |t| t.sub_scalar(0.5)),
+        ];
+        for dtype in FLOATS {
+            let (cpu, gpu) = pair_t(&[33, 7, 3], dtype, 2, &dev);
+            let (atol, rtol) = tol(dtype);
+            for (name, op) in float_ops {
+                assert_close(
+                    &format!("{name} {dtype:?}"),
+                    &op(&gpu).unwrap(),
+                    &op(&cpu).unwrap(),
+                    atol,
+                    rtol,
+                );
+            }
+        }
+        let int_ops: [Op; 5] = [
+            ("neg", |t| t.neg()),
+            ("relu", |t| t.relu()),
+            ("abs", |t| t.abs()),
+            ("add_scalar", |t| t.add_scalar(300.0)),
+            ("mul_scalar", |t| t.mul_scalar(3.0)),
+        ];
+        for dtype in [DType::I64, DType::U8] {
+            let (cpu, gpu) = pair_t(&[5, 67], dtype, 3, &dev);
+            for (name, op) in int_ops {
+                assert_exact(
+                    &format!("{name} {dtype:?}"),
+                    &op(&gpu).unwrap(),
+                    &op(&cpu).unwrap(),
+                );
+            }
+            assert!(gpu.exp().is_err(), "exp of integers is refused on CUDA too");
+        }
+    }
+
+    #[test]
+    fn binary_ops_and_comparisons_broadcast_like_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("binary_ops_and_comparisons_broadcast_like_the_cpu");
+        type Op = (&'static str, fn(&Tensor, &Tensor) -> Result<Tensor>);
+        let ops: [Op; 12] = [
+            ("add", |a, b| a.add(b)),
+            ("sub", |a, b| a.sub(b)),
+            ("mul", |a, b| a.mul(b)),
+            ("div", |a, b| a.div(b)),
+            ("maximum", |a, b| a.maximum(b)),
+            ("minimum", |a, b| a.minimum(b)),
+            ("eq", |a, b| a.eq(b)),
+            ("ne", |a, b| a.ne(b)),
+            ("lt", |a, b| a.lt(b)),
+            ("le", |a, b| a.le(b)),
+            ("gt", |a, b| a.gt(b)),
+            ("ge", |a, b| a.ge(b)),
+        ];
+        for dtype in ALL {
+            // (9, 1, 13) transposed view against (5, 1) broadcast and a scalar-like (1,).
+            let (a_cpu, a_gpu) = pair_t(&[9, 1, 13], dtype, 4, &dev);
+            let (b_cpu, b_gpu) = pair_t(&[5, 1], dtype, 5, &dev);
+            let c_cpu = values(&[1], dtype, 6);
+            let c_gpu = c_cpu.to_device(&dev).unwrap();
+            for (name, op) in ops {
+                if name == "div" && !dtype.is_float() {
+                    assert!(op(&a_gpu, &b_gpu).is_err(), "integer division is refused");
+                    continue;
+                }
+                let what = format!("{name} {dtype:?}");
+                // One IEEE operation (in f32 for halves) then one rounding: bit-identical.
+                assert_exact(
+                    &what,
+                    &op(&a_gpu, &b_gpu).unwrap(),
+                    &op(&a_cpu, &b_cpu).unwrap(),
+                );
+                assert_exact(
+                    &what,
+                    &op(&c_gpu, &a_gpu).unwrap(),
+                    &op(&c_cpu, &a_cpu).unwrap(),
+                );
+            }
+        }
+        let nan = Tensor::from_vec(vec![f32::NAN, 1.0, 2.0], &[3], &Device::Cpu).unwrap();
+        let one = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0], &[3], &Device::Cpu).unwrap();
+        let (ng, og) = (nan.to_device(&dev).unwrap(), one.to_device(&dev).unwrap());
+        assert_exact(
+            "maximum NaN",
+            &ng.maximum(&og).unwrap(),
+            &nan.maximum(&one).unwrap(),
+        );
+        assert_exact(
+            "minimum NaN",
+            &ng.minimum(&og).unwrap(),
+            &nan.minimum(&one).unwrap(),
+        );
+        assert_exact("eq NaN", &ng.eq(&og).unwrap(), &nan.eq(&one).unwrap());
+    }
+
+    /// SiLU and softplus (both sides of the threshold, β = 1 and β ≠ 1) and their
+    /// gradients, on a transposed view, in every float dtype.
+    #[test]
+    fn silu_and_softplus_match_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("silu_and_softplus_match_the_cpu");
+        type Op = (&'static str, fn(&Tensor) -> Result<Tensor>);
+        let ops: [Op; 3] = [
+            ("silu", F::silu),
+            ("softplus", |t| F::softplus(t, 1.0, 1.5)),
+            ("softplus_beta", |t| F::softplus(t, 2.0, 20.0)),
+        ];
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for (name, op) in ops {
+                let run = |d: &Device| -> Result<(Tensor, Tensor)> {
+                    let leaf = values(&[7, 33, 3], dtype, 41).to_device(d)?.requires_grad();
+                    let y = op(&leaf.transpose(0, 2)?)?;
+                    let gout = values(y.shape(), dtype, 42).to_device(d)?;
+                    y.mul(&gout)?.sum_all()?.backward()?;
+                    Ok((y, leaf.grad().expect("grad")))
+                };
+                let ((yg, gg), (yc, gc)) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                assert_close(&format!("{name} {dtype:?}"), &yg, &yc, atol, rtol);
+                assert_close(&format!("{name} grad {dtype:?}"), &gg, &gc, atol, rtol);
+            }
+        }
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/elementwise.cu.
+    #[test]
+    fn every_elementwise_kernel_is_launched() {
+        let suite: [fn(); 3] = [
+            unary_ops_match_the_cpu,
+            binary_ops_and_comparisons_broadcast_like_the_cpu,
+            silu_and_softplus_match_the_cpu,
+        ];
+        assert_every_kernel_launched("elementwise", &suite, &[]);
+    }
+
+    #[test]
+    fn reductions_over_every_dim_match_the_cpu() {
+        let (dev, _gpu) = gpu_or_skip!("reductions_over_every_dim_match_the_cpu");
+        type Op = (&'static str, fn(&Tensor, usize) -> Result<Tensor>);
+        let ops: [Op; 6] = [
+            ("sum", |t, d| t.sum(d, false)),
+            ("mean", |t, d| t.mean(d, true)),
+            ("max", |t, d| t.max(d, false)),
+            ("min", |t, d| t.min(d, false)),
+            ("argmax", |t, d| t.argmax(d, false)),
+            ("argmin", |t, d| t.argmin(d, true)),
+        ];
+        for dtype in ALL {
+            for (shape, transposed) in [
+                (vec![37, 129, 5], false),
+                (vec![6, 300, 3], true),
+                (vec![1, 1000], false),
+            ] {
+                let (cpu, gpu) = if transposed {
+                    pair_t(&shape, dtype, 7, &dev)
+                } else {
+                    let c = values(&shape, dtype, 7);
+                    let g = c.to_device(&dev).unwrap();
+                    (c, g)
+                };
+                let (atol, rtol) = tol(dtype);
+                for (name, op) in ops {
+                    if name == "mean" && !dtype.is_float() {
+                        continue;
+                    }
+                    for d in 0..shape.len() {
+                        let what = format!(
+                            "{name} dim {d} of {shape:?} {dtype:?} (transposed {transposed})"
+                        );
+                        let (g, c) = (op(&gpu, d).unwrap(), op(&cpu, d).unwrap());
+                        match name {
+                            "sum" | "mean" => assert_close(&what, &g, &c, atol * 10.0, rtol * 10.0),
+                            _ => assert_exact(&what, &g, &c),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_and_strided_reductions_split_into_chunks() {
+        let (dev, _gpu) = gpu_or_skip!("large_and_strided_reductions_split_into_chunks");
+        // One output over 3M elements (block strategy with a second pass), many outputs
+        // over a strided dim (thread strategy with a second pass), and argmax ties.
+        let big = values(&[3_000_001], DType::F32, 8);
+        let g = big.to_device(&dev).unwrap();
+        assert_close(
+            "sum_all 3M",
+            &g.sum_all().unwrap(),
+            &big.sum_all().unwrap(),
+            1e-2,
+            1e-4,
+        );
+        assert_exact(
+            "max 3M",
+            &g.max(0, false).unwrap(),
+            &big.max(0, false).unwrap(),
+        );
+        assert_exact(
+            "argmin 3M",
+            &g.argmin(0, false).unwrap(),
+            &big.argmin(0, false).unwrap(),
+        );
+        let tall = values(&[20_000, 33], DType::F64, 9);
+        let tg = tall.to_device(&dev).unwrap();
+        assert_close(
+            "sum dim 0 tall",
+            &tg.sum(0, false).unwrap(),
+            &tall.sum(0, false).unwrap(),
+            1e-9,
+            1e-12,
+        );
+        assert_exact(
+            "argmax dim 0 tall",
+            &tg.argmax(0, false).unwrap(),
+            &tall.argmax(0, false).unwrap(),
+        );
+        let ties = Tensor::from_vec(vec![1u8, 7, 7, 3, 7, 0], &[6], &Device::Cpu).unwrap();
+        let tg = ties.to_device(&dev).unwrap();
+        assert_eq!(
+            tg.argmax(0, false).unwrap().item::<i64>().unwrap(),
+            1,
+            "first maximum"
+        );
+        assert_eq!(tg.sum_all().unwrap().dtype(), DType::I64);
+        let mut v = vec![1.0f32; 5000];
+        v[1234] = f32::NAN;
+        v[4321] = f32::NAN;
+        let nan = Tensor::from_vec(v, &[5000], &Device::Cpu).unwrap();
+        let ng = nan.to_device(&dev).unwrap();
+        assert_eq!(
+            ng.argmax(0, false).unwrap().item::<i64>().unwrap(),
+            1234,
+            "first NaN wins"
+        );
+        assert!(ng.max(0, false).unwrap().item::<f32>().unwrap().is_nan());
+        assert!(ng.sum_all().unwrap().item::<f32>().unwrap().is_nan());
+    }
+
+    /// On the emulated device: the parity tests above, run one after another, launch
+    /// every kernel of kernels/reduce.cu.
+    #[test]
+    fn every_reduce_kernel_is_launched() {
+        let suite: [fn(); 2] = [
+            reductions_over_every_dim_match_the_cpu,
+            large_and_strided_reductions_split_into_chunks,
+        ];
+        assert_every_kernel_launched("reduce", &suite, &[]);
+    }
+}

@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::rng::signed_away_from_zero;
 use common::{
     assert_close, assert_values, device_test, golden_case_names, golden_cases, golden_tolerance,
     host, Golden,
@@ -181,28 +182,10 @@ fn every_fixture_case_is_tested() {
 
 // ---------------------------------------------------------------------- gradcheck
 
-/// Deterministic f64 values in (-2, 2) with |v| >= 0.1 (xorshift).
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let v = 0.1 + 1.9 * ((s >> 11) as f64 / (1u64 << 53) as f64);
-            if s & 1 == 0 {
-                v
-            } else {
-                -v
-            }
-        })
-        .collect()
-}
-
-/// An f64 tensor of `shape` on `dev`.
+/// An f64 tensor of `shape` on `dev`, values in (-2, 2) with |v| >= 0.1.
 fn t(shape: &[usize], seed: u64, dev: &Device) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec(values(n, seed), shape, dev).unwrap()
+    Tensor::from_vec(signed_away_from_zero(n, seed, usize::MAX), shape, dev).unwrap()
 }
 
 /// An f64 tensor of `shape` on `dev` that is a transposed (non-contiguous) view.

@@ -8,9 +8,10 @@
 
 mod common;
 
+use common::rng::signed_away_from_zero;
 use common::{golden_case_names, golden_cases, host, Golden};
 use kiln::autograd::{gradcheck, GradcheckOpts};
-use kiln::{DType, Device, Error, Tensor};
+use kiln::{Device, Error, Tensor};
 use std::sync::OnceLock;
 
 fn golden() -> &'static Golden {
@@ -58,26 +59,9 @@ fn every_fixture_case_is_tested() {
 }
 
 /// Deterministic f64 values in (-2, 2) with |v| >= 0.1, every `zero_every`-th one 0.
-fn values(n: usize, seed: u64, zero_every: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let v = 0.1 + 1.9 * ((s >> 11) as f64 / (1u64 << 53) as f64);
-            match (i % zero_every == zero_every - 1, s & 1) {
-                (true, _) => 0.0,
-                (false, 0) => v,
-                (false, _) => -v,
-            }
-        })
-        .collect()
-}
-
 fn f64s(shape: &[usize], seed: u64, zero_every: usize, dev: &Device) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec(values(n, seed, zero_every), shape, dev).unwrap()
+    Tensor::from_vec(signed_away_from_zero(n, seed, zero_every), shape, dev).unwrap()
 }
 
 common::device_test! {
@@ -116,95 +100,88 @@ common::device_test! {
     }
 }
 
-/// One input of the parity sweep: its shape and whether the scanned view is a
-/// transpose (strided).
-const SWEEP: [(&[usize], usize, bool); 4] = [
-    (&[3, 37, 5], 1, false),
-    (&[2, 300], 1, false),
-    (&[7, 11], 0, true),
-    (&[1, 5, 1], 2, false),
-];
+// ------------------------------------------------------------------ CUDA against the CPU
 
-/// The CUDA kernels against the CPU backend in every dtype, bit for bit for the scans
-/// (same order, same accumulator), within f64 rounding for cumprod's gradient (which
-/// a GPU may contract into FMAs): odd sizes, long lines, a strided view, lines with
-/// zeros, and U8 promoted to I64.
-#[test]
-fn cuda_scans_match_the_cpu_in_every_dtype() {
-    let Some(gpu) = common::cuda_or_skip("cuda_scans_match_the_cpu_in_every_dtype") else {
-        return;
-    };
-    let dtypes = [
-        DType::F32,
-        DType::F64,
-        DType::F16,
-        DType::BF16,
-        DType::I64,
-        DType::U8,
+/// The scan kernels against the CPU backend (tests/common/parity.rs), and the check
+/// that these tests launch every kernel of kernels/scan.cu.
+mod cuda_parity {
+    use super::f64s;
+    use crate::common::parity::{assert_every_kernel_launched, ALL};
+    use crate::common::{cuda_or_skip, host};
+    use kiln::{DType, Device, Tensor};
+
+    /// One input of the parity sweep: its shape and whether the scanned view is a
+    /// transpose (strided).
+    const SWEEP: [(&[usize], usize, bool); 4] = [
+        (&[3, 37, 5], 1, false),
+        (&[2, 300], 1, false),
+        (&[7, 11], 0, true),
+        (&[1, 5, 1], 2, false),
     ];
-    for (shape, dim, transposed) in SWEEP {
-        for dtype in dtypes {
-            // |v| < 2 (integers: -1, 0, 1), every ninth 0.
-            let x = f64s(shape, 6, 9, &Device::Cpu).to_dtype(dtype).unwrap();
-            let x = if transposed {
-                x.transpose(0, 1).unwrap()
-            } else {
-                x
-            };
-            let on_gpu = x.to_device(&gpu).unwrap();
-            for (name, op) in [
-                ("cumsum", Tensor::cumsum as fn(&Tensor, usize) -> _),
-                ("cumprod", Tensor::cumprod),
-            ] {
-                let want = op(&x, dim).unwrap();
-                let got = op(&on_gpu, dim).unwrap();
-                let what = format!("{name} {dtype:?} {shape:?} dim {dim}");
-                assert_eq!(got.dtype(), want.dtype(), "{what}");
-                let same = |a: &f64, b: &f64| a == b || (a.is_nan() && b.is_nan());
-                let (got, want) = (host(&got), host(&want));
-                assert!(got.iter().zip(&want).all(|(a, b)| same(a, b)), "{what}");
-            }
-            if !dtype.is_float() {
-                continue;
-            }
-            let grads = [&x, &on_gpu].map(|t| {
-                let leaf = t.detach().requires_grad();
-                let y = leaf.cumprod(dim).unwrap();
-                let gout = f64s(y.shape(), 7, usize::MAX, &Device::Cpu);
-                let gout = gout
-                    .to_dtype(dtype)
-                    .unwrap()
-                    .to_device(&t.device())
-                    .unwrap();
-                y.mul(&gout).unwrap().sum_all().unwrap().backward().unwrap();
-                host(&leaf.grad().unwrap())
-            });
-            let tol = match dtype {
-                DType::F64 => 1e-12,
-                DType::F32 => 1e-6,
-                _ => 1e-2,
-            };
-            for (g, c) in grads[1].iter().zip(&grads[0]) {
-                let close = (g - c).abs() <= tol * (1.0 + c.abs()) || g == c;
-                assert!(close, "{dtype:?} {shape:?}: {g} vs {c}");
+
+    /// The CUDA kernels against the CPU backend in every dtype, bit for bit for the scans
+    /// (same order, same accumulator), within f64 rounding for cumprod's gradient (which
+    /// a GPU may contract into FMAs): odd sizes, long lines, a strided view, lines with
+    /// zeros, and U8 promoted to I64.
+    #[test]
+    fn cuda_scans_match_the_cpu_in_every_dtype() {
+        let Some(gpu) = cuda_or_skip("cuda_scans_match_the_cpu_in_every_dtype") else {
+            return;
+        };
+        for (shape, dim, transposed) in SWEEP {
+            for dtype in ALL {
+                // |v| < 2 (integers: -1, 0, 1), every ninth 0.
+                let x = f64s(shape, 6, 9, &Device::Cpu).to_dtype(dtype).unwrap();
+                let x = if transposed {
+                    x.transpose(0, 1).unwrap()
+                } else {
+                    x
+                };
+                let on_gpu = x.to_device(&gpu).unwrap();
+                for (name, op) in [
+                    ("cumsum", Tensor::cumsum as fn(&Tensor, usize) -> _),
+                    ("cumprod", Tensor::cumprod),
+                ] {
+                    let want = op(&x, dim).unwrap();
+                    let got = op(&on_gpu, dim).unwrap();
+                    let what = format!("{name} {dtype:?} {shape:?} dim {dim}");
+                    assert_eq!(got.dtype(), want.dtype(), "{what}");
+                    let same = |a: &f64, b: &f64| a == b || (a.is_nan() && b.is_nan());
+                    let (got, want) = (host(&got), host(&want));
+                    assert!(got.iter().zip(&want).all(|(a, b)| same(a, b)), "{what}");
+                }
+                if !dtype.is_float() {
+                    continue;
+                }
+                let grads = [&x, &on_gpu].map(|t| {
+                    let leaf = t.detach().requires_grad();
+                    let y = leaf.cumprod(dim).unwrap();
+                    let gout = f64s(y.shape(), 7, usize::MAX, &Device::Cpu);
+                    let gout = gout
+                        .to_dtype(dtype)
+                        .unwrap()
+                        .to_device(&t.device())
+                        .unwrap();
+                    y.mul(&gout).unwrap().sum_all().unwrap().backward().unwrap();
+                    host(&leaf.grad().unwrap())
+                });
+                let tol = match dtype {
+                    DType::F64 => 1e-12,
+                    DType::F32 => 1e-6,
+                    _ => 1e-2,
+                };
+                for (g, c) in grads[1].iter().zip(&grads[0]) {
+                    let close = (g - c).abs() <= tol * (1.0 + c.abs()) || g == c;
+                    assert!(close, "{dtype:?} {shape:?}: {g} vs {c}");
+                }
             }
         }
     }
-}
 
-/// On the emulated device, the sweep above launches every kernel of kernels/scan.cu.
-#[test]
-fn every_scan_kernel_is_launched() {
-    if common::launches("scan_f32").is_none() {
-        eprintln!("skipped: launch counts exist only on the emulated device");
-        return;
-    }
-    cuda_scans_match_the_cpu_in_every_dtype();
-    let kernels = ["scan_f32", "scan_f64", "scan_f16", "scan_bf16", "scan_i64"];
-    let backward = kernels[..4]
-        .iter()
-        .map(|k| k.replace("scan", "cumprod_backward"));
-    for kernel in kernels.iter().map(|k| k.to_string()).chain(backward) {
-        assert!(common::launches(&kernel).unwrap() > 0, "{kernel} never ran");
+    /// On the emulated device, the sweep above launches every kernel of kernels/scan.cu.
+    #[test]
+    fn every_scan_kernel_is_launched() {
+        let suite: [fn(); 1] = [cuda_scans_match_the_cpu_in_every_dtype];
+        assert_every_kernel_launched("scan", &suite, &[]);
     }
 }

@@ -38,6 +38,13 @@ impl Forward for Block {
     }
 }
 
+/// Held by every test of this file: they run one at a time, so that the others'
+/// allocations stay out of the peak-memory test's allocator statistics.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bits(t: &Tensor) -> Vec<u32> {
     t.to_dtype(DType::F32)
         .unwrap()
@@ -88,7 +95,7 @@ device_test! {
     /// With dropout on, checkpointing changes nothing: the recomputation draws the
     /// forward's masks, and the generator ends where the plain run leaves it.
     fn gradients_and_the_generator_equal_the_plain_run(dev) {
-        let _rng = common::rng_lock();
+        let (_serial, _own) = (serial(), common::own_generator());
         let blocks = [Arc::new(Block::new(dev)), Arc::new(Block::new(dev))];
         let x = Tensor::randn(&[5, 6], DType::F32, dev).unwrap().requires_grad();
         let plain = run(&blocks, &x, false);
@@ -106,7 +113,7 @@ device_test! {
     /// The first block of a network gets data that needs no gradient; its parameters
     /// must train anyway (PyTorch's reentrant checkpoint leaves them without one).
     fn parameters_train_when_the_input_needs_no_gradient(dev) {
-        let _rng = common::rng_lock();
+        let (_serial, _own) = (serial(), common::own_generator());
         let blocks = [Arc::new(Block::new(dev)), Arc::new(Block::new(dev))];
         let x = Tensor::randn(&[3, 6], DType::F32, dev).unwrap();
         let plain = run(&blocks, &x, false);
@@ -117,7 +124,7 @@ device_test! {
 
     /// A graph kept for a second backward recomputes again; gradients accumulate.
     fn a_retained_graph_recomputes_for_each_backward(dev) {
-        let _rng = common::rng_lock();
+        let (_serial, _own) = (serial(), common::own_generator());
         let block = Arc::new(Block::new(dev));
         block.eval();
         let x = Tensor::randn(&[4, 6], DType::F32, dev).unwrap().requires_grad();
@@ -143,7 +150,7 @@ device_test! {
 
     /// Nothing to differentiate: no graph is recorded, as for the plain call.
     fn nothing_to_differentiate_records_no_graph(dev) {
-        let _rng = common::rng_lock();
+        let (_serial, _own) = (serial(), common::own_generator());
         let x = Tensor::randn(&[2, 6], DType::F32, dev).unwrap();
         let y = kiln::utils::checkpoint(|x| x.tanh(), &x).unwrap();
         assert!(!y.requires_grad_flag());
@@ -176,7 +183,7 @@ device_test! {
                 .collect();
             (grad, buffers, take_grads(bn.as_ref()))
         };
-        let _rng = common::rng_lock();
+        let (_serial, _own) = (serial(), common::own_generator());
         kiln::manual_seed(3);
         let plain = stats(false);
         kiln::manual_seed(3);
@@ -187,7 +194,7 @@ device_test! {
     /// The optimizer's check for parameters it does not hold sees those reached
     /// inside a checkpointed block.
     fn unregistered_parameters_inside_a_block_are_reported(dev) {
-        let _rng = common::rng_lock();
+        let (_serial, _own) = (serial(), common::own_generator());
         let block = Arc::new(Block::new(dev));
         block.eval();
         let outside = Tensor::ones(&[6], DType::F32, dev).unwrap().requires_grad();
@@ -205,7 +212,7 @@ device_test! {
 
     /// The models' per-block option gives the plain model's gradients.
     fn models_train_the_same_checkpointed(dev) {
-        let _rng = common::rng_lock();
+        let (_serial, _own) = (serial(), common::own_generator());
         let config = GptConfig {
             vocab_size: 11,
             block_size: 8,
@@ -244,7 +251,7 @@ device_test! {
 
 #[test]
 fn checkpoint_passes_gradcheck_in_f64() {
-    let _rng = common::rng_lock();
+    let (_serial, _own) = (serial(), common::own_generator());
     let dev = Device::Cpu;
     let w = Tensor::randn(&[3, 3], DType::F64, &dev).unwrap();
     let f = |xs: &[Tensor]| {
@@ -257,8 +264,6 @@ fn checkpoint_passes_gradcheck_in_f64() {
     kiln::autograd::gradcheck(f, &[x], Default::default()).unwrap();
 }
 
-/// Every test of this file holds `common::rng_lock()`, which also keeps the others'
-/// allocations out of this one's statistics.
 /// On the emulated device (whose allocator keeps statistics): a deep stack of
 /// checkpointed blocks peaks at a fraction of the plain stack's allocated bytes.
 #[test]
@@ -266,7 +271,7 @@ fn checkpointing_lowers_peak_memory() {
     let Some(dev) = common::cuda_or_skip("checkpointing_lowers_peak_memory") else {
         return;
     };
-    let _rng = common::rng_lock();
+    let (_serial, _own) = (serial(), common::own_generator());
     let blocks: Vec<Arc<nn::Linear>> = (0..16)
         .map(|_| Arc::new(nn::Linear::new(64, 64, &dev).unwrap()))
         .collect();

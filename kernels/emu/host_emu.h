@@ -8,10 +8,14 @@
 // fragments (wmma.h) and the mma.sync / ldmatrix / cp.async instructions of
 // kernels/mma.cuh (mma.h). `__CUDA_ARCH__` is 800, the architecture the PTX targets.
 //
-// `__shared__` variables are statics in the `kiln_shared` section: one copy, used by the
-// block now running, and filled with 0xFF bytes (NaN, -1) before each block starts so a
-// kernel that reads shared memory no thread of its block wrote sees garbage, not a
-// plausible value left over from another block.
+// Shared memory (`KILN_SHARED`, `KILN_DYNAMIC_SHARED` from common.cuh) is one arena per
+// launch, used by the block now running, and filled with 0xFF bytes (NaN, -1) before
+// each block starts so a kernel that reads shared memory no thread of its block wrote
+// sees garbage, not a plausible value left over from another block. A `KILN_SHARED`
+// declaration is a reference into the arena, at the slot its `static` key gets on the
+// launch's first call: one per declaration, per template instantiation too (GCC drops
+// a `section` attribute on a static of a template instantiation, which is why shared
+// memory is not a `static` here).
 #pragma once
 
 #define KILN_HOST_EMU 1
@@ -32,7 +36,10 @@
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-#define __shared__ static __attribute__((section("kiln_shared")))
+#define KILN_SHARED(T, name, dims)                                                            \
+    static char name##_kiln_slot;                                                            \
+    T(&name) dims = *reinterpret_cast<T(*) dims>(                                            \
+        kiln_emu::static_shared(&name##_kiln_slot, sizeof(T dims)))
 #define KILN_DYNAMIC_SHARED(T, name) T *name = (T *)kiln_emu::dynamic_shared()
 
 // ---- Built-in variables.

@@ -20,11 +20,6 @@
 #include <unistd.h>
 #include <vector>
 
-// The static `__shared__` variables of every kernel (host_emu.h puts them in this
-// section; the linker defines its bounds).
-extern "C" char __start_kiln_shared[] __attribute__((weak));
-extern "C" char __stop_kiln_shared[] __attribute__((weak));
-
 namespace kiln_emu {
 
 ThreadState *g_thread;
@@ -36,6 +31,7 @@ namespace {
 
 const size_t kStackBytes = 256 << 10;
 const uint32_t kMaxDynamicShared = 48 << 10; // without an opt-in attribute, as on the GPU
+const size_t kMaxStaticShared = 48 << 10;    // a kernel's static limit on the GPU
 const unsigned char kPoison = 0xff;          // NaN for floats, -1 for integers
 
 size_t page_size() {
@@ -134,6 +130,11 @@ struct Launch {
     Fiber *current;
     char *dynamic_shared;
     uint32_t dynamic_bytes;
+    // Static shared memory: the slot of each KILN_SHARED declaration met in this launch
+    // (keyed by the declaration's `static` key), packed from `static_shared`.
+    char *static_shared;
+    size_t static_used;
+    std::vector<std::pair<const void *, size_t>> static_slots;
     std::string error;
 } g_launch;
 
@@ -174,8 +175,7 @@ bool ensure_stacks(size_t n) {
 }
 
 void start_block(unsigned int threads) {
-    if (+__start_kiln_shared != +__stop_kiln_shared)
-        memset(__start_kiln_shared, kPoison, (size_t)(__stop_kiln_shared - __start_kiln_shared));
+    memset(g_launch.static_shared, kPoison, g_launch.static_used);
     if (g_launch.dynamic_bytes) memset(g_launch.dynamic_shared, kPoison, g_launch.dynamic_bytes);
     for (unsigned int t = 0; t < threads; ++t) {
         Fiber &f = g_launch.fibers[t];
@@ -350,6 +350,18 @@ bool prepare_dynamic_shared(uint32_t bytes) {
     return true;
 }
 
+// The static shared memory of a launch: mapped once (ending at a guard page), its
+// slots assigned anew as the launch's declarations are met.
+bool prepare_static_shared() {
+    if (!g_launch.static_shared) {
+        Mapping m;
+        if (!map_guarded(kMaxStaticShared, m, g_launch.static_shared)) return false;
+    }
+    g_launch.static_used = 0;
+    g_launch.static_slots.clear();
+    return true;
+}
+
 void copy_error(const std::string &msg, char *err, size_t err_len) {
     snprintf(err, err_len, "%s", msg.c_str());
 }
@@ -390,9 +402,22 @@ void fail(const char *what) {
 
 void *dynamic_shared() { return g_launch.dynamic_shared; }
 
+void *static_shared(const void *key, size_t bytes) {
+    for (const auto &slot : g_launch.static_slots)
+        if (slot.first == key) return g_launch.static_shared + slot.second;
+    // First met by the first block: a new slot, poisoned like the rest.
+    size_t at = round_up(g_launch.static_used, 16);
+    if (at + bytes > kMaxStaticShared) fail("static shared memory above 48 KiB");
+    memset(g_launch.static_shared + at, kPoison, bytes);
+    g_launch.static_slots.push_back({key, at});
+    g_launch.static_used = at + bytes;
+    return g_launch.static_shared + at;
+}
+
 bool is_shared(const void *p, size_t bytes) {
     uintptr_t a = (uintptr_t)p;
-    bool in_static = a >= (uintptr_t)__start_kiln_shared && a + bytes <= (uintptr_t)__stop_kiln_shared;
+    bool in_static = a >= (uintptr_t)g_launch.static_shared &&
+                     a + bytes <= (uintptr_t)g_launch.static_shared + g_launch.static_used;
     bool in_dynamic = a >= (uintptr_t)g_launch.dynamic_shared &&
                       a + bytes <= (uintptr_t)g_launch.dynamic_shared + g_launch.dynamic_bytes;
     return in_static || in_dynamic;
@@ -414,7 +439,8 @@ extern "C" int kiln_emu_launch(Entry entry, void *const *args, const char *name,
         return 1;
     }
     unsigned int threads = block[0] * block[1] * block[2];
-    if (!ensure_stacks(threads) || !prepare_dynamic_shared(shared_bytes)) {
+    if (!ensure_stacks(threads) || !prepare_dynamic_shared(shared_bytes) ||
+        !prepare_static_shared()) {
         copy_error("cannot map fiber stacks or shared memory", err, err_len);
         return 1;
     }

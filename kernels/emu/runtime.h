@@ -50,6 +50,10 @@ unsigned int warp_all_gather(unsigned int mask, const void *mine, int bytes, voi
 // The block's dynamic shared memory (`shared_bytes` of the launch, guarded at its end).
 void *dynamic_shared();
 
+// The block's static shared memory of the declaration keyed by `key` (`bytes`, aligned
+// to 16): the same for every thread of the launch, poisoned before each block.
+void *static_shared(const void *key, size_t bytes);
+
 // Whether [p, p + bytes) lies in the block's shared memory (static or dynamic): the
 // state space that ldmatrix and cp.async's destination require.
 bool is_shared(const void *p, size_t bytes);

@@ -13,7 +13,26 @@ extern "C" __global__ void selftest_read_past_end(const float *x, float *out, ui
 // within the block. With `synced` 0 the __syncthreads() between the writes and the
 // reads is missing, so a thread may read a slot before its owner has written it.
 extern "C" __global__ void selftest_rotate(const float *x, float *out, uint32_t shift, uint32_t synced) {
-    __shared__ float tile[256];
+    KILN_SHARED(float, tile, [256]);
+    unsigned int t = threadIdx.x, base = blockIdx.x * blockDim.x;
+    tile[t] = x[base + t];
+    if (synced) __syncthreads();
+    out[base + t] = tile[(t + shift) % blockDim.x];
+}
+
+// selftest_rotate with the tile declared in a template device function (`tiled` 0) or
+// an inline one (`tiled` 1): shared memory the emulator must poison and check as it
+// does a kernel's own.
+template <typename T> __device__ T *template_tile() {
+    KILN_SHARED(T, tile, [256]);
+    return tile;
+}
+inline __device__ float *inline_tile() {
+    KILN_SHARED(float, tile, [256]);
+    return tile;
+}
+extern "C" __global__ void selftest_rotate_nested(const float *x, float *out, uint32_t shift, uint32_t synced, uint32_t tiled) {
+    float *tile = tiled == 0 ? template_tile<float>() : inline_tile();
     unsigned int t = threadIdx.x, base = blockIdx.x * blockDim.x;
     tile[t] = x[base + t];
     if (synced) __syncthreads();
@@ -86,7 +105,7 @@ extern "C" __global__ void selftest_mma(const uint32_t *a, const uint32_t *b, co
 // row rows[l]. variant: 0 x4, 1 x4.trans, 2 x2, 3 x2.trans; out[4 l + i] = register i.
 // Variant 4 is a planted bug: x4 straight from global memory, which ldmatrix cannot read.
 extern "C" __global__ void selftest_ldmatrix(const uint16_t *src, const uint32_t *rows, uint32_t *out, uint32_t variant) {
-    __shared__ __align__(16) uint16_t tile[32 * 8];
+    KILN_SHARED(uint16_t, tile, [32 * 8]);
     unsigned int l = threadIdx.x;
     for (int i = 0; i < 8; ++i) tile[8 * l + i] = src[8 * l + i];
     __syncwarp();
@@ -102,7 +121,7 @@ extern "C" __global__ void selftest_ldmatrix(const uint16_t *src, const uint32_t
 // Lane l copies src_bytes[l] bytes of src[16 l ..] into a 16-byte slot of shared memory
 // by cp.async of size[l] (16, 8 or 4), zero-filling the rest, then the slots go to out.
 extern "C" __global__ void selftest_cp_async(const uint8_t *src, const uint32_t *size, const uint32_t *src_bytes, uint8_t *out) {
-    __shared__ __align__(16) uint8_t slots[32 * 16];
+    KILN_SHARED(uint8_t, slots, [32 * 16]);
     unsigned int l = threadIdx.x;
     for (int i = 0; i < 16; ++i) slots[16 * l + i] = 0xAB;
     if (size[l] == 16) cp_async_16(slots + 16 * l, src + 16 * l, src_bytes[l]);

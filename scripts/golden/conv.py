@@ -69,7 +69,7 @@ CASES = [
     # F.conv2d(x[1,3,9,9], w[4,3,3,3], b, stride=2, padding=2, dilation=2)   (inputs of
     # odd row or column (+2) meet no tap: their gradient phases have none)
     ("stride2_dilation2", (1, 3, 9, 9), (4, 3, 3, 3), True, dict(stride=2, padding=2, dilation=2)),
-    # The channels-last forward (conv_tc.cu's conv2d_tc_fwd_nhwc_*, channels per group a
+    # The channels-last forward (conv_tc.cu's conv_tc_fwd_nhwc_*, channels per group a
     # multiple of 8, so of a 16-byte chunk for halves and TF32 alike):
     # F.conv2d(x[2,32,7,8], w[10,16,3,3], b, padding=(1,2), dilation=2, groups=2)
     # (N=80 over two images: a cut column tile; two chunks per tap for halves; K=144:
@@ -78,7 +78,7 @@ CASES = [
      dict(padding=(1, 2), dilation=2, groups=2)),
     # F.conv2d(x[1,8,9,9], w[70,8,3,3], stride=2, padding=1)   (a 128-row tile, cut)
     ("nhwc_stride2", (1, 8, 9, 9), (70, 8, 3, 3), False, dict(stride=2, padding=1)),
-    # The channels-last input gradient (conv2d_tc_bwd_input_nhwc_*, output channels per
+    # The channels-last input gradient (conv_tc_bwd_input_nhwc_*, output channels per
     # group a multiple of 8), with the input's 3 channels per group keeping the forward
     # in NCHW:
     # F.conv2d(x[2,6,9,8], w[32,3,3,3], b, stride=2, padding=(1,2), dilation=(1,2), groups=2)

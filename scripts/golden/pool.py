@@ -45,4 +45,31 @@ ADAPTIVE = [
 for name, xs, size in ADAPTIVE:
     record(name, randn(*xs), lambda x, size=size: F.adaptive_avg_pool2d(x, size))
 
+# Options (appended after the cases above, so their values stay as they were):
+# name, x shape, F.max_pool2d / F.avg_pool2d keyword arguments. Ceil mode's last
+# window overhangs the input ("overhang") or, starting in the right padding, is
+# dropped ("drop": 5 rows, k2 s2 p1 gives 3 windows, not 4).
+MAX_OPTS = [
+    ("max_dil2", (2, 2, 9, 10), dict(kernel_size=3, stride=1, padding=1, dilation=2)),
+    ("max_k2x3_d3x2_s2_p1", (1, 3, 11, 9), dict(kernel_size=(2, 3), stride=2, padding=1, dilation=(3, 2))),
+    ("max_ceil_overhang", (2, 2, 8, 7), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    ("max_ceil_drop", (1, 2, 5, 6), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)),
+    ("max_ceil_dil2", (2, 1, 8, 9), dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
+    ("max_ceil_kernel_past_input", (1, 2, 2, 3), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    ("max_default_stride", (1, 2, 7, 8), dict(kernel_size=3)),
+]
+for name, xs, kw in MAX_OPTS:
+    record(name, randn(*xs), lambda x, kw=kw: F.max_pool2d(x, **kw))
+
+AVG_OPTS = [
+    ("avg_ceil_overhang", (2, 2, 8, 7), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    ("avg_ceil_drop", (1, 2, 5, 6), dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)),
+    ("avg_ceil_pad_divisor", (1, 1, 5, 5), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("avg_exclude_pad", (1, 3, 9, 8), dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    ("avg_ceil_exclude_pad", (2, 2, 7, 9), dict(kernel_size=(3, 2), stride=(2, 3), padding=1, ceil_mode=True, count_include_pad=False)),
+    ("avg_default_stride_ceil", (1, 2, 7, 7), dict(kernel_size=3, ceil_mode=True)),
+]
+for name, xs, kw in AVG_OPTS:
+    record(name, randn(*xs), lambda x, kw=kw: F.avg_pool2d(x, **kw))
+
 save("pool")

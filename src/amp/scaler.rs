@@ -1,14 +1,17 @@
 //! [`GradScaler`]: loss scaling for F16 training, like `torch.amp.GradScaler`.
 
-use crate::optim::Optimizer;
+use crate::optim::{GroupHandle, Optimizer};
 use crate::tensor::StorageLocks;
 use crate::{DType, Device, Error, Result, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where an optimizer is in the scaler's iteration (since the last `update`).
 #[derive(Debug)]
 struct OptimizerRecord {
-    /// The optimizer's address: it identifies the optimizer until `update`.
-    key: usize,
+    /// The optimizer's identity: its group table, which it keeps wherever it is moved
+    /// (PyTorch keys this state by `id(optimizer)`). Holding the handle keeps the
+    /// table alive, so no other optimizer can take its place until `update`.
+    optimizer: GroupHandle,
     /// One `found_inf` flag (a one-element f32 tensor) per device holding gradients.
     found_inf: Vec<Tensor>,
     /// After `step`: whether an inf/NaN was found (and the step skipped).
@@ -52,6 +55,9 @@ pub struct GradScaler {
     growth_interval: u32,
     growth_tracker: u32,
     records: Vec<OptimizerRecord>,
+    /// Whether `scale` was called since the last `update`: the gradients `unscale_`
+    /// divides are scaled ones only then.
+    scaled: AtomicBool,
 }
 
 /// What [`GradScaler::state_dict`] returns and [`GradScaler::load_state_dict`] takes:
@@ -88,18 +94,16 @@ impl GradScaler {
             growth_interval: 2000,
             growth_tracker: 0,
             records: Vec::new(),
+            scaled: AtomicBool::new(false),
         }
     }
 
-    /// The initial scale: finite and > 0.
+    /// The initial scale: > 0 and finite once stored in f32, as the scale is kept: a
+    /// normal f32 (`1.2e-38 ..= 3.4e38`), whose reciprocal (what `unscale_`
+    /// multiplies by) is finite too. A value that rounds to 0, a subnormal or
+    /// infinity in f32 is an `Err` naming `init_scale`.
     pub fn init_scale(mut self, init_scale: f64) -> Result<Self> {
-        if !(init_scale.is_finite() && init_scale > 0.0 && (init_scale as f32).is_finite()) {
-            return Err(Error::arg(
-                "init_scale",
-                format!("must be finite (in f32) and > 0, got {init_scale}"),
-            ));
-        }
-        self.scale = init_scale as f32;
+        self.scale = scale_of(init_scale)?;
         Ok(self)
     }
 
@@ -161,22 +165,27 @@ impl GradScaler {
         if !self.enabled {
             return Ok(loss.clone());
         }
-        loss.mul_scalar(f64::from(self.scale))
+        let scaled = loss.mul_scalar(f64::from(self.scale))?;
+        self.scaled.store(true, Ordering::Relaxed);
+        Ok(scaled)
     }
 
     /// Divides the gradients of `opt`'s parameters by the scale, in place of the old
     /// gradients, and records per device whether one holds an inf or NaN (on the
     /// device: no host synchronization). Call it before clipping gradients; `step`
     /// then does not unscale again. A second call for the same optimizer before
-    /// `update` is an `Err`, as in PyTorch, as is a call after `step`. F16 gradients
-    /// are an `Err` (PyTorch's "Attempting to unscale FP16 gradients": keep the
-    /// master weights in f32). Nothing changes when it returns an error.
+    /// `update` is an `Err`, as in PyTorch, as is a call after `step`, and a call
+    /// without a [`GradScaler::scale`] since the last `update` (the gradients are not
+    /// scaled ones: PyTorch's "did not use scaler.scale(loss or outputs)"). F16
+    /// gradients are an `Err` (PyTorch's "Attempting to unscale FP16 gradients": keep
+    /// the master weights in f32). Nothing changes when it returns an error.
     pub fn unscale_<O: Optimizer + ?Sized>(&mut self, opt: &mut O) -> Result<()> {
         if !self.enabled {
             return Ok(());
         }
-        let key = optimizer_key(opt);
-        if let Some(r) = self.records.iter().find(|r| r.key == key) {
+        self.check_scaled()?;
+        let handle = opt.group_handle();
+        if let Some(r) = self.records.iter().find(|r| r.optimizer.same(&handle)) {
             let msg = if r.stepped.is_some() {
                 "unscale_() is being called after step(); call update() first"
             } else {
@@ -218,7 +227,7 @@ impl GradScaler {
             p.set_grad(Some(g));
         }
         self.records.push(OptimizerRecord {
-            key,
+            optimizer: handle,
             found_inf: flags.into_iter().map(|(_, f)| f).collect(),
             stepped: None,
         });
@@ -228,23 +237,31 @@ impl GradScaler {
     /// Unscales `opt`'s gradients (unless [`GradScaler::unscale_`] already did), then
     /// runs `opt.step()` unless a gradient holds an inf or NaN. Returns whether the
     /// optimizer stepped. Reads one flag per device (the one host synchronization).
-    /// A second `step` for the same optimizer before `update` is an `Err`.
+    /// A second `step` for the same optimizer before `update` is an `Err`, as is a
+    /// `step` without a [`GradScaler::scale`] since the last `update` or one where no
+    /// parameter of `opt` has a gradient (PyTorch's "No inf checks were recorded").
     pub fn step<O: Optimizer + ?Sized>(&mut self, opt: &mut O) -> Result<bool> {
         if !self.enabled {
             opt.step()?;
             return Ok(true);
         }
-        let key = optimizer_key(opt);
-        if !self.records.iter().any(|r| r.key == key) {
+        let handle = opt.group_handle();
+        if !self.records.iter().any(|r| r.optimizer.same(&handle)) {
             self.unscale_(opt)?;
         }
-        let Some(record) = self.records.iter_mut().find(|r| r.key == key) else {
+        let Some(record) = self.records.iter_mut().find(|r| r.optimizer.same(&handle)) else {
             return Err(Error::arg("optimizer", "unscale_ recorded no state"));
         };
         if record.stepped.is_some() {
             return Err(Error::arg(
                 "optimizer",
                 "step() has already been called since the last update()",
+            ));
+        }
+        if record.found_inf.is_empty() {
+            return Err(Error::arg(
+                "optimizer",
+                "no inf checks were recorded: none of its parameters has a gradient",
             ));
         }
         let found = any_found(&record.found_inf)?;
@@ -263,8 +280,10 @@ impl GradScaler {
     /// Without an `unscale_` or `step` since the last `update` nothing changes. An
     /// optimizer that was unscaled but not stepped has its flags read here; a flag
     /// that cannot be read (a failing device) counts as an inf, so the scale backs
-    /// off rather than grows.
+    /// off rather than grows. The scale never shrinks below the smallest normal f32
+    /// (where PyTorch's would reach 0 and then unscale every gradient to inf).
     pub fn update(&mut self) {
+        self.scaled.store(false, Ordering::Relaxed);
         if !self.enabled || self.records.is_empty() {
             return;
         }
@@ -274,7 +293,9 @@ impl GradScaler {
         });
         self.records.clear();
         if found {
-            self.scale = (f64::from(self.scale) * self.backoff_factor) as f32;
+            if let Ok(backed_off) = scale_of(f64::from(self.scale) * self.backoff_factor) {
+                self.scale = backed_off;
+            }
             self.growth_tracker = 0;
         } else {
             let successful = self.growth_tracker + 1;
@@ -303,13 +324,24 @@ impl GradScaler {
     }
 
     /// Restores a [`GradScaler::state_dict`]; every field is validated as the
-    /// setters validate it, and nothing changes when one is invalid.
+    /// setters validate it (and `growth_tracker` must be below `growth_interval`),
+    /// and nothing changes when one is invalid.
     pub fn load_state_dict(&mut self, state: &GradScalerState) -> Result<()> {
         let loaded = GradScaler::new()
             .init_scale(state.scale)?
             .growth_factor(state.growth_factor)?
             .backoff_factor(state.backoff_factor)?
             .growth_interval(state.growth_interval)?;
+        if state.growth_tracker >= state.growth_interval {
+            return Err(Error::arg(
+                "growth_tracker",
+                format!(
+                    "counts good iterations since the scale last changed, so it must be \
+                     below growth_interval ({}), got {}",
+                    state.growth_interval, state.growth_tracker
+                ),
+            ));
+        }
         self.scale = loaded.scale;
         self.growth_factor = loaded.growth_factor;
         self.backoff_factor = loaded.backoff_factor;
@@ -349,10 +381,39 @@ fn check_growth_interval(v: u32) -> Result<()> {
     }
 }
 
-/// The optimizer's address, which identifies it between `unscale_`/`step` and
-/// `update` (PyTorch keys its per-optimizer state by `id(optimizer)`).
-fn optimizer_key<O: Optimizer + ?Sized>(opt: &O) -> usize {
-    (opt as *const O).cast::<()>() as usize
+/// `scale` as the scaler keeps it (f32), if that is a normal number; else an `Err`
+/// naming `init_scale`.
+fn scale_of(scale: f64) -> Result<f32> {
+    // Rounding to the nearest f32 is the conversion the check is about.
+    #[allow(clippy::cast_possible_truncation)]
+    let kept = scale as f32;
+    if kept.is_normal() && kept > 0.0 {
+        Ok(kept)
+    } else {
+        Err(Error::arg(
+            "init_scale",
+            format!(
+                "must be a positive normal f32 ({:e} to {:e}) as the scale is kept, got \
+                 {scale} (in f32: {kept})",
+                f32::MIN_POSITIVE,
+                f32::MAX
+            ),
+        ))
+    }
+}
+
+impl GradScaler {
+    /// Err unless [`GradScaler::scale`] was called since the last `update`.
+    fn check_scaled(&self) -> Result<()> {
+        if self.scaled.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        Err(Error::arg(
+            "optimizer",
+            "no GradScaler::scale since the last update(): its gradients are not scaled \
+             ones (use scaler.scale(&loss)?.backward() in every iteration)",
+        ))
+    }
 }
 
 /// Whether any device's flag is set: one read per device.

@@ -68,13 +68,91 @@ pub(crate) enum UnaryOp {
     Sin,
     /// cosine
     Cos,
+    /// largest integer `≤ x` (integers: the value itself)
+    Floor,
+    /// smallest integer `≥ x` (integers: the value itself)
+    Ceil,
+    /// nearest integer, halves to even, as PyTorch (integers: the value itself)
+    Round,
+    /// integer part, towards zero (integers: the value itself)
+    Trunc,
+    /// `(x > 0) - (x < 0)`: -1, 0 or 1, and 0 for NaN, as PyTorch
+    Sign,
+    /// the error function
+    Erf,
+    /// `ln(1 + x)`, accurate near 0
+    Log1p,
+    /// `e^x - 1`, accurate near 0
+    Expm1,
+    /// `1 / x`
+    Reciprocal,
+    /// `x·x`
+    Square,
+    /// `2^x`
+    Exp2,
+    /// base-2 logarithm
+    Log2,
+    /// `x·relu6(x + 3)/6`
+    Hardswish,
+    /// derivative of [`UnaryOp::Hardswish`]: 0 for `x ≤ -3`, `x/3 + 1/2` below 3, else 1
+    HardswishGrad,
+    /// `relu6(x + 3)/6`
+    Hardsigmoid,
+    /// derivative of [`UnaryOp::Hardsigmoid`]: 1/6 strictly inside (-3, 3), else 0
+    HardsigmoidGrad,
+    /// `x` limited to `[min, max]` (`relu6` is `min = 0, max = 6`)
+    Hardtanh {
+        /// lower bound
+        min: f64,
+        /// upper bound
+        max: f64,
+    },
+    /// derivative of [`UnaryOp::Hardtanh`]: 1 strictly inside `(min, max)`, else 0
+    HardtanhGrad {
+        /// lower bound
+        min: f64,
+        /// upper bound
+        max: f64,
+    },
+    /// ELU with `α = s`: `x` where `x > 0`, else `α·(e^x - 1)`
+    Elu(f64),
+    /// derivative of [`UnaryOp::Elu`]: 1 where `x > 0`, else `α·e^x`
+    EluGrad(f64),
+    /// SELU: `λ·elu(x, α)` with PyTorch's constants λ and α
+    Selu,
+    /// derivative of [`UnaryOp::Selu`]
+    SeluGrad,
+    /// CELU with `α = s`: `x` where `x > 0`, else `α·(e^(x/α) - 1)`
+    Celu(f64),
+    /// derivative of [`UnaryOp::Celu`]: 1 where `x > 0`, else `e^(x/α)`
+    CeluGrad(f64),
+    /// Mish: `x·tanh(ln(1 + e^x))`
+    Mish,
+    /// derivative of [`UnaryOp::Mish`]
+    MishGrad,
+    /// `ln σ(x) = -ln(1 + e^-x)`, computed without overflow
+    LogSigmoid,
+    /// derivative of [`UnaryOp::LogSigmoid`]: `σ(-x)`
+    LogSigmoidGrad,
+    /// `x / (1 + |x|)`
+    Softsign,
+    /// derivative of [`UnaryOp::Softsign`]: `1 / (1 + |x|)²`
+    SoftsignGrad,
+    /// smooth L1 of a difference with `β = s > 0`: `x²/(2β)` where `|x| < β`, else `|x| - β/2`
+    SmoothL1(f64),
+    /// derivative of [`UnaryOp::SmoothL1`]: `x/β` where `|x| < β`, else `sign(x)`
+    SmoothL1Grad(f64),
+    /// Huber loss of a difference with `δ = s`: `x²/2` where `|x| < δ`, else `δ·(|x| - δ/2)`
+    Huber(f64),
+    /// derivative of [`UnaryOp::Huber`]: `x` where `|x| < δ`, else `δ·sign(x)`
+    HuberGrad(f64),
 }
 
 impl UnaryOp {
     /// Every op (scalar ops with a placeholder scalar), for tests that check each one
     /// has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [UnaryOp; 24] = [
+    pub(crate) const ALL: [UnaryOp; 58] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -99,6 +177,40 @@ impl UnaryOp {
         UnaryOp::SoftplusGrad(0.0),
         UnaryOp::Sin,
         UnaryOp::Cos,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+        UnaryOp::Trunc,
+        UnaryOp::Sign,
+        UnaryOp::Erf,
+        UnaryOp::Log1p,
+        UnaryOp::Expm1,
+        UnaryOp::Reciprocal,
+        UnaryOp::Square,
+        UnaryOp::Exp2,
+        UnaryOp::Log2,
+        UnaryOp::Hardswish,
+        UnaryOp::HardswishGrad,
+        UnaryOp::Hardsigmoid,
+        UnaryOp::HardsigmoidGrad,
+        UnaryOp::Hardtanh { min: 0.0, max: 0.0 },
+        UnaryOp::HardtanhGrad { min: 0.0, max: 0.0 },
+        UnaryOp::Elu(0.0),
+        UnaryOp::EluGrad(0.0),
+        UnaryOp::Selu,
+        UnaryOp::SeluGrad,
+        UnaryOp::Celu(0.0),
+        UnaryOp::CeluGrad(0.0),
+        UnaryOp::Mish,
+        UnaryOp::MishGrad,
+        UnaryOp::LogSigmoid,
+        UnaryOp::LogSigmoidGrad,
+        UnaryOp::Softsign,
+        UnaryOp::SoftsignGrad,
+        UnaryOp::SmoothL1(0.0),
+        UnaryOp::SmoothL1Grad(0.0),
+        UnaryOp::Huber(0.0),
+        UnaryOp::HuberGrad(0.0),
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -128,6 +240,40 @@ impl UnaryOp {
             UnaryOp::SoftplusGrad(_) => "softplus_grad",
             UnaryOp::Sin => "sin",
             UnaryOp::Cos => "cos",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Round => "round",
+            UnaryOp::Trunc => "trunc",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Log1p => "log1p",
+            UnaryOp::Expm1 => "expm1",
+            UnaryOp::Reciprocal => "reciprocal",
+            UnaryOp::Square => "square",
+            UnaryOp::Exp2 => "exp2",
+            UnaryOp::Log2 => "log2",
+            UnaryOp::Hardswish => "hardswish",
+            UnaryOp::HardswishGrad => "hardswish_grad",
+            UnaryOp::Hardsigmoid => "hardsigmoid",
+            UnaryOp::HardsigmoidGrad => "hardsigmoid_grad",
+            UnaryOp::Hardtanh { .. } => "hardtanh",
+            UnaryOp::HardtanhGrad { .. } => "hardtanh_grad",
+            UnaryOp::Elu(_) => "elu",
+            UnaryOp::EluGrad(_) => "elu_grad",
+            UnaryOp::Selu => "selu",
+            UnaryOp::SeluGrad => "selu_grad",
+            UnaryOp::Celu(_) => "celu",
+            UnaryOp::CeluGrad(_) => "celu_grad",
+            UnaryOp::Mish => "mish",
+            UnaryOp::MishGrad => "mish_grad",
+            UnaryOp::LogSigmoid => "log_sigmoid",
+            UnaryOp::LogSigmoidGrad => "log_sigmoid_grad",
+            UnaryOp::Softsign => "softsign",
+            UnaryOp::SoftsignGrad => "softsign_grad",
+            UnaryOp::SmoothL1(_) => "smooth_l1",
+            UnaryOp::SmoothL1Grad(_) => "smooth_l1_grad",
+            UnaryOp::Huber(_) => "huber",
+            UnaryOp::HuberGrad(_) => "huber_grad",
         }
     }
 
@@ -141,7 +287,28 @@ impl UnaryOp {
             | UnaryOp::LeakyRelu(s)
             | UnaryOp::LeakyReluGrad(s)
             | UnaryOp::Softplus(s)
-            | UnaryOp::SoftplusGrad(s) => s,
+            | UnaryOp::SoftplusGrad(s)
+            | UnaryOp::Elu(s)
+            | UnaryOp::EluGrad(s)
+            | UnaryOp::Celu(s)
+            | UnaryOp::CeluGrad(s)
+            | UnaryOp::SmoothL1(s)
+            | UnaryOp::SmoothL1Grad(s)
+            | UnaryOp::Huber(s)
+            | UnaryOp::HuberGrad(s) => s,
+            UnaryOp::Hardtanh { min, .. } | UnaryOp::HardtanhGrad { min, .. } => min,
+            _ => 0.0,
+        }
+    }
+
+    /// The op's second scalar (0 for ops without one): `max` of hardtanh, and `1/α`
+    /// of CELU, which PyTorch takes in f64 before its kernel rounds it.
+    pub(crate) fn scalar2(self) -> f64 {
+        match self {
+            UnaryOp::Hardtanh { max, .. } | UnaryOp::HardtanhGrad { max, .. } => max,
+            UnaryOp::Celu(alpha) => 1.0 / alpha,
+            // PyTorch's backward rounds α to f32 first (see EluCoefs::celu_grad).
+            UnaryOp::CeluGrad(alpha) => 1.0 / f64::from(alpha as f32),
             _ => 0.0,
         }
     }
@@ -197,6 +364,12 @@ impl UnaryOp {
                 | UnaryOp::Abs
                 | UnaryOp::AddScalar(_)
                 | UnaryOp::MulScalar(_)
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Round
+                | UnaryOp::Trunc
+                | UnaryOp::Sign
+                | UnaryOp::Square
         )
     }
 }
@@ -223,18 +396,29 @@ pub(crate) enum BinaryOp {
     Maximum,
     /// elementwise minimum (NaN propagates)
     Minimum,
+    /// `atan2(a, b)`: the angle of the point `(b, a)`, in `[-π, π]`
+    Atan2,
+    /// binary cross entropy of a probability `a` and a target `b`, PyTorch's form:
+    /// `(b - 1)·max(ln(1 - a), -100) - b·max(ln a, -100)`
+    BinaryCrossEntropy,
+    /// derivative of [`BinaryOp::BinaryCrossEntropy`] in `a`:
+    /// `(a - b) / max((1 - a)·a, ε)`, ε the f32 nearest 1e-12 (PyTorch's `EPSILON`)
+    BinaryCrossEntropyGrad,
 }
 
 impl BinaryOp {
     /// Every op, for tests that check each one has a kernel case.
     #[cfg(test)]
-    pub(crate) const ALL: [BinaryOp; 6] = [
+    pub(crate) const ALL: [BinaryOp; 9] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::Maximum,
         BinaryOp::Minimum,
+        BinaryOp::Atan2,
+        BinaryOp::BinaryCrossEntropy,
+        BinaryOp::BinaryCrossEntropyGrad,
     ];
 
     /// The op's name: in errors, and the key of its code in the CUDA kernels.
@@ -246,6 +430,27 @@ impl BinaryOp {
             BinaryOp::Div => "div",
             BinaryOp::Maximum => "maximum",
             BinaryOp::Minimum => "minimum",
+            BinaryOp::Atan2 => "atan2",
+            BinaryOp::BinaryCrossEntropy => "binary_cross_entropy",
+            BinaryOp::BinaryCrossEntropyGrad => "binary_cross_entropy_grad",
+        }
+    }
+
+    /// Err unless the op applies to `dtype`: floats take every op, integers the
+    /// arithmetic and extrema but not division (PyTorch's true division gives a
+    /// float) nor the float-only functions. Both backends check this first.
+    pub(crate) fn check_dtype(self, dtype: crate::DType) -> crate::Result<()> {
+        let int_op = matches!(
+            self,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Maximum | BinaryOp::Minimum
+        );
+        if dtype.is_float() || int_op {
+            Ok(())
+        } else {
+            Err(crate::Error::UnsupportedDType {
+                op: self.name(),
+                dtype,
+            })
         }
     }
 }

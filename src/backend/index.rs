@@ -1,6 +1,7 @@
 //! Index primitives: `gather` (also `index_select`, a gather with a broadcast
-//! index), `scatter_add` (their backward), `where_cond` (select by a U8 condition)
-//! and `index_bounds` (validation of an I64 index tensor where it lives).
+//! index), `scatter_add` (their backward), `index_put_rows` (advanced indexing's
+//! `index_put`), `where_cond` (select by a U8 condition) and `index_bounds`
+//! (validation of an I64 index tensor where it lives).
 //!
 //! Indices are I64. The tensor layer validates them with [`IndexOps::index_bounds`]
 //! before `gather`/`scatter_add` run, so an out-of-range index is an `Err` naming the
@@ -40,6 +41,23 @@ pub(crate) trait IndexOps: Sized {
         idx_layout: &Layout,
         src: &Self,
         src_layout: &Layout,
+    ) -> Result<Self>;
+
+    /// Advanced indexing's `index_put` on rows: `out = self` (a (rows, cols) matrix at
+    /// `layout`, copied contiguous), then for `t = 0, 1, ..` in order, row `idx[t]` of
+    /// `out` has row `t` of `src` (N, cols) added (`accumulate`) or becomes it, so the
+    /// last write to a row wins and sums run in index order (deterministic: each
+    /// output row is computed by its owner, no atomics). `idx` is (N,) I64 in
+    /// `[0, rows)` (checked above; others write nothing). Every dtype (integers
+    /// wrap); halves accumulate in f32 and round once.
+    fn index_put_rows(
+        &self,
+        layout: &Layout,
+        idx: &Self,
+        idx_layout: &Layout,
+        src: &Self,
+        src_layout: &Layout,
+        accumulate: bool,
     ) -> Result<Self>;
 
     /// `cond ? a : b` elementwise (`self` is the U8 condition); the three layouts are
@@ -85,6 +103,20 @@ impl Storage {
     ) -> Result<Storage> {
         dispatch!("scatter_add", (self, idx, src), |(s, i, x)| s
             .scatter_add(layout, dim, i, idx_layout, x, src_layout))
+    }
+
+    /// See [`IndexOps::index_put_rows`].
+    pub(crate) fn index_put_rows(
+        &self,
+        layout: &Layout,
+        idx: &Storage,
+        idx_layout: &Layout,
+        src: &Storage,
+        src_layout: &Layout,
+        accumulate: bool,
+    ) -> Result<Storage> {
+        dispatch!("index_put", (self, idx, src), |(s, i, x)| s
+            .index_put_rows(layout, i, idx_layout, x, src_layout, accumulate))
     }
 
     /// See [`IndexOps::where_cond`].

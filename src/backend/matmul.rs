@@ -38,8 +38,8 @@ pub(crate) trait MatmulOps: Sized {
     /// `act(lhs · rhs + bias)` in one fused GEMM (bias: `n` elements, contiguous from the
     /// given offset, added to every row), or `None` when this backend has no fused form
     /// for it — the caller then composes the unfused ops. CUDA fuses: cuBLASLt's
-    /// epilogue, or kiln's kernels (bias, ReLU and tanh-GELU); the default, and the
-    /// CPU's, is `None`.
+    /// epilogue, or kiln's kernels (bias, ReLU and tanh-GELU); the CPU fuses f32 and
+    /// f64 (with the unfused ops' bits); the default is `None`.
     fn matmul_epilogue(
         &self,
         _lhs: &Layout,

@@ -33,6 +33,8 @@ pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod scan;
 pub(crate) mod softmax;
+pub(crate) mod sort;
+pub(crate) mod upsample;
 
 pub(crate) use cpu::CpuStorage;
 pub(crate) use cuda::CudaStorage;

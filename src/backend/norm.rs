@@ -1,6 +1,8 @@
 //! Normalisation: batch norm (the per-channel statistics, the normalisation itself,
-//! and the fused backward pass), and layer norm / RMS norm (per-row statistics over
-//! the trailing `normalized_shape`, a fused forward and a fused backward).
+//! and the fused backward pass), layer norm / RMS norm (per-row statistics over the
+//! trailing `normalized_shape`, a fused forward and a fused backward), and group norm
+//! (per-(sample, group) statistics, a per-channel affine; instance norm is group norm
+//! with one channel per group).
 //!
 //! The tensor layer (`nn/functional/norm.rs`) validates the arguments, views the input
 //! as `(N, C, S)` and fills in [`BatchNormParams`]. The per-channel statistics (mean,
@@ -53,6 +55,34 @@ impl LayerNormParams {
         } else {
             "layer_norm"
         }
+    }
+}
+
+/// One group-norm problem: the input seen as contiguous `(n, groups, c / groups, s)`;
+/// a row is one `(sample, group)`, its `d = (c / groups)·s` values normalised together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct GroupNormParams {
+    /// Batch size.
+    pub n: usize,
+    /// Channels (a multiple of `groups`).
+    pub c: usize,
+    /// Groups (≥ 1).
+    pub groups: usize,
+    /// Values per channel and sample (the product of the spatial sizes).
+    pub s: usize,
+    /// Added to the variance before the square root.
+    pub eps: f64,
+}
+
+impl GroupNormParams {
+    /// Rows: `n · groups`.
+    pub fn rows(&self) -> usize {
+        self.n * self.groups
+    }
+
+    /// Values per row: `(c / groups) · s`.
+    pub fn d(&self) -> usize {
+        self.c / self.groups * self.s
     }
 }
 
@@ -122,6 +152,36 @@ pub(crate) trait NormOps: Sized {
         rstd: &Self,
         weight: Option<(&Self, &Layout)>,
         p: &LayerNormParams,
+    ) -> Result<(Self, Self, Self)>;
+
+    /// Group norm of `self`: `(y, mean, rstd)`, `y = (x - mean)·rstd·w[ch] + b[ch]`
+    /// contiguous in `x`'s dtype, `mean` and `rstd = 1/√(var + eps)` contiguous
+    /// `(n·groups)` in the compute dtype (biased variance, two passes). `weight` and
+    /// `bias` are `(c)` operands of `x`'s dtype at any layout.
+    fn group_norm_forward(
+        &self,
+        layout: &Layout,
+        weight: Option<(&Self, &Layout)>,
+        bias: Option<(&Self, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(Self, Self, Self)>;
+
+    /// Gradients of [`NormOps::group_norm_forward`] from the output's gradient
+    /// `self`: `(grad_x, grad_weight, grad_bias)`. With `x̂` the normalised input and
+    /// `ĝ = g·w[ch]`, `grad_x = rstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))` over each row;
+    /// `grad_weight[ch] = Σ g·x̂` and `grad_bias[ch] = Σ g` over the channel's `n·s`
+    /// values, `(c)` each in `x`'s dtype, summed per sample and then over the samples
+    /// in order (deterministic).
+    #[allow(clippy::too_many_arguments)] // the saved forward state, operand by operand
+    fn group_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &Self,
+        x_layout: &Layout,
+        mean: &Self,
+        rstd: &Self,
+        weight: Option<(&Self, &Layout)>,
+        p: &GroupNormParams,
     ) -> Result<(Self, Self, Self)>;
 }
 
@@ -217,5 +277,37 @@ impl Storage {
         let (w, wl) = weight.unzip();
         dispatch!(p.op(), (self, x, mean, rstd, w), |(g, x, m, r, w)| g
             .layer_norm_backward(grad_layout, x, x_layout, m, r, w.zip(wl), p))
+    }
+}
+
+impl Storage {
+    /// See [`NormOps::group_norm_forward`].
+    pub(crate) fn group_norm_forward(
+        &self,
+        layout: &Layout,
+        weight: Option<(&Storage, &Layout)>,
+        bias: Option<(&Storage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let ((w, wl), (b, bl)) = (weight.unzip(), bias.unzip());
+        dispatch!("group_norm", (self, w, b), |(x, w, b)| x
+            .group_norm_forward(layout, w.zip(wl), b.zip(bl), p))
+    }
+
+    /// See [`NormOps::group_norm_backward`].
+    #[allow(clippy::too_many_arguments)] // mirrors the trait method
+    pub(crate) fn group_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &Storage,
+        x_layout: &Layout,
+        mean: &Storage,
+        rstd: &Storage,
+        weight: Option<(&Storage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(Storage, Storage, Storage)> {
+        let (w, wl) = weight.unzip();
+        dispatch!("group_norm", (self, x, mean, rstd, w), |(g, x, m, r, w)| g
+            .group_norm_backward(grad_layout, x, x_layout, m, r, w.zip(wl), p))
     }
 }

@@ -46,6 +46,8 @@ pub fn load_digits(path: impl AsRef<Path>) -> Result<ImageDataset> {
             return Err(bad(path, n + 1, &format!("label {label} is not a digit")));
         }
         data.images.extend(values[..64].iter().map(|p| p / 16.0));
+        // A digit 0..=9 (checked above): exact.
+        #[allow(clippy::cast_possible_truncation)]
         data.labels.push(label as i64);
     }
     Ok(data)

@@ -10,7 +10,10 @@
 //! copy stream (the tensor layer's `Uploader`), and the compute stream waits for the copy
 //! on the device when the batch is handed out.
 
-use super::{shuffle, Dataset};
+use super::collate::collate;
+use super::sampler::Order;
+use super::Dataset;
+use crate::backend::cpu::alloc;
 use crate::tensor::{PendingUpload, Uploader};
 use crate::{Device, Error, Result, Tensor};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,8 +141,7 @@ impl DataLoader {
         }
         let uploader = Uploader::new(&self.device)?;
         let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
-        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
-        if self.shuffle {
+        let order = if self.shuffle {
             let (seed, offset) = match self.seed {
                 Some(seed) => (seed, epoch.wrapping_mul(EPOCH_STRIDE)),
                 None => {
@@ -147,13 +149,19 @@ impl DataLoader {
                     ((u64::from(w[1]) << 32) | u64::from(w[0]), 0)
                 }
             };
-            shuffle(&mut order, seed, offset);
-        }
-        let batches = self.len();
-        order.truncate(batches * self.batch_size);
+            Order::shuffled(self.dataset.len(), seed, offset)?
+        } else {
+            Order::sequential()
+        };
+        let (n, batches) = (self.dataset.len(), self.len());
         let producer = Producer {
             dataset: self.dataset.clone(),
             order,
+            end: if self.drop_last {
+                n - n % self.batch_size
+            } else {
+                n
+            },
             batch_size: self.batch_size,
             next: 0,
             uploader,
@@ -204,7 +212,10 @@ enum Source {
 /// Makes the batches of one epoch, in order.
 struct Producer {
     dataset: Arc<dyn Dataset>,
-    order: Vec<usize>,
+    order: Order,
+    /// The positions of the epoch's batches: `0..end` (the last partial batch dropped
+    /// or not).
+    end: usize,
     batch_size: usize,
     next: usize,
     uploader: Uploader,
@@ -213,65 +224,23 @@ struct Producer {
 impl Producer {
     fn next_batch(&mut self) -> Option<Result<PendingUpload>> {
         let start = self.next;
-        if start >= self.order.len() {
+        if start >= self.end {
             return None;
         }
-        let end = (start + self.batch_size).min(self.order.len());
+        let end = self.end.min(start.saturating_add(self.batch_size));
         self.next = end;
         Some(self.prepare(start..end))
     }
 
     /// The batch of `range`, collated, its upload to the loader's device started.
     fn prepare(&mut self, range: std::ops::Range<usize>) -> Result<PendingUpload> {
-        let samples = self.order[range]
-            .iter()
-            .map(|&i| self.dataset.get(i))
-            .collect::<Result<Vec<_>>>()?;
+        // Reserved fallibly: a batch_size beyond memory is an error, not an abort.
+        let mut samples = alloc::buffer(range.len())?;
+        for i in range {
+            samples.push(self.dataset.get(self.order.get(i))?);
+        }
         self.uploader.upload(collate(&samples)?)
     }
-}
-
-/// Stacks field `k` of every sample along a new dimension 0 (contiguous CPU tensors).
-/// Err naming `dataset` when samples differ in their number of fields, a field's
-/// shape or dtype, or are not on the CPU.
-fn collate(samples: &[Vec<Tensor>]) -> Result<Vec<Tensor>> {
-    let first = &samples[0];
-    let _no_grad = crate::no_grad();
-    (0..first.len())
-        .map(|k| {
-            let mut rows = Vec::with_capacity(samples.len());
-            for (s, sample) in samples.iter().enumerate() {
-                let t = sample
-                    .get(k)
-                    .ok_or_else(|| mismatch(s, "has fewer fields"))?;
-                if t.shape() != first[k].shape() || t.dtype() != first[k].dtype() {
-                    return Err(mismatch(
-                        s,
-                        &format!(
-                            "field {k} is {:?} {:?}, the first sample's {:?} {:?}",
-                            t.dtype(),
-                            t.shape(),
-                            first[k].dtype(),
-                            first[k].shape()
-                        ),
-                    ));
-                }
-                if !t.device().is_cpu() {
-                    return Err(mismatch(s, &format!("field {k} is on {}", t.device())));
-                }
-                rows.push(t.unsqueeze(0)?);
-            }
-            let refs: Vec<&Tensor> = rows.iter().collect();
-            Tensor::cat(&refs, 0)?.contiguous()
-        })
-        .collect()
-}
-
-fn mismatch(sample: usize, what: &str) -> Error {
-    Error::arg(
-        "dataset",
-        format!("sample {sample} of the batch {what}; every sample needs the same fields"),
-    )
 }
 
 impl Iterator for DataLoaderIter {

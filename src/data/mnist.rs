@@ -121,7 +121,13 @@ pub fn write_idx_labels(path: impl AsRef<Path>, labels: &[u8]) -> Result<()> {
 }
 
 fn write_idx(path: &Path, dims: &[usize], payload: &[u8]) -> Result<()> {
-    let mut bytes = vec![0, 0, 8, dims.len() as u8];
+    let rank = u8::try_from(dims.len()).map_err(|_| {
+        Error::arg(
+            "dims",
+            format!("{} dims do not fit IDX's rank byte", dims.len()),
+        )
+    })?;
+    let mut bytes = vec![0, 0, 8, rank];
     for &d in dims {
         let d = u32::try_from(d)
             .map_err(|_| Error::arg("dims", format!("{d} does not fit IDX's 32 bits")))?;

@@ -30,11 +30,21 @@
 //! # }
 //! ```
 
+// Counts, sizes and indices here come from users and files: every conversion between
+// integer types is checked or provably in range (issue 28's class of wrapping casts).
+#![deny(
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 mod cifar;
+mod collate;
 mod digits;
 mod image;
 mod loader;
 mod mnist;
+mod sampler;
 mod tensor_dataset;
 pub mod transforms;
 

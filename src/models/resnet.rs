@@ -3,6 +3,7 @@
 //! `fc`), so its `state_dict` loads; plus the CIFAR stem (3×3 convolution, stride 1,
 //! no max pool) that 32×32 inputs need, which keeps `conv1`'s name with a 3×3 kernel.
 
+use super::vision_blocks::kaiming_normal;
 use crate::nn::{self, functional as F, Conv2dOpts, Forward};
 use crate::{Device, Error, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,17 +63,6 @@ fn conv3x3(cin: usize, cout: usize, stride: usize, dev: &Device) -> Result<nn::C
         Conv2dOpts::new().stride(stride).padding(1),
         dev,
     )?)
-}
-
-/// torchvision's initialisation of a ResNet convolution:
-/// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`, N(0, 2 / fan_out).
-fn kaiming_normal(conv: nn::Conv2d) -> Result<nn::Conv2d> {
-    let w = conv.weight.tensor();
-    let fan_out: usize = w.shape()[0] * w.shape()[2..].iter().product::<usize>();
-    let init = Tensor::randn(w.shape(), w.dtype(), &w.device())?
-        .mul_scalar((2.0 / fan_out as f64).sqrt())?;
-    w.copy_(&init)?;
-    Ok(conv)
 }
 
 /// torchvision's `BasicBlock`: two 3×3 convolutions with batch norm, and the input

@@ -9,11 +9,21 @@
 //! decoded before the first parameter is written, so an error leaves the module as
 //! it was. Saving writes a temporary file next to the target and renames it into
 //! place, so a crash never leaves a half-written checkpoint under the target name.
+//!
+//! Sizes read from a file are untrusted: every conversion between integer types is
+//! checked (the lints below keep it so), reads are bounded by the file's real length,
+//! and buffers sized by the header are reserved fallibly.
+#![deny(
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod pickle;
 mod pth;
 
 use super::module::{collect_entries, Module};
+use crate::backend::cpu::alloc;
 use crate::backend::CpuStorage;
 use crate::{DType, Device, Error, Result, Tensor};
 use safetensors::tensor::{Dtype as StDtype, TensorView};
@@ -98,7 +108,7 @@ pub fn load_tensors(path: impl AsRef<Path>, device: &Device) -> Result<Vec<(Stri
     if pth::is_torch_file(path.as_ref()) {
         return pth::load_tensors(path.as_ref(), device);
     }
-    read_file(path.as_ref())?
+    read_safetensors_file(path.as_ref())?
         .into_iter()
         .map(|(name, t)| Ok((name, t.to_device(device)?)))
         .collect()
@@ -109,6 +119,11 @@ fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if pth::is_torch_file(path) {
         return pth::load_tensors(path, &Device::Cpu);
     }
+    read_safetensors_file(path)
+}
+
+/// The entries of the safetensors file at `path` as CPU tensors, errors naming it.
+fn read_safetensors_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let shown = path.display().to_string();
     read_safetensors(path).map_err(|e| match e {
         ReadError::Io(source) => Error::Io {
@@ -119,6 +134,7 @@ fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
             path: shown.clone(),
             msg,
         },
+        ReadError::Memory(e) => e,
     })
 }
 
@@ -126,6 +142,8 @@ fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
 enum ReadError {
     Io(std::io::Error),
     Corrupt(String),
+    /// An entry larger than the host can hold ([`Error::HostOutOfMemory`]).
+    Memory(Error),
 }
 
 impl From<std::io::Error> for ReadError {
@@ -167,7 +185,10 @@ fn read_safetensors(path: &Path) -> std::result::Result<Vec<(String, Tensor)>, R
              length (and a header is 1 to {MAX_HEADER_BYTES} bytes)"
         )));
     }
-    let mut header = vec![0u8; header_len as usize];
+    // At most MAX_HEADER_BYTES and within the file (checked above).
+    let header_bytes =
+        usize::try_from(header_len).map_err(|_| corrupt("header too long".into()))?;
+    let mut header = vec![0u8; header_bytes];
     file.read_exact(&mut header)?;
     let header = std::str::from_utf8(&header)
         .map_err(|e| corrupt(format!("the header is not UTF-8: {e}")))?;
@@ -187,10 +208,13 @@ fn read_safetensors(path: &Path) -> std::result::Result<Vec<(String, Tensor)>, R
     let metadata: safetensors::tensor::Metadata =
         serde_json::from_str(header).map_err(|e| corrupt(format!("bad header: {e}")))?;
     let data_start = 8 + header_len;
-    let expected_len = data_start + metadata.data_len() as u64;
-    if expected_len != file_len {
+    let expected_len = u64::try_from(metadata.data_len())
+        .ok()
+        .and_then(|n| data_start.checked_add(n));
+    if expected_len != Some(file_len) {
         return Err(corrupt(format!(
-            "the header describes a file of {expected_len} bytes, but it has {file_len}"
+            "the header describes a file of {} bytes, but it has {file_len}",
+            metadata.data_len() as u128 + u128::from(data_start)
         )));
     }
     let infos = metadata.tensors();
@@ -199,12 +223,13 @@ fn read_safetensors(path: &Path) -> std::result::Result<Vec<(String, Tensor)>, R
     for name in metadata.offset_keys() {
         let info = infos[&name];
         let (begin, end) = info.data_offsets;
-        let mut bytes = vec![0u8; end - begin];
-        file.seek(SeekFrom::Start(data_start + begin as u64))?;
-        file.read_exact(&mut bytes)?;
+        // Within the file: the offsets were checked to tile exactly its data.
+        let at = u64::try_from(begin).map_err(|_| corrupt(format!("`{name}`: bad offset")))?;
+        file.seek(SeekFrom::Start(data_start + at))?;
+        let bytes = read_bytes(&mut file, end - begin)?;
         let view = TensorView::new(info.dtype, info.shape.clone(), &bytes)
             .map_err(|e| corrupt(format!("`{name}`: {e}")))?;
-        match from_view(&view) {
+        match from_view(&view).map_err(ReadError::Memory)? {
             Ok(tensor) => state.push((name, tensor)),
             Err(why) => bad.push(format!("`{name}` {why}")),
         }
@@ -216,6 +241,23 @@ fn read_safetensors(path: &Path) -> std::result::Result<Vec<(String, Tensor)>, R
         )));
     }
     Ok(state)
+}
+
+/// The next `len` bytes of `file`, in a buffer reserved fallibly (a header may
+/// validly describe an entry larger than memory, in a sparse file); a file that ends
+/// early is corrupt.
+fn read_bytes(file: &mut std::fs::File, len: usize) -> std::result::Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let mut bytes = alloc::buffer(len).map_err(ReadError::Memory)?;
+    let want = u64::try_from(len).map_err(|_| ReadError::Corrupt("entry too large".into()))?;
+    file.take(want).read_to_end(&mut bytes)?;
+    if bytes.len() != len {
+        return Err(ReadError::Corrupt(format!(
+            "not a valid safetensors file: an entry of {len} bytes ends after {}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 /// The keys of the header's JSON object in file order, repeats included (a JSON
@@ -352,36 +394,39 @@ fn st_dtype(dtype: DType) -> StDtype {
     }
 }
 
-/// A CPU tensor holding a safetensors entry; Err(reason) for a dtype kiln lacks.
-fn from_view(view: &TensorView<'_>) -> std::result::Result<Tensor, String> {
-    fn decode<T, const N: usize>(data: &[u8], from_le: fn([u8; N]) -> T) -> Vec<T> {
-        data.chunks_exact(N)
-            .map(|chunk| {
-                let mut word = [0u8; N];
-                word.copy_from_slice(chunk);
-                from_le(word)
-            })
-            .collect()
+/// A CPU tensor holding a safetensors entry: `Ok(Err(reason))` for a dtype kiln
+/// lacks, `Err` when the host cannot hold the decoded values.
+fn from_view(view: &TensorView<'_>) -> Result<std::result::Result<Tensor, String>> {
+    fn decode<T, const N: usize>(data: &[u8], from_le: fn([u8; N]) -> T) -> Result<Vec<T>> {
+        alloc::collect(data.chunks_exact(N).map(|chunk| {
+            let mut word = [0u8; N];
+            word.copy_from_slice(chunk);
+            from_le(word)
+        }))
     }
     let data = view.data();
     let storage = match view.dtype() {
-        StDtype::F32 => CpuStorage::from_vec(decode(data, f32::from_le_bytes)),
-        StDtype::F64 => CpuStorage::from_vec(decode(data, f64::from_le_bytes)),
-        StDtype::F16 => CpuStorage::from_vec(decode(data, half::f16::from_le_bytes)),
-        StDtype::BF16 => CpuStorage::from_vec(decode(data, half::bf16::from_le_bytes)),
-        StDtype::I64 => CpuStorage::from_vec(decode(data, i64::from_le_bytes)),
-        StDtype::U8 => CpuStorage::from_vec(data.to_vec()),
-        other => return Err(format!("has dtype {other:?}, which kiln does not support")),
+        StDtype::F32 => CpuStorage::from_vec(decode(data, f32::from_le_bytes)?),
+        StDtype::F64 => CpuStorage::from_vec(decode(data, f64::from_le_bytes)?),
+        StDtype::F16 => CpuStorage::from_vec(decode(data, half::f16::from_le_bytes)?),
+        StDtype::BF16 => CpuStorage::from_vec(decode(data, half::bf16::from_le_bytes)?),
+        StDtype::I64 => CpuStorage::from_vec(decode(data, i64::from_le_bytes)?),
+        StDtype::U8 => CpuStorage::from_vec(alloc::copied(data)?),
+        other => {
+            return Ok(Err(format!(
+                "has dtype {other:?}, which kiln does not support"
+            )))
+        }
     };
     let expected = view.shape().iter().product::<usize>();
     if storage.len() != expected {
-        return Err(format!(
+        return Ok(Err(format!(
             "holds {} elements but its shape {:?} needs {expected}",
             storage.len(),
             view.shape()
-        ));
+        )));
     }
-    Tensor::from_cpu(storage, view.shape(), &Device::Cpu).map_err(|e| e.to_string())
+    Ok(Tensor::from_cpu(storage, view.shape(), &Device::Cpu).map_err(|e| e.to_string()))
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over

@@ -77,16 +77,28 @@ pub fn default_weight_and_bias_as(
     dtype: DType,
     device: &Device,
 ) -> Result<(Parameter, Option<Parameter>)> {
+    let bias_len = with_bias.then(|| weight_shape[0]);
+    weight_and_bias_of_len(weight_shape, bias_len, dtype, device)
+}
+
+/// [`default_weight_and_bias_as`] with a bias of `bias_len` elements when given: a
+/// transposed convolution's weight (in, out/groups, k..) does not start with its
+/// output channels, yet PyTorch initialises both from the weight's fan-in.
+pub(crate) fn weight_and_bias_of_len(
+    weight_shape: &[usize],
+    bias_len: Option<usize>,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Parameter, Option<Parameter>)> {
     check_param_dtype(dtype)?;
     let weight = kaiming_uniform(weight_shape, 5f64.sqrt(), dtype, device)?;
-    let bias = if with_bias {
+    let bias = if let Some(out) = bias_len {
         let (fan_in, _) = calculate_fan_in_and_fan_out(weight_shape)?;
         let bound = if fan_in > 0 {
             1.0 / (fan_in as f64).sqrt()
         } else {
             0.0
         };
-        let out = weight_shape[0];
         Some(Parameter::new(uniform(
             &[out],
             -bound,

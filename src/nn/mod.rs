@@ -59,7 +59,10 @@ mod summary;
 pub mod utils;
 
 pub use checkpoint::{load, save};
-pub use functional::{Conv2dOpts, Padding, PaddingMode, Size2d};
+pub use functional::{
+    Conv1dOpts, Conv2dOpts, Conv3dOpts, ConvTranspose1dOpts, ConvTranspose2dOpts, Padding,
+    Padding1d, Padding3d, PaddingMode, Size2d, Size3d,
+};
 /// `#[derive(nn::Module)]`: implements [`Module`] from a struct's fields.
 pub use kiln_derive::Module;
 pub use layers::*;

@@ -107,6 +107,13 @@ pub fn clip_grad_norm_opts<P: AsRef<Tensor>>(
             ),
         ));
     }
+    // A max_norm beyond the work dtype is infinite there, as PyTorch's scalar division
+    // makes it (the coefficient then clamps to 1).
+    let max_norm = if max_norm > work.float_max() {
+        f64::INFINITY
+    } else {
+        max_norm
+    };
     let coef = Tensor::full(&[], max_norm, work, &dev)?.div(&total.add_scalar(1e-6)?)?;
     let coef = coef.minimum(&Tensor::ones(&[], work, &dev)?)?;
     let mut clipped = Vec::with_capacity(grads.len());
@@ -134,8 +141,10 @@ pub fn clip_grad_value<P: AsRef<Tensor>>(params: &[P], clip_value: f64) -> Resul
     let _guard = crate::no_grad();
     let mut clipped = Vec::with_capacity(grads.len());
     for (g, _) in &grads {
-        let hi = Tensor::full(&[], clip_value, g.dtype(), &g.device())?;
-        let lo = Tensor::full(&[], -clip_value, g.dtype(), &g.device())?;
+        // PyTorch clamps: a clip_value the gradient's dtype cannot hold is an Err.
+        let clip = crate::tensor::checked_scalar(g.dtype(), "clip_value", clip_value)?;
+        let hi = Tensor::full(&[], clip, g.dtype(), &g.device())?;
+        let lo = Tensor::full(&[], -clip, g.dtype(), &g.device())?;
         clipped.push(g.minimum(&hi)?.maximum(&lo)?);
     }
     for ((_, param), g) in grads.iter().zip(clipped) {

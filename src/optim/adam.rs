@@ -147,7 +147,10 @@ impl AdamState {
                 if !ok {
                     reader.problem(format!("`{}` is not a step count: {}", key("step"), s[0]));
                 }
-                ok.then_some(s[0] as i32)
+                // Integral and within [0, i32::MAX] (checked): exact.
+                #[allow(clippy::cast_possible_truncation)]
+                let count = s[0] as i32;
+                ok.then_some(count)
             });
             read.push(match (step, m, v, v_max) {
                 (Some(step), Some(m), Some(v), Some(v_max)) => Some((step, m, v, v_max)),

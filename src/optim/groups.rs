@@ -357,6 +357,8 @@ impl Groups {
         let t = self.table.0.lock();
         let mut out = Vec::new();
         for (g, row) in t.rows.iter().enumerate() {
+            // Indices into a Vec are below isize::MAX: exact in i64.
+            #[allow(clippy::cast_possible_wrap)]
             let members: Vec<i64> = (0..self.group_of.len())
                 .filter(|&i| self.group_of[i] == g)
                 .map(|i| i as i64)

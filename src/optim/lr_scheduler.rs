@@ -41,7 +41,7 @@
 use super::groups::{cpu_tensor, GroupHandle, Opt, StateReader};
 use super::Optimizer;
 use crate::{Error, Result, Tensor, WithDType};
-use sealed::{Core, Schedule};
+use sealed::{exhausted, Core, Schedule};
 
 mod sealed {
     use super::{GroupHandle, LrScheduler, Result};
@@ -104,9 +104,11 @@ mod sealed {
             None
         }
 
-        /// `SequentialLR.recursive_undo`.
+        /// `SequentialLR.recursive_undo` (on schedulers that have stepped, so the
+        /// count stays at least -1).
         fn undo(&mut self) {
-            self.core_mut().last_epoch -= 1;
+            let c = self.core_mut();
+            c.last_epoch = c.last_epoch.saturating_sub(1);
         }
 
         /// `_initial_step`.
@@ -118,12 +120,14 @@ mod sealed {
             result
         }
 
-        /// `step()`.
+        /// `step()`. Err naming `last_epoch` when a count would overflow (a state
+        /// loaded at `i64::MAX` steps), and then nothing changes.
         fn advance(&mut self, h: &GroupHandle) -> Result<()> {
-            self.core_mut().step_count += 1;
+            let before = self.core().step_count;
+            self.core_mut().step_count = before.checked_add(1).ok_or_else(exhausted)?;
             let result = self.update_lr(h, None);
             if result.is_err() {
-                self.core_mut().step_count -= 1;
+                self.core_mut().step_count = before;
             }
             result
         }
@@ -132,11 +136,12 @@ mod sealed {
         fn update_lr(&mut self, h: &GroupHandle, epoch: Option<i64>) -> Result<()> {
             let values = match epoch {
                 None => {
-                    self.core_mut().last_epoch += 1;
+                    let before = self.core().last_epoch;
+                    self.core_mut().last_epoch = before.checked_add(1).ok_or_else(exhausted)?;
                     match self.get_lr(h) {
                         Ok(v) => v,
                         Err(e) => {
-                            self.core_mut().last_epoch -= 1;
+                            self.core_mut().last_epoch = before;
                             return Err(e);
                         }
                     }
@@ -153,6 +158,14 @@ mod sealed {
             self.core_mut().last_lr = h.lrs();
             Ok(())
         }
+    }
+
+    /// The error of a step past the largest count a schedule can hold.
+    pub fn exhausted() -> crate::Error {
+        crate::Error::arg(
+            "last_epoch",
+            "the schedule has stepped i64::MAX times and cannot count further",
+        )
     }
 }
 
@@ -422,6 +435,19 @@ fn check_gamma(gamma: f64) -> Result<()> {
     super::check_non_negative("gamma", gamma)
 }
 
+/// A step count given as `usize`, as the schedule counts steps (`i64`, PyTorch's
+/// `last_epoch`): Err naming `name` when it is below `min` or beyond `i64::MAX`,
+/// where an `as` would wrap it negative.
+fn step_count(name: &'static str, value: usize, min: i64) -> Result<i64> {
+    match i64::try_from(value) {
+        Ok(v) if v >= min => Ok(v),
+        _ => Err(Error::arg(
+            name,
+            format!("must be in [{min}, {}], got {value}", i64::MAX),
+        )),
+    }
+}
+
 macro_rules! schedule_core {
     ($kind:literal) => {
         fn kind(&self) -> &'static str {
@@ -440,16 +466,15 @@ macro_rules! schedule_core {
 #[derive(Debug)]
 pub struct StepLr {
     core: Core,
-    step_size: usize,
+    step_size: i64,
     gamma: f64,
 }
 
 impl StepLr {
-    /// Err naming `step_size` when it is 0, `gamma` when negative or not finite.
+    /// Err naming `step_size` when it is 0 or beyond `i64::MAX`, `gamma` when
+    /// negative or not finite.
     pub fn new(opt: &dyn Optimizer, step_size: usize, gamma: f64) -> Result<StepLr> {
-        if step_size == 0 {
-            return Err(Error::arg("step_size", "must be at least 1, got 0"));
-        }
+        let step_size = step_count("step_size", step_size, 1)?;
         check_gamma(gamma)?;
         start(opt, |core| StepLr {
             core,
@@ -469,20 +494,29 @@ impl Schedule for StepLr {
     }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
-        if e == 0 || e % self.step_size as i64 != 0 {
+        if e == 0 || e % self.step_size != 0 {
             return Ok(h.lrs());
         }
         Ok(h.lrs().into_iter().map(|lr| lr * self.gamma).collect())
     }
     fn closed_form(&self) -> Option<Vec<f64>> {
-        let k = self.core.last_epoch.div_euclid(self.step_size as i64);
+        let k = self.core.last_epoch.div_euclid(self.step_size);
         Some(scaled(&self.core.base_lrs, self.gamma.powf(k as f64)))
     }
 }
 impl LrScheduler for StepLr {}
 
-fn as_f64(values: &[usize]) -> Vec<f64> {
+fn as_f64(values: &[i64]) -> Vec<f64> {
     values.iter().map(|&v| v as f64).collect()
+}
+
+/// Milestones as the schedule counts steps; Err naming `milestones` for one beyond
+/// `i64::MAX`.
+fn milestones_of(milestones: &[usize]) -> Result<Vec<i64>> {
+    milestones
+        .iter()
+        .map(|&m| step_count("milestones", m, 0))
+        .collect()
 }
 
 fn scaled(lrs: &[f64], factor: f64) -> Vec<f64> {
@@ -494,15 +528,16 @@ fn scaled(lrs: &[f64], factor: f64) -> Vec<f64> {
 #[derive(Debug)]
 pub struct MultiStepLr {
     core: Core,
-    milestones: Vec<usize>,
+    milestones: Vec<i64>,
     gamma: f64,
 }
 
 impl MultiStepLr {
-    /// Err naming `gamma` when negative or not finite.
+    /// Err naming `gamma` when negative or not finite, `milestones` for one beyond
+    /// `i64::MAX`.
     pub fn new(opt: &dyn Optimizer, milestones: &[usize], gamma: f64) -> Result<MultiStepLr> {
         check_gamma(gamma)?;
-        let mut milestones = milestones.to_vec();
+        let mut milestones = milestones_of(milestones)?;
         milestones.sort_unstable();
         start(opt, |core| MultiStepLr {
             core,
@@ -522,7 +557,7 @@ impl Schedule for MultiStepLr {
     }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let e = self.core.last_epoch;
-        let count = self.milestones.iter().filter(|&&m| m as i64 == e).count();
+        let count = self.milestones.iter().filter(|&&m| m == e).count();
         if count == 0 {
             return Ok(h.lrs());
         }
@@ -530,7 +565,7 @@ impl Schedule for MultiStepLr {
     }
     fn closed_form(&self) -> Option<Vec<f64>> {
         let e = self.core.last_epoch;
-        let k = self.milestones.partition_point(|&m| m as i64 <= e);
+        let k = self.milestones.partition_point(|&m| m <= e);
         Some(scaled(&self.core.base_lrs, self.gamma.powf(k as f64)))
     }
 }
@@ -574,16 +609,15 @@ impl LrScheduler for ExponentialLr {}
 #[derive(Debug)]
 pub struct CosineAnnealingLr {
     core: Core,
-    t_max: usize,
+    t_max: i64,
     eta_min: f64,
 }
 
 impl CosineAnnealingLr {
-    /// Err naming `T_max` when it is 0. `eta_min` is 0 unless set.
+    /// Err naming `T_max` when it is 0 or beyond `i64::MAX`. `eta_min` is 0 unless
+    /// set.
     pub fn new(opt: &dyn Optimizer, t_max: usize) -> Result<CosineAnnealingLr> {
-        if t_max == 0 {
-            return Err(Error::arg("T_max", "must be at least 1, got 0"));
-        }
+        let t_max = step_count("T_max", t_max, 1)?;
         start(opt, |core| CosineAnnealingLr {
             core,
             t_max,
@@ -618,7 +652,10 @@ impl Schedule for CosineAnnealingLr {
             base.iter()
                 .map(|b| eta + (b - eta) * (1.0 + (e as f64 * PI / t).cos()) / 2.0)
                 .collect()
-        } else if (e - 1 - self.t_max as i64).rem_euclid(2 * self.t_max as i64) == 0 {
+        } else if (i128::from(e) - 1 - i128::from(self.t_max))
+            .rem_euclid(2 * i128::from(self.t_max))
+            == 0
+        {
             lrs.iter()
                 .zip(base)
                 .map(|(lr, b)| lr + (b - eta) * (1.0 - (PI / t).cos()) / 2.0)
@@ -654,7 +691,7 @@ pub struct LinearLr {
     core: Core,
     start_factor: f64,
     end_factor: f64,
-    total_iters: usize,
+    total_iters: i64,
 }
 
 impl LinearLr {
@@ -678,9 +715,7 @@ impl LinearLr {
                 format!("must be in [0, 1], got {end_factor}"),
             ));
         }
-        if total_iters == 0 {
-            return Err(Error::arg("total_iters", "must be at least 1, got 0"));
-        }
+        let total_iters = step_count("total_iters", total_iters, 1)?;
         start(opt, |core| LinearLr {
             core,
             start_factor,
@@ -705,14 +740,14 @@ impl Schedule for LinearLr {
         if e == 0 {
             return Ok(scaled(&h.lrs(), s));
         }
-        if self.core.is_initial || e > self.total_iters as i64 {
+        if self.core.is_initial || e > self.total_iters {
             return Ok(h.lrs());
         }
         let factor = 1.0 + (f - s) / (n * s + (e - 1) as f64 * (f - s));
         Ok(scaled(&h.lrs(), factor))
     }
     fn closed_form(&self) -> Option<Vec<f64>> {
-        let e = self.core.last_epoch.min(self.total_iters as i64) as f64;
+        let e = self.core.last_epoch.min(self.total_iters) as f64;
         let (s, f, n) = (self.start_factor, self.end_factor, self.total_iters as f64);
         Some(
             self.core
@@ -759,7 +794,9 @@ impl Schedule for LambdaLr {
         Vec::new()
     }
     fn get_lr(&mut self, _: &GroupHandle) -> Result<Vec<f64>> {
-        let factor = (self.lr_lambda)(self.core.last_epoch.max(0) as usize);
+        // last_epoch >= 0 here; a count beyond usize (32-bit targets) saturates.
+        let step = usize::try_from(self.core.last_epoch).unwrap_or(usize::MAX);
+        let factor = (self.lr_lambda)(step);
         Ok(scaled(&self.core.base_lrs, factor))
     }
 }
@@ -774,7 +811,7 @@ impl LrScheduler for LambdaLr {}
 #[derive(Debug)]
 pub struct OneCycleLr {
     core: Core,
-    total_steps: usize,
+    total_steps: i64,
     max_lrs: Vec<f64>,
     min_lrs: Vec<f64>,
     momentum: Opt,
@@ -795,9 +832,7 @@ impl OneCycleLr {
                 format!("must be a finite number > 0, got {max_lr}"),
             ));
         }
-        if total_steps == 0 {
-            return Err(Error::arg("total_steps", "must be at least 1, got 0"));
-        }
+        let total_steps = step_count("total_steps", total_steps, 1)?;
         let h = opt.group_handle();
         let n = h.num_groups();
         let initial = max_lr / Self::DIV_FACTOR;
@@ -831,7 +866,7 @@ impl Schedule for OneCycleLr {
     }
     fn get_lr(&mut self, h: &GroupHandle) -> Result<Vec<f64>> {
         let step = self.core.last_epoch;
-        if step > self.total_steps as i64 {
+        if step > self.total_steps {
             return Err(Error::arg(
                 "total_steps",
                 format!(
@@ -876,7 +911,7 @@ impl LrScheduler for OneCycleLr {}
 pub struct SequentialLr {
     core: Core,
     schedulers: Vec<Box<dyn LrScheduler + Send>>,
-    milestones: Vec<usize>,
+    milestones: Vec<i64>,
 }
 
 impl std::fmt::Debug for SequentialLr {
@@ -926,7 +961,7 @@ impl SequentialLr {
         let mut s = SequentialLr {
             core: Core::new(h.clone()),
             schedulers,
-            milestones: milestones.to_vec(),
+            milestones: milestones_of(milestones)?,
         };
         s.core.last_epoch = 0;
         // Back to the initial lrs, every scheduler's initial step undone, then the
@@ -958,15 +993,15 @@ impl Schedule for SequentialLr {
         self.schedulers.iter_mut().for_each(|s| s.undo());
     }
     fn advance(&mut self, h: &GroupHandle) -> Result<()> {
-        self.core.last_epoch += 1;
-        let e = self.core.last_epoch;
-        let idx = self.milestones.partition_point(|&m| m as i64 <= e);
+        let e = self.core.last_epoch.checked_add(1).ok_or_else(exhausted)?;
+        let idx = self.milestones.partition_point(|&m| m <= e);
         let s = &mut self.schedulers[idx];
-        if idx > 0 && self.milestones[idx - 1] as i64 == e {
+        if idx > 0 && self.milestones[idx - 1] == e {
             s.update_lr(h, Some(0))?;
         } else {
             s.advance(h)?;
         }
+        self.core.last_epoch = e;
         self.core.last_lr = s.last_lr();
         Ok(())
     }

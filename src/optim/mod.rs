@@ -13,6 +13,14 @@
 //! [`Optimizer::state_dict`] / [`Optimizer::load_state_dict`] save and restore the
 //! state (moments, step counts, every group's options) to resume training.
 
+// Counts, sizes and indices here come from users and files: every conversion between
+// integer types is checked or provably in range (issue 28's class of wrapping casts).
+#![deny(
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 mod adam;
 mod groups;
 pub mod lr_scheduler;

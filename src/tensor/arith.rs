@@ -11,7 +11,12 @@ use crate::{DType, Result};
 
 impl Tensor {
     /// The primitive of every binary op: checks, broadcasting, one backend call.
-    fn binary_raw(&self, op: BinaryOp, rhs: &Tensor, name: &'static str) -> Result<Tensor> {
+    pub(super) fn binary_raw(
+        &self,
+        op: BinaryOp,
+        rhs: &Tensor,
+        name: &'static str,
+    ) -> Result<Tensor> {
         let (shape, ll, rl) = self.broadcast_layouts(rhs, name)?;
         let locks = StorageLocks::read(&[self, rhs]);
         let out = locks.get(0).binary(op, &ll, locks.get(1), &rl)?;
@@ -113,21 +118,22 @@ impl Tensor {
         }
         let out = self.binary_raw(op, rhs, name)?;
         let (a, b) = (self.detach(), rhs.detach());
+        // PyTorch's: half the gradient to each on a tie, none to the operand the other
+        // beats, all of it otherwise — to both where a NaN makes no comparison hold.
         Ok(record(out, name, &[self, rhs], move |_, g| {
-            let dtype = g.dtype();
-            let a_wins = a.compare(&b, wins)?.to_dtype(dtype)?;
-            let tie = a.eq(&b)?.to_dtype(dtype)?.mul_scalar(0.5)?;
-            let wa = a_wins.add(&tie)?;
-            let wb = wa.neg()?.add_scalar(1.0)?;
+            let zero = Tensor::zeros(&[], g.dtype(), &g.device())?;
+            let shared = a.eq(&b)?.where_cond(&g.mul_scalar(0.5)?, g)?;
+            let ga = b.compare(&a, wins)?.where_cond(&zero, &shared)?;
+            let gb = a.compare(&b, wins)?.where_cond(&zero, &shared)?;
             Ok(vec![
-                Some(g.mul(&wa)?.sum_to_shape(a.shape())?),
-                Some(g.mul(&wb)?.sum_to_shape(b.shape())?),
+                Some(ga.sum_to_shape(a.shape())?),
+                Some(gb.sum_to_shape(b.shape())?),
             ])
         }))
     }
 
     /// The primitive of every unary op.
-    fn unary_raw(&self, op: UnaryOp) -> Result<Tensor> {
+    pub(super) fn unary_raw(&self, op: UnaryOp) -> Result<Tensor> {
         let out = self.storage().unary(op, self.layout())?;
         Ok(Tensor::from_storage(out, self.shape()))
     }
@@ -175,11 +181,15 @@ impl Tensor {
         })
     }
 
-    /// `max(self, 0)`; the gradient at 0 is 0, as in PyTorch.
+    /// `max(self, 0)`; the gradient is 0 where the result is `<= 0` (at 0 too) and
+    /// passes elsewhere, NaN included, as PyTorch's `threshold_backward`.
     pub fn relu(&self) -> Result<Tensor> {
-        self.unary_with(UnaryOp::Relu, "relu", |_, out| {
-            out.gt_scalar(0.0)?.to_dtype(out.dtype())
-        })
+        let out = self.unary_raw(UnaryOp::Relu)?;
+        Ok(record(out, "relu", &[self], |out, g| {
+            let zero = Tensor::zeros(&[], g.dtype(), &g.device())?;
+            let dead = out.le(&Tensor::zeros(&[], out.dtype(), &out.device())?)?;
+            Ok(vec![Some(dead.where_cond(&zero, g)?)])
+        }))
     }
 
     /// The logistic function.
@@ -206,7 +216,9 @@ impl Tensor {
         })
     }
 
-    /// `self ^ e` for a scalar exponent.
+    /// `self ^ e` for a scalar exponent (`e = 0.5` is `sqrt` and `-0.5` is `1 / sqrt`,
+    /// as PyTorch computes them). The gradient is `e · x^(e-1)`, and 0 everywhere
+    /// for `e = 0` (not `0 · 0^-1`, NaN, at 0), as in PyTorch.
     pub fn powf(&self, e: f64) -> Result<Tensor> {
         if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.powf(e)) {
             return y;
@@ -214,6 +226,9 @@ impl Tensor {
         let out = self.unary_raw(UnaryOp::PowScalar(e))?;
         let x = self.detach();
         Ok(record(out, "powf", &[self], move |_, g| {
+            if e == 0.0 {
+                return Ok(vec![Some(g.zeros_like()?)]);
+            }
             Ok(vec![Some(g.mul(&x.powf(e - 1.0)?.mul_scalar(e)?)?)])
         }))
     }
@@ -282,12 +297,16 @@ impl Tensor {
     }
 
     fn compare_scalar(&self, s: f64, op: CmpOp) -> Result<Tensor> {
-        // An integer tensor against a fractional scalar compares as floats, as in
-        // PyTorch (`1 < 1.5` is true); converting 1.5 to the integer dtype would not.
-        if !self.dtype().is_float() && s.fract() != 0.0 {
-            return self.to_dtype(crate::DType::F64)?.compare_scalar(s, op);
+        // Comparisons are of numbers, as in PyTorch: a scalar this dtype does not
+        // hold as it is — a fraction against an integer tensor (`1 < 1.5`), one
+        // beyond the dtype's range (`U8 < 300`, `F16 < 1e6`) — compares in F64;
+        // converting it would change the answer.
+        // (F64 holds every scalar as it is, so this recurses at most once.)
+        let dtype = self.dtype();
+        if dtype.scalar(s).is_none_or(|v| v.to_bits() != s.to_bits()) {
+            return self.to_dtype(DType::F64)?.compare_scalar(s, op);
         }
-        self.compare(&Tensor::full(&[], s, self.dtype(), &self.device())?, op)
+        self.compare(&Tensor::full(&[], s, dtype, &self.device())?, op)
     }
 
     /// `self == rhs` as a U8 tensor of 0/1, broadcasting.

@@ -76,6 +76,15 @@ impl Tensor {
         self.copy_region_from(self.layout(), src)
     }
 
+    /// Overwrites every element with `value` (PyTorch's `fill_`), converted to this
+    /// tensor's dtype by PyTorch's scalar rules (see [`Tensor::full`]): a value the
+    /// dtype cannot hold is an `Err` naming `value`, and nothing changes. Not recorded
+    /// by autograd, like [`Tensor::copy_`].
+    pub fn fill_(&self, value: f64) -> Result<()> {
+        let fill = Tensor::full(&[], value, self.dtype(), &self.device())?;
+        self.copy_(&fill.broadcast_as(self.shape())?)
+    }
+
     /// Writes `src` into the elements of `region` (a layout of this tensor's storage
     /// with `src`'s shape). A source sharing this storage is copied first, and the
     /// two locks are taken in the global order ([`StorageLocks`]), so concurrent

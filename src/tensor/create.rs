@@ -7,8 +7,14 @@ use crate::shape::checked_numel;
 use crate::{rng, DType, Device, Error, Result};
 
 impl Tensor {
-    /// A tensor of `shape` filled with `value` (converted to `dtype`).
+    /// A tensor of `shape` filled with `value`, converted to `dtype` by PyTorch's
+    /// rules for a scalar: an `Err` naming `value` when the dtype cannot hold it
+    /// (`300` or NaN in U8, `1e6` in F16), a negative integer wrapping into U8 (`-1`
+    /// is 255), a fraction truncated into an integer dtype (`2.7` is 2). The same
+    /// conversion serves [`Tensor::fill_`], [`Tensor::masked_fill`] and
+    /// [`Tensor::clamp`]'s bounds.
     pub fn full(shape: &[usize], value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        let value = checked_scalar(dtype, "value", value)?;
         let n = alloc_len("full", shape, dtype)?;
         Ok(Tensor::from_storage(
             Storage::full(device, n, value, dtype)?,
@@ -160,4 +166,15 @@ pub fn set_rng_state(state: &Tensor) -> Result<()> {
     };
     rng::set_state(word(0), word(1));
     Ok(())
+}
+
+/// `value` as a `dtype` element ([`DType::scalar`]: PyTorch's rules), or an `Err`
+/// naming the argument `name` that PyTorch's "cannot be converted" would be.
+pub(crate) fn checked_scalar(dtype: DType, name: &'static str, value: f64) -> Result<f64> {
+    dtype.scalar(value).ok_or_else(|| {
+        Error::arg(
+            name,
+            format!("{value} cannot be converted to {dtype:?} without overflow"),
+        )
+    })
 }

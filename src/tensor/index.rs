@@ -126,6 +126,12 @@ impl Tensor {
             ));
         }
         self.check_index("index_select", arg, index, self.shape()[dim])?;
+        self.index_select_checked(dim, index)
+    }
+
+    /// [`Tensor::index_select`] of a 1-D or 0-d I64 index on this device whose
+    /// values are known to lie in range (no check, so no readback).
+    pub(crate) fn index_select_checked(&self, dim: usize, index: &Tensor) -> Result<Tensor> {
         let n = index.numel();
         let mut along = vec![1; self.rank()];
         along[dim] = n;
@@ -219,6 +225,8 @@ impl Tensor {
 
     /// This tensor with `value` where the U8 `mask` (broadcastable to this shape) is
     /// non-zero (PyTorch's `masked_fill`). No gradient flows through filled places.
+    /// `value` is converted as [`Tensor::full`] converts it: one this dtype cannot
+    /// hold (`300`, NaN or `-0.5` for U8) is an `Err` naming `value`.
     pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
         if mask.dtype() != DType::U8 {
             return Err(Error::arg(
@@ -270,6 +278,10 @@ impl Tensor {
         let rows = Tensor::arange(m, DType::I64, &dev)?.reshape(&[m, 1])?;
         let cols = Tensor::arange(n, DType::I64, &dev)?.reshape(&[1, n])?;
         let offset = cols.sub(&rows)?;
+        // Every offset lies in [-m, n], so k saturated to that range (exact in f64)
+        // keeps the same elements.
+        let span = |d: usize| i64::try_from(d).unwrap_or(i64::MAX);
+        let k = k.clamp(-span(m), span(n));
         let k = Tensor::full(&[], k as f64, DType::I64, &dev)?;
         let keep = if lower {
             offset.le(&k)?

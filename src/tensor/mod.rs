@@ -4,20 +4,25 @@
 //! Cloning a tensor clones a pointer; views (`transpose`, `narrow`, `reshape` of a
 //! contiguous tensor, ...) share the storage and differ only in their [`Layout`].
 
+mod advanced_index;
 mod arith;
 pub(crate) mod autocast;
 mod construct;
 mod convert;
 mod create;
+mod einsum;
 mod index;
 mod locks;
 mod math;
 mod matmul;
 mod operators;
 mod optim;
+mod rearrange;
 mod reduce;
+mod reductions;
 mod relocate;
 mod scan;
+mod sort;
 mod staging;
 mod view;
 
@@ -29,7 +34,9 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub(crate) use create::checked_scalar;
 pub use create::{rng_state, set_rng_state};
+pub use einsum::einsum;
 pub(crate) use locks::StorageLocks;
 pub(crate) use relocate::relocate_in_place;
 use relocate::StorageCell;

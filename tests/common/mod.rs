@@ -1,11 +1,15 @@
 //! Helpers shared by the integration tests: golden fixtures, closeness checks with
-//! tolerances per dtype and device, and [`device_test!`], which runs a test on the CPU
-//! and on CUDA.
+//! tolerances per dtype and device, [`device_test!`], which runs a test on the CPU
+//! and on CUDA, [`assert_err!`], and (in [`parity`]) the CUDA-against-CPU sweeps'
+//! helpers and their kernel-coverage check.
 //!
 //! Golden fixtures are safetensors files under `tests/data/`, written by the
 //! committed scripts under `scripts/golden/` (PyTorch CPU). A key is
 //! `<case>.<tensor>`, e.g. `conv_stride2.x`, `conv_stride2.out`, `conv_stride2.grad_x`.
 #![allow(dead_code, unused_macros, unused_imports)]
+
+pub mod parity;
+pub mod rng;
 
 use kiln::{DType, Device, Tensor};
 use std::collections::HashMap;
@@ -111,19 +115,20 @@ pub fn launches(kernel: &str) -> Option<u64> {
 }
 
 /// kiln's generator is global (like PyTorch's) and a test binary runs its tests on
-/// several threads. A test whose result depends on the numbers a seed gives holds this
-/// guard from the seed to its last draw, and so does every other test of its binary
-/// that draws numbers: an unguarded draw on another thread would move the generator in
-/// between. Tests that only need *some* random input need no guard.
-pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
+/// several threads, so another test's draw could land between a seed and the draws
+/// that depend on it. A test whose result depends on the numbers a seed gives holds
+/// this guard from the seed to its last draw: until it drops, the test's thread draws
+/// from a generator of its own (`kiln::manual_seed` seeds that one), which no other
+/// thread moves, whatever the scheduling. Tests that only need *some* random input
+/// need no guard.
+pub fn own_generator() -> kiln::internals::ThreadGenerator {
+    kiln::internals::thread_generator(0)
 }
 
-/// `f`'s result right after `kiln::manual_seed(seed)`, under [`rng_lock`].
+/// `f`'s result right after `kiln::manual_seed(seed)`, on a generator of the
+/// calling thread's own ([`own_generator`]).
 pub fn seeded<R>(seed: u64, f: impl FnOnce() -> R) -> R {
-    let _rng = rng_lock();
-    kiln::manual_seed(seed);
+    let _own = kiln::internals::thread_generator(seed);
     f()
 }
 
@@ -163,6 +168,18 @@ macro_rules! device_test {
     )*};
 }
 pub(crate) use device_test;
+
+/// Asserts that `result` is an `Err` matching `pattern`, showing what it got.
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat) => {
+        match $result {
+            Err($pattern) => {}
+            Err(other) => panic!("{}: wrong error variant: {other:?}", stringify!($result)),
+            Ok(v) => panic!("{}: expected an error, got {v:?}", stringify!($result)),
+        }
+    };
+}
+pub(crate) use assert_err;
 
 /// How much further than on the CPU a result on `dev` may stray, as `(atol, rtol)`
 /// for results of `dtype`; zero on the CPU, whose tolerances each test states.
@@ -366,4 +383,17 @@ pub fn golden_case_names(area: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The values of `x` as a non-contiguous view: its last two dimensions' strides
+/// swapped (a transposed copy, transposed back). `x` has at least two dimensions.
+pub fn strided(x: &Tensor) -> Tensor {
+    let r = x.rank();
+    let view = x
+        .transpose(r - 2, r - 1)
+        .and_then(|t| t.contiguous())
+        .and_then(|t| t.transpose(r - 2, r - 1))
+        .expect("a transposed view");
+    assert!(!view.is_contiguous() || x.shape()[r - 2..].contains(&1));
+    view
 }

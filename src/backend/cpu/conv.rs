@@ -1,17 +1,20 @@
-//! 2-D convolution on the CPU: im2col + GEMM, parallel over the batch.
+//! Convolution on the CPU (1, 2 or 3 spatial dimensions, as 3): im2col + GEMM,
+//! parallel over the batch.
 //!
 //! For one image and one group the input is unfolded into a matrix `col` of
-//! (c_in_per_group·kh·kw) rows by (out_h·out_w) columns, so that
+//! (c_in_per_group·kd·kh·kw) rows by (out_d·out_h·out_w) columns, so that
 //! * forward:          `out_g = W_g · col`            (c_out_g × out positions),
 //! * grad of input:    `col_grad = W_gᵀ · gout_g`, folded back with col2im,
 //! * grad of weight:   `gW_g += gout_g · colᵀ`, summed over the batch.
 //!
-//! A 1×1 kernel with stride 1 and no padding needs no unfolding: `col` is the input.
+//! A 1×1×1 kernel with stride 1 and no padding needs no unfolding: `col` is the input.
+//! The gradient of the input starts from the bias when one is given (the transposed
+//! convolution's forward).
 //! With at least as many images as threads, each thread takes whole images and runs
 //! a single-threaded GEMM (no synchronisation inside an image); with fewer images
 //! the GEMM itself is parallel.
 
-use super::{Conv2dParams, ConvOps};
+use super::{ConvOps, ConvParams};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{contiguous_as, float_kernel, same_dtype};
 use crate::backend::cpu::gemm_util::{gemm, Float, Mat};
@@ -21,20 +24,17 @@ use crate::Result;
 use rayon::prelude::*;
 
 impl ConvOps for CpuStorage {
-    /// Forward convolution; see [`crate::backend::conv::ConvOps::conv2d`].
-    fn conv2d(
+    /// Forward convolution; see [`crate::backend::conv::ConvOps::conv`].
+    fn conv(
         &self,
         xl: &Layout,
         weight: &CpuStorage,
         wl: &Layout,
         bias: Option<(&CpuStorage, &Layout)>,
-        p: &Conv2dParams,
+        p: &ConvParams,
     ) -> Result<CpuStorage> {
-        same_dtype("conv2d", self.dtype(), weight.dtype())?;
-        if let Some((b, _)) = bias {
-            same_dtype("conv2d", self.dtype(), b.dtype())?;
-        }
-        Ok(float_kernel!("conv2d", self.dtype(), |T| {
+        check_dtypes("conv", self, weight, bias)?;
+        Ok(float_kernel!("conv", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, xl)?;
             let w = contiguous_as::<T>(weight, wl)?;
             let b = bias.map(|(b, bl)| contiguous_as::<T>(b, bl)).transpose()?;
@@ -42,37 +42,53 @@ impl ConvOps for CpuStorage {
         }))
     }
 
-    /// Gradient of the input; see [`crate::backend::conv::ConvOps::conv2d_backward_input`].
-    fn conv2d_backward_input(
+    /// Gradient of the input; see [`crate::backend::conv::ConvOps::conv_backward_input`].
+    fn conv_backward_input(
         &self,
         gl: &Layout,
         weight: &CpuStorage,
         wl: &Layout,
-        p: &Conv2dParams,
+        bias: Option<(&CpuStorage, &Layout)>,
+        p: &ConvParams,
     ) -> Result<CpuStorage> {
-        same_dtype("conv2d_backward_input", self.dtype(), weight.dtype())?;
-        Ok(float_kernel!("conv2d_backward_input", self.dtype(), |T| {
+        check_dtypes("conv_backward_input", self, weight, bias)?;
+        Ok(float_kernel!("conv_backward_input", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl)?;
             let w = contiguous_as::<T>(weight, wl)?;
-            backward_input(p, &g, &w)?
+            let b = bias.map(|(b, bl)| contiguous_as::<T>(b, bl)).transpose()?;
+            backward_input(p, &g, &w, b.as_deref())?
         }))
     }
 
-    /// Gradient of the weight; see [`crate::backend::conv::ConvOps::conv2d_backward_weight`].
-    fn conv2d_backward_weight(
+    /// Gradient of the weight; see [`crate::backend::conv::ConvOps::conv_backward_weight`].
+    fn conv_backward_weight(
         &self,
         xl: &Layout,
         grad_out: &CpuStorage,
         gl: &Layout,
-        p: &Conv2dParams,
+        p: &ConvParams,
     ) -> Result<CpuStorage> {
-        same_dtype("conv2d_backward_weight", self.dtype(), grad_out.dtype())?;
-        Ok(float_kernel!("conv2d_backward_weight", self.dtype(), |T| {
+        same_dtype("conv_backward_weight", self.dtype(), grad_out.dtype())?;
+        Ok(float_kernel!("conv_backward_weight", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, xl)?;
             let g = contiguous_as::<T>(grad_out, gl)?;
             backward_weight(p, &x, &g)?
         }))
     }
+}
+
+/// `Err(DTypeMismatch)` unless the weight and the bias have `x`'s dtype.
+fn check_dtypes(
+    op: &'static str,
+    x: &CpuStorage,
+    weight: &CpuStorage,
+    bias: Option<(&CpuStorage, &Layout)>,
+) -> Result<()> {
+    same_dtype(op, x.dtype(), weight.dtype())?;
+    if let Some((b, _)) = bias {
+        same_dtype(op, x.dtype(), b.dtype())?;
+    }
+    Ok(())
 }
 
 /// How the batch is split: whole images per thread, or one image at a time with a
@@ -93,7 +109,7 @@ fn images_per_task(n: usize) -> usize {
 /// zeroed output of `out_len` elements. With enough images they run in parallel,
 /// each task reusing one im2col buffer; otherwise one at a time with a parallel GEMM.
 fn per_image<T: Float>(
-    p: &Conv2dParams,
+    p: &ConvParams,
     input: &[T],
     in_img: usize,
     out_len: usize,
@@ -107,7 +123,7 @@ fn per_image<T: Float>(
     let col_len = if p.is_pointwise() {
         0
     } else {
-        p.col_rows() * p.out_plane()
+        p.col_rows() * p.out_spatial()
     };
     let src = |img: usize| &input[img * in_img..(img + 1) * in_img];
     if images_in_parallel(p.n) {
@@ -130,25 +146,20 @@ fn per_image<T: Float>(
     Ok(out)
 }
 
-fn forward<T: Float>(p: &Conv2dParams, x: &[T], w: &[T], bias: Option<&[T]>) -> Result<Vec<T>> {
+fn forward<T: Float>(p: &ConvParams, x: &[T], w: &[T], bias: Option<&[T]>) -> Result<Vec<T>> {
     per_image(
         p,
         x,
-        p.c_in * p.h * p.w,
+        p.c_in * p.in_spatial(),
         p.output_len(),
         |src, dst, col, par| forward_image(p, src, w, bias, dst, col, par),
     )
 }
 
-/// The im2col matrix (col_rows × out_plane) of group `g` of one image: the input
+/// The im2col matrix (col_rows × out_spatial) of group `g` of one image: the input
 /// itself for a pointwise (1×1, stride 1) conv, else written into `col`.
-fn group_columns<'a, T: Float>(
-    p: &Conv2dParams,
-    x: &'a [T],
-    g: usize,
-    col: &'a mut [T],
-) -> &'a [T] {
-    let len = p.c_in_per_group() * p.h * p.w;
+fn group_columns<'a, T: Float>(p: &ConvParams, x: &'a [T], g: usize, col: &'a mut [T]) -> &'a [T] {
+    let len = p.c_in_per_group() * p.in_spatial();
     let xg = &x[g * len..(g + 1) * len];
     if p.is_pointwise() {
         xg
@@ -159,7 +170,7 @@ fn group_columns<'a, T: Float>(
 }
 
 fn forward_image<T: Float>(
-    p: &Conv2dParams,
+    p: &ConvParams,
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
@@ -167,7 +178,7 @@ fn forward_image<T: Float>(
     col: &mut [T],
     parallel: bool,
 ) {
-    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_plane());
+    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_spatial());
     for g in 0..p.groups {
         let cols = group_columns(p, x, g, col);
         let dst = &mut out[g * cog * ohw..(g + 1) * cog * ohw];
@@ -188,33 +199,44 @@ fn forward_image<T: Float>(
     }
 }
 
-fn backward_input<T: Float>(p: &Conv2dParams, g: &[T], w: &[T]) -> Result<Vec<T>> {
+fn backward_input<T: Float>(
+    p: &ConvParams,
+    g: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+) -> Result<Vec<T>> {
     per_image(
         p,
         g,
-        p.c_out * p.out_plane(),
+        p.c_out * p.out_spatial(),
         p.input_len(),
-        |src, dst, col, par| backward_input_image(p, src, w, dst, col, par),
+        |src, dst, col, par| backward_input_image(p, src, w, bias, dst, col, par),
     )
 }
 
-/// `gx` arrives zeroed.
+/// `gx` arrives zeroed; with a bias, each channel's plane starts from its bias.
 fn backward_input_image<T: Float>(
-    p: &Conv2dParams,
+    p: &ConvParams,
     g: &[T],
     w: &[T],
+    bias: Option<&[T]>,
     gx: &mut [T],
     col: &mut [T],
     parallel: bool,
 ) {
-    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_plane());
-    let group_len = p.c_in_per_group() * p.h * p.w;
+    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_spatial());
+    if let Some(b) = bias {
+        for (plane, &v) in gx.chunks_mut(p.in_spatial()).zip(b) {
+            plane.fill(v);
+        }
+    }
+    let group_len = p.c_in_per_group() * p.in_spatial();
     for grp in 0..p.groups {
         let gg = Mat::rows(&g[grp * cog * ohw..(grp + 1) * cog * ohw], cog, ohw);
         let wt = Mat::rows(&w[grp * cog * k..(grp + 1) * cog * k], cog, k).t();
         let gxg = &mut gx[grp * group_len..(grp + 1) * group_len];
         if p.is_pointwise() {
-            gemm(gxg, ohw, false, wt, gg, parallel);
+            gemm(gxg, ohw, bias.is_some(), wt, gg, parallel);
         } else {
             gemm(col, ohw, false, wt, gg, parallel);
             col2im(p, col, gxg);
@@ -222,13 +244,13 @@ fn backward_input_image<T: Float>(
     }
 }
 
-fn backward_weight<T: Float>(p: &Conv2dParams, x: &[T], g: &[T]) -> Result<Vec<T>> {
+fn backward_weight<T: Float>(p: &ConvParams, x: &[T], g: &[T]) -> Result<Vec<T>> {
     let wlen = p.weight_len();
-    let (x_img, g_img) = (p.c_in * p.h * p.w, p.c_out * p.out_plane());
+    let (x_img, g_img) = (p.c_in * p.in_spatial(), p.c_out * p.out_spatial());
     let col_len = if p.is_pointwise() {
         0
     } else {
-        p.col_rows() * p.out_plane()
+        p.col_rows() * p.out_spatial()
     };
     if p.output_len() == 0 {
         return alloc::filled(wlen, T::default());
@@ -262,14 +284,14 @@ fn backward_weight<T: Float>(p: &Conv2dParams, x: &[T], g: &[T]) -> Result<Vec<T
 
 /// Adds this image's contribution to `gw`.
 fn backward_weight_image<T: Float>(
-    p: &Conv2dParams,
+    p: &ConvParams,
     x: &[T],
     g: &[T],
     gw: &mut [T],
     col: &mut [T],
     parallel: bool,
 ) {
-    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_plane());
+    let (cog, k, ohw) = (p.c_out_per_group(), p.col_rows(), p.out_spatial());
     for grp in 0..p.groups {
         let cols = group_columns(p, x, grp, col);
         let gg = Mat::rows(&g[grp * cog * ohw..(grp + 1) * cog * ohw], cog, ohw);
@@ -292,30 +314,78 @@ fn valid_range(out: usize, stride: usize, offset: isize, size: usize) -> (usize,
     ((lo as usize).min(hi), hi)
 }
 
-/// Unfolds one group of one image (`cig` planes of h×w) into `col`
-/// (cig·kh·kw rows of out_h·out_w).
-fn im2col<T: Float>(p: &Conv2dParams, x: &[T], col: &mut [T]) {
-    let (ohw, plane) = (p.out_plane(), p.h * p.w);
-    for (row, dst) in col.chunks_mut(ohw).enumerate() {
-        let (c, ky, kx) = (row / (p.kh * p.kw), row / p.kw % p.kh, row % p.kw);
-        let src = &x[c * plane..(c + 1) * plane];
-        let x_off = (kx * p.dilation_w) as isize - p.pad_left as isize;
-        let (lo, hi) = valid_range(p.out_w, p.stride_w, x_off, p.w);
-        for (oy, d) in dst.chunks_mut(p.out_w).enumerate() {
-            let iy = (oy * p.stride_h + ky * p.dilation_h) as isize - p.pad_top as isize;
-            if iy < 0 || iy >= p.h as isize || lo == hi {
+/// Where one row of `col` (channel, kernel tap) meets the input: the channel's plane
+/// offset, the first input column `x_off` (of output column 0), the output columns
+/// `lo..hi` that land inside the input, and per output line (out_d·out_h of them) the
+/// offset of the input line it reads, `None` where that line is padding.
+struct ColRow<'a> {
+    p: &'a ConvParams,
+    c: usize,
+    kz: usize,
+    ky: usize,
+    x_off: isize,
+    lo: usize,
+    hi: usize,
+}
+
+impl<'a> ColRow<'a> {
+    fn new(p: &'a ConvParams, row: usize) -> Self {
+        let [_, kh, kw] = p.kernel;
+        let (c, tap) = (row / p.taps(), row % p.taps());
+        let (kz, ky, kx) = (tap / (kh * kw), tap / kw % kh, tap % kw);
+        let x_off = (kx * p.dilation[2]) as isize - p.pad[2] as isize;
+        let (lo, hi) = valid_range(p.output[2], p.stride[2], x_off, p.input[2]);
+        ColRow {
+            p,
+            c,
+            kz,
+            ky,
+            x_off,
+            lo,
+            hi,
+        }
+    }
+
+    /// The offset in the group's input of the line that output line `line` reads
+    /// (its first column, before `x_off`), or `None` for padding.
+    fn line(&self, line: usize) -> Option<usize> {
+        let p = self.p;
+        let [d, h, w] = p.input;
+        let (oz, oy) = (line / p.output[1], line % p.output[1]);
+        let at = |o: usize, k: usize, axis: usize, size: usize| {
+            let i = (o * p.stride[axis] + k * p.dilation[axis]) as isize - p.pad[axis] as isize;
+            (0..size as isize).contains(&i).then_some(i as usize)
+        };
+        let (iz, iy) = (at(oz, self.kz, 0, d)?, at(oy, self.ky, 1, h)?);
+        Some(((self.c * d + iz) * h + iy) * w)
+    }
+
+    /// The input column of output column `lo`.
+    fn first(&self) -> usize {
+        (self.lo as isize * self.p.stride[2] as isize + self.x_off) as usize
+    }
+}
+
+/// Unfolds one group of one image (`cig` volumes of d×h×w) into `col`
+/// (cig·kd·kh·kw rows of out_d·out_h·out_w).
+fn im2col<T: Float>(p: &ConvParams, x: &[T], col: &mut [T]) {
+    let (out_w, stride) = (p.output[2], p.stride[2]);
+    for (row, dst) in col.chunks_mut(p.out_spatial()).enumerate() {
+        let r = ColRow::new(p, row);
+        let (lo, hi, first) = (r.lo, r.hi, r.first());
+        for (line, d) in dst.chunks_mut(out_w).enumerate() {
+            let Some(start) = r.line(line).filter(|_| lo < hi) else {
                 d.fill(T::default());
                 continue;
-            }
-            let line = &src[iy as usize * p.w..(iy as usize + 1) * p.w];
+            };
+            let src = &x[start + first..];
             d[..lo].fill(T::default());
             d[hi..].fill(T::default());
-            let first = (lo as isize * p.stride_w as isize + x_off) as usize;
-            if p.stride_w == 1 {
-                d[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
+            if stride == 1 {
+                d[lo..hi].copy_from_slice(&src[..hi - lo]);
             } else {
                 for (j, v) in d[lo..hi].iter_mut().enumerate() {
-                    *v = line[first + j * p.stride_w];
+                    *v = src[j * stride];
                 }
             }
         }
@@ -323,31 +393,27 @@ fn im2col<T: Float>(p: &Conv2dParams, x: &[T], col: &mut [T]) {
 }
 
 /// Folds `col` back onto one group of one image, adding overlapping contributions.
-fn col2im<T: Float>(p: &Conv2dParams, col: &[T], x: &mut [T]) {
-    let (ohw, plane) = (p.out_plane(), p.h * p.w);
-    for (row, src) in col.chunks(ohw).enumerate() {
-        let (c, ky, kx) = (row / (p.kh * p.kw), row / p.kw % p.kh, row % p.kw);
-        let dst = &mut x[c * plane..(c + 1) * plane];
-        let x_off = (kx * p.dilation_w) as isize - p.pad_left as isize;
-        let (lo, hi) = valid_range(p.out_w, p.stride_w, x_off, p.w);
+fn col2im<T: Float>(p: &ConvParams, col: &[T], x: &mut [T]) {
+    let (out_w, stride) = (p.output[2], p.stride[2]);
+    for (row, src) in col.chunks(p.out_spatial()).enumerate() {
+        let r = ColRow::new(p, row);
+        let (lo, hi, first) = (r.lo, r.hi, r.first());
         if lo == hi {
             continue;
         }
-        for (oy, s) in src.chunks(p.out_w).enumerate() {
-            let iy = (oy * p.stride_h + ky * p.dilation_h) as isize - p.pad_top as isize;
-            if iy < 0 || iy >= p.h as isize {
+        for (line, s) in src.chunks(out_w).enumerate() {
+            let Some(start) = r.line(line) else {
                 continue;
-            }
-            let line = &mut dst[iy as usize * p.w..(iy as usize + 1) * p.w];
-            let first = (lo as isize * p.stride_w as isize + x_off) as usize;
-            if p.stride_w == 1 {
-                let span = &mut line[first..first + (hi - lo)];
-                span.iter_mut()
+            };
+            let dst = &mut x[start + first..];
+            if stride == 1 {
+                dst[..hi - lo]
+                    .iter_mut()
                     .zip(&s[lo..hi])
                     .for_each(|(a, &b)| *a = a.add(b));
             } else {
                 for (j, &v) in s[lo..hi].iter().enumerate() {
-                    let a = &mut line[first + j * p.stride_w];
+                    let a = &mut dst[j * stride];
                     *a = a.add(v);
                 }
             }

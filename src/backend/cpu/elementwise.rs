@@ -10,8 +10,12 @@ use crate::backend::cpu::{alloc, vectorized, Num, PARALLEL_THRESHOLD};
 use crate::backend::CpuStorage;
 use crate::shape::Layout;
 use crate::{Error, Result};
+use formulas::EluCoefs;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+
+#[path = "elementwise/formulas.rs"]
+mod formulas;
 
 impl ElementwiseOps for CpuStorage {
     fn unary(&self, op: UnaryOp, layout: &Layout) -> Result<CpuStorage> {
@@ -36,11 +40,15 @@ impl ElementwiseOps for CpuStorage {
         rl: &Layout,
     ) -> Result<CpuStorage> {
         let dtype = self.dtype();
-        if op == BinaryOp::Div && !dtype.is_float() {
-            return Err(Error::UnsupportedDType { op: "div", dtype });
-        }
+        op.check_dtype(dtype)?;
         let ((a, al), (b, bl)) = (self.widened(ll)?, rhs.widened(rl)?);
         let out = match (a.as_ref(), b.as_ref()) {
+            (CpuStorage::F32(x), CpuStorage::F32(y)) if is_float_only(op) => {
+                CpuStorage::F32(binary_float(x, &al, y, &bl, op)?)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(y)) if is_float_only(op) => {
+                CpuStorage::F64(binary_float(x, &al, y, &bl, op)?)
+            }
             (CpuStorage::F32(x), CpuStorage::F32(y)) => binary(x, &al, y, &bl, op)?,
             (CpuStorage::F64(x), CpuStorage::F64(y)) => binary(x, &al, y, &bl, op)?,
             (CpuStorage::I64(x), CpuStorage::I64(y)) => binary(x, &al, y, &bl, op)?,
@@ -306,7 +314,7 @@ impl<T: Copy, U, F: Fn(T, T) -> U> pulp::WithSimd for Map2Row<'_, T, U, F> {
 }
 
 pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<T>> {
-    let (zero, one) = (T::from_f64(0.0), T::from_f64(1.0));
+    let zero = T::from_f64(0.0);
     match op {
         UnaryOp::Neg => map1(v, l, |x| -x),
         UnaryOp::Exp => map1(v, l, T::exp),
@@ -314,82 +322,90 @@ pub(crate) fn unary_float<T: Float>(v: &[T], l: &Layout, op: UnaryOp) -> Result<
         UnaryOp::Sqrt => map1(v, l, T::sqrt),
         // `x <= 0` is false for NaN, so NaN passes through as in PyTorch.
         UnaryOp::Relu => map1(v, l, |x| if x <= zero { zero } else { x }),
-        UnaryOp::Sigmoid => map1(v, l, |x| one / (one + (-x).exp())),
+        UnaryOp::Sigmoid => map1(v, l, T::sigmoid),
         UnaryOp::Tanh => map1(v, l, T::tanh),
         UnaryOp::Abs => map1(v, l, T::abs),
         UnaryOp::AddScalar(s) => scalar_map(v, l, s, |x, s| x + s),
         UnaryOp::MulScalar(s) => scalar_map(v, l, s, |x, s| x * s),
         UnaryOp::DivScalar(s) => scalar_map(v, l, s, |x, s| x / s),
         UnaryOp::PowScalar(s) => scalar_map(v, l, s, T::powf),
-        UnaryOp::Gelu => map1(v, l, gelu),
-        UnaryOp::GeluGrad => map1(v, l, gelu_grad),
-        UnaryOp::GeluTanh => map1(v, l, gelu_tanh),
-        UnaryOp::GeluTanhGrad => map1(v, l, gelu_tanh_grad),
+        UnaryOp::Gelu => map1(v, l, T::gelu),
+        UnaryOp::GeluGrad => map1(v, l, T::gelu_grad),
+        UnaryOp::GeluTanh => map1(v, l, T::gelu_tanh),
+        UnaryOp::GeluTanhGrad => map1(v, l, T::gelu_tanh_grad),
         // `x > 0` is false for NaN, so NaN·s keeps it NaN, as in PyTorch.
         UnaryOp::LeakyRelu(s) => scalar_map(v, l, s, |x, s| if x > zero { x } else { x * s }),
-        UnaryOp::LeakyReluGrad(s) => scalar_map(v, l, s, |x, s| if x > zero { one } else { s }),
-        UnaryOp::Silu => map1(v, l, |x| x / (one + (-x).exp())),
-        UnaryOp::SiluGrad => map1(v, l, |x| {
-            let sig = one / (one + (-x).exp());
-            sig * (one + x * (one - sig))
-        }),
-        // PyTorch's form: linear above the threshold, `ln(1 + e^x)` (as log1p) below.
-        UnaryOp::Softplus(s) => scalar_map(v, l, s, |x, s| if x > s { x } else { x.exp().ln_1p() }),
-        UnaryOp::SoftplusGrad(s) => {
-            scalar_map(
-                v,
-                l,
-                s,
-                |x, s| {
-                    if x > s {
-                        one
-                    } else {
-                        one / (one + (-x).exp())
-                    }
-                },
-            )
+        UnaryOp::LeakyReluGrad(s) => {
+            scalar_map(v, l, s, |x, s| if x > zero { T::from_f64(1.0) } else { s })
         }
+        UnaryOp::Silu => map1(v, l, T::silu),
+        UnaryOp::SiluGrad => map1(v, l, T::silu_grad),
+        UnaryOp::Softplus(s) => scalar_map(v, l, s, T::softplus),
+        UnaryOp::SoftplusGrad(s) => scalar_map(v, l, s, T::softplus_grad),
         UnaryOp::Sin => map1(v, l, T::sin),
         UnaryOp::Cos => map1(v, l, T::cos),
+        UnaryOp::Floor => map1(v, l, T::floor),
+        UnaryOp::Ceil => map1(v, l, T::ceil),
+        UnaryOp::Round => map1(v, l, T::round_even),
+        UnaryOp::Trunc => map1(v, l, T::trunc),
+        UnaryOp::Sign => map1(v, l, formulas::sign),
+        // Forced inline: erf is past the inliner's size limit, and a call per element
+        // keeps the loop from vectorizing (5× slower).
+        UnaryOp::Erf => map1(
+            v,
+            l,
+            #[inline(always)]
+            |x| x.erf(),
+        ),
+        UnaryOp::Log1p => map1(v, l, T::ln_1p),
+        UnaryOp::Expm1 => map1(v, l, T::exp_m1),
+        UnaryOp::Reciprocal => map1(v, l, |x| T::from_f64(1.0) / x),
+        UnaryOp::Square => map1(v, l, |x| x * x),
+        UnaryOp::Exp2 => map1(v, l, T::exp2),
+        UnaryOp::Log2 => map1(v, l, T::log2),
+        UnaryOp::Hardswish => map1(v, l, formulas::hardswish),
+        UnaryOp::HardswishGrad => map1(v, l, formulas::hardswish_grad),
+        UnaryOp::Hardsigmoid => map1(v, l, formulas::hardsigmoid),
+        UnaryOp::HardsigmoidGrad => map1(v, l, formulas::hardsigmoid_grad),
+        UnaryOp::Hardtanh { min, max } => {
+            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
+            map1(v, l, |x| formulas::hardtanh(x, lo, hi))
+        }
+        UnaryOp::HardtanhGrad { min, max } => {
+            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
+            map1(v, l, |x| formulas::hardtanh_grad(x, lo, hi))
+        }
+        UnaryOp::Elu(a) => elu_map(v, l, EluCoefs::elu(a), false),
+        UnaryOp::EluGrad(a) => elu_map(v, l, EluCoefs::elu(a), true),
+        UnaryOp::Selu => elu_map(v, l, EluCoefs::selu(), false),
+        UnaryOp::SeluGrad => elu_map(v, l, EluCoefs::selu(), true),
+        UnaryOp::Celu(a) => elu_map(v, l, EluCoefs::celu(a), false),
+        UnaryOp::CeluGrad(a) => elu_map(v, l, EluCoefs::celu_grad(a), true),
+        UnaryOp::Mish => map1(v, l, formulas::mish),
+        UnaryOp::MishGrad => map1(v, l, formulas::mish_grad),
+        UnaryOp::LogSigmoid => map1(
+            v,
+            l,
+            #[inline(always)]
+            |x| x.log_sigmoid(),
+        ),
+        UnaryOp::LogSigmoidGrad => map1(v, l, T::log_sigmoid_grad),
+        UnaryOp::Softsign => map1(v, l, formulas::softsign),
+        UnaryOp::SoftsignGrad => map1(v, l, formulas::softsign_grad),
+        UnaryOp::SmoothL1(s) => scalar_map(v, l, s, formulas::smooth_l1),
+        UnaryOp::SmoothL1Grad(s) => scalar_map(v, l, s, formulas::smooth_l1_grad),
+        UnaryOp::Huber(s) => scalar_map(v, l, s, formulas::huber),
+        UnaryOp::HuberGrad(s) => scalar_map(v, l, s, formulas::huber_grad),
     }
 }
 
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
-/// `1/√(2π)`, the standard normal density at 0.
-const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-/// `√(2/π)`, the slope of the tanh approximation's argument.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-/// The cubic coefficient of the tanh approximation (Hendrycks & Gimpel).
-const GELU_CUBIC: f64 = 0.044_715;
-
-/// `x·Φ(x)` with Φ the standard normal CDF.
-fn gelu<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    half * x * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf())
-}
-
-/// `d/dx x·Φ(x) = Φ(x) + x·φ(x)`.
-fn gelu_grad<T: Float>(x: T) -> T {
-    let half = T::from_f64(0.5);
-    let cdf = half * (T::from_f64(1.0) + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
-    let pdf = T::from_f64(INV_SQRT_2PI) * (-(half * x * x)).exp();
-    cdf + x * pdf
-}
-
-/// `x/2·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
-fn gelu_tanh<T: Float>(x: T) -> T {
-    let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(GELU_CUBIC) * x * x * x);
-    T::from_f64(0.5) * x * (T::from_f64(1.0) + u.tanh())
-}
-
-/// `(1 + t)/2 + x/2·(1 - t²)·du/dx` with `t = tanh(u)`.
-fn gelu_tanh_grad<T: Float>(x: T) -> T {
-    let (half, one) = (T::from_f64(0.5), T::from_f64(1.0));
-    let k = T::from_f64(SQRT_2_OVER_PI);
-    let a = T::from_f64(GELU_CUBIC);
-    let t = (k * (x + a * x * x * x)).tanh();
-    let du = k * (one + T::from_f64(3.0) * a * x * x);
-    half * (one + t) + half * x * (one - t * t) * du
+/// An ELU-family op (`grad`: its derivative) with the coefficients `c`.
+fn elu_map<T: Float>(v: &[T], l: &Layout, c: EluCoefs<T>, grad: bool) -> Result<Vec<T>> {
+    if grad {
+        map1(v, l, |x| c.grad(x))
+    } else {
+        map1(v, l, |x| c.apply(x))
+    }
 }
 
 fn scalar_map<T: Float>(
@@ -414,7 +430,43 @@ pub(crate) fn unary_int<T: Num>(v: &[T], l: &Layout, op: UnaryOp) -> Result<Vec<
         UnaryOp::Abs => map1(v, l, |x| if x < zero { zero.sub(x) } else { x }),
         UnaryOp::AddScalar(_) => map1(v, l, |x| x.add(s)),
         UnaryOp::MulScalar(_) => map1(v, l, |x| x.mul(s)),
+        // Integers are already whole.
+        UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round | UnaryOp::Trunc => map1(v, l, |x| x),
+        UnaryOp::Sign => {
+            let (one, minus_one) = (T::from_i64_wrapping(1), T::from_i64_wrapping(-1));
+            map1(v, l, |x| match x.partial_cmp(&zero) {
+                Some(std::cmp::Ordering::Greater) => one,
+                Some(std::cmp::Ordering::Less) => minus_one,
+                _ => zero,
+            })
+        }
+        UnaryOp::Square => map1(v, l, |x| x.mul(x)),
         _ => unreachable!("refused by UnaryOp::allows_integers"),
+    }
+}
+
+/// True for the binary ops that only float dtypes take (see `BinaryOp::check_dtype`):
+/// they have float math of their own, in [`binary_float`].
+fn is_float_only(op: BinaryOp) -> bool {
+    matches!(
+        op,
+        BinaryOp::Atan2 | BinaryOp::BinaryCrossEntropy | BinaryOp::BinaryCrossEntropyGrad
+    )
+}
+
+/// The float-only binary ops.
+fn binary_float<T: Float>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    op: BinaryOp,
+) -> Result<Vec<T>> {
+    match op {
+        BinaryOp::Atan2 => map2(a, al, b, bl, T::atan2),
+        BinaryOp::BinaryCrossEntropy => map2(a, al, b, bl, formulas::binary_cross_entropy),
+        BinaryOp::BinaryCrossEntropyGrad => map2(a, al, b, bl, formulas::binary_cross_entropy_grad),
+        _ => unreachable!("binary_float serves only is_float_only ops"),
     }
 }
 
@@ -432,6 +484,7 @@ pub(crate) fn binary<T: Num>(
         BinaryOp::Div => map2(a, al, b, bl, T::div),
         BinaryOp::Maximum => map2(a, al, b, bl, |x, y| if x.is_nan() || x > y { x } else { y }),
         BinaryOp::Minimum => map2(a, al, b, bl, |x, y| if x.is_nan() || x < y { x } else { y }),
+        _ => unreachable!("float-only ops run in binary_float"),
     }?;
     Ok(T::wrap(out))
 }

@@ -56,6 +56,20 @@ pub(crate) fn gemm<T: Float>(
     b: Mat<'_, T>,
     parallel: bool,
 ) {
+    gemm_scaled(dst, dst_rs, accumulate, T::from_f64(1.0), a, b, parallel)
+}
+
+/// [`gemm`] of `scale · a · b`: `dst = scale·a·b` (or `dst += scale·a·b`), the factor
+/// applied by the GEMM to each finished dot product.
+pub(crate) fn gemm_scaled<T: Float>(
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    scale: T,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    parallel: bool,
+) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     assert_eq!(k, b.rows, "gemm: inner dimensions differ");
     assert!(fits(dst.len(), m, n, dst_rs, 1), "gemm: dst too small");
@@ -97,7 +111,7 @@ pub(crate) fn gemm<T: Float>(
             b.cs as isize,
             b.rs as isize,
             one,
-            one,
+            scale,
             false,
             false,
             false,

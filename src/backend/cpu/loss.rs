@@ -108,11 +108,8 @@ fn backward<T: Float>(o: Backward, p: &CrossEntropyParams) -> Result<CpuStorage>
     let (on_target, off_target) = (T::from_f64(on_target), T::from_f64(off_target));
     let one = T::from_f64(1.0);
     let mut out = alloc::filled(x.len(), T::default())?;
-    let element = |(i, o_i): (usize, &mut T)| {
-        let (k, j) = (
-            (i / p.inner) % p.classes,
-            i / (p.classes * p.inner) * p.inner + i % p.inner,
-        );
+    // Element i = (b·classes + k)·inner + q: class k of row j = b·inner + q.
+    let element = |i: usize, j: usize, k: usize, o_i: &mut T| {
         let t = o.t[j];
         if p.ignored(t) {
             return;
@@ -129,13 +126,25 @@ fn backward<T: Float>(o: Backward, p: &CrossEntropyParams) -> Result<CpuStorage>
             -hit * s
         };
     };
+    // One outer index's classes × inner block at a time: no division per element.
+    let block = p.classes * p.inner;
+    let fill = |(b, o): (usize, &mut [T])| {
+        for (k, row) in o.chunks_mut(p.inner).enumerate() {
+            for (q, o_i) in row.iter_mut().enumerate() {
+                element((b * p.classes + k) * p.inner + q, b * p.inner + q, k, o_i);
+            }
+        }
+    };
+    if block == 0 {
+        return Ok(T::wrap(out));
+    }
     if out.len() >= PARALLEL_THRESHOLD {
-        out.par_iter_mut()
+        out.par_chunks_mut(block)
             .enumerate()
-            .with_min_len(PARALLEL_THRESHOLD / 8)
-            .for_each(element);
+            .with_min_len((PARALLEL_THRESHOLD / 8 / block).max(1))
+            .for_each(fill);
     } else {
-        out.iter_mut().enumerate().for_each(element);
+        out.chunks_mut(block).enumerate().for_each(fill);
     }
     Ok(T::wrap(out))
 }

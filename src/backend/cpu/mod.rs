@@ -9,6 +9,7 @@
 pub(crate) mod alloc;
 pub(crate) mod dtype;
 pub(crate) mod gemm_util;
+pub(crate) mod lanes;
 pub(crate) mod math;
 
 use crate::backend::BackendStorage;
@@ -40,6 +41,29 @@ pub(crate) enum CpuStorage {
 /// Work below this many elements stays on one thread (rayon's overhead dominates).
 pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 15;
 
+/// Runs `f(plane index, plane of out)` over every `plane_len`-element plane of `out`
+/// (the image-shaped families: pad, pool, upsample), in parallel when `work` (the
+/// elements read or written) reaches [`PARALLEL_THRESHOLD`].
+pub(crate) fn per_plane<T: Send>(
+    out: &mut [T],
+    plane_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if plane_len == 0 || out.is_empty() {
+        return;
+    }
+    if work >= PARALLEL_THRESHOLD {
+        out.par_chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(plane_len)
+            .enumerate()
+            .for_each(|(i, o)| f(i, o));
+    }
+}
+
 /// Runs `op` compiled for the widest SIMD instruction set this CPU has (AVX2 or
 /// AVX-512 on x86-64), picked at run time. The crate itself targets baseline x86-64,
 /// whose SSE2 loops move a half or a quarter of the data per instruction. Kernels put
@@ -69,14 +93,24 @@ impl BackendStorage for CpuStorage {
         src: &CpuStorage,
         src_layout: &Layout,
     ) -> Result<()> {
-        let values = src.copied(src_layout, self.dtype())?;
+        // Another dtype is converted into a contiguous copy first.
+        let converted;
+        let (src, src_layout) = if src.dtype() == self.dtype() {
+            (src, src_layout)
+        } else {
+            converted = (
+                src.copied(src_layout, self.dtype())?,
+                Layout::contiguous(&src_layout.shape),
+            );
+            (&converted.0, &converted.1)
+        };
         with_vec!(self, dst => {
-            let Some(vals) = values.as_slice() else {
-                unreachable!("copied() converts to the destination dtype")
+            let Some(vals) = src.as_slice() else {
+                unreachable!("the source has the destination's dtype")
             };
             match dst_layout.contiguous_range() {
-                Some(r) => dst[r].copy_from_slice(vals),
-                None => dst_layout.indices().zip(vals).for_each(|(i, &x)| dst[i] = x),
+                Some(r) => gather_into(vals, src_layout, &mut dst[r]),
+                None => scatter(vals, src_layout, dst, dst_layout),
             }
         });
         Ok(())
@@ -122,6 +156,30 @@ impl CpuStorage {
     }
 }
 
+/// The storage offset where row `row` (of the last dimension) of `layout` starts.
+fn row_start(layout: &Layout, row: usize) -> usize {
+    let (shape, strides) = (&layout.shape, &layout.strides);
+    let (mut r, mut at) = (row, layout.offset);
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        at += (r % shape[d]) * strides[d];
+        r /= shape[d];
+    }
+    at
+}
+
+/// Copies the run of `dst.len()` elements of `v` from `start`, `stride` apart.
+#[inline]
+fn copy_run<T: Copy>(v: &[T], start: usize, stride: usize, dst: &mut [T]) {
+    match stride {
+        0 => dst.fill(v[start]),
+        1 => dst.copy_from_slice(&v[start..start + dst.len()]),
+        s => dst
+            .iter_mut()
+            .enumerate()
+            .for_each(|(j, d)| *d = v[start + j * s]),
+    }
+}
+
 /// The elements of `layout`, in row-major order.
 ///
 /// Rows of the last dimension are copied with a tight loop (a fill for a broadcast
@@ -131,50 +189,68 @@ pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) 
     if let Some(r) = layout.contiguous_range() {
         return alloc::copied(&v[r]);
     }
+    let mut out = alloc::filled(layout.numel(), T::default())?;
+    gather_into(v, layout, &mut out);
+    Ok(out)
+}
+
+/// [`gather`] into `out` (`layout.numel()` elements).
+fn gather_into<T: Copy + Send + Sync>(v: &[T], layout: &Layout, out: &mut [T]) {
+    if let Some(r) = layout.contiguous_range() {
+        out.copy_from_slice(&v[r]);
+        return;
+    }
     if layout.numel() == 0 {
-        return Ok(Vec::new());
+        return;
     }
     // Not contiguous and not empty, so rank ≥ 1 and every dimension is non-zero.
-    let (shape, strides) = (&layout.shape, &layout.strides);
-    let rank = shape.len();
-    let (inner, stride) = (shape[rank - 1], strides[rank - 1]);
-    let row_start = |row: usize| {
-        let (mut r, mut at) = (row, layout.offset);
-        for d in (0..rank - 1).rev() {
-            at += (r % shape[d]) * strides[d];
-            r /= shape[d];
-        }
-        at
-    };
-    let copy_run = |start: usize, dst: &mut [T]| match stride {
-        0 => dst.fill(v[start]),
-        1 => dst.copy_from_slice(&v[start..start + dst.len()]),
-        s => dst
-            .iter_mut()
-            .enumerate()
-            .for_each(|(j, d)| *d = v[start + j * s]),
-    };
-    let mut out = alloc::filled(layout.numel(), T::default())?;
+    let rank = layout.shape.len();
+    let (inner, stride) = (layout.shape[rank - 1], layout.strides[rank - 1]);
     if out.len() < PARALLEL_THRESHOLD {
         for (row, dst) in out.chunks_mut(inner).enumerate() {
-            copy_run(row_start(row), dst);
+            copy_run(v, row_start(layout, row), stride, dst);
         }
-        return Ok(out);
+        return;
     }
     out.par_chunks_mut(inner)
         .with_min_len(PARALLEL_THRESHOLD / inner.max(1))
         .enumerate()
         .for_each(|(row, dst)| {
-            let start = row_start(row);
+            let start = row_start(layout, row);
             if inner >= 2 * PARALLEL_THRESHOLD {
                 dst.par_chunks_mut(PARALLEL_THRESHOLD)
                     .enumerate()
-                    .for_each(|(k, d)| copy_run(start + k * PARALLEL_THRESHOLD * stride, d));
+                    .for_each(|(k, d)| {
+                        copy_run(v, start + k * PARALLEL_THRESHOLD * stride, stride, d)
+                    });
             } else {
-                copy_run(start, dst);
+                copy_run(v, start, stride, dst);
             }
         });
-    Ok(out)
+}
+
+/// Writes the elements of `src` (at `src_layout`) into the elements of `dst` at
+/// `dst_layout` (same shape, not contiguous, no two elements at one place), a row of
+/// the last dimension at a time.
+fn scatter<T: Copy>(src: &[T], src_layout: &Layout, dst: &mut [T], dst_layout: &Layout) {
+    let rank = dst_layout.shape.len();
+    let Some(&inner) = dst_layout.shape.last() else {
+        return;
+    };
+    if inner == 0 || dst_layout.numel() == 0 {
+        return;
+    }
+    let (ds, ss) = (dst_layout.strides[rank - 1], src_layout.strides[rank - 1]);
+    for row in 0..dst_layout.numel() / inner {
+        let (d0, s0) = (row_start(dst_layout, row), row_start(src_layout, row));
+        if ds == 1 {
+            copy_run(src, s0, ss, &mut dst[d0..d0 + inner]);
+        } else {
+            for j in 0..inner {
+                dst[d0 + j * ds] = src[s0 + j * ss];
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -226,6 +302,47 @@ mod tests {
         for l in &layouts {
             let want: Vec<u32> = l.indices().map(|i| v[i]).collect();
             assert_eq!(gather(&v, l).unwrap(), want, "{l:?}");
+        }
+    }
+
+    /// `copy_from` into a strided region (a transposed view, a narrowed column
+    /// block) from a strided source writes what the element-by-element walk writes,
+    /// and nothing else.
+    #[test]
+    fn copy_from_matches_the_strided_walk() {
+        let region = |shape: Vec<usize>, strides: Vec<usize>, offset| Layout {
+            shape,
+            strides,
+            offset,
+        };
+        let cases = [
+            // (destination region, source layout) of one shape.
+            (
+                region(vec![4, 6], vec![1, 4], 0),
+                Layout::contiguous(&[4, 6]),
+            ),
+            (
+                region(vec![5, 3], vec![9, 1], 3),
+                region(vec![5, 3], vec![1, 5], 0),
+            ),
+            (
+                region(vec![2, 3, 4], vec![36, 12, 2], 1),
+                region(vec![2, 3, 4], vec![0, 4, 1], 2),
+            ),
+        ];
+        for (dst_l, src_l) in &cases {
+            let src: Vec<f32> = (0..40).map(|x| x as f32).collect();
+            let mut want = vec![-1.0f32; 80];
+            for (d, s) in dst_l.indices().zip(src_l.indices()) {
+                want[d] = src[s];
+            }
+            let mut dst = CpuStorage::F32(vec![-1.0; 80]);
+            dst.copy_from(dst_l, &CpuStorage::F32(src), src_l).unwrap();
+            assert_eq!(
+                dst.as_slice::<f32>().unwrap(),
+                &want[..],
+                "{dst_l:?} <- {src_l:?}"
+            );
         }
     }
 }

@@ -1,9 +1,6 @@
-//! Batch normalisation, layer norm and RMS norm on the CPU (the reference for
-//! `kernels/norm.cu`).
-//!
-//! Layer/RMS norm: rows of `d` values in parallel over rows, each row's statistics in
-//! two passes (mean, then squared deviations); the weight and bias gradients are
-//! column sums over the rows in row order (deterministic).
+//! Batch normalisation, layer norm, RMS norm and group norm on the CPU (the reference
+//! for `kernels/norm.cu`); the layer/RMS norm kernels are in `layer_norm.rs`, group
+//! norm's in `group_norm.rs`.
 //!
 //! The input is read as a contiguous `(n, c, s)` slice of the compute type (f16/bf16
 //! widen to f32). Per-channel sums run in parallel over channels, each in a fixed
@@ -11,7 +8,14 @@
 //! count; the elementwise passes run in parallel over the `(sample, channel)` rows of
 //! `s` values.
 
-use super::{BatchNormParams, LayerNormParams, NormOps};
+// The layer/RMS norm kernels (a file of their own), declared from here: this file is
+// the norm family's CPU implementation.
+#[path = "group_norm.rs"]
+mod group_norm;
+#[path = "layer_norm.rs"]
+mod layer_norm;
+
+use super::{BatchNormParams, GroupNormParams, LayerNormParams, NormOps};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{compute_dtype, contiguous_as, float_kernel};
 use crate::backend::cpu::math::Float;
@@ -164,9 +168,9 @@ impl NormOps for CpuStorage {
     ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
         let dtype = self.dtype();
         Ok(match compute_dtype(p.op(), dtype)? {
-            DType::F64 => layer_norm_forward::<f64>(self, layout, weight, bias, p)?,
+            DType::F64 => layer_norm::forward::<f64>(self, layout, weight, bias, p)?,
             _ => {
-                let (y, mean, rstd) = layer_norm_forward::<f32>(self, layout, weight, bias, p)?;
+                let (y, mean, rstd) = layer_norm::forward::<f32>(self, layout, weight, bias, p)?;
                 (y.convert(dtype)?, mean, rstd)
             }
         })
@@ -185,137 +189,47 @@ impl NormOps for CpuStorage {
         let dtype = x.dtype();
         let operands = (self, grad_layout, x, x_layout, mean, rstd, weight);
         let [dx, dw, db] = match compute_dtype(p.op(), dtype)? {
-            DType::F64 => layer_norm_backward::<f64>(operands, p)?,
-            _ => layer_norm_backward::<f32>(operands, p)?,
+            DType::F64 => layer_norm::backward::<f64>(operands, p)?,
+            _ => layer_norm::backward::<f32>(operands, p)?,
         };
         Ok((dx.convert(dtype)?, dw.convert(dtype)?, db.convert(dtype)?))
     }
-}
 
-/// [`NormOps::layer_norm_forward`] in the compute type `T`.
-fn layer_norm_forward<T: Float>(
-    x: &CpuStorage,
-    layout: &Layout,
-    weight: Option<(&CpuStorage, &Layout)>,
-    bias: Option<(&CpuStorage, &Layout)>,
-    p: &LayerNormParams,
-) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
-    let x = contiguous_as::<T>(x, layout)?;
-    let w = weight.map(|(s, l)| contiguous_as::<T>(s, l)).transpose()?;
-    let b = bias.map(|(s, l)| contiguous_as::<T>(s, l)).transpose()?;
-    // Empty rows (d = 0) get PyTorch's statistics of nothing: 0/0, NaN.
-    let stats: Vec<(T, T)> = (0..p.rows)
-        .into_par_iter()
-        .with_min_len(rows_per_task(p))
-        .map(|r| row_stats(&x[r * p.d..(r + 1) * p.d], p))
-        .collect();
-    let mut y = alloc::filled(p.rows * p.d, T::default())?;
-    if p.d > 0 {
-        y.par_chunks_mut(p.d)
-            .enumerate()
-            .with_min_len(rows_per_task(p))
-            .for_each(|(r, y)| {
-                let (mu, inv) = stats[r];
-                for (j, (o, &v)) in y.iter_mut().zip(&x[r * p.d..]).enumerate() {
-                    let mut h = (v - mu) * inv;
-                    if let Some(w) = &w {
-                        h = h * w[j];
-                    }
-                    if let Some(b) = &b {
-                        h = h + b[j];
-                    }
-                    *o = h;
-                }
-            });
-    }
-    let (mean, rstd): (Vec<T>, Vec<T>) = stats.into_iter().unzip();
-    let mean = if p.rms { Vec::new() } else { mean };
-    Ok((T::wrap(y), T::wrap(mean), T::wrap(rstd)))
-}
-
-/// Rows per parallel task of the layer-norm passes: about `PARALLEL_THRESHOLD / 8`
-/// values each.
-fn rows_per_task(p: &LayerNormParams) -> usize {
-    (PARALLEL_THRESHOLD / 8 / p.d.max(1)).max(1)
-}
-
-/// `(mean, rstd)` of one row: two passes for layer norm (the mean, then the squared
-/// deviations from it); the mean square for RMS norm (whose mean is reported as 0).
-fn row_stats<T: Float>(xr: &[T], p: &LayerNormParams) -> (T, T) {
-    let n = T::from_f64(p.d as f64);
-    let mu = if p.rms {
-        T::default()
-    } else {
-        xr.iter().fold(T::default(), |a, &v| a + v) / n
-    };
-    let var = xr
-        .iter()
-        .fold(T::default(), |a, &v| a + (v - mu) * (v - mu))
-        / n;
-    (mu, T::from_f64(1.0) / (var + T::from_f64(p.eps)).sqrt())
-}
-
-/// The operands of [`NormOps::layer_norm_backward`]: `(g, g's layout, x, x's layout,
-/// mean, rstd, weight)`.
-type LayerNormGrads<'a> = (
-    &'a CpuStorage,
-    &'a Layout,
-    &'a CpuStorage,
-    &'a Layout,
-    &'a CpuStorage,
-    &'a CpuStorage,
-    Option<(&'a CpuStorage, &'a Layout)>,
-);
-
-/// [`NormOps::layer_norm_backward`] in the compute type `T`.
-fn layer_norm_backward<T: Float>(
-    (g, grad_layout, x, x_layout, mean, rstd, weight): LayerNormGrads,
-    p: &LayerNormParams,
-) -> Result<[CpuStorage; 3]> {
-    let g = contiguous_as::<T>(g, grad_layout)?;
-    let x = contiguous_as::<T>(x, x_layout)?;
-    let rstd = contiguous_as::<T>(rstd, &Layout::contiguous(&[p.rows]))?;
-    let mean = if p.rms {
-        None
-    } else {
-        Some(contiguous_as::<T>(mean, &Layout::contiguous(&[p.rows]))?)
-    };
-    let w = weight.map(|(s, l)| contiguous_as::<T>(s, l)).transpose()?;
-    let x_hat = |r: usize, i: usize| {
-        let mu = mean.as_ref().map_or(T::default(), |m| m[r]);
-        (x[i] - mu) * rstd[r]
-    };
-    let n = T::from_f64(p.d as f64);
-    let mut dx = alloc::filled(p.rows * p.d, T::default())?;
-    if p.d > 0 {
-        dx.par_chunks_mut(p.d)
-            .enumerate()
-            .with_min_len(rows_per_task(p))
-            .for_each(|(r, dxr)| {
-                let base = r * p.d;
-                let wg = |j: usize| w.as_ref().map_or(g[base + j], |w| g[base + j] * w[j]);
-                let (mut sum_wg, mut sum_wgx) = (T::default(), T::default());
-                for j in 0..p.d {
-                    sum_wg = sum_wg + wg(j);
-                    sum_wgx = sum_wgx + wg(j) * x_hat(r, base + j);
-                }
-                let mean_wg = if p.rms { T::default() } else { sum_wg / n };
-                let mean_wgx = sum_wgx / n;
-                for (j, o) in dxr.iter_mut().enumerate() {
-                    *o = rstd[r] * (wg(j) - mean_wg - x_hat(r, base + j) * mean_wgx);
-                }
-            });
-    }
-    let (dw, db): (Vec<T>, Vec<T>) = (0..p.d)
-        .into_par_iter()
-        .map(|j| {
-            (0..p.rows).fold((T::default(), T::default()), |(dw, db), r| {
-                let i = r * p.d + j;
-                (dw + g[i] * x_hat(r, i), db + g[i])
-            })
+    fn group_norm_forward(
+        &self,
+        layout: &Layout,
+        weight: Option<(&CpuStorage, &Layout)>,
+        bias: Option<(&CpuStorage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+        let dtype = self.dtype();
+        Ok(match compute_dtype("group_norm", dtype)? {
+            DType::F64 => group_norm::forward::<f64>(self, layout, weight, bias, p)?,
+            _ => {
+                let (y, mean, rstd) = group_norm::forward::<f32>(self, layout, weight, bias, p)?;
+                (y.convert(dtype)?, mean, rstd)
+            }
         })
-        .unzip();
-    Ok([T::wrap(dx), T::wrap(dw), T::wrap(db)])
+    }
+
+    fn group_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        mean: &CpuStorage,
+        rstd: &CpuStorage,
+        weight: Option<(&CpuStorage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
+        let dtype = x.dtype();
+        let operands = (self, grad_layout, x, x_layout, mean, rstd, weight);
+        let [dx, dw, db] = match compute_dtype("group_norm", dtype)? {
+            DType::F64 => group_norm::backward::<f64>(operands, p)?,
+            _ => group_norm::backward::<f32>(operands, p)?,
+        };
+        Ok((dx.convert(dtype)?, dw.convert(dtype)?, db.convert(dtype)?))
+    }
 }
 
 /// Σ of `f(i)` over the flat indices `i` of channel `c`'s `n·s` values, sample by

@@ -5,11 +5,10 @@ use super::{Pad2dParams, PadOps};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
 use crate::backend::cpu::gemm_util::Float;
-use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::cpu::{per_plane, CpuStorage};
 use crate::backend::pad::{receivers, source};
 use crate::shape::Layout;
 use crate::Result;
-use rayon::prelude::*;
 
 impl PadOps for CpuStorage {
     /// See [`crate::backend::pad::PadOps::pad2d`].
@@ -29,27 +28,11 @@ impl PadOps for CpuStorage {
     }
 }
 
-/// Runs `f(plane, plane of out)` over every plane, in parallel when `out` is large.
-fn per_plane<T: Send>(out: &mut [T], plane_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    if plane_len == 0 || out.is_empty() {
-        return;
-    }
-    if out.len() >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    } else {
-        out.chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    }
-}
-
 fn forward<T: Float>(p: &Pad2dParams, x: &[T]) -> Result<Vec<T>> {
     let (oh, ow) = (p.out_h(), p.out_w());
     let fill = T::from_f64(p.value);
     let mut out = alloc::filled(p.output_len(), fill)?;
-    per_plane(&mut out, oh * ow, |plane, o| {
+    per_plane(&mut out, oh * ow, p.output_len(), |plane, o| {
         let src = &x[plane * p.h * p.w..(plane + 1) * p.h * p.w];
         for oy in 0..oh {
             let Some(iy) = source(oy, p.h, p.top, p.kind) else {
@@ -68,7 +51,7 @@ fn forward<T: Float>(p: &Pad2dParams, x: &[T]) -> Result<Vec<T>> {
 fn backward<T: Float>(p: &Pad2dParams, g: &[T]) -> Result<Vec<T>> {
     let (oh, ow) = (p.out_h(), p.out_w());
     let mut gx = alloc::filled(p.input_len(), T::default())?;
-    per_plane(&mut gx, p.h * p.w, |plane, gi| {
+    per_plane(&mut gx, p.h * p.w, p.input_len(), |plane, gi| {
         let src = &g[plane * oh * ow..(plane + 1) * oh * ow];
         for iy in 0..p.h {
             let rows = receivers(iy, p.h, p.top, p.bottom, p.kind);

@@ -1,136 +1,112 @@
-//! 2-D pooling on the CPU (max with argmax indices, average, adaptive average),
-//! parallel over (image, channel) planes. Windows follow PyTorch's kernels exactly:
-//! the max keeps the first largest value (a NaN wins), the average divides by the
-//! window's size including padding (`count_include_pad=True`).
+//! Pooling on the CPU (max with argmax indices, average; fixed or adaptive windows)
+//! over (planes, d, h, w) volumes, parallel over planes. Windows follow PyTorch's
+//! kernels exactly ([`PoolParams::span`]): the max keeps the first largest value (a
+//! NaN wins) of its dilated window, the average divides by PyTorch's divisor.
 
-use super::{AdaptivePool2dParams, Pool2dParams, PoolOps};
+use super::{PoolOps, PoolParams, Span};
 use crate::backend::cpu::alloc;
-use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
+use crate::backend::cpu::dtype::{contiguous_as, float_kernel, same_dtype};
 use crate::backend::cpu::gemm_util::Float;
-use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::cpu::{per_plane, CpuStorage};
 use crate::shape::Layout;
 use crate::{DType, Result};
-use rayon::prelude::*;
 
 impl PoolOps for CpuStorage {
-    /// Max pooling; see [`crate::backend::pool::PoolOps::max_pool2d`].
-    fn max_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<(CpuStorage, CpuStorage)> {
+    /// Max pooling; see [`crate::backend::pool::PoolOps::max_pool`].
+    fn max_pool(&self, layout: &Layout, p: &PoolParams) -> Result<(CpuStorage, CpuStorage)> {
         let mut indices = alloc::filled(p.output_len(), 0i64)?;
-        let values = float_kernel!("max_pool2d", self.dtype(), |T| {
+        let values = float_kernel!("max_pool", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout)?;
             max_forward(p, &x, &mut indices)?
         });
         Ok((values, CpuStorage::I64(indices)))
     }
 
-    /// Gradient of max pooling; see [`crate::backend::pool::PoolOps::max_pool2d_backward`].
-    fn max_pool2d_backward(
+    /// Gradient of max pooling; see [`crate::backend::pool::PoolOps::max_pool_backward`].
+    fn max_pool_backward(
         &self,
         gl: &Layout,
         indices: &CpuStorage,
         il: &Layout,
-        p: &Pool2dParams,
+        p: &PoolParams,
     ) -> Result<CpuStorage> {
-        crate::backend::cpu::dtype::same_dtype("max_pool2d_backward", DType::I64, indices.dtype())?;
+        same_dtype("max_pool_backward", DType::I64, indices.dtype())?;
         let idx = contiguous_as::<i64>(indices, il)?;
-        Ok(float_kernel!("max_pool2d_backward", self.dtype(), |T| {
+        Ok(float_kernel!("max_pool_backward", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl)?;
             max_backward(p, &g, &idx)?
         }))
     }
 
-    /// Average pooling; see [`crate::backend::pool::PoolOps::avg_pool2d`].
-    fn avg_pool2d(&self, layout: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
-        Ok(float_kernel!("avg_pool2d", self.dtype(), |T| {
+    /// Average pooling; see [`crate::backend::pool::PoolOps::avg_pool`].
+    fn avg_pool(&self, layout: &Layout, p: &PoolParams) -> Result<CpuStorage> {
+        Ok(float_kernel!("avg_pool", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout)?;
             avg_forward(p, &x)?
         }))
     }
 
-    /// Gradient of average pooling; see [`crate::backend::pool::PoolOps::avg_pool2d_backward`].
-    fn avg_pool2d_backward(&self, gl: &Layout, p: &Pool2dParams) -> Result<CpuStorage> {
-        Ok(float_kernel!("avg_pool2d_backward", self.dtype(), |T| {
+    /// Gradient of average pooling; see [`crate::backend::pool::PoolOps::avg_pool_backward`].
+    fn avg_pool_backward(&self, gl: &Layout, p: &PoolParams) -> Result<CpuStorage> {
+        Ok(float_kernel!("avg_pool_backward", self.dtype(), |T| {
             let g = contiguous_as::<T>(self, gl)?;
             avg_backward(p, &g)?
         }))
     }
-
-    /// Adaptive average pooling; see [`crate::backend::pool::PoolOps::adaptive_avg_pool2d`].
-    fn adaptive_avg_pool2d(&self, layout: &Layout, p: &AdaptivePool2dParams) -> Result<CpuStorage> {
-        Ok(float_kernel!("adaptive_avg_pool2d", self.dtype(), |T| {
-            let x = contiguous_as::<T>(self, layout)?;
-            adaptive_forward(p, &x)?
-        }))
-    }
-
-    /// Gradient of adaptive average pooling.
-    fn adaptive_avg_pool2d_backward(
-        &self,
-        gl: &Layout,
-        p: &AdaptivePool2dParams,
-    ) -> Result<CpuStorage> {
-        Ok(float_kernel!(
-            "adaptive_avg_pool2d_backward",
-            self.dtype(),
-            |T| {
-                let g = contiguous_as::<T>(self, gl)?;
-                adaptive_backward(p, &g)?
-            }
-        ))
-    }
 }
 
-/// Runs `f(plane index, plane of out)` over every plane, in parallel when the work
-/// (elements read or written) is large.
-fn per_plane<A: Send>(
-    out: &mut [A],
-    plane_len: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [A]) + Sync,
-) {
-    if plane_len == 0 || out.is_empty() {
-        return;
-    }
-    if work >= PARALLEL_THRESHOLD {
-        out.par_chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    } else {
-        out.chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-    }
+/// The window of every output along each axis, computed once per call rather than
+/// once per output.
+fn spans(p: &PoolParams, max: bool) -> Result<[Vec<Span>; 3]> {
+    let axis = |a: usize| alloc::collect((0..p.output[a]).map(|o| p.span(a, o, max)));
+    Ok([axis(0)?, axis(1)?, axis(2)?])
 }
 
-/// Start (clipped to 0) and end (clipped to `size`) of window `o`.
-fn window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (usize, usize) {
-    let start = (o * stride) as isize - pad as isize;
-    let end = (start + k as isize).min(size as isize);
-    (start.max(0) as usize, end.max(0) as usize)
-}
-
-fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Result<Vec<T>> {
-    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
-    let neg_inf = T::from_f64(f64::NEG_INFINITY);
-    let mut pairs = alloc::filled(p.output_len(), (T::default(), 0i64))?;
-    per_plane(&mut pairs, oh * ow, p.input_len(), |plane, o| {
-        let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
-        for oy in 0..oh {
-            let (y0, y1) = window(oy, p.stride_h, p.pad_h, p.kh, ih);
-            for ox in 0..ow {
-                let (x0, x1) = window(ox, p.stride_w, p.pad_w, p.kw, iw);
-                let (mut best, mut at) = (neg_inf, y0 * iw + x0);
-                for y in y0..y1 {
-                    for (xx, &v) in src[y * iw + x0..y * iw + x1].iter().enumerate() {
-                        if v > best || v.is_nan() {
-                            best = v;
-                            at = y * iw + x0 + xx;
-                        }
-                    }
-                }
-                o[oy * ow + ox] = (best, at as i64);
+/// Calls `f(output index in its volume, depth, height, width spans)` for each output
+/// of a volume, in row-major order.
+fn each_window(spans: &[Vec<Span>; 3], mut f: impl FnMut(usize, &Span, &Span, &Span)) {
+    let mut j = 0;
+    for sz in &spans[0] {
+        for sy in &spans[1] {
+            for sx in &spans[2] {
+                f(j, sz, sy, sx);
+                j += 1;
             }
         }
+    }
+}
+
+/// The start of each row (`(z, y)`) of a window in its volume, `[.., h, w]` in size.
+fn window_rows(sz: &Span, sy: &Span, [_, h, w]: [usize; 3]) -> impl Iterator<Item = usize> {
+    let sy = *sy;
+    (sz.lo..sz.hi).step_by(sz.step).flat_map(move |z| {
+        (sy.lo..sy.hi)
+            .step_by(sy.step)
+            .map(move |y| (z * h + y) * w)
+    })
+}
+
+fn max_forward<T: Float>(p: &PoolParams, x: &[T], indices: &mut [i64]) -> Result<Vec<T>> {
+    let (ip, op) = (p.input_plane(), p.output_plane());
+    let spans = spans(p, true)?;
+    let neg_inf = T::from_f64(f64::NEG_INFINITY);
+    let mut pairs = alloc::filled(p.output_len(), (T::default(), 0i64))?;
+    per_plane(&mut pairs, op, p.input_len(), |plane, o| {
+        let src = &x[plane * ip..(plane + 1) * ip];
+        let [_, h, w] = p.input;
+        each_window(&spans, |j, sz, sy, sx| {
+            let (mut best, mut at) = (neg_inf, (sz.lo * h + sy.lo) * w + sx.lo);
+            for row in window_rows(sz, sy, p.input) {
+                for i in (row + sx.lo..row + sx.hi).step_by(sx.step) {
+                    let v = src[i];
+                    if v > best || v.is_nan() {
+                        best = v;
+                        at = i;
+                    }
+                }
+            }
+            o[j] = (best, at as i64);
+        });
     });
     indices
         .iter_mut()
@@ -139,15 +115,15 @@ fn max_forward<T: Float>(p: &Pool2dParams, x: &[T], indices: &mut [i64]) -> Resu
     alloc::collect(pairs.into_iter().map(|(v, _)| v))
 }
 
-fn max_backward<T: Float>(p: &Pool2dParams, g: &[T], idx: &[i64]) -> Result<Vec<T>> {
-    let (ihw, ohw) = (p.h * p.w, p.out_h * p.out_w);
+fn max_backward<T: Float>(p: &PoolParams, g: &[T], idx: &[i64]) -> Result<Vec<T>> {
+    let (ip, op) = (p.input_plane(), p.output_plane());
     let mut gx = alloc::filled(p.input_len(), T::default())?;
-    per_plane(&mut gx, ihw, p.input_len(), |plane, dst| {
-        let gs = &g[plane * ohw..(plane + 1) * ohw];
-        let is = &idx[plane * ohw..(plane + 1) * ohw];
+    per_plane(&mut gx, ip, p.input_len(), |plane, dst| {
+        let gs = &g[plane * op..(plane + 1) * op];
+        let is = &idx[plane * op..(plane + 1) * op];
         for (&v, &i) in gs.iter().zip(is) {
-            // Indices come from `max_forward` over this plane, so they are in range;
-            // a foreign index tensor is ignored where it points outside the plane.
+            // Indices come from `max_forward` over this volume, so they are in range;
+            // a foreign index tensor is ignored where it points outside the volume.
             if let Some(slot) = usize::try_from(i).ok().and_then(|i| dst.get_mut(i)) {
                 *slot = slot.add(v);
             }
@@ -156,104 +132,47 @@ fn max_backward<T: Float>(p: &Pool2dParams, g: &[T], idx: &[i64]) -> Result<Vec<
     Ok(gx)
 }
 
-/// Window bounds of average pooling and its divisor (PyTorch's `pool_size`, which
-/// counts padding but not the part of a window beyond the padded input).
-fn avg_window(o: usize, stride: usize, pad: usize, k: usize, size: usize) -> (usize, usize, usize) {
-    let start = (o * stride) as isize - pad as isize;
-    let end = (start + k as isize).min((size + pad) as isize);
-    let count = (end - start).max(0) as usize;
-    let (s, e) = (start.max(0) as usize, end.clamp(0, size as isize) as usize);
-    (s, e.max(s), count)
+/// An average window's divisor: the product of its axes' counts.
+fn divisor<T: Float>(sz: &Span, sy: &Span, sx: &Span) -> T {
+    T::from_f64((sz.count * sy.count * sx.count) as f64)
 }
 
-fn avg_forward<T: Float>(p: &Pool2dParams, x: &[T]) -> Result<Vec<T>> {
-    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
+fn avg_forward<T: Float>(p: &PoolParams, x: &[T]) -> Result<Vec<T>> {
+    let (ip, op) = (p.input_plane(), p.output_plane());
+    let spans = spans(p, false)?;
     let mut out = alloc::filled(p.output_len(), T::default())?;
-    per_plane(&mut out, oh * ow, p.input_len(), |plane, o| {
-        let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
-        for oy in 0..oh {
-            let (y0, y1, ch) = avg_window(oy, p.stride_h, p.pad_h, p.kh, ih);
-            for ox in 0..ow {
-                let (x0, x1, cw) = avg_window(ox, p.stride_w, p.pad_w, p.kw, iw);
-                let mut sum = T::default();
-                for y in y0..y1 {
-                    for &v in &src[y * iw + x0..y * iw + x1] {
-                        sum = sum.add(v);
-                    }
-                }
-                o[oy * ow + ox] = if y0 < y1 && x0 < x1 {
-                    sum.div(T::from_f64((ch * cw) as f64))
-                } else {
-                    T::default()
-                };
+    per_plane(&mut out, op, p.input_len(), |plane, o| {
+        let src = &x[plane * ip..(plane + 1) * ip];
+        each_window(&spans, |j, sz, sy, sx| {
+            if sz.lo == sz.hi || sy.lo == sy.hi || sx.lo == sx.hi {
+                return; // a window that reads no input averages to 0
             }
-        }
+            let mut sum = T::default();
+            for row in window_rows(sz, sy, p.input) {
+                for &v in &src[row + sx.lo..row + sx.hi] {
+                    sum = sum.add(v);
+                }
+            }
+            o[j] = sum.div(divisor(sz, sy, sx));
+        });
     });
     Ok(out)
 }
 
-fn avg_backward<T: Float>(p: &Pool2dParams, g: &[T]) -> Result<Vec<T>> {
-    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
+fn avg_backward<T: Float>(p: &PoolParams, g: &[T]) -> Result<Vec<T>> {
+    let (ip, op) = (p.input_plane(), p.output_plane());
+    let spans = spans(p, false)?;
     let mut gx = alloc::filled(p.input_len(), T::default())?;
-    per_plane(&mut gx, ih * iw, p.input_len(), |plane, dst| {
-        let gs = &g[plane * oh * ow..(plane + 1) * oh * ow];
-        for oy in 0..oh {
-            let (y0, y1, ch) = avg_window(oy, p.stride_h, p.pad_h, p.kh, ih);
-            for ox in 0..ow {
-                let (x0, x1, cw) = avg_window(ox, p.stride_w, p.pad_w, p.kw, iw);
-                let share = gs[oy * ow + ox].div(T::from_f64((ch * cw) as f64));
-                for y in y0..y1 {
-                    for a in &mut dst[y * iw + x0..y * iw + x1] {
-                        *a = a.add(share);
-                    }
+    per_plane(&mut gx, ip, p.input_len(), |plane, dst| {
+        let gs = &g[plane * op..(plane + 1) * op];
+        each_window(&spans, |j, sz, sy, sx| {
+            let share = gs[j].div(divisor(sz, sy, sx));
+            for row in window_rows(sz, sy, p.input) {
+                for a in &mut dst[row + sx.lo..row + sx.hi] {
+                    *a = a.add(share);
                 }
             }
-        }
-    });
-    Ok(gx)
-}
-
-fn adaptive_forward<T: Float>(p: &AdaptivePool2dParams, x: &[T]) -> Result<Vec<T>> {
-    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
-    let mut out = alloc::filled(p.planes() * oh * ow, T::default())?;
-    let work = p.planes() * ih * iw;
-    per_plane(&mut out, oh * ow, work, |plane, o| {
-        let src = &x[plane * ih * iw..(plane + 1) * ih * iw];
-        for oy in 0..oh {
-            let (y0, y1) = AdaptivePool2dParams::window(oy, ih, oh);
-            for ox in 0..ow {
-                let (x0, x1) = AdaptivePool2dParams::window(ox, iw, ow);
-                let mut sum = T::default();
-                for y in y0..y1 {
-                    for &v in &src[y * iw + x0..y * iw + x1] {
-                        sum = sum.add(v);
-                    }
-                }
-                o[oy * ow + ox] = sum.div(T::from_f64(((y1 - y0) * (x1 - x0)) as f64));
-            }
-        }
-    });
-    Ok(out)
-}
-
-fn adaptive_backward<T: Float>(p: &AdaptivePool2dParams, g: &[T]) -> Result<Vec<T>> {
-    let (ih, iw, oh, ow) = (p.h, p.w, p.out_h, p.out_w);
-    let mut gx = alloc::filled(p.planes() * ih * iw, T::default())?;
-    let work = p.planes() * ih * iw;
-    per_plane(&mut gx, ih * iw, work, |plane, dst| {
-        let gs = &g[plane * oh * ow..(plane + 1) * oh * ow];
-        for oy in 0..oh {
-            let (y0, y1) = AdaptivePool2dParams::window(oy, ih, oh);
-            for ox in 0..ow {
-                let (x0, x1) = AdaptivePool2dParams::window(ox, iw, ow);
-                let share = gs[oy * ow + ox].div(T::from_f64(((y1 - y0) * (x1 - x0)) as f64));
-                for y in y0..y1 {
-                    for a in &mut dst[y * iw + x0..y * iw + x1] {
-                        *a = a.add(share);
-                    }
-                }
-            }
-        }
+        });
     });
     Ok(gx)
 }

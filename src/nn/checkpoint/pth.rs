@@ -45,7 +45,7 @@ pub(super) fn is_torch_file(path: &Path) -> bool {
             .iter()
             .any(|x| e.eq_ignore_ascii_case(x))
     });
-    by_name || leading_bytes(path).is_ok_and(|head| head.starts_with(ZIP_MAGIC))
+    by_name || leading_bytes(path, ZIP_MAGIC.len()).is_ok_and(|head| head == ZIP_MAGIC)
 }
 
 /// Every tensor of the `torch.save` file at `path`, named by its dotted path through
@@ -61,7 +61,7 @@ pub(super) fn load_tensors(path: &Path, device: &Device) -> Result<Vec<(String, 
         path: shown.clone(),
         source,
     };
-    let head = leading_bytes(path).map_err(io)?;
+    let head = leading_bytes(path, LEGACY_MAGIC.len()).map_err(io)?;
     if !head.starts_with(ZIP_MAGIC) {
         return Err(corrupt(not_a_zip(&head)));
     }
@@ -119,11 +119,9 @@ fn not_a_zip(head: &[u8]) -> String {
 }
 
 /// The first bytes of the file (fewer if it is shorter).
-fn leading_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(LEGACY_MAGIC.len());
-    File::open(path)?
-        .take(LEGACY_MAGIC.len() as u64)
-        .read_to_end(&mut head)?;
+fn leading_bytes(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    File::open(path)?.take(n as u64).read_to_end(&mut head)?;
     Ok(head)
 }
 
@@ -199,8 +197,10 @@ impl Archive {
         if size > limit {
             return Err(format!("`{name}` claims {size} bytes, more than {limit}"));
         }
+        let capacity = usize::try_from(size)
+            .map_err(|_| format!("`{name}` claims {size} bytes, more than memory can address"))?;
         let mut reader = self.reader(index)?;
-        let mut bytes = Vec::with_capacity(size as usize);
+        let mut bytes = Vec::with_capacity(capacity);
         reader
             .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read `{name}`: {e}"))?;

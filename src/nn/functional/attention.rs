@@ -304,11 +304,12 @@ fn math(
     weights.matmul(v)
 }
 
-/// A mask as scores to add: a U8 mask becomes `log(mask)` (0 where allowed, -inf
-/// where not); a float mask is itself.
+/// A mask as scores to add: a U8 mask becomes 0 where allowed (any non-zero value,
+/// PyTorch's `True`, as the fused op reads it) and -inf where not; a float mask is
+/// itself.
 fn additive(mask: &Tensor, dtype: DType) -> Result<Tensor> {
     if mask.dtype() == DType::U8 {
-        mask.to_dtype(dtype)?.log()
+        mask.gt_scalar(0.0)?.to_dtype(dtype)?.log()
     } else {
         Ok(mask.clone())
     }
@@ -316,15 +317,15 @@ fn additive(mask: &Tensor, dtype: DType) -> Result<Tensor> {
 
 /// Softmax over the last dim that gives 0, not NaN, for a row of `-inf` (PyTorch's
 /// `_safe_softmax`): the shift is clamped to the dtype's lowest finite value, so such
-/// a row's exponentials are all 0, and its sum of 0 is divided as 1.
+/// a row's exponentials are all 0, and its sum of 0 is divided as 1. Rows of no
+/// keys are empty: with them the attention is 0, as PyTorch's and the fused op's.
 fn safe_softmax(scores: &Tensor) -> Result<Tensor> {
     let (dtype, dev) = (scores.dtype(), scores.device());
     let last = scores.rank() - 1;
-    let lowest = match dtype {
-        DType::F16 => f64::from(half::f16::MIN),
-        DType::F64 => f64::MIN,
-        _ => f64::from(f32::MIN),
-    };
+    if scores.shape()[last] == 0 {
+        return Ok(scores.clone());
+    }
+    let lowest = -dtype.float_max();
     let shift =
         scores
             .detach()

@@ -1,4 +1,5 @@
-//! `dropout` with Philox randomness that the backward pass regenerates.
+//! `dropout` with Philox randomness that the backward pass regenerates, and the
+//! channel dropouts `dropout1d`/`2d`/`3d` built on it.
 //!
 //! The forward pass reserves `numel` words of kiln's Philox generator; the mask of
 //! element `i` depends only on (seed, offset, i) (see `rng`), so the backward pass
@@ -36,4 +37,132 @@ pub fn dropout(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
         let gx = g.storage().dropout(g.layout(), stream, p)?;
         Ok(vec![Some(Tensor::from_storage(gx, g.shape()))])
     }))
+}
+
+/// Channel dropout over one spatial dimension: PyTorch's `F.dropout1d(input, p,
+/// training)`. `input` is `(N, C, L)` or unbatched `(C, L)`; each channel (each
+/// `(n, c)` pair) is zeroed as a whole with probability `p` and the kept ones are
+/// scaled by `1/(1-p)`. The keep decisions follow [`dropout`]'s Philox rules, one
+/// word per channel: channel `k` (row-major over the `(N, C)` pairs) is kept iff
+/// `dropout` would keep element `k` of an `(N, C)` tensor. Errs on another rank, on
+/// `p` outside `[0, 1]` and on non-float inputs.
+pub fn dropout1d(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+    channel_dropout(input, p, training, "dropout1d", 1)
+}
+
+/// Channel dropout over two spatial dimensions: PyTorch's `F.dropout2d(input, p,
+/// training)` on `(N, C, H, W)`. A 3-D input is read as `(N, C, L)`, one mask value
+/// per `(n, c)`, as PyTorch 2 reads it today (with a warning that it will become
+/// unbatched `(C, H, W)`). Otherwise as [`dropout1d`].
+pub fn dropout2d(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+    channel_dropout(input, p, training, "dropout2d", 2)
+}
+
+/// Channel dropout over three spatial dimensions: PyTorch's `F.dropout3d(input, p,
+/// training)` on `(N, C, D, H, W)` or unbatched `(C, D, H, W)`; otherwise as
+/// [`dropout1d`].
+pub fn dropout3d(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+    channel_dropout(input, p, training, "dropout3d", 3)
+}
+
+/// [`dropout1d`], [`dropout2d`] or [`dropout3d`] (`spatial` dims): a mask of one
+/// value per channel, made by [`dropout`] on ones, multiplies the input (so the
+/// backward pass is the product with the same mask).
+fn channel_dropout(
+    input: &Tensor,
+    p: f64,
+    training: bool,
+    op: &'static str,
+    spatial: usize,
+) -> Result<Tensor> {
+    check_drop_probability(p)?;
+    input.check_float(op)?;
+    let rank = input.rank();
+    if rank != spatial + 1 && rank != spatial + 2 {
+        return Err(Error::arg(
+            "input",
+            format!(
+                "{op} needs a {}-D or {}-D input (unbatched or batched channels with {spatial} spatial dims), got shape {:?}",
+                spatial + 1,
+                spatial + 2,
+                input.shape()
+            ),
+        ));
+    }
+    // dropout2d reads a 3-D input as batched (N, C, L), as PyTorch does today.
+    let batched = rank == spatial + 2 || (spatial == 2 && rank == 3);
+    let channels = if batched { 2 } else { 1 };
+    let mut mask_shape = input.shape()[..channels].to_vec();
+    mask_shape.resize(rank, 1);
+    if !training || p == 0.0 || input.numel() == 0 {
+        return Ok(input.clone());
+    }
+    let ones = Tensor::ones(&mask_shape, input.dtype(), &input.device())?;
+    input.mul(&dropout(&ones, p, true)?)
+}
+
+/// Which samples [`stochastic_depth`] drops together (torchvision's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StochasticDepthMode {
+    /// `"row"`: each sample (index of dimension 0) is kept or zeroed on its own.
+    #[default]
+    Row,
+    /// `"batch"`: the whole input is kept or zeroed at once.
+    Batch,
+}
+
+/// Stochastic depth, like `torchvision.ops.stochastic_depth(input, p, mode, training)`:
+/// in training mode each sample (`Row`) or the whole input (`Batch`) is zeroed with
+/// probability `p` and otherwise scaled by `1/(1-p)`; the residual branches of
+/// EfficientNet and ConvNeXt are dropped this way. `training` has no default, as with
+/// [`dropout`]: pass the calling module's mode.
+///
+/// `training == false` or `p == 0` return `input` itself; `p == 1` gives zeros.
+/// Errors: `p` outside [0, 1] (or NaN), a non-float input, and a rank-0 `input` in
+/// `Row` mode (it has no samples).
+pub fn stochastic_depth(
+    input: &Tensor,
+    p: f64,
+    mode: StochasticDepthMode,
+    training: bool,
+) -> Result<Tensor> {
+    check_drop_probability(p)?;
+    input.check_float("stochastic_depth")?;
+    if mode == StochasticDepthMode::Row && input.rank() == 0 {
+        return Err(Error::arg(
+            "input",
+            "row mode needs a batch dimension, got a rank-0 tensor",
+        ));
+    }
+    if !training || p == 0.0 || input.numel() == 0 {
+        return Ok(input.clone());
+    }
+    let mut noise_shape = vec![1; input.rank()];
+    if mode == StochasticDepthMode::Row {
+        noise_shape[0] = input.shape()[0];
+    }
+    // torchvision's `noise.bernoulli_(1 - p)`, divided by the survival rate when it
+    // is positive; the product's backward scales the gradient by the same noise.
+    let survival = 1.0 - p;
+    let keep = Tensor::rand(&noise_shape, input.dtype(), &input.device())?
+        .lt_scalar(survival)?
+        .to_dtype(input.dtype())?;
+    let noise = if survival > 0.0 {
+        keep.div_scalar(survival)?
+    } else {
+        keep
+    };
+    input.mul(&noise)
+}
+
+/// Err naming `p` unless `0 <= p <= 1` (shared with `nn::StochasticDepth::new`).
+pub(crate) fn check_drop_probability(p: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::arg(
+            "p",
+            format!("drop probability must be in [0, 1], got {p}"),
+        ))
+    }
 }

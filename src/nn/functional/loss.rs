@@ -24,6 +24,10 @@ pub enum Reduction {
     Mean,
     /// The sum over the targets.
     Sum,
+    /// The sum divided by the batch size (the first dimension): the mathematical
+    /// KL divergence, `kl_div`'s `reduction="batchmean"`. Only
+    /// [`kl_div`](super::kl_div) takes it; every other loss errs.
+    BatchMean,
 }
 
 /// Options of [`cross_entropy_opts`], PyTorch's keyword arguments with its defaults:
@@ -168,6 +172,7 @@ fn class_loss(
     } else {
         "nll_loss"
     };
+    super::loss_pointwise::check_reduction(opts.reduction, op)?;
     let class_dim = check_class_target(input, target, op)?;
     let shape = input.shape();
     if let Some(w) = opts.weight {

@@ -12,6 +12,8 @@
 
 use crate::autograd::record;
 use crate::backend::norm::{BatchNormParams, LayerNormParams};
+use crate::backend::Storage;
+use crate::shape::Layout;
 use crate::tensor::StorageLocks;
 use crate::{DType, Error, Result, Tensor};
 
@@ -74,12 +76,7 @@ pub fn batch_norm(
             format!("must be in [0, 1], got {momentum}"),
         ));
     }
-    if !(eps.is_finite() && eps >= 0.0) {
-        return Err(Error::arg(
-            "eps",
-            format!("must be finite and >= 0, got {eps}"),
-        ));
-    }
+    check_eps(eps)?;
     let count = n * s;
     if training && count <= 1 {
         return Err(Error::arg(
@@ -174,7 +171,7 @@ pub fn batch_norm(
 
 /// `running = (1 - momentum)·running + momentum·batch`, written into `running`'s
 /// storage; `batch` (in the compute dtype) is converted to `running`'s dtype first.
-fn update_running(running: &Tensor, batch: &Tensor, momentum: f64) -> Result<()> {
+pub(super) fn update_running(running: &Tensor, batch: &Tensor, momentum: f64) -> Result<()> {
     let _no_grad = crate::no_grad();
     let updated = running
         .detach()
@@ -183,8 +180,26 @@ fn update_running(running: &Tensor, batch: &Tensor, momentum: f64) -> Result<()>
     running.copy_(&updated)
 }
 
-/// Err unless `t` is a `(C)` tensor with `x`'s dtype and device.
-fn check_channel_param(x: &Tensor, t: &Tensor, name: &'static str, op: &'static str) -> Result<()> {
+/// Err naming `eps` unless it is finite and ≥ 0.
+pub(crate) fn check_eps(eps: f64) -> Result<()> {
+    if eps.is_finite() && eps >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::arg(
+            "eps",
+            format!("must be finite and >= 0, got {eps}"),
+        ))
+    }
+}
+
+/// Err unless `t` is a `(C)` tensor with `x`'s dtype and device (`op` names the
+/// op and the operand, `"batch_norm: weight"`).
+pub(super) fn check_channel_param(
+    x: &Tensor,
+    t: &Tensor,
+    name: &'static str,
+    op: &'static str,
+) -> Result<()> {
     x.check_same_device(op, t)?;
     x.check_same_dtype(op, t)?;
     let c = x.shape()[1];
@@ -192,7 +207,7 @@ fn check_channel_param(x: &Tensor, t: &Tensor, name: &'static str, op: &'static 
         return Err(Error::arg(
             name,
             format!(
-                "batch_norm needs a ({c}) tensor for an input with {c} channels, got shape {:?}",
+                "{op} must be a ({c}) tensor for an input with {c} channels, got shape {:?}",
                 t.shape()
             ),
         ));
@@ -287,12 +302,7 @@ fn row_norm(
             }
         }
     }
-    if !(eps.is_finite() && eps >= 0.0) {
-        return Err(Error::arg(
-            "eps",
-            format!("must be finite and >= 0, got {eps}"),
-        ));
-    }
+    check_eps(eps)?;
     let d: usize = normalized_shape.iter().product();
     let p = LayerNormParams {
         rows: x.shape()[..rank - k].iter().product(),
@@ -300,39 +310,81 @@ fn row_norm(
         eps,
         rms,
     };
-    let (y, mean, rstd) = {
-        let mut operands = vec![x];
-        operands.extend(weight);
-        operands.extend(bias);
-        let locks = StorageLocks::read(&operands);
-        let w = weight.map(|t| (locks.get(1), t.layout()));
-        let b = bias.map(|t| (locks.get(operands.len() - 1), t.layout()));
-        locks.get(0).layer_norm_forward(x.layout(), w, b, &p)?
-    };
-    let y = Tensor::from_storage(y, x.shape());
-    let mean = Tensor::from_storage(mean, &[if rms { 0 } else { p.rows }]);
-    let rstd = Tensor::from_storage(rstd, &[p.rows]);
+    let stat_rows = [if rms { 0 } else { p.rows }, p.rows];
+    saved_stats_norm(
+        op,
+        x,
+        [weight, bias],
+        stat_rows,
+        normalized_shape.to_vec(),
+        |x, layout, w, b| x.layer_norm_forward(layout, w, b, &p),
+        move |g, gl, x, xl, mean, rstd, w| g.layer_norm_backward(gl, x, xl, mean, rstd, w, &p),
+    )
+}
 
+/// A storage operand at its layout, or none.
+type Operand<'a> = Option<(&'a Storage, &'a Layout)>;
+
+/// A norm with saved per-row statistics (layer, RMS and group norm) after its checks:
+/// `forward(x, layout, weight, bias)` runs its fused forward primitive, giving `(y,
+/// mean, rstd)` (the statistics `stat_rows` long), and the recorded backward runs
+/// `backward(g, g_layout, x, x_layout, mean, rstd, weight)`, whose weight and bias
+/// gradients have `param_shape`.
+#[allow(clippy::type_complexity)] // the two primitives' signatures, spelled out once here
+pub(super) fn saved_stats_norm(
+    op: &'static str,
+    x: &Tensor,
+    [weight, bias]: [Option<&Tensor>; 2],
+    stat_rows: [usize; 2],
+    param_shape: Vec<usize>,
+    forward: impl for<'a> FnOnce(
+        &'a Storage,
+        &'a Layout,
+        Operand<'a>,
+        Operand<'a>,
+    ) -> Result<(Storage, Storage, Storage)>,
+    backward: impl for<'a> Fn(
+            &'a Storage,
+            &'a Layout,
+            &'a Storage,
+            &'a Layout,
+            &'a Storage,
+            &'a Storage,
+            Operand<'a>,
+        ) -> Result<(Storage, Storage, Storage)>
+        + Send
+        + Sync
+        + 'static,
+) -> Result<Tensor> {
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
+    let (y, mean, rstd) = {
+        let locks = StorageLocks::read(&inputs);
+        let w = weight.map(|t| (locks.get(1), t.layout()));
+        let b = bias.map(|t| (locks.get(inputs.len() - 1), t.layout()));
+        forward(locks.get(0), x.layout(), w, b)?
+    };
+    let y = Tensor::from_storage(y, x.shape());
+    let mean = Tensor::from_storage(mean, &[stat_rows[0]]);
+    let rstd = Tensor::from_storage(rstd, &[stat_rows[1]]);
+
     let x_saved = x.detach();
     let w_saved = weight.map(Tensor::detach);
     let has_bias = bias.is_some();
-    let param_shape = normalized_shape.to_vec();
     Ok(record(y, op, &inputs, move |_, g| {
         let mut operands = vec![g, &x_saved, &mean, &rstd];
         operands.extend(w_saved.as_ref());
         let locks = StorageLocks::read(&operands);
         let w = w_saved.as_ref().map(|t| (locks.get(4), t.layout()));
-        let (dx, dw, db) = locks.get(0).layer_norm_backward(
+        let (dx, dw, db) = backward(
+            locks.get(0),
             g.layout(),
             locks.get(1),
             x_saved.layout(),
             locks.get(2),
             locks.get(3),
             w,
-            &p,
         )?;
         drop(locks);
         let mut grads = vec![Some(Tensor::from_storage(dx, x_saved.shape()))];

@@ -1,216 +1,214 @@
-//! Pooling: `max_pool2d`, `avg_pool2d` (padding counted in the divisor, PyTorch's
-//! default) and `adaptive_avg_pool2d`, on (N, C, H, W) or unbatched (C, H, W)
-//! inputs. Kernels: `backend/cpu/pool.rs` (the reference) and `kernels/pool.cu`.
+//! Pooling over 1, 2 or 3 spatial axes, with PyTorch's names, arguments and window
+//! rules: `max_pool{1,2,3}d` and `avg_pool{1,2,3}d` (and `_with` variants that take
+//! every option: dilation, ceil mode, count_include_pad), `adaptive_avg_pool{1,2,3}d`
+//! and `adaptive_max_pool{1,2,3}d` (and `_with_indices`). Inputs are batched
+//! (N, C, *) or unbatched (C, *). One implementation serves every rank
+//! (`pool_core.rs`; kernels: `backend/cpu/pool.rs`, the reference, and
+//! `kernels/pool.cu`).
 
-use super::Size2d;
-use crate::autograd::record;
-use crate::backend::pool::{AdaptivePool2dParams, Pool2dParams};
-use crate::shape::{checked_product, checked_sum};
-use crate::tensor::StorageLocks;
-use crate::{Error, Result, Tensor};
+use super::pool_core::{adaptive, avg, fixed, max};
+use super::{Pool1dOpts, Pool2dOpts, Pool3dOpts, Size2d, Size3d, Spatial};
+use crate::{Result, Tensor};
+
+/// Max over windows of `kernel` moved by `stride`, with `padding` implicit −∞
+/// elements on each side, like `F.max_pool1d(x, kernel, stride, padding)` on (N, C, L)
+/// or (C, L) (no dilation, floor mode; [`max_pool1d_with`] takes every option).
+pub fn max_pool1d(input: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    max_pool1d_with(
+        input,
+        Pool1dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Max pooling with every option of `F.max_pool1d` ([`Pool1dOpts`]), windows as
+/// [`max_pool2d_with`]'s. The gradient goes to the element each window took.
+pub fn max_pool1d_with(input: &Tensor, opts: Pool1dOpts) -> Result<Tensor> {
+    Ok(max(input, fixed(input, "max_pool1d", true, opts.window())?)?.0)
+}
+
+/// Mean over windows of `kernel` moved by `stride`, with `padding` implicit zeros on
+/// each side that count in the divisor, like `F.avg_pool1d(x, kernel, stride,
+/// padding)` on (N, C, L) or (C, L) ([`avg_pool1d_with`] takes every option).
+pub fn avg_pool1d(input: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+    avg_pool1d_with(
+        input,
+        Pool1dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Average pooling with every option of `F.avg_pool1d` ([`Pool1dOpts`]), divisor as
+/// [`avg_pool2d_with`]'s.
+pub fn avg_pool1d_with(input: &Tensor, opts: Pool1dOpts) -> Result<Tensor> {
+    avg(input, fixed(input, "avg_pool1d", false, opts.window())?)
+}
 
 /// Max over windows of `kernel` (a number or `(h, w)`), moved by `stride`, with
-/// `padding` implicit −∞ rows/columns on each side, like `F.max_pool2d` (no
-/// dilation, floor mode). The gradient goes to the element each window took.
+/// `padding` implicit −∞ rows/columns on each side, like `F.max_pool2d(x, kernel,
+/// stride, padding)` on (N, C, H, W) or (C, H, W) (no dilation, floor mode;
+/// [`max_pool2d_with`] takes every option). The gradient goes to the element each
+/// window took.
 pub fn max_pool2d(
     input: &Tensor,
     kernel: impl Into<Size2d>,
     stride: impl Into<Size2d>,
     padding: impl Into<Size2d>,
 ) -> Result<Tensor> {
-    let (kernel, stride, padding) = (kernel.into(), stride.into(), padding.into());
-    unbatched(input, "max_pool2d", |x| {
-        let p = pool_params(x, kernel, stride, padding)?;
-        let xc = x.detach().contiguous()?;
-        let (values, indices) = xc.storage().max_pool2d(xc.layout(), &p)?;
-        let shape = [p.n, p.c, p.out_h, p.out_w];
-        let out = Tensor::from_storage(values, &shape);
-        let indices = Tensor::from_storage(indices, &shape);
-        Ok(record(out, "max_pool2d", &[x], move |_, g| {
-            let g = g.contiguous()?;
-            let locks = StorageLocks::read(&[&g, &indices]);
-            let gx =
-                locks
-                    .get(0)
-                    .max_pool2d_backward(g.layout(), locks.get(1), indices.layout(), &p)?;
-            Ok(vec![Some(Tensor::from_storage(gx, &[p.n, p.c, p.h, p.w]))])
-        }))
-    })
+    max_pool2d_with(
+        input,
+        Pool2dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Max pooling with every option of `F.max_pool2d`: dilation and ceil mode too
+/// ([`Pool2dOpts`]; `count_include_pad` does not apply). Windows follow PyTorch's
+/// clipping exactly: in ceil mode a last window that would start in the right padding
+/// is dropped.
+pub fn max_pool2d_with(input: &Tensor, opts: Pool2dOpts) -> Result<Tensor> {
+    Ok(max(input, fixed(input, "max_pool2d", true, opts.window())?)?.0)
 }
 
 /// Mean over windows of `kernel`, moved by `stride`, with `padding` implicit zero
 /// rows/columns on each side that count in the divisor, like `F.avg_pool2d` with its
-/// defaults (`count_include_pad=True`, floor mode).
+/// defaults (`count_include_pad=True`, floor mode; [`avg_pool2d_with`] takes every
+/// option).
 pub fn avg_pool2d(
     input: &Tensor,
     kernel: impl Into<Size2d>,
     stride: impl Into<Size2d>,
     padding: impl Into<Size2d>,
 ) -> Result<Tensor> {
-    let (kernel, stride, padding) = (kernel.into(), stride.into(), padding.into());
-    unbatched(input, "avg_pool2d", |x| {
-        let p = pool_params(x, kernel, stride, padding)?;
-        let xc = x.detach().contiguous()?;
-        let out = xc.storage().avg_pool2d(xc.layout(), &p)?;
-        let out = Tensor::from_storage(out, &[p.n, p.c, p.out_h, p.out_w]);
-        Ok(record(out, "avg_pool2d", &[x], move |_, g| {
-            let g = g.contiguous()?;
-            let gx = g.storage().avg_pool2d_backward(g.layout(), &p)?;
-            Ok(vec![Some(Tensor::from_storage(gx, &[p.n, p.c, p.h, p.w]))])
-        }))
-    })
+    avg_pool2d_with(
+        input,
+        Pool2dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Average pooling with every option of `F.avg_pool2d` ([`Pool2dOpts`]; a dilation
+/// other than 1 is an error, as PyTorch has none). The divisor follows PyTorch
+/// exactly: with `count_include_pad` it counts padding but not ceil mode's overhang
+/// beyond the padded input; without, the input elements of the window.
+pub fn avg_pool2d_with(input: &Tensor, opts: Pool2dOpts) -> Result<Tensor> {
+    avg(input, fixed(input, "avg_pool2d", false, opts.window())?)
+}
+
+/// Max over windows of `kernel` (a number or `(d, h, w)`) moved by `stride`, with
+/// `padding` implicit −∞ on each side, like `F.max_pool3d(x, kernel, stride,
+/// padding)` on (N, C, D, H, W) or (C, D, H, W) ([`max_pool3d_with`] takes every
+/// option).
+pub fn max_pool3d(
+    input: &Tensor,
+    kernel: impl Into<Size3d>,
+    stride: impl Into<Size3d>,
+    padding: impl Into<Size3d>,
+) -> Result<Tensor> {
+    max_pool3d_with(
+        input,
+        Pool3dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Max pooling with every option of `F.max_pool3d` ([`Pool3dOpts`]), windows as
+/// [`max_pool2d_with`]'s along each axis.
+pub fn max_pool3d_with(input: &Tensor, opts: Pool3dOpts) -> Result<Tensor> {
+    Ok(max(input, fixed(input, "max_pool3d", true, opts.window())?)?.0)
+}
+
+/// Mean over windows of `kernel` (a number or `(d, h, w)`) moved by `stride`, with
+/// `padding` implicit zeros on each side that count in the divisor, like
+/// `F.avg_pool3d(x, kernel, stride, padding)` ([`avg_pool3d_with`] takes every
+/// option).
+pub fn avg_pool3d(
+    input: &Tensor,
+    kernel: impl Into<Size3d>,
+    stride: impl Into<Size3d>,
+    padding: impl Into<Size3d>,
+) -> Result<Tensor> {
+    avg_pool3d_with(
+        input,
+        Pool3dOpts::new(kernel).stride(stride).padding(padding),
+    )
+}
+
+/// Average pooling with every option of `F.avg_pool3d` ([`Pool3dOpts`]), divisor as
+/// [`avg_pool2d_with`]'s.
+pub fn avg_pool3d_with(input: &Tensor, opts: Pool3dOpts) -> Result<Tensor> {
+    avg(input, fixed(input, "avg_pool3d", false, opts.window())?)
+}
+
+/// Averages over PyTorch's adaptive windows (output `i` of `out` reads input
+/// `floor(i·in/out) .. ceil((i+1)·in/out)`) so that the length is `output_size`, like
+/// `F.adaptive_avg_pool1d` on (N, C, L) or (C, L).
+pub fn adaptive_avg_pool1d(input: &Tensor, output_size: usize) -> Result<Tensor> {
+    avg(
+        input,
+        adaptive(input, "adaptive_avg_pool1d", 1, output_size.axes(1))?,
+    )
 }
 
 /// Averages over PyTorch's adaptive windows so that the output is `output_size`
 /// (a number or `(h, w)`), like `F.adaptive_avg_pool2d`.
 pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Size2d>) -> Result<Tensor> {
-    let size = output_size.into();
-    unbatched(input, "adaptive_avg_pool2d", |x| {
-        if size.h == 0 || size.w == 0 {
-            return Err(Error::arg(
-                "output_size",
-                format!("must be at least 1×1, got {size:?}"),
-            ));
-        }
-        let [n, c, h, w] = x.shape()[..] else {
-            return Err(rank_error("adaptive_avg_pool2d", x));
-        };
-        if h == 0 || w == 0 {
-            return Err(Error::arg(
-                "input",
-                format!("spatial size must be non-zero, got shape {:?}", x.shape()),
-            ));
-        }
-        // The output must be addressable, and the windows' bounds (`i * h / out_h`)
-        // are computed unchecked in the kernels.
-        let op = "adaptive_avg_pool2d";
-        checked_product(op, "the output's element count", &[n, c, size.h, size.w])?;
-        // The kernels size one output plane unchecked, even for an empty batch.
-        checked_product(op, "an output plane", &[size.h, size.w])?;
-        for (out, input) in [(size.h, h), (size.w, w)] {
-            let bound = checked_sum(op, "output_size + 1", &[out, 1])?;
-            checked_product(op, "(output_size + 1) × input size", &[bound, input])?;
-        }
-        let p = AdaptivePool2dParams {
-            n,
-            c,
-            h,
-            w,
-            out_h: size.h,
-            out_w: size.w,
-        };
-        let xc = x.detach().contiguous()?;
-        let out = xc.storage().adaptive_avg_pool2d(xc.layout(), &p)?;
-        let out = Tensor::from_storage(out, &[n, c, size.h, size.w]);
-        Ok(record(out, "adaptive_avg_pool2d", &[x], move |_, g| {
-            let g = g.contiguous()?;
-            let gx = g.storage().adaptive_avg_pool2d_backward(g.layout(), &p)?;
-            Ok(vec![Some(Tensor::from_storage(gx, &[n, c, h, w]))])
-        }))
-    })
+    let size = output_size.into().axes(1);
+    avg(input, adaptive(input, "adaptive_avg_pool2d", 2, size)?)
 }
 
-/// Runs `f` on a 4-D view: (C, H, W) inputs get a batch of one, removed afterwards.
-fn unbatched(
+/// Averages over PyTorch's adaptive windows so that the output is `output_size`
+/// (a number or `(d, h, w)`), like `F.adaptive_avg_pool3d` on (N, C, D, H, W) or
+/// (C, D, H, W).
+pub fn adaptive_avg_pool3d(input: &Tensor, output_size: impl Into<Size3d>) -> Result<Tensor> {
+    let size = output_size.into().axes(1);
+    avg(input, adaptive(input, "adaptive_avg_pool3d", 3, size)?)
+}
+
+/// Max over PyTorch's adaptive windows so that the length is `output_size`, like
+/// `F.adaptive_max_pool1d` ([`adaptive_max_pool1d_with_indices`] gives the indices).
+pub fn adaptive_max_pool1d(input: &Tensor, output_size: usize) -> Result<Tensor> {
+    Ok(adaptive_max_pool1d_with_indices(input, output_size)?.0)
+}
+
+/// [`adaptive_max_pool1d`] and, as I64, the index along the length of the element
+/// each output took, like `F.adaptive_max_pool1d(x, size, return_indices=True)`.
+pub fn adaptive_max_pool1d_with_indices(
     input: &Tensor,
-    op: &'static str,
-    f: impl FnOnce(&Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
-    input.check_float(op)?;
-    match input.rank() {
-        4 => f(input),
-        3 => f(&input.unsqueeze(0)?)?.squeeze(0),
-        _ => Err(rank_error(op, input)),
-    }
-}
-
-fn rank_error(op: &str, x: &Tensor) -> Error {
-    Error::arg(
-        "input",
-        format!(
-            "{op} expects (N, C, H, W) or (C, H, W), got shape {:?}",
-            x.shape()
-        ),
+    output_size: usize,
+) -> Result<(Tensor, Tensor)> {
+    max(
+        input,
+        adaptive(input, "adaptive_max_pool1d", 1, output_size.axes(1))?,
     )
 }
 
-/// Validates window options like PyTorch and computes the output size (floor mode).
-fn pool_params(
-    x: &Tensor,
-    kernel: Size2d,
-    stride: Size2d,
-    padding: Size2d,
-) -> Result<Pool2dParams> {
-    let [n, c, h, w] = x.shape()[..] else {
-        return Err(rank_error("pool2d", x));
-    };
-    if kernel.h == 0 || kernel.w == 0 {
-        return Err(Error::arg(
-            "kernel",
-            format!("kernel_size must be at least 1, got {kernel}"),
-        ));
-    }
-    if stride.h == 0 || stride.w == 0 {
-        return Err(Error::arg(
-            "stride",
-            format!("stride must be at least 1, got {stride}"),
-        ));
-    }
-    if padding.h > kernel.h / 2 || padding.w > kernel.w / 2 {
-        return Err(Error::arg(
-            "padding",
-            format!(
-                "padding {padding} must be at most half of kernel_size {kernel}, i.e. at most ({}, {})",
-                kernel.h / 2,
-                kernel.w / 2
-            ),
-        ));
-    }
-    // Checked: a huge kernel with half of it as padding must be an error, not a
-    // wrapped-around size. The kernels index with signed offsets, so the padded
-    // input must also fit isize.
-    let padded = |size: usize, pad: usize| -> Result<usize> {
-        checked_sum("pool2d", "the padded input", &[size, pad, pad])
-            .ok()
-            .filter(|&p| isize::try_from(p).is_ok())
-            .ok_or_else(|| {
-                Error::arg(
-                    "padding",
-                    format!("{padding:?} makes the padded input larger than isize::MAX"),
-                )
-            })
-    };
-    let (ph, pw) = (padded(h, padding.h)?, padded(w, padding.w)?);
-    if kernel.h > ph || kernel.w > pw {
-        return Err(Error::arg(
-            "kernel",
-            format!(
-                "{}×{} is larger than the padded input {ph}×{pw}",
-                kernel.h, kernel.w
-            ),
-        ));
-    }
-    let (out_h, out_w) = (
-        (ph - kernel.h) / stride.h + 1,
-        (pw - kernel.w) / stride.w + 1,
-    );
-    checked_product(
-        "pool2d",
-        "the output's element count",
-        &[n, c, out_h, out_w],
-    )?;
-    Ok(Pool2dParams {
-        n,
-        c,
-        h,
-        w,
-        kh: kernel.h,
-        kw: kernel.w,
-        stride_h: stride.h,
-        stride_w: stride.w,
-        pad_h: padding.h,
-        pad_w: padding.w,
-        out_h,
-        out_w,
-    })
+/// Max over PyTorch's adaptive windows so that the output is `output_size` (a number
+/// or `(h, w)`), like `F.adaptive_max_pool2d`; the gradient goes to the element each
+/// window took (the first largest; a NaN wins).
+pub fn adaptive_max_pool2d(input: &Tensor, output_size: impl Into<Size2d>) -> Result<Tensor> {
+    Ok(adaptive_max_pool2d_with_indices(input, output_size)?.0)
+}
+
+/// [`adaptive_max_pool2d`] and, as I64, the index within its (H·W) plane of the
+/// element each output took, like `F.adaptive_max_pool2d(x, size,
+/// return_indices=True)`.
+pub fn adaptive_max_pool2d_with_indices(
+    input: &Tensor,
+    output_size: impl Into<Size2d>,
+) -> Result<(Tensor, Tensor)> {
+    let size = output_size.into().axes(1);
+    max(input, adaptive(input, "adaptive_max_pool2d", 2, size)?)
+}
+
+/// Max over PyTorch's adaptive windows so that the output is `output_size` (a number
+/// or `(d, h, w)`), like `F.adaptive_max_pool3d`.
+pub fn adaptive_max_pool3d(input: &Tensor, output_size: impl Into<Size3d>) -> Result<Tensor> {
+    Ok(adaptive_max_pool3d_with_indices(input, output_size)?.0)
+}
+
+/// [`adaptive_max_pool3d`] and, as I64, the index within its (D·H·W) volume of the
+/// element each output took, like `F.adaptive_max_pool3d(x, size,
+/// return_indices=True)`.
+pub fn adaptive_max_pool3d_with_indices(
+    input: &Tensor,
+    output_size: impl Into<Size3d>,
+) -> Result<(Tensor, Tensor)> {
+    let size = output_size.into().axes(1);
+    max(input, adaptive(input, "adaptive_max_pool3d", 3, size)?)
 }

@@ -123,3 +123,15 @@ impl Forward for Linear {
         F::linear(x, &self.weight, self.bias.as_deref())
     }
 }
+
+/// Returns its input, like `nn.Identity()`: a placeholder where a layer is optional
+/// (a skipped projection, a removed classifier head).
+#[derive(Debug, Clone, Copy, Default, nn::Module)]
+#[module(stateless)]
+pub struct Identity;
+
+impl Forward for Identity {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.clone())
+    }
+}

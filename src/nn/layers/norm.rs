@@ -1,9 +1,9 @@
-//! Batch normalisation layers: [`BatchNorm1d`] over `(N, C)` / `(N, C, L)` and
-//! [`BatchNorm2d`] over `(N, C, H, W)`.
+//! Batch normalisation layers: [`BatchNorm1d`] over `(N, C)` / `(N, C, L)`,
+//! [`BatchNorm2d`] over `(N, C, H, W)` and [`BatchNorm3d`] over `(N, C, D, H, W)`.
 //!
-//! Like PyTorch's `_BatchNorm`, both are one type, `BatchNorm<D>` (`D` spatial
+//! Like PyTorch's `_BatchNorm`, all are one type, `BatchNorm<D>` (`D` spatial
 //! dimensions), that differs only in the input ranks it accepts; the public names
-//! are aliases of it, so the two layers cannot drift apart.
+//! are aliases of it, so the layers cannot drift apart.
 
 use crate::nn::summary::py_float;
 use crate::nn::{functional as F, init, Buffer, Forward, Member, Mode, Module, Parameter};
@@ -36,8 +36,13 @@ pub type BatchNorm1d = BatchNorm<1>;
 /// [`BatchNorm1d`].
 pub type BatchNorm2d = BatchNorm<2>;
 
-/// Batch normalisation over `D` spatial dimensions: the type behind [`BatchNorm1d`]
-/// and [`BatchNorm2d`] (not exported; users name the aliases). Parameters and buffers have PyTorch's names, shapes and dtypes,
+/// `nn.BatchNorm3d(num_features)`: normalises each channel of an `(N, C, D, H, W)`
+/// input, as [`BatchNorm2d`] does a 4-D one. Same parameters and buffers as
+/// [`BatchNorm1d`].
+pub type BatchNorm3d = BatchNorm<3>;
+
+/// Batch normalisation over `D` spatial dimensions: the type behind [`BatchNorm1d`],
+/// [`BatchNorm2d`] and [`BatchNorm3d`] (users name the aliases). Parameters and buffers have PyTorch's names, shapes and dtypes,
 /// so checkpoints are interchangeable.
 #[derive(Debug)]
 pub struct BatchNorm<const D: usize> {
@@ -56,7 +61,8 @@ pub struct BatchNorm<const D: usize> {
     mode: Mode,
 }
 
-/// Options of [`BatchNorm::new_with`] (for [`BatchNorm1d`] and [`BatchNorm2d`]):
+/// Options of [`BatchNorm::new_with`] (for [`BatchNorm1d`], [`BatchNorm2d`] and
+/// [`BatchNorm3d`]):
 /// `BatchNormOpts::new().eps(1e-3).momentum(0.01).dtype(DType::F64)`. The defaults
 /// are PyTorch's: eps 1e-5, momentum 0.1, F32 parameters and running statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,6 +144,7 @@ impl<const D: usize> BatchNorm<D> {
     const NAME: &'static str = match D {
         1 => "BatchNorm1d",
         2 => "BatchNorm2d",
+        3 => "BatchNorm3d",
         _ => "BatchNorm",
     };
 

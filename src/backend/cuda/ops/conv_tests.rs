@@ -1,31 +1,26 @@
 //! The SIMT f16/bf16 convolution kernels serve GPUs below compute capability 8.0, so a
 //! build for 8.0 never launches them through `ConvOps`: run all three passes here on
-//! the emulated device, against the CPU.
+//! the emulated device, against the CPU, on a 3-d convolution.
 
 use super::*;
 use crate::backend::cpu::CpuStorage;
 use crate::backend::cuda::runtime::emulator;
+use crate::backend::BackendStorage;
 use half::{bf16, f16};
 
-/// x (2, 6, 7, 6), w (5, 6, 3, 3), stride (2, 1), padding 1.
-fn params() -> Conv2dParams {
-    Conv2dParams {
+/// x (2, 6, 3, 7, 6), w (5, 6, 2, 3, 3), stride (1, 2, 1), padding (0, 1, 1).
+fn params() -> ConvParams {
+    ConvParams {
         n: 2,
         c_in: 6,
-        h: 7,
-        w: 6,
         c_out: 5,
-        kh: 3,
-        kw: 3,
-        stride_h: 2,
-        stride_w: 1,
-        pad_top: 1,
-        pad_left: 1,
-        dilation_h: 1,
-        dilation_w: 1,
         groups: 1,
-        out_h: 4,
-        out_w: 6,
+        input: [3, 7, 6],
+        kernel: [2, 3, 3],
+        stride: [1, 2, 1],
+        pad: [0, 1, 1],
+        dilation: [1, 1, 1],
+        output: [2, 4, 6],
     }
 }
 
@@ -56,11 +51,14 @@ fn the_simt_half_kernels_match_the_cpu() {
     let (exec, mem) = emulator::open();
     let dev = Arc::new(CudaDevice::new(0, Box::new(exec), Box::new(mem)));
     let p = params();
+    let [d, h, w] = p.input;
+    let [kd, kh, kw] = p.kernel;
+    let [od, oh, ow] = p.output;
     let (xl, wl) = (
-        Layout::contiguous(&[p.n, p.c_in, p.h, p.w]),
-        Layout::contiguous(&[p.c_out, p.c_in, p.kh, p.kw]),
+        Layout::contiguous(&[p.n, p.c_in, d, h, w]),
+        Layout::contiguous(&[p.c_out, p.c_in, kd, kh, kw]),
     );
-    let yl = Layout::contiguous(&[p.n, p.c_out, p.out_h, p.out_w]);
+    let yl = Layout::contiguous(&[p.n, p.c_out, od, oh, ow]);
     for bf in [false, true] {
         let x = halves(&values(p.input_len(), 1), bf);
         let w = halves(&values(p.weight_len(), 2), bf);
@@ -69,20 +67,20 @@ fn the_simt_half_kernels_match_the_cpu() {
         let (dx, dw, dgy) = (up(&x), up(&w), up(&gy));
         let pairs = [
             (
-                dx.conv2d_on(&xl, &dw, &wl, None, &p, false).unwrap(),
-                x.conv2d(&xl, &w, &wl, None, &p).unwrap(),
+                dx.conv_on(&xl, &dw, &wl, None, &p, false).unwrap(),
+                x.conv(&xl, &w, &wl, None, &p).unwrap(),
                 &yl,
             ),
             (
-                dgy.conv2d_backward_input_on(&yl, &dw, &wl, &p, false)
+                dgy.conv_backward_input_on(&yl, &dw, &wl, None, &p, false)
                     .unwrap(),
-                gy.conv2d_backward_input(&yl, &w, &wl, &p).unwrap(),
+                gy.conv_backward_input(&yl, &w, &wl, None, &p).unwrap(),
                 &xl,
             ),
             (
-                dx.conv2d_backward_weight_on(&xl, &dgy, &yl, &p, false)
+                dx.conv_backward_weight_on(&xl, &dgy, &yl, &p, false)
                     .unwrap(),
-                x.conv2d_backward_weight(&xl, &gy, &yl, &p).unwrap(),
+                x.conv_backward_weight(&xl, &gy, &yl, &p).unwrap(),
                 &wl,
             ),
         ];
@@ -101,12 +99,12 @@ fn the_simt_half_kernels_match_the_cpu() {
     }
     let counts = emulator::launch_counts();
     for name in [
-        "conv2d_fwd_f16",
-        "conv2d_fwd_bf16",
-        "conv2d_bwd_input_f16",
-        "conv2d_bwd_input_bf16",
-        "conv2d_bwd_weight_f16",
-        "conv2d_bwd_weight_bf16",
+        "conv_fwd_f16",
+        "conv_fwd_bf16",
+        "conv_bwd_input_f16",
+        "conv_bwd_input_bf16",
+        "conv_bwd_weight_f16",
+        "conv_bwd_weight_bf16",
     ] {
         assert!(
             counts.iter().any(|&(k, n)| k == name && n > 0),

@@ -37,6 +37,7 @@ impl ElementwiseOps for CudaStorage {
                 KernelArg::Ptr(out.ptr()),
                 KernelArg::U32(code),
                 KernelArg::F64(scalar),
+                KernelArg::F64(op.scalar2()),
                 KernelArg::I64(scalar_int),
             ],
         )?;
@@ -51,9 +52,7 @@ impl ElementwiseOps for CudaStorage {
         rl: &Layout,
     ) -> Result<CudaStorage> {
         let dtype = self.dtype();
-        if op == BinaryOp::Div && !dtype.is_float() {
-            return Err(Error::UnsupportedDType { op: "div", dtype });
-        }
+        op.check_dtype(dtype)?;
         let code = code_of("BinaryCode", op.name())?;
         self.pairwise("binary", code, ll, rhs, rl, dtype)
     }

@@ -1,6 +1,7 @@
 //! Launches of `kernels/index.cu`: index validation, gather, scatter_add (owner
 //! computes, deterministic: no atomics; the backward of index_select of rows, an
-//! embedding's gradient, by `scatter_add_rows`) and where_cond.
+//! embedding's gradient, by `scatter_add_rows`), index_put of rows (the same kernel,
+//! adding or replacing) and where_cond.
 //!
 //! Index validation runs on the device: `index_bounds` folds the index's min and max
 //! in one block and the host reads those 16 bytes back (one small device-to-host copy
@@ -33,16 +34,22 @@ fn is_row_scatter(layout: &Layout, dim: usize, idx_layout: &Layout) -> bool {
         && idx_layout.strides[1] == 0
 }
 
-/// `out = base + rows of src scattered by idx` for the case of [`is_row_scatter`]:
+/// `out = base + rows of src scattered by idx` for the case of [`is_row_scatter`]
+/// (`put: None`), or index_put's rows added (`Some(true)`) or written (`Some(false)`):
 /// one block per output row (at most 16 per multiprocessor, the kernel loops over the
-/// rest).
-fn scatter_add_rows(
+/// rest), `idx` read along its dim 0.
+fn scatter_rows(
     (base, layout): (&CudaStorage, &Layout),
     (idx, idx_layout): (&CudaStorage, &Layout),
     (src, src_layout): (&CudaStorage, &Layout),
     out: &CudaStorage,
+    put: Option<bool>,
 ) -> Result<()> {
-    let kernel = KernelId::for_dtype("scatter_add_rows", base.dtype())?;
+    let family = match put {
+        None => "scatter_add_rows",
+        Some(_) => "index_put_rows",
+    };
+    let kernel = KernelId::for_dtype(family, base.dtype())?;
     let dev = base.cuda_device();
     let rows = layout.shape[0];
     let cfg = LaunchConfig {
@@ -51,24 +58,22 @@ fn scatter_add_rows(
         shared_bytes: 0,
     };
     let stride = |l: &Layout, d: usize| KernelArg::I64(l.strides[d] as i64);
-    dev.launch(
-        kernel,
-        cfg,
-        &[
-            KernelArg::U64(rows as u64),
-            KernelArg::U64(layout.shape[1] as u64),
-            KernelArg::Ptr(base.ptr_at(layout.offset)),
-            stride(layout, 0),
-            stride(layout, 1),
-            KernelArg::Ptr(idx.ptr_at(idx_layout.offset)),
-            stride(idx_layout, 0),
-            KernelArg::U64(idx_layout.shape[0] as u64),
-            KernelArg::Ptr(src.ptr_at(src_layout.offset)),
-            stride(src_layout, 0),
-            stride(src_layout, 1),
-            KernelArg::Ptr(out.ptr()),
-        ],
-    )
+    let mut args = vec![
+        KernelArg::U64(rows as u64),
+        KernelArg::U64(layout.shape[1] as u64),
+        KernelArg::Ptr(base.ptr_at(layout.offset)),
+        stride(layout, 0),
+        stride(layout, 1),
+        KernelArg::Ptr(idx.ptr_at(idx_layout.offset)),
+        stride(idx_layout, 0),
+        KernelArg::U64(idx_layout.shape[0] as u64),
+        KernelArg::Ptr(src.ptr_at(src_layout.offset)),
+        stride(src_layout, 0),
+        stride(src_layout, 1),
+        KernelArg::Ptr(out.ptr()),
+    ];
+    args.extend(put.map(|accumulate| KernelArg::U32(accumulate.into())));
+    dev.launch(kernel, cfg, &args)
 }
 
 /// A shape (innermost first), each operand's strides without dimension `dim`, and
@@ -220,7 +225,13 @@ impl IndexOps for CudaStorage {
             return Ok(out);
         }
         if is_row_scatter(layout, dim, idx_layout) {
-            scatter_add_rows((self, layout), (idx, idx_layout), (src, src_layout), &out)?;
+            scatter_rows(
+                (self, layout),
+                (idx, idx_layout),
+                (src, src_layout),
+                &out,
+                None,
+            )?;
             return Ok(out);
         }
         let (dims, [bs], _) =
@@ -253,6 +264,36 @@ impl IndexOps for CudaStorage {
                 KernelArg::Ptr(out.ptr()),
             ],
         )?;
+        Ok(out)
+    }
+
+    fn index_put_rows(
+        &self,
+        layout: &Layout,
+        idx: &CudaStorage,
+        idx_layout: &Layout,
+        src: &CudaStorage,
+        src_layout: &Layout,
+        accumulate: bool,
+    ) -> Result<CudaStorage> {
+        check_i64("index_put", idx)?;
+        if src.dtype() != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "index_put",
+                expected: self.dtype(),
+                got: src.dtype(),
+            });
+        }
+        let out = CudaStorage::alloc(self.cuda_device(), layout.numel(), self.dtype())?;
+        if layout.numel() > 0 {
+            scatter_rows(
+                (self, layout),
+                (idx, idx_layout),
+                (src, src_layout),
+                &out,
+                Some(accumulate),
+            )?;
+        }
         Ok(out)
     }
 

@@ -1,9 +1,11 @@
 //! Launches of `kernels/norm.cu`: batch-norm statistics and backward with one block
 //! per channel, the normalisation as a grid-stride elementwise pass; layer norm and
 //! RMS norm with one block per row, forward and backward one kernel each, plus a
-//! small kernel that sums the backward's per-block weight/bias partials.
+//! small kernel that sums the backward's per-block weight/bias partials; group norm
+//! with one block per (sample, group), its weight/bias partials per sample summed by
+//! that same kernel.
 
-use super::{BatchNormParams, LayerNormParams, NormOps};
+use super::{BatchNormParams, GroupNormParams, LayerNormParams, NormOps};
 use crate::backend::cuda::runtime::kernels::KernelId;
 use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig, THREADS};
 use crate::backend::cuda::CudaStorage;
@@ -295,4 +297,124 @@ impl NormOps for CudaStorage {
         )?;
         Ok((dx, dw, db))
     }
+
+    fn group_norm_forward(
+        &self,
+        layout: &Layout,
+        weight: Option<(&CudaStorage, &Layout)>,
+        bias: Option<(&CudaStorage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(CudaStorage, CudaStorage, CudaStorage)> {
+        let forward = KernelId::for_dtype("group_norm_forward", self.dtype())?;
+        let dev = self.cuda_device();
+        let sd = stat_dtype(self.dtype());
+        let rows = p.rows();
+        let y = CudaStorage::alloc(dev, rows * p.d(), self.dtype())?;
+        let (mean, rstd) = (
+            CudaStorage::alloc(dev, rows, sd)?,
+            CudaStorage::alloc(dev, rows, sd)?,
+        );
+        if rows == 0 {
+            return Ok((y, mean, rstd));
+        }
+        let (x, _x_copy) = self.contiguous_ptr(layout)?;
+        let (w, _w_copy) = contiguous_param(weight)?;
+        let (b, _b_copy) = contiguous_param(bias)?;
+        dev.launch(
+            forward,
+            per_group_row(p, dev.sm_count() as usize * 32),
+            &[
+                KernelArg::Ptr(x),
+                KernelArg::U64(rows as u64),
+                KernelArg::U64(p.groups as u64),
+                KernelArg::U64((p.c / p.groups) as u64),
+                KernelArg::U64(p.s as u64),
+                KernelArg::F64(p.eps),
+                KernelArg::Ptr(w),
+                KernelArg::Ptr(b),
+                KernelArg::Ptr(y.ptr()),
+                KernelArg::Ptr(mean.ptr()),
+                KernelArg::Ptr(rstd.ptr()),
+            ],
+        )?;
+        Ok((y, mean, rstd))
+    }
+
+    fn group_norm_backward(
+        &self,
+        grad_layout: &Layout,
+        x: &CudaStorage,
+        x_layout: &Layout,
+        mean: &CudaStorage,
+        rstd: &CudaStorage,
+        weight: Option<(&CudaStorage, &Layout)>,
+        p: &GroupNormParams,
+    ) -> Result<(CudaStorage, CudaStorage, CudaStorage)> {
+        let dtype = x.dtype();
+        let backward = KernelId::for_dtype("group_norm_backward", dtype)?;
+        let param_grads = KernelId::for_dtype("layer_norm_param_grads", dtype)?;
+        let dev = self.cuda_device();
+        let rows = p.rows();
+        let dx = CudaStorage::alloc(dev, rows * p.d(), dtype)?;
+        if rows == 0 || p.s == 0 {
+            // No values: the weight and bias gradients are empty sums.
+            let zeros = || CudaStorage::full(dev, p.c, 0.0, dtype);
+            return Ok((dx, zeros()?, zeros()?));
+        }
+        let (g, _g_copy) = self.contiguous_ptr(grad_layout)?;
+        let (xp, _x_copy) = x.contiguous_ptr(x_layout)?;
+        let (w, _w_copy) = contiguous_param(weight)?;
+        let sd = stat_dtype(dtype);
+        // One partial per (sample, channel), written by the block of its row.
+        let (part_w, part_b) = (
+            CudaStorage::alloc(dev, p.n * p.c, sd)?,
+            CudaStorage::alloc(dev, p.n * p.c, sd)?,
+        );
+        dev.launch(
+            backward,
+            per_group_row(p, dev.sm_count() as usize * 32),
+            &[
+                KernelArg::Ptr(g),
+                KernelArg::Ptr(xp),
+                KernelArg::U64(rows as u64),
+                KernelArg::U64(p.groups as u64),
+                KernelArg::U64((p.c / p.groups) as u64),
+                KernelArg::U64(p.s as u64),
+                KernelArg::Ptr(mean.ptr()),
+                KernelArg::Ptr(rstd.ptr()),
+                KernelArg::Ptr(w),
+                KernelArg::Ptr(dx.ptr()),
+                KernelArg::Ptr(part_w.ptr()),
+                KernelArg::Ptr(part_b.ptr()),
+            ],
+        )?;
+        let (dw, db) = (
+            CudaStorage::alloc(dev, p.c, dtype)?,
+            CudaStorage::alloc(dev, p.c, dtype)?,
+        );
+        dev.launch_grid_stride(
+            param_grads,
+            p.c,
+            &[
+                KernelArg::Ptr(part_w.ptr()),
+                KernelArg::Ptr(part_b.ptr()),
+                KernelArg::U64(p.n as u64),
+                KernelArg::U64(p.c as u64),
+                KernelArg::Ptr(dw.ptr()),
+                KernelArg::Ptr(db.ptr()),
+            ],
+        )?;
+        Ok((dx, dw, db))
+    }
+}
+
+/// Layer norm's launch shape ([`per_row`]) for the group-norm rows.
+fn per_group_row(p: &GroupNormParams, blocks: usize) -> LaunchConfig {
+    let rows = LayerNormParams {
+        rows: p.rows(),
+        d: p.d(),
+        eps: p.eps,
+        rms: false,
+    };
+    per_row(&rows, blocks)
 }

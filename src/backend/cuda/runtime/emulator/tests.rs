@@ -159,6 +159,40 @@ fn a_planted_missing_syncthreads_gives_wrong_results() {
     }
 }
 
+/// Shared memory declared in a template or an inline device function is poisoned per
+/// block like a kernel's own: without the barrier, the unwritten slots read as NaN,
+/// not as the values the correct launch just before left there.
+#[test]
+fn shared_memory_of_template_and_inline_functions_is_poisoned() {
+    let mut emu = Emu::new();
+    let x = ramp(512);
+    let (dx, dout) = (emu.f32s(&x), emu.alloc(2048));
+    let want: Vec<f32> = (0..512)
+        .map(|i| x[i / 256 * 256 + (i % 256 + 1) % 256])
+        .collect();
+    for tiled in [0u32, 1] {
+        let run = |synced: u32| {
+            let args = [
+                KernelArg::Ptr(dx),
+                KernelArg::Ptr(dout),
+                KernelArg::U32(1),
+                KernelArg::U32(synced),
+                KernelArg::U32(tiled),
+            ];
+            emu.launch(KernelId::SelftestRotateNested, 2, 256, 0, &args)
+                .unwrap();
+            emu.read_f32(dout, 512)
+        };
+        assert_eq!(run(1), want, "tiled {tiled}, with the barrier");
+        let broken = run(0);
+        let poisoned = broken.iter().filter(|v| v.is_nan()).count();
+        assert!(
+            poisoned >= 255,
+            "tiled {tiled}: only {poisoned} of 512 read poison"
+        );
+    }
+}
+
 #[test]
 fn dynamic_shared_memory_is_per_launch_and_guarded() {
     let mut emu = Emu::new();
@@ -392,6 +426,7 @@ fn an_unknown_op_code_traps_instead_of_computing_another_op() {
             KernelArg::Strides(strides),
             KernelArg::Ptr(out),
             KernelArg::U32(op),
+            KernelArg::F64(0.0),
             KernelArg::F64(0.0),
             KernelArg::I64(0),
         ];
