@@ -39,7 +39,15 @@ for variant in "${!TARGETS[@]}"; do
   done
 done
 
-# One ptxas run: fails on an error or a spill, with the kernels that spill.
+# Spills allowed, as "arch:kernel". Each needs its reason here:
+# * attention_bwd_dkdv_f64 on sm_120 (ptxas 12.8): 16 bytes. The f64 attention backward
+#   serves gradchecks, not training (f64 is ~1/64 rate on these GPUs); ptxas for
+#   sm_70..sm_100 holds it spill-free, and the compute_80 PTX cannot budget registers
+#   for sm_120 alone. A spill of a few bytes there costs a gradcheck nothing.
+export KILN_PTX_ALLOWED_SPILLS="sm_120:attention_bwd_dkdv_f64"
+
+# One ptxas run: fails on an error or a spill not allowed above, with the kernels that
+# spill.
 check_one() {
   local ptxas_var="KILN_PTXAS_$1" arch="$2" file="$3" report spills
   local ptxas="${!ptxas_var}"
@@ -51,7 +59,10 @@ check_one() {
   # -v prints "Function properties for <kernel>" and then its spill line.
   spills="$(awk '/Function properties for/ { kernel = $NF }
       / bytes spill stores/ && !/ 0 bytes spill stores, 0 bytes spill loads/ {
-          print kernel ":" $0 }' <<<"$report")"
+          print kernel ":" $0 }' <<<"$report" |
+    while IFS= read -r line; do
+      [[ " $KILN_PTX_ALLOWED_SPILLS " == *" $arch:${line%%:*} "* ]] || echo "$line"
+    done)"
   local name="$(basename "$(dirname "$file")")/$(basename "$file")"
   if [[ -n "$spills" ]]; then
     echo "ptxas -arch=$arch $name: spills" >&2
