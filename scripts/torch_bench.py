@@ -292,6 +292,9 @@ def _(d):
         opt.step()
         return loss
 
+    return step
+
+
 @case("lstm_fwd_bwd_f32_L32xN32x128_h256")
 def _(d):
     lstm = torch.nn.LSTM(128, 256, device=d)

@@ -397,7 +397,10 @@ fn st_dtype(dtype: DType) -> StDtype {
 /// A CPU tensor holding a safetensors entry: `Ok(Err(reason))` for a dtype kiln
 /// lacks, `Err` when the host cannot hold the decoded values.
 fn from_view(view: &TensorView<'_>) -> Result<std::result::Result<Tensor, String>> {
-    fn decode<T, const N: usize>(data: &[u8], from_le: fn([u8; N]) -> T) -> Result<Vec<T>> {
+    fn decode<T: 'static, const N: usize>(
+        data: &[u8],
+        from_le: fn([u8; N]) -> T,
+    ) -> Result<Vec<T>> {
         alloc::collect(data.chunks_exact(N).map(|chunk| {
             let mut word = [0u8; N];
             word.copy_from_slice(chunk);

@@ -67,6 +67,16 @@ impl StorageCell {
     }
 }
 
+/// Host memory goes back to the CPU allocator's pool, to serve the next result of its
+/// size without the OS mapping fresh pages (device memory has its caching allocator).
+impl Drop for StorageCell {
+    fn drop(&mut self) {
+        if let Storage::Cpu(cpu) = self.data.get_mut() {
+            cpu.recycle();
+        }
+    }
+}
+
 impl Tensor {
     /// This optimizer state tensor on `param`'s device and in its dtype: itself when
     /// it already is, else a copy (the parameter was moved by `Module::to_device` or

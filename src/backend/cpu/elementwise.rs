@@ -146,7 +146,7 @@ impl<const N: usize> Plan<N> {
     /// contiguous tensor merges into a single row, which must still spread over threads.
     /// The output is not zeroed first: that would be one more pass over memory, on
     /// one thread, for ops that are bound by memory traffic.
-    fn run<U: Copy + Send>(
+    fn run<U: Copy + Send + 'static>(
         &self,
         numel: usize,
         fill: impl Fn(&mut [MaybeUninit<U>], [usize; N]) + Sync,
@@ -184,7 +184,7 @@ impl<const N: usize> Plan<N> {
 }
 
 /// `f` on each element of `a` (at `al`), into a contiguous vector.
-pub(crate) fn map1<T: Copy + Sync, U: Copy + Send>(
+pub(crate) fn map1<T: Copy + Sync, U: Copy + Send + 'static>(
     a: &[T],
     al: &Layout,
     f: impl Fn(T) -> U + Sync,
@@ -243,7 +243,7 @@ impl<T: Copy, U, F: Fn(T) -> U> pulp::WithSimd for Map1Row<'_, T, U, F> {
 }
 
 /// `f` on pairs of elements of `a` and `b` (layouts broadcast to one shape).
-pub(crate) fn map2<T: Copy + Sync, U: Copy + Send>(
+pub(crate) fn map2<T: Copy + Sync, U: Copy + Send + 'static>(
     a: &[T],
     al: &Layout,
     b: &[T],

@@ -7,7 +7,7 @@ use super::{CrossEntropyParams, LossOps};
 use crate::backend::cpu::alloc;
 use crate::backend::cpu::dtype::{compute_dtype, contiguous_as};
 use crate::backend::cpu::math::Float;
-use crate::backend::cpu::{CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::cpu::{vectorized, CpuStorage, PARALLEL_THRESHOLD};
 use crate::shape::Layout;
 use crate::{DType, Result};
 use rayon::prelude::*;
@@ -128,8 +128,29 @@ fn backward<T: Float>(o: Backward, p: &CrossEntropyParams) -> Result<CpuStorage>
     };
     // One outer index's classes × inner block at a time: no division per element.
     let block = p.classes * p.inner;
-    let fill = |(b, o): (usize, &mut [T])| {
-        for (k, row) in o.chunks_mut(p.inner).enumerate() {
+    let fill = |(b, out): (usize, &mut [T])| {
+        if p.inner == 1 && p.from_logits {
+            // A row of logits (the common (N, C) case): every class but the target
+            // in one vectorized pass, then the target's element as above.
+            let t = o.t[b];
+            if p.ignored(t) {
+                return;
+            }
+            let s = grad[if o.grad_per_row { b } else { 0 }];
+            let w_t = w.as_ref().map_or(one, |w| w[t as usize]);
+            vectorized(LogitRow {
+                out: &mut *out,
+                x: &x[b * block..(b + 1) * block],
+                lse: lse[b],
+                scale: on_target * w_t + off_target * total,
+                off_target,
+                weight: w.as_deref(),
+                grad: s,
+            });
+            element(b * block + t as usize, b, t as usize, &mut out[t as usize]);
+            return;
+        }
+        for (k, row) in out.chunks_mut(p.inner).enumerate() {
             for (q, o_i) in row.iter_mut().enumerate() {
                 element((b * p.classes + k) * p.inner + q, b * p.inner + q, k, o_i);
             }
@@ -147,6 +168,35 @@ fn backward<T: Float>(o: Backward, p: &CrossEntropyParams) -> Result<CpuStorage>
         out.chunks_mut(block).enumerate().for_each(fill);
     }
     Ok(T::wrap(out))
+}
+
+/// The cross-entropy gradient of one row of logits at its non-target classes:
+/// `(e^(x - lse)·scale - off_target·w_k)·grad`, the terms `element` computes there
+/// (its target term is zero), in the same order, so the bits agree.
+struct LogitRow<'a, T> {
+    out: &'a mut [T],
+    x: &'a [T],
+    lse: T,
+    /// `on_target·w_t + off_target·total`.
+    scale: T,
+    off_target: T,
+    weight: Option<&'a [T]>,
+    grad: T,
+}
+
+impl<T: Float> pulp::WithSimd for LogitRow<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let (lse, scale, off, g) = (self.lse, self.scale, self.off_target, self.grad);
+        let rows = self.out.iter_mut().zip(self.x);
+        match self.weight {
+            None => rows.for_each(|(o, &x)| *o = ((x - lse).exp() * scale - off) * g),
+            Some(w) => rows
+                .zip(w)
+                .for_each(|((o, &x), &w)| *o = ((x - lse).exp() * scale - off * w) * g),
+        }
+    }
 }
 
 /// The optional `(classes)` weight as a contiguous slice of the compute type.

@@ -122,6 +122,12 @@ impl BackendStorage for CpuStorage {
 }
 
 impl CpuStorage {
+    /// Hands the memory to the allocator's pool for reuse, leaving `self` empty: what
+    /// a tensor's storage does when its last handle is dropped.
+    pub(crate) fn recycle(&mut self) {
+        with_vec!(self, v => alloc::recycle(std::mem::take(v)))
+    }
+
     /// Number of elements stored.
     pub(crate) fn len(&self) -> usize {
         with_vec!(self, v => v.len())
@@ -185,7 +191,10 @@ fn copy_run<T: Copy>(v: &[T], start: usize, stride: usize, dst: &mut [T]) {
 /// Rows of the last dimension are copied with a tight loop (a fill for a broadcast
 /// row, a slice copy for unit stride), in parallel for large tensors: a strided or
 /// broadcast view costs about what a contiguous copy does.
-pub(crate) fn gather<T: Copy + Send + Sync + Default>(v: &[T], layout: &Layout) -> Result<Vec<T>> {
+pub(crate) fn gather<T: Copy + Send + Sync + Default + 'static>(
+    v: &[T],
+    layout: &Layout,
+) -> Result<Vec<T>> {
     if let Some(r) = layout.contiguous_range() {
         return alloc::copied(&v[r]);
     }

@@ -103,7 +103,7 @@ fn best_index<T: Num>(
 
 /// `f(o, i)` for every output `(o, i)` (`outer * inner` of them, which the caller
 /// checked fits in usize), in row-major order.
-fn per_output<U: Send>(
+fn per_output<U: Send + 'static>(
     outer: usize,
     inner: usize,
     f: impl Fn(usize, usize) -> U + Sync,
