@@ -35,20 +35,70 @@ pub fn find() -> Result<PathBuf, String> {
         })
 }
 
-/// The PTX target from `CUDA_COMPUTE_CAP` (default 80).
-pub fn compute_cap() -> Result<u32, String> {
-    match std::env::var("CUDA_COMPUTE_CAP") {
-        Err(_) => Ok(80),
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("CUDA_COMPUTE_CAP={v:?} is not a number like 80 or 90")),
+/// The PTX variants a local nvcc writes: the oldest architecture it still targets from
+/// 7.0 on (nvcc 13 dropped compute_70, so 7.5 there) for the SIMT kernels, and 8.0 for
+/// tensor cores — the shipped PTX's two, where nvcc can.
+pub fn variants(nvcc: &Path) -> Result<Vec<u32>, String> {
+    let output = Command::new(nvcc)
+        .arg("--list-gpu-arch")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", nvcc.display()))?;
+    let listed: Vec<u32> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("compute_")?.parse().ok())
+        .collect();
+    let simt = listed
+        .iter()
+        .copied()
+        .filter(|&a| (70..80).contains(&a))
+        .min();
+    match (simt, listed.contains(&80)) {
+        (Some(simt), true) => Ok(vec![simt, 80]),
+        (None, true) => Ok(vec![80]),
+        _ => Err(format!(
+            "{} --list-gpu-arch lists no compute_80 (it printed {:?})",
+            nvcc.display(),
+            String::from_utf8_lossy(&output.stdout)
+        )),
     }
 }
 
-/// Compiles every module to `out_dir/<name>.ptx`; returns the PTX paths in module order,
-/// or nvcc's messages for every module that failed.
+/// nvcc's release line (`Cuda compilation tools, release 13.0, V13.0.88`).
+pub fn version(nvcc: &Path) -> String {
+    Command::new(nvcc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.lines()
+                .find(|l| l.contains("release"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown version".into())
+}
+
+/// Compiles every module for every architecture in `archs` to
+/// `out_dir/compute_<arch>/<name>.ptx`; returns each architecture's PTX paths in module
+/// order, or nvcc's messages for every module that failed.
 pub fn compile_all(
+    nvcc: &Path,
+    modules: &[Module],
+    out_dir: &Path,
+    archs: &[u32],
+) -> Result<Vec<(u32, Vec<PathBuf>)>, String> {
+    let mut built = Vec::new();
+    for &arch in archs {
+        let dir = out_dir.join(format!("compute_{arch}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        built.push((arch, compile_variant(nvcc, modules, &dir, arch)?));
+    }
+    Ok(built)
+}
+
+/// One architecture's modules, several nvcc processes at once.
+fn compile_variant(
     nvcc: &Path,
     modules: &[Module],
     out_dir: &Path,

@@ -93,13 +93,15 @@ struct SimtGemm {
 };
 
 // 64x64 tiles: grids as in conv.cuh's drivers.
-// The forward's f32/f16/bf16 GEMMs ask for 3 blocks per SM: left to itself, ptxas for
-// sm_80 fits the 3-d forward in 64 registers (4 blocks) and spills 24 bytes; 80 hold it
-// without spills (sm_90 picks 75 on its own). f64 needs its 120.
-extern "C" __global__ void __launch_bounds__(256, 3) conv_fwd_f32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
+// The forward's f32/f16/bf16 GEMMs ask for 2 blocks per SM (up to 128 registers):
+// left to itself, ptxas for sm_80 fits the 3-d forward in 64 registers (4 blocks) and
+// spills 24 bytes; with 3 blocks (80 registers) sm_80/90 hold it, but sm_70 spills 28
+// bytes and sm_120 16 (the compute_80 PTX cannot tell sm_120 from sm_80). f64 needs
+// its 120.
+extern "C" __global__ void __launch_bounds__(256, 2) conv_fwd_f32(const float *x, const float *w, const float *bias, float *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
 extern "C" __global__ void __launch_bounds__(256) conv_fwd_f64(const double *x, const double *w, const double *bias, double *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
-extern "C" __global__ void __launch_bounds__(256, 3) conv_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
-extern "C" __global__ void __launch_bounds__(256, 3) conv_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256, 2) conv_fwd_f16(const f16 *x, const f16 *w, const f16 *bias, f16 *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
+extern "C" __global__ void __launch_bounds__(256, 2) conv_fwd_bf16(const bf16 *x, const bf16 *w, const bf16 *bias, bf16 *y, Dims ga, Dims gb, Dims gc) { conv_forward_run(SimtGemm(), x, w, bias, y, ga, gb, gc); }
 
 extern "C" __global__ void __launch_bounds__(256) conv_bwd_input_f32(const float *gy, const float *w, const float *bias, float *gx, Dims ga, Dims gb, Dims gc) { conv_backward_input_run(SimtGemm(), gy, w, bias, gx, ga, gb, gc); }
 extern "C" __global__ void __launch_bounds__(256) conv_bwd_input_f64(const double *gy, const double *w, const double *bias, double *gx, Dims ga, Dims gb, Dims gc) { conv_backward_input_run(SimtGemm(), gy, w, bias, gx, ga, gb, gc); }

@@ -61,7 +61,9 @@ __device__ __forceinline__ uint32_t ctc_raw(f16 h) { return h.__x; }
 __device__ __forceinline__ uint32_t ctc_raw(bf16 h) { return h.__x; }
 #else
 __device__ __forceinline__ uint32_t ctc_raw(f16 h) { return __half_as_ushort(h); }
-__device__ __forceinline__ uint32_t ctc_raw(bf16 h) { return __bfloat16_as_ushort(h); }
+// Through the raw struct: CUDA 12.0's __bfloat16_as_ushort exists only for sm_80+, and
+// the compute_70 PTX compiles this file too.
+__device__ __forceinline__ uint32_t ctc_raw(bf16 h) { return static_cast<__nv_bfloat16_raw>(h).x; }
 #endif
 
 // The MMA input type `T`: how many values a 32-bit register holds, and the bits of a

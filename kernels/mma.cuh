@@ -9,7 +9,8 @@
 //   ldmatrix_x{1,2,4}[_trans](r, row)    8x8 b16 matrices from shared memory; `row` is
 //                                        this lane's row address (lanes 8i.. give matrix i)
 //   cp_async_16 (.cg), cp_async_8 / 4 (.ca)  global -> shared copy of `src_bytes` bytes
-//                                        (0..size), the rest zero-filled
+//                                        (0..size), the rest zero-filled (below sm_80:
+//                                        a plain copy, see KILN_CP_ASYNC_AT_ONCE)
 //   cp_async_commit(), cp_async_wait<N>() groups of copies; wait until <= N are pending
 //   f32_to_tf32(x)                       cvt.rna.tf32.f32: nearest, ties away from zero
 // and, shared by matmul.cu and conv_tc.cu: tc_swizzle (the XOR-swizzled shared-memory
@@ -94,39 +95,75 @@ __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const void *
                               : "r"(smem_u32(row)));)
 }
 
+#if !defined(KILN_HOST_EMU) && __CUDA_ARCH__ < 800
+// Volta and Turing (the compute_70 PTX) have no cp.async: there the copies are plain
+// loads and stores, complete when they return (as on the emulated device), so grouping
+// and waiting have nothing to do. Only the SIMT gemm_big_f32 runs them there.
+#define KILN_CP_ASYNC_AT_ONCE
+// What cp.async does: `src_bytes` (0..N) bytes of `src`, then zeros up to N; both
+// addresses are N-aligned, as cp.async requires.
+template <int N, typename W>
+__device__ __forceinline__ void copy_zero_fill(void *dst, const void *src, uint32_t src_bytes) {
+    static_assert(sizeof(W) == N, "one word per copy");
+    if (src_bytes == N) {
+        *static_cast<W *>(dst) = *static_cast<const W *>(src);
+        return;
+    }
+    for (uint32_t i = 0; i < N; ++i)
+        static_cast<char *>(dst)[i] = i < src_bytes ? static_cast<const char *>(src)[i] : 0;
+}
+#endif
+
 // .cg (cache in L2 only): tiles are streamed into shared memory, not reused from L1.
 __device__ __forceinline__ void cp_async_16(void *dst, const void *src, uint32_t src_bytes) {
+#if defined(KILN_CP_ASYNC_AT_ONCE)
+    copy_zero_fill<16, uint4>(dst, src, src_bytes);
+#else
     KILN_MMA_EMU(kiln_emu::cp_async(dst, src, 16, src_bytes);)
     KILN_MMA_PTX(asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
                               :
                               : "r"(smem_u32(dst)), "l"(src), "r"(src_bytes)
                               : "memory");)
+#endif
 }
 
 // .ca: 8- and 4-byte copies exist only through L1.
 __device__ __forceinline__ void cp_async_8(void *dst, const void *src, uint32_t src_bytes) {
+#if defined(KILN_CP_ASYNC_AT_ONCE)
+    copy_zero_fill<8, uint2>(dst, src, src_bytes);
+#else
     KILN_MMA_EMU(kiln_emu::cp_async(dst, src, 8, src_bytes);)
     KILN_MMA_PTX(asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n"
                               :
                               : "r"(smem_u32(dst)), "l"(src), "r"(src_bytes)
                               : "memory");)
+#endif
 }
 
 __device__ __forceinline__ void cp_async_4(void *dst, const void *src, uint32_t src_bytes) {
+#if defined(KILN_CP_ASYNC_AT_ONCE)
+    copy_zero_fill<4, uint32_t>(dst, src, src_bytes);
+#else
     KILN_MMA_EMU(kiln_emu::cp_async(dst, src, 4, src_bytes);)
     KILN_MMA_PTX(asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n"
                               :
                               : "r"(smem_u32(dst)), "l"(src), "r"(src_bytes)
                               : "memory");)
+#endif
 }
 
-// The emulated copies complete at once, so grouping and waiting are no-ops there.
+// The emulated copies (and those of KILN_CP_ASYNC_AT_ONCE) complete at once, so grouping
+// and waiting are no-ops there.
 __device__ __forceinline__ void cp_async_commit() {
+#if !defined(KILN_CP_ASYNC_AT_ONCE)
     KILN_MMA_PTX(asm volatile("cp.async.commit_group;\n" ::: "memory");)
+#endif
 }
 
 template <int N> __device__ __forceinline__ void cp_async_wait() {
+#if !defined(KILN_CP_ASYNC_AT_ONCE)
     KILN_MMA_PTX(asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");)
+#endif
 }
 
 // ---- Shared by the tensor-core kernels (matmul.cu, conv_tc.cu) ----

@@ -25,13 +25,19 @@ use crate::{Device, Result};
 
 impl Device {
     /// `Device::Cuda(ordinal)` when a GPU, its driver and kiln's kernels are usable,
-    /// otherwise `Device::Cpu`. Never fails; why CUDA cannot be used is logged at
-    /// `info` level through the `log` crate (`RUST_LOG=kiln=info` with `env_logger`).
+    /// otherwise `Device::Cpu`. Never fails; why CUDA cannot be used is logged through
+    /// the `log` crate (`RUST_LOG=kiln=info` with `env_logger`): at `warn` level when a
+    /// GPU is there but its driver is too old for kiln (the log says which is needed),
+    /// else at `info` level.
     pub fn cuda_if_available(ordinal: usize) -> Device {
         match Device::cuda(ordinal) {
             Ok(dev) => {
                 log::info!("using CUDA device {ordinal}");
                 dev
+            }
+            Err(e @ crate::Error::CudaDriverTooOld { .. }) => {
+                log::warn!("CUDA device {ordinal} is not used, falling back to the CPU: {e}");
+                Device::Cpu
             }
             Err(e) => {
                 log::info!("CUDA device {ordinal} is not used, falling back to the CPU: {e}");
@@ -41,7 +47,9 @@ impl Device {
     }
 
     /// `Device::Cuda(ordinal)`, or an error that says why the GPU cannot be used:
-    /// [`crate::Error::CudaDriverNotFound`], [`crate::Error::NoCudaDevice`],
+    /// [`crate::Error::CudaDriverNotFound`], [`crate::Error::CudaDriverTooOld`] (the
+    /// driver predates the CUDA version kiln's PTX needs: 12.0 for the shipped PTX),
+    /// [`crate::Error::NoCudaDevice`],
     /// [`crate::Error::CudaOrdinalOutOfRange`], [`crate::Error::KernelsNotBuilt`] (or a driver error
     /// while opening the device). The device is opened on the first call.
     pub fn cuda(ordinal: usize) -> Result<Device> {
@@ -60,7 +68,9 @@ pub fn device_count() -> usize {
     cuda::device_count()
 }
 
-/// True when this build embeds the CUDA kernels (nvcc was found at build time).
+/// True when this build embeds the CUDA kernels: the PTX shipped with kiln (or, with
+/// `KILN_NVCC=1`, a local nvcc's), or the emulated device is selected. False only when
+/// the build warned that it had no usable PTX.
 pub fn kernels_built() -> bool {
     cuda::kernels_built()
 }

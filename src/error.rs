@@ -134,15 +134,29 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
         /// Why, and how to fix it.
         reason: String,
     },
-    /// The crate was built without CUDA kernels (no nvcc at build time, or a kernel
-    /// failed to compile; the build printed a warning saying which).
-    #[error("kiln was built without CUDA kernels: nvcc was not found at build time or a kernel failed to compile (see the build's warnings). Install the CUDA toolkit or run scripts/install-cuda-toolchain.sh, put nvcc on PATH (or set NVCC / CUDA_HOME), then rebuild; KILN_REQUIRE_KERNELS=1 makes a missing nvcc a build error")]
+    /// The crate was built without CUDA kernels: the build found no usable PTX (the
+    /// PTX shipped in `kernels/ptx/` stale against edited kernels, or `KILN_NVCC=1`'s
+    /// nvcc failing) and printed a warning saying which.
+    #[error("kiln was built without CUDA kernels: its build found no usable PTX (see the build's warnings: kernels/*.cu edited without regenerating kernels/ptx with scripts/ptx.sh generate, or KILN_NVCC=1 and nvcc failed). Fix that and rebuild; KILN_REQUIRE_KERNELS=1 makes it a build error")]
     KernelsNotBuilt,
     /// The CUDA driver library (`libcuda.so`) could not be loaded.
     #[error("CUDA device {ordinal} is not usable: the CUDA driver library (libcuda.so) was not found. Install the NVIDIA driver (and make libcuda.so.1 visible to the dynamic loader), or use Device::cuda_if_available to fall back to the CPU")]
     CudaDriverNotFound {
         /// The device ordinal asked for.
         ordinal: usize,
+    },
+    /// The NVIDIA driver is too old for kiln's kernels: its PTX needs a newer CUDA
+    /// version than the driver supports.
+    #[error("CUDA device {ordinal} is not usable: the NVIDIA driver supports CUDA {driver}, but kiln's kernels (PTX ISA {ptx_isa}) need a driver for CUDA {required} or newer{}. Update the NVIDIA driver (nvidia-smi shows the CUDA version it supports), or use Device::cuda_if_available to fall back to the CPU", driver_hint(required))]
+    CudaDriverTooOld {
+        /// The device ordinal asked for.
+        ordinal: usize,
+        /// The CUDA version the driver supports (`cuDriverGetVersion`), e.g. "11.8".
+        driver: String,
+        /// The oldest CUDA version whose drivers load the embedded PTX, e.g. "12.0".
+        required: String,
+        /// The PTX ISA version of the embedded kernels, e.g. "8.0".
+        ptx_isa: String,
     },
     /// The driver is present but reports no CUDA device.
     #[error("CUDA device {ordinal} is not usable: the driver reports no CUDA device ({reason}). Check nvidia-smi and CUDA_VISIBLE_DEVICES")]
@@ -229,6 +243,15 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
 }
 
 /// A byte count in MiB for messages.
+/// The driver release that first supports CUDA `required`, where kiln names one (the
+/// shipped PTX's 12.0; a local nvcc's newer PTX gets the CUDA version only).
+fn driver_hint(required: &str) -> &'static str {
+    match required {
+        "12.0" => " (Linux 525.60.13 or newer, Windows 527.41 or newer)",
+        _ => "",
+    }
+}
+
 fn mib(bytes: usize) -> String {
     format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
 }

@@ -34,7 +34,7 @@ impl ConvOps for CudaStorage {
         bias: Option<(&CudaStorage, &Layout)>,
         p: &ConvParams,
     ) -> Result<CudaStorage> {
-        let tc = tensor_cores_for(self.dtype());
+        let tc = tensor_cores_for(self);
         self.conv_on(xl, w, wl, bias, p, tc)
     }
 
@@ -47,7 +47,7 @@ impl ConvOps for CudaStorage {
         bias: Option<(&CudaStorage, &Layout)>,
         p: &ConvParams,
     ) -> Result<CudaStorage> {
-        let tc = tensor_cores_for(self.dtype());
+        let tc = tensor_cores_for(self);
         self.conv_backward_input_on(gl, w, wl, bias, p, tc)
     }
 
@@ -59,7 +59,7 @@ impl ConvOps for CudaStorage {
         gl: &Layout,
         p: &ConvParams,
     ) -> Result<CudaStorage> {
-        let tc = tensor_cores_for(self.dtype());
+        let tc = tensor_cores_for(self);
         self.conv_backward_weight_on(xl, g, gl, p, tc)
     }
 }

@@ -7,7 +7,7 @@
 use super::ConvParams;
 use crate::backend::cuda::runtime::device::CudaDevice;
 use crate::backend::cuda::runtime::kernels::defines;
-use crate::backend::cuda::runtime::kernels::{KernelId, COMPUTE_CAP};
+use crate::backend::cuda::runtime::kernels::KernelId;
 use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig};
 use crate::backend::cuda::CudaStorage;
 use crate::backend::BackendStorage;
@@ -60,13 +60,13 @@ pub(super) enum Gemm {
     TensorCores { rows: usize },
 }
 
-/// Whether a convolution in `dtype` runs on tensor cores: the kernels target compute
-/// capability >= 8.0 (mma.sync), and the dtype is a half, or f32 with
+/// Whether a convolution of `x` runs on tensor cores: its device has them (compute
+/// capability >= 8.0: mma.sync), and the dtype is a half, or f32 with
 /// `kiln::cuda::conv_allow_tf32` (TF32, like cuDNN's default). f64, exact f32 and
 /// older GPUs take the SIMT kernels.
-pub(super) fn tensor_cores_for(dtype: DType) -> bool {
-    COMPUTE_CAP >= 80
-        && match dtype {
+pub(super) fn tensor_cores_for(x: &CudaStorage) -> bool {
+    x.cuda_device().has_tensor_cores()
+        && match x.dtype() {
             DType::F16 | DType::BF16 => true,
             DType::F32 => crate::backend::cuda::runtime::config::conv_allow_tf32(),
             DType::F64 | DType::I64 | DType::U8 => false,

@@ -6,8 +6,9 @@
 
 use super::{Activation, MatmulDims, MatmulOps};
 use crate::backend::cuda::runtime::blas::{self, Act};
+use crate::backend::cuda::runtime::device::CudaDevice;
 use crate::backend::cuda::runtime::kernels::defines;
-use crate::backend::cuda::runtime::kernels::{code_of, KernelId, COMPUTE_CAP};
+use crate::backend::cuda::runtime::kernels::{code_of, KernelId};
 use crate::backend::cuda::runtime::launch::{KernelArg, LaunchConfig};
 use crate::backend::cuda::CudaStorage;
 use crate::shape::Layout;
@@ -47,7 +48,8 @@ impl MatmulOps for CudaStorage {
         if let Some(out) = blas::matmul(self, ll, rhs, rl, dims, None, Act::None)? {
             return Ok(out);
         }
-        self.gemm(ll, rhs, rl, dims, Kernels::default(), Epilogue::default())
+        let kernels = Kernels::for_device(self.cuda_device());
+        self.gemm(ll, rhs, rl, dims, kernels, Epilogue::default())
     }
 
     fn matmul_epilogue(
@@ -76,8 +78,8 @@ impl MatmulOps for CudaStorage {
             bias,
             act,
         };
-        self.gemm(ll, rhs, rl, dims, Kernels::default(), ep)
-            .map(Some)
+        let kernels = Kernels::for_device(self.cuda_device());
+        self.gemm(ll, rhs, rl, dims, kernels, ep).map(Some)
     }
 
     fn matmul_bias_grad(
@@ -100,12 +102,12 @@ pub(crate) struct Kernels {
     pub(crate) tf32: bool,
 }
 
-impl Default for Kernels {
-    /// Tensor cores when the PTX targets compute capability >= 8.0, TF32 when
+impl Kernels {
+    /// Tensor cores when the device has them (compute capability >= 8.0), TF32 when
     /// `set_matmul_allow_tf32(true)` allows it.
-    fn default() -> Self {
+    fn for_device(device: &CudaDevice) -> Self {
         Kernels {
-            tensor_cores: COMPUTE_CAP >= 80,
+            tensor_cores: device.has_tensor_cores(),
             tf32: crate::backend::cuda::runtime::config::matmul_allow_tf32(),
         }
     }

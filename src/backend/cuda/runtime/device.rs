@@ -122,6 +122,7 @@ fn count_devices(ordinal: usize) -> Result<usize> {
 fn open(ordinal: usize) -> Result<(Box<dyn Executor>, Box<dyn RawAllocator>)> {
     #[cfg(feature = "cuda-emulator")]
     if emulation_requested() {
+        super::emulator::capability()?;
         let (exec, raw) = super::emulator::open();
         return Ok((Box::new(exec), Box::new(raw)));
     }
@@ -155,6 +156,18 @@ impl CudaDevice {
         self.exec.sm_count()
     }
 
+    /// The compute capability, 10 * major + minor (86 for 8.6).
+    pub(crate) fn compute_capability(&self) -> u32 {
+        self.exec.compute_capability()
+    }
+
+    /// Whether the device has the tensor cores kiln's mma.sync kernels use (compute
+    /// capability 8.0 or newer; a Volta's or Turing's take the SIMT kernels, and its
+    /// PTX variant has no tensor-core code).
+    pub(crate) fn has_tensor_cores(&self) -> bool {
+        self.compute_capability() >= 80
+    }
+
     /// `bytes` of device memory from the caching allocator, freed when dropped.
     pub(crate) fn alloc(self: &Arc<Self>, bytes: usize) -> Result<DeviceBuffer> {
         let ptr = if bytes == 0 {
@@ -177,6 +190,19 @@ impl CudaDevice {
         args: &[KernelArg],
     ) -> Result<()> {
         check_args(kernel, args)?;
+        if !self.has_tensor_cores() && kernel.needs_tensor_cores() {
+            // Its compute_70 PTX has an empty body: refuse rather than return nothing.
+            return Err(Error::CudaDriver {
+                op: "kernel launch",
+                msg: format!(
+                    "{} needs tensor cores (compute capability 8.0); device {} has {}.{}",
+                    kernel.name(),
+                    self.ordinal,
+                    self.compute_capability() / 10,
+                    self.compute_capability() % 10
+                ),
+            });
+        }
         self.exec.launch(kernel, cfg, args)
     }
 

@@ -5,9 +5,13 @@
 //!
 //! Every entry point first makes sure the driver library exists
 //! ([`driver_present`]): cudarc panics when asked for a symbol of a missing library.
+//! Then [`check_driver`] makes sure it is new enough for the embedded PTX and has every
+//! function kiln calls ([`driver_api`](super::driver_api)).
 
 use super::allocator::{EventId, RawAllocError, RawAllocator, StreamId};
-use super::kernels::{module_ptx, KernelId, COMPUTE_CAP, MODULE_NAMES};
+use super::driver_api::{self, cuda_version};
+use super::kernels::{module_ptx, variant_for, KernelId, MIN_DRIVER_VERSION, MODULE_NAMES};
+use super::kernels::{PTX_ISA, PTX_ORIGIN, PTX_VARIANTS};
 use super::launch::{Executor, KernelArg, LaunchConfig, TimingEvent};
 use crate::{Error, Result};
 use cudarc::driver::result::{self as cu, DriverError};
@@ -48,6 +52,7 @@ pub(crate) fn device_count(ordinal: usize) -> Result<usize> {
             })
         }
     }
+    check_driver(ordinal)?;
     let count = cu::device::get_count().map_err(driver_err("cuDeviceGetCount"))?;
     if count <= 0 {
         return Err(Error::NoCudaDevice {
@@ -56,6 +61,46 @@ pub(crate) fn device_count(ordinal: usize) -> Result<usize> {
         });
     }
     Ok(count as usize)
+}
+
+/// Err unless the driver loads the embedded PTX (`cuDriverGetVersion` at least
+/// [`MIN_DRIVER_VERSION`]) and has every function kiln calls; checked once.
+fn check_driver(ordinal: usize) -> Result<()> {
+    static CHECK: OnceLock<std::result::Result<(), (u32, String)>> = OnceLock::new();
+    let checked = CHECK.get_or_init(|| {
+        let mut version = 0;
+        // SAFETY: writes one int; the library is loaded (`driver_present`).
+        let status = unsafe { sys::cuDriverGetVersion(&mut version) };
+        if status != sys::CUresult::CUDA_SUCCESS {
+            return Err((0, format!("cuDriverGetVersion failed: {status:?}")));
+        }
+        let version = version.max(0) as u32;
+        if version < MIN_DRIVER_VERSION {
+            return Err((version, String::new()));
+        }
+        // SAFETY: the library loads (`driver_present`), so `culib` does not panic.
+        let lib = unsafe { sys::culib() };
+        for (_, symbol) in driver_api::SYMBOLS {
+            // SAFETY: a lookup only; nothing is called through the pointer.
+            if unsafe { lib.get::<*mut c_void>(symbol.as_bytes()) }.is_err() {
+                return Err((version, format!("the driver lacks {symbol}")));
+            }
+        }
+        Ok(())
+    });
+    match checked {
+        Ok(()) => Ok(()),
+        Err((driver, reason)) if reason.is_empty() => Err(Error::CudaDriverTooOld {
+            ordinal,
+            driver: cuda_version(*driver),
+            required: cuda_version(MIN_DRIVER_VERSION),
+            ptx_isa: format!("{}.{}", PTX_ISA.0, PTX_ISA.1),
+        }),
+        Err((_, reason)) => Err(Error::CudaUnavailable {
+            ordinal,
+            reason: reason.clone(),
+        }),
+    }
 }
 
 fn describe(e: DriverError) -> String {
@@ -107,17 +152,15 @@ pub(crate) fn open(ordinal: usize) -> Result<(DriverExecutor, DriverRaw)> {
     let major = attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
     let minor = attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
     let cap = (major * 10 + minor) as u32;
-    if cap < COMPUTE_CAP {
-        return Err(Error::CudaUnavailable {
-            ordinal,
-            reason: format!(
-                "its compute capability {major}.{minor} is below {}.{}, the target kiln's \
-                 kernels were built for; rebuild with CUDA_COMPUTE_CAP={cap}",
-                COMPUTE_CAP / 10,
-                COMPUTE_CAP % 10
-            ),
-        });
-    }
+    let variant = variant_for(cap).ok_or_else(|| Error::CudaUnavailable {
+        ordinal,
+        reason: format!(
+            "its compute capability {major}.{minor} is below {}.{}, the oldest kiln's \
+             kernels target",
+            PTX_VARIANTS[0].arch / 10,
+            PTX_VARIANTS[0].arch % 10
+        ),
+    })?;
     // SAFETY: `dev` is a valid device handle from cuDeviceGet.
     let ctx =
         unsafe { cu::primary_ctx::retain(dev) }.map_err(driver_err("cuDevicePrimaryCtxRetain"))?;
@@ -128,9 +171,16 @@ pub(crate) fn open(ordinal: usize) -> Result<(DriverExecutor, DriverRaw)> {
     let sm_count = attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
 
     let name = cu::device::get_name(dev).unwrap_or_else(|_| format!("CUDA device {ordinal}"));
+    log::info!(
+        "CUDA device {ordinal}: {name}, compute capability {major}.{minor}: loads the \
+         compute_{} PTX, {PTX_ORIGIN}",
+        PTX_VARIANTS[variant].arch
+    );
     let executor = DriverExecutor {
         handles: Handles { ctx, stream },
         sm_count: sm_count.max(1) as u32,
+        cap,
+        variant,
         name,
         modules: (0..MODULE_NAMES.len())
             .map(|_| AtomicUsize::new(0))
@@ -147,11 +197,37 @@ pub(crate) fn open(ordinal: usize) -> Result<(DriverExecutor, DriverRaw)> {
     Ok((executor, raw))
 }
 
-/// Launches and copies on a real GPU. Modules are loaded (JIT-compiled from PTX) on
-/// first use of one of their kernels, functions looked up once, both cached.
+/// `cuEventElapsedTime`'s signature (CUDA 12.0's cuda.h).
+type EventElapsedTime = unsafe extern "C" fn(*mut f32, sys::CUevent, sys::CUevent) -> sys::CUresult;
+
+/// `cuEventElapsedTime`, looked up by name: cudarc's CUDA 13 bindings offer only
+/// `cuEventElapsedTime_v2` (their `event::elapsed` calls it), which drivers before 12.8
+/// lack (see driver_api.rs).
+fn event_elapsed_time() -> Result<EventElapsedTime> {
+    static FUNCTION: OnceLock<Option<EventElapsedTime>> = OnceLock::new();
+    let found = FUNCTION.get_or_init(|| {
+        // SAFETY: the library is loaded (a device is open, so `driver_present`), and the
+        // symbol has this signature in every CUDA 12 and 13 driver.
+        unsafe { sys::culib().get::<EventElapsedTime>(b"cuEventElapsedTime") }
+            .ok()
+            .map(|f| *f)
+    });
+    found.ok_or_else(|| Error::CudaDriver {
+        op: "cuEventElapsedTime",
+        msg: "the driver library has no cuEventElapsedTime".into(),
+    })
+}
+
+/// Launches and copies on a real GPU. Modules are loaded (JIT-compiled from the PTX
+/// variant of the device's compute capability) on first use of one of their kernels,
+/// functions looked up once, both cached.
 pub(crate) struct DriverExecutor {
     handles: Handles,
     sm_count: u32,
+    /// Compute capability, 10 * major + minor.
+    cap: u32,
+    /// The PTX variant its modules load (index in `PTX_VARIANTS`).
+    variant: usize,
     name: String,
     /// `CUmodule` per module, 0 until loaded.
     modules: Vec<AtomicUsize>,
@@ -192,7 +268,8 @@ impl DriverExecutor {
         if cached != 0 {
             return Ok(cached as sys::CUmodule);
         }
-        let ptx = module_ptx(index).ok_or(Error::KernelsNotBuilt)?;
+        let ptx = module_ptx(self.variant, index)?;
+        let start = std::time::Instant::now();
         // SAFETY: `ptx` is NUL-terminated PTX text embedded by build.rs; the context is
         // current (bound by the caller).
         let module =
@@ -200,12 +277,21 @@ impl DriverExecutor {
                 Error::CudaDriver {
                     op: "cuModuleLoadData",
                     msg: format!(
-                        "loading kernels/{}.cu's PTX: {} (PTX from nvcc 13.0 needs driver >= 580)",
+                        "loading kernels/{}.cu's compute_{} PTX: {}",
                         MODULE_NAMES[index],
+                        PTX_VARIANTS[self.variant].arch,
                         describe(e)
                     ),
                 }
             })?;
+        // The first launch of a family pays this (the driver's JIT; it caches the result
+        // on disk, ~/.nv/ComputeCache, for later runs).
+        log::debug!(
+            "kernels/{}.cu: compute_{} PTX loaded in {:.1} ms",
+            MODULE_NAMES[index],
+            PTX_VARIANTS[self.variant].arch,
+            start.elapsed().as_secs_f64() * 1e3
+        );
         self.modules[index].store(module as usize, Ordering::Release);
         Ok(module)
     }
@@ -276,6 +362,10 @@ impl Executor for DriverExecutor {
         self.sm_count
     }
 
+    fn compute_capability(&self) -> u32 {
+        self.cap
+    }
+
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -299,10 +389,12 @@ impl Executor for DriverExecutor {
         let (start, end) = (start.0 as sys::CUevent, end.0 as sys::CUevent);
         // SAFETY: `end` came from `record_timing_event` and is not destroyed yet.
         unsafe { cu::event::synchronize(end) }.map_err(driver_err("cuEventSynchronize"))?;
+        let mut ms = 0f32;
         // SAFETY: both came from `record_timing_event` (timing enabled, recorded on this
-        // context's stream) and are not destroyed yet.
-        unsafe { cu::event::elapsed(start, end) }
-            .map(f64::from)
+        // context's stream) and are not destroyed yet; writes one float.
+        unsafe { event_elapsed_time()?(&mut ms, start, end) }
+            .result()
+            .map(|()| f64::from(ms))
             .map_err(driver_err("cuEventElapsedTime"))
     }
 

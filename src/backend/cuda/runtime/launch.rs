@@ -160,6 +160,9 @@ pub trait Executor: Send + Sync {
     fn stream(&self) -> StreamId;
     /// Number of multiprocessors (sizes grids).
     fn sm_count(&self) -> u32;
+    /// The compute capability, 10 * major + minor (86 for 8.6): which kernels the
+    /// device has (tensor cores from 80 on).
+    fn compute_capability(&self) -> u32;
     /// The device's name.
     fn name(&self) -> String;
     /// Records a timing event on the stream, after the work queued so far.

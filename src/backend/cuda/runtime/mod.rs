@@ -6,6 +6,7 @@ pub(crate) mod blas;
 pub(crate) mod config;
 pub(crate) mod device;
 mod driver;
+mod driver_api;
 #[cfg(feature = "cuda-emulator")]
 pub mod emulator;
 pub mod kernels;

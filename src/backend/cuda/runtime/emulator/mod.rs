@@ -61,7 +61,40 @@ pub fn launch_counts() -> Vec<(&'static str, u64)> {
 
 /// The emulated device's seams.
 pub(crate) fn open() -> (EmulatedExecutor, EmulatedMemory) {
-    (EmulatedExecutor, EmulatedMemory { used: 0, events: 0 })
+    let cap = capability().unwrap_or(DEFAULT_CAPABILITY);
+    (
+        EmulatedExecutor { cap },
+        EmulatedMemory { used: 0, events: 0 },
+    )
+}
+
+/// The compute capability the emulated device reports unless told otherwise: 8.0, so
+/// the host takes the tensor-core kernels, which the emulator runs exactly.
+const DEFAULT_CAPABILITY: u32 = 80;
+
+/// The compute capability the emulated device reports: `KILN_CUDA_EMULATE_CAP` (`7.0`
+/// or `70`: the host then picks what it picks on a Volta, and a tensor-core kernel
+/// launch is refused as the compute_70 PTX would not run it), else 8.0.
+pub(crate) fn capability() -> Result<u32> {
+    static CAP: OnceLock<std::result::Result<u32, String>> = OnceLock::new();
+    CAP.get_or_init(|| {
+        let Ok(v) = std::env::var("KILN_CUDA_EMULATE_CAP") else {
+            return Ok(DEFAULT_CAPABILITY);
+        };
+        let cap = match v.trim().split_once('.') {
+            Some((major, minor)) => major
+                .parse::<u32>()
+                .ok()
+                .zip(minor.parse::<u32>().ok().filter(|n| *n < 10))
+                .map(|(major, minor)| 10 * major + minor),
+            None => v.trim().parse().ok(),
+        };
+        cap.filter(|c| (10..1000).contains(c)).ok_or_else(|| {
+            format!("KILN_CUDA_EMULATE_CAP={v:?} is not a compute capability like 7.0 or 86")
+        })
+    })
+    .clone()
+    .map_err(|reason| Error::CudaUnavailable { ordinal: 0, reason })
 }
 
 /// An error of the emulated device, in the shape the driver's errors have.
@@ -96,7 +129,10 @@ fn check_range(op: &'static str, ptr: u64, bytes: usize) -> Result<()> {
 }
 
 /// Launches and copies on the host.
-pub(crate) struct EmulatedExecutor;
+pub(crate) struct EmulatedExecutor {
+    /// The compute capability it reports ([`capability`]).
+    cap: u32,
+}
 
 impl Executor for EmulatedExecutor {
     fn launch(&self, kernel: KernelId, cfg: LaunchConfig, args: &[KernelArg]) -> Result<()> {
@@ -168,6 +204,10 @@ impl Executor for EmulatedExecutor {
         // Few "multiprocessors": grid-stride kernels then launch a handful of blocks,
         // which keeps emulation fast while still running more than one block.
         2
+    }
+
+    fn compute_capability(&self) -> u32 {
+        self.cap
     }
 
     fn name(&self) -> String {
