@@ -217,6 +217,15 @@ Check that forward uses them (or that backward was called); to allow it, use `.a
         /// What is wrong: missing, unexpected or mis-shaped keys, or a corrupt file.
         msg: String,
     },
+    /// A rendezvous or collective of a distributed run could not finish: a rank or the
+    /// store did not answer in time, or the ranks disagree.
+    #[error("distributed rank {rank}: {msg}")]
+    Distributed {
+        /// The rank that reports it.
+        rank: usize,
+        /// What failed, naming the address and the ranks waited for.
+        msg: String,
+    },
 }
 
 /// A byte count in MiB for messages.

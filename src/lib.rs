@@ -19,7 +19,8 @@
 //!
 //! Layers, bottom to top: the backends (CPU, CUDA; internal) → [`Tensor`] →
 //! [`autograd`] → [`nn::functional`] → [`nn`] modules → [`optim`]. [`cuda`] manages
-//! CUDA devices (memory statistics, the allocator cache). `docs/ARCHITECTURE.md` in
+//! CUDA devices (memory statistics, the allocator cache); [`distributed`] is where the
+//! ranks of a multi-process run meet. `docs/ARCHITECTURE.md` in
 //! the repository says where each op's code lives and how to add one.
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub(crate) mod backend;
 pub mod cuda;
 pub mod data;
 mod device;
+pub mod distributed;
 mod dtype;
 mod error;
 #[cfg(feature = "models")]

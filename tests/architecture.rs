@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "dtype", "shape", "rng", "device"],
     &["backend"],
-    &["tensor", "autograd", "cuda"],
+    &["tensor", "autograd", "cuda", "distributed"],
     &["nn::functional", "utils"],
     &["nn", "data"],
     &["optim"],

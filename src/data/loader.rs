@@ -2,7 +2,9 @@
 //!
 //! An epoch's order is drawn when [`DataLoader::iter`] is called: indices in order, or
 //! shuffled (Fisher–Yates on a Philox stream keyed by the loader's seed, at a counter
-//! offset given by the epoch, so every epoch differs and a run is reproducible). The
+//! offset given by the epoch, so every epoch differs and a run is reproducible), or a
+//! [`DistributedSampler`]'s share of them for this rank (each rank of a data-parallel
+//! run loads its own part of every epoch). The
 //! batches are collated by stacking each field of the samples along a new dimension 0
 //! and, with [`DataLoader::device`], moved to the device. With `prefetch > 0` a
 //! background thread prepares the next `prefetch` batches while the caller trains on
@@ -11,8 +13,8 @@
 //! on the device when the batch is handed out.
 
 use super::collate::collate;
-use super::sampler::Order;
-use super::Dataset;
+use super::sampler::{Order, EPOCH_STRIDE};
+use super::{Dataset, DistributedSampler};
 use crate::backend::cpu::alloc;
 use crate::tensor::{PendingUpload, Uploader};
 use crate::{Device, Error, Result, Tensor};
@@ -20,10 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-
-/// Counter spacing of consecutive epochs' shuffles: orders of up to 2^42 samples never
-/// share Philox counters.
-const EPOCH_STRIDE: u64 = 1 << 40;
 
 /// Batches of a dataset; see the module docs. Built with [`DataLoader::new`] and the
 /// builder methods; each [`DataLoader::iter`] is one epoch.
@@ -35,7 +33,9 @@ pub struct DataLoader {
     seed: Option<u64>,
     prefetch: usize,
     device: Device,
-    epoch: AtomicU64,
+    sampler: Option<DistributedSampler>,
+    /// The next epoch; the sampler's own counter when there is one.
+    epoch: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for DataLoader {
@@ -48,6 +48,7 @@ impl std::fmt::Debug for DataLoader {
             .field("seed", &self.seed)
             .field("prefetch", &self.prefetch)
             .field("device", &self.device)
+            .field("sampler", &self.sampler)
             .finish()
     }
 }
@@ -67,7 +68,8 @@ impl DataLoader {
             seed: None,
             prefetch: 2,
             device: Device::Cpu,
-            epoch: AtomicU64::new(0),
+            sampler: None,
+            epoch: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -105,20 +107,32 @@ impl DataLoader {
         self
     }
 
+    /// Loads only `sampler`'s share of each epoch (PyTorch's `sampler=`), in its order:
+    /// the sampler shuffles, so [`DataLoader::shuffle`] must stay false. The loader and
+    /// the sampler (and its clones) share the epoch counter.
+    pub fn sampler(mut self, sampler: DistributedSampler) -> Self {
+        self.epoch = sampler.epoch_counter();
+        self.sampler = Some(sampler);
+        self
+    }
+
     /// Sets the epoch the next [`DataLoader::iter`] shuffles for (each call to `iter`
-    /// then advances it by one), e.g. to resume a run at epoch `e`.
+    /// then advances it by one), e.g. to resume a run at epoch `e`. With a
+    /// [`DataLoader::sampler`] this is the sampler's `set_epoch`.
     pub fn set_epoch(&self, epoch: u64) {
         self.epoch.store(epoch, Ordering::Relaxed);
     }
 
-    /// The number of samples in the dataset.
+    /// The number of samples of an epoch: the dataset's, or the sampler's share.
     pub fn num_samples(&self) -> usize {
-        self.dataset.len()
+        self.sampler
+            .as_ref()
+            .map_or(self.dataset.len(), DistributedSampler::len)
     }
 
     /// Batches per epoch (0 for a `batch_size` of 0).
     pub fn len(&self) -> usize {
-        let (n, b) = (self.dataset.len(), self.batch_size);
+        let (n, b) = (self.num_samples(), self.batch_size);
         match (b, self.drop_last) {
             (0, _) => 0,
             (_, true) => n / b,
@@ -133,27 +147,17 @@ impl DataLoader {
 
     /// One epoch: the batches in this epoch's order, each `Ok(fields)` (each field
     /// stacked over the batch's samples, on the loader's device) or the `Err` of a
-    /// sample that failed to load. Err for a `batch_size` of 0 or a device that cannot
-    /// be used. Dropping the iterator stops its background thread.
+    /// sample that failed to load. Err for a `batch_size` of 0, a device that cannot
+    /// be used, or a sampler that does not fit (`shuffle(true)` too, or a sampler of
+    /// another dataset length). Dropping the iterator stops its background thread.
     pub fn iter(&self) -> Result<DataLoaderIter> {
         if self.batch_size == 0 {
             return Err(Error::arg("batch_size", "must be at least 1"));
         }
+        self.check_sampler()?;
         let uploader = Uploader::new(&self.device)?;
-        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
-        let order = if self.shuffle {
-            let (seed, offset) = match self.seed {
-                Some(seed) => (seed, epoch.wrapping_mul(EPOCH_STRIDE)),
-                None => {
-                    let w = crate::rng::reserve(2).block(0);
-                    ((u64::from(w[1]) << 32) | u64::from(w[0]), 0)
-                }
-            };
-            Order::shuffled(self.dataset.len(), seed, offset)?
-        } else {
-            Order::sequential()
-        };
-        let (n, batches) = (self.dataset.len(), self.len());
+        let order = self.next_order()?;
+        let (n, batches) = (self.num_samples(), self.len());
         let producer = Producer {
             dataset: self.dataset.clone(),
             order,
@@ -190,6 +194,52 @@ impl DataLoader {
             source,
             remaining: batches,
         })
+    }
+}
+
+impl DataLoader {
+    /// Err unless the sampler (if any) is the only source of order and covers this
+    /// dataset.
+    fn check_sampler(&self) -> Result<()> {
+        let Some(sampler) = &self.sampler else {
+            return Ok(());
+        };
+        if self.shuffle {
+            return Err(Error::arg(
+                "sampler",
+                "a sampler is mutually exclusive with shuffle(true): the sampler shuffles",
+            ));
+        }
+        if sampler.dataset_len() != self.dataset.len() {
+            return Err(Error::arg(
+                "sampler",
+                format!(
+                    "the sampler was built for {} samples but the dataset has {}",
+                    sampler.dataset_len(),
+                    self.dataset.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The order of the next epoch, which advances the epoch counter.
+    fn next_order(&self) -> Result<Order> {
+        let epoch = self.epoch.fetch_add(1, Ordering::Relaxed);
+        if let Some(sampler) = &self.sampler {
+            return sampler.order_for(epoch);
+        }
+        if !self.shuffle {
+            return Ok(Order::sequential());
+        }
+        let (seed, offset) = match self.seed {
+            Some(seed) => (seed, epoch.wrapping_mul(EPOCH_STRIDE)),
+            None => {
+                let w = crate::rng::reserve(2).block(0);
+                ((u64::from(w[1]) << 32) | u64::from(w[0]), 0)
+            }
+        };
+        Order::shuffled(self.dataset.len(), seed, offset)
     }
 }
 

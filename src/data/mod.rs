@@ -11,6 +11,8 @@
 //!   host memory on a copy stream, so it overlaps the compute of the previous batch.
 //! * [`transforms`] augments whole batches on their device (random crop with padding,
 //!   horizontal flip, normalisation), with per-sample choices from kiln's generator.
+//! * [`DistributedSampler`] gives each rank of a data-parallel run its share of every
+//!   epoch (PyTorch's `DistributedSampler`), through [`DataLoader::sampler`].
 //!
 //! ```
 //! use kiln::data::{DataLoader, Dataset, TensorDataset};
@@ -41,6 +43,7 @@
 mod cifar;
 mod collate;
 mod digits;
+mod distributed_sampler;
 mod image;
 mod loader;
 mod mnist;
@@ -50,6 +53,7 @@ pub mod transforms;
 
 pub use cifar::{load_cifar10, CIFAR10_CLASSES};
 pub use digits::load_digits;
+pub use distributed_sampler::DistributedSampler;
 pub use image::ImageDataset;
 pub use loader::{DataLoader, DataLoaderIter};
 pub use mnist::{load_mnist, write_idx_images, write_idx_labels};

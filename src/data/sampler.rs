@@ -1,10 +1,15 @@
 //! The order of one epoch's samples, PyTorch's `SequentialSampler` and
 //! `RandomSampler`: in order, computed index by index (no list, whatever the dataset's
-//! length), or a shuffled permutation, which needs the list and reserves it fallibly.
+//! length), or a listed order (a shuffled permutation, a distributed rank's share),
+//! which needs the list and reserves it fallibly.
 
 use super::shuffle;
 use crate::backend::cpu::alloc;
 use crate::Result;
+
+/// Counter spacing of consecutive epochs' shuffles: orders of up to 2^42 samples never
+/// share Philox counters.
+pub(crate) const EPOCH_STRIDE: u64 = 1 << 40;
 
 /// The sample index of each position of an epoch.
 #[derive(Debug)]
@@ -12,8 +17,9 @@ pub(crate) enum Order {
     /// Position `i` is sample `i`: nothing is stored, so a dataset of 2^40 samples
     /// costs no more than one of 10.
     Sequential,
-    /// A permutation of `0..len`.
-    Shuffled(Vec<usize>),
+    /// The sample of each position, listed (a permutation of `0..len`, or a
+    /// [`super::DistributedSampler`]'s share).
+    Listed(Vec<usize>),
 }
 
 impl Order {
@@ -30,14 +36,14 @@ impl Order {
         let mut order = alloc::buffer(len)?;
         order.extend(0..len);
         shuffle(&mut order, seed, offset);
-        Ok(Order::Shuffled(order))
+        Ok(Order::Listed(order))
     }
 
     /// The sample at position `i` (`i` below the epoch's length).
     pub(crate) fn get(&self, i: usize) -> usize {
         match self {
             Order::Sequential => i,
-            Order::Shuffled(order) => order[i],
+            Order::Listed(order) => order[i],
         }
     }
 }
@@ -59,7 +65,7 @@ mod tests {
             Order::shuffled(1 << 60, 0, 0),
             Err(Error::HostOutOfMemory { .. })
         ));
-        let Order::Shuffled(mut order) = Order::shuffled(100, 3, 0).unwrap() else {
+        let Order::Listed(mut order) = Order::shuffled(100, 3, 0).unwrap() else {
             panic!("expected a shuffled order");
         };
         assert_ne!(order, (0..100).collect::<Vec<_>>());

@@ -93,7 +93,8 @@ impl CpuStorage {
     }
 }
 
-/// Below this many multiply-adds per product, parallelise over the batch instead.
+/// Below this many multiply-adds a product runs on one thread (a batch of them in
+/// parallel, one product per task).
 const SMALL_PRODUCT: usize = 64 * 64 * 64;
 
 /// `out[b] = act(lhs[b] · rhs[b] + bias)` for 3-D layouts (batch, rows, cols); out
@@ -117,7 +118,9 @@ pub(crate) fn matmul<T: Float>(
         return Ok(out);
     }
     let threads = rayon::current_num_threads();
-    let small = m * n * k < SMALL_PRODUCT && batch > 1;
+    // Whole products per thread when the batch has enough of them (or they are
+    // small); else each product is split into bands over the threads.
+    let per_product = batch > 1 && (m * n * k < SMALL_PRODUCT || batch >= threads);
     let product = |b: usize, dst: &mut [MaybeUninit<T>]| {
         let (lo, ro) = (ll.offset + b * ll.strides[0], rl.offset + b * rl.strides[0]);
         let product = Product {
@@ -132,7 +135,7 @@ pub(crate) fn matmul<T: Float>(
             bias,
             act,
         };
-        let blocks = if small || m * n * k < SMALL_PRODUCT {
+        let blocks = if per_product || m * n * k < SMALL_PRODUCT {
             1
         } else {
             threads
@@ -140,7 +143,7 @@ pub(crate) fn matmul<T: Float>(
         product.run_split(m, blocks);
     };
     let slots = &mut out.spare_capacity_mut()[..len];
-    if small && threads > 1 {
+    if per_product && threads > 1 {
         slots
             .par_chunks_mut(m * n)
             .enumerate()
