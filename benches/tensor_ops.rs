@@ -430,6 +430,19 @@ const CASES: &[Case] = &[
             }))
         },
     },
+    Case {
+        name: "gru_fwd_bwd_f32_L32xN32x128_h256",
+        build: |d| {
+            let gru = nn::GRU::new(128, 256, nn::RnnOpts::new(), d)?;
+            let x = randn(&[32, 32, 128], d)?.requires_grad();
+            let params = gru
+                .parameters()
+                .into_iter()
+                .map(|p| p.tensor().clone())
+                .collect();
+            Ok(fwd_bwd(x, params, move |x| gru.forward(x)))
+        },
+    },
 ];
 
 /// Rows of the indexing cases' tables.

@@ -436,6 +436,13 @@ def _(d):
     return fwd_bwd(z, [], lambda z: torch.nn.functional.binary_cross_entropy_with_logits(z, t))
 
 
+@case("gru_fwd_bwd_f32_L32xN32x128_h256")
+def _(d):
+    gru = torch.nn.GRU(128, 256, device=d)
+    return fwd_bwd(randn(32, 32, 128, device=d, requires_grad=True), list(gru.parameters()),
+                   lambda x: gru(x)[0])
+
+
 def time_step(step, sync, seconds):
     """Mean milliseconds per call: warm up, then time batches for about `seconds`."""
     # Warm-up: first calls allocate, pick kernels and spin up threads.

@@ -10,6 +10,7 @@ Writes tests/data/rnn.safetensors with keys, per case:
   `<case>.grad_<input>` the inputs' gradients of sum(result * g_result) over results
   `<case>.grad.<name>`  every parameter's gradient
   `<case>.lengths`      (I64) the sequence lengths of the packed cases
+and the fused step's cases `fused_<op>.*` (see the end of the script).
 
 All float64. Each case's PyTorch construction and call is the code above its
 `run(...)`. The `_lengths` cases run PyTorch's packed sequences:
@@ -118,6 +119,51 @@ run("lstm_cell", nn.LSTMCell(5, 4), dict(x=torch.randn(3, 5), h0=torch.randn(3, 
 # cell = nn.GRUCell(5, 4, bias=False); h = cell(x, h0)              x (3, 5)
 run("gru_cell", nn.GRUCell(5, 4, bias=False), dict(x=torch.randn(3, 5), h0=torch.randn(3, 4)),
     lambda m, x, h0: dict(h=m(x, h0)))
+
+# ---- The fused step alone (F::fused_lstm_cell, fused_gru_cell, fused_rnn_*_cell), as
+# PyTorch's own RNN cells compute it from the gates (chunked in its gate order):
+#   LSTM: i, f, g, o = (gi + gh).chunk(4, 1); c2 = σ(f)·c + σ(i)·tanh(g); h = σ(o)·tanh(c2)
+#   GRU:  r, z = σ(gi_r + gh_r), σ(gi_z + gh_z); n = tanh(gi_n + r·gh_n); h = (1 − z)·n + z·s
+#   RNN:  tanh or relu of gi + gh
+# Keys `fused_<op>.{gi, gh, s, <result>, g_<result>, grad_gi, grad_gh, grad_s}` (results
+# h, and c for the LSTM). N = 3 sequences of H = 5 units; _empty: N = 0.
+def lstm_step(gi, gh, s):
+    i, f, g, o = (gi + gh).chunk(4, 1)
+    c = torch.sigmoid(f) * s + torch.sigmoid(i) * torch.tanh(g)
+    return dict(h=torch.sigmoid(o) * torch.tanh(c), c=c)
+
+
+def gru_step(gi, gh, s):
+    (ir, iz, inn), (hr, hz, hn) = gi.chunk(3, 1), gh.chunk(3, 1)
+    r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+    n = torch.tanh(inn + r * hn)
+    return dict(h=(1 - z) * n + z * s)
+
+
+def fused(case, step, gates, rows=3, hidden=5, state=True):
+    leaves = dict(gi=torch.randn(rows, gates * hidden) * 2, gh=torch.randn(rows, gates * hidden))
+    if state:
+        leaves["s"] = torch.randn(rows, hidden)
+    leaves = {k: v.requires_grad_() for k, v in leaves.items()}
+    results = step(**leaves)
+    loss = 0
+    for name, r in results.items():
+        g = torch.randn_like(r)
+        put(f"{case}.{name}", r)
+        put(f"{case}.g_{name}", g)
+        loss = loss + (r * g).sum()
+    if rows:
+        loss.backward()
+    for k, v in leaves.items():
+        put(f"{case}.{k}", v)
+        put(f"{case}.grad_{k}", v.grad if v.grad is not None else torch.zeros_like(v))
+
+
+fused("fused_lstm", lstm_step, 4)
+fused("fused_lstm_empty", lstm_step, 4, rows=0)
+fused("fused_gru", gru_step, 3)
+fused("fused_rnn_tanh", lambda gi, gh: dict(h=torch.tanh(gi + gh)), 1, state=False)
+fused("fused_rnn_relu", lambda gi, gh: dict(h=torch.relu(gi + gh)), 1, state=False)
 
 path = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "rnn.safetensors")
 save_file(dict(sorted(out.items())), path)

@@ -31,6 +31,7 @@ pub(crate) mod optim;
 pub(crate) mod pad;
 pub(crate) mod pool;
 pub(crate) mod reduce;
+pub(crate) mod rnn;
 pub(crate) mod scan;
 pub(crate) mod softmax;
 pub(crate) mod sort;

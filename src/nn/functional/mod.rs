@@ -21,6 +21,7 @@ mod pixel_shuffle;
 mod pool;
 mod pool_core;
 mod pool_opts;
+mod rnn;
 mod softmax;
 
 pub use activation::*;
@@ -40,4 +41,5 @@ pub use pad::*;
 pub use pixel_shuffle::*;
 pub use pool::*;
 pub use pool_opts::*;
+pub use rnn::*;
 pub use softmax::*;

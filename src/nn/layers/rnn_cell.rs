@@ -3,8 +3,8 @@
 //! the single-step modules [`LSTMCell`] and [`GRUCell`].
 //!
 //! One step is one GEMM of the hidden state with `weight_hh` (the input projection of
-//! all steps is computed before the loop, as one GEMM) and the pointwise gate update
-//! in [`step`].
+//! all steps is computed before the loop, as one GEMM) and the fused gate update
+//! ([`step`]: one kernel on CUDA, forward and backward).
 
 use super::Activation;
 use crate::nn::functional as F;
@@ -108,9 +108,10 @@ impl CellWeights {
     }
 }
 
-/// The pointwise update of one step from the input and hidden projections `gi`, `gh`
-/// `(N, G·H)` (biases included), the previous hidden state `h` and, for the LSTM, cell
-/// state `c`: the new `(h, c)` (before the LSTM's projection).
+/// The fused update of one step (one kernel on CUDA, [`F::fused_lstm_cell`] and
+/// friends) from the input and hidden projections `gi`, `gh` `(N, G·H)` (biases
+/// included), the previous hidden state `h` and, for the LSTM, cell state `c`: the new
+/// `(h, c)` (before the LSTM's projection).
 pub(super) fn step(
     kind: CellKind,
     gi: &Tensor,
@@ -118,25 +119,19 @@ pub(super) fn step(
     h: &Tensor,
     c: Option<&Tensor>,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let hidden = gi.shape()[1] / kind.gates();
-    let gate = |t: &Tensor, i: usize| t.narrow(1, i * hidden, hidden);
     match kind {
-        CellKind::Rnn(act) => Ok((act.apply(&gi.add(gh)?)?, None)),
+        CellKind::Rnn(Activation::Relu) => Ok((F::fused_rnn_relu_cell(gi, gh)?, None)),
+        CellKind::Rnn(Activation::Tanh) => Ok((F::fused_rnn_tanh_cell(gi, gh)?, None)),
+        CellKind::Rnn(act) => Err(Error::arg(
+            "nonlinearity",
+            format!("nn::RNN takes Tanh or Relu, got {act:?}"),
+        )),
         CellKind::Lstm => {
             let c = c.ok_or_else(|| Error::arg("c", "the LSTM step needs a cell state"))?;
-            let g = gi.add(gh)?;
-            let (i, f) = (gate(&g, 0)?.sigmoid()?, gate(&g, 1)?.sigmoid()?);
-            let (cand, o) = (gate(&g, 2)?.tanh()?, gate(&g, 3)?.sigmoid()?);
-            let c = f.mul(c)?.add(&i.mul(&cand)?)?;
-            Ok((o.mul(&c.tanh()?)?, Some(c)))
+            let (h, c) = F::fused_lstm_cell(gi, gh, c)?;
+            Ok((h, Some(c)))
         }
-        CellKind::Gru => {
-            let r = gate(gi, 0)?.add(&gate(gh, 0)?)?.sigmoid()?;
-            let z = gate(gi, 1)?.add(&gate(gh, 1)?)?.sigmoid()?;
-            let n = gate(gi, 2)?.add(&r.mul(&gate(gh, 2)?)?)?.tanh()?;
-            // h' = (1 - z)·n + z·h = n + z·(h - n)
-            Ok((n.add(&z.mul(&h.sub(&n)?)?)?, None))
-        }
+        CellKind::Gru => Ok((F::fused_gru_cell(gi, gh, h)?, None)),
     }
 }
 
