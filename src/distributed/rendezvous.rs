@@ -22,6 +22,8 @@ pub struct Rendezvous {
     /// Barriers this rank has passed: each barrier's keys carry its number, so the
     /// store never needs to forget a key.
     barriers: AtomicU64,
+    /// Every rank joined: only then does rank 0 wait for the others when it leaves.
+    met: bool,
 }
 
 impl std::fmt::Debug for Rendezvous {
@@ -52,7 +54,7 @@ pub fn rendezvous(opts: &InitOpts) -> Result<Rendezvous> {
         )?),
         InitMethod::File(path) => Box::new(FileStore::new(path)),
     };
-    let rdzv = Rendezvous {
+    let mut rdzv = Rendezvous {
         rank: opts.rank,
         world_size: opts.world_size,
         local_rank: opts.local_rank,
@@ -60,6 +62,7 @@ pub fn rendezvous(opts: &InitOpts) -> Result<Rendezvous> {
         timeout: opts.timeout,
         store,
         barriers: AtomicU64::new(0),
+        met: false,
     };
     let sizes = rdzv.exchange("join", &opts.world_size.to_string())?;
     if let Some((rank, size)) = sizes
@@ -73,7 +76,33 @@ pub fn rendezvous(opts: &InitOpts) -> Result<Rendezvous> {
             opts.world_size
         )));
     }
+    rdzv.met = true;
     Ok(rdzv)
+}
+
+/// Rank 0 may host the store (TCP, in its process): it leaves last, once every other
+/// rank has said it is done with the store or the timeout has passed, so that no rank
+/// finds the store gone in the middle of its last request (the final barrier's reads).
+impl Drop for Rendezvous {
+    fn drop(&mut self) {
+        if !self.met {
+            return;
+        }
+        if self.rank != 0 {
+            let _ = self.store.set(&format!("left/{}", self.rank), b"");
+            return;
+        }
+        let deadline = Instant::now() + self.timeout;
+        for rank in 1..self.world_size {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !matches!(
+                self.store.try_get(&format!("left/{rank}"), left),
+                Ok(Some(_))
+            ) {
+                break;
+            }
+        }
+    }
 }
 
 impl Rendezvous {
