@@ -112,8 +112,8 @@ pub fn manual_seed(seed: u64) {
 
 /// While the returned guard lives, the random ops of the calling thread draw from a
 /// generator of its own, seeded with `seed`: other threads' draws neither move it nor
-/// are moved by it, and [`manual_seed`], [`rng_state`] and [`set_rng_state`] on this
-/// thread act on it. Dropping the guard returns the thread to the generator it used
+/// are moved by it, and [`manual_seed`], [`rng_state`](crate::rng_state) and
+/// [`set_rng_state`](crate::set_rng_state) on this thread act on it. Dropping the guard returns the thread to the generator it used
 /// before (guards nest). The numbers are those the shared generator gives after
 /// `manual_seed(seed)`, on every device.
 ///

@@ -4,7 +4,7 @@
 //! compute dtype by PyTorch's CUDA autocast lists (applied on every device, the CPU
 //! included):
 //!
-//! * **lower precision** (the guard's BF16 or F16): [`Tensor::matmul`],
+//! * **lower precision** (the guard's BF16 or F16): [`Tensor::matmul`](crate::Tensor::matmul),
 //!   [`F::linear`](crate::nn::functional::linear),
 //!   [`F::conv2d`](crate::nn::functional::conv2d) — every floating-point input
 //!   (input, weight, bias) is cast to the autocast dtype and so is the result;
@@ -14,8 +14,8 @@
 //!   [`F::cross_entropy_with`](crate::nn::functional::cross_entropy_with),
 //!   [`F::nll_loss`](crate::nn::functional::nll_loss),
 //!   [`F::mse_loss`](crate::nn::functional::mse_loss)), the reductions
-//!   [`Tensor::sum`], [`Tensor::sum_all`], [`Tensor::mean`], [`Tensor::mean_all`],
-//!   and [`Tensor::exp`], [`Tensor::log`], [`Tensor::powf`]: F16/BF16 inputs are cast
+//!   [`Tensor::sum`](crate::Tensor::sum), [`Tensor::sum_all`](crate::Tensor::sum_all), [`Tensor::mean`](crate::Tensor::mean), [`Tensor::mean_all`](crate::Tensor::mean_all),
+//!   and [`Tensor::exp`](crate::Tensor::exp), [`Tensor::log`](crate::Tensor::log), [`Tensor::powf`](crate::Tensor::powf): F16/BF16 inputs are cast
 //!   to f32, and the result is f32 (PyTorch's list has `sum` but not `mean`; kiln
 //!   keeps every reduction in f32, as its API promises);
 //! * **batch norm** ([`F::batch_norm`](crate::nn::functional::batch_norm)) is on
@@ -24,7 +24,7 @@
 //!   same: the input is cast to f32 (the dtype of the parameters and running
 //!   statistics, which are used in place, never copied), and the result is cast back
 //!   to the input's dtype;
-//! * **promote**: the binary ops ([`Tensor::add`], `sub`, `mul`, `div`, `maximum`,
+//! * **promote**: the binary ops ([`Tensor::add`](crate::Tensor::add), `sub`, `mul`, `div`, `maximum`,
 //!   `minimum`) run in the widest floating-point dtype of their inputs, so
 //!   `bf16 + f32` is f32, as PyTorch's type promotion gives;
 //! * every other op runs in its input's dtype.
