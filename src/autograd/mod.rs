@@ -27,6 +27,19 @@ pub(crate) struct Node {
     /// The gradient closure (holding what it saved from the forward pass); `None`
     /// once a `backward` that did not retain the graph went through this node.
     backward: Mutex<Option<BackwardFn>>,
+    /// For a slice of its one input (`narrow`), where: `backward` adds the output's
+    /// gradient into that region of the input's gradient in place, instead of the
+    /// closure's input-sized zeros around it. T slices of one tensor (an RNN's steps,
+    /// `split`, `chunk`) then cost O(T) memory traffic, not O(T²).
+    region: Option<Region>,
+}
+
+/// `input.narrow(dim, start, len)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Region {
+    pub(crate) dim: usize,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
 }
 
 thread_local! {
@@ -105,6 +118,27 @@ pub(crate) fn attach(
         name,
         inputs,
         backward: Mutex::new(Some(Box::new(backward))),
+        region: None,
+    })
+}
+
+/// Records `out = input.narrow(region)`: [`record`] with the region, which `backward`
+/// uses to accumulate in place (`dense` is the closure's answer, for everything else
+/// that calls node closures).
+pub(crate) fn record_region(
+    out: Tensor,
+    input: &Tensor,
+    region: Region,
+    dense: impl Fn(&Tensor, &Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+) -> Tensor {
+    if !is_grad_enabled() || !input.requires_grad_flag() {
+        return out;
+    }
+    out.with_grad_fn(Node {
+        name: "narrow",
+        inputs: vec![input.clone()],
+        backward: Mutex::new(Some(Box::new(dense))),
+        region: Some(region),
     })
 }
 
@@ -208,6 +242,10 @@ fn walk(
     mut grads: HashMap<TensorId, Tensor>,
     reached_parameters: &mut Vec<(TensorId, Vec<usize>)>,
 ) -> Result<()> {
+    // Gradients this walk allocated itself (sums, and the buffers that regions are
+    // added into): only these may be written in place. A closure's result may be
+    // shared (add's backward hands the same tensor to both inputs).
+    let mut owned: HashSet<TensorId> = HashSet::new();
     for t in order {
         let Some(grad) = grads.remove(&t.id()) else {
             continue;
@@ -219,6 +257,25 @@ fn walk(
             }
             continue;
         };
+        if let Some(region) = node.region {
+            if node.backward.lock().is_none() {
+                return Err(Error::GraphReleased { op: node.name });
+            }
+            let input = &node.inputs[0];
+            if !input.requires_grad_flag() {
+                continue;
+            }
+            let id = input.id();
+            let acc = match grads.remove(&id) {
+                Some(prev) if owned.contains(&id) => prev,
+                Some(prev) => prev.contiguous_copy()?,
+                None => Tensor::zeros(input.shape(), grad.dtype(), &grad.device())?,
+            };
+            acc.add_into_region(region, &grad)?;
+            owned.insert(id);
+            grads.insert(id, acc);
+            continue;
+        }
         let input_grads = match &*node.backward.lock() {
             Some(backward) => backward(&t.detach(), &grad)?,
             // Released by another thread's backward since the check above.
@@ -241,8 +298,14 @@ fn walk(
                 ));
             }
             let sum = match grads.remove(&input.id()) {
-                Some(prev) => prev.add(&g)?,
-                None => g,
+                Some(prev) => {
+                    owned.insert(input.id());
+                    prev.add(&g)?
+                }
+                None => {
+                    owned.remove(&input.id());
+                    g
+                }
             };
             grads.insert(input.id(), sum);
         }

@@ -5,7 +5,7 @@
 //! layout change to the incoming gradient.
 
 use super::Tensor;
-use crate::autograd::record;
+use crate::autograd::{record, record_region, Region};
 use crate::shape::{
     check_dim, checked_numel, checked_product, checked_sum, contiguous_strides, Layout,
 };
@@ -158,10 +158,10 @@ impl Tensor {
         }
         let layout = self.narrow_layout(dim, start, len);
         let shape = self.shape().to_vec();
-        Ok(record(
+        Ok(record_region(
             self.with_layout(layout),
-            "narrow",
-            &[self],
+            self,
+            Region { dim, start, len },
             move |_, g| {
                 let grad = Tensor::zeros(&shape, g.dtype(), &g.device())?;
                 let region = grad.narrow_layout(dim, start, len);
@@ -169,6 +169,13 @@ impl Tensor {
                 Ok(vec![Some(grad)])
             },
         ))
+    }
+
+    /// `self[region] += g` in place, for a gradient buffer that backward owns.
+    pub(crate) fn add_into_region(&self, region: Region, g: &Tensor) -> Result<()> {
+        let layout = self.narrow_layout(region.dim, region.start, region.len);
+        let sum = self.with_layout(layout.clone()).add(g)?;
+        self.copy_region_from(&layout, &sum)
     }
 
     /// Inserts a dimension of size 1 at `dim` (a view).
