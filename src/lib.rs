@@ -41,6 +41,7 @@ mod error;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod profiler;
 mod rng;
 mod shape;
 mod tensor;
