@@ -98,6 +98,8 @@ common::device_test! {
         }
         assert!(top2.lines().nth(5).unwrap().starts_with("---"), "two rows only:\n{top2}");
         assert!(top2.contains("Self CPU time total"), "{top2}");
+        assert_eq!(full.contains("Kernels"), report.kernel_launches() > 0, "{full}");
+        assert_eq!(report.kernel_launches() > 0, !dev.is_cpu());
     }
 
     /// The trace is a JSON object whose `traceEvents` are complete events, one per op

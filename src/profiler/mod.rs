@@ -17,7 +17,10 @@
 //! (`linear` calls `matmul` where no fused GEMM applies) are nested rows, as in PyTorch:
 //! an op's CPU total includes them, its self CPU time does not. Kernel launches (CUDA
 //! device) and allocator traffic (the CPU buffer pool and the CUDA caching allocator)
-//! are counted in all and for the innermost op that caused them.
+//! are counted in all and for the innermost op that caused them (a cuBLASLt call counts
+//! as one launch). Ops that autograd never records (comparisons, `argmax`, the
+//! optimizers' fused in-place steps) have no row of their own: their time is in the
+//! enclosing op's self time, or in no op.
 //!
 //! The CUDA column of PyTorch's table (times from CUDA events) is not reported: the
 //! times here are host times, which on a GPU measure launch overhead, not kernel time.

@@ -38,6 +38,11 @@ pub struct OpStats {
 
 /// Allocator traffic of a session: buffers handed out by and returned to the CPU pool
 /// and the CUDA caching allocator, by any op or none.
+///
+/// On the CPU, every buffer the backend takes is an allocation (a tensor's storage or
+/// an op's scratch space, such as a convolution's column matrix), but only tensor
+/// storages come back through the pool: the frees count those, and scratch buffers go
+/// back to Rust's allocator unseen. On CUDA every buffer is both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryTraffic {
     /// Buffers allocated.
@@ -114,37 +119,45 @@ impl Report {
     /// The `n` ops with the largest CPU total as a text table, like PyTorch's
     /// `key_averages().table(sort_by="cpu_time_total", row_limit=n)`: name, calls, self
     /// CPU, CPU total, CPU total as a percentage of all ops' self CPU time (the time
-    /// spent in ops, each instant counted once per thread), average, and the kernels
-    /// launched and bytes allocated by the op itself; then the session's totals.
+    /// spent in ops, each instant counted once per thread), average, the kernels the op
+    /// launched itself (only when the session launched any) and the bytes it allocated
+    /// itself; then the session's totals.
     pub fn table(&self, n: usize) -> String {
         let rows = self.ops();
         let all_self: Duration = rows.iter().map(|r| r.self_cpu).sum();
+        type Cell = fn(&OpStats, Duration) -> String;
+        let mut columns: Vec<(&str, Cell)> = vec![
+            ("Calls", |r, _| r.calls.to_string()),
+            ("Self CPU", |r, _| time(r.self_cpu)),
+            ("CPU total", |r, _| time(r.cpu_total)),
+            ("CPU %", |r, all| {
+                format!("{:.2}%", percent(r.cpu_total, all))
+            }),
+            ("CPU avg", |r, _| {
+                time(r.cpu_total.div_f64(r.calls.max(1) as f64))
+            }),
+        ];
+        if self.kernel_launches > 0 {
+            columns.push(("Kernels", |r, _| r.kernel_launches.to_string()));
+        }
+        columns.push(("Allocated", |r, _| bytes(r.bytes_allocated)));
         let width = rows
             .iter()
             .take(n)
             .map(|r| r.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(4);
-        let header = format!(
-            "{:<width$}  {:>8}  {:>10}  {:>10}  {:>7}  {:>10}  {:>8}  {:>10}",
-            "Name", "Calls", "Self CPU", "CPU total", "CPU %", "CPU avg", "Kernels", "Allocated"
-        );
+            .fold(4, usize::max);
+        let mut header = format!("{:<width$}", "Name");
+        for (title, _) in &columns {
+            let _ = write!(header, "  {title:>10}");
+        }
         let rule = "-".repeat(header.len());
         let mut out = format!("{rule}\n{header}\n{rule}\n");
         for r in rows.iter().take(n) {
-            let _ = writeln!(
-                out,
-                "{:<width$}  {:>8}  {:>10}  {:>10}  {:>6.2}%  {:>10}  {:>8}  {:>10}",
-                r.name,
-                r.calls,
-                time(r.self_cpu),
-                time(r.cpu_total),
-                percent(r.cpu_total, all_self),
-                time(r.cpu_total.div_f64(r.calls.max(1) as f64)),
-                r.kernel_launches,
-                bytes(r.bytes_allocated),
-            );
+            let _ = write!(out, "{:<width$}", r.name);
+            for (_, cell) in &columns {
+                let _ = write!(out, "  {:>10}", cell(r, all_self));
+            }
+            out.push('\n');
         }
         let m = self.memory;
         let _ = write!(
