@@ -4,13 +4,18 @@
 //!
 //! AdamW with two parameter groups (weight decay on the matrices of the linear maps;
 //! none on biases, norms and embeddings), linear warm-up then cosine decay,
-//! gradient clipping at norm 1, and BF16 autocast on CUDA.
+//! gradient clipping at norm 1, and BF16 autocast on CUDA. `--profile` profiles three
+//! steps after a warm-up step instead (`kiln::profiler`): it prints the table of the ops
+//! and writes a Chrome trace.
 //!
 //! ```sh
 //! cargo run --release --example train_gpt                          # CPU, the defaults
 //! cargo run --release --example train_gpt -- --device cuda --steps 3000 --batch-size 64
 //! cargo run --release --example train_gpt -- --help
 //! ```
+
+#[path = "common/profile.rs"]
+mod profile;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -58,6 +63,10 @@ struct Args {
     /// Characters to generate after training.
     #[arg(long, default_value_t = 300)]
     sample_len: usize,
+    /// Profile a few training steps after a warm-up step, print the ops' table and
+    /// write a Chrome trace, then exit.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// The text as token ids, and the characters they stand for.
@@ -208,8 +217,7 @@ fn main() -> Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}] {msg}")
             .expect("a valid template"),
     );
-    let start = Instant::now();
-    for step in 0..args.steps {
+    let mut train_step = || -> Result<Tensor> {
         let (x, y) = batch(
             &corpus.train,
             args.batch_size,
@@ -223,6 +231,15 @@ fn main() -> Result<()> {
         kiln::nn::utils::clip_grad_norm(&params, 1.0)?;
         opt.step()?;
         sched.step(&mut opt)?;
+        Ok(loss)
+    };
+    if args.profile {
+        train_step()?.item::<f32>()?; // the warm-up step
+        return profile::profile("train_gpt", train_step);
+    }
+    let start = Instant::now();
+    for step in 0..args.steps {
+        let loss = train_step()?;
         if step % 20 == 0 || step + 1 == args.steps {
             bar.set_message(format!("loss {:.3}", loss.item::<f32>()?));
         }

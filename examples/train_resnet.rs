@@ -18,10 +18,14 @@
 //! `DataLoader`'s background thread, and prints the test accuracy after every epoch. Without it, it
 //! trains for `--steps` steps on random images made on the device (after one warm-up
 //! step) and reports images/s: a benchmark anyone can run on any machine. On the CPU
-//! the defaults keep it under a minute.
+//! the defaults keep it under a minute. `--profile` profiles three synthetic-data steps
+//! after the warm-up step instead (`kiln::profiler`): it prints the table of the ops
+//! and writes a Chrome trace.
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/profile.rs"]
+mod profile;
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -114,6 +118,10 @@ struct Cli {
     /// autocast there; the CPU always computes in f32).
     #[arg(long)]
     no_autocast: bool,
+    /// Profile a few training steps on synthetic data after a warm-up step, print the
+    /// ops' table and write a Chrome trace, then exit.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// The network `model` names, for 10 classes, and its description.
@@ -284,7 +292,7 @@ fn main() -> Result<()> {
     if autocast {
         println!("BF16 autocast (--no-autocast for f32)");
     }
-    let Some(dir) = &cli.data else {
+    let Some(dir) = cli.data.as_ref().filter(|_| !cli.profile) else {
         return benchmark(&cli, &*net, opt.as_mut(), batch_size, &norm, &dev, autocast);
     };
 
@@ -373,6 +381,12 @@ fn benchmark(
     step(net, opt, &warm[0], &warm[1], cli.label_smoothing, autocast)?
         .0
         .item::<f32>()?;
+    if cli.profile {
+        return profile::profile("train_resnet", || {
+            let b = batch(batch_size)?;
+            Ok(step(net, opt, &b[0], &b[1], cli.label_smoothing, autocast)?.0)
+        });
+    }
     let progress = bar(steps as u64, "benchmark".into());
     let mut meter = Meter::new(dev)?;
     for i in 0..steps {

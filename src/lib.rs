@@ -20,8 +20,9 @@
 //! Layers, bottom to top: the backends (CPU, CUDA; internal) → [`Tensor`] →
 //! [`autograd`] → [`nn::functional`] → [`nn`] modules → [`optim`]. [`cuda`] manages
 //! CUDA devices (memory statistics, the allocator cache); [`distributed`] is where the
-//! ranks of a multi-process run meet. `docs/ARCHITECTURE.md` in
-//! the repository says where each op's code lives and how to add one.
+//! ranks of a multi-process run meet; [`profiler`] shows where a step's time goes.
+//! `docs/ARCHITECTURE.md` in the repository says where each op's code lives and how to
+//! add one.
 #![warn(missing_docs)]
 
 // `#[derive(nn::Module)]` expands to `::kiln::...` paths; this makes them resolve
@@ -41,6 +42,7 @@ mod error;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod profiler;
 mod rng;
 mod shape;
 mod tensor;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom to top: a module may use its own layer (without a cycle) and
 /// those below. `nn::functional` is its own layer below the rest of `nn`.
 const LAYERS: &[&[&str]] = &[
-    &["error", "dtype", "shape", "rng", "device"],
+    &["error", "dtype", "shape", "rng", "device", "profiler"],
     &["backend"],
     &["tensor", "autograd", "cuda", "distributed"],
     &["nn::functional", "utils"],

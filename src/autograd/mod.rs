@@ -277,7 +277,10 @@ fn walk(
             continue;
         }
         let input_grads = match &*node.backward.lock() {
-            Some(backward) => backward(&t.detach(), &grad)?,
+            Some(backward) => {
+                let _op = crate::profiler::backward_op(node.name, &grad);
+                backward(&t.detach(), &grad)?
+            }
             // Released by another thread's backward since the check above.
             None => return Err(Error::GraphReleased { op: node.name }),
         };

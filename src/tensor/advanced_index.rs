@@ -101,6 +101,7 @@ impl Tensor {
     /// [`IndexOps::index_put_rows`](crate::backend::index::IndexOps::index_put_rows) on
     /// this (P, R) tensor with rows `idx` (N,) of `src` (N, R), recorded for autograd.
     fn put_rows(&self, idx: &Tensor, src: &Tensor, accumulate: bool) -> Result<Tensor> {
+        let _op = crate::profiler::op("index_put", &[self, src]);
         let out = {
             let locks = StorageLocks::read(&[self, idx, src]);
             locks.get(0).index_put_rows(

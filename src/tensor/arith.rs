@@ -42,6 +42,7 @@ impl Tensor {
         if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.add(b)) {
             return y;
         }
+        let _op = crate::profiler::op("add", &[self, rhs]);
         let out = self.binary_raw(BinaryOp::Add, rhs, "add")?;
         let (ls, rs) = (self.shape().to_vec(), rhs.shape().to_vec());
         Ok(record(out, "add", &[self, rhs], move |_, g| {
@@ -54,6 +55,7 @@ impl Tensor {
         if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.sub(b)) {
             return y;
         }
+        let _op = crate::profiler::op("sub", &[self, rhs]);
         let out = self.binary_raw(BinaryOp::Sub, rhs, "sub")?;
         let (ls, rs) = (self.shape().to_vec(), rhs.shape().to_vec());
         Ok(record(out, "sub", &[self, rhs], move |_, g| {
@@ -69,6 +71,7 @@ impl Tensor {
         if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.mul(b)) {
             return y;
         }
+        let _op = crate::profiler::op("mul", &[self, rhs]);
         let out = self.binary_raw(BinaryOp::Mul, rhs, "mul")?;
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record(out, "mul", &[self, rhs], move |_, g| {
@@ -84,6 +87,7 @@ impl Tensor {
         if let Some(y) = crate::tensor::autocast::promote([self, rhs], [], |[a, b], []| a.div(b)) {
             return y;
         }
+        let _op = crate::profiler::op("div", &[self, rhs]);
         let out = self.binary_raw(BinaryOp::Div, rhs, "div")?;
         let (a, b) = (self.detach(), rhs.detach());
         Ok(record(out, "div", &[self, rhs], move |out, g| {
@@ -116,6 +120,7 @@ impl Tensor {
         }) {
             return y;
         }
+        let _op = crate::profiler::op(name, &[self, rhs]);
         let out = self.binary_raw(op, rhs, name)?;
         let (a, b) = (self.detach(), rhs.detach());
         // PyTorch's: half the gradient to each on a tie, none to the operand the other
@@ -145,6 +150,7 @@ impl Tensor {
         name: &'static str,
         local: fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
+        let _op = crate::profiler::op(name, &[self]);
         let out = self.unary_raw(op)?;
         let x = self.detach();
         Ok(record(out, name, &[self], move |out, g| {
@@ -154,6 +160,7 @@ impl Tensor {
 
     /// `-self`.
     pub fn neg(&self) -> Result<Tensor> {
+        let _op = crate::profiler::op("neg", &[self]);
         let out = self.unary_raw(UnaryOp::Neg)?;
         Ok(record(out, "neg", &[self], |_, g| Ok(vec![Some(g.neg()?)])))
     }
@@ -184,6 +191,7 @@ impl Tensor {
     /// `max(self, 0)`; the gradient is 0 where the result is `<= 0` (at 0 too) and
     /// passes elsewhere, NaN included, as PyTorch's `threshold_backward`.
     pub fn relu(&self) -> Result<Tensor> {
+        let _op = crate::profiler::op("relu", &[self]);
         let out = self.unary_raw(UnaryOp::Relu)?;
         Ok(record(out, "relu", &[self], |out, g| {
             let zero = Tensor::zeros(&[], g.dtype(), &g.device())?;
@@ -223,6 +231,7 @@ impl Tensor {
         if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.powf(e)) {
             return y;
         }
+        let _op = crate::profiler::op("powf", &[self]);
         let out = self.unary_raw(UnaryOp::PowScalar(e))?;
         let x = self.detach();
         Ok(record(out, "powf", &[self], move |_, g| {
@@ -251,6 +260,7 @@ impl Tensor {
     /// into the dtype, a fractional one gives an F32 result (see
     /// [`Tensor::mul_scalar`]).
     pub fn add_scalar(&self, s: f64) -> Result<Tensor> {
+        let _op = crate::profiler::op("add_scalar", &[self]);
         let x = self.scalar_operand(s)?;
         let out = x.unary_raw(UnaryOp::AddScalar(s))?;
         Ok(record(out, "add_scalar", &[&x], |_, g| {
@@ -268,6 +278,7 @@ impl Tensor {
     /// default dtype (`I64 [1, 2, 3] * 0.5` is `[0.5, 1.0, 1.5]`), the same on every
     /// device.
     pub fn mul_scalar(&self, s: f64) -> Result<Tensor> {
+        let _op = crate::profiler::op("mul_scalar", &[self]);
         let x = self.scalar_operand(s)?;
         let out = x.unary_raw(UnaryOp::MulScalar(s))?;
         Ok(record(out, "mul_scalar", &[&x], move |_, g| {
@@ -278,6 +289,7 @@ impl Tensor {
     /// `self / s`: true division, so an integer tensor gives F32 (PyTorch's default
     /// dtype), as `torch.tensor([1, 2]) / 2` does.
     pub fn div_scalar(&self, s: f64) -> Result<Tensor> {
+        let _op = crate::profiler::op("div_scalar", &[self]);
         let x = if self.dtype().is_float() {
             self.clone()
         } else {

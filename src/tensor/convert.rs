@@ -34,6 +34,7 @@ impl Tensor {
 
     /// A copy converted to `dtype` (this tensor itself when it already has it).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        let _op = crate::profiler::op("to_dtype", &[self]);
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
@@ -49,6 +50,7 @@ impl Tensor {
 
     /// A copy on `device` (this tensor itself when it is already there).
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        let _op = crate::profiler::op("to_device", &[self]);
         if *device == self.device() {
             return Ok(self.clone());
         }

@@ -383,6 +383,7 @@ impl Tensor {
     /// The diagonal of dimensions `a < b` (equal sizes) as dimension `a`, `b`
     /// removed: a strided view. The gradient fills that diagonal of zeros.
     fn diagonal_view(&self, a: usize, b: usize) -> Result<Tensor> {
+        let _op = crate::profiler::op("diagonal", &[self]);
         let diagonal = move |l: &Layout| {
             let mut l = l.clone();
             l.strides[a] += l.strides[b];

@@ -86,6 +86,7 @@ impl Tensor {
 
     /// [`Tensor::gather`] of an index already checked.
     fn gather_checked(&self, dim: usize, index: &Tensor) -> Result<Tensor> {
+        let _op = crate::profiler::op("gather", &[self, index]);
         let out = {
             let locks = StorageLocks::read(&[self, index]);
             locks
@@ -162,6 +163,7 @@ impl Tensor {
 
     /// [`Tensor::scatter_add`] of an index already checked.
     fn scatter_add_checked(&self, dim: usize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+        let _op = crate::profiler::op("scatter_add", &[self, index, src]);
         let out = {
             let locks = StorageLocks::read(&[self, index, src]);
             locks.get(0).scatter_add(
@@ -188,6 +190,7 @@ impl Tensor {
     /// `torch.where(cond, a, b)`), broadcasting all three. The gradient flows to `a`
     /// where the condition holds and to `b` elsewhere.
     pub fn where_cond(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let _op = crate::profiler::op("where_cond", &[self, a, b]);
         if self.dtype() != DType::U8 {
             return Err(Error::arg(
                 "condition",

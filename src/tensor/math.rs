@@ -55,6 +55,7 @@ impl Tensor {
     /// An op whose gradient is 0 wherever it exists (rounding, sign): PyTorch gives
     /// zeros, not `0·g` (which would keep a NaN of `g`).
     fn piecewise_constant(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
+        let _op = crate::profiler::op(name, &[self]);
         let out = self.unary_raw(op)?;
         Ok(record(out, name, &[self], |_, g| {
             Ok(vec![Some(g.zeros_like()?)])
@@ -135,6 +136,7 @@ impl Tensor {
         {
             return y;
         }
+        let _op = crate::profiler::op("atan2", &[self, other]);
         let out = self.binary_raw(BinaryOp::Atan2, other, "atan2")?;
         let (a, b) = (self.detach(), other.detach());
         Ok(record(out, "atan2", &[self, other], move |_, g| {
@@ -185,6 +187,7 @@ impl Tensor {
         min: impl Into<Option<f64>>,
         max: impl Into<Option<f64>>,
     ) -> Result<Tensor> {
+        let _op = crate::profiler::op("clamp", &[self]);
         let (lo, hi) = (min.into(), max.into());
         if lo.is_none() && hi.is_none() {
             return Err(Error::arg(

@@ -13,6 +13,7 @@ impl Tensor {
         if let Some(y) = crate::tensor::autocast::lower([self, rhs], [], |[a, b], []| a.matmul(b)) {
             return y;
         }
+        let _op = crate::profiler::op("matmul", &[self, rhs]);
         self.check_same_device("matmul", rhs)?;
         self.check_same_dtype("matmul", rhs)?;
         if self.rank() == 0 || rhs.rank() == 0 {

@@ -287,6 +287,21 @@ impl Tensor {
     }
 }
 
+/// The profiler notes each op's inputs' shapes, dtype and device.
+impl crate::profiler::Input for Tensor {
+    fn shape(&self) -> &[usize] {
+        Tensor::shape(self)
+    }
+
+    fn dtype(&self) -> DType {
+        Tensor::dtype(self)
+    }
+
+    fn device(&self) -> Device {
+        Tensor::device(self)
+    }
+}
+
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

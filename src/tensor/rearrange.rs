@@ -96,6 +96,7 @@ impl Tensor {
     /// Dimension `dim` (of size 1) removed from the layout: always a view, unlike a
     /// reshape of a strided tensor.
     fn drop_unit_dim(&self, dim: usize) -> Result<Tensor> {
+        let _op = crate::profiler::op("select", &[self]);
         let mut layout = self.layout().clone();
         layout.shape.remove(dim);
         layout.strides.remove(dim);
@@ -111,6 +112,7 @@ impl Tensor {
     /// one size may be `usize::MAX`, inferred as with [`Tensor::reshape`]. The sizes
     /// must multiply to the dimension's size.
     pub fn unflatten(&self, dim: usize, sizes: &[usize]) -> Result<Tensor> {
+        let _op = crate::profiler::op("unflatten", &[self]);
         check_dim("unflatten", dim, self.rank())?;
         let len = self.shape()[dim];
         let sizes = infer_sizes(sizes, len)?;
@@ -293,6 +295,7 @@ impl Tensor {
     /// like `torch.flip`. A copy made by the gather kernel; the gradient is the
     /// gradient flipped.
     pub fn flip(&self, dims: &[usize]) -> Result<Tensor> {
+        let _op = crate::profiler::op("flip", &[self]);
         for (i, &dim) in dims.iter().enumerate() {
             check_dim("flip", dim, self.rank())?;
             if dims[..i].contains(&dim) {
@@ -324,6 +327,7 @@ impl Tensor {
     /// A copy that shares no storage with this tensor (a roll, flip or repeat that
     /// moved nothing still returns new memory, as PyTorch does).
     fn contiguous_or_copy(&self) -> Result<Tensor> {
+        let _op = crate::profiler::op("clone", &[self]);
         let copy = self.contiguous_copy()?;
         Ok(record(copy, "clone", &[self], |_, g| {
             Ok(vec![Some(g.clone())])

@@ -44,6 +44,7 @@ impl Tensor {
         if let Some(y) = crate::tensor::autocast::fp32([self], [], |[x], []| x.sum(dim, keepdim)) {
             return y;
         }
+        let _op = crate::profiler::op("sum", &[self]);
         let out = self.reduce_raw(ReduceOp::Sum, dim, keepdim, "sum")?;
         if !out.dtype().is_float() {
             return Ok(out);
@@ -87,6 +88,7 @@ impl Tensor {
         keepdim: bool,
         name: &'static str,
     ) -> Result<Tensor> {
+        let _op = crate::profiler::op(name, &[self]);
         let out = self.reduce_raw(op, dim, keepdim, name)?;
         if !out.dtype().is_float() {
             return Ok(out);

@@ -39,6 +39,7 @@ impl Tensor {
     /// gradient is PyTorch's: through `var` scaled by `1 / (2·std)`, and 0 on lines
     /// whose std is 0 (where a plain `sqrt` would give `inf · 0 = NaN`).
     pub fn std(&self, dim: usize, unbiased: bool, keepdim: bool) -> Result<Tensor> {
+        let _op = crate::profiler::op("std", &[self]);
         let var = self.var(dim, unbiased, keepdim)?;
         let std = var.detach().sqrt()?;
         let s = std.clone();
@@ -58,6 +59,7 @@ impl Tensor {
         if let Some(y) = super::autocast::fp32([self], [], |[x], []| x.norm(p, dims, keepdim)) {
             return y;
         }
+        let _op = crate::profiler::op("norm", &[self]);
         self.check_float("norm")?;
         if p.is_nan() {
             return Err(Error::arg("p", "norm: p must not be NaN"));

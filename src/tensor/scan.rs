@@ -20,6 +20,7 @@ impl Tensor {
     /// # Ok::<(), kiln::Error>(())
     /// ```
     pub fn cumsum(&self, dim: usize) -> Result<Tensor> {
+        let _op = crate::profiler::op("cumsum", &[self]);
         let (x, p) = self.scan_input("cumsum", dim)?;
         let out = x.scan_raw(&p, ScanOp::Sum, false)?;
         Ok(record(out, "cumsum", &[&x], move |_, g| {
@@ -32,6 +33,7 @@ impl Tensor {
     /// [`Tensor::cumsum`]. The gradient is exact where a line holds zeros (PyTorch's
     /// rule), not the `Σ g·out / x` that a zero would turn into NaN.
     pub fn cumprod(&self, dim: usize) -> Result<Tensor> {
+        let _op = crate::profiler::op("cumprod", &[self]);
         let (x, p) = self.scan_input("cumprod", dim)?;
         let out = x.scan_raw(&p, ScanOp::Prod, false)?;
         let saved = x.detach();

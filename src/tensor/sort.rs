@@ -94,6 +94,7 @@ impl Tensor {
     /// The sort primitive's values (recorded for autograd) and indices, with `dim`
     /// cut to `p.k`.
     fn sorted(&self, op: &'static str, dim: usize, p: SortParams) -> Result<(Tensor, Tensor)> {
+        let _op = crate::profiler::op(op, &[self]);
         let (vals, idx) = self.storage().sort(self.layout(), &p)?;
         let mut shape = self.shape().to_vec();
         if let Some(d) = shape.get_mut(dim) {

@@ -15,6 +15,7 @@ impl Tensor {
     /// The same elements with `shape`. One dimension may be `usize::MAX`, meaning
     /// "inferred" (PyTorch's `-1`). A view when the tensor is contiguous, else a copy.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let _op = crate::profiler::op("reshape", &[self]);
         let shape = self.infer_shape(shape)?;
         if shape == self.shape() {
             return Ok(self.clone());
@@ -107,6 +108,7 @@ impl Tensor {
 
     /// Reorders dimensions: output dimension `i` is input dimension `dims[i]`.
     pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
+        let _op = crate::profiler::op("permute", &[self]);
         let rank = self.rank();
         let mut seen = vec![false; rank];
         if dims.len() != rank
@@ -148,6 +150,7 @@ impl Tensor {
 
     /// The slice `start..start+len` of dimension `dim` (a view).
     pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        let _op = crate::profiler::op("narrow", &[self]);
         check_dim("narrow", dim, self.rank())?;
         let size = self.shape()[dim];
         if start.checked_add(len).is_none_or(|end| end > size) {
@@ -202,6 +205,7 @@ impl Tensor {
 
     /// This tensor broadcast to `shape` without copying (stride 0 on stretched dims).
     pub fn broadcast_as(&self, shape: &[usize]) -> Result<Tensor> {
+        let _op = crate::profiler::op("broadcast_as", &[self]);
         if shape == self.shape() {
             return Ok(self.clone());
         }
@@ -218,6 +222,7 @@ impl Tensor {
 
     /// A contiguous tensor with the same elements (this tensor when already contiguous).
     pub fn contiguous(&self) -> Result<Tensor> {
+        let _op = crate::profiler::op("contiguous", &[self]);
         if self.is_contiguous() {
             return Ok(self.clone());
         }
@@ -237,6 +242,7 @@ impl Tensor {
 
     /// Joins tensors along `dim`; all other dimensions must agree.
     pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+        let _op = crate::profiler::op("cat", tensors);
         let first = *tensors
             .first()
             .ok_or_else(|| Error::arg("tensors", "cat needs at least one tensor"))?;

@@ -55,6 +55,7 @@ pub fn checkpoint<F>(f: F, x: &Tensor) -> Result<Tensor>
 where
     F: Fn(&Tensor) -> Result<Tensor> + Send + Sync + 'static,
 {
+    let _op = crate::profiler::op("checkpoint", &[x]);
     if !is_grad_enabled() {
         return f(x);
     }

@@ -23,10 +23,20 @@ use std::sync::OnceLock;
 /// 1/8 more when the pool has one), or [`Error::HostOutOfMemory`] when the host
 /// cannot give it (or its size in bytes does not fit in `usize`).
 pub(crate) fn buffer<T: 'static>(n: usize) -> Result<Vec<T>> {
-    match pool().and_then(|p| p.lock().take(n)) {
-        Some(v) => Ok(v),
-        None => reserve(n),
+    let v = match pool().and_then(|p| p.lock().take(n)) {
+        Some(v) => v,
+        None => reserve(n)?,
+    };
+    counted(v)
+}
+
+/// `v`, counted by the profiler as an allocation (a recycled buffer is one too: a
+/// tensor's storage, handed out again).
+fn counted<T>(v: Vec<T>) -> Result<Vec<T>> {
+    if v.capacity() > 0 {
+        crate::profiler::alloc(v.capacity() * std::mem::size_of::<T>());
     }
+    Ok(v)
 }
 
 /// A new allocation for exactly `n` elements. When the host refuses it, the pool's
@@ -52,17 +62,25 @@ fn reserve<T>(n: usize) -> Result<Vec<T>> {
 /// that a kernel overwrites costs no extra pass, where `resize` on fresh memory would
 /// write every element first (a 1.7× slowdown of dropout).
 pub(crate) fn filled<T: Clone + 'static>(n: usize, value: T) -> Result<Vec<T>> {
-    if let Some(mut v) = pool().and_then(|p| p.lock().take(n)) {
-        v.resize(n, value);
-        return Ok(v);
-    }
-    drop(reserve::<T>(n)?);
-    Ok(vec![value; n])
+    let v = match pool().and_then(|p| p.lock().take(n)) {
+        Some(mut v) => {
+            v.resize(n, value);
+            v
+        }
+        None => {
+            drop(reserve::<T>(n)?);
+            vec![value; n]
+        }
+    };
+    counted(v)
 }
 
 /// Hands a buffer that is no longer needed to the pool (or back to the allocator when
 /// it is small or the pool is off or full).
 pub(crate) fn recycle<T: Send + 'static>(v: Vec<T>) {
+    if v.capacity() > 0 {
+        crate::profiler::free(v.capacity() * std::mem::size_of::<T>());
+    }
     if let Some(p) = pool() {
         p.lock().put(v);
     }

@@ -277,6 +277,7 @@ pub(super) fn pointwise_with(
     grad_op: UnaryOp,
     name: &'static str,
 ) -> Result<Tensor> {
+    let _op = crate::profiler::op(name, &[x]);
     x.check_float(name)?;
     let out = Tensor::from_storage(x.storage().unary(op, x.layout())?, x.shape());
     let input = x.detach();

@@ -127,6 +127,7 @@ pub fn scaled_dot_product_attention(
     }) {
         return y;
     }
+    let _op = crate::profiler::op(OP, &[q, k, v]);
     let dims = check(q, k, v, &opts)?;
     // A float mask of another float dtype (an f32 mask under BF16 autocast) is
     // converted, as PyTorch's autocast casts every float argument.

@@ -118,6 +118,7 @@ fn conv(
     }) {
         return y;
     }
+    let _op = crate::profiler::op(op, &[input, weight]);
     let rank = spec.dims + 2;
     let batched = |x: &Tensor| {
         if spec.transposed {

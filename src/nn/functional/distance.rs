@@ -57,6 +57,7 @@ pub fn normalize(x: &Tensor, p: f64, dim: usize, eps: f64) -> Result<Tensor> {
 /// `max(v, eps)` whose gradient passes through unchanged, as PyTorch's
 /// `cosine_similarity` clamps its norms in place without recording it.
 fn clamp_min_passthrough(v: &Tensor, eps: f64) -> Result<Tensor> {
+    let _op = crate::profiler::op("clamp_min", &[v]);
     let clamped = v.detach().clamp(eps, None)?;
     Ok(record(clamped, "clamp_min", &[v], |_, g| {
         Ok(vec![Some(g.clone())])

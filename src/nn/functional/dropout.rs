@@ -17,6 +17,7 @@ use crate::{rng, Error, Result, Tensor};
 /// `p == 0` or `training == false` return `input` itself; `p == 1` gives zeros.
 /// Errors: `p` outside [0, 1] (or NaN), and non-float inputs.
 pub fn dropout(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+    let _op = crate::profiler::op("dropout", &[input]);
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::arg(
             "p",

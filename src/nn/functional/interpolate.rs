@@ -130,6 +130,7 @@ fn tuple<T: std::fmt::Debug>(v: &[T]) -> String {
 /// zero), `scale_factor` (wrong length, not a finite number > 0, or an empty output),
 /// `mode` (a linear mode for another rank) and `align_corners` (with nearest).
 pub fn interpolate(input: &Tensor, opts: Interp) -> Result<Tensor> {
+    let _op = crate::profiler::op("interpolate", &[input]);
     input.check_float("interpolate")?;
     let p = params(input, &opts)?;
     let spatial = &input.shape()[2..];

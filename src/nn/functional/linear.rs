@@ -19,6 +19,7 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<
     {
         return y;
     }
+    let _op = crate::profiler::op("linear", &[input, weight]);
     input.check_float("linear")?;
     input.check_same_dtype("linear weight", weight)?;
     input.check_same_device("linear weight", weight)?;

@@ -172,6 +172,7 @@ fn class_loss(
     } else {
         "nll_loss"
     };
+    let _op = crate::profiler::op(op, &[input, target]);
     super::loss_pointwise::check_reduction(opts.reduction, op)?;
     let class_dim = check_class_target(input, target, op)?;
     let shape = input.shape();

@@ -95,6 +95,7 @@ impl<'a> BceOpts<'a> {
 /// precision; use [`binary_cross_entropy_with_logits`]).
 pub fn binary_cross_entropy(input: &Tensor, target: &Tensor, opts: LossOpts) -> Result<Tensor> {
     const OP: &str = "binary_cross_entropy";
+    let _op = crate::profiler::op(OP, &[input, target]);
     if crate::tensor::autocast::is_autocast_enabled() {
         return Err(Error::arg(
             "input",

@@ -50,6 +50,7 @@ pub fn batch_norm(
     }) {
         return y;
     }
+    let _op = crate::profiler::op("batch_norm", &[x]);
     x.check_float("batch_norm")?;
     if x.rank() < 2 {
         return Err(Error::arg(
@@ -356,6 +357,7 @@ pub(super) fn saved_stats_norm(
         + Sync
         + 'static,
 ) -> Result<Tensor> {
+    let _op = crate::profiler::op(op, &[x]);
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);

@@ -66,6 +66,7 @@ pub(super) fn pad_named(
     mode: PadMode,
     arg: &'static str,
 ) -> Result<Tensor> {
+    let _op = crate::profiler::op("pad", &[input]);
     let shape = input.shape().to_vec();
     let rank = shape.len();
     if rank < 2 {

@@ -62,6 +62,7 @@ pub(super) struct Plan {
 /// output took): the output and the I64 index of that element in its volume.
 pub(super) fn max(input: &Tensor, plan: Plan) -> Result<(Tensor, Tensor)> {
     let Plan { op, params, shape } = plan;
+    let _op = crate::profiler::op(op, &[input]);
     let xc = input.detach().contiguous()?;
     let in_shape = input.shape().to_vec();
     let (values, indices) = xc.storage().max_pool(xc.layout(), &params)?;
@@ -83,6 +84,7 @@ pub(super) fn max(input: &Tensor, plan: Plan) -> Result<(Tensor, Tensor)> {
 /// Average pooling of `input` as `plan` says, recording the gradient.
 pub(super) fn avg(input: &Tensor, plan: Plan) -> Result<Tensor> {
     let Plan { op, params, shape } = plan;
+    let _op = crate::profiler::op(op, &[input]);
     let xc = input.detach().contiguous()?;
     let in_shape = input.shape().to_vec();
     let out = xc.storage().avg_pool(xc.layout(), &params)?;

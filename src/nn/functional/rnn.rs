@@ -57,6 +57,7 @@ fn cell(op: CellOp, gi: &Tensor, gh: &Tensor, state: Option<&Tensor>) -> Result<
     {
         return y;
     }
+    let _op = crate::profiler::op(op.name(), &[gi, gh]);
     let p = check(op, gi, gh, state)?;
     // The RNN has no state: gi stands in for it and is not read.
     let s = state.unwrap_or(gi);

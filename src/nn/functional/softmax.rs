@@ -17,6 +17,7 @@ pub fn softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
     if let Some(y) = crate::tensor::autocast::fp32([x], [], |[x], []| softmax(x, dim)) {
         return y;
     }
+    let _op = crate::profiler::op("softmax", &[x]);
     let out = softmax_forward(x, dim, false, "softmax")?;
     Ok(record(out, "softmax", &[x], move |y, g| {
         // d softmax: y * (g - sum(g * y))
@@ -31,6 +32,7 @@ pub fn log_softmax(x: &Tensor, dim: usize) -> Result<Tensor> {
     if let Some(y) = crate::tensor::autocast::fp32([x], [], |[x], []| log_softmax(x, dim)) {
         return y;
     }
+    let _op = crate::profiler::op("log_softmax", &[x]);
     let out = softmax_forward(x, dim, true, "log_softmax")?;
     Ok(record(out, "log_softmax", &[x], move |y, g| {
         // d log_softmax: g - softmax * sum(g)

@@ -173,7 +173,9 @@ impl CudaDevice {
         let ptr = if bytes == 0 {
             0
         } else {
-            self.alloc.lock().alloc(bytes, self.exec.stream())?
+            let ptr = self.alloc.lock().alloc(bytes, self.exec.stream())?;
+            crate::profiler::alloc(bytes);
+            ptr
         };
         Ok(DeviceBuffer {
             ptr,
@@ -203,6 +205,7 @@ impl CudaDevice {
                 ),
             });
         }
+        crate::profiler::launch();
         self.exec.launch(kernel, cfg, args)
     }
 
@@ -336,6 +339,7 @@ impl DeviceBuffer {
 impl Drop for DeviceBuffer {
     fn drop(&mut self) {
         if self.bytes > 0 {
+            crate::profiler::free(self.bytes);
             // A failure here means allocator state is corrupt; nothing a drop can fix.
             let _ = self.device.alloc.lock().free(self.ptr);
         }

@@ -443,12 +443,13 @@ impl Lt {
         let workspace = dev.alloc(algo.workspace)?;
         let scalars = Scalars::for_dtype(call.dtype);
         let (alpha, beta) = scalars.ptrs();
-        // SAFETY: the descriptors describe A, B and D as planned (plan.rs: every element
-        // op(A) and op(B) address lies in the operands' storages; D is `out`, M·N·batch
-        // elements); `workspace` holds the algorithm's workspace; the context is current
-        // (`library_stream` bound it); the stream is kiln's, so the kernels run in order
-        // with kiln's and the allocator's stream-ordered reuse covers `workspace` and the
-        // operands, which outlive the queuing of the call.
+        crate::profiler::launch(); // one cuBLASLt call, counted as one launch
+                                   // SAFETY: the descriptors describe A, B and D as planned (plan.rs: every element
+                                   // op(A) and op(B) address lies in the operands' storages; D is `out`, M·N·batch
+                                   // elements); `workspace` holds the algorithm's workspace; the context is current
+                                   // (`library_stream` bound it); the stream is kiln's, so the kernels run in order
+                                   // with kiln's and the allocator's stream-ordered reuse covers `workspace` and the
+                                   // operands, which outlive the queuing of the call.
         unsafe {
             ffi::matmul(
                 self.handle.0,
