@@ -271,6 +271,7 @@ fn walk(
                 Some(prev) => prev.contiguous_copy()?,
                 None => Tensor::zeros(input.shape(), grad.dtype(), &grad.device())?,
             };
+            let _op = crate::profiler::backward_op(node.name, &grad);
             acc.add_into_region(region, &grad)?;
             owned.insert(id);
             grads.insert(id, acc);
