@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 echo "== cargo publish --dry-run (kiln-derive and kiln)"
 # --no-verify: building the unpacked package below is the verification, done once.
 cargo publish --dry-run --workspace --no-verify "$@" 2>&1 | grep -v "^warning: ignoring "
+# The dry run leaves its .crate files in cargo's scratch folders: `cargo package` writes
+# them where they are documented to be, target/package/.
+cargo package --workspace --no-verify "$@" 2>&1 | grep -v "^warning: ignoring "
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 crate="target/package/kiln-$version.crate"
 bytes="$(stat -c %s "$crate")"
