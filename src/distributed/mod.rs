@@ -30,11 +30,13 @@
 //! ```
 
 mod opts;
+mod process_group;
 mod rendezvous;
 mod store;
 mod tcp_store;
 
 pub use opts::{InitMethod, InitOpts};
+pub use process_group::{backend_info, init_process_group, ProcessGroup, ReduceOp, Work};
 pub use rendezvous::{rendezvous, Rendezvous};
 pub use store::{FileStore, Store};
 pub use tcp_store::TcpStore;
