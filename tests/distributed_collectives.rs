@@ -244,6 +244,11 @@ fn child() {
     match mode.as_str() {
         "collectives" => {
             let pg = join(Duration::from_secs(120));
+            let sampler = kiln::data::DistributedSampler::new(10, &pg);
+            assert_eq!(
+                (sampler.rank(), sampler.num_replicas()),
+                (pg.rank(), pg.world_size())
+            );
             exercise_collectives(&pg);
             exercise_errors(&pg);
         }

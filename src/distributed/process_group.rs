@@ -9,25 +9,12 @@
 
 use super::rendezvous::{rendezvous, Rendezvous};
 use super::InitOpts;
-use crate::backend::cuda::nccl::{self, Comm};
+use crate::backend::cuda::nccl::{self, Comm, ReduceOp};
 use crate::backend::cuda::CudaStorage;
 use crate::backend::Storage;
 use crate::{DType, Device, Error, Result, Tensor};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-
-/// How a collective combines the ranks' values (`torch.distributed.ReduceOp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// The sum.
-    Sum,
-    /// The mean over the ranks (float tensors only, as NCCL's `ncclAvg`).
-    Avg,
-    /// The maximum.
-    Max,
-    /// The minimum.
-    Min,
-}
 
 /// A collective of the communicator thread, reporting its outcome.
 type Job = Box<dyn FnOnce(&mut Comm) + Send>;

@@ -12,7 +12,7 @@
 //! ranks' processes: a rank that died or never came is an `Err` naming it, never a
 //! hang. Plain positioned reads and writes of one file: no `unsafe` mapping needed.
 
-use crate::distributed::ReduceOp;
+use super::ReduceOp;
 use crate::{DType, Error, Result};
 use half::{bf16, f16};
 use std::fs::File;
@@ -301,7 +301,7 @@ fn reduce(dtype: DType, op: ReduceOp, parts: &[Vec<u8>], out: &mut [u8]) -> Resu
         ReduceOp::Max => f64::max,
         ReduceOp::Min => f64::min,
     };
-    let scale = if op == ReduceOp::Avg { 1.0 / n } else { 1.0 };
+    let divisor = if op == ReduceOp::Avg { n } else { 1.0 };
     let size = dtype.size_in_bytes();
     let read = move |b: &[u8]| -> f64 {
         match dtype {
@@ -312,7 +312,7 @@ fn reduce(dtype: DType, op: ReduceOp, parts: &[Vec<u8>], out: &mut [u8]) -> Resu
         }
     };
     let write = move |v: f64, b: &mut [u8]| {
-        let v = if scale == 1.0 { v } else { v * scale };
+        let v = v / divisor;
         match dtype {
             DType::F32 => b.copy_from_slice(&(v as f32).to_le_bytes()),
             DType::F64 => b.copy_from_slice(&v.to_le_bytes()),

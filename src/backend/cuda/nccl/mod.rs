@@ -17,6 +17,19 @@ use std::time::Duration;
 pub(crate) use emulated::ShmComm as Comm;
 pub(crate) use library::nccl;
 
+/// How a collective combines the ranks' values (`torch.distributed.ReduceOp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// The sum.
+    Sum,
+    /// The mean over the ranks (float tensors only, as NCCL's `ncclAvg`).
+    Avg,
+    /// The maximum.
+    Max,
+    /// The minimum.
+    Min,
+}
+
 /// A fresh unique id for rank 0 to hand to the others (`ncclGetUniqueId`).
 pub(crate) fn unique_id() -> Result<Vec<u8>> {
     gpu_path_missing()?;
