@@ -92,6 +92,14 @@ pub fn init_process_group(opts: InitOpts) -> Result<ProcessGroup> {
 /// cannot be loaded.
 pub fn backend_info() -> Result<String> {
     if crate::backend::cuda::emulation_requested() {
+        if !cfg!(feature = "cuda-emulator") {
+            return Err(Error::CudaUnavailable {
+                ordinal: 0,
+                reason: "KILN_CUDA_EMULATE=1, but kiln was built without its \
+                         `cuda-emulator` feature (no emulated device, no emulated NCCL)"
+                    .into(),
+            });
+        }
         return Ok(
             "emulated NCCL (kiln's emulated device, shared memory between processes)".into(),
         );

@@ -87,8 +87,13 @@ pub(crate) fn nccl() -> Result<&'static Nccl> {
 
 /// The first candidate that loads and has every entry point, or why none did.
 fn load() -> std::result::Result<Nccl, String> {
+    load_first(candidates(&python_prefixes()))
+}
+
+/// The first of `candidates` that loads and has every entry point, or why none did.
+fn load_first(candidates: Vec<String>) -> std::result::Result<Nccl, String> {
     let mut tried = Vec::new();
-    for candidate in candidates() {
+    for candidate in candidates {
         match open(&candidate) {
             Ok(nccl) => return Ok(nccl),
             Err(e) => tried.push(format!("{candidate}: {e}")),
@@ -124,33 +129,44 @@ fn open(path: &str) -> std::result::Result<Nccl, libloading::Error> {
 
 /// The library's names and paths in the order tried: the dynamic loader's search
 /// (system, LD_LIBRARY_PATH), then the `nvidia-nccl` wheel of the Python environments
-/// that are active or on PATH.
-fn candidates() -> Vec<String> {
+/// at `prefixes`.
+fn candidates(prefixes: &[PathBuf]) -> Vec<String> {
     let mut out = vec!["libnccl.so.2".to_string(), "libnccl.so".to_string()];
-    for prefix in python_prefixes() {
+    for prefix in prefixes {
         let Ok(entries) = std::fs::read_dir(prefix.join("lib")) else {
             continue;
         };
         for entry in entries.flatten() {
-            let lib = entry
-                .path()
-                .join("site-packages/nvidia/nccl/lib/libnccl.so.2");
-            if entry.file_name().to_string_lossy().starts_with("python") && lib.exists() {
-                out.push(lib.to_string_lossy().into_owned());
+            if !entry.file_name().to_string_lossy().starts_with("python") {
+                continue;
+            }
+            // pip's folder, and Debian's for the system Python.
+            for packages in ["site-packages", "dist-packages"] {
+                let lib = entry
+                    .path()
+                    .join(packages)
+                    .join("nvidia/nccl/lib/libnccl.so.2");
+                if lib.exists() {
+                    out.push(lib.to_string_lossy().into_owned());
+                }
             }
         }
     }
     out
 }
 
-/// Prefixes of Python environments: `VIRTUAL_ENV`, `CONDA_PREFIX`, and the folder
-/// above each `bin/` on PATH that holds a `python3`.
+/// Prefixes of Python environments: `VIRTUAL_ENV`, `CONDA_PREFIX`, the user's
+/// `~/.local` (`pip install --user`), and the folder above each `bin/` on PATH that
+/// holds a `python3`.
 fn python_prefixes() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = ["VIRTUAL_ENV", "CONDA_PREFIX"]
         .iter()
         .filter_map(std::env::var_os)
         .map(PathBuf::from)
         .collect();
+    if let Some(home) = std::env::var_os("HOME") {
+        out.push(PathBuf::from(home).join(".local"));
+    }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if dir.join("python3").exists() {
@@ -171,5 +187,24 @@ mod tests {
     fn versions_decode_in_both_encodings() {
         assert_eq!(decode_version(22105), "2.21.5");
         assert_eq!(decode_version(2804), "2.8.4");
+    }
+
+    /// A wheel's library is found under a Python prefix; one that does not load is an
+    /// `Err` naming it, not a panic.
+    #[test]
+    fn the_wheel_is_a_candidate_and_a_broken_one_is_an_err() {
+        let prefix = std::env::temp_dir().join(format!("kiln-nccl-wheel-{}", std::process::id()));
+        let dir = prefix.join("lib/python3.12/site-packages/nvidia/nccl/lib");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("libnccl.so.2"), b"not a library").unwrap();
+        let found = candidates(std::slice::from_ref(&prefix));
+        let wheel = dir.join("libnccl.so.2").to_string_lossy().into_owned();
+        assert_eq!(found.last(), Some(&wheel));
+        let err = load_first(vec![wheel.clone()]).err().unwrap();
+        assert!(
+            err.starts_with("NCCL (libnccl.so.2) not found") && err.contains(&wheel),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&prefix).unwrap();
     }
 }
