@@ -34,6 +34,12 @@ pub struct DistributedSampler {
 }
 
 impl DistributedSampler {
+    /// This process's share in the group `pg` (PyTorch's default: the group's world
+    /// size and rank) of a dataset of `len` samples.
+    pub fn new(len: usize, pg: &crate::distributed::ProcessGroup) -> Self {
+        Self::share(len, pg.world_size(), pg.rank())
+    }
+
     /// The share of replica `rank` of `num_replicas` (PyTorch's explicit `num_replicas=`,
     /// `rank=`) of a dataset of `len` samples. Err naming `num_replicas` when it is 0,
     /// `rank` when it is not below `num_replicas`.
@@ -47,7 +53,12 @@ impl DistributedSampler {
                 format!("rank {rank} is out of range for {num_replicas} replicas"),
             ));
         }
-        Ok(DistributedSampler {
+        Ok(Self::share(len, num_replicas, rank))
+    }
+
+    /// The sampler of a checked `rank < num_replicas`, with PyTorch's defaults.
+    fn share(len: usize, num_replicas: usize, rank: usize) -> Self {
+        DistributedSampler {
             len,
             num_replicas,
             rank,
@@ -55,7 +66,7 @@ impl DistributedSampler {
             seed: 0,
             drop_last: false,
             epoch: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
     /// Shuffles every epoch (default true, as PyTorch's); the same order on every rank.

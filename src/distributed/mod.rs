@@ -10,6 +10,15 @@
 //!   has a store-based [`Rendezvous::barrier`] and [`Rendezvous::share_from_root`],
 //!   which carries rank 0's bytes (NCCL's unique id) to every rank.
 //!
+//! * [`init_process_group`] makes the [`ProcessGroup`]: the rendezvous, this rank's
+//!   CUDA device (`Device::cuda(local_rank)`) and NCCL's communicator. Its collectives
+//!   ([`ProcessGroup::all_reduce`], `broadcast`, `all_gather`, `reduce_scatter`, and
+//!   the `_async` forms returning a [`Work`]) take contiguous f32/f64/f16/bf16/i64
+//!   tensors on that device. They run on the emulated device (`KILN_CUDA_EMULATE=1`,
+//!   `KILN_CUDA_EMULATE_DEVICES=N`) through an emulated NCCL between processes; on a
+//!   real GPU, [`backend_info`] reports the NCCL found but the collectives are not
+//!   wired to it yet (an `Err` says so).
+//!
 //! Every wait is bounded by the timeout (default 10 minutes, [`InitOpts::timeout`]):
 //! a rank that does not come, or a store that stops answering, is an
 //! [`crate::Error::Distributed`] naming this rank, the store's address and the ranks
@@ -30,11 +39,14 @@
 //! ```
 
 mod opts;
+mod process_group;
 mod rendezvous;
 mod store;
 mod tcp_store;
 
+pub use crate::backend::cuda::nccl::ReduceOp;
 pub use opts::{InitMethod, InitOpts};
+pub use process_group::{backend_info, init_process_group, ProcessGroup, Work};
 pub use rendezvous::{rendezvous, Rendezvous};
 pub use store::{FileStore, Store};
 pub use tcp_store::TcpStore;

@@ -18,6 +18,7 @@
 //! every copy) and [`runtime::allocator::RawAllocator`] (all device memory);
 //! `runtime/driver.rs` implements both with the CUDA driver API.
 
+pub(crate) mod nccl;
 pub(crate) mod runtime;
 
 pub(crate) use runtime::{device, device_count, emulation_requested, kernels_built, CudaStorage};

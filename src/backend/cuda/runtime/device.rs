@@ -69,8 +69,9 @@ fn registry() -> &'static Mutex<HashMap<usize, Arc<CudaDevice>>> {
     DEVICES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// True when `KILN_CUDA_EMULATE=1`: CUDA devices are then the emulated device (one,
-/// ordinal 0), which needs kiln built with the `cuda-emulator` feature.
+/// True when `KILN_CUDA_EMULATE=1`: CUDA devices are then emulated devices
+/// (`KILN_CUDA_EMULATE_DEVICES`, default 1), which needs kiln built with the
+/// `cuda-emulator` feature.
 pub(crate) fn emulation_requested() -> bool {
     static REQUESTED: OnceLock<bool> = OnceLock::new();
     *REQUESTED.get_or_init(|| std::env::var("KILN_CUDA_EMULATE").is_ok_and(|v| v == "1"))
@@ -107,7 +108,7 @@ fn count_devices(ordinal: usize) -> Result<usize> {
         return driver::device_count(ordinal);
     }
     if cfg!(feature = "cuda-emulator") {
-        Ok(1)
+        emulated_device_count()
     } else {
         Err(Error::CudaUnavailable {
             ordinal,
@@ -115,6 +116,21 @@ fn count_devices(ordinal: usize) -> Result<usize> {
                      feature"
                 .into(),
         })
+    }
+}
+
+/// `KILN_CUDA_EMULATE_DEVICES` (default 1): how many emulated devices there are, so
+/// that one emulated box runs a rank per `Device::cuda(local_rank)`. Each is a
+/// separate emulated device with its own memory.
+fn emulated_device_count() -> Result<usize> {
+    match std::env::var("KILN_CUDA_EMULATE_DEVICES") {
+        Err(_) => Ok(1),
+        Ok(v) => v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+            Error::arg(
+                "KILN_CUDA_EMULATE_DEVICES",
+                format!("`{v}`: a number of emulated devices, 1 or more"),
+            )
+        }),
     }
 }
 
