@@ -8,7 +8,7 @@
 use kiln::distributed::{self as dist, InitOpts, ProcessGroup, ReduceOp};
 use kiln::{DType, Device, Tensor};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Whether this run has the emulated device: the collectives then run for real.
 fn emulated() -> bool {
@@ -259,17 +259,13 @@ fn child() {
                 std::process::exit(3);
             }
             let t = Tensor::ones(&[4], DType::F32, &pg.device()).unwrap();
-            let start = Instant::now();
             let e = pg.all_reduce(&t, ReduceOp::Sum).unwrap_err().to_string();
             let last = pg.world_size() - 1;
+            // "exited" comes only from the dead-process check; the timeout's error
+            // says "did not reach", so this also proves it was named before the timeout.
             assert!(
                 e.contains(&format!("rank {last} (pid")) && e.contains("exited"),
                 "{e}"
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(8),
-                "{:?}",
-                start.elapsed()
             );
         }
         other => panic!("unknown child mode {other}"),
