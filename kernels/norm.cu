@@ -49,13 +49,16 @@ __device__ __forceinline__ void batch_norm_stats(const T *x, uint64_t n, uint64_
 }
 
 // y = (x - mean) / sqrt(var + eps) * weight + bias; weight/bias may be null (1 and 0)
-// and are strided (C) vectors.
+// and are strided (C) vectors. The fused epilogue of F::batch_norm_act, in the same
+// pass so the normalised values never round-trip through memory: a contiguous residual
+// (null: none) is added, then ReLU when `relu` (x <= 0 gives 0; NaN passes, as relu).
 template <typename T>
 __device__ __forceinline__ void batch_norm_apply(const T *x, uint64_t total, uint64_t c,
                                                  uint64_t s, const typename ComputeOf<T>::type *mean,
                                                  const typename ComputeOf<T>::type *var, double eps,
                                                  const T *weight, int64_t wstride, const T *bias,
-                                                 int64_t bstride, T *y) {
+                                                 int64_t bstride, const T *residual, uint32_t relu,
+                                                 T *y) {
     typedef typename ComputeOf<T>::type C;
     KILN_FOR_EACH(i, total) {
         uint64_t ch = (i / s) % c;
@@ -63,6 +66,8 @@ __device__ __forceinline__ void batch_norm_apply(const T *x, uint64_t total, uin
         C r = (widen(x[i]) - mean[ch]) * inv_std;
         if (weight) r *= widen(weight[(int64_t)ch * wstride]);
         if (bias) r += widen(bias[(int64_t)ch * bstride]);
+        if (residual) r += widen(residual[i]);
+        if (relu && r <= (C)0) r = (C)0;
         y[i] = narrow<T>(r);
     }
 }
@@ -70,14 +75,17 @@ __device__ __forceinline__ void batch_norm_apply(const T *x, uint64_t total, uin
 // Per channel: grad_bias = sum g, grad_weight = sum g * x_hat, then
 // grad_x = weight * inv_std * (g - grad_bias / count - x_hat * grad_weight / count) when
 // the statistics were the batch's (batch_stats), else weight * inv_std * g.
+// After F::batch_norm_act's ReLU, `y` is its (contiguous) output and g is first masked
+// where y <= 0 (relu's backward, in the same pass); `dres` (null: not wanted) receives
+// that masked g, the residual's gradient.
 template <typename T>
 __device__ __forceinline__ void batch_norm_backward(const T *g, const T *x, uint64_t n, uint64_t c,
                                                     uint64_t s,
                                                     const typename ComputeOf<T>::type *mean,
                                                     const typename ComputeOf<T>::type *var,
                                                     double eps, const T *weight, int64_t wstride,
-                                                    uint32_t batch_stats, T *dx, T *dweight,
-                                                    T *dbias) {
+                                                    uint32_t batch_stats, const T *y, T *dx,
+                                                    T *dweight, T *dbias, T *dres) {
     typedef typename ComputeOf<T>::type C;
     uint64_t count = n * s;
     for (uint64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
@@ -85,7 +93,7 @@ __device__ __forceinline__ void batch_norm_backward(const T *g, const T *x, uint
         C sum_g = 0, sum_gx = 0;
         for (uint64_t k = threadIdx.x; k < count; k += blockDim.x) {
             uint64_t i = channel_at(k, ch, c, s);
-            C gi = widen(g[i]);
+            C gi = (y && widen(y[i]) <= (C)0) ? (C)0 : widen(g[i]);
             sum_g += gi;
             sum_gx += gi * ((widen(x[i]) - m) * inv_std);
         }
@@ -99,7 +107,8 @@ __device__ __forceinline__ void batch_norm_backward(const T *g, const T *x, uint
         C mean_g = sum_g / (C)count, mean_gx = sum_gx / (C)count;
         for (uint64_t k = threadIdx.x; k < count; k += blockDim.x) {
             uint64_t i = channel_at(k, ch, c, s);
-            C gi = widen(g[i]);
+            C gi = (y && widen(y[i]) <= (C)0) ? (C)0 : widen(g[i]);
+            if (dres) dres[i] = narrow<T>(gi);
             C r = batch_stats ? (gi - mean_g - (widen(x[i]) - m) * inv_std * mean_gx) * scale
                               : gi * scale;
             dx[i] = narrow<T>(r);
@@ -112,15 +121,15 @@ extern "C" __global__ void batch_norm_stats_f64(const double *x, uint64_t n, uin
 extern "C" __global__ void batch_norm_stats_f16(const f16 *x, uint64_t n, uint64_t c, uint64_t s, float *mean, float *var) { batch_norm_stats(x, n, c, s, mean, var); }
 extern "C" __global__ void batch_norm_stats_bf16(const bf16 *x, uint64_t n, uint64_t c, uint64_t s, float *mean, float *var) { batch_norm_stats(x, n, c, s, mean, var); }
 
-extern "C" __global__ void batch_norm_apply_f32(const float *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const float *weight, int64_t wstride, const float *bias, int64_t bstride, float *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
-extern "C" __global__ void batch_norm_apply_f64(const double *x, uint64_t total, uint64_t c, uint64_t s, const double *mean, const double *var, double eps, const double *weight, int64_t wstride, const double *bias, int64_t bstride, double *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
-extern "C" __global__ void batch_norm_apply_f16(const f16 *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const f16 *weight, int64_t wstride, const f16 *bias, int64_t bstride, f16 *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
-extern "C" __global__ void batch_norm_apply_bf16(const bf16 *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const bf16 *weight, int64_t wstride, const bf16 *bias, int64_t bstride, bf16 *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, y); }
+extern "C" __global__ void batch_norm_apply_f32(const float *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const float *weight, int64_t wstride, const float *bias, int64_t bstride, const float *residual, uint32_t relu, float *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, residual, relu, y); }
+extern "C" __global__ void batch_norm_apply_f64(const double *x, uint64_t total, uint64_t c, uint64_t s, const double *mean, const double *var, double eps, const double *weight, int64_t wstride, const double *bias, int64_t bstride, const double *residual, uint32_t relu, double *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, residual, relu, y); }
+extern "C" __global__ void batch_norm_apply_f16(const f16 *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const f16 *weight, int64_t wstride, const f16 *bias, int64_t bstride, const f16 *residual, uint32_t relu, f16 *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, residual, relu, y); }
+extern "C" __global__ void batch_norm_apply_bf16(const bf16 *x, uint64_t total, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const bf16 *weight, int64_t wstride, const bf16 *bias, int64_t bstride, const bf16 *residual, uint32_t relu, bf16 *y) { batch_norm_apply(x, total, c, s, mean, var, eps, weight, wstride, bias, bstride, residual, relu, y); }
 
-extern "C" __global__ void batch_norm_backward_f32(const float *g, const float *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const float *weight, int64_t wstride, uint32_t batch_stats, float *dx, float *dweight, float *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
-extern "C" __global__ void batch_norm_backward_f64(const double *g, const double *x, uint64_t n, uint64_t c, uint64_t s, const double *mean, const double *var, double eps, const double *weight, int64_t wstride, uint32_t batch_stats, double *dx, double *dweight, double *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
-extern "C" __global__ void batch_norm_backward_f16(const f16 *g, const f16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const f16 *weight, int64_t wstride, uint32_t batch_stats, f16 *dx, f16 *dweight, f16 *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
-extern "C" __global__ void batch_norm_backward_bf16(const bf16 *g, const bf16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const bf16 *weight, int64_t wstride, uint32_t batch_stats, bf16 *dx, bf16 *dweight, bf16 *dbias) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, dx, dweight, dbias); }
+extern "C" __global__ void batch_norm_backward_f32(const float *g, const float *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const float *weight, int64_t wstride, uint32_t batch_stats, const float *y, float *dx, float *dweight, float *dbias, float *dres) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, y, dx, dweight, dbias, dres); }
+extern "C" __global__ void batch_norm_backward_f64(const double *g, const double *x, uint64_t n, uint64_t c, uint64_t s, const double *mean, const double *var, double eps, const double *weight, int64_t wstride, uint32_t batch_stats, const double *y, double *dx, double *dweight, double *dbias, double *dres) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, y, dx, dweight, dbias, dres); }
+extern "C" __global__ void batch_norm_backward_f16(const f16 *g, const f16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const f16 *weight, int64_t wstride, uint32_t batch_stats, const f16 *y, f16 *dx, f16 *dweight, f16 *dbias, f16 *dres) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, y, dx, dweight, dbias, dres); }
+extern "C" __global__ void batch_norm_backward_bf16(const bf16 *g, const bf16 *x, uint64_t n, uint64_t c, uint64_t s, const float *mean, const float *var, double eps, const bf16 *weight, int64_t wstride, uint32_t batch_stats, const bf16 *y, bf16 *dx, bf16 *dweight, bf16 *dbias, bf16 *dres) { batch_norm_backward(g, x, n, c, s, mean, var, eps, weight, wstride, batch_stats, y, dx, dweight, dbias, dres); }
 
 // ---- Layer norm and RMS norm (rms != 0): the input is contiguous (rows, d), the
 // statistics are per row, in C, saved for the backward pass (mean only for layer norm).

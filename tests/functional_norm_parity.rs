@@ -76,6 +76,56 @@ mod cuda_parity {
         }
     }
 
+    /// batch_norm_act (batch norm, residual add, ReLU fused) in every float dtype,
+    /// training and eval, with and without a (transposed) residual: output, running
+    /// statistics and the gradients of x, weight, bias and residual.
+    #[test]
+    fn batch_norm_act_matches_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("batch_norm_act_matches_the_cpu_in_every_float_dtype");
+        let shape = [6, 5, 9, 7];
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for (training, with_residual) in [(true, true), (true, false), (false, true)] {
+                let run = |d: &Device| -> Result<Vec<Tensor>> {
+                    let x = values(&shape, dtype, 96).to_device(d)?.requires_grad();
+                    let r = values(&[6, 5, 7, 9], dtype, 97)
+                        .to_device(d)?
+                        .requires_grad();
+                    let residual = r.transpose(2, 3)?;
+                    let rm = values(&[5], dtype, 91).to_device(d)?;
+                    let rv = values(&[5], dtype, 92)
+                        .abs()?
+                        .add_scalar(0.5)?
+                        .to_device(d)?;
+                    let w = values(&[5], dtype, 93).to_device(d)?.requires_grad();
+                    let b = values(&[5], dtype, 94).to_device(d)?.requires_grad();
+                    let y = F::batch_norm_act(
+                        &x,
+                        &rm,
+                        &rv,
+                        Some(&w),
+                        Some(&b),
+                        with_residual.then_some(&residual),
+                        training,
+                        0.1,
+                        1e-5,
+                    )?;
+                    let gout = values(y.shape(), dtype, 95).to_device(d)?;
+                    y.mul(&gout)?.sum_all()?.backward()?;
+                    let mut out = vec![y, rm, rv];
+                    out.extend([&x, &w, &b].map(|t| t.grad().expect("grad")));
+                    out.extend(with_residual.then(|| r.grad().expect("residual grad")));
+                    Ok(out)
+                };
+                let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&Device::Cpu).unwrap());
+                for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+                    let what = format!("batch_norm_act {dtype:?} training {training} residual {with_residual}: output {i}");
+                    assert_close(&what, g, c, atol, rtol);
+                }
+            }
+        }
+    }
+
     /// layer_norm and rms_norm, forward and the gradients of x, weight and bias, with and
     /// without affine parameters, on contiguous and transposed inputs (rows wider and
     /// narrower than a block, and more rows than the backward's partial-sum blocks), in
@@ -201,8 +251,9 @@ mod cuda_parity {
     /// every kernel of kernels/norm.cu.
     #[test]
     fn every_norm_kernel_is_launched() {
-        let suite: [fn(); 3] = [
+        let suite: [fn(); 4] = [
             batch_norm_matches_the_cpu_in_every_float_dtype,
+            batch_norm_act_matches_the_cpu_in_every_float_dtype,
             layer_norm_and_rms_norm_match_the_cpu_in_every_float_dtype,
             group_norm_matches_the_cpu_in_every_float_dtype,
         ];

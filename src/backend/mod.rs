@@ -241,6 +241,18 @@ impl<A: IntoStorage, B: IntoStorage, C: IntoStorage> IntoStorage for (A, B, C) {
     }
 }
 
+impl<A: IntoStorage, B: IntoStorage, C: IntoStorage, D: IntoStorage> IntoStorage for (A, B, C, D) {
+    type Out = (A::Out, B::Out, C::Out, D::Out);
+    fn into_storage(self) -> Self::Out {
+        (
+            self.0.into_storage(),
+            self.1.into_storage(),
+            self.2.into_storage(),
+            self.3.into_storage(),
+        )
+    }
+}
+
 impl<A: IntoStorage> IntoStorage for Option<A> {
     type Out = Option<A::Out>;
     fn into_storage(self) -> Self::Out {

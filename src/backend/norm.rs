@@ -96,6 +96,10 @@ pub(crate) trait NormOps: Sized {
     fn batch_norm_stats(&self, layout: &Layout, p: &BatchNormParams) -> Result<(Self, Self)>;
 
     /// `(x - mean) / √(var + eps) · γ + β` per channel; contiguous, `x`'s dtype.
+    /// `F::batch_norm_act`'s fused epilogue, in the same pass: `residual` (an
+    /// `(n, c, s)` operand of `x`'s dtype at any layout) is added, then ReLU when
+    /// `relu` (`v <= 0` gives 0, NaN passes, as `relu`).
+    #[allow(clippy::too_many_arguments)] // the operands, one by one
     fn batch_norm_apply(
         &self,
         layout: &Layout,
@@ -103,14 +107,20 @@ pub(crate) trait NormOps: Sized {
         var: &Self,
         weight: Option<(&Self, &Layout)>,
         bias: Option<(&Self, &Layout)>,
+        residual: Option<(&Self, &Layout)>,
+        relu: bool,
         p: &BatchNormParams,
     ) -> Result<Self>;
 
     /// Gradients of [`NormOps::batch_norm_apply`] from the output's gradient `self`:
-    /// `(grad_x, grad_weight, grad_bias)`, the last two `(C)` sums `Σ g·x̂` and `Σ g`
-    /// (x̂ the normalised input) in `x`'s dtype. With `batch_stats` the mean and
-    /// variance were the batch's own, so `grad_x = γ/σ · (g - mean(g) - x̂·mean(g·x̂))`;
-    /// otherwise they were constants and `grad_x = γ/σ · g`.
+    /// `(grad_x, grad_weight, grad_bias, grad_residual)`, the middle two `(C)` sums
+    /// `Σ g·x̂` and `Σ g` (x̂ the normalised input) in `x`'s dtype. With `batch_stats`
+    /// the mean and variance were the batch's own, so
+    /// `grad_x = γ/σ · (g - mean(g) - x̂·mean(g·x̂))`; otherwise they were constants and
+    /// `grad_x = γ/σ · g`. `relu_out` is the (contiguous) output when the forward
+    /// applied ReLU: `g` is then first zeroed where it is `<= 0` (relu's backward), in
+    /// the same pass; with `residual_grad` that masked `g` is also returned as the
+    /// residual's gradient (else `None`).
     #[allow(clippy::too_many_arguments)] // the saved forward state, operand by operand
     fn batch_norm_backward(
         &self,
@@ -121,8 +131,10 @@ pub(crate) trait NormOps: Sized {
         var: &Self,
         weight: Option<(&Self, &Layout)>,
         batch_stats: bool,
+        relu_out: Option<&Self>,
+        residual_grad: bool,
         p: &BatchNormParams,
-    ) -> Result<(Self, Self, Self)>;
+    ) -> Result<(Self, Self, Self, Option<Self>)>;
 
     /// Layer norm (`p.rms` false) or RMS norm of the rows of `self`:
     /// `(y, mean, rstd)`, `y = (x - mean)·rstd·w + b` contiguous in `x`'s dtype (RMS:
@@ -196,6 +208,7 @@ impl Storage {
     }
 
     /// See [`NormOps::batch_norm_apply`].
+    #[allow(clippy::too_many_arguments)] // mirrors the trait method
     pub(crate) fn batch_norm_apply(
         &self,
         layout: &Layout,
@@ -203,11 +216,30 @@ impl Storage {
         var: &Storage,
         weight: Option<(&Storage, &Layout)>,
         bias: Option<(&Storage, &Layout)>,
+        residual: Option<(&Storage, &Layout)>,
+        relu: bool,
         p: &BatchNormParams,
     ) -> Result<Storage> {
         let ((w, wl), (b, bl)) = (weight.unzip(), bias.unzip());
-        dispatch!("batch_norm", (self, mean, var, w, b), |(x, m, v, w, b)| x
-            .batch_norm_apply(layout, m, v, w.zip(wl), b.zip(bl), p))
+        let (r, rl) = residual.unzip();
+        dispatch!("batch_norm", (self, mean, var, w, b, r), |(
+            x,
+            m,
+            v,
+            w,
+            b,
+            r,
+        )| x
+            .batch_norm_apply(
+                layout,
+                m,
+                v,
+                w.zip(wl),
+                b.zip(bl),
+                r.zip(rl),
+                relu,
+                p
+            ))
     }
 
     /// See [`NormOps::batch_norm_backward`].
@@ -221,17 +253,15 @@ impl Storage {
         var: &Storage,
         weight: Option<(&Storage, &Layout)>,
         batch_stats: bool,
+        relu_out: Option<&Storage>,
+        residual_grad: bool,
         p: &BatchNormParams,
-    ) -> Result<(Storage, Storage, Storage)> {
+    ) -> Result<(Storage, Storage, Storage, Option<Storage>)> {
         let (w, wl) = weight.unzip();
-        dispatch!("batch_norm_backward", (self, x, mean, var, w), |(
-            g,
-            x,
-            m,
-            v,
-            w,
-        )| g
-            .batch_norm_backward(
+        dispatch!(
+            "batch_norm_backward",
+            (self, x, mean, var, w, relu_out),
+            |(g, x, m, v, w, y)| g.batch_norm_backward(
                 grad_layout,
                 x,
                 x_layout,
@@ -239,8 +269,11 @@ impl Storage {
                 v,
                 w.zip(wl),
                 batch_stats,
+                y,
+                residual_grad,
                 p
-            ))
+            )
+        )
     }
 }
 

@@ -29,6 +29,9 @@ pub struct ResNetConfig {
     /// Channels of `conv1` and `layer1` (64 in torchvision); `layer2..4` have 2, 4 and
     /// 8 times as many. Narrower networks train faster (and make small test fixtures).
     pub width: usize,
+    /// Batch norm, residual add and ReLU as one fused op (`F::batch_norm_act`, the
+    /// default) or as separate ops (`false`: the reference, to compare with).
+    pub fused: bool,
 }
 
 impl ResNetConfig {
@@ -38,6 +41,7 @@ impl ResNetConfig {
             num_classes,
             stem: Stem::Cifar,
             width: 64,
+            fused: true,
         }
     }
 
@@ -50,6 +54,12 @@ impl ResNetConfig {
     /// Sets the width (channels of `layer1`).
     pub fn width(mut self, width: usize) -> ResNetConfig {
         self.width = width;
+        self
+    }
+
+    /// Sets whether batch norm, add and ReLU run fused ([`ResNetConfig::fused`]).
+    pub fn fused(mut self, on: bool) -> ResNetConfig {
+        self.fused = on;
         self
     }
 }
@@ -108,6 +118,14 @@ impl BasicBlock {
         })
     }
 
+    /// With `on` (the default), `bn1 → relu` and `bn2 → add → relu` run as fused ops
+    /// (see `nn::BatchNorm::fused`); with `false` as separate ones.
+    pub fn fused(mut self, on: bool) -> BasicBlock {
+        self.bn1 = self.bn1.fused(on);
+        self.bn2 = self.bn2.fused(on);
+        self
+    }
+
     /// With `on`, the model runs this block through [`crate::utils::checkpoint`]: its
     /// activations are recomputed during backward instead of kept (batch norm's
     /// running statistics are updated once, by the forward pass).
@@ -118,13 +136,13 @@ impl BasicBlock {
 
 impl Forward for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out = F::relu(&self.bn1.forward(&self.conv1.forward(x)?)?)?;
-        let out = self.bn2.forward(&self.conv2.forward(&out)?)?;
+        let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let identity = match &self.downsample {
             Some(d) => d.forward(x)?,
             None => x.clone(),
         };
-        F::relu(&out.add(&identity)?)
+        self.bn2
+            .forward_add_relu(&self.conv2.forward(&out)?, &identity)
     }
 }
 
@@ -176,13 +194,13 @@ impl ResNet {
         };
         let stage = |cin: usize, cout: usize, stride: usize| -> Result<Vec<Arc<BasicBlock>>> {
             Ok(vec![
-                Arc::new(BasicBlock::new(cin, cout, stride, dev)?),
-                Arc::new(BasicBlock::new(cout, cout, 1, dev)?),
+                Arc::new(BasicBlock::new(cin, cout, stride, dev)?.fused(cfg.fused)),
+                Arc::new(BasicBlock::new(cout, cout, 1, dev)?.fused(cfg.fused)),
             ])
         };
         Ok(ResNet {
             conv1,
-            bn1: nn::BatchNorm2d::new(w, dev)?,
+            bn1: nn::BatchNorm2d::new(w, dev)?.fused(cfg.fused),
             maxpool,
             layer1: stage(w, w, 1)?,
             layer2: stage(w, 2 * w, 2)?,
@@ -210,7 +228,7 @@ impl ResNet {
 impl Forward for ResNet {
     /// Logits (N, num_classes) of images (N, 3, H, W).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = F::relu(&self.bn1.forward(&self.conv1.forward(x)?)?)?;
+        let mut h = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         if let Some(pool) = &self.maxpool {
             h = pool.forward(&h)?;
         }

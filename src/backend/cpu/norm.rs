@@ -62,17 +62,26 @@ impl NormOps for CpuStorage {
         var: &CpuStorage,
         weight: Option<(&CpuStorage, &Layout)>,
         bias: Option<(&CpuStorage, &Layout)>,
+        residual: Option<(&CpuStorage, &Layout)>,
+        relu: bool,
         p: &BatchNormParams,
     ) -> Result<CpuStorage> {
         Ok(float_kernel!("batch_norm", self.dtype(), |T| {
             let x = contiguous_as::<T>(self, layout)?;
             let (w, b) = (channel_vec::<T>(weight, p)?, channel_vec::<T>(bias, p)?);
+            let residual = residual
+                .map(|(r, l)| contiguous_as::<T>(r, l))
+                .transpose()?;
             let (mean, inv_std) = (stat::<T>(mean, p)?, inv_std::<T>(var, p)?);
-            let mut y = alloc::filled(x.len(), T::default())?;
+            let zero = T::default();
+            let mut y = alloc::filled(x.len(), zero)?;
             for_each_row(&mut y, p, |c, i, y| {
                 let x_hat = (x[i] - mean[c]) * inv_std[c];
-                *y = x_hat * w.as_ref().map_or(T::from_f64(1.0), |w| w[c])
-                    + b.as_ref().map_or(T::default(), |b| b[c]);
+                let v = x_hat * w.as_ref().map_or(T::from_f64(1.0), |w| w[c])
+                    + b.as_ref().map_or(zero, |b| b[c]);
+                let v = residual.as_ref().map_or(v, |r| v + r[i]);
+                // `v <= 0` is false for NaN, which passes as through `relu`.
+                *y = if relu && v <= zero { zero } else { v };
             });
             y
         }))
@@ -87,9 +96,11 @@ impl NormOps for CpuStorage {
         var: &CpuStorage,
         weight: Option<(&CpuStorage, &Layout)>,
         batch_stats: bool,
+        relu_out: Option<&CpuStorage>,
+        residual_grad: bool,
         p: &BatchNormParams,
-    ) -> Result<(CpuStorage, CpuStorage, CpuStorage)> {
-        /// `(grad_x, grad_weight, grad_bias)` in the compute type `T`.
+    ) -> Result<(CpuStorage, CpuStorage, CpuStorage, Option<CpuStorage>)> {
+        /// `(grad_x, grad_weight, grad_bias, grad_residual)` in the compute type `T`.
         #[allow(clippy::too_many_arguments)] // the trait method's operands, unwrapped
         fn run<T: Float>(
             g: &CpuStorage,
@@ -99,9 +110,25 @@ impl NormOps for CpuStorage {
             stats: (&CpuStorage, &CpuStorage),
             weight: Option<(&CpuStorage, &Layout)>,
             batch_stats: bool,
+            relu_out: Option<&CpuStorage>,
+            residual_grad: bool,
             p: &BatchNormParams,
-        ) -> Result<[CpuStorage; 3]> {
+        ) -> Result<([CpuStorage; 3], Option<CpuStorage>)> {
             let g = contiguous_as::<T>(g, grad_layout)?;
+            // relu's backward first: the gradient is 0 where the output is <= 0.
+            let g = match relu_out {
+                Some(y) => {
+                    let y = contiguous_as::<T>(y, &Layout::contiguous(&[g.len()]))?;
+                    let zero = T::default();
+                    let masked = g.iter().zip(y.iter());
+                    Cow::Owned(
+                        masked
+                            .map(|(&g, &y)| if y <= zero { zero } else { g })
+                            .collect(),
+                    )
+                }
+                None => g,
+            };
             let x = contiguous_as::<T>(x, x_layout)?;
             let w = channel_vec::<T>(weight, p)?;
             let (mean, inv_std) = (stat::<T>(stats.0, p)?, inv_std::<T>(stats.1, p)?);
@@ -125,37 +152,46 @@ impl NormOps for CpuStorage {
                     g[i] * scale
                 };
             });
-            Ok([T::wrap(dx), T::wrap(sum_gx), T::wrap(sum_g)])
+            let grad_residual = residual_grad.then(|| T::wrap(g.into_owned()));
+            Ok((
+                [T::wrap(dx), T::wrap(sum_gx), T::wrap(sum_g)],
+                grad_residual,
+            ))
         }
         let dtype = x.dtype();
-        let stats = (mean, var);
+        let (g, gl, stats, rg) = (self, grad_layout, (mean, var), residual_grad);
         let grads = match compute_dtype("batch_norm_backward", dtype)? {
             DType::F64 => run::<f64>(
-                self,
-                grad_layout,
+                g,
+                gl,
                 x,
                 x_layout,
                 stats,
                 weight,
                 batch_stats,
+                relu_out,
+                rg,
                 p,
             ),
             _ => run::<f32>(
-                self,
-                grad_layout,
+                g,
+                gl,
                 x,
                 x_layout,
                 stats,
                 weight,
                 batch_stats,
+                relu_out,
+                rg,
                 p,
             ),
         }?;
-        let [dx, grad_weight, grad_bias] = grads;
+        let ([dx, grad_weight, grad_bias], grad_residual) = grads;
         Ok((
             dx.convert(dtype)?,
             grad_weight.convert(dtype)?,
             grad_bias.convert(dtype)?,
+            grad_residual.map(|r| r.convert(dtype)).transpose()?,
         ))
     }
 

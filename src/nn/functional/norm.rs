@@ -51,25 +51,185 @@ pub fn batch_norm(
         return y;
     }
     let _op = crate::profiler::op("batch_norm", &[x]);
-    x.check_float("batch_norm")?;
+    let stats = RunningStats {
+        mean: running_mean,
+        var: running_var,
+        training,
+        momentum,
+    };
+    batch_norm_with(x, stats, weight, bias, Epilogue::NONE, eps)
+}
+
+/// Batch norm, then an optional residual added, then ReLU, as one op:
+/// `relu(batch_norm(x, ..) + residual)`, PyTorch's
+/// `F.relu(F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
+/// eps) + residual)` (without `+ residual` when it is `None`) — ResNet's `bn → relu`
+/// and `bn → add → relu`.
+///
+/// The arguments, the running-statistics update and the errors are [`batch_norm`]'s;
+/// `residual` must have `x`'s shape, dtype and device (an `Err` naming `residual`
+/// otherwise). Gradients flow to `x`, `weight`, `bias` and `residual`. The values
+/// equal the three ops' within rounding (the sum is not rounded to `x`'s dtype
+/// before the ReLU); ReLU's gradient at 0 is 0, as `relu`'s.
+///
+/// Why: the normalisation, the add and the ReLU run in one pass over memory forward
+/// and one backward (on CUDA: one kernel each, besides the statistics' reduction
+/// kernel in training), instead of three passes and the tensors between them.
+///
+/// ```
+/// use kiln::nn::functional as F;
+/// use kiln::{DType, Device, Tensor};
+/// # fn main() -> kiln::Result<()> {
+/// let dev = Device::Cpu;
+/// let x = Tensor::randn(&[4, 3, 5, 5], DType::F32, &dev)?;
+/// let skip = Tensor::randn(&[4, 3, 5, 5], DType::F32, &dev)?;
+/// let (mean, var) = (Tensor::zeros(&[3], DType::F32, &dev)?, Tensor::ones(&[3], DType::F32, &dev)?);
+/// let y = F::batch_norm_act(&x, &mean, &var, None, None, Some(&skip), true, 0.1, 1e-5)?;
+/// assert!(y.to_vec::<f32>()?.iter().all(|&v| v >= 0.0));
+/// # Ok(())
+/// # }
+/// ```
+#[allow(clippy::too_many_arguments)] // batch_norm's arguments and the residual
+pub fn batch_norm_act(
+    x: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<Tensor> {
+    let keep = crate::tensor::autocast::fp32_keep_dtype(
+        [x],
+        [weight, bias, residual],
+        |[x], [w, b, r]| {
+            batch_norm_act(
+                x,
+                running_mean,
+                running_var,
+                w,
+                b,
+                r,
+                training,
+                momentum,
+                eps,
+            )
+        },
+    );
+    if let Some(y) = keep {
+        return y;
+    }
+    let _op = crate::profiler::op("batch_norm_act", &[x]);
+    let stats = RunningStats {
+        mean: running_mean,
+        var: running_var,
+        training,
+        momentum,
+    };
+    let epilogue = Epilogue {
+        residual,
+        relu: true,
+    };
+    batch_norm_with(x, stats, weight, bias, epilogue, eps)
+}
+
+/// Batch norm's running statistics and how a call uses them (see [`batch_norm`]).
+#[derive(Clone, Copy)]
+pub(super) struct RunningStats<'a> {
+    /// `running_mean`, `(C)`.
+    pub mean: &'a Tensor,
+    /// `running_var`, `(C)`.
+    pub var: &'a Tensor,
+    /// Normalise with the batch's statistics and update the running ones.
+    pub training: bool,
+    /// The running statistics' update weight.
+    pub momentum: f64,
+}
+
+/// What follows the normalisation in the same kernel: [`batch_norm_act`]'s residual
+/// add and ReLU, or nothing ([`batch_norm`]).
+#[derive(Clone, Copy)]
+pub(super) struct Epilogue<'a> {
+    /// Added to the normalised values (`x`'s shape, dtype and device).
+    pub residual: Option<&'a Tensor>,
+    /// ReLU last: [`batch_norm_act`].
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// Plain batch norm.
+    pub const NONE: Epilogue<'static> = Epilogue {
+        residual: None,
+        relu: false,
+    };
+
+    /// The op's name, for errors and the autograd graph.
+    fn op(&self) -> &'static str {
+        if self.relu {
+            "batch_norm_act"
+        } else {
+            "batch_norm"
+        }
+    }
+
+    /// `"<op>: <what>"`, for errors (spelled out: the checks take `&'static str`).
+    fn label(&self, what: &'static str) -> &'static str {
+        match (self.relu, what) {
+            (false, "running_mean") => "batch_norm: running_mean",
+            (false, "running_var") => "batch_norm: running_var",
+            (false, "weight") => "batch_norm: weight",
+            (false, _) => "batch_norm: bias",
+            (true, "running_mean") => "batch_norm_act: running_mean",
+            (true, "running_var") => "batch_norm_act: running_var",
+            (true, "weight") => "batch_norm_act: weight",
+            (true, "bias") => "batch_norm_act: bias",
+            (true, _) => "batch_norm_act: residual",
+        }
+    }
+}
+
+/// [`batch_norm`] with `epilogue` fused into its normalisation pass and its backward
+/// pass (one kernel each on CUDA, besides the statistics).
+pub(super) fn batch_norm_with(
+    x: &Tensor,
+    stats: RunningStats,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    epilogue: Epilogue,
+    eps: f64,
+) -> Result<Tensor> {
+    let RunningStats {
+        mean: running_mean,
+        var: running_var,
+        training,
+        momentum,
+    } = stats;
+    let op = epilogue.op();
+    x.check_float(op)?;
     if x.rank() < 2 {
         return Err(Error::arg(
             "input",
             format!(
-                "batch_norm needs an input of shape (N, C) or (N, C, *), got {:?}",
+                "{op} needs an input of shape (N, C) or (N, C, *), got {:?}",
                 x.shape()
             ),
         ));
     }
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let s: usize = x.shape()[2..].iter().product();
-    check_channel_param(x, running_mean, "running_mean", "batch_norm: running_mean")?;
-    check_channel_param(x, running_var, "running_var", "batch_norm: running_var")?;
+    let label = |what| epilogue.label(what);
+    check_channel_param(x, running_mean, "running_mean", label("running_mean"))?;
+    check_channel_param(x, running_var, "running_var", label("running_var"))?;
     if let Some(w) = weight {
-        check_channel_param(x, w, "weight", "batch_norm: weight")?;
+        check_channel_param(x, w, "weight", label("weight"))?;
     }
     if let Some(b) = bias {
-        check_channel_param(x, b, "bias", "batch_norm: bias")?;
+        check_channel_param(x, b, "bias", label("bias"))?;
+    }
+    if let Some(r) = epilogue.residual {
+        check_residual(x, r, label("residual"))?;
     }
     if !(0.0..=1.0).contains(&momentum) {
         return Err(Error::arg(
@@ -83,71 +243,54 @@ pub fn batch_norm(
         return Err(Error::arg(
             "input",
             format!(
-                "batch_norm in training needs more than 1 value per channel, got input of shape {:?}",
+                "{op} in training needs more than 1 value per channel, got input of shape {:?}",
                 x.shape()
             ),
         ));
     }
 
     let p = BatchNormParams { n, c, s, eps };
-    // The statistics the output is normalised with, in the compute dtype (see
-    // `backend::norm`): the batch's, or fresh copies of the running ones (copies, so a
-    // later in-place update of the running statistics cannot change the backward pass).
-    let stat_dtype = if x.dtype() == DType::F64 {
-        DType::F64
-    } else {
-        DType::F32
-    };
-    let (mean, var) = if training {
-        let (mean, var) = x.storage().batch_norm_stats(x.layout(), &p)?;
-        let (mean, var) = (
-            Tensor::from_storage(mean, &[c]),
-            Tensor::from_storage(var, &[c]),
-        );
-        // Activation checkpointing's second run of this forward must not update the
-        // statistics again (PyTorch's checkpoint does: momentum applied twice).
-        if !crate::utils::is_recomputing() {
-            update_running(running_mean, &mean, momentum)?;
-            let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
-            update_running(running_var, &unbiased, momentum)?;
-        }
-        (mean, var)
-    } else {
-        let copy = |t: &Tensor| -> Result<Tensor> {
-            Ok(Tensor::from_storage(
-                t.storage().copy_as(t.layout(), stat_dtype)?,
-                &[c],
-            ))
-        };
-        (copy(running_mean)?, copy(running_var)?)
-    };
+    let (mean, var) = normalising_stats(x, stats, &p)?;
+    let residual = epilogue.residual;
     let y = {
         // One lock per distinct storage, in address order (see `tensor::locks`).
         let mut operands = vec![x, &mean, &var];
         operands.extend(weight);
         operands.extend(bias);
+        operands.extend(residual);
         let locks = StorageLocks::read(&operands);
         let w = weight.map(|t| (locks.get(3), t.layout()));
-        let b = bias.map(|t| (locks.get(operands.len() - 1), t.layout()));
-        locks
-            .get(0)
-            .batch_norm_apply(x.layout(), locks.get(1), locks.get(2), w, b, &p)?
+        let b = bias.map(|t| (locks.get(3 + usize::from(weight.is_some())), t.layout()));
+        let r = residual.map(|t| (locks.get(operands.len() - 1), t.layout()));
+        locks.get(0).batch_norm_apply(
+            x.layout(),
+            locks.get(1),
+            locks.get(2),
+            w,
+            b,
+            r,
+            epilogue.relu,
+            &p,
+        )?
     };
     let y = Tensor::from_storage(y, x.shape());
 
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
+    inputs.extend(residual);
     let x_saved = x.detach();
     let wants_x = x.requires_grad_flag();
+    let wants_residual = residual.is_some_and(Tensor::requires_grad_flag);
     let gamma = weight.map(Tensor::detach);
-    let has_bias = bias.is_some();
-    Ok(record(y, "batch_norm", &inputs, move |_, g| {
+    let (has_bias, has_residual, relu) = (bias.is_some(), residual.is_some(), epilogue.relu);
+    Ok(record(y, op, &inputs, move |out, g| {
         let mut operands = vec![g, &x_saved, &mean, &var];
         operands.extend(gamma.as_ref());
+        operands.extend(relu.then_some(out));
         let locks = StorageLocks::read(&operands);
         let w = gamma.as_ref().map(|t| (locks.get(4), t.layout()));
-        let (dx, grad_weight, grad_bias) = locks.get(0).batch_norm_backward(
+        let (dx, grad_weight, grad_bias, grad_residual) = locks.get(0).batch_norm_backward(
             g.layout(),
             locks.get(1),
             x_saved.layout(),
@@ -155,10 +298,12 @@ pub fn batch_norm(
             locks.get(3),
             w,
             training,
+            relu.then(|| locks.get(operands.len() - 1)),
+            wants_residual,
             &p,
         )?;
         drop(locks);
-        let mut grads = Vec::with_capacity(3);
+        let mut grads = Vec::with_capacity(4);
         grads.push(wants_x.then(|| Tensor::from_storage(dx, x_saved.shape())));
         if gamma.is_some() {
             grads.push(Some(Tensor::from_storage(grad_weight, &[c])));
@@ -166,8 +311,69 @@ pub fn batch_norm(
         if has_bias {
             grads.push(Some(Tensor::from_storage(grad_bias, &[c])));
         }
+        if has_residual {
+            grads.push(grad_residual.map(|r| Tensor::from_storage(r, x_saved.shape())));
+        }
         Ok(grads)
     }))
+}
+
+/// The statistics `x` is normalised with, in the compute dtype (see
+/// `backend::norm`): the batch's (updating the running ones), or fresh copies of the
+/// running ones (copies, so a later in-place update of the running statistics cannot
+/// change the backward pass).
+fn normalising_stats(
+    x: &Tensor,
+    stats: RunningStats,
+    p: &BatchNormParams,
+) -> Result<(Tensor, Tensor)> {
+    let c = p.c;
+    if stats.training {
+        let (mean, var) = x.storage().batch_norm_stats(x.layout(), p)?;
+        let (mean, var) = (
+            Tensor::from_storage(mean, &[c]),
+            Tensor::from_storage(var, &[c]),
+        );
+        // Activation checkpointing's second run of this forward must not update the
+        // statistics again (PyTorch's checkpoint does: momentum applied twice).
+        if !crate::utils::is_recomputing() {
+            let count = p.n * p.s;
+            update_running(stats.mean, &mean, stats.momentum)?;
+            let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
+            update_running(stats.var, &unbiased, stats.momentum)?;
+        }
+        Ok((mean, var))
+    } else {
+        let stat_dtype = if x.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let copy = |t: &Tensor| -> Result<Tensor> {
+            Ok(Tensor::from_storage(
+                t.storage().copy_as(t.layout(), stat_dtype)?,
+                &[c],
+            ))
+        };
+        Ok((copy(stats.mean)?, copy(stats.var)?))
+    }
+}
+
+/// Err naming `residual` unless it has `x`'s shape, dtype and device.
+fn check_residual(x: &Tensor, r: &Tensor, op: &'static str) -> Result<()> {
+    x.check_same_device(op, r)?;
+    x.check_same_dtype(op, r)?;
+    if r.shape() != x.shape() {
+        return Err(Error::arg(
+            "residual",
+            format!(
+                "{op} must have the input's shape {:?}, got {:?}",
+                x.shape(),
+                r.shape()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `running = (1 - momentum)·running + momentum·batch`, written into `running`'s

@@ -59,6 +59,7 @@ pub struct BatchNorm<const D: usize> {
     momentum: f64,
     eps: f64,
     mode: Mode,
+    fused: bool,
 }
 
 /// Options of [`BatchNorm::new_with`] (for [`BatchNorm1d`], [`BatchNorm2d`] and
@@ -198,7 +199,83 @@ impl<const D: usize> BatchNorm<D> {
             momentum,
             eps,
             mode: Mode::default(),
+            fused: true,
         })
+    }
+
+    /// Whether [`BatchNorm::forward_relu`] and [`BatchNorm::forward_add_relu`] run as
+    /// one fused op ([`F::batch_norm_act`]; the default) or, with `false`, as the
+    /// separate `batch_norm`, `add` and `relu` ops (the same values within rounding;
+    /// the reference to compare the fusion with, e.g. kernel launches per step).
+    pub fn fused(mut self, on: bool) -> Self {
+        self.fused = on;
+        self
+    }
+
+    /// See [`BatchNorm::fused`].
+    pub fn is_fused(&self) -> bool {
+        self.fused
+    }
+
+    /// `relu(self.forward(x))`: the `bn → relu` of ResNets, fused into one op (see
+    /// [`BatchNorm::fused`]). Errors as [`Forward::forward`].
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, None)
+    }
+
+    /// `relu(self.forward(x) + residual)`: the `bn → add → relu` that closes a
+    /// ResNet block, fused into one op (see [`BatchNorm::fused`]). `residual` has
+    /// `x`'s shape, dtype and device (else an `Err` naming it).
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, Some(residual))
+    }
+
+    /// [`BatchNorm::forward_relu`] (`residual` `None`) or
+    /// [`BatchNorm::forward_add_relu`].
+    fn forward_act(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        if !self.fused {
+            if let Some(r) = residual.filter(|r| r.shape() != x.shape()) {
+                return Err(Error::arg(
+                    "residual",
+                    format!(
+                        "must have the input's shape {:?}, got {:?}",
+                        x.shape(),
+                        r.shape()
+                    ),
+                ));
+            }
+            let y = self.forward(x)?;
+            let y = match residual {
+                Some(r) => y.add(r)?,
+                None => y,
+            };
+            return F::relu(&y);
+        }
+        self.check_input(x)?;
+        let training = self.mode.is_training();
+        let y = F::batch_norm_act(
+            x,
+            &self.running_mean,
+            &self.running_var,
+            Some(&self.weight),
+            Some(&self.bias),
+            residual,
+            training,
+            self.momentum,
+            self.eps,
+        )?;
+        self.count_batch(training)?;
+        Ok(y)
+    }
+
+    /// Counts a training batch in `num_batches_tracked`.
+    fn count_batch(&self, training: bool) -> Result<()> {
+        if training {
+            let _guard = crate::no_grad();
+            self.num_batches_tracked
+                .copy_(&self.num_batches_tracked.add_scalar(1.0)?)?;
+        }
+        Ok(())
     }
 
     /// The running-average momentum.
@@ -260,11 +337,7 @@ impl<const D: usize> Forward for BatchNorm<D> {
             self.momentum,
             self.eps,
         )?;
-        if training {
-            let _guard = crate::no_grad();
-            self.num_batches_tracked
-                .copy_(&self.num_batches_tracked.add_scalar(1.0)?)?;
-        }
+        self.count_batch(training)?;
         Ok(y)
     }
 }

@@ -113,6 +113,8 @@ impl NormOps for CudaStorage {
         var: &CudaStorage,
         weight: Option<(&CudaStorage, &Layout)>,
         bias: Option<(&CudaStorage, &Layout)>,
+        residual: Option<(&CudaStorage, &Layout)>,
+        relu: bool,
         p: &BatchNormParams,
     ) -> Result<CudaStorage> {
         let apply = KernelId::for_dtype("batch_norm_apply", self.dtype())?;
@@ -123,6 +125,7 @@ impl NormOps for CudaStorage {
             return Ok(y);
         }
         let (x, _copy) = self.contiguous_ptr(layout)?;
+        let (r, _r_copy) = contiguous_param(residual)?;
         let [w, ws] = channel_arg(weight);
         let [b, bs] = channel_arg(bias);
         dev.launch_grid_stride(
@@ -140,6 +143,8 @@ impl NormOps for CudaStorage {
                 ws,
                 b,
                 bs,
+                KernelArg::Ptr(r),
+                KernelArg::U32(u32::from(relu)),
                 KernelArg::Ptr(y.ptr()),
             ],
         )?;
@@ -155,18 +160,24 @@ impl NormOps for CudaStorage {
         var: &CudaStorage,
         weight: Option<(&CudaStorage, &Layout)>,
         batch_stats: bool,
+        relu_out: Option<&CudaStorage>,
+        residual_grad: bool,
         p: &BatchNormParams,
-    ) -> Result<(CudaStorage, CudaStorage, CudaStorage)> {
+    ) -> Result<(CudaStorage, CudaStorage, CudaStorage, Option<CudaStorage>)> {
         let dtype = x.dtype();
         let backward = KernelId::for_dtype("batch_norm_backward", dtype)?;
         let dev = self.cuda_device();
-        let dx = CudaStorage::alloc(dev, p.n * p.c * p.s, dtype)?;
+        let total = p.n * p.c * p.s;
+        let dx = CudaStorage::alloc(dev, total, dtype)?;
         let (dweight, dbias) = (
             CudaStorage::alloc(dev, p.c, dtype)?,
             CudaStorage::alloc(dev, p.c, dtype)?,
         );
+        let dres = residual_grad
+            .then(|| CudaStorage::alloc(dev, total, dtype))
+            .transpose()?;
         if p.c == 0 {
-            return Ok((dx, dweight, dbias));
+            return Ok((dx, dweight, dbias, dres));
         }
         let (g, _g_copy) = self.contiguous_ptr(grad_layout)?;
         let (xp, _x_copy) = x.contiguous_ptr(x_layout)?;
@@ -186,12 +197,14 @@ impl NormOps for CudaStorage {
                 w,
                 ws,
                 KernelArg::U32(u32::from(batch_stats)),
+                KernelArg::Ptr(relu_out.map_or(0, CudaStorage::ptr)),
                 KernelArg::Ptr(dx.ptr()),
                 KernelArg::Ptr(dweight.ptr()),
                 KernelArg::Ptr(dbias.ptr()),
+                KernelArg::Ptr(dres.as_ref().map_or(0, CudaStorage::ptr)),
             ],
         )?;
-        Ok((dx, dweight, dbias))
+        Ok((dx, dweight, dbias, dres))
     }
 
     fn layer_norm_forward(
