@@ -96,3 +96,65 @@ extern "C" __global__ void dropout_contig_f32(uint64_t n, const float *x, float 
 extern "C" __global__ void dropout_contig_f64(uint64_t n, const double *x, double *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_contig_impl(n, x, out, seed, offset, threshold, scale); }
 extern "C" __global__ void dropout_contig_f16(uint64_t n, const f16 *x, f16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_contig_impl(n, x, out, seed, offset, threshold, scale); }
 extern "C" __global__ void dropout_contig_bf16(uint64_t n, const bf16 *x, bf16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { dropout_contig_impl(n, x, out, seed, offset, threshold, scale); }
+
+// ---- F::bias_dropout_add: out = residual + dropout(x + bias), the transformer block's
+// bias, dropout and residual add in one pass. x and residual are contiguous (rows, d),
+// bias (d). Element i is kept iff its Philox word is below threshold, dropout's rule, so
+// the mask is F::dropout's for the same stream; threshold 2^32 (eval, p = 0) keeps every
+// element without drawing words. Each step rounds to T as the separate ops do, so f32 and
+// f64 results equal theirs bit for bit.
+//
+// Thread mappings, and why:
+//   * bias_dropout_add_<dt>: grid-stride over the rows * d elements (elementwise).
+//   * bias_dropout_add_backward_<dt>: one thread per bias column (grid-stride over d),
+//     walking the rows in order: it writes grad_x = g * factor (skipped when grad_x is
+//     null: nothing dropped, grad_x is g) and sums it into grad_bias, a fixed order
+//     (deterministic, no atomics, no second kernel), loads coalesced across a warp's
+//     adjacent columns. Only d threads run: enough for a transformer's widths on the
+//     emulator and small GPUs; splitting the rows over blocks would need a second pass.
+__device__ __forceinline__ bool keeps(uint64_t seed, uint64_t offset, uint64_t i,
+                                      uint64_t threshold) {
+    return threshold > 0xFFFFFFFFull || (uint64_t)philox_word(seed, offset, i) < threshold;
+}
+
+template <typename T>
+__device__ __forceinline__ void bias_dropout_add_impl(uint64_t n, uint64_t d, const T *x,
+                                                      const T *bias, const T *residual, T *out,
+                                                      uint64_t seed, uint64_t offset,
+                                                      uint64_t threshold, double scale) {
+    typedef typename ComputeOf<T>::type C;
+    const C keep = (C)scale, drop = (C)0;
+    KILN_FOR_EACH(i, n) {
+        T biased = narrow<T>(widen(x[i]) + widen(bias[i % d]));
+        T dropped = narrow<T>(widen(biased) * (keeps(seed, offset, i, threshold) ? keep : drop));
+        out[i] = narrow<T>(widen(residual[i]) + widen(dropped));
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void bias_dropout_add_backward_impl(uint64_t rows, uint64_t d,
+                                                               const T *g, T *gx, T *gbias,
+                                                               uint64_t seed, uint64_t offset,
+                                                               uint64_t threshold, double scale) {
+    typedef typename ComputeOf<T>::type C;
+    const C keep = (C)scale, drop = (C)0;
+    KILN_FOR_EACH(j, d) {
+        C sum = 0;
+        for (uint64_t r = 0; r < rows; ++r) {
+            uint64_t i = r * d + j;
+            T v = narrow<T>(widen(g[i]) * (keeps(seed, offset, i, threshold) ? keep : drop));
+            if (gx) gx[i] = v;
+            sum += widen(v);
+        }
+        gbias[j] = narrow<T>(sum);
+    }
+}
+
+extern "C" __global__ void bias_dropout_add_f32(uint64_t n, uint64_t d, const float *x, const float *bias, const float *residual, float *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_impl(n, d, x, bias, residual, out, seed, offset, threshold, scale); }
+extern "C" __global__ void bias_dropout_add_f64(uint64_t n, uint64_t d, const double *x, const double *bias, const double *residual, double *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_impl(n, d, x, bias, residual, out, seed, offset, threshold, scale); }
+extern "C" __global__ void bias_dropout_add_f16(uint64_t n, uint64_t d, const f16 *x, const f16 *bias, const f16 *residual, f16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_impl(n, d, x, bias, residual, out, seed, offset, threshold, scale); }
+extern "C" __global__ void bias_dropout_add_bf16(uint64_t n, uint64_t d, const bf16 *x, const bf16 *bias, const bf16 *residual, bf16 *out, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_impl(n, d, x, bias, residual, out, seed, offset, threshold, scale); }
+extern "C" __global__ void bias_dropout_add_backward_f32(uint64_t rows, uint64_t d, const float *g, float *gx, float *gbias, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_backward_impl(rows, d, g, gx, gbias, seed, offset, threshold, scale); }
+extern "C" __global__ void bias_dropout_add_backward_f64(uint64_t rows, uint64_t d, const double *g, double *gx, double *gbias, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_backward_impl(rows, d, g, gx, gbias, seed, offset, threshold, scale); }
+extern "C" __global__ void bias_dropout_add_backward_f16(uint64_t rows, uint64_t d, const f16 *g, f16 *gx, f16 *gbias, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_backward_impl(rows, d, g, gx, gbias, seed, offset, threshold, scale); }
+extern "C" __global__ void bias_dropout_add_backward_bf16(uint64_t rows, uint64_t d, const bf16 *g, bf16 *gx, bf16 *gbias, uint64_t seed, uint64_t offset, uint64_t threshold, double scale) { bias_dropout_add_backward_impl(rows, d, g, gx, gbias, seed, offset, threshold, scale); }

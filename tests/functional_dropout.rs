@@ -228,11 +228,47 @@ mod cuda_parity {
         }
     }
 
+    /// bias_dropout_add in every float dtype, training (masked) and eval (not), on a
+    /// transposed residual: output and the gradients of x, bias and residual.
+    #[test]
+    fn bias_dropout_add_matches_the_cpu_in_every_float_dtype() {
+        let (dev, _gpu) = gpu_or_skip!("bias_dropout_add_matches_the_cpu_in_every_float_dtype");
+        for dtype in FLOATS {
+            let (atol, rtol) = tol(dtype);
+            for training in [true, false] {
+                let run = |d: &kiln::Device| -> Result<Vec<Tensor>> {
+                    let _own = crate::common::own_generator();
+                    kiln::manual_seed(77);
+                    let x = values(&[9, 37], dtype, 83).to_device(d)?.requires_grad();
+                    let b = values(&[37], dtype, 84).to_device(d)?.requires_grad();
+                    let r = values(&[37, 9], dtype, 85).to_device(d)?.requires_grad();
+                    let y = F::bias_dropout_add(&x, &b, &r.transpose(0, 1)?, 0.3, training)?;
+                    let gout = values(&[9, 37], dtype, 86).to_device(d)?;
+                    y.mul(&gout)?.sum_all()?.backward()?;
+                    Ok([&x, &b, &r]
+                        .into_iter()
+                        .map(|t| t.grad().expect("grad"))
+                        .chain([y])
+                        .collect())
+                };
+                let (on_gpu, on_cpu) = (run(&dev).unwrap(), run(&kiln::Device::Cpu).unwrap());
+                for (i, (g, c)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+                    let what =
+                        format!("bias_dropout_add {dtype:?} training {training}: output {i}");
+                    assert_close(&what, g, c, atol, rtol);
+                }
+            }
+        }
+    }
+
     /// On the emulated device: the parity tests above, run one after another, launch
     /// every kernel of kernels/dropout.cu.
     #[test]
     fn every_dropout_kernel_is_launched() {
-        let suite: [fn(); 1] = [dropout_matches_the_cpu_in_every_float_dtype];
+        let suite: [fn(); 2] = [
+            dropout_matches_the_cpu_in_every_float_dtype,
+            bias_dropout_add_matches_the_cpu_in_every_float_dtype,
+        ];
         assert_every_kernel_launched("dropout", &suite, &[]);
     }
 }

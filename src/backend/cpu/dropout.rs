@@ -9,13 +9,13 @@
 //! widest SIMD the machine has (AVX2 or AVX-512 on x86) without `unsafe` here.
 
 use super::DropoutOps;
-use crate::backend::cpu::dtype::{contiguous_as, float_kernel};
+use crate::backend::cpu::dtype::{compute_dtype, contiguous_as, float_kernel, Num};
 use crate::backend::cpu::gemm_util::Float;
-use crate::backend::cpu::CpuStorage;
+use crate::backend::cpu::{alloc, CpuStorage};
 use crate::dtype::WithDType;
 use crate::rng::{keep_threshold, PhiloxStream};
 use crate::shape::Layout;
-use crate::Result;
+use crate::{DType, Result};
 use rayon::prelude::*;
 
 /// Philox blocks computed side by side (8 makes rustc 1.95's register allocator
@@ -36,6 +36,88 @@ impl DropoutOps for CpuStorage {
             apply(&x, stream, threshold, T::from_f64(scale))?
         }))
     }
+
+    /// The separate passes (bias, dropout's [`apply`], residual add): the reference.
+    fn bias_dropout_add(
+        &self,
+        layout: &Layout,
+        bias: (&CpuStorage, &Layout),
+        residual: (&CpuStorage, &Layout),
+        mask: Option<(PhiloxStream, f64)>,
+    ) -> Result<CpuStorage> {
+        Ok(float_kernel!("bias_dropout_add", self.dtype(), |T| {
+            let x = contiguous_as::<T>(self, layout)?;
+            let b = contiguous_as::<T>(bias.0, bias.1)?;
+            let r = contiguous_as::<T>(residual.0, residual.1)?;
+            let d = b.len();
+            let dtype = self.dtype();
+            let biased = alloc::collect(x.iter().enumerate().map(|(i, &v)| v.add(b[i % d])))?;
+            let biased = rounded_to(biased, dtype)?;
+            let dropped = match mask {
+                Some((stream, p)) => {
+                    let scale = T::from_f64(1.0 / (1.0 - p));
+                    rounded_to(apply(&biased, stream, keep_threshold(p), scale)?, dtype)?
+                }
+                None => biased,
+            };
+            alloc::collect(dropped.iter().zip(r.iter()).map(|(&v, &r)| r.add(v)))?
+        }))
+    }
+
+    /// Dropout's [`apply`] on the gradient, then its column sums row by row.
+    fn bias_dropout_add_backward(
+        &self,
+        layout: &Layout,
+        d: usize,
+        mask: Option<(PhiloxStream, f64)>,
+    ) -> Result<(Option<CpuStorage>, CpuStorage)> {
+        /// `(grad_x, grad_bias)`: grad_x in `dtype` (rounded before it is summed, as
+        /// the separate ops and the CUDA kernel sum it), grad_bias in `T`.
+        fn run<T: Float>(
+            g: &CpuStorage,
+            layout: &Layout,
+            d: usize,
+            mask: Option<(PhiloxStream, f64)>,
+        ) -> Result<(Option<CpuStorage>, CpuStorage)> {
+            let dtype = g.dtype();
+            let g = contiguous_as::<T>(g, layout)?;
+            let gx = mask
+                .map(|(stream, p)| {
+                    let scale = T::from_f64(1.0 / (1.0 - p));
+                    CpuStorage::from_vec(apply(&g, stream, keep_threshold(p), scale)?)
+                        .convert(dtype)
+                })
+                .transpose()?;
+            let summed = match &gx {
+                Some(gx) => contiguous_as::<T>(gx, &Layout::contiguous(&[g.len()]))?,
+                None => g,
+            };
+            let mut sums = alloc::filled(d, T::default())?;
+            for row in summed.chunks(d.max(1)) {
+                for (s, &v) in sums.iter_mut().zip(row) {
+                    *s = s.add(v);
+                }
+            }
+            Ok((gx, CpuStorage::from_vec(sums)))
+        }
+        let dtype = self.dtype();
+        let (gx, gbias) = match compute_dtype("bias_dropout_add", dtype)? {
+            DType::F64 => run::<f64>(self, layout, d, mask)?,
+            _ => run::<f32>(self, layout, d, mask)?,
+        };
+        Ok((gx, gbias.convert(dtype)?))
+    }
+}
+
+/// `v` rounded to `dtype` (a half type; f32 and f64 are `T` itself) and widened back:
+/// the rounding of a separate op's output, which the CUDA kernels repeat.
+fn rounded_to<T: Float>(v: Vec<T>, dtype: DType) -> Result<Vec<T>> {
+    if dtype == T::DTYPE {
+        return Ok(v);
+    }
+    let n = v.len();
+    let half = CpuStorage::from_vec(v).convert(dtype)?;
+    Ok(contiguous_as::<T>(&half, &Layout::contiguous(&[n]))?.into_owned())
 }
 
 /// Output `i` is `x[i] * scale` where kept and `x[i] * 0` elsewhere (a product, as in

@@ -7,6 +7,7 @@
 //! and a CUDA kernel given the same stream produces the same mask.
 
 use crate::autograd::record;
+use crate::tensor::StorageLocks;
 use crate::{rng, Error, Result, Tensor};
 
 /// Zeroes each element with probability `p` and scales the rest by `1/(1-p)`, like
@@ -38,6 +39,89 @@ pub fn dropout(input: &Tensor, p: f64, training: bool) -> Result<Tensor> {
         let gx = g.storage().dropout(g.layout(), stream, p)?;
         Ok(vec![Some(Tensor::from_storage(gx, g.shape()))])
     }))
+}
+
+/// `residual + dropout(x + bias, p, training)` as one op: the bias, dropout and
+/// residual add that close a transformer block's attention or MLP branch (PyTorch's
+/// `residual + F.dropout(x + bias, p, training)`), in one pass forward and one backward
+/// (one kernel each on CUDA) instead of three of each.
+///
+/// `x` and `residual` have the same shape (rank ≥ 1), `bias` is `(d)` with `d` `x`'s
+/// last size; all have one float dtype and device. The mask is [`dropout`]'s for the
+/// same generator state (the same `numel` words drawn from the same stream), so with a
+/// seed the result equals `residual.add(&dropout(&x.add(bias)?, p, training)?)` — bit
+/// for bit in f32 and f64, whose roundings it repeats. `training == false` or
+/// `p == 0` give `residual + x + bias` and draw nothing; `p == 1` gives `residual`
+/// (times `x + bias`'s NaN, as `dropout`'s product) and draws nothing. `training` has
+/// no default, as with [`dropout`]. Gradients flow to all three.
+///
+/// Errors: `p` outside [0, 1] (or NaN), non-float inputs, and a shape, dtype or device
+/// mismatch, each naming the argument.
+pub fn bias_dropout_add(
+    x: &Tensor,
+    bias: &Tensor,
+    residual: &Tensor,
+    p: f64,
+    training: bool,
+) -> Result<Tensor> {
+    let _op = crate::profiler::op("bias_dropout_add", &[x]);
+    check_drop_probability(p)?;
+    x.check_float("bias_dropout_add")?;
+    x.check_same_device("bias_dropout_add: bias", bias)?;
+    x.check_same_dtype("bias_dropout_add: bias", bias)?;
+    x.check_same_device("bias_dropout_add: residual", residual)?;
+    x.check_same_dtype("bias_dropout_add: residual", residual)?;
+    let d = x.shape().last().copied();
+    if d.is_none_or(|d| bias.shape() != [d]) {
+        return Err(Error::arg(
+            "bias",
+            format!(
+                "must be (d) for an input of shape {:?} (d its last size), got {:?}",
+                x.shape(),
+                bias.shape()
+            ),
+        ));
+    }
+    if residual.shape() != x.shape() {
+        return Err(Error::arg(
+            "residual",
+            format!(
+                "must have the input's shape {:?}, got {:?}",
+                x.shape(),
+                residual.shape()
+            ),
+        ));
+    }
+    if training && p == 1.0 {
+        return residual.add(&x.add(bias)?.mul_scalar(0.0)?);
+    }
+    let mask = (training && p > 0.0).then(|| (rng::reserve(x.numel()), p));
+    let out = {
+        // One lock per distinct storage, in address order (see `tensor::locks`).
+        let locks = StorageLocks::read(&[x, bias, residual]);
+        locks.get(0).bias_dropout_add(
+            x.layout(),
+            (locks.get(1), bias.layout()),
+            (locks.get(2), residual.layout()),
+            mask,
+        )?
+    };
+    let out = Tensor::from_storage(out, x.shape());
+    let (shape, d) = (x.shape().to_vec(), bias.numel());
+    Ok(record(
+        out,
+        "bias_dropout_add",
+        &[x, bias, residual],
+        move |_, g| {
+            let (gx, gbias) = g.storage().bias_dropout_add_backward(g.layout(), d, mask)?;
+            let gx = gx.map_or_else(|| g.clone(), |gx| Tensor::from_storage(gx, &shape));
+            Ok(vec![
+                Some(gx),
+                Some(Tensor::from_storage(gbias, &[d])),
+                Some(g.clone()),
+            ])
+        },
+    ))
 }
 
 /// Channel dropout over one spatial dimension: PyTorch's `F.dropout1d(input, p,
