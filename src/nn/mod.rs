@@ -54,6 +54,7 @@ mod fusion;
 pub mod init;
 mod layers;
 mod module;
+pub mod parallel;
 mod parameter;
 mod summary;
 pub mod utils;
