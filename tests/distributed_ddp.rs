@@ -238,6 +238,102 @@ fn cpu_model_is_an_err(pg: &ProcessGroup) {
     );
 }
 
+/// `SyncBatchNorm::convert` of a chain with a `BatchNorm1d` equals the batch norm on
+/// the concatenated batch: output rows, the input's gradient, the parameters' summed
+/// gradients and the running statistics; in eval mode it uses the running statistics.
+fn sync_batch_norm_is_the_whole_batch(pg: &ProcessGroup) {
+    let (rank, world, dev) = (pg.rank(), pg.world_size(), pg.device());
+    let bn = || {
+        let layer = nn::BatchNorm1d::with_options(3, 0.3, 1e-4, &dev).unwrap();
+        layer
+            .weight
+            .copy_(&Tensor::from_vec(vec![1.5f32, -0.5, 2.0], &[3], &dev).unwrap())
+            .unwrap();
+        nn::Sequential::new().add(layer)
+    };
+    let sync = nn::SyncBatchNorm::convert(bn(), pg).unwrap();
+    let reference = bn();
+    assert_eq!(sync.get(0).unwrap().type_name(), "SyncBatchNorm");
+    let rows = world * 4;
+    let all: Vec<f32> = (0..rows * 3 * 2)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) / 4.0 + (i % 3) as f32)
+        .collect();
+    let whole = Tensor::from_vec(all, &[rows, 3, 2], &dev).unwrap();
+    let mine = whole
+        .narrow(0, rank * 4, 4)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .requires_grad();
+    let whole = whole.requires_grad();
+    // A loss that weighs every output differently, summed over the ranks.
+    let weights = |n: usize, from: usize| {
+        let w: Vec<f32> = (from * 6..(from + n) * 6)
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect();
+        Tensor::from_vec(w, &[n, 3, 2], &dev).unwrap()
+    };
+    let y = sync.forward(&mine).unwrap();
+    y.mul(&weights(4, rank * 4))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let y_ref = reference.forward(&whole).unwrap();
+    y_ref
+        .mul(&weights(rows, 0))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let rows_of = |t: &Tensor| {
+        vec![t
+            .narrow(0, rank * 4, 4)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap()]
+    };
+    let flat = |t: &Tensor| vec![t.contiguous().unwrap().to_vec::<f32>().unwrap()];
+    assert_close("output", &flat(&y), &rows_of(&y_ref));
+    assert_close(
+        "input grad",
+        &flat(&mine.grad().unwrap()),
+        &rows_of(&whole.grad().unwrap()),
+    );
+    for (p, r) in sync.parameters().iter().zip(reference.parameters()) {
+        let g = p.grad().unwrap();
+        pg.all_reduce(&g, kiln::distributed::ReduceOp::Sum).unwrap();
+        assert_close("parameter grad", &flat(&g), &flat(&r.grad().unwrap()));
+    }
+    for ((name, b), (_, r)) in sync.named_buffers().iter().zip(reference.named_buffers()) {
+        let (b, r) = (
+            b.to_dtype(kiln::DType::F64).unwrap(),
+            r.to_dtype(kiln::DType::F64).unwrap(),
+        );
+        let as_f32 = |t: &Tensor| {
+            vec![t
+                .to_dtype(kiln::DType::F32)
+                .unwrap()
+                .reshape(&[t.numel()])
+                .unwrap()
+                .to_vec::<f32>()
+                .unwrap()]
+        };
+        assert_close(name, &as_f32(&b), &as_f32(&r));
+    }
+    sync.eval();
+    reference.eval();
+    let (y, y_ref) = (
+        sync.forward(&mine).unwrap(),
+        reference.forward(&whole).unwrap(),
+    );
+    assert_close("eval", &flat(&y), &rows_of(&y_ref));
+}
+
 /// What a rank does in the parent's test.
 #[test]
 fn child() {
@@ -248,6 +344,7 @@ fn child() {
             same_as_one_process(&pg);
             no_sync_accumulates(&pg);
             unused_parameters(&pg);
+            sync_batch_norm_is_the_whole_batch(&pg);
             if pg.world_size() == 2 {
                 #[cfg(feature = "cuda-emulator")]
                 overlap_is_visible(&pg);

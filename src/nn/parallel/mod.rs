@@ -5,9 +5,12 @@
 //!
 //! The gradients are all-reduced in buckets from an autograd gradient-ready hook
 //! (`reducer.rs`), so the communication of the last layers' gradients overlaps the
-//! backward pass of the first layers.
+//! backward pass of the first layers. [`SyncBatchNorm`] normalises with the statistics
+//! of every rank's batch.
 
 mod ddp;
 mod reducer;
+mod sync_batch_norm;
 
 pub use ddp::{DistributedDataParallel, NoSyncGuard};
+pub use sync_batch_norm::SyncBatchNorm;
