@@ -7,8 +7,11 @@
 
 mod common;
 
-use common::ranks::{all_pass, child_mode, emulated, join, outcomes, spawn_ranks};
-use kiln::distributed::{self as dist, InitOpts, ProcessGroup, ReduceOp};
+use common::ranks::{
+    assert_no_group_without_a_device, child_mode, emulated, join, outcomes, run_on_ranks,
+    spawn_ranks,
+};
+use kiln::distributed::{self as dist, ProcessGroup, ReduceOp};
 use kiln::{DType, Device, Tensor};
 use std::time::Duration;
 
@@ -217,16 +220,12 @@ fn child() {
 
 #[test]
 fn collectives_on_two_ranks() {
-    if child_mode().is_none() && emulated() {
-        all_pass("collectives", 2);
-    }
+    run_on_ranks("collectives", 2);
 }
 
 #[test]
 fn collectives_on_three_ranks() {
-    if child_mode().is_none() && emulated() {
-        all_pass("collectives", 3);
-    }
+    run_on_ranks("collectives", 3);
 }
 
 #[test]
@@ -245,16 +244,10 @@ fn a_rank_that_dies_is_named_by_the_others() {
 /// why there is no CUDA device, and `backend_info` says why there is no NCCL.
 #[test]
 fn without_a_device_the_group_is_a_clear_err() {
+    assert_no_group_without_a_device();
     if child_mode().is_some() || emulated() {
         return;
     }
-    let file = std::env::temp_dir().join(format!("kiln-coll-{}-cpu", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let e = dist::init_process_group(InitOpts::file(&file, 0, 1))
-        .unwrap_err()
-        .to_string();
-    let _ = std::fs::remove_file(&file);
-    assert!(e.to_lowercase().contains("cuda"), "{e}");
     match dist::backend_info() {
         Ok(info) => assert!(info.starts_with("NCCL "), "{info}"),
         Err(e) => assert!(

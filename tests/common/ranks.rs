@@ -54,6 +54,29 @@ pub fn outcomes(children: Vec<Child>) -> Vec<(bool, String)> {
         .collect()
 }
 
+/// In the parent run on the emulated device, runs `mode` on `world` ranks and asserts
+/// that every rank passed (a no-op in a child and without the emulated device).
+pub fn run_on_ranks(mode: &str, world: usize) {
+    if child_mode().is_none() && emulated() {
+        all_pass(mode, world);
+    }
+}
+
+/// Without the emulated device (and no GPU here), joining a group is an `Err` that
+/// says why there is no CUDA device (a no-op in a child and on the emulated device).
+pub fn assert_no_group_without_a_device() {
+    if child_mode().is_some() || emulated() {
+        return;
+    }
+    let file = std::env::temp_dir().join(format!("kiln-ranks-{}-cpu", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let e = dist::init_process_group(InitOpts::file(&file, 0, 1))
+        .unwrap_err()
+        .to_string();
+    let _ = std::fs::remove_file(&file);
+    assert!(e.to_lowercase().contains("cuda"), "{e}");
+}
+
 /// Runs `mode` on `world` ranks and asserts that every rank passed.
 pub fn all_pass(mode: &str, world: usize) {
     for (rank, (passed, text)) in outcomes(spawn_ranks(mode, world)).into_iter().enumerate() {

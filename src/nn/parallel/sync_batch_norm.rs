@@ -182,15 +182,16 @@ fn all_reduce_sum(t: &Tensor, pg: &ProcessGroup) -> Result<Tensor> {
 
 impl Module for SyncBatchNorm {
     fn visit<'a>(&'a self, visitor: &mut dyn FnMut(&str, Member<'a>)) {
-        visitor("weight", Member::Parameter(&self.weight));
-        visitor("bias", Member::Parameter(&self.bias));
-        visitor("running_mean", Member::Buffer(&self.running_mean));
-        visitor("running_var", Member::Buffer(&self.running_var));
-        visitor(
-            "num_batches_tracked",
-            Member::Buffer(&self.num_batches_tracked),
+        crate::nn::layers::visit_batch_norm(
+            [&self.weight, &self.bias],
+            [
+                &self.running_mean,
+                &self.running_var,
+                &self.num_batches_tracked,
+            ],
+            &self.mode,
+            visitor,
         );
-        visitor("mode", Member::Mode(&self.mode));
     }
 
     fn type_name(&self) -> String {
