@@ -145,6 +145,15 @@ pub fn emulated_launch_counts() -> Vec<(&'static str, u64)> {
     crate::backend::cuda::runtime::emulator::launch_counts()
 }
 
+/// Runs `f` while recording, in order, each kernel launched on the emulated device
+/// and each collective a process group enqueues (`nccl:all_reduce`, ...) in this
+/// process; returns `f`'s result and the record. For tests of the order of compute and
+/// communication (DDP's overlap).
+#[cfg(feature = "cuda-emulator")]
+pub fn emulated_trace<R>(f: impl FnOnce() -> R) -> (R, Vec<&'static str>) {
+    crate::backend::cuda::runtime::emulator::traced(f)
+}
+
 /// The module that defines kernel `name` — the stem of its source, `"conv_tc"` for
 /// `kernels/conv_tc.cu` — or `None` when no kernel has that name. For the test suites'
 /// checks that a family's tests launch each of its kernels.

@@ -5,69 +5,15 @@
 //! fail with its name within the timeout. Without the emulated device (a CPU-only build
 //! or run), the tests check the `Err` that says why there are no collectives.
 
-use kiln::distributed::{self as dist, InitOpts, ProcessGroup, ReduceOp};
+mod common;
+
+use common::ranks::{
+    assert_no_group_without_a_device, child_mode, emulated, join, outcomes, run_on_ranks,
+    spawn_ranks,
+};
+use kiln::distributed::{self as dist, ProcessGroup, ReduceOp};
 use kiln::{DType, Device, Tensor};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// Whether this run has the emulated device: the collectives then run for real.
-fn emulated() -> bool {
-    cfg!(feature = "cuda-emulator") && std::env::var("KILN_CUDA_EMULATE").is_ok_and(|v| v == "1")
-}
-
-/// The child's mode, or None in the parent run (the child tests are then no-ops).
-fn child_mode() -> Option<String> {
-    std::env::var("KILN_COLL_CHILD").ok()
-}
-
-/// Starts `world` ranks running the `child` test in `mode`, meeting in a fresh file.
-fn spawn_ranks(mode: &str, world: usize) -> Vec<Child> {
-    let rdzv =
-        std::env::temp_dir().join(format!("kiln-coll-{}-{mode}-{world}", std::process::id()));
-    let _ = std::fs::remove_file(&rdzv);
-    (0..world)
-        .map(|rank| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "child", "--nocapture", "--test-threads", "1"])
-                .env("KILN_COLL_CHILD", mode)
-                .env("KILN_COLL_RANK", rank.to_string())
-                .env("KILN_COLL_WORLD", world.to_string())
-                .env("KILN_COLL_RDZV", &rdzv)
-                .env("KILN_CUDA_EMULATE_DEVICES", world.to_string())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect()
-}
-
-/// Each rank's output, and whether it passed its test.
-fn outcomes(children: Vec<Child>) -> Vec<(bool, String)> {
-    children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            (out.status.success() && text.contains("1 passed"), text)
-        })
-        .collect()
-}
-
-/// Joins the group of the child's environment, with `timeout`.
-fn join(timeout: Duration) -> ProcessGroup {
-    let var = |k: &str| std::env::var(k).unwrap();
-    let (rank, world) = (
-        var("KILN_COLL_RANK").parse().unwrap(),
-        var("KILN_COLL_WORLD").parse().unwrap(),
-    );
-    let opts = InitOpts::file(var("KILN_COLL_RDZV"), rank, world).timeout(timeout);
-    dist::init_process_group(opts).unwrap()
-}
 
 const DTYPES: [DType; 5] = [DType::F32, DType::F64, DType::F16, DType::BF16, DType::I64];
 const SHAPE: [usize; 2] = [3, 5];
@@ -272,28 +218,14 @@ fn child() {
     }
 }
 
-/// Runs the collectives on `world` ranks and asserts that every rank passed.
-fn collectives_on(world: usize) {
-    for (rank, (passed, text)) in outcomes(spawn_ranks("collectives", world))
-        .into_iter()
-        .enumerate()
-    {
-        assert!(passed, "rank {rank} of {world}: {text}");
-    }
-}
-
 #[test]
 fn collectives_on_two_ranks() {
-    if child_mode().is_none() && emulated() {
-        collectives_on(2);
-    }
+    run_on_ranks("collectives", 2);
 }
 
 #[test]
 fn collectives_on_three_ranks() {
-    if child_mode().is_none() && emulated() {
-        collectives_on(3);
-    }
+    run_on_ranks("collectives", 3);
 }
 
 #[test]
@@ -312,16 +244,10 @@ fn a_rank_that_dies_is_named_by_the_others() {
 /// why there is no CUDA device, and `backend_info` says why there is no NCCL.
 #[test]
 fn without_a_device_the_group_is_a_clear_err() {
+    assert_no_group_without_a_device();
     if child_mode().is_some() || emulated() {
         return;
     }
-    let file = std::env::temp_dir().join(format!("kiln-coll-{}-cpu", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let e = dist::init_process_group(InitOpts::file(&file, 0, 1))
-        .unwrap_err()
-        .to_string();
-    let _ = std::fs::remove_file(&file);
-    assert!(e.to_lowercase().contains("cuda"), "{e}");
     match dist::backend_info() {
         Ok(info) => assert!(info.starts_with("NCCL "), "{info}"),
         Err(e) => assert!(

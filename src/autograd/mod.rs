@@ -7,6 +7,7 @@
 //! accumulates into the `.grad` of every leaf it reaches, like PyTorch.
 
 mod gradcheck;
+pub(crate) mod hooks;
 
 pub use gradcheck::{gradcheck, GradcheckOpts};
 
@@ -225,7 +226,14 @@ pub(crate) fn backward_from(root: &Tensor, seed: Tensor, retain_graph: bool) -> 
     BACKWARD_DEPTH.set(BACKWARD_DEPTH.get() + 1);
     let walked = walk(&order, grads, &mut reached_parameters);
     BACKWARD_DEPTH.set(BACKWARD_DEPTH.get() - 1);
+    // The hooks' end (DDP waits for its all-reduces there) comes with the outermost
+    // backward, before the graph is released; the walk's own error comes first.
+    let ended = match BACKWARD_DEPTH.get() {
+        0 => hooks::backward_end(walked.is_ok()),
+        _ => Ok(()),
+    };
     walked?;
+    ended?;
     LAST_BACKWARD_PARAMETERS.with_borrow_mut(|last| last.append(&mut reached_parameters));
     if !retain_graph {
         for node in order.iter().filter_map(|t| t.grad_fn()) {
@@ -246,15 +254,13 @@ fn walk(
     // added into): only these may be written in place. A closure's result may be
     // shared (add's backward hands the same tensor to both inputs).
     let mut owned: HashSet<TensorId> = HashSet::new();
+    let mut uses = leaf_uses(order);
     for t in order {
         let Some(grad) = grads.remove(&t.id()) else {
             continue;
         };
         let Some(node) = t.grad_fn() else {
-            accumulate_leaf(t, grad)?;
-            if t.is_parameter() {
-                reached_parameters.push((t.id(), t.shape().to_vec()));
-            }
+            settle_leaf(t, grad, reached_parameters)?;
             continue;
         };
         if let Some(region) = node.region {
@@ -275,6 +281,7 @@ fn walk(
             acc.add_into_region(region, &grad)?;
             owned.insert(id);
             grads.insert(id, acc);
+            settle_used_leaves(node, &mut uses, &mut grads, reached_parameters)?;
             continue;
         }
         let input_grads = match &*node.backward.lock() {
@@ -313,8 +320,60 @@ fn walk(
             };
             grads.insert(input.id(), sum);
         }
+        settle_used_leaves(node, &mut uses, &mut grads, reached_parameters)?;
     }
     Ok(())
+}
+
+/// How many uses (node inputs) each leaf of `order` has: a leaf's gradient is final
+/// once that many nodes have run.
+fn leaf_uses(order: &[Tensor]) -> HashMap<TensorId, usize> {
+    let mut uses = HashMap::new();
+    for node in order.iter().filter_map(|t| t.grad_fn()) {
+        for input in &node.inputs {
+            if input.requires_grad_flag() && input.grad_fn().is_none() {
+                *uses.entry(input.id()).or_insert(0) += 1;
+            }
+        }
+    }
+    uses
+}
+
+/// After `node` ran: each leaf input whose last use it was gets its gradient now, not
+/// at its place in the order (the DFS order puts every leaf near the end), so the
+/// gradient-ready hooks hear of the last layers' parameters while the first layers'
+/// backward is still to run (DDP's overlap).
+fn settle_used_leaves(
+    node: &Node,
+    uses: &mut HashMap<TensorId, usize>,
+    grads: &mut HashMap<TensorId, Tensor>,
+    reached_parameters: &mut Vec<(TensorId, Vec<usize>)>,
+) -> Result<()> {
+    for input in &node.inputs {
+        let Some(n) = uses.get_mut(&input.id()) else {
+            continue;
+        };
+        *n -= 1;
+        if *n == 0 {
+            if let Some(grad) = grads.remove(&input.id()) {
+                settle_leaf(input, grad, reached_parameters)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Accumulates a leaf's final gradient of this walk and tells its hooks.
+fn settle_leaf(
+    leaf: &Tensor,
+    grad: Tensor,
+    reached_parameters: &mut Vec<(TensorId, Vec<usize>)>,
+) -> Result<()> {
+    accumulate_leaf(leaf, grad)?;
+    if leaf.is_parameter() {
+        reached_parameters.push((leaf.id(), leaf.shape().to_vec()));
+    }
+    hooks::leaf_ready(leaf)
 }
 
 fn accumulate_leaf(leaf: &Tensor, grad: Tensor) -> Result<()> {

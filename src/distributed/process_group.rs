@@ -13,7 +13,7 @@ use crate::backend::cuda::nccl::{self, Comm, ReduceOp};
 use crate::backend::cuda::CudaStorage;
 use crate::backend::Storage;
 use crate::{DType, Device, Error, Result, Tensor};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 /// A collective of the communicator thread, reporting its outcome.
@@ -21,7 +21,16 @@ type Job = Box<dyn FnOnce(&mut Comm) + Send>;
 
 /// The ranks of a run and their collectives on this rank's device
 /// (`Device::cuda(local_rank)`). Made by [`init_process_group`].
-pub struct ProcessGroup {
+///
+/// Cloning is cheap and gives another handle to the same group (as PyTorch's process
+/// group objects are shared): `DistributedDataParallel` keeps one for the all-reduces
+/// it starts during `backward`. The communication thread ends when the last handle
+/// is dropped.
+#[derive(Clone)]
+pub struct ProcessGroup(Arc<Group>);
+
+/// What the handles of a [`ProcessGroup`] share.
+struct Group {
     rdzv: Rendezvous,
     device: Device,
     jobs: Option<mpsc::Sender<Job>>,
@@ -31,8 +40,8 @@ pub struct ProcessGroup {
 impl std::fmt::Debug for ProcessGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessGroup")
-            .field("rendezvous", &self.rdzv)
-            .field("device", &self.device)
+            .field("rendezvous", &self.0.rdzv)
+            .field("device", &self.0.device)
             .finish()
     }
 }
@@ -79,12 +88,12 @@ pub fn init_process_group(opts: InitOpts) -> Result<ProcessGroup> {
             rank: rdzv.rank(),
             msg: format!("cannot start the communication thread: {e}"),
         })?;
-    Ok(ProcessGroup {
+    Ok(ProcessGroup(Arc::new(Group {
         rdzv,
         device,
         jobs: Some(jobs),
         worker: Some(worker),
-    })
+    })))
 }
 
 /// Which collective engine this process would use: the loaded NCCL's version and
@@ -108,7 +117,7 @@ pub fn backend_info() -> Result<String> {
     Ok(format!("NCCL {} ({})", lib.version()?, lib.path()))
 }
 
-impl Drop for ProcessGroup {
+impl Drop for Group {
     fn drop(&mut self) {
         // Closing the queue ends the thread once the queued collectives ran.
         self.jobs = None;
@@ -121,28 +130,28 @@ impl Drop for ProcessGroup {
 impl ProcessGroup {
     /// This process's rank, `0..world_size`.
     pub fn rank(&self) -> usize {
-        self.rdzv.rank()
+        self.0.rdzv.rank()
     }
 
     /// The number of ranks.
     pub fn world_size(&self) -> usize {
-        self.rdzv.world_size()
+        self.0.rdzv.world_size()
     }
 
     /// This process's rank on its machine: the ordinal of its CUDA device.
     pub fn local_rank(&self) -> usize {
-        self.rdzv.local_rank()
+        self.0.rdzv.local_rank()
     }
 
     /// The device the group's collectives run on.
     pub fn device(&self) -> Device {
-        self.device
+        self.0.device
     }
 
     /// Returns once every rank reached its barrier after the collectives it issued
     /// before; an `Err` naming the ranks that did not within the timeout.
     pub fn barrier(&self) -> Result<()> {
-        self.submit(|comm| comm.barrier())?.wait()
+        self.submit("nccl:barrier", |comm| comm.barrier())?.wait()
     }
 
     /// `t` = the reduction of every rank's `t`, in place (`dist.all_reduce`).
@@ -156,7 +165,7 @@ impl ProcessGroup {
         self.check(t, "t")?;
         check_op(t.dtype(), op)?;
         let t = t.clone();
-        self.submit(move |comm| {
+        self.submit("nccl:all_reduce", move |comm| {
             let send = read(&t)?;
             let mut recv = vec![0u8; send.len()];
             comm.all_reduce(&send, &mut recv, t.dtype(), op)?;
@@ -179,7 +188,7 @@ impl ProcessGroup {
             ));
         }
         let t = t.clone();
-        self.submit(move |comm| {
+        self.submit("nccl:broadcast", move |comm| {
             let mut buf = read(&t)?;
             comm.broadcast(&mut buf, root)?;
             write(&t, &buf)
@@ -192,10 +201,10 @@ impl ProcessGroup {
         self.check(t, "t")?;
         let n = self.world_size();
         let parts = (0..n)
-            .map(|_| Tensor::zeros(t.shape(), t.dtype(), &self.device))
+            .map(|_| Tensor::zeros(t.shape(), t.dtype(), &self.0.device))
             .collect::<Result<Vec<_>>>()?;
         let (t, outs) = (t.clone(), parts.clone());
-        self.submit(move |comm| {
+        self.submit("nccl:all_gather", move |comm| {
             let send = read(&t)?;
             let mut recv = vec![0u8; send.len() * outs.len()];
             comm.all_gather(&send, &mut recv)?;
@@ -238,7 +247,7 @@ impl ProcessGroup {
             ));
         }
         let (out, input) = (out.clone(), input.clone());
-        self.submit(move |comm| {
+        self.submit("nccl:reduce_scatter", move |comm| {
             let send = read(&input)?;
             let mut recv = vec![0u8; send.len() / comm.nranks()];
             comm.reduce_scatter(&send, &mut recv, input.dtype(), op)?;
@@ -246,10 +255,18 @@ impl ProcessGroup {
         })
     }
 
-    /// Queues `job` on the communication thread.
-    fn submit(&self, job: impl FnOnce(&mut Comm) -> Result<()> + Send + 'static) -> Result<Work> {
+    /// Queues `job`, the collective `name`, on the communication thread.
+    fn submit(
+        &self,
+        name: &'static str,
+        job: impl FnOnce(&mut Comm) -> Result<()> + Send + 'static,
+    ) -> Result<Work> {
+        #[cfg(feature = "cuda-emulator")]
+        crate::backend::cuda::runtime::emulator::trace(name);
+        #[cfg(not(feature = "cuda-emulator"))]
+        let _ = name;
         let (tx, done) = mpsc::channel();
-        let queued = self.jobs.as_ref().is_some_and(|jobs| {
+        let queued = self.0.jobs.as_ref().is_some_and(|jobs| {
             jobs.send(Box::new(move |comm: &mut Comm| {
                 let _ = tx.send(job(comm));
             }))
@@ -267,7 +284,7 @@ impl ProcessGroup {
     /// `Ok` when `t` (argument `name`) is a contiguous tensor of a collective dtype on
     /// the group's device.
     fn check(&self, t: &Tensor, name: &'static str) -> Result<()> {
-        if t.device() != self.device {
+        if t.device() != self.0.device {
             let why = if t.device() == Device::Cpu {
                 " (NCCL moves device memory: move the tensor with `.to_device(&pg.device())`)"
             } else {
@@ -278,7 +295,7 @@ impl ProcessGroup {
                 format!(
                     "on {:?}; this group's collectives run on {:?}{why}",
                     t.device(),
-                    self.device
+                    self.0.device
                 ),
             ));
         }

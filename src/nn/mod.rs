@@ -54,6 +54,7 @@ mod fusion;
 pub mod init;
 mod layers;
 mod module;
+pub mod parallel;
 mod parameter;
 mod summary;
 pub mod utils;
@@ -67,5 +68,6 @@ pub use functional::{
 pub use kiln_derive::Module;
 pub use layers::*;
 pub use module::{Forward, Layer, Member, Module, ModuleField};
+pub use parallel::SyncBatchNorm;
 pub use parameter::{Buffer, Mode, Parameter};
 pub use summary::{repr, summary};

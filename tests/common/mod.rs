@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_macros, unused_imports)]
 
 pub mod parity;
+pub mod ranks;
 pub mod rng;
 
 use kiln::{DType, Device, Tensor};

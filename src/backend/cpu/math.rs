@@ -27,7 +27,7 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     // Beyond these, e^x is +inf or 0 in f32 anyway; clamping keeps n in range.
     // `clamp` passes NaN through.
     let x_in = x.clamp(-104.0, 89.0);
-    let (s, n) = exp_reduced(x_in, 0.0);
+    let (s, n) = exp_reduced::<false>(x_in, 0.0);
     let p = 1.0 + s;
     // n ∈ [-151, 129]: each half lies in [-76, 65], a normal exponent. The halves
     // stay floats: Rust's saturating `as i32` compiles to scalar compares and
@@ -48,8 +48,12 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
 /// r + r²·q(r) with q the Taylor series of (e^r - 1 - r)/r² to degree 5 (remainder
 /// below 0.1 ulp). Returning e^r - 1 rather than e^r keeps its rounding error four
 /// times smaller relative to e^r.
+///
+/// `FUSED` evaluates q with fused multiply-adds: one instruction each inside the
+/// SIMD dispatch (and a chain half as long), but a libm call each in scalar code,
+/// so only callers that always run vectorized set it.
 #[inline(always)]
-fn exp_reduced(x: f32, lo: f32) -> (f32, f32) {
+fn exp_reduced<const FUSED: bool>(x: f32, lo: f32) -> (f32, f32) {
     // ln 2 = LN2_HI + LN2_LO, LN2_HI with 9 significant bits so n·LN2_HI is exact.
     const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -57,17 +61,27 @@ fn exp_reduced(x: f32, lo: f32) -> (f32, f32) {
     const ROUND: f32 = 12_582_912.0;
     let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
     let r = ((x - n * LN2_HI) - n * LN2_LO) + lo;
-    let q = 1.0 / 2.0
-        + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))));
+    let step = |acc: f32, c: f32| {
+        if FUSED {
+            r.mul_add(acc, c)
+        } else {
+            r * acc + c
+        }
+    };
+    // Horner's rule written out (an iterator's fold can stop the loop vectorizing).
+    let q = step(step(1.0 / 5040.0, 1.0 / 720.0), 1.0 / 120.0);
+    let q = step(step(step(q, 1.0 / 24.0), 1.0 / 6.0), 1.0 / 2.0);
     (r + r * r * q, n)
 }
 
 /// e^(x + lo) in f64 for f32 `x` (any value) and a small correction `lo`, within
 /// 0.2 f32 ulp: exactly 0 below -150 (e^-150 is far below every f32 result built
 /// from it here), +inf above 89 — results that stay beyond f32's range once rounded.
+/// Its polynomial is fused (see [`exp_reduced`]): the functions built on it are
+/// called from vectorized loops only.
 #[inline(always)]
 fn exp_wide(x: f32, lo: f32) -> f64 {
-    let (s, n) = exp_reduced(x.clamp(-150.0, 89.0), lo);
+    let (s, n) = exp_reduced::<true>(x.clamp(-150.0, 89.0), lo);
     // 2^n from the integer-valued n: its biased exponent lands in the low bits of
     // n + 1023 + 2^52, and a shift moves it into place (no 64-bit integer
     // arithmetic, which AVX2 lacks).
@@ -236,15 +250,17 @@ fn normal_cdf_wide(x: f32) -> (f64, f64) {
 /// degrees (4, 5), relative error 6·10⁻⁹.
 #[inline(always)]
 fn normal_tail_ratio(t: f64) -> f64 {
-    let num = 0.500_000_002_948_896_5
-        + t * (0.438_295_835_411_893_2
-            + t * (0.183_235_568_269_828_3
-                + t * (0.040_633_304_817_550_74 + t * 0.004_116_301_405_408_695_5)));
-    let den = 1.0
-        + t * (1.674_476_651_533_47
-            + t * (1.202_505_418_122_696_8
-                + t * (0.469_471_706_760_515_86
-                    + t * (0.101_859_036_728_524_46 + t * 0.010_317_917_773_269_389))));
+    // Horner's rule with fused multiply-adds: inside the SIMD dispatch they are single
+    // instructions, and they shorten the dependency chain this loop waits on.
+    let num = t.mul_add(0.004_116_301_405_408_695_5, 0.040_633_304_817_550_74);
+    let num = t.mul_add(num, 0.183_235_568_269_828_3);
+    let num = t.mul_add(num, 0.438_295_835_411_893_2);
+    let num = t.mul_add(num, 0.500_000_002_948_896_5);
+    let den = t.mul_add(0.010_317_917_773_269_389, 0.101_859_036_728_524_46);
+    let den = t.mul_add(den, 0.469_471_706_760_515_86);
+    let den = t.mul_add(den, 1.202_505_418_122_696_8);
+    let den = t.mul_add(den, 1.674_476_651_533_47);
+    let den = t.mul_add(den, 1.0);
     num / den
 }
 
@@ -274,16 +290,14 @@ pub(crate) fn erf_f32(x: f32) -> f32 {
     let (xw, y) = (x as f64, x.abs());
     let x2 = xw * xw;
     let c = &ERF_SERIES;
-    // Horner's rule written out: an iterator's fold here stops the loop vectorizing.
+    // Horner's rule written out (an iterator's fold here stops the loop vectorizing),
+    // fused as in `normal_tail_ratio`.
+    let h = |acc: f64, k: usize| x2.mul_add(acc, c[k]);
     let series = xw
-        * (c[0]
-            + x2 * (c[1]
-                + x2 * (c[2]
-                    + x2 * (c[3]
-                        + x2 * (c[4]
-                            + x2 * (c[5]
-                                + x2 * (c[6]
-                                    + x2 * (c[7] + x2 * (c[8] + x2 * (c[9] + x2 * c[10]))))))))));
+        * h(
+            h(h(h(h(h(h(h(h(h(c[10], 9), 8), 7), 6), 5), 4), 3), 2), 1),
+            0,
+        );
     let y = y.min(6.0);
     let yh = f32::from_bits(y.to_bits() & 0xffff_f000);
     let yl = y - yh;

@@ -6,7 +6,7 @@
 
 use super::{check_step_operands, AdamStep, OptimOps, SgdStep};
 use crate::backend::cpu::dtype::contiguous_as;
-use crate::backend::cpu::CpuStorage;
+use crate::backend::cpu::{vectorized, CpuStorage};
 use crate::dtype::WithDType;
 use crate::shape::Layout;
 use crate::{DType, Error, Result};
@@ -145,6 +145,7 @@ struct AdamScalars<C> {
 
 /// One element of an Adam step: the new parameter, m, v and v_max. The maximum
 /// propagates NaN, as `torch.maximum` does.
+#[inline(always)]
 fn adam_element<C: Compute>(
     mut p: C,
     mut g: C,
@@ -166,12 +167,47 @@ fn adam_element<C: Compute>(
     (p - m / denom * k.step_size, m, v, v_max)
 }
 
+/// Adam on a contiguous parameter without AMSGrad's maximum (the common case) as
+/// zipped slices inside the SIMD dispatch, where the loop vectorizes; the same
+/// [`adam_element`] as the general loop, so the results are the same bits.
+struct AdamSlices<'a, T, C> {
+    p: &'a mut [T],
+    g: &'a [C],
+    m: &'a mut [T],
+    v: &'a mut [T],
+    step: &'a AdamStep,
+    k: &'a AdamScalars<C>,
+}
+
+impl<T: WithDType, C: Compute> pulp::WithSimd for AdamSlices<'_, T, C> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Self {
+            p,
+            g,
+            m,
+            v,
+            step,
+            k,
+        } = self;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let state = (wide(*m), wide(*v), None);
+            let (new_p, new_m, new_v, _) = adam_element(wide(*p), g, state, step, k);
+            (*p, *m, *v) = (narrow(new_p), narrow(new_m), narrow(new_v));
+        }
+    }
+}
+
 /// A storage element in the compute type.
+#[inline(always)]
 fn wide<T: WithDType, C: Compute>(x: T) -> C {
     C::from_f64(x.to_f64())
 }
 
 /// A compute-type value rounded to the storage type.
+#[inline(always)]
 fn narrow<T: WithDType, C: Compute>(x: C) -> T {
     T::from_f64(x.to_f64())
 }
@@ -242,6 +278,18 @@ impl OptimOps for CpuStorage {
             let p = typed::<T>(OP, self)?;
             let (m, v) = (typed::<T>(OP, m)?, typed::<T>(OP, v)?);
             let mut v_max = v_max.map(|s| typed::<T>(OP, s)).transpose()?;
+            if let (Some(r), None) = (layout.contiguous_range(), v_max.as_ref()) {
+                let p = &mut p[r];
+                vectorized(AdamSlices {
+                    p,
+                    g: &g,
+                    m,
+                    v,
+                    step,
+                    k: &k,
+                });
+                return Ok(());
+            }
             for (i, pi) in param_indices(layout).enumerate() {
                 let prev_max = v_max.as_ref().map(|s| wide(s[i]));
                 let state = (wide(m[i]), wide(v[i]), prev_max);

@@ -5,7 +5,7 @@
 use super::{CellGrads, CellLayouts, CellOp, CellParams, RnnOps};
 use crate::backend::cpu::dtype::{compute_dtype, contiguous_as, same_dtype};
 use crate::backend::cpu::math::Float;
-use crate::backend::cpu::{alloc, CpuStorage, PARALLEL_THRESHOLD};
+use crate::backend::cpu::{alloc, vectorized, CpuStorage, PARALLEL_THRESHOLD};
 use crate::dtype::WithDType;
 use crate::shape::Layout;
 use crate::Result;
@@ -80,7 +80,7 @@ fn forward_as<T: Float + WithDType>(
     } else {
         std::borrow::Cow::Borrowed(&[][..])
     };
-    let (h, g) = (p.hidden, p.op.gates());
+    let h = p.hidden;
     let (ow, sw) = (p.op.out_width() * h, p.op.saved() * h);
     let mut out = alloc::filled(p.rows * ow, T::default())?;
     let mut saved = alloc::filled(p.rows * sw, T::default())?;
@@ -92,37 +92,78 @@ fn forward_as<T: Float + WithDType>(
             .enumerate()
             .collect();
         run_tasks(tasks, |(t, (out, saved))| {
-            let rows = out.len() / ow;
-            for r in 0..rows {
-                let n = t * rpt + r;
-                let (a, b) = (&a[n * g * h..][..g * h], &b[n * g * h..][..g * h]);
-                let s = if p.op.has_state() {
-                    &s[n * h..][..h]
-                } else {
-                    &[][..]
-                };
-                let (o, sv) = (&mut out[r * ow..][..ow], &mut saved[r * sw..][..sw]);
-                match p.op {
-                    CellOp::Lstm => lstm_forward(a, b, s, o, sv),
-                    CellOp::Gru => gru_forward(a, b, s, o, sv),
-                    CellOp::RnnTanh => {
-                        for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                            *o = (x + y).tanh();
-                        }
-                        sv.copy_from_slice(o);
-                    }
-                    CellOp::RnnRelu => {
-                        for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                            *o = relu(x + y);
-                        }
-                        sv.copy_from_slice(o);
-                    }
-                }
-            }
+            let (a, b, s) = (&a[..], &b[..], &s[..]);
+            vectorized(ForwardRows {
+                p,
+                a,
+                b,
+                s,
+                first: t * rpt,
+                out,
+                saved,
+            })
         });
     }
     let dtype = gi.dtype();
     Ok((narrowed(out, dtype)?, narrowed(saved, dtype)?))
+}
+
+/// The rows of one forward task, from row `first` on, run inside the SIMD dispatch:
+/// the cells' sigmoid and tanh vectorize there, and `math`'s fused polynomials are
+/// single instructions (a libm call each outside it).
+struct ForwardRows<'a, T> {
+    p: &'a CellParams,
+    a: &'a [T],
+    b: &'a [T],
+    s: &'a [T],
+    first: usize,
+    out: &'a mut [T],
+    saved: &'a mut [T],
+}
+
+impl<T: Float> pulp::WithSimd for ForwardRows<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Self {
+            p,
+            a,
+            b,
+            s,
+            first,
+            out,
+            saved,
+        } = self;
+        let (h, g) = (p.hidden, p.op.gates());
+        let (ow, sw) = (p.op.out_width() * h, p.op.saved() * h);
+        for r in 0..out.len() / ow {
+            let n = first + r;
+            let (a, b) = (&a[n * g * h..][..g * h], &b[n * g * h..][..g * h]);
+            let s = if p.op.has_state() {
+                &s[n * h..][..h]
+            } else {
+                &[][..]
+            };
+            let (o, sv) = (&mut out[r * ow..][..ow], &mut saved[r * sw..][..sw]);
+            match p.op {
+                CellOp::Lstm => lstm_forward(a, b, s, o, sv),
+                CellOp::Gru => gru_forward(a, b, s, o, sv),
+                CellOp::RnnTanh => {
+                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                        *o = (x + y).tanh();
+                    }
+                    sv.copy_from_slice(o);
+                }
+                CellOp::RnnRelu => {
+                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                        *o = relu(x + y);
+                    }
+                    sv.copy_from_slice(o);
+                }
+            }
+        }
+    }
 }
 
 fn relu<T: Float>(x: T) -> T {
@@ -149,6 +190,7 @@ fn blocks_mut<T, const K: usize>(v: &mut [T], h: usize) -> [&mut [T]; K] {
 }
 
 /// One LSTM row: `o = [h | c']`, `sv = [i | f | g | o | tanh c']`.
+#[inline(always)]
 fn lstm_forward<T: Float>(a: &[T], b: &[T], c: &[T], o: &mut [T], sv: &mut [T]) {
     let h = c.len();
     let [ai, af, ag, ao] = blocks(a, h);
@@ -166,6 +208,7 @@ fn lstm_forward<T: Float>(a: &[T], b: &[T], c: &[T], o: &mut [T], sv: &mut [T]) 
 }
 
 /// One GRU row: `o = h'`, `sv = [r | z | n | gh_n]`.
+#[inline(always)]
 fn gru_forward<T: Float>(a: &[T], b: &[T], hp: &[T], o: &mut [T], sv: &mut [T]) {
     let h = hp.len();
     let [ar, az, an] = blocks(a, h);
@@ -189,7 +232,7 @@ fn backward_as<T: Float + WithDType>(
     p: &CellParams,
 ) -> Result<CellGrads<CpuStorage>> {
     let (h, g) = (p.hidden, p.op.gates());
-    let (ow, sw) = (p.op.out_width() * h, p.op.saved() * h);
+    let sw = p.op.saved() * h;
     let sv = contiguous_as::<T>(saved, &Layout::contiguous(&[p.rows, sw]))?;
     let d = contiguous_as::<T>(dout, dl)?;
     let s = if p.op.has_state() {
@@ -215,34 +258,18 @@ fn backward_as<T: Float + WithDType>(
                 (t, dgi, ds, dgh)
             })
             .collect();
-        run_tasks(tasks, |(t, dgi, ds, mut dgh)| {
-            for r in 0..dgi.len() / (g * h) {
-                let n = t * rpt + r;
-                let (sv, dy) = (&sv[n * sw..][..sw], &d[n * ow..][..ow]);
-                let dgi = &mut dgi[r * g * h..][..g * h];
-                match p.op {
-                    CellOp::Lstm => {
-                        lstm_backward(sv, &s[n * h..][..h], dy, dgi, &mut ds[r * h..][..h])
-                    }
-                    CellOp::Gru => {
-                        let dgh = dgh.as_deref_mut().map(|v| &mut v[r * g * h..][..g * h]);
-                        let dgh = dgh.expect("the GRU has a hidden-gate gradient");
-                        let ds = &mut ds[r * h..][..h];
-                        gru_backward(sv, &s[n * h..][..h], dy, dgi, dgh, ds)
-                    }
-                    CellOp::RnnTanh => {
-                        let one = T::from_f64(1.0);
-                        for ((dx, &y), &dy) in dgi.iter_mut().zip(sv).zip(dy) {
-                            *dx = dy * (one - y * y);
-                        }
-                    }
-                    CellOp::RnnRelu => {
-                        for ((dx, &y), &dy) in dgi.iter_mut().zip(sv).zip(dy) {
-                            *dx = if y > T::default() { dy } else { T::default() };
-                        }
-                    }
-                }
-            }
+        run_tasks(tasks, |(t, dgi, ds, dgh)| {
+            let (sv, s, d) = (&sv[..], &s[..], &d[..]);
+            vectorized(BackwardRows {
+                p,
+                sv,
+                s,
+                d,
+                first: t * rpt,
+                dgi,
+                ds,
+                dgh,
+            })
         });
     }
     let dtype = saved.dtype();
@@ -253,8 +280,67 @@ fn backward_as<T: Float + WithDType>(
     ))
 }
 
+/// The rows of one backward task, from row `first` on, inside the SIMD dispatch (see
+/// [`ForwardRows`]).
+struct BackwardRows<'a, T> {
+    p: &'a CellParams,
+    sv: &'a [T],
+    s: &'a [T],
+    d: &'a [T],
+    first: usize,
+    dgi: &'a mut [T],
+    ds: &'a mut [T],
+    dgh: Option<&'a mut [T]>,
+}
+
+impl<T: Float> pulp::WithSimd for BackwardRows<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Self {
+            p,
+            sv,
+            s,
+            d,
+            first,
+            dgi,
+            ds,
+            mut dgh,
+        } = self;
+        let (h, g) = (p.hidden, p.op.gates());
+        let (ow, sw) = (p.op.out_width() * h, p.op.saved() * h);
+        for r in 0..dgi.len() / (g * h) {
+            let n = first + r;
+            let (sv, dy) = (&sv[n * sw..][..sw], &d[n * ow..][..ow]);
+            let dgi = &mut dgi[r * g * h..][..g * h];
+            match p.op {
+                CellOp::Lstm => lstm_backward(sv, &s[n * h..][..h], dy, dgi, &mut ds[r * h..][..h]),
+                CellOp::Gru => {
+                    let dgh = dgh.as_deref_mut().map(|v| &mut v[r * g * h..][..g * h]);
+                    let dgh = dgh.expect("the GRU has a hidden-gate gradient");
+                    let ds = &mut ds[r * h..][..h];
+                    gru_backward(sv, &s[n * h..][..h], dy, dgi, dgh, ds)
+                }
+                CellOp::RnnTanh => {
+                    let one = T::from_f64(1.0);
+                    for ((dx, &y), &dy) in dgi.iter_mut().zip(sv).zip(dy) {
+                        *dx = dy * (one - y * y);
+                    }
+                }
+                CellOp::RnnRelu => {
+                    for ((dx, &y), &dy) in dgi.iter_mut().zip(sv).zip(dy) {
+                        *dx = if y > T::default() { dy } else { T::default() };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One LSTM row from the saved `[i | f | g | o | tanh c']`, the previous cell `c` and
 /// `dy = [dh | dc']`.
+#[inline(always)]
 fn lstm_backward<T: Float>(sv: &[T], c: &[T], dy: &[T], dgi: &mut [T], ds: &mut [T]) {
     let h = c.len();
     let one = T::from_f64(1.0);
@@ -272,6 +358,7 @@ fn lstm_backward<T: Float>(sv: &[T], c: &[T], dy: &[T], dgi: &mut [T], ds: &mut 
 }
 
 /// One GRU row from the saved `[r | z | n | gh_n]`, the previous state `hp` and `dy`.
+#[inline(always)]
 fn gru_backward<T: Float>(
     sv: &[T],
     hp: &[T],

@@ -112,17 +112,34 @@ impl BatchNormOpts {
     }
 }
 
+/// A batch norm's parameters, buffers and mode under PyTorch's names, in its order
+/// (`BatchNorm` and `SyncBatchNorm` checkpoints are interchangeable).
+pub(crate) fn visit_batch_norm<'a>(
+    [weight, bias]: [&'a Parameter; 2],
+    [running_mean, running_var, num_batches_tracked]: [&'a Buffer; 3],
+    mode: &'a Mode,
+    visitor: &mut dyn FnMut(&str, Member<'a>),
+) {
+    visitor("weight", Member::Parameter(weight));
+    visitor("bias", Member::Parameter(bias));
+    visitor("running_mean", Member::Buffer(running_mean));
+    visitor("running_var", Member::Buffer(running_var));
+    visitor("num_batches_tracked", Member::Buffer(num_batches_tracked));
+    visitor("mode", Member::Mode(mode));
+}
+
 impl<const D: usize> Module for BatchNorm<D> {
     fn visit<'a>(&'a self, visitor: &mut dyn FnMut(&str, Member<'a>)) {
-        visitor("weight", Member::Parameter(&self.weight));
-        visitor("bias", Member::Parameter(&self.bias));
-        visitor("running_mean", Member::Buffer(&self.running_mean));
-        visitor("running_var", Member::Buffer(&self.running_var));
-        visitor(
-            "num_batches_tracked",
-            Member::Buffer(&self.num_batches_tracked),
+        visit_batch_norm(
+            [&self.weight, &self.bias],
+            [
+                &self.running_mean,
+                &self.running_var,
+                &self.num_batches_tracked,
+            ],
+            &self.mode,
+            visitor,
         );
-        visitor("mode", Member::Mode(&self.mode));
     }
 
     fn type_name(&self) -> String {

@@ -56,6 +56,18 @@ impl Sequential {
     pub fn get(&self, index: usize) -> Option<&dyn Layer> {
         self.layers.get(index).map(|layer| &**layer)
     }
+
+    /// The same chain (and mode) with each layer replaced by `f`'s answer for it.
+    pub(crate) fn map_layers(
+        self,
+        mut f: impl FnMut(Box<dyn Layer>) -> Result<Box<dyn Layer>>,
+    ) -> Result<Sequential> {
+        let layers = self.layers.into_iter().map(&mut f).collect::<Result<_>>()?;
+        Ok(Sequential {
+            layers,
+            mode: self.mode,
+        })
+    }
 }
 
 impl std::fmt::Debug for Sequential {

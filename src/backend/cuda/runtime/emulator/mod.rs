@@ -18,8 +18,9 @@ use super::allocator::{EventId, RawAllocError, RawAllocator, StreamId};
 use super::kernels::{KernelId, EMULATED_ENTRIES};
 use super::launch::{Executor, KernelArg, LaunchConfig, TimingEvent};
 use crate::{Error, Result};
+use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -57,6 +58,30 @@ pub fn launch_counts() -> Vec<(&'static str, u64)> {
         .iter()
         .map(|k| (k.name(), LAUNCHES[*k as usize].load(Ordering::Relaxed)))
         .collect()
+}
+
+/// Whether [`TRACE`] records (a load per launch when it does not).
+static TRACING: AtomicBool = AtomicBool::new(false);
+/// The launches and collective enqueues of this process in order, while [`traced`] runs.
+static TRACE: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// Runs `f` while recording, in order, the name of each kernel launched on the emulated
+/// device and each collective enqueued by a process group (`nccl:all_reduce`, ...) in
+/// this process: the order of the two streams' work, which the overlap of DDP's
+/// gradient all-reduces with the backward pass is tested on. One recording at a time.
+pub fn traced<R>(f: impl FnOnce() -> R) -> (R, Vec<&'static str>) {
+    TRACE.lock().clear();
+    TRACING.store(true, Ordering::SeqCst);
+    let out = f();
+    TRACING.store(false, Ordering::SeqCst);
+    (out, std::mem::take(&mut *TRACE.lock()))
+}
+
+/// Appends `event` to the trace while [`traced`] records.
+pub(crate) fn trace(event: &'static str) {
+    if TRACING.load(Ordering::Relaxed) {
+        TRACE.lock().push(event);
+    }
 }
 
 /// The emulated device's seams.
@@ -137,6 +162,7 @@ pub(crate) struct EmulatedExecutor {
 impl Executor for EmulatedExecutor {
     fn launch(&self, kernel: KernelId, cfg: LaunchConfig, args: &[KernelArg]) -> Result<()> {
         LAUNCHES[kernel as usize].fetch_add(1, Ordering::Relaxed);
+        trace(kernel.name());
         let params: Vec<*const c_void> = args.iter().map(KernelArg::as_ptr).collect();
         let name = CString::new(kernel.name()).expect("kernel names have no NUL");
         let grid = [cfg.grid.0, cfg.grid.1, cfg.grid.2];
