@@ -268,31 +268,27 @@ impl<const D: usize> BatchNorm<D> {
             };
             return F::relu(&y);
         }
-        self.check_input(x)?;
-        let training = self.mode.is_training();
-        let y = F::batch_norm_act(
-            x,
-            &self.running_mean,
-            &self.running_var,
-            Some(&self.weight),
-            Some(&self.bias),
-            residual,
-            training,
-            self.momentum,
-            self.eps,
-        )?;
-        self.count_batch(training)?;
-        Ok(y)
+        self.normalise(x, Some(residual))
     }
 
-    /// Counts a training batch in `num_batches_tracked`.
-    fn count_batch(&self, training: bool) -> Result<()> {
+    /// This layer's batch norm of `x` (checked, the batch counted); with `act`
+    /// `Some(residual)`, `F::batch_norm_act`'s residual add and ReLU fused into it.
+    fn normalise(&self, x: &Tensor, act: Option<Option<&Tensor>>) -> Result<Tensor> {
+        self.check_input(x)?;
+        let training = self.mode.is_training();
+        let (rm, rv): (&Tensor, &Tensor) = (&self.running_mean, &self.running_var);
+        let (w, b): (Option<&Tensor>, Option<&Tensor>) = (Some(&self.weight), Some(&self.bias));
+        let (momentum, eps) = (self.momentum, self.eps);
+        let y = match act {
+            None => F::batch_norm(x, rm, rv, w, b, training, momentum, eps)?,
+            Some(r) => F::batch_norm_act(x, rm, rv, w, b, r, training, momentum, eps)?,
+        };
         if training {
             let _guard = crate::no_grad();
             self.num_batches_tracked
                 .copy_(&self.num_batches_tracked.add_scalar(1.0)?)?;
         }
-        Ok(())
+        Ok(y)
     }
 
     /// The running-average momentum.
@@ -342,20 +338,7 @@ impl<const D: usize> BatchNorm<D> {
 
 impl<const D: usize> Forward for BatchNorm<D> {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x)?;
-        let training = self.mode.is_training();
-        let y = F::batch_norm(
-            x,
-            &self.running_mean,
-            &self.running_var,
-            Some(&self.weight),
-            Some(&self.bias),
-            training,
-            self.momentum,
-            self.eps,
-        )?;
-        self.count_batch(training)?;
-        Ok(y)
+        self.normalise(x, None)
     }
 }
 
