@@ -170,6 +170,7 @@ impl SyncBatchNorm {
 /// The sum of every rank's `t`, differentiable: its backward is the sum of every
 /// rank's gradient (the loss being the sum of the ranks' losses).
 fn all_reduce_sum(t: &Tensor, pg: &ProcessGroup) -> Result<Tensor> {
+    let _op = crate::profiler::op("all_reduce", &[t]);
     let out = t.detach().contiguous_copy()?;
     pg.all_reduce(&out, ReduceOp::Sum)?;
     let pg = pg.clone();
